@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Hot numeric targets are built with -Ounchecked in release: bounds checks stay
+// in debug builds, where the tests also run them.
+let kernelSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Astrolabe",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "astrolabe", targets: ["astrolabe"]),
+        .library(name: "FITS", targets: ["FITS"]),
+        .library(name: "Autograd", targets: ["Autograd"]),
+        .library(name: "SkySim", targets: ["SkySim"]),
+        .library(name: "Plotting", targets: ["Plotting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - System libraries (Debian: libcfitsio-dev, libopenblas-dev, wcslib-dev, libpng-dev)
+        .systemLibrary(name: "CFITSIO", pkgConfig: "cfitsio",
+                       providers: [.apt(["libcfitsio-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CWCS", pkgConfig: "wcslib",
+                       providers: [.apt(["wcslib-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+
+        // MARK: - Libraries, lowest first
+        .target(name: "FITS", dependencies: ["CFITSIO"], swiftSettings: kernelSettings),
+        .target(name: "Autograd", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
+        .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
+        .target(name: "SkySim", dependencies: ["FITS", "Plotting"], swiftSettings: kernelSettings),
+
+        // MARK: - Command-line tool
+        .executableTarget(
+            name: "astrolabe",
+            dependencies: [
+                "FITS", "Autograd", "SkySim", "Plotting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        // MARK: - Tests
+        .target(name: "TestSupport", dependencies: ["FITS", "Autograd"], path: "Tests/TestSupport"),
+        .testTarget(name: "FITSTests", dependencies: ["FITS", "TestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "SkySimTests", dependencies: ["SkySim", "FITS", "Plotting", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["FITS", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,2 @@
+// Tensor and reverse-mode autograd engine (Float32, NCHW) on OpenBLAS.
+import CBLAS

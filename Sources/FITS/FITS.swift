@@ -1,0 +1,2 @@
+// FITS I/O on cfitsio. See FITSFile.swift and friends.
+import CFITSIO

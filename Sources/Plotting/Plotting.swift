@@ -1,0 +1,2 @@
+// Raster pictures (PNG through libpng): images, contact sheets, plots.
+import CPNG

@@ -1,0 +1,2 @@
+// Sky simulator for the four tasks of TASKS.md.
+import FITS

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Astrolabe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "astrolabe",
+        abstract: "Deep learning on astronomical FITS images.",
+        version: "0.1.0",
+        subcommands: [Inspect.self, Simulate.self, Bench.self])
+}

@@ -1,0 +1,5 @@
+extension Bench {
+    func runConvBench(quick: Bool) throws {
+        throw BenchError.notImplemented("conv")
+    }
+}

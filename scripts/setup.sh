@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the system libraries Astrolabe links against, if any is missing.
+# Debian/Ubuntu: libcfitsio-dev, libopenblas-dev, wcslib-dev, libpng-dev, pkg-config.
+set -euo pipefail
+need=()
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+for pair in cfitsio:libcfitsio-dev openblas:libopenblas-dev wcslib:wcslib-dev libpng:libpng-dev; do
+    pc=${pair%%:*}; deb=${pair#*:}
+    pkg-config --exists "$pc" 2>/dev/null || need+=("$deb")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]}" >&2
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v swift >/dev/null 2>&1 || { echo "setup: Swift 6 is required (https://swift.org/install)" >&2; exit 1; }
