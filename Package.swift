@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Autograd", targets: ["Autograd"]),
         .library(name: "SkySim", targets: ["SkySim"]),
         .library(name: "Plotting", targets: ["Plotting"]),
+        .library(name: "Preprocessing", targets: ["Preprocessing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,6 +36,7 @@ let package = Package(
         .target(name: "FITS", dependencies: ["CFITSIO"], swiftSettings: kernelSettings),
         .target(name: "Autograd", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
+        .target(name: "Preprocessing", swiftSettings: kernelSettings),
         .target(name: "SkySim", dependencies: ["FITS", "Plotting"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool
@@ -50,6 +52,8 @@ let package = Package(
         .testTarget(name: "FITSTests", dependencies: ["FITS", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "PreprocessingTests", dependencies: ["Preprocessing"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SkySimTests", dependencies: ["SkySim", "FITS", "Plotting", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["FITS", "TestSupport"]),

@@ -1,0 +1,100 @@
+import Foundation
+
+/// Robust statistics over the finite values of an image, computed in Double.
+///
+/// These follow numpy / astropy exactly where a stage must match astropy
+/// (`np.percentile`'s linear interpolation, `np.median`, `np.std` with ddof 0,
+/// `astropy.stats.sigma_clipped_stats` with its defaults).
+public enum ImageStatistics {
+    /// The finite values of `values`, as Double, in their original order.
+    public static func finiteValues(_ values: UnsafeBufferPointer<Float>) -> [Double] {
+        var out = [Double]()
+        out.reserveCapacity(values.count)
+        for v in values where v.isFinite { out.append(Double(v)) }
+        return out
+    }
+
+    /// The `p`-th percentile (0...100) of already sorted values, with numpy's
+    /// default linear interpolation between closest ranks: index `p/100 · (n - 1)`.
+    public static func percentile(sorted: [Double], _ p: Double) -> Double {
+        precondition(!sorted.isEmpty, "percentile: no finite values")
+        let position = min(max(p, 0), 100) / 100 * Double(sorted.count - 1)
+        let lower = Int(position.rounded(.down))
+        let upper = min(lower + 1, sorted.count - 1)
+        let fraction = position - Double(lower)
+        // numpy's `_lerp`: a + (b - a)·t, switching form at t ≥ 0.5 for exactness at the ends.
+        let a = sorted[lower], b = sorted[upper]
+        return fraction >= 0.5 ? b - (b - a) * (1 - fraction) : a + (b - a) * fraction
+    }
+
+    /// The median of already sorted values (mean of the middle two for even counts).
+    public static func median(sorted: [Double]) -> Double {
+        precondition(!sorted.isEmpty, "median: no finite values")
+        let n = sorted.count
+        return n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+    }
+
+    /// Mean and population standard deviation (ddof 0), two-pass for accuracy.
+    public static func meanAndStd(_ values: [Double]) -> (mean: Double, std: Double) {
+        guard !values.isEmpty else { return (.nan, .nan) }
+        var sum = 0.0
+        for v in values { sum += v }
+        let mean = sum / Double(values.count)
+        var ss = 0.0
+        for v in values { ss += (v - mean) * (v - mean) }
+        return (mean, (ss / Double(values.count)).squareRoot())
+    }
+
+    /// Median absolute deviation scaled to a Gaussian sigma (astropy's `mad_std`:
+    /// 1.4826 · median(|x - median(x)|)): a noise estimate insensitive to sources.
+    public static func madStd(_ values: UnsafeBufferPointer<Float>) -> Double {
+        var finite = finiteValues(values)
+        guard !finite.isEmpty else { return .nan }
+        finite.sort()
+        let med = median(sorted: finite)
+        var deviations = finite.map { abs($0 - med) }
+        deviations.sort()
+        return 1.482602218505602 * median(sorted: deviations)
+    }
+}
+
+/// The result of `sigmaClippedStatistics`.
+public struct SigmaClippedStatistics: Equatable, Sendable {
+    public var mean: Double
+    public var median: Double
+    public var std: Double
+    /// How many finite values survived the clipping.
+    public var count: Int
+}
+
+extension ImageStatistics {
+    /// Iterative sigma clipping about the median, as astropy's
+    /// `sigma_clipped_stats(data, sigma=3, maxiters=5)`: at each iteration keep the
+    /// values within `[median - sigma·std, median + sigma·std]` of the current set,
+    /// until nothing changes or `maxIterations` is reached; NaN and infinities are
+    /// ignored. Returns the mean, median and std (ddof 0) of what remains.
+    public static func sigmaClipped(
+        _ values: UnsafeBufferPointer<Float>, sigma: Double = 3, maxIterations: Int = 5
+    ) -> SigmaClippedStatistics {
+        var kept = finiteValues(values)
+        guard !kept.isEmpty else { return .init(mean: .nan, median: .nan, std: .nan, count: 0) }
+        kept.sort()
+        var iteration = 0
+        while iteration < maxIterations {
+            iteration += 1
+            let center = median(sorted: kept)
+            let std = meanAndStd(kept).std
+            let low = center - std * sigma, high = center + std * sigma
+            // `kept` stays sorted, so the survivors are one contiguous run.
+            let first = kept.firstIndex { $0 >= low } ?? kept.count
+            let end = kept.lastIndex { $0 <= high }.map { $0 + 1 } ?? 0
+            let next = first < end ? Array(kept[first..<end]) : []
+            let changed = kept.count - next.count
+            kept = next
+            if changed == 0 || kept.isEmpty { break }
+        }
+        guard !kept.isEmpty else { return .init(mean: .nan, median: .nan, std: .nan, count: 0) }
+        let (mean, std) = meanAndStd(kept)
+        return .init(mean: mean, median: median(sorted: kept), std: std, count: kept.count)
+    }
+}
