@@ -20,6 +20,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // MARK: - System libraries (Debian: libcfitsio-dev, libopenblas-dev, wcslib-dev, libpng-dev)
@@ -53,7 +54,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "PreprocessingTests", dependencies: ["Preprocessing"],
+        .testTarget(name: "PreprocessingTests", dependencies: ["Preprocessing", "Yams"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SkySimTests", dependencies: ["SkySim", "FITS", "Plotting", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["FITS", "TestSupport"]),

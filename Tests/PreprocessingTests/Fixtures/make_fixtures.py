@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Reference values for the Preprocessing tests, computed with astropy.visualization
-and astropy.stats. Run from anywhere: python3 Tests/PreprocessingTests/Fixtures/make_fixtures.py
+and astropy.stats (stretches, intervals, sigma clipping) and PyTorch
+(`interpolate` bilinear / area, for resizing). Run from anywhere: python3 Tests/PreprocessingTests/Fixtures/make_fixtures.py
 It rewrites stretch_fixtures.json beside this file; the Swift tests read it.
 """
 import json
@@ -9,6 +10,8 @@ import numpy as np
 import astropy
 from astropy import visualization as vis
 from astropy.stats import sigma_clipped_stats, mad_std
+import torch
+import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -93,10 +96,20 @@ def main():
             "values": compact(heq),
         })
         cases.append(entry)
+    resize = []
+    rng = np.random.default_rng(7)
+    for (c, h, w, oh, ow) in [(1, 7, 9, 12, 5), (2, 16, 16, 5, 7), (1, 10, 6, 10, 13), (3, 9, 12, 3, 4)]:
+        x = rng.normal(size=(c, h, w)).astype(np.float32)
+        t = torch.from_numpy(x)[None]
+        bil = F.interpolate(t, size=(oh, ow), mode="bilinear", align_corners=False)[0].numpy()
+        area = F.interpolate(t, size=(oh, ow), mode="area")[0].numpy()
+        resize.append({"shape": [c, h, w], "out": [oh, ow], "data": [float(v) for v in x.ravel()],
+                       "bilinear": compact(bil), "area": compact(area)})
     doc = {
         "generator": "Tests/PreprocessingTests/Fixtures/make_fixtures.py",
-        "versions": {"astropy": astropy.__version__, "numpy": np.__version__},
+        "versions": {"astropy": astropy.__version__, "numpy": np.__version__, "torch": torch.__version__},
         "cases": cases,
+        "resize": resize,
     }
     with open(os.path.join(HERE, "stretch_fixtures.json"), "w") as f:
         json.dump(doc, f, separators=(",", ":"))

@@ -1,0 +1,160 @@
+import Foundation
+
+/// Where `scaleByNoise` gets the noise level.
+public enum NoiseSource: Equatable, Sendable {
+    /// A header keyword (TASKS.md's `SKYSIG`); per band `SKYSIG_G`... are tried
+    /// first for multi-band images when `bandKeywords` are given.
+    case header(keyword: String, bandKeywords: [String])
+    /// Estimated from the image (`mad_std` of each channel).
+    case measured
+    /// A fixed value in counts.
+    case fixed(Double)
+}
+
+/// One preprocessing step. A list of stages is what a model file records, so
+/// that inference prepares its inputs exactly as training did. Stages marked
+/// `isAugmentation` run only while training.
+public enum Stage: Equatable, Sendable {
+    case fillBlanks(BlankFill, appendMask: Bool)
+    case subtractBackground
+    case scaleByNoise(NoiseSource)
+    case asinh(AsinhScaling)
+    case normalize(ImageNormalization)
+    case standardize
+    case clip(min: Float, max: Float)
+    case resize(height: Int, width: Int, method: ResizeMethod)
+    case centerCrop(height: Int, width: Int)
+    case pad(top: Int, bottom: Int, left: Int, right: Int, mode: PaddingMode)
+    case augment(RandomAugmentation)
+
+    public var isAugmentation: Bool {
+        if case .augment = self { return true }
+        return false
+    }
+
+    /// The stage's name as written in YAML.
+    public var name: String {
+        switch self {
+        case .fillBlanks: return "fill_blanks"
+        case .subtractBackground: return "subtract_background"
+        case .scaleByNoise: return "scale_by_noise"
+        case .asinh: return "asinh"
+        case .normalize: return "normalize"
+        case .standardize: return "standardize"
+        case .clip: return "clip"
+        case .resize: return "resize"
+        case .centerCrop: return "center_crop"
+        case .pad: return "pad"
+        case let .augment(random): return random.augmentation.name
+        }
+    }
+
+    /// Applies the stage to `sample` (augmentations only when `training`).
+    public func apply(to sample: inout Sample, training: Bool, rng: inout SeededGenerator) throws {
+        switch self {
+        case let .fillBlanks(fill, appendMask):
+            sample.image = sample.image.fillingBlanks(fill, appendingMask: appendMask)
+        case .subtractBackground:
+            sample.image.forEachPlane { PixelScaling.subtractBackground.apply(to: $0) }
+        case let .scaleByNoise(source):
+            try scaleByNoise(&sample, source)
+        case let .asinh(scaling):
+            sample.image.forEachPlane { scaling.apply(to: $0) }
+        case let .normalize(normalization):
+            sample.image.forEachPlane { normalization.apply(to: $0) }
+        case .standardize:
+            sample.image.forEachPlane { PixelScaling.standardize.apply(to: $0) }
+        case let .clip(lo, hi):
+            for i in sample.image.pixels.indices where !sample.image.pixels[i].isNaN {
+                sample.image.pixels[i] = Swift.min(Swift.max(sample.image.pixels[i], lo), hi)
+            }
+        case let .resize(height, width, method):
+            sample.image = sample.image.resized(height: height, width: width, method: method)
+        case let .centerCrop(height, width):
+            guard sample.image.height >= height, sample.image.width >= width else {
+                throw PreprocessingError.imageTooSmall(stage: name, required: "\(height)×\(width)",
+                                                       received: sample.image.shape, sample: sample.name)
+            }
+            sample.image = sample.image.centerCropped(height: height, width: width)
+        case let .pad(top, bottom, left, right, mode):
+            sample.image = sample.image.padded(top: top, bottom: bottom, left: left, right: right, mode: mode)
+        case let .augment(random):
+            if training { sample.image = random.applied(to: sample.image, using: &rng) }
+        }
+    }
+
+    private func scaleByNoise(_ sample: inout Sample, _ source: NoiseSource) throws {
+        let channels = sample.image.channels
+        var sigmas = [Double](repeating: 0, count: channels)
+        switch source {
+        case let .fixed(sigma):
+            sigmas = [Double](repeating: sigma, count: channels)
+        case .measured:
+            for c in 0..<channels {
+                sigmas[c] = sample.image.channel(c).pixels.withUnsafeBufferPointer(ImageStatistics.madStd)
+            }
+        case let .header(keyword, bandKeywords):
+            for c in 0..<channels {
+                let perBand = (channels > 1 && c < bandKeywords.count) ? bandKeywords[c] : nil
+                let key = perBand.flatMap { sample.header[$0] != nil ? $0 : nil } ?? keyword
+                guard let value = sample.header[key] else {
+                    throw PreprocessingError.missingHeaderKeyword(stage: name, keyword: key, sample: sample.name)
+                }
+                sigmas[c] = value
+            }
+        }
+        for (c, sigma) in sigmas.enumerated() {
+            guard sigma.isFinite, sigma > 0 else {
+                let key: String = { if case let .header(k, _) = source { return k } else { return "noise" } }()
+                throw PreprocessingError.invalidHeaderValue(stage: name, keyword: key, value: sigma,
+                                                            sample: sample.name)
+            }
+            let inverse = Float(1 / sigma)
+            let plane = sample.image.planeSize
+            for i in c * plane..<(c + 1) * plane { sample.image.pixels[i] *= inverse }
+        }
+    }
+}
+
+extension Augmentation {
+    /// The augmentation's name as written in YAML.
+    public var name: String {
+        switch self {
+        case .gaussianNoise: return "gaussian_noise"
+        case .poissonNoise: return "poisson_noise"
+        case .skyJitter: return "sky_jitter"
+        case .psfBlur: return "psf_blur"
+        case .flip: return "flip"
+        case .rotate90: return "rotate90"
+        case .rotate: return "rotate"
+        case .shift: return "shift"
+        case .randomCrop: return "random_crop"
+        case .fluxScale: return "flux_scale"
+        }
+    }
+}
+
+/// An ordered list of stages: how a model's inputs are prepared.
+public struct Preparation: Equatable, Sendable {
+    public var stages: [Stage]
+    /// The seed of the augmentations; each sample draws from its own stream
+    /// (seed, epoch, index), so threads and order do not change the result.
+    public var seed: UInt64
+
+    public init(_ stages: [Stage] = [], seed: UInt64 = 0) {
+        self.stages = stages
+        self.seed = seed
+    }
+
+    /// The stages that run at inference (augmentations removed).
+    public var inferenceStages: [Stage] { stages.filter { !$0.isAugmentation } }
+
+    /// Runs every stage on `sample`.
+    public func prepare(_ sample: Sample, training: Bool, epoch: Int = 0, index: Int = 0) throws -> Sample {
+        var rng = SeededGenerator(seed: seed &+ UInt64(truncatingIfNeeded: epoch) &* 0x9E37_79B9,
+                                  stream: UInt64(truncatingIfNeeded: index))
+        var out = sample
+        for stage in stages { try stage.apply(to: &out, training: training, rng: &rng) }
+        return out
+    }
+}
