@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "FITS", dependencies: ["CFITSIO"], swiftSettings: kernelSettings),
         .target(name: "Autograd", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
-        .target(name: "Preprocessing", swiftSettings: kernelSettings),
+        .target(name: "Preprocessing", dependencies: ["CWCS"], swiftSettings: kernelSettings),
         .target(name: "SkySim", dependencies: ["FITS", "Plotting"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool
