@@ -162,6 +162,23 @@ def wcs_fixture():
     return out
 
 
+def lupton_fixture():
+    """make_lupton_rgb on three bands with a bright saturated core and negative noise."""
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:12, 0:10]
+    core = np.exp(-np.hypot(x - 5, y - 6) / 1.5)
+    bands = [(a * core + rng.normal(0, 0.02, core.shape)).astype(np.float32) for a in (3.0, 1.5, 0.4)]
+    out = {"bands": [[float(v) for v in b.ravel()] for b in bands], "shape": [12, 10], "cases": []}
+    for (minimum, stretch, Q) in [(0.0, 5, 8), (0.01, 0.5, 10), (0.0, 2, 0)]:
+        rgb = vis.make_lupton_rgb(*bands, minimum=minimum, stretch=stretch, Q=Q, output_dtype=np.float64)
+        rgb8 = vis.make_lupton_rgb(*bands, minimum=minimum, stretch=stretch, Q=Q)
+        out["cases"].append({"minimum": minimum, "stretch": stretch, "Q": Q,
+                             "rgb": compact(rgb), "rgb8": [int(v) for v in rgb8.ravel()]})
+    return out
+
+
 if __name__ == "__main__":
     with open(os.path.join(HERE, "wcs_fixtures.json"), "w") as f:
         json.dump(wcs_fixture(), f, indent=1)
+    with open(os.path.join(HERE, "lupton_fixtures.json"), "w") as f:
+        json.dump(lupton_fixture(), f)
