@@ -21,6 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.0"),
     ],
     targets: [
         // MARK: - System libraries (Debian: libcfitsio-dev, libopenblas-dev, wcslib-dev, libpng-dev)
@@ -37,7 +38,8 @@ let package = Package(
         .target(name: "FITS", dependencies: ["CFITSIO"], swiftSettings: kernelSettings),
         .target(name: "Autograd", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
-        .target(name: "Preprocessing", dependencies: ["CWCS"], swiftSettings: kernelSettings),
+        .target(name: "Preprocessing", dependencies: ["CWCS", .product(name: "CSV", package: "CSV.swift")],
+                swiftSettings: kernelSettings),
         .target(name: "SkySim", dependencies: ["FITS", "Plotting"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool

@@ -15,10 +15,12 @@ public enum NearMiss {
         return best?.0
     }
 
-    /// Levenshtein distance.
+    /// Edit distance counting a swap of neighbours as one edit (optimal string
+    /// alignment), since `lable` for `label` is one typo, not two.
     static func distance(_ a: [Character], _ b: [Character]) -> Int {
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
+        var beforePrevious = [Int](repeating: 0, count: b.count + 1)
         var previous = Array(0...b.count)
         var current = previous
         for i in 1...a.count {
@@ -26,8 +28,11 @@ public enum NearMiss {
             for j in 1...b.count {
                 current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1,
                                        previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    current[j] = Swift.min(current[j], beforePrevious[j - 2] + 1)
+                }
             }
-            swap(&previous, &current)
+            (beforePrevious, previous, current) = (previous, current, beforePrevious)
         }
         return previous[b.count]
     }
