@@ -40,6 +40,7 @@ let package = Package(
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
         .target(name: "Preprocessing", dependencies: ["CWCS", .product(name: "CSV", package: "CSV.swift")],
                 swiftSettings: kernelSettings),
+        .target(name: "Training", swiftSettings: kernelSettings),
         .target(name: "SkySim", dependencies: ["FITS", "Plotting"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool
@@ -58,6 +59,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PreprocessingTests", dependencies: ["Preprocessing", "Yams"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SkySimTests", dependencies: ["SkySim", "FITS", "Plotting", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["FITS", "TestSupport"]),
     ],
