@@ -40,7 +40,7 @@ extension PlanarImage {
                     if let channelMedian { return channelMedian }
                     var finite = pixels[base..<base + planeSize].filter { $0.isFinite }.map(Double.init)
                     finite.sort()
-                    let m = finite.isEmpty ? 0 : Float(ImageStatistics.median(sorted: finite))
+                    let m = finite.isEmpty ? 0 : Float(PixelStatistics.median(sorted: finite))
                     channelMedian = m
                     return m
                 }
@@ -72,7 +72,7 @@ extension PlanarImage {
             }
             if !values.isEmpty {
                 values.sort()
-                return Float(ImageStatistics.median(sorted: values))
+                return Float(PixelStatistics.median(sorted: values))
             }
             radius *= 2
         }

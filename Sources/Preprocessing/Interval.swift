@@ -31,7 +31,7 @@ public enum Interval: Equatable, Sendable {
     /// The limits `(vmin, vmax)` of the finite values; `nil` when none is finite.
     public func limits(of values: UnsafeBufferPointer<Float>) -> (Double, Double)? {
         if case let .manual(lo, hi) = self { return (lo, hi) }
-        var finite = ImageStatistics.finiteValues(values)
+        var finite = PixelStatistics.finiteValues(values)
         guard !finite.isEmpty else { return nil }
         switch self {
         case .manual: fatalError("unreachable")
@@ -40,12 +40,12 @@ public enum Interval: Equatable, Sendable {
         case let .percentile(percent):
             finite.sort()
             let lower = (100 - percent) * 0.5
-            return (ImageStatistics.percentile(sorted: finite, lower),
-                    ImageStatistics.percentile(sorted: finite, 100 - lower))
+            return (PixelStatistics.percentile(sorted: finite, lower),
+                    PixelStatistics.percentile(sorted: finite, 100 - lower))
         case let .asymmetricPercentile(lower, upper):
             finite.sort()
-            return (ImageStatistics.percentile(sorted: finite, lower),
-                    ImageStatistics.percentile(sorted: finite, upper))
+            return (PixelStatistics.percentile(sorted: finite, lower),
+                    PixelStatistics.percentile(sorted: finite, upper))
         case let .zscale(parameters):
             return Self.zscaleLimits(finite, parameters)
         }
@@ -89,7 +89,7 @@ public enum Interval: Equatable, Sendable {
                 residuals[k] = samples[k] - (intercept + slope * Double(k))
                 if !bad[k] { goodResiduals.append(residuals[k]) }
             }
-            let threshold = p.rejectionSigma * ImageStatistics.meanAndStd(goodResiduals).std
+            let threshold = p.rejectionSigma * PixelStatistics.meanAndStd(goodResiduals).std
             for k in 0..<n where residuals[k] < -threshold || residuals[k] > threshold { bad[k] = true }
             // np.convolve(bad, ones(grow), mode="same"): out[k] = OR of bad[k + (grow-1)/2 - j], j < grow.
             let shift = (grow - 1) / 2
@@ -105,7 +105,7 @@ public enum Interval: Equatable, Sendable {
         if good >= minPixels && fitted {
             if p.contrast > 0 { slope /= p.contrast }
             let center = (n - 1) / 2
-            let med = ImageStatistics.median(sorted: samples)
+            let med = PixelStatistics.median(sorted: samples)
             vmin = Swift.max(vmin, med - Double(center - 1) * slope)
             vmax = Swift.min(vmax, med + Double(n - center) * slope)
         }

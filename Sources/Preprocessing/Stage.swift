@@ -91,7 +91,7 @@ public enum Stage: Equatable, Sendable {
             sigmas = [Double](repeating: sigma, count: channels)
         case .measured:
             for c in 0..<channels {
-                sigmas[c] = sample.image.channel(c).pixels.withUnsafeBufferPointer(ImageStatistics.madStd)
+                sigmas[c] = sample.image.channel(c).pixels.withUnsafeBufferPointer(PixelStatistics.madStd)
             }
         case let .header(keyword, bandKeywords):
             for c in 0..<channels {

@@ -17,16 +17,16 @@ public enum PixelScaling: Equatable, Sendable {
         let (offset, scale): (Double, Double)
         switch self {
         case .standardize:
-            let (mean, std) = ImageStatistics.meanAndStd(ImageStatistics.finiteValues(readOnly))
+            let (mean, std) = PixelStatistics.meanAndStd(PixelStatistics.finiteValues(readOnly))
             (offset, scale) = (mean, std > 0 ? 1 / std : 0)
         case let .noise(sigma):
             precondition(sigma > 0, "PixelScaling.noise: sigma must be positive, got \(sigma)")
             (offset, scale) = (0, 1 / sigma)
         case .measuredNoise:
-            let sigma = ImageStatistics.madStd(readOnly)
+            let sigma = PixelStatistics.madStd(readOnly)
             (offset, scale) = (0, sigma > 0 ? 1 / sigma : 1)
         case .subtractBackground:
-            let median = ImageStatistics.sigmaClipped(readOnly).median
+            let median = PixelStatistics.sigmaClipped(readOnly).median
             (offset, scale) = (median.isFinite ? median : 0, 1)
         }
         let o = Float(offset), s = Float(scale)

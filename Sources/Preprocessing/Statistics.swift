@@ -5,7 +5,7 @@ import Foundation
 /// These follow numpy / astropy exactly where a stage must match astropy
 /// (`np.percentile`'s linear interpolation, `np.median`, `np.std` with ddof 0,
 /// `astropy.stats.sigma_clipped_stats` with its defaults).
-public enum ImageStatistics {
+public enum PixelStatistics {
     /// The finite values of `values`, as Double, in their original order.
     public static func finiteValues(_ values: UnsafeBufferPointer<Float>) -> [Double] {
         var out = [Double]()
@@ -67,7 +67,7 @@ public struct SigmaClippedStatistics: Equatable, Sendable {
     public var count: Int
 }
 
-extension ImageStatistics {
+extension PixelStatistics {
     /// Iterative sigma clipping about the median, as astropy's
     /// `sigma_clipped_stats(data, sigma=3, maxiters=5)`: at each iteration keep the
     /// values within `[median - sigma·std, median + sigma·std]` of the current set,

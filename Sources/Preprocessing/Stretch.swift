@@ -55,7 +55,7 @@ public struct ImageNormalization: Equatable, Sendable {
         let scale = vmax > vmin ? 1 / (vmax - vmin) : 0
         if case .histogramEqualization = stretch {
             // astropy's HistEqStretch: np.interp(x, sorted finite data (normalised), linspace(0, 1, n)).
-            var sorted = ImageStatistics.finiteValues(UnsafeBufferPointer(values))
+            var sorted = PixelStatistics.finiteValues(UnsafeBufferPointer(values))
                 .map { Swift.min(Swift.max(($0 - vmin) * scale, 0), 1) }
             sorted.sort()
             for i in values.indices where values[i].isFinite {

@@ -6,7 +6,7 @@ final class PixelScalingTests: XCTestCase {
         var values: [Float] = [1, 2, 3, .nan, 4, 10]
         values.withUnsafeMutableBufferPointer { PixelScaling.standardize.apply(to: $0) }
         let finite = values.filter { $0.isFinite }.map(Double.init)
-        let (mean, std) = ImageStatistics.meanAndStd(finite)
+        let (mean, std) = PixelStatistics.meanAndStd(finite)
         XCTAssertEqual(mean, 0, accuracy: 1e-6)
         XCTAssertEqual(std, 1, accuracy: 1e-6)
         XCTAssert(values[3].isNaN)
@@ -36,7 +36,7 @@ final class PixelScalingTests: XCTestCase {
             values[i] = Float(12 * (-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform()))
         }
         for i in 0..<200 { values[i] += 5000 }
-        let sigma = values.withUnsafeBufferPointer { ImageStatistics.madStd($0) }
+        let sigma = values.withUnsafeBufferPointer { PixelStatistics.madStd($0) }
         XCTAssertEqual(sigma, 12, accuracy: 12 * 0.03)
         let before = values[500]
         values.withUnsafeMutableBufferPointer { PixelScaling.measuredNoise.apply(to: $0) }

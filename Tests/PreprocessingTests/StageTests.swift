@@ -120,7 +120,7 @@ final class AugmentationTests: XCTestCase {
         var rng = SeededGenerator(seed: 5)
         let flat = PlanarImage(height: 128, width: 128)
         let noisy = Augmentation.gaussianNoise(sigma: 7...7).applied(to: flat, using: &rng)
-        let (mean, std) = ImageStatistics.meanAndStd(noisy.pixels.map(Double.init))
+        let (mean, std) = PixelStatistics.meanAndStd(noisy.pixels.map(Double.init))
         XCTAssertEqual(mean, 0, accuracy: 0.2)
         XCTAssertEqual(std, 7, accuracy: 0.1)
     }
@@ -130,7 +130,7 @@ final class AugmentationTests: XCTestCase {
         for level in [3.0, 40.0, 500.0] {
             let flat = PlanarImage(height: 100, width: 100, repeating: Float(level))
             let noisy = Augmentation.poissonNoise(gain: 1).applied(to: flat, using: &rng)
-            let (mean, std) = ImageStatistics.meanAndStd(noisy.pixels.map(Double.init))
+            let (mean, std) = PixelStatistics.meanAndStd(noisy.pixels.map(Double.init))
             XCTAssertEqual(mean, level, accuracy: 4 * (level / 10_000).squareRoot() + 0.01)
             XCTAssertEqual(std * std, level, accuracy: level * 0.06)
             XCTAssert(noisy.pixels.allSatisfy { $0 == $0.rounded() }, "counts are integers")

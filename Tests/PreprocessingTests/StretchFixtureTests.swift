@@ -100,11 +100,11 @@ final class StretchFixtureTests: XCTestCase {
     func testSigmaClippedStatisticsMatchAstropy() {
         for c in Self.cases {
             let expected = c.raw["sigma_clipped"] as! [Double]
-            let stats = c.data.withUnsafeBufferPointer { ImageStatistics.sigmaClipped($0) }
+            let stats = c.data.withUnsafeBufferPointer { PixelStatistics.sigmaClipped($0) }
             assertClose(stats.mean, expected[0], "\(c.name) clipped mean")
             assertClose(stats.median, expected[1], "\(c.name) clipped median")
             assertClose(stats.std, expected[2], "\(c.name) clipped std")
-            let mad = c.data.withUnsafeBufferPointer { ImageStatistics.madStd($0) }
+            let mad = c.data.withUnsafeBufferPointer { PixelStatistics.madStd($0) }
             assertClose(mad, c.raw["mad_std"] as! Double, "\(c.name) mad_std")
         }
     }
