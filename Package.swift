@@ -41,6 +41,7 @@ let package = Package(
         .target(name: "Preprocessing", dependencies: ["CWCS", .product(name: "CSV", package: "CSV.swift")],
                 swiftSettings: kernelSettings),
         .target(name: "Training", swiftSettings: kernelSettings),
+        .target(name: "Pipelines", dependencies: ["Preprocessing", "Training", "Yams"]),
         .target(name: "SkySim", dependencies: ["FITS", "Plotting"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool
@@ -60,6 +61,7 @@ let package = Package(
         .testTarget(name: "PreprocessingTests", dependencies: ["Preprocessing", "Yams"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Preprocessing"]),
         .testTarget(name: "SkySimTests", dependencies: ["SkySim", "FITS", "Plotting", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["FITS", "TestSupport"]),
     ],

@@ -1,0 +1,255 @@
+import Foundation
+import Preprocessing
+
+/// What a pipeline's model does, which decides its outputs (TASKS.md).
+public enum PipelineTask: String, Equatable, Sendable, CaseIterable {
+    /// Classes of single-object cutouts (morphology).
+    case classify
+    /// Lens / non-lens probabilities of multi-band cutouts.
+    case lens
+    /// Per-pixel classes of maps of any size, through tiles.
+    case segment
+    /// Continuous targets (Sérsic parameters), optionally with uncertainties.
+    case regress
+}
+
+/// A whole pipeline file: see docs/pipelines.md for every key.
+public struct PipelineConfig: Equatable, Sendable {
+    public var name: String
+    public var description: String
+    public var task: PipelineTask
+    public var input: InputConfig
+    public var stages: [Stage]
+    public var model: ModelConfig
+    public var tiling: TilingConfig?
+    public var outputs: OutputsConfig
+    public var run: RunConfig
+}
+
+/// Where the FITS files are and what in them to read.
+public struct InputConfig: Equatable, Sendable {
+    /// A folder, a glob (`data/*.fits`) or a catalog CSV; relative paths are
+    /// relative to the pipeline file. `--input` replaces it.
+    public var path: String?
+    public var hdu: HDUChoice
+    /// Band names. For a cube the planes are taken in this order (their count
+    /// must match NAXIS3); with `bandFiles`, one file per band.
+    public var bands: [String]
+    /// Per band, a file-name pattern where `{stem}` is the catalog entry's name
+    /// without `.fits` (e.g. `{stem}_g.fits`): bands from separate files.
+    public var bandFiles: [String: String]
+    public var labelColumn: String?
+    public var classNames: [String]
+    public var targetColumns: [String]
+    /// Numeric header keywords handed to the stages (e.g. SKYSIG, SKYSIG_G...).
+    public var headerKeywords: [String]
+}
+
+/// Which model, and how to train it if the pipeline trains.
+public struct ModelConfig: Equatable, Sendable {
+    /// A safetensors file; relative to the pipeline file.
+    public var weights: String?
+    public var architecture: ArchitectureConfig?
+    public var train: TrainConfig?
+}
+
+public struct ArchitectureConfig: Equatable, Sendable {
+    public var name: String
+    public var inputChannels: Int
+    public var classes: Int
+    public var width: Int?
+    public var smallStem: Bool
+    public var widths: [Int]
+}
+
+public struct TrainConfig: Equatable, Sendable {
+    public enum OptimizerChoice: Equatable, Sendable {
+        case sgd(momentum: Double, nesterov: Bool)
+        case adam
+        case adamW
+        case rmsprop
+    }
+    public enum LossChoice: Equatable, Sendable {
+        case crossEntropy(labelSmoothing: Double)
+        case binaryCrossEntropy
+        case mse
+        case mae
+        case huber(delta: Double)
+        case gaussianNLL
+        case pixelCrossEntropy(diceWeight: Double)
+    }
+    public enum ScheduleChoice: Equatable, Sendable {
+        case constant
+        case step(everyEpochs: Int, gamma: Double)
+        case exponential(gamma: Double)
+        case cosine(warmupEpochs: Int, minimum: Double)
+        case oneCycle(maxRate: Double)
+        case plateau(factor: Double, patience: Int)
+    }
+    public var data: String?
+    public var validation: String?
+    public var validationSplit: Double
+    public var epochs: Int
+    public var batchSize: Int
+    public var optimizer: OptimizerChoice
+    public var learningRate: Double
+    public var weightDecay: Double
+    public var gradientClip: Double?
+    public var loss: LossChoice
+    public var schedule: ScheduleChoice
+    public var seed: UInt64
+    public var classWeights: [Double]?
+    public var earlyStoppingPatience: Int?
+    public var checkpoint: String?
+    public var save: String
+    public var pretrained: String?
+    public var freeze: [String]
+    public var layerDecay: Double?
+}
+
+public struct TilingConfig: Equatable, Sendable {
+    public var tile: Int
+    public var overlap: Int
+    public var weighting: StitchWeighting
+}
+
+public struct OutputsConfig: Equatable, Sendable {
+    public var csv: String?
+    public var probabilities: Bool
+    public var fitsTable: String?
+    public var fitsImages: String?
+    public var previews: String?
+    public var previewCount: Int
+    public var report: String?
+}
+
+public struct RunConfig: Equatable, Sendable {
+    public enum ErrorPolicy: String, Equatable, Sendable { case skip, stop }
+    public var batchSize: Int
+    public var threads: Int
+    public var onError: ErrorPolicy
+    public var errorsFile: String?
+    public var resume: Bool
+}
+
+// MARK: - Decoding
+
+extension PipelineConfig: Decodable {
+    static let keys = ["name", "description", "task", "input", "stages", "model", "tiling", "outputs", "run"]
+
+    public init(from decoder: Decoder) throws {
+        let c = try StrictContainer(decoder, section: "the pipeline", known: Self.keys)
+        name = try c.optional("name") ?? ""
+        description = try c.optional("description") ?? ""
+        task = try c.choice("task", Dictionary(uniqueKeysWithValues: PipelineTask.allCases.map { ($0.rawValue, $0) }))
+            ?? { throw c.invalid("task", "The pipeline needs a 'task': classify, lens, segment or regress.") }()
+        input = try c.optional("input") ?? InputConfig.defaults
+        stages = try c.optional("stages") ?? []
+        model = try c.required("model")
+        tiling = try c.optional("tiling")
+        outputs = try c.optional("outputs") ?? OutputsConfig.defaults
+        run = try c.optional("run") ?? RunConfig.defaults
+        if task == .segment && tiling == nil { tiling = TilingConfig(tile: 256, overlap: 32, weighting: .smooth) }
+    }
+}
+
+extension InputConfig: Decodable {
+    static let defaults = InputConfig(path: nil, hdu: .index(0), bands: [], bandFiles: [:], labelColumn: nil,
+                                      classNames: [], targetColumns: [], headerKeywords: [])
+    public init(from decoder: Decoder) throws {
+        let c = try StrictContainer(decoder, section: "input", known: [
+            "path", "hdu", "bands", "band_files", "label_column", "class_names", "target_columns", "header_keywords"])
+        path = try c.optional("path")
+        hdu = try c.optional("hdu") ?? .index(0)
+        bands = try c.optional("bands") ?? []
+        bandFiles = try c.optional("band_files") ?? [:]
+        labelColumn = try c.optional("label_column")
+        classNames = try c.optional("class_names") ?? []
+        targetColumns = try c.optional("target_columns") ?? []
+        headerKeywords = try c.optional("header_keywords") ?? []
+        for band in bandFiles.keys where !bands.isEmpty && !bands.contains(band) {
+            throw c.invalid("band_files", "band_files names the band '\(band)', which is not in bands \(bands).")
+        }
+        for (band, pattern) in bandFiles where !pattern.contains("{stem}") {
+            throw c.invalid("band_files", "The pattern for band '\(band)' must contain {stem}, e.g. '{stem}_\(band).fits'.")
+        }
+    }
+}
+
+extension ModelConfig: Decodable {
+    public init(from decoder: Decoder) throws {
+        let c = try StrictContainer(decoder, section: "model", known: ["weights", "architecture", "train"])
+        weights = try c.optional("weights")
+        architecture = try c.optional("architecture")
+        train = try c.optional("train")
+        if weights == nil && architecture == nil {
+            throw c.invalid("weights", "model needs 'weights' (a safetensors file) or an 'architecture' to train.")
+        }
+        if train == nil && weights == nil {
+            throw c.invalid("weights", "A model without 'weights' must have a 'train' block.")
+        }
+    }
+}
+
+extension ArchitectureConfig: Decodable {
+    public static let names = ["cnn", "mlp", "resnet18", "resnet34", "unet", "lstm"]
+    public init(from decoder: Decoder) throws {
+        let c = try StrictContainer(decoder, section: "model.architecture",
+                                    known: ["name", "in_channels", "classes", "width", "small_stem", "widths"])
+        name = try c.required("name")
+        guard Self.names.contains(name) else {
+            throw c.invalid("name", "Unknown architecture '\(name)'." + NearMiss.hint(for: name, among: Self.names)
+                            + " Known: \(Self.names.joined(separator: ", ")).")
+        }
+        inputChannels = try c.optional("in_channels") ?? 1
+        classes = try c.required("classes")
+        width = try c.optional("width")
+        smallStem = try c.optional("small_stem") ?? false
+        widths = try c.optional("widths") ?? []
+        guard inputChannels > 0, classes > 0 else {
+            throw c.invalid("classes", "in_channels and classes must be positive.")
+        }
+    }
+}
+
+extension TilingConfig: Decodable {
+    public init(from decoder: Decoder) throws {
+        let c = try StrictContainer(decoder, section: "tiling", known: ["tile", "overlap", "weighting"])
+        tile = try c.optional("tile") ?? 256
+        overlap = try c.optional("overlap") ?? 32
+        weighting = try c.choice("weighting", ["smooth": StitchWeighting.smooth, "average": .average]) ?? .smooth
+        guard tile > 0, overlap >= 0, overlap < tile else {
+            throw c.invalid("overlap", "tiling needs 0 ≤ overlap < tile; got tile \(tile), overlap \(overlap).")
+        }
+    }
+}
+
+extension OutputsConfig: Decodable {
+    static let defaults = OutputsConfig(csv: nil, probabilities: true, fitsTable: nil, fitsImages: nil,
+                                        previews: nil, previewCount: 16, report: nil)
+    public init(from decoder: Decoder) throws {
+        let c = try StrictContainer(decoder, section: "outputs", known: [
+            "csv", "probabilities", "fits_table", "fits_images", "previews", "preview_count", "report"])
+        csv = try c.optional("csv")
+        probabilities = try c.optional("probabilities") ?? true
+        fitsTable = try c.optional("fits_table")
+        fitsImages = try c.optional("fits_images")
+        previews = try c.optional("previews")
+        previewCount = try c.optional("preview_count") ?? 16
+        report = try c.optional("report")
+    }
+}
+
+extension RunConfig: Decodable {
+    static let defaults = RunConfig(batchSize: 64, threads: 2, onError: .skip, errorsFile: nil, resume: true)
+    public init(from decoder: Decoder) throws {
+        let c = try StrictContainer(decoder, section: "run",
+                                    known: ["batch_size", "threads", "on_error", "errors_file", "resume"])
+        batchSize = try c.optional("batch_size") ?? 64
+        threads = try c.optional("threads") ?? 2
+        onError = try c.choice("on_error", ["skip": ErrorPolicy.skip, "stop": .stop]) ?? .skip
+        errorsFile = try c.optional("errors_file")
+        resume = try c.optional("resume") ?? true
+        guard batchSize > 0, threads > 0 else { throw c.invalid("batch_size", "batch_size and threads must be positive.") }
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Preprocessing
+import XCTest
+@testable import Pipelines
+
+final class PipelineConfigTests: XCTestCase {
+    let valid = """
+    name: classify-galaxies
+    task: classify
+    input:
+      path: ../samples/morphology/catalog.csv
+      label_column: label
+      class_names: [elliptical, spiral, edge_on, irregular, star]
+    stages:
+      - fill_blanks: {fill: zero}
+      - scale_by_noise: {keyword: SKYSIG}
+      - asinh: {softening: 1.0}
+    model:
+      weights: ../samples/models/morphology.safetensors
+    outputs:
+      csv: predictions.csv
+    run:
+      batch_size: 32
+      on_error: skip
+    """
+
+    func testValidPipelineDecodes() throws {
+        let config = try PipelineLoader.parse(valid, file: "p.yaml")
+        XCTAssertEqual(config.task, .classify)
+        XCTAssertEqual(config.input.classNames.count, 5)
+        XCTAssertEqual(config.stages, [.fillBlanks(.zero, appendMask: false),
+                                       .scaleByNoise(.header(keyword: "SKYSIG", bandKeywords: [])),
+                                       .asinh(AsinhScaling(softening: 1))])
+        XCTAssertEqual(config.model.weights, "../samples/models/morphology.safetensors")
+        XCTAssertEqual(config.run.batchSize, 32)
+        XCTAssertEqual(config.outputs.csv, "predictions.csv")
+        XCTAssertNil(config.tiling)
+    }
+
+    func testTrainBlockDecodes() throws {
+        let config = try PipelineLoader.parse("""
+        task: segment
+        model:
+          architecture: {name: unet, in_channels: 1, classes: 3, widths: [8, 16, 32]}
+          train:
+            data: ../data/seg
+            epochs: 4
+            optimizer: {sgd: {momentum: 0.8, nesterov: true}}
+            loss: {pixel_cross_entropy: {dice_weight: 0.5}}
+            schedule: {cosine: {warmup_epochs: 1}}
+            save: model.safetensors
+        """, file: "t.yaml")
+        let train = try XCTUnwrap(config.model.train)
+        XCTAssertEqual(train.optimizer, .sgd(momentum: 0.8, nesterov: true))
+        XCTAssertEqual(train.loss, .pixelCrossEntropy(diceWeight: 0.5))
+        XCTAssertEqual(train.schedule, .cosine(warmupEpochs: 1, minimum: 0))
+        XCTAssertEqual(train.epochs, 4)
+        XCTAssertEqual(config.tiling, TilingConfig(tile: 256, overlap: 32, weighting: .smooth), "segment tiles by default")
+    }
+
+    func testSetOverridesApplyBeforeValidation() throws {
+        let config = try PipelineLoader.parse(valid, file: "p.yaml", overrides: [
+            "run.batch_size=8", "stages[2].asinh.softening=3", "input.path=/data/new", "outputs.report=rep"])
+        XCTAssertEqual(config.run.batchSize, 8)
+        XCTAssertEqual(config.stages[2], .asinh(AsinhScaling(softening: 3)))
+        XCTAssertEqual(config.input.path, "/data/new")
+        XCTAssertEqual(config.outputs.report, "rep")
+        XCTAssertThrowsError(try PipelineLoader.parse(valid, file: "p.yaml", overrides: ["run.batch_size=abc"])) {
+            XCTAssert($0.localizedDescription.contains("run.batch_size"), $0.localizedDescription)
+        }
+    }
+
+    /// Each mistake, the message it must give, and the line it must point at.
+    func testErrorsGiveLineColumnKeyPathAndSuggestion() {
+        let cases: [(from: String, to: String, message: String, line: Int)] = [
+            ("task: classify", "task: clasify", "'clasify' is not a valid task in the pipeline. Did you mean 'classify'?", 2),
+            ("  label_column: label", "  lable_column: label", "input.lable_column: Unknown key 'lable_column' in input. Did you mean 'label_column'?", 5),
+            ("  - asinh: {softening: 1.0}", "  - asinhh: {softening: 1.0}", "stages[2]: Unknown stage 'asinhh'. Did you mean 'asinh'?", 10),
+            ("  batch_size: 32", "  batch_size: many", "run.batch_size: expected an integer, found 'many'.", 16),
+            ("  on_error: skip", "  on_error: ignore", "'ignore' is not a valid on_error in run", 17),
+            ("outputs:", "output:", "Unknown key 'output' in the pipeline. Did you mean 'outputs'?", 13),
+            ("  weights: ../samples/models/morphology.safetensors", "  weight: x", "Unknown key 'weight' in model. Did you mean 'weights'?", 12),
+            ("  csv: predictions.csv", "  csv: [a, b]", "outputs.csv: expected a single value, found a list.", 14),
+            ("  - fill_blanks: {fill: zero}", "  - fill_blanks: {fill: zero", "not valid YAML", 8),
+        ]
+        for c in cases {
+            let text = valid.replacingOccurrences(of: c.from, with: c.to)
+            XCTAssertNotEqual(text, valid, "fixture line '\(c.from)' not found")
+            XCTAssertThrowsError(try PipelineLoader.parse(text, file: "pipelines/p.yaml")) { error in
+                let e = error as? ConfigError
+                XCTAssertNotNil(e, "\(error)")
+                let description = error.localizedDescription
+                XCTAssert(description.contains(c.message), "\(c.to)\n  gave: \(description)\n  expected: \(c.message)")
+                XCTAssert(description.hasPrefix("pipelines/p.yaml:"), description)
+                if c.message != "not valid YAML" { XCTAssertEqual(e?.line, c.line, "\(c.to): \(description)") }
+            }
+        }
+    }
+
+    func testMissingRequiredPiecesAreNamed() {
+        XCTAssertThrowsError(try PipelineLoader.parse("task: classify\n", file: "a.yaml")) {
+            XCTAssert($0.localizedDescription.contains("a.yaml:1:1: the pipeline needs the key 'model'."), $0.localizedDescription)
+        }
+        XCTAssertThrowsError(try PipelineLoader.parse("model: {weights: a.safetensors}\n", file: "a.yaml")) {
+            XCTAssert($0.localizedDescription.contains("needs a 'task'"), $0.localizedDescription)
+        }
+        XCTAssertThrowsError(try PipelineLoader.parse("task: regress\nmodel: {architecture: {name: resnet18, classes: 4}}\n", file: "a.yaml")) {
+            XCTAssert($0.localizedDescription.contains("must have a 'train' block"), $0.localizedDescription)
+        }
+        XCTAssertThrowsError(try PipelineLoader.parse("task: regress\nmodel: {architecture: {name: resnet81, classes: 4}}\n", file: "a.yaml")) {
+            XCTAssert($0.localizedDescription.contains("Did you mean 'resnet18'?"), $0.localizedDescription)
+        }
+        XCTAssertThrowsError(try PipelineLoader.load("/nonexistent/pipe.yaml")) {
+            XCTAssert($0.localizedDescription.contains("/nonexistent/pipe.yaml: cannot read the pipeline file"))
+        }
+        XCTAssertThrowsError(try PipelineLoader.parse("", file: "e.yaml")) {
+            XCTAssert($0.localizedDescription.contains("e.yaml: the file is empty"))
+        }
+    }
+}
