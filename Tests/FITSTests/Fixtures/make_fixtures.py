@@ -130,7 +130,8 @@ def make():
     write("rice.fits", fits.HDUList([fits.PrimaryHDU(),
                                      fits.CompImageHDU(ints, compression_type="RICE_1", name="RICEIMG")]))
     write("gzip.fits", fits.HDUList([fits.PrimaryHDU(),
-                                     fits.CompImageHDU(floats, compression_type="GZIP_1", tile_shape=(10, 30))]))
+                                     fits.CompImageHDU(floats, compression_type="GZIP_1", tile_shape=(10, 30),
+                                                       dither_seed=1)]))
     write("hcompress.fits", fits.HDUList([fits.PrimaryHDU(),
                                           fits.CompImageHDU(ints, compression_type="HCOMPRESS_1")]))
     write("plio.fits", fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(mask, compression_type="PLIO_1")]))
