@@ -39,7 +39,7 @@ public struct FITSImage<Pixel: FITSPixel>: Equatable {
     public var height: Int { shape.count > 1 ? shape[1] : 1 }
 
     /// The pixel at 0-based column `x`, row `y` and `plane` (cubes).
-    public subscript(x: Int, y: Int, plane: Int = 0) -> Pixel {
+    public subscript(x x: Int, y y: Int, plane plane: Int = 0) -> Pixel {
         pixels[x + width * (y + height * plane)]
     }
 

@@ -39,6 +39,16 @@ def describe(path):
         for index, hdu in enumerate(hdul):
             entry = {"index": index, "extname": hdu.name,
                      "type": "image" if hdu.is_image else "bintable"}
+            # Keywords before the data are touched: astropy rewrites BITPIX/BSCALE on scaling.
+            keys = {}
+            for card in hdu.header.cards:
+                if card.keyword in ("COMMENT", "HISTORY", ""):
+                    continue
+                value = card.value
+                if isinstance(value, (bool, np.bool_)):
+                    keys[card.keyword] = bool(value)
+                elif isinstance(value, (int, float, str)):
+                    keys[card.keyword] = value
             if hdu.is_image:
                 header = hdu.header
                 entry["bitpix"] = int(header["BITPIX"])
@@ -55,15 +65,6 @@ def describe(path):
             else:
                 entry["columns"] = {c.name: [v.strip() if isinstance(v, str) else float(v)
                                              for v in hdu.data[c.name].tolist()] for c in hdu.columns}
-            keys = {}
-            for card in hdu.header.cards:
-                if card.keyword in ("COMMENT", "HISTORY", ""):
-                    continue
-                value = card.value
-                if isinstance(value, (bool, np.bool_)):
-                    keys[card.keyword] = bool(value)
-                elif isinstance(value, (int, float, str)):
-                    keys[card.keyword] = value
             entry["header"] = keys
             entry["comments"] = [str(c) for c in hdu.header.get("COMMENT", [])]
             entry["history"] = [str(c) for c in hdu.header.get("HISTORY", [])]
@@ -129,6 +130,7 @@ def make():
     mask = (ramp((40, 30), np.int32, 1.0, seed=4) % 7).astype(np.int32)
     write("rice.fits", fits.HDUList([fits.PrimaryHDU(),
                                      fits.CompImageHDU(ints, compression_type="RICE_1", name="RICEIMG")]))
+    # (Each GZIP tile carries a time stamp, so gzip.fits differs between runs in those bytes only.)
     write("gzip.fits", fits.HDUList([fits.PrimaryHDU(),
                                      fits.CompImageHDU(floats, compression_type="GZIP_1", tile_shape=(10, 30),
                                                        dither_seed=1)]))
