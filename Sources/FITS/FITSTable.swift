@@ -76,11 +76,7 @@ extension FITSWriter {
         }
         try withHandle { pointer in
             var status: Int32 = 0
-            if hduCount == 0 {
-                ffcrimll(pointer, BYTE_IMG, 0, nil, &status)
-                try check(status, "create empty primary HDU", path: path, hdu: 0)
-                hduCount = 1
-            }
+            if hduCount == 0 { try createEmptyPrimary(pointer) }
             let hdu = hduCount
             var names = table.columns.map { strdup($0.name) }
             var formats = table.columns.map { strdup($0.values.format) }

@@ -123,6 +123,7 @@ public final class FITSWriter {
         if hduCount == 0 {
             // An empty file is not FITS: give it an empty primary HDU.
             ffcrimll(pointer, BYTE_IMG, 0, nil, &status)
+            removeDefaultComments(pointer)
         }
         ffclos(pointer, &status)
         if status != 0 {
@@ -216,18 +217,16 @@ public final class FITSWriter {
     private func appendImage(bitpix: Int32, shape: [Int], count: Int, header: FITSHeader,
                              extensionName: String?, compression: TileCompression?,
                              writeData: (UnsafeMutablePointer<fitsfile>, inout Int32) -> Void) throws {
-        guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }), shape.reduce(1, *) == count else {
-            throw FITSError.shapeMismatch(path: path, expected: shape, received: count)
-        }
         try withHandle { pointer in
+            guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }), shape.reduce(1, *) == count else {
+                throw FITSError.shapeMismatch(path: path, expected: shape, received: count)
+            }
             var status: Int32 = 0
             let hdu = hduCount
             if let compression {
                 if hduCount == 0 {
                     // A compressed image lives in an extension; give it an empty primary.
-                    ffcrimll(pointer, BYTE_IMG, 0, nil, &status)
-                    try check(status, "create empty primary HDU", path: path, hdu: 0)
-                    hduCount = 1
+                    try createEmptyPrimary(pointer)
                 }
                 fits_set_compression_type(pointer, compression.algorithm.cfitsioCode, &status)
                 if let level = compression.quantizeLevel { fits_set_quantize_level(pointer, level, &status) }
@@ -236,6 +235,7 @@ public final class FITSWriter {
             var naxes = shape.map { Int64($0) }
             ffcrimll(pointer, bitpix, Int32(shape.count), &naxes, &status)
             try check(status, "create image HDU", path: path, hdu: hduCount)
+            if hduCount == 0 { removeDefaultComments(pointer) }
             if compression != nil { fits_set_compression_type(pointer, 0, &status) }
             if let extensionName { ffpkys(pointer, "EXTNAME", extensionName, nil, &status) }
             try check(status, "write EXTNAME", path: path, hdu: hduCount)
@@ -243,6 +243,29 @@ public final class FITSWriter {
             writeData(pointer, &status)
             try check(status, "write image data", path: path, hdu: hduCount)
             hduCount = max(hduCount, hdu) + 1
+        }
+    }
+
+    /// Writes an empty primary HDU (NAXIS = 0), as a table or compressed image needs.
+    func createEmptyPrimary(_ pointer: UnsafeMutablePointer<fitsfile>) throws {
+        var status: Int32 = 0
+        ffcrimll(pointer, BYTE_IMG, 0, nil, &status)
+        try check(status, "create empty primary HDU", path: path, hdu: 0)
+        removeDefaultComments(pointer)
+        hduCount = 1
+    }
+
+    /// cfitsio adds two COMMENT cards citing the FITS paper to every primary header;
+    /// astropy does not, and they would come back as the user's comments.
+    func removeDefaultComments(_ pointer: UnsafeMutablePointer<fitsfile>) {
+        for _ in 0..<2 {
+            var status: Int32 = 0
+            var card = [CChar](repeating: 0, count: 81)
+            ffgcrd(pointer, "COMMENT", &card, &status)
+            guard status == 0, String(cString: card).contains("FITS (Flexible Image Transport System)")
+                    || String(cString: card).contains("and Astrophysics") else { ffcmsg(); return }
+            ffdkey(pointer, "COMMENT", &status)
+            ffcmsg()
         }
     }
 
