@@ -101,7 +101,9 @@ func cfitsioError(_ status: Int32, operation: String, path: String, hdu: Int?) -
     var stack: [String] = []
     var line = [CChar](repeating: 0, count: Int(FLEN_ERRMSG) + 1)
     while ffgmsg(&line) != 0 {
-        let entry = String(cString: line).trimmingCharacters(in: .whitespaces)
+        // Entries may quote raw file bytes; keep the message on one line.
+        let entry = String(cString: line).split(whereSeparator: { $0.isNewline || $0 == "\t" })
+            .joined(separator: " ").trimmingCharacters(in: .whitespaces)
         if !entry.isEmpty, !stack.contains(entry) { stack.append(entry) }
         if stack.count > 8 { break }
     }

@@ -64,8 +64,8 @@ public final class FITSFile {
     public let path: String
     var handle: UnsafeMutablePointer<fitsfile>?
     let lock: NSLock
-    /// Size on disk, for truncation checks; nil for gzip-compressed files.
-    let diskSize: Int?
+    /// The file's size as cfitsio sees it (uncompressed), for truncation checks.
+    private(set) var diskSize: Int?
 
     /// Whether the linked cfitsio was built thread-safe (`fits_is_reentrant()`).
     public static var isReentrant: Bool { fits_is_reentrant() != 0 }
@@ -76,16 +76,14 @@ public final class FITSFile {
     /// when the file is not FITS (e.g. "first keyword not SIMPLE").
     public init(path: String) throws {
         self.path = path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw FITSError.fileNotFound(path: path)
-        }
+        // One stat() rather than FileManager calls: this runs once per cutout.
         var info = stat()
-        guard !isDirectory.boolValue, stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw FITSError.notAFile(path: path)
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { throw FITSError.fileNotFound(path: path) }
+            throw FITSError.unsupported(path: path, hdu: nil, what: "cannot read it (\(String(cString: strerror(errno))))")
         }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw FITSError.notAFile(path: path) }
         guard info.st_size > 0 else { throw FITSError.emptyFile(path: path) }
-        diskSize = Self.isGzip(path) ? nil : Int(info.st_size)
         lock = PathLocks.shared.acquire(path)
         var status: Int32 = 0
         var pointer: UnsafeMutablePointer<fitsfile>?
@@ -97,6 +95,8 @@ public final class FITSFile {
             throw cfitsioError(status, operation: "open", path: path, hdu: nil)
         }
         handle = pointer
+        // cfitsio's own size: the uncompressed one for a gzipped file held in memory.
+        diskSize = pointer.map { Int($0.pointee.Fptr.pointee.filesize) }
     }
 
     deinit {
@@ -126,13 +126,6 @@ public final class FITSFile {
         defer { lock.unlock() }
         guard let pointer = handle else { throw FITSError.writerClosed(path: path) }
         return try body(pointer)
-    }
-
-    static func isGzip(_ path: String) -> Bool {
-        guard let file = FileHandle(forReadingAtPath: path) else { return false }
-        defer { try? file.close() }
-        let magic = file.readData(ofLength: 2)
-        return magic.count == 2 && magic[magic.startIndex] == 0x1f && magic[magic.startIndex + 1] == 0x8b
     }
 
     // MARK: - HDUs
