@@ -1,2 +1,0 @@
-// FITS I/O on cfitsio. See FITSFile.swift and friends.
-import CFITSIO

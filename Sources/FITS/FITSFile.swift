@@ -1,0 +1,302 @@
+// FITSFile: an open FITS file, its HDUs and their headers.
+import CFITSIO
+import Foundation
+
+/// Selects an HDU by 0-based index (as astropy counts) or by EXTNAME.
+///
+/// Integer and string literals convert: `file.header(1)`, `file.readImage("SCI")`.
+public enum HDUSelector: Equatable, Sendable, ExpressibleByIntegerLiteral,
+    ExpressibleByStringLiteral, CustomStringConvertible {
+    case index(Int)
+    case name(String)
+
+    public init(integerLiteral value: Int) { self = .index(value) }
+    public init(stringLiteral value: String) { self = .name(value) }
+
+    /// Parses command-line text: digits select by index, anything else by EXTNAME.
+    public init(parsing text: String) {
+        if let index = Int(text), index >= 0 { self = .index(index) } else { self = .name(text) }
+    }
+
+    public var description: String {
+        switch self {
+        case let .index(index): return "\(index)"
+        case let .name(name): return "'\(name)'"
+        }
+    }
+}
+
+/// The kind of an HDU. A tile-compressed image is an `.image`.
+public enum HDUKind: String, Sendable {
+    case image, binaryTable = "bintable", asciiTable = "table"
+}
+
+/// What `FITSFile.hduInfo(_:)` reports about one HDU without reading its data.
+public struct HDUInfo: Equatable, Sendable {
+    /// 0-based position in the file.
+    public var index: Int
+    public var kind: HDUKind
+    /// EXTNAME, or "PRIMARY" for HDU 0 without one (as astropy names it).
+    public var extensionName: String
+    /// The BITPIX of the values after BSCALE/BZERO (`fits_get_img_equivtype`):
+    /// 16 with BZERO 32768 reads as 20 (cfitsio's USHORT_IMG). Tables: 8.
+    public var bitpix: Int
+    /// The BITPIX stored in the file (for a compressed image: ZBITPIX).
+    public var storedBitpix: Int
+    /// NAXIS1, NAXIS2, ... (tables: [row bytes, rows]).
+    public var shape: [Int]
+    /// ZCMPTYPE of a tile-compressed image (e.g. "RICE_1"), else nil.
+    public var compression: String?
+
+    /// The number of pixels (or table bytes).
+    public var elementCount: Int { shape.isEmpty ? 0 : shape.reduce(1, *) }
+}
+
+/// An open FITS file. The cfitsio handle is closed when the object goes away (or by
+/// `close()`); every failure throws `FITSError`.
+///
+/// Thread safety: the installed cfitsio is built reentrant (`FITSFile.isReentrant`),
+/// so different files can be read from different threads at once. One `FITSFile`
+/// serialises its own calls with a lock, and all `FITSFile`s of the same path share a
+/// lock, because cfitsio shares one buffer between handles of a file opened twice.
+public final class FITSFile {
+    /// The path as given.
+    public let path: String
+    var handle: UnsafeMutablePointer<fitsfile>?
+    let lock: NSLock
+    /// The file's size as cfitsio sees it (uncompressed), for truncation checks.
+    private(set) var diskSize: Int?
+
+    /// Whether the linked cfitsio was built thread-safe (`fits_is_reentrant()`).
+    public static var isReentrant: Bool { fits_is_reentrant() != 0 }
+
+    /// Opens `path` for reading. Gzip-compressed files (`.gz`) are read transparently.
+    ///
+    /// Throws `.fileNotFound`, `.notAFile` (a directory), `.emptyFile`, or `.cfitsio`
+    /// when the file is not FITS (e.g. "first keyword not SIMPLE").
+    public init(path: String) throws {
+        self.path = path
+        // One stat() rather than FileManager calls: this runs once per cutout.
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { throw FITSError.fileNotFound(path: path) }
+            throw FITSError.unsupported(path: path, hdu: nil, what: "cannot read it (\(String(cString: strerror(errno))))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw FITSError.notAFile(path: path) }
+        guard info.st_size > 0 else { throw FITSError.emptyFile(path: path) }
+        lock = PathLocks.shared.acquire(path)
+        var status: Int32 = 0
+        var pointer: UnsafeMutablePointer<fitsfile>?
+        // ffdkopn: no extended-filename syntax, so '[' in a name is just a character.
+        ffdkopn(&pointer, path, READONLY, &status)
+        if status != 0 {
+            if let pointer { var ignored: Int32 = 0; ffclos(pointer, &ignored) }
+            PathLocks.shared.release(path)
+            throw cfitsioError(status, operation: "open", path: path, hdu: nil)
+        }
+        handle = pointer
+        // cfitsio's own size: the uncompressed one for a gzipped file held in memory.
+        diskSize = pointer.map { Int($0.pointee.Fptr.pointee.filesize) }
+    }
+
+    deinit {
+        if let handle {
+            var status: Int32 = 0
+            ffclos(handle, &status)
+            ffcmsg()
+            PathLocks.shared.release(path)
+        }
+    }
+
+    /// Closes the file now, reporting any error; later calls throw.
+    public func close() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let pointer = handle else { return }
+        handle = nil
+        var status: Int32 = 0
+        ffclos(pointer, &status)
+        PathLocks.shared.release(path)
+        try check(status, "close", path: path)
+    }
+
+    /// Runs `body` with the handle under the file's lock.
+    func withHandle<T>(_ body: (UnsafeMutablePointer<fitsfile>) throws -> T) throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let pointer = handle else { throw FITSError.writerClosed(path: path) }
+        return try body(pointer)
+    }
+
+    // MARK: - HDUs
+
+    /// The number of HDUs in the file.
+    public func hduCount() throws -> Int {
+        try withHandle { pointer in
+            var status: Int32 = 0
+            var count: Int32 = 0
+            ffthdu(pointer, &count, &status)
+            try check(status, "count HDUs", path: path)
+            return Int(count)
+        }
+    }
+
+    /// Moves cfitsio to HDU `index` (0-based); the caller holds the lock.
+    func move(_ pointer: UnsafeMutablePointer<fitsfile>, to index: Int) throws {
+        var status: Int32 = 0
+        var type: Int32 = 0
+        ffmahd(pointer, Int32(index + 1), &type, &status)
+        if status == END_OF_FILE || status == BAD_HDU_NUM {
+            ffcmsg()
+            var count: Int32 = 0
+            var countStatus: Int32 = 0
+            ffthdu(pointer, &count, &countStatus)
+            ffcmsg()
+            throw FITSError.hduNotFound(path: path, selector: "\(index)", count: Int(count))
+        }
+        try check(status, "move to HDU", path: path, hdu: index)
+    }
+
+    /// The 0-based index of the HDU that `selector` names. EXTNAME matching ignores case
+    /// and, for "PRIMARY", also finds HDU 0.
+    public func index(of selector: HDUSelector) throws -> Int {
+        switch selector {
+        case let .index(index):
+            try withHandle { try move($0, to: index) }
+            return index
+        case let .name(name):
+            let count = try hduCount()
+            for index in 0..<count where try hduInfo(.index(index)).extensionName.uppercased() == name.uppercased() {
+                return index
+            }
+            throw FITSError.hduNotFound(path: path, selector: "'\(name)'", count: count)
+        }
+    }
+
+    /// Describes HDU `selector` (kind, EXTNAME, BITPIX, shape, compression) without
+    /// reading its data; throws `.truncated` when the file ends before its data do.
+    public func hduInfo(_ selector: HDUSelector) throws -> HDUInfo {
+        let index: Int
+        if case let .index(value) = selector { index = value } else { index = try self.index(of: selector) }
+        return try withHandle { pointer in
+            try move(pointer, to: index)
+            try checkComplete(pointer, index: index)
+            var status: Int32 = 0
+            var type: Int32 = 0
+            ffghdt(pointer, &type, &status)
+            try check(status, "read HDU type", path: path, hdu: index)
+            let kind: HDUKind = type == IMAGE_HDU ? .image : (type == BINARY_TBL ? .binaryTable : .asciiTable)
+            let name = readString(pointer, "EXTNAME") ?? (index == 0 ? "PRIMARY" : "")
+            if kind != .image {
+                var rows: Int64 = 0
+                var columns: Int32 = 0
+                ffgnrwll(pointer, &rows, &status)
+                ffgncl(pointer, &columns, &status)
+                try check(status, "read table size", path: path, hdu: index)
+                var rowBytes = 0
+                if let value = readString(pointer, "NAXIS1"), let bytes = Int(value) { rowBytes = bytes }
+                return HDUInfo(index: index, kind: kind, extensionName: name, bitpix: 8, storedBitpix: 8,
+                               shape: [rowBytes, Int(rows)], compression: nil)
+            }
+            var equivalent: Int32 = 0
+            var stored: Int32 = 0
+            var naxis: Int32 = 0
+            ffgiet(pointer, &equivalent, &status)
+            ffgidt(pointer, &stored, &status)
+            ffgidm(pointer, &naxis, &status)
+            try check(status, "read image parameters", path: path, hdu: index)
+            var naxes = [Int64](repeating: 0, count: Int(max(naxis, 1)))
+            ffgiszll(pointer, naxis, &naxes, &status)
+            try check(status, "read image size", path: path, hdu: index)
+            let compressed = fits_is_compressed_image(pointer, &status) != 0
+            status = 0
+            let compression = compressed ? (readString(pointer, "ZCMPTYPE") ?? "unknown") : nil
+            return HDUInfo(index: index, kind: .image, extensionName: name, bitpix: Int(equivalent),
+                           storedBitpix: Int(stored), shape: naxes.prefix(Int(naxis)).map { Int($0) },
+                           compression: compression)
+        }
+    }
+
+    /// Describes every HDU of the file.
+    public func hdus() throws -> [HDUInfo] {
+        try (0..<hduCount()).map { try hduInfo(.index($0)) }
+    }
+
+    /// Reads a keyword's raw value as a string (quotes removed), nil when absent.
+    func readString(_ pointer: UnsafeMutablePointer<fitsfile>, _ keyword: String) -> String? {
+        var status: Int32 = 0
+        var value = [CChar](repeating: 0, count: Int(FLEN_VALUE) + 1)
+        ffgkys(pointer, keyword, &value, nil, &status)
+        if status != 0 { ffcmsg(); return nil }
+        return String(cString: value).trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Throws `.truncated` when the current HDU's data run past the end of the file.
+    func checkComplete(_ pointer: UnsafeMutablePointer<fitsfile>, index: Int) throws {
+        guard let diskSize else { return }
+        var status: Int32 = 0
+        var headStart: Int64 = 0, dataStart: Int64 = 0, dataEnd: Int64 = 0
+        ffghadll(pointer, &headStart, &dataStart, &dataEnd, &status)
+        try check(status, "locate HDU data", path: path, hdu: index)
+        // The data need |BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn) bytes
+        // (FITS 4.0, eq. 2); the final block's padding may be missing, as astropy allows.
+        func raw(_ keyword: String, _ fallback: Int64) -> Int64 {
+            var value: Int64 = 0
+            var keyStatus: Int32 = 0
+            ffgkyjj(pointer, keyword, &value, nil, &keyStatus)
+            if keyStatus != 0 { ffcmsg(); return fallback }
+            return value
+        }
+        let naxis = raw("NAXIS", 0)
+        guard naxis > 0 else { return }
+        var count: Int64 = 1
+        for axis in 1...naxis { count *= raw("NAXIS\(axis)", 0) }
+        let bytes = abs(raw("BITPIX", 8)) / 8 * raw("GCOUNT", 1) * (raw("PCOUNT", 0) + count)
+        if Int(dataStart + bytes) > diskSize {
+            throw FITSError.truncated(path: path, hdu: index, expectedBytes: Int(dataStart + bytes),
+                                      actualBytes: diskSize)
+        }
+    }
+
+    // MARK: - Headers
+
+    /// The header of HDU `selector`. For a tile-compressed image this is the image
+    /// header (ZBITPIX shown as BITPIX, ...), as astropy shows it.
+    public func header(_ selector: HDUSelector = 0) throws -> FITSHeader {
+        let index = try self.index(of: selector)
+        return try withHandle { pointer in
+            try move(pointer, to: index)
+            var status: Int32 = 0
+            var cards: UnsafeMutablePointer<CChar>?
+            var count: Int32 = 0
+            ffcnvthdr2str(pointer, 0, nil, 0, &cards, &count, &status)
+            defer { if let cards { var ignored: Int32 = 0; fffree(cards, &ignored) } }
+            try check(status, "read header", path: path, hdu: index)
+            guard let cards else { return FITSHeader() }
+            return try FITSHeader(cards: cards, count: Int(count), path: path, hdu: index)
+        }
+    }
+}
+
+/// One lock per open path, shared by every `FITSFile` of that path and dropped when the
+/// last one closes.
+final class PathLocks: @unchecked Sendable {
+    static let shared = PathLocks()
+    private let guardLock = NSLock()
+    private var entries: [String: (lock: NSLock, users: Int)] = [:]
+
+    func acquire(_ path: String) -> NSLock {
+        guardLock.lock()
+        defer { guardLock.unlock() }
+        let entry = entries[path] ?? (NSLock(), 0)
+        entries[path] = (entry.lock, entry.users + 1)
+        return entry.lock
+    }
+
+    func release(_ path: String) {
+        guardLock.lock()
+        defer { guardLock.unlock() }
+        guard let entry = entries[path] else { return }
+        entries[path] = entry.users <= 1 ? nil : (entry.lock, entry.users - 1)
+    }
+}

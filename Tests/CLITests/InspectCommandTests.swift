@@ -1,0 +1,99 @@
+// End-to-end tests of `astrolabe inspect` on real files.
+import FITS
+import Foundation
+import TestSupport
+import XCTest
+
+final class InspectCommandTests: XCTestCase {
+    func testTextListsHDUsAndHeader() throws {
+        let run = try runTool(["inspect", fixturePath("mef.fits")])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stderr, "")
+        for text in ["PRIMARY", "SCI", "ERR", "CAT", "bintable", "20 x 12", "OBSERVER= 'Astrolabe'",
+                     "EXTNAME = 'SCI'"] {
+            XCTAssertTrue(run.stdout.contains(text), "missing \(text) in\n\(run.stdout)")
+        }
+    }
+
+    func testKeywordSelection() throws {
+        let run = try runTool(["inspect", "--keyword", "OBJECT", "-k", "exptime", fixturePath("header.fits")])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let cards = run.stdoutLines.filter { $0.contains("= ") }
+        XCTAssertEqual(cards.count, 2, run.stdout)
+        XCTAssertTrue(cards[0].hasPrefix("OBJECT  = 'M13'"))
+        XCTAssertTrue(cards[1].hasPrefix("EXPTIME ="))
+    }
+
+    /// The JSON shape scripts depend on, in its documented key order.
+    func testJSONShapeWithStats() throws {
+        let run = try runTool(["inspect", "--json", "--stats", fixturePath("rice.fits"), fixturePath("scaled_int16.fits")])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdoutLines.count, 2)
+        XCTAssertTrue(run.stdoutLines[0].hasPrefix(
+            "{\"file\": \"\(fixturePath("rice.fits"))\", \"hdus\": [{\"index\": 0, \"extname\": \"PRIMARY\", "
+            + "\"type\": \"image\", \"bitpix\": 8, \"naxis\": [], \"compression\": null, \"stats\": null}, "
+            + "{\"index\": 1, \"extname\": \"RICEIMG\", \"type\": \"image\", \"bitpix\": 16, \"naxis\": [30, 40], "
+            + "\"compression\": \"RICE_1\", \"stats\": {\"min\": "), run.stdoutLines[0])
+        let scaled = try jsonObject(run.stdoutLines[1])
+        let hdu = try XCTUnwrap((scaled["hdus"] as? [[String: Any]])?.first)
+        XCTAssertEqual(hdu["naxis"] as? [Int], [20, 12])
+        let stats = try XCTUnwrap(hdu["stats"] as? [String: Any])
+        XCTAssertEqual(stats["blank"] as? Int, 2)
+        // The values astropy computes (Tests/FITSTests/Fixtures/expected.json).
+        XCTAssertEqual(stats["min"] as? Double, -196.5)
+        XCTAssertEqual(stats["max"] as? Double, 457.25)
+        XCTAssertEqual(try XCTUnwrap(stats["mean"] as? Double), 130.68487394957984, accuracy: 1e-9)
+        XCTAssertEqual(try XCTUnwrap(stats["std"] as? Double), 190.12691736883917, accuracy: 1e-9)
+    }
+
+    func testJSONWithoutStatsHasNoStatsKeyAndSelectsHDU() throws {
+        let run = try runTool(["inspect", "--json", "--hdu", "SCI", "-k", "EXTNAME", fixturePath("mef.fits")])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let object = try jsonObject(run.stdout)
+        let hdus = try XCTUnwrap(object["hdus"] as? [[String: Any]])
+        XCTAssertEqual(hdus.count, 1)
+        XCTAssertEqual(hdus[0]["index"] as? Int, 1)
+        XCTAssertNil(hdus[0]["stats"])
+        XCTAssertEqual((hdus[0]["header"] as? [String: Any])?["EXTNAME"] as? String, "SCI")
+    }
+
+    /// An all-NaN image: statistics are null, never NaN (which JSON cannot carry).
+    func testNoNaNInJSON() throws {
+        let directory = try makeTemporaryDirectory("cli-nan")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("nan.fits").path
+        let writer = try FITSWriter(path: path)
+        try writer.appendImage([Float](repeating: .nan, count: 16), shape: [4, 4])
+        try writer.commit()
+        let run = try runTool(["inspect", "--json", "--stats", path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertFalse(run.stdout.lowercased().contains("nan\""))
+        XCTAssertTrue(run.stdout.contains("\"stats\": {\"min\": null, \"max\": null, \"mean\": null, \"std\": null, \"blank\": 16}"),
+                      run.stdout)
+        XCTAssertNoThrow(try jsonObject(run.stdout))
+    }
+
+    // MARK: - Errors: exit 1, one line naming the file, the other files still shown
+
+    func testUnreadableFilesGiveOneLineEachAndExitOne() throws {
+        let directory = try makeTemporaryDirectory("cli-errors")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let cases = [fixturePath("truncated.fits"), fixturePath("garbage.fits"), fixturePath("empty.fits"),
+                     directory.path, "no/such/file.fits"]
+        for bad in cases {
+            let run = try runTool(["inspect", "--json", bad, fixturePath("bitpix8.fits")])
+            XCTAssertEqual(run.status, 1, bad)
+            XCTAssertEqual(run.stderrLines.count, 1, run.stderr)
+            XCTAssertTrue(run.stderr.hasPrefix("astrolabe: \(bad): "), run.stderr)
+            XCTAssertEqual(run.stdoutLines.count, 1, "the good file is still listed")
+            XCTAssertTrue(run.stdout.contains("bitpix8.fits"))
+        }
+    }
+
+    func testMissingHDU() throws {
+        let run = try runTool(["inspect", "--hdu", "NOPE", fixturePath("mef.fits")])
+        XCTAssertEqual(run.status, 1)
+        XCTAssertEqual(run.stderrLines.count, 1)
+        XCTAssertTrue(run.stderr.contains("has no HDU 'NOPE'"), run.stderr)
+    }
+}

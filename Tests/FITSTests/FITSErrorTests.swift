@@ -1,0 +1,110 @@
+// Malformed and missing inputs give a typed FITSError with a clear message, never a crash.
+import FITS
+import Foundation
+import TestSupport
+import XCTest
+
+final class FITSErrorTests: XCTestCase {
+    func testTruncatedFile() {
+        let path = fixture("truncated.fits")
+        assertThrowsFITSError(try FITSFile(path: path).readImage(), mentioning: path) {
+            if case let .truncated(_, hdu, expected, actual) = $0 {
+                return hdu == 0 && expected == 2880 + 1920 && actual == 3880
+            }
+            return false
+        }
+        // Listing the HDUs already notices it (what `inspect` does).
+        assertThrowsFITSError(try FITSFile(path: path).hdus(), mentioning: path) {
+            if case .truncated = $0 { return true }
+            return false
+        }
+    }
+
+    func testGarbageHeader() {
+        let path = fixture("garbage.fits")
+        assertThrowsFITSError(try FITSFile(path: path), mentioning: path) {
+            if case let .cfitsio(status, message, operation, _, _) = $0 {
+                return status != 0 && operation == "open" && !message.isEmpty
+            }
+            return false
+        }
+    }
+
+    func testZeroBytes() {
+        let path = fixture("empty.fits")
+        assertThrowsFITSError(try FITSFile(path: path), mentioning: path) { $0 == .emptyFile(path: path) }
+    }
+
+    func testDirectory() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        assertThrowsFITSError(try FITSFile(path: directory.path), mentioning: directory.path) {
+            $0 == .notAFile(path: directory.path)
+        }
+    }
+
+    func testMissingFile() {
+        let path = fixture("no-such-file.fits")
+        assertThrowsFITSError(try FITSFile(path: path), mentioning: path) { $0 == .fileNotFound(path: path) }
+    }
+
+    func testMissingHDUByIndexAndName() throws {
+        let path = fixture("mef.fits")
+        let file = try FITSFile(path: path)
+        assertThrowsFITSError(try file.readImage(7), mentioning: path) {
+            $0 == .hduNotFound(path: path, selector: "7", count: 4)
+        }
+        assertThrowsFITSError(try file.header("NOPE"), mentioning: path) {
+            $0 == .hduNotFound(path: path, selector: "'NOPE'", count: 4)
+        }
+        // The handle is still usable afterwards.
+        XCTAssertEqual(try file.readImage("SCI").shape, [20, 12])
+    }
+
+    func testTableIsNotAnImage() throws {
+        let path = fixture("mef.fits")
+        let file = try FITSFile(path: path)
+        assertThrowsFITSError(try file.readImage("CAT"), mentioning: path) { $0 == .notAnImage(path: path, hdu: 3) }
+        assertThrowsFITSError(try file.readImage(0), mentioning: path) { $0 == .notAnImage(path: path, hdu: 0) }
+        assertThrowsFITSError(try file.readTable(1), mentioning: path) { $0 == .notATable(path: path, hdu: 1) }
+    }
+
+    func testSectionOutOfBounds() throws {
+        let path = fixture("bitpix-32.fits")
+        let file = try FITSFile(path: path)
+        assertThrowsFITSError(try file.readSection(x: 10..<21, y: 0..<5), mentioning: path) {
+            if case .sectionOutOfBounds = $0 { return true }
+            return false
+        }
+        assertThrowsFITSError(try file.readSection(x: 0..<0, y: 0..<5), mentioning: path) {
+            if case .sectionOutOfBounds = $0 { return true }
+            return false
+        }
+    }
+
+    func testBufferOfWrongSize() throws {
+        let path = fixture("bitpix-32.fits")
+        var buffer = [Float](repeating: 0, count: 10)
+        assertThrowsFITSError(try buffer.withUnsafeMutableBufferPointer { try FITSFile(path: path).readImage(into: $0) },
+                              mentioning: path) { $0 == .shapeMismatch(path: path, expected: [20, 12], received: 10) }
+    }
+
+    /// Every message says what is wrong and names the file.
+    func testMessagesAreOneLineAndNameTheFile() {
+        let errors: [FITSError] = [
+            .cfitsio(status: 252, message: "1st key not SIMPLE", operation: "open", path: "a.fits", hdu: nil),
+            .fileNotFound(path: "a.fits"), .notAFile(path: "a.fits"), .emptyFile(path: "a.fits"),
+            .truncated(path: "a.fits", hdu: 0, expectedBytes: 10, actualBytes: 5),
+            .hduNotFound(path: "a.fits", selector: "3", count: 1), .notAnImage(path: "a.fits", hdu: 1),
+            .notATable(path: "a.fits", hdu: 0), .unsupported(path: "a.fits", hdu: 2, what: "vector column"),
+            .outputExists(path: "a.fits"), .shapeMismatch(path: "a.fits", expected: [2, 2], received: 3),
+            .sectionOutOfBounds(path: "a.fits", hdu: 0, section: "x 0..<9", shape: [4, 4]),
+            .writerClosed(path: "a.fits"),
+        ]
+        for error in errors {
+            let message = error.localizedDescription
+            XCTAssertTrue(message.contains("a.fits"), message)
+            XCTAssertFalse(message.contains("\n"), message)
+        }
+    }
+}

@@ -1,0 +1,51 @@
+// Helpers for the FITS and CLI tests: temporary directories and typed-error assertions.
+import FITS
+import Foundation
+import XCTest
+
+/// A fresh empty directory under the system temporary directory, removed by `cleanUp`.
+public func makeTemporaryDirectory(_ label: String = "astrolabe") throws -> URL {
+    let url = FileManager.default.temporaryDirectory
+        .appendingPathComponent("\(label)-\(getpid())-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// Asserts that `body` throws a `FITSError` accepted by `matches`, and that its message
+/// names `path` (when given). Forwards the caller's source location.
+public func assertThrowsFITSError<T>(_ body: @autoclosure () throws -> T, mentioning path: String? = nil,
+                                     file: StaticString = #filePath, line: UInt = #line,
+                                     _ matches: (FITSError) -> Bool) {
+    do {
+        _ = try body()
+        XCTFail("expected a FITSError, nothing was thrown", file: file, line: line)
+    } catch let error as FITSError {
+        XCTAssertTrue(matches(error), "unexpected FITSError: \(error)", file: file, line: line)
+        let message = error.localizedDescription
+        XCTAssertFalse(message.isEmpty, file: file, line: line)
+        if let path {
+            XCTAssertTrue(message.contains(path), "message does not name \(path): \(message)", file: file, line: line)
+        }
+    } catch {
+        XCTFail("expected a FITSError, got \(type(of: error)): \(error)", file: file, line: line)
+    }
+}
+
+/// Asserts that two float sequences are equal within `tolerance` (relative to the
+/// larger magnitude, absolute below 1), NaN matching NaN.
+public func assertClose<A: Sequence, B: Sequence>(_ actual: A, _ expected: B, tolerance: Double = 1e-6,
+                                                  _ message: String = "",
+                                                  file: StaticString = #filePath, line: UInt = #line)
+    where A.Element: BinaryFloatingPoint, B.Element == Double? {
+    let a = actual.map { Double($0) }
+    let e = Array(expected)
+    XCTAssertEqual(a.count, e.count, "\(message): count", file: file, line: line)
+    for (index, (x, y)) in zip(a, e).enumerated() {
+        let ok: Bool
+        if let y { ok = abs(x - y) <= tolerance * max(abs(x), abs(y), 1) } else { ok = x.isNaN }
+        if !ok {
+            XCTFail("\(message): element \(index): \(x) != \(String(describing: y))", file: file, line: line)
+            return
+        }
+    }
+}
