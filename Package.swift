@@ -48,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "astrolabe",
             dependencies: [
-                "FITS", "Autograd", "SkySim", "Plotting",
+                "FITS", "Autograd", "SkySim", "Plotting", "Preprocessing", "Training", "Pipelines",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
