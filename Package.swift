@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "astrolabe", targets: ["astrolabe"]),
         .library(name: "FITS", targets: ["FITS"]),
         .library(name: "Autograd", targets: ["Autograd"]),
+        .library(name: "NN", targets: ["NN"]),
         .library(name: "SkySim", targets: ["SkySim"]),
         .library(name: "Plotting", targets: ["Plotting"]),
     ],
@@ -35,13 +36,14 @@ let package = Package(
         .target(name: "FITS", dependencies: ["CFITSIO"], swiftSettings: kernelSettings),
         .target(name: "Autograd", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
+        .target(name: "NN", dependencies: ["Autograd"], swiftSettings: kernelSettings),
         .target(name: "SkySim", dependencies: ["FITS", "Plotting"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool
         .executableTarget(
             name: "astrolabe",
             dependencies: [
-                "FITS", "Autograd", "SkySim", "Plotting",
+                "FITS", "Autograd", "NN", "SkySim", "Plotting", "CFITSIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -50,6 +52,8 @@ let package = Package(
         .testTarget(name: "FITSTests", dependencies: ["FITS", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SkySimTests", dependencies: ["SkySim", "FITS", "Plotting", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["FITS", "TestSupport"]),
