@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "astrolabe", targets: ["astrolabe"]),
         .library(name: "FITS", targets: ["FITS"]),
         .library(name: "Autograd", targets: ["Autograd"]),
+        .library(name: "NN", targets: ["NN"]),
         .library(name: "SkySim", targets: ["SkySim"]),
         .library(name: "Plotting", targets: ["Plotting"]),
         .library(name: "Preprocessing", targets: ["Preprocessing"]),
@@ -38,17 +39,18 @@ let package = Package(
         .target(name: "FITS", dependencies: ["CFITSIO"], swiftSettings: kernelSettings),
         .target(name: "Autograd", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
+        .target(name: "NN", dependencies: ["Autograd"], swiftSettings: kernelSettings),
         .target(name: "Preprocessing", dependencies: ["FITS", "CWCS", .product(name: "CSV", package: "CSV.swift")],
                 swiftSettings: kernelSettings),
-        .target(name: "Training", swiftSettings: kernelSettings),
-        .target(name: "Pipelines", dependencies: ["Preprocessing", "Training", "Yams"]),
+        .target(name: "Training", dependencies: ["Autograd", "NN"], swiftSettings: kernelSettings),
+        .target(name: "Pipelines", dependencies: ["FITS", "Preprocessing", "NN", "Training", "Yams"]),
         .target(name: "SkySim", dependencies: ["FITS", "Plotting"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool
         .executableTarget(
             name: "astrolabe",
             dependencies: [
-                "FITS", "Autograd", "SkySim", "Plotting", "Preprocessing", "Training", "Pipelines",
+                "FITS", "Autograd", "NN", "SkySim", "Plotting", "Preprocessing", "Training", "Pipelines", "CFITSIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -60,8 +62,10 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PreprocessingTests", dependencies: ["Preprocessing", "FITS", "Yams", "TestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Autograd", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Preprocessing"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TestSupport"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "SkySimTests", dependencies: ["SkySim", "FITS", "Plotting", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["FITS", "TestSupport"]),
     ],

@@ -1,2 +1,0 @@
-// Tensor and reverse-mode autograd engine (Float32, NCHW) on OpenBLAS.
-import CBLAS

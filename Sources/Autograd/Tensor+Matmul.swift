@@ -1,0 +1,79 @@
+// Matrix products through OpenBLAS sgemm.
+import CBLAS
+
+/// Row-major `C = alpha op(A) op(B) + beta C` with `op(A)`: M x K, `op(B)`: K x N.
+@inline(__always)
+func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+          alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+          beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+extension Tensor {
+    /// Matrix product.
+    ///
+    /// - `[M, K] x [K, N]` returns `[M, N]`;
+    /// - `[..., M, K] x [K, N]` applies the matrix to every row (a dense layer);
+    /// - `[B..., M, K] x [B..., K, N]` returns `[B..., M, N]` (batched, same batch dims).
+    public func matmul(_ other: Tensor) -> Tensor {
+        precondition(rank >= 2 && other.rank >= 2, "matmul: needs rank >= 2, got \(shape) x \(other.shape)")
+        let k = shape[rank - 1]
+        precondition(other.shape[other.rank - 2] == k,
+                     "matmul: inner dimensions differ: \(shape) x \(other.shape)")
+        let n = other.shape[other.rank - 1]
+        if other.rank == 2 {
+            // Fold every leading axis into M: one large sgemm.
+            let m = count / Swift.max(k, 1)
+            let out = Tensor(uninitializedShape: Array(shape.dropLast()) + [n])
+            gemm(m: m, n: n, k: k, a: storage.pointer, lda: k, b: other.storage.pointer, ldb: n,
+                 c: out.storage.pointer, ldc: n)
+            return Tensor.record("matmul", [self, other], out) { [self] g in
+                var ga: Tensor? = nil, gb: Tensor? = nil
+                if self.tracksGradient {
+                    let t = Tensor(uninitializedShape: self.shape)
+                    gemm(transB: true, m: m, n: k, k: n, a: g.storage.pointer, lda: n,
+                         b: other.storage.pointer, ldb: n, c: t.storage.pointer, ldc: k)
+                    ga = t
+                }
+                if other.tracksGradient {
+                    let t = Tensor(uninitializedShape: other.shape)
+                    gemm(transA: true, m: k, n: n, k: m, a: self.storage.pointer, lda: k,
+                         b: g.storage.pointer, ldb: n, c: t.storage.pointer, ldc: n)
+                    gb = t
+                }
+                return [ga, gb]
+            }
+        }
+        let batchShape = Array(shape.dropLast(2))
+        precondition(batchShape == Array(other.shape.dropLast(2)),
+                     "matmul: batch dimensions differ: \(shape) x \(other.shape)")
+        let m = shape[rank - 2], batch = batchShape.reduce(1, *)
+        let out = Tensor(uninitializedShape: batchShape + [m, n])
+        let a = storage.pointer, b = other.storage.pointer, c = out.storage.pointer
+        for i in 0..<batch {
+            gemm(m: m, n: n, k: k, a: a + i * m * k, lda: k, b: b + i * k * n, ldb: n, c: c + i * m * n, ldc: n)
+        }
+        return Tensor.record("batchedMatmul", [self, other], out) { [self] g in
+            var ga: Tensor? = nil, gb: Tensor? = nil
+            let gp = g.storage.pointer
+            if self.tracksGradient {
+                let t = Tensor(uninitializedShape: self.shape)
+                for i in 0..<batch {
+                    gemm(transB: true, m: m, n: k, k: n, a: gp + i * m * n, lda: n,
+                         b: b + i * k * n, ldb: n, c: t.storage.pointer + i * m * k, ldc: k)
+                }
+                ga = t
+            }
+            if other.tracksGradient {
+                let t = Tensor(uninitializedShape: other.shape)
+                for i in 0..<batch {
+                    gemm(transA: true, m: k, n: n, k: m, a: a + i * m * k, lda: k,
+                         b: gp + i * m * n, ldb: n, c: t.storage.pointer + i * k * n, ldc: n)
+                }
+                gb = t
+            }
+            return [ga, gb]
+        }
+    }
+}

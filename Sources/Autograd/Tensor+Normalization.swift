@@ -1,0 +1,120 @@
+// Batch normalisation (training and inference) and dropout.
+import Foundation
+
+extension Tensor {
+    /// Batch normalisation over every axis but 1 (channels), as PyTorch's `batch_norm`.
+    ///
+    /// `y = gamma (x - mean_c) / sqrt(var_c + eps) + beta`
+    ///
+    /// - `self`: `[N, C, ...]` (`[N, C, H, W]` for images, `[N, C]` after a dense layer);
+    ///   `weight` (gamma), `bias` (beta), `runningMean`, `runningVariance`: `[C]`.
+    /// - `training`: batch statistics are used, and the running ones are updated in place
+    ///   (`r = (1 - momentum) r + momentum * stat`, unbiased variance, as PyTorch). Otherwise
+    ///   the running statistics normalise and nothing is updated.
+    ///
+    /// Fused rather than composed from mean/variance ops: one pass for the statistics, one
+    /// for the output, and a closed-form backward instead of a dozen broadcast nodes.
+    public func batchNorm(weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVariance: Tensor?,
+                          training: Bool, momentum: Float = 0.1, epsilon: Float = 1e-5) -> Tensor {
+        precondition(rank >= 2, "batchNorm: input must be [N, C, ...], got \(shape)")
+        let (n, c) = (shape[0], shape[1])
+        let spatial = count / Swift.max(n * c, 1)
+        for (name, t) in [("weight", weight), ("bias", bias), ("runningMean", runningMean), ("runningVariance", runningVariance)] {
+            if let t { precondition(t.shape == [c], "batchNorm: \(name) \(t.shape) for input \(shape) with \(c) channels") }
+        }
+        precondition(training || (runningMean != nil && runningVariance != nil),
+                     "batchNorm: inference needs runningMean and runningVariance")
+        let m = n * spatial
+        precondition(!training || m > 1, "batchNorm: training needs more than one value per channel, got \(shape)")
+        var meanArr = [Float](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c)
+        let x = storage.pointer
+        let out = Tensor(uninitializedShape: shape)
+        let o = out.storage.pointer
+        let gammaP = weight?.storage.pointer, betaP = bias?.storage.pointer
+        meanArr.withUnsafeMutableBufferPointer { mp in invStd.withUnsafeMutableBufferPointer { ip in
+            let mp = mp.baseAddress!, ip = ip.baseAddress!
+            Threading.parallelChunks(c, costPerItem: m * 3) { _, r in
+                for ch in r {
+                    var mu: Float, v: Float
+                    if training {
+                        // Two passes in Double: the shifted form keeps precision for large means.
+                        var s = 0.0
+                        for i in 0..<n { let p = x + (i * c + ch) * spatial; for j in 0..<spatial { s += Double(p[j]) } }
+                        let mud = s / Double(m)
+                        var ss = 0.0
+                        for i in 0..<n { let p = x + (i * c + ch) * spatial; for j in 0..<spatial { let d = Double(p[j]) - mud; ss += d * d } }
+                        mu = Float(mud); v = Float(ss / Double(m))
+                        if let runningMean, let runningVariance {
+                            let rm = runningMean.storage.pointer, rv = runningVariance.storage.pointer
+                            rm[ch] = (1 - momentum) * rm[ch] + momentum * mu
+                            rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(ss / Double(m - 1))
+                        }
+                    } else {
+                        mu = runningMean!.storage.pointer[ch]; v = runningVariance!.storage.pointer[ch]
+                    }
+                    let inv = 1 / (v + epsilon).squareRoot()
+                    mp[ch] = mu; ip[ch] = inv
+                    let scale = (gammaP?[ch] ?? 1) * inv, shift = (betaP?[ch] ?? 0) - mu * scale
+                    for i in 0..<n {
+                        let p = x + (i * c + ch) * spatial, q = o + (i * c + ch) * spatial
+                        for j in 0..<spatial { q[j] = p[j] * scale + shift }
+                    }
+                }
+            }
+        } }
+        let savedMean = meanArr, savedInv = invStd
+        var inputs = [self]
+        if let weight { inputs.append(weight) }
+        if let bias { inputs.append(bias) }
+        return Tensor.record("batchNorm", inputs, out) { [self] g in
+            let gp = g.storage.pointer, x = self.storage.pointer
+            let dx = self.tracksGradient ? Tensor(uninitializedShape: self.shape) : nil
+            let dgamma = Tensor(uninitializedShape: [c]), dbeta = Tensor(uninitializedShape: [c])
+            let dgp = dgamma.storage.pointer, dbp = dbeta.storage.pointer
+            Threading.parallelChunks(c, costPerItem: m * 3) { _, r in
+                for ch in r {
+                    let mu = savedMean[ch], inv = savedInv[ch]
+                    var sg: Float = 0, sgx: Float = 0
+                    for i in 0..<n {
+                        let p = x + (i * c + ch) * spatial, q = gp + (i * c + ch) * spatial
+                        for j in 0..<spatial { sg += q[j]; sgx += q[j] * (p[j] - mu) * inv }
+                    }
+                    dbp[ch] = sg; dgp[ch] = sgx
+                    guard let dx else { continue }
+                    let gamma = gammaP?[ch] ?? 1, d = dx.storage.pointer
+                    if training {
+                        // dx = gamma inv / M (M g - sum g - xhat sum(g xhat))
+                        let a = gamma * inv, mg = sg / Float(m), mgx = sgx / Float(m)
+                        for i in 0..<n {
+                            let p = x + (i * c + ch) * spatial, q = gp + (i * c + ch) * spatial, dp = d + (i * c + ch) * spatial
+                            for j in 0..<spatial { dp[j] = a * (q[j] - mg - (p[j] - mu) * inv * mgx) }
+                        }
+                    } else {
+                        let a = gamma * inv
+                        for i in 0..<n {
+                            let q = gp + (i * c + ch) * spatial, dp = d + (i * c + ch) * spatial
+                            for j in 0..<spatial { dp[j] = a * q[j] }
+                        }
+                    }
+                }
+            }
+            var grads: [Tensor?] = [dx]
+            if weight != nil { grads.append(dgamma) }
+            if bias != nil { grads.append(dbeta) }
+            return grads
+        }
+    }
+
+    /// Inverted dropout: zeroes each element with probability `probability` and scales the
+    /// rest by `1 / (1 - probability)`, so inference needs no rescaling. Identity when not
+    /// `training`.
+    public func dropout(probability: Float, training: Bool = true, generator: inout SeededGenerator) -> Tensor {
+        precondition(probability >= 0 && probability < 1, "dropout: probability \(probability) not in [0, 1)")
+        guard training, probability > 0 else { return self }
+        let keep = 1 / (1 - probability)
+        let mask = Tensor(uninitializedShape: shape)
+        let mp = mask.storage.pointer
+        for i in 0..<count { mp[i] = generator.nextUnit() < probability ? 0 : keep }
+        return self * mask
+    }
+}

@@ -1,0 +1,40 @@
+// Fully connected layer.
+import Autograd
+
+/// A fully connected layer, as PyTorch's `nn.Linear`: `y = x Wᵀ + b`.
+///
+/// - `input`: `[..., inputFeatures]`; returns `[..., outputFeatures]`.
+/// - Keys: `weight` `[outputFeatures, inputFeatures]`, `bias` `[outputFeatures]`.
+public final class Dense: Layer {
+    public let inputFeatures: Int
+    public let outputFeatures: Int
+    public let weight: Tensor
+    public let bias: Tensor?
+    public var isTraining = true
+
+    public init(inputFeatures: Int, outputFeatures: Int, useBias: Bool = true, seed: UInt64? = nil) {
+        precondition(inputFeatures > 0 && outputFeatures > 0, "Dense: features must be positive, got \(inputFeatures) → \(outputFeatures)")
+        self.inputFeatures = inputFeatures
+        self.outputFeatures = outputFeatures
+        let s = seed ?? WeightInitialization.nextSeed()
+        weight = WeightInitialization.uniform([outputFeatures, inputFeatures], fanIn: inputFeatures, seed: s)
+        bias = useBias ? WeightInitialization.uniform([outputFeatures], fanIn: inputFeatures, seed: s &+ 1) : nil
+    }
+
+    public func forward(_ input: Tensor) -> Tensor {
+        precondition(input.shape.last == inputFeatures,
+                     "Dense(\(inputFeatures) → \(outputFeatures)): input \(input.shape) must end in \(inputFeatures)")
+        // The transpose is a small copy per call, tracked by autograd like any op.
+        let y = input.matmul(weight.transposed())
+        guard let bias else { return y }
+        return y + bias
+    }
+
+    public var ownTensors: [NamedTensor] {
+        [NamedTensor("weight", weight)] + (bias.map { [NamedTensor("bias", $0)] } ?? [])
+    }
+
+    public var description: String {
+        "Dense(\(inputFeatures) → \(outputFeatures)\(bias == nil ? ", no bias" : ""))"
+    }
+}

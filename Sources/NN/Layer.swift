@@ -1,0 +1,144 @@
+// The layer abstraction: parameters with stable names, train/eval mode, tracing for summaries.
+import Autograd
+
+/// Whether a named tensor of a layer is trained by the optimiser or is state it keeps.
+public enum TensorRole: Equatable, Sendable {
+    /// Updated by gradient descent (`weight`, `bias`).
+    case parameter
+    /// Non-trained state saved with the model (batch norm's `running_mean`, `running_var`),
+    /// like a PyTorch buffer or Keras' `trainable=False` weights.
+    case buffer
+}
+
+/// One named tensor a layer owns directly, with its local key (`"weight"`, `"running_mean"`).
+public struct NamedTensor {
+    public let key: String
+    public let tensor: Tensor
+    public let role: TensorRole
+    public init(_ key: String, _ tensor: Tensor, _ role: TensorRole = .parameter) {
+        self.key = key; self.tensor = tensor; self.role = role
+    }
+}
+
+/// A network building block: stored parameters, sub-layers, a forward pass.
+///
+/// Conforming types implement `forward(_:)`, list the tensors they own in `ownTensors` and
+/// their sub-layers in `children`, with the keys PyTorch's `state_dict()` uses for the same
+/// architecture, so that a key path such as `layer1.0.conv1.weight` names the same tensor in
+/// both. Call a layer with `layer(x)`: `callAsFunction` runs `forward` and records output
+/// shapes while `summary` traces a model.
+///
+/// Training vs inference is one flag set on the whole tree by `train()` / `eval()`.
+public protocol Layer: AnyObject, CustomStringConvertible {
+    /// The forward pass; use `layer(x)` to call it.
+    func forward(_ input: Tensor) -> Tensor
+    /// Tensors stored directly in this layer (not in children), in state-dict order.
+    var ownTensors: [NamedTensor] { get }
+    /// Sub-layers with their keys, in state-dict order.
+    var children: [(key: String, layer: any Layer)] { get }
+    /// True in training mode (batch statistics, dropout active); set through `train()`/`eval()`.
+    var isTraining: Bool { get set }
+    /// A copy of this layer (and its children) for inference, with batch norm folded into the
+    /// preceding convolution and ReLU fused where the layer knows how; otherwise `self`.
+    /// Only valid in eval mode; the result shares no mutable state the caller relies on.
+    func fusedForInference() -> any Layer
+}
+
+extension Layer {
+    public var ownTensors: [NamedTensor] { [] }
+    public var children: [(key: String, layer: any Layer)] { [] }
+    public func fusedForInference() -> any Layer { self }
+
+    /// Runs `forward`, recording the output shape while a summary traces the model.
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        let output = forward(input)
+        LayerTrace.record(self, output)
+        return output
+    }
+
+    // MARK: - Modes
+
+    /// Training mode for this layer and every sub-layer.
+    public func train() { setTraining(true) }
+    /// Inference mode for this layer and every sub-layer (running statistics, no dropout).
+    public func eval() { setTraining(false) }
+
+    public func setTraining(_ training: Bool) {
+        isTraining = training
+        for (_, child) in children { child.setTraining(training) }
+    }
+
+    // MARK: - Named tensors
+
+    /// Every layer of the tree with its key path (`""` for `self`), parents first.
+    public func namedLayers() -> [(path: String, layer: any Layer)] {
+        var result: [(path: String, layer: any Layer)] = [("", self)]
+        for (key, child) in children {
+            for (path, layer) in child.namedLayers() {
+                result.append((path.isEmpty ? key : key + "." + path, layer))
+            }
+        }
+        return result
+    }
+
+    /// Every tensor with its full key (PyTorch `state_dict()` names), parameters and buffers,
+    /// in state-dict order (a layer's own tensors before its children's).
+    public func namedTensors() -> [(key: String, tensor: Tensor, role: TensorRole)] {
+        var result: [(key: String, tensor: Tensor, role: TensorRole)] = []
+        for (path, layer) in namedLayers() {
+            for t in layer.ownTensors {
+                result.append((path.isEmpty ? t.key : path + "." + t.key, t.tensor, t.role))
+            }
+        }
+        return result
+    }
+
+    /// Trainable parameters with their full keys (PyTorch `named_parameters()`).
+    public func namedParameters() -> [(key: String, tensor: Tensor)] {
+        namedTensors().filter { $0.role == .parameter }.map { ($0.key, $0.tensor) }
+    }
+
+    /// Trainable parameters, for an optimiser: `Adam(parameters: model.parameters)`.
+    public var parameters: [Tensor] { namedParameters().map(\.tensor) }
+
+    /// The tensors to save, by full key (PyTorch `state_dict()`).
+    public func stateDict() -> [String: Tensor] {
+        Dictionary(namedTensors().map { ($0.key, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Number of trainable scalars.
+    public var parameterCount: Int { namedTensors().filter { $0.role == .parameter }.reduce(0) { $0 + $1.tensor.count } }
+    /// Number of non-trained scalars (running statistics).
+    public var bufferCount: Int { namedTensors().filter { $0.role == .buffer }.reduce(0) { $0 + $1.tensor.count } }
+
+    /// Sets `requiresGrad` on every parameter (false freezes the layer, e.g. a backbone).
+    public func setRequiresGrad(_ flag: Bool) {
+        for (_, t) in namedParameters() { t.requiresGrad = flag }
+    }
+
+    /// Clears the gradient of every parameter.
+    public func zeroGrad() { for t in parameters { t.zeroGrad() } }
+
+    /// The architecture as an indented tree, one layer per line (`print(model.treeDescription)`).
+    public var treeDescription: String {
+        namedLayers().map { path, layer in
+            let depth = path.isEmpty ? 0 : path.split(separator: ".").count
+            let name = path.isEmpty ? "" : "(\(path.split(separator: ".").last!)): "
+            return String(repeating: "  ", count: depth) + name + layer.description
+        }.joined(separator: "\n")
+    }
+}
+
+/// Records output shapes while `summary(inputShape:)` runs a model; off otherwise.
+enum LayerTrace {
+    nonisolated(unsafe) static var shapes: [ObjectIdentifier: [Int]]? = nil
+
+    static func record(_ layer: AnyObject, _ output: Tensor) {
+        guard shapes != nil else { return }
+        let id = ObjectIdentifier(layer)
+        if shapes![id] == nil { shapes![id] = output.shape }
+    }
+}
+
+/// Formats a shape the way summaries print it: `[1, 32, 64, 64]`.
+func shapeText(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }

@@ -1,0 +1,117 @@
+// Self-describing model files: safetensors + architecture + preprocessing metadata.
+import Autograd
+import Foundation
+
+/// The architecture recorded in a model file (`astrolabe.architecture`), enough to rebuild it.
+///
+/// Stored as JSON with snake_case keys, e.g.
+/// `{"name":"resnet18","in_channels":3,"classes":5,"widths":[64,128,256,512],"small_image_stem":false}`.
+public struct Architecture: Codable, Equatable, Sendable {
+    /// One of `ArchitectureName`'s raw values.
+    public var name: String
+    public var inChannels: Int
+    public var classes: Int
+    /// ResNet stage widths, U-Net encoder widths, MLP layer widths.
+    public var widths: [Int]?
+    public var smallImageStem: Bool?
+    /// cnn: the square input size (64 in BENCH.md).
+    public var imageSize: Int?
+    /// U-Net bottleneck channels; LSTM hidden size.
+    public var bottleneck: Int?
+    public var hidden: Int?
+    public var activation: String?
+
+    enum CodingKeys: String, CodingKey {
+        case name, inChannels = "in_channels", classes, widths, smallImageStem = "small_image_stem",
+             imageSize = "image_size", bottleneck, hidden, activation
+    }
+
+    public init(name: ArchitectureName, inChannels: Int, classes: Int, widths: [Int]? = nil, smallImageStem: Bool? = nil,
+                imageSize: Int? = nil, bottleneck: Int? = nil, hidden: Int? = nil, activation: String? = nil) {
+        self.name = name.rawValue; self.inChannels = inChannels; self.classes = classes; self.widths = widths
+        self.smallImageStem = smallImageStem; self.imageSize = imageSize; self.bottleneck = bottleneck
+        self.hidden = hidden; self.activation = activation
+    }
+
+    /// Builds the model (fresh weights; load the file's tensors into it next).
+    public func makeModel() throws -> any Layer {
+        guard let kind = ArchitectureName(rawValue: name) else {
+            throw WeightsError.architecture(path: "", reason: "unknown architecture '\(name)'; known: "
+                + ArchitectureName.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        switch kind {
+        case .resnet18:
+            return ResNet.resnet18(inputChannels: inChannels, classCount: classes, widths: widths ?? [64, 128, 256, 512],
+                                   smallImageStem: smallImageStem ?? false)
+        case .resnet34:
+            return ResNet.resnet34(inputChannels: inChannels, classCount: classes, widths: widths ?? [64, 128, 256, 512],
+                                   smallImageStem: smallImageStem ?? false)
+        case .cnn:
+            return SimpleCNN.make(inputChannels: inChannels, classCount: classes, imageSize: imageSize ?? 64)
+        case .unet:
+            return UNet(inputChannels: inChannels, classCount: classes, widths: widths ?? [16, 32, 64, 128],
+                        bottleneckWidth: bottleneck)
+        case .lstm:
+            return LightCurveLSTM(features: inChannels, hiddenSize: hidden ?? 64, classCount: classes)
+        case .mlp:
+            let fn: ActivationFunction = ["gelu": .gelu, "tanh": .tanh, "sigmoid": .sigmoid][activation ?? "relu"] ?? .relu
+            return MLP.make(inputFeatures: inChannels, widths: (widths ?? []) + [classes], activation: fn)
+        }
+    }
+
+    /// The JSON stored in the file.
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+}
+
+/// The architectures a model file can name.
+public enum ArchitectureName: String, CaseIterable, Sendable {
+    case resnet18, resnet34, cnn, unet, lstm, mlp
+}
+
+/// A model with what is needed to use it: architecture and preprocessing.
+public struct ModelFile {
+    public static let architectureKey = "astrolabe.architecture"
+    public static let preprocessingKey = "astrolabe.preprocessing"
+
+    public var model: any Layer
+    public var architecture: Architecture
+    /// The preprocessing module's JSON (opaque here), if the file records one.
+    public var preprocessing: String?
+
+    public init(model: any Layer, architecture: Architecture, preprocessing: String? = nil) {
+        self.model = model; self.architecture = architecture; self.preprocessing = preprocessing
+    }
+
+    /// Writes the weights (F32, PyTorch names) with `astrolabe.architecture` and
+    /// `astrolabe.preprocessing` metadata, atomically. PyTorch reads it with
+    /// `safetensors.torch.load_file` + `load_state_dict`.
+    public func write(to url: URL) throws {
+        var metadata = [ModelFile.architectureKey: architecture.json, "format": "pt"]
+        if let preprocessing { metadata[ModelFile.preprocessingKey] = preprocessing }
+        try model.save(to: url, metadata: metadata)
+    }
+
+    /// Rebuilds the model from the file alone (strict load), in eval mode.
+    public init(contentsOf url: URL) throws {
+        let file = try Safetensors(contentsOf: url)
+        guard let json = file.metadata[ModelFile.architectureKey] else {
+            throw WeightsError.architecture(path: url.path, reason: "no '\(ModelFile.architectureKey)' metadata: "
+                + "this is a plain state dict; give the architecture (e.g. --arch resnet18 --classes N --in-channels C)")
+        }
+        let architecture: Architecture
+        do { architecture = try JSONDecoder().decode(Architecture.self, from: Data(json.utf8)) } catch {
+            throw WeightsError.architecture(path: url.path, reason: "'\(ModelFile.architectureKey)' is not valid: \(json)")
+        }
+        let model: any Layer
+        do { model = try architecture.makeModel() } catch WeightsError.architecture(_, let reason) {
+            throw WeightsError.architecture(path: url.path, reason: reason)
+        }
+        try model.load(stateDict: file.tensors, mode: .strict)
+        model.eval()
+        self.init(model: model, architecture: architecture, preprocessing: file.metadata[ModelFile.preprocessingKey])
+    }
+}

@@ -1,0 +1,76 @@
+// Small models: MLP, BENCH.md's cnn, the light-curve LSTM.
+import Autograd
+
+/// Multi-layer perceptron: `Dense`, activation, ..., `Dense` (no activation after the last).
+/// Keys follow `nn.Sequential`: `0.weight`, `2.weight`, ...
+///
+/// - `input`: `[N, inputFeatures]`; returns `[N, widths.last]`.
+public enum MLP {
+    /// `widths`: the output features of each dense layer, the last one being the output.
+    public static func make(inputFeatures: Int, widths: [Int], activation: ActivationFunction = .relu,
+                            dropout: Float = 0) -> Sequential {
+        precondition(!widths.isEmpty, "MLP: needs at least one width")
+        var layers: [any Layer] = []
+        var c = inputFeatures
+        for (k, w) in widths.enumerated() {
+            layers.append(Dense(inputFeatures: c, outputFeatures: w))
+            if k < widths.count - 1 {
+                layers.append(Activation(activation))
+                if dropout > 0 { layers.append(Dropout(probability: dropout)) }
+            }
+            c = w
+        }
+        return Sequential(layers)
+    }
+}
+
+/// BENCH.md's `cnn`: three [3×3 conv (pad 1), ReLU, max-pool 2], flatten, dense 256, ReLU,
+/// dense to the classes. Keys as `reference_models.cnn`'s `nn.Sequential`: `0`, `3`, `6`
+/// (convolutions), `10`, `12` (dense).
+///
+/// - `input`: `[N, inputChannels, imageSize, imageSize]`, `imageSize` divisible by 8
+///   (64 in BENCH.md); returns `[N, classCount]`.
+public enum SimpleCNN {
+    public static func make(inputChannels: Int = 1, classCount: Int = 5, imageSize: Int = 64) -> Sequential {
+        precondition(imageSize % 8 == 0 && imageSize > 0, "SimpleCNN: imageSize \(imageSize) must be a positive multiple of 8")
+        let s = imageSize / 8
+        return Sequential {
+            Conv2D(inputChannels: inputChannels, outputChannels: 32, kernelSize: 3, padding: 1)
+            Activation.relu()
+            MaxPool2D(kernelSize: 2)
+            Conv2D(inputChannels: 32, outputChannels: 64, kernelSize: 3, padding: 1)
+            Activation.relu()
+            MaxPool2D(kernelSize: 2)
+            Conv2D(inputChannels: 64, outputChannels: 128, kernelSize: 3, padding: 1)
+            Activation.relu()
+            MaxPool2D(kernelSize: 2)
+            Flatten()
+            Dense(inputFeatures: 128 * s * s, outputFeatures: 256)
+            Activation.relu()
+            Dense(inputFeatures: 256, outputFeatures: classCount)
+        }
+    }
+}
+
+/// BENCH.md's light-curve classifier: one LSTM layer, its last hidden state, a dense layer.
+/// Keys: `lstm.weight_ih_l0`, ..., `fc.weight`, `fc.bias`.
+///
+/// - `input`: `[N, T, features]` (any `T`); returns `[N, classCount]`.
+public final class LightCurveLSTM: Layer {
+    public let lstm: LSTM
+    public let fc: Dense
+    public var isTraining = true
+
+    public init(features: Int = 2, hiddenSize: Int = 64, classCount: Int = 4) {
+        lstm = LSTM(inputFeatures: features, hiddenSize: hiddenSize)
+        fc = Dense(inputFeatures: hiddenSize, outputFeatures: classCount)
+    }
+
+    public func forward(_ input: Tensor) -> Tensor { fc(lstm.run(input).hidden) }
+
+    public var children: [(key: String, layer: any Layer)] { [("lstm", lstm), ("fc", fc)] }
+
+    public var description: String {
+        "LightCurveLSTM(\(lstm.inputFeatures) features, hidden \(lstm.hiddenSize) → \(fc.outputFeatures) classes)"
+    }
+}

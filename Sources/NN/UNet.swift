@@ -1,0 +1,103 @@
+// U-Net for per-pixel classification (segmentation).
+import Autograd
+
+/// U-Net with BENCH.md's topology and `reference_models.py`'s parameter names:
+/// `down.K` (two [3×3 conv without bias, BN, ReLU] as `down.K.0`, `.1`, `.3`, `.4`), max-pool
+/// 2 between levels, `bottleneck`, `up.K` (2×2 stride-2 transposed convolution halving the
+/// channels), `up_conv.K` (two [conv, BN, ReLU] on the concatenation with the skip), `head`
+/// (1×1 convolution to the classes).
+///
+/// - `input`: `[N, inputChannels, H, W]` with `H`, `W` divisible by `2^depth`;
+///   returns logits `[N, classCount, H, W]`.
+public final class UNet: Layer {
+    public let widths: [Int]
+    public let bottleneckWidth: Int
+    public let inputChannels: Int
+    public let classCount: Int
+    public let down: Sequential
+    public let bottleneck: Sequential
+    public let up: Sequential
+    public let upConv: Sequential
+    public let head: Conv2D
+    public var isTraining = true
+    private let pool = MaxPool2D(kernelSize: 2)
+
+    /// - `widths`: encoder channels per level (their count is the depth);
+    /// - `bottleneckWidth`: channels at the bottom (default: twice the last width).
+    public init(inputChannels: Int = 1, classCount: Int = 3, widths: [Int] = [16, 32, 64, 128], bottleneckWidth: Int? = nil) {
+        precondition(!widths.isEmpty, "UNet: needs at least one level")
+        self.widths = widths
+        self.bottleneckWidth = bottleneckWidth ?? 2 * widths.last!
+        self.inputChannels = inputChannels
+        self.classCount = classCount
+        var c = inputChannels
+        var downs: [any Layer] = []
+        for w in widths { downs.append(UNet.doubleConv(c, w)); c = w }
+        down = Sequential(downs)
+        bottleneck = UNet.doubleConv(c, self.bottleneckWidth)
+        c = self.bottleneckWidth
+        var ups: [any Layer] = [], convs: [any Layer] = []
+        for w in widths.reversed() {
+            ups.append(ConvTranspose2D(inputChannels: c, outputChannels: w, kernelSize: 2, stride: 2))
+            convs.append(UNet.doubleConv(2 * w, w))
+            c = w
+        }
+        up = Sequential(ups)
+        upConv = Sequential(convs)
+        head = Conv2D(inputChannels: c, outputChannels: classCount, kernelSize: 1)
+    }
+
+    private init(fusing u: UNet) {
+        widths = u.widths; bottleneckWidth = u.bottleneckWidth; inputChannels = u.inputChannels; classCount = u.classCount
+        down = Sequential(u.down.layers.map { $0.fusedForInference() })
+        bottleneck = u.bottleneck.fusedForInference() as! Sequential
+        up = u.up
+        upConv = Sequential(u.upConv.layers.map { $0.fusedForInference() })
+        head = u.head
+        isTraining = false
+    }
+
+    /// BENCH.md's `unet`: 1 band, 3 classes, widths 16/32/64/128, bottleneck 256.
+    public static func bench(inputChannels: Int = 1, classCount: Int = 3) -> UNet {
+        UNet(inputChannels: inputChannels, classCount: classCount, widths: [16, 32, 64, 128], bottleneckWidth: 256)
+    }
+
+    static func doubleConv(_ cin: Int, _ cout: Int) -> Sequential {
+        Sequential {
+            Conv2D(inputChannels: cin, outputChannels: cout, kernelSize: 3, padding: 1, useBias: false)
+            BatchNorm(features: cout)
+            Activation.relu()
+            Conv2D(inputChannels: cout, outputChannels: cout, kernelSize: 3, padding: 1, useBias: false)
+            BatchNorm(features: cout)
+            Activation.relu()
+        }
+    }
+
+    public func forward(_ input: Tensor) -> Tensor {
+        let factor = 1 << widths.count
+        precondition(input.rank == 4 && input.shape[1] == inputChannels && input.shape[2] % factor == 0 && input.shape[3] % factor == 0,
+                     "UNet: input \(input.shape) must be [N, \(inputChannels), H, W] with H and W divisible by \(factor)")
+        var x = input
+        var skips: [Tensor] = []
+        for block in down.layers {
+            x = block(x)
+            skips.append(x)
+            x = pool(x)
+        }
+        x = bottleneck(x)
+        for (k, skip) in skips.reversed().enumerated() {
+            x = upConv.layers[k](Tensor.concatenate([up.layers[k](x), skip], axis: 1))
+        }
+        return head(x)
+    }
+
+    public var children: [(key: String, layer: any Layer)] {
+        [("down", down), ("bottleneck", bottleneck), ("up", up), ("up_conv", upConv), ("head", head)]
+    }
+
+    public func fusedForInference() -> any Layer { UNet(fusing: self) }
+
+    public var description: String {
+        "UNet(\(inputChannels) bands → \(classCount) classes, widths \(widths), bottleneck \(bottleneckWidth))"
+    }
+}

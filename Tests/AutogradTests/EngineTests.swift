@@ -1,0 +1,125 @@
+// Graph mechanics: accumulation, reuse, no-grad scope, detaching, freeing, misuse errors.
+@testable import Autograd
+import TestSupport
+import XCTest
+
+final class EngineTests: XCTestCase {
+    func testGradientsAccumulateUntilZeroed() {
+        let x = Tensor([1, 2, 3], requiresGrad: true)
+        (x * 2).sum().backward()
+        (x * 3).sum().backward()
+        XCTAssertEqual(x.grad?.scalars, [5, 5, 5])
+        x.zeroGrad()
+        (x * x).sum().backward()
+        XCTAssertEqual(x.grad?.scalars, [2, 4, 6])
+    }
+
+    /// A node used twice (a diamond) receives the sum of both paths.
+    func testDiamondGraph() {
+        let x = Tensor(scalar: 3, requiresGrad: true)
+        let a = x * 2
+        let b = a * a + a          // db/dx = (2a + 1) * 2 = 26
+        b.backward()
+        XCTAssertEqual(x.grad?.item, 26)
+    }
+
+    func testNoGradScopeRecordsNothing() {
+        let w = Tensor([1, 2], requiresGrad: true)
+        let y = withNoGrad { (w * w).sum() }
+        XCTAssertNil(y.node)
+        XCTAssertFalse(y.requiresGrad)
+        XCTAssertThrowsError(try y.checkedBackward()) { XCTAssertEqual($0 as? AutogradError, .noGraph) }
+        XCTAssertTrue(GradMode.isEnabled)
+    }
+
+    func testDetachedStopsGradient() {
+        let x = Tensor(scalar: 2, requiresGrad: true)
+        let y = x * x.detached()     // d/dx = x (only the left factor)
+        y.backward()
+        XCTAssertEqual(x.grad?.item, 2)
+    }
+
+    func testInputsWithoutGradientAreSkipped() {
+        let w = Tensor([1, 2], requiresGrad: true)
+        let c = Tensor([3, 4])
+        (w * c).sum().backward()
+        XCTAssertNil(c.grad)
+        XCTAssertEqual(w.grad?.scalars, [3, 4])
+    }
+
+    func testGraphIsFreedAfterBackwardAndSecondBackwardIsAnError() {
+        let x = Tensor([1, 2], requiresGrad: true)
+        let h = x.exp()
+        let y = h.sum()
+        y.backward()
+        XCTAssertNil(h.node?.pullback)
+        XCTAssertEqual(h.node?.inputs.count, 0)
+        XCTAssertThrowsError(try y.checkedBackward()) { error in
+            XCTAssertEqual(error as? AutogradError, .graphFreed(op: "sum"))
+            XCTAssertTrue("\(error)".contains("already freed"))
+        }
+    }
+
+    func testNonScalarBackwardNeedsGradient() {
+        let x = Tensor([1, 2], requiresGrad: true)
+        let y = x * 2
+        XCTAssertThrowsError(try y.checkedBackward()) { error in
+            XCTAssertEqual(error as? AutogradError, .nonScalarWithoutGradient(shape: [2]))
+            XCTAssertTrue("\(error)".contains("backward(gradient:)"))
+        }
+        XCTAssertThrowsError(try y.checkedBackward(gradient: Tensor([1, 2, 3]))) {
+            XCTAssertEqual($0 as? AutogradError, .gradientShapeMismatch(shape: [2], gradient: [3]))
+        }
+        y.backward(gradient: Tensor([1, 10]))
+        XCTAssertEqual(x.grad?.scalars, [2, 20])
+    }
+
+    /// A long chain must not overflow the stack (the topological sort is iterative).
+    func testDeepChainBackward() {
+        let x = Tensor(scalar: 1, requiresGrad: true)
+        var y = x
+        for _ in 0..<20_000 { y = y * 1.0001 }
+        y.backward()
+        XCTAssertEqual(x.grad!.item, Float(Foundation.pow(1.0001, 20_000.0)), accuracy: 1e-2)
+    }
+
+    func testReshapeSharesStorageAndCopiesElsewhere() {
+        let x = Tensor(shape: [2, 3], data: [0, 1, 2, 3, 4, 5])
+        XCTAssertTrue(x.reshaped(to: [3, 2]).storage === x.storage)
+        XCTAssertFalse(x.transposed().storage === x.storage)
+        XCTAssertEqual(x.transposed().scalars, [0, 3, 1, 4, 2, 5])
+        XCTAssertEqual(x.reshaped(to: [-1]).shape, [6])
+    }
+
+    func testSeededCreationIsReproducible() {
+        XCTAssertEqual(Tensor.randomNormal([5], seed: 3).scalars, Tensor.randomNormal([5], seed: 3).scalars)
+        XCTAssertNotEqual(Tensor.randomNormal([5], seed: 3).scalars, Tensor.randomNormal([5], seed: 4).scalars)
+        let n = Tensor.randomNormal([20_000], mean: 1, standardDeviation: 2, seed: 9)
+        XCTAssertEqual(n.mean().item, 1, accuracy: 0.05)
+        XCTAssertEqual(n.variance().item.squareRoot(), 2, accuracy: 0.05)
+        let u = Tensor.randomUniform([20_000], lower: -1, upper: 3, seed: 9)
+        XCTAssertGreaterThanOrEqual(u.min().item, -1)
+        XCTAssertLessThan(u.max().item, 3)
+    }
+
+    func testComparisonsArgmaxAndIndexing() {
+        let x = Tensor(shape: [2, 3], data: [1, 5, 2, 7, 0, 7])
+        XCTAssertEqual((x .> 2).scalars, [0, 1, 0, 1, 0, 1])
+        XCTAssertEqual((x .== Tensor([1, 0, 7])).scalars, [1, 0, 0, 0, 1, 1])
+        XCTAssertEqual(x.argmaxIndices(axis: 1), [1, 0])
+        XCTAssertEqual(x.argmax(axis: 0).scalars, [1, 0, 1])
+        XCTAssertEqual(x[1].scalars, [7, 0, 7])
+        XCTAssertEqual(x[element: [0, 1]], 5)
+        XCTAssertEqual(Tensor.where(x .> 4, x, Tensor(scalar: -1)).scalars, [-1, 5, -1, 7, -1, 7])
+        XCTAssertEqual(Tensor.stack([Tensor([1, 2]), Tensor([3, 4])], axis: 1).scalars, [1, 3, 2, 4])
+    }
+}
+
+final class GradientCheckerTests: XCTestCase {
+    /// The checker must catch a wrong gradient: x * detached(x) claims d/dx = x, truly 2x.
+    func testCheckerDetectsWrongGradient() {
+        let reports = gradientMismatches([Tensor([1, 2, 3])]) { $0[0] * $0[0].detached() }
+        XCTAssertEqual(reports.count, 1)
+        XCTAssertTrue(gradientMismatches([Tensor([1, 2, 3])]) { $0[0] * $0[0] }.isEmpty)
+    }
+}

@@ -1,0 +1,213 @@
+// Numerical gradient checks (central differences in Double) for every differentiable op.
+import Autograd
+import TestSupport
+import XCTest
+
+private func normal(_ shape: [Int], _ seed: UInt64, scale: Float = 1) -> Tensor {
+    Tensor.randomNormal(shape, standardDeviation: scale, seed: seed)
+}
+
+private func positive(_ shape: [Int], _ seed: UInt64) -> Tensor {
+    Tensor.randomUniform(shape, lower: 0.5, upper: 2, seed: seed)
+}
+
+/// Values spaced far apart (a shuffled ramp), so max/min/relu/abs have no near-ties or kinks
+/// within the finite-difference step.
+private func spread(_ shape: [Int], _ seed: UInt64) -> Tensor {
+    let n = shape.reduce(1, *)
+    var rng = SeededGenerator(seed: seed)
+    let values = (0..<n).map { Float($0) * 0.1 - Float(n) * 0.05 + 0.025 }.shuffled(using: &rng)
+    return Tensor(shape: shape, data: values)
+}
+
+final class ElementwiseGradientTests: XCTestCase {
+    func testBinaryOpsWithBroadcasting() {
+        let pairs: [([Int], [Int])] = [([2, 3], [2, 3]), ([2, 3, 4], [4]), ([2, 1, 4], [3, 1]), ([3], []), ([], [2, 2])]
+        for (sa, sb) in pairs {
+            assertGradientsMatch([normal(sa, 1), normal(sb, 2)]) { $0[0] + $0[1] }
+            assertGradientsMatch([normal(sa, 3), normal(sb, 4)]) { $0[0] - $0[1] }
+            assertGradientsMatch([normal(sa, 5), normal(sb, 6)]) { $0[0] * $0[1] }
+            assertGradientsMatch([normal(sa, 7), positive(sb, 8)]) { $0[0] / $0[1] }
+        }
+    }
+
+    func testScalarOperands() {
+        assertGradientsMatch([normal([2, 3], 1)]) { x in ((x[0] + 1) * 3 - 2) / 4 }
+        assertGradientsMatch([positive([2, 3], 2)]) { x in 2 / x[0] + (1 - x[0]) * 0.5 - (-x[0]) }
+    }
+
+    func testMathFunctions() {
+        assertGradientsMatch([normal([3, 4], 1)]) { $0[0].exp() }
+        assertGradientsMatch([positive([3, 4], 2)]) { $0[0].log() }
+        assertGradientsMatch([positive([3, 4], 3)]) { $0[0].sqrt() }
+        assertGradientsMatch([positive([3, 4], 4)]) { $0[0].pow(2.5) }
+        assertGradientsMatch([normal([3, 4], 5)]) { $0[0].squared() }
+        assertGradientsMatch([spread([3, 4], 6)]) { $0[0].abs() }
+        assertGradientsMatch([spread([3, 4], 7)]) { $0[0].clamped(min: -0.3, max: 0.4) }
+    }
+
+    func testActivations() {
+        let x = { spread([4, 5], 11) }
+        assertGradientsMatch([x()]) { $0[0].relu() }
+        assertGradientsMatch([x()]) { $0[0].leakyRelu(negativeSlope: 0.1) }
+        assertGradientsMatch([x()]) { $0[0].elu(alpha: 1.3) }
+        assertGradientsMatch([x()]) { $0[0].gelu() }
+        assertGradientsMatch([x()]) { $0[0].sigmoid() }
+        assertGradientsMatch([x()]) { $0[0].tanh() }
+        assertGradientsMatch([x()]) { $0[0].softplus() }
+        assertGradientsMatch([normal([3, 5], 12, scale: 2)]) { $0[0].softmax(axis: 1) }
+        assertGradientsMatch([normal([3, 4, 5], 13, scale: 2)]) { $0[0].softmax(axis: 1) }
+        assertGradientsMatch([normal([3, 4, 5], 14, scale: 2)]) { $0[0].logSoftmax(axis: -1) }
+        assertGradientsMatch([normal([2, 3, 2, 2], 15, scale: 2)]) { $0[0].logSoftmax(axis: 1) }
+    }
+
+    func testWhereAndExpand() {
+        let cond = Tensor(shape: [2, 3], data: [1, 0, 1, 0, 0, 1])
+        assertGradientsMatch([normal([2, 3], 1), normal([3], 2)]) { Tensor.where(cond, $0[0], $0[1]) }
+        assertGradientsMatch([normal([3, 1], 3)]) { $0[0].expanded(to: [2, 3, 4]) }
+    }
+
+    /// A node reused along several paths (diamond) plus broadcasting in one graph.
+    func testDiamondAndReuse() {
+        assertGradientsMatch([normal([2, 3], 1), normal([3], 2)]) { v in
+            let a = v[0] * v[1]
+            let b = a.tanh() + a * a + v[1]
+            return (b * a).sum(axes: [0]) + v[1].exp()
+        }
+    }
+}
+
+final class ReductionAndShapeGradientTests: XCTestCase {
+    func testReductions() {
+        let x = { spread([2, 3, 4], 21) }
+        assertGradientsMatch([x()]) { $0[0].sum() }
+        assertGradientsMatch([x()]) { $0[0].sum(axes: [1]) }
+        assertGradientsMatch([x()]) { $0[0].sum(axes: [0, 2], keepDims: true) }
+        assertGradientsMatch([x()]) { $0[0].mean(axes: [-1]) }
+        assertGradientsMatch([x()]) { $0[0].mean() }
+        assertGradientsMatch([x()]) { $0[0].max(axes: [1]) }
+        assertGradientsMatch([x()]) { $0[0].max(axes: [0, 2]) }
+        assertGradientsMatch([x()]) { $0[0].min(axes: [2], keepDims: true) }
+        assertGradientsMatch([x()]) { $0[0].max() }
+        assertGradientsMatch([x()]) { $0[0].variance(axes: [0, 2]) }
+        assertGradientsMatch([x()]) { $0[0].variance(unbiased: true) }
+    }
+
+    func testShapeOps() {
+        let x = { normal([2, 3, 4], 31) }
+        assertGradientsMatch([x()]) { $0[0].reshaped(to: [4, -1]) * 2 }
+        assertGradientsMatch([x()]) { $0[0].permuted([2, 0, 1]) }
+        assertGradientsMatch([x()]) { $0[0].transposed(0, 2) }
+        assertGradientsMatch([x()]) { $0[0].sliced(axis: 1, 1..<3) }
+        assertGradientsMatch([x()]) { $0[0][1] }
+        assertGradientsMatch([x()]) { $0[0].padded([(0, 0), (1, 2), (2, 0)], value: 0.5) }
+        assertGradientsMatch([x()]) { $0[0].flattened().unsqueezed(axis: 1).squeezed() }
+        assertGradientsMatch([normal([2, 3], 1), normal([2, 2], 2)]) { Tensor.concatenate([$0[0], $0[1], $0[0]], axis: 1) }
+        assertGradientsMatch([normal([2, 3], 3), normal([2, 3], 4)]) { Tensor.stack([$0[0], $0[1]], axis: 1) }
+    }
+
+    func testMatmul() {
+        assertGradientsMatch([normal([3, 4], 1), normal([4, 5], 2)]) { $0[0].matmul($0[1]) }
+        assertGradientsMatch([normal([2, 3, 4], 3), normal([4, 2], 4)]) { $0[0].matmul($0[1]) }
+        assertGradientsMatch([normal([2, 3, 4], 5), normal([2, 4, 2], 6)]) { $0[0].matmul($0[1]) }
+        // Non-contiguous operands: transposed inputs are materialised by the op chain.
+        assertGradientsMatch([normal([4, 3], 7), normal([5, 4], 8)]) { $0[0].transposed().matmul($0[1].transposed()) }
+    }
+}
+
+final class LayerGradientTests: XCTestCase {
+    func testConv2d() {
+        let configs: [(Size2, Padding, Size2, [Int], [Int])] = [
+            (1, 1, 1, [2, 2, 5, 5], [3, 2, 3, 3]),
+            (2, .explicit(Size2(1, 0)), 1, [2, 2, 6, 5], [2, 2, 3, 2]),
+            (1, .same, 2, [1, 2, 6, 6], [2, 2, 3, 3]),
+            (Size2(2, 1), .same, 1, [2, 1, 5, 6], [2, 1, 4, 4]),
+            (1, .valid, 1, [3, 3, 3, 3], [2, 3, 1, 1]),
+        ]
+        for (i, (stride, padding, dilation, xs, ws)) in configs.enumerated() {
+            assertGradientsMatch([normal(xs, UInt64(i)), normal(ws, UInt64(i + 10), scale: 0.5), normal([ws[0]], 99)]) {
+                $0[0].conv2d(weight: $0[1], bias: $0[2], stride: stride, padding: padding, dilation: dilation)
+            }
+        }
+        // Small maps batched into one sgemm (group path), and a permuted (non-contiguous) input.
+        assertGradientsMatch([normal([6, 2, 2, 2], 40), normal([3, 2, 2, 2], 41)]) {
+            $0[0].conv2d(weight: $0[1], padding: 1)
+        }
+        assertGradientsMatch([normal([2, 5, 4, 2], 42), normal([2, 2, 3, 3], 43)]) {
+            $0[0].permuted([0, 3, 1, 2]).conv2d(weight: $0[1], padding: 1)
+        }
+    }
+
+    func testTransposedConv2d() {
+        assertGradientsMatch([normal([2, 3, 3, 3], 1), normal([3, 2, 2, 2], 2), normal([2], 3)]) {
+            $0[0].transposedConv2d(weight: $0[1], bias: $0[2], stride: 2)
+        }
+        assertGradientsMatch([normal([1, 2, 3, 4], 4), normal([2, 3, 3, 3], 5)]) {
+            $0[0].transposedConv2d(weight: $0[1], stride: 2, padding: 1, outputPadding: 1, dilation: 1)
+        }
+    }
+
+    func testPoolingAndUpsampling() {
+        assertGradientsMatch([spread([2, 2, 4, 4], 1)]) { $0[0].maxPool2d(kernelSize: 2) }
+        assertGradientsMatch([spread([1, 2, 5, 5], 2)]) { $0[0].maxPool2d(kernelSize: 3, stride: 2, padding: 1) }
+        assertGradientsMatch([normal([2, 2, 4, 5], 3)]) { $0[0].avgPool2d(kernelSize: Size2(2, 3), stride: 1, padding: 1) }
+        assertGradientsMatch([normal([2, 3, 3, 2], 4)]) { $0[0].globalAvgPool2d() }
+        assertGradientsMatch([normal([1, 2, 2, 3], 5)]) { $0[0].upsampledNearest(scale: 2) }
+        assertGradientsMatch([normal([1, 2, 3, 3], 6)]) { $0[0].upsampledBilinear(scale: 2) }
+    }
+
+    func testBatchNorm() {
+        for training in [true, false] {
+            let rm = Tensor([0.1, -0.2, 0.3]), rv = Tensor([1.5, 0.7, 1.1])
+            assertGradientsMatch([normal([3, 3, 2, 2], 1, scale: 2), positive([3], 2), normal([3], 3)],
+                                 relativeTolerance: 2e-2, absoluteTolerance: 2e-3) {
+                $0[0].batchNorm(weight: $0[1], bias: $0[2], runningMean: rm.copy(), runningVariance: rv.copy(), training: training)
+            }
+        }
+        assertGradientsMatch([normal([5, 4], 4)], relativeTolerance: 2e-2, absoluteTolerance: 2e-3) {
+            $0[0].batchNorm(weight: nil, bias: nil, runningMean: nil, runningVariance: nil, training: true)
+        }
+    }
+
+    func testDropout() {
+        assertGradientsMatch([normal([4, 5], 1)]) { x in
+            var rng = SeededGenerator(seed: 5)
+            return x[0].dropout(probability: 0.3, generator: &rng)
+        }
+    }
+}
+
+final class LossGradientTests: XCTestCase {
+    func testRegressionLosses() {
+        let t = normal([3, 4], 100)
+        assertGradientsMatch([normal([3, 4], 1)]) { Loss.meanSquaredError($0[0], t) }
+        assertGradientsMatch([normal([3, 4], 2)]) { Loss.meanAbsoluteError($0[0], t) }
+        assertGradientsMatch([normal([3, 4], 3)]) { Loss.huber($0[0], t, delta: 0.5) }
+        assertGradientsMatch([normal([3, 4], 4), normal([3, 4], 5, scale: 0.5)]) {
+            Loss.gaussianNegativeLogLikelihood(mean: $0[0], logVariance: $0[1], target: t)
+        }
+    }
+
+    func testClassificationLosses() {
+        let labels = [0, 3, 1, 2, 3]
+        assertGradientsMatch([normal([5, 4], 1)]) { Loss.crossEntropy(logits: $0[0], labels: labels) }
+        assertGradientsMatch([normal([5, 4], 2)]) {
+            Loss.crossEntropy(logits: $0[0], labels: labels, classWeights: Tensor([1, 2, 0.5, 1.5]), labelSmoothing: 0.1)
+        }
+        let probs = normal([5, 4], 3).softmax(axis: 1).detached()
+        assertGradientsMatch([normal([5, 4], 4)]) {
+            Loss.crossEntropy(logits: $0[0], probabilities: probs, classWeights: Tensor([1, 2, 0.5, 1.5]), labelSmoothing: 0.1)
+        }
+        let targets = Tensor(shape: [2, 3], data: [1, 0, 1, 0, 0, 1])
+        assertGradientsMatch([normal([2, 3], 5, scale: 2)]) { Loss.binaryCrossEntropy(logits: $0[0], targets: targets) }
+        assertGradientsMatch([normal([2, 3], 6, scale: 2)]) {
+            Loss.binaryCrossEntropy(logits: $0[0], targets: targets, positiveWeight: 3)
+        }
+    }
+
+    func testSegmentationLosses() {
+        let labels = [0, 1, 2, 2, 1, 0, 0, 2, 1, 1, 0, 2, 2, 1, 0, 0, 1, 2]
+        assertGradientsMatch([normal([2, 3, 3, 3], 1)]) { Loss.crossEntropy(logits: $0[0], labels: labels) }
+        assertGradientsMatch([normal([2, 3, 3, 3], 2)]) { Loss.softDice(logits: $0[0], labels: labels) }
+    }
+}

@@ -1,0 +1,41 @@
+// One-line descriptions, the architecture tree, and the Keras-style summary.
+import Autograd
+import NN
+import XCTest
+
+final class DescriptionTests: XCTestCase {
+    func testOneLineDescriptions() {
+        XCTAssertEqual(Conv2D(inputChannels: 1, outputChannels: 32, kernelSize: 3, padding: 1).description,
+                       "Conv2D(1 → 32, kernel 3×3, stride 1, padding 1)")
+        XCTAssertEqual(Dense(inputFeatures: 8192, outputFeatures: 256).description, "Dense(8192 → 256)")
+        XCTAssertEqual(BatchNorm(features: 64).description, "BatchNorm2D(64, momentum 0.1, epsilon 1e-05)")
+        XCTAssertEqual(Activation.relu().description, "ReLU()")
+        XCTAssertEqual(LSTM(inputFeatures: 2, hiddenSize: 64).description, "LSTM(2 → hidden 64, batch first)")
+        XCTAssertEqual(ResNet.resnet18(inputChannels: 3, classCount: 5).description,
+                       "ResNet-18(3 bands → 5 classes, widths [64, 128, 256, 512])")
+    }
+
+    func testTreeDescriptionShowsTheArchitecture() {
+        let tree = ResNet.resnet18(inputChannels: 1, classCount: 5).treeDescription
+        XCTAssertTrue(tree.contains("  (layer2): Sequential(2 layers)"))
+        XCTAssertTrue(tree.contains("      (downsample): Sequential(2 layers)"))
+        XCTAssertTrue(tree.contains("(fc): Dense(512 → 5)"))
+    }
+
+    func testSummaryListsOutputShapesAndParameters() {
+        let model = SimpleCNN.make()
+        model.train()
+        let summary = model.summary(inputShape: [1, 64, 64])
+        XCTAssertTrue(summary.contains("0  Conv2D(1 → 32, kernel 3×3, stride 1, padding 1)"), summary)
+        XCTAssertTrue(summary.contains("[1, 32, 64, 64]"), summary)
+        XCTAssertTrue(summary.contains("[1, 8192]"), summary)
+        XCTAssertTrue(summary.contains("2097408"), summary)   // 8192 * 256 + 256
+        XCTAssertTrue(summary.contains("Trainable parameters: \(model.parameterCount)"))
+        XCTAssertTrue(model.isTraining, "summary restores the mode")
+
+        let resnet = ResNet.resnet18(inputChannels: 3, classCount: 5).summary(inputShape: [3, 64, 64], depth: 1)
+        XCTAssertTrue(resnet.contains("layer4"), resnet)
+        XCTAssertTrue(resnet.contains("[1, 512, 2, 2]"), resnet)
+        XCTAssertTrue(resnet.contains("Non-trainable (buffers): 9600"), resnet)
+    }
+}

@@ -1,0 +1,81 @@
+// End-to-end: the built `astrolabe predict` on FITS cutouts against PyTorch's logits.
+import Autograd
+import Foundation
+import NN
+import XCTest
+
+final class PredictCommandTests: XCTestCase {
+    /// The `astrolabe` executable built next to the test bundle (swift test builds every product).
+    var executable: URL? {
+        let dir = Bundle.module.bundleURL.deletingLastPathComponent()
+        let url = dir.appendingPathComponent("astrolabe")
+        return FileManager.default.isExecutableFile(atPath: url.path) ? url : nil
+    }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+        let process = Process()
+        process.executableURL = try XCTUnwrap(executable, "astrolabe not built next to the tests")
+        process.arguments = arguments
+        process.currentDirectoryURL = Fixtures.directory
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = Pipe()
+        try process.run()
+        process.waitUntilExit()
+        let err = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, err)
+    }
+
+    func rows(_ url: URL) throws -> [[String]] {
+        try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+    }
+
+    func testRawPlainStateDictGivesPyTorchLogits() throws {
+        let out = temporaryDirectory(self).appendingPathComponent("out.csv")
+        let r = try run(["predict", "--weights", "cnn.weights.safetensors", "--arch", "cnn", "--classes", "5", "--in-channels", "1",
+                         "--raw", "cutout_0.fits", "cutout_1.fits", "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let table = try rows(out)
+        XCTAssertEqual(table[0], ["file", "logit_0", "logit_1", "logit_2", "logit_3", "logit_4"])
+        XCTAssertEqual(table.map { $0[0] }.dropFirst(), ["cutout_0.fits", "cutout_1.fits"])
+        let logits = Tensor(shape: [2, 5], data: table.dropFirst().flatMap { $0.dropFirst().map { Float($0)! } })
+        assertMatches(logits, Fixtures.file("predict_expected.safetensors").tensors["logits"]!, relative: 1e-4, "predict logits")
+    }
+
+    func testModelFileNeedsNoArchitectureAndWritesProbabilities() throws {
+        let dir = temporaryDirectory(self)
+        let model = SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 16)
+        try model.load(contentsOf: Fixtures.url("cnn.weights.safetensors"))
+        let weights = dir.appendingPathComponent("cnn.safetensors"), out = dir.appendingPathComponent("p.csv")
+        try ModelFile(model: model, architecture: Architecture(name: .cnn, inChannels: 1, classes: 5, imageSize: 16),
+                      preprocessing: "[]").write(to: weights)
+        let r = try run(["predict", "--weights", weights.path, "cutout_0.fits", "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let table = try rows(out)
+        XCTAssertEqual(table[0].first, "file")
+        XCTAssertEqual(table[0][1], "probability_0")
+        XCTAssertEqual(table[1].dropFirst().map { Double($0)! }.reduce(0, +), 1, accuracy: 1e-5)
+    }
+
+    func testErrorsAreClearAndLeaveTheOutputAlone() throws {
+        let out = temporaryDirectory(self).appendingPathComponent("out.csv")
+        try Data("previous\n".utf8).write(to: out)
+        let cases: [([String], String)] = [
+            (["--weights", "cnn.weights.safetensors", "--raw", "cutout_0.fits"], "give --arch, --classes and --in-channels"),
+            (["--weights", "cnn.weights.safetensors", "--arch", "resnet18", "--classes", "5", "--in-channels", "1", "--raw", "cutout_0.fits"],
+             "missing from the file"),
+            (["--weights", "cnn.weights.safetensors", "--arch", "cnn", "--classes", "5", "--in-channels", "1", "--raw", "absent.fits"],
+             "could not open"),
+            (["--weights", "cutout_0.fits", "--arch", "cnn", "--classes", "5", "--in-channels", "1", "--raw", "cutout_0.fits"],
+             "not a safetensors file"),
+            (["--weights", "cnn.weights.safetensors", "--arch", "cnn", "--classes", "5", "--in-channels", "3", "--raw", "cutout_0.fits"],
+             "band"),
+        ]
+        for (arguments, words) in cases {
+            let r = try run(["predict"] + arguments + ["--output", out.path])
+            XCTAssertNotEqual(r.status, 0, "\(arguments)")
+            XCTAssertTrue(r.stderr.contains(words), "\(arguments): '\(words)' not in \(r.stderr)")
+        }
+        XCTAssertEqual(try String(contentsOf: out, encoding: .utf8), "previous\n")
+    }
+}
