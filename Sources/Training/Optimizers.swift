@@ -1,0 +1,163 @@
+import Autograd
+import Foundation
+
+/// Which algorithm updates the weights. Each matches its `torch.optim`
+/// counterpart step for step (same defaults, same float32 arithmetic order).
+public enum OptimizerKind: Equatable, Sendable {
+    case sgd(momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0)
+    case adam(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0)
+    /// Adam with decoupled weight decay (Loshchilov & Hutter, "Decoupled Weight
+    /// Decay Regularization", https://arxiv.org/abs/1711.05101); torch's default decay is 0.01.
+    case adamW(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01)
+    case rmsprop(alpha: Float = 0.99, epsilon: Float = 1e-8, momentum: Float = 0, weightDecay: Float = 0)
+
+    public static let adam = OptimizerKind.adam()
+    public static let adamW = OptimizerKind.adamW()
+    public static let sgd = OptimizerKind.sgd()
+    public static let rmsprop = OptimizerKind.rmsprop()
+}
+
+/// One trainable tensor with its checkpoint name and its own rate multiplier
+/// (for layer-wise learning-rate decay when fine-tuning).
+public struct TrainableParameter {
+    public var name: String
+    public var tensor: Tensor
+    public var rateMultiplier: Float
+    public init(name: String, tensor: Tensor, rateMultiplier: Float = 1) {
+        self.name = name
+        self.tensor = tensor
+        self.rateMultiplier = rateMultiplier
+    }
+}
+
+/// Updates parameters from their gradients, keeping its state (moments,
+/// momentum buffers, step count) so that a checkpoint can restore it exactly.
+public final class ModelOptimizer {
+    public let kind: OptimizerKind
+    public private(set) var parameters: [TrainableParameter]
+    /// The base rate; each parameter uses `learningRate × rateMultiplier`.
+    public var learningRate: Float
+    public private(set) var stepCount = 0
+    /// Per parameter: named state buffers ("momentum", "exp_avg", "exp_avg_sq", "square_avg").
+    private var state: [[String: [Float]]]
+
+    public init(_ kind: OptimizerKind, parameters: [TrainableParameter], learningRate: Float) {
+        precondition(learningRate > 0, "ModelOptimizer: learning rate must be positive, got \(learningRate)")
+        self.kind = kind
+        self.parameters = parameters
+        self.learningRate = learningRate
+        state = Array(repeating: [:], count: parameters.count)
+    }
+
+    public func zeroGrad() { for p in parameters { p.tensor.zeroGrad() } }
+
+    /// One update of every parameter that has a gradient.
+    public func step() {
+        stepCount += 1
+        for i in parameters.indices {
+            let p = parameters[i]
+            guard let grad = p.tensor.grad else { continue }
+            let lr = learningRate * p.rateMultiplier
+            let n = p.tensor.count
+            let w = p.tensor.storage.pointer, g = grad.storage.pointer
+            switch kind {
+            case let .sgd(momentum, nesterov, weightDecay):
+                var buffer = state[i]["momentum"]
+                let first = buffer == nil
+                if momentum != 0 && first { buffer = [Float](repeating: 0, count: n) }
+                for j in 0..<n {
+                    var d = g[j]
+                    if weightDecay != 0 { d += weightDecay * w[j] }
+                    if momentum != 0 {
+                        buffer![j] = first ? d : momentum * buffer![j] + d
+                        d = nesterov ? d + momentum * buffer![j] : buffer![j]
+                    }
+                    w[j] -= lr * d
+                }
+                if momentum != 0 { state[i]["momentum"] = buffer }
+            case let .adam(beta1, beta2, epsilon, weightDecay), let .adamW(beta1, beta2, epsilon, weightDecay):
+                let decoupled: Bool = { if case .adamW = kind { return true }; return false }()
+                var m = state[i]["exp_avg"] ?? [Float](repeating: 0, count: n)
+                var v = state[i]["exp_avg_sq"] ?? [Float](repeating: 0, count: n)
+                let c1 = 1 - Foundation.pow(beta1, Float(stepCount))
+                let c2Root = (1 - Foundation.pow(beta2, Float(stepCount))).squareRoot()
+                let stepSize = lr / c1
+                for j in 0..<n {
+                    var d = g[j]
+                    if weightDecay != 0 {
+                        if decoupled { w[j] *= 1 - lr * weightDecay } else { d += weightDecay * w[j] }
+                    }
+                    m[j] = beta1 * m[j] + (1 - beta1) * d
+                    v[j] = beta2 * v[j] + (1 - beta2) * d * d
+                    w[j] -= stepSize * m[j] / (v[j].squareRoot() / c2Root + epsilon)
+                }
+                state[i]["exp_avg"] = m
+                state[i]["exp_avg_sq"] = v
+            case let .rmsprop(alpha, epsilon, momentum, weightDecay):
+                var square = state[i]["square_avg"] ?? [Float](repeating: 0, count: n)
+                var buffer = state[i]["momentum"] ?? (momentum != 0 ? [Float](repeating: 0, count: n) : [])
+                for j in 0..<n {
+                    var d = g[j]
+                    if weightDecay != 0 { d += weightDecay * w[j] }
+                    square[j] = alpha * square[j] + (1 - alpha) * d * d
+                    let average = square[j].squareRoot() + epsilon
+                    if momentum != 0 {
+                        buffer[j] = momentum * buffer[j] + d / average
+                        w[j] -= lr * buffer[j]
+                    } else {
+                        w[j] -= lr * d / average
+                    }
+                }
+                state[i]["square_avg"] = square
+                if momentum != 0 { state[i]["momentum"] = buffer }
+            }
+        }
+    }
+
+    // MARK: - Checkpoint state
+
+    /// The state as named tensors (`optimizer.<parameter>.<buffer>`) plus the step count.
+    public func stateTensors() -> [String: Tensor] {
+        var out = [String: Tensor]()
+        for (i, p) in parameters.enumerated() {
+            for (slot, values) in state[i] {
+                out["optimizer.\(p.name).\(slot)"] = Tensor(shape: p.tensor.shape, data: values)
+            }
+        }
+        out["optimizer.step"] = Tensor(scalar: Float(stepCount))
+        return out
+    }
+
+    /// Restores what `stateTensors()` saved; parameters are matched by name.
+    public func loadState(_ tensors: [String: Tensor]) {
+        stepCount = Int(tensors["optimizer.step"]?.scalars.first ?? 0)
+        for (i, p) in parameters.enumerated() {
+            state[i] = [:]
+            for slot in ["momentum", "exp_avg", "exp_avg_sq", "square_avg"] {
+                if let t = tensors["optimizer.\(p.name).\(slot)"], t.count == p.tensor.count { state[i][slot] = t.scalars }
+            }
+        }
+    }
+}
+
+/// Rescales all gradients together so that their joint L2 norm is at most
+/// `maxNorm` (torch's `clip_grad_norm_`); returns the norm before clipping.
+@discardableResult
+public func clipGradientNorm(_ parameters: [Tensor], maxNorm: Float) -> Float {
+    var total: Double = 0
+    for p in parameters {
+        guard let g = p.grad else { continue }
+        let pointer = g.storage.pointer
+        for j in 0..<g.count { total += Double(pointer[j]) * Double(pointer[j]) }
+    }
+    let norm = Float(total.squareRoot())
+    let factor = maxNorm / (norm + 1e-6)
+    if factor < 1 {
+        for p in parameters {
+            guard let g = p.grad else { continue }
+            let pointer = g.storage.pointer
+            for j in 0..<g.count { pointer[j] *= factor }
+        }
+    }
+    return norm
+}
