@@ -92,5 +92,9 @@ public final class Dropout: Layer {
         input.dropout(probability: probability, training: isTraining, generator: &generator)
     }
 
+    /// Restarts the mask stream from `seed` (training reseeds every epoch, so a
+    /// resumed run draws the same masks as an uninterrupted one).
+    public func reseed(_ seed: UInt64) { generator = SeededGenerator(seed: seed) }
+
     public var description: String { "Dropout(probability \(probability))" }
 }
