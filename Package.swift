@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "FITS", dependencies: ["CFITSIO"], swiftSettings: kernelSettings),
         .target(name: "Autograd", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
-        .target(name: "SkySim", dependencies: ["FITS", "Plotting"], swiftSettings: kernelSettings),
+        .target(name: "SkySim", dependencies: ["FITS", "Plotting", "CFITSIO"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool
         .executableTarget(
