@@ -100,6 +100,10 @@ enum LensScene {
             HeaderCard("LENS_MAG", .real(lensI), "lens galaxy i magnitude"),
             HeaderCard("LENS_RE", .real(lensRe), "lens galaxy r_e (n = 4) [arcsec]"),
             HeaderCard("LENS_Q", .real(lensQ), "lens galaxy axis ratio"),
+            HeaderCard("LENS_GR", .real(lensGR), "lens galaxy g - r"),
+            HeaderCard("LENS_RI", .real(lensRI), "lens galaxy r - i"),
+            HeaderCard("SRC_GR", .real(sourceGR), "source / companion g - r"),
+            HeaderCard("SRC_RI", .real(sourceRI), "source / companion r - i"),
             HeaderCard("OBJ_X", .real(cx + 1), "lens centre, FITS pixel (1-based)"),
             HeaderCard("OBJ_Y", .real(cy + 1), "lens centre, FITS pixel (1-based)"),
         ] + cards
