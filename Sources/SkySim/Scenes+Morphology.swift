@@ -28,12 +28,13 @@ enum MorphologyScene {
             let re = random.uniform(1.0, 3.0), q = random.uniform(0.5, 1.0), angle = random.positionAngle()
             let arms = random.integer(2...4), pitch = random.uniform(10, 30), armFraction = random.uniform(0.2, 0.5)
             let sharpness = random.integer(2...6), phase = random.uniform(0, 2 * Double.pi)
+            let chirality = random.uniform() < 0.5 ? 1.0 : -1.0  // S- and Z-shaped winding alike
             let bulgeRe = random.uniform(0.2, 0.5), bulgeToTotal = random.uniform(0, 0.3)
             let bulgeQ = random.uniform(max(q, 0.7), 1.0)
             let transition = random.uniform(0.3, 0.6) * px(re) / q.squareRoot()
             let disk = SersicProfile(n: 1, halfLightRadius: px(re), flux: flux * (1 - bulgeToTotal),
                                      geometry: EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: angle))
-            components = [.spiral(SpiralDisk(disk: disk, armCount: arms, pitch: pitch * Double.pi / 180, phase: phase,
+            components = [.spiral(SpiralDisk(disk: disk, armCount: arms, pitch: chirality * pitch * Double.pi / 180, phase: phase,
                                              sharpness: sharpness, armFraction: armFraction, transitionRadius: transition))]
             if bulgeToTotal > 0 {
                 components.append(.sersic(SersicProfile(n: 4, halfLightRadius: px(bulgeRe), flux: flux * bulgeToTotal,
@@ -42,6 +43,7 @@ enum MorphologyScene {
             cards = shapeCards(n: 1, re: re, q: q, angle: angle) + [
                 HeaderCard("NARMS", .integer(arms), "spiral arms"),
                 HeaderCard("PITCH", .real(pitch), "arm pitch angle [deg]"),
+                HeaderCard("WINDING", .integer(Int(chirality)), "arm winding sense (+1 or -1)"),
                 HeaderCard("ARMFRAC", .real(armFraction), "fraction of disk light in the arm term"),
                 HeaderCard("BT", .real(bulgeToTotal), "bulge-to-total flux ratio"),
                 HeaderCard("BULGE_RE", .real(bulgeRe), "bulge r_e (n = 4) [arcsec]"),
