@@ -7,7 +7,7 @@ import Foundation
 /// Method. Each component deposits the flux of every sub-pixel cell (size h = 1/s pixel)
 /// of a grid that extends `margin` pixels beyond the image, by midpoint sampling. Around
 /// the centre of each Sérsic component with n >= 1 (circularised radius 3 px) a patch of
-/// cells 4 times finer replaces the coarse ones, and its core (radius 3 h/4 / √q) is
+/// cells 2-4 times finer (about 1/24 px) replaces the coarse ones, and its core (radius 3 h/4 / √q) is
 /// sampled 8 x 8 per cell and rescaled to the analytic enclosed flux
 /// F P(2n, b (R/r_e)^{1/n}): a point sample cannot integrate the cusp of an n = 6 profile
 /// with r_e of a pixel, and the analytic flux fixes it at any n. The fine patch matters
@@ -165,8 +165,9 @@ struct CellGrid {
     /// Finer grids that replace this grid's cells around Sérsic centres.
     var patches: [CellGrid] = []
 
-    /// How much finer a centre patch is than its parent grid.
-    static let refinement = 4
+    /// How much finer a centre patch is than its parent grid: 4, or less where the parent
+    /// is already fine, so patch cells stay near 1/24 pixel at most.
+    static func refinement(for cell: Double) -> Int { max(2, min(4, Int((24 * cell).rounded()))) }
     /// Circularised radius (pixels) covered by a centre patch.
     static let patchRadius = 3.0
 
@@ -210,7 +211,7 @@ struct CellGrid {
         case .sersic(let profile):
             var zone: Block? = nil
             if profile.n >= 1, let block = region(profile, radius: CellGrid.patchRadius) {
-                let m = CellGrid.refinement
+                let m = CellGrid.refinement(for: cell)
                 var patch = CellGrid(columns: (block.k1 - block.k0 + 1) * m, rows: (block.l1 - block.l0 + 1) * m,
                                      originX: cellX(block.k0) - 0.5 * cell + 0.5 * cell / Double(m),
                                      originY: cellY(block.l0) - 0.5 * cell + 0.5 * cell / Double(m), cell: cell / Double(m))

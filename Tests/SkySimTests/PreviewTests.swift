@@ -50,3 +50,31 @@ final class ReferenceDumpTests: XCTestCase {
         }
     }
 }
+
+/// Lensed-source dumps for the lenstronomy cross-check (scripts/crosscheck_lenstronomy.py).
+final class LensReferenceDumpTests: XCTestCase {
+    /// (θ_E, mass q, mass PA, γ1, γ2, source dx, dy, source r_e, source q, source PA, PSF FWHM), arcsec/rad;
+    /// lens centred at pixel (31.5, 31.5) of a 64 x 64 image, source flux 1000.
+    static let cases: [[Double]] = [
+        [1.2, 0.7, 0.4, 0.02, -0.01, 0.10, 0.05, 0.2, 0.6, 1.0, 0.7],
+        [2.0, 0.9, 2.0, 0.0, 0.04, -0.3, 0.2, 0.1, 0.5, 0.3, 0.6],
+        [0.9, 0.6, 1.2, 0.03, 0.0, 0.05, -0.2, 0.4, 0.9, 2.5, 1.0],
+    ]
+
+    func testDumpLensedReferences() throws {
+        guard let directory = ProcessInfo.processInfo.environment["SKYSIM_PREVIEW_DIR"] else {
+            throw XCTSkip("set SKYSIM_PREVIEW_DIR to dump reference images")
+        }
+        let settings = ObservationSettings()
+        for (k, c) in Self.cases.enumerated() {
+            let px = settings.pixels
+            let lens = SIELens(centerX: 31.5, centerY: 31.5, einsteinRadius: px(c[0]), q: c[1], angle: c[2], shear1: c[3], shear2: c[4])
+            let source = SersicProfile(n: 1, halfLightRadius: px(c[7]), flux: 1000,
+                                       geometry: EllipseGeometry(centerX: 31.5 + px(c[5]), centerY: 31.5 + px(c[6]), q: c[8], angle: c[9]))
+            let component = SceneComponent.lensed(LensedSource(source: source, lens: lens))
+            let image = Renderer(width: 64, height: 64, psfSigma: settings.psfSigma(fwhm: c[10]), components: [component]).render([component])
+            let data = image.withUnsafeBufferPointer { Data(buffer: $0) }
+            try data.write(to: URL(fileURLWithPath: directory).appendingPathComponent("lensed_\(k).f64"))
+        }
+    }
+}
