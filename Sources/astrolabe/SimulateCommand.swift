@@ -12,15 +12,16 @@ struct Simulate: ParsableCommand {
         discussion: """
             Writes DIR/<task>_NNNNNN.fits and DIR/catalog.csv following shared/spec/TASKS.md.
             The same seed gives byte-identical files. Observation options default to TASKS.md.
-            """,
-        subcommands: [Skymap.self])
+            With --skymap (task segmentation) it writes one wide map DIR/skymap_<size>.fits with a
+            TAN WCS centred on --center, and DIR/positions.csv (id,ra,dec of its sources).
+            """)
 
     @Option(help: "Task: \(SimulationTask.allCases.map(\.rawValue).joined(separator: ", ")).")
     var task: SimulationTask
-    @Option(help: "Number of images.") var count: Int
+    @Option(help: "Number of images.") var count: Int = 1
     @Option(help: "Random seed (non-negative integer).") var seed: UInt64 = 0
     @Option(help: "Output folder.") var out: String
-    @Option(help: "Image side in pixels (default 64; segmentation 256).") var size: Int?
+    @Option(help: "Image side in pixels (default 64; segmentation 256; --skymap 1024).") var size: Int?
     @Option(help: "Pixel scale, arcsec/pixel.") var pixelScale: Double = 0.2
     @Option(help: "PSF FWHM range in arcsec, 'low,high'.") var psfFwhm: String = "0.6,1.0"
     @Option(help: "Sky noise sigma range in counts, 'low,high'.") var skySigma: String = "5,15"
@@ -30,10 +31,15 @@ struct Simulate: ParsableCommand {
     @Option(help: "Lens source / companion g magnitude range 'low,high'.") var sourceMag: String = "21,24"
     @Option(help: "Also write a PNG contact sheet of the first images to this path.") var contactSheet: String?
     @Option(help: "Images on the contact sheet.") var sheetCount: Int = 40
+    @Flag(help: "Write one wide sky map with WCS and positions.csv (task segmentation).") var skymap = false
+    @Option(help: "Sky map centre 'ra,dec' in degrees (with --skymap).") var center: String = "150.1,2.2"
 
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count must be positive, got \(count).") }
         if let size, size < 8 { throw ValidationError("--size must be at least 8 pixels, got \(size).") }
+        if skymap && task != .segmentation {
+            throw ValidationError("--skymap draws a segmentation sky map; use --task segmentation (got '\(task.rawValue)').")
+        }
     }
 
     func run() throws {
@@ -46,6 +52,7 @@ struct Simulate: ParsableCommand {
         settings.starMagnitudes = try starMag.map { try Simulate.range($0, option: "--star-mag") }
         settings.sourceMagnitudes = try Simulate.range(sourceMag, option: "--source-mag")
         try settings.validate()
+        if skymap { return try writeSkymap(settings) }
         let simulator = Simulator(task: task, seed: seed, settings: settings, size: size)
         let directory = URL(fileURLWithPath: out, isDirectory: true)
         let summary = try simulator.writeDataset(count: count, to: directory,
@@ -61,39 +68,34 @@ struct Simulate: ParsableCommand {
         }
     }
 
+    private func writeSkymap(_ settings: ObservationSettings) throws {
+        let side = size ?? 1024
+        let position = try Simulate.pair(center, option: "--center")
+        let start = Date()
+        let directory = URL(fileURLWithPath: out, isDirectory: true)
+        let image = try SkyMap.write(size: side, seed: seed, settings: settings, center: (position.0, position.1),
+                                     directory: directory, name: "skymap_\(side)")
+        print(String(format: "simulate: %dx%d sky map in %.1f s -> %@", side, side, Date().timeIntervalSince(start),
+                     directory.appendingPathComponent(image.fileName).path))
+        if let contactSheet {
+            try SimulationPreview.contactSheet([image], task: .segmentation, columns: 2, cellSize: side)
+                .write(to: URL(fileURLWithPath: contactSheet))
+        }
+    }
+
+    /// Parses 'a,b' into two numbers.
+    static func pair(_ text: String, option: String) throws -> (Double, Double) {
+        let parts = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let a = parts[0], let b = parts[1] else {
+            throw ValidationError("\(option) expects two comma-separated numbers, got '\(text)'.")
+        }
+        return (a, b)
+    }
+
     /// Parses 'low,high' into a closed range.
     static func range(_ text: String, option: String) throws -> ClosedRange<Double> {
-        let parts = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 2, let low = parts[0], let high = parts[1], low <= high else {
-            throw ValidationError("\(option) expects 'low,high' with low <= high, got '\(text)'.")
-        }
+        let (low, high) = try pair(text, option: option)
+        guard low <= high else { throw ValidationError("\(option) expects 'low,high' with low <= high, got '\(text)'.") }
         return low...high
-    }
-}
-
-/// `astrolabe simulate-skymap`-style helper kept inside `simulate`: see `Simulate.Skymap`.
-extension Simulate {
-    /// Writes a wide sky map with WCS plus positions.csv (used for samples/skymap).
-    struct Skymap: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "skymap", abstract: "Write a wide sky map with a TAN WCS and a RA/Dec position list.")
-        @Option(help: "Map side in pixels.") var size: Int = 1024
-        @Option(help: "Random seed.") var seed: UInt64 = 0
-        @Option(help: "Output folder.") var out: String
-        @Option(help: "File name without extension.") var name: String = "skymap_1024"
-        @Option(help: "Also write a PNG preview here.") var preview: String?
-
-        func run() throws {
-            let start = Date()
-            let image = try SkyMap.write(size: size, seed: seed, directory: URL(fileURLWithPath: out, isDirectory: true), name: name)
-            print(String(format: "simulate skymap: %dx%d map in %.1f s -> %@", size, size, Date().timeIntervalSince(start), out))
-            if let preview {
-                var sheet = ContactSheet(columns: 2, cellSize: size, title: "SKY MAP \(size)X\(size) AND TRUTH")
-                sheet.add(gray: Stretch.astronomical.gray(image.pixels), width: size, height: size, label: "MAP")
-                let palette: [[UInt8]] = [[0, 0, 0], [240, 200, 40], [38, 110, 210]]
-                sheet.add(rgb: image.truth!.flatMap { palette[Int(min($0, 2))] }, width: size, height: size, label: "TRUTH")
-                try sheet.write(to: URL(fileURLWithPath: preview))
-            }
-        }
     }
 }
