@@ -146,3 +146,30 @@ final class DatasetTests: XCTestCase {
         return value
     }
 }
+
+/// Plotting pieces other issues reuse.
+final class PlottingTests: XCTestCase {
+    func testLinePlotAndCanvasPrimitives() throws {
+        var plot = LinePlot(title: "TRAINING", xLabel: "EPOCH", yLabel: "LOSS")
+        let epochs = (0..<30).map(Double.init)
+        plot.add(x: epochs, y: epochs.map { 2 * exp(-$0 / 8) + 0.1 }, label: "train", color: .blue)
+        plot.add(x: epochs, y: epochs.map { 2 * exp(-$0 / 10) + 0.25 }, label: "validation", color: .red)
+        let canvas = plot.canvas(width: 480, height: 300)
+        XCTAssertEqual(canvas.pixels.count, 480 * 300 * 3)
+        XCTAssert(canvas.pixels.contains(Color.blue.blue) && canvas.pixels.contains(Color.red.red))
+        let directory = ProcessInfo.processInfo.environment["SKYSIM_PREVIEW_DIR"].map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory
+        let url = directory.appendingPathComponent("lineplot-\(UUID().uuidString.prefix(6)).png")
+        try canvas.write(to: url)
+        XCTAssertGreaterThan(try Data(contentsOf: url).count, 100)
+        if ProcessInfo.processInfo.environment["SKYSIM_PREVIEW_DIR"] == nil { try? FileManager.default.removeItem(at: url) }
+
+        var small = Canvas(width: 10, height: 10, background: .black)
+        small.drawLine(x0: 0, y0: 0, x1: 9, y1: 9, color: .white)
+        XCTAssertEqual(small.color(x: 5, y: 5), .white)
+        XCTAssertEqual(small.color(x: 5, y: 4), .black)
+        small.fillRect(x: -5, y: -5, width: 7, height: 7, color: .red)  // clipped, no crash
+        XCTAssertEqual(small.color(x: 1, y: 1), .red)
+        XCTAssertEqual(Stretch.linear(lowPercentile: 0, highPercentile: 100).gray([0, 5, 10]), [0, 128, 255])
+    }
+}
