@@ -58,18 +58,8 @@ enum SegmentationScene {
             let originX = ix - half, originY = iy - half
             component = component.moved(dx: x - Double(originX), dy: y - Double(originY))
             let stamp = Renderer(width: side, height: side, psfSigma: observation.psfSigma, components: [component]).render([component])
-            for j in 0..<side {
-                let my = originY + j
-                guard my >= 0 && my < size else { continue }
-                for i in 0..<side {
-                    let mx = originX + i
-                    guard mx >= 0 && mx < size else { continue }
-                    let value = stamp[j * side + i], p = my * size + mx
-                    image[p] += value
-                    // TASKS.md: a pixel belongs to a source above 1.0 SKYSIG; the brightest wins.
-                    if value > threshold && value > best[p] { best[p] = value; truth[p] = isStar ? 1 : 2 }
-                }
-            }
+            paint(stamp, side: side, originX: originX, originY: originY, classCode: isStar ? 1 : 2,
+                  threshold: threshold, size: size, image: &image, best: &best, truth: &truth)
             sources.append(PlacedSource(classCode: isStar ? 1 : 2, x: x, y: y, magnitude: magnitude))
         }
 
@@ -92,6 +82,27 @@ enum SegmentationScene {
                                     caption: "\(stars) STARS \(sources.count - stars) GAL",
                                     noiseless: keepNoiseless ? image : nil)
         return (result, sources)
+    }
+}
+
+extension SegmentationScene {
+    /// Adds one source's noiseless stamp (side x side, top-left at map pixel originX, originY)
+    /// to the map and applies TASKS.md's truth rule: a pixel belongs to a source where that
+    /// source's flux exceeds `threshold` (1.0 SKYSIG); where several qualify, the one with the
+    /// most flux at that pixel wins (`best` holds the winning flux so far).
+    static func paint(_ stamp: [Double], side: Int, originX: Int, originY: Int, classCode: UInt8,
+                      threshold: Double, size: Int, image: inout [Double], best: inout [Double], truth: inout [UInt8]) {
+        for j in 0..<side {
+            let my = originY + j
+            guard my >= 0 && my < size else { continue }
+            for i in 0..<side {
+                let mx = originX + i
+                guard mx >= 0 && mx < size else { continue }
+                let value = stamp[j * side + i], p = my * size + mx
+                image[p] += value
+                if value > threshold && value > best[p] { best[p] = value; truth[p] = classCode }
+            }
+        }
     }
 }
 

@@ -83,6 +83,30 @@ final class DatasetTests: XCTestCase {
         }
     }
 
+    /// Overlapping sources: each pixel goes to the source with the most flux there, if that
+    /// flux exceeds the threshold; a faint source's pixels stay background even where the sum
+    /// of two sources exceeds it.
+    func testTruthRuleBrightestSourceWins() {
+        let size = 5
+        var image = [Double](repeating: 0, count: size * size), best = image
+        var truth = [UInt8](repeating: 0, count: size * size)
+        let galaxy: [Double] = [3, 6, 9, 6, 3]   // a 5 x 1 row stamp for simplicity: side 1 per row
+        let star: [Double] = [0, 4, 12, 8, 0.5]
+        for (x, value) in galaxy.enumerated() {
+            SegmentationScene.paint([value], side: 1, originX: x, originY: 2, classCode: 2, threshold: 5,
+                                    size: size, image: &image, best: &best, truth: &truth)
+        }
+        for (x, value) in star.enumerated() {
+            SegmentationScene.paint([value], side: 1, originX: x, originY: 2, classCode: 1, threshold: 5,
+                                    size: size, image: &image, best: &best, truth: &truth)
+        }
+        // x = 0: 3 < 5 -> background even though nothing else; x = 1: galaxy 6 > star 4;
+        // x = 2: star 12 > galaxy 9; x = 3: star 8 > galaxy 6; x = 4: neither above 5 although 3.5 total.
+        XCTAssertEqual(Array(truth[10..<15]), [0, 2, 1, 1, 0])
+        XCTAssertEqual(Array(image[10..<15]), [3, 10, 21, 14, 3.5])
+        XCTAssertEqual(truth[0], 0, "pixels outside stamps stay background")
+    }
+
     /// Band fluxes of noiseless lens galaxies follow the drawn colours; lensed arcs are bluer.
     func testLensColours() {
         let settings = ObservationSettings()

@@ -39,6 +39,32 @@ final class RenderingTests: XCTestCase {
         }
     }
 
+    /// The arm term of a spiral, c T(R) D(R) S/⟨S⟩, holds the drawn fraction of the disk light,
+    /// and the arms leave the total unchanged (point-sampled on a fine grid, no PSF).
+    func testSpiralArmsHoldTheirFraction() {
+        let disk = SersicProfile(n: 1, halfLightRadius: 8, flux: 1000, geometry: EllipseGeometry(centerX: 0, centerY: 0, q: 0.6, angle: 0.5))
+        for (fraction, sharpness, arms) in [(0.2, 2, 2), (0.5, 6, 4), (0.35, 4, 3)] {
+            let spiral = SpiralDisk(disk: disk, armCount: arms, pitch: -0.35, phase: 0.4, sharpness: sharpness,
+                                    armFraction: fraction, transitionRadius: 4)
+            var total = 0.0, armTerm = 0.0
+            let step = 0.2
+            for j in -600..<600 {
+                for i in -600..<600 {
+                    let x = (Double(i) + 0.5) * step, y = (Double(j) + 0.5) * step
+                    let value = spiral.intensity(x: x, y: y)
+                    let (u, v) = disk.geometry.frame(x, y)
+                    let base = disk.intensity(circularRadiusSquared: disk.geometry.circularRadiusSquared(u: u, v: v))
+                    let w = v / disk.geometry.q
+                    let fade = 1 - exp(-(u * u + w * w) / 16)
+                    total += value * step * step
+                    armTerm += (value - base * (1 - spiral.strength * fade)) * step * step
+                }
+            }
+            XCTAssertEqual(total / 1000, 1, accuracy: 0.005, "total flux, k = \(sharpness)")
+            XCTAssertEqual(armTerm / 1000, fraction, accuracy: 0.005, "arm fraction, k = \(sharpness)")
+        }
+    }
+
     /// The half-light radius measured on rendered, noiseless Sérsic images matches r_e within 2 %.
     func testHalfLightRadiusMatches() {
         let size = 121, c = 60.0, re = 10.0, flux = 1e5
