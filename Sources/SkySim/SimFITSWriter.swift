@@ -36,7 +36,8 @@ public enum SkySimError: Error, LocalizedError, Equatable {
         case let .fits(operation, path, status, message):
             return "FITS \(operation) failed for '\(path)': cfitsio status \(status) (\(message))."
         case let .io(operation, path, reason):
-            return "\(operation) failed for '\(path)': \(reason)."
+            let text = reason.hasSuffix(".") ? String(reason.dropLast()) : reason
+            return "\(operation) failed for '\(path)': \(text)."
         case let .invalidSetting(name, received, expected):
             return "Invalid \(name): got \(received), expected \(expected)."
         }
