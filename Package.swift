@@ -44,7 +44,7 @@ let package = Package(
                 swiftSettings: kernelSettings),
         .target(name: "Training", dependencies: ["Autograd", "NN"], swiftSettings: kernelSettings),
         .target(name: "Pipelines", dependencies: ["FITS", "Preprocessing", "NN", "Training", "Yams"]),
-        .target(name: "SkySim", dependencies: ["FITS", "Plotting"], swiftSettings: kernelSettings),
+        .target(name: "SkySim", dependencies: ["FITS", "Plotting", "CFITSIO"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool
         .executableTarget(

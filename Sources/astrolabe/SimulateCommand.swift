@@ -1,7 +1,101 @@
 import ArgumentParser
+import Foundation
+import Plotting
+import SkySim
 
+extension SimulationTask: ExpressibleByArgument {}
+
+/// `astrolabe simulate`: labelled images for one of the four tasks of TASKS.md.
 struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Simulate labelled images for one of the four tasks.")
-    func run() throws { throw ValidationError("simulate: not implemented yet") }
+        abstract: "Simulate labelled images for one of the four tasks.",
+        discussion: """
+            Writes DIR/<task>_NNNNNN.fits and DIR/catalog.csv following shared/spec/TASKS.md.
+            The same seed gives byte-identical files. Observation options default to TASKS.md.
+            With --skymap (task segmentation) it writes one wide map DIR/skymap_<size>.fits with a
+            TAN WCS centred on --center, and DIR/positions.csv (id,ra,dec of its sources).
+            """)
+
+    @Option(help: "Task: \(SimulationTask.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var task: SimulationTask
+    @Option(help: "Number of images.") var count: Int = 1
+    @Option(help: "Random seed (non-negative integer).") var seed: UInt64 = 0
+    @Option(help: "Output folder.") var out: String
+    @Option(help: "Image side in pixels (default 64; segmentation 256; --skymap 1024).") var size: Int?
+    @Option(help: "Pixel scale, arcsec/pixel.") var pixelScale: Double = 0.2
+    @Option(help: "PSF FWHM range in arcsec, 'low,high'.") var psfFwhm: String = "0.6,1.0"
+    @Option(help: "Sky noise sigma range in counts, 'low,high'.") var skySigma: String = "5,15"
+    @Option(help: "Photometric zero point.") var magZero: Double = 30
+    @Option(help: "Galaxy magnitude range 'low,high' (default per task; lens: lens galaxy i band).") var galaxyMag: String?
+    @Option(help: "Star magnitude range 'low,high' (default per task).") var starMag: String?
+    @Option(help: "Lens source / companion g magnitude range 'low,high'.") var sourceMag: String = "21,24"
+    @Option(help: "Also write a PNG contact sheet of the first images to this path.") var contactSheet: String?
+    @Option(help: "Images on the contact sheet.") var sheetCount: Int = 40
+    @Flag(help: "Write one wide sky map with WCS and positions.csv (task segmentation).") var skymap = false
+    @Option(help: "Sky map centre 'ra,dec' in degrees (with --skymap).") var center: String = "150.1,2.2"
+
+    func validate() throws {
+        guard count > 0 else { throw ValidationError("--count must be positive, got \(count).") }
+        if let size, size < 8 { throw ValidationError("--size must be at least 8 pixels, got \(size).") }
+        if skymap && task != .segmentation {
+            throw ValidationError("--skymap draws a segmentation sky map; use --task segmentation (got '\(task.rawValue)').")
+        }
+    }
+
+    func run() throws {
+        var settings = ObservationSettings()
+        settings.pixelScale = pixelScale
+        settings.psfFWHM = try Simulate.range(psfFwhm, option: "--psf-fwhm")
+        settings.skySigma = try Simulate.range(skySigma, option: "--sky-sigma")
+        settings.magnitudeZeroPoint = magZero
+        settings.galaxyMagnitudes = try galaxyMag.map { try Simulate.range($0, option: "--galaxy-mag") }
+        settings.starMagnitudes = try starMag.map { try Simulate.range($0, option: "--star-mag") }
+        settings.sourceMagnitudes = try Simulate.range(sourceMag, option: "--source-mag")
+        try settings.validate()
+        if skymap { return try writeSkymap(settings) }
+        let simulator = Simulator(task: task, seed: seed, settings: settings, size: size)
+        let directory = URL(fileURLWithPath: out, isDirectory: true)
+        let summary = try simulator.writeDataset(count: count, to: directory,
+                                                 keep: contactSheet == nil ? 0 : min(sheetCount, count))
+        print(String(format: "simulate: %d %@ images in %.2f s (%.1f images/s) -> %@",
+                     summary.files.count, task.rawValue, summary.seconds, summary.imagesPerSecond, directory.path))
+        if let contactSheet {
+            let columns = task == .segmentation ? 4 : 8
+            let sheet = SimulationPreview.contactSheet(summary.kept, task: task, columns: columns,
+                                                       cellSize: task == .segmentation ? 256 : 128)
+            try sheet.write(to: URL(fileURLWithPath: contactSheet))
+            print("simulate: contact sheet -> \(contactSheet)")
+        }
+    }
+
+    private func writeSkymap(_ settings: ObservationSettings) throws {
+        let side = size ?? 1024
+        let position = try Simulate.pair(center, option: "--center")
+        let start = Date()
+        let directory = URL(fileURLWithPath: out, isDirectory: true)
+        let image = try SkyMap.write(size: side, seed: seed, settings: settings, center: (position.0, position.1),
+                                     directory: directory, name: "skymap_\(side)")
+        print(String(format: "simulate: %dx%d sky map in %.1f s -> %@", side, side, Date().timeIntervalSince(start),
+                     directory.appendingPathComponent(image.fileName).path))
+        if let contactSheet {
+            try SimulationPreview.contactSheet([image], task: .segmentation, columns: 2, cellSize: side)
+                .write(to: URL(fileURLWithPath: contactSheet))
+        }
+    }
+
+    /// Parses 'a,b' into two numbers.
+    static func pair(_ text: String, option: String) throws -> (Double, Double) {
+        let parts = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let a = parts[0], let b = parts[1] else {
+            throw ValidationError("\(option) expects two comma-separated numbers, got '\(text)'.")
+        }
+        return (a, b)
+    }
+
+    /// Parses 'low,high' into a closed range.
+    static func range(_ text: String, option: String) throws -> ClosedRange<Double> {
+        let (low, high) = try pair(text, option: option)
+        guard low <= high else { throw ValidationError("\(option) expects 'low,high' with low <= high, got '\(text)'.") }
+        return low...high
+    }
 }

@@ -1,2 +1,0 @@
-// Raster pictures (PNG through libpng): images, contact sheets, plots.
-import CPNG

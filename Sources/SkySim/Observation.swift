@@ -1,0 +1,140 @@
+// Observation model of TASKS.md: pixel scale, PSF, noise, zero point, magnitude ranges.
+import Foundation
+
+/// The four tasks of TASKS.md.
+public enum SimulationTask: String, CaseIterable, Sendable {
+    case morphology, lens, segmentation, regression
+
+    /// Class names in label order (classification and segmentation tasks).
+    public var classNames: [String] {
+        switch self {
+        case .morphology: return ["elliptical", "spiral", "edge_on", "irregular", "star"]
+        case .lens: return ["non_lens", "lens"]
+        case .segmentation: return ["background", "star", "galaxy"]
+        case .regression: return []
+        }
+    }
+
+    /// Default image side in pixels.
+    public var defaultSize: Int { self == .segmentation ? 256 : 64 }
+
+    /// Header of catalog.csv.
+    public var catalogHeader: String {
+        switch self {
+        case .morphology, .lens: return "file,label"
+        case .regression: return "file,sersic_n,r_e,q,mag"
+        case .segmentation: return "file"
+        }
+    }
+}
+
+/// Observation parameters; every default is TASKS.md's value. Angles in arcsec, magnitudes AB-like.
+public struct ObservationSettings: Sendable, Equatable {
+    public var pixelScale = 0.2
+    public var psfFWHM: ClosedRange<Double> = 0.6...1.0
+    public var skySigma: ClosedRange<Double> = 5...15
+    public var magnitudeZeroPoint = 30.0
+    public var gain = 1.0
+    /// Galaxy magnitudes; `nil` takes the task's own range (morphology 17-21, segmentation
+    /// 17-23, regression 17-22, lens galaxy i-band 18-20).
+    public var galaxyMagnitudes: ClosedRange<Double>? = nil
+    /// Star magnitudes; `nil`: morphology 16-21, segmentation 16-22.
+    public var starMagnitudes: ClosedRange<Double>? = nil
+    /// Unlensed g magnitude of lens sources and companions.
+    public var sourceMagnitudes: ClosedRange<Double> = 21...24
+
+    public init() {}
+
+    /// Counts of a source of magnitude m: 10^(0.4 (ZP - m)).
+    public func flux(magnitude: Double) -> Double { Foundation.pow(10, 0.4 * (magnitudeZeroPoint - magnitude)) }
+
+    /// Arcsec to pixels.
+    public func pixels(_ arcsec: Double) -> Double { arcsec / pixelScale }
+
+    /// Gaussian σ in pixels of a FWHM in arcsec.
+    public func psfSigma(fwhm: Double) -> Double { fwhm / (2 * (2 * Foundation.log(2.0)).squareRoot()) / pixelScale }
+
+    /// Checks ranges once, at the CLI boundary.
+    public func validate() throws {
+        func require(_ ok: Bool, _ name: String, _ got: String, _ expected: String) throws {
+            if !ok { throw SkySimError.invalidSetting(name: name, received: got, expected: expected) }
+        }
+        try require(pixelScale > 0, "pixel scale", "\(pixelScale)", "a positive number of arcsec/pixel")
+        try require(psfFWHM.lowerBound > 0, "PSF FWHM range", "\(psfFWHM)", "positive arcsec")
+        try require(skySigma.lowerBound >= 0, "sky sigma range", "\(skySigma)", "non-negative counts")
+        try require(gain > 0, "gain", "\(gain)", "a positive number of e-/ADU")
+    }
+
+    /// Keywords every simulated file carries.
+    func commonCards(psfFWHM fwhm: Double, skySigma sigma: Double) -> [HeaderCard] {
+        [
+            HeaderCard("PIXSCALE", .real(pixelScale), "pixel scale [arcsec/pixel]"),
+            HeaderCard("PSF_FWHM", .real(fwhm), "Gaussian PSF FWHM [arcsec]"),
+            HeaderCard("GAIN", .real(gain), "gain [e-/ADU]"),
+            HeaderCard("SKYSIG", .real(sigma), "Gaussian sky noise sigma [counts]"),
+            HeaderCard("MAGZERO", .real(magnitudeZeroPoint), "magnitude zero point"),
+            HeaderCard("BUNIT", .string("count"), "sky-subtracted counts (ADU)"),
+        ]
+    }
+}
+
+/// Noise of TASKS.md: Poisson noise of the source counts plus Gaussian sky noise.
+public enum NoiseModel {
+    /// value = Poisson(gain · counts) / gain + N(0, skySigma²), pixel by pixel in row order.
+    public static func noisy(_ counts: [Double], skySigma: Double, gain: Double = 1,
+                             random: inout SimRandom) -> [Float] {
+        counts.map { lambda in
+            let electrons = random.poisson(max(lambda, 0) * gain)
+            return Float(electrons / gain + skySigma * random.normal())
+        }
+    }
+}
+
+/// Simple celestial WCS of a map: TAN projection, north up, east left.
+public struct TangentPlaneWCS: Sendable {
+    public var referenceRA: Double
+    public var referenceDec: Double
+    /// 1-based FITS reference pixel.
+    public var referencePixelX: Double
+    public var referencePixelY: Double
+    public var pixelScale: Double
+
+    public init(referenceRA: Double, referenceDec: Double, referencePixelX: Double,
+                referencePixelY: Double, pixelScale: Double) {
+        self.referenceRA = referenceRA; self.referenceDec = referenceDec
+        self.referencePixelX = referencePixelX; self.referencePixelY = referencePixelY
+        self.pixelScale = pixelScale
+    }
+
+    var cards: [HeaderCard] {
+        let cd = pixelScale / 3600
+        return [
+            HeaderCard("WCSAXES", .integer(2), "number of WCS axes"),
+            HeaderCard("CTYPE1", .string("RA---TAN"), "gnomonic projection"),
+            HeaderCard("CTYPE2", .string("DEC--TAN"), "gnomonic projection"),
+            HeaderCard("CUNIT1", .string("deg"), ""), HeaderCard("CUNIT2", .string("deg"), ""),
+            HeaderCard("CRVAL1", .real(referenceRA), "RA at the reference pixel [deg]"),
+            HeaderCard("CRVAL2", .real(referenceDec), "Dec at the reference pixel [deg]"),
+            HeaderCard("CRPIX1", .real(referencePixelX), "reference pixel (1-based)"),
+            HeaderCard("CRPIX2", .real(referencePixelY), "reference pixel (1-based)"),
+            HeaderCard("CD1_1", .real(-cd), "[deg/pixel], east to the left"),
+            HeaderCard("CD1_2", .real(0), ""), HeaderCard("CD2_1", .real(0), ""),
+            HeaderCard("CD2_2", .real(cd), "[deg/pixel], north up"),
+            HeaderCard("RADESYS", .string("ICRS"), ""),
+        ]
+    }
+
+    /// (RA, Dec) in degrees of a 0-based pixel position (x along NAXIS1).
+    public func world(x: Double, y: Double) -> (ra: Double, dec: Double) {
+        let degree = Double.pi / 180
+        let xi = -(x + 1 - referencePixelX) * pixelScale / 3600 * degree
+        let eta = (y + 1 - referencePixelY) * pixelScale / 3600 * degree
+        let dec0 = referenceDec * degree
+        let denominator = Foundation.cos(dec0) - eta * Foundation.sin(dec0)
+        var ra = referenceRA + Foundation.atan2(xi, denominator) / degree
+        ra = ra.truncatingRemainder(dividingBy: 360); if ra < 0 { ra += 360 }
+        let dec = Foundation.atan2(Foundation.sin(dec0) + eta * Foundation.cos(dec0),
+                                   (xi * xi + denominator * denominator).squareRoot()) / degree
+        return (ra, dec)
+    }
+}

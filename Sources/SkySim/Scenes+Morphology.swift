@@ -1,0 +1,159 @@
+// Task 1 (morphology) and task 4 (regression) scenes: single-band 64 x 64 cutouts.
+import Foundation
+
+/// Builds morphology cutouts: elliptical, spiral, edge-on, irregular, star.
+enum MorphologyScene {
+    static func make(index: Int, seed: UInt64, settings: ObservationSettings, size: Int,
+                     keepNoiseless: Bool = false, forcedLabel: Int? = nil) -> SimulatedImage {
+        var random = SimRandom(seed: seed, index: UInt64(index))
+        let label = random.integer(0...4)
+        let observation = SingleBandObservation(settings, &random)
+        let chosen = forcedLabel ?? label
+        let cx = Double(size - 1) / 2 + random.uniform(-2, 2)
+        let cy = Double(size - 1) / 2 + random.uniform(-2, 2)
+        let magnitude = random.uniform(chosen == 4 ? settings.starMagnitudes ?? 16...21
+                                                   : settings.galaxyMagnitudes ?? 17...21)
+        let flux = settings.flux(magnitude: magnitude)
+        let px = settings.pixels
+        var cards: [HeaderCard] = []
+        var components: [SceneComponent] = []
+
+        switch chosen {
+        case 0:  // elliptical
+            let n = random.uniform(3, 5), re = random.uniform(0.5, 2.0), q = random.uniform(0.6, 1.0)
+            let geometry = EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: random.positionAngle())
+            components = [.sersic(SersicProfile(n: n, halfLightRadius: px(re), flux: flux, geometry: geometry))]
+            cards = shapeCards(n: n, re: re, q: q, angle: geometry.angle)
+        case 1:  // spiral
+            let re = random.uniform(1.0, 3.0), q = random.uniform(0.5, 1.0), angle = random.positionAngle()
+            let arms = random.integer(2...4), pitch = random.uniform(10, 30), armFraction = random.uniform(0.2, 0.5)
+            let sharpness = random.integer(2...6), phase = random.uniform(0, 2 * Double.pi)
+            let chirality = random.uniform() < 0.5 ? 1.0 : -1.0  // S- and Z-shaped winding alike
+            let bulgeRe = random.uniform(0.2, 0.5), bulgeToTotal = random.uniform(0, 0.3)
+            let bulgeQ = random.uniform(max(q, 0.7), 1.0)
+            let transition = random.uniform(0.3, 0.6) * px(re) / q.squareRoot()
+            let disk = SersicProfile(n: 1, halfLightRadius: px(re), flux: flux * (1 - bulgeToTotal),
+                                     geometry: EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: angle))
+            components = [.spiral(SpiralDisk(disk: disk, armCount: arms, pitch: chirality * pitch * Double.pi / 180, phase: phase,
+                                             sharpness: sharpness, armFraction: armFraction, transitionRadius: transition))]
+            if bulgeToTotal > 0 {
+                components.append(.sersic(SersicProfile(n: 4, halfLightRadius: px(bulgeRe), flux: flux * bulgeToTotal,
+                    geometry: EllipseGeometry(centerX: cx, centerY: cy, q: bulgeQ, angle: angle))))
+            }
+            cards = shapeCards(n: 1, re: re, q: q, angle: angle) + [
+                HeaderCard("NARMS", .integer(arms), "spiral arms"),
+                HeaderCard("PITCH", .real(pitch), "arm pitch angle [deg]"),
+                HeaderCard("WINDING", .integer(Int(chirality)), "arm winding sense (+1 or -1)"),
+                HeaderCard("ARMFRAC", .real(armFraction), "fraction of disk light in the arm term"),
+                HeaderCard("BT", .real(bulgeToTotal), "bulge-to-total flux ratio"),
+                HeaderCard("BULGE_RE", .real(bulgeRe), "bulge r_e (n = 4) [arcsec]"),
+            ]
+        case 2:  // edge-on
+            let re = random.uniform(1.0, 3.0), q = random.uniform(0.10, 0.25)
+            let geometry = EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: random.positionAngle())
+            components = [.sersic(SersicProfile(n: 1, halfLightRadius: px(re), flux: flux, geometry: geometry))]
+            cards = shapeCards(n: 1, re: re, q: q, angle: geometry.angle)
+        case 3:
+            components = irregular(cx: cx, cy: cy, flux: flux, settings: settings, random: &random, cards: &cards)
+        default:  // star
+            components = [.gaussian(GaussianBlob(centerX: cx, centerY: cy, sigma: 0, flux: flux))]
+        }
+
+        let renderer = Renderer(width: size, height: size, psfSigma: observation.psfSigma, components: components)
+        let clean = renderer.render(components)
+        let pixels = NoiseModel.noisy(clean, skySigma: observation.skySigma, gain: settings.gain, random: &random)
+        let name = SimulationTask.morphology.classNames[chosen]
+        let header = provenanceCards(task: .morphology, seed: seed, index: index)
+            + settings.commonCards(psfFWHM: observation.fwhm, skySigma: observation.skySigma) + [
+                HeaderCard("LABEL", .integer(chosen), "0 elliptical 1 spiral 2 edge_on 3 irregular 4 star"),
+                HeaderCard("CLASS", .string(name), "morphology class"),
+                HeaderCard("MAG", .real(magnitude), "total magnitude (untruncated model)"),
+                HeaderCard("OBJ_X", .real(cx + 1), "object centre, FITS pixel (1-based)"),
+                HeaderCard("OBJ_Y", .real(cy + 1), "object centre, FITS pixel (1-based)"),
+            ] + cards
+        return SimulatedImage(fileName: String(format: "morphology_%06d.fits", index), pixels: pixels,
+                              shape: [size, size], header: header, truth: nil,
+                              catalogFields: [String(chosen)], label: chosen, caption: name,
+                              noiseless: keepNoiseless ? clean : nil)
+    }
+
+    /// 2-3 overlapping Sérsic components 0.5-2.5 mean r_e apart, plus up to 5 Gaussian clumps.
+    static func irregular(cx: Double, cy: Double, flux: Double, settings: ObservationSettings,
+                          random: inout SimRandom, cards: inout [HeaderCard]) -> [SceneComponent] {
+        let count = random.integer(2...3)
+        let ns = (0..<count).map { _ in random.uniform(0.5, 2.0) }
+        let radii = (0..<count).map { _ in settings.pixels(random.uniform(0.3, 1.5)) }
+        let qs = (0..<count).map { _ in random.uniform(0.3, 1.0) }
+        let angles = (0..<count).map { _ in random.positionAngle() }
+        let meanRadius = radii.reduce(0, +) / Double(count)
+        var positions = [(0.0, 0.0)]
+        for _ in 1..<count {
+            let distance = random.uniform(0.5, 2.5) * meanRadius, direction = random.uniform(0, 2 * Double.pi)
+            let previous = positions[positions.count - 1]
+            positions.append((previous.0 + distance * Foundation.cos(direction), previous.1 + distance * Foundation.sin(direction)))
+        }
+        let clumpCount = random.integer(0...5)
+        let clumpFractions = (0..<clumpCount).map { _ in random.uniform(0.02, 0.08) }
+        let weights = (0..<count).map { _ in random.uniform(0.3, 1.0) }
+        let componentFlux = flux * (1 - clumpFractions.reduce(0, +))
+        let fluxes = weights.map { componentFlux * $0 / weights.reduce(0, +) }
+        var clumps: [(Double, Double, Double, Double)] = []  // x, y, sigma, flux
+        for fraction in clumpFractions {
+            let host = random.integer(0...(count - 1))
+            let r = random.uniform(0.2, 1.5) * radii[host], direction = random.uniform(0, 2 * Double.pi)
+            clumps.append((positions[host].0 + r * Foundation.cos(direction), positions[host].1 + r * Foundation.sin(direction),
+                           settings.pixels(random.uniform(0.03, 0.12)), flux * fraction))
+        }
+        // Put the light-weighted centre at (cx, cy).
+        var mx = 0.0, my = 0.0
+        for i in 0..<count { mx += fluxes[i] * positions[i].0; my += fluxes[i] * positions[i].1 }
+        for c in clumps { mx += c.3 * c.0; my += c.3 * c.1 }
+        let dx = cx - mx / flux, dy = cy - my / flux
+        var components: [SceneComponent] = (0..<count).map { i in
+            .sersic(SersicProfile(n: ns[i], halfLightRadius: radii[i], flux: fluxes[i],
+                                  geometry: EllipseGeometry(centerX: positions[i].0 + dx, centerY: positions[i].1 + dy,
+                                                            q: qs[i], angle: angles[i])))
+        }
+        components += clumps.map { .gaussian(GaussianBlob(centerX: $0.0 + dx, centerY: $0.1 + dy, sigma: $0.2, flux: $0.3)) }
+        cards = [HeaderCard("NCOMP", .integer(count), "Sersic components"),
+                 HeaderCard("NCLUMP", .integer(clumpCount), "star-forming clumps")]
+        return components
+    }
+
+    static func shapeCards(n: Double, re: Double, q: Double, angle: Double) -> [HeaderCard] {
+        [HeaderCard("SERSIC_N", .real(n), "Sersic index"),
+         HeaderCard("R_E", .real(re), "circularised half-light radius [arcsec]"),
+         HeaderCard("Q", .real(q), "axis ratio b/a"),
+         HeaderCard("PA", .real(angle * 180 / Double.pi), "major axis from +x, counter-clockwise [deg]")]
+    }
+}
+
+/// Builds regression cutouts: one Sérsic galaxy with its parameters as truth.
+enum RegressionScene {
+    static func make(index: Int, seed: UInt64, settings: ObservationSettings, size: Int,
+                     keepNoiseless: Bool = false) -> SimulatedImage {
+        var random = SimRandom(seed: seed, index: UInt64(index))
+        let observation = SingleBandObservation(settings, &random)
+        let cx = Double(size - 1) / 2 + random.uniform(-2, 2)
+        let cy = Double(size - 1) / 2 + random.uniform(-2, 2)
+        let n = random.uniform(0.5, 6.0), re = random.uniform(0.3, 3.0), q = random.uniform(0.2, 1.0)
+        let magnitude = random.uniform(settings.galaxyMagnitudes ?? 17...22)
+        let geometry = EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: random.positionAngle())
+        let components: [SceneComponent] = [.sersic(SersicProfile(n: n, halfLightRadius: settings.pixels(re),
+                                                                  flux: settings.flux(magnitude: magnitude), geometry: geometry))]
+        let clean = Renderer(width: size, height: size, psfSigma: observation.psfSigma, components: components).render(components)
+        let pixels = NoiseModel.noisy(clean, skySigma: observation.skySigma, gain: settings.gain, random: &random)
+        let header = provenanceCards(task: .regression, seed: seed, index: index)
+            + settings.commonCards(psfFWHM: observation.fwhm, skySigma: observation.skySigma)
+            + MorphologyScene.shapeCards(n: n, re: re, q: q, angle: geometry.angle) + [
+                HeaderCard("MAG", .real(magnitude), "total magnitude (untruncated model)"),
+                HeaderCard("OBJ_X", .real(cx + 1), "object centre, FITS pixel (1-based)"),
+                HeaderCard("OBJ_Y", .real(cy + 1), "object centre, FITS pixel (1-based)"),
+            ]
+        let caption = String(format: "N%.1f R%.2f Q%.2f", n, re, q)
+        return SimulatedImage(fileName: String(format: "regression_%06d.fits", index), pixels: pixels,
+                              shape: [size, size], header: header, truth: nil,
+                              catalogFields: [n, re, q, magnitude].map(catalogNumber), label: nil,
+                              caption: caption, noiseless: keepNoiseless ? clean : nil)
+    }
+}

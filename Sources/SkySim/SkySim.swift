@@ -1,2 +1,0 @@
-// Sky simulator for the four tasks of TASKS.md.
-import FITS
