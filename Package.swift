@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["Autograd"], swiftSettings: kernelSettings),
         .target(name: "Preprocessing", dependencies: ["FITS", "CWCS", .product(name: "CSV", package: "CSV.swift")],
                 swiftSettings: kernelSettings),
-        .target(name: "Training", dependencies: ["Autograd", "NN"], swiftSettings: kernelSettings),
+        .target(name: "Training", dependencies: ["Autograd", "NN", "Plotting"], swiftSettings: kernelSettings),
         .target(name: "Pipelines", dependencies: ["FITS", "Preprocessing", "NN", "Training", "Yams"]),
         .target(name: "SkySim", dependencies: ["FITS", "Plotting", "CFITSIO"], swiftSettings: kernelSettings),
 
@@ -62,7 +62,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "PreprocessingTests", dependencies: ["Preprocessing", "FITS", "Yams", "TestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Autograd", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Autograd", "Plotting", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Preprocessing"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TestSupport"],
                     resources: [.copy("Fixtures")]),

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Plotting
 @testable import Training
 
 final class ProgressAndHistoryTests: XCTestCase {
@@ -54,6 +55,29 @@ final class ProgressAndHistoryTests: XCTestCase {
         try writeAtomically(Data("two".utf8), to: url)
         XCTAssertEqual(try String(contentsOf: url, encoding: .utf8), "two")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["log.csv"])
+        try FileManager.default.removeItem(at: folder)
+    }
+}
+
+final class PlotTests: XCTestCase {
+    func testCurvesAndConfusionMatrixRenderAsPNG() throws {
+        var history = History()
+        for e in 0..<5 {
+            history.append([("loss", 1 / Double(e + 1)), ("accuracy", 0.5 + 0.1 * Double(e)),
+                            ("val_loss", 1.2 / Double(e + 1)), ("val_accuracy", 0.45 + 0.1 * Double(e)), ("lr", 0.01)])
+        }
+        let curves = TrainingPlots.curves(history)
+        XCTAssertEqual(curves.height, 720, "loss panel above metrics panel")
+        let matrix = TrainingPlots.confusionMatrix([[9, 1], [2, 8]], classNames: ["lens", "non_lens"])
+        // The diagonal cell (largest fraction) is drawn greener than the off-diagonal one.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("plots-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try curves.write(to: folder.appendingPathComponent("curves.png"))
+        try matrix.write(to: folder.appendingPathComponent("confusion.png"))
+        for name in ["curves.png", "confusion.png"] {
+            let data = try Data(contentsOf: folder.appendingPathComponent(name))
+            XCTAssertEqual(Array(data.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], "\(name) is a PNG")
+        }
         try FileManager.default.removeItem(at: folder)
     }
 }
