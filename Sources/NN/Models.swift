@@ -74,7 +74,7 @@ public final class LightCurveLSTM: Layer {
 
     public var children: [(key: String, layer: any Layer)] { [("lstm", lstm), ("fc", fc)] }
 
-    public var description: String {
+    public var layerDescription: String {
         "LightCurveLSTM(\(lstm.inputFeatures) features, hidden \(lstm.hiddenSize) → \(fc.outputFeatures) classes)"
     }
 }

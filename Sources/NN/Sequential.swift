@@ -68,7 +68,7 @@ public final class Sequential: Layer {
         return s
     }
 
-    public var description: String { "Sequential(\(layers.count) layers)" }
+    public var layerDescription: String { "Sequential(\(layers.count) layers)" }
 }
 
 /// Passes its input through (a placeholder left by batch-norm folding).
@@ -76,7 +76,7 @@ public final class Identity: Layer {
     public var isTraining = false
     public init() {}
     public func forward(_ input: Tensor) -> Tensor { input }
-    public var description: String { "Identity()" }
+    public var layerDescription: String { "Identity()" }
 }
 
 extension Conv2D {
@@ -84,7 +84,7 @@ extension Conv2D {
     /// `W' = W * scale[f]`, `b' = b * scale[f] + shift[f]`, ReLU fused if `relu`.
     /// Matches `relu(bn(conv(x)))` in eval mode to float rounding.
     public func folding(_ bn: BatchNorm, relu: Bool) -> Conv2D {
-        precondition(bn.features == outputChannels, "folding: \(bn) after \(self)")
+        precondition(bn.features == outputChannels, "folding: \(bn.layerDescription) after \(layerDescription)")
         precondition(!bn.isTraining, "folding: batch norm is in training mode; call eval() before fusedForInference()")
         let (scale, shift) = bn.inferenceScaleShift
         let w = weight.copy()
