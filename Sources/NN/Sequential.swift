@@ -68,7 +68,7 @@ public final class Sequential: Layer {
         return s
     }
 
-    public var layerDescription: String { "Sequential(\(layers.count) layers)" }
+    public var layerDescription: String { "Sequential(\(layers.count) layer\(layers.count == 1 ? "" : "s"))" }
 }
 
 /// Passes its input through (a placeholder left by batch-norm folding).

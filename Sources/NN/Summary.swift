@@ -21,7 +21,9 @@ extension Layer {
             guard level <= depth else { continue }
             let params = layer.parameterCount
             let name = String(repeating: "  ", count: level - 1) + path + "  " + layer.layerDescription
-            rows.append((name, shapes[ObjectIdentifier(layer)].map(shapeText) ?? "-", params == 0 ? "0" : "\(params)"))
+            // A container the model never calls as a whole (U-Net's `down`, `up`) has no shape of its own.
+            let shape = shapes[ObjectIdentifier(layer)].map(shapeText) ?? (layer.children.isEmpty ? "-" : "(per child)")
+            rows.append((name, shape, "\(params)"))
         }
         let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!, w2 = rows.map(\.2.count).max()!
         func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: w - s.count) }
