@@ -106,7 +106,8 @@ extension Layer {
     /// Trainable parameters, for an optimiser: `Adam(parameters: model.parameters)`.
     public var parameters: [Tensor] { namedParameters().map(\.tensor) }
 
-    /// The tensors to save, by full key (PyTorch `state_dict()`).
+    /// The tensors to save, by full key (PyTorch `state_dict()`): the model's own tensors, not
+    /// copies, so copy them to keep a snapshot while training goes on.
     public func stateDict() -> [String: Tensor] {
         Dictionary(namedTensors().map { ($0.key, $0.tensor) }, uniquingKeysWith: { a, _ in a })
     }

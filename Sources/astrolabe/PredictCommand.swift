@@ -102,6 +102,16 @@ struct Predict: ParsableCommand {
             guard ["resnet18", "resnet34", "cnn", "mlp"].contains(m.architecture.name) else {
                 throw PredictError.usage("'\(weights)' holds a \(m.architecture.name); predict runs classifiers (resnet18, resnet34, cnn)")
             }
+            // Options given anyway must agree with the file rather than be silently ignored.
+            if let classes, classes != m.architecture.classes {
+                throw PredictError.usage("--classes \(classes), but '\(weights)' records \(m.architecture.classes) classes")
+            }
+            if let inChannels, inChannels != m.architecture.inChannels {
+                throw PredictError.usage("--in-channels \(inChannels), but '\(weights)' records \(m.architecture.inChannels) bands")
+            }
+            if let arch, arch.rawValue != m.architecture.name {
+                throw PredictError.usage("--arch \(arch.rawValue), but '\(weights)' records a \(m.architecture.name)")
+            }
             return (m.model, m.architecture, m.preprocessing)
         }
         guard let arch, let classes, let inChannels else {

@@ -55,6 +55,14 @@ final class PredictCommandTests: XCTestCase {
         XCTAssertEqual(table[0].first, "file")
         XCTAssertEqual(table[0][1], "probability_0")
         XCTAssertEqual(table[1].dropFirst().map { Double($0)! }.reduce(0, +), 1, accuracy: 1e-5)
+        // --raw on a model file: logits, the same as the library computes.
+        let r2 = try run(["predict", "--weights", weights.path, "--raw", "cutout_0.fits", "--output", out.path])
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        XCTAssertEqual(try rows(out)[0][1], "logit_0")
+        // Options that contradict the file are refused.
+        let r3 = try run(["predict", "--weights", weights.path, "--classes", "4", "cutout_0.fits", "--output", out.path])
+        XCTAssertNotEqual(r3.status, 0)
+        XCTAssertTrue(r3.stderr.contains("records 5 classes"), r3.stderr)
     }
 
     func testErrorsAreClearAndLeaveTheOutputAlone() throws {
