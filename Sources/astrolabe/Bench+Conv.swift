@@ -51,6 +51,8 @@ extension Bench {
     func runConvBench(quick: Bool) throws {
         let reps = quick ? 3 : 10
         let threads = Threading.workerCount
+        print(json(["workload": "conv", "blas_core": String(cString: openblas_get_corename()), "conv_backend": ConvolutionBackend.current.rawValue,
+                    "threads": threads]))
         for (m, n, k) in [(1024, 1024, 1024), (128, 4096, 1152), (512, 64, 4608)] {
             print(json(["workload": "conv", "kernel": "sgemm", "m": m, "n": n, "k": k, "threads": threads,
                         "gflops": round1(sgemmGFLOPS(m: m, n: n, k: k, reps: reps))]))
