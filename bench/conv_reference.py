@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch (CPU) timings of the conv shapes that `astrolabe bench --workload conv` measures.
 
-Same shapes, same protocol: 2 threads, one warm-up round, median of `reps` rounds; the
+Same shapes, same protocol: 2 threads, one warm-up round, median (and minimum) of `reps` rounds; the
 forward is timed alone, the backward is `y.backward(gout)` into fresh `.grad` of the input
 and the weight (no bias). Prints one JSON object per line.
 
@@ -73,6 +73,7 @@ def main():
         print(json.dumps(dict(workload="conv", impl="pytorch", net=s["net"], layer=s["layer"], shape=shape,
                               forward_ms=round(f * 1e3, 2), forward_gflops=round(flops / f / 1e9, 1),
                               backward_ms=round(b * 1e3, 2), backward_gflops=round(2 * flops / b / 1e9, 1),
+                              forward_min_ms=round(min(tf) * 1e3, 2), backward_min_ms=round(min(tb) * 1e3, 2),
                               threads=torch.get_num_threads(), torch=torch.__version__,
                               mkldnn=torch.backends.mkldnn.is_available()), sort_keys=True), flush=True)
 

@@ -58,17 +58,18 @@ extension Bench {
                         "gflops": round1(sgemmGFLOPS(m: m, n: n, k: k, reps: reps))]))
         }
         for shape in ConvBenchShape.all {
-            let (fwd, bwd) = time(shape, reps: reps)
+            let (fwd, bwd, fwdMin, bwdMin) = time(shape, reps: reps)
             print(json(["workload": "conv", "net": shape.net, "layer": shape.layer,
                         "shape": "\(shape.batch)x\(shape.inChannels)x\(shape.size)x\(shape.size)->\(shape.outChannels) k\(shape.kernel) s\(shape.stride)\(shape.transposed ? " transposed" : "")",
                         "forward_ms": round2(fwd * 1e3), "forward_gflops": round1(shape.forwardFlops / fwd / 1e9),
                         "backward_ms": round2(bwd * 1e3), "backward_gflops": round1(2 * shape.forwardFlops / bwd / 1e9),
+                        "forward_min_ms": round2(fwdMin * 1e3), "backward_min_ms": round2(bwdMin * 1e3),
                         "threads": threads]))
         }
     }
 
-    /// Median forward and backward (input and weight gradients) seconds of one layer.
-    private func time(_ s: ConvBenchShape, reps: Int) -> (Double, Double) {
+    /// Median and minimum forward and backward (input and weight gradients) seconds of one layer.
+    private func time(_ s: ConvBenchShape, reps: Int) -> (Double, Double, Double, Double) {
         let x = Tensor.randomNormal([s.batch, s.inChannels, s.size, s.size], seed: 1, requiresGrad: true)
         let w = Tensor.randomNormal(s.transposed ? [s.inChannels, s.outChannels, s.kernel, s.kernel]
                                                  : [s.outChannels, s.inChannels, s.kernel, s.kernel],
@@ -92,7 +93,7 @@ extension Bench {
                 backwardTimes.append(Double(t3 - t2) * 1e-9)
             }
         }
-        return (median(forwardTimes), median(backwardTimes))
+        return (median(forwardTimes), median(backwardTimes), forwardTimes.min()!, backwardTimes.min()!)
     }
 
     /// Row-major `C = A B` throughput with OpenBLAS at the configured thread count.
