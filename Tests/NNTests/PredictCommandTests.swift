@@ -42,6 +42,18 @@ final class PredictCommandTests: XCTestCase {
         assertMatches(logits, Fixtures.file("predict_expected.safetensors").tensors["logits"]!, relative: 1e-4, "predict logits")
     }
 
+    /// A plain torchvision-named ResNet-18 state dict of compact width on 3-band FITS cubes.
+    func testRawResNetOnCubesReadsWidthsFromTheWeights() throws {
+        let out = temporaryDirectory(self).appendingPathComponent("out.csv")
+        let r = try run(["predict", "--weights", "resnet18_torchvision.weights.safetensors", "--arch", "resnet18", "--classes", "5",
+                         "--in-channels", "3", "--raw", "cube_0.fits", "cube_1.fits", "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let table = try rows(out)
+        XCTAssertEqual(table.count, 3)
+        let logits = Tensor(shape: [2, 5], data: table.dropFirst().flatMap { $0.dropFirst().map { Float($0)! } })
+        assertMatches(logits, Fixtures.file("predict_expected.safetensors").tensors["resnet_logits"]!, relative: 1e-4, "resnet logits")
+    }
+
     func testModelFileNeedsNoArchitectureAndWritesProbabilities() throws {
         let dir = temporaryDirectory(self)
         let model = SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 16)

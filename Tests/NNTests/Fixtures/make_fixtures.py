@@ -166,7 +166,15 @@ def main():
         write_fits(f"cutout_{i}.fits", images[i, 0].numpy())
     with torch.no_grad():
         logits = cnn(images)
-    save_file({"logits": logits.contiguous()}, "predict_expected.safetensors")
+    # Two 3-band cubes [3, 32, 32] and the compact torchvision ResNet-18's logits on them
+    # (predict reads the widths from the weights' shapes).
+    tv.eval()
+    cubes = torch.randn(2, 3, 32, 32, generator=g)
+    for i in range(2):
+        write_fits(f"cube_{i}.fits", cubes[i].numpy())
+    with torch.no_grad():
+        resnet_logits = tv(cubes)
+    save_file({"logits": logits.contiguous(), "resnet_logits": resnet_logits.contiguous()}, "predict_expected.safetensors")
 
 
 if __name__ == "__main__":
