@@ -24,7 +24,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Weights: a PyTorch state_dict or an Astrolabe model file (.safetensors).")
     var weights: String
 
-    @Option(help: "Architecture of a plain state_dict: \(Arch.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Architecture of a plain state_dict.")
     var arch: Arch?
 
     @Option(help: "Number of classes (plain state_dict).")
@@ -56,6 +56,7 @@ struct Predict: ParsableCommand {
 
     private func predict() throws {
         guard batchSize > 0 else { throw PredictError.usage("--batch-size must be positive") }
+        guard !inputs.isEmpty else { throw PredictError.usage("no input images: give one or more FITS files") }
         let file = try Safetensors(contentsOf: URL(fileURLWithPath: weights))
         let images = try inputs.map { try RawFITSImage.read(path: $0) }
         let (model, architecture, preprocessing) = try buildModel(file, imageShape: images.first?.shape)
