@@ -21,6 +21,11 @@ extension Tensor {
         // The convolution whose adjoint this is: it maps the [Cout, H', W'] output to [H, W].
         let g = ConvGeometry(channels: cout, height: oh, width: ow, kernel: kernel, stride: stride,
                              padTop: padding.height, padLeft: padding.width, dilation: dilation, outH: h, outW: w)
+        if let out = convolvedWithOneDNN(transposed: true, weight: weight, bias: bias, outputShape: [n, cout, oh, ow],
+                                         stride: stride, dilation: dilation, padBefore: padding,
+                                         padAfter: Size2(padding.height - outputPadding.height, padding.width - outputPadding.width)) {
+            return out
+        }
         let out = Tensor(repeating: 0, shape: [n, cout, oh, ow])
         let x = storage.pointer, wp = weight.storage.pointer, o = out.storage.pointer
         let inStride = cin * h * w, outStride = cout * oh * ow, hw = h * w

@@ -48,7 +48,7 @@ public final class Activation: Layer {
     public var isTraining = true
     public init(_ function: ActivationFunction) { self.function = function }
     public func forward(_ input: Tensor) -> Tensor { function.apply(input) }
-    public var description: String { function.name.contains("(") ? function.name : function.name + "()" }
+    public var layerDescription: String { function.name.contains("(") ? function.name : function.name + "()" }
 
     public static func relu() -> Activation { Activation(.relu) }
     public static func gelu() -> Activation { Activation(.gelu) }

@@ -45,7 +45,7 @@ public final class Conv2D: Layer {
 
     public func forward(_ input: Tensor) -> Tensor {
         precondition(input.rank == 4 && input.shape[1] == inputChannels,
-                     "\(description): input \(input.shape) must be [N, \(inputChannels), H, W]")
+                     "\(layerDescription): input \(input.shape) must be [N, \(inputChannels), H, W]")
         let y = input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
         guard fusedReLU else { return y }
         // With gradients on, the recorded op; in inference (no-grad), ReLU in place on the
@@ -59,7 +59,7 @@ public final class Conv2D: Layer {
         [NamedTensor("weight", weight)] + (bias.map { [NamedTensor("bias", $0)] } ?? [])
     }
 
-    public var description: String {
+    public var layerDescription: String {
         var s = "Conv2D(\(inputChannels) → \(outputChannels), kernel \(kernelSize.height)×\(kernelSize.width), "
             + "stride \(stride.height == stride.width ? "\(stride.height)" : "\(stride.height)×\(stride.width)"), "
             + "padding \(paddingText(padding))"
@@ -111,7 +111,7 @@ public final class ConvTranspose2D: Layer {
 
     public func forward(_ input: Tensor) -> Tensor {
         precondition(input.rank == 4 && input.shape[1] == inputChannels,
-                     "\(description): input \(input.shape) must be [N, \(inputChannels), H, W]")
+                     "\(layerDescription): input \(input.shape) must be [N, \(inputChannels), H, W]")
         return input.transposedConv2d(weight: weight, bias: bias, stride: stride, padding: padding,
                                       outputPadding: outputPadding)
     }
@@ -120,7 +120,7 @@ public final class ConvTranspose2D: Layer {
         [NamedTensor("weight", weight)] + (bias.map { [NamedTensor("bias", $0)] } ?? [])
     }
 
-    public var description: String {
+    public var layerDescription: String {
         "ConvTranspose2D(\(inputChannels) → \(outputChannels), kernel \(kernelSize.height)×\(kernelSize.width), "
             + "stride \(stride.height), padding \(padding.height)\(bias == nil ? ", no bias" : ""))"
     }

@@ -34,7 +34,7 @@ public final class Dense: Layer {
         [NamedTensor("weight", weight)] + (bias.map { [NamedTensor("bias", $0)] } ?? [])
     }
 
-    public var description: String {
+    public var layerDescription: String {
         "Dense(\(inputFeatures) → \(outputFeatures)\(bias == nil ? ", no bias" : ""))"
     }
 }

@@ -35,7 +35,7 @@ public final class LSTM: Layer {
     /// Every hidden state `[N, T, H]`, the last hidden state and the last cell state `[N, H]`.
     public func run(_ input: Tensor) -> (outputs: Tensor, hidden: Tensor, cell: Tensor) {
         precondition(input.rank == 3 && input.shape[2] == inputFeatures && input.shape[1] >= 1,
-                     "\(description): input \(input.shape) must be [N, T ≥ 1, \(inputFeatures)]")
+                     "\(layerDescription): input \(input.shape) must be [N, T ≥ 1, \(inputFeatures)]")
         let (n, steps, h) = (input.shape[0], input.shape[1], hiddenSize)
         // The input projection of every step in one matrix product: [N, T, 4H].
         let projected = input.matmul(weightIH.transposed()) + (biasIH + biasHH)
@@ -64,5 +64,5 @@ public final class LSTM: Layer {
          NamedTensor("bias_ih_l0", biasIH), NamedTensor("bias_hh_l0", biasHH)]
     }
 
-    public var description: String { "LSTM(\(inputFeatures) → hidden \(hiddenSize), batch first)" }
+    public var layerDescription: String { "LSTM(\(inputFeatures) → hidden \(hiddenSize), batch first)" }
 }

@@ -36,6 +36,10 @@ public protocol Layer: AnyObject, CustomStringConvertible {
     var ownTensors: [NamedTensor] { get }
     /// Sub-layers with their keys, in state-dict order.
     var children: [(key: String, layer: any Layer)] { get }
+    /// This layer alone in one line, e.g. `Conv2D(1 → 32, kernel 3×3, stride 1, padding 1)`.
+    /// `description` (what `print(layer)` shows) is this line for a leaf layer and the whole
+    /// indented tree for a container, so `print(model)` shows the architecture.
+    var layerDescription: String { get }
     /// True in training mode (batch statistics, dropout active); set through `train()`/`eval()`.
     var isTraining: Bool { get set }
     /// A copy of this layer (and its children) for inference, with batch norm folded into the
@@ -48,6 +52,7 @@ extension Layer {
     public var ownTensors: [NamedTensor] { [] }
     public var children: [(key: String, layer: any Layer)] { [] }
     public func fusedForInference() -> any Layer { self }
+    public var description: String { children.isEmpty ? layerDescription : treeDescription }
 
     /// Runs `forward`, recording the output shape while a summary traces the model.
     public func callAsFunction(_ input: Tensor) -> Tensor {
@@ -101,7 +106,8 @@ extension Layer {
     /// Trainable parameters, for an optimiser: `Adam(parameters: model.parameters)`.
     public var parameters: [Tensor] { namedParameters().map(\.tensor) }
 
-    /// The tensors to save, by full key (PyTorch `state_dict()`).
+    /// The tensors to save, by full key (PyTorch `state_dict()`): the model's own tensors, not
+    /// copies, so copy them to keep a snapshot while training goes on.
     public func stateDict() -> [String: Tensor] {
         Dictionary(namedTensors().map { ($0.key, $0.tensor) }, uniquingKeysWith: { a, _ in a })
     }
@@ -119,12 +125,12 @@ extension Layer {
     /// Clears the gradient of every parameter.
     public func zeroGrad() { for t in parameters { t.zeroGrad() } }
 
-    /// The architecture as an indented tree, one layer per line (`print(model.treeDescription)`).
+    /// The architecture as an indented tree, one layer per line (PyTorch's `print(model)`).
     public var treeDescription: String {
         namedLayers().map { path, layer in
             let depth = path.isEmpty ? 0 : path.split(separator: ".").count
             let name = path.isEmpty ? "" : "(\(path.split(separator: ".").last!)): "
-            return String(repeating: "  ", count: depth) + name + layer.description
+            return String(repeating: "  ", count: depth) + name + layer.layerDescription
         }.joined(separator: "\n")
     }
 }

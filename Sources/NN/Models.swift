@@ -66,11 +66,15 @@ public final class LightCurveLSTM: Layer {
         fc = Dense(inputFeatures: hiddenSize, outputFeatures: classCount)
     }
 
-    public func forward(_ input: Tensor) -> Tensor { fc(lstm.run(input).hidden) }
+    public func forward(_ input: Tensor) -> Tensor {
+        let sequence = lstm.run(input)
+        LayerTrace.record(lstm, sequence.outputs)
+        return fc(sequence.hidden)
+    }
 
     public var children: [(key: String, layer: any Layer)] { [("lstm", lstm), ("fc", fc)] }
 
-    public var description: String {
+    public var layerDescription: String {
         "LightCurveLSTM(\(lstm.inputFeatures) features, hidden \(lstm.hiddenSize) → \(fc.outputFeatures) classes)"
     }
 }

@@ -44,7 +44,7 @@ public final class BatchNorm: Layer {
     public func forward(_ input: Tensor) -> Tensor {
         let ranks = kind == .twoDimensional ? [4] : [2, 3]
         precondition(ranks.contains(input.rank) && input.shape[1] == features,
-                     "\(description): input \(input.shape) must have rank \(ranks) and \(features) channels on axis 1")
+                     "\(layerDescription): input \(input.shape) must have rank \(ranks) and \(features) channels on axis 1")
         return input.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVariance: runningVariance,
                                training: isTraining, momentum: momentum, epsilon: epsilon)
     }
@@ -68,7 +68,7 @@ public final class BatchNorm: Layer {
         return (scale, shift)
     }
 
-    public var description: String {
+    public var layerDescription: String {
         "\(kind.rawValue)(\(features), momentum \(momentum), epsilon \(epsilon))"
     }
 }
@@ -96,5 +96,5 @@ public final class Dropout: Layer {
     /// resumed run draws the same masks as an uninterrupted one).
     public func reseed(_ seed: UInt64) { generator = SeededGenerator(seed: seed) }
 
-    public var description: String { "Dropout(probability \(probability))" }
+    public var layerDescription: String { "Dropout(probability \(probability))" }
 }

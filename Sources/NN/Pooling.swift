@@ -21,7 +21,7 @@ public final class MaxPool2D: Layer {
         input.maxPool2d(kernelSize: kernelSize, stride: stride, padding: padding)
     }
 
-    public var description: String {
+    public var layerDescription: String {
         "MaxPool2D(kernel \(kernelSize.height)×\(kernelSize.width), stride \(stride.height), padding \(padding.height))"
     }
 }
@@ -45,7 +45,7 @@ public final class AvgPool2D: Layer {
         input.avgPool2d(kernelSize: kernelSize, stride: stride, padding: padding)
     }
 
-    public var description: String {
+    public var layerDescription: String {
         "AvgPool2D(kernel \(kernelSize.height)×\(kernelSize.width), stride \(stride.height), padding \(padding.height))"
     }
 }
@@ -60,7 +60,7 @@ public final class GlobalAvgPool: Layer {
         precondition(input.rank == 4, "GlobalAvgPool: input \(input.shape) must be [N, C, H, W]")
         return input.globalAvgPool2d().reshaped(to: [input.shape[0], input.shape[1]])
     }
-    public var description: String { "GlobalAvgPool()" }
+    public var layerDescription: String { "GlobalAvgPool()" }
 }
 
 /// Flattens every axis from `startAxis` on, as PyTorch's `nn.Flatten`.
@@ -71,7 +71,7 @@ public final class Flatten: Layer {
     public var isTraining = true
     public init(startAxis: Int = 1) { self.startAxis = startAxis }
     public func forward(_ input: Tensor) -> Tensor { input.flattened(startAxis: startAxis) }
-    public var description: String { "Flatten(from axis \(startAxis))" }
+    public var layerDescription: String { "Flatten(from axis \(startAxis))" }
 }
 
 /// Up-sampling by an integer factor, as PyTorch's `nn.Upsample`
@@ -97,5 +97,5 @@ public final class Upsample: Layer {
         }
     }
 
-    public var description: String { "Upsample(×\(scale), \(mode.rawValue))" }
+    public var layerDescription: String { "Upsample(×\(scale), \(mode.rawValue))" }
 }

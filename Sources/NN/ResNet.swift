@@ -60,7 +60,7 @@ public final class BasicBlock: Layer {
                    downsample: downsample.map { $0.fusedForInference() as! Sequential })
     }
 
-    public var description: String {
+    public var layerDescription: String {
         "BasicBlock(\(conv1.inputChannels) → \(conv1.outputChannels), stride \(conv1.stride.height)"
             + "\(downsample == nil ? "" : ", projection shortcut")\(fused ? ", fused" : ""))"
     }
@@ -137,6 +137,10 @@ public final class ResNet: Layer {
         fused = true
     }
 
+    /// Stage widths doubling from `base`: 64 gives torchvision's 64/128/256/512, 16 a compact
+    /// model with 1/16 of the parameters.
+    public static func stageWidths(base: Int) -> [Int] { (0..<4).map { base << $0 } }
+
     /// torchvision's `resnet18`: blocks 2/2/2/2.
     public static func resnet18(inputChannels: Int = 3, classCount: Int = 1000, widths: [Int] = [64, 128, 256, 512],
                                 smallImageStem: Bool = false) -> ResNet {
@@ -172,7 +176,7 @@ public final class ResNet: Layer {
 
     public func fusedForInference() -> any Layer { ResNet(fusing: self) }
 
-    public var description: String {
+    public var layerDescription: String {
         let depth = configuration.blocks == [2, 2, 2, 2] ? "ResNet-18" : configuration.blocks == [3, 4, 6, 3] ? "ResNet-34"
             : "ResNet(blocks \(configuration.blocks))"
         return "\(depth)(\(configuration.inputChannels) bands → \(configuration.classCount) classes, widths \(configuration.widths)"

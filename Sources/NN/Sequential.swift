@@ -39,7 +39,8 @@ public final class Sequential: Layer {
         layers.enumerated().map { (String($0.offset), $0.element) }
     }
 
-    /// Folds each `Conv2D` → `BatchNorm` (→ ReLU) run into one convolution with a fused ReLU.
+    /// Folds each `Conv2D` → `BatchNorm` (→ ReLU) run into one convolution with a fused ReLU,
+    /// and fuses a ReLU straight after a convolution.
     /// The folded layer keeps the key of the convolution; the batch norm and ReLU become
     /// `Identity` placeholders so the remaining keys do not shift.
     public func fusedForInference() -> any Layer {
@@ -52,6 +53,11 @@ public final class Sequential: Layer {
                 out.append(Identity())
                 if relu { out.append(Identity()) }
                 i += relu ? 3 : 2
+            } else if let conv = layers[i] as? Conv2D, !conv.fusedReLU, i + 1 < layers.count,
+                      (layers[i + 1] as? Activation)?.function == .relu {
+                out.append(Conv2D(like: conv, weight: conv.weight, bias: conv.bias, fusedReLU: true))
+                out.append(Identity())
+                i += 2
             } else {
                 out.append(layers[i].fusedForInference())
                 i += 1
@@ -62,7 +68,7 @@ public final class Sequential: Layer {
         return s
     }
 
-    public var description: String { "Sequential(\(layers.count) layers)" }
+    public var layerDescription: String { "Sequential(\(layers.count) layer\(layers.count == 1 ? "" : "s"))" }
 }
 
 /// Passes its input through (a placeholder left by batch-norm folding).
@@ -70,7 +76,7 @@ public final class Identity: Layer {
     public var isTraining = false
     public init() {}
     public func forward(_ input: Tensor) -> Tensor { input }
-    public var description: String { "Identity()" }
+    public var layerDescription: String { "Identity()" }
 }
 
 extension Conv2D {
@@ -78,7 +84,8 @@ extension Conv2D {
     /// `W' = W * scale[f]`, `b' = b * scale[f] + shift[f]`, ReLU fused if `relu`.
     /// Matches `relu(bn(conv(x)))` in eval mode to float rounding.
     public func folding(_ bn: BatchNorm, relu: Bool) -> Conv2D {
-        precondition(bn.features == outputChannels, "folding: \(bn) after \(self)")
+        precondition(bn.features == outputChannels, "folding: \(bn.layerDescription) after \(layerDescription)")
+        precondition(!bn.isTraining, "folding: batch norm is in training mode; call eval() before fusedForInference()")
         let (scale, shift) = bn.inferenceScaleShift
         let w = weight.copy()
         let per = inputChannels * kernelSize.height * kernelSize.width

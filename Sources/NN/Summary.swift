@@ -20,13 +20,15 @@ extension Layer {
             let level = path.split(separator: ".").count
             guard level <= depth else { continue }
             let params = layer.parameterCount
-            let name = String(repeating: "  ", count: level - 1) + path + "  " + layer.description
-            rows.append((name, shapes[ObjectIdentifier(layer)].map(shapeText) ?? "-", params == 0 ? "0" : "\(params)"))
+            let name = String(repeating: "  ", count: level - 1) + path + "  " + layer.layerDescription
+            // A container the model never calls as a whole (U-Net's `down`, `up`) has no shape of its own.
+            let shape = shapes[ObjectIdentifier(layer)].map(shapeText) ?? (layer.children.isEmpty ? "-" : "(per child)")
+            rows.append((name, shape, "\(params)"))
         }
         let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!, w2 = rows.map(\.2.count).max()!
         func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: w - s.count) }
         let rule = String(repeating: "─", count: w0 + w1 + w2 + 6)
-        var lines = [description, rule]
+        var lines = [layerDescription, rule]
         for (k, r) in rows.enumerated() {
             lines.append(pad(r.0, w0) + "   " + pad(r.1, w1) + "   " + String(repeating: " ", count: w2 - r.2.count) + r.2)
             if k == 0 { lines.append(rule) }

@@ -57,6 +57,13 @@ public final class UNet: Layer {
         isTraining = false
     }
 
+    /// A U-Net of `depth` levels whose widths double from `baseWidth`
+    /// (`baseWidth` 16, `depth` 4: 16/32/64/128, bottleneck 256 — BENCH.md's `unet`).
+    public convenience init(inputChannels: Int, classCount: Int, baseWidth: Int, depth: Int) {
+        precondition(depth >= 1 && baseWidth >= 1, "UNet: depth \(depth) and baseWidth \(baseWidth) must be positive")
+        self.init(inputChannels: inputChannels, classCount: classCount, widths: (0..<depth).map { baseWidth << $0 })
+    }
+
     /// BENCH.md's `unet`: 1 band, 3 classes, widths 16/32/64/128, bottleneck 256.
     public static func bench(inputChannels: Int = 1, classCount: Int = 3) -> UNet {
         UNet(inputChannels: inputChannels, classCount: classCount, widths: [16, 32, 64, 128], bottleneckWidth: 256)
@@ -97,7 +104,7 @@ public final class UNet: Layer {
 
     public func fusedForInference() -> any Layer { UNet(fusing: self) }
 
-    public var description: String {
+    public var layerDescription: String {
         "UNet(\(inputChannels) bands → \(classCount) classes, widths \(widths), bottleneck \(bottleneckWidth))"
     }
 }

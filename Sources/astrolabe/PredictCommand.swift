@@ -24,7 +24,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Weights: a PyTorch state_dict or an Astrolabe model file (.safetensors).")
     var weights: String
 
-    @Option(help: "Architecture of a plain state_dict: \(Arch.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Architecture of a plain state_dict.")
     var arch: Arch?
 
     @Option(help: "Number of classes (plain state_dict).")
@@ -56,6 +56,7 @@ struct Predict: ParsableCommand {
 
     private func predict() throws {
         guard batchSize > 0 else { throw PredictError.usage("--batch-size must be positive") }
+        guard !inputs.isEmpty else { throw PredictError.usage("no input images: give one or more FITS files") }
         let file = try Safetensors(contentsOf: URL(fileURLWithPath: weights))
         let images = try inputs.map { try RawFITSImage.read(path: $0) }
         let (model, architecture, preprocessing) = try buildModel(file, imageShape: images.first?.shape)
@@ -101,6 +102,16 @@ struct Predict: ParsableCommand {
             let m = try ModelFile(contentsOf: URL(fileURLWithPath: weights))
             guard ["resnet18", "resnet34", "cnn", "mlp"].contains(m.architecture.name) else {
                 throw PredictError.usage("'\(weights)' holds a \(m.architecture.name); predict runs classifiers (resnet18, resnet34, cnn)")
+            }
+            // Options given anyway must agree with the file rather than be silently ignored.
+            if let classes, classes != m.architecture.classes {
+                throw PredictError.usage("--classes \(classes), but '\(weights)' records \(m.architecture.classes) classes")
+            }
+            if let inChannels, inChannels != m.architecture.inChannels {
+                throw PredictError.usage("--in-channels \(inChannels), but '\(weights)' records \(m.architecture.inChannels) bands")
+            }
+            if let arch, arch.rawValue != m.architecture.name {
+                throw PredictError.usage("--arch \(arch.rawValue), but '\(weights)' records a \(m.architecture.name)")
             }
             return (m.model, m.architecture, m.preprocessing)
         }

@@ -116,7 +116,7 @@ final class ReductionAndShapeGradientTests: XCTestCase {
 }
 
 final class LayerGradientTests: XCTestCase {
-    func testConv2d() {
+    func testConv2d() { forEachConvolutionBackend { _ in
         let configs: [(Size2, Padding, Size2, [Int], [Int])] = [
             (1, 1, 1, [2, 2, 5, 5], [3, 2, 3, 3]),
             (2, .explicit(Size2(1, 0)), 1, [2, 2, 6, 5], [2, 2, 3, 2]),
@@ -136,16 +136,16 @@ final class LayerGradientTests: XCTestCase {
         assertGradientsMatch([normal([2, 5, 4, 2], 42), normal([2, 2, 3, 3], 43)]) {
             $0[0].permuted([0, 3, 1, 2]).conv2d(weight: $0[1], padding: 1)
         }
-    }
+    } }
 
-    func testTransposedConv2d() {
+    func testTransposedConv2d() { forEachConvolutionBackend { _ in
         assertGradientsMatch([normal([2, 3, 3, 3], 1), normal([3, 2, 2, 2], 2), normal([2], 3)]) {
             $0[0].transposedConv2d(weight: $0[1], bias: $0[2], stride: 2)
         }
         assertGradientsMatch([normal([1, 2, 3, 4], 4), normal([2, 3, 3, 3], 5)]) {
             $0[0].transposedConv2d(weight: $0[1], stride: 2, padding: 1, outputPadding: 1, dilation: 1)
         }
-    }
+    } }
 
     func testPoolingAndUpsampling() {
         assertGradientsMatch([spread([2, 2, 4, 4], 1)]) { $0[0].maxPool2d(kernelSize: 2) }

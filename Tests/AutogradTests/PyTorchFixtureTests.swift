@@ -36,12 +36,19 @@ final class PyTorchFixtureTests: XCTestCase {
         }
     }
 
+    func testOneDNNBackendIsUsedWhenInstalled() {
+        // The benchmark machine has libdnnl.so.2; elsewhere im2col runs and this is a no-op.
+        if ConvolutionBackend.isOneDNNAvailable && ProcessInfo.processInfo.environment["ASTROLABE_CONV_BACKEND"] == nil {
+            XCTAssertEqual(ConvolutionBackend.current, .oneDNN)
+        }
+    }
+
     func testFixtureHeaderRecordsVersions() {
         XCTAssertNotNil(fx.metadata["torch"])
         XCTAssertNotNil(fx.metadata["numpy"])
     }
 
-    func testConv2d() {
+    func testConv2d() { forEachConvolutionBackend { _ in
         for i in 0..<8 {
             let p = params("conv\(i)")
             let padding: Padding = (p["padding"] as? String) == "same" ? .same : .explicit(size(p, "padding"))
@@ -51,9 +58,9 @@ final class PyTorchFixtureTests: XCTestCase {
                             padding: padding, dilation: self.size(p, "dilation"))
             }
         }
-    }
+    } }
 
-    func testTransposedConv2d() {
+    func testTransposedConv2d() { forEachConvolutionBackend { _ in
         for i in 0..<3 {
             let p = params("tconv\(i)")
             let hasBias = p["bias"] as! Bool
@@ -63,7 +70,7 @@ final class PyTorchFixtureTests: XCTestCase {
                                       dilation: self.size(p, "dilation"))
             }
         }
-    }
+    } }
 
     func testPooling() {
         for i in 0..<4 {

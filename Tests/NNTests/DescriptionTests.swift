@@ -11,12 +11,13 @@ final class DescriptionTests: XCTestCase {
         XCTAssertEqual(BatchNorm(features: 64).description, "BatchNorm2D(64, momentum 0.1, epsilon 1e-05)")
         XCTAssertEqual(Activation.relu().description, "ReLU()")
         XCTAssertEqual(LSTM(inputFeatures: 2, hiddenSize: 64).description, "LSTM(2 → hidden 64, batch first)")
-        XCTAssertEqual(ResNet.resnet18(inputChannels: 3, classCount: 5).description,
+        XCTAssertEqual(ResNet.resnet18(inputChannels: 3, classCount: 5).layerDescription,
                        "ResNet-18(3 bands → 5 classes, widths [64, 128, 256, 512])")
     }
 
-    func testTreeDescriptionShowsTheArchitecture() {
-        let tree = ResNet.resnet18(inputChannels: 1, classCount: 5).treeDescription
+    func testPrintingAModelShowsTheArchitecture() {
+        let tree = "\(ResNet.resnet18(inputChannels: 1, classCount: 5))"
+        XCTAssertTrue(tree.hasPrefix("ResNet-18(1 bands → 5 classes, widths [64, 128, 256, 512])\n  (conv1): Conv2D(1 → 64, kernel 7×7, stride 2, padding 3, no bias)\n"), tree)
         XCTAssertTrue(tree.contains("  (layer2): Sequential(2 layers)"))
         XCTAssertTrue(tree.contains("      (downsample): Sequential(2 layers)"))
         XCTAssertTrue(tree.contains("(fc): Dense(512 → 5)"))
@@ -37,5 +38,17 @@ final class DescriptionTests: XCTestCase {
         XCTAssertTrue(resnet.contains("layer4"), resnet)
         XCTAssertTrue(resnet.contains("[1, 512, 2, 2]"), resnet)
         XCTAssertTrue(resnet.contains("Non-trainable (buffers): 9600"), resnet)
+    }
+
+    func testFamilyOptions() {
+        let unet = UNet(inputChannels: 2, classCount: 4, baseWidth: 16, depth: 4)
+        XCTAssertEqual(unet.widths, [16, 32, 64, 128])
+        XCTAssertEqual(unet.bottleneckWidth, 256)
+        XCTAssertEqual(unet.parameterCount, UNet.bench(inputChannels: 2, classCount: 4).parameterCount)
+        XCTAssertEqual(ResNet.stageWidths(base: 16), [16, 32, 64, 128])
+        let small = ResNet.resnet34(inputChannels: 1, classCount: 3, widths: ResNet.stageWidths(base: 8), smallImageStem: true)
+        XCTAssertNil(small.maxpool)
+        XCTAssertEqual(small.conv1.kernelSize, 3)
+        XCTAssertEqual(withNoGrad { small(Tensor.zeros([1, 1, 32, 32])) }.shape, [1, 3])
     }
 }

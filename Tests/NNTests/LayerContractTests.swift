@@ -87,7 +87,8 @@ final class LayerContractTests: XCTestCase {
             let keys = layer.namedTensors().map(\.key)
             XCTAssertEqual(Set(keys).count, keys.count, "\(c.name): duplicate keys \(keys)")
             XCTAssertTrue(layer.parameters.allSatisfy(\.requiresGrad), "\(c.name): parameters require gradients")
-            XCTAssertFalse(layer.description.isEmpty || layer.description.contains("\n"), "\(c.name): one-line description")
+            XCTAssertFalse(layer.layerDescription.isEmpty || layer.layerDescription.contains("\n"), "\(c.name): one-line description")
+            XCTAssertEqual("\(layer)".split(separator: "\n").count, layer.namedLayers().count, "\(c.name): print shows one line per layer")
 
             // One optimiser step lowers a loss (a fixed target, same mode and same dropout mask).
             if layer.parameterCount > 0 {

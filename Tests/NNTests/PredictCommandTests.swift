@@ -42,6 +42,18 @@ final class PredictCommandTests: XCTestCase {
         assertMatches(logits, Fixtures.file("predict_expected.safetensors").tensors["logits"]!, relative: 1e-4, "predict logits")
     }
 
+    /// A plain torchvision-named ResNet-18 state dict of compact width on 3-band FITS cubes.
+    func testRawResNetOnCubesReadsWidthsFromTheWeights() throws {
+        let out = temporaryDirectory(self).appendingPathComponent("out.csv")
+        let r = try run(["predict", "--weights", "resnet18_torchvision.weights.safetensors", "--arch", "resnet18", "--classes", "5",
+                         "--in-channels", "3", "--raw", "cube_0.fits", "cube_1.fits", "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let table = try rows(out)
+        XCTAssertEqual(table.count, 3)
+        let logits = Tensor(shape: [2, 5], data: table.dropFirst().flatMap { $0.dropFirst().map { Float($0)! } })
+        assertMatches(logits, Fixtures.file("predict_expected.safetensors").tensors["resnet_logits"]!, relative: 1e-4, "resnet logits")
+    }
+
     func testModelFileNeedsNoArchitectureAndWritesProbabilities() throws {
         let dir = temporaryDirectory(self)
         let model = SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 16)
@@ -55,6 +67,14 @@ final class PredictCommandTests: XCTestCase {
         XCTAssertEqual(table[0].first, "file")
         XCTAssertEqual(table[0][1], "probability_0")
         XCTAssertEqual(table[1].dropFirst().map { Double($0)! }.reduce(0, +), 1, accuracy: 1e-5)
+        // --raw on a model file: logits, the same as the library computes.
+        let r2 = try run(["predict", "--weights", weights.path, "--raw", "cutout_0.fits", "--output", out.path])
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        XCTAssertEqual(try rows(out)[0][1], "logit_0")
+        // Options that contradict the file are refused.
+        let r3 = try run(["predict", "--weights", weights.path, "--classes", "4", "cutout_0.fits", "--output", out.path])
+        XCTAssertNotEqual(r3.status, 0)
+        XCTAssertTrue(r3.stderr.contains("records 5 classes"), r3.stderr)
     }
 
     func testErrorsAreClearAndLeaveTheOutputAlone() throws {

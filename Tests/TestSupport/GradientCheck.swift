@@ -82,3 +82,14 @@ public func assertClose(_ actual: [Float], _ expected: [Float], accuracy: Float,
         return
     }
 }
+
+/// Runs `body` once per available convolution backend (im2col always, oneDNN when installed),
+/// restoring the previous choice afterwards.
+public func forEachConvolutionBackend(_ body: (ConvolutionBackend) -> Void) {
+    let saved = ConvolutionBackend.current
+    defer { ConvolutionBackend.current = saved }
+    for backend in [ConvolutionBackend.im2col, .oneDNN] where backend == .im2col || ConvolutionBackend.isOneDNNAvailable {
+        ConvolutionBackend.current = backend
+        body(backend)
+    }
+}

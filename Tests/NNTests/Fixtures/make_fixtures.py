@@ -1,9 +1,11 @@
 """Reference fixtures for NNTests, made with PyTorch.
 
 Versions used for the committed files:
-  torch 2.15.0, torchvision 0.29.2, timm 1.0.31, safetensors (pip), numpy (pip)
+  torch 2.15.0+cu132 (run on CPU), torchvision 0.29.2, timm 1.0.31, safetensors 0.8.0, numpy 2.4.6
+(also stored in each .io.safetensors file's metadata and in keys.json)
 Run from this folder:  python3 make_fixtures.py
-Seeds are fixed; rerunning with the same versions reproduces the files.
+Seeds are fixed; rerunning with the same versions reproduces the tensors bit for bit (the
+order of metadata entries in the headers may differ).
 
 For each model <name>:
   <name>.weights.safetensors  the model's state_dict() exactly as PyTorch saves it
@@ -28,7 +30,9 @@ sys.path.insert(0, "/work/shared/spec")
 import reference_models as ref  # noqa: E402
 
 torch.manual_seed(0)
-VERSIONS = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+import safetensors  # noqa: E402
+VERSIONS = {"torch": torch.__version__, "torchvision": torchvision.__version__,
+            "safetensors": safetensors.__version__, "numpy": np.__version__}
 try:
     import timm
     VERSIONS["timm"] = timm.__version__
@@ -162,7 +166,15 @@ def main():
         write_fits(f"cutout_{i}.fits", images[i, 0].numpy())
     with torch.no_grad():
         logits = cnn(images)
-    save_file({"logits": logits.contiguous()}, "predict_expected.safetensors")
+    # Two 3-band cubes [3, 32, 32] and the compact torchvision ResNet-18's logits on them
+    # (predict reads the widths from the weights' shapes).
+    tv.eval()
+    cubes = torch.randn(2, 3, 32, 32, generator=g)
+    for i in range(2):
+        write_fits(f"cube_{i}.fits", cubes[i].numpy())
+    with torch.no_grad():
+        resnet_logits = tv(cubes)
+    save_file({"logits": logits.contiguous(), "resnet_logits": resnet_logits.contiguous()}, "predict_expected.safetensors")
 
 
 if __name__ == "__main__":
