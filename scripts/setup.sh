@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system libraries Astrolabe links against, if any is missing.
-# Debian/Ubuntu: libcfitsio-dev, libopenblas-dev, wcslib-dev, libpng-dev, pkg-config.
+# Debian/Ubuntu: libcfitsio-dev, libopenblas-dev, wcslib-dev, libpng-dev, libdnnl2, pkg-config.
 set -euo pipefail
 need=()
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
@@ -8,6 +8,8 @@ for pair in cfitsio:libcfitsio-dev openblas:libopenblas-dev wcslib:wcslib-dev li
     pc=${pair%%:*}; deb=${pair#*:}
     pkg-config --exists "$pc" 2>/dev/null || need+=("$deb")
 done
+# oneDNN is loaded at run time (dlopen) for fast convolutions; without it, im2col + OpenBLAS.
+ldconfig -p 2>/dev/null | grep -q 'libdnnl.so.2' || need+=(libdnnl2)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}" >&2
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
