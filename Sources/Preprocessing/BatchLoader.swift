@@ -10,6 +10,8 @@ public struct Batch: Sendable {
     public var labels: [Int]
     /// Row-major `count × targetCount`.
     public var targets: [Double]
+    /// Per-pixel labels of the samples that carry a label map, `count × H × W`.
+    public var pixelLabels: [Int] = []
     public var count: Int { shape[0] }
 }
 
@@ -175,6 +177,7 @@ public final class BatchLoader: @unchecked Sendable {
             batch.names.append(entry.name)
             if let label = entry.label { batch.labels.append(label) }
             batch.targets.append(contentsOf: entry.targets)
+            if let labels = sample.labels { batch.pixelLabels += labels.pixels.map { Int($0) } }
         }
         batch.inputs = inputs
         return batch

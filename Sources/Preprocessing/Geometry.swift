@@ -57,6 +57,18 @@ extension PlanarImage {
         return out
     }
 
+    /// Nearest-neighbour resampling (for label maps, whose values must stay classes).
+    public func resizedNearest(height newHeight: Int, width newWidth: Int) -> PlanarImage {
+        var out = PlanarImage(channels: channels, height: newHeight, width: newWidth)
+        for c in 0..<channels {
+            for y in 0..<newHeight {
+                let sy = Swift.min(height - 1, y * height / newHeight)
+                for x in 0..<newWidth { out[c, y, x] = self[c, sy, Swift.min(width - 1, x * width / newWidth)] }
+            }
+        }
+        return out
+    }
+
     /// For each output index: the two input indices and the weight of the second.
     static func bilinearTaps(input: Int, output: Int) -> [(Int, Int, Float)] {
         let scale = Double(input) / Double(output)

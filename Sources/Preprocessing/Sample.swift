@@ -6,10 +6,15 @@ public struct Sample: Equatable, Sendable {
     public var name: String
     /// Numeric header keywords, by upper-case name.
     public var header: [String: Double]
+    /// Per-pixel class labels (segmentation truth) as one plane of small integers.
+    /// Geometric stages (flips, 90° turns, crops, padding, resizing) move them with
+    /// the image; photometric ones leave them alone.
+    public var labels: PlanarImage?
 
-    public init(image: PlanarImage, name: String = "", header: [String: Double] = [:]) {
+    public init(image: PlanarImage, name: String = "", header: [String: Double] = [:], labels: PlanarImage? = nil) {
         self.image = image
         self.name = name
         self.header = header
+        self.labels = labels
     }
 }

@@ -70,16 +70,32 @@ public enum Stage: Equatable, Sendable {
             }
         case let .resize(height, width, method):
             sample.image = sample.image.resized(height: height, width: width, method: method)
+            sample.labels = sample.labels?.resizedNearest(height: height, width: width)
         case let .centerCrop(height, width):
             guard sample.image.height >= height, sample.image.width >= width else {
                 throw PreprocessingError.imageTooSmall(stage: name, required: "\(height)×\(width)",
                                                        received: sample.image.shape, sample: sample.name)
             }
             sample.image = sample.image.centerCropped(height: height, width: width)
+            sample.labels = sample.labels?.centerCropped(height: height, width: width)
         case let .pad(top, bottom, left, right, mode):
             sample.image = sample.image.padded(top: top, bottom: bottom, left: left, right: right, mode: mode)
+            sample.labels = sample.labels?.padded(top: top, bottom: bottom, left: left, right: right, mode: .constant(0))
         case let .augment(random):
-            if training { sample.image = random.applied(to: sample.image, using: &rng) }
+            guard training else { return }
+            guard let labels = sample.labels, random.augmentation.isGeometric else {
+                sample.image = random.applied(to: sample.image, using: &rng)
+                return
+            }
+            // Move image and labels together: one draw, applied to both stacked.
+            guard random.augmentation.keepsLabelsExact else {
+                throw PreprocessingError.unsupportedWithLabels(stage: name, sample: sample.name)
+            }
+            let both = random.applied(to: .stacking([sample.image, labels]), using: &rng)
+            let c = sample.image.channels
+            sample.image = PlanarImage(channels: c, height: both.height, width: both.width,
+                                       pixels: Array(both.pixels[0..<(c * both.planeSize)]))
+            sample.labels = both.channel(c)
         }
     }
 
@@ -117,6 +133,22 @@ public enum Stage: Equatable, Sendable {
 }
 
 extension Augmentation {
+    /// Whether the augmentation moves pixels (and so must move label maps too).
+    public var isGeometric: Bool {
+        switch self {
+        case .flip, .rotate90, .rotate, .shift, .randomCrop: return true
+        default: return false
+        }
+    }
+
+    /// Geometric augmentations that move whole pixels, so labels stay exact integers.
+    var keepsLabelsExact: Bool {
+        switch self {
+        case .flip, .rotate90, .randomCrop: return true
+        default: return false
+        }
+    }
+
     /// The augmentation's name as written in YAML.
     public var name: String {
         switch self {

@@ -1,0 +1,93 @@
+import FITS
+import Foundation
+import NN
+import Preprocessing
+
+/// Everything besides the weights that a trained model needs to be used: the
+/// task, how inputs are read and prepared, and what the outputs mean. Stored as
+/// JSON in the model file's `astrolabe.preprocessing` metadata, so that the file
+/// alone runs on raw FITS files exactly as the model was trained.
+public struct ModelRecipe: Codable, Equatable, Sendable {
+    public var task: String
+    /// Every stage, augmentations included (they only run in training).
+    public var stages: [Stage]
+    public var hdu: HDUChoice
+    public var bands: [String]
+    public var bandFiles: [String: String]
+    /// `[channels, height, width]` the network was trained on.
+    public var inputShape: [Int]
+    public var classNames: [String]
+    public var targetNames: [String]
+    /// Regression targets are learned standardised: `(t - mean) / std`.
+    public var targetMean: [Double]
+    public var targetStd: [Double]
+    /// Whether the network outputs a log-variance per target (Gaussian NLL).
+    public var predictsUncertainty: Bool
+
+    public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
+                targetNames: [String] = [], targetMean: [Double] = [], targetStd: [Double] = [],
+                predictsUncertainty: Bool = false) {
+        self.task = task.rawValue
+        self.stages = stages
+        hdu = input.hdu
+        bands = input.bands
+        bandFiles = input.bandFiles
+        self.inputShape = inputShape
+        self.classNames = classNames
+        self.targetNames = targetNames
+        self.targetMean = targetMean
+        self.targetStd = targetStd
+        self.predictsUncertainty = predictsUncertainty
+    }
+
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+
+    public static func decode(_ json: String, path: String) throws -> ModelRecipe {
+        do { return try JSONDecoder().decode(ModelRecipe.self, from: Data(json.utf8)) } catch {
+            throw PipelineError.modelFile(path: path, reason: "its 'astrolabe.preprocessing' metadata is not an "
+                                          + "Astrolabe recipe (\(error.localizedDescription))")
+        }
+    }
+
+    public var fitsInput: FITSInput {
+        FITSInput(hdu: hdu.selector, bands: bands, bandFiles: bandFiles)
+    }
+
+    public var preparation: Preparation { Preparation(stages) }
+}
+
+extension HDUChoice {
+    public var selector: HDUSelector {
+        switch self {
+        case let .index(i): return .index(i)
+        case let .name(n): return .name(n)
+        }
+    }
+}
+
+/// A trained model with its recipe, read from one file.
+public struct TrainedModel {
+    public var network: any Layer
+    public var architecture: Architecture
+    public var recipe: ModelRecipe
+    public var path: String
+
+    public init(contentsOf url: URL) throws {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw PipelineError.missingFile(path: url.path, what: "model weights")
+        }
+        let file = try ModelFile(contentsOf: url)
+        guard let json = file.preprocessing else {
+            throw PipelineError.modelFile(path: url.path, reason: "it records no recipe ('astrolabe.preprocessing'): "
+                                          + "it was not trained by Astrolabe; run it with `astrolabe predict --raw`")
+        }
+        network = file.model
+        architecture = file.architecture
+        recipe = try ModelRecipe.decode(json, path: url.path)
+        path = url.path
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+
+/// Problems found while running a pipeline, each naming the file or key at fault.
+public enum PipelineError: Error, Equatable, LocalizedError {
+    case missingFile(path: String, what: String)
+    case modelFile(path: String, reason: String)
+    case inputMismatch(file: String, received: [Int], expected: [Int], model: String)
+    case noInput(pipeline: String)
+    case unsupported(String)
+    case missingTruth(file: String, what: String)
+
+    public var errorDescription: String? {
+        switch self {
+        case let .missingFile(path, what):
+            return "\(path): no such file (\(what))."
+        case let .modelFile(path, reason):
+            return "\(path): \(reason)."
+        case let .inputMismatch(file, received, expected, model):
+            return "\(file): after preprocessing the image has shape \(received) (channels, height, width), but the "
+                + "model \(model) takes \(expected). Check the input's bands (cube planes or band_files) and add a "
+                + "resize or center_crop stage if only the size differs."
+        case let .noInput(pipeline):
+            return "\(pipeline): no input: give --input (a folder, a glob or a catalog CSV) or set input.path."
+        case let .unsupported(message):
+            return message
+        case let .missingTruth(file, what):
+            return "\(file): \(what) is missing, so it cannot be evaluated."
+        }
+    }
+}
