@@ -43,7 +43,8 @@ let package = Package(
         .target(name: "Preprocessing", dependencies: ["FITS", "CWCS", .product(name: "CSV", package: "CSV.swift")],
                 swiftSettings: kernelSettings),
         .target(name: "Training", dependencies: ["Autograd", "NN", "Plotting"], swiftSettings: kernelSettings),
-        .target(name: "Pipelines", dependencies: ["FITS", "Preprocessing", "NN", "Training", "Yams"]),
+        .target(name: "Pipelines", dependencies: ["FITS", "Preprocessing", "NN", "Training", "Plotting", "Yams",
+                                             .product(name: "CSV", package: "CSV.swift")]),
         .target(name: "SkySim", dependencies: ["FITS", "Plotting", "CFITSIO"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool

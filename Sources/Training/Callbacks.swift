@@ -122,3 +122,21 @@ public final class LambdaCallback: TrainingCallback {
     public func epochDidEnd(_ model: Model, epoch: Int, logs: [String: Double]) throws { try onEpoch(model, epoch, logs) }
     public func batchDidEnd(_ model: Model, batch: Int, loss: Double) { onBatch(model, batch, loss) }
 }
+
+/// Divides the learning rate by `1 / factor` when `monitor` stops improving
+/// (PyTorch's `ReduceLROnPlateau` as a callback).
+public final class ReduceLearningRateOnPlateau: TrainingCallback {
+    public let monitor: String
+    private var plateau: ReduceOnPlateau
+
+    public init(monitor: String = "val_loss", factor: Double = 0.1, patience: Int = 3, minimumRate: Double = 0) {
+        self.monitor = monitor
+        plateau = ReduceOnPlateau(mode: MonitorMode.automatic(for: monitor) == .min ? .min : .max, factor: factor,
+                                  patience: patience, minimumRate: minimumRate)
+    }
+
+    public func epochDidEnd(_ model: Model, epoch: Int, logs: [String: Double]) throws {
+        guard let value = logs[monitor] else { return }
+        model.baseLearningRate = Float(plateau.step(value, rate: Double(model.baseLearningRate)))
+    }
+}

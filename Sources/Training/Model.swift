@@ -40,7 +40,7 @@ public final class Model {
     public private(set) var loss: LossFunction?
     public private(set) var metrics: [Metric] = []
     public private(set) var schedule: LearningRateSchedule = .constant
-    public private(set) var baseLearningRate: Float = 1e-3
+    public internal(set) var baseLearningRate: Float = 1e-3
     public var gradientClipNorm: Float?
     /// Set by a callback (early stopping) to end `fit` after the current epoch.
     public var stopTraining = false

@@ -1,0 +1,95 @@
+import Autograd
+import FITS
+import Foundation
+import Preprocessing
+import Training
+
+/// How pipelines read one sample: the FITS image per the input settings and,
+/// for segmentation with truth, the `TRUTH` extension as a label map.
+public func sampleLoader(_ input: FITSInput, withTruth: Bool) -> BatchLoader.Load {
+    return { entry in
+        var sample = try Sample.load(entry, input: input)
+        if withTruth {
+            let file = try FITSFile(path: entry.url.path)
+            let truth = try file.readImage("TRUTH", as: Float.self)
+            let labels = try PlanarImage(fits: truth, file: entry.name)
+            guard labels.height == sample.image.height, labels.width == sample.image.width else {
+                throw InputError.bandShapeMismatch(file: entry.name, band: "TRUTH", shape: labels.shape,
+                                                   expected: sample.image.shape)
+            }
+            sample.labels = labels
+        }
+        return sample
+    }
+}
+
+/// Feeds `fit` from FITS files: each epoch a fresh `BatchLoader` (background
+/// prefetch, seeded shuffle by epoch) turned into tensors and targets.
+public struct CatalogBatchSource: BatchSource {
+    public enum TargetKind: Sendable {
+        case classes
+        /// Standardised regression targets: `(t - mean) / std`.
+        case values(mean: [Double], std: [Double])
+        case pixelClasses
+    }
+
+    public let catalog: Catalog
+    public let batchSize: Int
+    public let preparation: Preparation
+    public let training: Bool
+    public let seed: UInt64
+    public let targets: TargetKind
+    public let load: BatchLoader.Load
+    public let threads: Int
+
+    public init(catalog: Catalog, batchSize: Int, preparation: Preparation, training: Bool, seed: UInt64,
+                targets: TargetKind, threads: Int = 2, load: @escaping BatchLoader.Load) {
+        self.catalog = catalog
+        self.batchSize = batchSize
+        self.preparation = preparation
+        self.training = training
+        self.seed = seed
+        self.targets = targets
+        self.load = load
+        self.threads = threads
+    }
+
+    public var sampleCount: Int { catalog.count }
+
+    public func batches(epoch: Int) throws -> AnyIterator<Result<TrainingBatch, Error>> {
+        let loader = BatchLoader(catalog: catalog, batchSize: batchSize, preparation: preparation, training: training,
+                                 seed: seed, epoch: epoch, threads: threads, load: load)
+        let kind = targets
+        return AnyIterator {
+            do {
+                guard let batch = try loader.next() else { return nil }
+                return .success(try Self.convert(batch, kind))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    static func convert(_ batch: Batch, _ kind: TargetKind) throws -> TrainingBatch {
+        let inputs = Tensor(shape: batch.shape, data: batch.inputs)
+        switch kind {
+        case .classes:
+            guard batch.labels.count == batch.count else {
+                throw PipelineError.missingTruth(file: batch.names.first ?? "?", what: "the catalog's label column")
+            }
+            return TrainingBatch(inputs: inputs, targets: .classes(batch.labels))
+        case .pixelClasses:
+            guard batch.pixelLabels.count == batch.count * batch.shape[2] * batch.shape[3] else {
+                throw PipelineError.missingTruth(file: batch.names.first ?? "?", what: "the TRUTH extension")
+            }
+            return TrainingBatch(inputs: inputs, targets: .classes(batch.pixelLabels))
+        case let .values(mean, std):
+            let k = mean.count
+            guard batch.targets.count == batch.count * k else {
+                throw PipelineError.missingTruth(file: batch.names.first ?? "?", what: "the catalog's target columns")
+            }
+            let scaled = batch.targets.enumerated().map { Float(($0.element - mean[$0.offset % k]) / std[$0.offset % k]) }
+            return TrainingBatch(inputs: inputs, targets: .values(Tensor(shape: [batch.count, k], data: scaled)))
+        }
+    }
+}

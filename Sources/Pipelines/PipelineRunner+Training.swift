@@ -1,0 +1,178 @@
+import Autograd
+import FITS
+import Foundation
+import NN
+import Preprocessing
+import Training
+
+extension PipelineRunner {
+    /// Trains the pipeline's model from simulated or real FITS files and writes a
+    /// self-describing model file (weights + architecture + recipe), its history
+    /// (CSV) and training curves (PNG). An interrupted run (Ctrl-C, a crash after
+    /// an epoch) resumes from its checkpoint when started again.
+    func train() throws -> RunSummary {
+        let start = Date()
+        let t = config.model.train!
+        guard let arch = config.model.architecture else {
+            throw PipelineError.unsupported("\(pipelinePath): model.train needs model.architecture.")
+        }
+        let task = config.task
+        let classNames = config.input.classNames
+        let labelColumn = (task == .classify || task == .lens) ? (config.input.labelColumn ?? "label") : nil
+        let targetNames = task == .regress ? config.input.targetColumns : []
+        if task == .regress && targetNames.isEmpty {
+            throw PipelineError.unsupported("\(pipelinePath): a regression pipeline needs input.target_columns.")
+        }
+        guard let dataPath = options.input.map({ resolveArgument($0).path }) ?? t.data.map({ resolve($0).path })
+                ?? config.input.path.map({ resolve($0).path }) else { throw PipelineError.noInput(pipeline: pipelinePath) }
+        let all = try Catalog.resolve(dataPath, labelColumn: labelColumn, classNames: classNames, targetColumns: targetNames)
+        var training = all, validation: Catalog?
+        if let v = t.validation {
+            validation = try Catalog.resolve(resolve(v).path, labelColumn: labelColumn, classNames: classNames,
+                                             targetColumns: targetNames)
+        } else if t.validationSplit > 0 {
+            (training, validation) = all.split(validationFraction: t.validationSplit, seed: t.seed)
+        }
+        guard training.count > 0 else { throw TrainingError.emptyData(what: dataPath) }
+
+        let input = fitsInput(nil)
+        let load = sampleLoader(input, withTruth: task == .segment)
+        let preparation = Preparation(config.stages, seed: t.seed)
+        let first = try Preparation(preparation.inferenceStages).prepare(try load(training.entries[0]), training: false)
+        let inputShape = first.image.shape
+
+        // Targets: regression learns standardised values; their scale goes into the recipe.
+        var mean = [Double](), std = [Double]()
+        if task == .regress {
+            for k in targetNames.indices {
+                let values = training.entries.map { $0.targets[k] }
+                let m = values.reduce(0, +) / Double(values.count)
+                let s = (values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(values.count)).squareRoot()
+                mean.append(m)
+                std.append(s > 0 ? s : 1)
+            }
+        }
+        let loss = lossFunction(t.loss, task: task)
+        let uncertainty = loss == .gaussianNegativeLogLikelihood
+        let outputs: Int
+        switch task {
+        case .classify, .lens: outputs = classNames.isEmpty ? arch.classes : classNames.count
+        case .regress: outputs = targetNames.count * (uncertainty ? 2 : 1)
+        case .segment: outputs = arch.classes
+        }
+        var widths = arch.widths.isEmpty ? nil : arch.widths
+        if widths == nil, let base = arch.width, arch.name.hasPrefix("resnet") { widths = ResNet.stageWidths(base: base) }
+        let architecture = Architecture(name: ArchitectureName(rawValue: arch.name)!, inChannels: inputShape[0],
+                                        classes: outputs, widths: widths, smallImageStem: arch.smallStem,
+                                        imageSize: arch.name == "cnn" ? inputShape[1] : nil)
+        WeightInitialization.reset(seed: t.seed &+ 0x5EED)
+        let network = try architecture.makeModel()
+        if let pretrained = t.pretrained {
+            let report = try loadPretrained(resolve(pretrained), into: network, inputChannels: inputShape[0])
+            log("fine-tuning from \(pretrained): loaded \(report.loaded.count) tensors"
+                + (report.shapeMismatches.isEmpty ? "" : ", new: " + report.shapeMismatches.map(\.key).joined(separator: ", ")))
+        }
+        let model = Model(network)
+        if !t.freeze.isEmpty { model.freeze(prefixes: t.freeze) }
+        model.compile(optimizer: optimizerKind(t), learningRate: Float(t.learningRate), loss: loss,
+                      metrics: metrics(task), schedule: schedule(t), gradientClipNorm: t.gradientClip.map(Float.init),
+                      layerRateDecay: t.layerDecay.map(Float.init))
+
+        let save = resolve(t.save)
+        let stem = save.deletingPathExtension()
+        let checkpoint = t.checkpoint.map(resolve) ?? URL(fileURLWithPath: stem.path + ".checkpoint.safetensors")
+        if FileManager.default.fileExists(atPath: checkpoint.path) && !options.fresh {
+            try model.resume(from: checkpoint)
+            log("resuming from \(checkpoint.path) after epoch \(model.completedEpochs)")
+        }
+        var callbacks: [TrainingCallback] = [CSVLogger(url: URL(fileURLWithPath: stem.path + ".history.csv")),
+                                             ModelCheckpoint(url: checkpoint)]
+        if let patience = t.earlyStoppingPatience {
+            callbacks.append(EarlyStopping(monitor: validation == nil ? "loss" : "val_loss", patience: patience))
+        }
+        if case let .plateau(factor, patience) = t.schedule {
+            callbacks.append(ReduceLearningRateOnPlateau(monitor: validation == nil ? "loss" : "val_loss",
+                                                         factor: factor, patience: patience))
+        }
+        let targets: CatalogBatchSource.TargetKind = task == .segment ? .pixelClasses
+            : task == .regress ? .values(mean: mean, std: std) : .classes
+        let source = CatalogBatchSource(catalog: training, batchSize: t.batchSize, preparation: preparation, training: true,
+                                        seed: t.seed, targets: targets, threads: config.run.threads, load: load)
+        let validationSource = validation.map {
+            CatalogBatchSource(catalog: $0, batchSize: t.batchSize, preparation: preparation, training: false, seed: t.seed,
+                               targets: targets, threads: config.run.threads, load: load)
+        }
+        log("training \(arch.name) (\(network.parameterCount) parameters) on \(training.count) files"
+            + (validation.map { ", validating on \($0.count)" } ?? "") + ", input \(inputShape)")
+        let history = try model.fit(source, epochs: t.epochs, validation: validationSource, classWeights: t.classWeights?.map(Float.init),
+                                    callbacks: callbacks, seed: t.seed, verbose: !options.quiet, interruptCheckpoint: checkpoint)
+
+        let recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
+                                 classNames: classNames, targetNames: targetNames, targetMean: mean, targetStd: std,
+                                 predictsUncertainty: uncertainty)
+        network.eval()
+        try ModelFile(model: network, architecture: architecture, preprocessing: recipe.json).write(to: save)
+        let curves = URL(fileURLWithPath: stem.path + "-curves.png")
+        try TrainingPlots.curves(history, title: (config.name.isEmpty ? "TRAINING" : config.name.uppercased())).write(to: curves)
+        try? FileManager.default.removeItem(at: checkpoint)
+        log("saved \(save.path) and \(curves.lastPathComponent)")
+        return RunSummary(done: training.count, failed: 0, resumed: 0, seconds: Date().timeIntervalSince(start),
+                          outputs: [save.path, curves.path], errorsFile: nil)
+    }
+
+    func loadPretrained(_ url: URL, into network: any Layer, inputChannels: Int) throws -> LoadReport {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw PipelineError.missingFile(path: url.path, what: "pretrained weights (model.train.pretrained)")
+        }
+        var tensors = try Safetensors(contentsOf: url).tensors
+        if let first = network.namedParameters().first, let pre = tensors[first.key], pre.shape.count == 4,
+           pre.shape[1] != inputChannels {
+            tensors = try tensors.adaptingInputChannels(key: first.key, to: inputChannels, method: .mean)
+        }
+        return try network.load(stateDict: tensors, mode: .partial)
+    }
+
+    func lossFunction(_ choice: TrainConfig.LossChoice, task: PipelineTask) -> LossFunction {
+        switch (choice, task) {
+        case (.crossEntropy, .segment): return .pixelCrossEntropy()
+        case let (.crossEntropy(smoothing), _):
+            return task == .regress ? .gaussianNegativeLogLikelihood : .sparseCategoricalCrossentropy(labelSmoothing: Float(smoothing))
+        case (.binaryCrossEntropy, _): return .binaryCrossentropy
+        case (.mse, _): return .meanSquaredError
+        case (.mae, _): return .meanAbsoluteError
+        case let (.huber(delta), _): return .huber(delta: Float(delta))
+        case (.gaussianNLL, _): return .gaussianNegativeLogLikelihood
+        case let (.pixelCrossEntropy(dice), _): return .pixelCrossEntropy(diceWeight: Float(dice))
+        }
+    }
+
+    func optimizerKind(_ t: TrainConfig) -> OptimizerKind {
+        let wd = Float(t.weightDecay)
+        switch t.optimizer {
+        case let .sgd(momentum, nesterov): return .sgd(momentum: Float(momentum), nesterov: nesterov, weightDecay: wd)
+        case .adam: return .adam(weightDecay: wd)
+        case .adamW: return .adamW(weightDecay: wd > 0 ? wd : 0.01)
+        case .rmsprop: return .rmsprop(weightDecay: wd)
+        }
+    }
+
+    func schedule(_ t: TrainConfig) -> LearningRateSchedule {
+        switch t.schedule {
+        case .constant, .plateau: return .constant
+        case let .step(every, gamma): return .step(stepSize: every, gamma: gamma)
+        case let .exponential(gamma): return .exponential(gamma: gamma)
+        case let .cosine(warmup, minimum):
+            return .cosine(totalSteps: t.epochs, warmupSteps: warmup, warmupStartFactor: 0.1, minimum: minimum)
+        case let .oneCycle(maxRate): return .oneCycle(maxRate: maxRate, totalSteps: t.epochs)
+        }
+    }
+
+    func metrics(_ task: PipelineTask) -> [Metric] {
+        switch task {
+        case .classify: return [.accuracy, .macroF1]
+        case .lens: return [.accuracy, .rocAUC]
+        case .regress: return [.rmse, .nmad]
+        case .segment: return [.meanIoU(classes: [1, 2]), .pixelAccuracy]
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Autograd
+import FITS
+import Foundation
+import NN
+import Preprocessing
+import Training
+
+/// What `astrolabe run` was asked on the command line.
+public struct RunOptions {
+    public var input: String?
+    public var output: String?
+    public var overrides: [String]
+    public var quiet: Bool
+    /// Restart from scratch even if a journal of an interrupted run exists.
+    public var fresh: Bool
+
+    public init(input: String? = nil, output: String? = nil, overrides: [String] = [], quiet: Bool = false, fresh: Bool = false) {
+        self.input = input
+        self.output = output
+        self.overrides = overrides
+        self.quiet = quiet
+        self.fresh = fresh
+    }
+}
+
+/// What a run did.
+public struct RunSummary: Equatable {
+    public var done: Int
+    public var failed: Int
+    /// Files finished by an earlier, interrupted run and not redone.
+    public var resumed: Int
+    public var seconds: Double
+    public var outputs: [String]
+    public var errorsFile: String?
+
+    public var line: String {
+        var text = "done \(done)"
+        if resumed > 0 { text += " (\(resumed) from an earlier run)" }
+        text += ", failed \(failed), " + String(format: "%.1f s", seconds)
+        if let errorsFile, failed > 0 { text += "; failures listed in \(errorsFile)" }
+        return text
+    }
+}
+
+/// Runs a pipeline file: inference over any number of FITS files (resumable,
+/// bounded memory, failures recorded), or training when the model has a `train` block.
+public final class PipelineRunner {
+    public let config: PipelineConfig
+    public let pipelinePath: String
+    public let options: RunOptions
+    let folder: URL
+
+    public init(pipelinePath: String, options: RunOptions = RunOptions()) throws {
+        self.pipelinePath = pipelinePath
+        self.options = options
+        config = try PipelineLoader.load(pipelinePath, overrides: options.overrides)
+        folder = URL(fileURLWithPath: pipelinePath).deletingLastPathComponent()
+    }
+
+    /// A path from the pipeline file, relative to the file's folder.
+    func resolve(_ path: String) -> URL {
+        path.hasPrefix("/") ? URL(fileURLWithPath: path) : folder.appendingPathComponent(path).standardizedFileURL
+    }
+
+    /// A path from the command line, relative to the working directory.
+    func resolveArgument(_ path: String) -> URL { URL(fileURLWithPath: path).standardizedFileURL }
+
+    /// Whether this run trains (a `train` block) rather than predicts.
+    public var trains: Bool { config.model.train != nil }
+
+    func log(_ text: String) {
+        if !options.quiet { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+    }
+
+    public func run() throws -> RunSummary {
+        if trains { return try train() }
+        return try infer()
+    }
+
+    // MARK: - Inputs
+
+    func inputCatalog(labelColumn: String? = nil, targetColumns: [String] = [], classNames: [String] = []) throws -> Catalog {
+        let path: String
+        if let input = options.input {
+            path = resolveArgument(input).path
+        } else if let configured = config.input.path {
+            path = configured.contains("*") ? folder.appendingPathComponent(configured).path : resolve(configured).path
+        } else {
+            throw PipelineError.noInput(pipeline: pipelinePath)
+        }
+        return try Catalog.resolve(path, labelColumn: labelColumn, classNames: classNames, targetColumns: targetColumns)
+    }
+
+    /// The stages inference applies: the pipeline's own, or else those the model recorded.
+    func inferenceStages(_ recipe: ModelRecipe) -> [Stage] {
+        (config.stages.isEmpty ? recipe.stages : config.stages).filter { !$0.isAugmentation }
+    }
+
+    func fitsInput(_ recipe: ModelRecipe?) -> FITSInput {
+        let bands = config.input.bands.isEmpty ? (recipe?.bands ?? []) : config.input.bands
+        let bandFiles = config.input.bandFiles.isEmpty ? (recipe?.bandFiles ?? [:]) : config.input.bandFiles
+        return FITSInput(hdu: config.input.hdu.selector, bands: bands, bandFiles: bandFiles)
+    }
+
+    func loadModel() throws -> TrainedModel {
+        guard let weights = config.model.weights else {
+            throw PipelineError.unsupported("\(pipelinePath): model.weights is needed to predict.")
+        }
+        let model = try TrainedModel(contentsOf: resolve(weights))
+        model.network.eval()
+        return model
+    }
+
+    /// Checks the first file before any work: a model/data mismatch is one clear message.
+    func checkFirstInput(_ catalog: Catalog, _ model: TrainedModel, preparation: Preparation,
+                         load: BatchLoader.Load, tiled: Bool) throws {
+        guard let first = catalog.entries.first else { return }
+        guard let sample = try? preparation.prepare(try load(first), training: false) else { return }
+        let expected = model.recipe.inputShape
+        let shape = sample.image.shape
+        let matches = tiled ? shape[0] == expected[0] : shape == expected
+        if !matches {
+            throw PipelineError.inputMismatch(file: first.name, received: shape,
+                                              expected: tiled ? [expected[0], -1, -1] : expected, model: model.path)
+        }
+    }
+}
