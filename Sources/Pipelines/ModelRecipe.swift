@@ -23,6 +23,8 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     public var targetStd: [Double]
     /// Whether the network outputs a log-variance per target (Gaussian NLL).
     public var predictsUncertainty: Bool
+    /// Targets learned as log10 of their value.
+    public var logTargets: [String] = []
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
                 targetNames: [String] = [], targetMean: [Double] = [], targetStd: [Double] = [],
@@ -38,6 +40,7 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
         self.targetMean = targetMean
         self.targetStd = targetStd
         self.predictsUncertainty = predictsUncertainty
+        logTargets = input.logTargets
     }
 
     public var json: String {

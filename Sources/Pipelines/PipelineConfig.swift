@@ -43,6 +43,9 @@ public struct InputConfig: Equatable, Sendable {
     public var targetColumns: [String]
     /// Numeric header keywords handed to the stages (e.g. SKYSIG, SKYSIG_G...).
     public var headerKeywords: [String]
+    /// Regression targets learned as log10 (sizes spanning a decade): predictions
+    /// are turned back, and their sigmas propagated.
+    public var logTargets: [String]
 }
 
 /// Which model, and how to train it if the pipeline trains.
@@ -155,10 +158,11 @@ extension PipelineConfig: Decodable {
 
 extension InputConfig: Decodable {
     static let defaults = InputConfig(path: nil, hdu: .index(0), bands: [], bandFiles: [:], labelColumn: nil,
-                                      classNames: [], targetColumns: [], headerKeywords: [])
+                                      classNames: [], targetColumns: [], headerKeywords: [], logTargets: [])
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "input", known: [
-            "path", "hdu", "bands", "band_files", "label_column", "class_names", "target_columns", "header_keywords"])
+            "path", "hdu", "bands", "band_files", "label_column", "class_names", "target_columns", "header_keywords",
+            "log_targets"])
         path = try c.optional("path")
         hdu = try c.optional("hdu") ?? .index(0)
         bands = try c.optional("bands") ?? []
@@ -167,6 +171,10 @@ extension InputConfig: Decodable {
         classNames = try c.optional("class_names") ?? []
         targetColumns = try c.optional("target_columns") ?? []
         headerKeywords = try c.optional("header_keywords") ?? []
+        logTargets = try c.optional("log_targets") ?? []
+        for name in logTargets where !targetColumns.contains(name) {
+            throw c.invalid("log_targets", "log_targets names '\(name)', which is not in target_columns \(targetColumns).")
+        }
         for band in bandFiles.keys where !bands.isEmpty && !bands.contains(band) {
             throw c.invalid("band_files", "band_files names the band '\(band)', which is not in bands \(bands).")
         }

@@ -137,14 +137,19 @@ extension PipelineRunner {
             return [name] + (config.outputs.probabilities ? p.map { String(format: "%.6g", $0) } : [])
         case .regress:
             let k = recipe.targetNames.count
-            var out = [String]()
-            for t in 0..<k { out.append(String(format: "%.6g", Double(values[t]) * recipe.targetStd[t] + recipe.targetMean[t])) }
-            if recipe.predictsUncertainty {
-                for t in 0..<k {
-                    out.append(String(format: "%.6g", Foundation.exp(0.5 * Double(values[k + t])) * recipe.targetStd[t]))
+            var means = [Double](), sigmas = [Double]()
+            for t in 0..<k {
+                var mean = Double(values[t]) * recipe.targetStd[t] + recipe.targetMean[t]
+                var sigma = recipe.predictsUncertainty ? Foundation.exp(0.5 * Double(values[k + t])) * recipe.targetStd[t] : 0
+                if recipe.logTargets.contains(recipe.targetNames[t]) {
+                    // Learned as log10: back to the value, sigma by the delta method.
+                    mean = Foundation.pow(10, mean)
+                    sigma *= mean * Foundation.log(10)
                 }
+                means.append(mean)
+                sigmas.append(sigma)
             }
-            return out
+            return (means + (recipe.predictsUncertainty ? sigmas : [])).map { String(format: "%.6g", $0) }
         case .segment:
             return []
         }

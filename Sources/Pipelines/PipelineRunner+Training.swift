@@ -25,11 +25,26 @@ extension PipelineRunner {
         }
         guard let dataPath = options.input.map({ resolveArgument($0).path }) ?? t.data.map({ resolve($0).path })
                 ?? config.input.path.map({ resolve($0).path }) else { throw PipelineError.noInput(pipeline: pipelinePath) }
-        let all = try Catalog.resolve(dataPath, labelColumn: labelColumn, classNames: classNames, targetColumns: targetNames)
+        var all = try Catalog.resolve(dataPath, labelColumn: labelColumn, classNames: classNames, targetColumns: targetNames)
+        let logIndices = config.input.logTargets.compactMap { targetNames.firstIndex(of: $0) }
+        func logged(_ catalog: Catalog) throws -> Catalog {
+            var c = catalog
+            for i in c.entries.indices {
+                for k in logIndices {
+                    guard c.entries[i].targets[k] > 0 else {
+                        throw PipelineError.unsupported("\(c.entries[i].name): \(targetNames[k]) = \(c.entries[i].targets[k]) "
+                                                        + "cannot be learned as log10 (it must be positive).")
+                    }
+                    c.entries[i].targets[k] = Foundation.log10(c.entries[i].targets[k])
+                }
+            }
+            return c
+        }
+        all = try logged(all)
         var training = all, validation: Catalog?
         if let v = t.validation {
-            validation = try Catalog.resolve(resolve(v).path, labelColumn: labelColumn, classNames: classNames,
-                                             targetColumns: targetNames)
+            validation = try logged(Catalog.resolve(resolve(v).path, labelColumn: labelColumn, classNames: classNames,
+                                                    targetColumns: targetNames))
         } else if t.validationSplit > 0 {
             (training, validation) = all.split(validationFraction: t.validationSplit, seed: t.seed)
         }

@@ -1,0 +1,148 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// End-to-end: `astrolabe simulate`, `train` and `run` on real files, as a user would.
+final class PipelineCommandTests: XCTestCase {
+    static var folder: URL!
+    static var trained = false
+
+    /// Runs the tool with extra environment variables.
+    func tool(_ arguments: [String], environment: [String: String] = [:]) throws -> ToolRun {
+        let process = Process()
+        process.executableURL = try toolURL()
+        process.arguments = arguments
+        process.currentDirectoryURL = Self.folder
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), errURL = Self.folder.appendingPathComponent("stderr-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let err = try FileHandle(forWritingTo: errURL)
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try err.close()
+        defer { try? FileManager.default.removeItem(at: errURL) }
+        return ToolRun(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self),
+                       stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    }
+
+    func write(_ name: String, _ text: String) throws {
+        try text.write(to: Self.folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
+    }
+
+    func read(_ name: String) throws -> String {
+        try String(contentsOf: Self.folder.appendingPathComponent(name), encoding: .utf8)
+    }
+
+    /// Simulates a small data set and trains a small model once for all tests.
+    override func setUpWithError() throws {
+        if Self.folder == nil { Self.folder = try makeTemporaryDirectory("pipeline-e2e") }
+        guard !Self.trained else { return }
+        for (count, seed, out) in [(40, 5, "train"), (10, 6, "test")] {
+            let r = try tool(["simulate", "--task", "morphology", "--count", "\(count)", "--seed", "\(seed)", "--out", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        try write("train.yaml", """
+        name: tiny
+        task: classify
+        input:
+          label_column: label
+          class_names: [elliptical, spiral, edge_on, irregular, star]
+        stages:
+          - scale_by_noise: {keyword: SKYSIG}
+          - asinh: {softening: 3}
+          - flip
+        model:
+          architecture: {name: cnn, classes: 5}
+          train:
+            data: train/catalog.csv
+            epochs: 2
+            batch_size: 8
+            validation_split: 0.2
+            save: model.safetensors
+        """)
+        let r = try tool(["train", "train.yaml", "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        try write("infer.yaml", """
+        name: infer
+        task: classify
+        input: {path: test}
+        model: {weights: model.safetensors}
+        outputs: {csv: out.csv}
+        run: {batch_size: 3}
+        """)
+        Self.trained = true
+    }
+
+    func testTrainingWritesAModelFileHistoryAndCurves() throws {
+        for name in ["model.safetensors", "model.history.csv", "model-curves.png"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent(name).path), name)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent("model.checkpoint.safetensors").path),
+                       "the checkpoint is removed once training ends")
+        let history = try read("model.history.csv").split(separator: "\n")
+        XCTAssertEqual(history.first, "epoch,loss,accuracy,macro_f1,val_loss,val_accuracy,val_macro_f1,lr")
+        XCTAssertEqual(history.count, 3)
+    }
+
+    func testRunWritesTheDocumentedCSV() throws {
+        let r = try tool(["run", "infer.yaml", "--output", "a.csv", "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = try read("a.csv").split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines[0], "file,predicted,p_elliptical,p_spiral,p_edge_on,p_irregular,p_star")
+        XCTAssertEqual(lines.count, 11)
+        for line in lines.dropFirst() {
+            let fields = line.split(separator: ",")
+            XCTAssert(fields[0].hasPrefix("morphology_") && fields[0].hasSuffix(".fits"))
+            XCTAssert(["elliptical", "spiral", "edge_on", "irregular", "star"].contains(String(fields[1])))
+            let total = fields.dropFirst(2).compactMap { Double($0) }.reduce(0, +)
+            XCTAssertEqual(total, 1, accuracy: 1e-4)
+        }
+    }
+
+    func testAKilledRunResumesToTheSameOutput() throws {
+        XCTAssertEqual(try tool(["run", "infer.yaml", "--output", "whole.csv", "--quiet"]).status, 0)
+        let crashed = try tool(["run", "infer.yaml", "--output", "resumed.csv", "--quiet"],
+                               environment: ["ASTROLABE_CRASH_AFTER_BATCHES": "2"])
+        XCTAssertEqual(crashed.status, 137, "the first run dies after two batches")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent("resumed.csv").path),
+                       "no half-written output")
+        let resumed = try tool(["run", "infer.yaml", "--output", "resumed.csv"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssert(resumed.stderr.contains("resuming: 6 of 10 files already done"), resumed.stderr)
+        XCTAssertEqual(try read("resumed.csv"), try read("whole.csv"))
+    }
+
+    func testACorruptFileIsRecordedAndSkipped() throws {
+        let mixed = Self.folder.appendingPathComponent("mixed")
+        try? FileManager.default.removeItem(at: mixed)
+        try FileManager.default.copyItem(at: Self.folder.appendingPathComponent("test"), to: mixed)
+        try Data("SIMPLE  = this is not a FITS file".utf8).write(to: mixed.appendingPathComponent("broken.fits"))
+        let r = try tool(["run", "infer.yaml", "--input", "mixed", "--output", "mixed.csv"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try read("mixed.csv").split(separator: "\n").count, 11)
+        let errors = try read("mixed.errors.csv")
+        XCTAssert(errors.hasPrefix("file,error\nbroken.fits,"), errors)
+        XCTAssert(r.stderr.contains("done 10, failed 1"), r.stderr)
+    }
+
+    func testModelAndDataMismatchIsOneClearMessage() throws {
+        XCTAssertEqual(try tool(["simulate", "--task", "lens", "--count", "2", "--seed", "1", "--out", "cubes"]).status, 0)
+        let r = try tool(["run", "infer.yaml", "--input", "cubes", "--output", "x.csv"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssert(r.stderr.contains("after preprocessing the image has shape [3, 64, 64]"), r.stderr)
+        XCTAssert(r.stderr.contains("takes [1, 64, 64]"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1)
+    }
+
+    func testPipelineTyposAreRejectedBeforeAnyWork() throws {
+        try write("typo.yaml", "task: classify\nmodel: {weights: model.safetensors}\nrun: {batch_sise: 3}\n")
+        let r = try tool(["run", "typo.yaml", "--input", "test", "--output", "never.csv"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.stderr, "astrolabe: typo.yaml:3:7: run.batch_sise: Unknown key 'batch_sise' in run. "
+                       + "Did you mean 'batch_size'? Known keys: batch_size, threads, on_error, errors_file, resume.\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent("never.csv").path))
+    }
+}
