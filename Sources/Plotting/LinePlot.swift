@@ -14,6 +14,9 @@ public struct LinePlot: Sendable {
         public var y: [Double]
         public var label: String
         public var color: Color
+        /// Points (with optional ± error bars) instead of a line.
+        public var points = false
+        public var errors: [Double]? = nil
     }
 
     public var title: String
@@ -31,11 +34,20 @@ public struct LinePlot: Sendable {
         series.append(Series(x: x, y: y, label: label, color: color))
     }
 
+    /// Adds a scatter series, each point with an optional vertical error bar of ± `errors`.
+    public mutating func addPoints(x: [Double], y: [Double], errors: [Double]? = nil, label: String, color: Color) {
+        precondition(x.count == y.count && (errors?.count ?? x.count) == x.count,
+                     "LinePlot.addPoints: \(x.count) x, \(y.count) y, \(errors?.count ?? -1) errors")
+        series.append(Series(x: x, y: y, label: label, color: color, points: true, errors: errors))
+    }
+
     /// The plot drawn on a white canvas.
     public func canvas(width: Int = 640, height: Int = 400) -> Canvas {
         var canvas = Canvas(width: width, height: height, background: .white)
         let left = 60, right = width - 16, top = title.isEmpty ? 16 : 30, bottom = height - 36
         let points = series.flatMap { s in zip(s.x, s.y).filter { $0.0.isFinite && $0.1.isFinite } }
+            + series.flatMap { s in zip(zip(s.x, s.y), s.errors ?? []).flatMap { [($0.0.0, $0.0.1 - $0.1), ($0.0.0, $0.0.1 + $0.1)] } }
+                .filter { $0.0.isFinite && $0.1.isFinite }
         var (x0, x1) = (points.map(\.0).min() ?? 0, points.map(\.0).max() ?? 1)
         var (y0, y1) = (points.map(\.1).min() ?? 0, points.map(\.1).max() ?? 1)
         if x1 <= x0 { x1 = x0 + 1 }
@@ -58,6 +70,17 @@ public struct LinePlot: Sendable {
         canvas.drawText(yLabel, x: 4, y: top - 12 < 0 ? 0 : max(0, top - 12))
         for s in series {
             let valid = zip(s.x, s.y).filter { $0.0.isFinite && $0.1.isFinite }
+            if s.points {
+                let faint = Color(red: UInt8((Int(s.color.red) + 510) / 3), green: UInt8((Int(s.color.green) + 510) / 3),
+                                  blue: UInt8((Int(s.color.blue) + 510) / 3))
+                for (i, (x, y)) in zip(s.x, s.y).enumerated() where x.isFinite && y.isFinite {
+                    if let e = s.errors?[i], e.isFinite, e > 0 {
+                        canvas.drawLine(x0: px(x), y0: py(y - e), x1: px(x), y1: py(y + e), color: faint)
+                    }
+                }
+                for (x, y) in valid { canvas.fillRect(x: px(x) - 1, y: py(y) - 1, width: 3, height: 3, color: s.color) }
+                continue
+            }
             for (a, b) in zip(valid, valid.dropFirst()) {
                 canvas.drawLine(x0: px(a.0), y0: py(a.1), x1: px(b.0), y1: py(b.1), color: s.color)
             }

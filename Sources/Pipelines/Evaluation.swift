@@ -1,0 +1,176 @@
+import CSV
+import FITS
+import Foundation
+import Plotting
+import Preprocessing
+import Training
+
+/// The result of `astrolabe evaluate`: the metrics of TASKS.md and the pictures.
+public struct EvaluationReport {
+    public var metrics: [String: Double]
+    public var files: [String]
+}
+
+extension PipelineRunner {
+    /// Runs the pipeline on a catalog with truth, then writes into `folder`
+    /// the predictions, `metrics.json`, `report.md` and pictures: a confusion
+    /// matrix (classes), ROC curve with TPR at 1 % FPR (lenses), predicted-vs-true
+    /// scatter plots with 1σ bars (regression), an overlay (segmentation).
+    public func evaluate(into folder: URL) throws -> EvaluationReport {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let model = try loadModel()
+        let recipe = model.recipe
+        let predictions = folder.appendingPathComponent(config.task == .segment ? "maps" : "predictions.csv")
+        var inferOptions = options
+        inferOptions.output = predictions.path
+        let runner = try PipelineRunner(pipelinePath: pipelinePath, options: inferOptions)
+        _ = try runner.infer()
+        let catalog = try inputCatalog()
+        var metrics = [String: Double]()
+        var pictures = [String]()
+        func save(_ canvas: Canvas, _ name: String) throws {
+            try canvas.write(to: folder.appendingPathComponent(name))
+            pictures.append(name)
+        }
+        let rows = config.task == .segment ? [:] : try Self.readRows(predictions)
+
+        switch config.task {
+        case .classify, .lens:
+            let truthCatalog = try Catalog.resolve(catalogPath(), labelColumn: config.input.labelColumn ?? "label",
+                                                   classNames: recipe.classNames)
+            var predicted = [Int](), truth = [Int](), positive = [Double]()
+            for entry in truthCatalog.entries {
+                guard let row = rows[entry.name], let label = entry.label else { continue }
+                predicted.append(recipe.classNames.firstIndex(of: row["predicted"] ?? "") ?? -1)
+                truth.append(label)
+                if let p = row["p_" + (recipe.classNames.last ?? "")].flatMap(Double.init) { positive.append(p) }
+            }
+            guard !truth.isEmpty else { throw PipelineError.missingTruth(file: catalogPath(), what: "a label for any predicted file") }
+            let k = recipe.classNames.count
+            let prf = ClassificationMetrics.precisionRecallF1(predicted: predicted, truth: truth, classCount: k)
+            metrics["accuracy"] = ClassificationMetrics.accuracy(predicted: predicted, truth: truth)
+            metrics["macro_f1"] = prf.macroF1
+            for (c, name) in recipe.classNames.enumerated() { metrics["f1_" + name] = prf.f1[c] }
+            let matrix = ClassificationMetrics.confusionMatrix(predicted: predicted, truth: truth, classCount: k)
+            try save(TrainingPlots.confusionMatrix(matrix, classNames: recipe.classNames), "confusion_matrix.png")
+            if config.task == .lens, positive.count == truth.count {
+                let auc = ClassificationMetrics.rocAUC(scores: positive, truth: truth)
+                metrics["roc_auc"] = auc
+                metrics["tpr_at_fpr_0.01"] = ClassificationMetrics.truePositiveRate(atFalsePositiveRate: 0.01,
+                                                                                    scores: positive, truth: truth).tpr
+                let curve = ClassificationMetrics.rocCurve(scores: positive, truth: truth)
+                try save(TrainingPlots.rocCurve(falsePositiveRates: curve.fpr, truePositiveRates: curve.tpr, auc: auc), "roc_curve.png")
+            }
+        case .regress:
+            let truthCatalog = try Catalog.resolve(catalogPath(), targetColumns: recipe.targetNames)
+            var panels = [Canvas]()
+            var inside = 0, total = 0
+            for (k, name) in recipe.targetNames.enumerated() {
+                var p = [Double](), t = [Double](), s = [Double]()
+                for entry in truthCatalog.entries {
+                    guard let row = rows[entry.name], let v = row[name].flatMap(Double.init) else { continue }
+                    p.append(v)
+                    t.append(entry.targets[k])
+                    s.append(row[name + "_sigma"].flatMap(Double.init) ?? .nan)
+                }
+                guard !p.isEmpty else { continue }
+                metrics["rmse_" + name] = RegressionMetrics.rmse(predicted: p, truth: t)
+                metrics["nmad_" + name] = RegressionMetrics.nmad(predicted: p, truth: t)
+                if recipe.logTargets.contains(name) {
+                    metrics["nmad_log10_" + name] = RegressionMetrics.nmad(predicted: p.map(Foundation.log10), truth: t.map(Foundation.log10))
+                    metrics["rmse_log10_" + name] = RegressionMetrics.rmse(predicted: p.map(Foundation.log10), truth: t.map(Foundation.log10))
+                }
+                if s.allSatisfy(\.isFinite) {
+                    let c = RegressionMetrics.coverage(predicted: p, sigma: s, truth: t)
+                    metrics["coverage_1sigma_" + name] = c
+                    inside += Int((c * Double(p.count)).rounded())
+                    total += p.count
+                }
+                var plot = LinePlot(title: name.uppercased(), xLabel: "TRUE", yLabel: "PREDICTED")
+                let lo = Swift.min(t.min()!, p.min()!), hi = Swift.max(t.max()!, p.max()!)
+                plot.add(x: [lo, hi], y: [lo, hi], label: "y = x", color: .lightGray)
+                plot.addPoints(x: t, y: p, errors: s.allSatisfy(\.isFinite) ? s : nil, label: "1 sigma", color: .blue)
+                panels.append(plot.canvas(width: 480, height: 400))
+            }
+            if total > 0 { metrics["coverage_1sigma"] = Double(inside) / Double(total) }
+            if !panels.isEmpty { try save(TrainingPlots.stacked(panels), "scatter.png") }
+        case .segment:
+            var predicted = [Int](), truth = [Int]()
+            var overlayDone = false
+            for entry in catalog.entries {
+                let out = predictions.appendingPathComponent(entry.name)
+                guard FileManager.default.fileExists(atPath: out.path) else { continue }
+                let map = try FITSFile(path: out.path).readImage(0, as: Float.self)
+                let truthImage: FITSImage<Float>
+                do { truthImage = try FITSFile(path: entry.url.path).readImage("TRUTH", as: Float.self) } catch {
+                    throw PipelineError.missingTruth(file: entry.name, what: "the TRUTH extension")
+                }
+                predicted += map.pixels.map { Int($0) }
+                truth += truthImage.pixels.map { Int($0) }
+                if !overlayDone {
+                    let image = try FITSFile(path: entry.url.path).readImage(0, as: Float.self)
+                    try save(Self.overlay(image: image, classes: map), "overlay.png")
+                    overlayDone = true
+                }
+            }
+            guard !truth.isEmpty else { throw PipelineError.missingTruth(file: catalogPath(), what: "any segmented map") }
+            let iou = SegmentationMetrics.intersectionOverUnion(predicted: predicted, truth: truth, classCount: 3)
+            metrics["iou_background"] = iou[0]
+            metrics["iou_star"] = iou[1]
+            metrics["iou_galaxy"] = iou[2]
+            metrics["mean_iou"] = SegmentationMetrics.meanIntersectionOverUnion(predicted: predicted, truth: truth,
+                                                                                classCount: 3, classes: [1, 2])
+            metrics["pixel_accuracy"] = SegmentationMetrics.pixelAccuracy(predicted: predicted, truth: truth)
+        }
+
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically(try encoder.encode(metrics.mapValues { $0.isFinite ? $0 : -1 }),
+                            to: folder.appendingPathComponent("metrics.json"))
+        var markdown = "# Evaluation: \(config.name.isEmpty ? pipelinePath : config.name)\n\n"
+        markdown += "Model `\(model.path)` on `\(catalogPath())` (\(catalog.count) files).\n\n| metric | value |\n| --- | --- |\n"
+        for key in metrics.keys.sorted() { markdown += "| \(key) | \(String(format: "%.4f", metrics[key]!)) |\n" }
+        markdown += "\n" + pictures.map { "![\($0)](\($0))\n" }.joined()
+        try writeAtomically(Data(markdown.utf8), to: folder.appendingPathComponent("report.md"))
+        return EvaluationReport(metrics: metrics, files: ["metrics.json", "report.md"] + pictures)
+    }
+
+    func catalogPath() -> String {
+        if let input = options.input { return resolveArgument(input).path }
+        return config.input.path.map { resolve($0).path } ?? ""
+    }
+
+    /// Rows of a predictions CSV by file name.
+    static func readRows(_ url: URL) throws -> [String: [String: String]] {
+        let reader = try CSVReader(string: try String(contentsOf: url, encoding: .utf8), hasHeaderRow: true)
+        let header = reader.headerRow ?? []
+        var rows = [String: [String: String]]()
+        while let row = reader.next() {
+            rows[row[0]] = Dictionary(uniqueKeysWithValues: zip(header, row))
+        }
+        return rows
+    }
+
+    /// The image (asinh-stretched, grey) with stars tinted red and galaxies blue.
+    static func overlay(image: FITSImage<Float>, classes: FITSImage<Float>) -> Canvas {
+        let w = image.shape[0], h = image.shape[1]
+        var values = image.pixels
+        let normalization = ImageNormalization(interval: .percentile(99.5), stretch: .asinh())
+        values.withUnsafeMutableBufferPointer { normalization.apply(to: $0) }
+        var canvas = Canvas(width: w, height: h, background: .black)
+        for y in 0..<h {
+            for x in 0..<w {
+                let v = values[y * w + x].isFinite ? Double(values[y * w + x]) : 0
+                let g = UInt8(Swift.max(0, Swift.min(255, v * 255)))
+                let color: Color
+                switch Int(classes.pixels[y * w + x]) {
+                case 1: color = Color(red: UInt8(Swift.min(255, Int(g) / 2 + 128)), green: g / 2, blue: g / 2)
+                case 2: color = Color(red: g / 2, green: g / 2, blue: UInt8(Swift.min(255, Int(g) / 2 + 128)))
+                default: color = Color(gray: g)
+                }
+                canvas.set(x: x, y: h - 1 - y, color: color)   // row 0 at the bottom, as FITS viewers show it
+            }
+        }
+        return canvas
+    }
+}

@@ -1,0 +1,35 @@
+import ArgumentParser
+import Foundation
+import Pipelines
+
+/// `astrolabe evaluate`: metrics and plots of a pipeline's model against truth.
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a pipeline's model on files with known truth: metrics and pictures.",
+        discussion: """
+        Runs the pipeline on INPUT (a catalog CSV with the truth: label, or the regression targets; \
+        for segmentation a folder of maps with a TRUTH extension) and writes into --report: the \
+        predictions, metrics.json, report.md and pictures — the confusion matrix, the ROC curve with \
+        the true-positive rate at 1% false positives, predicted-vs-true plots with 1-sigma bars, or a \
+        segmentation overlay.
+
+        Example:
+          astrolabe evaluate pipelines/classify-galaxies.yaml --input data/test/catalog.csv --report eval/
+        """)
+
+    @Argument(help: "The (inference) pipeline file.") var pipeline: String
+    @Option(help: "Files with truth: a catalog CSV (or a folder for segmentation).") var input: String?
+    @Option(help: "Folder for the report.") var report: String = "evaluation"
+    @Option(name: .customLong("set"), parsing: .singleValue, help: "Override a key of the pipeline.")
+    var overrides: [String] = []
+
+    func run() throws {
+        try runReportingErrors {
+            let runner = try PipelineRunner(pipelinePath: pipeline, options: RunOptions(
+                input: input, overrides: overrides, quiet: true, fresh: true))
+            let result = try runner.evaluate(into: URL(fileURLWithPath: report))
+            for key in result.metrics.keys.sorted() { print(String(format: "%@ %.4f", key, result.metrics[key]!)) }
+            print("report: \(report)/report.md")
+        }
+    }
+}
