@@ -66,6 +66,9 @@ public final class FITSFile {
     let lock: NSLock
     /// The file's size as cfitsio sees it (uncompressed), for truncation checks.
     private(set) var diskSize: Int?
+    /// Whether the bytes on disk are the FITS file itself (not gzip-compressed), so
+    /// that data can be read from it directly.
+    private(set) var isPlainFile = false
 
     /// Whether the linked cfitsio was built thread-safe (`fits_is_reentrant()`).
     public static var isReentrant: Bool { fits_is_reentrant() != 0 }
@@ -97,6 +100,7 @@ public final class FITSFile {
         handle = pointer
         // cfitsio's own size: the uncompressed one for a gzipped file held in memory.
         diskSize = pointer.map { Int($0.pointee.Fptr.pointee.filesize) }
+        isPlainFile = diskSize == Int(info.st_size)
     }
 
     deinit {
@@ -176,6 +180,12 @@ public final class FITSFile {
     /// Describes HDU `selector` (kind, EXTNAME, BITPIX, shape, compression) without
     /// reading its data; throws `.truncated` when the file ends before its data do.
     public func hduInfo(_ selector: HDUSelector) throws -> HDUInfo {
+        try hduInfo(selector, withName: true)
+    }
+
+    /// `withName: false` skips the EXTNAME look-up (an error path in cfitsio when the
+    /// keyword is absent, as in most primary HDUs): readers do not need it.
+    func hduInfo(_ selector: HDUSelector, withName: Bool) throws -> HDUInfo {
         let index: Int
         if case let .index(value) = selector { index = value } else { index = try self.index(of: selector) }
         return try withHandle { pointer in
@@ -186,7 +196,7 @@ public final class FITSFile {
             ffghdt(pointer, &type, &status)
             try check(status, "read HDU type", path: path, hdu: index)
             let kind: HDUKind = type == IMAGE_HDU ? .image : (type == BINARY_TBL ? .binaryTable : .asciiTable)
-            let name = readString(pointer, "EXTNAME") ?? (index == 0 ? "PRIMARY" : "")
+            let name = withName ? readString(pointer, "EXTNAME") ?? (index == 0 ? "PRIMARY" : "") : ""
             if kind != .image {
                 var rows: Int64 = 0
                 var columns: Int32 = 0
@@ -251,7 +261,10 @@ public final class FITSFile {
         guard naxis > 0 else { return }
         var count: Int64 = 1
         for axis in 1...naxis { count *= raw("NAXIS\(axis)", 0) }
-        let bytes = abs(raw("BITPIX", 8)) / 8 * raw("GCOUNT", 1) * (raw("PCOUNT", 0) + count)
+        // A primary HDU has no PCOUNT/GCOUNT (random groups aside): skip two failing look-ups.
+        let groups = index == 0 ? 1 : raw("GCOUNT", 1)
+        let parameters = index == 0 ? 0 : raw("PCOUNT", 0)
+        let bytes = abs(raw("BITPIX", 8)) / 8 * groups * (parameters + count)
         if Int(dataStart + bytes) > diskSize {
             throw FITSError.truncated(path: path, hdu: index, expectedBytes: Int(dataStart + bytes),
                                       actualBytes: diskSize)
