@@ -94,6 +94,21 @@ public struct ImageStatistics: Equatable, Sendable {
 
 // MARK: - Reading images
 
+/// Asks Linux to back a large, untouched buffer with 2 MiB pages (as numpy does for its
+/// arrays): a 64 MB image then takes 32 page faults instead of 16,384, which otherwise
+/// cost more than reading the file. A hint only; ignored where unsupported.
+func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
+    #if os(Linux)
+    let hugePage = 2 << 20
+    guard buffer.count >= 2 * hugePage, let base = buffer.baseAddress else { return }
+    let start = (Int(bitPattern: base) + hugePage - 1) & ~(hugePage - 1)
+    let end = (Int(bitPattern: base) + buffer.count) & ~(hugePage - 1)
+    if end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) {
+        _ = madvise(pointer, end - start, 14)  // MADV_HUGEPAGE
+    }
+    #endif
+}
+
 extension FITSFile {
     /// Reads a large unscaled float32 image straight from the file into `buffer` and
     /// swaps it to host order; false when the HDU is scaled (then cfitsio reads it).
@@ -147,6 +162,7 @@ extension FITSFile {
         let header = try self.header(.index(info.index))
         // Uninitialised storage: cfitsio writes every element (or we throw).
         let pixels = try [Pixel](unsafeUninitializedCapacity: info.elementCount) { buffer, count in
+            adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
             try readPixels(info, into: buffer)
             count = buffer.count
         }

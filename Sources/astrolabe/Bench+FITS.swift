@@ -79,6 +79,7 @@ extension Bench {
     func readCutoutBatch(directory: String, threads: Int) throws -> [Float] {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
             .filter { $0.hasSuffix(".fits") }.sorted()
+        guard !names.isEmpty else { throw BenchError.failed("no .fits files in \(directory)") }
         let pixelsPerImage = 64 * 64
         var batch = [Float](repeating: 0, count: names.count * pixelsPerImage)
         let errors = ErrorBox()

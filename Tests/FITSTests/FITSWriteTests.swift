@@ -105,6 +105,27 @@ final class FITSWriteTests: XCTestCase {
         XCTAssertEqual(try file.readImage(1).pixels, [1, 2, 3, 4])
     }
 
+    /// Large float32 images take the direct read (pread + byte swap, huge pages), in the
+    /// primary HDU and in an extension; both must equal what was written.
+    func testLargeFloat32ImagesReadDirectly() throws {
+        let side = 600
+        var pixels = (0..<(side * side)).map { Float($0 % 9973) * 0.25 - 100 }
+        pixels[12345] = .nan
+        pixels[side * side - 1] = -.infinity
+        let writer = try FITSWriter(path: path("large.fits"))
+        try writer.appendImage(pixels, shape: [side, side])
+        try writer.appendImage(pixels, shape: [side, side], extensionName: "COPY")
+        try writer.commit()
+        let file = try FITSFile(path: path("large.fits"))
+        for hdu: HDUSelector in [0, "COPY"] {
+            let read = try file.readImage(hdu).pixels
+            XCTAssertEqual(read.count, pixels.count)
+            XCTAssertTrue(zip(read, pixels).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        }
+        let section = try file.readSection(x: 100..<103, y: 20..<22)
+        XCTAssertEqual(section.pixels, [20, 21].flatMap { y in (100..<103).map { pixels[$0 + side * y] } })
+    }
+
     // MARK: - Atomicity
 
     func testRefusesToReplaceExistingFile() throws {
