@@ -159,6 +159,16 @@ public final class FITSWriter {
         }
     }
 
+    /// Writes `image` (pixels and non-structural header keywords) as the only image of a
+    /// new file at `path`: atomically, and replacing an existing file only if `overwrite`.
+    public static func write(_ image: FITSImage<Float>, to path: String, storage: PixelStorage = .float32,
+                             compression: TileCompression? = nil, overwrite: Bool = false) throws {
+        let writer = try FITSWriter(path: path, overwrite: overwrite)
+        try writer.appendImage(image.pixels, shape: image.shape, storage: storage, header: image.header,
+                               compression: compression)
+        try writer.commit()
+    }
+
     // MARK: - Images
 
     /// Appends an image HDU from `Float` pixels in FITS order (`shape` = NAXIS1, NAXIS2, ...),

@@ -46,6 +46,32 @@ final class FITSWriteTests: XCTestCase {
         XCTAssertEqual(read.integer("BITPIX"), -32)
     }
 
+    /// A segmentation output: a uint8 class map with the input's WCS (TASKS.md), and a
+    /// float image rewritten with its own header through the one-call writer.
+    func testCopyWCSAndOneCallWrite() throws {
+        let input = try FITSFile(path: fixture("header.fits")).readImage()
+        var header = FITSHeader([HeaderRecord("TASK", .string("segmentation"))])
+        header.copyWCS(from: input.header)
+        let writer = try FITSWriter(path: path("classes.fits"))
+        try writer.appendImage(mask: [0, 1, 2, 1, 0, 0, 2, 2, 1, 1, 0, 0, 0, 0, 1, 2], shape: [4, 4], header: header)
+        try writer.commit()
+        let written = try FITSFile(path: path("classes.fits")).header()
+        XCTAssertEqual(written.wcsRecords.map(\.keyword), input.header.wcsRecords.map(\.keyword))
+        for record in input.header.wcsRecords { XCTAssertEqual(written[record.keyword], record.value, record.keyword) }
+        XCTAssertNil(written["OBJECT"])
+
+        try FITSWriter.write(input, to: path("copy.fits"))
+        let copy = try FITSFile(path: path("copy.fits")).readImage()
+        XCTAssertEqual(copy.pixels, input.pixels)
+        XCTAssertEqual(copy.header.string("LONGSTR"), input.header.string("LONGSTR"))
+        XCTAssertEqual(copy.header.comments, input.header.comments)
+        assertThrowsFITSError(try FITSWriter.write(input, to: path("copy.fits"))) {
+            $0 == .outputExists(path: self.path("copy.fits"))
+        }
+        try FITSWriter.write(input, to: path("copy.fits"), storage: .int16(scale: 1, zero: 0), overwrite: true)
+        XCTAssertEqual(try FITSFile(path: path("copy.fits")).hduInfo(0).storedBitpix, 16)
+    }
+
     func testInt16WithScaleAndBlank() throws {
         let pixels: [Float] = [100, 100.25, 101, .nan, 90, 108.5]
         let writer = try FITSWriter(path: path("i16.fits"))
