@@ -159,6 +159,19 @@ public final class FITSFile {
             throw FITSError.hduNotFound(path: path, selector: "\(index)", count: Int(count))
         }
         try check(status, "move to HDU", path: path, hdu: index)
+        repairQuantizeLevel(pointer)
+    }
+
+    /// Works around a cfitsio 4.2 bug: after passing a losslessly compressed float HDU
+    /// (ZQUANTIZ = 'NONE') it keeps `quantize_level = NO_QUANTIZE` for the next
+    /// compressed HDUs and then returns the quantised integers of a lossy HDU undecoded.
+    /// astropy and cfitsio 4.6 read such files correctly; so does this after the reset.
+    private func repairQuantizeLevel(_ pointer: UnsafeMutablePointer<fitsfile>) {
+        let file = pointer.pointee.Fptr!
+        guard file.pointee.compressimg == 1, file.pointee.quantize_level == 9999 else { return }
+        if let method = readString(pointer, "ZQUANTIZ"), method.uppercased() != "NONE" {
+            file.pointee.quantize_level = 0
+        }
     }
 
     /// The 0-based index of the HDU that `selector` names. EXTNAME matching ignores case

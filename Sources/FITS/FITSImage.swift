@@ -237,10 +237,10 @@ extension FITSFile {
 
     /// Reads every pixel of an image HDU; cfitsio applies BSCALE/BZERO while converting.
     ///
-    /// Integer images are read with a NaN null value, so BLANK pixels become NaN. Float
-    /// images are read without one: their blanks already are NaN (and stay NaN through
-    /// scaling), and cfitsio's per-pixel null test would cost about a third of a
-    /// large read.
+    /// Integer and compressed images are read with a NaN null value, so BLANK (ZBLANK)
+    /// pixels become NaN. Uncompressed float images are read without one: their blanks
+    /// already are NaN (and stay NaN through scaling), and cfitsio's per-pixel null test
+    /// would cost about a third of a large read.
     func readPixels<Pixel: FITSPixel>(_ info: HDUInfo, into buffer: UnsafeMutableBufferPointer<Pixel>) throws {
         try withHandle { pointer in
             try move(pointer, to: info.index)
@@ -253,7 +253,8 @@ extension FITSFile {
             var first = [Int64](repeating: 1, count: info.shape.count)
             var null = Pixel.nan
             var anyNull: Int32 = 0
-            let floatingPoint = info.storedBitpix < 0
+            // Compressed floats mark nulls as ZBLANK in the tiles: those need the null value.
+            let floatingPoint = info.storedBitpix < 0 && info.compression == nil
             withUnsafeMutableBytes(of: &null) { nullBytes in
                 _ = ffgpxvll(pointer, Pixel.cfitsioType, &first, Int64(buffer.count),
                              floatingPoint ? nil : nullBytes.baseAddress, buffer.baseAddress, &anyNull, &status)

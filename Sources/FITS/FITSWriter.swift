@@ -39,8 +39,8 @@ public enum CompressionAlgorithm: String, CaseIterable, Sendable {
 /// Tile compression of an image HDU (stored as a BINTABLE, read back as an image).
 public struct TileCompression: Equatable, Sendable {
     public var algorithm: CompressionAlgorithm
-    /// Float images only: cfitsio's quantize level. nil keeps cfitsio's default (4,
-    /// lossy: noise / 4 steps); 0 stores floats losslessly (GZIP only).
+    /// Float images only: cfitsio's quantize level. nil means cfitsio's default, 4
+    /// (lossy: steps of noise / 4); 0 stores floats losslessly (GZIP only).
     public var quantizeLevel: Float?
 
     public init(_ algorithm: CompressionAlgorithm, quantizeLevel: Float? = nil) {
@@ -179,6 +179,14 @@ public final class FITSWriter {
                             compression: TileCompression? = nil) throws {
         switch storage {
         case .float32:
+            // cfitsio 4.2 quantises NaN into garbage, and its null-value path writes tiles
+            // that it then misreads (astropy and cfitsio 4.6 read them): refuse, loudly.
+            if let compression, compression.quantizeLevel != 0, pixels.contains(where: \.isNaN) {
+                discard()
+                throw FITSError.unsupported(path: path, hdu: hduCount, what: "NaN pixels in a lossy (quantised) "
+                    + "\(compression.algorithm.rawValue) float image; use TileCompression(.gzip, quantizeLevel: 0), "
+                    + "which keeps NaN, or int16 storage, which stores NaN as BLANK")
+            }
             try appendImage(bitpix: FLOAT_IMG, shape: shape, count: pixels.count, header: header,
                             extensionName: extensionName, compression: compression) { pointer, status in
                 var copy = pixels
@@ -239,7 +247,8 @@ public final class FITSWriter {
                     try createEmptyPrimary(pointer)
                 }
                 fits_set_compression_type(pointer, compression.algorithm.cfitsioCode, &status)
-                if let level = compression.quantizeLevel { fits_set_quantize_level(pointer, level, &status) }
+                // cfitsio keeps these settings per file: set every one, every time.
+                fits_set_quantize_level(pointer, compression.quantizeLevel ?? 4, &status)
                 try check(status, "set tile compression \(compression.algorithm.rawValue)", path: path, hdu: hduCount)
             }
             var naxes = shape.map { Int64($0) }

@@ -121,6 +121,41 @@ final class FITSWriteTests: XCTestCase {
         XCTAssertEqual(try file.readTable("CATALOG"), table)
     }
 
+    /// Lossy RICE on floats (cfitsio's default quantisation) keeps values within the
+    /// quantisation step; NaN is refused there but kept by lossless GZIP; scaled int16
+    /// under RICE and HCOMPRESS is exact.
+    func testCompressedFloatsAndScaledInt16() throws {
+        var floats = (0..<(40 * 30)).map { Float(sin(Double($0) * 0.05) * 20 + 100) }
+        let scaled: [Float] = (0..<(40 * 30)).map { Float($0 % 400) * 0.5 - 20 }
+        let writer = try FITSWriter(path: path("lossy.fits"))
+        try writer.appendImage(floats, shape: [40, 30], extensionName: "F", compression: TileCompression(.rice))
+        floats[7] = .nan
+        try writer.appendImage(floats, shape: [40, 30], extensionName: "N",
+                               compression: TileCompression(.gzip, quantizeLevel: 0))
+        try writer.appendImage(scaled, shape: [40, 30], storage: .int16(scale: 0.5, zero: 0), extensionName: "S",
+                               compression: TileCompression(.rice))
+        try writer.appendImage(scaled, shape: [40, 30], storage: .int16(scale: 0.5, zero: 0), extensionName: "H",
+                               compression: TileCompression(.hcompress))
+        try writer.commit()
+        let file = try FITSFile(path: path("lossy.fits"))
+        let lossy = try file.readImage("F").pixels
+        for (index, value) in lossy.enumerated() where index != 7 { XCTAssertEqual(value, floats[index], accuracy: 0.05) }
+        let lossless = try file.readImage("N").pixels
+        XCTAssertTrue(lossless[7].isNaN)
+        XCTAssertEqual(Array(lossless[8...]), Array(floats[8...]))
+        XCTAssertEqual(try file.readImage("S").pixels, scaled)
+        XCTAssertEqual(try file.hduInfo("H").compression, "HCOMPRESS_1")
+        XCTAssertEqual(try file.readImage("H").pixels, scaled)
+
+        let refused = try FITSWriter(path: path("nan-rice.fits"))
+        assertThrowsFITSError(try refused.appendImage(floats, shape: [40, 30], compression: TileCompression(.rice)),
+                              mentioning: path("nan-rice.fits")) {
+            if case .unsupported = $0 { return true }
+            return false
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("nan-rice.fits")))
+    }
+
     func testCompressedFirstImageGetsEmptyPrimary() throws {
         let writer = try FITSWriter(path: path("c.fits"))
         try writer.appendImage([1, 2, 3, 4], shape: [2, 2], storage: .int16(scale: 1, zero: 0),
