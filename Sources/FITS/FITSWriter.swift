@@ -179,19 +179,18 @@ public final class FITSWriter {
                             compression: TileCompression? = nil) throws {
         switch storage {
         case .float32:
-            // cfitsio 4.2 quantises NaN into garbage, and its null-value path writes tiles
-            // that it then misreads (astropy and cfitsio 4.6 read them): refuse, loudly.
-            if let compression, compression.quantizeLevel != 0, pixels.contains(where: \.isNaN) {
-                discard()
-                throw FITSError.unsupported(path: path, hdu: hduCount, what: "NaN pixels in a lossy (quantised) "
-                    + "\(compression.algorithm.rawValue) float image; use TileCompression(.gzip, quantizeLevel: 0), "
-                    + "which keeps NaN, or int16 storage, which stores NaN as BLANK")
-            }
             try appendImage(bitpix: FLOAT_IMG, shape: shape, count: pixels.count, header: header,
                             extensionName: extensionName, compression: compression) { pointer, status in
                 var copy = pixels
                 var first = [Int64](repeating: 1, count: shape.count)
-                ffppxll(pointer, TFLOAT, &first, Int64(copy.count), &copy, &status)
+                // Quantisation would turn NaN into garbage: cfitsio flags pixels equal to
+                // a given null value as ZBLANK instead, so NaN becomes an unused sentinel.
+                if compression != nil, var null = Self.nullSentinel(for: copy) {
+                    for index in copy.indices where copy[index].isNaN { copy[index] = null }
+                    ffppxnll(pointer, TFLOAT, &first, Int64(copy.count), &copy, &null, &status)
+                } else {
+                    ffppxll(pointer, TFLOAT, &first, Int64(copy.count), &copy, &status)
+                }
             }
         case let .int16(scale, zero):
             let blank = Int16.min
@@ -218,6 +217,15 @@ public final class FITSWriter {
             throw FITSError.unsupported(path: path, hdu: hduCount, what: "uint8 images are written from [UInt8]: "
                                         + "use appendImage(mask:shape:)")
         }
+    }
+
+    /// A value absent from `pixels` to stand for NaN (-1e30 or just above), or nil
+    /// when there is no NaN.
+    static func nullSentinel(for pixels: [Float]) -> Float? {
+        guard pixels.contains(where: \.isNaN) else { return nil }
+        var sentinel: Float = -1e30
+        while pixels.contains(sentinel) { sentinel = sentinel.nextUp }
+        return sentinel
     }
 
     /// Appends a BITPIX 8 image (a mask or class map) in FITS order.

@@ -103,7 +103,8 @@ final class FITSAstropyRoundTripTests: XCTestCase {
                               compression: TileCompression(.gzip, quantizeLevel: 0))
         // Smooth data: cfitsio's quantisation step (noise / 4) is then well below 0.05.
         // A lossy HDU after a lossless one is what cfitsio 4.2 misreads unaided.
-        let smooth: [Float] = (0..<240).map { Float(100 + 20 * sin(Double($0) * 0.05)) }
+        var smooth: [Float] = (0..<240).map { Float(100 + 20 * sin(Double($0) * 0.05)) }
+        smooth[17] = .nan
         try multi.appendImage(smooth, shape: [24, 10], extensionName: "LOSSY", compression: TileCompression(.rice))
         try multi.appendTable(FITSTable([
             FITSColumn("FILE", .string(["a.fits", "b.fits"])), FITSColumn("LABEL", .int32([1, 4])),
