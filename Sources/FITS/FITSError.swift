@@ -34,8 +34,8 @@ public enum FITSError: Error, Equatable, LocalizedError {
     case shapeMismatch(path: String, expected: [Int], received: Int)
     /// A section lies (partly) outside the image.
     case sectionOutOfBounds(path: String, hdu: Int, section: String, shape: [Int])
-    /// A writer was used after `commit()` or after a failed write.
-    case writerClosed(path: String)
+    /// A file was used after `close()`, or a writer after `commit()` or a failed write.
+    case closed(path: String)
 
     public var errorDescription: String? {
         switch self {
@@ -68,8 +68,8 @@ public enum FITSError: Error, Equatable, LocalizedError {
         case let .sectionOutOfBounds(path, hdu, section, shape):
             return "section \(section) is outside image HDU \(hdu) of \(path), whose shape is \(shape) "
                 + "(NAXIS1, NAXIS2, ...); ranges are 0-based and half-open."
-        case let .writerClosed(path):
-            return "the writer for \(path) is closed (committed or failed); create a new one."
+        case let .closed(path):
+            return "\(path) is closed (closed, committed or after a failed write); open or create it again."
         }
     }
 

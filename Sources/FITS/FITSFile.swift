@@ -128,7 +128,7 @@ public final class FITSFile {
     func withHandle<T>(_ body: (UnsafeMutablePointer<fitsfile>) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
-        guard let pointer = handle else { throw FITSError.writerClosed(path: path) }
+        guard let pointer = handle else { throw FITSError.closed(path: path) }
         return try body(pointer)
     }
 

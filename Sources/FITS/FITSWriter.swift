@@ -95,7 +95,7 @@ public final class FITSWriter {
 
     /// Runs `body` with the open handle; on error the writer closes and discards its file.
     func withHandle<T>(_ body: (UnsafeMutablePointer<fitsfile>) throws -> T) throws -> T {
-        guard let pointer = handle else { throw FITSError.writerClosed(path: path) }
+        guard let pointer = handle else { throw FITSError.closed(path: path) }
         do {
             return try body(pointer)
         } catch {
@@ -117,7 +117,7 @@ public final class FITSWriter {
     /// Closes the file and moves it to `path`. Throws `.outputExists` (and discards the
     /// new file) when `path` exists and `overwrite` is false.
     public func commit() throws {
-        guard let pointer = handle else { throw FITSError.writerClosed(path: path) }
+        guard let pointer = handle else { throw FITSError.closed(path: path) }
         handle = nil
         var status: Int32 = 0
         if hduCount == 0 {

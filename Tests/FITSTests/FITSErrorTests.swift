@@ -89,6 +89,23 @@ final class FITSErrorTests: XCTestCase {
                               mentioning: path) { $0 == .shapeMismatch(path: path, expected: [20, 12], received: 10) }
     }
 
+    /// Use after close() is a typed error, not a crash; close() twice is harmless.
+    func testUseAfterClose() throws {
+        let path = fixture("bitpix8.fits")
+        let file = try FITSFile(path: path)
+        try file.close()
+        try file.close()
+        assertThrowsFITSError(try file.readImage(), mentioning: path) { $0 == .closed(path: path) }
+        let writer = try FITSWriter(path: FileManager.default.temporaryDirectory
+            .appendingPathComponent("closed-\(getpid()).fits").path)
+        try writer.commit()
+        defer { try? FileManager.default.removeItem(atPath: writer.path) }
+        assertThrowsFITSError(try writer.appendImage(mask: [1], shape: [1]), mentioning: writer.path) {
+            $0 == .closed(path: writer.path)
+        }
+        XCTAssertEqual(try FITSFile(path: writer.path).hduCount(), 1)  // an empty primary HDU
+    }
+
     /// Every message says what is wrong and names the file.
     func testMessagesAreOneLineAndNameTheFile() {
         let errors: [FITSError] = [
@@ -99,7 +116,7 @@ final class FITSErrorTests: XCTestCase {
             .notATable(path: "a.fits", hdu: 0), .unsupported(path: "a.fits", hdu: 2, what: "vector column"),
             .outputExists(path: "a.fits"), .shapeMismatch(path: "a.fits", expected: [2, 2], received: 3),
             .sectionOutOfBounds(path: "a.fits", hdu: 0, section: "x 0..<9", shape: [4, 4]),
-            .writerClosed(path: "a.fits"),
+            .closed(path: "a.fits"),
         ]
         for error in errors {
             let message = error.localizedDescription
