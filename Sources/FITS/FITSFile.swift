@@ -91,7 +91,10 @@ public final class FITSFile {
         var status: Int32 = 0
         var pointer: UnsafeMutablePointer<fitsfile>?
         // ffdkopn: no extended-filename syntax, so '[' in a name is just a character.
+        // Under the path's lock: a second open of a path attaches to the first's buffers.
+        lock.lock()
         ffdkopn(&pointer, path, READONLY, &status)
+        lock.unlock()
         if status != 0 {
             if let pointer { var ignored: Int32 = 0; ffclos(pointer, &ignored) }
             PathLocks.shared.release(path)
@@ -106,7 +109,9 @@ public final class FITSFile {
     deinit {
         if let handle {
             var status: Int32 = 0
+            lock.lock()
             ffclos(handle, &status)
+            lock.unlock()
             ffcmsg()
             PathLocks.shared.release(path)
         }
