@@ -81,9 +81,12 @@ extension Bench {
             .filter { $0.hasSuffix(".fits") }.sorted()
         guard !names.isEmpty else { throw BenchError.failed("no .fits files in \(directory)") }
         let pixelsPerImage = 64 * 64
-        var batch = [Float](repeating: 0, count: names.count * pixelsPerImage)
         let errors = ErrorBox()
-        batch.withUnsafeMutableBufferPointer { buffer in
+        // Uninitialised (every element is read into) and on 2 MiB pages: zeroing and
+        // faulting in 82 MB of 4 KiB pages would cost a tenth of the whole read.
+        let batch = [Float](unsafeUninitializedCapacity: names.count * pixelsPerImage) { buffer, count in
+            count = buffer.count
+            adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
             let base = buffer.baseAddress!
             DispatchQueue.concurrentPerform(iterations: threads) { worker in
                 // Contiguous chunks: each worker fills one region of the batch.
@@ -190,6 +193,19 @@ func fastLog(_ value: Float) -> Float {
     y += -2.121_944_40e-4 * exponent
     y += -0.5 * z
     return m + y + 0.693_359_375 * exponent
+}
+
+/// Asks Linux to back a large untouched buffer with 2 MiB pages (as numpy does).
+private func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
+    #if os(Linux)
+    let hugePage = 2 << 20
+    guard buffer.count >= 2 * hugePage, let base = buffer.baseAddress else { return }
+    let start = (Int(bitPattern: base) + hugePage - 1) & ~(hugePage - 1)
+    let end = (Int(bitPattern: base) + buffer.count) & ~(hugePage - 1)
+    if end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) {
+        _ = madvise(pointer, end - start, 14)  // MADV_HUGEPAGE
+    }
+    #endif
 }
 
 /// The first error raised by any worker.
