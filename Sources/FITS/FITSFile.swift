@@ -66,9 +66,6 @@ public final class FITSFile {
     let lock: NSLock
     /// The file's size as cfitsio sees it (uncompressed), for truncation checks.
     private(set) var diskSize: Int?
-    /// Whether the bytes on disk are the FITS file itself (not gzip-compressed), so
-    /// that data can be read from it directly.
-    private(set) var isPlainFile = false
 
     /// Whether the linked cfitsio was built thread-safe (`fits_is_reentrant()`).
     public static var isReentrant: Bool { fits_is_reentrant() != 0 }
@@ -79,14 +76,6 @@ public final class FITSFile {
     /// when the file is not FITS (e.g. "first keyword not SIMPLE").
     public init(path: String) throws {
         self.path = path
-        // One stat() rather than FileManager calls: this runs once per cutout.
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            if errno == ENOENT || errno == ENOTDIR { throw FITSError.fileNotFound(path: path) }
-            throw FITSError.unsupported(path: path, hdu: nil, what: "cannot read it (\(String(cString: strerror(errno))))")
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw FITSError.notAFile(path: path) }
-        guard info.st_size > 0 else { throw FITSError.emptyFile(path: path) }
         lock = PathLocks.shared.acquire(path)
         var status: Int32 = 0
         var pointer: UnsafeMutablePointer<fitsfile>?
@@ -98,12 +87,31 @@ public final class FITSFile {
         if status != 0 {
             if let pointer { var ignored: Int32 = 0; ffclos(pointer, &ignored) }
             PathLocks.shared.release(path)
-            throw cfitsioError(status, operation: "open", path: path, hdu: nil)
+            // Only now look at the path (one stat per file saved on the common path).
+            throw Self.classifyOpenFailure(path: path) ?? cfitsioError(status, operation: "open", path: path, hdu: nil)
         }
         handle = pointer
         // cfitsio's own size: the uncompressed one for a gzipped file held in memory.
         diskSize = pointer.map { Int($0.pointee.Fptr.pointee.filesize) }
-        isPlainFile = diskSize == Int(info.st_size)
+    }
+
+    /// The typed error for a path cfitsio could not open, when the path explains it.
+    private static func classifyOpenFailure(path: String) -> FITSError? {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return .fileNotFound(path: path) }
+            return .unsupported(path: path, hdu: nil, what: "cannot read it (\(String(cString: strerror(errno))))")
+        }
+        if (info.st_mode & S_IFMT) != S_IFREG { return .notAFile(path: path) }
+        if info.st_size == 0 { return .emptyFile(path: path) }
+        return nil
+    }
+
+    /// Whether the bytes on disk are the FITS file itself (not gzip-compressed, which
+    /// cfitsio inflates into memory), so that data can be read from it directly.
+    var isPlainFile: Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && diskSize == Int(info.st_size)
     }
 
     deinit {

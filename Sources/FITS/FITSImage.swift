@@ -244,8 +244,8 @@ extension FITSFile {
     func readPixels<Pixel: FITSPixel>(_ info: HDUInfo, into buffer: UnsafeMutableBufferPointer<Pixel>) throws {
         try withHandle { pointer in
             try move(pointer, to: info.index)
-            if Pixel.self == Float.self, info.storedBitpix == -32, info.compression == nil, isPlainFile,
-               buffer.count >= 1 << 18,
+            if Pixel.self == Float.self, info.storedBitpix == -32, info.compression == nil,
+               buffer.count >= 1 << 18, isPlainFile,
                try readFloat32Directly(pointer, info: info, into: UnsafeMutableRawBufferPointer(buffer)) {
                 return
             }
