@@ -88,7 +88,10 @@ public final class FITSFile {
             if let pointer { var ignored: Int32 = 0; ffclos(pointer, &ignored) }
             PathLocks.shared.release(path)
             // Only now look at the path (one stat per file saved on the common path).
-            throw Self.classifyOpenFailure(path: path) ?? cfitsioError(status, operation: "open", path: path, hdu: nil)
+            // cfitsioError also clears cfitsio's message stack, which must not leak into
+            // the next file's error.
+            let error = cfitsioError(status, operation: "open", path: path, hdu: nil)
+            throw Self.classifyOpenFailure(path: path, status: status) ?? error
         }
         handle = pointer
         // cfitsio's own size: the uncompressed one for a gzipped file held in memory.
@@ -96,7 +99,7 @@ public final class FITSFile {
     }
 
     /// The typed error for a path cfitsio could not open, when the path explains it.
-    private static func classifyOpenFailure(path: String) -> FITSError? {
+    private static func classifyOpenFailure(path: String, status: Int32) -> FITSError? {
         var info = stat()
         guard stat(path, &info) == 0 else {
             if errno == ENOENT || errno == ENOTDIR { return .fileNotFound(path: path) }
@@ -104,6 +107,11 @@ public final class FITSFile {
         }
         if (info.st_mode & S_IFMT) != S_IFREG { return .notAFile(path: path) }
         if info.st_size == 0 { return .emptyFile(path: path) }
+        // A header cut short: FITS files are whole 2,880-byte blocks.
+        let size = Int(info.st_size)
+        if size % 2880 != 0, status == READ_ERROR || status == END_OF_FILE {
+            return .truncated(path: path, hdu: 0, expectedBytes: (size / 2880 + 1) * 2880, actualBytes: size)
+        }
         return nil
     }
 
@@ -267,33 +275,17 @@ public final class FITSFile {
         return String(cString: value).trimmingCharacters(in: .whitespaces)
     }
 
-    /// Throws `.truncated` when the current HDU's data run past the end of the file.
+    /// Throws `.truncated` when the current HDU (with its padding to 2,880 bytes) runs
+    /// past the end of the file. astropy accepts a missing final padding with a
+    /// warning, but cfitsio reads whole blocks and fails on it, so it counts here.
     func checkComplete(_ pointer: UnsafeMutablePointer<fitsfile>, index: Int) throws {
         guard let diskSize else { return }
         var status: Int32 = 0
         var headStart: Int64 = 0, dataStart: Int64 = 0, dataEnd: Int64 = 0
         ffghadll(pointer, &headStart, &dataStart, &dataEnd, &status)
         try check(status, "locate HDU data", path: path, hdu: index)
-        // The data need |BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn) bytes
-        // (FITS 4.0, eq. 2); the final block's padding may be missing, as astropy allows.
-        func raw(_ keyword: String, _ fallback: Int64) -> Int64 {
-            var value: Int64 = 0
-            var keyStatus: Int32 = 0
-            ffgkyjj(pointer, keyword, &value, nil, &keyStatus)
-            if keyStatus != 0 { ffcmsg(); return fallback }
-            return value
-        }
-        let naxis = raw("NAXIS", 0)
-        guard naxis > 0 else { return }
-        var count: Int64 = 1
-        for axis in 1...naxis { count *= raw("NAXIS\(axis)", 0) }
-        // A primary HDU has no PCOUNT/GCOUNT (random groups aside): skip two failing look-ups.
-        let groups = index == 0 ? 1 : raw("GCOUNT", 1)
-        let parameters = index == 0 ? 0 : raw("PCOUNT", 0)
-        let bytes = abs(raw("BITPIX", 8)) / 8 * groups * (parameters + count)
-        if Int(dataStart + bytes) > diskSize {
-            throw FITSError.truncated(path: path, hdu: index, expectedBytes: Int(dataStart + bytes),
-                                      actualBytes: diskSize)
+        if Int(dataEnd) > diskSize {
+            throw FITSError.truncated(path: path, hdu: index, expectedBytes: Int(dataEnd), actualBytes: diskSize)
         }
     }
 

@@ -9,7 +9,7 @@ final class FITSErrorTests: XCTestCase {
         let path = fixture("truncated.fits")
         assertThrowsFITSError(try FITSFile(path: path).readImage(), mentioning: path) {
             if case let .truncated(_, hdu, expected, actual) = $0 {
-                return hdu == 0 && expected == 2880 + 1920 && actual == 3880
+                return hdu == 0 && expected == 2 * 2880 && actual == 3880
             }
             return false
         }
@@ -17,6 +17,30 @@ final class FITSErrorTests: XCTestCase {
         assertThrowsFITSError(try FITSFile(path: path).hdus(), mentioning: path) {
             if case .truncated = $0 { return true }
             return false
+        }
+    }
+
+    /// A file cut inside its header, and one cut inside the padding of its last block
+    /// (astropy would warn; cfitsio cannot read it), are `.truncated` too; and no
+    /// cfitsio message of one file leaks into the next file's error.
+    func testTruncatedHeaderAndPadding() throws {
+        let directory = try makeTemporaryDirectory("fits-truncated")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let whole = try Data(contentsOf: URL(fileURLWithPath: fixture("bitpix16.fits")))
+        let header = directory.appendingPathComponent("header-cut.fits").path
+        let padding = directory.appendingPathComponent("padding-cut.fits").path
+        try whole.prefix(1000).write(to: URL(fileURLWithPath: header))
+        try whole.prefix(2880 + 480 + 10).write(to: URL(fileURLWithPath: padding))  // data: 480 bytes
+        assertThrowsFITSError(try FITSFile(path: header), mentioning: header) {
+            $0 == .truncated(path: header, hdu: 0, expectedBytes: 2880, actualBytes: 1000)
+        }
+        assertThrowsFITSError(try FITSFile(path: padding).hdus(), mentioning: padding) {
+            $0 == .truncated(path: padding, hdu: 0, expectedBytes: 5760, actualBytes: 3370)
+        }
+        do {
+            _ = try FITSFile(path: fixture("garbage.fits"))
+        } catch {
+            XCTAssertFalse(error.localizedDescription.contains("header-cut"), error.localizedDescription)
         }
     }
 
