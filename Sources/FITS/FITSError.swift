@@ -101,9 +101,12 @@ func cfitsioError(_ status: Int32, operation: String, path: String, hdu: Int?) -
     var stack: [String] = []
     var line = [CChar](repeating: 0, count: Int(FLEN_ERRMSG) + 1)
     while ffgmsg(&line) != 0 {
-        // Entries may quote raw file bytes; keep the message on one line.
-        let entry = String(cString: line).split(whereSeparator: { $0.isNewline || $0 == "\t" })
-            .joined(separator: " ").trimmingCharacters(in: .whitespaces)
+        // Entries may quote raw file bytes: keep the message printable and on one line.
+        let bytes = line.prefix { $0 != 0 }.map { byte -> UInt8 in
+            let value = UInt8(bitPattern: byte)
+            return (0x20...0x7e).contains(value) ? value : (value == 0x0a || value == 0x09 ? 0x20 : 0x3f)
+        }
+        let entry = String(decoding: bytes, as: UTF8.self).split(separator: " ").joined(separator: " ")
         if !entry.isEmpty, !stack.contains(entry) { stack.append(entry) }
         if stack.count > 8 { break }
     }

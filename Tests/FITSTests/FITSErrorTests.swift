@@ -54,6 +54,24 @@ final class FITSErrorTests: XCTestCase {
         }
     }
 
+    /// Binary noise: cfitsio quotes the bytes it found; the message stays printable ASCII
+    /// on one line.
+    func testBinaryNoiseGivesPrintableMessage() throws {
+        let directory = try makeTemporaryDirectory("fits-noise")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("noise.fits").path
+        var state: UInt32 = 12345
+        let bytes = (0..<6000).map { _ -> UInt8 in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return UInt8(truncatingIfNeeded: state >> 24)
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        assertThrowsFITSError(try FITSFile(path: path), mentioning: path) {
+            guard case let .cfitsio(_, message, _, _, _) = $0 else { return false }
+            return message.unicodeScalars.allSatisfy { (0x20...0x7e).contains($0.value) }
+        }
+    }
+
     func testZeroBytes() {
         let path = fixture("empty.fits")
         assertThrowsFITSError(try FITSFile(path: path), mentioning: path) { $0 == .emptyFile(path: path) }
