@@ -34,8 +34,8 @@ public enum FITSError: Error, Equatable, LocalizedError {
     case shapeMismatch(path: String, expected: [Int], received: Int)
     /// A section lies (partly) outside the image.
     case sectionOutOfBounds(path: String, hdu: Int, section: String, shape: [Int])
-    /// A writer was used after `commit()` or after a failed write.
-    case writerClosed(path: String)
+    /// A file was used after `close()`, or a writer after `commit()` or a failed write.
+    case closed(path: String)
 
     public var errorDescription: String? {
         switch self {
@@ -68,8 +68,8 @@ public enum FITSError: Error, Equatable, LocalizedError {
         case let .sectionOutOfBounds(path, hdu, section, shape):
             return "section \(section) is outside image HDU \(hdu) of \(path), whose shape is \(shape) "
                 + "(NAXIS1, NAXIS2, ...); ranges are 0-based and half-open."
-        case let .writerClosed(path):
-            return "the writer for \(path) is closed (committed or failed); create a new one."
+        case let .closed(path):
+            return "\(path) is closed (closed, committed or after a failed write); open or create it again."
         }
     }
 
@@ -101,9 +101,12 @@ func cfitsioError(_ status: Int32, operation: String, path: String, hdu: Int?) -
     var stack: [String] = []
     var line = [CChar](repeating: 0, count: Int(FLEN_ERRMSG) + 1)
     while ffgmsg(&line) != 0 {
-        // Entries may quote raw file bytes; keep the message on one line.
-        let entry = String(cString: line).split(whereSeparator: { $0.isNewline || $0 == "\t" })
-            .joined(separator: " ").trimmingCharacters(in: .whitespaces)
+        // Entries may quote raw file bytes: keep the message printable and on one line.
+        let bytes = line.prefix { $0 != 0 }.map { byte -> UInt8 in
+            let value = UInt8(bitPattern: byte)
+            return (0x20...0x7e).contains(value) ? value : (value == 0x0a || value == 0x09 ? 0x20 : 0x3f)
+        }
+        let entry = String(decoding: bytes, as: UTF8.self).split(separator: " ").joined(separator: " ")
         if !entry.isEmpty, !stack.contains(entry) { stack.append(entry) }
         if stack.count > 8 { break }
     }

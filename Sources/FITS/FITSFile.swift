@@ -76,33 +76,58 @@ public final class FITSFile {
     /// when the file is not FITS (e.g. "first keyword not SIMPLE").
     public init(path: String) throws {
         self.path = path
-        // One stat() rather than FileManager calls: this runs once per cutout.
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            if errno == ENOENT || errno == ENOTDIR { throw FITSError.fileNotFound(path: path) }
-            throw FITSError.unsupported(path: path, hdu: nil, what: "cannot read it (\(String(cString: strerror(errno))))")
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw FITSError.notAFile(path: path) }
-        guard info.st_size > 0 else { throw FITSError.emptyFile(path: path) }
         lock = PathLocks.shared.acquire(path)
         var status: Int32 = 0
         var pointer: UnsafeMutablePointer<fitsfile>?
         // ffdkopn: no extended-filename syntax, so '[' in a name is just a character.
+        // Under the path's lock: a second open of a path attaches to the first's buffers.
+        lock.lock()
         ffdkopn(&pointer, path, READONLY, &status)
+        lock.unlock()
         if status != 0 {
             if let pointer { var ignored: Int32 = 0; ffclos(pointer, &ignored) }
             PathLocks.shared.release(path)
-            throw cfitsioError(status, operation: "open", path: path, hdu: nil)
+            // Only now look at the path (one stat per file saved on the common path).
+            // cfitsioError also clears cfitsio's message stack, which must not leak into
+            // the next file's error.
+            let error = cfitsioError(status, operation: "open", path: path, hdu: nil)
+            throw Self.classifyOpenFailure(path: path, status: status) ?? error
         }
         handle = pointer
         // cfitsio's own size: the uncompressed one for a gzipped file held in memory.
         diskSize = pointer.map { Int($0.pointee.Fptr.pointee.filesize) }
     }
 
+    /// The typed error for a path cfitsio could not open, when the path explains it.
+    private static func classifyOpenFailure(path: String, status: Int32) -> FITSError? {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return .fileNotFound(path: path) }
+            return .unsupported(path: path, hdu: nil, what: "cannot read it (\(String(cString: strerror(errno))))")
+        }
+        if (info.st_mode & S_IFMT) != S_IFREG { return .notAFile(path: path) }
+        if info.st_size == 0 { return .emptyFile(path: path) }
+        // A header cut short: FITS files are whole 2,880-byte blocks.
+        let size = Int(info.st_size)
+        if size % 2880 != 0, status == READ_ERROR || status == END_OF_FILE {
+            return .truncated(path: path, hdu: 0, expectedBytes: (size / 2880 + 1) * 2880, actualBytes: size)
+        }
+        return nil
+    }
+
+    /// Whether the bytes on disk are the FITS file itself (not gzip-compressed, which
+    /// cfitsio inflates into memory), so that data can be read from it directly.
+    var isPlainFile: Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && diskSize == Int(info.st_size)
+    }
+
     deinit {
         if let handle {
             var status: Int32 = 0
+            lock.lock()
             ffclos(handle, &status)
+            lock.unlock()
             ffcmsg()
             PathLocks.shared.release(path)
         }
@@ -124,7 +149,7 @@ public final class FITSFile {
     func withHandle<T>(_ body: (UnsafeMutablePointer<fitsfile>) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
-        guard let pointer = handle else { throw FITSError.writerClosed(path: path) }
+        guard let pointer = handle else { throw FITSError.closed(path: path) }
         return try body(pointer)
     }
 
@@ -155,6 +180,19 @@ public final class FITSFile {
             throw FITSError.hduNotFound(path: path, selector: "\(index)", count: Int(count))
         }
         try check(status, "move to HDU", path: path, hdu: index)
+        repairQuantizeLevel(pointer)
+    }
+
+    /// Works around a cfitsio 4.2 bug: after passing a losslessly compressed float HDU
+    /// (ZQUANTIZ = 'NONE') it keeps `quantize_level = NO_QUANTIZE` for the next
+    /// compressed HDUs and then returns the quantised integers of a lossy HDU undecoded.
+    /// astropy and cfitsio 4.6 read such files correctly; so does this after the reset.
+    private func repairQuantizeLevel(_ pointer: UnsafeMutablePointer<fitsfile>) {
+        let file = pointer.pointee.Fptr!
+        guard file.pointee.compressimg == 1, file.pointee.quantize_level == 9999 else { return }
+        if let method = readString(pointer, "ZQUANTIZ"), method.uppercased() != "NONE" {
+            file.pointee.quantize_level = 0
+        }
     }
 
     /// The 0-based index of the HDU that `selector` names. EXTNAME matching ignores case
@@ -176,6 +214,12 @@ public final class FITSFile {
     /// Describes HDU `selector` (kind, EXTNAME, BITPIX, shape, compression) without
     /// reading its data; throws `.truncated` when the file ends before its data do.
     public func hduInfo(_ selector: HDUSelector) throws -> HDUInfo {
+        try hduInfo(selector, withName: true)
+    }
+
+    /// `withName: false` skips the EXTNAME look-up (an error path in cfitsio when the
+    /// keyword is absent, as in most primary HDUs): readers do not need it.
+    func hduInfo(_ selector: HDUSelector, withName: Bool) throws -> HDUInfo {
         let index: Int
         if case let .index(value) = selector { index = value } else { index = try self.index(of: selector) }
         return try withHandle { pointer in
@@ -186,7 +230,7 @@ public final class FITSFile {
             ffghdt(pointer, &type, &status)
             try check(status, "read HDU type", path: path, hdu: index)
             let kind: HDUKind = type == IMAGE_HDU ? .image : (type == BINARY_TBL ? .binaryTable : .asciiTable)
-            let name = readString(pointer, "EXTNAME") ?? (index == 0 ? "PRIMARY" : "")
+            let name = withName ? readString(pointer, "EXTNAME") ?? (index == 0 ? "PRIMARY" : "") : ""
             if kind != .image {
                 var rows: Int64 = 0
                 var columns: Int32 = 0
@@ -231,30 +275,17 @@ public final class FITSFile {
         return String(cString: value).trimmingCharacters(in: .whitespaces)
     }
 
-    /// Throws `.truncated` when the current HDU's data run past the end of the file.
+    /// Throws `.truncated` when the current HDU (with its padding to 2,880 bytes) runs
+    /// past the end of the file. astropy accepts a missing final padding with a
+    /// warning, but cfitsio reads whole blocks and fails on it, so it counts here.
     func checkComplete(_ pointer: UnsafeMutablePointer<fitsfile>, index: Int) throws {
         guard let diskSize else { return }
         var status: Int32 = 0
         var headStart: Int64 = 0, dataStart: Int64 = 0, dataEnd: Int64 = 0
         ffghadll(pointer, &headStart, &dataStart, &dataEnd, &status)
         try check(status, "locate HDU data", path: path, hdu: index)
-        // The data need |BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn) bytes
-        // (FITS 4.0, eq. 2); the final block's padding may be missing, as astropy allows.
-        func raw(_ keyword: String, _ fallback: Int64) -> Int64 {
-            var value: Int64 = 0
-            var keyStatus: Int32 = 0
-            ffgkyjj(pointer, keyword, &value, nil, &keyStatus)
-            if keyStatus != 0 { ffcmsg(); return fallback }
-            return value
-        }
-        let naxis = raw("NAXIS", 0)
-        guard naxis > 0 else { return }
-        var count: Int64 = 1
-        for axis in 1...naxis { count *= raw("NAXIS\(axis)", 0) }
-        let bytes = abs(raw("BITPIX", 8)) / 8 * raw("GCOUNT", 1) * (raw("PCOUNT", 0) + count)
-        if Int(dataStart + bytes) > diskSize {
-            throw FITSError.truncated(path: path, hdu: index, expectedBytes: Int(dataStart + bytes),
-                                      actualBytes: diskSize)
+        if Int(dataEnd) > diskSize {
+            throw FITSError.truncated(path: path, hdu: index, expectedBytes: Int(dataEnd), actualBytes: diskSize)
         }
     }
 

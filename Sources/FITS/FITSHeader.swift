@@ -120,6 +120,14 @@ public struct FITSHeader: Equatable, Sendable {
         records.filter { Self.isWCSKeyword($0.keyword) }
     }
 
+    /// Copies the WCS records of `source` (see `wcsRecords`) into this header, replacing
+    /// records with the same keyword: an output map keeps its input's sky coordinates.
+    public mutating func copyWCS(from source: FITSHeader) {
+        for record in source.wcsRecords {
+            set(record.keyword, record.value, comment: record.comment)
+        }
+    }
+
     /// Whether `keyword` belongs to the world coordinate system (FITS WCS papers I-III).
     public static func isWCSKeyword(_ keyword: String) -> Bool {
         var key = Substring(keyword.uppercased())

@@ -1,5 +1,6 @@
 // FITSImage: pixels read from an image HDU, and their summary statistics.
 import CFITSIO
+import Glibc
 
 /// A pixel type the readers produce: values after BSCALE/BZERO, blanks as NaN.
 public protocol FITSPixel: BinaryFloatingPoint, Sendable {
@@ -93,6 +94,61 @@ public struct ImageStatistics: Equatable, Sendable {
 
 // MARK: - Reading images
 
+/// Asks Linux to back a large, untouched buffer with 2 MiB pages (as numpy does for its
+/// arrays): a 64 MB image then takes 32 page faults instead of 16,384, which otherwise
+/// cost more than reading the file. A hint only; ignored where unsupported.
+func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
+    #if os(Linux)
+    let hugePage = 2 << 20
+    guard buffer.count >= 2 * hugePage, let base = buffer.baseAddress else { return }
+    let start = (Int(bitPattern: base) + hugePage - 1) & ~(hugePage - 1)
+    let end = (Int(bitPattern: base) + buffer.count) & ~(hugePage - 1)
+    if end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) {
+        _ = madvise(pointer, end - start, 14)  // MADV_HUGEPAGE
+    }
+    #endif
+}
+
+extension FITSFile {
+    /// Reads a large unscaled float32 image straight from the file into `buffer` and
+    /// swaps it to host order; false when the HDU is scaled (then cfitsio reads it).
+    ///
+    /// cfitsio reads through 28,800-byte chunks and converts each; for a 4096 x 4096
+    /// image one `pread` and a vectorised byte swap are about 3x faster.
+    func readFloat32Directly(_ pointer: UnsafeMutablePointer<fitsfile>, info: HDUInfo,
+                             into buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
+        for keyword in ["BSCALE", "BZERO"] {
+            var value = 0.0
+            var status: Int32 = 0
+            ffgkyd(pointer, keyword, &value, nil, &status)
+            if status == 0, value != (keyword == "BSCALE" ? 1 : 0) { return false }
+            if status != 0 { ffcmsg() }
+        }
+        var status: Int32 = 0
+        var headStart: Int64 = 0, dataStart: Int64 = 0, dataEnd: Int64 = 0
+        ffghadll(pointer, &headStart, &dataStart, &dataEnd, &status)
+        try check(status, "locate image data", path: path, hdu: info.index)
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { return false }
+        defer { Glibc.close(descriptor) }
+        var done = 0
+        while done < buffer.count {
+            let count = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(dataStart) + off_t(done))
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else {
+                throw FITSError.truncated(path: path, hdu: info.index, expectedBytes: Int(dataStart) + buffer.count,
+                                          actualBytes: Int(dataStart) + done)
+            }
+            done += count
+        }
+        // FITS is big-endian.
+        let words = buffer.bindMemory(to: UInt32.self)
+        for index in 0..<words.count { words[index] = UInt32(bigEndian: words[index]) }
+        return true
+    }
+}
+
+
 extension FITSFile {
     /// Reads the whole image of HDU `selector` (default: the primary HDU) as `Float`
     /// (or `Double` with `as: Double.self`), applying BSCALE/BZERO (the unsigned
@@ -104,9 +160,11 @@ extension FITSFile {
                                             as type: Pixel.Type = Float.self) throws -> FITSImage<Pixel> {
         let info = try imageInfo(selector)
         let header = try self.header(.index(info.index))
-        var pixels = [Pixel](repeating: 0, count: info.elementCount)
-        try pixels.withUnsafeMutableBufferPointer { buffer in
+        // Uninitialised storage: cfitsio writes every element (or we throw).
+        let pixels = try [Pixel](unsafeUninitializedCapacity: info.elementCount) { buffer, count in
+            adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
             try readPixels(info, into: buffer)
+            count = buffer.count
         }
         return FITSImage(pixels: pixels, shape: info.shape, header: header)
     }
@@ -170,25 +228,36 @@ extension FITSFile {
 
     /// The HDU's description, checked to be an image with data.
     func imageInfo(_ selector: HDUSelector) throws -> HDUInfo {
-        let info = try hduInfo(selector)
+        let info = try hduInfo(selector, withName: false)
         guard info.kind == .image, !info.shape.isEmpty, info.elementCount > 0 else {
             throw FITSError.notAnImage(path: path, hdu: info.index)
         }
         return info
     }
 
-    /// Reads every pixel of an image HDU with a NaN null value, so cfitsio applies
-    /// BSCALE/BZERO and maps BLANK to NaN while converting.
+    /// Reads every pixel of an image HDU; cfitsio applies BSCALE/BZERO while converting.
+    ///
+    /// Integer and compressed images are read with a NaN null value, so BLANK (ZBLANK)
+    /// pixels become NaN. Uncompressed float images are read without one: their blanks
+    /// already are NaN (and stay NaN through scaling), and cfitsio's per-pixel null test
+    /// would cost about a third of a large read.
     func readPixels<Pixel: FITSPixel>(_ info: HDUInfo, into buffer: UnsafeMutableBufferPointer<Pixel>) throws {
         try withHandle { pointer in
             try move(pointer, to: info.index)
+            if Pixel.self == Float.self, info.storedBitpix == -32, info.compression == nil,
+               buffer.count >= 1 << 18, isPlainFile,
+               try readFloat32Directly(pointer, info: info, into: UnsafeMutableRawBufferPointer(buffer)) {
+                return
+            }
             var status: Int32 = 0
             var first = [Int64](repeating: 1, count: info.shape.count)
             var null = Pixel.nan
             var anyNull: Int32 = 0
+            // Compressed floats mark nulls as ZBLANK in the tiles: those need the null value.
+            let floatingPoint = info.storedBitpix < 0 && info.compression == nil
             withUnsafeMutableBytes(of: &null) { nullBytes in
-                _ = ffgpxvll(pointer, Pixel.cfitsioType, &first, Int64(buffer.count), nullBytes.baseAddress,
-                             buffer.baseAddress, &anyNull, &status)
+                _ = ffgpxvll(pointer, Pixel.cfitsioType, &first, Int64(buffer.count),
+                             floatingPoint ? nil : nullBytes.baseAddress, buffer.baseAddress, &anyNull, &status)
             }
             try check(status, "read image", path: path, hdu: info.index)
         }

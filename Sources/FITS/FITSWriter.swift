@@ -39,8 +39,8 @@ public enum CompressionAlgorithm: String, CaseIterable, Sendable {
 /// Tile compression of an image HDU (stored as a BINTABLE, read back as an image).
 public struct TileCompression: Equatable, Sendable {
     public var algorithm: CompressionAlgorithm
-    /// Float images only: cfitsio's quantize level. nil keeps cfitsio's default (4,
-    /// lossy: noise / 4 steps); 0 stores floats losslessly (GZIP only).
+    /// Float images only: cfitsio's quantize level. nil means cfitsio's default, 4
+    /// (lossy: steps of noise / 4); 0 stores floats losslessly (GZIP only).
     public var quantizeLevel: Float?
 
     public init(_ algorithm: CompressionAlgorithm, quantizeLevel: Float? = nil) {
@@ -95,7 +95,7 @@ public final class FITSWriter {
 
     /// Runs `body` with the open handle; on error the writer closes and discards its file.
     func withHandle<T>(_ body: (UnsafeMutablePointer<fitsfile>) throws -> T) throws -> T {
-        guard let pointer = handle else { throw FITSError.writerClosed(path: path) }
+        guard let pointer = handle else { throw FITSError.closed(path: path) }
         do {
             return try body(pointer)
         } catch {
@@ -117,7 +117,7 @@ public final class FITSWriter {
     /// Closes the file and moves it to `path`. Throws `.outputExists` (and discards the
     /// new file) when `path` exists and `overwrite` is false.
     public func commit() throws {
-        guard let pointer = handle else { throw FITSError.writerClosed(path: path) }
+        guard let pointer = handle else { throw FITSError.closed(path: path) }
         handle = nil
         var status: Int32 = 0
         if hduCount == 0 {
@@ -159,6 +159,16 @@ public final class FITSWriter {
         }
     }
 
+    /// Writes `image` (pixels and non-structural header keywords) as the only image of a
+    /// new file at `path`: atomically, and replacing an existing file only if `overwrite`.
+    public static func write(_ image: FITSImage<Float>, to path: String, storage: PixelStorage = .float32,
+                             compression: TileCompression? = nil, overwrite: Bool = false) throws {
+        let writer = try FITSWriter(path: path, overwrite: overwrite)
+        try writer.appendImage(image.pixels, shape: image.shape, storage: storage, header: image.header,
+                               compression: compression)
+        try writer.commit()
+    }
+
     // MARK: - Images
 
     /// Appends an image HDU from `Float` pixels in FITS order (`shape` = NAXIS1, NAXIS2, ...),
@@ -173,7 +183,14 @@ public final class FITSWriter {
                             extensionName: extensionName, compression: compression) { pointer, status in
                 var copy = pixels
                 var first = [Int64](repeating: 1, count: shape.count)
-                ffppxll(pointer, TFLOAT, &first, Int64(copy.count), &copy, &status)
+                // Quantisation would turn NaN into garbage: cfitsio flags pixels equal to
+                // a given null value as ZBLANK instead, so NaN becomes an unused sentinel.
+                if compression != nil, var null = Self.nullSentinel(for: copy) {
+                    for index in copy.indices where copy[index].isNaN { copy[index] = null }
+                    ffppxnll(pointer, TFLOAT, &first, Int64(copy.count), &copy, &null, &status)
+                } else {
+                    ffppxll(pointer, TFLOAT, &first, Int64(copy.count), &copy, &status)
+                }
             }
         case let .int16(scale, zero):
             let blank = Int16.min
@@ -200,6 +217,15 @@ public final class FITSWriter {
             throw FITSError.unsupported(path: path, hdu: hduCount, what: "uint8 images are written from [UInt8]: "
                                         + "use appendImage(mask:shape:)")
         }
+    }
+
+    /// A value absent from `pixels` to stand for NaN (-1e30 or just above), or nil
+    /// when there is no NaN.
+    static func nullSentinel(for pixels: [Float]) -> Float? {
+        guard pixels.contains(where: \.isNaN) else { return nil }
+        var sentinel: Float = -1e30
+        while pixels.contains(sentinel) { sentinel = sentinel.nextUp }
+        return sentinel
     }
 
     /// Appends a BITPIX 8 image (a mask or class map) in FITS order.
@@ -229,7 +255,8 @@ public final class FITSWriter {
                     try createEmptyPrimary(pointer)
                 }
                 fits_set_compression_type(pointer, compression.algorithm.cfitsioCode, &status)
-                if let level = compression.quantizeLevel { fits_set_quantize_level(pointer, level, &status) }
+                // cfitsio keeps these settings per file: set every one, every time.
+                fits_set_quantize_level(pointer, compression.quantizeLevel ?? 4, &status)
                 try check(status, "set tile compression \(compression.algorithm.rawValue)", path: path, hdu: hduCount)
             }
             var naxes = shape.map { Int64($0) }

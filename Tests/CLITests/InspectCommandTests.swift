@@ -73,6 +73,22 @@ final class InspectCommandTests: XCTestCase {
         XCTAssertNoThrow(try jsonObject(run.stdout))
     }
 
+    /// The README's quick start: the shipped samples (scripts/make_sample_fits.py).
+    func testShippedSamples() throws {
+        let samples = ["samples/fits/field.fits", "samples/fits/galaxy.fits", "samples/fits/mask.fits"]
+        let run = try runTool(["inspect", "--stats", "--json"] + samples)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let objects = try run.stdoutLines.map { try jsonObject($0) }
+        XCTAssertEqual(objects.map { $0["file"] as? String }, samples)
+        let field = try XCTUnwrap((objects[0]["hdus"] as? [[String: Any]])?.last)
+        XCTAssertEqual(field["compression"] as? String, "RICE_1")
+        XCTAssertEqual(field["naxis"] as? [Int], [128, 128])
+        XCTAssertEqual((field["stats"] as? [String: Any])?["blank"] as? Int, 3)
+        let text = try runTool(["inspect", "--stats"] + samples)
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertTrue(text.stdout.contains("CTYPE1  = 'RA---TAN'"), text.stdout)
+    }
+
     // MARK: - Errors: exit 1, one line naming the file, the other files still shown
 
     func testUnreadableFilesGiveOneLineEachAndExitOne() throws {

@@ -42,6 +42,23 @@ final class FITSConcurrencyTests: XCTestCase {
         XCTAssertEqual(mismatches, [])
     }
 
+    /// The same path opened, read and closed by many threads at once: cfitsio attaches
+    /// the second handle to the first's buffers, which the per-path lock protects.
+    func testSamePathOpenedConcurrently() throws {
+        let expected = try FITSFile(path: fixture("rice.fits")).readImage(1).pixels
+        let lock = NSLock()
+        var failures: [String] = []
+        DispatchQueue.concurrentPerform(iterations: 200) { _ in
+            do {
+                let pixels = try FITSFile(path: fixture("rice.fits")).readImage(1).pixels
+                if pixels != expected { lock.lock(); failures.append("different pixels"); lock.unlock() }
+            } catch {
+                lock.lock(); failures.append("\(error)"); lock.unlock()
+            }
+        }
+        XCTAssertEqual(failures, [])
+    }
+
     /// One `FITSFile` shared by threads: its lock serialises the HDU moves.
     func testSharedHandle() throws {
         let file = try FITSFile(path: fixture("mef.fits"))

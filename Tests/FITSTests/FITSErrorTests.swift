@@ -9,7 +9,7 @@ final class FITSErrorTests: XCTestCase {
         let path = fixture("truncated.fits")
         assertThrowsFITSError(try FITSFile(path: path).readImage(), mentioning: path) {
             if case let .truncated(_, hdu, expected, actual) = $0 {
-                return hdu == 0 && expected == 2880 + 1920 && actual == 3880
+                return hdu == 0 && expected == 2 * 2880 && actual == 3880
             }
             return false
         }
@@ -20,6 +20,30 @@ final class FITSErrorTests: XCTestCase {
         }
     }
 
+    /// A file cut inside its header, and one cut inside the padding of its last block
+    /// (astropy would warn; cfitsio cannot read it), are `.truncated` too; and no
+    /// cfitsio message of one file leaks into the next file's error.
+    func testTruncatedHeaderAndPadding() throws {
+        let directory = try makeTemporaryDirectory("fits-truncated")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let whole = try Data(contentsOf: URL(fileURLWithPath: fixture("bitpix16.fits")))
+        let header = directory.appendingPathComponent("header-cut.fits").path
+        let padding = directory.appendingPathComponent("padding-cut.fits").path
+        try whole.prefix(1000).write(to: URL(fileURLWithPath: header))
+        try whole.prefix(2880 + 480 + 10).write(to: URL(fileURLWithPath: padding))  // data: 480 bytes
+        assertThrowsFITSError(try FITSFile(path: header), mentioning: header) {
+            $0 == .truncated(path: header, hdu: 0, expectedBytes: 2880, actualBytes: 1000)
+        }
+        assertThrowsFITSError(try FITSFile(path: padding).hdus(), mentioning: padding) {
+            $0 == .truncated(path: padding, hdu: 0, expectedBytes: 5760, actualBytes: 3370)
+        }
+        do {
+            _ = try FITSFile(path: fixture("garbage.fits"))
+        } catch {
+            XCTAssertFalse(error.localizedDescription.contains("header-cut"), error.localizedDescription)
+        }
+    }
+
     func testGarbageHeader() {
         let path = fixture("garbage.fits")
         assertThrowsFITSError(try FITSFile(path: path), mentioning: path) {
@@ -27,6 +51,24 @@ final class FITSErrorTests: XCTestCase {
                 return status != 0 && operation == "open" && !message.isEmpty
             }
             return false
+        }
+    }
+
+    /// Binary noise: cfitsio quotes the bytes it found; the message stays printable ASCII
+    /// on one line.
+    func testBinaryNoiseGivesPrintableMessage() throws {
+        let directory = try makeTemporaryDirectory("fits-noise")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("noise.fits").path
+        var state: UInt32 = 12345
+        let bytes = (0..<6000).map { _ -> UInt8 in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return UInt8(truncatingIfNeeded: state >> 24)
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        assertThrowsFITSError(try FITSFile(path: path), mentioning: path) {
+            guard case let .cfitsio(_, message, _, _, _) = $0 else { return false }
+            return message.unicodeScalars.allSatisfy { (0x20...0x7e).contains($0.value) }
         }
     }
 
@@ -89,6 +131,23 @@ final class FITSErrorTests: XCTestCase {
                               mentioning: path) { $0 == .shapeMismatch(path: path, expected: [20, 12], received: 10) }
     }
 
+    /// Use after close() is a typed error, not a crash; close() twice is harmless.
+    func testUseAfterClose() throws {
+        let path = fixture("bitpix8.fits")
+        let file = try FITSFile(path: path)
+        try file.close()
+        try file.close()
+        assertThrowsFITSError(try file.readImage(), mentioning: path) { $0 == .closed(path: path) }
+        let writer = try FITSWriter(path: FileManager.default.temporaryDirectory
+            .appendingPathComponent("closed-\(getpid()).fits").path)
+        try writer.commit()
+        defer { try? FileManager.default.removeItem(atPath: writer.path) }
+        assertThrowsFITSError(try writer.appendImage(mask: [1], shape: [1]), mentioning: writer.path) {
+            $0 == .closed(path: writer.path)
+        }
+        XCTAssertEqual(try FITSFile(path: writer.path).hduCount(), 1)  // an empty primary HDU
+    }
+
     /// Every message says what is wrong and names the file.
     func testMessagesAreOneLineAndNameTheFile() {
         let errors: [FITSError] = [
@@ -99,7 +158,7 @@ final class FITSErrorTests: XCTestCase {
             .notATable(path: "a.fits", hdu: 0), .unsupported(path: "a.fits", hdu: 2, what: "vector column"),
             .outputExists(path: "a.fits"), .shapeMismatch(path: "a.fits", expected: [2, 2], received: 3),
             .sectionOutOfBounds(path: "a.fits", hdu: 0, section: "x 0..<9", shape: [4, 4]),
-            .writerClosed(path: "a.fits"),
+            .closed(path: "a.fits"),
         ]
         for error in errors {
             let message = error.localizedDescription

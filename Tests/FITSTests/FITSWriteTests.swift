@@ -46,6 +46,32 @@ final class FITSWriteTests: XCTestCase {
         XCTAssertEqual(read.integer("BITPIX"), -32)
     }
 
+    /// A segmentation output: a uint8 class map with the input's WCS (TASKS.md), and a
+    /// float image rewritten with its own header through the one-call writer.
+    func testCopyWCSAndOneCallWrite() throws {
+        let input = try FITSFile(path: fixture("header.fits")).readImage()
+        var header = FITSHeader([HeaderRecord("TASK", .string("segmentation"))])
+        header.copyWCS(from: input.header)
+        let writer = try FITSWriter(path: path("classes.fits"))
+        try writer.appendImage(mask: [0, 1, 2, 1, 0, 0, 2, 2, 1, 1, 0, 0, 0, 0, 1, 2], shape: [4, 4], header: header)
+        try writer.commit()
+        let written = try FITSFile(path: path("classes.fits")).header()
+        XCTAssertEqual(written.wcsRecords.map(\.keyword), input.header.wcsRecords.map(\.keyword))
+        for record in input.header.wcsRecords { XCTAssertEqual(written[record.keyword], record.value, record.keyword) }
+        XCTAssertNil(written["OBJECT"])
+
+        try FITSWriter.write(input, to: path("copy.fits"))
+        let copy = try FITSFile(path: path("copy.fits")).readImage()
+        XCTAssertEqual(copy.pixels, input.pixels)
+        XCTAssertEqual(copy.header.string("LONGSTR"), input.header.string("LONGSTR"))
+        XCTAssertEqual(copy.header.comments, input.header.comments)
+        assertThrowsFITSError(try FITSWriter.write(input, to: path("copy.fits"))) {
+            $0 == .outputExists(path: self.path("copy.fits"))
+        }
+        try FITSWriter.write(input, to: path("copy.fits"), storage: .int16(scale: 1, zero: 0), overwrite: true)
+        XCTAssertEqual(try FITSFile(path: path("copy.fits")).hduInfo(0).storedBitpix, 16)
+    }
+
     func testInt16WithScaleAndBlank() throws {
         let pixels: [Float] = [100, 100.25, 101, .nan, 90, 108.5]
         let writer = try FITSWriter(path: path("i16.fits"))
@@ -95,6 +121,36 @@ final class FITSWriteTests: XCTestCase {
         XCTAssertEqual(try file.readTable("CATALOG"), table)
     }
 
+    /// Lossy RICE on floats (cfitsio's default quantisation) keeps values within the
+    /// quantisation step and NaN as NaN, also after a lossless GZIP HDU; scaled int16
+    /// under RICE and HCOMPRESS is exact.
+    func testCompressedFloatsAndScaledInt16() throws {
+        var floats = (0..<(40 * 30)).map { Float(sin(Double($0) * 0.05) * 20 + 100) }
+        floats[7] = .nan
+        floats[1000] = .nan
+        let scaled: [Float] = (0..<(40 * 30)).map { Float($0 % 400) * 0.5 - 20 }
+        let writer = try FITSWriter(path: path("lossy.fits"))
+        try writer.appendImage(floats, shape: [40, 30], extensionName: "F", compression: TileCompression(.rice))
+        try writer.appendImage(floats, shape: [40, 30], extensionName: "N",
+                               compression: TileCompression(.gzip, quantizeLevel: 0))
+        try writer.appendImage(floats, shape: [40, 30], extensionName: "F2", compression: TileCompression(.rice))
+        try writer.appendImage(scaled, shape: [40, 30], storage: .int16(scale: 0.5, zero: 0), extensionName: "S",
+                               compression: TileCompression(.rice))
+        try writer.appendImage(scaled, shape: [40, 30], storage: .int16(scale: 0.5, zero: 0), extensionName: "H",
+                               compression: TileCompression(.hcompress))
+        try writer.commit()
+        let file = try FITSFile(path: path("lossy.fits"))
+        for hdu: HDUSelector in ["F", "F2", "N"] {
+            let read = try file.readImage(hdu).pixels
+            for (a, b) in zip(read, floats) {
+                if b.isNaN { XCTAssertTrue(a.isNaN, "\(hdu)") } else { XCTAssertEqual(a, b, accuracy: 0.05, "\(hdu)") }
+            }
+        }
+        XCTAssertEqual(try file.readImage("S").pixels, scaled)
+        XCTAssertEqual(try file.hduInfo("H").compression, "HCOMPRESS_1")
+        XCTAssertEqual(try file.readImage("H").pixels, scaled)
+    }
+
     func testCompressedFirstImageGetsEmptyPrimary() throws {
         let writer = try FITSWriter(path: path("c.fits"))
         try writer.appendImage([1, 2, 3, 4], shape: [2, 2], storage: .int16(scale: 1, zero: 0),
@@ -103,6 +159,27 @@ final class FITSWriteTests: XCTestCase {
         let file = try FITSFile(path: path("c.fits"))
         XCTAssertEqual(try file.hduCount(), 2)
         XCTAssertEqual(try file.readImage(1).pixels, [1, 2, 3, 4])
+    }
+
+    /// Large float32 images take the direct read (pread + byte swap, huge pages), in the
+    /// primary HDU and in an extension; both must equal what was written.
+    func testLargeFloat32ImagesReadDirectly() throws {
+        let side = 600
+        var pixels = (0..<(side * side)).map { Float($0 % 9973) * 0.25 - 100 }
+        pixels[12345] = .nan
+        pixels[side * side - 1] = -.infinity
+        let writer = try FITSWriter(path: path("large.fits"))
+        try writer.appendImage(pixels, shape: [side, side])
+        try writer.appendImage(pixels, shape: [side, side], extensionName: "COPY")
+        try writer.commit()
+        let file = try FITSFile(path: path("large.fits"))
+        for hdu: HDUSelector in [0, "COPY"] {
+            let read = try file.readImage(hdu).pixels
+            XCTAssertEqual(read.count, pixels.count)
+            XCTAssertTrue(zip(read, pixels).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        }
+        let section = try file.readSection(x: 100..<103, y: 20..<22)
+        XCTAssertEqual(section.pixels, [20, 21].flatMap { y in (100..<103).map { pixels[$0 + side * y] } })
     }
 
     // MARK: - Atomicity
