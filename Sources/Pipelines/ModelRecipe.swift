@@ -23,8 +23,9 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     public var targetStd: [Double]
     /// Whether the network outputs a log-variance per target (Gaussian NLL).
     public var predictsUncertainty: Bool
-    /// Targets learned as log10 of their value.
-    public var logTargets: [String] = []
+    /// Targets learned as log10 of their value (absent in recipes written before it existed).
+    public var logTargetNames: [String]?
+    public var logTargets: [String] { logTargetNames ?? [] }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
                 targetNames: [String] = [], targetMean: [Double] = [], targetStd: [Double] = [],
@@ -40,7 +41,7 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
         self.targetMean = targetMean
         self.targetStd = targetStd
         self.predictsUncertainty = predictsUncertainty
-        logTargets = input.logTargets
+        logTargetNames = input.logTargets
     }
 
     public var json: String {
