@@ -48,6 +48,13 @@ public struct CatalogEntry: Equatable, Sendable {
     public var label: Int?
     /// Regression targets, in `Catalog.targetNames` order.
     public var targets: [Double]
+
+    public init(url: URL, name: String, label: Int? = nil, targets: [Double] = []) {
+        self.url = url
+        self.name = name
+        self.label = label
+        self.targets = targets
+    }
 }
 
 /// The inputs of a data set: a catalog CSV (`file,label` or `file,target,...`,

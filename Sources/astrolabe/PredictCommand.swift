@@ -1,9 +1,11 @@
 // `astrolabe predict`: run a classifier (PyTorch state dict or Astrolabe model file) on FITS images.
 import ArgumentParser
 import Autograd
-import CFITSIO
+import FITS
 import Foundation
 import NN
+import Pipelines
+import Preprocessing
 
 /// `astrolabe predict --weights FILE.safetensors --arch resnet18|resnet34|cnn --classes N
 /// --in-channels C --raw INPUT.fits... --output out.csv`
@@ -11,8 +13,9 @@ import NN
 /// With `--raw`, pixels go to the model untouched (no scaling, NaN kept) and the CSV holds
 /// `file,logit_0,...,logit_{N-1}`. A plain PyTorch `state_dict` needs `--arch`, `--classes`
 /// and `--in-channels`; ResNet widths and the stem are read from the weights' shapes. A model
-/// file with Astrolabe metadata needs none of them; without `--raw` its recorded
-/// preprocessing is applied and the CSV holds `file,probability_0,...`.
+/// file with Astrolabe metadata needs none of them; without `--raw` its recorded recipe
+/// (how inputs are read and prepared) is applied and the CSV holds class probabilities,
+/// `file,p_<class>,...` (or `probability_0,...` when the file names no classes).
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Classify FITS images with a safetensors model; writes one CSV row per file.")
@@ -58,7 +61,13 @@ struct Predict: ParsableCommand {
         guard batchSize > 0 else { throw PredictError.usage("--batch-size must be positive") }
         guard !inputs.isEmpty else { throw PredictError.usage("no input images: give one or more FITS files") }
         let file = try Safetensors(contentsOf: URL(fileURLWithPath: weights))
-        let images = try inputs.map { try RawFITSImage.read(path: $0) }
+        // The recipe a model trained by Astrolabe records: how its inputs are read and prepared.
+        let recipe: ModelRecipe? = try file.metadata[ModelFile.preprocessingKey].flatMap { json in
+            let trimmed = json.filter { !$0.isWhitespace }
+            if trimmed == "[]" || trimmed == "{}" || trimmed.isEmpty { return nil }
+            return try ModelRecipe.decode(json, path: weights)
+        }
+        let images = try inputs.map { try readImage($0, recipe: raw ? nil : recipe) }
         let (model, architecture, preprocessing) = try buildModel(file, imageShape: images.first?.shape)
         if !raw && preprocessing == nil && file.metadata[ModelFile.architectureKey] == nil {
             throw PredictError.usage("'\(weights)' is a plain state_dict with no recorded preprocessing: add --raw "
@@ -71,14 +80,15 @@ struct Predict: ParsableCommand {
         // Inference fast path: batch norm folded into the convolutions, ReLU fused.
         model.eval()
         let fast = model.fusedForInference()
-        var rows = ["file," + (0..<architecture.classes).map { (raw ? "logit_" : "probability_") + "\($0)" }.joined(separator: ",")]
+        let names = !raw && recipe?.classNames.count == architecture.classes ? recipe!.classNames.map { "p_" + $0 } : nil
+        var rows = ["file," + (names ?? (0..<architecture.classes).map { (raw ? "logit_" : "probability_") + "\($0)" })
+            .joined(separator: ",")]
         var start = 0
         while start < images.count {
             // A batch of consecutive images with the same shape.
             var end = start + 1
             while end < images.count && end - start < batchSize && images[end].shape == images[start].shape { end += 1 }
-            var batch = Tensor.stack(Array(images[start..<end]), axis: 0)
-            if !raw { batch = try applyRecordedPreprocessing(preprocessing, to: batch) }
+            let batch = Tensor.stack(Array(images[start..<end]), axis: 0)
             var out = withNoGrad { fast(batch) }
             if !raw { out = withNoGrad { out.softmax(axis: 1) } }
             let values = out.scalars, n = architecture.classes
@@ -134,16 +144,24 @@ struct Predict: ParsableCommand {
         return (model, architecture, nil)
     }
 
-    /// Applies the preprocessing JSON recorded in a model file.
-    /// TODO(lead): hand this to the preprocessing module once it is merged; until then only an
-    /// empty stage list is understood.
-    private func applyRecordedPreprocessing(_ json: String?, to batch: Tensor) throws -> Tensor {
-        let trimmed = (json ?? "[]").filter { !$0.isWhitespace }
-        guard trimmed == "[]" || trimmed == "{}" || trimmed == "{\"stages\":[]}" else {
-            throw PredictError.usage("the model file records preprocessing \(json!), which this build cannot apply yet "
-                + "(the preprocessing module is not part of it); use --raw with already-preprocessed images")
+    /// One input as `[C, H, W]`: raw pixels of the first image HDU, or, for a model
+    /// with a recipe, the sample read and prepared exactly as in training.
+    private func readImage(_ path: String, recipe: ModelRecipe?) throws -> Tensor {
+        let url = URL(fileURLWithPath: path)
+        let image: PlanarImage
+        if let recipe {
+            let entry = CatalogEntry(url: url, name: url.lastPathComponent, label: nil, targets: [])
+            let sample = try Preparation(recipe.stages.filter { !$0.isAugmentation })
+                .prepare(try Sample.load(entry, input: recipe.fitsInput), training: false)
+            image = sample.image
+        } else {
+            let fits = try FITSFile(path: path)
+            guard let hdu = try fits.hdus().first(where: { $0.kind == .image && $0.elementCount > 0 }) else {
+                throw PredictError.usage("'\(path)' holds no image")
+            }
+            image = try PlanarImage(fits: try fits.readImage(.index(hdu.index), as: Float.self), file: path)
         }
-        return batch
+        return Tensor(shape: image.shape, data: image.pixels)
     }
 
     private func csvField(_ s: String) -> String {
@@ -161,42 +179,5 @@ enum PredictError: Error, LocalizedError {
         case .fits(let path, let operation, let status, let message):
             return "FITS: \(operation) failed for '\(path)': \(message) (cfitsio status \(status))"
         }
-    }
-}
-
-// MARK: - Temporary FITS reader
-// TODO(lead): replace with the FITS module once merged (branch `fits`). A private, minimal
-// reader so that `predict` works now: first image HDU, any BITPIX, read as Float32 with
-// undefined pixels as NaN, [H, W] -> [1, H, W], [C, H, W] kept.
-
-private enum RawFITSImage {
-    static func read(path: String) throws -> Tensor {
-        var fptr: UnsafeMutablePointer<fitsfile>?
-        var status: Int32 = 0
-        func check(_ operation: String) throws {
-            guard status != 0 else { return }
-            var text = [CChar](repeating: 0, count: 31)
-            ffgerr(status, &text)
-            throw PredictError.fits(path: path, operation: operation, status: status,
-                                    message: String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        ffiopn(&fptr, path, READONLY, &status)   // fits_open_image: first HDU with an image
-        try check("open")
-        defer { var s: Int32 = 0; ffclos(fptr, &s) }
-        var bitpix: Int32 = 0, naxis: Int32 = 0
-        var dims = [Int64](repeating: 0, count: 3)
-        ffgiprll(fptr, 3, &bitpix, &naxis, &dims, &status)   // fits_get_img_param
-        try check("read image size")
-        guard naxis == 2 || naxis == 3, dims.prefix(Int(naxis)).allSatisfy({ $0 > 0 }) else {
-            throw PredictError.usage("'\(path)': the image has \(naxis) axes \(dims.prefix(Int(naxis))); predict needs 2 (H, W) or 3 (C, H, W)")
-        }
-        let (w, h, c) = (Int(dims[0]), Int(dims[1]), naxis == 3 ? Int(dims[2]) : 1)
-        var pixels = [Float](repeating: 0, count: c * h * w)
-        var first = [Int](repeating: 1, count: Int(naxis))
-        var null = Float.nan
-        var anyNull: Int32 = 0
-        ffgpxv(fptr, TFLOAT, &first, Int64(pixels.count), &null, &pixels, &anyNull, &status)   // fits_read_pix
-        try check("read pixels")
-        return Tensor(shape: [c, h, w], data: pixels)
     }
 }
