@@ -142,7 +142,9 @@ extension PipelineRunner {
         var tensors = try Safetensors(contentsOf: url).tensors
         if let first = network.namedParameters().first, let pre = tensors[first.key], pre.shape.count == 4,
            pre.shape[1] != inputChannels {
-            tensors = try tensors.adaptingInputChannels(key: first.key, to: inputChannels, method: .mean)
+            // One pretrained band to several: repeat the kernel, scaled; several to one: average them.
+            let method: InputChannelAdaptation = pre.shape[1] == 1 ? .repeatAndScale : .mean
+            tensors = try tensors.adaptingInputChannels(key: first.key, to: inputChannels, method: method)
         }
         return try network.load(stateDict: tensors, mode: .partial)
     }
