@@ -7,7 +7,7 @@ struct Bench: ParsableCommand {
         abstract: "Measure speed; prints one JSON object per line (see BENCH.md).")
 
     enum Workload: String, ExpressibleByArgument, CaseIterable {
-        case fits, conv
+        case fits, conv, preprocessing
     }
 
     @Option(help: "Data-path or kernel workload: \(Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -22,6 +22,7 @@ struct Bench: ParsableCommand {
             switch w {
             case .fits: try runFITSBench(quick: quick)
             case .conv: try runConvBench(quick: quick)
+            case .preprocessing: try runPreprocessingBench(quick: quick)
             }
         }
     }
