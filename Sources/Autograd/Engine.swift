@@ -110,9 +110,15 @@ extension Tensor {
         }
         // Gradients of intermediate tensors live here, not in `grad`; leaves get `grad`.
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        var adopted = Set<ObjectIdentifier>()
         for t in order.reversed() {
             guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
-            if t.requiresGrad { t.accumulateGrad(g) }
+            if t.requiresGrad {
+                // Take the engine's gradient tensor as `grad` without copying when nobody else can
+                // see it: not the caller's seed, not already someone's grad, sole owner of its storage.
+                let canAdopt = g !== seed && !adopted.contains(ObjectIdentifier(g)) && isKnownUniquelyReferenced(&g.storage)
+                if t.accumulateGrad(g, adopting: canAdopt) { adopted.insert(ObjectIdentifier(g)) }
+            }
             guard let node = t.node, let pullback = node.pullback else { continue }
             let inputGrads = pullback(g)
             precondition(inputGrads.count == node.inputs.count,
@@ -131,22 +137,23 @@ extension Tensor {
         }
     }
 
-    /// `grad += g`, allocating a fresh gradient the first time.
-    func accumulateGrad(_ g: Tensor) {
+    /// `grad += g`; the first time, `grad = g` itself when `adopting`, else a copy. Returns
+    /// whether `g` was adopted.
+    func accumulateGrad(_ g: Tensor, adopting: Bool) -> Bool {
         if let grad {
             let p = grad.storage.pointer, q = g.storage.pointer
-            for i in 0..<count { p[i] += q[i] }
-        } else {
-            // Copy: a pullback may hand back storage shared with another tensor (reshape).
-            grad = g.copy()
+            Threading.parallelChunks(count) { _, r in for i in r { p[i] += q[i] } }
+            return false
         }
+        grad = adopting ? g : g.copy()
+        return adopting
     }
 
     /// Sum of two same-shape gradients into new storage (either may be shared).
     func summed(with other: Tensor) -> Tensor {
         let out = Tensor(uninitializedShape: shape)
         let p = out.storage.pointer, a = storage.pointer, b = other.storage.pointer
-        for i in 0..<count { p[i] = a[i] + b[i] }
+        Threading.parallelChunks(count) { _, r in for i in r { p[i] = a[i] + b[i] } }
         return out
     }
 }
