@@ -14,6 +14,23 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(x.grad?.scalars, [2, 4, 6])
     }
 
+    /// Gradients the engine hands over without copying must never alias each other or the
+    /// caller's tensors.
+    func testLeafGradientsDoNotAlias() {
+        let x = Tensor([1, 2], requiresGrad: true), z = Tensor([3, 4], requiresGrad: true)
+        (x + z).sum().backward()      // both inputs receive the same upstream gradient
+        (x * 2).sum().backward()      // accumulates into x.grad only
+        XCTAssertEqual(x.grad?.scalars, [3, 3])
+        XCTAssertEqual(z.grad?.scalars, [1, 1])
+        let seed = Tensor([1, 1])
+        let w = Tensor([5, 6], requiresGrad: true)
+        w.reshaped(to: [2, 1]).backward(gradient: Tensor(shape: [2, 1], data: [1, 1]))
+        w.backward(gradient: seed)
+        w.backward(gradient: seed)
+        XCTAssertEqual(w.grad?.scalars, [3, 3])
+        XCTAssertEqual(seed.scalars, [1, 1])
+    }
+
     /// A node used twice (a diamond) receives the sum of both paths.
     func testDiamondGraph() {
         let x = Tensor(scalar: 3, requiresGrad: true)
