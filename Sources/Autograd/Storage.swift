@@ -78,7 +78,6 @@ public enum Threading {
     /// Splits `0..<count` into at most `workerCount` contiguous chunks and runs them concurrently
     /// when `count * costPerItem` is large enough to pay for a thread hop; `body(chunk, range)`.
     /// OpenBLAS runs single-threaded inside the parallel region so the cores are not oversubscribed.
-    @inline(__always)
     public static func parallelChunks(_ count: Int, costPerItem: Int = 1,
                                       _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
         let workers = min(workerCount, count)
