@@ -13,6 +13,23 @@ final class Node {
         self.inputs = inputs
         self.pullback = pullback
     }
+
+    /// Releases a graph that was never backpropagated without recursion: freeing a
+    /// 100,000-op chain one nested deinit at a time would overflow the stack. Inputs that
+    /// only this node holds are unlinked here, iteratively.
+    deinit {
+        // The pullback captures inputs too: drop it first so that `stack` holds the only references.
+        pullback = nil
+        var stack = inputs
+        inputs = []
+        while var t = stack.popLast() {
+            guard isKnownUniquelyReferenced(&t), t.node != nil, isKnownUniquelyReferenced(&t.node) else { continue }
+            let node = t.node!
+            node.pullback = nil
+            stack.append(contentsOf: node.inputs)
+            node.inputs = []
+        }
+    }
 }
 
 /// Whether operations are recorded for autograd.

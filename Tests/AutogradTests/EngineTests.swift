@@ -100,6 +100,16 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(x.grad!.item, Float(Foundation.pow(1.0001, 20_000.0)), accuracy: 1e-2)
     }
 
+    /// Dropping a long graph that never saw backward() must not overflow the stack.
+    func testDeepUnusedGraphIsFreedIteratively() {
+        let x = Tensor(scalar: 1, requiresGrad: true)
+        var y = x
+        for _ in 0..<200_000 { y = y + 1 }
+        XCTAssertEqual(y.item, 200_001)
+        y = x    // releases the chain
+        XCTAssertEqual(y.item, 1)
+    }
+
     func testReshapeSharesStorageAndCopiesElsewhere() {
         let x = Tensor(shape: [2, 3], data: [0, 1, 2, 3, 4, 5])
         XCTAssertTrue(x.reshaped(to: [3, 2]).storage === x.storage)
