@@ -1,4 +1,5 @@
 // The reverse-mode engine: graph recording, gradient mode, backward().
+import Foundation
 
 /// One recorded operation: its inputs and the function that maps the output gradient to
 /// input gradients. The engine, not the op, accumulates them, after checking shapes.
@@ -32,9 +33,20 @@ final class Node {
     }
 }
 
-/// Whether operations are recorded for autograd.
+/// Whether operations are recorded for autograd, per thread: a data-loading thread that
+/// works inside `withNoGrad` must not switch recording off for the training thread.
 public enum GradMode {
-    nonisolated(unsafe) public internal(set) static var isEnabled = true
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// True unless this thread is inside `withNoGrad` (a thread-specific value: nil = enabled).
+    public internal(set) static var isEnabled: Bool {
+        get { pthread_getspecific(key) == nil }
+        set { pthread_setspecific(key, newValue ? nil : UnsafeRawPointer(bitPattern: 1)) }
+    }
 }
 
 /// Runs `body` without recording any graph (inference, optimiser updates).

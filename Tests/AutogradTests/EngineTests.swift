@@ -49,6 +49,23 @@ final class EngineTests: XCTestCase {
         XCTAssertTrue(GradMode.isEnabled)
     }
 
+    /// The no-gradient scope is per thread.
+    func testNoGradScopeIsPerThread() {
+        let entered = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            withNoGrad {
+                entered.signal()
+                done.wait()
+            }
+        }
+        entered.wait()
+        let w = Tensor([1, 2], requiresGrad: true)
+        let y = (w * w).sum()
+        done.signal()
+        XCTAssertTrue(GradMode.isEnabled)
+        XCTAssertNotNil(y.node)
+    }
+
     func testDetachedStopsGradient() {
         let x = Tensor(scalar: 2, requiresGrad: true)
         let y = x * x.detached()     // d/dx = x (only the left factor)
