@@ -40,7 +40,36 @@ def shapes():
     ]
 
 
+def elementwise():
+    """The memory-bound ops of unet's largest activation, as `astrolabe bench --workload conv`."""
+    x = torch.randn(8, 16, 256, 256, requires_grad=True)
+    gamma, beta = torch.ones(16, requires_grad=True), torch.zeros(16, requires_grad=True)
+    rm, rv = torch.zeros(16), torch.ones(16)
+    ops = [("relu", lambda: F.relu(x)),
+           ("batchNorm", lambda: F.batch_norm(x, rm, rv, gamma, beta, training=True)),
+           ("maxPool2d", lambda: F.max_pool2d(x, 2)),
+           ("add", lambda: x + x)]
+    for name, op in ops:
+        gout = torch.randn_like(op())
+        tf, tb = [], []
+        for rep in range(REPS + 1):
+            t0 = time.perf_counter()
+            y = op()
+            t1 = time.perf_counter()
+            x.grad = gamma.grad = beta.grad = None
+            t2 = time.perf_counter()
+            y.backward(gout)
+            t3 = time.perf_counter()
+            if rep > 0:
+                tf.append((t1 - t0) * 1e3)
+                tb.append((t3 - t2) * 1e3)
+        print(json.dumps(dict(workload="conv", impl="pytorch", kernel=name, shape="8x16x256x256", threads=torch.get_num_threads(),
+                              forward_ms=round(statistics.median(tf), 2), backward_ms=round(statistics.median(tb), 2),
+                              forward_min_ms=round(min(tf), 2), backward_min_ms=round(min(tb), 2)), sort_keys=True), flush=True)
+
+
 def main():
+    elementwise()
     for s in shapes():
         x = torch.randn(s["batch"], s["c"], s["size"], s["size"], requires_grad=True)
         wshape = (s["c"], s["f"], s["k"], s["k"]) if s["transposed"] else (s["f"], s["c"], s["k"], s["k"])

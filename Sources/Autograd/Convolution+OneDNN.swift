@@ -6,6 +6,12 @@
 // what PyTorch itself uses. The library is opened with dlopen, so it is optional: without
 // it (or with ASTROLABE_CONV_BACKEND=im2col) the im2col path runs, with identical results
 // to within float rounding. Only the C entry points below are used (oneDNN 2.x API).
+//
+// Threads: Debian's oneDNN uses OpenMP, and on a shared 2-core machine libgomp's
+// wake-ups were measured to stall for whole scheduler slices (30-60 ms per call). So
+// oneDNN runs single-threaded (OMP_NUM_THREADS=1) and we split the batch over our own
+// workers instead, one primitive, stream and scratch set per worker - the same model as
+// the im2col path.
 import Foundation
 
 /// Which implementation runs `conv2d` and `transposedConv2d`.
@@ -38,6 +44,7 @@ final class DNNL {
     static let queryDiffWeights: Int32 = 132, queryDst: Int32 = 133, queryDiffDst: Int32 = 134
     static let argSrc: Int32 = 1, argDst: Int32 = 17, argWeights: Int32 = 33
     static let argDiffSrc: Int32 = 129, argDiffDst: Int32 = 145, argDiffWeights: Int32 = 161
+    static let argScratchpad: Int32 = 80, queryScratchpad: Int32 = 136, scratchpadModeUser: Int32 = 1
     static let memoryDescriptorBytes = 1024, operationDescriptorBytes = 8192   // 696 and 5976 in 2.6
 
     let engineCreate: @convention(c) (UnsafeMutablePointer<Handle?>, Int32, Int) -> Int32
@@ -64,19 +71,22 @@ final class DNNL {
     let primitiveExecute: @convention(c) (Handle?, Handle?, Int32, UnsafeRawPointer) -> Int32
     let memoryCreate: @convention(c) (UnsafeMutablePointer<Handle?>, UnsafeRawPointer, Handle?, UnsafeMutableRawPointer?) -> Int32
     let memorySetDataHandle: @convention(c) (Handle?, UnsafeMutableRawPointer?) -> Int32
+    /// Primitive attributes asking for a user-provided scratchpad: with the library's own
+    /// (global) scratchpad, two workers running primitives at once crashed.
+    let attributes: Handle
 
     let engine: Handle
-    let stream: Handle
+    /// One stream per worker: a stream must not be used by two threads at once.
+    let streams: [Handle]
     private var cache: [ConvKey: DNNLConvolution] = [:]
     private let lock = NSLock()
 
     nonisolated(unsafe) static let shared: DNNL? = DNNL()
 
     private init?() {
-        // OpenMP reads these when libgomp loads (with libdnnl, just below): use our thread count and
-        // spin briefly, so idle OpenMP workers do not steal the cores from OpenBLAS and GCD workers.
-        setenv("OMP_NUM_THREADS", "\(Threading.workerCount)", 0)
-        setenv("GOMP_SPINCOUNT", "10000", 0)
+        // OpenMP reads this when libgomp loads (with libdnnl, just below): one OpenMP thread,
+        // as parallelism comes from our workers (see the file comment).
+        setenv("OMP_NUM_THREADS", "1", 1)
         guard let lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL) else { return nil }
         func sym<T>(_ name: String, _: T.Type) -> T? {
             dlsym(lib, name).map { unsafeBitCast($0, to: T.self) }
@@ -99,18 +109,28 @@ final class DNNL {
               let primCreate = sym("dnnl_primitive_create", type(of: self.primitiveCreate)),
               let primExec = sym("dnnl_primitive_execute", type(of: self.primitiveExecute)),
               let memCreate = sym("dnnl_memory_create", type(of: self.memoryCreate)),
-              let memSet = sym("dnnl_memory_set_data_handle", type(of: self.memorySetDataHandle))
+              let memSet = sym("dnnl_memory_set_data_handle", type(of: self.memorySetDataHandle)),
+              let attrCreate = sym("dnnl_primitive_attr_create", (@convention(c) (UnsafeMutablePointer<Handle?>) -> Int32).self),
+              let attrScratchpad = sym("dnnl_primitive_attr_set_scratchpad_mode", (@convention(c) (Handle?, Int32) -> Int32).self)
         else { return nil }
+        var attr: Handle?
+        guard attrCreate(&attr) == 0, let attr, attrScratchpad(attr, DNNL.scratchpadModeUser) == 0 else { return nil }
+        attributes = attr
         self.engineCreate = engineCreate; self.streamCreate = streamCreate; self.streamWait = streamWait
         memoryDescInitByTag = mdInit; memoryDescEqual = mdEqual; memoryDescGetSize = mdSize
         convForwardInit = cf; convBackwardDataInit = cbd; convBackwardWeightsInit = cbw
         deconvForwardInit = df; deconvBackwardDataInit = dbd; deconvBackwardWeightsInit = dbw
         primitiveDescCreate = pdCreate; primitiveDescQueryMD = pdQuery; reorderDescCreate = reorder
         primitiveCreate = primCreate; primitiveExecute = primExec; memoryCreate = memCreate; memorySetDataHandle = memSet
-        var e: Handle?, s: Handle?
-        guard engineCreate(&e, 1 /* dnnl_cpu */, 0) == 0, let e,
-              streamCreate(&s, e, 1 /* default flags */) == 0, let s else { return nil }
-        engine = e; stream = s
+        var e: Handle?
+        guard engineCreate(&e, 1 /* dnnl_cpu */, 0) == 0, let e else { return nil }
+        var streams: [Handle] = []
+        for _ in 0..<16 {
+            var s: Handle?
+            guard streamCreate(&s, e, 1 /* default flags */) == 0, let s else { return nil }
+            streams.append(s)
+        }
+        engine = e; self.streams = streams
     }
 
     /// The cached primitives for one convolution shape, or nil if oneDNN declines it.
@@ -126,6 +146,8 @@ final class DNNL {
 /// Everything that identifies a convolution primitive. For a transposed convolution `input`
 /// is the deconvolution's source `[N, Cin, H, W]` and `output` its destination.
 struct ConvKey: Hashable {
+    /// The worker that owns these primitives' memory objects (and so may run them).
+    var worker = 0
     let transposed: Bool
     let input: [Int64], weights: [Int64], output: [Int64]
     let strides: [Int64], dilations: [Int64], padL: [Int64], padR: [Int64]
@@ -133,15 +155,28 @@ struct ConvKey: Hashable {
 
 /// Scratch memory for oneDNN's blocked layouts, reused across calls (one op runs at a time).
 private final class DNNLScratch {
-    nonisolated(unsafe) static var buffers: [UnsafeMutableRawPointer?] = [nil, nil, nil, nil]
-    nonisolated(unsafe) static var sizes = [0, 0, 0, 0]
-    static func buffer(_ slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
-        if sizes[slot] < bytes {
-            buffers[slot]?.deallocate()
-            buffers[slot] = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            sizes[slot] = bytes
+    // Raw tables, not arrays: workers write their own slots concurrently.
+    static let buffers: UnsafeMutablePointer<UnsafeMutableRawPointer?> = {
+        let p = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 128)
+        p.initialize(repeating: nil, count: 128)
+        return p
+    }()
+    static let sizes: UnsafeMutablePointer<Int> = {
+        let p = UnsafeMutablePointer<Int>.allocate(capacity: 128)
+        p.initialize(repeating: 0, count: 128)
+        return p
+    }()
+
+    /// Slot `slot` (< 8: 0-2 arguments, 3 scratchpad, 4 reorder scratchpad) of worker `worker`
+    /// (< 16), at least `bytes` long.
+    static func buffer(worker: Int, slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
+        let i = worker * 8 + slot
+        if sizes[i] < bytes {
+            buffers[i]?.deallocate()
+            buffers[i] = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            sizes[i] = bytes
         }
-        return buffers[slot]!
+        return buffers[i]!
     }
 }
 
@@ -159,18 +194,28 @@ final class DNNLConvolution {
         let reorder: Handle?
         let bytes: Int
         let isOutput: Bool
+        let reorderScratchpad: Scratchpad?
+    }
+
+    /// A primitive's user-provided scratchpad: memory object and size (handle set per run).
+    struct Scratchpad {
+        let memory: Handle
+        let bytes: Int
     }
 
     struct Step {
         let primitive: Handle
         let ports: [Port]
+        let scratchpad: Scratchpad?
     }
 
     let forward: Step, backwardData: Step, backwardWeights: Step
     private unowned let dnnl: DNNL
+    private let worker: Int
 
     init?(_ key: ConvKey, _ dnnl: DNNL) {
         self.dnnl = dnnl
+        worker = key.worker
         func md(_ dims: [Int64], _ tag: Int32) -> UnsafeMutableRawPointer? {
             let p = UnsafeMutableRawPointer.allocate(byteCount: DNNL.memoryDescriptorBytes, alignment: 64)
             p.initializeMemory(as: UInt8.self, repeating: 0, count: DNNL.memoryDescriptorBytes)
@@ -188,28 +233,37 @@ final class DNNLConvolution {
 
         func primitiveDesc(hint: Handle?) -> Handle? {
             var pd: Handle?
-            return dnnl.primitiveDescCreate(&pd, opDesc, nil, dnnl.engine, hint) == 0 ? pd : nil
+            return dnnl.primitiveDescCreate(&pd, opDesc, dnnl.attributes, dnnl.engine, hint) == 0 ? pd : nil
+        }
+        func scratchpad(_ pd: Handle) -> Scratchpad?? {
+            guard let md = dnnl.primitiveDescQueryMD(pd, DNNL.queryScratchpad, 0) else { return .some(nil) }
+            let bytes = dnnl.memoryDescGetSize(md)
+            if bytes == 0 { return .some(nil) }
+            var memory: Handle?
+            guard dnnl.memoryCreate(&memory, md, dnnl.engine, nil) == 0, let memory else { return nil }
+            return Scratchpad(memory: memory, bytes: bytes)
         }
         func port(_ pd: Handle, _ query: Int32, arg: Int32, user: UnsafeRawPointer, isOutput: Bool) -> Port? {
             guard let preferred = dnnl.primitiveDescQueryMD(pd, query, 0) else { return nil }
             var userMemory: Handle?
             guard dnnl.memoryCreate(&userMemory, user, dnnl.engine, nil) == 0, let userMemory else { return nil }
             if dnnl.memoryDescEqual(user, preferred) != 0 {
-                return Port(arg: arg, user: userMemory, blocked: nil, reorder: nil, bytes: 0, isOutput: isOutput)
+                return Port(arg: arg, user: userMemory, blocked: nil, reorder: nil, bytes: 0, isOutput: isOutput,
+                            reorderScratchpad: nil)
             }
             var blocked: Handle?, reorderPD: Handle?, reorder: Handle?
             guard dnnl.memoryCreate(&blocked, preferred, dnnl.engine, nil) == 0,
-                  (isOutput ? dnnl.reorderDescCreate(&reorderPD, preferred, dnnl.engine, user, dnnl.engine, nil)
-                            : dnnl.reorderDescCreate(&reorderPD, user, dnnl.engine, preferred, dnnl.engine, nil)) == 0,
-                  dnnl.primitiveCreate(&reorder, reorderPD) == 0 else { return nil }
+                  (isOutput ? dnnl.reorderDescCreate(&reorderPD, preferred, dnnl.engine, user, dnnl.engine, dnnl.attributes)
+                            : dnnl.reorderDescCreate(&reorderPD, user, dnnl.engine, preferred, dnnl.engine, dnnl.attributes)) == 0,
+                  dnnl.primitiveCreate(&reorder, reorderPD) == 0, let reorderScratchpad = scratchpad(reorderPD!) else { return nil }
             return Port(arg: arg, user: userMemory, blocked: blocked, reorder: reorder,
-                        bytes: dnnl.memoryDescGetSize(preferred), isOutput: isOutput)
+                        bytes: dnnl.memoryDescGetSize(preferred), isOutput: isOutput, reorderScratchpad: reorderScratchpad)
         }
         func step(_ pd: Handle, _ specs: [(Int32, Int32, UnsafeMutableRawPointer, Bool)]) -> Step? {
             var prim: Handle?
-            guard dnnl.primitiveCreate(&prim, pd) == 0, let prim else { return nil }
+            guard dnnl.primitiveCreate(&prim, pd) == 0, let prim, let pad = scratchpad(pd) else { return nil }
             let ports = specs.compactMap { port(pd, $0.0, arg: $0.1, user: $0.2, isOutput: $0.3) }
-            return ports.count == specs.count ? Step(primitive: prim, ports: ports) : nil
+            return ports.count == specs.count ? Step(primitive: prim, ports: ports, scratchpad: pad) : nil
         }
 
         let fwdInit = key.transposed ? dnnl.deconvForwardInit : dnnl.convForwardInit
@@ -228,27 +282,37 @@ final class DNNLConvolution {
         forward = f; backwardData = b; backwardWeights = w
     }
 
-    /// Runs one step on raw tensor pointers given in port order (inputs..., output).
+    /// Runs one step on raw tensor pointers given in port order (inputs..., output), on this
+    /// object's worker's stream and scratch (only that worker may call it).
     func run(_ step: Step, _ pointers: [UnsafeMutablePointer<Float>]) {
+        let stream = dnnl.streams[worker]
         var args: [DNNL.ExecArg] = []
         for (slot, (port, pointer)) in zip(step.ports, pointers).enumerated() {
             _ = dnnl.memorySetDataHandle(port.user, pointer)
             guard let blocked = port.blocked else { args.append(.init(arg: port.arg, memory: port.user)); continue }
-            _ = dnnl.memorySetDataHandle(blocked, DNNLScratch.buffer(slot, bytes: port.bytes))
-            if !port.isOutput { execute(port.reorder!, from: port.user, to: blocked) }
+            _ = dnnl.memorySetDataHandle(blocked, DNNLScratch.buffer(worker: worker, slot: slot, bytes: port.bytes))
+            if !port.isOutput { execute(port, from: port.user, to: blocked, stream) }
             args.append(.init(arg: port.arg, memory: blocked))
         }
-        let status = args.withUnsafeBufferPointer { dnnl.primitiveExecute(step.primitive, dnnl.stream, Int32($0.count), UnsafeRawPointer($0.baseAddress!)) }
+        if let pad = step.scratchpad {
+            _ = dnnl.memorySetDataHandle(pad.memory, DNNLScratch.buffer(worker: worker, slot: 3, bytes: pad.bytes))
+            args.append(.init(arg: DNNL.argScratchpad, memory: pad.memory))
+        }
+        let status = args.withUnsafeBufferPointer { dnnl.primitiveExecute(step.primitive, stream, Int32($0.count), UnsafeRawPointer($0.baseAddress!)) }
         precondition(status == 0, "conv2d: oneDNN primitive failed with status \(status)")
         for port in step.ports where port.isOutput && port.blocked != nil {
-            execute(port.reorder!, from: port.blocked!, to: port.user)
+            execute(port, from: port.blocked!, to: port.user, stream)
         }
-        _ = dnnl.streamWait(dnnl.stream)
+        _ = dnnl.streamWait(stream)
     }
 
-    private func execute(_ reorder: Handle, from: Handle, to: Handle) {
-        let args = [DNNL.ExecArg(arg: 1 /* FROM */, memory: from), DNNL.ExecArg(arg: 17 /* TO */, memory: to)]
-        let status = args.withUnsafeBufferPointer { dnnl.primitiveExecute(reorder, dnnl.stream, 2, UnsafeRawPointer($0.baseAddress!)) }
+    private func execute(_ port: Port, from: Handle, to: Handle, _ stream: Handle) {
+        var args = [DNNL.ExecArg(arg: 1 /* FROM */, memory: from), DNNL.ExecArg(arg: 17 /* TO */, memory: to)]
+        if let pad = port.reorderScratchpad {
+            _ = dnnl.memorySetDataHandle(pad.memory, DNNLScratch.buffer(worker: worker, slot: 4, bytes: pad.bytes))
+            args.append(.init(arg: DNNL.argScratchpad, memory: pad.memory))
+        }
+        let status = args.withUnsafeBufferPointer { dnnl.primitiveExecute(port.reorder!, stream, Int32($0.count), UnsafeRawPointer($0.baseAddress!)) }
         precondition(status == 0, "conv2d: oneDNN reorder failed with status \(status)")
     }
 }
@@ -256,37 +320,67 @@ final class DNNLConvolution {
 extension Tensor {
     /// conv2d / transposedConv2d through oneDNN, recorded with its fused backward; nil when
     /// the backend is im2col or oneDNN declines the shape (the caller then runs im2col).
+    /// The batch is split into one contiguous chunk per worker.
     func convolvedWithOneDNN(transposed: Bool, weight: Tensor, bias: Tensor?, outputShape: [Int], stride: Size2,
                              dilation: Size2, padBefore: Size2, padAfter: Size2) -> Tensor? {
         guard ConvolutionBackend.current == .oneDNN, let dnnl = DNNL.shared else { return nil }
+        let n = shape[0]
+        let workers = Swift.max(1, Swift.min(Threading.workerCount, n, 16))
+        let chunks = (0..<workers).map { (n * $0 / workers)..<(n * ($0 + 1) / workers) }
         // oneDNN's deconvolution weights are [OC, IC, KH, KW] stored as "iohw": PyTorch's layout.
         let weightDims = transposed ? [weight.shape[1], weight.shape[0], weight.shape[2], weight.shape[3]] : weight.shape
-        let key = ConvKey(transposed: transposed, input: shape.map(Int64.init), weights: weightDims.map(Int64.init),
-                          output: outputShape.map(Int64.init),
-                          strides: [Int64(stride.height), Int64(stride.width)],
-                          dilations: [Int64(dilation.height - 1), Int64(dilation.width - 1)],
-                          padL: [Int64(padBefore.height), Int64(padBefore.width)],
-                          padR: [Int64(padAfter.height), Int64(padAfter.width)])
-        guard let conv = dnnl.convolution(key) else { return nil }
+        var convs: [DNNLConvolution] = []
+        for (worker, chunk) in chunks.enumerated() {
+            let key = ConvKey(worker: worker, transposed: transposed,
+                              input: ([chunk.count] + shape.dropFirst()).map(Int64.init),
+                              weights: weightDims.map(Int64.init),
+                              output: ([chunk.count] + outputShape.dropFirst()).map(Int64.init),
+                              strides: [Int64(stride.height), Int64(stride.width)],
+                              dilations: [Int64(dilation.height - 1), Int64(dilation.width - 1)],
+                              padL: [Int64(padBefore.height), Int64(padBefore.width)],
+                              padR: [Int64(padAfter.height), Int64(padAfter.width)])
+            guard let conv = dnnl.convolution(key) else { return nil }
+            convs.append(conv)
+        }
+        let inStride = count / n, outStride = outputShape.reduce(1, *) / n
+        /// Runs `body(worker, chunk)` on every worker at once.
+        func perWorker(_ body: (Int, Range<Int>) -> Void) {
+            if workers == 1 { body(0, chunks[0]); return }
+            DispatchQueue.concurrentPerform(iterations: workers) { body($0, chunks[$0]) }
+        }
         let out = Tensor(uninitializedShape: outputShape)
-        conv.run(conv.forward, [storage.pointer, weight.storage.pointer, out.storage.pointer])
+        let x = storage.pointer, w = weight.storage.pointer, o = out.storage.pointer
+        perWorker { k, chunk in
+            convs[k].run(convs[k].forward, [x + chunk.lowerBound * inStride, w, o + chunk.lowerBound * outStride])
+        }
         let channels = outputShape[1], plane = outputShape[2] * outputShape[3]
         if let bias {
-            let o = out.storage.pointer, b = bias.storage.pointer
-            Threading.parallelChunks(outputShape[0] * channels, costPerItem: plane) { _, r in
+            let b = bias.storage.pointer
+            Threading.parallelChunks(n * channels, costPerItem: plane) { _, r in
                 for i in r { let row = o + i * plane, v = b[i % channels]; for p in 0..<plane { row[p] += v } }
             }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
         return Tensor.record(transposed ? "transposedConv2d" : "conv2d", inputs, out) { [self] g in
-            var dx: Tensor? = nil, dw: Tensor? = nil
-            if self.tracksGradient {
-                dx = Tensor(uninitializedShape: self.shape)
-                conv.run(conv.backwardData, [g.storage.pointer, weight.storage.pointer, dx!.storage.pointer])
+            let dx = self.tracksGradient ? Tensor(uninitializedShape: self.shape) : nil
+            // One weight gradient per worker, summed afterwards.
+            let dws = weight.tracksGradient ? (0..<workers).map { _ in Tensor(uninitializedShape: weight.shape) } : []
+            let gp = g.storage.pointer
+            perWorker { k, chunk in
+                if let dx {
+                    convs[k].run(convs[k].backwardData, [gp + chunk.lowerBound * outStride, w,
+                                                         dx.storage.pointer + chunk.lowerBound * inStride])
+                }
+                if !dws.isEmpty {
+                    convs[k].run(convs[k].backwardWeights, [x + chunk.lowerBound * inStride, gp + chunk.lowerBound * outStride,
+                                                            dws[k].storage.pointer])
+                }
             }
-            if weight.tracksGradient {
-                dw = Tensor(uninitializedShape: weight.shape)
-                conv.run(conv.backwardWeights, [self.storage.pointer, g.storage.pointer, dw!.storage.pointer])
+            var dw: Tensor? = nil
+            if let first = dws.first {
+                let p = first.storage.pointer
+                for part in dws.dropFirst() { let q = part.storage.pointer; for i in 0..<weight.count { p[i] += q[i] } }
+                dw = first
             }
             var grads: [Tensor?] = [dx, dw]
             if let bias { grads.append(bias.tracksGradient ? g.sum(axes: [0, 2, 3]) : nil) }

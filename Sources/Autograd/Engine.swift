@@ -1,4 +1,5 @@
 // The reverse-mode engine: graph recording, gradient mode, backward().
+import Foundation
 
 /// One recorded operation: its inputs and the function that maps the output gradient to
 /// input gradients. The engine, not the op, accumulates them, after checking shapes.
@@ -13,11 +14,39 @@ final class Node {
         self.inputs = inputs
         self.pullback = pullback
     }
+
+    /// Releases a graph that was never backpropagated without recursion: freeing a
+    /// 100,000-op chain one nested deinit at a time would overflow the stack. Inputs that
+    /// only this node holds are unlinked here, iteratively.
+    deinit {
+        // The pullback captures inputs too: drop it first so that `stack` holds the only references.
+        pullback = nil
+        var stack = inputs
+        inputs = []
+        while var t = stack.popLast() {
+            guard isKnownUniquelyReferenced(&t), t.node != nil, isKnownUniquelyReferenced(&t.node) else { continue }
+            let node = t.node!
+            node.pullback = nil
+            stack.append(contentsOf: node.inputs)
+            node.inputs = []
+        }
+    }
 }
 
-/// Whether operations are recorded for autograd.
+/// Whether operations are recorded for autograd, per thread: a data-loading thread that
+/// works inside `withNoGrad` must not switch recording off for the training thread.
 public enum GradMode {
-    nonisolated(unsafe) public internal(set) static var isEnabled = true
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// True unless this thread is inside `withNoGrad` (a thread-specific value: nil = enabled).
+    public internal(set) static var isEnabled: Bool {
+        get { pthread_getspecific(key) == nil }
+        set { pthread_setspecific(key, newValue ? nil : UnsafeRawPointer(bitPattern: 1)) }
+    }
 }
 
 /// Runs `body` without recording any graph (inference, optimiser updates).
@@ -110,9 +139,15 @@ extension Tensor {
         }
         // Gradients of intermediate tensors live here, not in `grad`; leaves get `grad`.
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        var adopted = Set<ObjectIdentifier>()
         for t in order.reversed() {
             guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
-            if t.requiresGrad { t.accumulateGrad(g) }
+            if t.requiresGrad {
+                // Take the engine's gradient tensor as `grad` without copying when nobody else can
+                // see it: not the caller's seed, not already someone's grad, sole owner of its storage.
+                let canAdopt = g !== seed && !adopted.contains(ObjectIdentifier(g)) && isKnownUniquelyReferenced(&g.storage)
+                if t.accumulateGrad(g, adopting: canAdopt) { adopted.insert(ObjectIdentifier(g)) }
+            }
             guard let node = t.node, let pullback = node.pullback else { continue }
             let inputGrads = pullback(g)
             precondition(inputGrads.count == node.inputs.count,
@@ -131,22 +166,23 @@ extension Tensor {
         }
     }
 
-    /// `grad += g`, allocating a fresh gradient the first time.
-    func accumulateGrad(_ g: Tensor) {
+    /// `grad += g`; the first time, `grad = g` itself when `adopting`, else a copy. Returns
+    /// whether `g` was adopted.
+    func accumulateGrad(_ g: Tensor, adopting: Bool) -> Bool {
         if let grad {
             let p = grad.storage.pointer, q = g.storage.pointer
-            for i in 0..<count { p[i] += q[i] }
-        } else {
-            // Copy: a pullback may hand back storage shared with another tensor (reshape).
-            grad = g.copy()
+            Threading.parallelChunks(count) { _, r in for i in r { p[i] += q[i] } }
+            return false
         }
+        grad = adopting ? g : g.copy()
+        return adopting
     }
 
     /// Sum of two same-shape gradients into new storage (either may be shared).
     func summed(with other: Tensor) -> Tensor {
         let out = Tensor(uninitializedShape: shape)
         let p = out.storage.pointer, a = storage.pointer, b = other.storage.pointer
-        for i in 0..<count { p[i] = a[i] + b[i] }
+        Threading.parallelChunks(count) { _, r in for i in r { p[i] = a[i] + b[i] } }
         return out
     }
 }

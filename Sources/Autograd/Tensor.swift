@@ -15,7 +15,8 @@ public final class Tensor {
     public let shape: [Int]
     /// Number of elements (product of `shape`).
     public let count: Int
-    public let storage: TensorStorage
+    /// The elements; `var` only so that the engine can test it for unique ownership.
+    public internal(set) var storage: TensorStorage
     /// The accumulated gradient after `backward()`; same shape as `self`.
     public var grad: Tensor?
     /// Whether gradients are tracked for this tensor; set on parameters.

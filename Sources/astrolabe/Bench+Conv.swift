@@ -57,6 +57,7 @@ extension Bench {
             print(json(["workload": "conv", "kernel": "sgemm", "m": m, "n": n, "k": k, "threads": threads,
                         "gflops": round1(sgemmGFLOPS(m: m, n: n, k: k, reps: reps))]))
         }
+        runElementwiseBench(reps: reps)
         for shape in ConvBenchShape.all {
             let (fwd, bwd, fwdMin, bwdMin) = time(shape, reps: reps)
             print(json(["workload": "conv", "net": shape.net, "layer": shape.layer,
@@ -65,6 +66,39 @@ extension Bench {
                         "backward_ms": round2(bwd * 1e3), "backward_gflops": round1(2 * shape.forwardFlops / bwd / 1e9),
                         "forward_min_ms": round2(fwdMin * 1e3), "backward_min_ms": round2(bwdMin * 1e3),
                         "threads": threads]))
+        }
+    }
+
+    /// Memory-bound ops of the unet's largest activation [8, 16, 256, 256] (not convolution, but
+    /// timed with the same protocol so that the layer work sees whether they matter).
+    private func runElementwiseBench(reps: Int) {
+        let shape = [8, 16, 256, 256]
+        let x = Tensor.randomNormal(shape, seed: 1, requiresGrad: true)
+        let gamma = Tensor.ones([16], requiresGrad: true), beta = Tensor.zeros([16], requiresGrad: true)
+        let runningMean = Tensor.zeros([16]), runningVariance = Tensor.ones([16])
+        let ops: [(String, () -> Tensor)] = [
+            ("relu", { x.relu() }),
+            ("batchNorm", { x.batchNorm(weight: gamma, bias: beta, runningMean: runningMean,
+                                        runningVariance: runningVariance, training: true) }),
+            ("maxPool2d", { x.maxPool2d(kernelSize: 2) }),
+            ("add", { x + x }),
+        ]
+        for (name, op) in ops {
+            let gout = Tensor.randomNormal(op().shape, seed: 3)
+            var forwardTimes: [Double] = [], backwardTimes: [Double] = []
+            for rep in 0..<(reps + 1) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let y = op()
+                let t1 = DispatchTime.now().uptimeNanoseconds
+                x.zeroGrad(); gamma.zeroGrad(); beta.zeroGrad()
+                let t2 = DispatchTime.now().uptimeNanoseconds
+                y.backward(gradient: gout)
+                let t3 = DispatchTime.now().uptimeNanoseconds
+                if rep > 0 { forwardTimes.append(Double(t1 - t0) * 1e-6); backwardTimes.append(Double(t3 - t2) * 1e-6) }
+            }
+            print(json(["workload": "conv", "kernel": name, "shape": "8x16x256x256", "threads": Threading.workerCount,
+                        "forward_ms": round2(median(forwardTimes)), "backward_ms": round2(median(backwardTimes)),
+                        "forward_min_ms": round2(forwardTimes.min()!), "backward_min_ms": round2(backwardTimes.min()!)]))
         }
     }
 

@@ -14,6 +14,23 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(x.grad?.scalars, [2, 4, 6])
     }
 
+    /// Gradients the engine hands over without copying must never alias each other or the
+    /// caller's tensors.
+    func testLeafGradientsDoNotAlias() {
+        let x = Tensor([1, 2], requiresGrad: true), z = Tensor([3, 4], requiresGrad: true)
+        (x + z).sum().backward()      // both inputs receive the same upstream gradient
+        (x * 2).sum().backward()      // accumulates into x.grad only
+        XCTAssertEqual(x.grad?.scalars, [3, 3])
+        XCTAssertEqual(z.grad?.scalars, [1, 1])
+        let seed = Tensor([1, 1])
+        let w = Tensor([5, 6], requiresGrad: true)
+        w.reshaped(to: [2, 1]).backward(gradient: Tensor(shape: [2, 1], data: [1, 1]))
+        w.backward(gradient: seed)
+        w.backward(gradient: seed)
+        XCTAssertEqual(w.grad?.scalars, [3, 3])
+        XCTAssertEqual(seed.scalars, [1, 1])
+    }
+
     /// A node used twice (a diamond) receives the sum of both paths.
     func testDiamondGraph() {
         let x = Tensor(scalar: 3, requiresGrad: true)
@@ -30,6 +47,23 @@ final class EngineTests: XCTestCase {
         XCTAssertFalse(y.requiresGrad)
         XCTAssertThrowsError(try y.checkedBackward()) { XCTAssertEqual($0 as? AutogradError, .noGraph) }
         XCTAssertTrue(GradMode.isEnabled)
+    }
+
+    /// The no-gradient scope is per thread.
+    func testNoGradScopeIsPerThread() {
+        let entered = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            withNoGrad {
+                entered.signal()
+                done.wait()
+            }
+        }
+        entered.wait()
+        let w = Tensor([1, 2], requiresGrad: true)
+        let y = (w * w).sum()
+        done.signal()
+        XCTAssertTrue(GradMode.isEnabled)
+        XCTAssertNotNil(y.node)
     }
 
     func testDetachedStopsGradient() {
@@ -81,6 +115,16 @@ final class EngineTests: XCTestCase {
         for _ in 0..<20_000 { y = y * 1.0001 }
         y.backward()
         XCTAssertEqual(x.grad!.item, Float(Foundation.pow(1.0001, 20_000.0)), accuracy: 1e-2)
+    }
+
+    /// Dropping a long graph that never saw backward() must not overflow the stack.
+    func testDeepUnusedGraphIsFreedIteratively() {
+        let x = Tensor(scalar: 1, requiresGrad: true)
+        var y = x
+        for _ in 0..<200_000 { y = y + 1 }
+        XCTAssertEqual(y.item, 200_001)
+        y = x    // releases the chain
+        XCTAssertEqual(y.item, 1)
     }
 
     func testReshapeSharesStorageAndCopiesElsewhere() {

@@ -128,5 +128,24 @@ for name, fn in [("gelu", F.gelu), ("elu", F.elu), ("softplus", F.softplus), ("s
                  ("tanh", torch.tanh), ("leaky_relu", lambda x: F.leaky_relu(x, 0.1))]:
     case(f"act_{name}", {}, dict(x=act_x), lambda x, fn=fn: fn(x))
 
+# Optimisers: a few steps on f(p) = sum(c * p^2) + sum(p) from a fixed start.
+opt_p0, opt_c = r(7), torch.rand(7) + 0.5
+tensors["opt.p0"], tensors["opt.c"] = opt_p0.clone(), opt_c.clone()
+for name, make in [
+    ("sgd", lambda ps: torch.optim.SGD(ps, lr=0.1)),
+    ("sgd_momentum", lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=0.01)),
+    ("sgd_nesterov", lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True)),
+    ("adam", lambda ps: torch.optim.Adam(ps, lr=0.1)),
+    ("adam_l2", lambda ps: torch.optim.Adam(ps, lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)),
+    ("adamw", lambda ps: torch.optim.AdamW(ps, lr=0.05, weight_decay=0.1)),
+]:
+    p = opt_p0.clone().requires_grad_()
+    opt = make([p])
+    for _ in range(5):
+        opt.zero_grad()
+        (opt_c * p * p + p).sum().backward()
+        opt.step()
+    tensors[f"opt.{name}"] = p.detach().clone()
+
 save_file(tensors, "reference.safetensors", metadata=meta)
 print(f"wrote {len(tensors)} tensors, torch {torch.__version__}")

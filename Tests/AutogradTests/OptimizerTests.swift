@@ -1,0 +1,88 @@
+// Optimisers against torch.optim, and end-to-end training of tiny models.
+import Autograd
+import TestSupport
+import XCTest
+
+final class OptimizerTests: XCTestCase {
+    /// Five steps on f(p) = sum(c p^2) + sum(p), compared with torch.optim (Fixtures/make_fixtures.py).
+    func testOptimisersMatchPyTorch() {
+        let fx = PyTorchFixtureTests.file
+        let c = fx["opt.c"]
+        let cases: [(String, (Tensor) -> Optimizer)] = [
+            ("sgd", { SGD(parameters: [$0], learningRate: 0.1) }),
+            ("sgd_momentum", { SGD(parameters: [$0], learningRate: 0.05, momentum: 0.9, weightDecay: 0.01) }),
+            ("sgd_nesterov", { SGD(parameters: [$0], learningRate: 0.05, momentum: 0.9, nesterov: true) }),
+            ("adam", { Adam(parameters: [$0], learningRate: 0.1) }),
+            ("adam_l2", { Adam(parameters: [$0], learningRate: 0.05, beta1: 0.8, beta2: 0.95, epsilon: 1e-6, weightDecay: 0.1) }),
+            ("adamw", { Adam(parameters: [$0], learningRate: 0.05, weightDecay: 0.1, decoupled: true) }),
+        ]
+        for (name, make) in cases {
+            let p = fx["opt.p0"].copy()
+            p.requiresGrad = true
+            let optimizer = make(p)
+            for _ in 0..<5 {
+                optimizer.zeroGrad()
+                (c * p * p + p).sum().backward()
+                optimizer.step()
+            }
+            assertClose(p, fx["opt.\(name)"], relativeTolerance: 1e-4, absoluteTolerance: 1e-5, name)
+        }
+    }
+
+    /// Linear regression y = 3x - 2 with Adam converges.
+    func testAdamFitsALine() {
+        let x = Tensor.randomUniform([64, 1], lower: -1, upper: 1, seed: 1)
+        let y = x * 3 - 2
+        let w = Tensor.zeros([1, 1], requiresGrad: true), b = Tensor.zeros([1], requiresGrad: true)
+        let adam = Adam(parameters: [w, b], learningRate: 0.1)
+        for _ in 0..<300 {
+            adam.zeroGrad()
+            Loss.meanSquaredError(x.matmul(w) + b, y).backward()
+            adam.step()
+        }
+        XCTAssertEqual(w.item, 3, accuracy: 1e-2)
+        XCTAssertEqual(b.item, -2, accuracy: 1e-2)
+    }
+
+    /// A tiny CNN (conv, batch norm, ReLU, max-pool, dense, cross-entropy, Adam) learns to tell
+    /// whether the bright blob is in the left or the right half of an 8x8 image.
+    func testTinyCNNLearns() {
+        var rng = SeededGenerator(seed: 42)
+        let n = 32
+        var images = [Float](repeating: 0, count: n * 64), labels = [Int]()
+        for i in 0..<n {
+            let label = i % 2
+            labels.append(label)
+            let cx = label == 0 ? 1 + Int(rng.next() % 2) : 5 + Int(rng.next() % 2), cy = 1 + Int(rng.next() % 5)
+            for y in 0..<8 { for x in 0..<8 {
+                let d2 = Float((x - cx) * (x - cx) + (y - cy) * (y - cy))
+                images[i * 64 + y * 8 + x] = Foundation.exp(-d2 / 2) + 0.1 * rng.nextNormal()
+            } }
+        }
+        let input = Tensor(shape: [n, 1, 8, 8], data: images)
+        let conv = Tensor.randomNormal([4, 1, 3, 3], standardDeviation: 0.5, seed: 1, requiresGrad: true)
+        let gamma = Tensor.ones([4], requiresGrad: true), beta = Tensor.zeros([4], requiresGrad: true)
+        let runningMean = Tensor.zeros([4]), runningVariance = Tensor.ones([4])
+        let dense = Tensor.randomNormal([64, 2], standardDeviation: 0.1, seed: 2, requiresGrad: true)
+        let bias = Tensor.zeros([2], requiresGrad: true)
+        let adam = Adam(parameters: [conv, gamma, beta, dense, bias], learningRate: 0.05)
+        func logits(training: Bool) -> Tensor {
+            let h = input.conv2d(weight: conv, padding: .same)
+                .batchNorm(weight: gamma, bias: beta, runningMean: runningMean, runningVariance: runningVariance,
+                           training: training)
+                .relu().maxPool2d(kernelSize: 2)
+            return h.flattened().matmul(dense) + bias
+        }
+        var losses: [Float] = []
+        for _ in 0..<40 {
+            adam.zeroGrad()
+            let loss = Loss.crossEntropy(logits: logits(training: true), labels: labels)
+            loss.backward()
+            adam.step()
+            losses.append(loss.item)
+        }
+        XCTAssertLessThan(losses.last!, 0.1 * losses.first!)
+        let predicted = withNoGrad { logits(training: false).argmaxIndices(axis: 1) }
+        XCTAssertEqual(zip(predicted, labels).filter { $0 == $1 }.count, n)
+    }
+}
