@@ -240,7 +240,7 @@ public final class FITSWriter {
     }
 
     /// Creates the HDU, writes keywords, then lets `writeData` write the pixels.
-    private func appendImage(bitpix: Int32, shape: [Int], count: Int, header: FITSHeader,
+    func appendImage(bitpix: Int32, shape: [Int], count: Int, header: FITSHeader,
                              extensionName: String?, compression: TileCompression?,
                              writeData: (UnsafeMutablePointer<fitsfile>, inout Int32) -> Void) throws {
         try withHandle { pointer in

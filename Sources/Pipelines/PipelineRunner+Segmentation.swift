@@ -19,13 +19,9 @@ extension PipelineRunner {
         var failures = 0
         for (done, entry) in todo.entries.enumerated() {
             do {
-                let sample = try preparation.prepare(try load(entry), training: false)
-                let probabilities = try Self.segmentProbabilities(sample.image, network: network, classes: classes,
-                                                                  tiling: tiling, batchSize: config.run.batchSize,
-                                                                  expectedChannels: model.recipe.inputShape[0],
-                                                                  file: entry.name, model: model.path)
-                let header = try FITSFile(path: entry.url.path).header(config.input.hdu.selector)
-                try writeSegmentation(probabilities, inputHeader: header, to: folder.appendingPathComponent(entry.name))
+                try segmentStreaming(entry, network: network, classes: classes, tiling: tiling, preparation: preparation,
+                                     expectedChannels: model.recipe.inputShape[0], model: model.path,
+                                     to: folder.appendingPathComponent(entry.name))
                 try journal.record([.init(file: entry.name, row: [entry.name, entry.name], error: nil)])
             } catch {
                 // A model that cannot take the data stops the run; a bad file is recorded and skipped.
@@ -38,6 +34,80 @@ extension PipelineRunner {
             Self.simulateCrashIfAsked(done + 1)
         }
         return failures
+    }
+
+    /// One map, one tile row at a time: rows are read as FITS sections, prepared,
+    /// cut into tiles, run, stitched, and written as soon as they are final, so a map
+    /// larger than memory works (about two tile rows are held). Pointwise stages
+    /// (noise scaling, asinh, clipping) give exactly the in-memory result; stages that
+    /// use whole-image statistics (standardize, subtract_background) see one band at a time.
+    func segmentStreaming(_ entry: CatalogEntry, network: any Layer, classes: Int, tiling: TilingConfig,
+                          preparation: Preparation, expectedChannels: Int, model: String, to url: URL) throws {
+        let file = try FITSFile(path: entry.url.path)
+        let hdu = config.input.hdu.selector
+        let info = try file.hduInfo(hdu)
+        guard info.shape.count == 2 || info.shape.count == 3 else {
+            throw InputError.notAnImage(file: entry.name, shape: info.shape)
+        }
+        let (width, height) = (info.shape[0], info.shape[1])
+        let channels = info.shape.count == 3 ? info.shape[2] : 1
+        guard channels == expectedChannels else {
+            throw PipelineError.inputMismatch(file: entry.name, received: [channels, height, width],
+                                              expected: [expectedChannels, -1, -1], model: model)
+        }
+        let header = try file.header(hdu)
+        let numbers = Sample.numericKeywords(header)
+        var outHeader = FITSHeader(header.wcsRecords)
+        outHeader.set("CLASSES", .string("0=background,1=star,2=galaxy"), comment: "pixel values")
+        outHeader.set("ORIGIN", .string("astrolabe"), comment: "segment-sky pipeline")
+        let writer = try FITSWriter(path: url.path, overwrite: true)
+        do {
+            let mapHDU = try writer.appendEmptyImage(shape: [width, height], uint8: true, header: outHeader)
+            let probHDU = config.outputs.probabilities
+                ? try writer.appendEmptyImage(shape: [width, height, classes], uint8: false,
+                                              header: FITSHeader(header.wcsRecords), extensionName: "PROB")
+                : nil
+            let grid = TileGrid(height: height, width: width, tile: tiling.tile, overlap: tiling.overlap)
+            var stream = StreamingTileStitcher(grid: grid, channels: classes, weighting: tiling.weighting)
+            for row in grid.rows.indices {
+                let top = grid.rows[row], bottom = Swift.min(height, top + tiling.tile)
+                let section = try file.readSection(hdu, x: 0..<width, y: top..<bottom,
+                                                   planes: channels > 1 ? 0..<channels : nil, as: Float.self)
+                let band = PlanarImage(channels: channels, height: bottom - top, width: width, pixels: section.pixels)
+                let prepared = try preparation.prepare(Sample(image: band, name: entry.name, header: numbers),
+                                                       training: false).image
+                let rects = stream.tiles(inRow: row)
+                var start = 0
+                while start < rects.count {
+                    let chunk = Array(rects[start..<Swift.min(rects.count, start + Swift.max(1, config.run.batchSize))])
+                    let inputs = chunk.map {
+                        prepared.cropped(y: 0, x: $0.x, height: tiling.tile, width: tiling.tile, fill: 0).fillingBlanks(.zero)
+                    }
+                    let output = withNoGrad {
+                        network(Tensor(shape: [chunk.count, prepared.channels, tiling.tile, tiling.tile],
+                                       data: inputs.flatMap(\.pixels))).softmax(axis: 1)
+                    }
+                    let values = output.scalars, size = classes * tiling.tile * tiling.tile
+                    for (k, rect) in chunk.enumerated() {
+                        stream.add(PlanarImage(channels: classes, height: tiling.tile, width: tiling.tile,
+                                               pixels: Array(values[(k * size)..<((k + 1) * size)])), at: rect)
+                    }
+                    start += chunk.count
+                }
+                let (rows, finished) = stream.finishRow(row)
+                guard let finished else { continue }
+                try writer.writePixels(hdu: mapHDU, first: [0, rows.lowerBound], .uint8(Self.classMap(finished)))
+                if let probHDU {
+                    for c in 0..<classes {
+                        try writer.writePixels(hdu: probHDU, first: [0, rows.lowerBound, c], .float32(finished.channel(c).pixels))
+                    }
+                }
+            }
+            try writer.commit()
+        } catch {
+            writer.discard()
+            throw error
+        }
     }
 
     func isModelMismatch(_ error: PipelineError) -> Bool {
@@ -82,25 +152,6 @@ extension PipelineRunner {
                 best = c
             }
             return UInt8(best)
-        }
-    }
-
-    func writeSegmentation(_ probabilities: PlanarImage, inputHeader: FITSHeader, to url: URL) throws {
-        var header = FITSHeader(inputHeader.wcsRecords)
-        header.set("CLASSES", .string("0=background,1=star,2=galaxy"), comment: "pixel values")
-        header.set("ORIGIN", .string("astrolabe"), comment: "segment-sky pipeline")
-        let writer = try FITSWriter(path: url.path, overwrite: true)
-        do {
-            let shape = [probabilities.width, probabilities.height]
-            try writer.appendImage(mask: Self.classMap(probabilities), shape: shape, header: header)
-            if config.outputs.probabilities {
-                try writer.appendImage(probabilities.pixels, shape: shape + [probabilities.channels],
-                                       header: FITSHeader(inputHeader.wcsRecords), extensionName: "PROB")
-            }
-            try writer.commit()
-        } catch {
-            writer.discard()
-            throw error
         }
     }
 }

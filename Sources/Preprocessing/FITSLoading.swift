@@ -86,7 +86,8 @@ extension Sample {
         return Sample(image: .stacking(planes), name: entry.name, header: header)
     }
 
-    static func numericKeywords(_ header: FITSHeader) -> [String: Double] {
+    /// The numeric keywords of a header, by name (what stages read, e.g. SKYSIG).
+    public static func numericKeywords(_ header: FITSHeader) -> [String: Double] {
         var values = [String: Double]()
         for record in header.records {
             if let v = record.value.doubleValue { values[record.keyword] = v }

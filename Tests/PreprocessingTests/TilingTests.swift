@@ -65,3 +65,33 @@ final class TilingTests: XCTestCase {
         } }
     }
 }
+
+final class StreamingTilingTests: XCTestCase {
+    func testStreamingStitchEqualsInMemoryStitchRowBandByRowBand() {
+        let (h, w) = (150, 97)
+        let image = PlanarImage(channels: 2, height: h, width: w, pixels: (0..<(2 * h * w)).map { Float(($0 * 7) % 113) })
+        let grid = TileGrid(height: h, width: w, tile: 40, overlap: 12)
+        // Any tile-local operator: here a per-tile offset, so that seams would show.
+        func op(_ tile: PlanarImage, _ rect: TileRect) -> PlanarImage {
+            var out = tile
+            for i in out.pixels.indices { out.pixels[i] += Float(rect.x + rect.y) * 0.01 }
+            return out
+        }
+        var full = TileStitcher(grid: grid, channels: 2, weighting: .smooth)
+        for rect in grid.tiles { full.add(op(image.tile(rect), rect), at: rect) }
+        let expected = full.result()
+
+        var stream = StreamingTileStitcher(grid: grid, channels: 2, weighting: .smooth)
+        var assembled = [[Float]](repeating: [], count: 2)
+        var nextRow = 0
+        for row in grid.rows.indices {
+            for rect in stream.tiles(inRow: row) { stream.add(op(image.tile(rect), rect), at: rect) }
+            let (rows, band) = stream.finishRow(row)
+            XCTAssertEqual(rows.lowerBound, nextRow, "bands come in order, without gaps")
+            nextRow = rows.upperBound
+            if let band { for c in 0..<2 { assembled[c] += band.channel(c).pixels } }
+        }
+        XCTAssertEqual(nextRow, h)
+        XCTAssertEqual(assembled[0] + assembled[1], expected.pixels)
+    }
+}
