@@ -49,12 +49,7 @@ struct Predict: ParsableCommand {
     var inputs: [String]
 
     func run() throws {
-        do {
-            try predict()
-        } catch let error as LocalizedError {
-            FileHandle.standardError.write(Data("Error: \(error.errorDescription ?? "\(error)")\n".utf8))
-            throw ExitCode.failure
-        }
+        try runReportingErrors { try predict() }
     }
 
     private func predict() throws {
