@@ -31,11 +31,15 @@ func toolURL(file: StaticString = #filePath, line: UInt = #line) throws -> URL {
 private final class ToolLocator {}
 
 /// Runs `astrolabe arguments...` in `directory` (default: the repository root).
-func runTool(_ arguments: [String], in directory: URL = repositoryRoot) throws -> ToolRun {
+func runTool(_ arguments: [String], in directory: URL = repositoryRoot,
+             environment: [String: String] = [:]) throws -> ToolRun {
     let process = Process()
     process.executableURL = try toolURL()
     process.arguments = arguments
     process.currentDirectoryURL = directory
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     // stdout through a pipe, stderr through a file: neither can fill up and block the child.
     let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("astrolabe-stderr-\(UUID().uuidString)")
     _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)

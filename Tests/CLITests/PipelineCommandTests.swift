@@ -7,25 +7,9 @@ final class PipelineCommandTests: XCTestCase {
     static var folder: URL!
     static var trained = false
 
-    /// Runs the tool with extra environment variables.
+    /// Runs the tool in the test folder, with extra environment variables.
     func tool(_ arguments: [String], environment: [String: String] = [:]) throws -> ToolRun {
-        let process = Process()
-        process.executableURL = try toolURL()
-        process.arguments = arguments
-        process.currentDirectoryURL = Self.folder
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), errURL = Self.folder.appendingPathComponent("stderr-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let err = try FileHandle(forWritingTo: errURL)
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try err.close()
-        defer { try? FileManager.default.removeItem(at: errURL) }
-        return ToolRun(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self),
-                       stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+        try runTool(arguments, in: Self.folder, environment: environment)
     }
 
     func write(_ name: String, _ text: String) throws {
