@@ -81,13 +81,20 @@ extension PipelineRunner {
                                         classes: outputs, widths: widths, smallImageStem: arch.smallStem,
                                         imageSize: arch.name == "cnn" ? inputShape[1] : nil)
         WeightInitialization.reset(seed: t.seed &+ 0x5EED)
-        let network = try architecture.makeModel()
+        let model: Model
         if let pretrained = t.pretrained {
-            let report = try loadPretrained(resolve(pretrained), into: network, inputChannels: inputShape[0])
+            let url = resolve(pretrained)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw PipelineError.missingFile(path: url.path, what: "pretrained weights (model.train.pretrained)")
+            }
+            let (tuned, report) = try Model.fineTuning(architecture, from: url)
+            model = tuned
             log("fine-tuning from \(pretrained): loaded \(report.loaded.count) tensors"
                 + (report.shapeMismatches.isEmpty ? "" : ", new: " + report.shapeMismatches.map(\.key).joined(separator: ", ")))
+        } else {
+            model = Model(try architecture.makeModel())
         }
-        let model = Model(network)
+        let network = model.network
         if !t.freeze.isEmpty { model.freeze(prefixes: t.freeze) }
         model.compile(optimizer: optimizerKind(t), learningRate: Float(t.learningRate), loss: loss,
                       metrics: metrics(task), schedule: schedule(t), gradientClipNorm: t.gradientClip.map(Float.init),
@@ -133,20 +140,6 @@ extension PipelineRunner {
         log("saved \(save.path) and \(curves.lastPathComponent)")
         return RunSummary(done: training.count, failed: 0, resumed: 0, seconds: Date().timeIntervalSince(start),
                           outputs: [save.path, curves.path], errorsFile: nil)
-    }
-
-    func loadPretrained(_ url: URL, into network: any Layer, inputChannels: Int) throws -> LoadReport {
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw PipelineError.missingFile(path: url.path, what: "pretrained weights (model.train.pretrained)")
-        }
-        var tensors = try Safetensors(contentsOf: url).tensors
-        if let first = network.namedParameters().first, let pre = tensors[first.key], pre.shape.count == 4,
-           pre.shape[1] != inputChannels {
-            // One pretrained band to several: repeat the kernel, scaled; several to one: average them.
-            let method: InputChannelAdaptation = pre.shape[1] == 1 ? .repeatAndScale : .mean
-            tensors = try tensors.adaptingInputChannels(key: first.key, to: inputChannels, method: method)
-        }
-        return try network.load(stateDict: tensors, mode: .partial)
     }
 
     func lossFunction(_ choice: TrainConfig.LossChoice, task: PipelineTask) -> LossFunction {

@@ -8,6 +8,8 @@ public enum DatasetError: Error, Equatable, LocalizedError {
     case missingColumn(catalog: String, column: String, available: [String])
     case badValue(catalog: String, line: Int, column: String, value: String, expected: String)
     case listedFileMissing(catalog: String, line: Int, file: String)
+    /// Several listed files are missing: all of them, as "line N: name".
+    case listedFilesMissing(catalog: String, files: [String])
     case noFiles(path: String, pattern: String)
     case inconsistentShape(file: String, shape: [Int], expected: [Int])
     case sampleFailed(file: String, reason: String)
@@ -26,6 +28,10 @@ public enum DatasetError: Error, Equatable, LocalizedError {
             return "\(catalog), line \(line): column '\(column)' holds '\(value)', expected \(expected)."
         case let .listedFileMissing(catalog, line, file):
             return "\(catalog), line \(line): the file '\(file)' does not exist."
+        case let .listedFilesMissing(catalog, files):
+            let shown = files.prefix(20).joined(separator: "; ")
+            return "\(catalog): \(files.count) listed files do not exist (\(shown)"
+                + (files.count > 20 ? "; and \(files.count - 20) more)." : ").")
         case let .noFiles(path, pattern):
             return "\(path): no file matches '\(pattern)'."
         case let .inconsistentShape(file, shape, expected):
@@ -95,6 +101,7 @@ public struct Catalog: Equatable, Sendable {
         }
         let folder = url.deletingLastPathComponent()
         var entries = [CatalogEntry]()
+        var missing = [(line: Int, file: String)]()
         var line = 1
         while reader.next() != nil {
             line += 1
@@ -102,7 +109,8 @@ public struct Catalog: Equatable, Sendable {
             if file.isEmpty { continue }
             let fileURL = file.hasPrefix("/") ? URL(fileURLWithPath: file) : folder.appendingPathComponent(file)
             guard FileManager.default.fileExists(atPath: fileURL.path) else {
-                throw DatasetError.listedFileMissing(catalog: path, line: line, file: file)
+                missing.append((line, file))
+                continue
             }
             var label: Int?
             if let labelColumn {
@@ -134,6 +142,11 @@ public struct Catalog: Equatable, Sendable {
         }
         if let error = reader.error {
             throw DatasetError.unreadableCatalog(path: path, reason: "\(error)")
+        }
+        // Every missing file at once, so one fix-up pass suffices.
+        if missing.count == 1 { throw DatasetError.listedFileMissing(catalog: path, line: missing[0].line, file: missing[0].file) }
+        if missing.count > 1 {
+            throw DatasetError.listedFilesMissing(catalog: path, files: missing.map { "line \($0.line): \($0.file)" })
         }
         return Catalog(entries: entries, targetNames: targetColumns, source: path)
     }

@@ -181,3 +181,24 @@ public final class Model {
         try evaluate(ArrayBatchSource(inputs: x, targets: y, batchSize: batchSize, shuffle: false))
     }
 }
+
+// MARK: - A new head on pretrained weights
+
+extension Model {
+    /// A model of `architecture` (typically a pretrained one with another class
+    /// count or number of bands) initialised from `weights` wherever names and
+    /// shapes fit: the encoder is pretrained, the head (and anything else that does
+    /// not fit) is new. A first convolution trained on another number of bands is
+    /// adapted (1 band to N: repeated and scaled; N to 1: averaged).
+    public static func fineTuning(_ architecture: Architecture, from weights: URL) throws -> (Model, LoadReport) {
+        let network = try architecture.makeModel()
+        var tensors = try Safetensors(contentsOf: weights).tensors
+        if let first = network.namedParameters().first, let pretrained = tensors[first.key],
+           pretrained.shape.count == 4, pretrained.shape[1] != architecture.inChannels {
+            let method: InputChannelAdaptation = pretrained.shape[1] == 1 ? .repeatAndScale : .mean
+            tensors = try tensors.adaptingInputChannels(key: first.key, to: architecture.inChannels, method: method)
+        }
+        let report = try network.load(stateDict: tensors, mode: .partial)
+        return (Model(network), report)
+    }
+}

@@ -40,6 +40,8 @@ final class DatasetTests: XCTestCase {
         let cases: [(String, [String], String)] = [
             ("file,lable\nimg_00.fits,1\n", [], "has no column 'label'. Did you mean 'lable'?"),
             ("file,label\nimg_00.fits,1\nmissing.fits,0\n", [], "line 3: the file 'missing.fits' does not exist"),
+            ("file,label\nlost1.fits,1\nimg_00.fits,1\nlost2.fits,0\n", [],
+             "2 listed files do not exist (line 2: lost1.fits; line 4: lost2.fits)."),
             ("file,label\nimg_00.fits,spiraal\n", ["spiral"], "line 2: column 'label' holds 'spiraal', expected a class index or one of spiral"),
             ("file,label\nimg_00.fits,7\n", ["a", "b"], "expected a class index in 0..<2"),
         ]

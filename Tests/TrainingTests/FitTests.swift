@@ -195,3 +195,23 @@ final class FitTests: XCTestCase {
         XCTAssertEqual(model.optimizer!.parameters.first { $0.name == "0.weight" }!.rateMultiplier, 0.125)
     }
 }
+
+final class FineTuningTests: XCTestCase {
+    func testFineTuningKeepsTheEncoderAdaptsTheBandsAndMakesANewHead() throws {
+        WeightInitialization.reset(seed: 1)
+        let pretrained = SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 16)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("pre-\(UUID().uuidString).safetensors")
+        try pretrained.save(to: url)
+        let architecture = Architecture(name: .cnn, inChannels: 3, classes: 2, imageSize: 16)
+        let (model, report) = try Model.fineTuning(architecture, from: url)
+        XCTAssertEqual(Set(report.shapeMismatches.map(\.key)), ["12.weight", "12.bias"], "only the head is new")
+        let old = pretrained.stateDict(), new = model.network.stateDict()
+        XCTAssertEqual(new["3.weight"]!.scalars, old["3.weight"]!.scalars, "the encoder is pretrained")
+        XCTAssertEqual(new["0.weight"]!.shape, [32, 3, 3, 3])
+        // One band repeated to three and scaled by 1/3: a grey image gives the old response.
+        let w1 = old["0.weight"]!.scalars, w3 = new["0.weight"]!.scalars
+        XCTAssertEqual(w3[0] * 3, w1[0], accuracy: 1e-6)
+        XCTAssertEqual(w3[9] * 3, w1[0], accuracy: 1e-6)
+        try? FileManager.default.removeItem(at: url)
+    }
+}
