@@ -46,13 +46,11 @@ extension PipelineRunner {
 
         let progress = options.quiet ? nil : ProgressBar(total: todo.count, label: config.name.isEmpty ? "run" : config.name,
                                                           unit: "file")
-        var failed = 0
         if config.task == .segment {
-            failed = try segment(todo, model: model, preparation: preparation, load: load, into: outputURL,
-                                 journal: journal, progress: progress)
+            try segment(todo, model: model, preparation: preparation, load: load, into: outputURL,
+                        journal: journal, progress: progress)
         } else {
-            failed = try tabulate(todo, model: model, preparation: preparation, load: load, journal: journal,
-                                  progress: progress)
+            try tabulate(todo, model: model, preparation: preparation, load: load, journal: journal, progress: progress)
         }
 
         // Outputs in the input's order, written atomically, from everything the journal holds.
@@ -79,14 +77,13 @@ extension PipelineRunner {
         try journal.finish()
         let summary = RunSummary(done: catalog.count - failures.count, failed: failures.count, resumed: resumed,
                                  seconds: Date().timeIntervalSince(start), outputs: outputs, errorsFile: errorsFile)
-        _ = failed
         log("\(config.name.isEmpty ? "run" : config.name): \(summary.line)")
         return summary
     }
 
     /// Classification, lens finding and regression: one CSV row per file.
     func tabulate(_ todo: Catalog, model: TrainedModel, preparation: Preparation, load: @escaping BatchLoader.Load,
-                  journal: RunJournal, progress: ProgressBar?) throws -> Int {
+                  journal: RunJournal, progress: ProgressBar?) throws {
         let recipe = model.recipe
         let network = withNoGrad { model.network.fusedForInference() }
         let policy: SampleFailurePolicy = config.run.onError == .skip ? .skip : .fail
@@ -119,7 +116,6 @@ extension PipelineRunner {
             try journal.record(failures[reportedFailures...].map { .init(file: $0.file, row: nil, error: $0.error.localizedDescription) })
             progress?.advance(by: failures.count - reportedFailures)
         }
-        return failures.count
     }
 
     /// The CSV values of sample `i` of a batch's output.

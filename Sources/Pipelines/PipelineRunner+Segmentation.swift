@@ -11,12 +11,11 @@ extension PipelineRunner {
     /// as `<output folder>/<name>` (uint8, 0/1/2) with the input's WCS, and the
     /// probabilities in a `PROB` extension when `outputs.probabilities` is set.
     func segment(_ todo: Catalog, model: TrainedModel, preparation: Preparation, load: BatchLoader.Load,
-                 into folder: URL, journal: RunJournal, progress: ProgressBar?) throws -> Int {
+                 into folder: URL, journal: RunJournal, progress: ProgressBar?) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let network = withNoGrad { model.network.fusedForInference() }
         let tiling = config.tiling ?? TilingConfig(tile: 256, overlap: 32, weighting: .smooth)
         let classes = model.architecture.classes
-        var failures = 0
         for (done, entry) in todo.entries.enumerated() {
             do {
                 try segmentStreaming(entry, network: network, classes: classes, tiling: tiling, preparation: preparation,
@@ -27,13 +26,11 @@ extension PipelineRunner {
                 // A model that cannot take the data stops the run; a bad file is recorded and skipped.
                 if let mismatch = error as? PipelineError, isModelMismatch(mismatch) { throw error }
                 guard config.run.onError == .skip else { throw error }
-                failures += 1
                 try journal.record([.init(file: entry.name, row: nil, error: error.localizedDescription)])
             }
             progress?.advance()
             Self.simulateCrashIfAsked(done + 1)
         }
-        return failures
     }
 
     /// One map, one tile row at a time: rows are read as FITS sections, prepared,

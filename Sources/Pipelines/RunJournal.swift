@@ -38,10 +38,14 @@ public final class RunJournal {
                     failed[entry.file] = error
                 }
             }
-        } else {
-            manager.createFile(atPath: url.path, contents: nil)
         }
-        if !manager.fileExists(atPath: url.path) { manager.createFile(atPath: url.path, contents: nil) }
+        // A fresh run starts an empty journal; a resumed one appends to its journal.
+        if !resume || !manager.fileExists(atPath: url.path) {
+            guard manager.createFile(atPath: url.path, contents: nil) else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path,
+                    NSLocalizedDescriptionKey: "cannot create the run journal \(url.path)"])
+            }
+        }
         resumedCount = finished.count
         handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()

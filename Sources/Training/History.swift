@@ -12,7 +12,7 @@ public struct History: Equatable, Sendable, Codable {
 
     /// Records one epoch's values.
     public mutating func append(_ epoch: [(String, Double)]) {
-        for (key, value) in epoch {
+        for (key, _) in epoch {
             if values[key] == nil {
                 keys.append(key)
                 values[key] = [Double](repeating: .nan, count: epochs)

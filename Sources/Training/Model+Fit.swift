@@ -32,7 +32,7 @@ extension Model {
         let previous = signal(SIGINT) { _ in interruptRequested = 1 }
         defer { signal(SIGINT, previous) }
         for callback in callbacks { try callback.trainingWillBegin(self) }
-        let batchesPerEpoch = Swift.max(1, data.sampleCount)  // an upper bound, for the progress bar's total
+        let samplesPerEpoch = Swift.max(1, data.sampleCount)
 
         var epoch = completedEpochs
         while epoch < epochs && !stopTraining {
@@ -43,7 +43,7 @@ extension Model {
             // redoes this epoch with the same batches and dropout masks.
             let snapshot = TrainingCheckpoint(model: self, completedEpochs: epoch)
             var accumulator = MetricAccumulator()
-            let progress = verbose ? ProgressBar(total: batchesPerEpoch, label: "epoch \(epoch + 1)/\(epochs)", unit: "img") : nil
+            let progress = verbose ? ProgressBar(total: samplesPerEpoch, label: "epoch \(epoch + 1)/\(epochs)", unit: "img") : nil
             var batchIndex = 0
             for result in try data.batches(epoch: epoch) {
                 let batch = try result.get()
