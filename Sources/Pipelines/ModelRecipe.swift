@@ -23,9 +23,14 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     public var targetStd: [Double]
     /// Whether the network outputs a log-variance per target (Gaussian NLL).
     public var predictsUncertainty: Bool
-    /// Targets learned as log10 of their value (absent in recipes written before it existed).
+    /// Targets learned as log10 of their value (may be absent in a recipe).
     public var logTargetNames: [String]?
     public var logTargets: [String] { logTargetNames ?? [] }
+
+    enum CodingKeys: String, CodingKey {
+        case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
+             predictsUncertainty, logTargetNames = "logTargets"
+    }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
                 targetNames: [String] = [], targetMean: [Double] = [], targetStd: [Double] = [],

@@ -56,7 +56,8 @@ final class ShippedPipelineTests: XCTestCase {
         XCTAssertEqual(table.count, 31)
         for row in table.dropFirst() {
             let v = row.dropFirst().map { Double($0)! }
-            XCTAssert(v[1] > 0 && v[4...].allSatisfy { $0 > 0 }, "positive r_e and sigmas: \(row)")
+            XCTAssert((0.05...30).contains(v[1]) && (15...25).contains(v[3]) && v[4...].allSatisfy { $0 > 0 },
+                      "r_e in arcsec (not log10), mag in range, positive sigmas: \(row)")
         }
     }
 
