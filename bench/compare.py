@@ -17,7 +17,7 @@ and the ratio; `--json` prints one JSON object instead.
 
     pip install torch torchvision numpy astropy
     swift build -c release --product astrolabe
-    python3 bench/compare.py [--models cnn,unet] [--no-tiles] [--quick] [--json]
+    python3 bench/compare.py [--models cnn,unet] [--no-tiles] [--quick] [--json] [--save FILE]
                              [--astrolabe .build/release/astrolabe]
                              [--reference ../shared/spec/reference_models.py]
 """
@@ -202,8 +202,9 @@ def machine():
     return model
 
 
-# (metric, unit, higher is better)
-METRICS = [("train_step_ms", "ms", False), ("infer_img_per_s", "img/s", True), ("peak_rss_mb", "MB", False)]
+# (metric, unit, higher is better, the key of the best run's figure)
+METRICS = [("train_step_ms", "ms", False, "train_step_min_ms"), ("infer_img_per_s", "img/s", True, "infer_max_img_per_s"),
+           ("peak_rss_mb", "MB", False, None)]
 
 
 def main():
@@ -214,6 +215,7 @@ def main():
     p.add_argument("--no-tiles", action="store_true", help="skip tile_segment_mpix_per_s")
     p.add_argument("--quick", action="store_true", help="fewer steps, 1024 x 1024 map (a smoke test, not a result)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--save", metavar="FILE", help="also write the JSON object to FILE")
     p.add_argument("--astrolabe", default=DEFAULT_BINARY)
     p.add_argument("--reference", default=DEFAULT_REFERENCE)
     args = p.parse_args()
@@ -229,32 +231,42 @@ def main():
     for m in models:
         theirs = torch_run(m, args)
         ours = astrolabe_run(["--model", m], args)[0]
-        for metric, unit, higher in METRICS:
+        for metric, unit, higher, best in METRICS:
             a, t = ours[metric], theirs[metric]
             # ratio > 1: Astrolabe is better (faster, or less memory)
-            rows.append({"workload": m, "metric": metric, "unit": unit, "astrolabe": a, "pytorch": t,
-                         "ratio": round((a / t) if higher else (t / a), 2)})
+            row = {"workload": m, "metric": metric, "unit": unit, "astrolabe": a, "pytorch": t,
+                   "ratio": round((a / t) if higher else (t / a), 2)}
+            if best:
+                a, t = ours[best], theirs[best]
+                row.update(astrolabe_best=a, pytorch_best=t, ratio_best=round((a / t) if higher else (t / a), 2))
+            rows.append(row)
     if not args.no_tiles:
         theirs = torch_run("tiles", args)
         ours = astrolabe_run(["--workload", "tiles"], args)[0]
         a, t = ours["tile_segment_mpix_per_s"], theirs["tile_segment_mpix_per_s"]
+        ab, tb = ours["tile_segment_max_mpix_per_s"], theirs["tile_segment_max_mpix_per_s"]
         rows.append({"workload": "tiles", "metric": "tile_segment_mpix_per_s", "unit": "Mpix/s",
-                     "astrolabe": a, "pytorch": t, "ratio": round(a / t, 2)})
+                     "astrolabe": a, "pytorch": t, "ratio": round(a / t, 2),
+                     "astrolabe_best": ab, "pytorch_best": tb, "ratio_best": round(ab / tb, 2)})
     report = {"date": started, "machine": machine(), "threads": THREADS, "torch": torch.__version__,
               "load_average_before": [round(v, 2) for v in load_before],
               "load_average_after": [round(v, 2) for v in os.getloadavg()],
               "quick": args.quick, "rows": rows}
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump(report, f, sort_keys=True, indent=1)
     if args.json:
         print(json.dumps(report, sort_keys=True))
         return
     print(f"{report['date']}  {report['machine']}  threads {THREADS}  torch {report['torch']}")
     print(f"load average before {report['load_average_before']}, after {report['load_average_after']}")
-    print("ratio > 1 means Astrolabe is better (faster or smaller)\n")
-    print(f"| {'workload':<9}| {'metric':<24}| {'Astrolabe':>10} | {'PyTorch':>10} | {'ratio':>6} |")
-    print(f"|{'-' * 10}|{'-' * 25}|{'-' * 12}|{'-' * 12}|{'-' * 8}|")
+    print("median of the runs; best = fastest run; ratio > 1 means Astrolabe is better (faster or smaller)\n")
+    print("| workload | metric | Astrolabe | PyTorch | ratio | Astrolabe best | PyTorch best | ratio best |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        name = f"{r['metric']} ({r['unit']})"
-        print(f"| {r['workload']:<9}| {name:<24}| {r['astrolabe']:>10} | {r['pytorch']:>10} | {r['ratio']:>6} |")
+        best = [r.get("astrolabe_best", ""), r.get("pytorch_best", ""), r.get("ratio_best", "")]
+        cells = [r["workload"], f"{r['metric']} ({r['unit']})", r["astrolabe"], r["pytorch"], r["ratio"]] + best
+        print("| " + " | ".join(str(c) for c in cells) + " |")
 
 
 if __name__ == "__main__":
