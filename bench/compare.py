@@ -181,7 +181,13 @@ def torch_run(name, args):
     cmd = [sys.executable, os.path.abspath(__file__), "--torch-child", name, "--reference", args.reference]
     if args.quick:
         cmd.append("--quick")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ)
+    if not args.omp_active:
+        # PyTorch's OpenMP threads spin while they wait; on a shared machine whose load is
+        # above its 2 cores they lose their time slices and PyTorch slows down 2-10x. Passive
+        # waiting keeps PyTorch close to its quiet-machine speed (the fair comparison there).
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -216,6 +222,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="fewer steps, 1024 x 1024 map (a smoke test, not a result)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--save", metavar="FILE", help="also write the JSON object to FILE")
+    p.add_argument("--omp-active", action="store_true",
+                   help="leave PyTorch's OpenMP wait policy at its default (spinning) instead of PASSIVE")
     p.add_argument("--astrolabe", default=DEFAULT_BINARY)
     p.add_argument("--reference", default=DEFAULT_REFERENCE)
     args = p.parse_args()
@@ -248,7 +256,9 @@ def main():
         rows.append({"workload": "tiles", "metric": "tile_segment_mpix_per_s", "unit": "Mpix/s",
                      "astrolabe": a, "pytorch": t, "ratio": round(a / t, 2),
                      "astrolabe_best": ab, "pytorch_best": tb, "ratio_best": round(ab / tb, 2)})
+    policy = "default (active)" if args.omp_active else os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
     report = {"date": started, "machine": machine(), "threads": THREADS, "torch": torch.__version__,
+              "torch_omp_wait_policy": policy,
               "load_average_before": [round(v, 2) for v in load_before],
               "load_average_after": [round(v, 2) for v in os.getloadavg()],
               "quick": args.quick, "rows": rows}
@@ -258,7 +268,8 @@ def main():
     if args.json:
         print(json.dumps(report, sort_keys=True))
         return
-    print(f"{report['date']}  {report['machine']}  threads {THREADS}  torch {report['torch']}")
+    print(f"{report['date']}  {report['machine']}  threads {THREADS}  torch {report['torch']}"
+          f"  OMP_WAIT_POLICY {policy}")
     print(f"load average before {report['load_average_before']}, after {report['load_average_after']}")
     print("median of the runs; best = fastest run; ratio > 1 means Astrolabe is better (faster or smaller)\n")
     print("| workload | metric | Astrolabe | PyTorch | ratio | Astrolabe best | PyTorch best | ratio best |")
