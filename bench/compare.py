@@ -22,6 +22,7 @@ and the ratio; `--json` prints one JSON object instead.
                              [--reference ../shared/spec/reference_models.py]
 """
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -93,6 +94,7 @@ def torch_model(reference, name, quick):
             "peak_rss_mb": round(peak_mb), "steps": steps, "threads": THREADS}
 
 
+@functools.lru_cache(maxsize=None)
 def smooth_window(origin, length, tile, overlap):
     """TileStitcher's `.smooth` axis weights (Sources/Preprocessing/Tiling.swift)."""
     import numpy as np
@@ -147,6 +149,7 @@ def torch_tiles(reference, quick):
                 x = torch.from_numpy(np.stack([image[y:y + tile, x:x + tile] for y, x in chunk])[:, None])
                 out = model(x).numpy()
                 for k, (y, x) in enumerate(chunk):
+                    # The windows are cached (three distinct ones per axis), so this is numpy work only.
                     w = np.outer(smooth_window(y, side, tile, overlap), smooth_window(x, side, tile, overlap))
                     total[:, y:y + tile, x:x + tile] += w * out[k]
                     weight[y:y + tile, x:x + tile] += w

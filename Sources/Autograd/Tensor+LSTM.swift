@@ -171,7 +171,9 @@ private func lstmCellBackward(gates g: UnsafeMutablePointer<Float>, state y: Uns
 /// float → integer step use the 1.5·2²³ trick (adding it leaves `n` in the low mantissa
 /// bits) because the generic `SIMD8<Int32>(_:rounding:)` is not vectorised.
 @inline(__always) private func vectorExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let xc = pointwiseMin(pointwiseMax(x, SIMD8(repeating: -87.3)), SIMD8(repeating: 88.3))
+    // `replacing(with:where:)` rather than the generic `pointwiseMin/Max`, which are not inlined.
+    let lower = SIMD8<Float>(repeating: -87.3), upper = SIMD8<Float>(repeating: 88.3)
+    let xc = x.replacing(with: lower, where: x .< lower).replacing(with: upper, where: x .> upper)
     let shifted = xc * 1.44269504 + 12_582_912
     let n = shifted - 12_582_912
     let r = xc - n * 0.693359375 + n * 2.12194440e-4

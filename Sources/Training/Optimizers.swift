@@ -84,15 +84,19 @@ public final class ModelOptimizer {
                 let c1 = 1 - Foundation.pow(beta1, Float(stepCount))
                 let c2Root = (1 - Foundation.pow(beta2, Float(stepCount))).squareRoot()
                 let stepSize = lr / c1
-                for j in 0..<n {
-                    var d = g[j]
-                    if weightDecay != 0 {
-                        if decoupled { w[j] *= 1 - lr * weightDecay } else { d += weightDecay * w[j] }
+                // Through raw pointers: the array accessors kept this loop from vectorising.
+                m.withUnsafeMutableBufferPointer { mb in v.withUnsafeMutableBufferPointer { vb in
+                    let m = mb.baseAddress!, v = vb.baseAddress!
+                    for j in 0..<n {
+                        var d = g[j]
+                        if weightDecay != 0 {
+                            if decoupled { w[j] *= 1 - lr * weightDecay } else { d += weightDecay * w[j] }
+                        }
+                        m[j] = beta1 * m[j] + (1 - beta1) * d
+                        v[j] = beta2 * v[j] + (1 - beta2) * d * d
+                        w[j] -= stepSize * m[j] / (v[j].squareRoot() / c2Root + epsilon)
                     }
-                    m[j] = beta1 * m[j] + (1 - beta1) * d
-                    v[j] = beta2 * v[j] + (1 - beta2) * d * d
-                    w[j] -= stepSize * m[j] / (v[j].squareRoot() / c2Root + epsilon)
-                }
+                } }
                 state[i]["exp_avg"] = m
                 state[i]["exp_avg_sq"] = v
             case let .rmsprop(alpha, epsilon, momentum, weightDecay):
