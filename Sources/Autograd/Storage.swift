@@ -14,7 +14,9 @@ public final class TensorStorage {
     /// Uninitialised storage of `count` floats; callers fill every element.
     public init(uninitializedCount count: Int) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        let bytes = max(count, 1) * 4
+        let raw = bytes >= BufferPool.minimumBytes ? BufferPool.shared.allocate(byteCount: bytes)
+            : UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
@@ -23,7 +25,14 @@ public final class TensorStorage {
         pointer.initialize(repeating: value, count: count)
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit {
+        let bytes = max(count, 1) * 4
+        if bytes >= BufferPool.minimumBytes {
+            BufferPool.shared.release(UnsafeMutableRawPointer(pointer), byteCount: bytes)
+        } else {
+            UnsafeMutableRawPointer(pointer).deallocate()
+        }
+    }
 }
 
 // MARK: - Random numbers

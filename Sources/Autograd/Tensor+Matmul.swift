@@ -77,3 +77,34 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// `self · otherᵀ` for a matrix `other` `[N, K]`: `[..., K]` → `[..., N]`, every leading axis
+    /// folded into one `gemm` (`nn.Linear`'s `x Wᵀ`). The same as `matmul(other.transposed())`
+    /// without copying `other` into its transpose on every call (and its gradient back).
+    public func matmul(transposed other: Tensor) -> Tensor {
+        precondition(rank >= 1 && other.rank == 2 && other.shape[1] == shape[rank - 1],
+                     "matmul(transposed:): inner dimensions differ: \(shape) x \(other.shape)ᵀ")
+        let k = other.shape[1], n = other.shape[0]
+        let m = count / Swift.max(k, 1)
+        let out = Tensor(uninitializedShape: Array(shape.dropLast()) + [n])
+        gemm(transB: true, m: m, n: n, k: k, a: storage.pointer, lda: k, b: other.storage.pointer, ldb: k,
+             c: out.storage.pointer, ldc: n)
+        return Tensor.record("matmulTransposed", [self, other], out) { [self] g in
+            var ga: Tensor? = nil, gb: Tensor? = nil
+            if self.tracksGradient {   // g · other
+                let t = Tensor(uninitializedShape: self.shape)
+                gemm(m: m, n: k, k: n, a: g.storage.pointer, lda: n, b: other.storage.pointer, ldb: k,
+                     c: t.storage.pointer, ldc: k)
+                ga = t
+            }
+            if other.tracksGradient {   // gᵀ · self
+                let t = Tensor(uninitializedShape: other.shape)
+                gemm(transA: true, m: n, n: k, k: m, a: g.storage.pointer, lda: n, b: self.storage.pointer, ldb: k,
+                     c: t.storage.pointer, ldc: k)
+                gb = t
+            }
+            return [ga, gb]
+        }
+    }
+}

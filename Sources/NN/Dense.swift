@@ -24,8 +24,7 @@ public final class Dense: Layer {
     public func forward(_ input: Tensor) -> Tensor {
         precondition(input.shape.last == inputFeatures,
                      "Dense(\(inputFeatures) → \(outputFeatures)): input \(input.shape) must end in \(inputFeatures)")
-        // The transpose is a small copy per call, tracked by autograd like any op.
-        let y = input.matmul(weight.transposed())
+        let y = input.matmul(transposed: weight)
         guard let bias else { return y }
         return y + bias
     }

@@ -37,24 +37,12 @@ public final class LSTM: Layer {
         precondition(input.rank == 3 && input.shape[2] == inputFeatures && input.shape[1] >= 1,
                      "\(layerDescription): input \(input.shape) must be [N, T ≥ 1, \(inputFeatures)]")
         let (n, steps, h) = (input.shape[0], input.shape[1], hiddenSize)
-        // The input projection of every step in one matrix product: [N, T, 4H].
-        let projected = input.matmul(weightIH.transposed()) + (biasIH + biasHH)
-        let recurrent = weightHH.transposed()
-        var hidden = Tensor.zeros([n, h]), cell = Tensor.zeros([n, h])
-        var outputs: [Tensor] = []
-        outputs.reserveCapacity(steps)
-        for t in 0..<steps {
-            var gates = projected.sliced(axis: 1, t..<(t + 1)).reshaped(to: [n, 4 * h])
-            if t > 0 { gates = gates + hidden.matmul(recurrent) }
-            let i = gates.sliced(axis: 1, 0..<h).sigmoid()
-            let f = gates.sliced(axis: 1, h..<(2 * h)).sigmoid()
-            let g = gates.sliced(axis: 1, (2 * h)..<(3 * h)).tanh()
-            let o = gates.sliced(axis: 1, (3 * h)..<(4 * h)).sigmoid()
-            cell = t > 0 ? f * cell + i * g : i * g
-            hidden = o * cell.tanh()
-            outputs.append(hidden)
-        }
-        return (Tensor.stack(outputs, axis: 1), hidden, cell)
+        // The input projection of every step in one matrix product: [N, T, 4H]; then the
+        // recurrence as one fused op (`lstmRecurrence`) returning every h_t and c_t.
+        let projected = input.matmul(transposed: weightIH) + (biasIH + biasHH)
+        let states = projected.lstmRecurrence(weightHH: weightHH)
+        let last = states.sliced(axis: 1, (steps - 1)..<steps).reshaped(to: [n, 2 * h])
+        return (states.sliced(axis: 2, 0..<h), last.sliced(axis: 1, 0..<h), last.sliced(axis: 1, h..<(2 * h)))
     }
 
     public func forward(_ input: Tensor) -> Tensor { run(input).outputs }

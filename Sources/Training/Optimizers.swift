@@ -62,7 +62,7 @@ public final class ModelOptimizer {
             let w = p.tensor.storage.pointer, g = grad.storage.pointer
             switch kind {
             case let .sgd(momentum, nesterov, weightDecay):
-                var buffer = state[i]["momentum"]
+                var buffer = state[i].removeValue(forKey: "momentum")
                 let first = buffer == nil
                 if momentum != 0 && first { buffer = [Float](repeating: 0, count: n) }
                 for j in 0..<n {
@@ -77,25 +77,31 @@ public final class ModelOptimizer {
                 if momentum != 0 { state[i]["momentum"] = buffer }
             case let .adam(beta1, beta2, epsilon, weightDecay), let .adamW(beta1, beta2, epsilon, weightDecay):
                 let decoupled: Bool = { if case .adamW = kind { return true }; return false }()
-                var m = state[i]["exp_avg"] ?? [Float](repeating: 0, count: n)
-                var v = state[i]["exp_avg_sq"] ?? [Float](repeating: 0, count: n)
+                // Taken out of the dictionary so that the updates below mutate the buffers in
+                // place; a copy left in `state` would make each step copy both moments.
+                var m = state[i].removeValue(forKey: "exp_avg") ?? [Float](repeating: 0, count: n)
+                var v = state[i].removeValue(forKey: "exp_avg_sq") ?? [Float](repeating: 0, count: n)
                 let c1 = 1 - Foundation.pow(beta1, Float(stepCount))
                 let c2Root = (1 - Foundation.pow(beta2, Float(stepCount))).squareRoot()
                 let stepSize = lr / c1
-                for j in 0..<n {
-                    var d = g[j]
-                    if weightDecay != 0 {
-                        if decoupled { w[j] *= 1 - lr * weightDecay } else { d += weightDecay * w[j] }
+                // Through raw pointers: the array accessors kept this loop from vectorising.
+                m.withUnsafeMutableBufferPointer { mb in v.withUnsafeMutableBufferPointer { vb in
+                    let m = mb.baseAddress!, v = vb.baseAddress!
+                    for j in 0..<n {
+                        var d = g[j]
+                        if weightDecay != 0 {
+                            if decoupled { w[j] *= 1 - lr * weightDecay } else { d += weightDecay * w[j] }
+                        }
+                        m[j] = beta1 * m[j] + (1 - beta1) * d
+                        v[j] = beta2 * v[j] + (1 - beta2) * d * d
+                        w[j] -= stepSize * m[j] / (v[j].squareRoot() / c2Root + epsilon)
                     }
-                    m[j] = beta1 * m[j] + (1 - beta1) * d
-                    v[j] = beta2 * v[j] + (1 - beta2) * d * d
-                    w[j] -= stepSize * m[j] / (v[j].squareRoot() / c2Root + epsilon)
-                }
+                } }
                 state[i]["exp_avg"] = m
                 state[i]["exp_avg_sq"] = v
             case let .rmsprop(alpha, epsilon, momentum, weightDecay):
-                var square = state[i]["square_avg"] ?? [Float](repeating: 0, count: n)
-                var buffer = state[i]["momentum"] ?? (momentum != 0 ? [Float](repeating: 0, count: n) : [])
+                var square = state[i].removeValue(forKey: "square_avg") ?? [Float](repeating: 0, count: n)
+                var buffer = state[i].removeValue(forKey: "momentum") ?? (momentum != 0 ? [Float](repeating: 0, count: n) : [])
                 for j in 0..<n {
                     var d = g[j]
                     if weightDecay != 0 { d += weightDecay * w[j] }

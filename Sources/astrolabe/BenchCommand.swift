@@ -7,21 +7,37 @@ struct Bench: ParsableCommand {
         abstract: "Measure speed; prints one JSON object per line (see BENCH.md).")
 
     enum Workload: String, ExpressibleByArgument, CaseIterable {
-        case fits, conv, preprocessing
+        case fits, conv, tiles, preprocessing
     }
+
+    @Option(help: "Network(s) to train and run: \(BenchModelChoice.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: BenchModelChoice?
 
     @Option(help: "Data-path or kernel workload: \(Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
     var workload: Workload?
+
+    /// Set when the command re-executes itself to measure one model in its own process.
+    @Flag(help: .hidden)
+    var child = false
 
     @Flag(help: "Fewer repetitions and smaller data, for a quick look.")
     var quick = false
 
     func run() throws {
-        let workloads = workload.map { [$0] } ?? Workload.allCases
+        if child {
+            guard let model, model != .all else { throw ValidationError("--child needs one --model") }
+            runModelChild(model.models[0], quick: quick)
+            return
+        }
+        if let model { try runModelBench(model.models, quick: quick) }
+        // With neither option: every model, then every workload.
+        let workloads = workload.map { [$0] } ?? (model == nil ? Workload.allCases : [])
+        if model == nil && workload == nil { try runModelBench(BenchModel.allCases, quick: quick) }
         for w in workloads {
             switch w {
             case .fits: try runFITSBench(quick: quick)
             case .conv: try runConvBench(quick: quick)
+            case .tiles: try runTileBench(quick: quick)
             case .preprocessing: try runPreprocessingBench(quick: quick)
             }
         }

@@ -1,0 +1,204 @@
+// `astrolabe bench --model cnn|resnet18|unet|lstm|all`: training step, inference and peak
+// memory of BENCH.md's four networks; `--workload tiles`: tiled U-Net segmentation of a
+// 2048 x 2048 map. `bench/compare.py` runs the same protocol in PyTorch.
+import ArgumentParser
+import Autograd
+import Dispatch
+import FITS
+import Foundation
+import NN
+import Preprocessing
+import Training
+
+/// One network of BENCH.md with its input shape (without batch) and batch sizes.
+enum BenchModel: String, CaseIterable {
+    case cnn, resnet18, unet, lstm
+
+    var inputShape: [Int] {
+        switch self {
+        case .cnn: return [1, 64, 64]
+        case .resnet18: return [3, 64, 64]
+        case .unet: return [1, 256, 256]
+        case .lstm: return [128, 2]
+        }
+    }
+    var trainBatch: Int { self == .unet ? 8 : 32 }
+    var inferenceBatch: Int { self == .unet ? 8 : 64 }
+    var classCount: Int {
+        switch self {
+        case .cnn, .resnet18: return 5
+        case .unet: return 3
+        case .lstm: return 4
+        }
+    }
+
+    func make() -> any Layer {
+        switch self {
+        case .cnn: return SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 64)
+        case .resnet18: return ResNet.resnet18(inputChannels: 3, classCount: 5)
+        case .unet: return UNet.bench()
+        case .lstm: return LightCurveLSTM(features: 2, hiddenSize: 64, classCount: 4)
+        }
+    }
+}
+
+/// `bench --model`'s choices: one network or all of them.
+enum BenchModelChoice: String, ExpressibleByArgument, CaseIterable {
+    case cnn, resnet18, unet, lstm, all
+
+    var models: [BenchModel] { self == .all ? BenchModel.allCases : [BenchModel(rawValue: rawValue)!] }
+}
+
+extension Bench {
+    /// Runs each model's measurements in a child process (this binary with `--child`), so that
+    /// each `peak_rss_mb` is that model's own, and prints the child's JSON line.
+    func runModelBench(_ models: [BenchModel], quick: Bool) throws {
+        for model in models {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+            process.arguments = ["bench", "--model", model.rawValue, "--child"] + (quick ? ["--quick"] : [])
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else {
+                throw BenchError.failed("model \(model.rawValue): child exited with status \(process.terminationStatus)")
+            }
+            FileHandle.standardOutput.write(data)
+        }
+    }
+
+    /// The child side: `steps` training steps (after 3 warm-up steps) with Adam and
+    /// cross-entropy, the peak RSS at that point, then inference with the fused eval model.
+    func runModelChild(_ model: BenchModel, quick: Bool) {
+        let warmup = quick ? 1 : 3, steps = quick ? 3 : 10
+        WeightInitialization.reset(seed: 7)
+        let net = model.make()
+        net.train()
+        var rng = SystemRandomNumberGenerator()
+        let tb = model.trainBatch
+        let x = Tensor.randomNormal([tb] + model.inputShape, seed: 1)
+        let labelCount = model == .unet ? tb * 256 * 256 : tb
+        let labels = (0..<labelCount).map { _ in Int.random(in: 0..<model.classCount, using: &rng) }
+        let optimizer = ModelOptimizer(.adam, parameters: net.namedParameters().map {
+            TrainableParameter(name: $0.key, tensor: $0.tensor)
+        }, learningRate: 1e-3)
+        var trainTimes: [Double] = []
+        for step in 0..<(warmup + steps) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            optimizer.zeroGrad()
+            let loss = Loss.crossEntropy(logits: net(x), labels: labels)
+            loss.backward()
+            optimizer.step()
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            if step >= warmup { trainTimes.append(Double(t1 - t0) * 1e-9) }
+        }
+        let peakMB = peakResidentMegabytes()
+
+        net.eval()
+        let fused = net.fusedForInference()
+        let ib = model.inferenceBatch
+        let input = Tensor.randomNormal([ib] + model.inputShape, seed: 2)
+        var inferTimes: [Double] = []
+        withNoGrad {
+            for rep in 0..<(warmup + steps) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = fused(input)
+                let t1 = DispatchTime.now().uptimeNanoseconds
+                if rep >= warmup { inferTimes.append(Double(t1 - t0) * 1e-9) }
+            }
+        }
+        print(benchJSON(["model": model.rawValue,
+                         "train_step_ms": rounded(benchMedian(trainTimes) * 1e3, 1),
+                         "train_step_min_ms": rounded(trainTimes.min()! * 1e3, 1),
+                         "infer_img_per_s": rounded(Double(ib) / benchMedian(inferTimes), 1),
+                         "infer_max_img_per_s": rounded(Double(ib) / inferTimes.min()!, 1),
+                         "peak_rss_mb": Int(peakMB.rounded()),
+                         "steps": steps, "threads": Threading.workerCount]))
+    }
+
+    /// `tile_segment_mpix_per_s`: a 2048 x 2048 map (`--quick`: 1024 x 1024) segmented with the
+    /// fused eval `unet` through 256 x 256 tiles overlapping by 32 px, 8 tiles per forward pass,
+    /// stitched (smooth weighting), reduced to a class map by argmax and written as a float32
+    /// FITS image. Median of 3 runs (1 with `--quick`), after one warm-up forward pass.
+    func runTileBench(quick: Bool) throws {
+        let side = quick ? 1_024 : 2_048, tile = 256, overlap = 32, batch = 8, classes = 3
+        let repeats = quick ? 1 : 3
+        WeightInitialization.reset(seed: 7)
+        let net = UNet.bench()
+        net.eval()
+        let fused = net.fusedForInference()
+        let map = Tensor.randomNormal([1, 1, side, side], seed: 3)
+        let image = PlanarImage(channels: 1, height: side, width: side, pixels: map.scalars)
+        let grid = TileGrid(height: side, width: side, tile: tile, overlap: overlap)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("astrolabe-bench-tiles-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("segmentation.fits").path
+        withNoGrad { _ = fused(Tensor.randomNormal([batch, 1, tile, tile], seed: 4)) }
+
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            var stitcher = TileStitcher(grid: grid, channels: classes, weighting: .smooth)
+            let rects = grid.tiles
+            for start in stride(from: 0, to: rects.count, by: batch) {
+                let chunk = Array(rects[start..<min(start + batch, rects.count)])
+                var pixels: [Float] = []
+                pixels.reserveCapacity(chunk.count * tile * tile)
+                for rect in chunk { pixels += image.tile(rect).pixels }
+                let output = withNoGrad { fused(Tensor(shape: [chunk.count, 1, tile, tile], data: pixels)) }
+                let out = output.scalars, plane = classes * tile * tile
+                for (k, rect) in chunk.enumerated() {
+                    let tileOutput = PlanarImage(channels: classes, height: tile, width: tile,
+                                                 pixels: Array(out[(k * plane)..<((k + 1) * plane)]))
+                    stitcher.add(tileOutput, at: rect)
+                }
+            }
+            let logits = stitcher.result()
+            let n = side * side
+            var labels = [Float](repeating: 0, count: n)
+            logits.pixels.withUnsafeBufferPointer { p in
+                for i in 0..<n {
+                    var best = 0
+                    for c in 1..<classes where p[c * n + i] > p[best * n + i] { best = c }
+                    labels[i] = Float(best)
+                }
+            }
+            let writer = try FITSWriter(path: path, overwrite: true)
+            try writer.appendImage(labels, shape: [side, side])
+            try writer.commit()
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            times.append(Double(t1 - t0) * 1e-9)
+        }
+        let megapixels = Double(side * side) / 1e6
+        print(benchJSON(["workload": "tiles", "tile_segment_mpix_per_s": rounded(megapixels / benchMedian(times), 3),
+                         "tile_segment_max_mpix_per_s": rounded(megapixels / times.min()!, 3),
+                         "seconds": rounded(benchMedian(times), 2), "tiles": grid.count, "side": side,
+                         "threads": Threading.workerCount]))
+    }
+}
+
+/// Peak resident set of this process, in MiB (Linux reports `ru_maxrss` in KiB).
+func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
+
+private func benchMedian(_ v: [Double]) -> Double {
+    let s = v.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+private func rounded(_ v: Double, _ digits: Int) -> Double {
+    let f = Foundation.pow(10, Double(digits))
+    return (v * f).rounded() / f
+}
+
+/// One JSON object on one line, keys sorted.
+private func benchJSON(_ object: [String: Any]) -> String {
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    return String(decoding: data, as: UTF8.self)
+}

@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Astrolabe vs PyTorch (CPU) on BENCH.md's model workloads, in one run.
+
+For each network of `../shared/spec/reference_models.py` (cnn, resnet18, unet, lstm) it
+measures in PyTorch, each model in its own subprocess (so peak RSS is that model's own):
+- train_step_ms: median of >= 10 training steps (forward, cross-entropy - per pixel for
+  unet -, backward, Adam lr 1e-3) at batch 32 (unet 8), after 3 warm-up steps;
+- infer_img_per_s: batch 64 (unet 8) / median forward time under torch.no_grad() and
+  model.eval(), after 3 warm-up passes;
+- peak_rss_mb: ru_maxrss of the subprocess right after the training steps;
+and tile_segment_mpix_per_s: a 2048 x 2048 map segmented by the unet through 256 x 256
+tiles overlapping by 32 px (8 tiles per forward pass), stitched with the same smooth window
+as Astrolabe's TileStitcher, argmax, written as a float32 FITS image (astropy), median of 3.
+Then it runs `astrolabe bench --model all` and `astrolabe bench --workload tiles` (same
+protocol, see Sources/astrolabe/Bench+Models.swift) and prints a table with both figures
+and the ratio; `--json` prints one JSON object instead.
+
+    pip install torch torchvision numpy astropy
+    swift build -c release --product astrolabe
+    python3 bench/compare.py [--models cnn,unet] [--no-tiles] [--quick] [--json] [--save FILE]
+                             [--astrolabe .build/release/astrolabe]
+                             [--reference ../shared/spec/reference_models.py]
+"""
+import argparse
+import functools
+import importlib.util
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_REFERENCE = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "spec", "reference_models.py"))
+DEFAULT_BINARY = os.path.normpath(os.path.join(HERE, "..", ".build", "release", "astrolabe"))
+MODELS = ["cnn", "resnet18", "unet", "lstm"]
+THREADS = 2
+
+
+def load_reference(path):
+    spec = importlib.util.spec_from_file_location("reference_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# MARK: - PyTorch side (run in a subprocess per model)
+
+def torch_model(reference, name, quick):
+    import torch
+    from torch import nn
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(7)
+    make, shape, train_batch, infer_batch = reference.MODELS[name]
+    model = make()
+    classes = {"cnn": 5, "resnet18": 5, "unet": 3, "lstm": 4}[name]
+    warmup, steps = (1, 3) if quick else (3, 10)
+
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    x = torch.randn(train_batch, *shape)
+    y = torch.randint(0, classes, (train_batch, *shape[1:]) if name == "unet" else (train_batch,))
+    train_times = []
+    for step in range(warmup + steps):
+        t0 = time.perf_counter()
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        t1 = time.perf_counter()
+        if step >= warmup:
+            train_times.append(t1 - t0)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    model.eval()
+    x = torch.randn(infer_batch, *shape)
+    infer_times = []
+    with torch.no_grad():
+        for rep in range(warmup + steps):
+            t0 = time.perf_counter()
+            model(x)
+            t1 = time.perf_counter()
+            if rep >= warmup:
+                infer_times.append(t1 - t0)
+    return {"model": name, "train_step_ms": round(statistics.median(train_times) * 1e3, 1),
+            "train_step_min_ms": round(min(train_times) * 1e3, 1),
+            "infer_img_per_s": round(infer_batch / statistics.median(infer_times), 1),
+            "infer_max_img_per_s": round(infer_batch / min(infer_times), 1),
+            "peak_rss_mb": round(peak_mb), "steps": steps, "threads": THREADS}
+
+
+@functools.lru_cache(maxsize=None)
+def smooth_window(origin, length, tile, overlap):
+    """TileStitcher's `.smooth` axis weights (Sources/Preprocessing/Tiling.swift)."""
+    import numpy as np
+    margin = overlap // 4
+    ramp = overlap - 2 * margin
+
+    def taper(d):
+        if d < margin:
+            return 0.0
+        if d >= margin + ramp:
+            return 1.0
+        return 0.5 - 0.5 * np.cos(np.pi * (d - margin + 0.5) / ramp)
+
+    w = np.ones(tile, dtype=np.float32)
+    for i in range(tile):
+        if origin > 0:
+            w[i] = min(w[i], taper(i))
+        if origin + tile < length:
+            w[i] = min(w[i], taper(tile - 1 - i))
+    return w
+
+
+def origins(length, tile, step):
+    if length <= tile:
+        return [0]
+    return list(range(0, length - tile, step)) + [length - tile]
+
+
+def torch_tiles(reference, quick):
+    import numpy as np
+    import torch
+    from astropy.io import fits
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(7)
+    side, tile, overlap, batch, classes = (1024 if quick else 2048), 256, 32, 8, 3
+    repeats = 1 if quick else 3
+    model = reference.UNet()
+    model.eval()
+    image = np.random.default_rng(3).standard_normal((side, side)).astype(np.float32)
+    rects = [(y, x) for y in origins(side, tile, tile - overlap) for x in origins(side, tile, tile - overlap)]
+    path = os.path.join(tempfile.mkdtemp(prefix="compare-tiles-"), "segmentation.fits")
+    with torch.no_grad():
+        model(torch.randn(batch, 1, tile, tile))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        total = np.zeros((classes, side, side), dtype=np.float32)
+        weight = np.zeros((side, side), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, len(rects), batch):
+                chunk = rects[start:start + batch]
+                x = torch.from_numpy(np.stack([image[y:y + tile, x:x + tile] for y, x in chunk])[:, None])
+                out = model(x).numpy()
+                for k, (y, x) in enumerate(chunk):
+                    # The windows are cached (three distinct ones per axis), so this is numpy work only.
+                    w = np.outer(smooth_window(y, side, tile, overlap), smooth_window(x, side, tile, overlap))
+                    total[:, y:y + tile, x:x + tile] += w * out[k]
+                    weight[y:y + tile, x:x + tile] += w
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logits = total / weight
+        labels = np.argmax(logits, axis=0).astype(np.float32)
+        fits.PrimaryHDU(labels).writeto(path, overwrite=True)
+        times.append(time.perf_counter() - t0)
+    os.remove(path)
+    os.rmdir(os.path.dirname(path))
+    mpix = side * side / 1e6
+    return {"workload": "tiles", "tile_segment_mpix_per_s": round(mpix / statistics.median(times), 3),
+            "tile_segment_max_mpix_per_s": round(mpix / min(times), 3),
+            "seconds": round(statistics.median(times), 2), "tiles": len(rects), "side": side, "threads": THREADS}
+
+
+def run_child(argv):
+    """`compare.py --torch-child NAME [--quick] --reference PATH` (NAME: a model or `tiles`)."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--torch-child")
+    p.add_argument("--reference")
+    p.add_argument("--quick", action="store_true")
+    a = p.parse_args(argv)
+    reference = load_reference(a.reference)
+    result = torch_tiles(reference, a.quick) if a.torch_child == "tiles" else torch_model(reference, a.torch_child, a.quick)
+    print(json.dumps(result, sort_keys=True), flush=True)
+
+
+# MARK: - Driver
+
+def torch_run(name, args):
+    cmd = [sys.executable, os.path.abspath(__file__), "--torch-child", name, "--reference", args.reference]
+    if args.quick:
+        cmd.append("--quick")
+    env = dict(os.environ)
+    if not args.omp_active:
+        # PyTorch's OpenMP threads spin while they wait; on a shared machine whose load is
+        # above its 2 cores they lose their time slices and PyTorch slows down 2-10x. Passive
+        # waiting keeps PyTorch close to its quiet-machine speed (the fair comparison there).
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def astrolabe_run(flags, args):
+    cmd = [args.astrolabe, "bench"] + flags + (["--quick"] if args.quick else [])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def machine():
+    model = platform.processor() or platform.machine()
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return model
+
+
+# (metric, unit, higher is better, the key of the best run's figure)
+METRICS = [("train_step_ms", "ms", False, "train_step_min_ms"), ("infer_img_per_s", "img/s", True, "infer_max_img_per_s"),
+           ("peak_rss_mb", "MB", False, None)]
+
+
+def main():
+    if "--torch-child" in sys.argv:
+        return run_child(sys.argv[1:])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
+    p.add_argument("--no-tiles", action="store_true", help="skip tile_segment_mpix_per_s")
+    p.add_argument("--quick", action="store_true", help="fewer steps, 1024 x 1024 map (a smoke test, not a result)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--save", metavar="FILE", help="also write the JSON object to FILE")
+    p.add_argument("--omp-active", action="store_true",
+                   help="leave PyTorch's OpenMP wait policy at its default (spinning) instead of PASSIVE")
+    p.add_argument("--astrolabe", default=DEFAULT_BINARY)
+    p.add_argument("--reference", default=DEFAULT_REFERENCE)
+    args = p.parse_args()
+    models = [m for m in args.models.split(",") if m]
+    for m in models:
+        if m not in MODELS:
+            p.error(f"unknown model {m!r}; expected one of {', '.join(MODELS)}")
+
+    import torch
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    load_before = os.getloadavg()
+    rows = []
+    for m in models:
+        theirs = torch_run(m, args)
+        ours = astrolabe_run(["--model", m], args)[0]
+        for metric, unit, higher, best in METRICS:
+            a, t = ours[metric], theirs[metric]
+            # ratio > 1: Astrolabe is better (faster, or less memory)
+            row = {"workload": m, "metric": metric, "unit": unit, "astrolabe": a, "pytorch": t,
+                   "ratio": round((a / t) if higher else (t / a), 2)}
+            if best:
+                a, t = ours[best], theirs[best]
+                row.update(astrolabe_best=a, pytorch_best=t, ratio_best=round((a / t) if higher else (t / a), 2))
+            rows.append(row)
+    if not args.no_tiles:
+        theirs = torch_run("tiles", args)
+        ours = astrolabe_run(["--workload", "tiles"], args)[0]
+        a, t = ours["tile_segment_mpix_per_s"], theirs["tile_segment_mpix_per_s"]
+        ab, tb = ours["tile_segment_max_mpix_per_s"], theirs["tile_segment_max_mpix_per_s"]
+        rows.append({"workload": "tiles", "metric": "tile_segment_mpix_per_s", "unit": "Mpix/s",
+                     "astrolabe": a, "pytorch": t, "ratio": round(a / t, 2),
+                     "astrolabe_best": ab, "pytorch_best": tb, "ratio_best": round(ab / tb, 2)})
+    policy = "default (active)" if args.omp_active else os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    report = {"date": started, "machine": machine(), "threads": THREADS, "torch": torch.__version__,
+              "torch_omp_wait_policy": policy,
+              "load_average_before": [round(v, 2) for v in load_before],
+              "load_average_after": [round(v, 2) for v in os.getloadavg()],
+              "quick": args.quick, "rows": rows}
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump(report, f, sort_keys=True, indent=1)
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+        return
+    print(f"{report['date']}  {report['machine']}  threads {THREADS}  torch {report['torch']}"
+          f"  OMP_WAIT_POLICY {policy}")
+    print(f"load average before {report['load_average_before']}, after {report['load_average_after']}")
+    print("median of the runs; best = fastest run; ratio > 1 means Astrolabe is better (faster or smaller)\n")
+    print("| workload | metric | Astrolabe | PyTorch | ratio | Astrolabe best | PyTorch best | ratio best |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        best = [r.get("astrolabe_best", ""), r.get("pytorch_best", ""), r.get("ratio_best", "")]
+        cells = [r["workload"], f"{r['metric']} ({r['unit']})", r["astrolabe"], r["pytorch"], r["ratio"]] + best
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
