@@ -97,7 +97,7 @@ public struct ImageStatistics: Equatable, Sendable {
 /// Asks Linux to back a large, untouched buffer with 2 MiB pages (as numpy does for its
 /// arrays): a 64 MB image then takes 32 page faults instead of 16,384, which otherwise
 /// cost more than reading the file. A hint only; ignored where unsupported.
-func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
+public func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
     #if os(Linux)
     let hugePage = 2 << 20
     guard buffer.count >= 2 * hugePage, let base = buffer.baseAddress else { return }

@@ -195,19 +195,6 @@ func fastLog(_ value: Float) -> Float {
     return m + y + 0.693_359_375 * exponent
 }
 
-/// Asks Linux to back a large untouched buffer with 2 MiB pages (as numpy does).
-private func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
-    #if os(Linux)
-    let hugePage = 2 << 20
-    guard buffer.count >= 2 * hugePage, let base = buffer.baseAddress else { return }
-    let start = (Int(bitPattern: base) + hugePage - 1) & ~(hugePage - 1)
-    let end = (Int(bitPattern: base) + buffer.count) & ~(hugePage - 1)
-    if end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) {
-        _ = madvise(pointer, end - start, 14)  // MADV_HUGEPAGE
-    }
-    #endif
-}
-
 /// The first error raised by any worker.
 private final class ErrorBox: @unchecked Sendable {
     private let lock = NSLock()
