@@ -1,4 +1,5 @@
-// Gradient-descent optimisers updating parameter tensors in place.
+// Gradient-descent optimisers updating parameter tensors in place: the one
+// implementation used by the engine's tests, the layer library and `Model.fit`.
 import Foundation
 
 /// Updates a fixed list of parameters from their accumulated `grad`.
@@ -14,83 +15,175 @@ extension Optimizer {
     public func zeroGrad() { for p in parameters { p.zeroGrad() } }
 }
 
-/// Stochastic gradient descent with optional momentum (PyTorch's convention:
-/// `v = mu v + g; p -= lr v`, Nesterov `p -= lr (g + mu v)`) and L2 weight decay.
-public final class SGD: Optimizer {
-    public let parameters: [Tensor]
-    public var learningRate: Float
-    public var momentum: Float
-    public var weightDecay: Float
-    public var nesterov: Bool
-    private var velocities: [Tensor?]
+/// Which algorithm updates the weights. Each matches its `torch.optim`
+/// counterpart step for step (same defaults, same float32 arithmetic order).
+public enum OptimizerKind: Equatable, Sendable {
+    case sgd(momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0)
+    case adam(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0)
+    /// Adam with decoupled weight decay (Loshchilov & Hutter, "Decoupled Weight
+    /// Decay Regularization", https://arxiv.org/abs/1711.05101); torch's default decay is 0.01.
+    case adamW(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0.01)
+    case rmsprop(alpha: Float = 0.99, epsilon: Float = 1e-8, momentum: Float = 0, weightDecay: Float = 0)
 
-    public init(parameters: [Tensor], learningRate: Float, momentum: Float = 0, weightDecay: Float = 0,
-                nesterov: Bool = false) {
-        self.parameters = parameters
+    public static let adam = OptimizerKind.adam()
+    public static let adamW = OptimizerKind.adamW()
+    public static let sgd = OptimizerKind.sgd()
+    public static let rmsprop = OptimizerKind.rmsprop()
+}
+
+/// One trainable tensor with its checkpoint name and its own rate multiplier
+/// (for layer-wise learning-rate decay when fine-tuning).
+public struct TrainableParameter {
+    public var name: String
+    public var tensor: Tensor
+    public var rateMultiplier: Float
+    public init(name: String, tensor: Tensor, rateMultiplier: Float = 1) {
+        self.name = name
+        self.tensor = tensor
+        self.rateMultiplier = rateMultiplier
+    }
+}
+
+/// Updates parameters from their gradients, keeping its state (moments,
+/// momentum buffers, step count) so that a checkpoint can restore it exactly.
+public final class ModelOptimizer: Optimizer {
+    public let kind: OptimizerKind
+    /// The parameters with their checkpoint names and rate multipliers.
+    public private(set) var trainable: [TrainableParameter]
+    public var parameters: [Tensor] { trainable.map(\.tensor) }
+    /// The base rate; each parameter uses `learningRate × rateMultiplier`.
+    public var learningRate: Float
+    public private(set) var stepCount = 0
+    /// Per parameter: named state buffers ("momentum", "exp_avg", "exp_avg_sq", "square_avg").
+    private var state: [[String: [Float]]]
+
+    public init(_ kind: OptimizerKind, parameters: [TrainableParameter], learningRate: Float) {
+        precondition(learningRate > 0, "ModelOptimizer: learning rate must be positive, got \(learningRate)")
+        self.kind = kind
+        trainable = parameters
         self.learningRate = learningRate
-        self.momentum = momentum
-        self.weightDecay = weightDecay
-        self.nesterov = nesterov
-        velocities = Array(repeating: nil, count: parameters.count)
+        state = Array(repeating: [:], count: parameters.count)
     }
 
+    /// An optimiser over unnamed tensors (named `0`, `1`, ... in its state).
+    public convenience init(_ kind: OptimizerKind, tensors: [Tensor], learningRate: Float) {
+        self.init(kind, parameters: tensors.enumerated().map { TrainableParameter(name: String($0.offset), tensor: $0.element) },
+                  learningRate: learningRate)
+    }
+
+    /// One update of every parameter that has a gradient.
     public func step() {
-        for (i, p) in parameters.enumerated() {
-            guard let grad = p.grad else { continue }
-            let w = p.storage.pointer, g = grad.storage.pointer
-            let (lr, mu, wd) = (learningRate, momentum, weightDecay)
-            if mu == 0 {
-                for j in 0..<p.count { w[j] -= lr * (g[j] + wd * w[j]) }
-                continue
+        stepCount += 1
+        for i in trainable.indices {
+            let p = trainable[i]
+            guard let grad = p.tensor.grad else { continue }
+            let lr = learningRate * p.rateMultiplier
+            let n = p.tensor.count
+            let w = p.tensor.storage.pointer, g = grad.storage.pointer
+            switch kind {
+            case let .sgd(momentum, nesterov, weightDecay):
+                var buffer = state[i].removeValue(forKey: "momentum")
+                let first = buffer == nil
+                if momentum != 0 && first { buffer = [Float](repeating: 0, count: n) }
+                for j in 0..<n {
+                    var d = g[j]
+                    if weightDecay != 0 { d += weightDecay * w[j] }
+                    if momentum != 0 {
+                        buffer![j] = first ? d : momentum * buffer![j] + d
+                        d = nesterov ? d + momentum * buffer![j] : buffer![j]
+                    }
+                    w[j] -= lr * d
+                }
+                if momentum != 0 { state[i]["momentum"] = buffer }
+            case let .adam(beta1, beta2, epsilon, weightDecay), let .adamW(beta1, beta2, epsilon, weightDecay):
+                let decoupled: Bool = { if case .adamW = kind { return true }; return false }()
+                // Taken out of the dictionary so that the updates below mutate the buffers in
+                // place; a copy left in `state` would make each step copy both moments.
+                var m = state[i].removeValue(forKey: "exp_avg") ?? [Float](repeating: 0, count: n)
+                var v = state[i].removeValue(forKey: "exp_avg_sq") ?? [Float](repeating: 0, count: n)
+                let c1 = 1 - Foundation.pow(beta1, Float(stepCount))
+                let c2Root = (1 - Foundation.pow(beta2, Float(stepCount))).squareRoot()
+                let stepSize = lr / c1
+                // Through raw pointers: the array accessors kept this loop from vectorising.
+                m.withUnsafeMutableBufferPointer { mb in v.withUnsafeMutableBufferPointer { vb in
+                    let m = mb.baseAddress!, v = vb.baseAddress!
+                    for j in 0..<n {
+                        var d = g[j]
+                        if weightDecay != 0 {
+                            if decoupled { w[j] *= 1 - lr * weightDecay } else { d += weightDecay * w[j] }
+                        }
+                        m[j] = beta1 * m[j] + (1 - beta1) * d
+                        v[j] = beta2 * v[j] + (1 - beta2) * d * d
+                        w[j] -= stepSize * m[j] / (v[j].squareRoot() / c2Root + epsilon)
+                    }
+                } }
+                state[i]["exp_avg"] = m
+                state[i]["exp_avg_sq"] = v
+            case let .rmsprop(alpha, epsilon, momentum, weightDecay):
+                var square = state[i].removeValue(forKey: "square_avg") ?? [Float](repeating: 0, count: n)
+                var buffer = state[i].removeValue(forKey: "momentum") ?? (momentum != 0 ? [Float](repeating: 0, count: n) : [])
+                for j in 0..<n {
+                    var d = g[j]
+                    if weightDecay != 0 { d += weightDecay * w[j] }
+                    square[j] = alpha * square[j] + (1 - alpha) * d * d
+                    let average = square[j].squareRoot() + epsilon
+                    if momentum != 0 {
+                        buffer[j] = momentum * buffer[j] + d / average
+                        w[j] -= lr * buffer[j]
+                    } else {
+                        w[j] -= lr * d / average
+                    }
+                }
+                state[i]["square_avg"] = square
+                if momentum != 0 { state[i]["momentum"] = buffer }
             }
-            let first = velocities[i] == nil
-            if first { velocities[i] = Tensor(repeating: 0, shape: p.shape) }
-            let v = velocities[i]!.storage.pointer
-            for j in 0..<p.count {
-                let d = g[j] + wd * w[j]
-                v[j] = first ? d : mu * v[j] + d
-                w[j] -= lr * (nesterov ? d + mu * v[j] : v[j])
+        }
+    }
+
+    // MARK: - Checkpoint state
+
+    /// The state as named tensors (`optimizer.<parameter>.<buffer>`) plus the step count.
+    public func stateTensors() -> [String: Tensor] {
+        var out = [String: Tensor]()
+        for (i, p) in trainable.enumerated() {
+            for (slot, values) in state[i] {
+                out["optimizer.\(p.name).\(slot)"] = Tensor(shape: p.tensor.shape, data: values)
+            }
+        }
+        out["optimizer.step"] = Tensor(scalar: Float(stepCount))
+        return out
+    }
+
+    /// Restores what `stateTensors()` saved; parameters are matched by name.
+    public func loadState(_ tensors: [String: Tensor]) {
+        stepCount = Int(tensors["optimizer.step"]?.scalars.first ?? 0)
+        for (i, p) in trainable.enumerated() {
+            state[i] = [:]
+            for slot in ["momentum", "exp_avg", "exp_avg_sq", "square_avg"] {
+                if let t = tensors["optimizer.\(p.name).\(slot)"], t.count == p.tensor.count { state[i][slot] = t.scalars }
             }
         }
     }
 }
 
-/// Adam (Kingma & Ba, "Adam: A Method for Stochastic Optimization", arXiv:1412.6980), with
-/// PyTorch's bias correction and epsilon placement; `weightDecay` is L2 added to the gradient
-/// (PyTorch's `Adam`; `decoupled: true` gives AdamW).
-public final class Adam: Optimizer {
-    public let parameters: [Tensor]
-    public var learningRate: Float
-    public var beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
-    public var decoupled: Bool
-    public private(set) var stepCount = 0
-    private var m: [Tensor], v: [Tensor]
-
-    public init(parameters: [Tensor], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
-                epsilon: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = false) {
-        self.parameters = parameters
-        self.learningRate = learningRate
-        self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
-        self.weightDecay = weightDecay; self.decoupled = decoupled
-        m = parameters.map { Tensor(repeating: 0, shape: $0.shape) }
-        v = parameters.map { Tensor(repeating: 0, shape: $0.shape) }
+/// Rescales all gradients together so that their joint L2 norm is at most
+/// `maxNorm` (torch's `clip_grad_norm_`); returns the norm before clipping.
+@discardableResult
+public func clipGradientNorm(_ parameters: [Tensor], maxNorm: Float) -> Float {
+    var total: Double = 0
+    for p in parameters {
+        guard let g = p.grad else { continue }
+        let pointer = g.storage.pointer
+        for j in 0..<g.count { total += Double(pointer[j]) * Double(pointer[j]) }
     }
-
-    public func step() {
-        stepCount += 1
-        let c1 = 1 - Foundation.pow(beta1, Float(stepCount)), c2 = 1 - Foundation.pow(beta2, Float(stepCount))
-        let stepSize = learningRate / c1, c2Root = c2.squareRoot()
-        for (i, p) in parameters.enumerated() {
-            guard let grad = p.grad else { continue }
-            let w = p.storage.pointer, g = grad.storage.pointer, mp = m[i].storage.pointer, vp = v[i].storage.pointer
-            let (b1, b2, eps, wd, lr) = (beta1, beta2, epsilon, weightDecay, learningRate)
-            for j in 0..<p.count {
-                var d = g[j]
-                if wd != 0 { if decoupled { w[j] -= lr * wd * w[j] } else { d += wd * w[j] } }
-                mp[j] = b1 * mp[j] + (1 - b1) * d
-                vp[j] = b2 * vp[j] + (1 - b2) * d * d
-                w[j] -= stepSize * mp[j] / (vp[j].squareRoot() / c2Root + eps)
-            }
+    let norm = Float(total.squareRoot())
+    let factor = maxNorm / (norm + 1e-6)
+    if factor < 1 {
+        for p in parameters {
+            guard let g = p.grad else { continue }
+            let pointer = g.storage.pointer
+            for j in 0..<g.count { pointer[j] *= factor }
         }
     }
+    return norm
 }

@@ -103,7 +103,7 @@ extension Layer {
         namedTensors().filter { $0.role == .parameter }.map { ($0.key, $0.tensor) }
     }
 
-    /// Trainable parameters, for an optimiser: `Adam(parameters: model.parameters)`.
+    /// Trainable parameters, for an optimiser: `ModelOptimizer(.adam(), tensors: model.parameters, learningRate: 1e-3)`.
     public var parameters: [Tensor] { namedParameters().map(\.tensor) }
 
     /// The tensors to save, by full key (PyTorch `state_dict()`): the model's own tensors, not

@@ -54,7 +54,7 @@ extension Model {
                 let lossValue = value.scalars[0]
                 guard lossValue.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batchIndex + 1) }
                 value.backward()
-                if let clip = gradientClipNorm { clipGradientNorm(optimizer.parameters.map(\.tensor), maxNorm: clip) }
+                if let clip = gradientClipNorm { clipGradientNorm(optimizer.parameters, maxNorm: clip) }
                 optimizer.step()
                 let size = batch.inputs.shape[0]
                 withNoGrad {

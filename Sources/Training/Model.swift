@@ -133,7 +133,7 @@ public final class Model {
         let output = network(batch.inputs)
         let value = loss(output, batch.targets, classWeights: classWeights)
         value.backward()
-        if let clip = gradientClipNorm { clipGradientNorm(optimizer.parameters.map(\.tensor), maxNorm: clip) }
+        if let clip = gradientClipNorm { clipGradientNorm(optimizer.parameters, maxNorm: clip) }
         optimizer.step()
         return value.scalars[0]
     }

@@ -9,12 +9,12 @@ final class OptimizerTests: XCTestCase {
         let fx = PyTorchFixtureTests.file
         let c = fx["opt.c"]
         let cases: [(String, (Tensor) -> Optimizer)] = [
-            ("sgd", { SGD(parameters: [$0], learningRate: 0.1) }),
-            ("sgd_momentum", { SGD(parameters: [$0], learningRate: 0.05, momentum: 0.9, weightDecay: 0.01) }),
-            ("sgd_nesterov", { SGD(parameters: [$0], learningRate: 0.05, momentum: 0.9, nesterov: true) }),
-            ("adam", { Adam(parameters: [$0], learningRate: 0.1) }),
-            ("adam_l2", { Adam(parameters: [$0], learningRate: 0.05, beta1: 0.8, beta2: 0.95, epsilon: 1e-6, weightDecay: 0.1) }),
-            ("adamw", { Adam(parameters: [$0], learningRate: 0.05, weightDecay: 0.1, decoupled: true) }),
+            ("sgd", { ModelOptimizer(.sgd(), tensors: [$0], learningRate: 0.1) }),
+            ("sgd_momentum", { ModelOptimizer(.sgd(momentum: 0.9, weightDecay: 0.01), tensors: [$0], learningRate: 0.05) }),
+            ("sgd_nesterov", { ModelOptimizer(.sgd(momentum: 0.9, nesterov: true), tensors: [$0], learningRate: 0.05) }),
+            ("adam", { ModelOptimizer(.adam(), tensors: [$0], learningRate: 0.1) }),
+            ("adam_l2", { ModelOptimizer(.adam(beta1: 0.8, beta2: 0.95, epsilon: 1e-6, weightDecay: 0.1), tensors: [$0], learningRate: 0.05) }),
+            ("adamw", { ModelOptimizer(.adamW(weightDecay: 0.1), tensors: [$0], learningRate: 0.05) }),
         ]
         for (name, make) in cases {
             let p = fx["opt.p0"].copy()
@@ -34,7 +34,7 @@ final class OptimizerTests: XCTestCase {
         let x = Tensor.randomUniform([64, 1], lower: -1, upper: 1, seed: 1)
         let y = x * 3 - 2
         let w = Tensor.zeros([1, 1], requiresGrad: true), b = Tensor.zeros([1], requiresGrad: true)
-        let adam = Adam(parameters: [w, b], learningRate: 0.1)
+        let adam = ModelOptimizer(.adam(), tensors: [w, b], learningRate: 0.1)
         for _ in 0..<300 {
             adam.zeroGrad()
             Loss.meanSquaredError(x.matmul(w) + b, y).backward()
@@ -65,7 +65,7 @@ final class OptimizerTests: XCTestCase {
         let runningMean = Tensor.zeros([4]), runningVariance = Tensor.ones([4])
         let dense = Tensor.randomNormal([64, 2], standardDeviation: 0.1, seed: 2, requiresGrad: true)
         let bias = Tensor.zeros([2], requiresGrad: true)
-        let adam = Adam(parameters: [conv, gamma, beta, dense, bias], learningRate: 0.05)
+        let adam = ModelOptimizer(.adam(), tensors: [conv, gamma, beta, dense, bias], learningRate: 0.05)
         func logits(training: Bool) -> Tensor {
             let h = input.conv2d(weight: conv, padding: .same)
                 .batchNorm(weight: gamma, bias: beta, runningMean: runningMean, runningVariance: runningVariance,

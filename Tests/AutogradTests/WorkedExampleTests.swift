@@ -35,7 +35,7 @@ final class WorkedExampleTests: XCTestCase {
     /// θ ← θ - 0.1 h'(θ) on h(θ) = (θ - 2)² from θ = 7.
     func testGradientDescentOnParabola() {
         let theta = Tensor(scalar: 7, requiresGrad: true)
-        let sgd = SGD(parameters: [theta], learningRate: 0.1)
+        let sgd = ModelOptimizer(.sgd(), tensors: [theta], learningRate: 0.1)
         var trace: [Int: Float] = [:]
         for step in 1...14 {
             sgd.zeroGrad()

@@ -97,7 +97,7 @@ final class LayerContractTests: XCTestCase {
                 let loss0 = Loss.meanSquaredError(layer(x), target)
                 loss0.backward()
                 XCTAssertTrue(layer.parameters.contains { $0.grad != nil }, "\(c.name): gradients reach the parameters")
-                SGD(parameters: layer.parameters, learningRate: 1e-2).step()
+                ModelOptimizer(.sgd(), tensors: layer.parameters, learningRate: 1e-2).step()
                 let loss1 = withNoGrad { Loss.meanSquaredError(layer(x), target) }
                 XCTAssertLessThan(loss1.item, loss0.item, "\(c.name): SGD step lowers the loss")
                 layer.zeroGrad()

@@ -35,7 +35,7 @@ final class TrainingTests: XCTestCase {
         let model = MLP.make(inputFeatures: 2, widths: [16, 2], activation: .tanh)
         let x = Tensor(shape: [4, 2], data: [0, 0, 0, 1, 1, 0, 1, 1])
         let labels = [0, 1, 1, 0]
-        let optimizer = Adam(parameters: model.parameters, learningRate: 0.05)
+        let optimizer = ModelOptimizer(.adam(), tensors: model.parameters, learningRate: 0.05)
         var loss: Float = .infinity
         for _ in 0..<200 {
             optimizer.zeroGrad()
@@ -59,7 +59,7 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(trainable.count, 2)
         let backbone = model.conv1.weight.scalars
         let x = Tensor.randomNormal([4, 1, 8, 8], seed: 9)
-        let optimizer = SGD(parameters: trainable, learningRate: 0.1)
+        let optimizer = ModelOptimizer(.sgd(), tensors: trainable, learningRate: 0.1)
         model.eval()
         let before = Loss.crossEntropy(logits: model(x), labels: [0, 1, 0, 1])
         before.backward()

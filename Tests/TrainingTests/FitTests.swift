@@ -188,11 +188,11 @@ final class FitTests: XCTestCase {
             XCTAssertEqual(network.stateDict()[key]!.scalars, values, "\(key) is frozen (BN statistics included)")
         }
         XCTAssertNotEqual(network.stateDict()["3.weight"]!.scalars, head)
-        XCTAssertEqual(model.optimizer!.parameters.map(\.name), ["3.weight", "3.bias"])
-        XCTAssertEqual(model.optimizer!.parameters[0].rateMultiplier, 1)
+        XCTAssertEqual(model.optimizer!.trainable.map(\.name), ["3.weight", "3.bias"])
+        XCTAssertEqual(model.optimizer!.trainable[0].rateMultiplier, 1)
         model.unfreeze()
-        XCTAssertEqual(model.optimizer!.parameters.count, 6)
-        XCTAssertEqual(model.optimizer!.parameters.first { $0.name == "0.weight" }!.rateMultiplier, 0.125)
+        XCTAssertEqual(model.optimizer!.trainable.count, 6)
+        XCTAssertEqual(model.optimizer!.trainable.first { $0.name == "0.weight" }!.rateMultiplier, 0.125)
     }
 }
 
