@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 
 /// A random transformation for training only. Each draws its parameters from

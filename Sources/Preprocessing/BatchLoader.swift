@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 
 /// A batch of prepared samples, packed NCHW for a network.

@@ -1,36 +1,15 @@
+import Autograd
 import Foundation
 
-/// A small, fast, seedable generator (xoshiro256**, seeded through SplitMix64)
-/// so that augmentation, shuffling and splits are reproducible from one seed on
-/// every platform — Swift's `SystemRandomNumberGenerator` cannot be seeded.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
-
-    public init(seed: UInt64) {
-        var x = seed
-        func splitmix() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s0 = splitmix(); s1 = splitmix(); s2 = splitmix(); s3 = splitmix()
-    }
-
+/// Preprocessing draws from the engine's `SeededGenerator` (xoshiro256** seeded
+/// through SplitMix64), so that augmentation, shuffling and splits are reproducible
+/// from one seed on every platform — Swift's `SystemRandomNumberGenerator` cannot be
+/// seeded. These additions give per-item streams and the distributions stages need.
+extension SeededGenerator {
     /// An independent stream for item `index` of a run seeded with `seed`, so that
     /// work split over threads draws the same numbers in any order.
     public init(seed: UInt64, stream index: UInt64) {
         self.init(seed: seed ^ (index &* 0xD1B5_4A32_D192_ED03) &+ 0x632B_E59B_D9B4_E019)
-    }
-
-    public mutating func next() -> UInt64 {
-        let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
-        let t = s1 << 17
-        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
-        s2 ^= t
-        s3 = (s3 << 45) | (s3 >> 19)
-        return result
     }
 
     /// Uniform in [0, 1) with 53 random bits.

@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 
 /// Where `scaleByNoise` gets the noise level.

@@ -18,7 +18,7 @@ extension Bench {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("astrolabe-bench-prep-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        var rng = Preprocessing.SeededGenerator(seed: 1)
+        var rng = SeededGenerator(seed: 1)
         var entries = [CatalogEntry]()
         for i in 0..<count {
             let pixels = (0..<4096).map { _ in Float(10 * rng.normal()) }

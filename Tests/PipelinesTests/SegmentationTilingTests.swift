@@ -12,7 +12,7 @@ import XCTest
 final class SegmentationTilingTests: XCTestCase {
     /// A map with blobs over noise, and a small U-Net with fixed random weights.
     func fixture(size: Int) -> (PlanarImage, UNet) {
-        var rng = Preprocessing.SeededGenerator(seed: 3)
+        var rng = SeededGenerator(seed: 3)
         var pixels = (0..<(size * size)).map { _ in Float(rng.normal()) }
         for _ in 0..<12 {
             let cx = rng.uniform(0...Double(size)), cy = rng.uniform(0...Double(size)), r = rng.uniform(1...6)

@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 import XCTest
 import Yams
