@@ -74,9 +74,14 @@ extension PipelineRunner {
             errorsFile = url.path
         }
         let resumed = journal.resumedCount
-        try journal.finish()
-        let summary = RunSummary(done: catalog.count - failures.count, failed: failures.count, resumed: resumed,
+        var summary = RunSummary(done: catalog.count - failures.count, failed: failures.count, resumed: resumed,
                                  seconds: Date().timeIntervalSince(start), outputs: outputs, errorsFile: errorsFile)
+        if config.outputs.previews != nil || config.outputs.report != nil {
+            let header = Self.header(task: config.task, recipe: recipe, probabilities: config.outputs.probabilities)
+            summary.outputs += try writePictures(catalog: catalog, rows: journal.finished, header: header,
+                                                 summary: summary, outputURL: outputURL)
+        }
+        try journal.finish()
         log("\(config.name.isEmpty ? "run" : config.name): \(summary.line)")
         return summary
     }

@@ -95,7 +95,7 @@ extension Sample {
         return values
     }
 
-    static func stem(_ name: String) -> String {
+    public static func stem(_ name: String) -> String {
         for suffix in [".fits.gz", ".fits.fz", ".fits", ".fit", ".fz", ".fts"] where name.lowercased().hasSuffix(suffix) {
             return String(name.dropLast(suffix.count))
         }

@@ -86,6 +86,20 @@ final class PipelineCommandTests: XCTestCase {
         }
     }
 
+    func testPreviewsAndReport() throws {
+        let r = try tool(["run", "infer.yaml", "--output", "p.csv", "--quiet",
+                          "--set", "outputs.previews=previews", "--set", "outputs.report=report", "--set", "outputs.preview_count=4"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let png = try Data(contentsOf: Self.folder.appendingPathComponent("previews/previews.png"))
+        XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
+        let report = try read("report/report.md")
+        XCTAssert(report.contains("done 10, failed 0"), report)
+        let counts = report.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| predicted") }
+            .compactMap { Int($0.split(separator: "|").last!.trimmingCharacters(in: .whitespaces)) }
+        XCTAssertEqual(counts.reduce(0, +), 10, report)
+        XCTAssert(report.contains("![previews](previews.png)"))
+    }
+
     func testAKilledRunResumesToTheSameOutput() throws {
         XCTAssertEqual(try tool(["run", "infer.yaml", "--output", "whole.csv", "--quiet"]).status, 0)
         let crashed = try tool(["run", "infer.yaml", "--output", "resumed.csv", "--quiet"],
