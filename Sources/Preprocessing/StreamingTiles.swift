@@ -52,9 +52,7 @@ public struct StreamingTileStitcher: Sendable {
                      "StreamingTileStitcher.add: tile output \(output.shape) differs from [\(channels), \(rect.size), \(rect.size)]")
         let bottom = Swift.min(grid.height, rect.y + rect.size)
         hold(upTo: bottom)
-        let stitcher = TileStitcher(grid: grid, channels: channels, weighting: weighting)
-        let wy = (0..<rect.size).map { stitcher.axisWeight($0, origin: rect.y, length: grid.height) }
-        let wx = (0..<rect.size).map { stitcher.axisWeight($0, origin: rect.x, length: grid.width) }
+        let (wy, wx) = grid.blendWeights(rect, weighting)
         let w = grid.width, plane = heldRows * w
         for ty in 0..<rect.size where rect.y + ty < grid.height {
             let row = rect.y + ty - firstRow

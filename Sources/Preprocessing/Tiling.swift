@@ -47,6 +47,33 @@ public struct TileGrid: Equatable, Sendable {
     }
 
     public var count: Int { rows.count * columns.count }
+
+    /// The separable blend weights of `rect`'s rows and columns (shared by the
+    /// in-memory and the streaming stitcher, so both blend identically).
+    func blendWeights(_ rect: TileRect, _ weighting: StitchWeighting) -> (rows: [Float], columns: [Float]) {
+        ((0..<rect.size).map { axisWeight($0, origin: rect.y, length: height, weighting) },
+         (0..<rect.size).map { axisWeight($0, origin: rect.x, length: width, weighting) })
+    }
+
+    /// Weight of a tile pixel at offset `i` along an axis, for a tile at `origin`.
+    func axisWeight(_ i: Int, origin: Int, length: Int, _ weighting: StitchWeighting) -> Float {
+        guard weighting == .smooth, overlap > 0 else { return 1 }
+        var w: Float = 1
+        // Only edges that face another tile are tapered.
+        if origin > 0 { w = Swift.min(w, taper(distance: i)) }
+        if origin + tile < length { w = Swift.min(w, taper(distance: tile - 1 - i)) }
+        return w
+    }
+
+    /// 0 for the `overlap / 4` pixels nearest a shared edge (they see the least
+    /// context, and a neighbouring tile covers them at full weight), then a
+    /// raised cosine up to 1 at `3/4 · overlap`.
+    func taper(distance d: Int) -> Float {
+        let margin = overlap / 4, ramp = overlap - 2 * margin
+        if d < margin { return 0 }
+        if d >= margin + ramp { return 1 }
+        return 0.5 - 0.5 * Foundation.cos(Float.pi * (Float(d - margin) + 0.5) / Float(ramp))
+    }
 }
 
 /// How overlapping tile outputs are blended.
@@ -77,33 +104,12 @@ public struct TileStitcher: Sendable {
         weight = [Float](repeating: 0, count: grid.height * grid.width)
     }
 
-    /// Weight of a tile pixel at offset `i` along an axis, for a tile at `origin`.
-    func axisWeight(_ i: Int, origin: Int, length: Int) -> Float {
-        guard weighting == .smooth, grid.overlap > 0 else { return 1 }
-        var w: Float = 1
-        // Only edges that face another tile are tapered.
-        if origin > 0 { w = Swift.min(w, taper(distance: i)) }
-        if origin + grid.tile < length { w = Swift.min(w, taper(distance: grid.tile - 1 - i)) }
-        return w
-    }
-
-    /// 0 for the `overlap / 4` pixels nearest a shared edge (they see the least
-    /// context, and a neighbouring tile covers them at full weight), then a
-    /// raised cosine up to 1 at `3/4 · overlap`.
-    func taper(distance d: Int) -> Float {
-        let margin = grid.overlap / 4, ramp = grid.overlap - 2 * margin
-        if d < margin { return 0 }
-        if d >= margin + ramp { return 1 }
-        return 0.5 - 0.5 * Foundation.cos(Float.pi * (Float(d - margin) + 0.5) / Float(ramp))
-    }
-
     /// Adds the output for `rect`; parts of the tile outside the image are ignored.
     public mutating func add(_ output: PlanarImage, at rect: TileRect) {
         precondition(output.channels == channels && output.height == rect.size && output.width == rect.size,
                      "TileStitcher.add: tile output \(output.shape) differs from [\(channels), \(rect.size), \(rect.size)]")
         let h = grid.height, w = grid.width
-        let wy = (0..<rect.size).map { axisWeight($0, origin: rect.y, length: h) }
-        let wx = (0..<rect.size).map { axisWeight($0, origin: rect.x, length: w) }
+        let (wy, wx) = grid.blendWeights(rect, weighting)
         for ty in 0..<rect.size where rect.y + ty < h {
             for tx in 0..<rect.size where rect.x + tx < w {
                 let pw = wy[ty] * wx[tx]
