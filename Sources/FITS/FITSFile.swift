@@ -26,6 +26,29 @@ public enum HDUSelector: Equatable, Sendable, ExpressibleByIntegerLiteral,
     }
 }
 
+extension HDUSelector: Codable {
+    /// Written as in a pipeline file: an index from 0 (`0`) or an EXTNAME (`SCI`).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let index = try? c.decode(Int.self) {
+            guard index >= 0 else {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "An HDU index counts from 0; got \(index).")
+            }
+            self = .index(index)
+        } else {
+            self = .name(try c.decode(String.self))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case let .index(index): try c.encode(index)
+        case let .name(name): try c.encode(name)
+        }
+    }
+}
+
 /// The kind of an HDU. A tile-compressed image is an `.image`.
 public enum HDUKind: String, Sendable {
     case image, binaryTable = "bintable", asciiTable = "table"

@@ -107,29 +107,3 @@ struct NamedChoice {
         return try StrictContainer(parameters, section: section, known: known)
     }
 }
-
-/// An HDU written as an index (`0`) or an EXTNAME (`SCI`).
-public enum HDUChoice: Equatable, Sendable, Codable {
-    case index(Int)
-    case name(String)
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if let i = try? c.decode(Int.self) {
-            guard i >= 0 else {
-                throw DecodingError.dataCorruptedError(in: c, debugDescription: "An HDU index counts from 0; got \(i).")
-            }
-            self = .index(i)
-        } else {
-            self = .name(try c.decode(String.self))
-        }
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case let .index(i): try c.encode(i)
-        case let .name(n): try c.encode(n)
-        }
-    }
-}

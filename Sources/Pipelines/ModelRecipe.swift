@@ -11,7 +11,7 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     public var task: String
     /// Every stage, augmentations included (they only run in training).
     public var stages: [Stage]
-    public var hdu: HDUChoice
+    public var hdu: HDUSelector
     public var bands: [String]
     public var bandFiles: [String: String]
     /// `[channels, height, width]` the network was trained on.
@@ -63,19 +63,10 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     }
 
     public var fitsInput: FITSInput {
-        FITSInput(hdu: hdu.selector, bands: bands, bandFiles: bandFiles)
+        FITSInput(hdu: hdu, bands: bands, bandFiles: bandFiles)
     }
 
     public var preparation: Preparation { Preparation(stages) }
-}
-
-extension HDUChoice {
-    public var selector: HDUSelector {
-        switch self {
-        case let .index(i): return .index(i)
-        case let .name(n): return .name(n)
-        }
-    }
 }
 
 /// A trained model with its recipe, read from one file.

@@ -1,3 +1,4 @@
+import FITS
 import Foundation
 import Preprocessing
 
@@ -31,7 +32,7 @@ public struct InputConfig: Equatable, Sendable {
     /// A folder, a glob (`data/*.fits`) or a catalog CSV; relative paths are
     /// relative to the pipeline file. `--input` replaces it.
     public var path: String?
-    public var hdu: HDUChoice
+    public var hdu: HDUSelector
     /// Band names. For a cube the planes are taken in this order (their count
     /// must match NAXIS3); with `bandFiles`, one file per band.
     public var bands: [String]

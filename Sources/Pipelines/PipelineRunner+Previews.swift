@@ -19,7 +19,7 @@ extension PipelineRunner {
             let entries = catalog.entries.filter { rows[$0.name] != nil }.prefix(config.outputs.previewCount)
             if config.task == .segment {
                 for entry in entries {
-                    let image = try FITSFile(path: entry.url.path).readImage(config.input.hdu.selector, as: Float.self)
+                    let image = try FITSFile(path: entry.url.path).readImage(config.input.hdu, as: Float.self)
                     let classes = try FITSFile(path: outputURL.appendingPathComponent(entry.name).path).readImage(0, as: Float.self)
                     let url = folder.appendingPathComponent(Sample.stem(entry.name) + ".png")
                     try Self.overlay(image: image, classes: classes).write(to: url)

@@ -41,7 +41,7 @@ extension PipelineRunner {
     func segmentStreaming(_ entry: CatalogEntry, network: any Layer, classes: Int, tiling: TilingConfig,
                           preparation: Preparation, expectedChannels: Int, model: String, to url: URL) throws {
         let file = try FITSFile(path: entry.url.path)
-        let hdu = config.input.hdu.selector
+        let hdu = config.input.hdu
         let info = try file.hduInfo(hdu)
         guard info.shape.count == 2 || info.shape.count == 3 else {
             throw InputError.notAnImage(file: entry.name, shape: info.shape)

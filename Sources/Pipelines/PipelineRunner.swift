@@ -99,7 +99,7 @@ public final class PipelineRunner {
     func fitsInput(_ recipe: ModelRecipe?) -> FITSInput {
         let bands = config.input.bands.isEmpty ? (recipe?.bands ?? []) : config.input.bands
         let bandFiles = config.input.bandFiles.isEmpty ? (recipe?.bandFiles ?? [:]) : config.input.bandFiles
-        return FITSInput(hdu: config.input.hdu.selector, bands: bands, bandFiles: bandFiles)
+        return FITSInput(hdu: config.input.hdu, bands: bands, bandFiles: bandFiles)
     }
 
     func loadModel() throws -> TrainedModel {
