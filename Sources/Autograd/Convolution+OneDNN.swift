@@ -46,6 +46,9 @@ final class DNNL {
     static let argDiffSrc: Int32 = 129, argDiffDst: Int32 = 145, argDiffWeights: Int32 = 161
     static let argScratchpad: Int32 = 80, queryScratchpad: Int32 = 136, scratchpadModeUser: Int32 = 1
     static let memoryDescriptorBytes = 1024, operationDescriptorBytes = 8192   // 696 and 5976 in 2.6
+    /// `sizeof(dnnl_memory_desc_t)` in oneDNN 2.x: the bytes compared when keying a layout.
+    static let memoryDescriptorSize = 696
+    static let forwardInference: Int32 = 96, argBias: Int32 = 41
 
     let engineCreate: @convention(c) (UnsafeMutablePointer<Handle?>, Int32, Int) -> Int32
     let streamCreate: @convention(c) (UnsafeMutablePointer<Handle?>, Handle?, UInt32) -> Int32
@@ -74,12 +77,23 @@ final class DNNL {
     /// Primitive attributes asking for a user-provided scratchpad: with the library's own
     /// (global) scratchpad, two workers running primitives at once crashed.
     let attributes: Handle
+    /// Post-op entry points for the inference primitives (nil if this build lacks them).
+    let postOps: PostOpFunctions?
+    struct PostOpFunctions {
+        let attrClone: @convention(c) (UnsafeMutablePointer<Handle?>, Handle?) -> Int32
+        let postOpsCreate: @convention(c) (UnsafeMutablePointer<Handle?>) -> Int32
+        let appendSum: @convention(c) (Handle?, Float) -> Int32
+        let appendEltwise: @convention(c) (Handle?, Float, Int32, Float, Float) -> Int32
+        let attrSetPostOps: @convention(c) (Handle?, Handle?) -> Int32
+    }
 
     let engine: Handle
     /// One stream per worker: a stream must not be used by two threads at once.
     let streams: [Handle]
     private var cache: [ConvKey: DNNLConvolution] = [:]
-    private let lock = NSLock()
+    private var inferenceCache: [ConvKey: DNNLInferenceConvolution] = [:]
+    /// Guards the primitive caches and the packed-weight tables of frozen tensors.
+    let lock = NSLock()
 
     nonisolated(unsafe) static let shared: DNNL? = DNNL()
 
@@ -116,6 +130,16 @@ final class DNNL {
         var attr: Handle?
         guard attrCreate(&attr) == 0, let attr, attrScratchpad(attr, DNNL.scratchpadModeUser) == 0 else { return nil }
         attributes = attr
+        if let clone = sym("dnnl_primitive_attr_clone", (@convention(c) (UnsafeMutablePointer<Handle?>, Handle?) -> Int32).self),
+           let create = sym("dnnl_post_ops_create", (@convention(c) (UnsafeMutablePointer<Handle?>) -> Int32).self),
+           let sum = sym("dnnl_post_ops_append_sum", (@convention(c) (Handle?, Float) -> Int32).self),
+           let eltwise = sym("dnnl_post_ops_append_eltwise", (@convention(c) (Handle?, Float, Int32, Float, Float) -> Int32).self),
+           let set = sym("dnnl_primitive_attr_set_post_ops", (@convention(c) (Handle?, Handle?) -> Int32).self) {
+            postOps = PostOpFunctions(attrClone: clone, postOpsCreate: create, appendSum: sum, appendEltwise: eltwise,
+                                      attrSetPostOps: set)
+        } else {
+            postOps = nil
+        }
         self.engineCreate = engineCreate; self.streamCreate = streamCreate; self.streamWait = streamWait
         memoryDescInitByTag = mdInit; memoryDescEqual = mdEqual; memoryDescGetSize = mdSize
         convForwardInit = cf; convBackwardDataInit = cbd; convBackwardWeightsInit = cbw
@@ -141,6 +165,15 @@ final class DNNL {
         cache[key] = c
         return c
     }
+
+    /// The cached inference primitive for one shape and fusion, or nil if oneDNN declines it.
+    func inferenceConvolution(_ key: ConvKey) -> DNNLInferenceConvolution? {
+        lock.lock(); defer { lock.unlock() }
+        if let c = inferenceCache[key] { return c }
+        guard let c = DNNLInferenceConvolution(key, self) else { return nil }
+        inferenceCache[key] = c
+        return c
+    }
 }
 
 /// Everything that identifies a convolution primitive. For a transposed convolution `input`
@@ -151,10 +184,87 @@ struct ConvKey: Hashable {
     let transposed: Bool
     let input: [Int64], weights: [Int64], output: [Int64]
     let strides: [Int64], dilations: [Int64], padL: [Int64], padR: [Int64]
+    /// Inference primitives only: bias, accumulation into the destination (`sum` post-op)
+    /// and ReLU (`eltwise` post-op) fused into the convolution.
+    var hasBias = false, accumulates = false, relu = false
+}
+
+// MARK: - Descriptors, ports and reorders shared by the training and inference primitives
+
+extension DNNL {
+    /// One argument of a primitive: plain memory on our tensor, and, when oneDNN prefers
+    /// another layout, blocked memory on scratch plus the reorder between them.
+    struct Port {
+        let arg: Int32
+        let user: Handle
+        let blocked: Handle?
+        let reorder: Handle?
+        let bytes: Int
+        let isOutput: Bool
+        let reorderScratchpad: Scratchpad?
+        /// The blocked layout's descriptor (nil when the user layout is used directly).
+        var blockedDescriptor: UnsafeRawPointer? = nil
+    }
+
+    /// A primitive's user-provided scratchpad: memory object and size (handle set per run).
+    struct Scratchpad {
+        let memory: Handle
+        let bytes: Int
+    }
+
+    /// A memory descriptor (kept for the primitive's lifetime) for `dims` in format `tag`.
+    func memoryDescriptor(_ dims: [Int64], _ tag: Int32) -> UnsafeMutableRawPointer? {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: DNNL.memoryDescriptorBytes, alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: DNNL.memoryDescriptorBytes)
+        return dims.withUnsafeBufferPointer {
+            memoryDescInitByTag(p, Int32(dims.count), $0.baseAddress!, DNNL.f32, tag) == 0 ? p : nil
+        }
+    }
+
+    /// The user scratchpad a primitive asks for: `.some(nil)` when it needs none, nil on failure.
+    func scratchpad(of pd: Handle) -> Scratchpad?? {
+        guard let md = primitiveDescQueryMD(pd, DNNL.queryScratchpad, 0) else { return .some(nil) }
+        let bytes = memoryDescGetSize(md)
+        if bytes == 0 { return .some(nil) }
+        var memory: Handle?
+        guard memoryCreate(&memory, md, engine, nil) == 0, let memory else { return nil }
+        return Scratchpad(memory: memory, bytes: bytes)
+    }
+
+    /// The argument `arg` of primitive `pd` (queried with `query`) on user memory of layout
+    /// `user`, with the reorder to or from the primitive's preferred layout when they differ.
+    func port(_ pd: Handle, _ query: Int32, arg: Int32, user: UnsafeRawPointer, isOutput: Bool) -> Port? {
+        guard let preferred = primitiveDescQueryMD(pd, query, 0) else { return nil }
+        var userMemory: Handle?
+        guard memoryCreate(&userMemory, user, engine, nil) == 0, let userMemory else { return nil }
+        if memoryDescEqual(user, preferred) != 0 {
+            return Port(arg: arg, user: userMemory, blocked: nil, reorder: nil, bytes: 0, isOutput: isOutput,
+                        reorderScratchpad: nil)
+        }
+        var blocked: Handle?, reorderPD: Handle?, reorder: Handle?
+        guard memoryCreate(&blocked, preferred, engine, nil) == 0,
+              (isOutput ? reorderDescCreate(&reorderPD, preferred, engine, user, engine, attributes)
+                        : reorderDescCreate(&reorderPD, user, engine, preferred, engine, attributes)) == 0,
+              primitiveCreate(&reorder, reorderPD) == 0, let reorderScratchpad = scratchpad(of: reorderPD!) else { return nil }
+        return Port(arg: arg, user: userMemory, blocked: blocked, reorder: reorder,
+                    bytes: memoryDescGetSize(preferred), isOutput: isOutput, reorderScratchpad: reorderScratchpad,
+                    blockedDescriptor: preferred)
+    }
+
+    /// Runs `port`'s reorder from memory `from` to memory `to` on `worker`'s stream.
+    func reorder(_ port: Port, from: Handle, to: Handle, worker: Int, stream: Handle) {
+        var args = [DNNL.ExecArg(arg: 1 /* FROM */, memory: from), DNNL.ExecArg(arg: 17 /* TO */, memory: to)]
+        if let pad = port.reorderScratchpad {
+            _ = memorySetDataHandle(pad.memory, DNNLScratch.buffer(worker: worker, slot: 4, bytes: pad.bytes))
+            args.append(.init(arg: DNNL.argScratchpad, memory: pad.memory))
+        }
+        let status = args.withUnsafeBufferPointer { primitiveExecute(port.reorder!, stream, Int32($0.count), UnsafeRawPointer($0.baseAddress!)) }
+        precondition(status == 0, "conv2d: oneDNN reorder failed with status \(status)")
+    }
 }
 
 /// Scratch memory for oneDNN's blocked layouts, reused across calls (one op runs at a time).
-private final class DNNLScratch {
+final class DNNLScratch {
     // Raw tables, not arrays: workers write their own slots concurrently.
     static let buffers: UnsafeMutablePointer<UnsafeMutableRawPointer?> = {
         let p = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 128)
@@ -185,23 +295,8 @@ private final class DNNLScratch {
 final class DNNLConvolution {
     typealias Handle = DNNL.Handle
 
-    /// One argument of a primitive: plain memory on our tensor, and, when oneDNN prefers
-    /// another layout, blocked memory on scratch plus the reorder between them.
-    struct Port {
-        let arg: Int32
-        let user: Handle
-        let blocked: Handle?
-        let reorder: Handle?
-        let bytes: Int
-        let isOutput: Bool
-        let reorderScratchpad: Scratchpad?
-    }
-
-    /// A primitive's user-provided scratchpad: memory object and size (handle set per run).
-    struct Scratchpad {
-        let memory: Handle
-        let bytes: Int
-    }
+    typealias Port = DNNL.Port
+    typealias Scratchpad = DNNL.Scratchpad
 
     struct Step {
         let primitive: Handle
@@ -216,13 +311,7 @@ final class DNNLConvolution {
     init?(_ key: ConvKey, _ dnnl: DNNL) {
         self.dnnl = dnnl
         worker = key.worker
-        func md(_ dims: [Int64], _ tag: Int32) -> UnsafeMutableRawPointer? {
-            let p = UnsafeMutableRawPointer.allocate(byteCount: DNNL.memoryDescriptorBytes, alignment: 64)
-            p.initializeMemory(as: UInt8.self, repeating: 0, count: DNNL.memoryDescriptorBytes)
-            return dims.withUnsafeBufferPointer {
-                dnnl.memoryDescInitByTag(p, Int32(dims.count), $0.baseAddress!, DNNL.f32, tag) == 0 ? p : nil
-            }
-        }
+        let md = dnnl.memoryDescriptor
         let weightTag = key.transposed ? DNNL.iohw : DNNL.oihw
         guard let srcUser = md(key.input, DNNL.nchw), let wUser = md(key.weights, weightTag),
               let dstUser = md(key.output, DNNL.nchw), let srcAny = md(key.input, DNNL.any),
@@ -235,34 +324,10 @@ final class DNNLConvolution {
             var pd: Handle?
             return dnnl.primitiveDescCreate(&pd, opDesc, dnnl.attributes, dnnl.engine, hint) == 0 ? pd : nil
         }
-        func scratchpad(_ pd: Handle) -> Scratchpad?? {
-            guard let md = dnnl.primitiveDescQueryMD(pd, DNNL.queryScratchpad, 0) else { return .some(nil) }
-            let bytes = dnnl.memoryDescGetSize(md)
-            if bytes == 0 { return .some(nil) }
-            var memory: Handle?
-            guard dnnl.memoryCreate(&memory, md, dnnl.engine, nil) == 0, let memory else { return nil }
-            return Scratchpad(memory: memory, bytes: bytes)
-        }
-        func port(_ pd: Handle, _ query: Int32, arg: Int32, user: UnsafeRawPointer, isOutput: Bool) -> Port? {
-            guard let preferred = dnnl.primitiveDescQueryMD(pd, query, 0) else { return nil }
-            var userMemory: Handle?
-            guard dnnl.memoryCreate(&userMemory, user, dnnl.engine, nil) == 0, let userMemory else { return nil }
-            if dnnl.memoryDescEqual(user, preferred) != 0 {
-                return Port(arg: arg, user: userMemory, blocked: nil, reorder: nil, bytes: 0, isOutput: isOutput,
-                            reorderScratchpad: nil)
-            }
-            var blocked: Handle?, reorderPD: Handle?, reorder: Handle?
-            guard dnnl.memoryCreate(&blocked, preferred, dnnl.engine, nil) == 0,
-                  (isOutput ? dnnl.reorderDescCreate(&reorderPD, preferred, dnnl.engine, user, dnnl.engine, dnnl.attributes)
-                            : dnnl.reorderDescCreate(&reorderPD, user, dnnl.engine, preferred, dnnl.engine, dnnl.attributes)) == 0,
-                  dnnl.primitiveCreate(&reorder, reorderPD) == 0, let reorderScratchpad = scratchpad(reorderPD!) else { return nil }
-            return Port(arg: arg, user: userMemory, blocked: blocked, reorder: reorder,
-                        bytes: dnnl.memoryDescGetSize(preferred), isOutput: isOutput, reorderScratchpad: reorderScratchpad)
-        }
         func step(_ pd: Handle, _ specs: [(Int32, Int32, UnsafeMutableRawPointer, Bool)]) -> Step? {
             var prim: Handle?
-            guard dnnl.primitiveCreate(&prim, pd) == 0, let prim, let pad = scratchpad(pd) else { return nil }
-            let ports = specs.compactMap { port(pd, $0.0, arg: $0.1, user: $0.2, isOutput: $0.3) }
+            guard dnnl.primitiveCreate(&prim, pd) == 0, let prim, let pad = dnnl.scratchpad(of: pd) else { return nil }
+            let ports = specs.compactMap { dnnl.port(pd, $0.0, arg: $0.1, user: $0.2, isOutput: $0.3) }
             return ports.count == specs.count ? Step(primitive: prim, ports: ports, scratchpad: pad) : nil
         }
 
@@ -307,13 +372,7 @@ final class DNNLConvolution {
     }
 
     private func execute(_ port: Port, from: Handle, to: Handle, _ stream: Handle) {
-        var args = [DNNL.ExecArg(arg: 1 /* FROM */, memory: from), DNNL.ExecArg(arg: 17 /* TO */, memory: to)]
-        if let pad = port.reorderScratchpad {
-            _ = dnnl.memorySetDataHandle(pad.memory, DNNLScratch.buffer(worker: worker, slot: 4, bytes: pad.bytes))
-            args.append(.init(arg: DNNL.argScratchpad, memory: pad.memory))
-        }
-        let status = args.withUnsafeBufferPointer { dnnl.primitiveExecute(port.reorder!, stream, Int32($0.count), UnsafeRawPointer($0.baseAddress!)) }
-        precondition(status == 0, "conv2d: oneDNN reorder failed with status \(status)")
+        dnnl.reorder(port, from: from, to: to, worker: worker, stream: stream)
     }
 }
 
@@ -324,6 +383,12 @@ extension Tensor {
     func convolvedWithOneDNN(transposed: Bool, weight: Tensor, bias: Tensor?, outputShape: [Int], stride: Size2,
                              dilation: Size2, padBefore: Size2, padAfter: Size2) -> Tensor? {
         guard ConvolutionBackend.current == .oneDNN, let dnnl = DNNL.shared else { return nil }
+        // Nothing to record: the inference primitive (bias fused, frozen weights pre-packed).
+        if !GradMode.isEnabled,
+           let out = convolvedForInference(transposed: transposed, weight: weight, bias: bias, outputShape: outputShape,
+                                           stride: stride, dilation: dilation, padBefore: padBefore, padAfter: padAfter) {
+            return out
+        }
         let n = shape[0]
         let workers = Swift.max(1, Swift.min(Threading.workerCount, n, 16))
         let chunks = (0..<workers).map { (n * $0 / workers)..<(n * ($0 + 1) / workers) }

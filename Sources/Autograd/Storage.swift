@@ -10,6 +10,10 @@ import Foundation
 public final class TensorStorage {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
+    /// Set by `Tensor.freeze()`: the contents never change again, so derived layouts may be cached.
+    public internal(set) var isFrozen = false
+    /// Cached derived layouts of frozen contents (see `derivedLayout`), freed with the storage.
+    var derived: [Data: UnsafeMutableRawPointer] = [:]
 
     /// Uninitialised storage of `count` floats; callers fill every element.
     public init(uninitializedCount count: Int) {
@@ -26,6 +30,7 @@ public final class TensorStorage {
     }
 
     deinit {
+        for p in derived.values { p.deallocate() }
         let bytes = max(count, 1) * 4
         if bytes >= BufferPool.minimumBytes {
             BufferPool.shared.release(UnsafeMutableRawPointer(pointer), byteCount: bytes)

@@ -46,13 +46,28 @@ public final class Conv2D: Layer {
     public func forward(_ input: Tensor) -> Tensor {
         precondition(input.rank == 4 && input.shape[1] == inputChannels,
                      "\(layerDescription): input \(input.shape) must be [N, \(inputChannels), H, W]")
-        let y = input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
-        guard fusedReLU else { return y }
-        // With gradients on, the recorded op; in inference (no-grad), ReLU in place on the
-        // convolution's fresh output, with no second buffer.
-        if GradMode.isEnabled { return y.relu() }
-        y.withUnsafeMutableBufferPointer { p in for i in p.indices where !(p[i] > 0) { p[i] = 0 } }
-        return y
+        guard fusedReLU else {
+            return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
+        }
+        // In inference oneDNN applies the ReLU as a post-op; with gradients on, the recorded ops.
+        return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
+                            adding: nil, relu: true)
+    }
+
+    /// `relu?(self(input) + residual)`, fused into the convolution in inference (a ResNet
+    /// block's second convolution and its shortcut). `residual` has the output's shape.
+    public func forward(_ input: Tensor, adding residual: Tensor, relu: Bool) -> Tensor {
+        precondition(input.rank == 4 && input.shape[1] == inputChannels,
+                     "\(layerDescription): input \(input.shape) must be [N, \(inputChannels), H, W]")
+        return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
+                            adding: residual, relu: relu || fusedReLU)
+    }
+
+    /// A frozen snapshot (weights copied, so oneDNN may keep them pre-packed).
+    public func fusedForInference() -> any Layer {
+        let w = weight.copy(), b = bias?.copy()
+        w.freeze(); b?.freeze()
+        return Conv2D(like: self, weight: w, bias: b, fusedReLU: fusedReLU)
     }
 
     public var ownTensors: [NamedTensor] {

@@ -39,10 +39,7 @@ public final class BasicBlock: Layer {
 
     public func forward(_ input: Tensor) -> Tensor {
         let shortcut = downsample.map { $0(input) } ?? input
-        if fused {
-            let y = conv2(conv1(input))
-            return (y + shortcut).relu()
-        }
+        if fused { return conv2.forward(conv1(input), adding: shortcut, relu: true) }
         let y = bn2(conv2(bn1(conv1(input)).relu()))
         return (y + shortcut).relu()
     }

@@ -55,7 +55,9 @@ public final class Sequential: Layer {
                 i += relu ? 3 : 2
             } else if let conv = layers[i] as? Conv2D, !conv.fusedReLU, i + 1 < layers.count,
                       (layers[i + 1] as? Activation)?.function == .relu {
-                out.append(Conv2D(like: conv, weight: conv.weight, bias: conv.bias, fusedReLU: true))
+                let w = conv.weight.copy(), b = conv.bias?.copy()
+                w.freeze(); b?.freeze()
+                out.append(Conv2D(like: conv, weight: w, bias: b, fusedReLU: true))
                 out.append(Identity())
                 i += 2
             } else {
@@ -94,6 +96,7 @@ extension Conv2D {
         }
         let b0 = bias?.scalars ?? [Float](repeating: 0, count: outputChannels)
         let b = Tensor((0..<outputChannels).map { b0[$0] * scale[$0] + shift[$0] })
+        w.freeze(); b.freeze()
         return Conv2D(like: self, weight: w, bias: b, fusedReLU: relu)
     }
 }

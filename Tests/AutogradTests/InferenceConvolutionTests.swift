@@ -1,0 +1,142 @@
+// The inference convolution path (no gradient recording): oneDNN's forward-inference
+// primitive with fused bias / residual sum / ReLU and pre-packed frozen weights must give
+// what the recorded training path gives, on both backends.
+import Autograd
+import TestSupport
+import XCTest
+
+final class InferenceConvolutionTests: XCTestCase {
+    struct Case {
+        let input: [Int], filters: Int, kernel: Int, stride: Int, padding: Padding, dilation: Int
+    }
+    let cases = [
+        Case(input: [3, 5, 9, 9], filters: 7, kernel: 3, stride: 1, padding: 1, dilation: 1),
+        Case(input: [2, 16, 12, 12], filters: 32, kernel: 3, stride: 2, padding: 1, dilation: 1),
+        Case(input: [4, 3, 15, 15], filters: 16, kernel: 7, stride: 2, padding: 3, dilation: 1),
+        Case(input: [1, 8, 10, 10], filters: 8, kernel: 1, stride: 1, padding: .valid, dilation: 1),
+        Case(input: [5, 4, 11, 11], filters: 6, kernel: 3, stride: 1, padding: .same, dilation: 2),
+    ]
+
+    /// The reference: recorded ops with gradients on.
+    func reference(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ c: Case, residual: Tensor?, relu: Bool) -> Tensor {
+        var y = x.conv2d(weight: w, bias: b, stride: Size2(c.stride, c.stride), padding: c.padding,
+                         dilation: Size2(c.dilation, c.dilation))
+        if let residual { y = y + residual }
+        return relu ? y.relu() : y
+    }
+
+    func testFusedEpilogueMatchesRecordedOps() { forEachConvolutionBackend { backend in
+        for (i, c) in cases.enumerated() {
+            let x = Tensor.randomNormal(c.input, seed: UInt64(10 + i))
+            let w = Tensor.randomNormal([c.filters, c.input[1], c.kernel, c.kernel], seed: UInt64(20 + i))
+            let b = Tensor.randomNormal([c.filters], seed: UInt64(30 + i))
+            for bias in [nil, b] { for relu in [false, true] { for withResidual in [false, true] {
+                let plain = reference(x, w, bias, c, residual: nil, relu: false)
+                let residual = withResidual ? Tensor.randomNormal(plain.shape, seed: UInt64(40 + i)) : nil
+                let expected = reference(x, w, bias, c, residual: residual, relu: relu)
+                let fused = withNoGrad {
+                    x.conv2d(weight: w, bias: bias, stride: Size2(c.stride, c.stride), padding: c.padding,
+                             dilation: Size2(c.dilation, c.dilation), adding: residual, relu: relu)
+                }
+                assertClose(fused, expected, relativeTolerance: 1e-4, absoluteTolerance: 1e-4,
+                            "\(backend) case \(i) bias \(bias != nil) relu \(relu) residual \(withResidual)")
+                if relu { XCTAssertTrue(fused.scalars.allSatisfy { $0 >= 0 }, "\(backend) case \(i): ReLU applied") }
+            } } }
+        }
+    } }
+
+    func testFrozenWeightsArePackedOnceAndStayCorrect() { forEachConvolutionBackend { backend in
+        let x = Tensor.randomNormal([6, 16, 8, 8], seed: 1)
+        let w = Tensor.randomNormal([32, 16, 3, 3], seed: 2)
+        let expected = reference(x, w, nil, Case(input: x.shape, filters: 32, kernel: 3, stride: 1, padding: 1, dilation: 1),
+                                 residual: nil, relu: false)
+        let frozen = w.copy()
+        frozen.freeze()
+        XCTAssertTrue(frozen.isFrozen)
+        XCTAssertFalse(w.isFrozen)
+        for repetition in 0..<3 {   // the first call packs, the others reuse the packed copy
+            let y = withNoGrad { x.conv2d(weight: frozen, padding: 1) }
+            assertClose(y, expected, relativeTolerance: 1e-4, absoluteTolerance: 1e-4, "\(backend) repetition \(repetition)")
+        }
+        // An odd batch splits into unequal chunks per worker: each chunk's primitive shares the pack.
+        let x5 = Tensor.randomNormal([5, 16, 8, 8], seed: 3)
+        let y5 = withNoGrad { x5.conv2d(weight: frozen, padding: 1) }
+        assertClose(y5, x5.conv2d(weight: w, padding: 1), relativeTolerance: 1e-4, absoluteTolerance: 1e-4, "\(backend) batch 5")
+    } }
+
+    func testUnfrozenWeightsChangingBetweenCallsAreSeen() { forEachConvolutionBackend { backend in
+        // Weights updated in place (an optimiser step between two evaluations) must not be cached.
+        let x = Tensor.randomNormal([4, 16, 6, 6], seed: 4)
+        let w = Tensor.randomNormal([16, 16, 3, 3], seed: 5)
+        let before = withNoGrad { x.conv2d(weight: w, padding: 1) }
+        w.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] *= -2 } }
+        let after = withNoGrad { x.conv2d(weight: w, padding: 1) }
+        let expected = Tensor(shape: before.shape, data: before.scalars.map { $0 * -2 })
+        assertClose(after, expected, relativeTolerance: 1e-4, absoluteTolerance: 1e-4, "\(backend)")
+    } }
+
+    func testTransposedConvolutionInferenceMatchesRecordedOp() { forEachConvolutionBackend { backend in
+        let x = Tensor.randomNormal([3, 32, 8, 8], seed: 6)
+        let w = Tensor.randomNormal([32, 16, 2, 2], seed: 7)
+        let b = Tensor.randomNormal([16], seed: 8)
+        let expected = x.transposedConv2d(weight: w, bias: b, stride: 2)
+        let y = withNoGrad { x.transposedConv2d(weight: w, bias: b, stride: 2) }
+        assertClose(y, expected, relativeTolerance: 1e-4, absoluteTolerance: 1e-4, "\(backend)")
+    } }
+
+    func testFusedEpilogueRecordsGradientsWhenGradModeIsOn() {
+        // Outside withNoGrad the same call composes recorded ops, so it trains.
+        let x = Tensor.randomNormal([2, 3, 6, 6], seed: 9)
+        let w = Tensor.randomNormal([4, 3, 3, 3], seed: 10)
+        w.requiresGrad = true
+        let r = Tensor.randomNormal([2, 4, 6, 6], seed: 11)
+        let y = x.conv2d(weight: w, padding: 1, adding: r, relu: true)
+        y.sum().backward()
+        XCTAssertNotNil(w.grad)
+        XCTAssertGreaterThan(w.grad!.scalars.map(abs).max()!, 0)
+    }
+}
+
+/// Max pooling's vectorised interior (strides 1 and 2) against a direct loop, with NaNs,
+/// ties, padding and every edge case of the column split; and winners for the backward.
+final class MaxPoolKernelTests: XCTestCase {
+    func naive(_ x: Tensor, k: Int, s: Int, p: Int) -> (values: [Float], winners: [Int]) {
+        let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
+        let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+        let v = x.scalars
+        var values: [Float] = [], winners: [Int] = []
+        for plane in 0..<planes { for oy in 0..<oh { for ox in 0..<ow {
+            var best = Float.nan, bi = -1
+            for ky in 0..<k { for kx in 0..<k {
+                let y = oy * s - p + ky, xx = ox * s - p + kx
+                guard y >= 0, y < h, xx >= 0, xx < w else { continue }
+                let value = v[plane * h * w + y * w + xx]
+                if bi < 0 || value > best || value.isNaN { best = value; bi = y * w + xx }
+            } }
+            values.append(best); winners.append(bi)
+        } } }
+        return (values, winners)
+    }
+
+    func testMatchesDirectLoopIncludingNaNAndTies() {
+        for (k, s, p, w) in [(2, 2, 0, 64), (2, 2, 0, 37), (3, 2, 1, 32), (3, 2, 1, 35), (3, 1, 1, 40),
+                             (2, 1, 0, 19), (3, 3, 1, 50), (5, 2, 2, 70)] {
+            var values = Tensor.randomNormal([2, 3, 9, w], seed: UInt64(k * 100 + w)).scalars.map { ($0 * 4).rounded() / 4 }
+            values[5] = .nan; values[w * 3 + 20] = .nan; values[values.count - 1] = .nan
+            let x = Tensor(shape: [2, 3, 9, w], data: values)
+            let expected = naive(x, k: k, s: s, p: p)
+            let y = withNoGrad { x.maxPool2d(kernelSize: Size2(k, k), stride: Size2(s, s), padding: Size2(p, p)) }
+            for (i, (a, e)) in zip(y.scalars, expected.values).enumerated() where !(a == e || (a.isNaN && e.isNaN)) {
+                XCTFail("k \(k) s \(s) p \(p) w \(w): element \(i) is \(a), expected \(e)"); break
+            }
+            // Winners: the gradient of the sum lands on each window's first maximum.
+            let xg = x.copy()
+            xg.requiresGrad = true
+            xg.maxPool2d(kernelSize: Size2(k, k), stride: Size2(s, s), padding: Size2(p, p)).sum().backward()
+            var counts = [Float](repeating: 0, count: values.count)
+            let plane = 9 * w, perPlane = expected.winners.count / 6
+            for (i, winner) in expected.winners.enumerated() { counts[(i / perPlane) * plane + winner] += 1 }
+            XCTAssertEqual(xg.grad!.scalars, counts, "k \(k) s \(s) p \(p) w \(w): winners")
+        }
+    }
+}
