@@ -30,8 +30,11 @@ extension Tensor {
         let x = storage.pointer, o = out.storage.pointer
         let geometry = PoolGeometry(h: h, w: w, oh: oh, ow: ow, kernel: kernelSize, stride: s, padding: padding)
         Threading.parallelChunks(planes, costPerItem: oh * ow * kernelSize.height * kernelSize.width) { _, r in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: maxPoolScratchCount(geometry))
+            defer { scratch.deallocate() }
             for p in r {
-                maxPoolPlane(x + p * h * w, o + p * oh * ow, recording ? winners + p * oh * ow : nil, geometry)
+                maxPoolPlane(x + p * h * w, o + p * oh * ow, recording ? winners + p * oh * ow : nil, geometry,
+                             scratch: scratch)
             }
         }
         let inShape = shape
@@ -168,74 +171,100 @@ struct PoolGeometry {
 /// Max pooling of one plane: `dst[oy, ox]` is the window's maximum (a NaN wins, padding never
 /// does; ties keep the first in row-major order) and `win`, when given, its flat index in the plane.
 ///
-/// Output columns whose window lies inside the row are done 16 at a time with SIMD for
-/// strides 1 and 2 (for stride 2 a 32-wide load split into its even lanes); the edges and other
-/// strides take the scalar loop. Measured: the former scalar-only loop was 18% of resnet18's
-/// inference time (docs/benchmarks.md).
+/// Strides 1 and 2 run 16 output columns at a time with SIMD, branch-free: each input row of
+/// the window is copied into `scratch` between `-inf` margins (so edge windows need no special
+/// case) and, for stride 2, read 32 wide and split into its even lanes. Other strides take a
+/// scalar loop. Measured: the former scalar loop, whose "v > best" branch the predictor loses
+/// on real data, was 18% of resnet18's inference time (docs/benchmarks.md).
+/// `scratch` holds at least `maxPoolScratchCount(g)` floats.
 @inline(__always)
 func maxPoolPlane(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
-                  _ win: UnsafeMutablePointer<Int32>?, _ g: PoolGeometry) {
+                  _ win: UnsafeMutablePointer<Int32>?, _ g: PoolGeometry, scratch: UnsafeMutablePointer<Float>) {
     let (h, w, ow) = (g.h, g.w, g.ow)
     let (kh, kw, sh, sw, ph, pw) = (g.kernel.height, g.kernel.width, g.stride.height, g.stride.width,
                                     g.padding.height, g.padding.width)
-    // Interior columns: the window is inside the row, with one spare element for the 32-wide load.
-    let oxL = (pw + sw - 1) / sw
-    var oxR = oxL
-    while oxR < ow && oxR * sw - pw + kw + (sw == 2 ? 1 : 0) <= w { oxR += 1 }
-    let vectorised = sw == 1 || sw == 2
+    guard sw == 1 || sw == 2 else {
+        for oy in 0..<g.oh {
+            let y0 = oy * sh - ph
+            let ky0 = Swift.max(0, -y0), ky1 = Swift.min(kh, h - y0)
+            for ox in 0..<ow {
+                let x0 = ox * sw - pw
+                let kx0 = Swift.max(0, -x0), kx1 = Swift.min(kw, w - x0)
+                var bi = (y0 + ky0) * w + x0 + kx0
+                var best = src[bi]
+                for ky in ky0..<ky1 {
+                    let rowIndex = (y0 + ky) * w + x0
+                    for kx in kx0..<kx1 {
+                        let v = src[rowIndex + kx]
+                        if v > best || v.isNaN { best = v; bi = rowIndex + kx }
+                    }
+                }
+                dst[oy * ow + ox] = best
+                win?[oy * ow + ox] = Int32(bi)
+            }
+        }
+        return
+    }
+    let chunks = (ow + 15) / 16
+    let padded = maxPoolScratchCount(g)
+    scratch.update(repeating: -.infinity, count: padded)
     let laneStep = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) &* Int32(sw)
+    // Partial last chunk: computed in full, stored through these.
+    var tailValues = SIMD16<Float>(), tailWinners = SIMD16<Int32>()
     for oy in 0..<g.oh {
         let y0 = oy * sh - ph
         let ky0 = Swift.max(0, -y0), ky1 = Swift.min(kh, h - y0)
-        @inline(__always) func scalar(_ ox: Int) {
-            let x0 = ox * sw - pw
-            let kx0 = Swift.max(0, -x0), kx1 = Swift.min(kw, w - x0)
-            var bi = (y0 + ky0) * w + x0 + kx0
-            var best = src[bi]
-            for ky in ky0..<ky1 {
-                let rowIndex = (y0 + ky) * w + x0
-                for kx in kx0..<kx1 {
-                    let v = src[rowIndex + kx]
-                    if v > best || v.isNaN { best = v; bi = rowIndex + kx }
-                }
+        // Rows ky0..<ky1 of the window, each between -inf margins: scratch row r at r * stride.
+        let rowStride = padded / kh
+        for ky in ky0..<ky1 { (scratch + ky * rowStride + pw).update(from: src + (y0 + ky) * w, count: w) }
+        for chunk in 0..<chunks {
+            let ox = chunk * 16
+            @inline(__always) func load(_ ky: Int, _ kx: Int) -> SIMD16<Float> {
+                let p = UnsafeRawPointer(scratch + ky * rowStride + ox * sw + kx)
+                return sw == 1 ? p.loadUnaligned(as: SIMD16<Float>.self) : p.loadUnaligned(as: SIMD32<Float>.self).evenHalf
             }
-            dst[oy * ow + ox] = best
-            win?[oy * ow + ox] = Int32(bi)
-        }
-        var ox = 0
-        while ox < Swift.min(oxL, ow) { scalar(ox); ox += 1 }
-        if vectorised {
-            while ox + 16 <= oxR {
-                let x0 = ox * sw - pw
-                @inline(__always) func load(_ ky: Int, _ kx: Int) -> SIMD16<Float> {
-                    let p = UnsafeRawPointer(src + (y0 + ky) * w + x0 + kx)
-                    return sw == 1 ? p.loadUnaligned(as: SIMD16<Float>.self) : p.loadUnaligned(as: SIMD32<Float>.self).evenHalf
-                }
-                var best = load(ky0, 0)
+            var best = SIMD16<Float>(repeating: -.infinity)
+            let values: SIMD16<Float>, winners: SIMD16<Int32>
+            if win != nil {
+                // Start at each window's first in-bounds element (valid even if every value is -inf).
+                let firstColumn = (laneStep &+ Int32(ox * sw - pw)).replacing(with: 0, where: laneStep &+ Int32(ox * sw - pw) .< 0)
+                var bi: SIMD16<Int32> = firstColumn &+ Int32((y0 + ky0) * w)
+                for ky in ky0..<ky1 { for kx in 0..<kw {
+                    let v = load(ky, kx)
+                    let better = (v .> best) .| (v .!= v)
+                    best.replace(with: v, where: better)
+                    let offset = Int32((y0 + ky) * w + ox * sw + kx - pw)
+                    let index: SIMD16<Int32> = laneStep &+ offset
+                    bi.replace(with: index, where: better)
+                } }
+                values = best; winners = bi
+            } else {
+                for ky in ky0..<ky1 { for kx in 0..<kw {
+                    let v = load(ky, kx)
+                    best.replace(with: v, where: (v .> best) .| (v .!= v))
+                } }
+                values = best; winners = SIMD16<Int32>()
+            }
+            let n = Swift.min(16, ow - ox)
+            if n == 16 {
+                UnsafeMutableRawPointer(dst + oy * ow + ox).storeBytes(of: values, as: SIMD16<Float>.self)
+                if let win { UnsafeMutableRawPointer(win + oy * ow + ox).storeBytes(of: winners, as: SIMD16<Int32>.self) }
+            } else {
+                tailValues = values; tailWinners = winners
+                withUnsafeBytes(of: &tailValues) { (dst + oy * ow + ox).update(from: $0.bindMemory(to: Float.self).baseAddress!, count: n) }
                 if let win {
-                    let first = Int32((y0 + ky0) * w + x0)
-                    var bi: SIMD16<Int32> = laneStep &+ first
-                    for ky in ky0..<ky1 { for kx in 0..<kw where ky != ky0 || kx != 0 {
-                        let v = load(ky, kx)
-                        let better = (v .> best) .| (v .!= v)
-                        best.replace(with: v, where: better)
-                        let offset = Int32((y0 + ky) * w + x0 + kx)
-                        let index: SIMD16<Int32> = laneStep &+ offset
-                        bi.replace(with: index, where: better)
-                    } }
-                    UnsafeMutableRawPointer(win + oy * ow + ox).storeBytes(of: bi, as: SIMD16<Int32>.self)
-                } else {
-                    for ky in ky0..<ky1 { for kx in 0..<kw where ky != ky0 || kx != 0 {
-                        let v = load(ky, kx)
-                        best.replace(with: v, where: (v .> best) .| (v .!= v))
-                    } }
+                    withUnsafeBytes(of: &tailWinners) { (win + oy * ow + ox).update(from: $0.bindMemory(to: Int32.self).baseAddress!, count: n) }
                 }
-                UnsafeMutableRawPointer(dst + oy * ow + ox).storeBytes(of: best, as: SIMD16<Float>.self)
-                ox += 16
             }
         }
-        while ox < ow { scalar(ox); ox += 1 }
     }
+}
+
+/// Floats of scratch `maxPoolPlane` needs: `kernel.height` rows of the input between margins,
+/// long enough for the last chunk's 32-wide loads.
+func maxPoolScratchCount(_ g: PoolGeometry) -> Int {
+    let row = ((g.ow + 15) / 16 * 16) * g.stride.width + g.kernel.width + 32
+    return Swift.max(row, g.w + 2 * g.padding.width + 32) * g.kernel.height
 }
 
 final class PointerBox<T> {
