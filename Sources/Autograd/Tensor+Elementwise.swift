@@ -111,7 +111,19 @@ extension Tensor {
 // forms below avoid overflow (sigmoid and softplus for large |x|).
 
 extension Tensor {
-    public func relu() -> Tensor { unary("relu", { $0 > 0 ? $0 : 0 }, derivative: { x, _ in x > 0 ? 1 : 0 }) }
+    /// `max(x, 0)` (NaN gives 0). Its own loops rather than `unary`'s closures: the closure
+    /// calls per element did not inline and were ~4% of a resnet18 training step.
+    public func relu() -> Tensor {
+        let out = Tensor(uninitializedShape: shape)
+        let x = storage.pointer, y = out.storage.pointer
+        Threading.parallelChunks(count, costPerItem: 2) { _, r in for i in r { let v = x[i]; y[i] = v > 0 ? v : 0 } }
+        return Tensor.record("relu", [self], out) { [self] g in
+            let dx = Tensor(uninitializedShape: g.shape)
+            let gp = g.storage.pointer, d = dx.storage.pointer, x = self.storage.pointer
+            Threading.parallelChunks(dx.count, costPerItem: 2) { _, r in for i in r { d[i] = x[i] > 0 ? gp[i] : 0 } }
+            return [dx]
+        }
+    }
 
     public func leakyRelu(negativeSlope: Float = 0.01) -> Tensor {
         unary("leakyRelu", { $0 > 0 ? $0 : negativeSlope * $0 }, derivative: { x, _ in x > 0 ? 1 : negativeSlope })

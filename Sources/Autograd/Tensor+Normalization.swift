@@ -1,6 +1,46 @@
 // Batch normalisation (training and inference) and dropout.
 import Foundation
 
+/// `sum(p[j] - shift)` or `sum((p[j] - shift)^2)` over `count` floats, in 4 x 16 SIMD lanes
+/// (a sequential float sum cannot vectorise and ran at one add per 4 cycles).
+@inline(__always)
+func laneSum(_ p: UnsafeMutablePointer<Float>, _ count: Int, shift: Float, squared: Bool) -> Float {
+    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+    let s = SIMD16<Float>(repeating: shift)
+    let raw = UnsafeRawPointer(p)
+    var j = 0
+    @inline(__always) func term(_ k: Int) -> SIMD16<Float> {
+        let d = raw.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self) - s
+        return squared ? d * d : d
+    }
+    while j + 64 <= count { a0 += term(j); a1 += term(j + 16); a2 += term(j + 32); a3 += term(j + 48); j += 64 }
+    while j + 16 <= count { a0 += term(j); j += 16 }
+    var total = ((a0 + a1) + (a2 + a3)).sum()
+    while j < count { let d = p[j] - shift; total += squared ? d * d : d; j += 1 }
+    return total
+}
+
+/// `(sum g[j], sum g[j] (x[j] - mean))` over `count` floats, in SIMD lanes.
+@inline(__always)
+func gradientSums(_ g: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ count: Int,
+                  mean: Float) -> (Float, Float) {
+    var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), t0 = SIMD16<Float>(), t1 = SIMD16<Float>()
+    let mu = SIMD16<Float>(repeating: mean)
+    let gr = UnsafeRawPointer(g), xr = UnsafeRawPointer(x)
+    var j = 0
+    while j + 32 <= count {
+        let g0 = gr.loadUnaligned(fromByteOffset: 4 * j, as: SIMD16<Float>.self)
+        let g1 = gr.loadUnaligned(fromByteOffset: 4 * j + 64, as: SIMD16<Float>.self)
+        s0 += g0; s1 += g1
+        t0 += g0 * (xr.loadUnaligned(fromByteOffset: 4 * j, as: SIMD16<Float>.self) - mu)
+        t1 += g1 * (xr.loadUnaligned(fromByteOffset: 4 * j + 64, as: SIMD16<Float>.self) - mu)
+        j += 32
+    }
+    var sg = (s0 + s1).sum(), sgx = (t0 + t1).sum()
+    while j < count { sg += g[j]; sgx += g[j] * (x[j] - mean); j += 1 }
+    return (sg, sgx)
+}
+
 extension Tensor {
     /// Batch normalisation over every axis but 1 (channels), as PyTorch's `batch_norm`.
     ///
@@ -37,12 +77,15 @@ extension Tensor {
                 for ch in r {
                     var mu: Float, v: Float
                     if training {
-                        // Two passes in Double: the shifted form keeps precision for large means.
+                        // Two passes (the shifted form keeps precision for large means), each
+                        // plane summed in SIMD float lanes and the planes in Double.
                         var s = 0.0
-                        for i in 0..<n { let p = x + (i * c + ch) * spatial; for j in 0..<spatial { s += Double(p[j]) } }
+                        for i in 0..<n { s += Double(laneSum(x + (i * c + ch) * spatial, spatial, shift: 0, squared: false)) }
                         let mud = s / Double(m)
                         var ss = 0.0
-                        for i in 0..<n { let p = x + (i * c + ch) * spatial; for j in 0..<spatial { let d = Double(p[j]) - mud; ss += d * d } }
+                        for i in 0..<n {
+                            ss += Double(laneSum(x + (i * c + ch) * spatial, spatial, shift: Float(mud), squared: true))
+                        }
                         mu = Float(mud); v = Float(ss / Double(m))
                         if let runningMean, let runningVariance {
                             let rm = runningMean.storage.pointer, rv = runningVariance.storage.pointer
@@ -76,8 +119,8 @@ extension Tensor {
                     let mu = savedMean[ch], inv = savedInv[ch]
                     var sg: Float = 0, sgx: Float = 0
                     for i in 0..<n {
-                        let p = x + (i * c + ch) * spatial, q = gp + (i * c + ch) * spatial
-                        for j in 0..<spatial { sg += q[j]; sgx += q[j] * (p[j] - mu) * inv }
+                        let (a, b) = gradientSums(gp + (i * c + ch) * spatial, x + (i * c + ch) * spatial, spatial, mean: mu)
+                        sg += a; sgx += b * inv
                     }
                     dbp[ch] = sg; dgp[ch] = sgx
                     guard let dx else { continue }
