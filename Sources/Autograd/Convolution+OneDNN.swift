@@ -305,7 +305,7 @@ final class DNNLConvolution {
     }
 
     let forward: Step, backwardData: Step, backwardWeights: Step
-    private unowned let dnnl: DNNL
+    fileprivate unowned let dnnl: DNNL
     private let worker: Int
 
     init?(_ key: ConvKey, _ dnnl: DNNL) {
@@ -349,14 +349,23 @@ final class DNNLConvolution {
 
     /// Runs one step on raw tensor pointers given in port order (inputs..., output), on this
     /// object's worker's stream and scratch (only that worker may call it).
-    func run(_ step: Step, _ pointers: [UnsafeMutablePointer<Float>]) {
+    /// - `shared`: port index → memory already in that port's blocked layout (weights reordered
+    ///   once for every worker), used instead of reordering the user tensor.
+    /// - `keepBlockedOutput`: leave the output in this worker's blocked scratch (see
+    ///   `blockedOutput`) instead of reordering it to the user tensor.
+    func run(_ step: Step, _ pointers: [UnsafeMutablePointer<Float>], shared: (Int, UnsafeMutableRawPointer)? = nil,
+             keepBlockedOutput: Bool = false) {
         let stream = dnnl.streams[worker]
         var args: [DNNL.ExecArg] = []
         for (slot, (port, pointer)) in zip(step.ports, pointers).enumerated() {
             _ = dnnl.memorySetDataHandle(port.user, pointer)
             guard let blocked = port.blocked else { args.append(.init(arg: port.arg, memory: port.user)); continue }
-            _ = dnnl.memorySetDataHandle(blocked, DNNLScratch.buffer(worker: worker, slot: slot, bytes: port.bytes))
-            if !port.isOutput { execute(port, from: port.user, to: blocked, stream) }
+            if let (index, memory) = shared, index == slot {
+                _ = dnnl.memorySetDataHandle(blocked, memory)
+            } else {
+                _ = dnnl.memorySetDataHandle(blocked, DNNLScratch.buffer(worker: worker, slot: slot, bytes: port.bytes))
+                if !port.isOutput { execute(port, from: port.user, to: blocked, stream) }
+            }
             args.append(.init(arg: port.arg, memory: blocked))
         }
         if let pad = step.scratchpad {
@@ -365,10 +374,52 @@ final class DNNLConvolution {
         }
         let status = args.withUnsafeBufferPointer { dnnl.primitiveExecute(step.primitive, stream, Int32($0.count), UnsafeRawPointer($0.baseAddress!)) }
         precondition(status == 0, "conv2d: oneDNN primitive failed with status \(status)")
-        for port in step.ports where port.isOutput && port.blocked != nil {
-            execute(port, from: port.blocked!, to: port.user, stream)
+        if !keepBlockedOutput {
+            for port in step.ports where port.isOutput && port.blocked != nil {
+                execute(port, from: port.blocked!, to: port.user, stream)
+            }
         }
         _ = dnnl.streamWait(stream)
+    }
+
+    /// The blocked scratch holding `step`'s output after `run(..., keepBlockedOutput: true)`
+    /// (nil when the output port uses the user layout directly).
+    func blockedOutput(_ step: Step) -> (memory: UnsafeMutablePointer<Float>, floats: Int)? {
+        guard let index = step.ports.firstIndex(where: \.isOutput), let port = Optional(step.ports[index]),
+              port.blocked != nil else { return nil }
+        let p = DNNLScratch.buffer(worker: worker, slot: index, bytes: port.bytes)
+        return (p.bindMemory(to: Float.self, capacity: port.bytes / 4), port.bytes / 4)
+    }
+
+    /// Reorders user memory `pointer` into `destination` in port `index`'s blocked layout of
+    /// `step`, on this object's worker's stream (the caller makes sure no worker runs at once).
+    func reorderInput(_ step: Step, port index: Int, from pointer: UnsafeMutablePointer<Float>,
+                      into destination: UnsafeMutableRawPointer) {
+        let port = step.ports[index], stream = dnnl.streams[worker]
+        _ = dnnl.memorySetDataHandle(port.user, pointer)
+        _ = dnnl.memorySetDataHandle(port.blocked, destination)
+        execute(port, from: port.user, to: port.blocked!, stream)
+        _ = dnnl.streamWait(stream)
+    }
+
+    /// Reorders `source` (in the output port's blocked layout of `step`) to the user tensor `pointer`.
+    func reorderOutput(_ step: Step, from source: UnsafeMutableRawPointer, to pointer: UnsafeMutablePointer<Float>) {
+        let index = step.ports.firstIndex(where: \.isOutput)!
+        let port = step.ports[index], stream = dnnl.streams[worker]
+        _ = dnnl.memorySetDataHandle(port.user, pointer)
+        _ = dnnl.memorySetDataHandle(port.blocked, source)
+        execute(port, from: port.blocked!, to: port.user, stream)
+        _ = dnnl.streamWait(stream)
+    }
+
+    /// Whether every worker's `step` port `index` uses the same blocked layout as the first's,
+    /// so one reordered copy can serve them all.
+    static func sharesBlockedLayout(_ convs: [DNNLConvolution], _ step: KeyPath<DNNLConvolution, Step>, port index: Int) -> Bool {
+        guard let first = convs.first?[keyPath: step].ports[index].blockedDescriptor else { return false }
+        return convs.allSatisfy {
+            guard let d = $0[keyPath: step].ports[index].blockedDescriptor else { return false }
+            return $0.dnnl.memoryDescEqual(first, d) != 0
+        }
     }
 
     private func execute(_ port: Port, from: Handle, to: Handle, _ stream: Handle) {
@@ -444,7 +495,12 @@ extension Tensor {
             var dw: Tensor? = nil
             if let first = dws.first {
                 let p = first.storage.pointer
-                for part in dws.dropFirst() { let q = part.storage.pointer; for i in 0..<weight.count { p[i] += q[i] } }
+                let parts = dws.dropFirst().map { $0.storage.pointer }
+                withExtendedLifetime(dws) {   // raw pointers into them below
+                    Threading.parallelChunks(weight.count, costPerItem: parts.count) { _, r in
+                        for q in parts { for i in r { p[i] += q[i] } }
+                    }
+                }
                 dw = first
             }
             var grads: [Tensor?] = [dx, dw]
