@@ -209,6 +209,9 @@ func maxPoolPlane(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointe
     let padded = maxPoolScratchCount(g)
     scratch.update(repeating: -.infinity, count: padded)
     let laneStep = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) &* Int32(sw)
+    // The first chunk's leftmost in-bounds columns (padding on the left clamps to column 0).
+    var firstColumns = laneStep &- Int32(pw)
+    for lane in 0..<16 where firstColumns[lane] < 0 { firstColumns[lane] = 0 }
     // Partial last chunk: computed in full, stored through these.
     var tailValues = SIMD16<Float>(), tailWinners = SIMD16<Int32>()
     for oy in 0..<g.oh {
@@ -227,8 +230,7 @@ func maxPoolPlane(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointe
             let values: SIMD16<Float>, winners: SIMD16<Int32>
             if win != nil {
                 // Start at each window's first in-bounds element (valid even if every value is -inf).
-                let firstColumn = (laneStep &+ Int32(ox * sw - pw)).replacing(with: 0, where: laneStep &+ Int32(ox * sw - pw) .< 0)
-                var bi: SIMD16<Int32> = firstColumn &+ Int32((y0 + ky0) * w)
+                var bi: SIMD16<Int32> = (chunk == 0 ? firstColumns : laneStep &+ Int32(ox * sw - pw)) &+ Int32((y0 + ky0) * w)
                 for ky in ky0..<ky1 { for kx in 0..<kw {
                     let v = load(ky, kx)
                     let better = (v .> best) .| (v .!= v)
