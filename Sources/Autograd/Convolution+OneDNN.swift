@@ -48,7 +48,7 @@ final class DNNL {
     static let memoryDescriptorBytes = 1024, operationDescriptorBytes = 8192   // 696 and 5976 in 2.6
     /// `sizeof(dnnl_memory_desc_t)` in oneDNN 2.x: the bytes compared when keying a layout.
     static let memoryDescriptorSize = 696
-    static let forwardInference: Int32 = 96, argBias: Int32 = 41
+    static let forwardInference: Int32 = 96, argBias: Int32 = 41, nChw16c: Int32 = 69
 
     let engineCreate: @convention(c) (UnsafeMutablePointer<Handle?>, Int32, Int) -> Int32
     let streamCreate: @convention(c) (UnsafeMutablePointer<Handle?>, Handle?, UInt32) -> Int32
@@ -187,6 +187,9 @@ struct ConvKey: Hashable {
     /// Inference primitives only: bias, accumulation into the destination (`sum` post-op)
     /// and ReLU (`eltwise` post-op) fused into the convolution.
     var hasBias = false, accumulates = false, relu = false
+    /// Inference primitives only: the layouts of the source and destination memory we hand
+    /// over (plain NCHW, or nChw16c for `BlockedFeatureMap`).
+    var sourceTag = DNNL.nchw, destinationTag = DNNL.nchw
 }
 
 // MARK: - Descriptors, ports and reorders shared by the training and inference primitives

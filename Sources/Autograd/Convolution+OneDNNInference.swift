@@ -66,15 +66,33 @@ extension Tensor {
     func convolvedForInference(transposed: Bool, weight: Tensor, bias: Tensor?, outputShape: [Int], stride: Size2,
                                dilation: Size2, padBefore: Size2, padAfter: Size2,
                                residual: Tensor? = nil, relu: Bool = false) -> Tensor? {
-        guard ConvolutionBackend.current == .oneDNN, let dnnl = DNNL.shared, dnnl.postOps != nil else { return nil }
-        let n = shape[0]
+        let out = Tensor(uninitializedShape: outputShape)
+        let done = withExtendedLifetime(residual) {
+            Tensor.inferenceConvolution(transposed: transposed, input: storage.pointer, inputShape: shape, inputBlocked: false,
+                                        weight: weight, bias: bias, output: out.storage.pointer, outputShape: outputShape,
+                                        outputBlocked: false, stride: stride, dilation: dilation, padBefore: padBefore,
+                                        padAfter: padAfter, residual: residual?.storage.pointer, relu: relu)
+        }
+        return done ? out : nil
+    }
+
+    /// Runs a convolution (or deconvolution) for inference on raw NCHW or nChw16c memory
+    /// (`inputBlocked` / `outputBlocked`), split over the workers by image; false when oneDNN
+    /// is not in use or declines the shape (nothing written then).
+    static func inferenceConvolution(transposed: Bool, input x: UnsafeMutablePointer<Float>, inputShape: [Int],
+                                     inputBlocked: Bool, weight: Tensor, bias: Tensor?, output o: UnsafeMutablePointer<Float>,
+                                     outputShape: [Int], outputBlocked: Bool, stride: Size2, dilation: Size2,
+                                     padBefore: Size2, padAfter: Size2, residual r: UnsafeMutablePointer<Float>?,
+                                     relu: Bool) -> Bool {
+        guard ConvolutionBackend.current == .oneDNN, let dnnl = DNNL.shared, dnnl.postOps != nil else { return false }
+        let n = inputShape[0]
         let workers = Swift.max(1, Swift.min(Threading.workerCount, n, 16))
         let chunks = (0..<workers).map { (n * $0 / workers)..<(n * ($0 + 1) / workers) }
         let weightDims = transposed ? [weight.shape[1], weight.shape[0], weight.shape[2], weight.shape[3]] : weight.shape
         var convs: [DNNLInferenceConvolution] = []
         for (worker, chunk) in chunks.enumerated() {
             var key = ConvKey(worker: worker, transposed: transposed,
-                              input: ([chunk.count] + shape.dropFirst()).map(Int64.init),
+                              input: ([chunk.count] + inputShape.dropFirst()).map(Int64.init),
                               weights: weightDims.map(Int64.init),
                               output: ([chunk.count] + outputShape.dropFirst()).map(Int64.init),
                               strides: [Int64(stride.height), Int64(stride.width)],
@@ -82,21 +100,22 @@ extension Tensor {
                               padL: [Int64(padBefore.height), Int64(padBefore.width)],
                               padR: [Int64(padAfter.height), Int64(padAfter.width)])
             key.hasBias = bias != nil
-            key.accumulates = residual != nil
+            key.accumulates = r != nil
             key.relu = relu
-            guard let conv = dnnl.inferenceConvolution(key) else { return nil }
+            key.sourceTag = inputBlocked ? DNNL.nChw16c : DNNL.nchw
+            key.destinationTag = outputBlocked ? DNNL.nChw16c : DNNL.nchw
+            guard let conv = dnnl.inferenceConvolution(key) else { return false }
             convs.append(conv)
         }
-        let inStride = count / n, outStride = outputShape.reduce(1, *) / n
-        let out = Tensor(uninitializedShape: outputShape)
-        let x = storage.pointer, o = out.storage.pointer, b = bias?.storage.pointer, r = residual?.storage.pointer
+        let inStride = inputShape.dropFirst().reduce(1, *), outStride = outputShape.dropFirst().reduce(1, *)
+        let b = bias?.storage.pointer
         func run(_ k: Int) {
             let lo = chunks[k].lowerBound
             convs[k].run(source: x + lo * inStride, weight: weight.storage, bias: b,
                          residual: r.map { $0 + lo * outStride }, destination: o + lo * outStride)
         }
         if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
-        return out
+        return true
     }
 }
 
@@ -125,8 +144,8 @@ final class DNNLInferenceConvolution {
         outputCount = Int(key.output.reduce(1, *))
         let md = dnnl.memoryDescriptor
         let weightTag = key.transposed ? DNNL.iohw : DNNL.oihw
-        guard let srcUser = md(key.input, DNNL.nchw), let wUser = md(key.weights, weightTag),
-              let dstUser = md(key.output, DNNL.nchw), let srcAny = md(key.input, DNNL.any),
+        guard let srcUser = md(key.input, key.sourceTag), let wUser = md(key.weights, weightTag),
+              let dstUser = md(key.output, key.destinationTag), let srcAny = md(key.input, DNNL.any),
               let wAny = md(key.weights, DNNL.any), let dstAny = md(key.output, DNNL.any) else { return nil }
         let biasMD = key.hasBias ? md([key.weights[0]], 2 /* dnnl_a */) : nil
         if key.hasBias && biasMD == nil { return nil }

@@ -63,6 +63,27 @@ public final class Conv2D: Layer {
                             adding: residual, relu: relu || fusedReLU)
     }
 
+    /// Inference on a channel-blocked map (see `BlockedFeatureMap`), output blocked; nil when
+    /// the blocked path cannot run (the caller falls back to tensors).
+    public func forward(blocked input: BlockedFeatureMap) -> BlockedFeatureMap? {
+        guard input.shape[1] == inputChannels else { return nil }
+        return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, relu: fusedReLU)
+    }
+
+    /// Inference from an NCHW tensor to a channel-blocked map (the first layer of a blocked chain).
+    public func forwardToBlocked(_ input: Tensor) -> BlockedFeatureMap? {
+        guard input.rank == 4, input.shape[1] == inputChannels else { return nil }
+        return BlockedFeatureMap.conv2d(input, weight: weight, bias: bias, stride: stride, padding: padding,
+                                        dilation: dilation, relu: fusedReLU)
+    }
+
+    /// Inference from a channel-blocked map to an NCHW tensor (the last layer of a blocked chain).
+    public func forwardToPlain(blocked input: BlockedFeatureMap) -> Tensor? {
+        guard input.shape[1] == inputChannels else { return nil }
+        return input.conv2dToPlain(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
+                                   relu: fusedReLU)
+    }
+
     /// A frozen snapshot (weights copied, so oneDNN may keep them pre-packed).
     public func fusedForInference() -> any Layer {
         let w = weight.copy(), b = bias?.copy()
@@ -129,6 +150,46 @@ public final class ConvTranspose2D: Layer {
                      "\(layerDescription): input \(input.shape) must be [N, \(inputChannels), H, W]")
         return input.transposedConv2d(weight: weight, bias: bias, stride: stride, padding: padding,
                                       outputPadding: outputPadding)
+    }
+
+    /// Inference on a channel-blocked map (see `BlockedFeatureMap`); nil when it cannot run.
+    /// A frozen 2×2 stride-2 snapshot runs as a 1×1 convolution and a pixel shuffle.
+    public func forward(blocked input: BlockedFeatureMap) -> BlockedFeatureMap? {
+        guard input.shape[1] == inputChannels else { return nil }
+        if let (w, b) = pointwise { return input.upsampled2x2(pointwiseWeight: w, pointwiseBias: b) }
+        return input.transposedConv2d(weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding)
+    }
+
+    /// For a 2×2 stride-2 snapshot: the weights as a 1×1 convolution to `4 Cout` channels.
+    private var pointwise: (Tensor, Tensor?)? = nil
+
+    /// A frozen snapshot for inference (weights copied; see `forward(blocked:)`).
+    public func fusedForInference() -> any Layer {
+        let copy = ConvTranspose2D(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: kernelSize,
+                                   stride: stride, padding: padding, outputPadding: outputPadding, weight: weight.copy(),
+                                   bias: bias?.copy())
+        copy.weight.freeze(); copy.bias?.freeze()
+        if kernelSize == Size2(2, 2) && stride == Size2(2, 2) && padding == Size2(0, 0) && outputPadding == Size2(0, 0) {
+            let (cin, cout) = (inputChannels, outputChannels)
+            let source = weight.scalars
+            var rows = [Float](repeating: 0, count: 4 * cout * cin)
+            for q in 0..<4 { for co in 0..<cout { for ci in 0..<cin {
+                rows[(q * cout + co) * cin + ci] = source[((ci * cout) + co) * 4 + q]
+            } } }
+            let w = Tensor(shape: [4 * cout, cin, 1, 1], data: rows)
+            let b = bias.map { Tensor(Array(repeating: $0.scalars, count: 4).flatMap { $0 }) }
+            w.freeze(); b?.freeze()
+            copy.pointwise = (w, b)
+        }
+        return copy
+    }
+
+    private init(inputChannels: Int, outputChannels: Int, kernelSize: Size2, stride: Size2, padding: Size2,
+                 outputPadding: Size2, weight: Tensor, bias: Tensor?) {
+        self.inputChannels = inputChannels; self.outputChannels = outputChannels; self.kernelSize = kernelSize
+        self.stride = stride; self.padding = padding; self.outputPadding = outputPadding
+        self.weight = weight; self.bias = bias
+        isTraining = false
     }
 
     public var ownTensors: [NamedTensor] {

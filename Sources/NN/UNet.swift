@@ -51,11 +51,15 @@ public final class UNet: Layer {
         widths = u.widths; bottleneckWidth = u.bottleneckWidth; inputChannels = u.inputChannels; classCount = u.classCount
         down = Sequential(u.down.layers.map { $0.fusedForInference() })
         bottleneck = u.bottleneck.fusedForInference() as! Sequential
-        up = u.up
+        up = Sequential(u.up.layers.map { $0.fusedForInference() })
         upConv = Sequential(u.upConv.layers.map { $0.fusedForInference() })
         head = u.head
         isTraining = false
+        fusedModel = true
     }
+
+    /// Built by `fusedForInference()` (batch norms folded): may run `blockedForward`.
+    private var fusedModel = false
 
     /// A U-Net of `depth` levels whose widths double from `baseWidth`
     /// (`baseWidth` 16, `depth` 4: 16/32/64/128, bottleneck 256 — BENCH.md's `unet`).
@@ -84,6 +88,7 @@ public final class UNet: Layer {
         let factor = 1 << widths.count
         precondition(input.rank == 4 && input.shape[1] == inputChannels && input.shape[2] % factor == 0 && input.shape[3] % factor == 0,
                      "UNet: input \(input.shape) must be [N, \(inputChannels), H, W] with H and W divisible by \(factor)")
+        if let output = blockedForward(input) { return output }
         var x = input
         var skips: [Tensor] = []
         for block in down.layers {
@@ -96,6 +101,53 @@ public final class UNet: Layer {
             x = upConv.layers[k](Tensor.concatenate([up.layers[k](x), skip], axis: 1))
         }
         return head(x)
+    }
+
+    /// A fused U-Net's inference on channel-blocked feature maps (`BlockedFeatureMap`): no
+    /// reorders between layers. nil when it cannot run (gradients on, not fused, another
+    /// convolution backend, widths that are not multiples of 16); `forward` then uses tensors.
+    private func blockedForward(_ input: Tensor) -> Tensor? {
+        guard fusedModel, !GradMode.isEnabled, BlockedFeatureMap.isAvailable,
+              widths.allSatisfy({ BlockedFeatureMap.supports(channels: $0) }),
+              BlockedFeatureMap.supports(channels: bottleneckWidth) else { return nil }
+        /// A fused double convolution: its convolutions, Identity placeholders skipped.
+        func convolutions(_ layer: any Layer) -> [Conv2D]? {
+            guard let sequence = layer as? Sequential else { return nil }
+            var out: [Conv2D] = []
+            for l in sequence.layers where !(l is Identity) {
+                guard let conv = l as? Conv2D else { return nil }
+                out.append(conv)
+            }
+            return out.isEmpty ? nil : out
+        }
+        func apply(_ layer: any Layer, _ x: BlockedFeatureMap) -> BlockedFeatureMap? {
+            guard let convs = convolutions(layer) else { return nil }
+            var x = x
+            for conv in convs { guard let y = conv.forward(blocked: x) else { return nil }; x = y }
+            return x
+        }
+        var skips: [BlockedFeatureMap] = []
+        var x: BlockedFeatureMap? = nil
+        for (level, block) in down.layers.enumerated() {
+            var y: BlockedFeatureMap
+            if level == 0 {
+                guard let convs = convolutions(block), let first = convs[0].forwardToBlocked(input) else { return nil }
+                y = first
+                for conv in convs.dropFirst() { guard let next = conv.forward(blocked: y) else { return nil }; y = next }
+            } else {
+                guard let next = apply(block, x!) else { return nil }
+                y = next
+            }
+            skips.append(y)
+            x = y.maxPool2d(kernelSize: 2)
+        }
+        guard var h = apply(bottleneck, x!) else { return nil }
+        for (k, skip) in skips.reversed().enumerated() {
+            guard let upConvolution = up.layers[k] as? ConvTranspose2D, let upsampled = upConvolution.forward(blocked: h),
+                  let next = apply(upConv.layers[k], upsampled.concatenated(with: skip)) else { return nil }
+            h = next
+        }
+        return head.forwardToPlain(blocked: h)
     }
 
     public var children: [(key: String, layer: any Layer)] {

@@ -151,3 +151,29 @@ final class LayerContractTests: XCTestCase {
         XCTAssertEqual(model.parameters.filter(\.requiresGrad).count, 2)
     }
 }
+
+/// Fused U-Net inference on channel-blocked maps (widths multiples of 16) against the
+/// unfused model, with non-trivial batch-norm statistics and an odd batch.
+final class BlockedUNetTests: XCTestCase {
+    func testFusedBlockedInferenceMatchesUnfusedModel() {
+        WeightInitialization.reset(seed: 3)
+        let net = UNet(inputChannels: 1, classCount: 3, widths: [16, 32], bottleneckWidth: 64)
+        var seed: UInt64 = 100
+        for entry in net.namedTensors() where entry.key.contains("running_") {
+            seed += 1
+            let noise = Tensor.randomUniform(entry.tensor.shape, lower: 0.5, upper: 1.5, seed: seed).scalars
+            let shift: Float = entry.key.hasSuffix("running_mean") ? 1 : 0
+            entry.tensor.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = noise[i] - shift } }
+        }
+        net.eval()
+        let x = Tensor.randomNormal([3, 1, 32, 32], seed: 5)
+        let expected = withNoGrad { net(x) }
+        let fused = net.fusedForInference()
+        let actual = withNoGrad { fused(x) }
+        let scale = expected.scalars.map(abs).max()!
+        XCTAssertGreaterThan(scale, 0)
+        for (i, (a, e)) in zip(actual.scalars, expected.scalars).enumerated() where abs(a - e) > 1e-4 * max(scale, 1) {
+            XCTFail("element \(i): fused \(a), unfused \(e)"); break
+        }
+    }
+}
