@@ -44,6 +44,43 @@ public struct TrainableParameter {
     }
 }
 
+/// One Adam(W) update of `range`: `mode` 0 no weight decay, 1 L2 decay added to the gradient
+/// (Adam), 2 decoupled decay of the weights (AdamW).
+@inline(__always)
+func adamUpdate(w: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
+                v: UnsafeMutablePointer<Float>, _ range: Range<Int>, mode: Int, lr: Float, weightDecay: Float,
+                beta1: Float, beta2: Float, stepSize: Float, c2Root: Float, epsilon: Float) {
+    typealias V = SIMD16<Float>
+    @inline(__always) func load(_ p: UnsafeMutablePointer<Float>, _ j: Int) -> V {
+        UnsafeRawPointer(p + j).loadUnaligned(as: V.self)
+    }
+    @inline(__always) func store(_ x: V, _ p: UnsafeMutablePointer<Float>, _ j: Int) {
+        UnsafeMutableRawPointer(p + j).storeBytes(of: x, as: V.self)
+    }
+    @inline(__always) func vector(_ j: Int, _ mode: Int) {
+        var d = load(g, j), wj = load(w, j)
+        if mode == 1 { d += weightDecay * wj } else if mode == 2 { wj *= 1 - lr * weightDecay }
+        let mj = beta1 * load(m, j) + (1 - beta1) * d
+        let vj = beta2 * load(v, j) + (1 - beta2) * d * d
+        wj -= stepSize * mj / (vj.squareRoot() / c2Root + epsilon)
+        store(mj, m, j); store(vj, v, j); store(wj, w, j)
+    }
+    var j = range.lowerBound
+    switch mode {
+    case 0: while j + 16 <= range.upperBound { vector(j, 0); j += 16 }
+    case 1: while j + 16 <= range.upperBound { vector(j, 1); j += 16 }
+    default: while j + 16 <= range.upperBound { vector(j, 2); j += 16 }
+    }
+    while j < range.upperBound {
+        var d = g[j]
+        if mode == 1 { d += weightDecay * w[j] } else if mode == 2 { w[j] *= 1 - lr * weightDecay }
+        m[j] = beta1 * m[j] + (1 - beta1) * d
+        v[j] = beta2 * v[j] + (1 - beta2) * d * d
+        w[j] -= stepSize * m[j] / (v[j].squareRoot() / c2Root + epsilon)
+        j += 1
+    }
+}
+
 /// Updates parameters from their gradients, keeping its state (moments,
 /// momentum buffers, step count) so that a checkpoint can restore it exactly.
 public final class ModelOptimizer: Optimizer {
@@ -104,19 +141,16 @@ public final class ModelOptimizer: Optimizer {
                 let c1 = 1 - Foundation.pow(beta1, Float(stepCount))
                 let c2Root = (1 - Foundation.pow(beta2, Float(stepCount))).squareRoot()
                 let stepSize = lr / c1
-                // Through raw pointers: the array accessors kept this loop from vectorising.
-                // Split over the workers: the update streams 7 floats per weight (memory-bound).
+                // Through raw pointers, 16 lanes at a time, the decay variant chosen outside the
+                // loop (the scalar loop with the decay test inside did not vectorise), split over
+                // the workers. Lane-wise the same float operations as the scalar tail.
+                let mode = weightDecay == 0 ? 0 : (decoupled ? 2 : 1)
                 m.withUnsafeMutableBufferPointer { mb in v.withUnsafeMutableBufferPointer { vb in
                     let m = mb.baseAddress!, v = vb.baseAddress!
-                    Threading.parallelChunks(n, costPerItem: 4) { _, range in for j in range {
-                        var d = g[j]
-                        if weightDecay != 0 {
-                            if decoupled { w[j] *= 1 - lr * weightDecay } else { d += weightDecay * w[j] }
-                        }
-                        m[j] = beta1 * m[j] + (1 - beta1) * d
-                        v[j] = beta2 * v[j] + (1 - beta2) * d * d
-                        w[j] -= stepSize * m[j] / (v[j].squareRoot() / c2Root + epsilon)
-                    } }
+                    Threading.parallelChunks(n, costPerItem: 4) { _, range in
+                        adamUpdate(w: w, g: g, m: m, v: v, range, mode: mode, lr: lr, weightDecay: weightDecay,
+                                   beta1: beta1, beta2: beta2, stepSize: stepSize, c2Root: c2Root, epsilon: epsilon)
+                    }
                 } }
                 state[i]["exp_avg"] = m
                 state[i]["exp_avg_sq"] = v
