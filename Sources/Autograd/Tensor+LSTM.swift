@@ -1,5 +1,15 @@
 // Fused LSTM recurrence: the whole sequence in one op with a hand-written backward.
+import CKernels
 import Foundation
+
+/// Whether `lstmRecurrence` runs the AVX-512 kernels of `Sources/CKernels/lstm_kernels.c`
+/// (hidden size a multiple of 16, on a CPU with AVX-512F) or the portable Swift loops.
+enum LSTMKernels {
+    /// Off on CPUs without AVX-512; tests turn it off to compare both paths.
+    nonisolated(unsafe) static var enabled = astro_lstm_kernels_available() != 0
+
+    static func applies(hidden h: Int) -> Bool { enabled && h % 16 == 0 }
+}
 
 extension Tensor {
     /// The LSTM recurrence over a sequence whose input projection is already done:
@@ -23,23 +33,37 @@ extension Tensor {
         precondition(weightHH.shape == [h4, h], "lstmRecurrence: weightHH \(weightHH.shape) must be [\(h4), \(h)]")
         let out = Tensor(uninitializedShape: [n, steps, 2 * h])
         let recording = GradMode.isEnabled && (tracksGradient || weightHH.tracksGradient)
-        // Gate activations: every step [N, T, 4H] for the backward, else one step [N, 1, 4H].
-        let gates = Tensor(uninitializedShape: recording ? shape : [n, 1, h4])
+        let vectorKernels = LSTMKernels.applies(hidden: h)
+        // Gate activations: every step [N, T, 4H] for the backward, else (portable path) one
+        // step [N, 1, 4H] of scratch.
+        let gates = recording ? Tensor(uninitializedShape: shape)
+            : vectorKernels ? Tensor(uninitializedShape: [1]) : Tensor(uninitializedShape: [n, 1, h4])
         let p = storage.pointer, y = out.storage.pointer, a = gates.storage.pointer, w = weightHH.storage.pointer
         let rowY = steps * 2 * h, rowA = recording ? steps * h4 : h4
-        Threading.parallelChunks(n, costPerItem: steps * h4 * h) { _, rows in
-            let m = rows.count
-            for t in 0..<steps {
-                let at = a + rows.lowerBound * rowA + (recording ? t * h4 : 0)
-                // Gates start as the projected input; the recurrent term is added by gemm (beta 1).
-                for r in 0..<m { (at + r * rowA).update(from: p + ((rows.lowerBound + r) * steps + t) * h4, count: h4) }
-                if t > 0 {
-                    gemm(transB: true, m: m, n: h4, k: h, a: y + rows.lowerBound * rowY + (t - 1) * 2 * h, lda: rowY,
-                         b: w, ldb: h, beta: 1, c: at, ldc: rowA)
-                }
-                for r in 0..<m {
-                    lstmCellForward(gates: at + r * rowA, state: y + (rows.lowerBound + r) * rowY + t * 2 * h,
-                                    hasPrevious: t > 0, h: h)
+        if vectorKernels {
+            let packed = UnsafeMutablePointer<Float>.allocate(capacity: h4 * h)
+            defer { packed.deallocate() }
+            astro_lstm_pack_recurrent(w, h, packed)
+            Threading.parallelChunks(n, costPerItem: steps * h4 * h) { _, rows in
+                astro_lstm_forward(p + rows.lowerBound * steps * h4, steps * h4, packed,
+                                   y + rows.lowerBound * rowY, rowY, recording ? a + rows.lowerBound * rowA : nil, rowA,
+                                   rows.count, steps, h)
+            }
+        } else {
+            Threading.parallelChunks(n, costPerItem: steps * h4 * h) { _, rows in
+                let m = rows.count
+                for t in 0..<steps {
+                    let at = a + rows.lowerBound * rowA + (recording ? t * h4 : 0)
+                    // Gates start as the projected input; the recurrent term is added by gemm (beta 1).
+                    for r in 0..<m { (at + r * rowA).update(from: p + ((rows.lowerBound + r) * steps + t) * h4, count: h4) }
+                    if t > 0 {
+                        gemm(transB: true, m: m, n: h4, k: h, a: y + rows.lowerBound * rowY + (t - 1) * 2 * h, lda: rowY,
+                             b: w, ldb: h, beta: 1, c: at, ldc: rowA)
+                    }
+                    for r in 0..<m {
+                        lstmCellForward(gates: at + r * rowA, state: y + (rows.lowerBound + r) * rowY + t * 2 * h,
+                                        hasPrevious: t > 0, h: h)
+                    }
                 }
             }
         }
@@ -51,6 +75,32 @@ extension Tensor {
             let a = gates.storage.pointer, y = states.pointer, gy = grad.storage.pointer
             let dProjected = Tensor(uninitializedShape: self.shape)
             let da = dProjected.storage.pointer
+            if vectorKernels {
+                // Each worker adds its rows' Σ_t da_tᵀ h_{t-1} to its own [4H, H] slice.
+                let workers = Threading.workerCount
+                let partial = weightHH.tracksGradient ? Tensor(repeating: 0, shape: [workers, h4, h]) : nil
+                let dwp = partial?.storage.pointer
+                Threading.parallelChunks(n, costPerItem: steps * h4 * h) { worker, rows in
+                    let lo = rows.lowerBound, m = rows.count
+                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * m * h)
+                    defer { scratch.deallocate() }
+                    astro_lstm_backward(a + lo * rowA, rowA, y + lo * rowY, rowY, gy + lo * rowY, rowY, w,
+                                        da + lo * steps * h4, steps * h4, dwp.map { $0 + worker * h4 * h }, scratch,
+                                        m, steps, h)
+                }
+                var dw: Tensor? = nil
+                if let dwp {
+                    let result = Tensor(uninitializedShape: weightHH.shape)
+                    let r = result.storage.pointer
+                    r.update(from: dwp, count: h4 * h)
+                    for k in 1..<Swift.max(workers, 1) {
+                        let src = dwp + k * h4 * h
+                        for i in 0..<(h4 * h) { r[i] += src[i] }
+                    }
+                    dw = result
+                }
+                return [self.tracksGradient ? dProjected : nil, dw]
+            }
             Threading.parallelChunks(n, costPerItem: steps * h4 * h) { _, rows in
                 let m = rows.count
                 // Gradients flowing back from step t + 1 into h_t and c_t, for these rows.

@@ -1,0 +1,46 @@
+// AVX-512 kernels for the fused LSTM recurrence (Sources/Autograd/Tensor+LSTM.swift).
+//
+// Swift's SIMD types compile to SSE2 without a target CPU, so the recurrence's inner loops
+// live here, compiled per function for AVX-512F and chosen at run time: on other CPUs
+// (or other architectures) `astro_lstm_kernels_available` returns 0 and the Swift code
+// keeps its portable path. Shapes: hidden size `h` a multiple of 16; gates in PyTorch's
+// order (i, f, g, o); every pointer is to row-major float32 and every stride is in floats.
+#ifndef ASTROLABE_LSTM_KERNELS_H
+#define ASTROLABE_LSTM_KERNELS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// 1 if this CPU (and OS) runs the AVX-512 kernels below, else 0.
+int astro_lstm_kernels_available(void);
+
+/// Packs `W_hh` `[4h, h]` for `astro_lstm_forward`: for each block of 16 hidden units `b`
+/// and each `k < h`, the 64 weights `W[q h + 16 b + u, k]`, `q` the gate, `u < 16`.
+/// `packed` holds `4 h h` floats.
+void astro_lstm_pack_recurrent(const float *w, long h, float *packed);
+
+/// The whole recurrence for `m` sequences (rows): row `r`, step `t` reads the projected
+/// input `projected + r * projectedStride + t * 4h` (`x_t W_ihᵀ + b`), writes
+/// `(h_t, c_t)` to `states + r * stateStride + t * 2h` and, if `gates` is not NULL, the
+/// gate activations `(σ(i), σ(f), tanh(g), σ(o))` to `gates + r * gateStride + t * 4h`.
+/// `h_{-1} = c_{-1} = 0`.
+void astro_lstm_forward(const float *projected, long projectedStride, const float *packed,
+                        float *states, long stateStride, float *gates, long gateStride,
+                        long m, long steps, long h);
+
+/// Backpropagation through time for `m` rows laid out as in `astro_lstm_forward`:
+/// `gradient` (row stride `gradientStride`, `[T, 2h]` per row) is `∂L/∂(h_t, c_t)`; writes
+/// `∂L/∂projected` to `dProjected` (row stride `dProjectedStride`) and, if `dW` is not
+/// NULL, adds `Σ_t ∂L/∂a_tᵀ h_{t-1}` over these rows to `dW` `[4h, h]`. `w` is `W_hh`
+/// `[4h, h]` unpacked; `scratch` holds `2 m h` floats.
+void astro_lstm_backward(const float *gates, long gateStride, const float *states, long stateStride,
+                         const float *gradient, long gradientStride, const float *w,
+                         float *dProjected, long dProjectedStride, float *dW, float *scratch,
+                         long m, long steps, long h);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
