@@ -45,8 +45,8 @@ extension Tensor {
             defer { packed.deallocate() }
             astro_lstm_pack_recurrent(w, h, packed)
             Threading.parallelChunks(n, costPerItem: steps * h4 * h) { _, rows in
-                astro_lstm_forward(p + rows.lowerBound * steps * h4, steps * h4, packed,
-                                   y + rows.lowerBound * rowY, rowY, recording ? a + rows.lowerBound * rowA : nil, rowA,
+                astro_lstm_forward(p + rows.lowerBound * steps * h4, steps * h4, nil, 0, 0, nil, nil, packed,
+                                   y + rows.lowerBound * rowY, rowY, 1, recording ? a + rows.lowerBound * rowA : nil, rowA,
                                    rows.count, steps, h)
             }
         } else {
@@ -86,7 +86,7 @@ extension Tensor {
                     defer { scratch.deallocate() }
                     astro_lstm_backward(a + lo * rowA, rowA, y + lo * rowY, rowY, gy + lo * rowY, rowY, w,
                                         da + lo * steps * h4, steps * h4, dwp.map { $0 + worker * h4 * h }, scratch,
-                                        m, steps, h)
+                                        nil, 0, 0, nil, nil, m, steps, h)
                 }
                 var dw: Tensor? = nil
                 if let dwp {
@@ -135,6 +135,111 @@ extension Tensor {
             }
             return [self.tracksGradient ? dProjected : nil, dw]
         }
+    }
+}
+
+extension Tensor {
+    /// A whole LSTM layer over `self` `[N, T, F]`: the input projection
+    /// `x_t W_ihᵀ + b_ih + b_hh` (`weightIH` `[4H, F]`, biases `[4H]`) and the recurrence of
+    /// `lstmRecurrence(weightHH:)`. Returns every `(h_t, c_t)` `[N, T, 2H]` or, with
+    /// `lastStepOnly`, the last one `[N, 1, 2H]`.
+    ///
+    /// With the AVX-512 kernels the projection is computed inside the recurrence (no
+    /// `[N, T, 4H]` tensor in the forward) and, when no gradient is recorded and
+    /// `lastStepOnly` is set, only two steps of state are kept per sequence. Otherwise this is
+    /// `(matmul + bias).lstmRecurrence(weightHH:)`.
+    public func lstm(weightIH: Tensor, biasIH: Tensor, biasHH: Tensor, weightHH: Tensor,
+                     lastStepOnly: Bool = false) -> Tensor {
+        precondition(rank == 3, "lstm: input \(shape) must be [N, T, F]")
+        let (n, steps, f) = (shape[0], shape[1], shape[2])
+        let h4 = weightHH.shape[0], h = h4 / 4
+        precondition(weightIH.shape == [h4, f] && biasIH.shape == [h4] && biasHH.shape == [h4]
+                     && weightHH.shape == [h4, h] && h4 == 4 * h,
+                     "lstm: weights \(weightIH.shape), \(weightHH.shape), biases \(biasIH.shape), \(biasHH.shape) do not fit input \(shape)")
+        guard LSTMKernels.applies(hidden: h), steps > 0 else {
+            let states = (matmul(transposed: weightIH) + (biasIH + biasHH)).lstmRecurrence(weightHH: weightHH)
+            return lastStepOnly ? states.sliced(axis: 1, (steps - 1)..<steps) : states
+        }
+        let inputs = [self, weightIH, biasIH, biasHH, weightHH]
+        let recording = GradMode.isEnabled && inputs.contains(where: { $0.tracksGradient })
+        let keepAll = recording || !lastStepOnly
+        let slots = keepAll ? steps : 2
+        let out = Tensor(uninitializedShape: [n, slots, 2 * h])
+        let gates = recording ? Tensor(uninitializedShape: [n, steps, h4]) : nil
+        let x = storage.pointer, y = out.storage.pointer, a = gates?.storage.pointer
+        let rowY = slots * 2 * h, rowA = steps * h4
+        let packedHH = UnsafeMutablePointer<Float>.allocate(capacity: h4 * h)
+        let packedIH = UnsafeMutablePointer<Float>.allocate(capacity: h4 * f)
+        let packedBias = UnsafeMutablePointer<Float>.allocate(capacity: h4)
+        defer { packedHH.deallocate(); packedIH.deallocate(); packedBias.deallocate() }
+        astro_lstm_pack_recurrent(weightHH.storage.pointer, h, packedHH)
+        astro_lstm_pack_input(weightIH.storage.pointer, biasIH.storage.pointer, biasHH.storage.pointer, h, f,
+                              packedIH, packedBias)
+        Threading.parallelChunks(n, costPerItem: steps * h4 * (h + f)) { _, rows in
+            let lo = rows.lowerBound
+            astro_lstm_forward(nil, 0, x + lo * steps * f, steps * f, f, packedIH, packedBias, packedHH,
+                               y + lo * rowY, rowY, keepAll ? 1 : 0, a.map { $0 + lo * rowA }, rowA,
+                               rows.count, steps, h)
+        }
+        guard recording, let gates else {
+            if keepAll { return out }
+            let last = (steps - 1) % 2
+            return out.sliced(axis: 1, last..<(last + 1))
+        }
+        let states = out.storage
+        let result = Tensor.record("lstm", inputs, out) { [self, weightIH, biasIH, biasHH, weightHH, gates, states] grad in
+            let a = gates.storage.pointer, y = states.pointer, gy = grad.storage.pointer
+            let dProjected = Tensor(uninitializedShape: [n, steps, h4])
+            let da = dProjected.storage.pointer
+            // Per worker: dW_hh [4H, H], then dW_ihᵀ [F, 4H], then dBias [4H], summed afterwards.
+            let workers = Threading.workerCount, slice = h4 * h + f * h4 + h4
+            let inputSide = weightIH.tracksGradient || biasIH.tracksGradient || biasHH.tracksGradient
+            let partial = Tensor(repeating: 0, shape: [workers, slice])
+            let pp = partial.storage.pointer
+            Threading.parallelChunks(n, costPerItem: steps * h4 * (2 * h + f)) { worker, rows in
+                let lo = rows.lowerBound, m = rows.count, mine = pp + worker * slice
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * m * h)
+                defer { scratch.deallocate() }
+                astro_lstm_backward(a + lo * rowA, rowA, y + lo * rowY, rowY, gy + lo * rowY, rowY,
+                                    weightHH.storage.pointer, da + lo * rowA, rowA,
+                                    weightHH.tracksGradient ? mine : nil, scratch,
+                                    x + lo * steps * f, steps * f, f,
+                                    inputSide ? mine + h4 * h : nil, inputSide ? mine + h4 * h + f * h4 : nil,
+                                    m, steps, h)
+            }
+            for k in 1..<Swift.max(workers, 1) {
+                let src = pp + k * slice
+                for i in 0..<slice { pp[i] += src[i] }
+            }
+            var dx: Tensor? = nil
+            if self.tracksGradient {
+                // dx = dProjected W_ih: [N·T, 4H] x [4H, F].
+                let result = Tensor(uninitializedShape: self.shape)
+                gemm(m: n * steps, n: f, k: h4, a: da, lda: h4, b: weightIH.storage.pointer, ldb: f,
+                     c: result.storage.pointer, ldc: f)
+                dx = result
+            }
+            var dwih: Tensor? = nil
+            if weightIH.tracksGradient {
+                let result = Tensor(uninitializedShape: [h4, f])
+                let r = result.storage.pointer, t = pp + h4 * h
+                for g in 0..<h4 { for k in 0..<f { r[g * f + k] = t[k * h4 + g] } }
+                dwih = result
+            }
+            func bias() -> Tensor {
+                let result = Tensor(uninitializedShape: [h4])
+                result.storage.pointer.update(from: pp + h4 * h + f * h4, count: h4)
+                return result
+            }
+            var dwhh: Tensor? = nil
+            if weightHH.tracksGradient {
+                let result = Tensor(uninitializedShape: [h4, h])
+                result.storage.pointer.update(from: pp, count: h4 * h)
+                dwhh = result
+            }
+            return [dx, dwih, biasIH.tracksGradient ? bias() : nil, biasHH.tracksGradient ? bias() : nil, dwhh]
+        }
+        return lastStepOnly ? result.sliced(axis: 1, (steps - 1)..<steps) : result
     }
 }
 

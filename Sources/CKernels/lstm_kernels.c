@@ -64,25 +64,62 @@ void astro_lstm_pack_recurrent(const float *w, long h, float *packed) {
                     packed[((b * h + k) * 4 + q) * 16 + u] = w[(q * h + b * 16 + u) * h + k];
 }
 
-/// One step for `R` rows and the 16 hidden units at `j`: `p`, `y`, `g` point at row 0's
-/// step `t` (`g` may be NULL); `wb` is the block's packed weights; `y - 2h` is step `t-1`.
-KERNEL INLINE void forward_tile(const int R, const float *p, long ps, const float *wb, float *y, long ys,
+/// Packs `W_ih` `[4h, f]` and the summed biases `[4h]` for `astro_lstm_forward` (see the header).
+void astro_lstm_pack_input(const float *w, const float *biasIH, const float *biasHH, long h, long f,
+                           float *packed, float *packedBias) {
+    for (long b = 0; b < h / 16; b++)
+        for (long q = 0; q < 4; q++)
+            for (long u = 0; u < 16; u++) {
+                long row = q * h + b * 16 + u;
+                for (long k = 0; k < f; k++) packed[((b * f + k) * 4 + q) * 16 + u] = w[row * f + k];
+                packedBias[(b * 4 + q) * 16 + u] = (biasIH ? biasIH[row] : 0) + (biasHH ? biasHH[row] : 0);
+            }
+}
+
+/// Where one step's input comes from: the projected input `p` (row stride `ps`), or else
+/// `x` (row stride `xs`, `f` features) with the block's packed `W_ih` and biases.
+typedef struct {
+    const float *p; long ps;
+    const float *x; long xs; long f;
+    const float *wih, *bias;
+} step_input;
+
+/// One step for `R` rows and the 16 hidden units at `j`: `y` (and `g`, which may be NULL)
+/// point at row 0's step `t`, `hp` at row 0's step `t - 1` (`(h, c)`, same row stride `ys`;
+/// unused when `first`); `wb` is the block's packed `W_hh`.
+KERNEL INLINE void forward_tile(const int R, step_input in, const float *wb, const float *hp, float *y, long ys,
                                 float *g, long gs, long h, long j, int first) {
     __m512 acc[4][4];
-    for (int r = 0; r < R; r++)
-        for (int q = 0; q < 4; q++) acc[r][q] = _mm512_loadu_ps(p + r * ps + q * h + j);
+    if (in.p) {
+        for (int r = 0; r < R; r++)
+            for (int q = 0; q < 4; q++) acc[r][q] = _mm512_loadu_ps(in.p + r * in.ps + q * h + j);
+    } else {
+        for (int r = 0; r < R; r++)
+            for (int q = 0; q < 4; q++) acc[r][q] = _mm512_loadu_ps(in.bias + q * 16);
+        for (long k = 0; k < in.f; k++) {
+            const float *wk = in.wih + k * 64;
+            __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16);
+            __m512 w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
+            for (int r = 0; r < R; r++) {
+                __m512 xv = _mm512_set1_ps(in.x[r * in.xs + k]);
+                acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(xv, w2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_ps(xv, w3, acc[r][3]);
+            }
+        }
+    }
     if (!first) {
-        const float *hp = y - 2 * h;
         for (long k = 0; k < h; k++) {
             const float *wk = wb + k * 64;
             __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16);
             __m512 w2 = _mm512_loadu_ps(wk + 32), w3 = _mm512_loadu_ps(wk + 48);
             for (int r = 0; r < R; r++) {
-                __m512 x = _mm512_set1_ps(hp[r * ys + k]);
-                acc[r][0] = _mm512_fmadd_ps(x, w0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(x, w1, acc[r][1]);
-                acc[r][2] = _mm512_fmadd_ps(x, w2, acc[r][2]);
-                acc[r][3] = _mm512_fmadd_ps(x, w3, acc[r][3]);
+                __m512 xv = _mm512_set1_ps(hp[r * ys + k]);
+                acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(xv, w2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_ps(xv, w3, acc[r][3]);
             }
         }
     }
@@ -96,30 +133,38 @@ KERNEL INLINE void forward_tile(const int R, const float *p, long ps, const floa
         }
         float *yr = y + r * ys + j;
         __m512 c = _mm512_mul_ps(i, gg);
-        if (!first) c = _mm512_fmadd_ps(f, _mm512_loadu_ps(yr - h), c);
+        if (!first) c = _mm512_fmadd_ps(f, _mm512_loadu_ps(hp + r * ys + h + j), c);
         _mm512_storeu_ps(yr + h, c);
         _mm512_storeu_ps(yr, _mm512_mul_ps(o, tanh16(c)));
     }
 }
 
-KERNEL void astro_lstm_forward(const float *projected, long ps, const float *packed,
-                               float *states, long ys, float *gates, long gs,
+KERNEL void astro_lstm_forward(const float *projected, long ps, const float *x, long xs, long features,
+                               const float *packedIH, const float *packedBias, const float *packed,
+                               float *states, long ys, int allSteps, float *gates, long gs,
                                long m, long steps, long h) {
     for (long t = 0; t < steps; t++) {
         int first = t == 0;
+        long slot = allSteps ? t : (t & 1), previous = allSteps ? t - 1 : ((t - 1) & 1);
         for (long b = 0; b < h / 16; b++) {
             const float *wb = packed + b * h * 64;
-            long j = b * 16, r = 0;
-            for (; r + 4 <= m; r += 4)
-                forward_tile(4, projected + r * ps + t * 4 * h, ps, wb, states + r * ys + t * 2 * h, ys,
-                             gates ? gates + r * gs + t * 4 * h : 0, gs, h, j, first);
-            const float *p = projected + r * ps + t * 4 * h;
-            float *y = states + r * ys + t * 2 * h, *g = gates ? gates + r * gs + t * 4 * h : 0;
-            switch (m - r) {
-            case 3: forward_tile(3, p, ps, wb, y, ys, g, gs, h, j, first); break;
-            case 2: forward_tile(2, p, ps, wb, y, ys, g, gs, h, j, first); break;
-            case 1: forward_tile(1, p, ps, wb, y, ys, g, gs, h, j, first); break;
-            default: break;
+            long j = b * 16;
+            for (long r = 0; r < m;) {
+                long rows = m - r >= 4 ? 4 : m - r;
+                step_input in = {
+                    projected ? projected + r * ps + t * 4 * h : 0, ps,
+                    x ? x + r * xs + t * features : 0, xs, features,
+                    packedIH ? packedIH + b * features * 64 : 0, packedBias ? packedBias + b * 64 : 0,
+                };
+                const float *hp = states + r * ys + previous * 2 * h;
+                float *y = states + r * ys + slot * 2 * h, *g = gates ? gates + r * gs + t * 4 * h : 0;
+                switch (rows) {
+                case 4: forward_tile(4, in, wb, hp, y, ys, g, gs, h, j, first); break;
+                case 3: forward_tile(3, in, wb, hp, y, ys, g, gs, h, j, first); break;
+                case 2: forward_tile(2, in, wb, hp, y, ys, g, gs, h, j, first); break;
+                default: forward_tile(1, in, wb, hp, y, ys, g, gs, h, j, first); break;
+                }
+                r += rows;
             }
         }
     }
@@ -191,6 +236,7 @@ KERNEL INLINE void weight_tile(const int NC, const float *da, long das, const fl
 KERNEL void astro_lstm_backward(const float *gates, long gs, const float *states, long ys,
                                 const float *gradient, long grs, const float *w,
                                 float *dp, long dps, float *dw, float *scratch,
+                                const float *x, long xs, long features, float *dWihT, float *dBias,
                                 long m, long steps, long h) {
     float *dh = scratch, *dc = scratch + m * h;
     for (long k = 0; k < 2 * m * h; k++) scratch[k] = 0;
@@ -214,6 +260,18 @@ KERNEL void astro_lstm_backward(const float *gates, long gs, const float *states
                 _mm512_storeu_ps(d + 2 * h + j, _mm512_mul_ps(_mm512_mul_ps(dcv, i), _mm512_fnmadd_ps(gg, gg, one)));
                 _mm512_storeu_ps(d + 3 * h + j, _mm512_mul_ps(_mm512_mul_ps(dhv, tc), _mm512_fnmadd_ps(o, o, o)));
                 _mm512_storeu_ps(dcr + j, _mm512_mul_ps(dcv, f));
+            }
+            // dW_ihᵀ += x_t ⊗ da_t, dBias += da_t.
+            if (dBias) {
+                const float *xr = x + r * xs + t * features;
+                for (long q = 0; q < 4 * h; q += 16) {
+                    __m512 dv = _mm512_loadu_ps(d + q);
+                    _mm512_storeu_ps(dBias + q, _mm512_add_ps(_mm512_loadu_ps(dBias + q), dv));
+                    for (long k = 0; k < features; k++) {
+                        float *dwk = dWihT + k * 4 * h + q;
+                        _mm512_storeu_ps(dwk, _mm512_fmadd_ps(_mm512_set1_ps(xr[k]), dv, _mm512_loadu_ps(dwk)));
+                    }
+                }
             }
         }
         if (t == 0) break;
@@ -241,16 +299,24 @@ KERNEL void astro_lstm_backward(const float *gates, long gs, const float *states
 
 int astro_lstm_kernels_available(void) { return 0; }
 void astro_lstm_pack_recurrent(const float *w, long h, float *packed) { (void)w; (void)h; (void)packed; }
-void astro_lstm_forward(const float *projected, long ps, const float *packed, float *states, long ys,
-                        float *gates, long gs, long m, long steps, long h) {
-    (void)projected; (void)ps; (void)packed; (void)states; (void)ys; (void)gates; (void)gs;
-    (void)m; (void)steps; (void)h;
+void astro_lstm_pack_input(const float *w, const float *biasIH, const float *biasHH, long h, long f,
+                           float *packed, float *packedBias) {
+    (void)w; (void)biasIH; (void)biasHH; (void)h; (void)f; (void)packed; (void)packedBias;
+}
+void astro_lstm_forward(const float *projected, long ps, const float *x, long xs, long features,
+                        const float *packedIH, const float *packedBias, const float *packed,
+                        float *states, long ys, int allSteps, float *gates, long gs,
+                        long m, long steps, long h) {
+    (void)projected; (void)ps; (void)x; (void)xs; (void)features; (void)packedIH; (void)packedBias;
+    (void)packed; (void)states; (void)ys; (void)allSteps; (void)gates; (void)gs; (void)m; (void)steps; (void)h;
 }
 void astro_lstm_backward(const float *gates, long gs, const float *states, long ys, const float *gradient,
                          long grs, const float *w, float *dp, long dps, float *dw, float *scratch,
+                         const float *x, long xs, long features, float *dWihT, float *dBias,
                          long m, long steps, long h) {
     (void)gates; (void)gs; (void)states; (void)ys; (void)gradient; (void)grs; (void)w; (void)dp;
-    (void)dps; (void)dw; (void)scratch; (void)m; (void)steps; (void)h;
+    (void)dps; (void)dw; (void)scratch; (void)x; (void)xs; (void)features; (void)dWihT; (void)dBias;
+    (void)m; (void)steps; (void)h;
 }
 
 #endif

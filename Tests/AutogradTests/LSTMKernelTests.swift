@@ -45,6 +45,50 @@ final class LSTMKernelTests: XCTestCase {
         }
     }
 
+    /// `Tensor.lstm` (projection fused into the kernel) against the portable
+    /// `(matmul + bias).lstmRecurrence`: states, the last step without gradient, every gradient.
+    func testFusedLayerMatchesPortablePath() throws {
+        try requireKernels()
+        for (n, steps, f, h) in [(3, 7, 2, 16), (11, 9, 5, 32), (2, 16, 2, 64), (9, 4, 1, 48)] {
+            func run(_ kernels: Bool) -> [Tensor] {
+                with(kernels: kernels) {
+                    let x = Tensor.randomNormal([n, steps, f], seed: 31)
+                    let s = Float(1 / Double(h).squareRoot())
+                    let wih = (Tensor.randomNormal([4 * h, f], seed: 32) * s).copy()
+                    let bih = (Tensor.randomNormal([4 * h], seed: 33) * s).copy()
+                    let bhh = (Tensor.randomNormal([4 * h], seed: 34) * s).copy()
+                    let whh = (Tensor.randomNormal([4 * h, h], seed: 35) * s).copy()
+                    let inputs = [x, wih, bih, bhh, whh]
+                    for t in inputs { t.requiresGrad = true }
+                    let y = x.lstm(weightIH: wih, biasIH: bih, biasHH: bhh, weightHH: whh)
+                    y.backward(gradient: Tensor.randomNormal(y.shape, seed: 36))
+                    let last = withNoGrad { x.lstm(weightIH: wih, biasIH: bih, biasHH: bhh, weightHH: whh, lastStepOnly: true) }
+                    let all = withNoGrad { x.lstm(weightIH: wih, biasIH: bih, biasHH: bhh, weightHH: whh) }
+                    return [y.detached(), last, all] + inputs.map { $0.grad! }
+                }
+            }
+            let fast = run(true), portable = run(false)
+            let label = "n \(n), T \(steps), F \(f), H \(h)"
+            assertClose(fast[0], portable[0], relativeTolerance: 1e-4, absoluteTolerance: 2e-6, "\(label): states")
+            assertClose(fast[1], fast[0].sliced(axis: 1, (steps - 1)..<steps), relativeTolerance: 0, absoluteTolerance: 0,
+                        "\(label): last step without gradient")
+            assertClose(fast[2], fast[0], relativeTolerance: 0, absoluteTolerance: 0, "\(label): states without gradient")
+            for (k, name) in ["x", "W_ih", "b_ih", "b_hh", "W_hh"].enumerated() {
+                assertClose(fast[3 + k], portable[3 + k], relativeTolerance: 1e-4, absoluteTolerance: 2e-5, "\(label): d \(name)")
+            }
+        }
+    }
+
+    func testFusedLayerGradientsMatchCentralDifferences() throws {
+        try requireKernels()
+        with(kernels: true) {
+            let inputs = [Tensor.randomNormal([2, 3, 3], seed: 41), (Tensor.randomNormal([64, 3], seed: 42) * 0.25).copy(),
+                          (Tensor.randomNormal([64], seed: 43) * 0.25).copy(), (Tensor.randomNormal([64], seed: 44) * 0.25).copy(),
+                          (Tensor.randomNormal([64, 16], seed: 45) * 0.25).copy()]
+            assertGradientsMatch(inputs) { $0[0].lstm(weightIH: $0[1], biasIH: $0[2], biasHH: $0[3], weightHH: $0[4]) }
+        }
+    }
+
     func testKernelGradientsMatchCentralDifferences() throws {
         try requireKernels()
         with(kernels: true) {

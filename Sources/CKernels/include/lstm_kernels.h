@@ -20,23 +20,36 @@ int astro_lstm_kernels_available(void);
 /// `packed` holds `4 h h` floats.
 void astro_lstm_pack_recurrent(const float *w, long h, float *packed);
 
-/// The whole recurrence for `m` sequences (rows): row `r`, step `t` reads the projected
-/// input `projected + r * projectedStride + t * 4h` (`x_t W_ihᵀ + b`), writes
-/// `(h_t, c_t)` to `states + r * stateStride + t * 2h` and, if `gates` is not NULL, the
-/// gate activations `(σ(i), σ(f), tanh(g), σ(o))` to `gates + r * gateStride + t * 4h`.
-/// `h_{-1} = c_{-1} = 0`.
-void astro_lstm_forward(const float *projected, long projectedStride, const float *packed,
-                        float *states, long stateStride, float *gates, long gateStride,
+/// Packs `W_ih` `[4h, f]` and `b_ih + b_hh` (`[4h]` each; either may be NULL) as
+/// `astro_lstm_pack_recurrent` packs `W_hh`: `packed` `[h / 16][f][4][16]` (`4 h f` floats),
+/// `packedBias` `[h / 16][4][16]` (`4 h` floats).
+void astro_lstm_pack_input(const float *w, const float *biasIH, const float *biasHH, long h, long f,
+                           float *packed, float *packedBias);
+
+/// The whole recurrence for `m` sequences (rows). The gate pre-activations of row `r`, step
+/// `t` start from `projected + r * projectedStride + t * 4h` (`x_t W_ihᵀ + b`) or, if
+/// `projected` is NULL, are computed from `x + r * xStride + t * features` with
+/// `packedIH` and `packedBias` (`astro_lstm_pack_input`). `packed` is `W_hh` packed by
+/// `astro_lstm_pack_recurrent`. `(h_t, c_t)` goes to `states + r * stateStride + s * 2h`,
+/// `s = t` if `allSteps`, else `s = t mod 2` (a two-step ring: the last step is at
+/// `(steps - 1) mod 2`). If `gates` is not NULL, the gate activations
+/// `(σ(i), σ(f), tanh(g), σ(o))` go to `gates + r * gateStride + t * 4h`. `h_{-1} = c_{-1} = 0`.
+void astro_lstm_forward(const float *projected, long projectedStride, const float *x, long xStride, long features,
+                        const float *packedIH, const float *packedBias, const float *packed,
+                        float *states, long stateStride, int allSteps, float *gates, long gateStride,
                         long m, long steps, long h);
 
-/// Backpropagation through time for `m` rows laid out as in `astro_lstm_forward`:
-/// `gradient` (row stride `gradientStride`, `[T, 2h]` per row) is `∂L/∂(h_t, c_t)`; writes
-/// `∂L/∂projected` to `dProjected` (row stride `dProjectedStride`) and, if `dW` is not
-/// NULL, adds `Σ_t ∂L/∂a_tᵀ h_{t-1}` over these rows to `dW` `[4h, h]`. `w` is `W_hh`
-/// `[4h, h]` unpacked; `scratch` holds `2 m h` floats.
+/// Backpropagation through time for `m` rows laid out as in `astro_lstm_forward` (all
+/// steps kept): `gradient` (row stride `gradientStride`, `[T, 2h]` per row) is
+/// `∂L/∂(h_t, c_t)`; writes `∂L/∂a_t` (the gate pre-activations) to `dProjected` (row stride
+/// `dProjectedStride`, `[T, 4h]` per row). If `dW` is not NULL, adds `Σ_t ∂L/∂a_tᵀ h_{t-1}`
+/// over these rows to `dW` `[4h, h]`; if `dBias` is not NULL, adds `Σ_t ∂L/∂a_t` to
+/// `dBias` `[4h]` and `Σ_t x_t ⊗ ∂L/∂a_t` to `dWihT` `[features, 4h]` (`x` as in the
+/// forward). `w` is `W_hh` `[4h, h]` unpacked; `scratch` holds `2 m h` floats.
 void astro_lstm_backward(const float *gates, long gateStride, const float *states, long stateStride,
                          const float *gradient, long gradientStride, const float *w,
                          float *dProjected, long dProjectedStride, float *dW, float *scratch,
+                         const float *x, long xStride, long features, float *dWihT, float *dBias,
                          long m, long steps, long h);
 
 #ifdef __cplusplus
