@@ -86,7 +86,7 @@ extension Tensor {
                     defer { scratch.deallocate() }
                     astro_lstm_backward(a + lo * rowA, rowA, y + lo * rowY, rowY, gy + lo * rowY, rowY, w,
                                         da + lo * steps * h4, steps * h4, dwp.map { $0 + worker * h4 * h }, scratch,
-                                        nil, 0, 0, nil, nil, m, steps, h)
+                                        nil, 0, 0, nil, nil, 0, m, steps, h)
                 }
                 var dw: Tensor? = nil
                 if let dwp {
@@ -186,9 +186,20 @@ extension Tensor {
             let last = (steps - 1) % 2
             return out.sliced(axis: 1, last..<(last + 1))
         }
+        // With `lastStepOnly` the node's output is a copy of the last step, and the backward
+        // reads its gradient only (no [N, T, 2H] gradient of zeros elsewhere).
         let states = out.storage
-        let result = Tensor.record("lstm", inputs, out) { [self, weightIH, biasIH, biasHH, weightHH, gates, states] grad in
+        let output: Tensor
+        if lastStepOnly {
+            output = Tensor(uninitializedShape: [n, 1, 2 * h])
+            let o = output.storage.pointer
+            for r in 0..<n { (o + r * 2 * h).update(from: y + r * rowY + (steps - 1) * 2 * h, count: 2 * h) }
+        } else {
+            output = out
+        }
+        return Tensor.record("lstm", inputs, output) { [self, weightIH, biasIH, biasHH, weightHH, gates, states] grad in
             let a = gates.storage.pointer, y = states.pointer, gy = grad.storage.pointer
+            let gradientRow = lastStepOnly ? 2 * h : rowY
             let dProjected = Tensor(uninitializedShape: [n, steps, h4])
             let da = dProjected.storage.pointer
             // Per worker: dW_hh [4H, H], then dW_ihᵀ [F, 4H], then dBias [4H], summed afterwards.
@@ -200,12 +211,12 @@ extension Tensor {
                 let lo = rows.lowerBound, m = rows.count, mine = pp + worker * slice
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * m * h)
                 defer { scratch.deallocate() }
-                astro_lstm_backward(a + lo * rowA, rowA, y + lo * rowY, rowY, gy + lo * rowY, rowY,
+                astro_lstm_backward(a + lo * rowA, rowA, y + lo * rowY, rowY, gy + lo * gradientRow, gradientRow,
                                     weightHH.storage.pointer, da + lo * rowA, rowA,
                                     weightHH.tracksGradient ? mine : nil, scratch,
                                     x + lo * steps * f, steps * f, f,
                                     inputSide ? mine + h4 * h : nil, inputSide ? mine + h4 * h + f * h4 : nil,
-                                    m, steps, h)
+                                    lastStepOnly ? 1 : 0, m, steps, h)
             }
             for k in 1..<Swift.max(workers, 1) {
                 let src = pp + k * slice
@@ -239,7 +250,6 @@ extension Tensor {
             }
             return [dx, dwih, biasIH.tracksGradient ? bias() : nil, biasHH.tracksGradient ? bias() : nil, dwhh]
         }
-        return lastStepOnly ? result.sliced(axis: 1, (steps - 1)..<steps) : result
     }
 }
 

@@ -20,25 +20,6 @@ int astro_lstm_kernels_available(void) {
     return __builtin_cpu_supports("avx512f") ? 1 : 0;
 }
 
-/// `e^x` for 16 lanes, as the Swift `vectorExp`: `x = n ln 2 + r` (ln 2 in two parts),
-/// Cephes' degree-6 polynomial on `|r| ≤ ln 2 / 2`, `x` clamped to [-87.3, 88.3];
-/// `2^n` by `vscalefps`. Relative error < 2e-7.
-KERNEL INLINE __m512 exp16(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1)));
-    return _mm512_scalef_ps(p, n);
-}
-
 /// `1 / d` for `d ≥ 1`: `vrcp14ps` and one Newton step (relative error ~1e-7 plus rounding).
 KERNEL INLINE __m512 reciprocal16(__m512 d) {
     __m512 r = _mm512_rcp14_ps(d);
@@ -46,14 +27,36 @@ KERNEL INLINE __m512 reciprocal16(__m512 d) {
     return _mm512_fmadd_ps(r, e, r);
 }
 
-KERNEL INLINE __m512 sigmoid16(__m512 x) {
-    return reciprocal16(_mm512_add_ps(_mm512_set1_ps(1), exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+/// `σ(k x) = 1 / (1 + 2^u)`, `u = -k log2(e) x` for `k` = 1 or 2: `x` clamped to
+/// `|k x| ≤ 87` (`2^u` stays finite; σ is 0 or 1 to float precision there), `u = n + f` with
+/// `n` the nearest integer and `f` computed from `x` with `log2 e` in two parts (no rounding
+/// of `u` itself), `2^f` by a degree-5 minimax polynomial on [-1/2, 1/2] (relative error
+/// 8e-8), `2^n` by `vscalefps`. Relative error of `2^u` < 3e-7 (measured in float32).
+KERNEL INLINE __m512 sigmoid_k(__m512 x, const float k) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(87.0f / k)), _mm512_set1_ps(-87.0f / k));
+    const __m512 a1 = _mm512_set1_ps(-k * 1.44269502162933349609375f);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, a1), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_fmsub_ps(x, a1, n);
+    f = _mm512_fmadd_ps(x, _mm512_set1_ps(-k * 1.925963033500011e-08f), f);
+    __m512 p = _mm512_set1_ps(0.0013276456156745553f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.009675540961325169f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.05550713464617729f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.24022120237350464f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6931469440460205f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0000001192092896f));
+    return reciprocal16(_mm512_add_ps(_mm512_set1_ps(1), _mm512_scalef_ps(p, n)));
 }
 
-/// `tanh x = 2 σ(2x) - 1` (absolute error ~2e-7).
+KERNEL INLINE __m512 sigmoid16(__m512 x) { return sigmoid_k(x, 1); }
+
+/// `tanh x = 2 σ(2x) - 1` (absolute error ~3e-7).
 KERNEL INLINE __m512 tanh16(__m512 x) {
-    __m512 s = sigmoid16(_mm512_add_ps(x, x));
-    return _mm512_fmsub_ps(s, _mm512_set1_ps(2), _mm512_set1_ps(1));
+    return _mm512_fmsub_ps(sigmoid_k(x, 2), _mm512_set1_ps(2), _mm512_set1_ps(1));
+}
+
+/// Prefetches `count` floats at `p` into L2.
+KERNEL INLINE void prefetch(const float *p, long count) {
+    for (long k = 0; k < count; k += 16) _mm_prefetch((const char *)(p + k), _MM_HINT_T1);
 }
 
 void astro_lstm_pack_recurrent(const float *w, long h, float *packed) {
@@ -146,6 +149,12 @@ KERNEL void astro_lstm_forward(const float *projected, long ps, const float *x, 
     for (long t = 0; t < steps; t++) {
         int first = t == 0;
         long slot = allSteps ? t : (t & 1), previous = allSteps ? t - 1 : ((t - 1) & 1);
+        // The next step's outputs are in other pages of every row: fetch their lines early.
+        if (allSteps && t + 1 < steps)
+            for (long r = 0; r < m; r++) {
+                prefetch(states + r * ys + (t + 1) * 2 * h, 2 * h);
+                if (gates) prefetch(gates + r * gs + (t + 1) * 4 * h, 4 * h);
+            }
         for (long b = 0; b < h / 16; b++) {
             const float *wb = packed + b * h * 64;
             long j = b * 16;
@@ -237,22 +246,34 @@ KERNEL void astro_lstm_backward(const float *gates, long gs, const float *states
                                 const float *gradient, long grs, const float *w,
                                 float *dp, long dps, float *dw, float *scratch,
                                 const float *x, long xs, long features, float *dWihT, float *dBias,
-                                long m, long steps, long h) {
+                                int gradientLastStepOnly, long m, long steps, long h) {
     float *dh = scratch, *dc = scratch + m * h;
     for (long k = 0; k < 2 * m * h; k++) scratch[k] = 0;
     const __m512 one = _mm512_set1_ps(1);
     for (long t = steps - 1; t >= 0; t--) {
+        // Step t - 1's inputs (and t - 2's states) lie in other pages of every row.
+        if (t > 0)
+            for (long r = 0; r < m; r++) {
+                prefetch(gates + r * gs + (t - 1) * 4 * h, 4 * h);
+                if (t > 1) prefetch(states + r * ys + (t - 2) * 2 * h, 2 * h);
+                if (!gradientLastStepOnly) prefetch(gradient + r * grs + (t - 1) * 2 * h, 2 * h);
+                prefetch(dp + r * dps + (t - 1) * 4 * h, 4 * h);
+            }
+        int hasGradient = !gradientLastStepOnly || t == steps - 1;
         for (long r = 0; r < m; r++) {
             const float *a = gates + r * gs + t * 4 * h, *y = states + r * ys + t * 2 * h;
-            const float *gy = gradient + r * grs + t * 2 * h;
+            const float *gy = gradient + r * grs + (gradientLastStepOnly ? 0 : t * 2 * h);
             float *d = dp + r * dps + t * 4 * h, *dhr = dh + r * h, *dcr = dc + r * h;
             for (long j = 0; j < h; j += 16) {
                 __m512 i = _mm512_loadu_ps(a + j), f = _mm512_loadu_ps(a + h + j);
                 __m512 gg = _mm512_loadu_ps(a + 2 * h + j), o = _mm512_loadu_ps(a + 3 * h + j);
                 __m512 tc = tanh16(_mm512_loadu_ps(y + h + j));
-                __m512 dhv = _mm512_add_ps(_mm512_loadu_ps(gy + j), _mm512_loadu_ps(dhr + j));
+                __m512 dhv = _mm512_loadu_ps(dhr + j), dcv = _mm512_loadu_ps(dcr + j);
+                if (hasGradient) {
+                    dhv = _mm512_add_ps(dhv, _mm512_loadu_ps(gy + j));
+                    dcv = _mm512_add_ps(dcv, _mm512_loadu_ps(gy + h + j));
+                }
                 // dc = gy_c + dc_next + dh o (1 - tc²)
-                __m512 dcv = _mm512_add_ps(_mm512_loadu_ps(gy + h + j), _mm512_loadu_ps(dcr + j));
                 dcv = _mm512_fmadd_ps(_mm512_mul_ps(dhv, o), _mm512_fnmadd_ps(tc, tc, one), dcv);
                 __m512 cp = t > 0 ? _mm512_loadu_ps(y - h + j) : _mm512_setzero_ps();
                 _mm512_storeu_ps(d + j, _mm512_mul_ps(_mm512_mul_ps(dcv, gg), _mm512_fnmadd_ps(i, i, i)));
@@ -313,8 +334,8 @@ void astro_lstm_forward(const float *projected, long ps, const float *x, long xs
 void astro_lstm_backward(const float *gates, long gs, const float *states, long ys, const float *gradient,
                          long grs, const float *w, float *dp, long dps, float *dw, float *scratch,
                          const float *x, long xs, long features, float *dWihT, float *dBias,
-                         long m, long steps, long h) {
-    (void)gates; (void)gs; (void)states; (void)ys; (void)gradient; (void)grs; (void)w; (void)dp;
+                         int gradientLastStepOnly, long m, long steps, long h) {
+    (void)gradientLastStepOnly; (void)gates; (void)gs; (void)states; (void)ys; (void)gradient; (void)grs; (void)w; (void)dp;
     (void)dps; (void)dw; (void)scratch; (void)x; (void)xs; (void)features; (void)dWihT; (void)dBias;
     (void)m; (void)steps; (void)h;
 }

@@ -45,12 +45,14 @@ void astro_lstm_forward(const float *projected, long projectedStride, const floa
 /// `dProjectedStride`, `[T, 4h]` per row). If `dW` is not NULL, adds `Σ_t ∂L/∂a_tᵀ h_{t-1}`
 /// over these rows to `dW` `[4h, h]`; if `dBias` is not NULL, adds `Σ_t ∂L/∂a_t` to
 /// `dBias` `[4h]` and `Σ_t x_t ⊗ ∂L/∂a_t` to `dWihT` `[features, 4h]` (`x` as in the
-/// forward). `w` is `W_hh` `[4h, h]` unpacked; `scratch` holds `2 m h` floats.
+/// forward). `w` is `W_hh` `[4h, h]` unpacked; `scratch` holds `2 m h` floats. With
+/// `gradientLastStepOnly`, `gradient` holds only step `T - 1`'s `[2h]` per row (the others
+/// are zero).
 void astro_lstm_backward(const float *gates, long gateStride, const float *states, long stateStride,
                          const float *gradient, long gradientStride, const float *w,
                          float *dProjected, long dProjectedStride, float *dW, float *scratch,
                          const float *x, long xStride, long features, float *dWihT, float *dBias,
-                         long m, long steps, long h);
+                         int gradientLastStepOnly, long m, long steps, long h);
 
 #ifdef __cplusplus
 }
