@@ -25,7 +25,9 @@ extension Tensor {
     /// each step is one small `gemm` plus one vectorised pass over the gates. Sequences are
     /// independent, so each worker runs the whole recurrence for its own rows of the batch (no
     /// per-step synchronisation). The backward is backpropagation through time, one `gemm` per
-    /// step for `dh_{t-1}`, then `dW_hh` as one `gemm` over every step.
+    /// step for `dh_{t-1}`, then `dW_hh` as one `gemm` over every step. On CPUs with AVX-512
+    /// and `H` a multiple of 16, both directions run the kernels of `Sources/CKernels`
+    /// (`LSTMKernels`) instead of these `gemm` calls and Swift loops.
     public func lstmRecurrence(weightHH: Tensor) -> Tensor {
         precondition(rank == 3 && shape[2] % 4 == 0, "lstmRecurrence: projected input \(shape) must be [N, T, 4H]")
         let (n, steps, h4) = (shape[0], shape[1], shape[2])
