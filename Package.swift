@@ -36,8 +36,11 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
 
         // MARK: - Libraries, lowest first
+        // C kernels compiled per function for AVX-512 and chosen at run time (Swift's SIMD
+        // types compile to SSE2 without a target CPU); portable fallbacks stay in Swift.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
         .target(name: "FITS", dependencies: ["CFITSIO"], swiftSettings: kernelSettings),
-        .target(name: "Autograd", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
+        .target(name: "Autograd", dependencies: ["CBLAS", "CKernels"], swiftSettings: kernelSettings),
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
         .target(name: "NN", dependencies: ["Autograd"], swiftSettings: kernelSettings),
         .target(name: "Preprocessing", dependencies: ["FITS", "Autograd", "CWCS", .product(name: "CSV", package: "CSV.swift")],

@@ -37,12 +37,22 @@ public final class LSTM: Layer {
         precondition(input.rank == 3 && input.shape[2] == inputFeatures && input.shape[1] >= 1,
                      "\(layerDescription): input \(input.shape) must be [N, T ≥ 1, \(inputFeatures)]")
         let (n, steps, h) = (input.shape[0], input.shape[1], hiddenSize)
-        // The input projection of every step in one matrix product: [N, T, 4H]; then the
-        // recurrence as one fused op (`lstmRecurrence`) returning every h_t and c_t.
-        let projected = input.matmul(transposed: weightIH) + (biasIH + biasHH)
-        let states = projected.lstmRecurrence(weightHH: weightHH)
+        // One fused op (`Tensor.lstm`: input projection and recurrence) returning every h_t and c_t.
+        let states = input.lstm(weightIH: weightIH, biasIH: biasIH, biasHH: biasHH, weightHH: weightHH)
         let last = states.sliced(axis: 1, (steps - 1)..<steps).reshaped(to: [n, 2 * h])
         return (states.sliced(axis: 2, 0..<h), last.sliced(axis: 1, 0..<h), last.sliced(axis: 1, h..<(2 * h)))
+    }
+
+    /// The last hidden state and the last cell state `[N, hiddenSize]`, as `run(_:)` returns
+    /// them, without assembling every step's output (in inference only two steps of state
+    /// are kept per sequence).
+    public func finalState(_ input: Tensor) -> (hidden: Tensor, cell: Tensor) {
+        precondition(input.rank == 3 && input.shape[2] == inputFeatures && input.shape[1] >= 1,
+                     "\(layerDescription): input \(input.shape) must be [N, T ≥ 1, \(inputFeatures)]")
+        let (n, h) = (input.shape[0], hiddenSize)
+        let last = input.lstm(weightIH: weightIH, biasIH: biasIH, biasHH: biasHH, weightHH: weightHH, lastStepOnly: true)
+            .reshaped(to: [n, 2 * h])
+        return (last.sliced(axis: 1, 0..<h), last.sliced(axis: 1, h..<(2 * h)))
     }
 
     public func forward(_ input: Tensor) -> Tensor { run(input).outputs }

@@ -139,10 +139,13 @@ extension Layer {
 enum LayerTrace {
     nonisolated(unsafe) static var shapes: [ObjectIdentifier: [Int]]? = nil
 
-    static func record(_ layer: AnyObject, _ output: Tensor) {
+    static func record(_ layer: AnyObject, _ output: Tensor) { record(layer, shape: output.shape) }
+
+    /// For layers whose output is not computed in full (`LightCurveLSTM`'s LSTM).
+    static func record(_ layer: AnyObject, shape: [Int]) {
         guard shapes != nil else { return }
         let id = ObjectIdentifier(layer)
-        if shapes![id] == nil { shapes![id] = output.shape }
+        if shapes![id] == nil { shapes![id] = shape }
     }
 }
 

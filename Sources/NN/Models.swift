@@ -67,9 +67,9 @@ public final class LightCurveLSTM: Layer {
     }
 
     public func forward(_ input: Tensor) -> Tensor {
-        let sequence = lstm.run(input)
-        LayerTrace.record(lstm, sequence.outputs)
-        return fc(sequence.hidden)
+        let state = lstm.finalState(input)
+        LayerTrace.record(lstm, shape: [input.shape[0], input.shape[1], lstm.hiddenSize])
+        return fc(state.hidden)
     }
 
     public var children: [(key: String, layer: any Layer)] { [("lstm", lstm), ("fc", fc)] }

@@ -1,0 +1,61 @@
+// AVX-512 kernels for the fused LSTM recurrence (Sources/Autograd/Tensor+LSTM.swift).
+//
+// Swift's SIMD types compile to SSE2 without a target CPU, so the recurrence's inner loops
+// live here, compiled per function for AVX-512F and chosen at run time: on other CPUs
+// (or other architectures) `astro_lstm_kernels_available` returns 0 and the Swift code
+// keeps its portable path. Shapes: hidden size `h` a multiple of 16; gates in PyTorch's
+// order (i, f, g, o); every pointer is to row-major float32 and every stride is in floats.
+#ifndef ASTROLABE_LSTM_KERNELS_H
+#define ASTROLABE_LSTM_KERNELS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// 1 if this CPU (and OS) runs the AVX-512 kernels below, else 0.
+int astro_lstm_kernels_available(void);
+
+/// Packs `W_hh` `[4h, h]` for `astro_lstm_forward`: for each block of 16 hidden units `b`
+/// and each `k < h`, the 64 weights `W[q h + 16 b + u, k]`, `q` the gate, `u < 16`.
+/// `packed` holds `4 h h` floats.
+void astro_lstm_pack_recurrent(const float *w, long h, float *packed);
+
+/// Packs `W_ih` `[4h, f]` and `b_ih + b_hh` (`[4h]` each; either may be NULL) as
+/// `astro_lstm_pack_recurrent` packs `W_hh`: `packed` `[h / 16][f][4][16]` (`4 h f` floats),
+/// `packedBias` `[h / 16][4][16]` (`4 h` floats).
+void astro_lstm_pack_input(const float *w, const float *biasIH, const float *biasHH, long h, long f,
+                           float *packed, float *packedBias);
+
+/// The whole recurrence for `m` sequences (rows). The gate pre-activations of row `r`, step
+/// `t` start from `projected + r * projectedStride + t * 4h` (`x_t W_ihᵀ + b`) or, if
+/// `projected` is NULL, are computed from `x + r * xStride + t * features` with
+/// `packedIH` and `packedBias` (`astro_lstm_pack_input`). `packed` is `W_hh` packed by
+/// `astro_lstm_pack_recurrent`. `(h_t, c_t)` goes to `states + r * stateStride + s * 2h`,
+/// `s = t` if `allSteps`, else `s = t mod 2` (a two-step ring: the last step is at
+/// `(steps - 1) mod 2`). If `gates` is not NULL, the gate activations
+/// `(σ(i), σ(f), tanh(g), σ(o))` go to `gates + r * gateStride + t * 4h`. `h_{-1} = c_{-1} = 0`.
+void astro_lstm_forward(const float *projected, long projectedStride, const float *x, long xStride, long features,
+                        const float *packedIH, const float *packedBias, const float *packed,
+                        float *states, long stateStride, int allSteps, float *gates, long gateStride,
+                        long m, long steps, long h);
+
+/// Backpropagation through time for `m` rows laid out as in `astro_lstm_forward` (all
+/// steps kept): `gradient` (row stride `gradientStride`, `[T, 2h]` per row) is
+/// `∂L/∂(h_t, c_t)`; writes `∂L/∂a_t` (the gate pre-activations) to `dProjected` (row stride
+/// `dProjectedStride`, `[T, 4h]` per row). If `dW` is not NULL, adds `Σ_t ∂L/∂a_tᵀ h_{t-1}`
+/// over these rows to `dW` `[4h, h]`; if `dBias` is not NULL, adds `Σ_t ∂L/∂a_t` to
+/// `dBias` `[4h]` and `Σ_t x_t ⊗ ∂L/∂a_t` to `dWihT` `[features, 4h]` (`x` as in the
+/// forward). `w` is `W_hh` `[4h, h]` unpacked; `scratch` holds `2 m h` floats. With
+/// `gradientLastStepOnly`, `gradient` holds only step `T - 1`'s `[2h]` per row (the others
+/// are zero).
+void astro_lstm_backward(const float *gates, long gateStride, const float *states, long stateStride,
+                         const float *gradient, long gradientStride, const float *w,
+                         float *dProjected, long dProjectedStride, float *dW, float *scratch,
+                         const float *x, long xStride, long features, float *dWihT, float *dBias,
+                         int gradientLastStepOnly, long m, long steps, long h);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
