@@ -142,7 +142,7 @@ final class DNNLInferenceConvolution {
         self.dnnl = dnnl
         worker = key.worker
         outputCount = Int(key.output.reduce(1, *))
-        let md = dnnl.memoryDescriptor
+        let md = { (dims: [Int64], tag: Int32) in dnnl.memoryDescriptor(dims, tag) }
         let weightTag = key.transposed ? DNNL.iohw : DNNL.oihw
         guard let srcUser = md(key.input, key.sourceTag), let wUser = md(key.weights, weightTag),
               let dstUser = md(key.output, key.destinationTag), let srcAny = md(key.input, DNNL.any),

@@ -140,3 +140,35 @@ final class MaxPoolKernelTests: XCTestCase {
         }
     }
 }
+
+/// Training convolutions split over the workers by channels (weight-heavy layers) must give
+/// the outputs and gradients of the im2col reference.
+final class ChannelSplitConvolutionTests: XCTestCase {
+    func testMatchesIm2colForwardAndGradients() throws {
+        try XCTSkipUnless(ConvolutionBackend.isOneDNNAvailable, "oneDNN not installed")
+        let savedWorkers = Threading.workerCount, savedBackend = ConvolutionBackend.current
+        defer { Threading.workerCount = savedWorkers; ConvolutionBackend.current = savedBackend }
+        Threading.workerCount = 2
+        for (stride, size, useBias) in [(1, 3, true), (2, 4, false), (1, 2, false)] {
+            let x0 = Tensor.randomNormal([3, 64, size, size], seed: UInt64(size))
+            let w0 = Tensor.randomNormal([32, 64, 3, 3], seed: 7)
+            let b0 = Tensor.randomNormal([32], seed: 8)
+            XCTAssertGreaterThan(w0.count, x0.count / 2, "the split applies to this shape")
+            func run(_ backend: ConvolutionBackend) -> (Tensor, Tensor, Tensor, Tensor?) {
+                ConvolutionBackend.current = backend
+                let x = x0.copy(), w = w0.copy(), b = b0.copy()
+                x.requiresGrad = true; w.requiresGrad = true; b.requiresGrad = true
+                let y = x.conv2d(weight: w, bias: useBias ? b : nil, stride: Size2(stride, stride), padding: 1)
+                let direction = Tensor.randomNormal(y.shape, seed: 9)
+                (y * direction).sum().backward()
+                return (y, x.grad!, w.grad!, useBias ? b.grad : nil)
+            }
+            let reference = run(.im2col), split = run(.oneDNN)
+            let label = "stride \(stride) size \(size)"
+            assertClose(split.0, reference.0, relativeTolerance: 1e-4, absoluteTolerance: 1e-3, "\(label) output")
+            assertClose(split.1, reference.1, relativeTolerance: 1e-4, absoluteTolerance: 1e-3, "\(label) input gradient")
+            assertClose(split.2, reference.2, relativeTolerance: 1e-4, absoluteTolerance: 1e-3, "\(label) weight gradient")
+            if let g = split.3, let r = reference.3 { assertClose(g, r, relativeTolerance: 1e-4, absoluteTolerance: 1e-3, "\(label) bias") }
+        }
+    }
+}
