@@ -85,13 +85,35 @@ public struct SeededGenerator: RandomNumberGenerator {
 /// How many worker threads the kernels use (the benchmark machine has 2 cores).
 public enum Threading {
     /// Worker count for `parallelChunks`; also the OpenBLAS thread count outside parallel regions.
-    nonisolated(unsafe) public static var workerCount: Int = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)) {
-        didSet { openblas_set_num_threads(Int32(workerCount)) }
+    nonisolated(unsafe) public static var workerCount: Int = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+
+    /// OpenBLAS is kept single-threaded; `gemm` and the kernels split work over our workers.
+    static func singleThreadedBLAS() { _ = blasConfigured }
+    private static let blasConfigured: Bool = { openblas_set_num_threads(1); return true }()
+
+    private static let workerKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// Whether this thread is running a worker's share of a parallel region (nested
+    /// splitting would oversubscribe the cores).
+    static var isWorkerThread: Bool { pthread_getspecific(workerKey) != nil }
+
+    /// Runs `body(worker)` for `0..<count` concurrently, each marked as a worker thread.
+    static func forEachWorker(_ count: Int, _ body: (Int) -> Void) {
+        DispatchQueue.concurrentPerform(iterations: count) { w in
+            let saved = pthread_getspecific(workerKey)
+            pthread_setspecific(workerKey, UnsafeRawPointer(bitPattern: 1))
+            body(w)
+            pthread_setspecific(workerKey, saved)
+        }
     }
 
     /// Splits `0..<count` into at most `workerCount` contiguous chunks and runs them concurrently
     /// when `count * costPerItem` is large enough to pay for a thread hop; `body(chunk, range)`.
-    /// OpenBLAS runs single-threaded inside the parallel region so the cores are not oversubscribed.
+    /// OpenBLAS is single-threaded (see `gemm`), so the cores are not oversubscribed.
     public static func parallelChunks(_ count: Int, costPerItem: Int = 1,
                                       _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
         let workers = min(workerCount, count)
@@ -99,12 +121,11 @@ public enum Threading {
             body(0, 0..<count)
             return
         }
-        openblas_set_num_threads(1)
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        singleThreadedBLAS()
+        forEachWorker(workers) { w in
             let lo = count * w / workers, hi = count * (w + 1) / workers
             if lo < hi { body(w, lo..<hi) }
         }
-        openblas_set_num_threads(Int32(workerCount))
     }
 }
 

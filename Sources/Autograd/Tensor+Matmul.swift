@@ -3,11 +3,33 @@ import CBLAS
 
 /// Row-major `C = alpha op(A) op(B) + beta C` with `op(A)`: M x K, `op(B)`: K x N.
 @inline(__always)
+///
+/// OpenBLAS always runs single-threaded (`Threading.singleThreadedBLAS`): a large product
+/// called outside the workers is split here into one block of rows (or columns) of `C` per
+/// worker. OpenBLAS's own pool spins and then yields while waiting; on a busy 2-core machine
+/// those yields were ~15% of a `cnn` training step (`perf`: `do_sched_yield`, `__schedule`).
 func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
           alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
           beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    Threading.singleThreadedBLAS()
+    let workers = Threading.workerCount
+    func product(_ m: Int, _ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+    guard workers > 1, m * n * k >= 1 << 20, Swift.max(m, n) >= 2 * workers, !Threading.isWorkerThread else {
+        product(m, n, a, b, c)
+        return
+    }
+    Threading.forEachWorker(workers) { w in
+        if m >= n {   // rows of C (and of op(A))
+            let lo = m * w / workers, hi = m * (w + 1) / workers
+            product(hi - lo, n, a + (transA ? lo : lo * lda), b, c + lo * ldc)
+        } else {      // columns of C (and of op(B))
+            let lo = n * w / workers, hi = n * (w + 1) / workers
+            product(m, hi - lo, a, b + (transB ? lo * ldb : lo), c + lo)
+        }
+    }
 }
 
 extension Tensor {
