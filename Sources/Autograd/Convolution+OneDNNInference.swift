@@ -10,6 +10,16 @@
 import Foundation
 
 extension TensorStorage {
+    /// Called before the public API writes the contents: cached layouts of a frozen storage
+    /// (weights loaded into a fused model after all) would be stale, so they are dropped.
+    func contentsWillChange() {
+        guard isFrozen else { return }
+        let lock = DNNL.shared?.lock
+        lock?.lock(); defer { lock?.unlock() }
+        for p in derived.values { p.deallocate() }
+        derived.removeAll()
+    }
+
     /// A derived layout of frozen contents (oneDNN's blocked weights), keyed by the layout's
     /// memory descriptor; made once under `DNNL.lock`, freed with the storage.
     func derivedLayout(_ key: Data, bytes: Int, make: (UnsafeMutableRawPointer) -> Void) -> UnsafeMutableRawPointer {
@@ -24,7 +34,9 @@ extension TensorStorage {
 extension Tensor {
     /// Marks this tensor's contents as never changing again, so kernels may cache derived
     /// layouts of it (oneDNN's blocked weights). `fusedForInference()` freezes the weights of
-    /// the snapshot it builds; writing to a frozen tensor afterwards gives stale results.
+    /// the snapshot it builds. Writes through `withUnsafeMutableBufferPointer` or `assign`
+    /// (state-dict loading) drop the cached layouts; writes through the raw storage pointer
+    /// (kernels) do not, so kernels never write to frozen tensors.
     public func freeze() { storage.isFrozen = true }
 
     /// Whether `freeze()` was called on this tensor (or on one sharing its storage).

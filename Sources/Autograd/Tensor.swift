@@ -142,13 +142,16 @@ public final class Tensor {
     }
 
     /// Direct access to the elements (in-place; not recorded by autograd).
+    /// Writing to a frozen tensor (see `freeze()`) drops its cached derived layouts.
     public func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
-        try body(UnsafeMutableBufferPointer(start: storage.pointer, count: count))
+        storage.contentsWillChange()
+        return try body(UnsafeMutableBufferPointer(start: storage.pointer, count: count))
     }
 
     /// Overwrites the elements with those of `other` (same element count); not recorded.
     public func assign(_ other: Tensor) {
         precondition(other.count == count, "assign: shape \(other.shape) into \(shape)")
+        storage.contentsWillChange()
         storage.pointer.update(from: other.storage.pointer, count: count)
     }
 

@@ -58,6 +58,12 @@ final class InferenceConvolutionTests: XCTestCase {
             let y = withNoGrad { x.conv2d(weight: frozen, padding: 1) }
             assertClose(y, expected, relativeTolerance: 1e-4, absoluteTolerance: 1e-4, "\(backend) repetition \(repetition)")
         }
+        // Writing through the public API (a state dict loaded into a fused model) drops the pack.
+        frozen.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] *= 3 } }
+        let tripled = withNoGrad { x.conv2d(weight: frozen, padding: 1) }
+        assertClose(tripled, Tensor(shape: expected.shape, data: expected.scalars.map { $0 * 3 }),
+                    relativeTolerance: 1e-4, absoluteTolerance: 1e-3, "\(backend) after writing a frozen tensor")
+        frozen.assign(w)
         // An odd batch splits into unequal chunks per worker: each chunk's primitive shares the pack.
         let x5 = Tensor.randomNormal([5, 16, 8, 8], seed: 3)
         let y5 = withNoGrad { x5.conv2d(weight: frozen, padding: 1) }
