@@ -14,6 +14,8 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// ResNet stage widths, U-Net encoder widths, MLP layer widths.
     public var widths: [Int]?
     public var smallImageStem: Bool?
+    /// ResNet: false drops the max-pool after the standard stem; absent means true (torchvision).
+    public var stemPool: Bool?
     /// cnn: the square input size (64 in BENCH.md).
     public var imageSize: Int?
     /// U-Net bottleneck channels; LSTM hidden size.
@@ -23,13 +25,14 @@ public struct Architecture: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case name, inChannels = "in_channels", classes, widths, smallImageStem = "small_image_stem",
-             imageSize = "image_size", bottleneck, hidden, activation
+             stemPool = "stem_pool", imageSize = "image_size", bottleneck, hidden, activation
     }
 
     public init(name: ArchitectureName, inChannels: Int, classes: Int, widths: [Int]? = nil, smallImageStem: Bool? = nil,
-                imageSize: Int? = nil, bottleneck: Int? = nil, hidden: Int? = nil, activation: String? = nil) {
+                stemPool: Bool? = nil, imageSize: Int? = nil, bottleneck: Int? = nil, hidden: Int? = nil,
+                activation: String? = nil) {
         self.name = name.rawValue; self.inChannels = inChannels; self.classes = classes; self.widths = widths
-        self.smallImageStem = smallImageStem; self.imageSize = imageSize; self.bottleneck = bottleneck
+        self.smallImageStem = smallImageStem; self.stemPool = stemPool; self.imageSize = imageSize; self.bottleneck = bottleneck
         self.hidden = hidden; self.activation = activation
     }
 
@@ -42,10 +45,10 @@ public struct Architecture: Codable, Equatable, Sendable {
         switch kind {
         case .resnet18:
             return ResNet.resnet18(inputChannels: inChannels, classCount: classes, widths: widths ?? [64, 128, 256, 512],
-                                   smallImageStem: smallImageStem ?? false)
+                                   smallImageStem: smallImageStem ?? false, stemPool: stemPool ?? true)
         case .resnet34:
             return ResNet.resnet34(inputChannels: inChannels, classCount: classes, widths: widths ?? [64, 128, 256, 512],
-                                   smallImageStem: smallImageStem ?? false)
+                                   smallImageStem: smallImageStem ?? false, stemPool: stemPool ?? true)
         case .cnn:
             return SimpleCNN.make(inputChannels: inChannels, classCount: classes, imageSize: imageSize ?? 64)
         case .unet:

@@ -69,7 +69,10 @@ public final class BasicBlock: Layer {
 ///
 /// - `input`: `[N, inputChannels, H, W]`; returns logits `[N, classCount]`.
 /// - Options: `widths` (64/128/256/512 in torchvision; smaller for compact models),
-///   `smallImageStem` (a 3×3/1 stem convolution and no max-pool, for cutouts of ~32 px).
+///   `smallImageStem` (a 3×3/1 stem convolution and no max-pool, for cutouts of ~32 px),
+///   `stemPool` (false: torchvision's 7×7/2 stem without its max-pool, so the first stage
+///   runs at 1/2 rather than 1/4 of the input size, ~4× the compute; no parameter changes,
+///   so the names and shapes stay torchvision's). `stemPool` is ignored with the small stem.
 public final class ResNet: Layer {
     public let configuration: Configuration
     public let conv1: Conv2D, bn1: BatchNorm
@@ -85,10 +88,12 @@ public final class ResNet: Layer {
         public var classCount: Int
         public var widths: [Int]
         public var smallImageStem: Bool
+        /// The 3×3/2 max-pool after the standard stem (torchvision: true).
+        public var stemPool: Bool
         public init(blocks: [Int], inputChannels: Int, classCount: Int, widths: [Int] = [64, 128, 256, 512],
-                    smallImageStem: Bool = false) {
+                    smallImageStem: Bool = false, stemPool: Bool = true) {
             self.blocks = blocks; self.inputChannels = inputChannels; self.classCount = classCount
-            self.widths = widths; self.smallImageStem = smallImageStem
+            self.widths = widths; self.smallImageStem = smallImageStem; self.stemPool = stemPool
         }
     }
 
@@ -103,7 +108,7 @@ public final class ResNet: Layer {
         } else {
             conv1 = Conv2D(inputChannels: configuration.inputChannels, outputChannels: w[0], kernelSize: 7, stride: 2,
                            padding: 3, useBias: false)
-            maxpool = MaxPool2D(kernelSize: 3, stride: 2, padding: 1)
+            maxpool = configuration.stemPool ? MaxPool2D(kernelSize: 3, stride: 2, padding: 1) : nil
         }
         bn1 = BatchNorm(features: w[0])
         var channels = w[0]
@@ -140,16 +145,16 @@ public final class ResNet: Layer {
 
     /// torchvision's `resnet18`: blocks 2/2/2/2.
     public static func resnet18(inputChannels: Int = 3, classCount: Int = 1000, widths: [Int] = [64, 128, 256, 512],
-                                smallImageStem: Bool = false) -> ResNet {
+                                smallImageStem: Bool = false, stemPool: Bool = true) -> ResNet {
         ResNet(Configuration(blocks: [2, 2, 2, 2], inputChannels: inputChannels, classCount: classCount,
-                             widths: widths, smallImageStem: smallImageStem))
+                             widths: widths, smallImageStem: smallImageStem, stemPool: stemPool))
     }
 
     /// torchvision's `resnet34`: blocks 3/4/6/3.
     public static func resnet34(inputChannels: Int = 3, classCount: Int = 1000, widths: [Int] = [64, 128, 256, 512],
-                                smallImageStem: Bool = false) -> ResNet {
+                                smallImageStem: Bool = false, stemPool: Bool = true) -> ResNet {
         ResNet(Configuration(blocks: [3, 4, 6, 3], inputChannels: inputChannels, classCount: classCount,
-                             widths: widths, smallImageStem: smallImageStem))
+                             widths: widths, smallImageStem: smallImageStem, stemPool: stemPool))
     }
 
     /// The pooled features `[N, widths[3]]` before `fc` (for embeddings or a new head).
@@ -177,6 +182,7 @@ public final class ResNet: Layer {
         let depth = configuration.blocks == [2, 2, 2, 2] ? "ResNet-18" : configuration.blocks == [3, 4, 6, 3] ? "ResNet-34"
             : "ResNet(blocks \(configuration.blocks))"
         return "\(depth)(\(configuration.inputChannels) bands → \(configuration.classCount) classes, widths \(configuration.widths)"
-            + "\(configuration.smallImageStem ? ", small-image stem" : "")\(fused ? ", fused" : ""))"
+            + "\(configuration.smallImageStem ? ", small-image stem" : configuration.stemPool ? "" : ", no stem max-pool")"
+            + "\(fused ? ", fused" : ""))"
     }
 }

@@ -63,6 +63,8 @@ public struct ArchitectureConfig: Equatable, Sendable {
     public var classes: Int
     public var width: Int?
     public var smallStem: Bool
+    /// ResNet: false drops the max-pool after the standard 7×7/2 stem (default true).
+    public var stemPool: Bool
     public var widths: [Int]
 }
 
@@ -204,7 +206,7 @@ extension ArchitectureConfig: Decodable {
     public static let names = ["cnn", "mlp", "resnet18", "resnet34", "unet", "lstm"]
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "model.architecture",
-                                    known: ["name", "in_channels", "classes", "width", "small_stem", "widths"])
+                                    known: ["name", "in_channels", "classes", "width", "small_stem", "stem_pool", "widths"])
         name = try c.required("name")
         guard Self.names.contains(name) else {
             throw c.invalid("name", "Unknown architecture '\(name)'." + NearMiss.hint(for: name, among: Self.names)
@@ -214,6 +216,7 @@ extension ArchitectureConfig: Decodable {
         classes = try c.required("classes")
         width = try c.optional("width")
         smallStem = try c.optional("small_stem") ?? false
+        stemPool = try c.optional("stem_pool") ?? true
         widths = try c.optional("widths") ?? []
         guard inputChannels > 0, classes > 0 else {
             throw c.invalid("classes", "in_channels and classes must be positive.")

@@ -79,6 +79,7 @@ extension PipelineRunner {
         if widths == nil, let base = arch.width, arch.name.hasPrefix("resnet") { widths = ResNet.stageWidths(base: base) }
         let architecture = Architecture(name: ArchitectureName(rawValue: arch.name)!, inChannels: inputShape[0],
                                         classes: outputs, widths: widths, smallImageStem: arch.smallStem,
+                                        stemPool: arch.stemPool ? nil : false,
                                         imageSize: arch.name == "cnn" ? inputShape[1] : nil)
         WeightInitialization.reset(seed: t.seed &+ 0x5EED)
         let model: Model

@@ -51,4 +51,28 @@ final class DescriptionTests: XCTestCase {
         XCTAssertEqual(small.conv1.kernelSize, 3)
         XCTAssertEqual(withNoGrad { small(Tensor.zeros([1, 1, 32, 32])) }.shape, [1, 3])
     }
+
+    func testStandardStemWithoutMaxPool() {
+        // Default: torchvision's stem, max-pool included.
+        let standard = ResNet.resnet18(inputChannels: 1, classCount: 8, widths: ResNet.stageWidths(base: 4))
+        XCTAssertNotNil(standard.maxpool)
+        XCTAssertTrue(standard.configuration.stemPool)
+        let unpooled = ResNet.resnet18(inputChannels: 1, classCount: 8, widths: ResNet.stageWidths(base: 4), stemPool: false)
+        XCTAssertNil(unpooled.maxpool)
+        XCTAssertEqual(unpooled.conv1.kernelSize, 7)
+        XCTAssertEqual(unpooled.conv1.stride.height, 2)
+        // Same parameter names and shapes: torchvision weights load either way.
+        let a = standard.stateDict(), b = unpooled.stateDict()
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        for (key, tensor) in a { XCTAssertEqual(b[key]?.shape, tensor.shape, key) }
+        XCTAssertNoThrow(try unpooled.load(stateDict: a, mode: .strict))
+        // The first stage runs at half the input size instead of a quarter.
+        let x = Tensor.zeros([1, 1, 64, 64])
+        XCTAssertEqual(withNoGrad { unpooled(x) }.shape, [1, 8])
+        let summary = unpooled.summary(inputShape: [1, 64, 64], depth: 1)
+        XCTAssertTrue(summary.contains("[1, 4, 32, 32]") && !summary.contains("[1, 4, 16, 16]"), summary)
+        XCTAssertTrue(standard.summary(inputShape: [1, 64, 64], depth: 1).contains("[1, 4, 16, 16]"))
+        XCTAssertTrue(unpooled.layerDescription.contains("no stem max-pool"), unpooled.layerDescription)
+        XCTAssertFalse(standard.layerDescription.contains("max-pool"), standard.layerDescription)
+    }
 }

@@ -40,10 +40,22 @@ final class WeightsTests: XCTestCase {
         XCTAssertTrue(raw.metadata[ModelFile.architectureKey]!.contains(#""name":"resnet18""#))
     }
 
+    func testStemPoolIsRecordedOnlyWhenDropped() throws {
+        let standard = Architecture(name: .resnet18, inChannels: 1, classes: 8, widths: [4, 8, 16, 32])
+        XCTAssertFalse(standard.json.contains("stem_pool"), "files of the standard stem stay as before")
+        XCTAssertNotNil((try standard.makeModel() as! ResNet).maxpool)
+        let unpooled = Architecture(name: .resnet18, inChannels: 1, classes: 8, widths: [4, 8, 16, 32], stemPool: false)
+        XCTAssertTrue(unpooled.json.contains(#""stem_pool":false"#), unpooled.json)
+        let decoded = try JSONDecoder().decode(Architecture.self, from: Data(unpooled.json.utf8))
+        XCTAssertEqual(decoded, unpooled)
+        XCTAssertNil((try decoded.makeModel() as! ResNet).maxpool)
+    }
+
     func testEveryArchitectureRoundTripsThroughAModelFile() throws {
         let dir = temporaryDirectory(self)
         let cases: [(Architecture, [Int])] = [
             (Architecture(name: .resnet34, inChannels: 1, classes: 3, widths: [4, 8, 8, 8]), [1, 1, 32, 32]),
+            (Architecture(name: .resnet18, inChannels: 1, classes: 3, widths: [4, 8, 8, 8], stemPool: false), [1, 1, 32, 32]),
             (Architecture(name: .cnn, inChannels: 1, classes: 5, imageSize: 16), [1, 1, 16, 16]),
             (Architecture(name: .unet, inChannels: 1, classes: 2, widths: [4, 8], bottleneck: 8), [1, 1, 8, 8]),
             (Architecture(name: .lstm, inChannels: 2, classes: 4, hidden: 8), [1, 5, 2]),

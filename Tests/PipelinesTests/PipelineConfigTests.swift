@@ -97,6 +97,22 @@ final class PipelineConfigTests: XCTestCase {
         }
     }
 
+    func testResNetStemOptionsDecode() throws {
+        func architecture(_ text: String) throws -> ArchitectureConfig {
+            let config = try PipelineLoader.parse("task: regress\nmodel:\n  architecture: \(text)\n  train: {save: m.safetensors}\n",
+                                                  file: "a.yaml")
+            return try XCTUnwrap(config.model.architecture)
+        }
+        let plain = try architecture("{name: resnet18, width: 16, classes: 8}")
+        XCTAssertTrue(plain.stemPool, "torchvision's max-pool by default")
+        XCTAssertFalse(plain.smallStem)
+        let unpooled = try architecture("{name: resnet18, width: 16, stem_pool: false, classes: 8}")
+        XCTAssertFalse(unpooled.stemPool)
+        XCTAssertThrowsError(try architecture("{name: resnet18, stem_pol: false, classes: 8}")) {
+            XCTAssert($0.localizedDescription.contains("stem_pol"), $0.localizedDescription)
+        }
+    }
+
     func testMissingRequiredPiecesAreNamed() {
         XCTAssertThrowsError(try PipelineLoader.parse("task: classify\n", file: "a.yaml")) {
             XCTAssert($0.localizedDescription.contains("a.yaml:1:1: the pipeline needs the key 'model'."), $0.localizedDescription)
