@@ -2,6 +2,7 @@
 // primitive with fused bias / residual sum / ReLU and pre-packed frozen weights must give
 // what the recorded training path gives, on both backends.
 import Autograd
+import CKernels
 import TestSupport
 import XCTest
 
@@ -176,5 +177,40 @@ final class ChannelSplitConvolutionTests: XCTestCase {
             assertClose(split.2, reference.2, relativeTolerance: 1e-4, absoluteTolerance: 1e-3, "\(label) weight gradient")
             if let g = split.3, let r = reference.3 { assertClose(g, r, relativeTolerance: 1e-4, absoluteTolerance: 1e-3, "\(label) bias") }
         }
+    }
+}
+
+/// Pinning a worker to the k-th allowed CPU for its share of a parallel region.
+final class WorkerPinningTests: XCTestCase {
+    func testPinsToAllowedCPUsAndRestores() {
+        let bytes = Int(astro_affinity_bytes())
+        XCTAssertGreaterThanOrEqual(bytes, 8)
+        let saved = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes)
+        defer { saved.deallocate() }
+        // Slot 0 always exists; a slot past the allowed CPUs is refused and changes nothing.
+        XCTAssertEqual(astro_thread_pin(0, saved), 0)
+        let whilePinned = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes)
+        defer { whilePinned.deallocate() }
+        XCTAssertEqual(astro_thread_pin(0, whilePinned), 0, "pinning again within the pinned mask")
+        let allowedWhilePinned = (0..<bytes).reduce(0) { $0 + whilePinned[$1].nonzeroBitCount }
+        XCTAssertEqual(allowedWhilePinned, 1, "the mask seen while pinned holds one CPU")
+        astro_thread_restore(saved)
+        let again = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes)
+        defer { again.deallocate() }
+        XCTAssertEqual(astro_thread_pin(1 << 20, again), -1)
+        XCTAssertEqual(astro_thread_pin(0, again), 0)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: again, count: bytes)), Array(UnsafeBufferPointer(start: saved, count: bytes)),
+                       "restore brought back the original mask")
+        astro_thread_restore(again)
+        // A parallel region with pinning gives the same sums as a serial loop.
+        let x = Tensor.randomNormal([4096, 64], seed: 3)
+        let w = Tensor.randomNormal([64, 32], seed: 4)
+        let y = x.matmul(w)
+        let xs = x.scalars, ws = w.scalars, ys = y.scalars
+        for row in [0, 1, 2047, 4095] { for col in [0, 31] {
+            var s: Float = 0
+            for k in 0..<64 { s += xs[row * 64 + k] * ws[k * 32 + col] }
+            XCTAssertEqual(ys[row * 32 + col], s, accuracy: 1e-3)
+        } }
     }
 }

@@ -54,6 +54,18 @@ void astro_lstm_backward(const float *gates, long gateStride, const float *state
                          const float *x, long xStride, long features, float *dWihT, float *dBias,
                          int gradientLastStepOnly, long m, long steps, long h);
 
+/// Restricts the calling thread to the `slot`-th CPU of its current mask, saving the mask
+/// into `saved` (`astro_affinity_bytes()` bytes). Returns 0 on success (-1: no such CPU,
+/// nothing changed). Used by the workers of every parallel region (Storage.swift), not
+/// only by the LSTM; declared here to keep CKernels a single-header module.
+int astro_thread_pin(int slot, unsigned char *saved);
+
+/// Restores a mask saved by `astro_thread_pin`.
+void astro_thread_restore(const unsigned char *saved);
+
+/// Bytes of a saved CPU mask.
+long astro_affinity_bytes(void);
+
 #ifdef __cplusplus
 }
 #endif
