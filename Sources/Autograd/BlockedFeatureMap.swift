@@ -25,11 +25,16 @@ public final class BlockedFeatureMap {
     /// Whether a feature map with `channels` channels can be blocked.
     public static func supports(channels: Int) -> Bool { channels > 0 && channels % block == 0 }
 
-    init(uninitializedShape shape: [Int]) {
-        precondition(shape.count == 4 && BlockedFeatureMap.supports(channels: shape[1]),
+    /// A map over `storage` (holding `shape` in nChw16c).
+    init(shape: [Int], storage: TensorStorage) {
+        precondition(shape.count == 4 && BlockedFeatureMap.supports(channels: shape[1]) && storage.count == shape.reduce(1, *),
                      "BlockedFeatureMap: shape \(shape) must be [N, C, H, W] with C a multiple of \(BlockedFeatureMap.block)")
         self.shape = shape
-        storage = TensorStorage(uninitializedCount: shape.reduce(1, *))
+        self.storage = storage
+    }
+
+    convenience init(uninitializedShape shape: [Int]) {
+        self.init(shape: shape, storage: TensorStorage(uninitializedCount: shape.reduce(1, *)))
     }
 
     /// The blocked copy of an NCHW tensor whose channels are a multiple of 16.
@@ -68,7 +73,7 @@ public final class BlockedFeatureMap {
                        dilation: Size2 = 1, adding residual: BlockedFeatureMap? = nil, relu: Bool = false) -> BlockedFeatureMap? {
         BlockedFeatureMap.convolve(input: storage.pointer, inputShape: shape, inputBlocked: true, weight: weight, bias: bias,
                                    stride: stride, padding: padding, dilation: dilation, residual: residual, relu: relu)
-            .flatMap { $0 as? BlockedFeatureMap }
+            .map { BlockedFeatureMap(shape: $0.shape, storage: $0.storage) }
     }
 
     /// As `conv2d`, with the output in NCHW (any channel count; no residual).
@@ -77,7 +82,7 @@ public final class BlockedFeatureMap {
         BlockedFeatureMap.convolve(input: storage.pointer, inputShape: shape, inputBlocked: true, weight: weight, bias: bias,
                                    stride: stride, padding: padding, dilation: dilation, residual: nil, relu: relu,
                                    plainOutput: true)
-            .flatMap { $0 as? Tensor }
+            .map { Tensor(shape: $0.shape, storage: $0.storage) }
     }
 
     /// The first convolution of a blocked chain: an NCHW input (any channel count) to a
@@ -87,13 +92,14 @@ public final class BlockedFeatureMap {
         withExtendedLifetime(input) {
             convolve(input: input.storage.pointer, inputShape: input.shape, inputBlocked: false, weight: weight, bias: bias,
                      stride: stride, padding: padding, dilation: dilation, residual: nil, relu: relu)
-                .flatMap { $0 as? BlockedFeatureMap }
+                .map { BlockedFeatureMap(shape: $0.shape, storage: $0.storage) }
         }
     }
 
     private static func convolve(input: UnsafeMutablePointer<Float>, inputShape: [Int], inputBlocked: Bool, weight: Tensor,
                                  bias: Tensor?, stride: Size2, padding: Padding, dilation: Size2,
-                                 residual: BlockedFeatureMap?, relu: Bool, plainOutput: Bool = false) -> AnyObject? {
+                                 residual: BlockedFeatureMap?, relu: Bool,
+                                 plainOutput: Bool = false) -> (shape: [Int], storage: TensorStorage)? {
         guard isAvailable, weight.rank == 4, weight.shape[1] == inputShape[1] else { return nil }
         if let bias, bias.shape != [weight.shape[0]] { return nil }
         let g = ConvGeometry(channels: inputShape[1], height: inputShape[2], width: inputShape[3],
@@ -101,18 +107,15 @@ public final class BlockedFeatureMap {
                              dilation: dilation, op: "conv2d")
         let outputShape = [inputShape[0], weight.shape[0], g.outH, g.outW]
         guard plainOutput || supports(channels: outputShape[1]), residual.map({ $0.shape == outputShape }) ?? true else { return nil }
-        let padBottom = (g.outH - 1) * g.strideH + g.dilationH * (g.kernelH - 1) + 1 - g.height - g.padTop
-        let padRight = (g.outW - 1) * g.strideW + g.dilationW * (g.kernelW - 1) + 1 - g.width - g.padLeft
-        let out: AnyObject = plainOutput ? Tensor(uninitializedShape: outputShape) : BlockedFeatureMap(uninitializedShape: outputShape)
-        let o = plainOutput ? (out as! Tensor).storage.pointer : (out as! BlockedFeatureMap).storage.pointer
+        let out = TensorStorage(uninitializedCount: outputShape.reduce(1, *))
         let done = withExtendedLifetime(residual) {
             Tensor.inferenceConvolution(transposed: false, input: input, inputShape: inputShape, inputBlocked: inputBlocked,
-                                        weight: weight, bias: bias, output: o, outputShape: outputShape,
+                                        weight: weight, bias: bias, output: out.pointer, outputShape: outputShape,
                                         outputBlocked: !plainOutput, stride: stride, dilation: dilation,
-                                        padBefore: Size2(g.padTop, g.padLeft), padAfter: Size2(padBottom, padRight),
+                                        padBefore: Size2(g.padTop, g.padLeft), padAfter: Size2(g.padBottom, g.padRight),
                                         residual: residual?.storage.pointer, relu: relu)
         }
-        return done ? out : nil
+        return done ? (outputShape, out) : nil
     }
 
     /// A transposed convolution (PyTorch's `conv_transpose2d`, weight `[Cin, Cout, KH, KW]`)
@@ -172,10 +175,8 @@ public final class BlockedFeatureMap {
     public func maxPool2d(kernelSize: Size2, stride: Size2? = nil, padding: Size2 = 0) -> BlockedFeatureMap {
         let s = stride ?? kernelSize
         let (h, w) = (shape[2], shape[3])
-        let oh = (h + 2 * padding.height - kernelSize.height) / s.height + 1
-        let ow = (w + 2 * padding.width - kernelSize.width) / s.width + 1
-        precondition(oh > 0 && ow > 0 && 2 * padding.height <= kernelSize.height && 2 * padding.width <= kernelSize.width,
-                     "maxPool2d: window \(kernelSize), stride \(s), padding \(padding) do not fit \(shape)")
+        let oh = Tensor.pooledSize(h, kernelSize.height, s.height, padding.height, op: "maxPool2d")
+        let ow = Tensor.pooledSize(w, kernelSize.width, s.width, padding.width, op: "maxPool2d")
         let out = BlockedFeatureMap(uninitializedShape: [shape[0], shape[1], oh, ow])
         let x = storage.pointer, y = out.storage.pointer
         let planes = shape[0] * shape[1] / 16

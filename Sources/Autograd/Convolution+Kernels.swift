@@ -35,6 +35,10 @@ struct ConvGeometry: CustomStringConvertible {
             && outH == height && outW == width
     }
     var description: String { "[\(channels), \(height), \(width)] -> [\(outH), \(outW)]" }
+    /// Padding after the image (bottom, right) that makes the last window end where it does:
+    /// oneDNN takes the two sides separately.
+    var padBottom: Int { (outH - 1) * strideH + dilationH * (kernelH - 1) + 1 - height - padTop }
+    var padRight: Int { (outW - 1) * strideW + dilationW * (kernelW - 1) + 1 - width - padLeft }
 
     /// The forward geometry of a convolution over `[C, H, W]`.
     init(channels: Int, height: Int, width: Int, kernel: Size2, stride: Size2, padding: Padding,

@@ -197,6 +197,16 @@ struct ConvKey: Hashable {
     /// Training primitives split by channels: element strides of the user memory when it is a
     /// channel slice of the whole tensor (nil: dense).
     var inputStrides: [Int64]? = nil, weightStrides: [Int64]? = nil, outputStrides: [Int64]? = nil
+
+    init(worker: Int, transposed: Bool, input: [Int], weights: [Int], output: [Int], stride: Size2,
+         dilation: Size2, padBefore: Size2, padAfter: Size2) {
+        self.worker = worker; self.transposed = transposed
+        self.input = input.map(Int64.init); self.weights = weights.map(Int64.init); self.output = output.map(Int64.init)
+        strides = [Int64(stride.height), Int64(stride.width)]
+        dilations = [Int64(dilation.height - 1), Int64(dilation.width - 1)]   // oneDNN counts from 0
+        padL = [Int64(padBefore.height), Int64(padBefore.width)]
+        padR = [Int64(padAfter.height), Int64(padAfter.width)]
+    }
 }
 
 // MARK: - Descriptors, ports and reorders shared by the training and inference primitives
@@ -322,7 +332,7 @@ final class DNNLConvolution {
     }
 
     let forward: Step, backwardData: Step, backwardWeights: Step
-    fileprivate unowned let dnnl: DNNL
+    private unowned let dnnl: DNNL
     private let worker: Int
 
     init?(_ key: ConvKey, _ dnnl: DNNL) {
@@ -368,23 +378,14 @@ final class DNNLConvolution {
 
     /// Runs one step on raw tensor pointers given in port order (inputs..., output), on this
     /// object's worker's stream and scratch (only that worker may call it).
-    /// - `shared`: port index → memory already in that port's blocked layout (weights reordered
-    ///   once for every worker), used instead of reordering the user tensor.
-    /// - `keepBlockedOutput`: leave the output in this worker's blocked scratch (see
-    ///   `blockedOutput`) instead of reordering it to the user tensor.
-    func run(_ step: Step, _ pointers: [UnsafeMutablePointer<Float>], shared: (Int, UnsafeMutableRawPointer)? = nil,
-             keepBlockedOutput: Bool = false) {
+    func run(_ step: Step, _ pointers: [UnsafeMutablePointer<Float>]) {
         let stream = dnnl.streams[worker]
         var args: [DNNL.ExecArg] = []
         for (slot, (port, pointer)) in zip(step.ports, pointers).enumerated() {
             _ = dnnl.memorySetDataHandle(port.user, pointer)
             guard let blocked = port.blocked else { args.append(.init(arg: port.arg, memory: port.user)); continue }
-            if let (index, memory) = shared, index == slot {
-                _ = dnnl.memorySetDataHandle(blocked, memory)
-            } else {
-                _ = dnnl.memorySetDataHandle(blocked, DNNLScratch.buffer(worker: worker, slot: slot, bytes: port.bytes))
-                if !port.isOutput { execute(port, from: port.user, to: blocked, stream) }
-            }
+            _ = dnnl.memorySetDataHandle(blocked, DNNLScratch.buffer(worker: worker, slot: slot, bytes: port.bytes))
+            if !port.isOutput { execute(port, from: port.user, to: blocked, stream) }
             args.append(.init(arg: port.arg, memory: blocked))
         }
         if let pad = step.scratchpad {
@@ -393,52 +394,10 @@ final class DNNLConvolution {
         }
         let status = args.withUnsafeBufferPointer { dnnl.primitiveExecute(step.primitive, stream, Int32($0.count), UnsafeRawPointer($0.baseAddress!)) }
         precondition(status == 0, "conv2d: oneDNN primitive failed with status \(status)")
-        if !keepBlockedOutput {
-            for port in step.ports where port.isOutput && port.blocked != nil {
-                execute(port, from: port.blocked!, to: port.user, stream)
-            }
+        for port in step.ports where port.isOutput && port.blocked != nil {
+            execute(port, from: port.blocked!, to: port.user, stream)
         }
         _ = dnnl.streamWait(stream)
-    }
-
-    /// The blocked scratch holding `step`'s output after `run(..., keepBlockedOutput: true)`
-    /// (nil when the output port uses the user layout directly).
-    func blockedOutput(_ step: Step) -> (memory: UnsafeMutablePointer<Float>, floats: Int)? {
-        guard let index = step.ports.firstIndex(where: \.isOutput), let port = Optional(step.ports[index]),
-              port.blocked != nil else { return nil }
-        let p = DNNLScratch.buffer(worker: worker, slot: index, bytes: port.bytes)
-        return (p.bindMemory(to: Float.self, capacity: port.bytes / 4), port.bytes / 4)
-    }
-
-    /// Reorders user memory `pointer` into `destination` in port `index`'s blocked layout of
-    /// `step`, on this object's worker's stream (the caller makes sure no worker runs at once).
-    func reorderInput(_ step: Step, port index: Int, from pointer: UnsafeMutablePointer<Float>,
-                      into destination: UnsafeMutableRawPointer) {
-        let port = step.ports[index], stream = dnnl.streams[worker]
-        _ = dnnl.memorySetDataHandle(port.user, pointer)
-        _ = dnnl.memorySetDataHandle(port.blocked, destination)
-        execute(port, from: port.user, to: port.blocked!, stream)
-        _ = dnnl.streamWait(stream)
-    }
-
-    /// Reorders `source` (in the output port's blocked layout of `step`) to the user tensor `pointer`.
-    func reorderOutput(_ step: Step, from source: UnsafeMutableRawPointer, to pointer: UnsafeMutablePointer<Float>) {
-        let index = step.ports.firstIndex(where: \.isOutput)!
-        let port = step.ports[index], stream = dnnl.streams[worker]
-        _ = dnnl.memorySetDataHandle(port.user, pointer)
-        _ = dnnl.memorySetDataHandle(port.blocked, source)
-        execute(port, from: port.blocked!, to: port.user, stream)
-        _ = dnnl.streamWait(stream)
-    }
-
-    /// Whether every worker's `step` port `index` uses the same blocked layout as the first's,
-    /// so one reordered copy can serve them all.
-    static func sharesBlockedLayout(_ convs: [DNNLConvolution], _ step: KeyPath<DNNLConvolution, Step>, port index: Int) -> Bool {
-        guard let first = convs.first?[keyPath: step].ports[index].blockedDescriptor else { return false }
-        return convs.allSatisfy {
-            guard let d = $0[keyPath: step].ports[index].blockedDescriptor else { return false }
-            return $0.dnnl.memoryDescEqual(first, d) != 0
-        }
     }
 
     private func execute(_ port: Port, from: Handle, to: Handle, _ stream: Handle) {
@@ -472,13 +431,10 @@ extension Tensor {
         var convs: [DNNLConvolution] = []
         for (worker, chunk) in chunks.enumerated() {
             let key = ConvKey(worker: worker, transposed: transposed,
-                              input: ([chunk.count] + shape.dropFirst()).map(Int64.init),
-                              weights: weightDims.map(Int64.init),
-                              output: ([chunk.count] + outputShape.dropFirst()).map(Int64.init),
-                              strides: [Int64(stride.height), Int64(stride.width)],
-                              dilations: [Int64(dilation.height - 1), Int64(dilation.width - 1)],
-                              padL: [Int64(padBefore.height), Int64(padBefore.width)],
-                              padR: [Int64(padAfter.height), Int64(padAfter.width)])
+                              input: [chunk.count] + shape.dropFirst(),
+                              weights: weightDims,
+                              output: [chunk.count] + outputShape.dropFirst(),
+                              stride: stride, dilation: dilation, padBefore: padBefore, padAfter: padAfter)
             guard let conv = dnnl.convolution(key) else { return nil }
             convs.append(conv)
         }
@@ -493,13 +449,7 @@ extension Tensor {
         perWorker { k, chunk in
             convs[k].run(convs[k].forward, [x + chunk.lowerBound * inStride, w, o + chunk.lowerBound * outStride])
         }
-        let channels = outputShape[1], plane = outputShape[2] * outputShape[3]
-        if let bias {
-            let b = bias.storage.pointer
-            Threading.parallelChunks(n * channels, costPerItem: plane) { _, r in
-                for i in r { let row = o + i * plane, v = b[i % channels]; for p in 0..<plane { row[p] += v } }
-            }
-        }
+        if let bias { out.addChannelBias(bias) }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
         return Tensor.record(transposed ? "transposedConv2d" : "conv2d", inputs, out) { [self] g in
             let dx = self.tracksGradient ? Tensor(uninitializedShape: self.shape) : nil
@@ -552,13 +502,10 @@ extension Tensor {
         let ocPart = oc / workers, icPart = ic / workers
         func key(_ worker: Int, splitOutput: Bool) -> ConvKey {
             var k = ConvKey(worker: worker, transposed: false,
-                            input: [n, splitOutput ? ic : icPart, h, w].map(Int64.init),
-                            weights: [oc / (splitOutput ? workers : 1), splitOutput ? ic : icPart, kh, kw].map(Int64.init),
-                            output: [n, splitOutput ? ocPart : oc, oh, ow].map(Int64.init),
-                            strides: [Int64(stride.height), Int64(stride.width)],
-                            dilations: [Int64(dilation.height - 1), Int64(dilation.width - 1)],
-                            padL: [Int64(padBefore.height), Int64(padBefore.width)],
-                            padR: [Int64(padAfter.height), Int64(padAfter.width)])
+                            input: [n, splitOutput ? ic : icPart, h, w],
+                            weights: [oc / (splitOutput ? workers : 1), splitOutput ? ic : icPart, kh, kw],
+                            output: [n, splitOutput ? ocPart : oc, oh, ow],
+                            stride: stride, dilation: dilation, padBefore: padBefore, padAfter: padAfter)
             if splitOutput {
                 k.outputStrides = [oc * oh * ow, oh * ow, ow, 1].map(Int64.init)
             } else {
@@ -579,12 +526,7 @@ extension Tensor {
         DispatchQueue.concurrentPerform(iterations: workers) { k in
             byOutput[k].run(byOutput[k].forward, [x, wp + k * ocPart * filter, o + k * ocPart * plane])
         }
-        if let bias {
-            let b = bias.storage.pointer
-            Threading.parallelChunks(n * oc, costPerItem: plane) { _, r in
-                for i in r { let row = o + i * plane, v = b[i % oc]; for p in 0..<plane { row[p] += v } }
-            }
-        }
+        if let bias { out.addChannelBias(bias) }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
         return Tensor.record("conv2d", inputs, out) { [self] g in
             let dx = self.tracksGradient ? Tensor(uninitializedShape: self.shape) : nil
@@ -603,6 +545,16 @@ extension Tensor {
             var grads: [Tensor?] = [dx, dw]
             if let bias { grads.append(bias.tracksGradient ? g.sum(axes: [0, 2, 3]) : nil) }
             return grads
+        }
+    }
+
+    /// Adds `bias[c]` to every pixel of channel `c` of this `[N, C, H, W]` tensor, in place
+    /// (the training primitives leave the bias out; the inference ones fuse it).
+    func addChannelBias(_ bias: Tensor) {
+        let (channels, plane) = (shape[1], shape[2] * shape[3])
+        let o = storage.pointer, b = bias.storage.pointer
+        Threading.parallelChunks(shape[0] * channels, costPerItem: plane) { _, r in
+            for i in r { let row = o + i * plane, v = b[i % channels]; for p in 0..<plane { row[p] += v } }
         }
     }
 }

@@ -59,12 +59,10 @@ extension Tensor {
                 precondition(residual.shape == outputShape,
                              "conv2d: residual \(residual.shape) must match the output \(outputShape)")
             }
-            let padBottom = (g.outH - 1) * g.strideH + g.dilationH * (g.kernelH - 1) + 1 - g.height - g.padTop
-            let padRight = (g.outW - 1) * g.strideW + g.dilationW * (g.kernelW - 1) + 1 - g.width - g.padLeft
             if bias == nil || bias!.shape == [weight.shape[0]],
                let out = convolvedForInference(transposed: false, weight: weight, bias: bias, outputShape: outputShape,
                                                stride: stride, dilation: dilation, padBefore: Size2(g.padTop, g.padLeft),
-                                               padAfter: Size2(padBottom, padRight), residual: residual, relu: relu) {
+                                               padAfter: Size2(g.padBottom, g.padRight), residual: residual, relu: relu) {
                 return out
             }
         }
@@ -104,13 +102,10 @@ extension Tensor {
         var convs: [DNNLInferenceConvolution] = []
         for (worker, chunk) in chunks.enumerated() {
             var key = ConvKey(worker: worker, transposed: transposed,
-                              input: ([chunk.count] + inputShape.dropFirst()).map(Int64.init),
-                              weights: weightDims.map(Int64.init),
-                              output: ([chunk.count] + outputShape.dropFirst()).map(Int64.init),
-                              strides: [Int64(stride.height), Int64(stride.width)],
-                              dilations: [Int64(dilation.height - 1), Int64(dilation.width - 1)],
-                              padL: [Int64(padBefore.height), Int64(padBefore.width)],
-                              padR: [Int64(padAfter.height), Int64(padAfter.width)])
+                              input: [chunk.count] + inputShape.dropFirst(),
+                              weights: weightDims,
+                              output: [chunk.count] + outputShape.dropFirst(),
+                              stride: stride, dilation: dilation, padBefore: padBefore, padAfter: padAfter)
             key.hasBias = bias != nil
             key.accumulates = r != nil
             key.relu = relu

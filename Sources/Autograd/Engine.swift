@@ -36,16 +36,12 @@ final class Node {
 /// Whether operations are recorded for autograd, per thread: a data-loading thread that
 /// works inside `withNoGrad` must not switch recording off for the training thread.
 public enum GradMode {
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
+    private static let disabled = ThreadFlag()
 
-    /// True unless this thread is inside `withNoGrad` (a thread-specific value: nil = enabled).
+    /// True unless this thread is inside `withNoGrad` (a thread-specific value).
     public internal(set) static var isEnabled: Bool {
-        get { pthread_getspecific(key) == nil }
-        set { pthread_setspecific(key, newValue ? nil : UnsafeRawPointer(bitPattern: 1)) }
+        get { !disabled.isSet }
+        set { disabled.isSet = !newValue }
     }
 }
 

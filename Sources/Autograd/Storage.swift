@@ -92,30 +92,28 @@ public enum Threading {
     static func singleThreadedBLAS() { _ = blasConfigured }
     private static let blasConfigured: Bool = { openblas_set_num_threads(1); return true }()
 
-    private static let workerKey: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
+    private static let workerFlag = ThreadFlag()
 
     /// Whether this thread is running a worker's share of a parallel region (nested
     /// splitting would oversubscribe the cores).
-    static var isWorkerThread: Bool { pthread_getspecific(workerKey) != nil }
+    static var isWorkerThread: Bool { workerFlag.isSet }
 
-    /// Runs `body(worker)` for `0..<count` concurrently, each marked as a worker thread.
+    /// Runs `body(worker)` for `0..<count` concurrently, each marked as a worker thread and,
+    /// unless turned off, pinned to its own CPU for the length of its share.
     static func forEachWorker(_ count: Int, _ body: (Int) -> Void) {
         let pin = pinWorkers && count <= onlineCPUs
         DispatchQueue.concurrentPerform(iterations: count) { w in
-            let saved = pthread_getspecific(workerKey)
-            pthread_setspecific(workerKey, UnsafeRawPointer(bitPattern: 1))
+            let wasWorker = workerFlag.isSet
+            workerFlag.isSet = true
+            defer { workerFlag.isSet = wasWorker }
             let mask = UnsafeMutablePointer<UInt8>.allocate(capacity: affinityBytes)
+            defer { mask.deallocate() }
             let pinned = pin && astro_thread_pin(Int32(w), mask) == 0
             body(w)
             if pinned { astro_thread_restore(mask) }
-            mask.deallocate()
-            pthread_setspecific(workerKey, saved)
         }
     }
+
     /// Whether each worker of a parallel region is pinned to its own CPU while it runs its
     /// share (`ASTROLABE_PIN=0` turns it off). Measured: without it, the LSTM benchmark ran
     /// in one of two modes per process, ~78k or ~41k sequences/s, the slow one equal to
@@ -140,6 +138,20 @@ public enum Threading {
             let lo = count * w / workers, hi = count * (w + 1) / workers
             if lo < hi { body(w, lo..<hi) }
         }
+    }
+}
+
+/// A boolean per thread (a pthread key), false on every thread until set there.
+struct ThreadFlag: @unchecked Sendable {
+    private let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    var isSet: Bool {
+        get { pthread_getspecific(key) != nil }
+        nonmutating set { pthread_setspecific(key, newValue ? UnsafeRawPointer(bitPattern: 1) : nil) }
     }
 }
 

@@ -24,11 +24,9 @@ extension Tensor {
         let g = ConvGeometry(channels: shape[1], height: shape[2], width: shape[3],
                              kernel: Size2(weight.shape[2], weight.shape[3]), stride: stride,
                              padding: padding, dilation: dilation, op: "conv2d")
-        let padBottom = (g.outH - 1) * g.strideH + g.dilationH * (g.kernelH - 1) + 1 - g.height - g.padTop
-        let padRight = (g.outW - 1) * g.strideW + g.dilationW * (g.kernelW - 1) + 1 - g.width - g.padLeft
         if let out = convolvedWithOneDNN(transposed: false, weight: weight, bias: bias, outputShape: [n, f, g.outH, g.outW],
                                          stride: stride, dilation: dilation, padBefore: Size2(g.padTop, g.padLeft),
-                                         padAfter: Size2(padBottom, padRight)) {
+                                         padAfter: Size2(g.padBottom, g.padRight)) {
             return out
         }
         let out = Tensor(uninitializedShape: [n, f, g.outH, g.outW])

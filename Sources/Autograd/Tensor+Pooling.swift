@@ -6,7 +6,7 @@ extension Tensor {
         return (shape[0] * shape[1], shape[2], shape[3])
     }
 
-    private static func pooledSize(_ size: Int, _ k: Int, _ s: Int, _ p: Int, op: String) -> Int {
+    static func pooledSize(_ size: Int, _ k: Int, _ s: Int, _ p: Int, op: String) -> Int {
         let o = (size + 2 * p - k) / s + 1
         precondition(o > 0 && k > 0 && s > 0 && p >= 0 && 2 * p <= k,
                      "\(op): window \(k), stride \(s), padding \(p) do not fit size \(size)")
