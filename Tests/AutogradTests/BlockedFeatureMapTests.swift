@@ -78,4 +78,16 @@ final class BlockedFeatureMapTests: XCTestCase {
         assertClose(withNoGrad { blocked.upsampled2x2(pointwiseWeight: pointwise, pointwiseBias: bias4)!.plain() }, expected,
                     relativeTolerance: 1e-4, absoluteTolerance: 1e-4, "pixel shuffle")
     } }
+
+    func testDeclinesShapesItCannotBlock() { forEachConvolutionBackend { backend in
+        guard backend == .oneDNN else { return }
+        let b = BlockedFeatureMap(Tensor.randomNormal([2, 16, 6, 6], seed: 15))
+        // Weights for 8 input channels on a 16-channel map; 3 output channels cannot stay blocked.
+        XCTAssertNil(b.conv2d(weight: Tensor.randomNormal([16, 8, 3, 3], seed: 16), padding: 1))
+        XCTAssertNil(b.conv2d(weight: Tensor.randomNormal([3, 16, 3, 3], seed: 17), padding: 1))
+        XCTAssertNotNil(b.conv2dToPlain(weight: Tensor.randomNormal([3, 16, 3, 3], seed: 17), padding: 1))
+        // A bias of the wrong length, and a residual of the wrong shape.
+        XCTAssertNil(b.conv2d(weight: Tensor.randomNormal([16, 16, 3, 3], seed: 18), bias: Tensor([1, 2]), padding: 1))
+        XCTAssertNil(b.conv2d(weight: Tensor.randomNormal([16, 16, 3, 3], seed: 18), padding: 0, adding: b))
+    } }
 }
