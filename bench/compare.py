@@ -194,8 +194,8 @@ def torch_run(name, args):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def astrolabe_run(flags, args):
-    cmd = [args.astrolabe, "bench"] + flags + (["--quick"] if args.quick else [])
+def astrolabe_run(flags, args, binary=None):
+    cmd = [binary or args.astrolabe, "bench"] + flags + (["--quick"] if args.quick else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
@@ -229,6 +229,9 @@ def main():
                    help="leave PyTorch's OpenMP wait policy at its default (spinning) instead of PASSIVE")
     p.add_argument("--astrolabe", default=DEFAULT_BINARY)
     p.add_argument("--reference", default=DEFAULT_REFERENCE)
+    p.add_argument("--baseline", metavar="BINARY",
+                   help="another astrolabe build (e.g. main before a change) run right after --astrolabe on each "
+                        "workload; adds its figures and the ratio of --astrolabe to it")
     args = p.parse_args()
     models = [m for m in args.models.split(",") if m]
     for m in models:
@@ -242,6 +245,7 @@ def main():
     for m in models:
         theirs = torch_run(m, args)
         ours = astrolabe_run(["--model", m], args)[0]
+        base = astrolabe_run(["--model", m], args, args.baseline)[0] if args.baseline else None
         for metric, unit, higher, best in METRICS:
             a, t = ours[metric], theirs[metric]
             # ratio > 1: Astrolabe is better (faster, or less memory)
@@ -250,17 +254,25 @@ def main():
             if best:
                 a, t = ours[best], theirs[best]
                 row.update(astrolabe_best=a, pytorch_best=t, ratio_best=round((a / t) if higher else (t / a), 2))
+            if base:
+                b = base[metric]
+                row.update(baseline=b, ratio_baseline=round((ours[metric] / b) if higher else (b / ours[metric]), 2))
             rows.append(row)
     if not args.no_tiles:
         theirs = torch_run("tiles", args)
         ours = astrolabe_run(["--workload", "tiles"], args)[0]
         a, t = ours["tile_segment_mpix_per_s"], theirs["tile_segment_mpix_per_s"]
         ab, tb = ours["tile_segment_max_mpix_per_s"], theirs["tile_segment_max_mpix_per_s"]
-        rows.append({"workload": "tiles", "metric": "tile_segment_mpix_per_s", "unit": "Mpix/s",
-                     "astrolabe": a, "pytorch": t, "ratio": round(a / t, 2),
-                     "astrolabe_best": ab, "pytorch_best": tb, "ratio_best": round(ab / tb, 2)})
+        row = {"workload": "tiles", "metric": "tile_segment_mpix_per_s", "unit": "Mpix/s",
+               "astrolabe": a, "pytorch": t, "ratio": round(a / t, 2),
+               "astrolabe_best": ab, "pytorch_best": tb, "ratio_best": round(ab / tb, 2)}
+        if args.baseline:
+            b = astrolabe_run(["--workload", "tiles"], args, args.baseline)[0]["tile_segment_mpix_per_s"]
+            row.update(baseline=b, ratio_baseline=round(a / b, 2))
+        rows.append(row)
     policy = "default (active)" if args.omp_active else os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
     report = {"date": started, "machine": machine(), "threads": THREADS, "torch": torch.__version__,
+              "astrolabe": args.astrolabe, "baseline": args.baseline,
               "torch_omp_wait_policy": policy,
               "load_average_before": [round(v, 2) for v in load_before],
               "load_average_after": [round(v, 2) for v in os.getloadavg()],
@@ -275,11 +287,14 @@ def main():
           f"  OMP_WAIT_POLICY {policy}")
     print(f"load average before {report['load_average_before']}, after {report['load_average_after']}")
     print("median of the runs; best = fastest run; ratio > 1 means Astrolabe is better (faster or smaller)\n")
-    print("| workload | metric | Astrolabe | PyTorch | ratio | Astrolabe best | PyTorch best | ratio best |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    extra = " baseline | vs baseline |" if args.baseline else ""
+    print("| workload | metric | Astrolabe | PyTorch | ratio | Astrolabe best | PyTorch best | ratio best |" + extra)
+    print("|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.baseline else ""))
     for r in rows:
         best = [r.get("astrolabe_best", ""), r.get("pytorch_best", ""), r.get("ratio_best", "")]
         cells = [r["workload"], f"{r['metric']} ({r['unit']})", r["astrolabe"], r["pytorch"], r["ratio"]] + best
+        if args.baseline:
+            cells += [r.get("baseline", ""), r.get("ratio_baseline", "")]
         print("| " + " | ".join(str(c) for c in cells) + " |")
 
 
