@@ -20,6 +20,17 @@ extension TrainConfig: Decodable {
         case constant, step, exponential, cosine, oneCycle = "one_cycle", plateau
     }
 
+    /// The parameter keys of the optimizers, losses and schedules that take any.
+    enum SGDKey: String, ConfigName { case momentum, nesterov }
+    enum CrossEntropyKey: String, ConfigName { case labelSmoothing = "label_smoothing" }
+    enum HuberKey: String, ConfigName { case delta }
+    enum PixelCrossEntropyKey: String, ConfigName { case diceWeight = "dice_weight" }
+    enum StepKey: String, ConfigName { case everyEpochs = "every_epochs", gamma }
+    enum ExponentialKey: String, ConfigName { case gamma }
+    enum CosineKey: String, ConfigName { case warmupEpochs = "warmup_epochs", minimum }
+    enum OneCycleKey: String, ConfigName { case maxRate = "max_rate" }
+    enum PlateauKey: String, ConfigName { case factor, patience }
+
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "model.train", keys: Key.self)
         data = try c.optional("data")
@@ -49,7 +60,7 @@ extension TrainConfig: Decodable {
             let section = "optimizer \(name.rawValue)"
             switch name {
             case .sgd:
-                let p = try choice.strict(section, known: ["momentum", "nesterov"])
+                let p = try choice.strict(section, keys: SGDKey.self)
                 optimizer = .sgd(momentum: try p.optional("momentum") ?? 0.9, nesterov: try p.optional("nesterov") ?? false)
             case .adam: _ = try choice.strict(section, known: []); optimizer = .adam
             case .adamw: _ = try choice.strict(section, known: []); optimizer = .adamW
@@ -63,17 +74,17 @@ extension TrainConfig: Decodable {
             let section = "loss \(name.rawValue)"
             switch name {
             case .crossEntropy:
-                let p = try choice.strict(section, known: ["label_smoothing"])
+                let p = try choice.strict(section, keys: CrossEntropyKey.self)
                 loss = .crossEntropy(labelSmoothing: try p.optional("label_smoothing") ?? 0)
             case .binaryCrossEntropy: _ = try choice.strict(section, known: []); loss = .binaryCrossEntropy
             case .mse: _ = try choice.strict(section, known: []); loss = .mse
             case .mae: _ = try choice.strict(section, known: []); loss = .mae
             case .huber:
-                let p = try choice.strict(section, known: ["delta"])
+                let p = try choice.strict(section, keys: HuberKey.self)
                 loss = .huber(delta: try p.optional("delta") ?? 1)
             case .gaussianNLL: _ = try choice.strict(section, known: []); loss = .gaussianNLL
             case .pixelCrossEntropy:
-                let p = try choice.strict(section, known: ["dice_weight"])
+                let p = try choice.strict(section, keys: PixelCrossEntropyKey.self)
                 loss = .pixelCrossEntropy(diceWeight: try p.optional("dice_weight") ?? 0)
             }
         }
@@ -85,19 +96,19 @@ extension TrainConfig: Decodable {
             switch name {
             case .constant: _ = try choice.strict(section, known: []); schedule = .constant
             case .step:
-                let p = try choice.strict(section, known: ["every_epochs", "gamma"])
+                let p = try choice.strict(section, keys: StepKey.self)
                 schedule = .step(everyEpochs: try p.optional("every_epochs") ?? 10, gamma: try p.optional("gamma") ?? 0.1)
             case .exponential:
-                let p = try choice.strict(section, known: ["gamma"])
+                let p = try choice.strict(section, keys: ExponentialKey.self)
                 schedule = .exponential(gamma: try p.optional("gamma") ?? 0.95)
             case .cosine:
-                let p = try choice.strict(section, known: ["warmup_epochs", "minimum"])
+                let p = try choice.strict(section, keys: CosineKey.self)
                 schedule = .cosine(warmupEpochs: try p.optional("warmup_epochs") ?? 0, minimum: try p.optional("minimum") ?? 0)
             case .oneCycle:
-                let p = try choice.strict(section, known: ["max_rate"])
+                let p = try choice.strict(section, keys: OneCycleKey.self)
                 schedule = .oneCycle(maxRate: try p.optional("max_rate") ?? learningRate * 10)
             case .plateau:
-                let p = try choice.strict(section, known: ["factor", "patience"])
+                let p = try choice.strict(section, keys: PlateauKey.self)
                 schedule = .plateau(factor: try p.optional("factor") ?? 0.1, patience: try p.optional("patience") ?? 3)
             }
         }

@@ -46,7 +46,7 @@ public struct StrictContainer {
                 codingPath: decoder.codingPath + [key],
                 debugDescription: "Unknown key '\(key.stringValue)' in \(section)."
                     + NearMiss.hint(for: key.stringValue, among: known)
-                    + " Known keys: \(known.joined(separator: ", "))."))
+                    + (known.isEmpty ? " \(section) takes no keys." : " Known keys: \(known.joined(separator: ", ")).")))
         }
     }
 

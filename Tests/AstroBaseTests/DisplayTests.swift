@@ -22,9 +22,18 @@ final class DisplayTests: XCTestCase {
         XCTAssertEqual(PixelStatistics.madStd(pixels), 1, accuracy: 0.06)
         let bytes = display.bytes(pixels)
         XCTAssertEqual(bytes[0], 255)
-        // The noise (near vmin + 1.6σ) is far from black and far from white: asinh keeps it visible.
+        // Each byte is 255 · asinh((x - vmin) / 2σ) / asinh((vmax - vmin) / 2σ).
+        let soft = 2 * PixelStatistics.madStd(pixels)
+        for i in stride(from: 40, to: 4096, by: 97) where Double(pixels[i]) > vmin {
+            let expected = 255 * Foundation.asinh((Double(pixels[i]) - vmin) / soft) / Foundation.asinh((vmax - vmin) / soft)
+            XCTAssertEqual(Double(bytes[i]), expected.rounded(), accuracy: 1, "pixel \(i)")
+        }
+        // The median noise pixel sits near vmin + 1.6σ: about 30 of 255 with the asinh, where a
+        // linear stretch of the same interval would leave it at 1.
         let median = PixelStatistics.median(bytes[40...].map(Double.init))
-        XCTAssert(median > 40 && median < 200, "median noise byte \(median)")
+        XCTAssert(median > 20 && median < 45, "median noise byte \(median)")
+        let linear = ImageNormalization(interval: display.interval, stretch: .linear()).bytes(pixels)
+        XCTAssertLessThan(PixelStatistics.median(linear[40...].map(Double.init)), 3)
         // A flat image has no range: linear, all black.
         XCTAssertEqual(ImageNormalization.display(for: [2, 2, 2]).bytes([2, 2, 2]), [0, 0, 0])
     }
