@@ -2,7 +2,7 @@ import AstroBase
 import Foundation
 import XCTest
 
-/// Fixtures of `Fixtures/make_fixtures.py` (an independent Python xoshiro256**, numpy, astropy).
+/// Fixtures of `Fixtures/make_base_fixtures.py` (an independent Python xoshiro256**, numpy, astropy).
 enum BaseFixtures {
     static let root: [String: Any] = {
         let url = Bundle.module.url(forResource: "base_fixtures", withExtension: "json", subdirectory: "Fixtures")!

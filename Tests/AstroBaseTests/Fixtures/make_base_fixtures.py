@@ -2,7 +2,7 @@
 """Reference values for the AstroBase tests: the seeded generator's raw outputs from an
 independent Python implementation of SplitMix64 and xoshiro256** (Blackman & Vigna's
 reference algorithm), and robust statistics from numpy and astropy.stats.
-Run from anywhere: python3 Tests/AstroBaseTests/Fixtures/make_fixtures.py
+Run from anywhere: python3 Tests/AstroBaseTests/Fixtures/make_base_fixtures.py
 It rewrites base_fixtures.json beside this file; the Swift tests read it.
 """
 import json
@@ -70,7 +70,7 @@ def main():
         entry["sigma_clipped"] = [float(mean), float(median), float(std)]
         statistics.append(entry)
 
-    doc = {"generator": "Tests/AstroBaseTests/Fixtures/make_fixtures.py",
+    doc = {"generator": "Tests/AstroBaseTests/Fixtures/make_base_fixtures.py",
            "versions": {"numpy": np.__version__, "astropy": astropy.__version__},
            "generators": generators, "streams": streams, "statistics": statistics}
     with open(os.path.join(HERE, "base_fixtures.json"), "w") as f:

@@ -1,7 +1,8 @@
+import AstroBase
 import Foundation
 import XCTest
-@testable import Preprocessing
 
+/// `LuptonRGB` against astropy's `make_lupton_rgb` (fixtures made by `Fixtures/make_stretch_fixtures.py`).
 final class LuptonRGBTests: XCTestCase {
     func testCompositeMatchesAstropyMakeLuptonRGB() throws {
         let url = Bundle.module.url(forResource: "lupton_fixtures", withExtension: "json", subdirectory: "Fixtures")!
