@@ -40,8 +40,8 @@ let package = Package(
         // C kernels compiled per function for AVX-512 and chosen at run time (Swift's SIMD
         // types compile to SSE2 without a target CPU); portable fallbacks stay in Swift.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
-        // Seeded random numbers, robust statistics, special functions, display stretches and
-        // the strict decoding of YAML options: shared by every module above it.
+        // Seeded random numbers, robust statistics, special functions, display stretches,
+        // intervals and Lupton composites: shared by every module above it.
         .target(name: "AstroBase", swiftSettings: kernelSettings),
         .target(name: "FITS", dependencies: ["CFITSIO"], swiftSettings: kernelSettings),
         .target(name: "Autograd", dependencies: ["AstroBase", "CBLAS", "CKernels"], swiftSettings: kernelSettings),
