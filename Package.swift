@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "astrolabe", targets: ["astrolabe"]),
+        .library(name: "AstroBase", targets: ["AstroBase"]),
         .library(name: "FITS", targets: ["FITS"]),
         .library(name: "Autograd", targets: ["Autograd"]),
         .library(name: "NN", targets: ["NN"]),
@@ -39,27 +40,31 @@ let package = Package(
         // C kernels compiled per function for AVX-512 and chosen at run time (Swift's SIMD
         // types compile to SSE2 without a target CPU); portable fallbacks stay in Swift.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
+        // Seeded random numbers, robust statistics, special functions, display stretches,
+        // intervals and Lupton composites: shared by every module above it.
+        .target(name: "AstroBase", swiftSettings: kernelSettings),
         .target(name: "FITS", dependencies: ["CFITSIO"], swiftSettings: kernelSettings),
-        .target(name: "Autograd", dependencies: ["CBLAS", "CKernels"], swiftSettings: kernelSettings),
+        .target(name: "Autograd", dependencies: ["AstroBase", "CBLAS", "CKernels"], swiftSettings: kernelSettings),
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
         .target(name: "NN", dependencies: ["Autograd"], swiftSettings: kernelSettings),
-        .target(name: "Preprocessing", dependencies: ["FITS", "Autograd", "CWCS", .product(name: "CSV", package: "CSV.swift")],
+        .target(name: "Preprocessing", dependencies: ["AstroBase", "FITS", "Autograd", "CWCS", .product(name: "CSV", package: "CSV.swift")],
                 swiftSettings: kernelSettings),
-        .target(name: "Training", dependencies: ["Autograd", "NN", "Plotting"], swiftSettings: kernelSettings),
+        .target(name: "Training", dependencies: ["AstroBase", "Autograd", "NN", "Plotting"], swiftSettings: kernelSettings),
         .target(name: "Pipelines", dependencies: ["FITS", "Preprocessing", "NN", "Training", "Plotting", "Yams",
                                              .product(name: "CSV", package: "CSV.swift")]),
-        .target(name: "SkySim", dependencies: ["FITS", "Plotting", "CFITSIO"], swiftSettings: kernelSettings),
+        .target(name: "SkySim", dependencies: ["AstroBase", "FITS", "Plotting"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool
         .executableTarget(
             name: "astrolabe",
             dependencies: [
-                "FITS", "Autograd", "NN", "SkySim", "Plotting", "Preprocessing", "Training", "Pipelines", "CFITSIO",
+                "AstroBase", "FITS", "Autograd", "NN", "SkySim", "Plotting", "Preprocessing", "Training", "Pipelines", "CFITSIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // MARK: - Tests
         .target(name: "TestSupport", dependencies: ["FITS", "Autograd"], path: "Tests/TestSupport"),
+        .testTarget(name: "AstroBaseTests", dependencies: ["AstroBase"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FITSTests", dependencies: ["FITS", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"],
@@ -70,7 +75,7 @@ let package = Package(
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Preprocessing", "FITS", "NN", "Autograd", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "SkySimTests", dependencies: ["SkySim", "FITS", "Plotting", "TestSupport"]),
+        .testTarget(name: "SkySimTests", dependencies: ["SkySim", "AstroBase", "FITS", "Plotting", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["FITS", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

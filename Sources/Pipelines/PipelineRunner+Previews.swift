@@ -37,12 +37,14 @@ extension PipelineRunner {
                     let image = sample.image
                     if image.channels >= 3 {
                         let plane = image.planeSize
-                        let bytes = RGBComposite.lupton(red: Array(image.pixels[(2 * plane)..<(3 * plane)]),
-                                                        green: Array(image.pixels[plane..<(2 * plane)]),
-                                                        blue: Array(image.pixels[0..<plane]))
+                        let red = Array(image.pixels[(2 * plane)..<(3 * plane)])
+                        let green = Array(image.pixels[plane..<(2 * plane)]), blue = Array(image.pixels[0..<plane])
+                        let bytes = LuptonRGB.noiseScaled(red: red, green: green, blue: blue)
+                            .composite8(red: red, green: green, blue: blue)
                         sheet.add(rgb: bytes, width: image.width, height: image.height, label: label)
                     } else {
-                        sheet.add(gray: Plotting.Stretch.astronomical.gray(Array(image.pixels[0..<image.planeSize])),
+                        let band = Array(image.pixels[0..<image.planeSize])
+                        sheet.add(gray: ImageNormalization.display(for: band).bytes(band),
                                   width: image.width, height: image.height, label: label)
                     }
                 }

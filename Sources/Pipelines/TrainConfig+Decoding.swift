@@ -2,14 +2,37 @@ import Foundation
 import Preprocessing
 
 extension TrainConfig: Decodable {
-    static let keys = [
-        "data", "validation", "validation_split", "epochs", "batch_size", "optimizer", "learning_rate",
-        "weight_decay", "gradient_clip", "loss", "schedule", "seed", "class_weights", "early_stopping",
-        "checkpoint", "save", "pretrained", "freeze", "layer_decay",
-    ]
+    /// The keys of `model.train`.
+    enum Key: String, ConfigName {
+        case data, validation, validationSplit = "validation_split", epochs, batchSize = "batch_size", optimizer
+        case learningRate = "learning_rate", weightDecay = "weight_decay", gradientClip = "gradient_clip", loss
+        case schedule, seed, classWeights = "class_weights", earlyStopping = "early_stopping", checkpoint, save
+        case pretrained, freeze, layerDecay = "layer_decay"
+    }
+
+    /// The YAML names of the optimizers, losses and schedules.
+    enum OptimizerName: String, ConfigName { case sgd, adam, adamw, rmsprop }
+    enum LossName: String, ConfigName {
+        case crossEntropy = "cross_entropy", binaryCrossEntropy = "binary_cross_entropy", mse, mae, huber
+        case gaussianNLL = "gaussian_nll", pixelCrossEntropy = "pixel_cross_entropy"
+    }
+    enum ScheduleName: String, ConfigName {
+        case constant, step, exponential, cosine, oneCycle = "one_cycle", plateau
+    }
+
+    /// The parameter keys of the optimizers, losses and schedules that take any.
+    enum SGDKey: String, ConfigName { case momentum, nesterov }
+    enum CrossEntropyKey: String, ConfigName { case labelSmoothing = "label_smoothing" }
+    enum HuberKey: String, ConfigName { case delta }
+    enum PixelCrossEntropyKey: String, ConfigName { case diceWeight = "dice_weight" }
+    enum StepKey: String, ConfigName { case everyEpochs = "every_epochs", gamma }
+    enum ExponentialKey: String, ConfigName { case gamma }
+    enum CosineKey: String, ConfigName { case warmupEpochs = "warmup_epochs", minimum }
+    enum OneCycleKey: String, ConfigName { case maxRate = "max_rate" }
+    enum PlateauKey: String, ConfigName { case factor, patience }
 
     public init(from decoder: Decoder) throws {
-        let c = try StrictContainer(decoder, section: "model.train", known: Self.keys)
+        let c = try StrictContainer(decoder, section: "model.train", keys: Key.self)
         data = try c.optional("data")
         validation = try c.optional("validation")
         validationSplit = try c.optional("validation_split") ?? (validation == nil ? 0.1 : 0)
@@ -32,71 +55,62 @@ extension TrainConfig: Decodable {
         }
 
         optimizer = .adam
-        if c.has("optimizer") {
-            let choice = try c.container.decode(NamedChoiceBox.self, forKey: ConfigKey("optimizer")).choice
-            let names = ["sgd", "adam", "adamw", "rmsprop"]
-            switch choice.name {
-            case "sgd":
-                let p = try choice.strict("optimizer sgd", known: ["momentum", "nesterov"])
-                optimizer = .sgd(momentum: try p?.optional("momentum") ?? 0.9, nesterov: try p?.optional("nesterov") ?? false)
-            case "adam": _ = try choice.strict("optimizer adam", known: []); optimizer = .adam
-            case "adamw": _ = try choice.strict("optimizer adamw", known: []); optimizer = .adamW
-            case "rmsprop": _ = try choice.strict("optimizer rmsprop", known: []); optimizer = .rmsprop
-            default: throw choice.unknown("optimizer", among: names)
+        if let choice = try c.optional("optimizer", NamedChoiceBox.self)?.choice {
+            let name = try choice.name(OptimizerName.self, what: "optimizer")
+            let section = "optimizer \(name.rawValue)"
+            switch name {
+            case .sgd:
+                let p = try choice.strict(section, keys: SGDKey.self)
+                optimizer = .sgd(momentum: try p.optional("momentum") ?? 0.9, nesterov: try p.optional("nesterov") ?? false)
+            case .adam: _ = try choice.strict(section, known: []); optimizer = .adam
+            case .adamw: _ = try choice.strict(section, known: []); optimizer = .adamW
+            case .rmsprop: _ = try choice.strict(section, known: []); optimizer = .rmsprop
             }
         }
 
         loss = .crossEntropy(labelSmoothing: 0)
-        if c.has("loss") {
-            let choice = try c.container.decode(NamedChoiceBox.self, forKey: ConfigKey("loss")).choice
-            let names = ["cross_entropy", "binary_cross_entropy", "mse", "mae", "huber", "gaussian_nll", "pixel_cross_entropy"]
-            switch choice.name {
-            case "cross_entropy":
-                let p = try choice.strict("loss cross_entropy", known: ["label_smoothing"])
-                loss = .crossEntropy(labelSmoothing: try p?.optional("label_smoothing") ?? 0)
-            case "binary_cross_entropy": loss = .binaryCrossEntropy
-            case "mse": loss = .mse
-            case "mae": loss = .mae
-            case "huber":
-                let p = try choice.strict("loss huber", known: ["delta"])
-                loss = .huber(delta: try p?.optional("delta") ?? 1)
-            case "gaussian_nll": loss = .gaussianNLL
-            case "pixel_cross_entropy":
-                let p = try choice.strict("loss pixel_cross_entropy", known: ["dice_weight"])
-                loss = .pixelCrossEntropy(diceWeight: try p?.optional("dice_weight") ?? 0)
-            default: throw choice.unknown("loss", among: names)
+        if let choice = try c.optional("loss", NamedChoiceBox.self)?.choice {
+            let name = try choice.name(LossName.self, what: "loss")
+            let section = "loss \(name.rawValue)"
+            switch name {
+            case .crossEntropy:
+                let p = try choice.strict(section, keys: CrossEntropyKey.self)
+                loss = .crossEntropy(labelSmoothing: try p.optional("label_smoothing") ?? 0)
+            case .binaryCrossEntropy: _ = try choice.strict(section, known: []); loss = .binaryCrossEntropy
+            case .mse: _ = try choice.strict(section, known: []); loss = .mse
+            case .mae: _ = try choice.strict(section, known: []); loss = .mae
+            case .huber:
+                let p = try choice.strict(section, keys: HuberKey.self)
+                loss = .huber(delta: try p.optional("delta") ?? 1)
+            case .gaussianNLL: _ = try choice.strict(section, known: []); loss = .gaussianNLL
+            case .pixelCrossEntropy:
+                let p = try choice.strict(section, keys: PixelCrossEntropyKey.self)
+                loss = .pixelCrossEntropy(diceWeight: try p.optional("dice_weight") ?? 0)
             }
         }
 
         schedule = .constant
-        if c.has("schedule") {
-            let choice = try c.container.decode(NamedChoiceBox.self, forKey: ConfigKey("schedule")).choice
-            let names = ["constant", "step", "exponential", "cosine", "one_cycle", "plateau"]
-            switch choice.name {
-            case "constant": schedule = .constant
-            case "step":
-                let p = try choice.strict("schedule step", known: ["every_epochs", "gamma"])
-                schedule = .step(everyEpochs: try p?.optional("every_epochs") ?? 10, gamma: try p?.optional("gamma") ?? 0.1)
-            case "exponential":
-                let p = try choice.strict("schedule exponential", known: ["gamma"])
-                schedule = .exponential(gamma: try p?.optional("gamma") ?? 0.95)
-            case "cosine":
-                let p = try choice.strict("schedule cosine", known: ["warmup_epochs", "minimum"])
-                schedule = .cosine(warmupEpochs: try p?.optional("warmup_epochs") ?? 0, minimum: try p?.optional("minimum") ?? 0)
-            case "one_cycle":
-                let p = try choice.strict("schedule one_cycle", known: ["max_rate"])
-                schedule = .oneCycle(maxRate: try p?.optional("max_rate") ?? learningRate * 10)
-            case "plateau":
-                let p = try choice.strict("schedule plateau", known: ["factor", "patience"])
-                schedule = .plateau(factor: try p?.optional("factor") ?? 0.1, patience: try p?.optional("patience") ?? 3)
-            default: throw choice.unknown("schedule", among: names)
+        if let choice = try c.optional("schedule", NamedChoiceBox.self)?.choice {
+            let name = try choice.name(ScheduleName.self, what: "schedule")
+            let section = "schedule \(name.rawValue)"
+            switch name {
+            case .constant: _ = try choice.strict(section, known: []); schedule = .constant
+            case .step:
+                let p = try choice.strict(section, keys: StepKey.self)
+                schedule = .step(everyEpochs: try p.optional("every_epochs") ?? 10, gamma: try p.optional("gamma") ?? 0.1)
+            case .exponential:
+                let p = try choice.strict(section, keys: ExponentialKey.self)
+                schedule = .exponential(gamma: try p.optional("gamma") ?? 0.95)
+            case .cosine:
+                let p = try choice.strict(section, keys: CosineKey.self)
+                schedule = .cosine(warmupEpochs: try p.optional("warmup_epochs") ?? 0, minimum: try p.optional("minimum") ?? 0)
+            case .oneCycle:
+                let p = try choice.strict(section, keys: OneCycleKey.self)
+                schedule = .oneCycle(maxRate: try p.optional("max_rate") ?? learningRate * 10)
+            case .plateau:
+                let p = try choice.strict(section, keys: PlateauKey.self)
+                schedule = .plateau(factor: try p.optional("factor") ?? 0.1, patience: try p.optional("patience") ?? 3)
             }
         }
     }
-}
-
-/// Lets a `NamedChoice` be decoded from a keyed container.
-struct NamedChoiceBox: Decodable {
-    let choice: NamedChoice
-    init(from decoder: Decoder) throws { choice = try NamedChoice(decoder) }
 }

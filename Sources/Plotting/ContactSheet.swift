@@ -5,7 +5,7 @@ import Foundation
 ///
 /// ```swift
 /// var sheet = ContactSheet(columns: 6, cellSize: 128, title: "MORPHOLOGY")
-/// sheet.add(gray: Stretch.astronomical.gray(pixels), width: 64, height: 64, label: "spiral")
+/// sheet.add(gray: ImageNormalization.display(for: pixels).bytes(pixels), width: 64, height: 64, label: "spiral")
 /// try sheet.write(to: URL(fileURLWithPath: "sheet.png"))
 /// ```
 public struct ContactSheet: Sendable {
@@ -31,12 +31,12 @@ public struct ContactSheet: Sendable {
         self.columns = columns; self.cellSize = cellSize; self.title = title
     }
 
-    /// Adds a gray image (e.g. from `Stretch.gray`).
+    /// Adds a gray image (e.g. from AstroBase's `ImageNormalization.bytes`).
     public mutating func add(gray bytes: [UInt8], width: Int, height: Int, label: String) {
         tiles.append(Tile(bytes: bytes, width: width, height: height, channels: 1, label: label))
     }
 
-    /// Adds an RGB image (e.g. from `RGBComposite.lupton`).
+    /// Adds an RGB image (e.g. from AstroBase's `LuptonRGB.composite8`).
     public mutating func add(rgb bytes: [UInt8], width: Int, height: Int, label: String) {
         tiles.append(Tile(bytes: bytes, width: width, height: height, channels: 3, label: label))
     }

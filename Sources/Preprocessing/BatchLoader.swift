@@ -75,7 +75,7 @@ public final class BatchLoader: @unchecked Sendable {
         self.policy = policy
         if shuffle ?? training {
             var rng = SeededGenerator(seed: seed, stream: UInt64(truncatingIfNeeded: epoch) &+ 0x5EED)
-            order = Catalog.permutation(catalog.count, using: &rng)
+            order = rng.permutation(catalog.count)
         } else {
             order = Array(0..<catalog.count)
         }

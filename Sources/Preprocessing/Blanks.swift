@@ -10,7 +10,7 @@ public enum BlankFill: String, Equatable, Sendable, CaseIterable {
     case median
     /// The median of the finite pixels in the 5×5 neighbourhood, growing the
     /// window until one is found (falls back to the channel median).
-    case localMedian
+    case localMedian = "local_median"
 }
 
 extension PlanarImage {
@@ -38,9 +38,8 @@ extension PlanarImage {
                 var channelMedian: Float?
                 func medianOfChannel() -> Float {
                     if let channelMedian { return channelMedian }
-                    var finite = pixels[base..<base + planeSize].filter { $0.isFinite }.map(Double.init)
-                    finite.sort()
-                    let m = finite.isEmpty ? 0 : Float(PixelStatistics.median(sorted: finite))
+                    let finite = pixels[base..<base + planeSize].filter { $0.isFinite }.map(Double.init)
+                    let m = finite.isEmpty ? 0 : Float(PixelStatistics.median(finite))
                     channelMedian = m
                     return m
                 }
@@ -70,10 +69,7 @@ extension PlanarImage {
                     if v.isFinite { values.append(Double(v)) }
                 }
             }
-            if !values.isEmpty {
-                values.sort()
-                return Float(PixelStatistics.median(sorted: values))
-            }
+            if !values.isEmpty { return Float(PixelStatistics.median(values)) }
             radius *= 2
         }
         return nil

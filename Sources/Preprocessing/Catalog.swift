@@ -192,22 +192,11 @@ public struct Catalog: Equatable, Sendable {
     public func split(validationFraction fraction: Double, seed: UInt64) -> (training: Catalog, validation: Catalog) {
         precondition((0..<1).contains(fraction), "Catalog.split: fraction \(fraction) must be in [0, 1)")
         var rng = SeededGenerator(seed: seed)
-        let order = Self.permutation(count, using: &rng)
+        let order = rng.permutation(count)
         let validationCount = Int((Double(count) * fraction).rounded())
         let cut = count - validationCount
         let pick = { (range: Range<Int>) in range.map { entries[order[$0]] } }
         return (Catalog(entries: pick(0..<cut), targetNames: targetNames, source: source),
                 Catalog(entries: pick(cut..<count), targetNames: targetNames, source: source))
-    }
-
-    /// A Fisher-Yates permutation of 0..<n.
-    public static func permutation(_ n: Int, using rng: inout SeededGenerator) -> [Int] {
-        var order = Array(0..<n)
-        if n < 2 { return order }
-        for i in stride(from: n - 1, to: 0, by: -1) {
-            let j = Int(rng.next() % UInt64(i + 1))
-            order.swapAt(i, j)
-        }
-        return order
     }
 }

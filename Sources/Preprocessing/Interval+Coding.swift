@@ -7,41 +7,56 @@ struct IntervalCoding: Codable {
     var value: Interval
     init(_ value: Interval) { self.value = value }
 
+    /// The intervals written as a bare name (`min_max` is accepted for `minmax`).
+    enum Name: String, ConfigName { case minmax, zscale }
+    /// The keys of the mapping forms.
+    enum Key: String, ConfigName { case percentile, lower, upper, min, max, zscale }
+    /// The parameters of `{zscale: {...}}` (astropy's `ZScaleInterval` names; `krej` is its rejection sigma).
+    enum ZScaleKey: String, ConfigName {
+        case samples, contrast, maxReject = "max_reject", minPixels = "min_pixels", krej
+        case maxIterations = "max_iterations"
+    }
+
+    static let forms = "minmax, zscale, {percentile: P}, {lower: P1, upper: P2}, {min: A, max: B}"
+
     init(from decoder: Decoder) throws {
-        if let single = try? decoder.singleValueContainer(), let name = try? single.decode(String.self) {
-            switch name {
-            case "minmax", "min_max": value = .minMax
-            case "zscale": value = .zscale(.init())
-            default:
+        if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
+            switch Name(rawValue: text == "min_max" ? "minmax" : text) {
+            case .minmax: value = .minMax
+            case .zscale: value = .zscale(.init())
+            case nil:
                 throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
-                    "Unknown interval '\(name)'." + NearMiss.hint(for: name, among: ["minmax", "zscale"])
-                    + " Known: minmax, zscale, {percentile: P}, {lower: P1, upper: P2}, {min: A, max: B}."))
+                    "Unknown interval '\(text)'." + NearMiss.hint(for: text, among: Name.names) + " Known: \(Self.forms)."))
             }
             return
         }
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        if let p = try c.decodeIfPresent(Double.self, forKey: AnyKey("percentile")) {
+        let c = try StrictContainer(decoder, section: "interval", keys: Key.self)
+        if let p: Double = try c.optional("percentile") {
             value = .percentile(p)
-        } else if let lo = try c.decodeIfPresent(Double.self, forKey: AnyKey("lower")),
-                  let hi = try c.decodeIfPresent(Double.self, forKey: AnyKey("upper")) {
+        } else if let lo: Double = try c.optional("lower"), let hi: Double = try c.optional("upper") {
             value = .asymmetricPercentile(lower: lo, upper: hi)
-        } else if let lo = try c.decodeIfPresent(Double.self, forKey: AnyKey("min")),
-                  let hi = try c.decodeIfPresent(Double.self, forKey: AnyKey("max")) {
+        } else if let lo: Double = try c.optional("min"), let hi: Double = try c.optional("max") {
             value = .manual(min: lo, max: hi)
-        } else if c.contains(AnyKey("zscale")) {
-            let z = try c.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("zscale"))
-            var p = Interval.ZScale()
-            p.samples = try z.decodeIfPresent(Int.self, forKey: AnyKey("samples")) ?? p.samples
-            p.contrast = try z.decodeIfPresent(Double.self, forKey: AnyKey("contrast")) ?? p.contrast
-            p.maxReject = try z.decodeIfPresent(Double.self, forKey: AnyKey("max_reject")) ?? p.maxReject
-            p.minPixels = try z.decodeIfPresent(Int.self, forKey: AnyKey("min_pixels")) ?? p.minPixels
-            p.rejectionSigma = try z.decodeIfPresent(Double.self, forKey: AnyKey("krej")) ?? p.rejectionSigma
-            p.maxIterations = try z.decodeIfPresent(Int.self, forKey: AnyKey("max_iterations")) ?? p.maxIterations
-            value = .zscale(p)
+        } else if c.has("zscale") {
+            let z = try c.optional("zscale", ZScaleCoding.self)!
+            value = .zscale(z.value)
         } else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
-                "An interval is minmax, zscale, {percentile: P}, {lower: P1, upper: P2} or {min: A, max: B}; "
-                + "found keys \(c.allKeys.map(\.stringValue))."))
+                "An interval is \(Self.forms); found keys \(c.presentKeys)."))
+        }
+    }
+
+    /// The parameters of `{zscale: {...}}`, each defaulting to astropy's.
+    struct ZScaleCoding: Decodable {
+        var value = Interval.ZScale()
+        init(from decoder: Decoder) throws {
+            let z = try StrictContainer(decoder, section: "zscale", keys: ZScaleKey.self)
+            value.samples = try z.optional("samples") ?? value.samples
+            value.contrast = try z.optional("contrast") ?? value.contrast
+            value.maxReject = try z.optional("max_reject") ?? value.maxReject
+            value.minPixels = try z.optional("min_pixels") ?? value.minPixels
+            value.rejectionSigma = try z.optional("krej") ?? value.rejectionSigma
+            value.maxIterations = try z.optional("max_iterations") ?? value.maxIterations
         }
     }
 
@@ -52,70 +67,68 @@ struct IntervalCoding: Codable {
         case let .zscale(p) where p == Interval.ZScale():
             var s = encoder.singleValueContainer(); try s.encode("zscale")
         case let .zscale(p):
-            var c = encoder.container(keyedBy: AnyKey.self)
-            var z = c.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("zscale"))
-            try z.encode(p.samples, forKey: AnyKey("samples"))
-            try z.encode(p.contrast, forKey: AnyKey("contrast"))
-            try z.encode(p.maxReject, forKey: AnyKey("max_reject"))
-            try z.encode(p.minPixels, forKey: AnyKey("min_pixels"))
-            try z.encode(p.rejectionSigma, forKey: AnyKey("krej"))
-            try z.encode(p.maxIterations, forKey: AnyKey("max_iterations"))
+            var c = encoder.container(keyedBy: ConfigKey.self)
+            var z = c.nestedContainer(keyedBy: ConfigKey.self, forKey: ConfigKey("zscale"))
+            try z.encode(p.samples, forKey: ConfigKey("samples"))
+            try z.encode(p.contrast, forKey: ConfigKey("contrast"))
+            try z.encode(p.maxReject, forKey: ConfigKey("max_reject"))
+            try z.encode(p.minPixels, forKey: ConfigKey("min_pixels"))
+            try z.encode(p.rejectionSigma, forKey: ConfigKey("krej"))
+            try z.encode(p.maxIterations, forKey: ConfigKey("max_iterations"))
         case let .percentile(p):
-            var c = encoder.container(keyedBy: AnyKey.self); try c.encode(p, forKey: AnyKey("percentile"))
+            var c = encoder.container(keyedBy: ConfigKey.self); try c.encode(p, forKey: ConfigKey("percentile"))
         case let .asymmetricPercentile(lo, hi):
-            var c = encoder.container(keyedBy: AnyKey.self)
-            try c.encode(lo, forKey: AnyKey("lower")); try c.encode(hi, forKey: AnyKey("upper"))
+            var c = encoder.container(keyedBy: ConfigKey.self)
+            try c.encode(lo, forKey: ConfigKey("lower")); try c.encode(hi, forKey: ConfigKey("upper"))
         case let .manual(lo, hi):
-            var c = encoder.container(keyedBy: AnyKey.self)
-            try c.encode(lo, forKey: AnyKey("min")); try c.encode(hi, forKey: AnyKey("max"))
+            var c = encoder.container(keyedBy: ConfigKey.self)
+            try c.encode(lo, forKey: ConfigKey("min")); try c.encode(hi, forKey: ConfigKey("max"))
         }
     }
 }
 
 /// The YAML/JSON form of a `Stretch`: `linear`, `sqrt`, `histeq`, or a one-key
-/// mapping with its parameter: `{power: 2}`, `{log: 1000}`, `{asinh: 0.1}`, `{sinh: 0.333}`.
+/// mapping with its parameter: `{power: 2}`, `{log: 1000}`, `{asinh: 0.1}`, `{sinh: 0.333}`,
+/// `{linear: slope}`.
 struct StretchCoding: Codable {
     var value: Stretch
     init(_ value: Stretch) { self.value = value }
-    static let names = ["linear", "sqrt", "histeq", "power", "log", "asinh", "sinh"]
+
+    enum Name: String, ConfigName { case linear, sqrt, histeq, power, log, asinh, sinh }
 
     init(from decoder: Decoder) throws {
-        if let single = try? decoder.singleValueContainer(), let name = try? single.decode(String.self) {
+        let choice = try NamedChoice(decoder, what: "stretch", example: "{asinh: 0.1}")
+        let name = try choice.name(Name.self, what: "stretch")
+        guard let parameters = choice.parameters else {
             switch name {
-            case "linear": value = .linear()
-            case "sqrt": value = .sqrt
-            case "histeq": value = .histogramEqualization
-            case "log": value = .log()
-            case "asinh": value = .asinh()
-            case "sinh": value = .sinh()
-            default:
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
-                    "Unknown stretch '\(name)'." + NearMiss.hint(for: name, among: Self.names)
-                    + " Known: \(Self.names.joined(separator: ", "))."))
+            case .linear: value = .linear()
+            case .sqrt: value = .sqrt
+            case .histeq: value = .histogramEqualization
+            case .log: value = .log()
+            case .asinh: value = .asinh()
+            case .sinh: value = .sinh()
+            case .power:
+                throw DecodingError.dataCorrupted(.init(codingPath: choice.path, debugDescription:
+                    "The power stretch needs its exponent, e.g. {power: 2}."))
             }
             return
         }
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        guard c.allKeys.count == 1, let key = c.allKeys.first else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
-                "A stretch is a name or one name with its parameter, e.g. {asinh: 0.1}."))
-        }
-        let a = try c.decode(Double.self, forKey: key)
-        switch key.stringValue {
-        case "power": value = .power(a)
-        case "log": value = .log(a: a)
-        case "asinh": value = .asinh(a: a)
-        case "sinh": value = .sinh(a: a)
-        case "linear": value = .linear(slope: a)
-        default:
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath + [key], debugDescription:
-                "Unknown stretch '\(key.stringValue)'." + NearMiss.hint(for: key.stringValue, among: Self.names)))
+        let a = try parameters.singleValueContainer().decode(Double.self)
+        switch name {
+        case .power: value = .power(a)
+        case .log: value = .log(a: a)
+        case .asinh: value = .asinh(a: a)
+        case .sinh: value = .sinh(a: a)
+        case .linear: value = .linear(slope: a)
+        case .sqrt, .histeq:
+            throw DecodingError.dataCorrupted(.init(codingPath: choice.path, debugDescription:
+                "The \(name.rawValue) stretch takes no parameter: write '\(name.rawValue)'."))
         }
     }
 
     func encode(to encoder: Encoder) throws {
         func one(_ name: String, _ a: Double) throws {
-            var c = encoder.container(keyedBy: AnyKey.self); try c.encode(a, forKey: AnyKey(name))
+            var c = encoder.container(keyedBy: ConfigKey.self); try c.encode(a, forKey: ConfigKey(name))
         }
         switch value {
         case .linear(1, 0): var s = encoder.singleValueContainer(); try s.encode("linear")

@@ -1,4 +1,6 @@
 // Observation model of TASKS.md: pixel scale, PSF, noise, zero point, magnitude ranges.
+import AstroBase
+import FITS
 import Foundation
 
 /// The four tasks of TASKS.md.
@@ -66,14 +68,14 @@ public struct ObservationSettings: Sendable, Equatable {
     }
 
     /// Keywords every simulated file carries.
-    func commonCards(psfFWHM fwhm: Double, skySigma sigma: Double) -> [HeaderCard] {
+    func commonCards(psfFWHM fwhm: Double, skySigma sigma: Double) -> [HeaderRecord] {
         [
-            HeaderCard("PIXSCALE", .real(pixelScale), "pixel scale [arcsec/pixel]"),
-            HeaderCard("PSF_FWHM", .real(fwhm), "Gaussian PSF FWHM [arcsec]"),
-            HeaderCard("GAIN", .real(gain), "gain [e-/ADU]"),
-            HeaderCard("SKYSIG", .real(sigma), "Gaussian sky noise sigma [counts]"),
-            HeaderCard("MAGZERO", .real(magnitudeZeroPoint), "magnitude zero point"),
-            HeaderCard("BUNIT", .string("count"), "sky-subtracted counts (ADU)"),
+            HeaderRecord("PIXSCALE", .float(pixelScale), comment: "pixel scale [arcsec/pixel]"),
+            HeaderRecord("PSF_FWHM", .float(fwhm), comment: "Gaussian PSF FWHM [arcsec]"),
+            HeaderRecord("GAIN", .float(gain), comment: "gain [e-/ADU]"),
+            HeaderRecord("SKYSIG", .float(sigma), comment: "Gaussian sky noise sigma [counts]"),
+            HeaderRecord("MAGZERO", .float(magnitudeZeroPoint), comment: "magnitude zero point"),
+            HeaderRecord("BUNIT", .string("count"), comment: "sky-subtracted counts (ADU)"),
         ]
     }
 }
@@ -82,7 +84,7 @@ public struct ObservationSettings: Sendable, Equatable {
 public enum NoiseModel {
     /// value = Poisson(gain · counts) / gain + N(0, skySigma²), pixel by pixel in row order.
     public static func noisy(_ counts: [Double], skySigma: Double, gain: Double = 1,
-                             random: inout SimRandom) -> [Float] {
+                             random: inout SeededGenerator) -> [Float] {
         counts.map { lambda in
             let electrons = random.poisson(max(lambda, 0) * gain)
             return Float(electrons / gain + skySigma * random.normal())
@@ -106,21 +108,21 @@ public struct TangentPlaneWCS: Sendable {
         self.pixelScale = pixelScale
     }
 
-    var cards: [HeaderCard] {
+    var cards: [HeaderRecord] {
         let cd = pixelScale / 3600
         return [
-            HeaderCard("WCSAXES", .integer(2), "number of WCS axes"),
-            HeaderCard("CTYPE1", .string("RA---TAN"), "gnomonic projection"),
-            HeaderCard("CTYPE2", .string("DEC--TAN"), "gnomonic projection"),
-            HeaderCard("CUNIT1", .string("deg"), ""), HeaderCard("CUNIT2", .string("deg"), ""),
-            HeaderCard("CRVAL1", .real(referenceRA), "RA at the reference pixel [deg]"),
-            HeaderCard("CRVAL2", .real(referenceDec), "Dec at the reference pixel [deg]"),
-            HeaderCard("CRPIX1", .real(referencePixelX), "reference pixel (1-based)"),
-            HeaderCard("CRPIX2", .real(referencePixelY), "reference pixel (1-based)"),
-            HeaderCard("CD1_1", .real(-cd), "[deg/pixel], east to the left"),
-            HeaderCard("CD1_2", .real(0), ""), HeaderCard("CD2_1", .real(0), ""),
-            HeaderCard("CD2_2", .real(cd), "[deg/pixel], north up"),
-            HeaderCard("RADESYS", .string("ICRS"), ""),
+            HeaderRecord("WCSAXES", .integer(2), comment: "number of WCS axes"),
+            HeaderRecord("CTYPE1", .string("RA---TAN"), comment: "gnomonic projection"),
+            HeaderRecord("CTYPE2", .string("DEC--TAN"), comment: "gnomonic projection"),
+            HeaderRecord("CUNIT1", .string("deg"), comment: ""), HeaderRecord("CUNIT2", .string("deg"), comment: ""),
+            HeaderRecord("CRVAL1", .float(referenceRA), comment: "RA at the reference pixel [deg]"),
+            HeaderRecord("CRVAL2", .float(referenceDec), comment: "Dec at the reference pixel [deg]"),
+            HeaderRecord("CRPIX1", .float(referencePixelX), comment: "reference pixel (1-based)"),
+            HeaderRecord("CRPIX2", .float(referencePixelY), comment: "reference pixel (1-based)"),
+            HeaderRecord("CD1_1", .float(-cd), comment: "[deg/pixel], east to the left"),
+            HeaderRecord("CD1_2", .float(0), comment: ""), HeaderRecord("CD2_1", .float(0), comment: ""),
+            HeaderRecord("CD2_2", .float(cd), comment: "[deg/pixel], north up"),
+            HeaderRecord("RADESYS", .string("ICRS"), comment: ""),
         ]
     }
 

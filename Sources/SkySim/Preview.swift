@@ -1,12 +1,14 @@
 // Contact sheets of simulated images, through the Plotting module.
+import AstroBase
 import Foundation
 import Plotting
 
 /// Pictures of simulated data for humans: contact sheets labelled with class names.
 public enum SimulationPreview {
-    /// A contact sheet of simulated images: single-band images with an asinh stretch, lens
-    /// cubes as Lupton composites (i, r, g → red, green, blue), segmentation maps next to
-    /// their truth (black background, yellow stars, blue galaxies).
+    /// A contact sheet of simulated images: single-band images with the asinh display
+    /// normalisation (`ImageNormalization.display`), lens cubes as Lupton composites (i, r, g
+    /// → red, green, blue; `LuptonRGB.noiseScaled`), segmentation maps next to their truth
+    /// (black background, yellow stars, blue galaxies).
     public static func contactSheet(_ images: [SimulatedImage], task: SimulationTask,
                                     columns: Int = 8, cellSize: Int = 128) -> ContactSheet {
         var sheet = ContactSheet(columns: columns, cellSize: cellSize, title: "ASTROLABE SIMULATE: \(task.rawValue)")
@@ -17,9 +19,11 @@ public enum SimulationPreview {
                 let plane = width * height
                 let g = Array(image.pixels[0..<plane]), r = Array(image.pixels[plane..<2 * plane])
                 let i = Array(image.pixels[2 * plane..<3 * plane])
-                sheet.add(rgb: RGBComposite.lupton(red: i, green: r, blue: g), width: width, height: height, label: image.caption)
+                let rgb = LuptonRGB.noiseScaled(red: i, green: r, blue: g).composite8(red: i, green: r, blue: g)
+                sheet.add(rgb: rgb, width: width, height: height, label: image.caption)
             case .segmentation:
-                sheet.add(gray: Stretch.astronomical.gray(image.pixels), width: width, height: height, label: "MAP \(image.caption)")
+                sheet.add(gray: ImageNormalization.display(for: image.pixels).bytes(image.pixels),
+                          width: width, height: height, label: "MAP \(image.caption)")
                 if let truth = image.truth {
                     let palette: [Color] = [.black, .yellow, .blue]
                     var rgb = [UInt8](repeating: 0, count: truth.count * 3)
@@ -30,7 +34,8 @@ public enum SimulationPreview {
                     sheet.add(rgb: rgb, width: width, height: height, label: "TRUTH STAR/GALAXY")
                 }
             case .morphology, .regression:
-                sheet.add(gray: Stretch.astronomical.gray(image.pixels), width: width, height: height, label: image.caption)
+                sheet.add(gray: ImageNormalization.display(for: image.pixels).bytes(image.pixels),
+                          width: width, height: height, label: image.caption)
             }
         }
         return sheet

@@ -1,4 +1,5 @@
 // Surface-brightness profiles, in pixel units: Sérsic, spiral disk, Gaussian blobs.
+import AstroBase
 import Foundation
 
 /// Centre, axis ratio and orientation of an elliptical component.

@@ -1,5 +1,6 @@
 // Noiseless rendering: supersampled flux grid, analytic core correction, and a separable
 // pixel-integrated Gaussian PSF.
+import AstroBase
 import Foundation
 
 /// Renders scenes into noiseless images of PSF-convolved, pixel-integrated counts.

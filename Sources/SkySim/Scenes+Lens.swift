@@ -1,4 +1,6 @@
 // Task 2 (lens) scenes: g, r, i cubes of a lens galaxy with or without a lensed source.
+import AstroBase
+import FITS
 import Foundation
 
 /// Builds strong-lens cubes (NAXIS3 = 3, band order g, r, i).
@@ -8,7 +10,7 @@ enum LensScene {
     static func make(index: Int, seed: UInt64, settings: ObservationSettings, size: Int,
                      keepNoiseless: Bool = false, forcedLabel: Int? = nil,
                      forcedSourceOffset: (Double, Double)? = nil) -> SimulatedImage {
-        var random = SimRandom(seed: seed, index: UInt64(index))
+        var random = SeededGenerator(seed: seed, stream: UInt64(index))
         let drawnLabel = random.uniform() < 0.5 ? 1 : 0
         let label = forcedLabel ?? drawnLabel
         let fwhms = (0..<3).map { _ in random.uniform(settings.psfFWHM) }
@@ -30,7 +32,7 @@ enum LensScene {
         let sourceGR = random.plusMinus(0.2, 0.1), sourceRI = random.plusMinus(0.1, 0.1)
         let sourceMags = [sourceG, sourceG - sourceGR, sourceG - sourceGR - sourceRI]
         let sourceQ = random.uniform(0.4, 1.0), sourceAngle = random.positionAngle()
-        var cards: [HeaderCard] = []
+        var cards: [HeaderRecord] = []
         var second: SceneComponent? = nil
         if label == 1 {
             let thetaE = random.uniform(0.8, 2.5), massQ = random.uniform(0.6, 1.0), massAngle = random.positionAngle()
@@ -47,15 +49,15 @@ enum LensScene {
                                                                  q: sourceQ, angle: sourceAngle))
             second = .lensed(LensedSource(source: source, lens: lens))
             cards = [
-                HeaderCard("THETA_E", .real(thetaE), "SIE Einstein radius, circularised [arcsec]"),
-                HeaderCard("MASS_Q", .real(massQ), "SIE axis ratio"),
-                HeaderCard("MASS_PA", .real(massAngle * 180 / Double.pi), "SIE major axis from +x [deg]"),
-                HeaderCard("SHEAR", .real(gamma), "external shear magnitude"),
-                HeaderCard("SHEAR_PA", .real(gammaAngle * 180 / Double.pi), "external shear angle [deg]"),
-                HeaderCard("SRC_RE", .real(sourceRe), "source r_e (n = 1) [arcsec]"),
-                HeaderCard("SRC_DX", .real(offset.0 * settings.pixelScale), "source offset from lens, x [arcsec]"),
-                HeaderCard("SRC_DY", .real(offset.1 * settings.pixelScale), "source offset from lens, y [arcsec]"),
-                HeaderCard("SRC_MAGG", .real(sourceG), "unlensed source g magnitude"),
+                HeaderRecord("THETA_E", .float(thetaE), comment: "SIE Einstein radius, circularised [arcsec]"),
+                HeaderRecord("MASS_Q", .float(massQ), comment: "SIE axis ratio"),
+                HeaderRecord("MASS_PA", .float(massAngle * 180 / Double.pi), comment: "SIE major axis from +x [deg]"),
+                HeaderRecord("SHEAR", .float(gamma), comment: "external shear magnitude"),
+                HeaderRecord("SHEAR_PA", .float(gammaAngle * 180 / Double.pi), comment: "external shear angle [deg]"),
+                HeaderRecord("SRC_RE", .float(sourceRe), comment: "source r_e (n = 1) [arcsec]"),
+                HeaderRecord("SRC_DX", .float(offset.0 * settings.pixelScale), comment: "source offset from lens, x [arcsec]"),
+                HeaderRecord("SRC_DY", .float(offset.1 * settings.pixelScale), comment: "source offset from lens, y [arcsec]"),
+                HeaderRecord("SRC_MAGG", .float(sourceG), comment: "unlensed source g magnitude"),
             ]
         } else if random.uniform() < 0.5 {
             let companionRe = random.uniform(0.2, 0.6)
@@ -63,10 +65,10 @@ enum LensScene {
             second = .sersic(SersicProfile(n: 1, halfLightRadius: px(companionRe), flux: 1,
                 geometry: EllipseGeometry(centerX: cx + distance * Foundation.cos(direction),
                                           centerY: cy + distance * Foundation.sin(direction), q: sourceQ, angle: sourceAngle)))
-            cards = [HeaderCard("COMPANIO", .logical(true), "unlensed blue companion present"),
-                     HeaderCard("COMP_RE", .real(companionRe), "companion r_e [arcsec]"),
-                     HeaderCard("COMP_SEP", .real(distance * settings.pixelScale), "companion distance [arcsec]"),
-                     HeaderCard("SRC_MAGG", .real(sourceG), "companion g magnitude")]
+            cards = [HeaderRecord("COMPANIO", .logical(true), comment: "unlensed blue companion present"),
+                     HeaderRecord("COMP_RE", .float(companionRe), comment: "companion r_e [arcsec]"),
+                     HeaderRecord("COMP_SEP", .float(distance * settings.pixelScale), comment: "companion distance [arcsec]"),
+                     HeaderRecord("SRC_MAGG", .float(sourceG), comment: "companion g magnitude")]
         }
 
         // Shapes are the same in every band: build unit-flux grids once, then scale and
@@ -91,21 +93,21 @@ enum LensScene {
 
         var header = provenanceCards(task: .lens, seed: seed, index: index)
             + settings.commonCards(psfFWHM: fwhms.reduce(0, +) / 3, skySigma: skySigmas.reduce(0, +) / 3)
-        header.append(HeaderCard("BANDS", .string("g,r,i"), "band order along NAXIS3"))
-        for b in 0..<3 { header.append(HeaderCard("FWHM_\(bands[b])", .real(fwhms[b]), "\(bands[b].lowercased())-band PSF FWHM [arcsec]")) }
-        for b in 0..<3 { header.append(HeaderCard("SKYSIG_\(bands[b])", .real(skySigmas[b]), "\(bands[b].lowercased())-band sky sigma [counts]")) }
+        header.append(HeaderRecord("BANDS", .string("g,r,i"), comment: "band order along NAXIS3"))
+        for b in 0..<3 { header.append(HeaderRecord("FWHM_\(bands[b])", .float(fwhms[b]), comment: "\(bands[b].lowercased())-band PSF FWHM [arcsec]")) }
+        for b in 0..<3 { header.append(HeaderRecord("SKYSIG_\(bands[b])", .float(skySigmas[b]), comment: "\(bands[b].lowercased())-band sky sigma [counts]")) }
         header += [
-            HeaderCard("LABEL", .integer(label), "0 non_lens 1 lens"),
-            HeaderCard("CLASS", .string(SimulationTask.lens.classNames[label]), "lens class"),
-            HeaderCard("LENS_MAG", .real(lensI), "lens galaxy i magnitude"),
-            HeaderCard("LENS_RE", .real(lensRe), "lens galaxy r_e (n = 4) [arcsec]"),
-            HeaderCard("LENS_Q", .real(lensQ), "lens galaxy axis ratio"),
-            HeaderCard("LENS_GR", .real(lensGR), "lens galaxy g - r"),
-            HeaderCard("LENS_RI", .real(lensRI), "lens galaxy r - i"),
-            HeaderCard("SRC_GR", .real(sourceGR), "source / companion g - r"),
-            HeaderCard("SRC_RI", .real(sourceRI), "source / companion r - i"),
-            HeaderCard("OBJ_X", .real(cx + 1), "lens centre, FITS pixel (1-based)"),
-            HeaderCard("OBJ_Y", .real(cy + 1), "lens centre, FITS pixel (1-based)"),
+            HeaderRecord("LABEL", .integer(label), comment: "0 non_lens 1 lens"),
+            HeaderRecord("CLASS", .string(SimulationTask.lens.classNames[label]), comment: "lens class"),
+            HeaderRecord("LENS_MAG", .float(lensI), comment: "lens galaxy i magnitude"),
+            HeaderRecord("LENS_RE", .float(lensRe), comment: "lens galaxy r_e (n = 4) [arcsec]"),
+            HeaderRecord("LENS_Q", .float(lensQ), comment: "lens galaxy axis ratio"),
+            HeaderRecord("LENS_GR", .float(lensGR), comment: "lens galaxy g - r"),
+            HeaderRecord("LENS_RI", .float(lensRI), comment: "lens galaxy r - i"),
+            HeaderRecord("SRC_GR", .float(sourceGR), comment: "source / companion g - r"),
+            HeaderRecord("SRC_RI", .float(sourceRI), comment: "source / companion r - i"),
+            HeaderRecord("OBJ_X", .float(cx + 1), comment: "lens centre, FITS pixel (1-based)"),
+            HeaderRecord("OBJ_Y", .float(cy + 1), comment: "lens centre, FITS pixel (1-based)"),
         ] + cards
         return SimulatedImage(fileName: String(format: "lens_%06d.fits", index), pixels: pixels,
                               shape: [size, size, 3], header: header, truth: nil,

@@ -1,11 +1,13 @@
 // Task 1 (morphology) and task 4 (regression) scenes: single-band 64 x 64 cutouts.
+import AstroBase
+import FITS
 import Foundation
 
 /// Builds morphology cutouts: elliptical, spiral, edge-on, irregular, star.
 enum MorphologyScene {
     static func make(index: Int, seed: UInt64, settings: ObservationSettings, size: Int,
                      keepNoiseless: Bool = false, forcedLabel: Int? = nil) -> SimulatedImage {
-        var random = SimRandom(seed: seed, index: UInt64(index))
+        var random = SeededGenerator(seed: seed, stream: UInt64(index))
         let label = random.integer(0...4)
         let observation = SingleBandObservation(settings, &random)
         let chosen = forcedLabel ?? label
@@ -15,7 +17,7 @@ enum MorphologyScene {
                                                    : settings.galaxyMagnitudes ?? 17...21)
         let flux = settings.flux(magnitude: magnitude)
         let px = settings.pixels
-        var cards: [HeaderCard] = []
+        var cards: [HeaderRecord] = []
         var components: [SceneComponent] = []
 
         switch chosen {
@@ -41,12 +43,12 @@ enum MorphologyScene {
                     geometry: EllipseGeometry(centerX: cx, centerY: cy, q: bulgeQ, angle: angle))))
             }
             cards = shapeCards(n: 1, re: re, q: q, angle: angle) + [
-                HeaderCard("NARMS", .integer(arms), "spiral arms"),
-                HeaderCard("PITCH", .real(pitch), "arm pitch angle [deg]"),
-                HeaderCard("WINDING", .integer(Int(chirality)), "arm winding sense (+1 or -1)"),
-                HeaderCard("ARMFRAC", .real(armFraction), "fraction of disk light in the arm term"),
-                HeaderCard("BT", .real(bulgeToTotal), "bulge-to-total flux ratio"),
-                HeaderCard("BULGE_RE", .real(bulgeRe), "bulge r_e (n = 4) [arcsec]"),
+                HeaderRecord("NARMS", .integer(arms), comment: "spiral arms"),
+                HeaderRecord("PITCH", .float(pitch), comment: "arm pitch angle [deg]"),
+                HeaderRecord("WINDING", .integer(Int(chirality)), comment: "arm winding sense (+1 or -1)"),
+                HeaderRecord("ARMFRAC", .float(armFraction), comment: "fraction of disk light in the arm term"),
+                HeaderRecord("BT", .float(bulgeToTotal), comment: "bulge-to-total flux ratio"),
+                HeaderRecord("BULGE_RE", .float(bulgeRe), comment: "bulge r_e (n = 4) [arcsec]"),
             ]
         case 2:  // edge-on
             let re = random.uniform(1.0, 3.0), q = random.uniform(0.10, 0.25)
@@ -65,11 +67,11 @@ enum MorphologyScene {
         let name = SimulationTask.morphology.classNames[chosen]
         let header = provenanceCards(task: .morphology, seed: seed, index: index)
             + settings.commonCards(psfFWHM: observation.fwhm, skySigma: observation.skySigma) + [
-                HeaderCard("LABEL", .integer(chosen), "0 elliptical 1 spiral 2 edge_on 3 irregular 4 star"),
-                HeaderCard("CLASS", .string(name), "morphology class"),
-                HeaderCard("MAG", .real(magnitude), "total magnitude (untruncated model)"),
-                HeaderCard("OBJ_X", .real(cx + 1), "object centre, FITS pixel (1-based)"),
-                HeaderCard("OBJ_Y", .real(cy + 1), "object centre, FITS pixel (1-based)"),
+                HeaderRecord("LABEL", .integer(chosen), comment: "0 elliptical 1 spiral 2 edge_on 3 irregular 4 star"),
+                HeaderRecord("CLASS", .string(name), comment: "morphology class"),
+                HeaderRecord("MAG", .float(magnitude), comment: "total magnitude (untruncated model)"),
+                HeaderRecord("OBJ_X", .float(cx + 1), comment: "object centre, FITS pixel (1-based)"),
+                HeaderRecord("OBJ_Y", .float(cy + 1), comment: "object centre, FITS pixel (1-based)"),
             ] + cards
         return SimulatedImage(fileName: String(format: "morphology_%06d.fits", index), pixels: pixels,
                               shape: [size, size], header: header, truth: nil,
@@ -79,7 +81,7 @@ enum MorphologyScene {
 
     /// 2-3 overlapping Sérsic components 0.5-2.5 mean r_e apart, plus up to 5 Gaussian clumps.
     static func irregular(cx: Double, cy: Double, flux: Double, settings: ObservationSettings,
-                          random: inout SimRandom, cards: inout [HeaderCard]) -> [SceneComponent] {
+                          random: inout SeededGenerator, cards: inout [HeaderRecord]) -> [SceneComponent] {
         let count = random.integer(2...3)
         let ns = (0..<count).map { _ in random.uniform(0.5, 2.0) }
         let radii = (0..<count).map { _ in settings.pixels(random.uniform(0.3, 1.5)) }
@@ -115,16 +117,16 @@ enum MorphologyScene {
                                                             q: qs[i], angle: angles[i])))
         }
         components += clumps.map { .gaussian(GaussianBlob(centerX: $0.0 + dx, centerY: $0.1 + dy, sigma: $0.2, flux: $0.3)) }
-        cards = [HeaderCard("NCOMP", .integer(count), "Sersic components"),
-                 HeaderCard("NCLUMP", .integer(clumpCount), "star-forming clumps")]
+        cards = [HeaderRecord("NCOMP", .integer(count), comment: "Sersic components"),
+                 HeaderRecord("NCLUMP", .integer(clumpCount), comment: "star-forming clumps")]
         return components
     }
 
-    static func shapeCards(n: Double, re: Double, q: Double, angle: Double) -> [HeaderCard] {
-        [HeaderCard("SERSIC_N", .real(n), "Sersic index"),
-         HeaderCard("R_E", .real(re), "circularised half-light radius [arcsec]"),
-         HeaderCard("Q", .real(q), "axis ratio b/a"),
-         HeaderCard("PA", .real(angle * 180 / Double.pi), "major axis from +x, counter-clockwise [deg]")]
+    static func shapeCards(n: Double, re: Double, q: Double, angle: Double) -> [HeaderRecord] {
+        [HeaderRecord("SERSIC_N", .float(n), comment: "Sersic index"),
+         HeaderRecord("R_E", .float(re), comment: "circularised half-light radius [arcsec]"),
+         HeaderRecord("Q", .float(q), comment: "axis ratio b/a"),
+         HeaderRecord("PA", .float(angle * 180 / Double.pi), comment: "major axis from +x, counter-clockwise [deg]")]
     }
 }
 
@@ -132,7 +134,7 @@ enum MorphologyScene {
 enum RegressionScene {
     static func make(index: Int, seed: UInt64, settings: ObservationSettings, size: Int,
                      keepNoiseless: Bool = false) -> SimulatedImage {
-        var random = SimRandom(seed: seed, index: UInt64(index))
+        var random = SeededGenerator(seed: seed, stream: UInt64(index))
         let observation = SingleBandObservation(settings, &random)
         let cx = Double(size - 1) / 2 + random.uniform(-2, 2)
         let cy = Double(size - 1) / 2 + random.uniform(-2, 2)
@@ -146,9 +148,9 @@ enum RegressionScene {
         let header = provenanceCards(task: .regression, seed: seed, index: index)
             + settings.commonCards(psfFWHM: observation.fwhm, skySigma: observation.skySigma)
             + MorphologyScene.shapeCards(n: n, re: re, q: q, angle: geometry.angle) + [
-                HeaderCard("MAG", .real(magnitude), "total magnitude (untruncated model)"),
-                HeaderCard("OBJ_X", .real(cx + 1), "object centre, FITS pixel (1-based)"),
-                HeaderCard("OBJ_Y", .real(cy + 1), "object centre, FITS pixel (1-based)"),
+                HeaderRecord("MAG", .float(magnitude), comment: "total magnitude (untruncated model)"),
+                HeaderRecord("OBJ_X", .float(cx + 1), comment: "object centre, FITS pixel (1-based)"),
+                HeaderRecord("OBJ_Y", .float(cy + 1), comment: "object centre, FITS pixel (1-based)"),
             ]
         let caption = String(format: "N%.1f R%.2f Q%.2f", n, re, q)
         return SimulatedImage(fileName: String(format: "regression_%06d.fits", index), pixels: pixels,

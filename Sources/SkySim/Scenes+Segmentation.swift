@@ -1,4 +1,6 @@
 // Task 3 (segmentation) scenes: sky maps of stars and galaxies with a per-pixel class map.
+import AstroBase
+import FITS
 import Foundation
 
 /// A source placed on a sky map.
@@ -20,7 +22,7 @@ enum SegmentationScene {
     static func make(index: Int, seed: UInt64, settings: ObservationSettings, size: Int,
                      keepNoiseless: Bool = false, wcs fixedWCS: TangentPlaneWCS? = nil,
                      task: SimulationTask = .segmentation, fileName: String? = nil) -> (SimulatedImage, [PlacedSource]) {
-        var random = SimRandom(seed: seed, index: UInt64(index))
+        var random = SeededGenerator(seed: seed, stream: UInt64(index))
         let observation = SingleBandObservation(settings, &random)
         let areaScale = Double(size * size) / (256.0 * 256.0)
         let count = max(1, Int((Double(random.integer(10...60)) * areaScale).rounded()))
@@ -70,12 +72,12 @@ enum SegmentationScene {
         let stars = sources.filter { $0.classCode == 1 }.count
         let header = provenanceCards(task: task, seed: seed, index: index)
             + settings.commonCards(psfFWHM: observation.fwhm, skySigma: observation.skySigma) + [
-                HeaderCard("NSOURCE", .integer(sources.count), "sources placed"),
-                HeaderCard("NSTAR", .integer(stars), "stars"),
-                HeaderCard("NGALAXY", .integer(sources.count - stars), "galaxies"),
-                HeaderCard("TRUTHLEV", .real(1.0), "truth threshold [SKYSIG] on noiseless flux"),
+                HeaderRecord("NSOURCE", .integer(sources.count), comment: "sources placed"),
+                HeaderRecord("NSTAR", .integer(stars), comment: "stars"),
+                HeaderRecord("NGALAXY", .integer(sources.count - stars), comment: "galaxies"),
+                HeaderRecord("TRUTHLEV", .float(1.0), comment: "truth threshold [SKYSIG] on noiseless flux"),
             ] + wcs.cards
-        let truthHeader = [HeaderCard("CLASSES", .string("0 background, 1 star, 2 galaxy"), "pixel codes")] + wcs.cards
+        let truthHeader = [HeaderRecord("CLASSES", .string("0 background, 1 star, 2 galaxy"), comment: "pixel codes")] + wcs.cards
         let name = fileName ?? String(format: "segmentation_%06d.fits", index)
         let result = SimulatedImage(fileName: name, pixels: pixels, shape: [size, size], header: header,
                                     truth: truth, truthHeader: truthHeader, catalogFields: [], label: nil,

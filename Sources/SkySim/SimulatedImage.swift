@@ -1,4 +1,6 @@
-// One simulated file's content, and shared helpers of the scene builders.
+// One simulated file's content, its FITS file, and shared helpers of the scene builders.
+import AstroBase
+import FITS
 import Foundation
 
 /// Everything one simulated FITS file holds, plus its catalog row.
@@ -9,11 +11,11 @@ public struct SimulatedImage: Sendable {
     public var pixels: [Float]
     /// [NAXIS1, NAXIS2] or [NAXIS1, NAXIS2, NAXIS3].
     public var shape: [Int]
-    public var header: [HeaderCard]
+    public var header: [HeaderRecord]
     /// Per-pixel class map (segmentation), written as the `TRUTH` extension.
     public var truth: [UInt8]?
     /// Extra keywords of the `TRUTH` extension (its WCS).
-    public var truthHeader: [HeaderCard] = []
+    public var truthHeader: [HeaderRecord] = []
     /// catalog.csv fields after `file`.
     public var catalogFields: [String]
     /// Class label, where the task has classes.
@@ -28,6 +30,26 @@ public struct SimulatedImage: Sendable {
     public func headerValue(_ keyword: String) -> HeaderValue? {
         header.first { $0.keyword == keyword }?.value
     }
+
+    /// Writes the FITS file through `FITSWriter`, atomically, replacing an older file: a
+    /// float32 primary image (2-D, or a cube with NAXIS3 bands) with `header`, and the
+    /// uint8 `TRUTH` image extension with `truthHeader` when there is a truth map.
+    /// No DATE or checksum keywords are written, so equal images give byte-identical files.
+    public func write(to url: URL) throws {
+        let writer = try FITSWriter(path: url.path, overwrite: true)
+        try writer.appendImage(pixels, shape: shape, header: FITSHeader(header))
+        if let truth {
+            precondition(truth.count == shape[0] * shape[1], "SimulatedImage: truth map does not match the image")
+            try writer.appendImage(mask: truth, shape: [shape[0], shape[1]], header: FITSHeader(truthHeader),
+                                   extensionName: "TRUTH")
+        }
+        try writer.commit()
+    }
+}
+
+extension SeededGenerator {
+    /// Position angle uniform in [0, π).
+    mutating func positionAngle() -> Double { uniform(0, Double.pi) }
 }
 
 /// Catalog number formatting: fixed and locale-independent, so files stay byte-identical.
@@ -35,12 +57,12 @@ public struct SimulatedImage: Sendable {
 func catalogNumber(_ value: Double) -> String { String(format: "%.10g", value) }
 
 /// Header cards shared by every task's file.
-func provenanceCards(task: SimulationTask, seed: UInt64, index: Int) -> [HeaderCard] {
+func provenanceCards(task: SimulationTask, seed: UInt64, index: Int) -> [HeaderRecord] {
     [
-        HeaderCard("TASK", .string(task.rawValue), "TASKS.md task"),
-        HeaderCard("SIMULATR", .string("astrolabe SkySim"), "generator"),
-        HeaderCard("SIMSEED", .string(String(seed)), "data set seed"),
-        HeaderCard("SIMINDEX", .integer(index), "image index in the data set"),
+        HeaderRecord("TASK", .string(task.rawValue), comment: "TASKS.md task"),
+        HeaderRecord("SIMULATR", .string("astrolabe SkySim"), comment: "generator"),
+        HeaderRecord("SIMSEED", .string(String(seed)), comment: "data set seed"),
+        HeaderRecord("SIMINDEX", .integer(index), comment: "image index in the data set"),
     ]
 }
 
@@ -50,7 +72,7 @@ struct SingleBandObservation {
     let skySigma: Double
     let psfSigma: Double
 
-    init(_ settings: ObservationSettings, _ random: inout SimRandom) {
+    init(_ settings: ObservationSettings, _ random: inout SeededGenerator) {
         fwhm = random.uniform(settings.psfFWHM)
         skySigma = random.uniform(settings.skySigma)
         psfSigma = settings.psfSigma(fwhm: fwhm)

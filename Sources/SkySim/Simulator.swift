@@ -1,4 +1,5 @@
 // Data set generation: images in parallel, FITS files, catalog.csv.
+import FITS
 import Foundation
 
 /// Simulates the data sets of TASKS.md.
@@ -53,9 +54,7 @@ public struct Simulator: Sendable {
             if results.failed { return }
             let image = self.image(at: index)
             do {
-                try SimFITSWriter.write(pixels: image.pixels, shape: image.shape, header: image.header,
-                                        truth: image.truth, truthHeader: image.truthHeader,
-                                        to: directory.appendingPathComponent(image.fileName))
+                try image.write(to: directory.appendingPathComponent(image.fileName))
                 results.store(index, row: ([image.fileName] + image.catalogFields).joined(separator: ","),
                               image: index < keep ? image : nil)
             } catch {

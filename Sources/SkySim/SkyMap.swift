@@ -17,9 +17,7 @@ public enum SkyMap {
                                   pixelScale: settings.pixelScale)
         let (image, sources) = SegmentationScene.make(index: 0, seed: seed, settings: settings, size: size,
                                                       wcs: wcs, fileName: "\(name).fits")
-        try SimFITSWriter.write(pixels: image.pixels, shape: image.shape, header: image.header,
-                                truth: image.truth, truthHeader: image.truthHeader,
-                                to: directory.appendingPathComponent(image.fileName))
+        try image.write(to: directory.appendingPathComponent(image.fileName))
         var lines = ["id,ra,dec"]
         let limit = Double(size - 1 - edge)
         for source in sources where source.x >= Double(edge) && source.y >= Double(edge) && source.x <= limit && source.y <= limit {

@@ -66,9 +66,7 @@ public struct ArrayBatchSource: BatchSource {
         var order = indices
         if shuffle {
             var rng = SeededGenerator(seed: seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
-            for i in stride(from: order.count - 1, to: 0, by: -1) {
-                order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
-            }
+            order = rng.permutation(order.count).map { indices[$0] }
         }
         var start = 0
         let n = inputs.shape.first ?? 0

@@ -1,3 +1,4 @@
+import AstroBase
 import Foundation
 
 /// Classification metrics over integer labels. Definitions follow scikit-learn
@@ -131,9 +132,7 @@ public enum RegressionMetrics {
     /// standard deviation that outliers do not inflate (the usual photo-z statistic).
     public static func nmad(predicted: [Double], truth: [Double]) -> Double {
         check(predicted, truth, "nmad")
-        let residuals = zip(predicted, truth).map { $0 - $1 }
-        let med = median(residuals)
-        return 1.4826 * median(residuals.map { abs($0 - med) })
+        return 1.4826 * PixelStatistics.medianAbsoluteDeviation(zip(predicted, truth).map { $0 - $1 })
     }
 
     /// Coefficient of determination, `1 - SS_res / SS_tot` (scikit-learn's `r2_score`).
@@ -151,12 +150,6 @@ public enum RegressionMetrics {
         check(predicted, truth, "coverage")
         let inside = zip(zip(predicted, sigma), truth).filter { abs($0.0.0 - $0.1) <= k * $0.0.1 }.count
         return Double(inside) / Double(truth.count)
-    }
-
-    static func median(_ values: [Double]) -> Double {
-        let s = values.sorted()
-        guard !s.isEmpty else { return .nan }
-        return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
     }
 
     static func check(_ a: [Double], _ b: [Double], _ name: String) {

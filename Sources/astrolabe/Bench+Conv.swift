@@ -97,7 +97,7 @@ extension Bench {
                 if rep > 0 { forwardTimes.append(Double(t1 - t0) * 1e-6); backwardTimes.append(Double(t3 - t2) * 1e-6) }
             }
             print(json(["workload": "conv", "kernel": name, "shape": "8x16x256x256", "threads": Threading.workerCount,
-                        "forward_ms": round2(median(forwardTimes)), "backward_ms": round2(median(backwardTimes)),
+                        "forward_ms": round2(PixelStatistics.median(forwardTimes)), "backward_ms": round2(PixelStatistics.median(backwardTimes)),
                         "forward_min_ms": round2(forwardTimes.min()!), "backward_min_ms": round2(backwardTimes.min()!)]))
         }
     }
@@ -127,7 +127,7 @@ extension Bench {
                 backwardTimes.append(Double(t3 - t2) * 1e-9)
             }
         }
-        return (median(forwardTimes), median(backwardTimes), forwardTimes.min()!, backwardTimes.min()!)
+        return (PixelStatistics.median(forwardTimes), PixelStatistics.median(backwardTimes), forwardTimes.min()!, backwardTimes.min()!)
     }
 
     /// Row-major `C = A B` throughput with OpenBLAS at the configured thread count.
@@ -142,10 +142,9 @@ extension Bench {
             let t1 = DispatchTime.now().uptimeNanoseconds
             if rep > 0 { times.append(Double(t1 - t0) * 1e-9) }
         }
-        return 2 * Double(m * n * k) / median(times) / 1e9
+        return 2 * Double(m * n * k) / PixelStatistics.median(times) / 1e9
     }
 
-    private func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
     private func round1(_ v: Double) -> Double { (v * 10).rounded() / 10 }
     private func round2(_ v: Double) -> Double { (v * 100).rounded() / 100 }
 

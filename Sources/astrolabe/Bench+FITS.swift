@@ -1,4 +1,5 @@
 // `astrolabe bench --workload fits`: the two FITS data-path workloads of BENCH.md.
+import AstroBase
 import Dispatch
 import FITS
 import Foundation
@@ -118,12 +119,12 @@ extension Bench {
     }
 
     private func writeCutouts(count: Int, into directory: URL) throws {
-        var generator = SplitMix64(seed: 7)
+        var generator = SeededGenerator(seed: 7)
         var pixels = [Float](repeating: 0, count: 64 * 64)
         for index in 0..<count {
             for offset in pixels.indices {
                 let x = Float(offset % 64) - 32, y = Float(offset / 64) - 32
-                pixels[offset] = 100 * exp(-(x * x + y * y) / 50) + generator.nextFloat() * 5
+                pixels[offset] = 100 * exp(-(x * x + y * y) / 50) + generator.nextUnit() * 5
             }
             let writer = try FITSWriter(path: directory.appendingPathComponent(String(format: "cutout%05d.fits", index)).path)
             try writer.appendImage(pixels, shape: [64, 64])
@@ -132,8 +133,8 @@ extension Bench {
     }
 
     private func writeBigImage(side: Int, to path: String) throws {
-        var generator = SplitMix64(seed: 11)
-        let pixels = (0..<(side * side)).map { _ in generator.nextFloat() * 1000 }
+        var generator = SeededGenerator(seed: 11)
+        let pixels = (0..<(side * side)).map { _ in generator.nextUnit() * 1000 }
         let writer = try FITSWriter(path: path)
         try writer.appendImage(pixels, shape: [side, side])
         try writer.commit()
@@ -205,20 +206,4 @@ private final class ErrorBox: @unchecked Sendable {
         if first == nil { first = error }
         lock.unlock()
     }
-}
-
-/// A small seeded generator (SplitMix64), so bench data are the same on every run.
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }

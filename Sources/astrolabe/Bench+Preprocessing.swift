@@ -54,7 +54,7 @@ extension Bench {
             try model.trainOnBatch(batch)
             if step >= 3 { stepTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6) }
         }
-        let prep = Self.median(prepTimes), step = Self.median(stepTimes)
+        let prep = PixelStatistics.median(prepTimes), step = PixelStatistics.median(stepTimes)
         print(#"{"workload":"preprocessing","preprocess_batch_ms":\#(Self.round(prep)),"cnn_train_step_ms":\#(Self.round(step)),"fraction_of_step":\#(Self.round(prep / step, 3)),"batch":32,"threads":2}"#)
 
         // The loader over all files, with the same stages, 2 workers, prefetch 2.
@@ -68,10 +68,6 @@ extension Bench {
         print(#"{"workload":"loader","loader_img_per_s":\#(Self.round(loaderRate)),"cnn_train_img_per_s":\#(Self.round(trainRate)),"keeps_up":\#(loaderRate > trainRate),"files":\#(count),"threads":2}"#)
     }
 
-    static func median(_ values: [Double]) -> Double {
-        let s = values.sorted()
-        return s.isEmpty ? .nan : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-    }
 
     static func round(_ value: Double, _ digits: Int = 1) -> Double {
         let scale = Foundation.pow(10, Double(digits))

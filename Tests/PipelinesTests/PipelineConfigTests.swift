@@ -133,4 +133,28 @@ final class PipelineConfigTests: XCTestCase {
             XCTAssert($0.localizedDescription.contains("e.yaml: the file is empty"))
         }
     }
+
+    /// Optimizer, loss and schedule names and their parameters are checked like every other key.
+    func testTrainChoicesAreStrict() {
+        let cases: [(train: String, message: String)] = [
+            ("optimizer: adamm", "Unknown optimizer 'adamm'. Did you mean 'adam'? Known: sgd, adam, adamw, rmsprop."),
+            ("optimizer: {sgd: {momentun: 0.9}}", "Unknown key 'momentun' in optimizer sgd. Did you mean 'momentum'?"),
+            ("loss: {mse: {delta: 1}}", "Unknown key 'delta' in loss mse. loss mse takes no keys."),
+            ("loss: {huber: {delat: 1}}", "Unknown key 'delat' in loss huber. Did you mean 'delta'?"),
+            ("schedule: {cosine: {warmup: 2}}", "Unknown key 'warmup' in schedule cosine. Known keys: warmup_epochs, minimum."),
+            ("schedule: onecycle", "Unknown schedule 'onecycle'. Did you mean 'one_cycle'?"),
+            ("epoch: 3", "Unknown key 'epoch' in model.train. Did you mean 'epochs'?"),
+        ]
+        for c in cases {
+            let text = "task: regress\nmodel:\n  architecture: {name: cnn, classes: 4}\n  train: {save: m.safetensors, \(c.train)}\n"
+            XCTAssertThrowsError(try PipelineLoader.parse(text, file: "t.yaml"), c.train) {
+                XCTAssert($0.localizedDescription.contains(c.message), "\(c.train)\n  gave: \($0.localizedDescription)")
+            }
+        }
+        let config = try? PipelineLoader.parse(
+            "task: regress\nmodel:\n  architecture: {name: cnn, classes: 4}\n"
+            + "  train: {save: m.safetensors, loss: {huber: {delta: 2}}, schedule: {step: {every_epochs: 3}}}\n", file: "t.yaml")
+        XCTAssertEqual(config?.model.train?.loss, .huber(delta: 2))
+        XCTAssertEqual(config?.model.train?.schedule, .step(everyEpochs: 3, gamma: 0.1))
+    }
 }

@@ -36,7 +36,7 @@ final class CutoutTests: XCTestCase {
             let size = c["size"] as! [Int]
             let cut = try XCTUnwrap(image.cutout(ra: c["ra"] as! Double, dec: c["dec"] as! Double, wcs: wcs,
                                                  height: size[0], width: size[1]))
-            let expected = StretchFixtureTests.floats(c["data"])
+            let expected = FixtureValues.floats(c["data"])
             XCTAssertEqual(cut.image.pixels.count, expected.count)
             for (a, b) in zip(cut.image.pixels, expected) {
                 if b.isNaN { XCTAssert(a.isNaN) } else { XCTAssertEqual(a, b) }

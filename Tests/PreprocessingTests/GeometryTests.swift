@@ -4,17 +4,17 @@ import XCTest
 
 final class GeometryTests: XCTestCase {
     func testResizeMatchesPyTorchInterpolate() throws {
-        let url = Bundle.module.url(forResource: "stretch_fixtures", withExtension: "json", subdirectory: "Fixtures")!
+        let url = Bundle.module.url(forResource: "resize_fixtures", withExtension: "json", subdirectory: "Fixtures")!
         let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         let cases = root["resize"] as! [[String: Any]]
         XCTAssertEqual(cases.count, 4)
         for c in cases {
             let shape = c["shape"] as! [Int], out = c["out"] as! [Int]
             let image = PlanarImage(channels: shape[0], height: shape[1], width: shape[2],
-                                    pixels: StretchFixtureTests.floats(c["data"]))
+                                    pixels: FixtureValues.floats(c["data"]))
             for method in ResizeMethod.allCases {
                 let resized = image.resized(height: out[0], width: out[1], method: method)
-                let expected = StretchFixtureTests.floats(c[method.rawValue])
+                let expected = FixtureValues.floats(c[method.rawValue])
                 XCTAssertEqual(resized.shape, [shape[0], out[0], out[1]])
                 for (a, b) in zip(resized.pixels, expected) {
                     XCTAssertEqual(a, b, accuracy: 1e-5, "\(method) \(shape) → \(out)")

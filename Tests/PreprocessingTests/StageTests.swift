@@ -46,15 +46,21 @@ final class StageTests: XCTestCase {
         let cases: [(String, String)] = [
             ("- asinhh: {softening: 1}", "Unknown stage 'asinhh'. Did you mean 'asinh'?"),
             ("- sigmaclip", "Unknown stage 'sigmaclip'."),
-            ("- asinh: {softenin: 1}", "Unknown parameter 'softenin' for stage 'asinh'. Did you mean 'softening'?"),
+            ("- asinh: {softenin: 1}", "Unknown key 'softenin' in stage 'asinh'. Did you mean 'softening'? Known keys: softening, scale."),
             ("- resize: {method: area}", "resize needs 'size' or 'height' and 'width'"),
-            ("- resize: {size: 8, method: bicubic}", "resize: unknown method 'bicubic'"),
+            ("- resize: {size: 8, method: bicubic}", "'bicubic' is not a valid method in stage 'resize'. Choose one of: area, bilinear"),
             ("- normalize: {interval: zscal}", "Unknown interval 'zscal'. Did you mean 'zscale'?"),
             ("- normalize: {stretch: {asinhh: 0.1}}", "Unknown stretch 'asinhh'. Did you mean 'asinh'?"),
-            ("- fill_blanks: {fill: medain}", "fill_blanks: unknown fill 'medain'. Did you mean 'median'?"),
+            ("- fill_blanks: {fill: medain}", "'medain' is not a valid fill in stage 'fill_blanks'. Did you mean 'median'?"),
             ("- gaussian_noise: {sigma: [3, 1]}", "'sigma' must be a number or a range [low, high]"),
-            ("- shift: {}", "Stage 'shift' needs the parameter 'max'."),
+            ("- shift: {}", "stage 'shift' needs the key 'max'."),
             ("- {asinh: {}, flip: {}}", "A stage is one name with its parameters"),
+            ("- normalize: {interval: {percentil: 99}}", "Unknown key 'percentil' in interval. Did you mean 'percentile'?"),
+            ("- normalize: {interval: {zscale: {contrats: 0.2}}}", "Unknown key 'contrats' in zscale. Did you mean 'contrast'?"),
+            ("- normalize: {stretch: {sqrt: 2}}", "The sqrt stretch takes no parameter: write 'sqrt'."),
+            ("- normalize: {stretch: power}", "The power stretch needs its exponent"),
+            ("- pad: {mode: reflct}", "'reflct' is not a valid mode in stage 'pad'. Did you mean 'reflect'?"),
+            ("- flip: {p: 0.5, size: 3}", "Unknown key 'size' in stage 'flip'. Known keys: p."),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try YAMLDecoder().decode([Stage].self, from: text), text) { error in

@@ -1,4 +1,5 @@
-import CFITSIO
+import AstroBase
+import FITS
 import Foundation
 import Plotting
 import XCTest
@@ -67,7 +68,7 @@ final class DatasetTests: XCTestCase {
     /// star dominates above threshold the pixel is a star.
     func testSegmentationTruthFollowsThreshold() {
         let (image, sources) = SegmentationScene.make(index: 1, seed: 9, settings: ObservationSettings(), size: 256, keepNoiseless: true)
-        guard case .real(let sky)? = image.headerValue("SKYSIG"), let truth = image.truth, let clean = image.noiseless else {
+        guard case .float(let sky)? = image.headerValue("SKYSIG"), let truth = image.truth, let clean = image.noiseless else {
             return XCTFail("segmentation image lacks SKYSIG, truth or noiseless pixels")
         }
         XCTAssertEqual(truth.count, 256 * 256)
@@ -114,7 +115,7 @@ final class DatasetTests: XCTestCase {
         for index in 0..<12 {
             let image = LensScene.make(index: index, seed: 21, settings: settings, size: 64, keepNoiseless: true, forcedLabel: 0)
             guard image.headerValue("COMPANIO") == nil, let clean = image.noiseless,
-                  case .real(let gr)? = image.headerValue("LENS_GR"), case .real(let ri)? = image.headerValue("LENS_RI")
+                  case .float(let gr)? = image.headerValue("LENS_GR"), case .float(let ri)? = image.headerValue("LENS_RI")
             else { continue }
             let plane = 64 * 64
             let sums = (0..<3).map { b in clean[b * plane..<(b + 1) * plane].reduce(0, +) }
@@ -159,15 +160,8 @@ final class DatasetTests: XCTestCase {
     }
 
     private func readKeyword(_ path: String, _ keyword: String) throws -> Double {
-        var file: UnsafeMutablePointer<fitsfile>?
-        var status: Int32 = 0
-        var value = 0.0
-        ffopen(&file, path, READONLY, &status)
-        ffgkyd(file, keyword, &value, nil, &status)
-        var closeStatus: Int32 = 0
-        ffclos(file, &closeStatus)
-        if status != 0 { throw SkySimError.fits(operation: "read \(keyword)", path: path, status: status, message: "") }
-        return value
+        let value = try FITSFile(path: path).header(0).double(keyword)
+        return try XCTUnwrap(value, "\(path): no numeric \(keyword)")
     }
 }
 
@@ -194,6 +188,6 @@ final class PlottingTests: XCTestCase {
         XCTAssertEqual(small.color(x: 5, y: 4), .black)
         small.fillRect(x: -5, y: -5, width: 7, height: 7, color: .red)  // clipped, no crash
         XCTAssertEqual(small.color(x: 1, y: 1), .red)
-        XCTAssertEqual(Stretch.linear(lowPercentile: 0, highPercentile: 100).gray([0, 5, 10]), [0, 128, 255])
+        XCTAssertEqual(ImageNormalization(interval: .minMax, stretch: .linear()).bytes([0, 5, 10, .nan]), [0, 128, 255, 0])
     }
 }

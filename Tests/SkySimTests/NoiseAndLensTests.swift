@@ -1,3 +1,4 @@
+import AstroBase
 import Foundation
 import XCTest
 @testable import SkySim
@@ -5,7 +6,7 @@ import XCTest
 /// Random numbers, noise and the lens model.
 final class NoiseAndLensTests: XCTestCase {
     func testPoissonMeanAndVariance() {
-        var random = SimRandom(seed: 42)
+        var random = SeededGenerator(seed: 42)
         for lambda in [0.3, 4.0, 25.0, 1000.0] {
             let samples = (0..<40_000).map { _ in random.poisson(lambda) }
             let mean = samples.reduce(0, +) / Double(samples.count)
@@ -17,7 +18,7 @@ final class NoiseAndLensTests: XCTestCase {
     }
 
     func testGeneratorsAreIndependentAndRepeatable() {
-        var a = SimRandom(seed: 7, index: 3), b = SimRandom(seed: 7, index: 3), c = SimRandom(seed: 7, index: 4)
+        var a = SeededGenerator(seed: 7, stream: 3), b = SeededGenerator(seed: 7, stream: 3), c = SeededGenerator(seed: 7, stream: 4)
         let xa = (0..<8).map { _ in a.next() }, xb = (0..<8).map { _ in b.next() }, xc = (0..<8).map { _ in c.next() }
         XCTAssertEqual(xa, xb)
         XCTAssertNotEqual(xa, xc)
@@ -30,7 +31,7 @@ final class NoiseAndLensTests: XCTestCase {
         var residuals: [Double] = []
         for index in 0..<24 {
             let image = MorphologyScene.make(index: index, seed: 5, settings: settings, size: 64, forcedLabel: 4)
-            guard case .real(let sky)? = image.headerValue("SKYSIG") else { return XCTFail("SKYSIG missing") }
+            guard case .float(let sky)? = image.headerValue("SKYSIG") else { return XCTFail("SKYSIG missing") }
             var corner: [Double] = []
             for j in 0..<64 { for i in 0..<64 where (i < 14 || i > 49) && (j < 14 || j > 49) { corner.append(Double(image.pixels[j * 64 + i])) } }
             residuals += corner.map { $0 / sky }

@@ -1,3 +1,4 @@
+import AstroBase
 import Foundation
 import Plotting
 import XCTest
@@ -15,7 +16,8 @@ final class PreviewTests: XCTestCase {
             for index in 0..<8 {
                 let image = MorphologyScene.make(index: index, seed: 99, settings: ObservationSettings(), size: 64,
                                                  keepNoiseless: true, forcedLabel: label)
-                sheet.add(gray: Stretch.astronomical.gray(image.noiseless!.map(Float.init)), width: 64, height: 64, label: image.caption)
+                let pixels = image.noiseless!.map(Float.init)
+                sheet.add(gray: ImageNormalization.display(for: pixels).bytes(pixels), width: 64, height: 64, label: image.caption)
             }
         }
         try sheet.write(to: URL(fileURLWithPath: directory).appendingPathComponent("morphology_noiseless.png"))

@@ -1,3 +1,4 @@
+import AstroBase
 import Foundation
 import XCTest
 @testable import SkySim

@@ -48,6 +48,21 @@ public struct ImageNormalization: Equatable, Sendable {
         self.stretch = stretch
     }
 
+    /// A display normalisation (contact sheets, previews): the `lower`...`upper` percentile
+    /// interval and an asinh stretch softened at `softening` times the image's robust noise
+    /// (`mad_std`), so the noise stays linear and bright cores are compressed whatever the
+    /// image's units.
+    public static func display(for values: [Float], softening: Double = 2,
+                               lower: Double = 5, upper: Double = 99.8) -> ImageNormalization {
+        let interval = Interval.asymmetricPercentile(lower: lower, upper: upper)
+        guard let (vmin, vmax) = values.withUnsafeBufferPointer({ interval.limits(of: $0) }), vmax > vmin else {
+            return ImageNormalization(interval: interval, stretch: .linear())
+        }
+        let noise = PixelStatistics.madStd(values)
+        let a = softening * noise / (vmax - vmin)
+        return ImageNormalization(interval: interval, stretch: a.isFinite && a > 0 ? .asinh(a: a) : .linear())
+    }
+
     /// Normalises `values` in place. An image with no finite pixel is left as it is;
     /// a constant image (vmax == vmin) maps to 0.
     public func apply(to values: UnsafeMutableBufferPointer<Float>) {
@@ -67,6 +82,14 @@ public struct ImageNormalization: Equatable, Sendable {
         for i in values.indices where !values[i].isNaN {
             values[i] = Float(stretch((Double(values[i]) - vmin) * scale))
         }
+    }
+
+    /// The normalised values as display bytes (`round(255 · v)`, non-finite values black),
+    /// one per value, in the order given.
+    public func bytes(_ values: [Float]) -> [UInt8] {
+        var normalised = values
+        normalised.withUnsafeMutableBufferPointer { apply(to: $0) }
+        return normalised.map { $0.isFinite ? UInt8(Swift.min(255, Swift.max(0, ($0 * 255).rounded()))) : 0 }
     }
 
     /// `np.interp(x, xp, linspace(0, 1, n))` for sorted `xp`: where several equal

@@ -1,11 +1,15 @@
 import Foundation
 
-/// Robust statistics over the finite values of an image, computed in Double.
+/// Robust statistics, computed in Double: the one median, percentile, MAD and sigma
+/// clipping of the project (stages, display stretches, metrics, benchmarks).
 ///
 /// These follow numpy / astropy exactly where a stage must match astropy
 /// (`np.percentile`'s linear interpolation, `np.median`, `np.std` with ddof 0,
-/// `astropy.stats.sigma_clipped_stats` with its defaults).
+/// `astropy.stats.mad_std`, `astropy.stats.sigma_clipped_stats` with its defaults).
 public enum PixelStatistics {
+    /// The Gaussian sigma per median absolute deviation, 1 / Φ⁻¹(3/4) (astropy's `mad_std`).
+    public static let madToSigma = 1.482602218505602
+
     /// The finite values of `values`, as Double, in their original order.
     public static func finiteValues(_ values: UnsafeBufferPointer<Float>) -> [Double] {
         var out = [Double]()
@@ -45,16 +49,30 @@ public enum PixelStatistics {
         return (mean, (ss / Double(values.count)).squareRoot())
     }
 
+    /// The median of `values` in any order (`np.median`); NaN when empty.
+    public static func median(_ values: [Double]) -> Double {
+        guard !values.isEmpty else { return .nan }
+        return median(sorted: values.sorted())
+    }
+
+    /// The median absolute deviation `median(|x - median(x)|)` of `values` in any order;
+    /// NaN when empty.
+    public static func medianAbsoluteDeviation(_ values: [Double]) -> Double {
+        guard !values.isEmpty else { return .nan }
+        let center = median(values)
+        return median(values.map { abs($0 - center) })
+    }
+
     /// Median absolute deviation scaled to a Gaussian sigma (astropy's `mad_std`:
-    /// 1.4826 · median(|x - median(x)|)): a noise estimate insensitive to sources.
+    /// 1.4826 · median(|x - median(x)|)) of the finite values: a noise estimate
+    /// insensitive to sources. NaN when none is finite.
     public static func madStd(_ values: UnsafeBufferPointer<Float>) -> Double {
-        var finite = finiteValues(values)
-        guard !finite.isEmpty else { return .nan }
-        finite.sort()
-        let med = median(sorted: finite)
-        var deviations = finite.map { abs($0 - med) }
-        deviations.sort()
-        return 1.482602218505602 * median(sorted: deviations)
+        madToSigma * medianAbsoluteDeviation(finiteValues(values))
+    }
+
+    /// `madStd` of the finite values of an array.
+    public static func madStd(_ values: [Float]) -> Double {
+        values.withUnsafeBufferPointer { madStd($0) }
     }
 }
 

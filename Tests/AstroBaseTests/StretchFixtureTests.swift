@@ -1,9 +1,9 @@
+import AstroBase
 import Foundation
 import XCTest
-@testable import Preprocessing
 
 /// Every interval and stretch against astropy.visualization (fixtures made by
-/// `Fixtures/make_fixtures.py`), to 1e-5.
+/// `Fixtures/make_stretch_fixtures.py`), to 1e-5.
 final class StretchFixtureTests: XCTestCase {
     struct Case {
         var name: String

@@ -23,19 +23,28 @@ public struct LuptonRGB: Equatable, Sendable {
         self.minimum = minimum
     }
 
-    /// Values in [0, 1], interleaved RGB, `red.pixels.count × 3`.
-    public func composite(red: PlanarImage, green: PlanarImage, blue: PlanarImage) -> [Double] {
-        precondition(red.shape == green.shape && green.shape == blue.shape,
-                     "LuptonRGB: band shapes differ: \(red.shape), \(green.shape), \(blue.shape)")
+    /// A composite for display whose linear stretch is `noiseMultiple` times the mean
+    /// robust noise (`mad_std`) of the bands, so that faint wings show the same whatever the
+    /// image's units or depth.
+    public static func noiseScaled(red: [Float], green: [Float], blue: [Float],
+                                   q: Double = 8, noiseMultiple: Double = 12) -> LuptonRGB {
+        let noise = (PixelStatistics.madStd(red) + PixelStatistics.madStd(green) + PixelStatistics.madStd(blue)) / 3
+        let stretch = noiseMultiple * noise
+        return LuptonRGB(stretch: stretch.isFinite && stretch > 0 ? stretch : 1, q: q)
+    }
+
+    /// Values in [0, 1], interleaved RGB, `red.count × 3`, from three bands of equal size.
+    public func composite(red: [Float], green: [Float], blue: [Float]) -> [Double] {
+        precondition(red.count == green.count && green.count == blue.count,
+                     "LuptonRGB: band sizes differ: \(red.count), \(green.count), \(blue.count)")
         let epsilon = 1.0 / Double(1 << 23)
         let q = abs(self.q) < epsilon ? 0.1 : Swift.min(self.q, 1e10)
         let frac = 0.1
         let slope = frac / Foundation.asinh(frac * q), soften = q / stretch
-        let n = red.pixels.count
+        let n = red.count
         var out = [Double](repeating: 0, count: 3 * n)
         for i in 0..<n {
-            var band = [Double(red.pixels[i]) - minimum[0], Double(green.pixels[i]) - minimum[1],
-                        Double(blue.pixels[i]) - minimum[2]]
+            var band = [Double(red[i]) - minimum[0], Double(green[i]) - minimum[1], Double(blue[i]) - minimum[2]]
             let intensity = (band[0] + band[1] + band[2]) / 3
             let factor = intensity <= 0 ? 0 : Foundation.asinh(intensity * soften) * slope / intensity
             var peak = 0.0
@@ -50,7 +59,7 @@ public struct LuptonRGB: Equatable, Sendable {
     }
 
     /// 8-bit interleaved RGB (truncated, as astropy's uint8 output), ready for a PNG.
-    public func composite8(red: PlanarImage, green: PlanarImage, blue: PlanarImage) -> [UInt8] {
+    public func composite8(red: [Float], green: [Float], blue: [Float]) -> [UInt8] {
         composite(red: red, green: green, blue: blue).map { UInt8(Swift.min(255, Swift.max(0, $0 * 255))) }
     }
 }

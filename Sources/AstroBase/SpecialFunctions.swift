@@ -1,8 +1,8 @@
-// Special functions the simulator needs: log-gamma, the regularised incomplete gamma
-// function, the exact Sérsic b_n, and the normal CDF.
+// Special functions: log-gamma (for the Poisson generator and the Sérsic profiles), the
+// regularised incomplete gamma function, the exact Sérsic b_n, and the normal CDF.
 import Foundation
 
-/// Numerics shared by the profiles and the noise model. All functions are pure and
+/// Numerics shared by the simulator's profiles and the noise model. All functions are pure and
 /// thread-safe (unlike glibc's `lgamma`, which writes the global `signgam`).
 public enum SpecialFunctions {
     private static let lanczos: [Double] = [
@@ -75,7 +75,7 @@ public enum SpecialFunctions {
         return 0.5 * (low + high)
     }
 
-    /// Standard normal CDF Φ(x).
-    @inline(__always)
+    /// Standard normal CDF Φ(x) (inlinable: the renderer calls it per pixel).
+    @inlinable
     public static func normalCDF(_ x: Double) -> Double { 0.5 * Foundation.erfc(-x * 0.7071067811865476) }
 }
