@@ -20,6 +20,9 @@ public enum ConvolutionBackend: String {
 
     /// The backend in use: oneDNN when libdnnl.so.2 loads, unless the environment variable
     /// `ASTROLABE_CONV_BACKEND=im2col` (or this setting) says otherwise.
+    /// Process-wide configuration, like the environment variable it mirrors: set it before
+    /// running models (the tests switch it between runs); it is not synchronised, so do not
+    /// change it while convolutions run on other threads.
     nonisolated(unsafe) public static var current: ConvolutionBackend = {
         if ProcessInfo.processInfo.environment["ASTROLABE_CONV_BACKEND"] == "im2col" { return .im2col }
         return DNNL.shared != nil ? .oneDNN : .im2col
@@ -97,6 +100,10 @@ final class DNNL {
     /// Guards the primitive caches and the packed-weight tables of frozen tensors.
     let lock = NSLock()
 
+    /// The one oneDNN engine of the process, created lazily (thread-safe, as every Swift
+    /// global) on first use. `nonisolated(unsafe)` only because `DNNL` holds C handles and so
+    /// is not `Sendable`; its mutable parts (primitive caches, packed weights) are guarded by
+    /// `lock`, and each stream is used by one worker.
     nonisolated(unsafe) static let shared: DNNL? = DNNL()
 
     private init?() {

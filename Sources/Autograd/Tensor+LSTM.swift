@@ -6,6 +6,8 @@ import Foundation
 /// (hidden size a multiple of 16, on a CPU with AVX-512F) or the portable Swift loops.
 enum LSTMKernels {
     /// Off on CPUs without AVX-512; tests turn it off to compare both paths.
+    /// Process-wide on purpose (which kernel the CPU runs, not per-model state): set once at
+    /// start-up, and changed only by tests while no LSTM runs, hence unsynchronised.
     nonisolated(unsafe) static var enabled = astro_lstm_kernels_available() != 0
 
     static func applies(hidden h: Int) -> Bool { enabled && h % 16 == 0 }

@@ -40,6 +40,38 @@ public enum ActivationFunction: Equatable, Sendable, Codable {
     }
 }
 
+/// The activations a model file or configuration names by string (`"gelu"`), with PyTorch's
+/// default parameters for the parameterised ones; decoded once, at that boundary.
+public enum ActivationName: String, CaseIterable, Sendable {
+    case relu, gelu, sigmoid, tanh, softplus, identity
+    /// Negative slope 0.01, as `nn.LeakyReLU()`.
+    case leakyReLU = "leaky_relu"
+    /// Alpha 1, as `nn.ELU()`.
+    case elu
+
+    /// The name of `value`, or `WeightsError.unknownChoice` naming it and listing the valid names.
+    public init(decoding value: String) throws {
+        guard let name = ActivationName(rawValue: value) else {
+            throw WeightsError.unknownChoice(path: "", option: "activation", value: value,
+                                             choices: ActivationName.allCases.map(\.rawValue))
+        }
+        self = name
+    }
+
+    public var function: ActivationFunction {
+        switch self {
+        case .relu: return .relu
+        case .gelu: return .gelu
+        case .sigmoid: return .sigmoid
+        case .tanh: return .tanh
+        case .softplus: return .softplus
+        case .identity: return .identity
+        case .leakyReLU: return .leakyReLU(negativeSlope: 0.01)
+        case .elu: return .elu(alpha: 1)
+        }
+    }
+}
+
 /// An activation as a layer (PyTorch's `nn.ReLU`, `nn.GELU`, ...).
 ///
 /// - `input`: any shape; returns the same shape.

@@ -15,8 +15,6 @@ public final class Conv2D: Layer {
     public let dilation: Size2
     public let weight: Tensor
     public let bias: Tensor?
-    /// Applies ReLU to the output (set by `fusedForInference` when a ReLU followed).
-    public let fusedReLU: Bool
     public var isTraining = true
 
     public init(inputChannels: Int, outputChannels: Int, kernelSize: Size2, stride: Size2 = 1,
@@ -29,66 +27,15 @@ public final class Conv2D: Layer {
         self.padding = padding
         self.dilation = dilation
         let fanIn = inputChannels * kernelSize.height * kernelSize.width
-        let s = seed ?? WeightInitialization.nextSeed()
+        let s = WeightInitialization.seed(seed)
         weight = WeightInitialization.uniform([outputChannels, inputChannels, kernelSize.height, kernelSize.width], fanIn: fanIn, seed: s)
         bias = useBias ? WeightInitialization.uniform([outputChannels], fanIn: fanIn, seed: s &+ 1) : nil
-        fusedReLU = false
-    }
-
-    /// A convolution with the given weights (used by batch-norm folding).
-    init(like other: Conv2D, weight: Tensor, bias: Tensor?, fusedReLU: Bool) {
-        inputChannels = other.inputChannels; outputChannels = other.outputChannels
-        kernelSize = other.kernelSize; stride = other.stride; padding = other.padding; dilation = other.dilation
-        self.weight = weight; self.bias = bias; self.fusedReLU = fusedReLU
-        isTraining = false
     }
 
     public func forward(_ input: Tensor) -> Tensor {
         precondition(input.rank == 4 && input.shape[1] == inputChannels,
                      "\(layerDescription): input \(input.shape) must be [N, \(inputChannels), H, W]")
-        guard fusedReLU else {
-            return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
-        }
-        // In inference oneDNN applies the ReLU as a post-op; with gradients on, the recorded ops.
-        return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
-                            adding: nil, relu: true)
-    }
-
-    /// `relu?(self(input) + residual)`, fused into the convolution in inference (a ResNet
-    /// block's second convolution and its shortcut). `residual` has the output's shape.
-    public func forward(_ input: Tensor, adding residual: Tensor, relu: Bool) -> Tensor {
-        precondition(input.rank == 4 && input.shape[1] == inputChannels,
-                     "\(layerDescription): input \(input.shape) must be [N, \(inputChannels), H, W]")
-        return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
-                            adding: residual, relu: relu || fusedReLU)
-    }
-
-    /// Inference on a channel-blocked map (see `BlockedFeatureMap`), output blocked; nil when
-    /// the blocked path cannot run (the caller falls back to tensors).
-    public func forward(blocked input: BlockedFeatureMap) -> BlockedFeatureMap? {
-        guard input.shape[1] == inputChannels else { return nil }
-        return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, relu: fusedReLU)
-    }
-
-    /// Inference from an NCHW tensor to a channel-blocked map (the first layer of a blocked chain).
-    public func forwardToBlocked(_ input: Tensor) -> BlockedFeatureMap? {
-        guard input.rank == 4, input.shape[1] == inputChannels else { return nil }
-        return BlockedFeatureMap.conv2d(input, weight: weight, bias: bias, stride: stride, padding: padding,
-                                        dilation: dilation, relu: fusedReLU)
-    }
-
-    /// Inference from a channel-blocked map to an NCHW tensor (the last layer of a blocked chain).
-    public func forwardToPlain(blocked input: BlockedFeatureMap) -> Tensor? {
-        guard input.shape[1] == inputChannels else { return nil }
-        return input.conv2dToPlain(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
-                                   relu: fusedReLU)
-    }
-
-    /// A frozen snapshot (weights copied, so oneDNN may keep them pre-packed).
-    public func fusedForInference() -> any Layer {
-        let w = weight.copy(), b = bias?.copy()
-        w.freeze(); b?.freeze()
-        return Conv2D(like: self, weight: w, bias: b, fusedReLU: fusedReLU)
+        return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
     }
 
     public var ownTensors: [NamedTensor] {
@@ -96,14 +43,19 @@ public final class Conv2D: Layer {
     }
 
     public var layerDescription: String {
-        var s = "Conv2D(\(inputChannels) → \(outputChannels), kernel \(kernelSize.height)×\(kernelSize.width), "
-            + "stride \(stride.height == stride.width ? "\(stride.height)" : "\(stride.height)×\(stride.width)"), "
-            + "padding \(paddingText(padding))"
-        if dilation != 1 { s += ", dilation \(dilation.height)×\(dilation.width)" }
-        if bias == nil { s += ", no bias" }
-        if fusedReLU { s += ", fused ReLU" }
-        return s + ")"
+        convolutionDescription("Conv2D", inputChannels, outputChannels, kernelSize, stride, padding, dilation,
+                               extras: bias == nil ? ["no bias"] : [])
     }
+}
+
+/// `Conv2D(1 → 32, kernel 3×3, stride 1, padding 1, extras...)` (also `FusedConv2D`'s).
+func convolutionDescription(_ name: String, _ inputChannels: Int, _ outputChannels: Int, _ kernelSize: Size2, _ stride: Size2,
+                            _ padding: Padding, _ dilation: Size2, extras: [String]) -> String {
+    var parts = ["\(inputChannels) → \(outputChannels)", "kernel \(kernelSize.height)×\(kernelSize.width)",
+                 "stride \(stride.height == stride.width ? "\(stride.height)" : "\(stride.height)×\(stride.width)")",
+                 "padding \(paddingText(padding))"]
+    if dilation != 1 { parts.append("dilation \(dilation.height)×\(dilation.width)") }
+    return name + "(" + (parts + extras).joined(separator: ", ") + ")"
 }
 
 func paddingText(_ p: Padding) -> String {
@@ -140,7 +92,7 @@ public final class ConvTranspose2D: Layer {
         self.outputPadding = outputPadding
         // PyTorch computes fan-in from weight.shape[1] * kh * kw for transposed convolutions.
         let fanIn = outputChannels * kernelSize.height * kernelSize.width
-        let s = seed ?? WeightInitialization.nextSeed()
+        let s = WeightInitialization.seed(seed)
         weight = WeightInitialization.uniform([inputChannels, outputChannels, kernelSize.height, kernelSize.width], fanIn: fanIn, seed: s)
         bias = useBias ? WeightInitialization.uniform([outputChannels], fanIn: fanIn, seed: s &+ 1) : nil
     }
@@ -150,46 +102,6 @@ public final class ConvTranspose2D: Layer {
                      "\(layerDescription): input \(input.shape) must be [N, \(inputChannels), H, W]")
         return input.transposedConv2d(weight: weight, bias: bias, stride: stride, padding: padding,
                                       outputPadding: outputPadding)
-    }
-
-    /// Inference on a channel-blocked map (see `BlockedFeatureMap`); nil when it cannot run.
-    /// A frozen 2×2 stride-2 snapshot runs as a 1×1 convolution and a pixel shuffle.
-    public func forward(blocked input: BlockedFeatureMap) -> BlockedFeatureMap? {
-        guard input.shape[1] == inputChannels else { return nil }
-        if let (w, b) = pointwise { return input.upsampled2x2(pointwiseWeight: w, pointwiseBias: b) }
-        return input.transposedConv2d(weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding)
-    }
-
-    /// For a 2×2 stride-2 snapshot: the weights as a 1×1 convolution to `4 Cout` channels.
-    private var pointwise: (Tensor, Tensor?)? = nil
-
-    /// A frozen snapshot for inference (weights copied; see `forward(blocked:)`).
-    public func fusedForInference() -> any Layer {
-        let copy = ConvTranspose2D(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: kernelSize,
-                                   stride: stride, padding: padding, outputPadding: outputPadding, weight: weight.copy(),
-                                   bias: bias?.copy())
-        copy.weight.freeze(); copy.bias?.freeze()
-        if kernelSize == Size2(2, 2) && stride == Size2(2, 2) && padding == Size2(0, 0) && outputPadding == Size2(0, 0) {
-            let (cin, cout) = (inputChannels, outputChannels)
-            let source = weight.scalars
-            var rows = [Float](repeating: 0, count: 4 * cout * cin)
-            for q in 0..<4 { for co in 0..<cout { for ci in 0..<cin {
-                rows[(q * cout + co) * cin + ci] = source[((ci * cout) + co) * 4 + q]
-            } } }
-            let w = Tensor(shape: [4 * cout, cin, 1, 1], data: rows)
-            let b = bias.map { Tensor(Array(repeating: $0.scalars, count: 4).flatMap { $0 }) }
-            w.freeze(); b?.freeze()
-            copy.pointwise = (w, b)
-        }
-        return copy
-    }
-
-    private init(inputChannels: Int, outputChannels: Int, kernelSize: Size2, stride: Size2, padding: Size2,
-                 outputPadding: Size2, weight: Tensor, bias: Tensor?) {
-        self.inputChannels = inputChannels; self.outputChannels = outputChannels; self.kernelSize = kernelSize
-        self.stride = stride; self.padding = padding; self.outputPadding = outputPadding
-        self.weight = weight; self.bias = bias
-        isTraining = false
     }
 
     public var ownTensors: [NamedTensor] {

@@ -16,7 +16,7 @@ public final class Dense: Layer {
         precondition(inputFeatures > 0 && outputFeatures > 0, "Dense: features must be positive, got \(inputFeatures) → \(outputFeatures)")
         self.inputFeatures = inputFeatures
         self.outputFeatures = outputFeatures
-        let s = seed ?? WeightInitialization.nextSeed()
+        let s = WeightInitialization.seed(seed)
         weight = WeightInitialization.uniform([outputFeatures, inputFeatures], fanIn: inputFeatures, seed: s)
         bias = useBias ? WeightInitialization.uniform([outputFeatures], fanIn: inputFeatures, seed: s &+ 1) : nil
     }

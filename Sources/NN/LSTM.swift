@@ -24,7 +24,7 @@ public final class LSTM: Layer {
         precondition(inputFeatures > 0 && hiddenSize > 0, "LSTM: sizes must be positive")
         self.inputFeatures = inputFeatures
         self.hiddenSize = hiddenSize
-        let s = seed ?? WeightInitialization.nextSeed()
+        let s = WeightInitialization.seed(seed)
         // PyTorch: every LSTM weight and bias is U(-1/sqrt(H), 1/sqrt(H)).
         weightIH = WeightInitialization.uniform([4 * hiddenSize, inputFeatures], fanIn: hiddenSize, seed: s)
         weightHH = WeightInitialization.uniform([4 * hiddenSize, hiddenSize], fanIn: hiddenSize, seed: s &+ 1)

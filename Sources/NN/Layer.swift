@@ -42,9 +42,12 @@ public protocol Layer: AnyObject, CustomStringConvertible {
     var layerDescription: String { get }
     /// True in training mode (batch statistics, dropout active); set through `train()`/`eval()`.
     var isTraining: Bool { get set }
-    /// A copy of this layer (and its children) for inference, with batch norm folded into the
-    /// preceding convolution and ReLU fused where the layer knows how; otherwise `self`.
-    /// Only valid in eval mode; the result shares no mutable state the caller relies on.
+    /// The fusion pass (Fusion.swift): an inference-only rewrite of this layer and its
+    /// children, with batch norm folded into the preceding convolution, bias / residual / ReLU
+    /// epilogues and frozen, pre-packed weights (`FusedConv2D`, `FusedResNet`, `FusedUNet`, ...);
+    /// `self` for layers with nothing to fuse. Same outputs as the eval-mode model to float
+    /// rounding. Only valid in eval mode; convolution and dense weights are copies, so training
+    /// the original afterwards does not change the fused model.
     func fusedForInference() -> any Layer
 }
 
@@ -136,16 +139,25 @@ extension Layer {
 }
 
 /// Records output shapes while `summary(inputShape:)` runs a model; off otherwise.
-enum LayerTrace {
-    nonisolated(unsafe) static var shapes: [ObjectIdentifier: [Int]]? = nil
+///
+/// The recorder is a task-local value (a thread-local one outside Swift concurrency), bound
+/// only for the duration of one summary, so concurrent forward passes on other threads never
+/// see it and nothing process-wide changes.
+final class LayerTrace: @unchecked Sendable {
+    @TaskLocal static var current: LayerTrace?
 
-    static func record(_ layer: AnyObject, _ output: Tensor) { record(layer, shape: output.shape) }
+    /// Only touched by the thread running the summary (the task-local binding is not visible
+    /// to others), hence `@unchecked Sendable`.
+    private(set) var shapes: [ObjectIdentifier: [Int]] = [:]
+
+    static func record(_ layer: AnyObject, _ output: Tensor) { current?.add(layer, shape: output.shape) }
 
     /// For layers whose output is not computed in full (`LightCurveLSTM`'s LSTM).
-    static func record(_ layer: AnyObject, shape: [Int]) {
-        guard shapes != nil else { return }
+    static func record(_ layer: AnyObject, shape: [Int]) { current?.add(layer, shape: shape) }
+
+    private func add(_ layer: AnyObject, shape: [Int]) {
         let id = ObjectIdentifier(layer)
-        if shapes![id] == nil { shapes![id] = shape }
+        if shapes[id] == nil { shapes[id] = shape }
     }
 }
 

@@ -21,6 +21,7 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// U-Net bottleneck channels; LSTM hidden size.
     public var bottleneck: Int?
     public var hidden: Int?
+    /// MLP: one of `ActivationName`'s raw values (absent: relu).
     public var activation: String?
 
     enum CodingKeys: String, CodingKey {
@@ -36,29 +37,41 @@ public struct Architecture: Codable, Equatable, Sendable {
         self.hidden = hidden; self.activation = activation
     }
 
-    /// Builds the model (fresh weights; load the file's tensors into it next).
-    public func makeModel() throws -> any Layer {
-        guard let kind = ArchitectureName(rawValue: name) else {
-            throw WeightsError.architecture(path: "", reason: "unknown architecture '\(name)'; known: "
-                + ArchitectureName.allCases.map(\.rawValue).joined(separator: ", "))
+    /// Builds the model (fresh weights from `seed`, random without one; load the file's
+    /// tensors into it next). Throws `WeightsError.unknownChoice` for an unknown `name` or
+    /// `activation` (naming it and listing the valid ones) and `WeightsError.architecture` for
+    /// options the architecture cannot take.
+    public func makeModel(seed: UInt64? = nil) throws -> any Layer {
+        let kind = try ArchitectureName(decoding: name)
+        func invalid(_ reason: String) -> WeightsError { .architecture(path: "", reason: "\(name): \(reason)") }
+        guard inChannels > 0, classes > 0 else {
+            throw invalid("in_channels \(inChannels) and classes \(classes) must be positive")
         }
+        if let widths, widths.contains(where: { $0 <= 0 }) { throw invalid("widths \(widths) must be positive") }
         switch kind {
-        case .resnet18:
-            return ResNet.resnet18(inputChannels: inChannels, classCount: classes, widths: widths ?? [64, 128, 256, 512],
-                                   smallImageStem: smallImageStem ?? false, stemPool: stemPool ?? true)
-        case .resnet34:
-            return ResNet.resnet34(inputChannels: inChannels, classCount: classes, widths: widths ?? [64, 128, 256, 512],
-                                   smallImageStem: smallImageStem ?? false, stemPool: stemPool ?? true)
+        case .resnet18, .resnet34:
+            let w = widths ?? [64, 128, 256, 512]
+            guard w.count == 4 else { throw invalid("widths \(w) must list the 4 stage widths") }
+            let configuration = ResNet.Configuration(blocks: kind == .resnet18 ? [2, 2, 2, 2] : [3, 4, 6, 3],
+                                                     inputChannels: inChannels, classCount: classes, widths: w,
+                                                     smallImageStem: smallImageStem ?? false, stemPool: stemPool ?? true)
+            return ResNet(configuration, seed: seed)
         case .cnn:
-            return SimpleCNN.make(inputChannels: inChannels, classCount: classes, imageSize: imageSize ?? 64)
+            let size = imageSize ?? 64
+            guard size > 0 && size % 8 == 0 else { throw invalid("image_size \(size) must be a positive multiple of 8") }
+            return SimpleCNN.make(inputChannels: inChannels, classCount: classes, imageSize: size, seed: seed)
         case .unet:
-            return UNet(inputChannels: inChannels, classCount: classes, widths: widths ?? [16, 32, 64, 128],
-                        bottleneckWidth: bottleneck)
+            let w = widths ?? [16, 32, 64, 128]
+            guard !w.isEmpty else { throw invalid("widths must list at least one level") }
+            if let bottleneck, bottleneck <= 0 { throw invalid("bottleneck \(bottleneck) must be positive") }
+            return UNet(inputChannels: inChannels, classCount: classes, widths: w, bottleneckWidth: bottleneck, seed: seed)
         case .lstm:
-            return LightCurveLSTM(features: inChannels, hiddenSize: hidden ?? 64, classCount: classes)
+            let h = hidden ?? 64
+            guard h > 0 else { throw invalid("hidden \(h) must be positive") }
+            return LightCurveLSTM(features: inChannels, hiddenSize: h, classCount: classes, seed: seed)
         case .mlp:
-            let fn: ActivationFunction = ["gelu": .gelu, "tanh": .tanh, "sigmoid": .sigmoid][activation ?? "relu"] ?? .relu
-            return MLP.make(inputFeatures: inChannels, widths: (widths ?? []) + [classes], activation: fn)
+            let function = try ActivationName(decoding: activation ?? ActivationName.relu.rawValue).function
+            return MLP.make(inputFeatures: inChannels, widths: (widths ?? []) + [classes], activation: function, seed: seed)
         }
     }
 
@@ -73,6 +86,15 @@ public struct Architecture: Codable, Equatable, Sendable {
 /// The architectures a model file can name.
 public enum ArchitectureName: String, CaseIterable, Sendable {
     case resnet18, resnet34, cnn, unet, lstm, mlp
+
+    /// The name `value`, or `WeightsError.unknownChoice` naming it and listing the valid names.
+    public init(decoding value: String) throws {
+        guard let name = ArchitectureName(rawValue: value) else {
+            throw WeightsError.unknownChoice(path: "", option: "architecture", value: value,
+                                             choices: ArchitectureName.allCases.map(\.rawValue))
+        }
+        self = name
+    }
 }
 
 /// A model with what is needed to use it: architecture and preprocessing.
@@ -112,6 +134,8 @@ public struct ModelFile {
         let model: any Layer
         do { model = try architecture.makeModel() } catch WeightsError.architecture(_, let reason) {
             throw WeightsError.architecture(path: url.path, reason: reason)
+        } catch WeightsError.unknownChoice(_, let option, let value, let choices) {
+            throw WeightsError.unknownChoice(path: url.path, option: option, value: value, choices: choices)
         }
         try model.load(stateDict: file.tensors, mode: .strict)
         model.eval()

@@ -6,17 +6,19 @@ import Autograd
 ///
 /// - `input`: `[N, inputFeatures]`; returns `[N, widths.last]`.
 public enum MLP {
-    /// `widths`: the output features of each dense layer, the last one being the output.
+    /// `widths`: the output features of each dense layer, the last one being the output;
+    /// `seed`: the initial weights' (and dropout masks') seed (nil: random).
     public static func make(inputFeatures: Int, widths: [Int], activation: ActivationFunction = .relu,
-                            dropout: Float = 0) -> Sequential {
+                            dropout: Float = 0, seed: UInt64? = nil) -> Sequential {
         precondition(!widths.isEmpty, "MLP: needs at least one width")
+        var seeds = LayerSeeds(seed)
         var layers: [any Layer] = []
         var c = inputFeatures
         for (k, w) in widths.enumerated() {
-            layers.append(Dense(inputFeatures: c, outputFeatures: w))
+            layers.append(Dense(inputFeatures: c, outputFeatures: w, seed: seeds.next()))
             if k < widths.count - 1 {
                 layers.append(Activation(activation))
-                if dropout > 0 { layers.append(Dropout(probability: dropout)) }
+                if dropout > 0 { layers.append(Dropout(probability: dropout, seed: seeds.next())) }
             }
             c = w
         }
@@ -30,24 +32,27 @@ public enum MLP {
 ///
 /// - `input`: `[N, inputChannels, imageSize, imageSize]`, `imageSize` divisible by 8
 ///   (64 in BENCH.md); returns `[N, classCount]`.
+/// - `seed`: the initial weights' seed (nil: random).
 public enum SimpleCNN {
-    public static func make(inputChannels: Int = 1, classCount: Int = 5, imageSize: Int = 64) -> Sequential {
+    public static func make(inputChannels: Int = 1, classCount: Int = 5, imageSize: Int = 64, seed: UInt64? = nil) -> Sequential {
         precondition(imageSize % 8 == 0 && imageSize > 0, "SimpleCNN: imageSize \(imageSize) must be a positive multiple of 8")
         let s = imageSize / 8
+        var seeds = LayerSeeds(seed)
+        let layerSeeds = (0..<5).map { _ in seeds.next() }
         return Sequential {
-            Conv2D(inputChannels: inputChannels, outputChannels: 32, kernelSize: 3, padding: 1)
+            Conv2D(inputChannels: inputChannels, outputChannels: 32, kernelSize: 3, padding: 1, seed: layerSeeds[0])
             Activation.relu()
             MaxPool2D(kernelSize: 2)
-            Conv2D(inputChannels: 32, outputChannels: 64, kernelSize: 3, padding: 1)
+            Conv2D(inputChannels: 32, outputChannels: 64, kernelSize: 3, padding: 1, seed: layerSeeds[1])
             Activation.relu()
             MaxPool2D(kernelSize: 2)
-            Conv2D(inputChannels: 64, outputChannels: 128, kernelSize: 3, padding: 1)
+            Conv2D(inputChannels: 64, outputChannels: 128, kernelSize: 3, padding: 1, seed: layerSeeds[2])
             Activation.relu()
             MaxPool2D(kernelSize: 2)
             Flatten()
-            Dense(inputFeatures: 128 * s * s, outputFeatures: 256)
+            Dense(inputFeatures: 128 * s * s, outputFeatures: 256, seed: layerSeeds[3])
             Activation.relu()
-            Dense(inputFeatures: 256, outputFeatures: classCount)
+            Dense(inputFeatures: 256, outputFeatures: classCount, seed: layerSeeds[4])
         }
     }
 }
@@ -61,9 +66,11 @@ public final class LightCurveLSTM: Layer {
     public let fc: Dense
     public var isTraining = true
 
-    public init(features: Int = 2, hiddenSize: Int = 64, classCount: Int = 4) {
-        lstm = LSTM(inputFeatures: features, hiddenSize: hiddenSize)
-        fc = Dense(inputFeatures: hiddenSize, outputFeatures: classCount)
+    /// - `seed`: the initial weights' seed (nil: random).
+    public init(features: Int = 2, hiddenSize: Int = 64, classCount: Int = 4, seed: UInt64? = nil) {
+        var seeds = LayerSeeds(seed)
+        lstm = LSTM(inputFeatures: features, hiddenSize: hiddenSize, seed: seeds.next())
+        fc = Dense(inputFeatures: hiddenSize, outputFeatures: classCount, seed: seeds.next())
     }
 
     public func forward(_ input: Tensor) -> Tensor {

@@ -85,7 +85,7 @@ public final class Dropout: Layer {
     public init(probability: Float, seed: UInt64? = nil) {
         precondition(probability >= 0 && probability < 1, "Dropout: probability \(probability) not in [0, 1)")
         self.probability = probability
-        generator = SeededGenerator(seed: seed ?? WeightInitialization.nextSeed())
+        generator = SeededGenerator(seed: WeightInitialization.seed(seed))
     }
 
     public func forward(_ input: Tensor) -> Tensor {

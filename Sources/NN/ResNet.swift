@@ -10,16 +10,19 @@ public final class BasicBlock: Layer {
     public let downsample: Sequential?
     public var isTraining = true
 
-    public init(inputChannels: Int, outputChannels: Int, stride: Int) {
+    /// - `seed`: the initial weights' seed (nil: random).
+    public init(inputChannels: Int, outputChannels: Int, stride: Int, seed: UInt64? = nil) {
+        var seeds = LayerSeeds(seed)
         conv1 = Conv2D(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3,
-                       stride: Size2(stride, stride), padding: 1, useBias: false)
+                       stride: Size2(stride, stride), padding: 1, useBias: false, seed: seeds.next())
         bn1 = BatchNorm(features: outputChannels)
-        conv2 = Conv2D(inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3, padding: 1, useBias: false)
+        conv2 = Conv2D(inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3, padding: 1, useBias: false,
+                       seed: seeds.next())
         bn2 = BatchNorm(features: outputChannels)
         if stride != 1 || inputChannels != outputChannels {
             downsample = Sequential {
                 Conv2D(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 1,
-                       stride: Size2(stride, stride), useBias: false)
+                       stride: Size2(stride, stride), useBias: false, seed: seeds.next())
                 BatchNorm(features: outputChannels)
             }
         } else {
@@ -27,39 +30,21 @@ public final class BasicBlock: Layer {
         }
     }
 
-    private init(conv1: Conv2D, conv2: Conv2D, downsample: Sequential?) {
-        // Fused form: bn1/bn2 are folded into conv1/conv2 and never called.
-        self.conv1 = conv1; self.conv2 = conv2; self.downsample = downsample
-        bn1 = BatchNorm(features: conv1.outputChannels); bn2 = BatchNorm(features: conv2.outputChannels)
-        isTraining = false
-        fused = true
-    }
-
-    private var fused = false
-
     public func forward(_ input: Tensor) -> Tensor {
         let shortcut = downsample.map { $0(input) } ?? input
-        if fused { return conv2.forward(conv1(input), adding: shortcut, relu: true) }
         let y = bn2(conv2(bn1(conv1(input)).relu()))
         return (y + shortcut).relu()
     }
 
     public var children: [(key: String, layer: any Layer)] {
-        var c: [(key: String, layer: any Layer)] = fused
-            ? [("conv1", conv1), ("conv2", conv2)]
-            : [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2)]
+        var c: [(key: String, layer: any Layer)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2)]
         if let downsample { c.append(("downsample", downsample)) }
         return c
     }
 
-    public func fusedForInference() -> any Layer {
-        BasicBlock(conv1: conv1.folding(bn1, relu: true), conv2: conv2.folding(bn2, relu: false),
-                   downsample: downsample.map { $0.fusedForInference() as! Sequential })
-    }
-
     public var layerDescription: String {
         "BasicBlock(\(conv1.inputChannels) → \(conv1.outputChannels), stride \(conv1.stride.height)"
-            + "\(downsample == nil ? "" : ", projection shortcut")\(fused ? ", fused" : ""))"
+            + "\(downsample == nil ? "" : ", projection shortcut"))"
     }
 }
 
@@ -80,7 +65,6 @@ public final class ResNet: Layer {
     public let layer1: Sequential, layer2: Sequential, layer3: Sequential, layer4: Sequential
     public let fc: Dense
     public var isTraining = true
-    private var fused = false
 
     public struct Configuration: Equatable, Sendable {
         public var blocks: [Int]
@@ -97,17 +81,20 @@ public final class ResNet: Layer {
         }
     }
 
-    public init(_ configuration: Configuration) {
+    /// - `seed`: the initial weights' seed (nil: random); the same seed builds the same weights.
+    public init(_ configuration: Configuration, seed: UInt64? = nil) {
         precondition(configuration.blocks.count == 4 && configuration.widths.count == 4,
                      "ResNet: needs 4 stages, got blocks \(configuration.blocks) widths \(configuration.widths)")
         self.configuration = configuration
         let w = configuration.widths
+        var seeds = LayerSeeds(seed)
         if configuration.smallImageStem {
-            conv1 = Conv2D(inputChannels: configuration.inputChannels, outputChannels: w[0], kernelSize: 3, padding: 1, useBias: false)
+            conv1 = Conv2D(inputChannels: configuration.inputChannels, outputChannels: w[0], kernelSize: 3, padding: 1, useBias: false,
+                           seed: seeds.next())
             maxpool = nil
         } else {
             conv1 = Conv2D(inputChannels: configuration.inputChannels, outputChannels: w[0], kernelSize: 7, stride: 2,
-                           padding: 3, useBias: false)
+                           padding: 3, useBias: false, seed: seeds.next())
             maxpool = configuration.stemPool ? MaxPool2D(kernelSize: 3, stride: 2, padding: 1) : nil
         }
         bn1 = BatchNorm(features: w[0])
@@ -116,27 +103,14 @@ public final class ResNet: Layer {
         for (stage, (width, count)) in zip(w, configuration.blocks).enumerated() {
             var blocks: [any Layer] = []
             for b in 0..<count {
-                blocks.append(BasicBlock(inputChannels: channels, outputChannels: width, stride: b == 0 && stage > 0 ? 2 : 1))
+                blocks.append(BasicBlock(inputChannels: channels, outputChannels: width, stride: b == 0 && stage > 0 ? 2 : 1,
+                                         seed: seeds.next()))
                 channels = width
             }
             stages.append(Sequential(blocks))
         }
         (layer1, layer2, layer3, layer4) = (stages[0], stages[1], stages[2], stages[3])
-        fc = Dense(inputFeatures: channels, outputFeatures: configuration.classCount)
-    }
-
-    private init(fusing r: ResNet) {
-        configuration = r.configuration
-        conv1 = r.conv1.folding(r.bn1, relu: true)
-        bn1 = r.bn1
-        maxpool = r.maxpool
-        layer1 = r.layer1.fusedForInference() as! Sequential
-        layer2 = r.layer2.fusedForInference() as! Sequential
-        layer3 = r.layer3.fusedForInference() as! Sequential
-        layer4 = r.layer4.fusedForInference() as! Sequential
-        fc = r.fc
-        isTraining = false
-        fused = true
+        fc = Dense(inputFeatures: channels, outputFeatures: configuration.classCount, seed: seeds.next())
     }
 
     /// Stage widths doubling from `base`: 64 gives torchvision's 64/128/256/512, 16 a compact
@@ -145,23 +119,23 @@ public final class ResNet: Layer {
 
     /// torchvision's `resnet18`: blocks 2/2/2/2.
     public static func resnet18(inputChannels: Int = 3, classCount: Int = 1000, widths: [Int] = [64, 128, 256, 512],
-                                smallImageStem: Bool = false, stemPool: Bool = true) -> ResNet {
+                                smallImageStem: Bool = false, stemPool: Bool = true, seed: UInt64? = nil) -> ResNet {
         ResNet(Configuration(blocks: [2, 2, 2, 2], inputChannels: inputChannels, classCount: classCount,
-                             widths: widths, smallImageStem: smallImageStem, stemPool: stemPool))
+                             widths: widths, smallImageStem: smallImageStem, stemPool: stemPool), seed: seed)
     }
 
     /// torchvision's `resnet34`: blocks 3/4/6/3.
     public static func resnet34(inputChannels: Int = 3, classCount: Int = 1000, widths: [Int] = [64, 128, 256, 512],
-                                smallImageStem: Bool = false, stemPool: Bool = true) -> ResNet {
+                                smallImageStem: Bool = false, stemPool: Bool = true, seed: UInt64? = nil) -> ResNet {
         ResNet(Configuration(blocks: [3, 4, 6, 3], inputChannels: inputChannels, classCount: classCount,
-                             widths: widths, smallImageStem: smallImageStem, stemPool: stemPool))
+                             widths: widths, smallImageStem: smallImageStem, stemPool: stemPool), seed: seed)
     }
 
     /// The pooled features `[N, widths[3]]` before `fc` (for embeddings or a new head).
     public func features(_ input: Tensor) -> Tensor {
         precondition(input.rank == 4 && input.shape[1] == configuration.inputChannels,
                      "ResNet: input \(input.shape) must be [N, \(configuration.inputChannels), H, W]")
-        var x = fused ? conv1(input) : bn1(conv1(input)).relu()
+        var x = bn1(conv1(input)).relu()
         if let maxpool { x = maxpool(x) }
         x = layer4(layer3(layer2(layer1(x))))
         return x.globalAvgPool2d().reshaped(to: [x.shape[0], x.shape[1]])
@@ -170,19 +144,18 @@ public final class ResNet: Layer {
     public func forward(_ input: Tensor) -> Tensor { fc(features(input)) }
 
     public var children: [(key: String, layer: any Layer)] {
-        var c: [(key: String, layer: any Layer)] = [("conv1", conv1)]
-        if !fused { c.append(("bn1", bn1)) }
+        var c: [(key: String, layer: any Layer)] = [("conv1", conv1), ("bn1", bn1)]
         if let maxpool { c.append(("maxpool", maxpool)) }
         return c + [("layer1", layer1), ("layer2", layer2), ("layer3", layer3), ("layer4", layer4), ("fc", fc)]
     }
 
-    public func fusedForInference() -> any Layer { ResNet(fusing: self) }
+    public var layerDescription: String { ResNet.describe(configuration) }
 
-    public var layerDescription: String {
+    /// `ResNet-18(1 bands → 5 classes, widths [...])`, shared with `FusedResNet`.
+    static func describe(_ configuration: Configuration) -> String {
         let depth = configuration.blocks == [2, 2, 2, 2] ? "ResNet-18" : configuration.blocks == [3, 4, 6, 3] ? "ResNet-34"
             : "ResNet(blocks \(configuration.blocks))"
         return "\(depth)(\(configuration.inputChannels) bands → \(configuration.classCount) classes, widths \(configuration.widths)"
-            + "\(configuration.smallImageStem ? ", small-image stem" : configuration.stemPool ? "" : ", no stem max-pool")"
-            + "\(fused ? ", fused" : ""))"
+            + "\(configuration.smallImageStem ? ", small-image stem" : configuration.stemPool ? "" : ", no stem max-pool"))"
     }
 }

@@ -18,6 +18,8 @@ public enum WeightsError: Error, LocalizedError, Equatable {
     case architecture(path: String, reason: String)
     /// The file cannot be written.
     case unwritable(path: String, reason: String)
+    /// An option string of the architecture (`name`, `activation`) that is not one of `choices`.
+    case unknownChoice(path: String, option: String, value: String, choices: [String])
 
     public struct ShapeMismatch: Equatable, Sendable, CustomStringConvertible {
         public let key: String
@@ -54,6 +56,8 @@ public enum WeightsError: Error, LocalizedError, Equatable {
             return "'\(path)': \(reason)"
         case .unwritable(let path, let reason):
             return "Cannot write weights file '\(path)': \(reason)."
+        case .unknownChoice(let path, let option, let value, let choices):
+            return (path.isEmpty ? "" : "'\(path)': ") + "unknown \(option) '\(value)'; valid: \(choices.joined(separator: ", "))."
         }
     }
 }

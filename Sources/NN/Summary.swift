@@ -9,10 +9,9 @@ extension Layer {
     public func summary(inputShape: [Int], depth: Int = 2) -> String {
         let wasTraining = isTraining
         eval()
-        LayerTrace.shapes = [:]
-        let output = withNoGrad { self(Tensor.zeros([1] + inputShape)) }
-        let shapes = LayerTrace.shapes ?? [:]
-        LayerTrace.shapes = nil
+        let trace = LayerTrace()
+        let output = LayerTrace.$current.withValue(trace) { withNoGrad { self(Tensor.zeros([1] + inputShape)) } }
+        let shapes = trace.shapes
         setTraining(wasTraining)
 
         var rows: [(String, String, String)] = [("Layer", "Output shape", "Parameters")]

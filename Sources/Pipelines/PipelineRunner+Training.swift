@@ -9,8 +9,9 @@ extension PipelineRunner {
     /// Trains the pipeline's model from simulated or real FITS files and writes a
     /// self-describing model file (weights + architecture + recipe), its history
     /// (CSV) and training curves (PNG). An interrupted run (Ctrl-C, a crash after
-    /// an epoch) resumes from its checkpoint when started again.
-    func train() throws -> RunSummary {
+    /// an epoch) resumes from its checkpoint when started again. `cancellation` (set by the
+    /// tool on Ctrl-C) stops training after the current batch, with the checkpoint saved.
+    public func train(cancellation: CancellationFlag? = nil) throws -> RunSummary {
         let start = Date()
         let t = config.model.train!
         guard let arch = config.model.architecture else {
@@ -81,19 +82,19 @@ extension PipelineRunner {
                                         classes: outputs, widths: widths, smallImageStem: arch.smallStem,
                                         stemPool: arch.stemPool ? nil : false,
                                         imageSize: arch.name == "cnn" ? inputShape[1] : nil)
-        WeightInitialization.reset(seed: t.seed &+ 0x5EED)
+        let initialization = t.seed &+ 0x5EED
         let model: Model
         if let pretrained = t.pretrained {
             let url = resolve(pretrained)
             guard FileManager.default.fileExists(atPath: url.path) else {
                 throw PipelineError.missingFile(path: url.path, what: "pretrained weights (model.train.pretrained)")
             }
-            let (tuned, report) = try Model.fineTuning(architecture, from: url)
+            let (tuned, report) = try Model.fineTuning(architecture, from: url, seed: initialization)
             model = tuned
             log("fine-tuning from \(pretrained): loaded \(report.loaded.count) tensors"
                 + (report.shapeMismatches.isEmpty ? "" : ", new: " + report.shapeMismatches.map(\.key).joined(separator: ", ")))
         } else {
-            model = Model(try architecture.makeModel())
+            model = Model(try architecture.makeModel(seed: initialization))
         }
         let network = model.network
         if !t.freeze.isEmpty { model.freeze(prefixes: t.freeze) }
@@ -128,7 +129,8 @@ extension PipelineRunner {
         log("training \(arch.name) (\(network.parameterCount) parameters) on \(training.count) files"
             + (validation.map { ", validating on \($0.count)" } ?? "") + ", input \(inputShape)")
         let history = try model.fit(source, epochs: t.epochs, validation: validationSource, classWeights: t.classWeights?.map(Float.init),
-                                    callbacks: callbacks, seed: t.seed, verbose: !options.quiet, interruptCheckpoint: checkpoint)
+                                    callbacks: callbacks, seed: t.seed, verbose: !options.quiet, cancellation: cancellation,
+                                    interruptCheckpoint: checkpoint)
 
         let recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
                                  classNames: classNames, targetNames: targetNames, targetMean: mean, targetStd: std,

@@ -2,35 +2,27 @@ import Autograd
 import Foundation
 import NN
 
-/// SIGINT sets this; `fit` checks it after every batch. A plain flag is all a
-/// signal handler may touch.
-nonisolated(unsafe) var interruptRequested: sig_atomic_t = 0
-
 extension Model {
-    /// Makes the running (or next) `fit` stop after the current batch, save a
-    /// checkpoint and throw `TrainingError.interrupted`, exactly as Ctrl-C does.
-    public static func requestInterrupt() { interruptRequested = 1 }
-
     /// Trains for `epochs` epochs (counted from 0; a model resumed from a
     /// checkpoint continues from its next epoch) and returns the history.
     ///
     /// - Parameters:
     ///   - validation: evaluated after every epoch (`val_loss`, `val_<metric>`).
-    ///   - interruptCheckpoint: where Ctrl-C saves the state (default: the first
+    ///   - cancellation: checked after every batch; once set, `fit` saves the state as of the
+    ///     start of the current epoch to `interruptCheckpoint` and throws
+    ///     `TrainingError.interrupted` (the tool sets it on Ctrl-C).
+    ///   - interruptCheckpoint: where a cancelled run saves the state (default: the first
     ///     `ModelCheckpoint` callback's path, else none).
     ///   - seed: fixes dropout; shuffling is the source's, by epoch.
     @discardableResult
     public func fit(_ data: BatchSource, epochs: Int, validation: BatchSource? = nil, classWeights: [Float]? = nil,
                     callbacks: [TrainingCallback] = [], seed: UInt64 = 0, verbose: Bool = true,
-                    interruptCheckpoint: URL? = nil) throws -> History {
+                    cancellation: CancellationFlag? = nil, interruptCheckpoint: URL? = nil) throws -> History {
         guard let optimizer, let loss else { throw TrainingError.notCompiled(operation: "fit") }
         guard data.sampleCount > 0 else { throw TrainingError.emptyData(what: "the training data") }
         let weights = classWeights.map { Tensor($0) }
         let checkpointURL = interruptCheckpoint ?? callbacks.compactMap { ($0 as? ModelCheckpoint)?.url }.first
         stopTraining = false
-        interruptRequested = 0
-        let previous = signal(SIGINT) { _ in interruptRequested = 1 }
-        defer { signal(SIGINT, previous) }
         for callback in callbacks { try callback.trainingWillBegin(self) }
         let samplesPerEpoch = Swift.max(1, data.sampleCount)
 
@@ -39,7 +31,7 @@ extension Model {
             let rate = schedule.rate(at: epoch, base: Double(baseLearningRate))
             optimizer.learningRate = Float(rate)
             reseedDropout(seed: seed, epoch: epoch)
-            // The state at the epoch's start: what Ctrl-C saves, so that a resume
+            // The state at the epoch's start: what a cancelled run saves, so that a resume
             // redoes this epoch with the same batches and dropout masks.
             let snapshot = TrainingCheckpoint(model: self, completedEpochs: epoch)
             var accumulator = MetricAccumulator()
@@ -64,8 +56,7 @@ extension Model {
                 batchIndex += 1
                 progress?.advance(by: size, values: ["loss": accumulator.loss])
                 for callback in callbacks { callback.batchDidEnd(self, batch: batchIndex, loss: Double(lossValue)) }
-                if interruptRequested != 0 {
-                    interruptRequested = 0
+                if cancellation?.isCancelled == true {
                     if let url = checkpointURL { try snapshot.write(to: url) }
                     throw TrainingError.interrupted(epoch: epoch + 1, checkpoint: checkpointURL?.path)
                 }
@@ -97,7 +88,8 @@ extension Model {
     @discardableResult
     public func fit(x: Tensor, y: Targets, batchSize: Int = 32, epochs: Int, validationSplit: Double = 0,
                     validationData: (Tensor, Targets)? = nil, shuffle: Bool = true, classWeights: [Float]? = nil,
-                    callbacks: [TrainingCallback] = [], seed: UInt64 = 0, verbose: Bool = true) throws -> History {
+                    callbacks: [TrainingCallback] = [], seed: UInt64 = 0, verbose: Bool = true,
+                    cancellation: CancellationFlag? = nil) throws -> History {
         var source = ArrayBatchSource(inputs: x, targets: y, batchSize: batchSize, shuffle: shuffle, seed: seed)
         var validation: BatchSource?
         if let (vx, vy) = validationData {
@@ -108,7 +100,7 @@ extension Model {
             validation = parts.validation
         }
         return try fit(source, epochs: epochs, validation: validation, classWeights: classWeights,
-                       callbacks: callbacks, seed: seed, verbose: verbose)
+                       callbacks: callbacks, seed: seed, verbose: verbose, cancellation: cancellation)
     }
 
     /// Gives each dropout layer its own stream for this epoch, so that a resumed

@@ -7,7 +7,7 @@ public enum TrainingError: Error, Equatable, LocalizedError {
     case notCompiled(operation: String)
     case emptyData(what: String)
     case nonFiniteLoss(epoch: Int, batch: Int)
-    /// Ctrl-C (or `Model.requestInterrupt()`): the state was saved to `checkpoint`.
+    /// The run's `CancellationFlag` was set (Ctrl-C in the tool): the state was saved to `checkpoint`.
     case interrupted(epoch: Int, checkpoint: String?)
     case checkpoint(path: String, reason: String)
 
@@ -189,9 +189,11 @@ extension Model {
     /// count or number of bands) initialised from `weights` wherever names and
     /// shapes fit: the encoder is pretrained, the head (and anything else that does
     /// not fit) is new. A first convolution trained on another number of bands is
-    /// adapted (1 band to N: repeated and scaled; N to 1: averaged).
-    public static func fineTuning(_ architecture: Architecture, from weights: URL) throws -> (Model, LoadReport) {
-        let network = try architecture.makeModel()
+    /// adapted (1 band to N: repeated and scaled; N to 1: averaged). `seed` fixes the new
+    /// parts' initial weights (nil: random).
+    public static func fineTuning(_ architecture: Architecture, from weights: URL,
+                                  seed: UInt64? = nil) throws -> (Model, LoadReport) {
+        let network = try architecture.makeModel(seed: seed)
         var tensors = try Safetensors(contentsOf: weights).tensors
         if let first = network.namedParameters().first, let pretrained = tensors[first.key],
            pretrained.shape.count == 4, pretrained.shape[1] != architecture.inChannels {

@@ -32,12 +32,12 @@ enum BenchModel: String, CaseIterable {
         }
     }
 
-    func make() -> any Layer {
+    func make(seed: UInt64) -> any Layer {
         switch self {
-        case .cnn: return SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 64)
-        case .resnet18: return ResNet.resnet18(inputChannels: 3, classCount: 5)
-        case .unet: return UNet.bench()
-        case .lstm: return LightCurveLSTM(features: 2, hiddenSize: 64, classCount: 4)
+        case .cnn: return SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 64, seed: seed)
+        case .resnet18: return ResNet.resnet18(inputChannels: 3, classCount: 5, seed: seed)
+        case .unet: return UNet.bench(seed: seed)
+        case .lstm: return LightCurveLSTM(features: 2, hiddenSize: 64, classCount: 4, seed: seed)
         }
     }
 }
@@ -73,8 +73,7 @@ extension Bench {
     /// cross-entropy, the peak RSS at that point, then inference with the fused eval model.
     func runModelChild(_ model: BenchModel, quick: Bool) {
         let warmup = quick ? 1 : 3, steps = quick ? 3 : 10
-        WeightInitialization.reset(seed: 7)
-        let net = model.make()
+        let net = model.make(seed: 7)
         net.train()
         var rng = SystemRandomNumberGenerator()
         let tb = model.trainBatch
@@ -125,8 +124,7 @@ extension Bench {
     func runTileBench(quick: Bool) throws {
         let side = quick ? 1_024 : 2_048, tile = 256, overlap = 32, batch = 8, classes = 3
         let repeats = quick ? 1 : 3
-        WeightInitialization.reset(seed: 7)
-        let net = UNet.bench()
+        let net = UNet.bench(seed: 7)
         net.eval()
         let fused = net.fusedForInference()
         let map = Tensor.randomNormal([1, 1, side, side], seed: 3)

@@ -43,8 +43,7 @@ extension Bench {
         }
 
         // The cnn training step at batch 32 (Adam, cross-entropy), median after warm-up.
-        WeightInitialization.reset(seed: 1)
-        let model = Model(SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 64))
+        let model = Model(SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 64, seed: 1))
         model.compile(optimizer: .adam, loss: .sparseCategoricalCrossentropy)
         let batch = TrainingBatch(inputs: Tensor.randomNormal([32, 1, 64, 64], seed: 2),
                                   targets: .classes((0..<32).map { $0 % 5 }))

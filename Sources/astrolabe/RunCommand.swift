@@ -31,7 +31,7 @@ struct Run: ParsableCommand {
         try runReportingErrors {
             let runner = try PipelineRunner(pipelinePath: pipeline, options: RunOptions(
                 input: input, output: output, overrides: overrides, quiet: quiet, fresh: fresh))
-            let summary = try runner.run()
+            let summary = runner.trains ? try withCtrlCCancellation { try runner.train(cancellation: $0) } : try runner.run()
             print(summary.outputs.joined(separator: "\n"))
             if summary.failed > 0 && summary.done == 0 { throw ExitCode(1) }
         }
@@ -62,7 +62,7 @@ struct Train: ParsableCommand {
             guard runner.trains else {
                 throw ValidationError("\(pipeline) has no model.train block: use `astrolabe run` to predict with it.")
             }
-            let summary = try runner.run()
+            let summary = try withCtrlCCancellation { try runner.train(cancellation: $0) }
             print(summary.outputs.joined(separator: "\n"))
         }
     }

@@ -71,6 +71,41 @@ final class PipelineCommandTests: XCTestCase {
         XCTAssertEqual(history.count, 3)
     }
 
+    /// Ctrl-C during `astrolabe train`: the tool's SIGINT handler sets the cancellation flag,
+    /// training finishes its batch, saves the checkpoint and stops; the same command resumes.
+    func testCtrlCSavesACheckpointAndTheNextRunResumes() throws {
+        try write("long.yaml", try read("train.yaml")
+            .replacingOccurrences(of: "epochs: 2", with: "epochs: 500")
+            .replacingOccurrences(of: "save: model.safetensors", with: "save: long.safetensors"))
+        let process = Process()
+        process.executableURL = try toolURL()
+        process.arguments = ["train", "long.yaml"]
+        process.currentDirectoryURL = Self.folder
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        while !text.contains("epoch 1/500:") {
+            let chunk = err.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        process.interrupt()
+        text += String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 1, text)
+        XCTAssertTrue(text.contains("training interrupted during epoch"), text)
+        let checkpoint = Self.folder.appendingPathComponent("long.checkpoint.safetensors")
+        XCTAssertTrue(text.contains("state saved to ") && text.contains("long.checkpoint.safetensors"), text)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint.path))
+        let resumed = try tool(["train", "long.yaml", "--set", "model.train.epochs=2"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resuming from ") && resumed.stderr.contains("long.checkpoint.safetensors"),
+                      resumed.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: checkpoint.path), "removed once training ends")
+    }
+
     func testRunWritesTheDocumentedCSV() throws {
         let r = try tool(["run", "infer.yaml", "--output", "a.csv", "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)

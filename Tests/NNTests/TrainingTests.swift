@@ -8,14 +8,13 @@ final class TrainingTests: XCTestCase {
     /// Every parameter and the input of small layers against central differences (the
     /// models' gradients are checked against PyTorch in PyTorchModelTests).
     func testLayerGradientsMatchCentralDifferences() {
-        WeightInitialization.reset(seed: 3)
         let cases: [(String, any Layer, [Int])] = [
-            ("Dense", Dense(inputFeatures: 3, outputFeatures: 2), [2, 3]),
-            ("Conv2D", Conv2D(inputChannels: 2, outputChannels: 2, kernelSize: 3, stride: 2, padding: 1), [1, 2, 5, 5]),
-            ("ConvTranspose2D", ConvTranspose2D(inputChannels: 2, outputChannels: 1, kernelSize: 2, stride: 2), [1, 2, 3, 3]),
+            ("Dense", Dense(inputFeatures: 3, outputFeatures: 2, seed: 3), [2, 3]),
+            ("Conv2D", Conv2D(inputChannels: 2, outputChannels: 2, kernelSize: 3, stride: 2, padding: 1, seed: 4), [1, 2, 5, 5]),
+            ("ConvTranspose2D", ConvTranspose2D(inputChannels: 2, outputChannels: 1, kernelSize: 2, stride: 2, seed: 5), [1, 2, 3, 3]),
             ("BatchNorm", BatchNorm(features: 2), [3, 2, 2, 2]),
-            ("LSTM", LSTM(inputFeatures: 2, hiddenSize: 2), [2, 4, 2]),
-            ("BasicBlock", BasicBlock(inputChannels: 1, outputChannels: 2, stride: 2), [4, 1, 6, 6]),
+            ("LSTM", LSTM(inputFeatures: 2, hiddenSize: 2, seed: 6), [2, 4, 2]),
+            ("BasicBlock", BasicBlock(inputChannels: 1, outputChannels: 2, stride: 2, seed: 7), [4, 1, 6, 6]),
         ]
         for (name, layer, shape) in cases {
             // BasicBlock: eval mode and a small step, because its final ReLU has outputs within
@@ -31,8 +30,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func testMLPLearnsXOR() {
-        WeightInitialization.reset(seed: 7)
-        let model = MLP.make(inputFeatures: 2, widths: [16, 2], activation: .tanh)
+        let model = MLP.make(inputFeatures: 2, widths: [16, 2], activation: .tanh, seed: 7)
         let x = Tensor(shape: [4, 2], data: [0, 0, 0, 1, 1, 0, 1, 1])
         let labels = [0, 1, 1, 0]
         let optimizer = ModelOptimizer(.adam(), tensors: model.parameters, learningRate: 0.05)
@@ -49,9 +47,8 @@ final class TrainingTests: XCTestCase {
     }
 
     func testFineTuningANewHeadOnAFrozenBackbone() throws {
-        WeightInitialization.reset(seed: 8)
-        let pretrained = ResNet.resnet18(inputChannels: 1, classCount: 10, widths: [4, 4, 8, 8], smallImageStem: true)
-        let model = ResNet.resnet18(inputChannels: 1, classCount: 2, widths: [4, 4, 8, 8], smallImageStem: true)
+        let pretrained = ResNet.resnet18(inputChannels: 1, classCount: 10, widths: [4, 4, 8, 8], smallImageStem: true, seed: 8)
+        let model = ResNet.resnet18(inputChannels: 1, classCount: 2, widths: [4, 4, 8, 8], smallImageStem: true, seed: 9)
         try model.load(stateDict: pretrained.stateDict(), mode: .partial)
         model.setRequiresGrad(false)
         model.fc.setRequiresGrad(true)

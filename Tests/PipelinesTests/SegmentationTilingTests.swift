@@ -21,8 +21,7 @@ final class SegmentationTilingTests: XCTestCase {
                 pixels[y * size + x] += Float(20 * Foundation.exp(-d2 / (2 * r * r)))
             } }
         }
-        WeightInitialization.reset(seed: 9)
-        let net = UNet(inputChannels: 1, classCount: 3, widths: [4, 8, 16], bottleneckWidth: 16)
+        let net = UNet(inputChannels: 1, classCount: 3, widths: [4, 8, 16], bottleneckWidth: 16, seed: 9)
         net.eval()
         return (PlanarImage(height: size, width: size, pixels: pixels), net)
     }

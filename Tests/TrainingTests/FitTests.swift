@@ -29,8 +29,7 @@ final class FitTests: XCTestCase {
     }
 
     func testXORWithAnMLP() throws {
-        WeightInitialization.reset(seed: 3)
-        let model = Model(MLP.make(inputFeatures: 2, widths: [8, 2], activation: .tanh))
+        let model = Model(MLP.make(inputFeatures: 2, widths: [8, 2], activation: .tanh, seed: 3))
         model.compile(optimizer: .adam, learningRate: 0.05, loss: .sparseCategoricalCrossentropy, metrics: [.accuracy])
         let x = Tensor(shape: [4, 2], data: [0, 0, 0, 1, 1, 0, 1, 1])
         let history = try model.fit(x: x, y: .classes([0, 1, 1, 0]), batchSize: 4, epochs: 150, verbose: false)
@@ -40,9 +39,8 @@ final class FitTests: XCTestCase {
     }
 
     func testThreeArmSpiralReaches95Percent() throws {
-        WeightInitialization.reset(seed: 7)
         let (x, y) = Self.spiral()
-        let model = Model(MLP.make(inputFeatures: 2, widths: [64, 64, 3]))
+        let model = Model(MLP.make(inputFeatures: 2, widths: [64, 64, 3], seed: 7))
         model.compile(optimizer: .adam, learningRate: 0.01, loss: .sparseCategoricalCrossentropy, metrics: [.accuracy, .macroF1])
         try model.fit(x: x, y: .classes(y), batchSize: 32, epochs: 200, seed: 1, verbose: false)
         let result = try model.evaluate(x: x, y: .classes(y))
@@ -52,7 +50,6 @@ final class FitTests: XCTestCase {
 
     /// BENCH.md's cnn (at 16×16) tells a compact blob from a ring.
     func testBenchCNNLearnsASyntheticImageTask() throws {
-        WeightInitialization.reset(seed: 11)
         var rng = SeededGenerator(seed: 5)
         let n = 96, s = 16
         var pixels = [Float](), labels = [Int]()
@@ -66,7 +63,7 @@ final class FitTests: XCTestCase {
             } }
             labels.append(label)
         }
-        let model = Model(SimpleCNN.make(inputChannels: 1, classCount: 2, imageSize: s))
+        let model = Model(SimpleCNN.make(inputChannels: 1, classCount: 2, imageSize: s, seed: 11))
         model.compile(optimizer: .adam, learningRate: 1e-3, loss: .sparseCategoricalCrossentropy, metrics: [.accuracy])
         let history = try model.fit(x: Tensor(shape: [n, 1, s, s], data: pixels), y: .classes(labels), batchSize: 16,
                                     epochs: 8, validationSplit: 0.25, verbose: false)
@@ -75,9 +72,8 @@ final class FitTests: XCTestCase {
     }
 
     func testEarlyStoppingStopsAndRestoresTheBestWeights() throws {
-        WeightInitialization.reset(seed: 2)
         let (x, y) = Self.spiral(pointsPerArm: 20)
-        let model = Model(MLP.make(inputFeatures: 2, widths: [16, 3]))
+        let model = Model(MLP.make(inputFeatures: 2, widths: [16, 3], seed: 2))
         // A step schedule that raises the rate after epoch 1: the monitored `lr`
         // (lower is better) stops improving, so the stopper must fire at epoch 1 + patience.
         model.compile(optimizer: .sgd(momentum: 0.9), learningRate: 0.05, loss: .sparseCategoricalCrossentropy,
@@ -106,8 +102,7 @@ final class FitTests: XCTestCase {
     }
 
     func makeDropoutModel() -> Model {
-        WeightInitialization.reset(seed: 21)
-        let model = Model(MLP.make(inputFeatures: 2, widths: [16, 16, 3], dropout: 0.2))
+        let model = Model(MLP.make(inputFeatures: 2, widths: [16, 16, 3], dropout: 0.2, seed: 21))
         model.compile(optimizer: .adamW, learningRate: 0.01, loss: .sparseCategoricalCrossentropy, metrics: [.accuracy])
         return model
     }
@@ -134,24 +129,32 @@ final class FitTests: XCTestCase {
         try? FileManager.default.removeItem(at: folder)
     }
 
-    func testCtrlCSavesACheckpointAndResumingMatchesAnUninterruptedRun() throws {
+    /// A cancellation flag set in the middle of epoch 3 (as the tool's Ctrl-C handler does):
+    /// `fit` finishes the batch, saves the state of the epoch's start and throws; resuming redoes
+    /// that epoch and reaches the uninterrupted run's weights exactly.
+    func testCancellationSavesACheckpointAndResumingMatchesAnUninterruptedRun() throws {
         let (x, y) = Self.spiral(pointsPerArm: 30)
         let source = ArrayBatchSource(inputs: x, targets: .classes(y), batchSize: 16, shuffle: true, seed: 9)
         let uninterrupted = makeDropoutModel()
         try uninterrupted.fit(source, epochs: 4, seed: 4, verbose: false)
 
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ctrlc-\(UUID().uuidString).safetensors")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cancel-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
         let interrupted = makeDropoutModel()
-        var batches = 0
-        // A real SIGINT, delivered to this process in the middle of epoch 3.
-        let sigint = LambdaCallback(onBatchEnd: { model, _, _ in
+        let flag = CancellationFlag()
+        var batches = 0, batchesAfterCancel = 0
+        let canceller = LambdaCallback(onBatchEnd: { _, _, _ in
             batches += 1
-            if batches == 2 * 6 + 3 { raise(SIGINT) }
+            if flag.isCancelled { batchesAfterCancel += 1 }
+            // From another thread, as a signal source's handler would.
+            if batches == 2 * 6 + 3 { DispatchQueue.global().sync { flag.cancel() } }
         })
-        XCTAssertThrowsError(try interrupted.fit(source, epochs: 4, callbacks: [sigint], seed: 4, verbose: false,
-                                                 interruptCheckpoint: url)) {
+        XCTAssertThrowsError(try interrupted.fit(source, epochs: 4, callbacks: [canceller], seed: 4, verbose: false,
+                                                 cancellation: flag, interruptCheckpoint: url)) {
             XCTAssertEqual($0 as? TrainingError, .interrupted(epoch: 3, checkpoint: url.path))
         }
+        XCTAssertEqual(batches, 15, "stopped after the batch during which the flag was set")
+        XCTAssertEqual(batchesAfterCancel, 0)
         XCTAssertTrue(FileManager.default.fileExists(atPath: url.path))
         let resumed = makeDropoutModel()
         try resumed.resume(from: url)
@@ -160,7 +163,28 @@ final class FitTests: XCTestCase {
         for (a, b) in zip(resumed.network.parameters, uninterrupted.network.parameters) {
             XCTAssertEqual(a.scalars, b.scalars)
         }
-        try? FileManager.default.removeItem(at: url)
+        XCTAssertEqual(resumed.history["loss"], uninterrupted.history["loss"])
+    }
+
+    /// A flag that is already set stops `fit` after its first batch; one left alone changes nothing.
+    func testAFlagSetBeforehandStopsAfterOneBatchAndTheCheckpointCallbackPathIsUsed() throws {
+        let (x, y) = Self.spiral(pointsPerArm: 10)
+        let source = ArrayBatchSource(inputs: x, targets: .classes(y), batchSize: 10, shuffle: true, seed: 1)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cancel-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let flag = CancellationFlag()
+        flag.cancel()
+        var batches = 0
+        let counter = LambdaCallback(onBatchEnd: { _, _, _ in batches += 1 })
+        let model = makeDropoutModel()
+        XCTAssertThrowsError(try model.fit(source, epochs: 2, callbacks: [counter, ModelCheckpoint(url: url)], verbose: false,
+                                           cancellation: flag)) {
+            XCTAssertEqual($0 as? TrainingError, .interrupted(epoch: 1, checkpoint: url.path))
+        }
+        XCTAssertEqual(batches, 1)
+        XCTAssertEqual(try TrainingCheckpoint(contentsOf: url).completedEpochs, 0)
+        let history = try makeDropoutModel().fit(source, epochs: 2, verbose: false, cancellation: CancellationFlag())
+        XCTAssertEqual(history.epochs, 2)
     }
 
     func testSameSeedSameWeights() throws {
@@ -174,9 +198,8 @@ final class FitTests: XCTestCase {
     }
 
     func testFrozenLayersDoNotChangeAndLayerDecayScalesRates() throws {
-        WeightInitialization.reset(seed: 5)
-        let network = Sequential([Dense(inputFeatures: 2, outputFeatures: 8), BatchNorm(features: 8),
-                                  Activation(.relu), Dense(inputFeatures: 8, outputFeatures: 3)])
+        let network = Sequential([Dense(inputFeatures: 2, outputFeatures: 8, seed: 5), BatchNorm(features: 8),
+                                  Activation(.relu), Dense(inputFeatures: 8, outputFeatures: 3, seed: 6)])
         let model = Model(network)
         model.freeze(prefixes: ["0", "1"])
         model.compile(optimizer: .adam, learningRate: 0.01, loss: .sparseCategoricalCrossentropy, layerRateDecay: 0.5)
@@ -198,12 +221,11 @@ final class FitTests: XCTestCase {
 
 final class FineTuningTests: XCTestCase {
     func testFineTuningKeepsTheEncoderAdaptsTheBandsAndMakesANewHead() throws {
-        WeightInitialization.reset(seed: 1)
-        let pretrained = SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 16)
+        let pretrained = SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 16, seed: 1)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("pre-\(UUID().uuidString).safetensors")
         try pretrained.save(to: url)
         let architecture = Architecture(name: .cnn, inChannels: 3, classes: 2, imageSize: 16)
-        let (model, report) = try Model.fineTuning(architecture, from: url)
+        let (model, report) = try Model.fineTuning(architecture, from: url, seed: 2)
         XCTAssertEqual(Set(report.shapeMismatches.map(\.key)), ["12.weight", "12.bias"], "only the head is new")
         let old = pretrained.stateDict(), new = model.network.stateDict()
         XCTAssertEqual(new["3.weight"]!.scalars, old["3.weight"]!.scalars, "the encoder is pretrained")

@@ -1,0 +1,141 @@
+// The fusion pass: fused models give the eval model's outputs (both convolution backends,
+// gradients on or off), hold only inference layers, are snapshots, and the training layers
+// keep one `forward` each.
+import Autograd
+import Foundation
+import NN
+import XCTest
+
+final class FusionTests: XCTestCase {
+    /// Non-trivial batch-norm statistics and affine parameters, so that folding matters.
+    func randomizeBatchNorms(_ model: any Layer, seed: UInt64) {
+        var seed = seed
+        for (_, layer) in model.namedLayers() {
+            guard let bn = layer as? BatchNorm else { continue }
+            for (tensor, lower, upper) in [(bn.weight, 0.5, 1.5), (bn.bias, -0.5, 0.5), (bn.runningMean, -0.5, 0.5),
+                                           (bn.runningVariance, 0.5, 1.5)] as [(Tensor, Float, Float)] {
+                seed += 1
+                tensor.assign(Tensor.randomUniform(tensor.shape, lower: lower, upper: upper, seed: seed))
+            }
+        }
+    }
+
+    /// The eval model and its fused form agree on `input` under every available backend,
+    /// with gradient recording off (oneDNN post-ops, blocked maps) and on (composed ops).
+    func assertFusedMatches(_ model: any Layer, _ input: Tensor, _ name: String,
+                            file: StaticString = #filePath, line: UInt = #line) -> any Layer {
+        model.eval()
+        let fused = model.fusedForInference()
+        let saved = ConvolutionBackend.current
+        defer { ConvolutionBackend.current = saved }
+        let backends: [ConvolutionBackend] = ConvolutionBackend.isOneDNNAvailable ? [.oneDNN, .im2col] : [.im2col]
+        for backend in backends {
+            ConvolutionBackend.current = backend
+            let expected = withNoGrad { model(input) }
+            XCTAssertGreaterThan(expected.scalars.map(abs).max()!, 0, "\(name): non-trivial output", file: file, line: line)
+            assertMatches(withNoGrad { fused(input) }, expected, relative: 1e-4, scaleFloor: 1,
+                          "\(name) fused, \(backend)", file: file, line: line)
+            assertMatches(fused(input), expected, relative: 1e-4, scaleFloor: 1,
+                          "\(name) fused with gradients on, \(backend)", file: file, line: line)
+        }
+        return fused
+    }
+
+    /// What the fused tree is made of: no training convolution or batch norm is left.
+    func assertOnlyInferenceLayers(_ fused: any Layer, _ name: String, file: StaticString = #filePath, line: UInt = #line) {
+        for (path, layer) in fused.namedLayers() {
+            XCTAssertFalse(layer is Conv2D || layer is ConvTranspose2D || layer is BatchNorm || layer is BasicBlock,
+                           "\(name): \(path) is a training layer (\(layer.layerDescription))", file: file, line: line)
+            XCTAssertFalse(layer.isTraining, "\(name): \(path) in inference mode", file: file, line: line)
+        }
+        for (key, tensor, _) in fused.namedTensors() where key.hasSuffix("weight") && tensor.rank == 4 {
+            XCTAssertTrue(tensor.isFrozen, "\(name): \(key) frozen (packed once by oneDNN)", file: file, line: line)
+        }
+    }
+
+    func testFusedCNNMatchesTheEvalModel() {
+        let model = SimpleCNN.make(inputChannels: 2, classCount: 5, imageSize: 16, seed: 1)
+        let fused = assertFusedMatches(model, Tensor.randomNormal([3, 2, 16, 16], seed: 2), "cnn")
+        assertOnlyInferenceLayers(fused, "cnn")
+        let convolutions = fused.namedLayers().compactMap { $0.layer as? FusedConv2D }
+        XCTAssertEqual(convolutions.count, 3)
+        XCTAssertTrue(convolutions.allSatisfy(\.relu), "each ReLU fused into its convolution")
+        XCTAssertEqual(fused.namedTensors().map(\.key), model.namedTensors().map(\.key), "keys do not shift")
+    }
+
+    func testFusedResNet18MatchesTheEvalModel() {
+        let variants: [(String, ResNet)] = [
+            ("standard stem", ResNet.resnet18(inputChannels: 2, classCount: 4, widths: [16, 16, 32, 32], seed: 3)),
+            ("small stem", ResNet.resnet18(inputChannels: 2, classCount: 4, widths: [8, 16, 16, 32], smallImageStem: true, seed: 4)),
+            ("no stem pool", ResNet.resnet18(inputChannels: 2, classCount: 4, widths: [16, 16, 32, 32], stemPool: false, seed: 5)),
+        ]
+        for (name, model) in variants {
+            randomizeBatchNorms(model, seed: 100)
+            let fused = assertFusedMatches(model, Tensor.randomNormal([3, 2, 32, 32], seed: 6), "resnet18 \(name)")
+            assertOnlyInferenceLayers(fused, "resnet18 \(name)")
+            XCTAssertTrue(fused is FusedResNet, name)
+            let blocks = fused.namedLayers().compactMap { $0.layer as? FusedBasicBlock }
+            XCTAssertEqual(blocks.count, 8, name)
+            XCTAssertEqual(blocks.filter { $0.downsample != nil }.count, 3, "\(name): projection shortcuts")
+            let keys = Set(fused.namedTensors().map(\.key))
+            for key in ["conv1.weight", "layer1.0.conv2.weight", "layer2.0.downsample.0.weight", "fc.weight"] {
+                XCTAssertTrue(keys.contains(key), "\(name): fused model keeps \(key)")
+            }
+            XCTAssertFalse(keys.contains { $0.contains("running_") }, "\(name): batch norms folded away")
+        }
+    }
+
+    /// Widths that are multiples of 16 run on channel-blocked maps; others on tensors.
+    func testFusedUNetMatchesTheEvalModelBlockedAndNot() {
+        let cases: [(String, UNet, Bool)] = [
+            ("blocked", UNet(inputChannels: 1, classCount: 3, widths: [16, 32], bottleneckWidth: 64, seed: 7), true),
+            ("plain", UNet(inputChannels: 2, classCount: 3, widths: [4, 8], bottleneckWidth: 8, seed: 8), false),
+        ]
+        for (name, model, blocked) in cases {
+            randomizeBatchNorms(model, seed: 200)
+            let x = Tensor.randomNormal([3, model.inputChannels, 32, 32], seed: 9)
+            let fused = assertFusedMatches(model, x, "unet \(name)")
+            assertOnlyInferenceLayers(fused, "unet \(name)")
+            XCTAssertTrue(fused is FusedUNet, name)
+            XCTAssertEqual(fused.layerDescription.contains("channel-blocked"), blocked, fused.layerDescription)
+            XCTAssertEqual(fused.namedLayers().compactMap { $0.layer as? FusedConvTranspose2D }.count, 2, name)
+        }
+    }
+
+    /// The fused model copies its convolution weights: training the original afterwards (or
+    /// loading other weights into it) leaves the fused outputs unchanged.
+    func testFusedModelIsASnapshot() throws {
+        let model = ResNet.resnet18(inputChannels: 1, classCount: 3, widths: [16, 16, 16, 16], seed: 10)
+        randomizeBatchNorms(model, seed: 300)
+        model.eval()
+        let x = Tensor.randomNormal([2, 1, 32, 32], seed: 11)
+        let fused = model.fusedForInference()
+        let before = withNoGrad { fused(x) }.scalars
+        try model.load(stateDict: ResNet.resnet18(inputChannels: 1, classCount: 3, widths: [16, 16, 16, 16], seed: 12).stateDict())
+        XCTAssertNotEqual(withNoGrad { model(x) }.scalars, before, "the original changed")
+        XCTAssertEqual(withNoGrad { fused(x) }.scalars, before, "the fused snapshot did not")
+    }
+
+    /// Speed stays in the fusion pass: every layer class outside the Fused*/Fusion files has
+    /// exactly one `forward`, and none of them mentions blocked maps or fused epilogues.
+    func testTrainingLayersHaveOneForward() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Sources/NN").standardizedFileURL
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".swift") }
+        XCTAssertTrue(files.contains("Convolution.swift"), "found Sources/NN at \(folder.path)")
+        var layerClasses = 0
+        for file in files where !file.hasPrefix("Fus") {
+            let text = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
+            XCTAssertFalse(text.contains("BlockedFeatureMap") || text.contains(" adding:") || text.contains("relu: true"),
+                           "\(file): inference-only layouts and epilogues belong in the fusion pass")
+            let parts = text.components(separatedBy: "public final class ").dropFirst()
+            for part in parts {
+                let name = String(part.prefix { $0.isLetter || $0.isNumber })
+                guard part.prefix(200).contains(": Layer") else { continue }
+                layerClasses += 1
+                XCTAssertEqual(part.components(separatedBy: "func forward(").count - 1, 1, "\(file): \(name) has one forward")
+            }
+        }
+        XCTAssertGreaterThanOrEqual(layerClasses, 15)
+    }
+}
