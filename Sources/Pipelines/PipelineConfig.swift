@@ -2,8 +2,14 @@ import FITS
 import Foundation
 import Preprocessing
 
-/// What a pipeline's model does, which decides its outputs (TASKS.md).
-public enum PipelineTask: String, Equatable, Sendable, CaseIterable {
+/// What a pipeline's model does, which decides its outputs (TASKS.md); model
+/// files record it (`"task": "classify"`, its raw value).
+///
+/// SkySim's `SimulationTask` is a different thing on purpose: it names a kind of
+/// simulated data set (`astrolabe simulate --task morphology`), which TASKS.md
+/// calls by data (`morphology`, `segmentation`, `regression`), while this names
+/// what a model outputs. Pipelines do not depend on the simulator.
+public enum PipelineTask: String, Equatable, Sendable, CaseIterable, Codable {
     /// Classes of single-object cutouts (morphology).
     case classify
     /// Lens / non-lens probabilities of multi-band cutouts.
@@ -32,7 +38,8 @@ public struct InputConfig: Equatable, Sendable {
     /// A folder, a glob (`data/*.fits`) or a catalog CSV; relative paths are
     /// relative to the pipeline file. `--input` replaces it.
     public var path: String?
-    public var hdu: HDUSelector
+    /// The image HDU; nil takes the model recipe's (inference) or the primary HDU (training).
+    public var hdu: HDUSelector?
     /// Band names. For a cube the planes are taken in this order (their count
     /// must match NAXIS3); with `bandFiles`, one file per band.
     public var bands: [String]
@@ -160,14 +167,14 @@ extension PipelineConfig: Decodable {
 }
 
 extension InputConfig: Decodable {
-    static let defaults = InputConfig(path: nil, hdu: .index(0), bands: [], bandFiles: [:], labelColumn: nil,
+    static let defaults = InputConfig(path: nil, hdu: nil, bands: [], bandFiles: [:], labelColumn: nil,
                                       classNames: [], targetColumns: [], headerKeywords: [], logTargets: [])
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "input", known: [
             "path", "hdu", "bands", "band_files", "label_column", "class_names", "target_columns", "header_keywords",
             "log_targets"])
         path = try c.optional("path")
-        hdu = try c.optional("hdu") ?? .index(0)
+        hdu = try c.optional("hdu")
         bands = try c.optional("bands") ?? []
         bandFiles = try c.optional("band_files") ?? [:]
         labelColumn = try c.optional("label_column")
