@@ -80,7 +80,7 @@ final class PredictCommandTests: XCTestCase {
             (["--weights", "cnn.weights.safetensors", "--arch", "resnet18", "--classes", "5", "--in-channels", "1", "--raw", "cutout_0.fits"],
              "missing from the file"),
             (["--weights", "cnn.weights.safetensors", "--arch", "cnn", "--classes", "5", "--in-channels", "1", "--raw", "absent.fits"],
-             "no such file: absent.fits"),
+             "Fixtures/absent.fits; check the path"),
             (["--weights", "cutout_0.fits", "--arch", "cnn", "--classes", "5", "--in-channels", "1", "--raw", "cutout_0.fits"],
              "not a safetensors file"),
             (["--weights", "cnn.weights.safetensors", "--arch", "cnn", "--classes", "5", "--in-channels", "3", "--raw", "cutout_0.fits"],

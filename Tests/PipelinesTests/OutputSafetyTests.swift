@@ -105,10 +105,11 @@ final class OutputSafetyTests: XCTestCase {
 
     func testTwoNamesForOneOutputAreRefused() throws {
         let root = try makeTemporaryDirectory("collision")
-        try writeMap(root.appendingPathComponent("sub/a.fits"))
+        try writeMap(root.appendingPathComponent("cat/a.fits"))
         try writeMap(root.appendingPathComponent("a.fits"))
-        try "file\na.fits\nsub/../a.fits\n".write(to: root.appendingPathComponent("catalog.csv"), atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try runner(root, input: root.appendingPathComponent("catalog.csv").path,
+        // Both names become OUTPUT/a.fits.
+        try "file\na.fits\n../a.fits\n".write(to: root.appendingPathComponent("cat/catalog.csv"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try runner(root, input: root.appendingPathComponent("cat/catalog.csv").path,
                                         output: root.appendingPathComponent("out").path).predictAll()) {
             XCTAssert($0.localizedDescription.contains("would both be written there"), $0.localizedDescription)
         }
@@ -153,10 +154,13 @@ final class OutputSafetyTests: XCTestCase {
             XCTAssertEqual($0 as? PipelineError, .inputMismatch(file: "cube.fits", received: [2, 64, 64], expected: [1, -1, -1],
                                                                model: self.segmentationModel))
         }
-        // Bands named in the pipeline must match the cube's planes, as for every other task.
-        XCTAssertThrowsError(try runner(root, input: root.appendingPathComponent("maps").path,
-                                        output: root.appendingPathComponent("out2").path,
-                                        extra: "input: {bands: [g, r, i]}").predictAll())
+        // Bands named in the pipeline must match the cube's planes, as for every other task:
+        // the file is recorded as failed, with the reader's message.
+        let run = try runner(root, input: root.appendingPathComponent("maps").path,
+                             output: root.appendingPathComponent("out2").path, extra: "input: {bands: [g, r, i]}").predictAll()
+        XCTAssertEqual(run.summary.failed, 1)
+        let errors = try String(contentsOfFile: try XCTUnwrap(run.summary.errorsFile), encoding: .utf8)
+        XCTAssert(errors.contains("cube.fits: the image has 2 plane(s), but the input names 3 bands"), errors)
     }
 
     func testASecondRunnerOnTheSameOutputStopsNamingTheHolder() throws {
