@@ -7,8 +7,7 @@ import Foundation
 /// Stored as JSON with snake_case keys, e.g.
 /// `{"name":"resnet18","in_channels":3,"classes":5,"widths":[64,128,256,512],"small_image_stem":false}`.
 public struct Architecture: Codable, Equatable, Sendable {
-    /// One of `ArchitectureName`'s raw values.
-    public var name: String
+    public var name: ArchitectureName
     public var inChannels: Int
     public var classes: Int
     /// ResNet stage widths, U-Net encoder widths, MLP layer widths.
@@ -31,18 +30,14 @@ public struct Architecture: Codable, Equatable, Sendable {
     public init(name: ArchitectureName, inChannels: Int, classes: Int, widths: [Int]? = nil, smallImageStem: Bool? = nil,
                 stemPool: Bool? = nil, imageSize: Int? = nil, bottleneck: Int? = nil, hidden: Int? = nil,
                 activation: String? = nil) {
-        self.name = name.rawValue; self.inChannels = inChannels; self.classes = classes; self.widths = widths
+        self.name = name; self.inChannels = inChannels; self.classes = classes; self.widths = widths
         self.smallImageStem = smallImageStem; self.stemPool = stemPool; self.imageSize = imageSize; self.bottleneck = bottleneck
         self.hidden = hidden; self.activation = activation
     }
 
     /// Builds the model (fresh weights; load the file's tensors into it next).
     public func makeModel() throws -> any Layer {
-        guard let kind = ArchitectureName(rawValue: name) else {
-            throw WeightsError.architecture(path: "", reason: "unknown architecture '\(name)'; known: "
-                + ArchitectureName.allCases.map(\.rawValue).joined(separator: ", "))
-        }
-        switch kind {
+        switch name {
         case .resnet18:
             return ResNet.resnet18(inputChannels: inChannels, classCount: classes, widths: widths ?? [64, 128, 256, 512],
                                    smallImageStem: smallImageStem ?? false, stemPool: stemPool ?? true)
@@ -70,8 +65,8 @@ public struct Architecture: Codable, Equatable, Sendable {
     }
 }
 
-/// The architectures a model file can name.
-public enum ArchitectureName: String, CaseIterable, Sendable {
+/// The architectures a model file can name (their raw values are the file's and the pipelines' spelling).
+public enum ArchitectureName: String, CaseIterable, Codable, Sendable {
     case resnet18, resnet34, cnn, unet, lstm, mlp
 }
 
@@ -107,12 +102,15 @@ public struct ModelFile {
         }
         let architecture: Architecture
         do { architecture = try JSONDecoder().decode(Architecture.self, from: Data(json.utf8)) } catch {
+            struct Named: Decodable { var name: String }
+            if let name = try? JSONDecoder().decode(Named.self, from: Data(json.utf8)).name,
+               ArchitectureName(rawValue: name) == nil {
+                throw WeightsError.architecture(path: url.path, reason: "unknown architecture '\(name)'; known: "
+                    + ArchitectureName.allCases.map(\.rawValue).joined(separator: ", "))
+            }
             throw WeightsError.architecture(path: url.path, reason: "'\(ModelFile.architectureKey)' is not valid: \(json)")
         }
-        let model: any Layer
-        do { model = try architecture.makeModel() } catch WeightsError.architecture(_, let reason) {
-            throw WeightsError.architecture(path: url.path, reason: reason)
-        }
+        let model = try architecture.makeModel()
         try model.load(stateDict: file.tensors, mode: .strict)
         model.eval()
         self.init(model: model, architecture: architecture, preprocessing: file.metadata[ModelFile.preprocessingKey])

@@ -1,4 +1,5 @@
 import FITS
+import NN
 import Foundation
 import Preprocessing
 
@@ -65,11 +66,12 @@ public struct ModelConfig: Equatable, Sendable {
 }
 
 public struct ArchitectureConfig: Equatable, Sendable {
-    public var name: String
+    public var name: ArchitectureName
     public var inputChannels: Int
     public var classes: Int
     public var width: Int?
-    public var smallStem: Bool
+    /// ResNet: a 3×3/1 stem without max-pool (`small_image_stem`, as model files spell it).
+    public var smallImageStem: Bool
     /// ResNet: false drops the max-pool after the standard 7×7/2 stem (default true).
     public var stemPool: Bool
     public var widths: [Int]
@@ -210,19 +212,20 @@ extension ModelConfig: Decodable {
 }
 
 extension ArchitectureConfig: Decodable {
-    public static let names = ["cnn", "mlp", "resnet18", "resnet34", "unet", "lstm"]
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "model.architecture",
-                                    known: ["name", "in_channels", "classes", "width", "small_stem", "stem_pool", "widths"])
-        name = try c.required("name")
-        guard Self.names.contains(name) else {
-            throw c.invalid("name", "Unknown architecture '\(name)'." + NearMiss.hint(for: name, among: Self.names)
-                            + " Known: \(Self.names.joined(separator: ", ")).")
+                                    known: ["name", "in_channels", "classes", "width", "small_image_stem", "stem_pool", "widths"])
+        let text: String = try c.required("name")
+        guard let name = ArchitectureName(rawValue: text) else {
+            let names = ArchitectureName.allCases.map(\.rawValue)
+            throw c.invalid("name", "Unknown architecture '\(text)'." + NearMiss.hint(for: text, among: names)
+                            + " Known: \(names.joined(separator: ", ")).")
         }
+        self.name = name
         inputChannels = try c.optional("in_channels") ?? 1
         classes = try c.required("classes")
         width = try c.optional("width")
-        smallStem = try c.optional("small_stem") ?? false
+        smallImageStem = try c.optional("small_image_stem") ?? false
         stemPool = try c.optional("stem_pool") ?? true
         widths = try c.optional("widths") ?? []
         guard inputChannels > 0, classes > 0 else {

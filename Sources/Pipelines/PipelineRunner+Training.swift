@@ -57,11 +57,11 @@ extension PipelineRunner {
         case .segment: outputs = arch.classes
         }
         var widths = arch.widths.isEmpty ? nil : arch.widths
-        if widths == nil, let base = arch.width, arch.name.hasPrefix("resnet") { widths = ResNet.stageWidths(base: base) }
-        let architecture = Architecture(name: ArchitectureName(rawValue: arch.name)!, inChannels: inputShape[0],
-                                        classes: outputs, widths: widths, smallImageStem: arch.smallStem,
+        if widths == nil, let base = arch.width, [.resnet18, .resnet34].contains(arch.name) { widths = ResNet.stageWidths(base: base) }
+        let architecture = Architecture(name: arch.name, inChannels: inputShape[0],
+                                        classes: outputs, widths: widths, smallImageStem: arch.smallImageStem,
                                         stemPool: arch.stemPool ? nil : false,
-                                        imageSize: arch.name == "cnn" ? inputShape[1] : nil)
+                                        imageSize: arch.name == .cnn ? inputShape[1] : nil)
         WeightInitialization.reset(seed: t.seed &+ 0x5EED)
         let model: Model
         if let pretrained = t.pretrained {
@@ -106,7 +106,7 @@ extension PipelineRunner {
             CatalogBatchSource(catalog: $0, batchSize: t.batchSize, preparation: preparation, training: false, seed: t.seed,
                                targets: targets, threads: config.run.threads, load: load)
         }
-        log("training \(arch.name) (\(network.parameterCount) parameters) on \(training.count) files"
+        log("training \(arch.name.rawValue) (\(network.parameterCount) parameters) on \(training.count) files"
             + (validation.map { ", validating on \($0.count)" } ?? "") + ", input \(inputShape)")
         let history = try model.fit(source, epochs: t.epochs, validation: validationSource, classWeights: t.classWeights?.map(Float.init),
                                     callbacks: callbacks, seed: t.seed, verbose: !options.quiet, interruptCheckpoint: checkpoint)

@@ -93,8 +93,8 @@ struct Predict: ParsableCommand {
     private func buildModel(_ file: Safetensors, firstInput: CatalogEntry) throws -> (any Layer, Architecture, String?) {
         if file.metadata[ModelFile.architectureKey] != nil {
             let m = try ModelFile(contentsOf: URL(fileURLWithPath: weights))
-            guard ["resnet18", "resnet34", "cnn", "mlp"].contains(m.architecture.name) else {
-                throw PredictError.usage("'\(weights)' holds a \(m.architecture.name); predict runs classifiers (resnet18, resnet34, cnn)")
+            guard [.resnet18, .resnet34, .cnn, .mlp].contains(m.architecture.name) else {
+                throw PredictError.usage("'\(weights)' holds a \(m.architecture.name.rawValue); predict runs classifiers (resnet18, resnet34, cnn)")
             }
             // Options given anyway must agree with the file rather than be silently ignored.
             if let classes, classes != m.architecture.classes {
@@ -103,8 +103,8 @@ struct Predict: ParsableCommand {
             if let inChannels, inChannels != m.architecture.inChannels {
                 throw PredictError.usage("--in-channels \(inChannels), but '\(weights)' records \(m.architecture.inChannels) bands")
             }
-            if let arch, arch.rawValue != m.architecture.name {
-                throw PredictError.usage("--arch \(arch.rawValue), but '\(weights)' records a \(m.architecture.name)")
+            if let arch, arch.rawValue != m.architecture.name.rawValue {
+                throw PredictError.usage("--arch \(arch.rawValue), but '\(weights)' records a \(m.architecture.name.rawValue)")
             }
             return (m.model, m.architecture, m.preprocessing)
         }
