@@ -126,6 +126,12 @@ public struct TilingConfig: Equatable, Sendable {
     public var tile: Int
     public var overlap: Int
     public var weighting: StitchWeighting
+
+    public init(tile: Int, overlap: Int, weighting: StitchWeighting) {
+        self.tile = tile
+        self.overlap = overlap
+        self.weighting = weighting
+    }
 }
 
 public struct OutputsConfig: Equatable, Sendable {
