@@ -113,12 +113,12 @@ extension PipelineRunner {
                 }
             }
             guard !truth.isEmpty else { throw PipelineError.missingTruth(file: catalogPath(), what: "any segmented map") }
-            let iou = SegmentationMetrics.intersectionOverUnion(predicted: predicted, truth: truth, classCount: 3)
-            metrics["iou_background"] = iou[0]
-            metrics["iou_star"] = iou[1]
-            metrics["iou_galaxy"] = iou[2]
+            // Per class under the model's class names; the mean over every class but the background (0).
+            let k = classNames.count
+            let iou = SegmentationMetrics.intersectionOverUnion(predicted: predicted, truth: truth, classCount: k)
+            for (c, name) in classNames.enumerated() { metrics["iou_" + name] = iou[c] }
             metrics["mean_iou"] = SegmentationMetrics.meanIntersectionOverUnion(predicted: predicted, truth: truth,
-                                                                                classCount: 3, classes: [1, 2])
+                                                                                classCount: k, classes: Array(1..<k))
             metrics["pixel_accuracy"] = SegmentationMetrics.pixelAccuracy(predicted: predicted, truth: truth)
         }
 

@@ -114,4 +114,27 @@ final class PredictorTests: XCTestCase {
             XCTAssertEqual(fitsR[i], estimate.values[1], "FITS columns hold the numbers, not parsed text")
         }
     }
+
+    /// The first file, checked against the model before the batch run, is read once:
+    /// its result is kept and the batch run starts after it.
+    func testEveryFileIsReadOnceFirstIncluded() throws {
+        let folder = try makeTemporaryDirectory("read-once")
+        try "task: classify\nmodel: {weights: \(models.path)/morphology.safetensors}\nrun: {batch_size: 4}\n"
+            .write(to: folder.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+        let runner = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path,
+                                        options: RunOptions(input: repositoryRoot.appendingPathComponent("samples/morphology").path,
+                                                            quiet: true))
+        let predictor = try runner.makePredictor()
+        let entries = try runner.inputCatalog().entries
+        let url = folder.appendingPathComponent(".out.csv.journal")
+        let journal = try RunJournal(url: url, resume: false)
+        let rest = try runner.predictFirst(entries, predictor, journal: journal, progress: nil)
+        XCTAssertEqual(rest.map(\.name), entries.dropFirst().map(\.name))
+        try runner.tabulate(rest, predictor: predictor, journal: journal, progress: nil)
+        XCTAssertEqual(Set(journal.finished.keys), Set(entries.map(\.name)))
+        try journal.close()
+        let reads = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").filter { $0.contains(#""reading":true"#) }
+        XCTAssertEqual(reads.count, entries.count, "one read per file")
+        XCTAssertEqual(Set(reads).count, entries.count)
+    }
 }
