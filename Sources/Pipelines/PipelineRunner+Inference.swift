@@ -192,15 +192,15 @@ extension PipelineRunner {
     func segment(_ todo: [CatalogEntry], predictor: Predictor, outputs: [String: URL], folder: URL,
                  journal: RunJournal, progress: ProgressBar?) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let settings = SegmentationSettings(tiling: config.tiling ?? TilingConfig(tile: 256, overlap: 32, weighting: .smooth),
-                                            batchSize: config.run.batchSize, probabilities: config.outputs.probabilities)
+        let tiling = config.tiling ?? TilingConfig(tile: 256, overlap: 32, weighting: .smooth)
         for (done, entry) in todo.enumerated() {
             let url = outputs[entry.name]!
             do {
                 try journal.markReading(entry.name, true)
                 Self.simulateCrashIfAsked(reading: entry.name)
                 try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try predictor.segment(entry, to: url, settings: settings)
+                try predictor.segment(entry, to: url, tiling: tiling, batchSize: config.run.batchSize,
+                                      probabilities: config.outputs.probabilities)
                 let relative = OutputSafety.relativeOutputName(entry.name)
                 try journal.record([.init(file: entry.name, prediction: .segmentation(SegmentationMap(output: relative)))])
             } catch {

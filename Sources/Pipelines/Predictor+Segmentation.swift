@@ -4,20 +4,6 @@ import Foundation
 import NN
 import Preprocessing
 
-/// How a segmentation map is cut and stitched.
-public struct SegmentationSettings: Sendable {
-    public var tiling: TilingConfig
-    public var batchSize: Int
-    /// Whether the per-class probabilities go into a `PROB` extension.
-    public var probabilities: Bool
-
-    public init(tiling: TilingConfig, batchSize: Int, probabilities: Bool) {
-        self.tiling = tiling
-        self.batchSize = batchSize
-        self.probabilities = probabilities
-    }
-}
-
 extension Predictor {
     /// Segments the map of `entry` into `url`: one tile row at a time, rows read
     /// as FITS sections the recipe's way (HDU, cube planes or band files),
@@ -27,11 +13,12 @@ extension Predictor {
     /// recipe's class names in `CLASSES`. Pointwise stages (noise scaling, asinh,
     /// clipping) give exactly the in-memory result; stages that use whole-image
     /// statistics (standardize, subtract_background) see one band of rows at a time.
-    public func segment(_ entry: CatalogEntry, to url: URL, settings: SegmentationSettings) throws {
+    /// `batchSize` tiles go through the network at once; `probabilities` adds a `PROB` extension.
+    public func segment(_ entry: CatalogEntry, to url: URL, tiling: TilingConfig, batchSize: Int,
+                        probabilities: Bool) throws {
         let source = try SectionSource(entry, input: input)
         try checkShape([source.channels, source.height, source.width], file: entry.name)
         let (width, height, classes) = (source.width, source.height, architecture.classes)
-        let tiling = settings.tiling
         var outHeader = FITSHeader(source.header.wcsRecords)
         outHeader.set("CLASSES", .string(classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ",")),
                       comment: "pixel values")
@@ -39,7 +26,7 @@ extension Predictor {
         let writer = try FITSWriter(path: url.path, overwrite: true)
         do {
             let mapHDU = try writer.appendEmptyImage(shape: [width, height], uint8: true, header: outHeader)
-            let probHDU = settings.probabilities
+            let probHDU = probabilities
                 ? try writer.appendEmptyImage(shape: [width, height, classes], uint8: false,
                                               header: FITSHeader(source.header.wcsRecords), extensionName: "PROB")
                 : nil
@@ -53,7 +40,7 @@ extension Predictor {
                 let rects = stream.tiles(inRow: row)
                 var start = 0
                 while start < rects.count {
-                    let chunk = Array(rects[start..<Swift.min(rects.count, start + Swift.max(1, settings.batchSize))])
+                    let chunk = Array(rects[start..<Swift.min(rects.count, start + Swift.max(1, batchSize))])
                     // NaN blanks would poison every overlapping output pixel: tiles see zeros there.
                     let inputs = chunk.map {
                         prepared.cropped(y: 0, x: $0.x, height: tiling.tile, width: tiling.tile, fill: 0).fillingBlanks(.zero)

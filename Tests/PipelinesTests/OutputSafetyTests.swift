@@ -134,8 +134,7 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertEqual(predictor.classNames, ["background", "star", "galaxy"])
         try predictor.segment(CatalogEntry(url: root.appendingPathComponent("maps/m.fits"), name: "m.fits"),
                               to: root.appendingPathComponent("m2.fits"),
-                              settings: SegmentationSettings(tiling: TilingConfig(tile: 64, overlap: 16, weighting: .smooth),
-                                                             batchSize: 2, probabilities: false))
+                              tiling: TilingConfig(tile: 64, overlap: 16, weighting: .smooth), batchSize: 2, probabilities: false)
         XCTAssertEqual(try FITSFile(path: root.appendingPathComponent("m2.fits").path).header()["CLASSES"],
                        .string("0=background,1=star,2=galaxy"))
     }

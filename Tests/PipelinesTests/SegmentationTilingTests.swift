@@ -86,8 +86,8 @@ final class SegmentationTilingTests: XCTestCase {
         let runner = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path)
         let output = folder.appendingPathComponent("out.fits")
         let predictor = predictor(net)
-        try predictor.segment(CatalogEntry(url: input, name: "map.fits"), to: output,
-                              settings: SegmentationSettings(tiling: runner.config.tiling!, batchSize: 3, probabilities: true))
+        try predictor.segment(CatalogEntry(url: input, name: "map.fits"), to: output, tiling: runner.config.tiling!,
+                              batchSize: 3, probabilities: true)
         let memory = try predictor.segmentProbabilities(image, tiling: runner.config.tiling!, batchSize: 3, file: "map")
         let file = try FITSFile(path: output.path)
         let map = try file.readImage(0, as: Float.self)
