@@ -104,6 +104,11 @@ extension PipelineRunner {
         }
         let model = try TrainedModel(contentsOf: resolve(weights))
         let recipe = model.recipe
+        let names = config.input.classNames
+        if !names.isEmpty && recipe.task != .regress && names.count != model.architecture.classes {
+            throw PipelineError.modelFile(path: model.path, reason: "it has \(model.architecture.classes) classes, but "
+                                          + "input.class_names in \(pipelinePath) names \(names.count) (\(names.joined(separator: ", ")))")
+        }
         let input = FITSInput(hdu: config.input.hdu ?? recipe.hdu,
                               bands: config.input.bands.isEmpty ? recipe.bands : config.input.bands,
                               bandFiles: config.input.bandFiles.isEmpty ? recipe.bandFiles : config.input.bandFiles)

@@ -16,7 +16,7 @@ import Preprocessing
 public final class Predictor: @unchecked Sendable {
     public let network: any Layer
     public let architecture: Architecture
-    /// nil for a plain state dict run with `predict --raw`.
+    /// nil for a plain state dict or a model file that records no recipe.
     public let recipe: ModelRecipe?
     /// The model file, for messages.
     public let path: String

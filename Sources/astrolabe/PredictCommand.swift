@@ -15,7 +15,9 @@ import Preprocessing
 /// and `--in-channels`; ResNet widths and the stem are read from the weights' shapes. A model
 /// file with Astrolabe metadata needs none of them; without `--raw` its recorded recipe
 /// (how inputs are read and prepared) is applied and the CSV holds class probabilities,
-/// `file,p_<class>,...` (or `probability_0,...` when the file names no classes).
+/// `file,p_<class>,...` (or `probability_0,...` when the file names no classes), or for a
+/// regression model `file,<target>,...,<target>_sigma,...`. Reading, batching, the fused
+/// network and the output transform are the pipelines' `Predictor`, as in `astrolabe run`.
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Classify FITS images with a safetensors model; writes one CSV row per file.")

@@ -123,6 +123,10 @@ final class OutputSafetyTests: XCTestCase {
                        extra: "input: {class_names: [sky, point, extended]}").predictAll()
         let header = try FITSFile(path: out.appendingPathComponent("m.fits").path).header()
         XCTAssertEqual(header["CLASSES"], .string("0=sky,1=point,2=extended"))
+        XCTAssertThrowsError(try runner(root, input: root.appendingPathComponent("maps").path, output: out.path,
+                                        extra: "input: {class_names: [sky, source]}").predictAll()) {
+            XCTAssert($0.localizedDescription.contains("it has 3 classes, but input.class_names"), $0.localizedDescription)
+        }
 
         // A model file whose recipe names the classes, run by a pipeline that does not.
         let file = try ModelFile(contentsOf: URL(fileURLWithPath: segmentationModel))
