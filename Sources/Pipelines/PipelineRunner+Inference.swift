@@ -46,7 +46,12 @@ extension PipelineRunner {
         let journal = try RunJournal(url: journalURL, resume: config.run.resume && !options.fresh, output: outputURL.path)
         if journal.resumedCount > 0 { log("resuming: \(journal.resumedCount) of \(catalog.count) files already done") }
         for file in journal.died.sorted() { log("\(file): \(RunJournal.diedWhileReading); recorded as failed") }
-        var todo = catalog.entries.filter { !journal.isSettled($0.name) }
+        // Files in flight together at a crash go first, one at a time, so a second crash names its culprit.
+        let todo = catalog.entries.filter { journal.suspects.contains($0.name) }
+            + catalog.entries.filter { !journal.isSettled($0.name) && !journal.suspects.contains($0.name) }
+        if !journal.suspects.isEmpty {
+            log("\(journal.suspects.count) files were being read when the process died: reading them one at a time first")
+        }
 
         let progress = options.quiet ? nil : ProgressBar(total: todo.count, label: config.name.isEmpty ? "run" : config.name,
                                                           unit: "file")
@@ -55,8 +60,11 @@ extension PipelineRunner {
                 try checkFirstMap(todo, predictor)
                 try segment(todo, predictor: predictor, outputs: maps, folder: outputURL, journal: journal, progress: progress)
             } else {
-                todo = try predictFirst(todo, predictor, journal: journal, progress: progress)
-                try tabulate(todo, predictor: predictor, journal: journal, progress: progress)
+                let suspects = todo.prefix { journal.suspects.contains($0.name) }
+                try predictOneByOne(Array(suspects), predictor, journal: journal, progress: progress, untilFirstResult: false)
+                let rest = try predictOneByOne(Array(todo.dropFirst(suspects.count)), predictor, journal: journal,
+                                               progress: progress, untilFirstResult: true)
+                try tabulate(rest, predictor: predictor, journal: journal, progress: progress)
             }
         } catch {
             // A run refused before it recorded anything leaves no journal behind.
@@ -128,12 +136,14 @@ extension PipelineRunner {
         }
     }
 
-    /// Checks the model against the data on the first file before the batch run (a
-    /// mismatch is one clear message) and records its result, so the file is read
-    /// once. Files before it that cannot be read are recorded as failures (or stop
-    /// the run under `on_error: stop`). Returns the entries still to do.
-    func predictFirst(_ todo: [CatalogEntry], _ predictor: Predictor, journal: RunJournal,
-                      progress: ProgressBar?) throws -> [CatalogEntry] {
+    /// Files one at a time, in this thread: checks the model against the data on
+    /// the first file before the batch run (a mismatch is one clear message) and
+    /// records its result, so that file is read once; with `untilFirstResult`, stops
+    /// after the first file that gives a result. Files that cannot be read are recorded
+    /// as failures (or stop the run under `on_error: stop`). Returns the entries not done.
+    @discardableResult
+    func predictOneByOne(_ todo: [CatalogEntry], _ predictor: Predictor, journal: RunJournal,
+                         progress: ProgressBar?, untilFirstResult: Bool) throws -> [CatalogEntry] {
         let read = journaledRead(predictor, journal)
         for (index, entry) in todo.enumerated() {
             let sample: Sample
@@ -149,7 +159,7 @@ extension PipelineRunner {
             let prediction = predictor.predict([sample.image])[0]
             try journal.record([.init(file: entry.name, prediction: prediction)])
             progress?.advance()
-            return Array(todo[(index + 1)...])
+            if untilFirstResult { return Array(todo[(index + 1)...]) }
         }
         return []
     }

@@ -17,6 +17,9 @@ import Glibc
 /// not redone and failed ones are tried again, except a file that was being read
 /// when the process died (say cfitsio raised SIGFPE on it): it is recorded as
 /// failed, "the process died while reading it", so the run goes on without it.
+/// When several files were being read at that moment (reader threads), they are
+/// `suspects`: the resumed run reads them one at a time first, so a second crash
+/// names the culprit alone.
 ///
 /// The journal is locked (`flock`) for the whole run: a second process on the
 /// same output stops at once with `PipelineError.outputBusy`, naming the holder's PID.
@@ -46,6 +49,8 @@ public final class RunJournal: @unchecked Sendable {
     public private(set) var failed: [String: String] = [:]
     /// Files that a crashed run was reading (now in `failed` and not retried).
     public private(set) var died: Set<String> = []
+    /// Files that a crashed run was reading together with others: to be read one at a time.
+    public private(set) var suspects: Set<String> = []
     /// How many files were already finished when this run started.
     public let resumedCount: Int
     private let handle: FileHandle
@@ -63,7 +68,11 @@ public final class RunJournal: @unchecked Sendable {
             var reading = Set<String>()
             let decoder = JSONDecoder()
             for line in data.split(separator: UInt8(ascii: "\n")) {
-                guard let entry = try? decoder.decode(Entry.self, from: Data(line)) else { continue }
+                guard let entry = try? decoder.decode(Entry.self, from: Data(line)) else {
+                    // A new run began: what an earlier run left in flight is retried as usual.
+                    if (try? decoder.decode(Holder.self, from: Data(line))) != nil { reading.removeAll() }
+                    continue
+                }
                 if let prediction = entry.prediction {
                     finished[entry.file] = prediction
                     failed[entry.file] = nil
@@ -78,10 +87,12 @@ public final class RunJournal: @unchecked Sendable {
                     reading.remove(entry.file)
                 }
             }
-            for file in reading where finished[file] == nil {
+            if reading.count == 1, let file = reading.first {
                 failed[file] = Self.diedWhileReading
                 died.insert(file)
                 newlyDied.append(file)
+            } else {
+                suspects = reading
             }
         } else {
             guard ftruncate(fd, 0) == 0 else { throw Self.ioError("cannot empty the run journal", url) }

@@ -128,7 +128,7 @@ final class PredictorTests: XCTestCase {
         let entries = try runner.inputCatalog().entries
         let url = folder.appendingPathComponent(".out.csv.journal")
         let journal = try RunJournal(url: url, resume: false)
-        let rest = try runner.predictFirst(entries, predictor, journal: journal, progress: nil)
+        let rest = try runner.predictOneByOne(entries, predictor, journal: journal, progress: nil, untilFirstResult: true)
         XCTAssertEqual(rest.map(\.name), entries.dropFirst().map(\.name))
         try runner.tabulate(rest, predictor: predictor, journal: journal, progress: nil)
         XCTAssertEqual(Set(journal.finished.keys), Set(entries.map(\.name)))

@@ -68,6 +68,31 @@ final class RunJournalTests: XCTestCase {
         try third.finish()
     }
 
+    /// Several files in flight at a crash are suspects, read one at a time by the next
+    /// run; if that run dies too, only the file it was reading is blamed.
+    func testFilesInFlightTogetherAreSuspectsUntilOneIsAlone() throws {
+        let url = try makeTemporaryDirectory("journal").appendingPathComponent(".out.csv.journal")
+        do {
+            let journal = try RunJournal(url: url, resume: true)
+            try journal.markReading("a.fits", true)
+            try journal.markReading("b.fits", true)
+            try journal.close()
+        }
+        do {
+            let second = try RunJournal(url: url, resume: true)
+            XCTAssertEqual(second.suspects, ["a.fits", "b.fits"])
+            XCTAssertTrue(second.failed.isEmpty)
+            XCTAssertFalse(second.isSettled("a.fits"))
+            try second.markReading("a.fits", true)
+            try second.close()
+        }
+        let third = try RunJournal(url: url, resume: true)
+        XCTAssertEqual(third.failed, ["a.fits": RunJournal.diedWhileReading])
+        XCTAssertTrue(third.suspects.isEmpty, "b.fits, left over from the first crash, is retried as usual")
+        XCTAssertFalse(third.isSettled("b.fits"))
+        try third.finish()
+    }
+
     func testTheJournalIsLockedWithTheHoldersPID() throws {
         let url = try makeTemporaryDirectory("journal").appendingPathComponent(".out.csv.journal")
         let holder = try RunJournal(url: url, resume: true)
