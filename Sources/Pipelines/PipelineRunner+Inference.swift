@@ -40,8 +40,10 @@ extension PipelineRunner {
             .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".errors.csv")
         let tableURL = segmenting ? nil : config.outputs.fitsTable.map(resolve)
         let maps = segmenting ? try OutputSafety.perInputOutputs(catalog, in: outputURL, input: predictor.input) : [:]
-        try OutputSafety.checkOutputs((segmenting ? [] : [outputURL]) + [journalURL, errorsURL] + (tableURL.map { [$0] } ?? []),
-                                      catalog: catalog, input: predictor.input)
+        let pictures = [config.outputs.previews.map { resolve($0).appendingPathComponent("previews.png") },
+                        config.outputs.report.map { resolve($0).appendingPathComponent("report.md") }].compactMap { $0 }
+        try OutputSafety.checkOutputs((segmenting ? [] : [outputURL]) + [journalURL, errorsURL] + (tableURL.map { [$0] } ?? [])
+                                      + pictures, catalog: catalog, input: predictor.input)
 
         let journal = try RunJournal(url: journalURL, resume: config.run.resume && !options.fresh, output: outputURL.path)
         if journal.resumedCount > 0 { log("resuming: \(journal.resumedCount) of \(catalog.count) files already done") }
