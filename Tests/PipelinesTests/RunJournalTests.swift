@@ -45,17 +45,18 @@ final class RunJournalTests: XCTestCase {
         try fresh.finish()
     }
 
+    /// A run on the journal at `url` that dies after marking `reading` (file, started?) in order.
+    func crashedRun(_ url: URL, reading marks: [(String, Bool)]) throws {
+        let journal = try RunJournal(url: url, resume: true)
+        for (file, started) in marks { try journal.markReading(file, started) }
+        try journal.close()
+    }
+
     /// A file marked as being read when the process died is recorded as failed on
     /// resume and not read again; one whose reading ended is retried as usual.
     func testAFileInFlightAtACrashIsFailedNotRetried() throws {
         let url = try makeTemporaryDirectory("journal").appendingPathComponent(".out.csv.journal")
-        do {
-            let journal = try RunJournal(url: url, resume: true)
-            try journal.markReading("ok.fits", true)
-            try journal.markReading("ok.fits", false)
-            try journal.markReading("bad.fits", true)
-            try journal.close()
-        }
+        try crashedRun(url, reading: [("ok.fits", true), ("ok.fits", false), ("bad.fits", true)])
         let resumed = try RunJournal(url: url, resume: true)
         XCTAssertEqual(resumed.failed, ["bad.fits": RunJournal.diedWhileReading])
         XCTAssertTrue(resumed.isSettled("bad.fits"))
@@ -72,20 +73,15 @@ final class RunJournalTests: XCTestCase {
     /// run; if that run dies too, only the file it was reading is blamed.
     func testFilesInFlightTogetherAreSuspectsUntilOneIsAlone() throws {
         let url = try makeTemporaryDirectory("journal").appendingPathComponent(".out.csv.journal")
-        do {
-            let journal = try RunJournal(url: url, resume: true)
-            try journal.markReading("a.fits", true)
-            try journal.markReading("b.fits", true)
-            try journal.close()
-        }
+        try crashedRun(url, reading: [("a.fits", true), ("b.fits", true)])
         do {
             let second = try RunJournal(url: url, resume: true)
             XCTAssertEqual(second.suspects, ["a.fits", "b.fits"])
             XCTAssertTrue(second.failed.isEmpty)
             XCTAssertFalse(second.isSettled("a.fits"))
-            try second.markReading("a.fits", true)
             try second.close()
         }
+        try crashedRun(url, reading: [("a.fits", true)])
         let third = try RunJournal(url: url, resume: true)
         XCTAssertEqual(third.failed, ["a.fits": RunJournal.diedWhileReading])
         XCTAssertTrue(third.suspects.isEmpty, "b.fits, left over from the first crash, is retried as usual")
