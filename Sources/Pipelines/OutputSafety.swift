@@ -19,9 +19,20 @@ public enum OutputSafety {
         return parts.isEmpty ? "unnamed.fits" : parts.joined(separator: "/")
     }
 
-    /// The real location of `url`: standardised, with symbolic links resolved as far as the path exists.
+    /// The real location of `url`: its deepest existing folder through `realpath`
+    /// (symbolic links resolved), then the components that do not exist yet.
     static func real(_ url: URL) -> String {
-        url.standardizedFileURL.resolvingSymlinksInPath().path
+        var existing = url.standardizedFileURL
+        var rest = [String]()
+        while existing.path != "/" {
+            if let resolved = realpath(existing.path, nil) {
+                defer { free(resolved) }
+                return ([String(cString: resolved)] + rest.reversed()).joined(separator: "/")
+            }
+            rest.append(existing.lastPathComponent)
+            existing.deleteLastPathComponent()
+        }
+        return url.standardizedFileURL.path
     }
 
     /// Every file a run reads: the catalog (when it is a CSV) and each entry's files.

@@ -82,6 +82,20 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: maps.path), ["a.fits"], "nothing was written")
     }
 
+    func testAnOutputFolderLinkedToTheInputFolderIsRefused() throws {
+        let root = try makeTemporaryDirectory("linked")
+        let maps = root.appendingPathComponent("maps")
+        try writeMap(maps.appendingPathComponent("a.fits"))
+        let link = root.appendingPathComponent("link")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: maps)
+        XCTAssertThrowsError(try runner(root, input: maps.path, output: link.path).predictAll()) {
+            XCTAssertEqual($0 as? PipelineError, .outputIsInput(output: link.appendingPathComponent("a.fits").path,
+                                                               input: maps.appendingPathComponent("a.fits").path))
+        }
+        XCTAssertEqual(OutputSafety.real(link.appendingPathComponent("new/b.fits")),
+                       OutputSafety.real(maps) + "/new/b.fits", "links resolve through folders that do not exist yet")
+    }
+
     func testAnOutputFileThatIsAnInputIsRefused() throws {
         let root = try makeTemporaryDirectory("outputisinput")
         let morphology = root.appendingPathComponent("morphology")
