@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SkySimTests", dependencies: ["SkySim", "AstroBase", "FITS", "Plotting", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["FITS", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["FITS", "NN", "Autograd", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

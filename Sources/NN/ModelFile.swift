@@ -7,8 +7,7 @@ import Foundation
 /// Stored as JSON with snake_case keys, e.g.
 /// `{"name":"resnet18","in_channels":3,"classes":5,"widths":[64,128,256,512],"small_image_stem":false}`.
 public struct Architecture: Codable, Equatable, Sendable {
-    /// One of `ArchitectureName`'s raw values.
-    public var name: String
+    public var name: ArchitectureName
     public var inChannels: Int
     public var classes: Int
     /// ResNet stage widths, U-Net encoder widths, MLP layer widths.
@@ -32,7 +31,7 @@ public struct Architecture: Codable, Equatable, Sendable {
     public init(name: ArchitectureName, inChannels: Int, classes: Int, widths: [Int]? = nil, smallImageStem: Bool? = nil,
                 stemPool: Bool? = nil, imageSize: Int? = nil, bottleneck: Int? = nil, hidden: Int? = nil,
                 activation: String? = nil) {
-        self.name = name.rawValue; self.inChannels = inChannels; self.classes = classes; self.widths = widths
+        self.name = name; self.inChannels = inChannels; self.classes = classes; self.widths = widths
         self.smallImageStem = smallImageStem; self.stemPool = stemPool; self.imageSize = imageSize; self.bottleneck = bottleneck
         self.hidden = hidden; self.activation = activation
     }
@@ -42,8 +41,8 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// `activation` (naming it and listing the valid ones) and `WeightsError.architecture` for
     /// options the architecture cannot take.
     public func makeModel(seed: UInt64? = nil) throws -> any Layer {
-        let kind = try ArchitectureName(decoding: name)
-        func invalid(_ reason: String) -> WeightsError { .architecture(path: "", reason: "\(name): \(reason)") }
+        let kind = name
+        func invalid(_ reason: String) -> WeightsError { .architecture(path: "", reason: "\(name.rawValue): \(reason)") }
         guard inChannels > 0, classes > 0 else {
             throw invalid("in_channels \(inChannels) and classes \(classes) must be positive")
         }
@@ -83,8 +82,8 @@ public struct Architecture: Codable, Equatable, Sendable {
     }
 }
 
-/// The architectures a model file can name.
-public enum ArchitectureName: String, CaseIterable, Sendable {
+/// The architectures a model file can name (their raw values are the file's and the pipelines' spelling).
+public enum ArchitectureName: String, CaseIterable, Codable, Sendable {
     case resnet18, resnet34, cnn, unet, lstm, mlp
 
     /// The name `value`, or `WeightsError.unknownChoice` naming it and listing the valid names.
@@ -129,6 +128,12 @@ public struct ModelFile {
         }
         let architecture: Architecture
         do { architecture = try JSONDecoder().decode(Architecture.self, from: Data(json.utf8)) } catch {
+            struct Named: Decodable { var name: String }
+            if let name = try? JSONDecoder().decode(Named.self, from: Data(json.utf8)).name,
+               ArchitectureName(rawValue: name) == nil {
+                throw WeightsError.architecture(path: url.path, reason: "unknown architecture '\(name)'; known: "
+                    + ArchitectureName.allCases.map(\.rawValue).joined(separator: ", "))
+            }
             throw WeightsError.architecture(path: url.path, reason: "'\(ModelFile.architectureKey)' is not valid: \(json)")
         }
         let model: any Layer

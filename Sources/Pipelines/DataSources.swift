@@ -28,8 +28,8 @@ public func sampleLoader(_ input: FITSInput, withTruth: Bool) -> BatchLoader.Loa
 public struct CatalogBatchSource: BatchSource {
     public enum TargetKind: Sendable {
         case classes
-        /// Standardised regression targets: `(t - mean) / std`.
-        case values(mean: [Double], std: [Double])
+        /// Regression targets, standardised by the scaling (`TargetScaling.standardized`).
+        case values(TargetScaling)
         case pixelClasses
     }
 
@@ -83,12 +83,14 @@ public struct CatalogBatchSource: BatchSource {
                 throw PipelineError.missingTruth(file: batch.names.first ?? "?", what: "the TRUTH extension")
             }
             return TrainingBatch(inputs: inputs, targets: .classes(batch.pixelLabels))
-        case let .values(mean, std):
-            let k = mean.count
+        case let .values(scaling):
+            let k = scaling.names.count
             guard batch.targets.count == batch.count * k else {
                 throw PipelineError.missingTruth(file: batch.names.first ?? "?", what: "the catalog's target columns")
             }
-            let scaled = batch.targets.enumerated().map { Float(($0.element - mean[$0.offset % k]) / std[$0.offset % k]) }
+            let scaled = try (0..<batch.count).flatMap { i in
+                try scaling.standardized(Array(batch.targets[(i * k)..<((i + 1) * k)]), file: batch.names[i]).map(Float.init)
+            }
             return TrainingBatch(inputs: inputs, targets: .values(Tensor(shape: [batch.count, k], data: scaled)))
         }
     }

@@ -1,4 +1,3 @@
-import CSV
 import FITS
 import Foundation
 import Plotting
@@ -18,13 +17,12 @@ extension PipelineRunner {
     /// scatter plots with 1σ bars (regression), an overlay (segmentation).
     public func evaluate(into folder: URL) throws -> EvaluationReport {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let model = try loadModel()
-        let recipe = model.recipe
         let predictions = folder.appendingPathComponent(config.task == .segment ? "maps" : "predictions.csv")
         var inferOptions = options
         inferOptions.output = predictions.path
-        let runner = try PipelineRunner(pipelinePath: pipelinePath, options: inferOptions)
-        _ = try runner.infer()
+        let run = try PipelineRunner(pipelinePath: pipelinePath, options: inferOptions).predictAll()
+        let predictor = run.predictor
+        let classNames = predictor.classNames
         let catalog = try inputCatalog()
         var metrics = [String: Double]()
         var pictures = [String]()
@@ -32,27 +30,28 @@ extension PipelineRunner {
             try canvas.write(to: folder.appendingPathComponent(name))
             pictures.append(name)
         }
-        let rows = config.task == .segment ? [:] : try Self.readRows(predictions)
+        var results = [String: Prediction]()
+        for (entry, prediction) in run.results { results[entry.name] = prediction }
 
         switch config.task {
         case .classify, .lens:
             let truthCatalog = try Catalog.resolve(catalogPath(), labelColumn: config.input.labelColumn ?? "label",
-                                                   classNames: recipe.classNames)
+                                                   classNames: classNames)
             var predicted = [Int](), truth = [Int](), positive = [Double]()
             for entry in truthCatalog.entries {
-                guard let row = rows[entry.name], let label = entry.label else { continue }
-                predicted.append(recipe.classNames.firstIndex(of: row["predicted"] ?? "") ?? -1)
+                guard case let .classes(p)? = results[entry.name], let label = entry.label else { continue }
+                predicted.append(p.predicted)
                 truth.append(label)
-                if let p = row["p_" + (recipe.classNames.last ?? "")].flatMap(Double.init) { positive.append(p) }
+                if let last = p.probabilities.last { positive.append(last) }
             }
             guard !truth.isEmpty else { throw PipelineError.missingTruth(file: catalogPath(), what: "a label for any predicted file") }
-            let k = recipe.classNames.count
+            let k = classNames.count
             let prf = ClassificationMetrics.precisionRecallF1(predicted: predicted, truth: truth, classCount: k)
             metrics["accuracy"] = ClassificationMetrics.accuracy(predicted: predicted, truth: truth)
             metrics["macro_f1"] = prf.macroF1
-            for (c, name) in recipe.classNames.enumerated() { metrics["f1_" + name] = prf.f1[c] }
+            for (c, name) in classNames.enumerated() { metrics["f1_" + name] = prf.f1[c] }
             let matrix = ClassificationMetrics.confusionMatrix(predicted: predicted, truth: truth, classCount: k)
-            try save(TrainingPlots.confusionMatrix(matrix, classNames: recipe.classNames), "confusion_matrix.png")
+            try save(TrainingPlots.confusionMatrix(matrix, classNames: classNames), "confusion_matrix.png")
             if config.task == .lens, positive.count == truth.count {
                 let auc = ClassificationMetrics.rocAUC(scores: positive, truth: truth)
                 metrics["roc_auc"] = auc
@@ -62,16 +61,17 @@ extension PipelineRunner {
                 try save(TrainingPlots.rocCurve(falsePositiveRates: curve.fpr, truePositiveRates: curve.tpr, auc: auc), "roc_curve.png")
             }
         case .regress:
+            let recipe = predictor.recipe!
             let truthCatalog = try Catalog.resolve(catalogPath(), targetColumns: recipe.targetNames)
             var panels = [Canvas]()
             var inside = 0, total = 0
             for (k, name) in recipe.targetNames.enumerated() {
                 var p = [Double](), t = [Double](), s = [Double]()
                 for entry in truthCatalog.entries {
-                    guard let row = rows[entry.name], let v = row[name].flatMap(Double.init) else { continue }
-                    p.append(v)
+                    guard case let .regression(estimate)? = results[entry.name] else { continue }
+                    p.append(estimate.values[k])
                     t.append(entry.targets[k])
-                    s.append(row[name + "_sigma"].flatMap(Double.init) ?? .nan)
+                    s.append(estimate.sigmas?[k] ?? .nan)
                 }
                 guard !p.isEmpty else { continue }
                 metrics["rmse_" + name] = RegressionMetrics.rmse(predicted: p, truth: t)
@@ -97,10 +97,9 @@ extension PipelineRunner {
         case .segment:
             var predicted = [Int](), truth = [Int]()
             var overlayDone = false
-            for entry in catalog.entries {
-                let out = predictions.appendingPathComponent(entry.name)
-                guard FileManager.default.fileExists(atPath: out.path) else { continue }
-                let map = try FITSFile(path: out.path).readImage(0, as: Float.self)
+            for (entry, prediction) in run.results {
+                guard case let .segmentation(output) = prediction else { continue }
+                let map = try FITSFile(path: run.output.appendingPathComponent(output.output).path).readImage(0, as: Float.self)
                 let truthImage: FITSImage<Float>
                 do { truthImage = try FITSFile(path: entry.url.path).readImage("TRUTH", as: Float.self) } catch {
                     throw PipelineError.missingTruth(file: entry.name, what: "the TRUTH extension")
@@ -108,18 +107,18 @@ extension PipelineRunner {
                 predicted += map.pixels.map { Int($0) }
                 truth += truthImage.pixels.map { Int($0) }
                 if !overlayDone {
-                    let image = try FITSFile(path: entry.url.path).readImage(0, as: Float.self)
+                    let image = try FITSFile(path: entry.url.path).readImage(predictor.input.hdu, as: Float.self)
                     try save(Self.overlay(image: image, classes: map), "overlay.png")
                     overlayDone = true
                 }
             }
             guard !truth.isEmpty else { throw PipelineError.missingTruth(file: catalogPath(), what: "any segmented map") }
-            let iou = SegmentationMetrics.intersectionOverUnion(predicted: predicted, truth: truth, classCount: 3)
-            metrics["iou_background"] = iou[0]
-            metrics["iou_star"] = iou[1]
-            metrics["iou_galaxy"] = iou[2]
+            // Per class under the model's class names; the mean over every class but the background (0).
+            let k = classNames.count
+            let iou = SegmentationMetrics.intersectionOverUnion(predicted: predicted, truth: truth, classCount: k)
+            for (c, name) in classNames.enumerated() { metrics["iou_" + name] = iou[c] }
             metrics["mean_iou"] = SegmentationMetrics.meanIntersectionOverUnion(predicted: predicted, truth: truth,
-                                                                                classCount: 3, classes: [1, 2])
+                                                                                classCount: k, classes: Array(1..<k))
             metrics["pixel_accuracy"] = SegmentationMetrics.pixelAccuracy(predicted: predicted, truth: truth)
         }
 
@@ -128,7 +127,7 @@ extension PipelineRunner {
         try writeAtomically(try encoder.encode(metrics.mapValues { $0.isFinite ? $0 : -1 }),
                             to: folder.appendingPathComponent("metrics.json"))
         var markdown = "# Evaluation: \(config.name.isEmpty ? pipelinePath : config.name)\n\n"
-        markdown += "Model `\(model.path)` on `\(catalogPath())` (\(catalog.count) files).\n\n| metric | value |\n| --- | --- |\n"
+        markdown += "Model `\(predictor.path)` on `\(catalogPath())` (\(catalog.count) files).\n\n| metric | value |\n| --- | --- |\n"
         for key in metrics.keys.sorted() { markdown += "| \(key) | \(String(format: "%.4f", metrics[key]!)) |\n" }
         markdown += "\n" + pictures.map { "![\($0)](\($0))\n" }.joined()
         try writeAtomically(Data(markdown.utf8), to: folder.appendingPathComponent("report.md"))
@@ -138,17 +137,6 @@ extension PipelineRunner {
     func catalogPath() -> String {
         if let input = options.input { return resolveArgument(input).path }
         return config.input.path.map { resolve($0).path } ?? ""
-    }
-
-    /// Rows of a predictions CSV by file name.
-    static func readRows(_ url: URL) throws -> [String: [String: String]] {
-        let reader = try CSVReader(string: try String(contentsOf: url, encoding: .utf8), hasHeaderRow: true)
-        let header = reader.headerRow ?? []
-        var rows = [String: [String: String]]()
-        while let row = reader.next() {
-            rows[row[0]] = Dictionary(uniqueKeysWithValues: zip(header, row))
-        }
-        return rows
     }
 
     /// The image (asinh-stretched, grey) with stars tinted red and galaxies blue.

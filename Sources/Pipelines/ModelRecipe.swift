@@ -8,7 +8,7 @@ import Preprocessing
 /// JSON in the model file's `astrolabe.preprocessing` metadata, so that the file
 /// alone runs on raw FITS files exactly as the model was trained.
 public struct ModelRecipe: Codable, Equatable, Sendable {
-    public var task: String
+    public var task: PipelineTask
     /// Every stage, augmentations included (they only run in training).
     public var stages: [Stage]
     public var hdu: HDUSelector
@@ -33,18 +33,17 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
-                targetNames: [String] = [], targetMean: [Double] = [], targetStd: [Double] = [],
-                predictsUncertainty: Bool = false) {
-        self.task = task.rawValue
+                targetScaling: TargetScaling? = nil, predictsUncertainty: Bool = false) {
+        self.task = task
         self.stages = stages
-        hdu = input.hdu
+        hdu = input.hdu ?? 0
         bands = input.bands
         bandFiles = input.bandFiles
         self.inputShape = inputShape
         self.classNames = classNames
-        self.targetNames = targetNames
-        self.targetMean = targetMean
-        self.targetStd = targetStd
+        targetNames = targetScaling?.names ?? []
+        targetMean = targetScaling?.mean ?? []
+        targetStd = targetScaling?.std ?? []
         self.predictsUncertainty = predictsUncertainty
         logTargetNames = input.logTargets
     }
@@ -66,7 +65,10 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
         FITSInput(hdu: hdu, bands: bands, bandFiles: bandFiles)
     }
 
-    public var preparation: Preparation { Preparation(stages) }
+    /// How the regression targets were scaled for learning (and are scaled back).
+    public var targetScaling: TargetScaling {
+        TargetScaling(names: targetNames, mean: targetMean, std: targetStd, logTargets: logTargets)
+    }
 }
 
 /// A trained model with its recipe, read from one file.

@@ -1,9 +1,16 @@
 import FITS
+import NN
 import Foundation
 import Preprocessing
 
-/// What a pipeline's model does, which decides its outputs (TASKS.md).
-public enum PipelineTask: String, Equatable, Sendable, CaseIterable {
+/// What a pipeline's model does, which decides its outputs (TASKS.md); model
+/// files record it (`"task": "classify"`, its raw value).
+///
+/// SkySim's `SimulationTask` is a different thing on purpose: it names a kind of
+/// simulated data set (`astrolabe simulate --task morphology`), which TASKS.md
+/// calls by data (`morphology`, `segmentation`, `regression`), while this names
+/// what a model outputs. Pipelines do not depend on the simulator.
+public enum PipelineTask: String, Equatable, Sendable, CaseIterable, Codable {
     /// Classes of single-object cutouts (morphology).
     case classify
     /// Lens / non-lens probabilities of multi-band cutouts.
@@ -32,7 +39,8 @@ public struct InputConfig: Equatable, Sendable {
     /// A folder, a glob (`data/*.fits`) or a catalog CSV; relative paths are
     /// relative to the pipeline file. `--input` replaces it.
     public var path: String?
-    public var hdu: HDUSelector
+    /// The image HDU; nil takes the model recipe's (inference) or the primary HDU (training).
+    public var hdu: HDUSelector?
     /// Band names. For a cube the planes are taken in this order (their count
     /// must match NAXIS3); with `bandFiles`, one file per band.
     public var bands: [String]
@@ -58,11 +66,12 @@ public struct ModelConfig: Equatable, Sendable {
 }
 
 public struct ArchitectureConfig: Equatable, Sendable {
-    public var name: String
+    public var name: ArchitectureName
     public var inputChannels: Int
     public var classes: Int
     public var width: Int?
-    public var smallStem: Bool
+    /// ResNet: a 3×3/1 stem without max-pool (`small_image_stem`, as model files spell it).
+    public var smallImageStem: Bool
     /// ResNet: false drops the max-pool after the standard 7×7/2 stem (default true).
     public var stemPool: Bool
     public var widths: [Int]
@@ -117,6 +126,12 @@ public struct TilingConfig: Equatable, Sendable {
     public var tile: Int
     public var overlap: Int
     public var weighting: StitchWeighting
+
+    public init(tile: Int, overlap: Int, weighting: StitchWeighting) {
+        self.tile = tile
+        self.overlap = overlap
+        self.weighting = weighting
+    }
 }
 
 public struct OutputsConfig: Equatable, Sendable {
@@ -160,14 +175,14 @@ extension PipelineConfig: Decodable {
 }
 
 extension InputConfig: Decodable {
-    static let defaults = InputConfig(path: nil, hdu: .index(0), bands: [], bandFiles: [:], labelColumn: nil,
+    static let defaults = InputConfig(path: nil, hdu: nil, bands: [], bandFiles: [:], labelColumn: nil,
                                       classNames: [], targetColumns: [], headerKeywords: [], logTargets: [])
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "input", known: [
             "path", "hdu", "bands", "band_files", "label_column", "class_names", "target_columns", "header_keywords",
             "log_targets"])
         path = try c.optional("path")
-        hdu = try c.optional("hdu") ?? .index(0)
+        hdu = try c.optional("hdu")
         bands = try c.optional("bands") ?? []
         bandFiles = try c.optional("band_files") ?? [:]
         labelColumn = try c.optional("label_column")
@@ -203,19 +218,20 @@ extension ModelConfig: Decodable {
 }
 
 extension ArchitectureConfig: Decodable {
-    public static let names = ["cnn", "mlp", "resnet18", "resnet34", "unet", "lstm"]
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "model.architecture",
-                                    known: ["name", "in_channels", "classes", "width", "small_stem", "stem_pool", "widths"])
-        name = try c.required("name")
-        guard Self.names.contains(name) else {
-            throw c.invalid("name", "Unknown architecture '\(name)'." + NearMiss.hint(for: name, among: Self.names)
-                            + " Known: \(Self.names.joined(separator: ", ")).")
+                                    known: ["name", "in_channels", "classes", "width", "small_image_stem", "stem_pool", "widths"])
+        let text: String = try c.required("name")
+        guard let name = ArchitectureName(rawValue: text) else {
+            let names = ArchitectureName.allCases.map(\.rawValue)
+            throw c.invalid("name", "Unknown architecture '\(text)'." + NearMiss.hint(for: text, among: names)
+                            + " Known: \(names.joined(separator: ", ")).")
         }
+        self.name = name
         inputChannels = try c.optional("in_channels") ?? 1
         classes = try c.required("classes")
         width = try c.optional("width")
-        smallStem = try c.optional("small_stem") ?? false
+        smallImageStem = try c.optional("small_image_stem") ?? false
         stemPool = try c.optional("stem_pool") ?? true
         widths = try c.optional("widths") ?? []
         guard inputChannels > 0, classes > 0 else {

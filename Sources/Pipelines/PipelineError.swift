@@ -8,6 +8,12 @@ public enum PipelineError: Error, Equatable, LocalizedError {
     case noInput(pipeline: String)
     case unsupported(String)
     case missingTruth(file: String, what: String)
+    /// An output location that is one of the run's inputs.
+    case outputIsInput(output: String, input: String)
+    /// Two inputs whose names give the same output file.
+    case outputCollision(output: String, first: String, second: String)
+    /// Another process holds the output's run journal.
+    case outputBusy(output: String, journal: String, pid: Int32?)
 
     public var errorDescription: String? {
         switch self {
@@ -25,6 +31,14 @@ public enum PipelineError: Error, Equatable, LocalizedError {
             return message
         case let .missingTruth(file, what):
             return "\(file): \(what) is missing, so it cannot be evaluated."
+        case let .outputIsInput(output, input):
+            return "\(output): this output would overwrite the input \(input); choose another --output (nothing was written)."
+        case let .outputCollision(output, first, second):
+            return "\(output): the inputs '\(first)' and '\(second)' would both be written there; "
+                + "give them distinct names in the catalog (nothing was written)."
+        case let .outputBusy(output, journal, pid):
+            return "\(output): another astrolabe process" + (pid.map { " (PID \($0))" } ?? "")
+                + " is writing this output (it holds \(journal)); wait for it or choose another --output."
         }
     }
 }

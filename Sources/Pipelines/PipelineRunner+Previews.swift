@@ -9,8 +9,10 @@ extension PipelineRunner {
     /// said about each (segmentation: an overlay per map); `outputs.report`: a short
     /// Markdown report of the run with the counts per class (or target means) and the
     /// previews. Written after the outputs, atomically.
-    func writePictures(catalog: Catalog, rows: [String: [String]], header: [String], summary: RunSummary,
-                       outputURL: URL) throws -> [String] {
+    func writePictures(catalog: Catalog, results: [String: Prediction], table: ResultTable, predictor: Predictor,
+                       summary: RunSummary, maps: [String: URL]) throws -> [String] {
+        let header = table.header
+        let rows = results.mapValues { table.row(file: "", $0) }
         var written = [String]()
         var previewFile: URL?
         if let previews = config.outputs.previews {
@@ -19,9 +21,10 @@ extension PipelineRunner {
             let entries = catalog.entries.filter { rows[$0.name] != nil }.prefix(config.outputs.previewCount)
             if config.task == .segment {
                 for entry in entries {
-                    let image = try FITSFile(path: entry.url.path).readImage(config.input.hdu, as: Float.self)
-                    let classes = try FITSFile(path: outputURL.appendingPathComponent(entry.name).path).readImage(0, as: Float.self)
-                    let url = folder.appendingPathComponent(Sample.stem(entry.name) + ".png")
+                    let image = try FITSFile(path: entry.url.path).readImage(predictor.input.hdu, as: Float.self)
+                    let classes = try FITSFile(path: maps[entry.name]!.path).readImage(0, as: Float.self)
+                    let url = folder.appendingPathComponent(Sample.stem(OutputSafety.relativeOutputName(entry.name))
+                        .replacingOccurrences(of: "/", with: "_") + ".png")
                     try Self.overlay(image: image, classes: classes).write(to: url)
                     written.append(url.path)
                     previewFile = previewFile ?? url
@@ -29,7 +32,7 @@ extension PipelineRunner {
             } else {
                 var sheet = ContactSheet(columns: 6, cellSize: 96, title: (config.name.isEmpty ? "PREDICTIONS" : config.name).uppercased())
                 for entry in entries {
-                    let sample = try Sample.load(entry, input: fitsInput(nil))
+                    let sample = try predictor.read(entry)
                     let row = rows[entry.name]!
                     let label = config.task == .regress
                         ? zip(header.dropFirst(), row.dropFirst()).prefix(2).map { "\($0)=\(String($1.prefix(5)))" }.joined(separator: " ")
@@ -59,7 +62,7 @@ extension PipelineRunner {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             var text = "# \(config.name.isEmpty ? "Run" : config.name)\n\n"
             text += "Pipeline `\(pipelinePath)`, \(catalog.count) inputs from `\(catalog.source)`: \(summary.line).\n\n"
-            text += "Output: `\(outputURL.path)`.\n\n"
+            text += "Output: `\(summary.outputs[0])`.\n\n"
             switch config.task {
             case .classify, .lens:
                 var counts = [String: Int]()
@@ -68,14 +71,15 @@ extension PipelineRunner {
                 for (name, n) in counts.sorted(by: { $0.key < $1.key }) { text += "| \(name) | \(n) |\n" }
             case .regress:
                 text += "| target | mean | min | max |\n| --- | ---: | ---: | ---: |\n"
-                for (k, name) in header.enumerated().dropFirst() {
-                    let values = rows.values.compactMap { Double($0[k]) }
+                for (k, name) in header.dropFirst().enumerated() {
+                    let values = results.values.map { table.numbers($0)[k] }
                     guard !values.isEmpty else { continue }
                     text += String(format: "| %@ | %.4g | %.4g | %.4g |\n", name, values.reduce(0, +) / Double(values.count),
                                    values.min()!, values.max()!)
                 }
             case .segment:
-                text += "Class maps (0 background, 1 star, 2 galaxy) in the output folder, one per input.\n"
+                text += "Class maps (" + predictor.classNames.enumerated().map { "\($0.offset) \($0.element)" }
+                    .joined(separator: ", ") + ") in the output folder, one per input.\n"
             }
             if let previewFile {
                 let copy = folder.appendingPathComponent(previewFile.lastPathComponent)

@@ -26,47 +26,28 @@ extension PipelineRunner {
         }
         guard let dataPath = options.input.map({ resolveArgument($0).path }) ?? t.data.map({ resolve($0).path })
                 ?? config.input.path.map({ resolve($0).path }) else { throw PipelineError.noInput(pipeline: pipelinePath) }
-        var all = try Catalog.resolve(dataPath, labelColumn: labelColumn, classNames: classNames, targetColumns: targetNames)
-        let logIndices = config.input.logTargets.compactMap { targetNames.firstIndex(of: $0) }
-        func logged(_ catalog: Catalog) throws -> Catalog {
-            var c = catalog
-            for i in c.entries.indices {
-                for k in logIndices {
-                    guard c.entries[i].targets[k] > 0 else {
-                        throw PipelineError.unsupported("\(c.entries[i].name): \(targetNames[k]) = \(c.entries[i].targets[k]) "
-                                                        + "cannot be learned as log10 (it must be positive).")
-                    }
-                    c.entries[i].targets[k] = Foundation.log10(c.entries[i].targets[k])
-                }
-            }
-            return c
-        }
-        all = try logged(all)
+        let all = try Catalog.resolve(dataPath, labelColumn: labelColumn, classNames: classNames, targetColumns: targetNames)
         var training = all, validation: Catalog?
         if let v = t.validation {
-            validation = try logged(Catalog.resolve(resolve(v).path, labelColumn: labelColumn, classNames: classNames,
-                                                    targetColumns: targetNames))
+            validation = try Catalog.resolve(resolve(v).path, labelColumn: labelColumn, classNames: classNames,
+                                             targetColumns: targetNames)
         } else if t.validationSplit > 0 {
             (training, validation) = all.split(validationFraction: t.validationSplit, seed: t.seed)
         }
         guard training.count > 0 else { throw TrainingError.emptyData(what: dataPath) }
 
-        let input = fitsInput(nil)
+        let input = FITSInput(hdu: config.input.hdu ?? 0, bands: config.input.bands, bandFiles: config.input.bandFiles)
         let load = sampleLoader(input, withTruth: task == .segment)
         let preparation = Preparation(config.stages, seed: t.seed)
         let first = try Preparation(preparation.inferenceStages).prepare(try load(training.entries[0]), training: false)
         let inputShape = first.image.shape
 
         // Targets: regression learns standardised values; their scale goes into the recipe.
-        var mean = [Double](), std = [Double]()
+        var scaling: TargetScaling?
         if task == .regress {
-            for k in targetNames.indices {
-                let values = training.entries.map { $0.targets[k] }
-                let m = values.reduce(0, +) / Double(values.count)
-                let s = (values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(values.count)).squareRoot()
-                mean.append(m)
-                std.append(s > 0 ? s : 1)
-            }
+            let fitted = try TargetScaling(fitting: training, names: targetNames, logTargets: config.input.logTargets)
+            for entry in validation?.entries ?? [] { _ = try fitted.learnedValues(entry.targets, file: entry.name) }
+            scaling = fitted
         }
         let loss = lossFunction(t.loss, task: task)
         let uncertainty = loss == .gaussianNegativeLogLikelihood
@@ -77,11 +58,11 @@ extension PipelineRunner {
         case .segment: outputs = arch.classes
         }
         var widths = arch.widths.isEmpty ? nil : arch.widths
-        if widths == nil, let base = arch.width, arch.name.hasPrefix("resnet") { widths = ResNet.stageWidths(base: base) }
-        let architecture = Architecture(name: ArchitectureName(rawValue: arch.name)!, inChannels: inputShape[0],
-                                        classes: outputs, widths: widths, smallImageStem: arch.smallStem,
+        if widths == nil, let base = arch.width, [.resnet18, .resnet34].contains(arch.name) { widths = ResNet.stageWidths(base: base) }
+        let architecture = Architecture(name: arch.name, inChannels: inputShape[0],
+                                        classes: outputs, widths: widths, smallImageStem: arch.smallImageStem,
                                         stemPool: arch.stemPool ? nil : false,
-                                        imageSize: arch.name == "cnn" ? inputShape[1] : nil)
+                                        imageSize: arch.name == .cnn ? inputShape[1] : nil)
         let initialization = t.seed &+ 0x5EED
         let model: Model
         if let pretrained = t.pretrained {
@@ -119,22 +100,21 @@ extension PipelineRunner {
                                                          factor: factor, patience: patience))
         }
         let targets: CatalogBatchSource.TargetKind = task == .segment ? .pixelClasses
-            : task == .regress ? .values(mean: mean, std: std) : .classes
+            : scaling.map { .values($0) } ?? .classes
         let source = CatalogBatchSource(catalog: training, batchSize: t.batchSize, preparation: preparation, training: true,
                                         seed: t.seed, targets: targets, threads: config.run.threads, load: load)
         let validationSource = validation.map {
             CatalogBatchSource(catalog: $0, batchSize: t.batchSize, preparation: preparation, training: false, seed: t.seed,
                                targets: targets, threads: config.run.threads, load: load)
         }
-        log("training \(arch.name) (\(network.parameterCount) parameters) on \(training.count) files"
+        log("training \(arch.name.rawValue) (\(network.parameterCount) parameters) on \(training.count) files"
             + (validation.map { ", validating on \($0.count)" } ?? "") + ", input \(inputShape)")
         let history = try model.fit(source, epochs: t.epochs, validation: validationSource, classWeights: t.classWeights?.map(Float.init),
                                     callbacks: callbacks, seed: t.seed, verbose: !options.quiet, cancellation: cancellation,
                                     interruptCheckpoint: checkpoint)
 
         let recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
-                                 classNames: classNames, targetNames: targetNames, targetMean: mean, targetStd: std,
-                                 predictsUncertainty: uncertainty)
+                                 classNames: classNames, targetScaling: scaling, predictsUncertainty: uncertainty)
         network.eval()
         try ModelFile(model: network, architecture: architecture, preprocessing: recipe.json).write(to: save)
         let curves = URL(fileURLWithPath: stem.path + "-curves.png")

@@ -74,7 +74,7 @@ public final class PipelineRunner {
 
     public func run() throws -> RunSummary {
         if trains { return try train() }
-        return try infer()
+        return try predictAll().summary
     }
 
     // MARK: - Inputs
@@ -89,39 +89,5 @@ public final class PipelineRunner {
             throw PipelineError.noInput(pipeline: pipelinePath)
         }
         return try Catalog.resolve(path, labelColumn: labelColumn, classNames: classNames, targetColumns: targetColumns)
-    }
-
-    /// The stages inference applies: the pipeline's own, or else those the model recorded.
-    func inferenceStages(_ recipe: ModelRecipe) -> [Stage] {
-        (config.stages.isEmpty ? recipe.stages : config.stages).filter { !$0.isAugmentation }
-    }
-
-    func fitsInput(_ recipe: ModelRecipe?) -> FITSInput {
-        let bands = config.input.bands.isEmpty ? (recipe?.bands ?? []) : config.input.bands
-        let bandFiles = config.input.bandFiles.isEmpty ? (recipe?.bandFiles ?? [:]) : config.input.bandFiles
-        return FITSInput(hdu: config.input.hdu, bands: bands, bandFiles: bandFiles)
-    }
-
-    func loadModel() throws -> TrainedModel {
-        guard let weights = config.model.weights else {
-            throw PipelineError.unsupported("\(pipelinePath): model.weights is needed to predict.")
-        }
-        let model = try TrainedModel(contentsOf: resolve(weights))
-        model.network.eval()
-        return model
-    }
-
-    /// Checks the first file before any work: a model/data mismatch is one clear message.
-    func checkFirstInput(_ catalog: Catalog, _ model: TrainedModel, preparation: Preparation,
-                         load: BatchLoader.Load, tiled: Bool) throws {
-        guard let first = catalog.entries.first else { return }
-        guard let sample = try? preparation.prepare(try load(first), training: false) else { return }
-        let expected = model.recipe.inputShape
-        let shape = sample.image.shape
-        let matches = tiled ? shape[0] == expected[0] : shape == expected
-        if !matches {
-            throw PipelineError.inputMismatch(file: first.name, received: shape,
-                                              expected: tiled ? [expected[0], -1, -1] : expected, model: model.path)
-        }
     }
 }

@@ -17,6 +17,18 @@ public struct FITSInput: Equatable, Sendable {
         self.bands = bands
         self.bandFiles = bandFiles
     }
+
+    /// The files of `entry`, with their bands: the entry's own file (band "") or,
+    /// with `bandFiles`, one file per band in `bands` order, from the patterns.
+    public func bandPaths(for entry: CatalogEntry) -> [(band: String, path: String)] {
+        guard !bandFiles.isEmpty else { return [("", entry.url.path)] }
+        let folder = entry.url.deletingLastPathComponent()
+        let stem = Sample.stem(entry.url.lastPathComponent)
+        let order = bands.isEmpty ? bandFiles.keys.sorted() : bands
+        return order.compactMap { band in
+            bandFiles[band].map { (band, folder.appendingPathComponent($0.replacingOccurrences(of: "{stem}", with: stem)).path) }
+        }
+    }
 }
 
 /// Problems with the images themselves (as opposed to the FITS container).
@@ -64,26 +76,31 @@ extension Sample {
             }
             return Sample(image: planar, name: entry.name, header: numericKeywords(image.header))
         }
-        let folder = entry.url.deletingLastPathComponent()
-        let stem = Self.stem(entry.url.lastPathComponent)
-        let order = input.bands.isEmpty ? input.bandFiles.keys.sorted() : input.bands
         var planes = [PlanarImage]()
-        var header = [String: Double]()
-        for band in order {
-            guard let pattern = input.bandFiles[band] else { continue }
-            let path = folder.appendingPathComponent(pattern.replacingOccurrences(of: "{stem}", with: stem)).path
+        var headers = [(band: String, header: FITSHeader)]()
+        for (band, path) in input.bandPaths(for: entry) {
             let image = try FITSFile(path: path).readImage(input.hdu, as: Float.self)
             let planar = try PlanarImage(fits: image, file: path)
             if let first = planes.first, first.shape != planar.shape {
                 throw InputError.bandShapeMismatch(file: path, band: band, shape: planar.shape, expected: first.shape)
             }
             planes.append(planar)
-            for (key, value) in numericKeywords(image.header) {
-                if planes.count == 1 { header[key] = value }
-                header["\(key)_\(band.uppercased())"] = value
+            headers.append((band, image.header))
+        }
+        return Sample(image: .stacking(planes), name: entry.name, header: numericKeywords(bands: headers))
+    }
+
+    /// The numeric keywords of per-band files: the first file's as they are, and
+    /// every file's also as `KEY_<BAND>` (e.g. `SKYSIG_G`).
+    public static func numericKeywords(bands headers: [(band: String, header: FITSHeader)]) -> [String: Double] {
+        var values = [String: Double]()
+        for (index, (band, header)) in headers.enumerated() {
+            for (key, value) in numericKeywords(header) {
+                if index == 0 { values[key] = value }
+                values["\(key)_\(band.uppercased())"] = value
             }
         }
-        return Sample(image: .stacking(planes), name: entry.name, header: header)
+        return values
     }
 
     /// The numeric keywords of a header, by name (what stages read, e.g. SKYSIG).

@@ -7,6 +7,7 @@ import Dispatch
 import FITS
 import Foundation
 import NN
+import Pipelines
 import Preprocessing
 import Training
 
@@ -117,55 +118,33 @@ extension Bench {
                          "steps": steps, "threads": Threading.workerCount]))
     }
 
-    /// `tile_segment_mpix_per_s`: a 2048 x 2048 map (`--quick`: 1024 x 1024) segmented with the
-    /// fused eval `unet` through 256 x 256 tiles overlapping by 32 px, 8 tiles per forward pass,
-    /// stitched (smooth weighting), reduced to a class map by argmax and written as a float32
-    /// FITS image. Median of 3 runs (1 with `--quick`), after one warm-up forward pass.
+    /// `tile_segment_mpix_per_s`: a 2048 x 2048 map (`--quick`: 1024 x 1024) segmented by the
+    /// inference path of `astrolabe run` (`Predictor`: the fused eval `unet` through 256 x 256
+    /// tiles overlapping by 32 px, 8 tiles per forward pass, softmax, smooth stitching), reduced
+    /// to a class map by argmax and written as a uint8 FITS image. Median of 3 runs (1 with
+    /// `--quick`), after one warm-up forward pass.
     func runTileBench(quick: Bool) throws {
         let side = quick ? 1_024 : 2_048, tile = 256, overlap = 32, batch = 8, classes = 3
         let repeats = quick ? 1 : 3
-        let net = UNet.bench(seed: 7)
-        net.eval()
-        let fused = net.fusedForInference()
+        let predictor = Predictor(network: UNet.bench(seed: 7), architecture: Architecture(name: .unet, inChannels: 1, classes: classes,
+                                                                                   widths: [16, 32, 64, 128], bottleneck: 256),
+                                  recipe: nil, path: "bench unet")
         let map = Tensor.randomNormal([1, 1, side, side], seed: 3)
         let image = PlanarImage(channels: 1, height: side, width: side, pixels: map.scalars)
+        let tiling = TilingConfig(tile: tile, overlap: overlap, weighting: .smooth)
         let grid = TileGrid(height: side, width: side, tile: tile, overlap: overlap)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("astrolabe-bench-tiles-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("segmentation.fits").path
-        withNoGrad { _ = fused(Tensor.randomNormal([batch, 1, tile, tile], seed: 4)) }
+        withNoGrad { _ = predictor.network(Tensor.randomNormal([batch, 1, tile, tile], seed: 4)) }
 
         var times: [Double] = []
         for _ in 0..<repeats {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            var stitcher = TileStitcher(grid: grid, channels: classes, weighting: .smooth)
-            let rects = grid.tiles
-            for start in stride(from: 0, to: rects.count, by: batch) {
-                let chunk = Array(rects[start..<min(start + batch, rects.count)])
-                var pixels: [Float] = []
-                pixels.reserveCapacity(chunk.count * tile * tile)
-                for rect in chunk { pixels += image.tile(rect).pixels }
-                let output = withNoGrad { fused(Tensor(shape: [chunk.count, 1, tile, tile], data: pixels)) }
-                let out = output.scalars, plane = classes * tile * tile
-                for (k, rect) in chunk.enumerated() {
-                    let tileOutput = PlanarImage(channels: classes, height: tile, width: tile,
-                                                 pixels: Array(out[(k * plane)..<((k + 1) * plane)]))
-                    stitcher.add(tileOutput, at: rect)
-                }
-            }
-            let logits = stitcher.result()
-            let n = side * side
-            var labels = [Float](repeating: 0, count: n)
-            logits.pixels.withUnsafeBufferPointer { p in
-                for i in 0..<n {
-                    var best = 0
-                    for c in 1..<classes where p[c * n + i] > p[best * n + i] { best = c }
-                    labels[i] = Float(best)
-                }
-            }
+            let probabilities = try predictor.segmentProbabilities(image, tiling: tiling, batchSize: batch, file: "bench map")
             let writer = try FITSWriter(path: path, overwrite: true)
-            try writer.appendImage(labels, shape: [side, side])
+            try writer.appendImage(mask: Predictor.classMap(probabilities), shape: [side, side])
             try writer.commit()
             let t1 = DispatchTime.now().uptimeNanoseconds
             times.append(Double(t1 - t0) * 1e-9)

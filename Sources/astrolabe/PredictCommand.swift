@@ -15,7 +15,9 @@ import Preprocessing
 /// and `--in-channels`; ResNet widths and the stem are read from the weights' shapes. A model
 /// file with Astrolabe metadata needs none of them; without `--raw` its recorded recipe
 /// (how inputs are read and prepared) is applied and the CSV holds class probabilities,
-/// `file,p_<class>,...` (or `probability_0,...` when the file names no classes).
+/// `file,p_<class>,...` (or `probability_0,...` when the file names no classes), or for a
+/// regression model `file,<target>,...,<target>_sigma,...`. Reading, batching, the fused
+/// network and the output transform are the pipelines' `Predictor`, as in `astrolabe run`.
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Classify FITS images with a safetensors model; writes one CSV row per file.")
@@ -62,39 +64,27 @@ struct Predict: ParsableCommand {
             if trimmed == "[]" || trimmed == "{}" || trimmed.isEmpty { return nil }
             return try ModelRecipe.decode(json, path: weights)
         }
-        let images = try inputs.map { try readImage($0, recipe: raw ? nil : recipe) }
-        let (model, architecture, preprocessing) = try buildModel(file, imageShape: images.first?.shape)
+        let entries = inputs.map { CatalogEntry(url: URL(fileURLWithPath: $0), name: $0) }
+        let (model, architecture, preprocessing) = try buildModel(file, firstInput: entries[0])
         if !raw && preprocessing == nil && file.metadata[ModelFile.architectureKey] == nil {
             throw PredictError.usage("'\(weights)' is a plain state_dict with no recorded preprocessing: add --raw "
                 + "to feed the pixels unchanged and write logits")
         }
-        for (path, image) in zip(inputs, images) where image.shape[0] != architecture.inChannels {
-            throw PredictError.usage("'\(path)' has \(image.shape[0]) band(s), the model takes \(architecture.inChannels)")
-        }
+        let predictor = Predictor(network: model, architecture: architecture, recipe: recipe, path: weights, raw: raw)
+        let images = try entries.map { try predictor.prepared($0).image }
+        let results = predictor.predict(images, batchSize: batchSize)
 
-        // Inference fast path: batch norm folded into the convolutions, ReLU fused.
-        model.eval()
-        let fast = model.fusedForInference()
-        let names = !raw && recipe?.classNames.count == architecture.classes ? recipe!.classNames.map { "p_" + $0 } : nil
-        var rows = ["file," + (names ?? (0..<architecture.classes).map { (raw ? "logit_" : "probability_") + "\($0)" })
-            .joined(separator: ",")]
-        var start = 0
-        while start < images.count {
-            // A batch of consecutive images with the same shape.
-            var end = start + 1
-            while end < images.count && end - start < batchSize && images[end].shape == images[start].shape { end += 1 }
-            let batch = Tensor.stack(Array(images[start..<end]), axis: 0)
-            var out = withNoGrad { fast(batch) }
-            if !raw { out = withNoGrad { out.softmax(axis: 1) } }
-            let values = out.scalars, n = architecture.classes
-            for i in 0..<(end - start) {
-                let row = (0..<n).map { "\(values[i * n + $0])" }
-                rows.append(csvField(inputs[start + i]) + "," + row.joined(separator: ","))
-            }
-            start = end
+        let table: ResultTable
+        switch (raw, predictor.task) {
+        case (true, _): table = ResultTable(.logits(count: architecture.classes))
+        case (false, .regress): table = ResultTable(predictor: predictor, probabilities: true)
+        default:
+            table = ResultTable(.probabilities(names: predictor.hasClassNames ? predictor.classNames.map { "p_" + $0 }
+                                               : (0..<architecture.classes).map { "probability_\($0)" }))
         }
         do {
-            try Data((rows.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+            let text = try table.csv(zip(inputs, results).map { (file: $0, prediction: $1) })
+            try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
         } catch {
             throw PredictError.usage("cannot write '\(output)': \(error.localizedDescription)")
         }
@@ -102,11 +92,11 @@ struct Predict: ParsableCommand {
 
     /// The model from the file's metadata, or from `--arch/--classes/--in-channels` for a plain
     /// state dict (ResNet widths and stem read from the tensor shapes), loaded strictly.
-    private func buildModel(_ file: Safetensors, imageShape: [Int]?) throws -> (any Layer, Architecture, String?) {
+    private func buildModel(_ file: Safetensors, firstInput: CatalogEntry) throws -> (any Layer, Architecture, String?) {
         if file.metadata[ModelFile.architectureKey] != nil {
             let m = try ModelFile(contentsOf: URL(fileURLWithPath: weights))
-            guard ["resnet18", "resnet34", "cnn", "mlp"].contains(m.architecture.name) else {
-                throw PredictError.usage("'\(weights)' holds a \(m.architecture.name); predict runs classifiers (resnet18, resnet34, cnn)")
+            guard [.resnet18, .resnet34, .cnn, .mlp].contains(m.architecture.name) else {
+                throw PredictError.usage("'\(weights)' holds a \(m.architecture.name.rawValue); predict runs classifiers (resnet18, resnet34, cnn)")
             }
             // Options given anyway must agree with the file rather than be silently ignored.
             if let classes, classes != m.architecture.classes {
@@ -115,8 +105,8 @@ struct Predict: ParsableCommand {
             if let inChannels, inChannels != m.architecture.inChannels {
                 throw PredictError.usage("--in-channels \(inChannels), but '\(weights)' records \(m.architecture.inChannels) bands")
             }
-            if let arch, arch.rawValue != m.architecture.name {
-                throw PredictError.usage("--arch \(arch.rawValue), but '\(weights)' records a \(m.architecture.name)")
+            if let arch, arch.rawValue != m.architecture.name.rawValue {
+                throw PredictError.usage("--arch \(arch.rawValue), but '\(weights)' records a \(m.architecture.name.rawValue)")
             }
             return (m.model, m.architecture, m.preprocessing)
         }
@@ -132,35 +122,13 @@ struct Predict: ParsableCommand {
             architecture = Architecture(name: arch == .resnet18 ? .resnet18 : .resnet34, inChannels: inChannels, classes: classes,
                                         widths: widths, smallImageStem: stem)
         case .cnn:
-            architecture = Architecture(name: .cnn, inChannels: inChannels, classes: classes, imageSize: imageShape?.last ?? 64)
+            // The CNN's head depends on the image size: the first input's width.
+            let width = try Predictor.firstImage(firstInput).image.width
+            architecture = Architecture(name: .cnn, inChannels: inChannels, classes: classes, imageSize: width)
         }
         let model = try architecture.makeModel()
         try model.load(stateDict: file.tensors, mode: .strict)
         return (model, architecture, nil)
-    }
-
-    /// One input as `[C, H, W]`: raw pixels of the first image HDU, or, for a model
-    /// with a recipe, the sample read and prepared exactly as in training.
-    private func readImage(_ path: String, recipe: ModelRecipe?) throws -> Tensor {
-        let url = URL(fileURLWithPath: path)
-        let image: PlanarImage
-        if let recipe {
-            let entry = CatalogEntry(url: url, name: url.lastPathComponent, label: nil, targets: [])
-            let sample = try Preparation(recipe.stages.filter { !$0.isAugmentation })
-                .prepare(try Sample.load(entry, input: recipe.fitsInput), training: false)
-            image = sample.image
-        } else {
-            let fits = try FITSFile(path: path)
-            guard let hdu = try fits.hdus().first(where: { $0.kind == .image && $0.elementCount > 0 }) else {
-                throw PredictError.usage("'\(path)' holds no image")
-            }
-            image = try PlanarImage(fits: try fits.readImage(.index(hdu.index), as: Float.self), file: path)
-        }
-        return Tensor(shape: image.shape, data: image.pixels)
-    }
-
-    private func csvField(_ s: String) -> String {
-        s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
 }
 

@@ -11,7 +11,9 @@ struct Run: ParsableCommand {
         which model to use and what to write. Paths inside it are relative to the file; --input and \
         --output are relative to the working directory. A run that was interrupted continues where \
         it stopped (use --fresh to start over); files that fail are listed in an errors CSV and the \
-        run goes on (run.on_error: stop to stop instead).
+        run goes on (run.on_error: stop to stop instead). Outputs stay inside --output and never \
+        overwrite an input; a second run on an output that another process is writing stops at once \
+        (see docs/inference.md).
 
         Examples:
           astrolabe run pipelines/classify-galaxies.yaml --input samples/morphology --output morph.csv

@@ -1,5 +1,6 @@
 // `astrolabe bench --workload fits --quick` prints the BENCH.md JSON lines.
 import Foundation
+import TestSupport
 import XCTest
 
 final class BenchFITSTests: XCTestCase {

@@ -1,61 +1,7 @@
-// Running the built `astrolabe` binary from the end-to-end tests.
+// Helpers of the end-to-end tests (the tool runner itself is in TestSupport).
 import Foundation
 import TestSupport
 import XCTest
-
-/// The result of one run of the tool.
-struct ToolRun {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-
-    var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
-    var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
-}
-
-/// The `astrolabe` executable built beside the test bundle (.build/<config>/astrolabe).
-func toolURL(file: StaticString = #filePath, line: UInt = #line) throws -> URL {
-    let candidates = [
-        Bundle.main.bundleURL.appendingPathComponent("astrolabe"),
-        Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("astrolabe"),
-        Bundle(for: ToolLocator.self).bundleURL.deletingLastPathComponent().appendingPathComponent("astrolabe"),
-        repositoryRoot.appendingPathComponent(".build/release/astrolabe"),
-        repositoryRoot.appendingPathComponent(".build/debug/astrolabe"),
-    ]
-    guard let url = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-        throw XCTSkip("the astrolabe binary was not built (looked in \(candidates.map(\.path)))")
-    }
-    return url
-}
-
-private final class ToolLocator {}
-
-/// Runs `astrolabe arguments...` in `directory` (default: the repository root).
-func runTool(_ arguments: [String], in directory: URL = repositoryRoot,
-             environment: [String: String] = [:]) throws -> ToolRun {
-    let process = Process()
-    process.executableURL = try toolURL()
-    process.arguments = arguments
-    process.currentDirectoryURL = directory
-    if !environment.isEmpty {
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    }
-    // stdout through a pipe, stderr through a file: neither can fill up and block the child.
-    let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("astrolabe-stderr-\(UUID().uuidString)")
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: errURL) }
-    let out = Pipe()
-    let err = try FileHandle(forWritingTo: errURL)
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    try err.close()
-    let errData = try Data(contentsOf: errURL)
-    return ToolRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                   stderr: String(decoding: errData, as: UTF8.self))
-}
 
 /// The FITS test fixtures, by path relative to the repository root.
 func fixturePath(_ name: String) -> String { "Tests/FITSTests/Fixtures/\(name)" }

@@ -144,7 +144,8 @@ final class PipelineCommandTests: XCTestCase {
                        "no half-written output")
         let resumed = try tool(["run", "infer.yaml", "--output", "resumed.csv"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
-        XCTAssert(resumed.stderr.contains("resuming: 6 of 10 files already done"), resumed.stderr)
+        // The first file (checked against the model before the batch run) and two batches of 3.
+        XCTAssert(resumed.stderr.contains("resuming: 7 of 10 files already done"), resumed.stderr)
         XCTAssertEqual(try read("resumed.csv"), try read("whole.csv"))
     }
 
@@ -159,6 +160,89 @@ final class PipelineCommandTests: XCTestCase {
         let errors = try read("mixed.errors.csv")
         XCTAssert(errors.hasPrefix("file,error\nbroken.fits,"), errors)
         XCTAssert(r.stderr.contains("done 10, failed 1"), r.stderr)
+
+        // The next run on the same output has no failure: the errors file goes with the old run.
+        try FileManager.default.removeItem(at: mixed.appendingPathComponent("broken.fits"))
+        let clean = try tool(["run", "infer.yaml", "--input", "mixed", "--output", "mixed.csv"])
+        XCTAssertEqual(clean.status, 0, clean.stderr)
+        XCTAssert(clean.stderr.contains("done 10, failed 0"), clean.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent("mixed.errors.csv").path),
+                       "no stale errors file")
+    }
+
+    /// A crash inside the reader of one file (cfitsio's SIGFPE, say): the restart
+    /// records that file as failed and finishes the others instead of crashing again.
+    func testARestartAfterACrashWhileReadingSkipsThatFile() throws {
+        let names = try String(contentsOf: Self.folder.appendingPathComponent("test/catalog.csv"), encoding: .utf8)
+            .split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
+        for (threads, culprit) in [(1, names[4]), (2, names[7])] {
+            let output = "crash\(threads).csv"
+            let arguments = ["run", "infer.yaml", "--output", output, "--set", "run.threads=\(threads)"]
+            // Every run would crash on the culprit if it read it.
+            let environment = ["ASTROLABE_CRASH_READING": culprit]
+            let crashed = try tool(arguments + ["--quiet"], environment: environment)
+            XCTAssertEqual(crashed.status, 136, "the first run dies while reading \(culprit)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent(output).path))
+            var resumed = try tool(arguments, environment: environment)
+            if threads > 1 && resumed.status == 136 {
+                // Another file was being read at the crash too: the restart read the two alone, and died on the culprit.
+                resumed = try tool(arguments, environment: environment)
+            }
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+            XCTAssert(resumed.stderr.contains("\(culprit): the process died while reading it"), resumed.stderr)
+            XCTAssert(resumed.stderr.contains("infer: done 9 (") && resumed.stderr.contains("failed 1"), resumed.stderr)
+            let rows = try read(output).split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
+            XCTAssertEqual(rows, names.filter { $0 != culprit })
+            XCTAssertEqual(try read("crash\(threads).errors.csv"), "file,error\n\(culprit),the process died while reading it")
+        }
+    }
+
+    /// A run on an output that another process is writing stops at once and names it.
+    func testASecondRunOnABusyOutputNamesTheHolder() throws {
+        let journal = Self.folder.appendingPathComponent(".busy.csv.journal")
+        try Data(#"{"pid":\#(getpid())}"#.utf8 + [10]).write(to: journal)
+        let fd = open(journal.path, O_RDWR)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        XCTAssertEqual(flock(fd, LOCK_EX | LOCK_NB), 0)
+        let r = try tool(["run", "infer.yaml", "--output", "busy.csv", "--quiet"])
+        close(fd)
+        XCTAssertEqual(r.status, 1)
+        XCTAssert(r.stderr.contains("another astrolabe process (PID \(getpid())) is writing this output"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent("busy.csv").path))
+        try FileManager.default.removeItem(at: journal)
+    }
+
+    /// `run`, `predict` and `evaluate` give the same numbers for the same files.
+    func testRunPredictAndEvaluateAgree() throws {
+        XCTAssertEqual(try tool(["run", "infer.yaml", "--output", "same-run.csv", "--quiet"]).status, 0)
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder.appendingPathComponent("test").path)
+            .filter { $0.hasSuffix(".fits") }.sorted().map { "test/" + $0 }
+        let p = try tool(["predict", "--weights", "model.safetensors", "--output", "same-predict.csv"] + files)
+        XCTAssertEqual(p.status, 0, p.stderr)
+        let e = try tool(["evaluate", "infer.yaml", "--input", "test/catalog.csv", "--report", "same-eval"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        func table(_ name: String) throws -> [String: [String]] {
+            var rows = [String: [String]]()
+            for line in try read(name).split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: ",").map(String.init)
+                rows[URL(fileURLWithPath: fields[0]).lastPathComponent] = fields
+            }
+            return rows
+        }
+        let run = try table("same-run.csv"), predict = try table("same-predict.csv"), evaluate = try table("same-eval/predictions.csv")
+        XCTAssertEqual(run.count, 10)
+        XCTAssertEqual(Set(predict.keys), Set(run.keys))
+        for (file, row) in run {
+            let numbers = row.dropFirst(2).map { Double($0)! }
+            XCTAssertEqual(numbers.count, 5)
+            for (a, b) in zip(numbers, try XCTUnwrap(predict[file]).dropFirst().map { Double($0)! }) {
+                XCTAssertEqual(a, b, accuracy: 1e-5, "predict: \(file)")
+            }
+            XCTAssertEqual(row[1], evaluate[file]?[1], "evaluate: \(file)")
+            for (a, b) in zip(numbers, try XCTUnwrap(evaluate[file]).dropFirst(2).map { Double($0)! }) {
+                XCTAssertEqual(a, b, accuracy: 1e-5, "evaluate: \(file)")
+            }
+        }
     }
 
     func testModelAndDataMismatchIsOneClearMessage() throws {

@@ -68,7 +68,7 @@ final class WeightsTests: XCTestCase {
             try ModelFile(model: model, architecture: architecture).write(to: url)
             let loaded = try ModelFile(contentsOf: url)
             let x = Tensor.randomNormal(shape, seed: 7)
-            XCTAssertEqual(withNoGrad { model(x) }.scalars, withNoGrad { loaded.model(x) }.scalars, architecture.name)
+            XCTAssertEqual(withNoGrad { model(x) }.scalars, withNoGrad { loaded.model(x) }.scalars, architecture.name.rawValue)
         }
     }
 

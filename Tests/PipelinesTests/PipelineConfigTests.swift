@@ -105,7 +105,7 @@ final class PipelineConfigTests: XCTestCase {
         }
         let plain = try architecture("{name: resnet18, width: 16, classes: 8}")
         XCTAssertTrue(plain.stemPool, "torchvision's max-pool by default")
-        XCTAssertFalse(plain.smallStem)
+        XCTAssertFalse(plain.smallImageStem)
         let unpooled = try architecture("{name: resnet18, width: 16, stem_pool: false, classes: 8}")
         XCTAssertFalse(unpooled.stemPool)
         XCTAssertThrowsError(try architecture("{name: resnet18, stem_pol: false, classes: 8}")) {

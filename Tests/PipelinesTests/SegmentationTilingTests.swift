@@ -26,6 +26,12 @@ final class SegmentationTilingTests: XCTestCase {
         return (PlanarImage(height: size, width: size, pixels: pixels), net)
     }
 
+    /// The U-Net as a predictor of raw pixels (no recipe: no stages, the primary HDU).
+    func predictor(_ net: UNet) -> Predictor {
+        Predictor(network: net, architecture: Architecture(name: .unet, inChannels: 1, classes: 3, widths: [4, 8, 16],
+                                                           bottleneck: 16), recipe: nil, path: "unet")
+    }
+
     /// Away from tile borders the tiled result equals the untiled one within 0.02 in
     /// probability (the network's receptive field reaches past a tile, so not exactly);
     /// the class maps agree on at least 99.5 % of all pixels.
@@ -33,8 +39,7 @@ final class SegmentationTilingTests: XCTestCase {
         let size = 192
         let (image, net) = fixture(size: size)
         let tiling = TilingConfig(tile: 96, overlap: 32, weighting: .smooth)
-        let tiled = try PipelineRunner.segmentProbabilities(image, network: net, classes: 3, tiling: tiling, batchSize: 4,
-                                                           expectedChannels: 1, file: "map", model: "unet")
+        let tiled = try predictor(net).segmentProbabilities(image, tiling: tiling, batchSize: 4, file: "map")
         let whole = withNoGrad { net(Tensor(shape: [1, 1, size, size], data: image.pixels)).softmax(axis: 1) }.scalars
         let grid = TileGrid(height: size, width: size, tile: 96, overlap: 32)
         // Pixels at least 16 px from every tile edge that lies inside the map.
@@ -79,17 +84,16 @@ final class SegmentationTilingTests: XCTestCase {
         """.write(to: folder.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
         let runner = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path)
         let output = folder.appendingPathComponent("out.fits")
-        try runner.segmentStreaming(CatalogEntry(url: input, name: "map.fits"), network: net, classes: 3,
-                                    tiling: runner.config.tiling!, preparation: Preparation(), expectedChannels: 1,
-                                    model: "unet", to: output)
-        let memory = try PipelineRunner.segmentProbabilities(image, network: net, classes: 3, tiling: runner.config.tiling!,
-                                                            batchSize: 3, expectedChannels: 1, file: "map", model: "unet")
+        let predictor = predictor(net)
+        try predictor.segment(CatalogEntry(url: input, name: "map.fits"), to: output, tiling: runner.config.tiling!,
+                              batchSize: 3, probabilities: true)
+        let memory = try predictor.segmentProbabilities(image, tiling: runner.config.tiling!, batchSize: 3, file: "map")
         let file = try FITSFile(path: output.path)
         let map = try file.readImage(0, as: Float.self)
         XCTAssertEqual(try file.hduInfo(0).bitpix, 8)
         XCTAssertEqual(map.shape, [size, size])
         XCTAssertEqual(map.header.double("CRPIX1"), 80, "the input's WCS is kept")
-        XCTAssertEqual(map.pixels.map { UInt8($0) }, PipelineRunner.classMap(memory))
+        XCTAssertEqual(map.pixels.map { UInt8($0) }, Predictor.classMap(memory))
         let prob = try file.readImage("PROB", as: Float.self)
         XCTAssertEqual(prob.shape, [size, size, 3])
         for (a, b) in zip(prob.pixels, memory.pixels) { XCTAssertEqual(a, b, accuracy: 1e-6) }

@@ -2,28 +2,25 @@
 import Autograd
 import Foundation
 import NN
+import TestSupport
 import XCTest
 
 final class PredictCommandTests: XCTestCase {
-    /// The `astrolabe` executable built next to the test bundle (swift test builds every product).
-    var executable: URL? {
-        let dir = Bundle.module.bundleURL.deletingLastPathComponent()
-        let url = dir.appendingPathComponent("astrolabe")
-        return FileManager.default.isExecutableFile(atPath: url.path) ? url : nil
+    /// NNTests' fixtures: PyTorch weights, cutouts and the logits PyTorch gave.
+    static let fixtures = repositoryRoot.appendingPathComponent("Tests/NNTests/Fixtures")
+
+    func run(_ arguments: [String]) throws -> ToolRun {
+        try runTool(arguments, in: Self.fixtures)
     }
 
-    func run(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
-        let process = Process()
-        process.executableURL = try XCTUnwrap(executable, "astrolabe not built next to the tests")
-        process.arguments = arguments
-        process.currentDirectoryURL = Fixtures.directory
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = Pipe()
-        try process.run()
-        process.waitUntilExit()
-        let err = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, err)
+    /// Logits from the CSV against PyTorch's, within `relative` of the largest one.
+    func assertLogits(_ table: [[String]], _ expected: String, relative: Float, file: StaticString = #filePath, line: UInt = #line) throws {
+        let reference = try Safetensors(contentsOf: Self.fixtures.appendingPathComponent("predict_expected.safetensors"))
+        let want = try XCTUnwrap(reference.tensors[expected]).scalars
+        let got = table.dropFirst().flatMap { $0.dropFirst().map { Float($0)! } }
+        XCTAssertEqual(got.count, want.count, file: file, line: line)
+        let scale = want.map(abs).max() ?? 1
+        for (a, e) in zip(got, want) { XCTAssertEqual(a, e, accuracy: relative * scale, file: file, line: line) }
     }
 
     func rows(_ url: URL) throws -> [[String]] {
@@ -31,33 +28,31 @@ final class PredictCommandTests: XCTestCase {
     }
 
     func testRawPlainStateDictGivesPyTorchLogits() throws {
-        let out = temporaryDirectory(self).appendingPathComponent("out.csv")
+        let out = try makeTemporaryDirectory("predict").appendingPathComponent("out.csv")
         let r = try run(["predict", "--weights", "cnn.weights.safetensors", "--arch", "cnn", "--classes", "5", "--in-channels", "1",
                          "--raw", "cutout_0.fits", "cutout_1.fits", "--output", out.path])
         XCTAssertEqual(r.status, 0, r.stderr)
         let table = try rows(out)
         XCTAssertEqual(table[0], ["file", "logit_0", "logit_1", "logit_2", "logit_3", "logit_4"])
         XCTAssertEqual(table.map { $0[0] }.dropFirst(), ["cutout_0.fits", "cutout_1.fits"])
-        let logits = Tensor(shape: [2, 5], data: table.dropFirst().flatMap { $0.dropFirst().map { Float($0)! } })
-        assertMatches(logits, Fixtures.file("predict_expected.safetensors").tensors["logits"]!, relative: 1e-4, "predict logits")
+        try assertLogits(table, "logits", relative: 1e-4)
     }
 
     /// A plain torchvision-named ResNet-18 state dict of compact width on 3-band FITS cubes.
     func testRawResNetOnCubesReadsWidthsFromTheWeights() throws {
-        let out = temporaryDirectory(self).appendingPathComponent("out.csv")
+        let out = try makeTemporaryDirectory("predict").appendingPathComponent("out.csv")
         let r = try run(["predict", "--weights", "resnet18_torchvision.weights.safetensors", "--arch", "resnet18", "--classes", "5",
                          "--in-channels", "3", "--raw", "cube_0.fits", "cube_1.fits", "--output", out.path])
         XCTAssertEqual(r.status, 0, r.stderr)
         let table = try rows(out)
         XCTAssertEqual(table.count, 3)
-        let logits = Tensor(shape: [2, 5], data: table.dropFirst().flatMap { $0.dropFirst().map { Float($0)! } })
-        assertMatches(logits, Fixtures.file("predict_expected.safetensors").tensors["resnet_logits"]!, relative: 1e-4, "resnet logits")
+        try assertLogits(table, "resnet_logits", relative: 1e-4)
     }
 
     func testModelFileNeedsNoArchitectureAndWritesProbabilities() throws {
-        let dir = temporaryDirectory(self)
+        let dir = try makeTemporaryDirectory("predict")
         let model = SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 16)
-        try model.load(contentsOf: Fixtures.url("cnn.weights.safetensors"))
+        try model.load(contentsOf: Self.fixtures.appendingPathComponent("cnn.weights.safetensors"))
         let weights = dir.appendingPathComponent("cnn.safetensors"), out = dir.appendingPathComponent("p.csv")
         try ModelFile(model: model, architecture: Architecture(name: .cnn, inChannels: 1, classes: 5, imageSize: 16),
                       preprocessing: "[]").write(to: weights)
@@ -78,14 +73,14 @@ final class PredictCommandTests: XCTestCase {
     }
 
     func testErrorsAreClearAndLeaveTheOutputAlone() throws {
-        let out = temporaryDirectory(self).appendingPathComponent("out.csv")
+        let out = try makeTemporaryDirectory("predict").appendingPathComponent("out.csv")
         try Data("previous\n".utf8).write(to: out)
         let cases: [([String], String)] = [
             (["--weights", "cnn.weights.safetensors", "--raw", "cutout_0.fits"], "give --arch, --classes and --in-channels"),
             (["--weights", "cnn.weights.safetensors", "--arch", "resnet18", "--classes", "5", "--in-channels", "1", "--raw", "cutout_0.fits"],
              "missing from the file"),
             (["--weights", "cnn.weights.safetensors", "--arch", "cnn", "--classes", "5", "--in-channels", "1", "--raw", "absent.fits"],
-             "no such file: absent.fits"),
+             "Fixtures/absent.fits; check the path"),
             (["--weights", "cutout_0.fits", "--arch", "cnn", "--classes", "5", "--in-channels", "1", "--raw", "cutout_0.fits"],
              "not a safetensors file"),
             (["--weights", "cnn.weights.safetensors", "--arch", "cnn", "--classes", "5", "--in-channels", "3", "--raw", "cutout_0.fits"],

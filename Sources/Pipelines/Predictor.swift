@@ -1,0 +1,147 @@
+import Autograd
+import FITS
+import Foundation
+import NN
+import Preprocessing
+
+/// The one inference path: a model file with its recipe → inputs read and
+/// prepared the recipe's way → the fused network in batches → typed results.
+///
+///     let predictor = try Predictor(contentsOf: url)
+///     let sample = try predictor.prepared(entry)            // read + stages, as in training
+///     let results = predictor.predict([sample.image])       // [Prediction]
+///
+/// `astrolabe run`, `predict` and `evaluate` format what it returns; segmentation
+/// of large maps goes through `segment(_:to:...)` (tiles, streamed by rows).
+public final class Predictor: @unchecked Sendable {
+    public let network: any Layer
+    public let architecture: Architecture
+    /// nil for a plain state dict or a model file that records no recipe.
+    public let recipe: ModelRecipe?
+    /// The model file, for messages.
+    public let path: String
+    /// How files are read: HDU, bands (cube planes) or one file per band.
+    public let input: FITSInput
+    /// The inference stages (augmentations removed).
+    public let preparation: Preparation
+    /// Whether results are the raw network outputs (`Prediction.logits`).
+    public let raw: Bool
+    /// Whether inputs are read without the recipe: pixels of the first image HDU, no stages
+    /// (`raw`, or a model file without a recipe).
+    public let rawInput: Bool
+    /// Class names of a classifier or segmenter, in index order.
+    public let classNames: [String]
+
+    /// A network with its recipe (nil: a plain state dict). `stages`, `input` and
+    /// `classNames` replace the recipe's when given (a pipeline's own); `raw` reads
+    /// the pixels unchanged and returns the network's outputs as they are.
+    public init(network: any Layer, architecture: Architecture, recipe: ModelRecipe?, path: String,
+                stages: [Stage]? = nil, input: FITSInput? = nil, classNames: [String]? = nil, raw: Bool = false) {
+        network.eval()
+        self.network = withNoGrad { network.fusedForInference() }
+        self.architecture = architecture
+        self.recipe = recipe
+        self.path = path
+        self.raw = raw
+        rawInput = raw || recipe == nil
+        self.input = input ?? recipe?.fitsInput ?? FITSInput()
+        preparation = Preparation(rawInput ? [] : Preparation(stages ?? recipe?.stages ?? []).inferenceStages)
+        let names = classNames ?? recipe?.classNames ?? []
+        self.classNames = names.count == architecture.classes ? names : (0..<architecture.classes).map(String.init)
+    }
+
+    /// Reads an Astrolabe model file (weights, architecture and recipe).
+    public convenience init(contentsOf url: URL, stages: [Stage]? = nil, input: FITSInput? = nil,
+                            classNames: [String]? = nil, raw: Bool = false) throws {
+        let model = try TrainedModel(contentsOf: url)
+        self.init(network: model.network, architecture: model.architecture, recipe: model.recipe, path: model.path,
+                  stages: stages, input: input, classNames: classNames, raw: raw)
+    }
+
+    /// What the model does; a model without a recipe is taken for a classifier.
+    public var task: PipelineTask { recipe?.task ?? .classify }
+
+    /// Whether the recipe names the classes (otherwise `classNames` are the indices).
+    public var hasClassNames: Bool { classNames != (0..<architecture.classes).map(String.init) }
+
+    // MARK: - Inputs
+
+    /// Reads `entry` the recipe's way (HDU, bands, band files, header keywords), or
+    /// for raw input the first image HDU that holds data.
+    public func read(_ entry: CatalogEntry) throws -> Sample {
+        rawInput ? try Self.firstImage(entry) : try Sample.load(entry, input: input)
+    }
+
+    /// The pixels of the first image HDU of `entry` that holds data, unchanged.
+    public static func firstImage(_ entry: CatalogEntry) throws -> Sample {
+        let fits = try FITSFile(path: entry.url.path)
+        guard let hdu = try fits.hdus().first(where: { $0.kind == .image && $0.elementCount > 0 }) else {
+            throw InputError.notAnImage(file: entry.name, shape: [])
+        }
+        let image = try fits.readImage(.index(hdu.index), as: Float.self)
+        return Sample(image: try PlanarImage(fits: image, file: entry.name), name: entry.name,
+                      header: Sample.numericKeywords(image.header))
+    }
+
+    /// Reads and prepares `entry` as in training; its shape is checked against the model.
+    public func prepared(_ entry: CatalogEntry) throws -> Sample {
+        let sample = try preparation.prepare(read(entry), training: false)
+        try checkShape(sample.image.shape, file: entry.name)
+        return sample
+    }
+
+    /// The `[C, H, W]` the network takes (any H, W for segmentation, which tiles).
+    public var expectedShape: [Int] {
+        if !rawInput, let shape = recipe?.inputShape, task != .segment { return shape }
+        return [architecture.inChannels, -1, -1]
+    }
+
+    /// A prepared image that the model cannot take is a model/data mismatch, named with both shapes.
+    public func checkShape(_ shape: [Int], file: String) throws {
+        let expected = expectedShape
+        let matches = shape.count == 3 && zip(shape, expected).allSatisfy { $1 < 0 || $0 == $1 }
+        if !matches {
+            throw PipelineError.inputMismatch(file: file, received: shape, expected: expected, model: path)
+        }
+    }
+
+    // MARK: - Network
+
+    /// Runs a batch `[N, C, H, W]` and returns one result per image.
+    public func predict(batch: Tensor) -> [Prediction] {
+        results(withNoGrad { network(batch) })
+    }
+
+    /// Runs images in batches of up to `batchSize` consecutive images of one shape.
+    public func predict(_ images: [PlanarImage], batchSize: Int = 64) -> [Prediction] {
+        var results = [Prediction]()
+        var start = 0
+        while start < images.count {
+            var end = start + 1
+            while end < images.count && end - start < batchSize && images[end].shape == images[start].shape { end += 1 }
+            let chunk = images[start..<end]
+            results += predict(batch: Tensor(shape: [chunk.count] + images[start].shape, data: chunk.flatMap(\.pixels)))
+            start = end
+        }
+        return results
+    }
+
+    /// Network outputs `[N, K]` → one typed result per row.
+    public func results(_ output: Tensor) -> [Prediction] {
+        let width = output.shape[1]
+        let values = output.scalars
+        return (0..<output.shape[0]).map { i in
+            let row = values[(i * width)..<((i + 1) * width)]
+            guard !raw else { return .logits(row.map(Double.init)) }
+            switch task {
+            case .classify, .lens:
+                return .classes(ClassProbabilities(logits: row))
+            case .regress:
+                let recipe = recipe!
+                return .regression(recipe.targetScaling.estimate(Array(row), uncertainty: recipe.predictsUncertainty))
+            case .segment:
+                return .logits(row.map(Double.init))
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import CSV
+import FITS
+import Foundation
+import Training
+
+/// The columns of a task's result table (TASKS.md, "Shipped pipelines and what
+/// they write") and the one place where typed results become text (CSV) or
+/// typed FITS columns.
+public struct ResultTable: Sendable {
+    public enum Layout: Sendable {
+        /// `file,predicted,p_<class>...` (probabilities optional).
+        case classes(names: [String], probabilities: Bool)
+        /// `file,<target>...,<target>_sigma...`.
+        case regression(targets: [String], sigmas: Bool)
+        /// `file,output` (segmentation maps).
+        case maps
+        /// `file,logit_0...` (`predict --raw`).
+        case logits(count: Int)
+        /// `file,probability_0...` or `file,p_<class>...`: probabilities without a predicted column (`predict`).
+        case probabilities(names: [String])
+    }
+
+    public let layout: Layout
+
+    public init(_ layout: Layout) { self.layout = layout }
+
+    /// The table a pipeline writes for `predictor`'s task.
+    public init(predictor: Predictor, probabilities: Bool) {
+        if predictor.raw {
+            layout = .logits(count: predictor.architecture.classes)
+            return
+        }
+        switch predictor.task {
+        case .classify, .lens: layout = .classes(names: predictor.classNames, probabilities: probabilities)
+        case .regress: layout = .regression(targets: predictor.recipe!.targetNames, sigmas: predictor.recipe!.predictsUncertainty)
+        case .segment: layout = .maps
+        }
+    }
+
+    public var header: [String] {
+        switch layout {
+        case let .classes(names, probabilities): return ["file", "predicted"] + (probabilities ? names.map { "p_" + $0 } : [])
+        case let .regression(targets, sigmas): return ["file"] + targets + (sigmas ? targets.map { $0 + "_sigma" } : [])
+        case .maps: return ["file", "output"]
+        case let .logits(count): return ["file"] + (0..<count).map { "logit_\($0)" }
+        case let .probabilities(names): return ["file"] + names
+        }
+    }
+
+    /// The numbers of one result, in column order after `file` (and `predicted`).
+    public func numbers(_ prediction: Prediction) -> [Double] {
+        switch (layout, prediction) {
+        case let (.classes(_, probabilities), .classes(p)): return probabilities ? p.probabilities : []
+        case let (.probabilities, .classes(p)): return p.probabilities
+        case let (.regression(_, sigmas), .regression(r)): return r.values + (sigmas ? (r.sigmas ?? []) : [])
+        case let (_, .logits(values)): return values
+        default: return []
+        }
+    }
+
+    /// The text of one result's row: numbers with 6 significant digits.
+    public func row(file: String, _ prediction: Prediction) -> [String] {
+        var row = [file]
+        switch (layout, prediction) {
+        case let (.classes(names, _), .classes(p)):
+            row.append(p.predicted < names.count ? names[p.predicted] : String(p.predicted))
+        case let (.maps, .segmentation(map)):
+            row.append(map.output)
+        default:
+            break
+        }
+        return row + numbers(prediction).map(Self.format)
+    }
+
+    public static func format(_ value: Double) -> String { String(format: "%.6g", value) }
+
+    /// The whole table as CSV text (RFC 4180 quoting).
+    public func csv(_ results: [(file: String, prediction: Prediction)]) throws -> String {
+        try CSVText.table(header: header, rows: results.map { row(file: $0.file, $0.prediction) })
+    }
+
+    /// The same table as a FITS binary table (`EXTNAME = RESULTS`): numbers as
+    /// double columns straight from the results, names as strings.
+    public func writeFITS(_ results: [(file: String, prediction: Prediction)], to url: URL) throws {
+        let header = self.header
+        var columns = [FITSColumn("file", .string(results.map(\.file)))]
+        var textColumns = 1
+        switch layout {
+        case .classes, .maps:
+            columns.append(FITSColumn(header[1], .string(results.map { row(file: $0.file, $0.prediction)[1] })))
+            textColumns = 2
+        default:
+            break
+        }
+        let numbers = results.map { self.numbers($0.prediction) }
+        for (k, name) in header.dropFirst(textColumns).enumerated() {
+            columns.append(FITSColumn(name, .double(numbers.map { k < $0.count ? $0[k] : .nan })))
+        }
+        let writer = try FITSWriter(path: url.path, overwrite: true)
+        do {
+            try writer.appendTable(FITSTable(columns), extensionName: "RESULTS")
+            try writer.commit()
+        } catch {
+            writer.discard()
+            throw error
+        }
+    }
+}
+
+/// CSV output through CSV.swift (quoting as RFC 4180).
+enum CSVText {
+    static func table(header: [String], rows: [[String]]) throws -> String {
+        let writer = try CSVWriter(stream: .toMemory())
+        try writer.write(row: header)
+        for row in rows { try writer.write(row: row) }
+        writer.stream.close()
+        let data = writer.stream.property(forKey: .dataWrittenToMemoryStreamKey) as? Data ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,140 @@
+import Autograd
+import CSV
+import FITS
+import Foundation
+import NN
+import Preprocessing
+import TestSupport
+import XCTest
+@testable import Pipelines
+
+/// The one inference path: typed results from the shipped model files, the same
+/// numbers as the tables written from them, and the target scaling both ways.
+final class PredictorTests: XCTestCase {
+    let models = repositoryRoot.appendingPathComponent("samples/models")
+
+    func testShippedModelFilesDecodeIntoTypedRecipes() throws {
+        let expected: [(String, PipelineTask)] = [("morphology", .classify), ("lens", .lens), ("regression", .regress),
+                                                  ("segmentation", .segment)]
+        for (name, task) in expected {
+            let model = try TrainedModel(contentsOf: models.appendingPathComponent("\(name).safetensors"))
+            XCTAssertEqual(model.recipe.task, task, name)
+            // The on-disk spelling is kept when the recipe is written again.
+            XCTAssert(model.recipe.json.contains(#""task":"\#(task.rawValue)""#), model.recipe.json)
+        }
+        XCTAssertThrowsError(try ModelRecipe.decode(#"{"task":"clasify"}"#, path: "m.safetensors")) {
+            XCTAssert($0.localizedDescription.hasPrefix("m.safetensors: its 'astrolabe.preprocessing' metadata"), "\($0)")
+        }
+    }
+
+    /// Regression results against the formula worked by hand from the raw network
+    /// outputs: value = out · std + mean (then 10^value for log10 targets),
+    /// σ = exp(logvar / 2) · std (times value · ln 10 for log10 targets).
+    func testRegressionResultsUnstandardiseAndBackTransform() throws {
+        let url = models.appendingPathComponent("regression.safetensors")
+        let predictor = try Predictor(contentsOf: url)
+        let raw = try Predictor(contentsOf: url, raw: true)
+        let recipe = try XCTUnwrap(predictor.recipe)
+        let entries = try Catalog.resolve(repositoryRoot.appendingPathComponent("samples/regression").path).entries.prefix(3)
+        let images = try entries.map { try predictor.prepared($0).image }
+        let results = predictor.predict(images)
+        let outputs = raw.predict(images)
+        XCTAssertEqual(results.count, 3)
+        for (result, output) in zip(results, outputs) {
+            guard case let .regression(estimate) = result, case let .logits(o) = output else {
+                return XCTFail("expected regression and logits, got \(result), \(output)")
+            }
+            let k = recipe.targetNames.count
+            XCTAssertEqual(o.count, 2 * k)
+            for t in 0..<k {
+                var value = o[t] * recipe.targetStd[t] + recipe.targetMean[t]
+                var sigma = Foundation.exp(o[k + t] / 2) * recipe.targetStd[t]
+                if recipe.targetNames[t] == "r_e" {
+                    value = Foundation.pow(10, value)
+                    sigma *= value * Foundation.log(10)
+                }
+                XCTAssertEqual(estimate.values[t], value, accuracy: 1e-9 * Swift.max(1, abs(value)))
+                XCTAssertEqual(estimate.sigmas![t], sigma, accuracy: 1e-9 * Swift.max(1, abs(sigma)))
+            }
+        }
+    }
+
+    func testClassProbabilitiesAreTheSoftmaxOfTheLogits() {
+        let p = ClassProbabilities(logits: [Float(1000), 999, -5])
+        XCTAssertEqual(p.probabilities.reduce(0, +), 1, accuracy: 1e-12)
+        XCTAssertEqual(p.probabilities[0] / p.probabilities[1], Foundation.exp(1), accuracy: 1e-9, "no overflow")
+        XCTAssertEqual(p.predicted, 0)
+        XCTAssertEqual(ClassProbabilities(logits: [Float(0), 2, 2]).predicted, 1, "the first of equal maxima")
+    }
+
+    func testTargetScalingRoundTrips() throws {
+        let catalog = Catalog(entries: [CatalogEntry(url: URL(fileURLWithPath: "/a"), name: "a", targets: [1, 0.5]),
+                                        CatalogEntry(url: URL(fileURLWithPath: "/b"), name: "b", targets: [3, 5])])
+        let scaling = try TargetScaling(fitting: catalog, names: ["n", "r_e"], logTargets: ["r_e"])
+        XCTAssertEqual(scaling.mean[0], 2, accuracy: 1e-12)
+        XCTAssertEqual(scaling.mean[1], (Foundation.log10(0.5) + Foundation.log10(5)) / 2, accuracy: 1e-12)
+        for entry in catalog.entries {
+            let learned = try scaling.standardized(entry.targets, file: entry.name).map(Float.init)
+            let back = scaling.estimate(learned, uncertainty: false)
+            XCTAssertNil(back.sigmas)
+            for (a, b) in zip(back.values, entry.targets) { XCTAssertEqual(a, b, accuracy: 1e-5 * b) }
+        }
+        let bad = Catalog(entries: [CatalogEntry(url: URL(fileURLWithPath: "/c"), name: "c.fits", targets: [1, -2])])
+        XCTAssertThrowsError(try TargetScaling(fitting: bad, names: ["n", "r_e"], logTargets: ["r_e"])) {
+            XCTAssert($0.localizedDescription.contains("c.fits: r_e = -2.0 cannot be learned as log10"), "\($0)")
+        }
+    }
+
+    /// A run's typed results are what its CSV and FITS table hold: the CSV to its 6
+    /// significant digits, the FITS columns as doubles, equal to the numbers.
+    func testRunResultsAreTheNumbersOfItsTables() throws {
+        let folder = try makeTemporaryDirectory("typed")
+        try """
+        task: regress
+        input: {path: \(repositoryRoot.path)/samples/regression}
+        model: {weights: \(models.path)/regression.safetensors}
+        outputs: {csv: out.csv, fits_table: out.fits}
+        """.write(to: folder.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+        let run = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path,
+                                     options: RunOptions(quiet: true)).predictAll()
+        XCTAssertEqual(run.results.count, 30)
+        let csv = try CSVReader(string: try String(contentsOf: folder.appendingPathComponent("out.csv"), encoding: .utf8),
+                                hasHeaderRow: true)
+        XCTAssertEqual(csv.headerRow, ["file", "sersic_n", "r_e", "q", "mag", "sersic_n_sigma", "r_e_sigma", "q_sigma", "mag_sigma"])
+        let table = try FITSFile(path: folder.appendingPathComponent("out.fits").path).readTable("RESULTS")
+        guard case let .double(fitsR)? = table["r_e"]?.values else { return XCTFail("r_e is not a double column") }
+        for (i, (entry, prediction)) in run.results.enumerated() {
+            let row = try XCTUnwrap(csv.next())
+            XCTAssertEqual(row[0], entry.name)
+            guard case let .regression(estimate) = prediction else { return XCTFail("\(prediction)") }
+            let numbers = estimate.values + estimate.sigmas!
+            for (text, value) in zip(row.dropFirst(), numbers) {
+                XCTAssertEqual(Double(text)!, value, accuracy: 5e-6 * abs(value), "\(entry.name)")
+            }
+            XCTAssertEqual(fitsR[i], estimate.values[1], "FITS columns hold the numbers, not parsed text")
+        }
+    }
+
+    /// The first file, checked against the model before the batch run, is read once:
+    /// its result is kept and the batch run starts after it.
+    func testEveryFileIsReadOnceFirstIncluded() throws {
+        let folder = try makeTemporaryDirectory("read-once")
+        try "task: classify\nmodel: {weights: \(models.path)/morphology.safetensors}\nrun: {batch_size: 4}\n"
+            .write(to: folder.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+        let runner = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path,
+                                        options: RunOptions(input: repositoryRoot.appendingPathComponent("samples/morphology").path,
+                                                            quiet: true))
+        let predictor = try runner.makePredictor()
+        let entries = try runner.inputCatalog().entries
+        let url = folder.appendingPathComponent(".out.csv.journal")
+        let journal = try RunJournal(url: url, resume: false)
+        let rest = try runner.predictOneByOne(entries, predictor, journal: journal, progress: nil, untilFirstResult: true)
+        XCTAssertEqual(rest.map(\.name), entries.dropFirst().map(\.name))
+        try runner.tabulate(rest, predictor: predictor, journal: journal, progress: nil)
+        XCTAssertEqual(Set(journal.finished.keys), Set(entries.map(\.name)))
+        try journal.close()
+        let reads = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").filter { $0.contains(#""reading":true"#) }
+        XCTAssertEqual(reads.count, entries.count, "one read per file")
+        XCTAssertEqual(Set(reads).count, entries.count)
+    }
+}

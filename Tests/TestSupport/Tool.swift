@@ -1,0 +1,58 @@
+// Running the built `astrolabe` binary from end-to-end tests.
+import Foundation
+import XCTest
+
+/// The result of one run of the tool.
+public struct ToolRun {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+
+    public var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
+    public var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
+}
+
+/// The `astrolabe` executable built beside the test bundle (.build/<config>/astrolabe);
+/// skips the test when it was not built.
+public func toolURL() throws -> URL {
+    let candidates = [
+        Bundle.main.bundleURL.appendingPathComponent("astrolabe"),
+        Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("astrolabe"),
+        Bundle(for: ToolLocator.self).bundleURL.deletingLastPathComponent().appendingPathComponent("astrolabe"),
+        repositoryRoot.appendingPathComponent(".build/release/astrolabe"),
+        repositoryRoot.appendingPathComponent(".build/debug/astrolabe"),
+    ]
+    guard let url = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw XCTSkip("the astrolabe binary was not built (looked in \(candidates.map(\.path)))")
+    }
+    return url
+}
+
+private final class ToolLocator {}
+
+/// Runs `astrolabe arguments...` in `directory` (default: the repository root).
+public func runTool(_ arguments: [String], in directory: URL = repositoryRoot,
+                    environment: [String: String] = [:]) throws -> ToolRun {
+    let process = Process()
+    process.executableURL = try toolURL()
+    process.arguments = arguments
+    process.currentDirectoryURL = directory
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
+    // stdout through a pipe, stderr through a file: neither can fill up and block the child.
+    let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("astrolabe-stderr-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: errURL) }
+    let out = Pipe()
+    let err = try FileHandle(forWritingTo: errURL)
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    try err.close()
+    let errData = try Data(contentsOf: errURL)
+    return ToolRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                   stderr: String(decoding: errData, as: UTF8.self))
+}
