@@ -8,6 +8,8 @@ import Foundation
 /// How many worker threads the kernels use (the benchmark machine has 2 cores).
 public enum Threading {
     /// Worker count for `parallelChunks`; also the OpenBLAS thread count outside parallel regions.
+    /// Process-wide configuration, like OpenBLAS's own thread count: only changed between
+    /// parallel regions (tests that compare worker counts do), read when a region starts.
     nonisolated(unsafe) public static var workerCount: Int = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
 
     /// OpenBLAS is kept single-threaded; `gemm` and the kernels split work over our workers.

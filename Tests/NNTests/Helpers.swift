@@ -10,14 +10,6 @@ enum Fixtures {
     static func file(_ name: String) -> Safetensors { try! Safetensors(contentsOf: url(name)) }
 }
 
-/// A fresh temporary directory, removed by the test case's teardown.
-func temporaryDirectory(_ testCase: XCTestCase) -> URL {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nntests-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    testCase.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-    return dir
-}
-
 /// `|a - e| <= relative * max(|e|, floor)` elementwise, where `floor` is `scaleFloor` times the
 /// largest `|e|` of the tensor: relative agreement, except for elements far below the
 /// tensor's scale (a gradient of 1e-9 next to ones of 1e0 is noise in float32 for both sides).

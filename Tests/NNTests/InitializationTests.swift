@@ -2,6 +2,7 @@
 import Autograd
 import Foundation
 import NN
+import TestSupport
 import XCTest
 
 final class InitializationTests: XCTestCase {
@@ -105,7 +106,7 @@ final class ArchitectureOptionTests: XCTestCase {
 
     /// A model file naming an unknown activation: the error names the file, the value and the choices.
     func testAModelFileWithAnUnknownActivationNamesTheFile() throws {
-        let dir = temporaryDirectory(self)
+        let dir = try makeTemporaryDirectory("nn")
         let url = dir.appendingPathComponent("mlp.safetensors")
         var architecture = Architecture(name: .mlp, inChannels: 2, classes: 2, widths: [4], activation: "tanh")
         let model = try architecture.makeModel(seed: 1)

@@ -3,6 +3,7 @@
 import Autograd
 import Foundation
 import NN
+import TestSupport
 import XCTest
 
 struct LayerCase {
@@ -74,7 +75,7 @@ let layerCases: [LayerCase] = [
 
 final class LayerContractTests: XCTestCase {
     func testEveryLayerHonoursTheContract() throws {
-        let dir = temporaryDirectory(self)
+        let dir = try makeTemporaryDirectory("nn")
         for c in layerCases {
             let layer = c.make(1)
             let x = Tensor.randomNormal(c.input, seed: 11)

@@ -3,6 +3,7 @@
 import Autograd
 import Foundation
 import NN
+import TestSupport
 import XCTest
 
 final class WeightsTests: XCTestCase {
@@ -11,7 +12,7 @@ final class WeightsTests: XCTestCase {
     }
 
     func testSaveLoadRoundTripGivesIdenticalOutputs() throws {
-        let dir = temporaryDirectory(self)
+        let dir = try makeTemporaryDirectory("nn")
         let a = compactResNet(), b = compactResNet()
         a.eval(); b.eval()
         let x = Tensor.randomNormal([2, 3, 32, 32], seed: 5)
@@ -23,7 +24,7 @@ final class WeightsTests: XCTestCase {
     }
 
     func testModelFileRebuildsFromMetadataAlone() throws {
-        let dir = temporaryDirectory(self)
+        let dir = try makeTemporaryDirectory("nn")
         let architecture = Architecture(name: .resnet18, inChannels: 2, classes: 4, widths: [8, 16, 32, 64], smallImageStem: true)
         let model = try architecture.makeModel()
         model.eval()
@@ -52,7 +53,7 @@ final class WeightsTests: XCTestCase {
     }
 
     func testEveryArchitectureRoundTripsThroughAModelFile() throws {
-        let dir = temporaryDirectory(self)
+        let dir = try makeTemporaryDirectory("nn")
         let cases: [(Architecture, [Int])] = [
             (Architecture(name: .resnet34, inChannels: 1, classes: 3, widths: [4, 8, 8, 8]), [1, 1, 32, 32]),
             (Architecture(name: .resnet18, inChannels: 1, classes: 3, widths: [4, 8, 8, 8], stemPool: false), [1, 1, 32, 32]),
@@ -73,7 +74,7 @@ final class WeightsTests: XCTestCase {
     }
 
     func testWrongFilesGiveClearErrors() throws {
-        let dir = temporaryDirectory(self)
+        let dir = try makeTemporaryDirectory("nn")
         let good = dir.appendingPathComponent("good.safetensors")
         try compactResNet().save(to: good)
         let bytes = try Data(contentsOf: good)
@@ -187,7 +188,7 @@ final class WeightsTests: XCTestCase {
     }
 
     func testAtomicWriteLeavesNoPartialFile() throws {
-        let dir = temporaryDirectory(self)
+        let dir = try makeTemporaryDirectory("nn")
         let url = dir.appendingPathComponent("m.safetensors")
         try SimpleCNN.make(imageSize: 8).save(to: url)
         let first = try Data(contentsOf: url)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Preprocessing
 
@@ -6,8 +7,7 @@ final class DatasetTests: XCTestCase {
     var folder: URL!
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("astrolabe-dataset-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        folder = try makeTemporaryDirectory("dataset")
         for i in 0..<10 { try Data().write(to: folder.appendingPathComponent(String(format: "img_%02d.fits", i))) }
         try Data().write(to: folder.appendingPathComponent("notes.txt"))
     }

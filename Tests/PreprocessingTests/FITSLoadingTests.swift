@@ -1,5 +1,6 @@
 import FITS
 import Foundation
+import TestSupport
 import XCTest
 @testable import Preprocessing
 
@@ -7,8 +8,7 @@ final class FITSLoadingTests: XCTestCase {
     var folder: URL!
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("astrolabe-fitsload-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        folder = try makeTemporaryDirectory("fitsload")
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }

@@ -2,6 +2,7 @@ import AstroBase
 import FITS
 import Foundation
 import Plotting
+import TestSupport
 import XCTest
 @testable import SkySim
 
@@ -10,8 +11,7 @@ final class DatasetTests: XCTestCase {
     private var scratch: URL!
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("skysim-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        scratch = try makeTemporaryDirectory("skysim")
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: scratch) }
@@ -175,8 +175,8 @@ final class PlottingTests: XCTestCase {
         let canvas = plot.canvas(width: 480, height: 300)
         XCTAssertEqual(canvas.pixels.count, 480 * 300 * 3)
         XCTAssert(canvas.pixels.contains(Color.blue.blue) && canvas.pixels.contains(Color.red.red))
-        let directory = ProcessInfo.processInfo.environment["SKYSIM_PREVIEW_DIR"].map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.temporaryDirectory
+        let directory = try ProcessInfo.processInfo.environment["SKYSIM_PREVIEW_DIR"].map { URL(fileURLWithPath: $0) }
+            ?? makeTemporaryDirectory("plots")
         let url = directory.appendingPathComponent("lineplot-\(UUID().uuidString.prefix(6)).png")
         try canvas.write(to: url)
         XCTAssertGreaterThan(try Data(contentsOf: url).count, 100)

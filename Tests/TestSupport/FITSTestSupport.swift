@@ -3,13 +3,23 @@ import FITS
 import Foundation
 import XCTest
 
-/// A fresh empty directory under the system temporary directory, removed by `cleanUp`.
+/// A fresh empty directory for one test: the one temporary-directory helper of every test
+/// target. All of them live in one folder per test process, removed when the process exits.
 public func makeTemporaryDirectory(_ label: String = "astrolabe") throws -> URL {
-    let url = FileManager.default.temporaryDirectory
-        .appendingPathComponent("\(label)-\(getpid())-\(UUID().uuidString.prefix(8))")
+    let url = temporaryRoot.appendingPathComponent("\(label)-\(UUID().uuidString.prefix(8))")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
+
+/// `astrolabe-tests-<pid>` under the system temporary directory.
+private func processTemporaryFolder() -> URL {
+    FileManager.default.temporaryDirectory.appendingPathComponent("astrolabe-tests-\(getpid())")
+}
+
+private let temporaryRoot: URL = {
+    atexit { try? FileManager.default.removeItem(at: processTemporaryFolder()) }
+    return processTemporaryFolder()
+}()
 
 /// Asserts that `body` throws a `FITSError` accepted by `matches`, and that its message
 /// names `path` (when given). Forwards the caller's source location.

@@ -1,6 +1,7 @@
 import Autograd
 import Foundation
 import NN
+import TestSupport
 import XCTest
 @testable import Training
 
@@ -113,7 +114,7 @@ final class FitTests: XCTestCase {
         let uninterrupted = makeDropoutModel()
         try uninterrupted.fit(source, epochs: 6, seed: 4, verbose: false)
 
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-\(UUID().uuidString)")
+        let folder = try makeTemporaryDirectory("ckpt")
         let url = folder.appendingPathComponent("state.safetensors")
         let first = makeDropoutModel()
         try first.fit(source, epochs: 3, callbacks: [ModelCheckpoint(url: url)], seed: 4, verbose: false)
@@ -138,8 +139,7 @@ final class FitTests: XCTestCase {
         let uninterrupted = makeDropoutModel()
         try uninterrupted.fit(source, epochs: 4, seed: 4, verbose: false)
 
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cancel-\(UUID().uuidString).safetensors")
-        defer { try? FileManager.default.removeItem(at: url) }
+        let url = try makeTemporaryDirectory("cancel").appendingPathComponent("state.safetensors")
         let interrupted = makeDropoutModel()
         let flag = CancellationFlag()
         var batches = 0, batchesAfterCancel = 0
@@ -170,8 +170,7 @@ final class FitTests: XCTestCase {
     func testAFlagSetBeforehandStopsAfterOneBatchAndTheCheckpointCallbackPathIsUsed() throws {
         let (x, y) = Self.spiral(pointsPerArm: 10)
         let source = ArrayBatchSource(inputs: x, targets: .classes(y), batchSize: 10, shuffle: true, seed: 1)
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cancel-\(UUID().uuidString).safetensors")
-        defer { try? FileManager.default.removeItem(at: url) }
+        let url = try makeTemporaryDirectory("cancel").appendingPathComponent("state.safetensors")
         let flag = CancellationFlag()
         flag.cancel()
         var batches = 0
@@ -222,7 +221,7 @@ final class FitTests: XCTestCase {
 final class FineTuningTests: XCTestCase {
     func testFineTuningKeepsTheEncoderAdaptsTheBandsAndMakesANewHead() throws {
         let pretrained = SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 16, seed: 1)
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("pre-\(UUID().uuidString).safetensors")
+        let url = try makeTemporaryDirectory("pretrained").appendingPathComponent("pre.safetensors")
         try pretrained.save(to: url)
         let architecture = Architecture(name: .cnn, inChannels: 3, classes: 2, imageSize: 16)
         let (model, report) = try Model.fineTuning(architecture, from: url, seed: 2)

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Plotting
+import TestSupport
 @testable import Training
 
 final class ProgressAndHistoryTests: XCTestCase {
@@ -49,7 +50,7 @@ final class ProgressAndHistoryTests: XCTestCase {
     }
 
     func testAtomicWriteReplacesWholeAndLeavesNoTemporary() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("atomic-\(UUID().uuidString)")
+        let folder = try makeTemporaryDirectory("atomic")
         let url = folder.appendingPathComponent("log.csv")
         try writeAtomically(Data("one".utf8), to: url)
         try writeAtomically(Data("two".utf8), to: url)
@@ -70,7 +71,7 @@ final class PlotTests: XCTestCase {
         XCTAssertEqual(curves.height, 720, "loss panel above metrics panel")
         let matrix = TrainingPlots.confusionMatrix([[9, 1], [2, 8]], classNames: ["lens", "non_lens"])
         // The diagonal cell (largest fraction) is drawn greener than the off-diagonal one.
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("plots-\(UUID().uuidString)")
+        let folder = try makeTemporaryDirectory("plots")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try curves.write(to: folder.appendingPathComponent("curves.png"))
         try matrix.write(to: folder.appendingPathComponent("confusion.png"))
