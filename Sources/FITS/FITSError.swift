@@ -39,6 +39,8 @@ public enum FITSError: Error, Equatable, LocalizedError {
     /// A header keyword has a value that cannot describe valid data (checked before
     /// cfitsio uses it to size, allocate or divide): `value` as found, `expected` in words.
     case invalidKeyword(path: String, hdu: Int, keyword: String, value: String, expected: String)
+    /// The data of an HDU are damaged in a way cfitsio would not survive (`what` says where).
+    case damagedData(path: String, hdu: Int, what: String)
 
     public var errorDescription: String? {
         switch self {
@@ -76,6 +78,8 @@ public enum FITSError: Error, Equatable, LocalizedError {
         case let .invalidKeyword(path, hdu, keyword, value, expected):
             return "\(path) (HDU \(hdu)): invalid \(keyword) = \(value); expected \(expected). "
                 + "The header is damaged or was written wrongly."
+        case let .damagedData(path, hdu, what):
+            return "\(path) (HDU \(hdu)): damaged data: \(what); the file is corrupt."
         }
     }
 

@@ -47,6 +47,7 @@ extension FITSFile {
             guard let dataStart = headerEnd else { return }
             let keys = HeaderKeys(path: path, hdu: index) { cards[$0] }
             let dataBytes = try validate(keys, dataStart: dataStart, diskSize: diskSize)
+            headerStarts.append(offset)
             guard dataBytes <= diskSize - dataStart else {
                 let blocks = dataBytes / 2880 + (dataBytes % 2880 == 0 ? 0 : 1)
                 dataEnds.append(blocks > (Int.max - dataStart) / 2880 ? Int.max : dataStart + blocks * 2880)
@@ -166,6 +167,96 @@ extension FITSFile {
                     throw keys.invalid(keyword, text, expected: "a finite \(name) >= 0")
                 }
             default: break
+            }
+        }
+    }
+}
+
+extension FITSFile {
+    /// Checks the tiles of a PLIO_1- or HCOMPRESS_1-compressed image before cfitsio
+    /// decodes them: both decoders take sizes from the tile's own first words and trust
+    /// them. PLIO's `pl_l2pi` reads as many words as the tile's header says (past the
+    /// tile when it lies); HCOMPRESS's `fits_hdecompress` clears nx x ny pixels of a
+    /// buffer of one tile. The caller holds the lock and has moved to the HDU.
+    func validateTiles(_ pointer: UnsafeMutablePointer<fitsfile>, info: HDUInfo) throws {
+        let hdu = info.index
+        let plio = info.compression == "PLIO_1"
+        guard plio || info.compression == "HCOMPRESS_1" else { return }
+        var status: Int32 = 0
+        var column: Int32 = 0
+        var rows: Int64 = 0
+        var heap: Int64 = 0
+        var name = Array("COMPRESSED_DATA".utf8CString)
+        ffgcno(pointer, CASEINSEN, &name, &column, &status)
+        ffgnrwll(pointer, &rows, &status)
+        ffgkyjj(pointer, "PCOUNT", &heap, nil, &status)
+        try check(status, "locate the compressed tiles", path: path, hdu: hdu)
+        // ZTILEn (checked >= 1 at open), and the pixels of tile `row` (1-based): edge
+        // tiles are cut by the image's edge, and cfitsio sizes their buffers so.
+        let tiles = (1...max(info.shape.count, 1)).map { axis in
+            max(readString(pointer, "ZTILE\(axis)").flatMap { Int($0) } ?? (axis == 1 ? info.shape[0] : 1), 1)
+        }
+        func tilePixelCount(_ row: Int64) -> Int {
+            var rest = Int(row - 1), count = 1
+            for (length, tile) in zip(info.shape, tiles) {
+                let perAxis = (length + tile - 1) / tile
+                let start = (rest % max(perAxis, 1)) * tile
+                rest /= max(perAxis, 1)
+                count *= max(min(tile, length - start), 0)
+            }
+            return count
+        }
+        var words: [Int16] = []
+        for row in 1...max(rows, 1) where rows > 0 {
+            var length: Int64 = 0, offset: Int64 = 0
+            ffgdesll(pointer, column, row, &length, &offset, &status)
+            try check(status, "read tile \(row) descriptor", path: path, hdu: hdu)
+            if length == 0 { continue }  // an uncompressed or null tile: cfitsio's own path
+            guard length > 0, length <= heap else {
+                throw FITSError.damagedData(path: path, hdu: hdu, what: "tile \(row) claims \(length) elements in a heap of \(heap) bytes")
+            }
+            if !plio {
+                // Magic 0xDD99, then nx and ny as big-endian 32-bit integers.
+                var head = [UInt8](repeating: 0, count: 10)
+                var null: UInt8 = 0
+                var anyNull: Int32 = 0
+                guard length >= 10 else {
+                    throw FITSError.damagedData(path: path, hdu: hdu, what: "HCOMPRESS tile \(row) has \(length) bytes")
+                }
+                ffgcv(pointer, TBYTE, column, row, 1, 10, &null, &head, &anyNull, &status)
+                try check(status, "read tile \(row)", path: path, hdu: hdu)
+                let nx = head[2..<6].reduce(0) { $0 << 8 | Int($1) }, ny = head[6..<10].reduce(0) { $0 << 8 | Int($1) }
+                let (pixels, overflow) = nx.multipliedReportingOverflow(by: ny)
+                let tilePixels = tilePixelCount(row)
+                guard head[0] == 0xDD, head[1] == 0x99, nx > 0, ny > 0, !overflow, pixels <= tilePixels else {
+                    throw FITSError.damagedData(path: path, hdu: hdu,
+                                                what: "HCOMPRESS tile \(row) says \(nx) x \(ny) pixels; the tile has \(tilePixels)")
+                }
+                continue
+            }
+            words = [Int16](repeating: 0, count: Int(length))
+            var null: Int16 = 0
+            var anyNull: Int32 = 0
+            ffgcv(pointer, TSHORT, column, row, 1, length, &null, &words, &anyNull, &status)
+            try check(status, "read tile \(row)", path: path, hdu: hdu)
+            // pl_l2pi's header: words[2] > 0 gives the length and data from word 4 on;
+            // otherwise the length is words[4] << 15 + words[3] and data start at words[1] + 1.
+            let count = words.count
+            var valid = count >= 3
+            if valid {
+                let short = words[2] > 0
+                valid = short || count >= 5
+                if valid {
+                    let listLength = short ? Int(words[2]) : (Int(words[4]) << 15) + Int(words[3])
+                    let first = short ? 4 : Int(words[1]) + 1
+                    // Opcode 1 (a high value) also reads the word after it.
+                    let lastTakesTwo = listLength >= 1 && listLength <= count && words[listLength - 1] / 4096 == 1
+                    valid = listLength <= 0 || (first >= 1 && listLength <= count - (lastTakesTwo ? 1 : 0))
+                }
+            }
+            if !valid {
+                throw FITSError.damagedData(path: path, hdu: hdu,
+                                            what: "PLIO tile \(row) describes more words than its \(count)")
             }
         }
     }

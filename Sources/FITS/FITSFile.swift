@@ -89,9 +89,12 @@ public final class FITSFile {
     let lock: NSLock
     /// The file's size as cfitsio sees it (uncompressed), for truncation checks.
     private(set) var diskSize: Int?
-    /// Where each HDU's data end (padded to 2,880 bytes), as its header says
-    /// (`validateHeaders` fills it at open).
+    /// Where each HDU's header starts and its data end (padded to 2,880 bytes), as the
+    /// headers say (`validateHeaders` fills them at open).
+    var headerStarts: [Int] = []
     var dataEnds: [Int] = []
+    /// HDUs 0..<verifiedHDUs are where cfitsio looks for them too (see `move`).
+    var verifiedHDUs = 1
 
     /// Whether the linked cfitsio was built thread-safe (`fits_is_reentrant()`).
     public static var isReentrant: Bool { fits_is_reentrant() != 0 }
@@ -194,30 +197,37 @@ public final class FITSFile {
 
     // MARK: - HDUs
 
-    /// The number of HDUs in the file.
+    /// The number of HDUs in the file (those whose headers `validateHeaders` checked).
     public func hduCount() throws -> Int {
-        try withHandle { pointer in
-            var status: Int32 = 0
-            var count: Int32 = 0
-            ffthdu(pointer, &count, &status)
-            try check(status, "count HDUs", path: path)
-            return Int(count)
-        }
+        try withHandle { _ in headerStarts.count }
     }
 
     /// Moves cfitsio to HDU `index` (0-based); the caller holds the lock.
+    ///
+    /// cfitsio reads the header of every HDU it passes. The first time it goes past an
+    /// HDU, it is first asked where it will look for the next header, and that must be
+    /// where `validateHeaders` found and checked it: otherwise cfitsio would read a
+    /// header nobody checked (a damaged size card makes the two disagree).
     func move(_ pointer: UnsafeMutablePointer<fitsfile>, to index: Int) throws {
+        guard index < headerStarts.count else {
+            throw FITSError.hduNotFound(path: path, selector: "\(index)", count: headerStarts.count)
+        }
         var status: Int32 = 0
         var type: Int32 = 0
-        ffmahd(pointer, Int32(index + 1), &type, &status)
-        if status == END_OF_FILE || status == BAD_HDU_NUM {
-            ffcmsg()
-            var count: Int32 = 0
-            var countStatus: Int32 = 0
-            ffthdu(pointer, &count, &countStatus)
-            ffcmsg()
-            throw FITSError.hduNotFound(path: path, selector: "\(index)", count: Int(count))
+        while verifiedHDUs <= index {
+            let next = verifiedHDUs
+            ffmahd(pointer, Int32(next), &type, &status)  // HDU next - 1, already verified
+            var headStart: Int64 = 0, dataStart: Int64 = 0, dataEnd: Int64 = 0
+            ffghadll(pointer, &headStart, &dataStart, &dataEnd, &status)
+            try check(status, "move to HDU", path: path, hdu: next - 1)
+            guard Int(dataEnd) == headerStarts[next] else {
+                throw FITSError.damagedData(path: path, hdu: next,
+                                            what: "its header starts at byte \(headerStarts[next]) by the sizes in "
+                                                + "HDU \(next - 1)'s header, but cfitsio would read it at byte \(dataEnd)")
+            }
+            verifiedHDUs += 1
         }
+        ffmahd(pointer, Int32(index + 1), &type, &status)
         try check(status, "move to HDU", path: path, hdu: index)
         repairQuantizeLevel(pointer)
     }

@@ -115,7 +115,12 @@ extension Stage: Codable {
             return .scaleByNoise(.header(keyword: try p.value("keyword") ?? "SKYSIG",
                                          bandKeywords: try p.value("band_keywords") ?? []))
         case "asinh":
-            return .asinh(AsinhScaling(softening: try p.value("softening") ?? 1, scale: try p.value("scale") ?? 1))
+            let softening: Double = try p.value("softening") ?? 1
+            guard softening > 0, softening.isFinite else {
+                throw DecodingError.dataCorrupted(.init(codingPath: p.path, debugDescription:
+                    "asinh: softening must be a positive number (about the sky noise), got \(softening)."))
+            }
+            return .asinh(AsinhScaling(softening: softening, scale: try p.value("scale") ?? 1))
         case "normalize":
             let interval = try p.value("interval", IntervalCoding.self)?.value ?? .minMax
             let stretch = try p.value("stretch", StretchCoding.self)?.value ?? .linear()
