@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "SkySim", targets: ["SkySim"]),
         .library(name: "Plotting", targets: ["Plotting"]),
         .library(name: "Preprocessing", targets: ["Preprocessing"]),
+        .library(name: "Pipelines", targets: ["Pipelines"]),  // for fuzz/
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -36,6 +36,11 @@ public enum FITSError: Error, Equatable, LocalizedError {
     case sectionOutOfBounds(path: String, hdu: Int, section: String, shape: [Int])
     /// A file was used after `close()`, or a writer after `commit()` or a failed write.
     case closed(path: String)
+    /// A header keyword has a value that cannot describe valid data (checked before
+    /// cfitsio uses it to size, allocate or divide): `value` as found, `expected` in words.
+    case invalidKeyword(path: String, hdu: Int, keyword: String, value: String, expected: String)
+    /// The data of an HDU are damaged in a way cfitsio would not survive (`what` says where).
+    case damagedData(path: String, hdu: Int, what: String)
 
     public var errorDescription: String? {
         switch self {
@@ -70,6 +75,11 @@ public enum FITSError: Error, Equatable, LocalizedError {
                 + "(NAXIS1, NAXIS2, ...); ranges are 0-based and half-open."
         case let .closed(path):
             return "\(path) is closed (closed, committed or after a failed write); open or create it again."
+        case let .invalidKeyword(path, hdu, keyword, value, expected):
+            return "\(path) (HDU \(hdu)): invalid \(keyword) = \(value); expected \(expected). "
+                + "The header is damaged or was written wrongly."
+        case let .damagedData(path, hdu, what):
+            return "\(path) (HDU \(hdu)): damaged data: \(what); the file is corrupt."
         }
     }
 

@@ -89,6 +89,12 @@ public final class FITSFile {
     let lock: NSLock
     /// The file's size as cfitsio sees it (uncompressed), for truncation checks.
     private(set) var diskSize: Int?
+    /// Where each HDU's header starts and its data end (padded to 2,880 bytes), as the
+    /// headers say (`validateHeaders` fills them at open).
+    var headerStarts: [Int] = []
+    var dataEnds: [Int] = []
+    /// HDUs 0..<verifiedHDUs are where cfitsio looks for them too (see `move`).
+    var verifiedHDUs = 1
 
     /// Whether the linked cfitsio was built thread-safe (`fits_is_reentrant()`).
     public static var isReentrant: Bool { fits_is_reentrant() != 0 }
@@ -119,6 +125,19 @@ public final class FITSFile {
         handle = pointer
         // cfitsio's own size: the uncompressed one for a gzipped file held in memory.
         diskSize = pointer.map { Int($0.pointee.Fptr.pointee.filesize) }
+        if let pointer {
+            lock.lock()
+            defer { lock.unlock() }
+            do {
+                try validateHeaders(pointer)
+            } catch {
+                var ignored: Int32 = 0
+                ffclos(pointer, &ignored)
+                handle = nil
+                PathLocks.shared.release(path)
+                throw error
+            }
+        }
     }
 
     /// The typed error for a path cfitsio could not open, when the path explains it.
@@ -178,30 +197,37 @@ public final class FITSFile {
 
     // MARK: - HDUs
 
-    /// The number of HDUs in the file.
+    /// The number of HDUs in the file (those whose headers `validateHeaders` checked).
     public func hduCount() throws -> Int {
-        try withHandle { pointer in
-            var status: Int32 = 0
-            var count: Int32 = 0
-            ffthdu(pointer, &count, &status)
-            try check(status, "count HDUs", path: path)
-            return Int(count)
-        }
+        try withHandle { _ in headerStarts.count }
     }
 
     /// Moves cfitsio to HDU `index` (0-based); the caller holds the lock.
+    ///
+    /// cfitsio reads the header of every HDU it passes. The first time it goes past an
+    /// HDU, it is first asked where it will look for the next header, and that must be
+    /// where `validateHeaders` found and checked it: otherwise cfitsio would read a
+    /// header nobody checked (a damaged size card makes the two disagree).
     func move(_ pointer: UnsafeMutablePointer<fitsfile>, to index: Int) throws {
+        guard index < headerStarts.count else {
+            throw FITSError.hduNotFound(path: path, selector: "\(index)", count: headerStarts.count)
+        }
         var status: Int32 = 0
         var type: Int32 = 0
-        ffmahd(pointer, Int32(index + 1), &type, &status)
-        if status == END_OF_FILE || status == BAD_HDU_NUM {
-            ffcmsg()
-            var count: Int32 = 0
-            var countStatus: Int32 = 0
-            ffthdu(pointer, &count, &countStatus)
-            ffcmsg()
-            throw FITSError.hduNotFound(path: path, selector: "\(index)", count: Int(count))
+        while verifiedHDUs <= index {
+            let next = verifiedHDUs
+            ffmahd(pointer, Int32(next), &type, &status)  // HDU next - 1, already verified
+            var headStart: Int64 = 0, dataStart: Int64 = 0, dataEnd: Int64 = 0
+            ffghadll(pointer, &headStart, &dataStart, &dataEnd, &status)
+            try check(status, "move to HDU", path: path, hdu: next - 1)
+            guard Int(dataEnd) == headerStarts[next] else {
+                throw FITSError.damagedData(path: path, hdu: next,
+                                            what: "its header starts at byte \(headerStarts[next]) by the sizes in "
+                                                + "HDU \(next - 1)'s header, but cfitsio would read it at byte \(dataEnd)")
+            }
+            verifiedHDUs += 1
         }
+        ffmahd(pointer, Int32(index + 1), &type, &status)
         try check(status, "move to HDU", path: path, hdu: index)
         repairQuantizeLevel(pointer)
     }
@@ -253,7 +279,7 @@ public final class FITSFile {
             ffghdt(pointer, &type, &status)
             try check(status, "read HDU type", path: path, hdu: index)
             let kind: HDUKind = type == IMAGE_HDU ? .image : (type == BINARY_TBL ? .binaryTable : .asciiTable)
-            let name = withName ? readString(pointer, "EXTNAME") ?? (index == 0 ? "PRIMARY" : "") : ""
+            var name = withName ? readString(pointer, "EXTNAME") ?? (index == 0 ? "PRIMARY" : "") : ""
             if kind != .image {
                 var rows: Int64 = 0
                 var columns: Int32 = 0
@@ -278,6 +304,11 @@ public final class FITSFile {
             let compressed = fits_is_compressed_image(pointer, &status) != 0
             status = 0
             let compression = compressed ? (readString(pointer, "ZCMPTYPE") ?? "unknown") : nil
+            // cfitsio names an unnamed compressed HDU COMPRESSED_IMAGE; a second EXTNAME
+            // may follow with the image's own name (as astropy reads it).
+            if compressed, withName, name == "COMPRESSED_IMAGE" {
+                name = try compressedImageHeader(pointer, index: index).string("EXTNAME") ?? name
+            }
             return HDUInfo(index: index, kind: .image, extensionName: name, bitpix: Int(equivalent),
                            storedBitpix: Int(stored), shape: naxes.prefix(Int(naxis)).map { Int($0) },
                            compression: compression)
@@ -307,8 +338,11 @@ public final class FITSFile {
         var headStart: Int64 = 0, dataStart: Int64 = 0, dataEnd: Int64 = 0
         ffghadll(pointer, &headStart, &dataStart, &dataEnd, &status)
         try check(status, "locate HDU data", path: path, hdu: index)
-        if Int(dataEnd) > diskSize {
-            throw FITSError.truncated(path: path, hdu: index, expectedBytes: Int(dataEnd), actualBytes: diskSize)
+        // cfitsio puts the end of a table with a gap before its heap (THEAP) at
+        // THEAP + PCOUNT, although PCOUNT counts the gap: the header's own size counts.
+        let end = index < dataEnds.count ? dataEnds[index] : Int(dataEnd)
+        if end > diskSize {
+            throw FITSError.truncated(path: path, hdu: index, expectedBytes: end, actualBytes: diskSize)
         }
     }
 
@@ -321,14 +355,95 @@ public final class FITSFile {
         return try withHandle { pointer in
             try move(pointer, to: index)
             var status: Int32 = 0
+            if fits_is_compressed_image(pointer, &status) != 0 {
+                return try compressedImageHeader(pointer, index: index)
+            }
+            status = 0
             var cards: UnsafeMutablePointer<CChar>?
             var count: Int32 = 0
-            ffcnvthdr2str(pointer, 0, nil, 0, &cards, &count, &status)
+            ffhdr2str(pointer, 0, nil, 0, &cards, &count, &status)
             defer { if let cards { var ignored: Int32 = 0; fffree(cards, &ignored) } }
             try check(status, "read header", path: path, hdu: index)
             guard let cards else { return FITSHeader() }
             return try FITSHeader(cards: cards, count: Int(count), path: path, hdu: index)
         }
+    }
+
+    /// The header of the image held by the tile-compressed HDU at the current position,
+    /// converted from the binary table's cards as astropy does (cfitsio's own
+    /// `fits_convert_hdr2str` writes the image header into a memory file, which fails on
+    /// some valid files, e.g. BSCALE before ZIMAGE, and sizes that file by ZNAXISn): XTENSION, BITPIX, NAXIS, NAXISn, PCOUNT and GCOUNT from ZTENSION,
+    /// ZBITPIX, ZNAXIS, ZNAXISn, ZPCOUNT and ZGCOUNT; the table and compression keywords
+    /// left out (also EXTNAME = 'COMPRESSED_IMAGE', the name cfitsio gives an unnamed
+    /// one); every other card in file order.
+    func compressedImageHeader(_ pointer: UnsafeMutablePointer<fitsfile>, index: Int) throws -> FITSHeader {
+        var status: Int32 = 0
+        var keyCount: Int32 = 0
+        var more: Int32 = 0
+        ffghsp(pointer, &keyCount, &more, &status)
+        try check(status, "count header cards", path: path, hdu: index)
+        var structural: [String: String] = [:]
+        var others: [String] = []
+        var card = [CChar](repeating: 0, count: Int(FLEN_CARD) + 1)
+        for number in 0..<max(keyCount, 0) {
+            ffgrec(pointer, number + 1, &card, &status)
+            try check(status, "read header card \(number + 1)", path: path, hdu: index)
+            let text = String(cString: card).padding(toLength: 80, withPad: " ", startingAt: 0)
+            let keyword = text.prefix(8).trimmingCharacters(in: .whitespaces)
+            if let target = Self.decompressedKeyword(keyword) {
+                if structural[target] == nil {
+                    structural[target] = target.padding(toLength: 8, withPad: " ", startingAt: 0) + text.dropFirst(8)
+                }
+            } else if !Self.isCompressionKeyword(keyword, card: text) {
+                others.append(text)
+            }
+        }
+        let axes = structural["NAXIS"].flatMap { Int($0.dropFirst(10).prefix(20).trimmingCharacters(in: .whitespaces)) } ?? 0
+        var lines: [String] = [structural["XTENSION"] ?? "XTENSION= 'IMAGE   '           / Image extension"]
+        for keyword in ["BITPIX", "NAXIS"] + (0..<max(0, min(axes, 999))).map({ "NAXIS\($0 + 1)" }) {
+            if let line = structural[keyword] { lines.append(line) }
+        }
+        lines.append(structural["PCOUNT"] ?? "PCOUNT  =                    0 / number of parameters")
+        lines.append(structural["GCOUNT"] ?? "GCOUNT  =                    1 / number of groups")
+        for keyword in ["CHECKSUM", "DATASUM"] { if let line = structural[keyword] { lines.append(line) } }
+        lines += others
+        let joined = lines.map { $0.padding(toLength: 80, withPad: " ", startingAt: 0) }.joined()
+        return try joined.withCString { try FITSHeader(cards: $0, count: lines.count, path: path, hdu: index) }
+    }
+
+    /// The image keyword a compressed HDU's `keyword` stands for (ZBITPIX: BITPIX), if any.
+    static func decompressedKeyword(_ keyword: String) -> String? {
+        switch keyword {
+        case "ZTENSION": return "XTENSION"
+        case "ZBITPIX": return "BITPIX"
+        case "ZNAXIS": return "NAXIS"
+        case "ZPCOUNT": return "PCOUNT"
+        case "ZGCOUNT": return "GCOUNT"
+        case "ZHECKSUM": return "CHECKSUM"
+        case "ZDATASUM": return "DATASUM"
+        default:
+            if keyword.hasPrefix("ZNAXIS"), let axis = Int(keyword.dropFirst(6)), axis > 0 { return "NAXIS\(axis)" }
+            return nil
+        }
+    }
+
+    /// Whether a card of a compressed HDU describes the table or the compression (and
+    /// so is not part of the image header).
+    static func isCompressionKeyword(_ keyword: String, card: String) -> Bool {
+        let exact: Set<String> = ["XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "TFIELDS", "THEAP",
+                                  "CHECKSUM", "DATASUM", "ZIMAGE", "ZCMPTYPE", "ZQUANTIZ", "ZDITHER0",
+                                  "ZSIMPLE", "ZEXTEND", "ZBLOCKED", "ZMASKCMP", "ZSCALE", "ZZERO", "ZBLANK", "END"]
+        if exact.contains(keyword) { return true }
+        for prefix in ["NAXIS", "TTYPE", "TFORM", "TUNIT", "TSCAL", "TZERO", "TNULL", "TDIM", "TDISP",
+                       "ZTILE", "ZNAME", "ZVAL"] where keyword.hasPrefix(prefix) {
+            let rest = keyword.dropFirst(prefix.count)
+            if !rest.isEmpty, rest.allSatisfy(\.isNumber) { return true }
+        }
+        if keyword == "EXTNAME" {
+            let value = card.dropFirst(10).split(separator: "/", maxSplits: 1).first ?? ""
+            return value.trimmingCharacters(in: CharacterSet(charactersIn: " '")) == "COMPRESSED_IMAGE"
+        }
+        return false
     }
 }
 

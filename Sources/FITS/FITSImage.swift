@@ -211,6 +211,7 @@ extension FITSFile {
         var step = [Int](repeating: 1, count: lower.count)
         try withHandle { pointer in
             try move(pointer, to: info.index)
+            try validateTiles(pointer, info: info)
             var status: Int32 = 0
             var null = Pixel.nan
             var anyNull: Int32 = 0
@@ -244,6 +245,7 @@ extension FITSFile {
     func readPixels<Pixel: FITSPixel>(_ info: HDUInfo, into buffer: UnsafeMutableBufferPointer<Pixel>) throws {
         try withHandle { pointer in
             try move(pointer, to: info.index)
+            try validateTiles(pointer, info: info)
             if Pixel.self == Float.self, info.storedBitpix == -32, info.compression == nil,
                buffer.count >= 1 << 18, isPlainFile,
                try readFloat32Directly(pointer, info: info, into: UnsafeMutableRawBufferPointer(buffer)) {

@@ -79,7 +79,11 @@ extension Stage: Codable {
             return .scaleByNoise(.header(keyword: try p.optional("keyword") ?? "SKYSIG",
                                          bandKeywords: try p.optional("band_keywords") ?? []))
         case .asinh:
-            return .asinh(AsinhScaling(softening: try p.optional("softening") ?? 1, scale: try p.optional("scale") ?? 1))
+            let softening: Double = try p.optional("softening") ?? 1
+            guard softening > 0, softening.isFinite else {
+                throw p.invalid("softening", "asinh: softening must be a positive number (about the sky noise), got \(softening).")
+            }
+            return .asinh(AsinhScaling(softening: softening, scale: try p.optional("scale") ?? 1))
         case .normalize:
             let interval = try p.optional("interval", IntervalCoding.self)?.value ?? .minMax
             let stretch = try p.optional("stretch", StretchCoding.self)?.value ?? .linear()

@@ -34,14 +34,14 @@ final class FITSAstropyRoundTripTests: XCTestCase {
         try json.write(to: directory.appendingPathComponent("manifest.json"))
 
         let script = repositoryRoot.appendingPathComponent("Tests/FITSTests/Fixtures/make_fixtures.py").path
-        guard run("/usr/bin/env", ["python3", "-c", "import astropy"]).status == 0 else {
+        guard runProcess("/usr/bin/env", ["python3", "-c", "import astropy"]).status == 0 else {
             throw XCTSkip("python3 with astropy is not installed")
         }
         var arguments = ["python3", script, "--check", directory.path]
         if let report = ProcessInfo.processInfo.environment["ASTROLABE_ROUNDTRIP_REPORT"] {
             arguments += ["--report", report]
         }
-        let result = run("/usr/bin/env", arguments)
+        let result = runProcess("/usr/bin/env", arguments)
         XCTAssertEqual(result.status, 0, result.output)
     }
 
@@ -126,18 +126,5 @@ final class FITSAstropyRoundTripTests: XCTestCase {
                 "N": [Double(1 << 40), -3]]],
         ]])
         return manifest
-    }
-
-    private func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return (-1, "\(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }

@@ -82,6 +82,7 @@ final class PipelineConfigTests: XCTestCase {
             ("  weights: ../samples/models/morphology.safetensors", "  weight: x", "Unknown key 'weight' in model. Did you mean 'weights'?", 12),
             ("  csv: predictions.csv", "  csv: [a, b]", "outputs.csv: expected a single value, found a list.", 14),
             ("  - fill_blanks: {fill: zero}", "  - fill_blanks: {fill: zero", "not valid YAML", 8),
+            ("  - asinh: {softening: 1.0}", "  - asinh: {softening: 0}", "asinh: softening must be a positive number", 10),
         ]
         for c in cases {
             let text = valid.replacingOccurrences(of: c.from, with: c.to)

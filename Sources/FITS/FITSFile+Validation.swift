@@ -1,0 +1,320 @@
+// Header checks made before cfitsio sizes, allocates, loops or divides by a header value.
+import CFITSIO
+import Foundation
+
+extension FITSFile {
+    /// The largest decompressed image allowed, as a multiple of the file's size: a
+    /// tile-compressed image may shrink a lot (PLIO and HCOMPRESS of flat images), but
+    /// not by more than this. Images up to `decompressedAllowance` bytes always pass.
+    static let maximumCompressionRatio = 1024
+    /// Decompressed images of this many bytes (256 MiB) pass whatever the file's size.
+    static let decompressedAllowance = 1 << 28
+
+    /// Walks the headers of every HDU in the file's own bytes and checks their structural
+    /// keywords against each other and against the file's size, before cfitsio moves to
+    /// any HDU but the first: cfitsio divides by ZTILEn while it reads a compressed HDU's
+    /// header (SIGFPE for 0, already in `fits_get_num_hdus`), and by BLOCKSIZE, allocates
+    /// from NAXISn and PCOUNT and loops over rows when it reads the data.
+    ///
+    /// Throws `.invalidKeyword` naming the HDU, keyword, value and what was expected. Stops
+    /// quietly where the file ends or stops being FITS: cfitsio reports those itself
+    /// (`.truncated` comes from `checkComplete` when an HDU is used).
+    func validateHeaders(_ pointer: UnsafeMutablePointer<fitsfile>) throws {
+        guard let diskSize else { return }
+        var offset = 0
+        var index = 0
+        var block = [UInt8](repeating: 0, count: 2880)
+        while offset < diskSize {
+            // One header: 2,880-byte blocks of 36 cards up to END.
+            var cards: [String: String] = [:]
+            var headerEnd: Int?
+            var blockStart = offset
+            scan: while blockStart + 2880 <= diskSize {
+                var status: Int32 = 0
+                ffmbyt(pointer, Int64(blockStart), 0, &status)
+                block.withUnsafeMutableBytes { _ = ffgbyt(pointer, 2880, $0.baseAddress, &status) }
+                if status != 0 { ffcmsg(); return }
+                for card in 0..<36 {
+                    let bytes = block[card * 80..<card * 80 + 80]
+                    let keyword = String(decoding: bytes.prefix(8), as: UTF8.self).trimmingCharacters(in: .whitespaces)
+                    if blockStart == offset, card == 0, keyword != (index == 0 ? "SIMPLE" : "XTENSION") { return }
+                    if keyword == "END" { headerEnd = blockStart + 2880; break scan }
+                    guard bytes.dropFirst(8).prefix(2).elementsEqual("= ".utf8), cards[keyword] == nil else { continue }
+                    cards[keyword] = Self.valueText(bytes.dropFirst(10))
+                }
+                blockStart += 2880
+            }
+            guard let dataStart = headerEnd else { return }
+            let keys = HeaderKeys(path: path, hdu: index) { cards[$0] }
+            let dataBytes = try validate(keys, dataStart: dataStart, diskSize: diskSize)
+            headerStarts.append(offset)
+            guard dataBytes <= diskSize - dataStart else {
+                let blocks = dataBytes / 2880 + (dataBytes % 2880 == 0 ? 0 : 1)
+                dataEnds.append(blocks > (Int.max - dataStart) / 2880 ? Int.max : dataStart + blocks * 2880)
+                return
+            }
+            offset = dataStart + (dataBytes + 2879) / 2880 * 2880
+            dataEnds.append(offset)
+            index += 1
+        }
+    }
+
+    /// A card's value as written: a string without its quotes (doubled quotes undone,
+    /// trailing blanks dropped), anything else without its comment.
+    static func valueText(_ bytes: ArraySlice<UInt8>) -> String {
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        if text.hasPrefix("'") { return FITSHeader.splitQuoted(text).text }
+        let value = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return value.trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Checks one HDU's keywords; returns the size of its data in bytes (without padding).
+    private func validate(_ keys: HeaderKeys, dataStart: Int, diskSize: Int) throws -> Int {
+        let index = keys.hdu
+        let bitpix = try keys.integer("BITPIX", in: [8, 16, 32, 64, -32, -64], expected: "8, 16, 32, 64, -32 or -64")
+        let axisCount = try keys.integer("NAXIS", range: 0...999)
+        var axes: [Int] = []
+        for axis in 0..<axisCount { axes.append(try keys.integer("NAXIS\(axis + 1)", range: 0...Int.max)) }
+        let parameters = try keys.integer("PCOUNT", default: 0, range: 0...Int.max)
+        let groups = try keys.integer("GCOUNT", default: 1, range: 0...Int.max)
+
+        // Data size: |BITPIX|/8 x GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn), NAXIS1 left
+        // out for random groups (NAXIS1 = 0, GROUPS = T).
+        let randomGroups = index == 0 && axes.first == 0 && axes.count > 1 && keys.raw("GROUPS") == "T"
+        guard let pixels = product(randomGroups ? Array(axes.dropFirst()) : axes),
+              let elements = sum(axes.isEmpty ? 0 : pixels, parameters),
+              let dataBytes = product([abs(bitpix) / 8, groups, elements]) else {
+            throw keys.invalid(axes.isEmpty ? "PCOUNT" : "NAXIS1...NAXIS\(axes.count)",
+                               axes.isEmpty ? "\(parameters)" : "\(axes)",
+                               expected: "a data size that fits in the file (\(diskSize) bytes)")
+        }
+        if index > 0, ["BINTABLE", "TABLE", "A3DTABLE"].contains(keys.raw("XTENSION")?.uppercased() ?? "") {
+            try validateTable(keys, axes: axes, parameters: parameters, diskSize: diskSize)
+            if keys.raw("ZIMAGE") == "T", keys.raw("XTENSION")?.uppercased() == "BINTABLE" {
+                try validateCompressedImage(keys, rows: axes[1], diskSize: diskSize)
+            }
+        }
+        return dataBytes
+    }
+
+    /// Tables: TFIELDS, a row count a zero-width table cannot inflate, THEAP inside the
+    /// data, and TFORMn repeat counts no wider than a row.
+    private func validateTable(_ keys: HeaderKeys, axes: [Int], parameters: Int, diskSize: Int) throws {
+        guard axes.count == 2 else {
+            throw keys.invalid("NAXIS", "\(axes.count)", expected: "2 for a table")
+        }
+        let (rowBytes, rows) = (axes[0], axes[1])
+        // The row data fit in the file (checked above) unless rows have no bytes.
+        if rowBytes == 0, rows > diskSize {
+            throw keys.invalid("NAXIS2", "\(rows)", expected: "at most \(diskSize) rows for rows of 0 bytes")
+        }
+        let fieldCount = try keys.integer("TFIELDS", range: 0...999)
+        guard let tableBytes = product([rowBytes, rows]), tableBytes <= diskSize else { return }  // cfitsio: truncated
+        if keys.raw("THEAP") != nil {
+            _ = try keys.integer("THEAP", range: tableBytes...(tableBytes + parameters),
+                                 expected: "between the table's size \(tableBytes) and that plus PCOUNT")
+        }
+        for field in 0..<fieldCount {
+            let keyword = "TFORM\(field + 1)"
+            guard let form = keys.raw(keyword) else { continue }
+            let digits = form.prefix { $0.isNumber }
+            // Bits (X) are the narrowest elements: at most 8 per byte of the row.
+            if !digits.isEmpty, Int(digits).map({ $0 > 8 * rowBytes + 8 }) ?? true {
+                throw keys.invalid(keyword, "'\(form)'", expected: "a repeat count that fits in a row of \(rowBytes) bytes")
+            }
+        }
+    }
+
+    /// Tile-compressed images: ZBITPIX, ZNAXISn, ZTILEn >= 1 whose tiles are the table's
+    /// rows, a decompressed size bounded by the file's, and compression parameters
+    /// (ZNAMEi/ZVALi) cfitsio can use (BLOCKSIZE > 0, BYTEPIX 1, 2, 4 or 8, ...).
+    private func validateCompressedImage(_ keys: HeaderKeys, rows: Int, diskSize: Int) throws {
+        let bitpix = try keys.integer("ZBITPIX", in: [8, 16, 32, 64, -32, -64],
+                                      expected: "8, 16, 32, 64, -32 or -64")
+        let axisCount = try keys.integer("ZNAXIS", range: 1...999)
+        var axes: [Int] = []
+        var tiles: [Int] = []
+        for axis in 1...axisCount {
+            let length = try keys.integer("ZNAXIS\(axis)", range: 0...Int.max)
+            axes.append(length)
+            // cfitsio's default tiles are whole rows.
+            tiles.append(try keys.integer("ZTILE\(axis)", default: axis == 1 ? max(length, 1) : 1,
+                                          range: 1...Int(Int32.max), expected: "a tile length of at least 1"))
+        }
+        guard let tilePixels = product(tiles), tilePixels <= Int(Int32.max) else {
+            throw keys.invalid("ZTILE1...ZTILE\(axisCount)", "\(tiles)", expected: "tiles of at most 2^31 pixels")
+        }
+        let allowance = max(Self.decompressedAllowance, Self.maximumCompressionRatio * diskSize)
+        guard let pixels = product(axes), let bytes = product([pixels, abs(bitpix) / 8]), bytes <= allowance else {
+            throw keys.invalid("ZNAXIS1...ZNAXIS\(axisCount)", "\(axes)",
+                               expected: "an image of at most \(allowance) bytes for a file of \(diskSize) bytes")
+        }
+        let tileCount = zip(axes, tiles).reduce(1) { count, pair in count * ((pair.0 + pair.1 - 1) / pair.1) }
+        if tileCount != rows {
+            throw keys.invalid("NAXIS2", "\(rows)",
+                               expected: "one row per tile: \(tileCount) tiles of \(tiles) in an image of \(axes)")
+        }
+        for number in 1...999 {
+            guard let name = keys.raw("ZNAME\(number)")?.uppercased() else { break }
+            let keyword = "ZVAL\(number)"
+            switch name {
+            case "BLOCKSIZE": _ = try keys.integer(keyword, range: 1...65536, expected: "a BLOCKSIZE of 1...65536 (16 or 32)")
+            case "BYTEPIX": _ = try keys.integer(keyword, in: [1, 2, 4, 8], expected: "a BYTEPIX of 1, 2, 4 or 8")
+            case "SMOOTH": _ = try keys.integer(keyword, in: [0, 1], expected: "SMOOTH 0 or 1")
+            case "SCALE", "NOISEBIT":
+                let text = keys.raw(keyword) ?? ""
+                guard let value = Double(text.replacingOccurrences(of: "D", with: "E")), value.isFinite, value >= 0 else {
+                    throw keys.invalid(keyword, text, expected: "a finite \(name) >= 0")
+                }
+            default: break
+            }
+        }
+    }
+}
+
+extension FITSFile {
+    /// Checks the tiles of a PLIO_1- or HCOMPRESS_1-compressed image before cfitsio
+    /// decodes them: both decoders take sizes from the tile's own first words and trust
+    /// them. PLIO's `pl_l2pi` reads as many words as the tile's header says (past the
+    /// tile when it lies); HCOMPRESS's `fits_hdecompress` clears nx x ny pixels of a
+    /// buffer of one tile. The caller holds the lock and has moved to the HDU.
+    func validateTiles(_ pointer: UnsafeMutablePointer<fitsfile>, info: HDUInfo) throws {
+        let hdu = info.index
+        let plio = info.compression == "PLIO_1"
+        guard plio || info.compression == "HCOMPRESS_1" else { return }
+        var status: Int32 = 0
+        var column: Int32 = 0
+        var rows: Int64 = 0
+        var heap: Int64 = 0
+        var name = Array("COMPRESSED_DATA".utf8CString)
+        ffgcno(pointer, CASEINSEN, &name, &column, &status)
+        ffgnrwll(pointer, &rows, &status)
+        ffgkyjj(pointer, "PCOUNT", &heap, nil, &status)
+        try check(status, "locate the compressed tiles", path: path, hdu: hdu)
+        // ZTILEn (checked >= 1 at open), and the pixels of tile `row` (1-based): edge
+        // tiles are cut by the image's edge, and cfitsio sizes their buffers so.
+        let tiles = (1...max(info.shape.count, 1)).map { axis in
+            max(readString(pointer, "ZTILE\(axis)").flatMap { Int($0) } ?? (axis == 1 ? info.shape[0] : 1), 1)
+        }
+        func tilePixelCount(_ row: Int64) -> Int {
+            var rest = Int(row - 1), count = 1
+            for (length, tile) in zip(info.shape, tiles) {
+                let perAxis = (length + tile - 1) / tile
+                let start = (rest % max(perAxis, 1)) * tile
+                rest /= max(perAxis, 1)
+                count *= max(min(tile, length - start), 0)
+            }
+            return count
+        }
+        var words: [Int16] = []
+        for row in 1...max(rows, 1) where rows > 0 {
+            var length: Int64 = 0, offset: Int64 = 0
+            ffgdesll(pointer, column, row, &length, &offset, &status)
+            try check(status, "read tile \(row) descriptor", path: path, hdu: hdu)
+            if length == 0 { continue }  // an uncompressed or null tile: cfitsio's own path
+            guard length > 0, length <= heap else {
+                throw FITSError.damagedData(path: path, hdu: hdu, what: "tile \(row) claims \(length) elements in a heap of \(heap) bytes")
+            }
+            if !plio {
+                // Magic 0xDD99, then nx and ny as big-endian 32-bit integers.
+                var head = [UInt8](repeating: 0, count: 10)
+                var null: UInt8 = 0
+                var anyNull: Int32 = 0
+                guard length >= 10 else {
+                    throw FITSError.damagedData(path: path, hdu: hdu, what: "HCOMPRESS tile \(row) has \(length) bytes")
+                }
+                ffgcv(pointer, TBYTE, column, row, 1, 10, &null, &head, &anyNull, &status)
+                try check(status, "read tile \(row)", path: path, hdu: hdu)
+                let nx = head[2..<6].reduce(0) { $0 << 8 | Int($1) }, ny = head[6..<10].reduce(0) { $0 << 8 | Int($1) }
+                let (pixels, overflow) = nx.multipliedReportingOverflow(by: ny)
+                let tilePixels = tilePixelCount(row)
+                guard head[0] == 0xDD, head[1] == 0x99, nx > 0, ny > 0, !overflow, pixels <= tilePixels else {
+                    throw FITSError.damagedData(path: path, hdu: hdu,
+                                                what: "HCOMPRESS tile \(row) says \(nx) x \(ny) pixels; the tile has \(tilePixels)")
+                }
+                continue
+            }
+            words = [Int16](repeating: 0, count: Int(length))
+            var null: Int16 = 0
+            var anyNull: Int32 = 0
+            ffgcv(pointer, TSHORT, column, row, 1, length, &null, &words, &anyNull, &status)
+            try check(status, "read tile \(row)", path: path, hdu: hdu)
+            // pl_l2pi's header: words[2] > 0 gives the length and data from word 4 on;
+            // otherwise the length is words[4] << 15 + words[3] and data start at words[1] + 1.
+            let count = words.count
+            var valid = count >= 3
+            if valid {
+                let short = words[2] > 0
+                valid = short || count >= 5
+                if valid {
+                    let listLength = short ? Int(words[2]) : (Int(words[4]) << 15) + Int(words[3])
+                    let first = short ? 4 : Int(words[1]) + 1
+                    // Opcode 1 (a high value) also reads the word after it.
+                    let lastTakesTwo = listLength >= 1 && listLength <= count && words[listLength - 1] / 4096 == 1
+                    valid = listLength <= 0 || (first >= 1 && listLength <= count - (lastTakesTwo ? 1 : 0))
+                }
+            }
+            if !valid {
+                throw FITSError.damagedData(path: path, hdu: hdu,
+                                            what: "PLIO tile \(row) describes more words than its \(count)")
+            }
+        }
+    }
+}
+
+/// The keywords of one HDU as raw text, read as checked integers, and the
+/// `.invalidKeyword` errors naming them.
+struct HeaderKeys {
+    let path: String
+    let hdu: Int
+    /// The value as written (quotes removed), nil when the keyword is absent.
+    let raw: (String) -> String?
+
+    /// An integer value in `range`; `default` when absent (absent and no default: error).
+    func integer(_ keyword: String, default fallback: Int? = nil, range: ClosedRange<Int>,
+                 expected: String? = nil) throws -> Int {
+        let text = raw(keyword)
+        if text == nil, let fallback { return fallback }
+        guard let text, let value = Int(text), range.contains(value) else {
+            let bounds = range.upperBound == Int.max ? "\(range.lowerBound) or more" : "\(range.lowerBound)...\(range.upperBound)"
+            throw invalid(keyword, text ?? "(missing)", expected: expected ?? "an integer \(bounds)")
+        }
+        return value
+    }
+
+    /// An integer value from `allowed`.
+    func integer(_ keyword: String, in allowed: Set<Int>, expected: String) throws -> Int {
+        let text = raw(keyword)
+        guard let text, let value = Int(text), allowed.contains(value) else {
+            throw invalid(keyword, text ?? "(missing)", expected: expected)
+        }
+        return value
+    }
+
+    func invalid(_ keyword: String, _ value: String, expected: String) -> FITSError {
+        .invalidKeyword(path: path, hdu: hdu, keyword: keyword, value: value, expected: expected)
+    }
+}
+
+/// The sum of two non-negative integers, nil when it overflows `Int`.
+private func sum(_ a: Int, _ b: Int) -> Int? {
+    let (result, overflow) = a.addingReportingOverflow(b)
+    return overflow ? nil : result
+}
+
+/// The product of non-negative integers, nil when it overflows `Int`.
+private func product(_ values: [Int]) -> Int? {
+    var result = 1
+    for value in values {
+        let (next, overflow) = result.multipliedReportingOverflow(by: value)
+        if overflow { return nil }
+        result = next
+    }
+    return result
+}
+
+/// cfitsio's raw read at the current byte position (declared in fitsio2.h, which the
+/// CFITSIO module map leaves out); `ffmbyt` sets the position.
+@_silgen_name("ffgbyt")
+private func ffgbyt(_ file: UnsafeMutablePointer<fitsfile>?, _ count: Int64, _ buffer: UnsafeMutableRawPointer?,
+                    _ status: UnsafeMutablePointer<Int32>?) -> Int32
