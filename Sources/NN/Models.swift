@@ -1,4 +1,4 @@
-// Small models: MLP, BENCH.md's cnn, the light-curve LSTM.
+// Small models: MLP, BENCH.md's cnn, the light-curve LSTM and GRU.
 import Autograd
 
 /// Multi-layer perceptron: `Dense`, activation, ..., `Dense` (no activation after the last).
@@ -83,5 +83,34 @@ public final class LightCurveLSTM: Layer {
 
     public var layerDescription: String {
         "LightCurveLSTM(\(lstm.inputFeatures) features, hidden \(lstm.hiddenSize) → \(fc.outputFeatures) classes)"
+    }
+}
+
+/// BENCH.md's GRU light-curve classifier (`reference_models.LightCurveGRU`): one GRU layer,
+/// its last hidden state, a dense layer. Keys: `gru.weight_ih_l0`, ..., `fc.weight`, `fc.bias`.
+///
+/// - `input`: `[N, T, features]` (any `T`); returns `[N, classCount]`.
+public final class LightCurveGRU: Layer {
+    public let gru: GRU
+    public let fc: Dense
+    public var isTraining = true
+
+    /// - `seed`: the initial weights' seed (nil: random).
+    public init(features: Int = 8, hiddenSize: Int = 64, classCount: Int = 7, seed: UInt64? = nil) {
+        var seeds = LayerSeeds(seed)
+        gru = GRU(inputFeatures: features, hiddenSize: hiddenSize, seed: seeds.next())
+        fc = Dense(inputFeatures: hiddenSize, outputFeatures: classCount, seed: seeds.next())
+    }
+
+    public func forward(_ input: Tensor) -> Tensor {
+        let hidden = gru.finalState(input)
+        LayerTrace.record(gru, shape: [input.shape[0], input.shape[1], gru.hiddenSize])
+        return fc(hidden)
+    }
+
+    public var children: [(key: String, layer: any Layer)] { [("gru", gru), ("fc", fc)] }
+
+    public var layerDescription: String {
+        "LightCurveGRU(\(gru.inputFeatures) features, hidden \(gru.hiddenSize) → \(fc.outputFeatures) classes)"
     }
 }
