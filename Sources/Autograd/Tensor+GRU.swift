@@ -1,4 +1,5 @@
 // Fused GRU recurrence: the whole sequence in one op with a hand-written backward.
+import CKernels
 import Foundation
 
 extension Tensor {
@@ -15,7 +16,9 @@ extension Tensor {
     /// step): each step is one small `gemm` for the recurrent product plus one vectorised pass
     /// over the gates, each worker running the whole recurrence for its rows of the batch. The
     /// backward is backpropagation through time, one `gemm` per step for `dh_{t-1}`, then
-    /// `dW_hh` as one `gemm` over every step.
+    /// `dW_hh` as one `gemm` over every step. On CPUs with AVX-512 and `H` a multiple of 16,
+    /// the recurrence and the step-by-step backward run the kernels of `Sources/CKernels`
+    /// (`RecurrentKernels`) instead of the per-step `gemm` calls and Swift loops.
     public func gruRecurrence(weightHH: Tensor, biasHH: Tensor) -> Tensor {
         precondition(rank == 3 && shape[2] % 3 == 0, "gruRecurrence: projected input \(shape) must be [N, T, 3H]")
         let (n, steps, h3) = (shape[0], shape[1], shape[2])
@@ -26,11 +29,22 @@ extension Tensor {
         let recording = GradMode.isEnabled && (tracksGradient || weightHH.tracksGradient || biasHH.tracksGradient)
         // Per step `(r, z, n, a_n)` [4H]: every step for the backward, else one step of scratch.
         let h4 = 4 * h
-        let gates = Tensor(uninitializedShape: recording ? [n, steps, h4] : [n, 1, h4])
+        let vectorKernels = RecurrentKernels.applies(hidden: h)
+        let gates = Tensor(uninitializedShape: recording ? [n, steps, h4] : vectorKernels ? [1] : [n, 1, h4])
         let p = storage.pointer, y = out.storage.pointer, a = gates.storage.pointer
         let w = weightHH.storage.pointer, bias = biasHH.storage.pointer
         let rowY = steps * h, rowA = recording ? steps * h4 : h4
-        Threading.parallelChunks(n, costPerItem: steps * h3 * h) { _, rows in
+        if vectorKernels {
+            let packed = UnsafeMutablePointer<Float>.allocate(capacity: h3 * h)
+            defer { packed.deallocate() }
+            astro_gru_pack_recurrent(w, h, packed)
+            Threading.parallelChunks(n, costPerItem: steps * h3 * h) { _, rows in
+                let lo = rows.lowerBound
+                astro_gru_forward(p + lo * steps * h3, steps * h3, packed, bias, y + lo * rowY, rowY,
+                                  recording ? a + lo * rowA : nil, rowA, rows.count, steps, h)
+            }
+        } else {
+          Threading.parallelChunks(n, costPerItem: steps * h3 * h) { _, rows in
             let lo = rows.lowerBound, m = rows.count
             for t in 0..<steps {
                 let at = a + lo * rowA + (recording ? t * h4 : 0)
@@ -45,6 +59,7 @@ extension Tensor {
                                    state: y + (lo + r) * rowY + t * h, hasPrevious: t > 0, h: h)
                 }
             }
+          }
         }
         guard recording else { return out }
         // The closure keeps the gate activations and the output's storage (not the output
@@ -58,6 +73,13 @@ extension Tensor {
             let dp = dProjected.storage.pointer, da = dRecurrent.storage.pointer
             Threading.parallelChunks(n, costPerItem: steps * h3 * h) { _, rows in
                 let lo = rows.lowerBound, m = rows.count
+                if vectorKernels {
+                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * m * h)
+                    defer { scratch.deallocate() }
+                    astro_gru_backward(a + lo * rowA, rowA, y + lo * rowY, rowY, gy + lo * rowY, rowY, w,
+                                       dp + lo * steps * h3, da + lo * steps * h3, steps * h3, scratch, m, steps, h)
+                    return
+                }
                 // Gradient flowing back from step t + 1 into h_t, for these rows.
                 let dhNext = UnsafeMutablePointer<Float>.allocate(capacity: m * h)
                 dhNext.initialize(repeating: 0, count: m * h)

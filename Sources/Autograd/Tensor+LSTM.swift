@@ -2,12 +2,12 @@
 import CKernels
 import Foundation
 
-/// Whether `lstmRecurrence` runs the AVX-512 kernels of `Sources/CKernels/lstm_kernels.c`
+/// Whether the fused LSTM and GRU ops run the AVX-512 kernels of `Sources/CKernels/lstm_kernels.c`
 /// (hidden size a multiple of 16, on a CPU with AVX-512F) or the portable Swift loops.
-enum LSTMKernels {
+enum RecurrentKernels {
     /// Off on CPUs without AVX-512; tests turn it off to compare both paths.
     /// Process-wide on purpose (which kernel the CPU runs, not per-model state): set once at
-    /// start-up, and changed only by tests while no LSTM runs, hence unsynchronised.
+    /// start-up, and changed only by tests while no recurrent op runs, hence unsynchronised.
     nonisolated(unsafe) static var enabled = astro_lstm_kernels_available() != 0
 
     static func applies(hidden h: Int) -> Bool { enabled && h % 16 == 0 }
@@ -29,7 +29,7 @@ extension Tensor {
     /// per-step synchronisation). The backward is backpropagation through time, one `gemm` per
     /// step for `dh_{t-1}`, then `dW_hh` as one `gemm` over every step. On CPUs with AVX-512
     /// and `H` a multiple of 16, both directions run the kernels of `Sources/CKernels`
-    /// (`LSTMKernels`) instead of these `gemm` calls and Swift loops.
+    /// (`RecurrentKernels`) instead of these `gemm` calls and Swift loops.
     public func lstmRecurrence(weightHH: Tensor) -> Tensor {
         precondition(rank == 3 && shape[2] % 4 == 0, "lstmRecurrence: projected input \(shape) must be [N, T, 4H]")
         let (n, steps, h4) = (shape[0], shape[1], shape[2])
@@ -37,7 +37,7 @@ extension Tensor {
         precondition(weightHH.shape == [h4, h], "lstmRecurrence: weightHH \(weightHH.shape) must be [\(h4), \(h)]")
         let out = Tensor(uninitializedShape: [n, steps, 2 * h])
         let recording = GradMode.isEnabled && (tracksGradient || weightHH.tracksGradient)
-        let vectorKernels = LSTMKernels.applies(hidden: h)
+        let vectorKernels = RecurrentKernels.applies(hidden: h)
         // Gate activations: every step [N, T, 4H] for the backward, else (portable path) one
         // step [N, 1, 4H] of scratch.
         let gates = recording ? Tensor(uninitializedShape: shape)
@@ -160,7 +160,7 @@ extension Tensor {
         precondition(weightIH.shape == [h4, f] && biasIH.shape == [h4] && biasHH.shape == [h4]
                      && weightHH.shape == [h4, h] && h4 == 4 * h,
                      "lstm: weights \(weightIH.shape), \(weightHH.shape), biases \(biasIH.shape), \(biasHH.shape) do not fit input \(shape)")
-        guard LSTMKernels.applies(hidden: h), steps > 0 else {
+        guard RecurrentKernels.applies(hidden: h), steps > 0 else {
             let states = (matmul(transposed: weightIH) + (biasIH + biasHH)).lstmRecurrence(weightHH: weightHH)
             return lastStepOnly ? states.sliced(axis: 1, (steps - 1)..<steps) : states
         }

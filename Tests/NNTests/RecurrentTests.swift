@@ -69,17 +69,17 @@ final class RecurrentTests: XCTestCase {
         return worst
     }
 
-    /// Every case on the portable Swift path, and again with the LSTM's AVX-512 kernels where
+    /// Every case on the portable Swift path, and again with the AVX-512 kernels where
     /// the CPU has them (hidden sizes that are multiples of 16).
     func testOutputsStatesAndGradientsMatchPyTorch() throws {
-        XCTAssertEqual(Self.cases.count, 10)
-        let saved = LSTMKernels.enabled
-        defer { LSTMKernels.enabled = saved }
+        XCTAssertEqual(Self.cases.count, 11)
+        let saved = RecurrentKernels.enabled
+        defer { RecurrentKernels.enabled = saved }
         for kernels in [false, true] where !kernels || saved {
-            LSTMKernels.enabled = kernels
+            RecurrentKernels.enabled = kernels
             var worst: [String: Float] = [:]
             for c in Self.cases { worst[c["name"] as! String] = try check(c) }
-            print("RecurrentTests: largest |ours - PyTorch| of outputs and final states (LSTM kernels \(kernels)):",
+            print("RecurrentTests: largest |ours - PyTorch| of outputs and final states (recurrent kernels \(kernels)):",
                   worst.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
     }

@@ -13,8 +13,8 @@ enforce_sorted=False, outputs padded back to T with zeros), and
   grad.input and grad.<key>: gradients of sum(output * direction) + sum(h_n * direction_h)
   (+ sum(c_n * direction_c)), the directions stored too.
 bench_gru_keys: the state_dict keys and shapes of BENCH.md's gru (reference_models.LightCurveGRU).
-Gradients are written with 7 significant digits. Hidden 16 (the last LSTM case) runs the LSTM's
-AVX-512 kernels where the CPU has them; the other sizes run the portable Swift loops.
+Gradients are written with 7 significant digits. Hidden 16 (the last two cases) runs the AVX-512
+kernels where the CPU has them; the other sizes run the portable Swift loops.
 """
 import json
 import os
@@ -42,6 +42,7 @@ CASES = [
     ("lstm_two_layers", "lstm", 3, 5, 2, False, 3, 5, None),
     ("lstm_lengths", "lstm", 3, 5, 1, False, 4, 7, [7, 3, 5, 1]),
     ("lstm_two_layers_bidirectional_lengths", "lstm", 4, 16, 2, True, 3, 6, [4, 6, 2]),
+    ("gru_bidirectional_lengths_hidden_16", "gru", 3, 16, 1, True, 3, 5, [5, 2, 4]),
 ]
 
 
