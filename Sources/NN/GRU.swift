@@ -18,22 +18,12 @@ import Autograd
 ///
 /// Reference: Cho et al., "Learning Phrase Representations using RNN Encoder-Decoder for
 /// Statistical Machine Translation" (2014), https://arxiv.org/abs/1406.1078
-public final class GRU: Layer {
-    let stack: RecurrentStack
-    public var isTraining = true
-
-    public var inputFeatures: Int { stack.inputFeatures }
-    public var hiddenSize: Int { stack.hiddenSize }
-    public var layerCount: Int { stack.layerCount }
-    public var bidirectional: Bool { stack.bidirectional }
-    /// Layer `l`, direction `d` at `l · directions + d`.
-    public var weights: [RecurrentWeights] { stack.weights }
-
+public final class GRU: RecurrentLayer {
     /// - `layerCount`: stacked layers (PyTorch's `num_layers`); `bidirectional`: a second,
     ///   backward direction per layer; `seed`: the initial weights' seed (nil: random).
     public init(inputFeatures: Int, hiddenSize: Int, layerCount: Int = 1, bidirectional: Bool = false, seed: UInt64? = nil) {
-        stack = RecurrentStack(cell: .gru, inputFeatures: inputFeatures, hiddenSize: hiddenSize,
-                               layerCount: layerCount, bidirectional: bidirectional, seed: seed)
+        super.init(cell: .gru, inputFeatures: inputFeatures, hiddenSize: hiddenSize,
+                   layerCount: layerCount, bidirectional: bidirectional, seed: seed)
     }
 
     /// Every output of the last layer `[N, T, H · directions]` (zero past a row's length) and
@@ -48,10 +38,4 @@ public final class GRU: Layer {
     public func finalState(_ input: Tensor, lengths: [Int]? = nil) -> Tensor {
         stack.finalState(input, lengths: lengths).hidden
     }
-
-    public func forward(_ input: Tensor) -> Tensor { run(input).outputs }
-
-    public var ownTensors: [NamedTensor] { stack.ownTensors }
-
-    public var layerDescription: String { stack.description }
 }

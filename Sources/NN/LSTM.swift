@@ -14,22 +14,12 @@ import Autograd
 /// - Keys (PyTorch's): `weight_ih_l0` `[4H, inputFeatures]`, `weight_hh_l0` `[4H, H]`,
 ///   `bias_ih_l0`, `bias_hh_l0` `[4H]`; `_reverse` for the backward direction, `_l1`, ...
 ///   for the layers above (whose input is `H · directions` wide).
-public final class LSTM: Layer {
-    let stack: RecurrentStack
-    public var isTraining = true
-
-    public var inputFeatures: Int { stack.inputFeatures }
-    public var hiddenSize: Int { stack.hiddenSize }
-    public var layerCount: Int { stack.layerCount }
-    public var bidirectional: Bool { stack.bidirectional }
-    /// Layer `l`, direction `d` at `l · directions + d`.
-    public var weights: [RecurrentWeights] { stack.weights }
-
+public final class LSTM: RecurrentLayer {
     /// - `layerCount`: stacked layers (PyTorch's `num_layers`); `bidirectional`: a second,
     ///   backward direction per layer; `seed`: the initial weights' seed (nil: random).
     public init(inputFeatures: Int, hiddenSize: Int, layerCount: Int = 1, bidirectional: Bool = false, seed: UInt64? = nil) {
-        stack = RecurrentStack(cell: .lstm, inputFeatures: inputFeatures, hiddenSize: hiddenSize,
-                               layerCount: layerCount, bidirectional: bidirectional, seed: seed)
+        super.init(cell: .lstm, inputFeatures: inputFeatures, hiddenSize: hiddenSize,
+                   layerCount: layerCount, bidirectional: bidirectional, seed: seed)
     }
 
     /// Every output of the last layer `[N, T, H · directions]` (zero past a row's length), the
@@ -48,10 +38,4 @@ public final class LSTM: Layer {
         let result = stack.finalState(input, lengths: lengths)
         return (result.hidden, result.cell!)
     }
-
-    public func forward(_ input: Tensor) -> Tensor { run(input).outputs }
-
-    public var ownTensors: [NamedTensor] { stack.ownTensors }
-
-    public var layerDescription: String { stack.description }
 }

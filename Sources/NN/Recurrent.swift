@@ -164,3 +164,29 @@ final class RecurrentStack {
         return (result.hidden[top], result.cell.map { $0[top] })
     }
 }
+
+/// What `LSTM` and `GRU` share as layers: their options, weights and keys, description and
+/// `forward` (the last layer's outputs at every step, `[N, T, H · directions]`).
+public class RecurrentLayer: Layer {
+    let stack: RecurrentStack
+    public var isTraining = true
+
+    init(cell: RecurrentCell, inputFeatures: Int, hiddenSize: Int, layerCount: Int, bidirectional: Bool, seed: UInt64?) {
+        stack = RecurrentStack(cell: cell, inputFeatures: inputFeatures, hiddenSize: hiddenSize,
+                               layerCount: layerCount, bidirectional: bidirectional, seed: seed)
+    }
+
+    public var cell: RecurrentCell { stack.cell }
+    public var inputFeatures: Int { stack.inputFeatures }
+    public var hiddenSize: Int { stack.hiddenSize }
+    public var layerCount: Int { stack.layerCount }
+    public var bidirectional: Bool { stack.bidirectional }
+    /// Layer `l`, direction `d` at `l · directions + d`.
+    public var weights: [RecurrentWeights] { stack.weights }
+
+    public func forward(_ input: Tensor) -> Tensor { stack.run(input, lengths: nil).outputs }
+
+    public var ownTensors: [NamedTensor] { stack.ownTensors }
+
+    public var layerDescription: String { stack.description }
+}
