@@ -27,7 +27,8 @@ extension Tensor {
                      "gruRecurrence: weightHH \(weightHH.shape) and biasHH \(biasHH.shape) must be [\(h3), \(h)] and [\(h3)]")
         let out = Tensor(uninitializedShape: [n, steps, h])
         let recording = GradMode.isEnabled && (tracksGradient || weightHH.tracksGradient || biasHH.tracksGradient)
-        // Per step `(r, z, n, a_n)` [4H]: every step for the backward, else one step of scratch.
+        // Per step `(r, z, n, a_n)` [4H]: every step for the backward, else (portable path) one
+        // step of scratch.
         let h4 = 4 * h
         let vectorKernels = RecurrentKernels.applies(hidden: h)
         let gates = Tensor(uninitializedShape: recording ? [n, steps, h4] : vectorKernels ? [1] : [n, 1, h4])
@@ -44,22 +45,22 @@ extension Tensor {
                                   recording ? a + lo * rowA : nil, rowA, rows.count, steps, h)
             }
         } else {
-          Threading.parallelChunks(n, costPerItem: steps * h3 * h) { _, rows in
-            let lo = rows.lowerBound, m = rows.count
-            for t in 0..<steps {
-                let at = a + lo * rowA + (recording ? t * h4 : 0)
-                // The recurrent term starts as b_hh; gemm adds h_{t-1} W_hhᵀ (beta 1).
-                for r in 0..<m { (at + r * rowA).update(from: bias, count: h3) }
-                if t > 0 {
-                    gemm(transB: true, m: m, n: h3, k: h, a: y + lo * rowY + (t - 1) * h, lda: rowY,
-                         b: w, ldb: h, beta: 1, c: at, ldc: rowA)
-                }
-                for r in 0..<m {
-                    gruCellForward(projected: p + ((lo + r) * steps + t) * h3, gates: at + r * rowA,
-                                   state: y + (lo + r) * rowY + t * h, hasPrevious: t > 0, h: h)
+            Threading.parallelChunks(n, costPerItem: steps * h3 * h) { _, rows in
+                let lo = rows.lowerBound, m = rows.count
+                for t in 0..<steps {
+                    let at = a + lo * rowA + (recording ? t * h4 : 0)
+                    // The recurrent term starts as b_hh; gemm adds h_{t-1} W_hhᵀ (beta 1).
+                    for r in 0..<m { (at + r * rowA).update(from: bias, count: h3) }
+                    if t > 0 {
+                        gemm(transB: true, m: m, n: h3, k: h, a: y + lo * rowY + (t - 1) * h, lda: rowY,
+                             b: w, ldb: h, beta: 1, c: at, ldc: rowA)
+                    }
+                    for r in 0..<m {
+                        gruCellForward(projected: p + ((lo + r) * steps + t) * h3, gates: at + r * rowA,
+                                       state: y + (lo + r) * rowY + t * h, hasPrevious: t > 0, h: h)
+                    }
                 }
             }
-          }
         }
         guard recording else { return out }
         // The closure keeps the gate activations and the output's storage (not the output
