@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Astrolabe vs PyTorch (CPU) on BENCH.md's model workloads, in one run.
 
-For each network of `../shared/spec/reference_models.py` (cnn, resnet18, unet, lstm) it
+For each network of `../shared/spec/reference_models.py` (cnn, resnet18, unet, lstm, gru) it
 measures in PyTorch, each model in its own subprocess (so peak RSS is that model's own):
 - train_step_ms: median of >= 10 training steps (forward, cross-entropy - per pixel for
   unet -, backward, Adam lr 1e-3) at batch 32 (unet 8), after 3 warm-up steps;
@@ -37,7 +37,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_REFERENCE = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "spec", "reference_models.py"))
 DEFAULT_BINARY = os.path.normpath(os.path.join(HERE, "..", ".build", "release", "astrolabe"))
-MODELS = ["cnn", "resnet18", "unet", "lstm"]
+MODELS = ["cnn", "resnet18", "unet", "lstm", "gru"]
 THREADS = 2
 
 
@@ -57,7 +57,7 @@ def torch_model(reference, name, quick):
     torch.manual_seed(7)
     make, shape, train_batch, infer_batch = reference.MODELS[name]
     model = make()
-    classes = {"cnn": 5, "resnet18": 5, "unet": 3, "lstm": 4}[name]
+    classes = {"cnn": 5, "resnet18": 5, "unet": 3, "lstm": 4, "gru": 7}[name]
     warmup, steps = (1, 3) if quick else (3, 10)
 
     model.train()

@@ -2,12 +2,12 @@
 import CKernels
 import Foundation
 
-/// Whether `lstmRecurrence` runs the AVX-512 kernels of `Sources/CKernels/lstm_kernels.c`
+/// Whether the fused LSTM and GRU ops run the AVX-512 kernels of `Sources/CKernels/lstm_kernels.c`
 /// (hidden size a multiple of 16, on a CPU with AVX-512F) or the portable Swift loops.
-enum LSTMKernels {
+enum RecurrentKernels {
     /// Off on CPUs without AVX-512; tests turn it off to compare both paths.
     /// Process-wide on purpose (which kernel the CPU runs, not per-model state): set once at
-    /// start-up, and changed only by tests while no LSTM runs, hence unsynchronised.
+    /// start-up, and changed only by tests while no recurrent op runs, hence unsynchronised.
     nonisolated(unsafe) static var enabled = astro_lstm_kernels_available() != 0
 
     static func applies(hidden h: Int) -> Bool { enabled && h % 16 == 0 }
@@ -29,7 +29,7 @@ extension Tensor {
     /// per-step synchronisation). The backward is backpropagation through time, one `gemm` per
     /// step for `dh_{t-1}`, then `dW_hh` as one `gemm` over every step. On CPUs with AVX-512
     /// and `H` a multiple of 16, both directions run the kernels of `Sources/CKernels`
-    /// (`LSTMKernels`) instead of these `gemm` calls and Swift loops.
+    /// (`RecurrentKernels`) instead of these `gemm` calls and Swift loops.
     public func lstmRecurrence(weightHH: Tensor) -> Tensor {
         precondition(rank == 3 && shape[2] % 4 == 0, "lstmRecurrence: projected input \(shape) must be [N, T, 4H]")
         let (n, steps, h4) = (shape[0], shape[1], shape[2])
@@ -37,7 +37,7 @@ extension Tensor {
         precondition(weightHH.shape == [h4, h], "lstmRecurrence: weightHH \(weightHH.shape) must be [\(h4), \(h)]")
         let out = Tensor(uninitializedShape: [n, steps, 2 * h])
         let recording = GradMode.isEnabled && (tracksGradient || weightHH.tracksGradient)
-        let vectorKernels = LSTMKernels.applies(hidden: h)
+        let vectorKernels = RecurrentKernels.applies(hidden: h)
         // Gate activations: every step [N, T, 4H] for the backward, else (portable path) one
         // step [N, 1, 4H] of scratch.
         let gates = recording ? Tensor(uninitializedShape: shape)
@@ -160,7 +160,7 @@ extension Tensor {
         precondition(weightIH.shape == [h4, f] && biasIH.shape == [h4] && biasHH.shape == [h4]
                      && weightHH.shape == [h4, h] && h4 == 4 * h,
                      "lstm: weights \(weightIH.shape), \(weightHH.shape), biases \(biasIH.shape), \(biasHH.shape) do not fit input \(shape)")
-        guard LSTMKernels.applies(hidden: h), steps > 0 else {
+        guard RecurrentKernels.applies(hidden: h), steps > 0 else {
             let states = (matmul(transposed: weightIH) + (biasIH + biasHH)).lstmRecurrence(weightHH: weightHH)
             return lastStepOnly ? states.sliced(axis: 1, (steps - 1)..<steps) : states
         }
@@ -266,12 +266,12 @@ private func lstmCellForward(gates g: UnsafeMutablePointer<Float>, state y: Unsa
                              hasPrevious: Bool, h: Int) {
     var j = 0
     while j + 8 <= h {
-        let i = vectorSigmoid(load(g + j)), f = vectorSigmoid(load(g + h + j))
-        let gg = vectorTanh(load(g + 2 * h + j)), o = vectorSigmoid(load(g + 3 * h + j))
-        store(i, g + j); store(f, g + h + j); store(gg, g + 2 * h + j); store(o, g + 3 * h + j)
-        let c = (hasPrevious ? f * load(y - h + j) : .zero) + i * gg
-        store(c, y + h + j)
-        store(o * vectorTanh(c), y + j)
+        let i = vectorSigmoid(loadVector(g + j)), f = vectorSigmoid(loadVector(g + h + j))
+        let gg = vectorTanh(loadVector(g + 2 * h + j)), o = vectorSigmoid(loadVector(g + 3 * h + j))
+        storeVector(i, g + j); storeVector(f, g + h + j); storeVector(gg, g + 2 * h + j); storeVector(o, g + 3 * h + j)
+        let c = (hasPrevious ? f * loadVector(y - h + j) : .zero) + i * gg
+        storeVector(c, y + h + j)
+        storeVector(o * vectorTanh(c), y + j)
         j += 8
     }
     while j < h {
@@ -296,16 +296,16 @@ private func lstmCellBackward(gates g: UnsafeMutablePointer<Float>, state y: Uns
                               hasPrevious: Bool, h: Int) {
     var j = 0
     while j + 8 <= h {
-        let i = load(g + j), f = load(g + h + j), gg = load(g + 2 * h + j), o = load(g + 3 * h + j)
-        let tc = vectorTanh(load(y + h + j))
-        let dh = load(gy + j) + load(dhNext + j)
-        let dc = load(gy + h + j) + load(dcNext + j) + dh * o * (1 - tc * tc)
-        let cPrevious: SIMD8<Float> = hasPrevious ? load(y - h + j) : .zero
-        store(dc * gg * i * (1 - i), d + j)
-        store(dc * cPrevious * f * (1 - f), d + h + j)
-        store(dc * i * (1 - gg * gg), d + 2 * h + j)
-        store(dh * tc * o * (1 - o), d + 3 * h + j)
-        store(dc * f, dcNext + j)
+        let i = loadVector(g + j), f = loadVector(g + h + j), gg = loadVector(g + 2 * h + j), o = loadVector(g + 3 * h + j)
+        let tc = vectorTanh(loadVector(y + h + j))
+        let dh = loadVector(gy + j) + loadVector(dhNext + j)
+        let dc = loadVector(gy + h + j) + loadVector(dcNext + j) + dh * o * (1 - tc * tc)
+        let cPrevious: SIMD8<Float> = hasPrevious ? loadVector(y - h + j) : .zero
+        storeVector(dc * gg * i * (1 - i), d + j)
+        storeVector(dc * cPrevious * f * (1 - f), d + h + j)
+        storeVector(dc * i * (1 - gg * gg), d + 2 * h + j)
+        storeVector(dh * tc * o * (1 - o), d + 3 * h + j)
+        storeVector(dc * f, dcNext + j)
         j += 8
     }
     while j < h {
@@ -322,50 +322,3 @@ private func lstmCellBackward(gates g: UnsafeMutablePointer<Float>, state y: Uns
         j += 1
     }
 }
-
-// MARK: - Activations
-
-@inline(__always) private func load(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always) private func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-}
-
-/// `e^x` for eight lanes: `x = n ln 2 + r` (ln 2 split in two so `r` is exact), Cephes'
-/// degree-6 polynomial for `e^r` on `|r| ≤ ln 2 / 2`, `2^n` built in the exponent bits.
-/// Relative error < 1e-7 (measured against double `exp` on [-87, 88]); `x` is clamped there,
-/// so the result never overflows to infinity or underflows to a denormal. Rounding and the
-/// float → integer step use the 1.5·2²³ trick (adding it leaves `n` in the low mantissa
-/// bits) because the generic `SIMD8<Int32>(_:rounding:)` is not vectorised.
-@inline(__always) private func vectorExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    // `replacing(with:where:)` rather than the generic `pointwiseMin/Max`, which are not inlined.
-    let lower = SIMD8<Float>(repeating: -87.3), upper = SIMD8<Float>(repeating: 88.3)
-    let xc = x.replacing(with: lower, where: x .< lower).replacing(with: upper, where: x .> upper)
-    let shifted = xc * 1.44269504 + 12_582_912
-    let n = shifted - 12_582_912
-    let r = xc - n * 0.693359375 + n * 2.12194440e-4
-    var p = SIMD8<Float>(repeating: 1.9875691500e-4)
-    p = p * r + 1.3981999507e-3
-    p = p * r + 8.3334519073e-3
-    p = p * r + 4.1665795894e-2
-    p = p * r + 1.6666665459e-1
-    p = p * r + 5.0000001201e-1
-    let bits = (unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
-    return (p * r * r + r + 1) * unsafeBitCast(bits, to: SIMD8<Float>.self)
-}
-
-/// `1 / (1 + e^-x)`; with the clamped exponential both tails are finite (→ 0 and 1).
-@inline(__always) private func vectorSigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / (1 + vectorExp(-x)) }
-
-/// `tanh x = 1 - 2 / (e^{2x} + 1)`: absolute error < 2e-7 (the relative error near 0 is
-/// larger, which an LSTM gate does not notice).
-@inline(__always) private func vectorTanh(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 - 2 / (vectorExp(2 * x) + 1) }
-
-/// `1 / (1 + e^-x)`, never exponentiating a large positive number.
-@inline(__always) private func scalarSigmoid(_ x: Float) -> Float {
-    x >= 0 ? 1 / (1 + Foundation.exp(-x)) : { let e = Foundation.exp(x); return e / (1 + e) }()
-}
-
-@inline(__always) private func scalarTanh(_ x: Float) -> Float { Foundation.tanh(x) }

@@ -1,4 +1,4 @@
-// AVX-512 kernels of the fused LSTM recurrence; see include/lstm_kernels.h.
+// AVX-512 kernels of the fused LSTM and GRU recurrences; see include/lstm_kernels.h.
 //
 // Forward, per step: for each block of 16 hidden units (its 4 gates are 4 zmm registers per
 // row) and each tile of up to 4 rows, the recurrent product h_{t-1} W_hhᵀ is accumulated in
@@ -6,7 +6,8 @@
 // from the same registers. W_hh is packed so that one block's weights (h x 64 floats, 16 KB
 // for h = 64) are read contiguously and stay in L1 while every row tile uses them.
 // Backward, per step (t descending): the cell backward for every row, `dh_{t-1} = da_t W_hh`
-// and `dW_hh += da_tᵀ h_{t-1}` with register tiles of the same shape.
+// and `dW_hh += da_tᵀ h_{t-1}` with register tiles of the same shape. The GRU's forward has
+// the same shape with 3 gates per block; its backward shares `product`.
 #include "lstm_kernels.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -316,6 +317,123 @@ KERNEL void astro_lstm_backward(const float *gates, long gs, const float *states
     }
 }
 
+// MARK: - GRU
+
+void astro_gru_pack_recurrent(const float *w, long h, float *packed) {
+    for (long b = 0; b < h / 16; b++)
+        for (long k = 0; k < h; k++)
+            for (long q = 0; q < 3; q++)
+                for (long u = 0; u < 16; u++)
+                    packed[((b * h + k) * 3 + q) * 16 + u] = w[(q * h + b * 16 + u) * h + k];
+}
+
+/// One GRU step for `R` rows and the 16 hidden units at `j`: `p` points at row 0's projected
+/// input of step `t` (row stride `ps`), `y` and `g` (may be NULL) at row 0's step `t`, `hp` at
+/// row 0's step `t - 1` (same row stride `ys`; unused when `first`); `wb` is the block's packed
+/// `W_hh`.
+KERNEL INLINE void gru_forward_tile(const int R, const float *p, long ps, const float *bias, const float *wb,
+                                    const float *hp, float *y, long ys, float *g, long gs, long h, long j, int first) {
+    __m512 acc[4][3];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < 3; q++) acc[r][q] = _mm512_loadu_ps(bias + q * h + j);
+    if (!first) {
+        for (long k = 0; k < h; k++) {
+            const float *wk = wb + k * 48;
+            __m512 w0 = _mm512_loadu_ps(wk), w1 = _mm512_loadu_ps(wk + 16), w2 = _mm512_loadu_ps(wk + 32);
+            for (int r = 0; r < R; r++) {
+                __m512 xv = _mm512_set1_ps(hp[r * ys + k]);
+                acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(xv, w2, acc[r][2]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        const float *pr = p + r * ps + j;
+        __m512 rg = sigmoid16(_mm512_add_ps(_mm512_loadu_ps(pr), acc[r][0]));
+        __m512 z = sigmoid16(_mm512_add_ps(_mm512_loadu_ps(pr + h), acc[r][1]));
+        __m512 n = tanh16(_mm512_fmadd_ps(rg, acc[r][2], _mm512_loadu_ps(pr + 2 * h)));
+        if (g) {
+            float *gr = g + r * gs + j;
+            _mm512_storeu_ps(gr, rg); _mm512_storeu_ps(gr + h, z);
+            _mm512_storeu_ps(gr + 2 * h, n); _mm512_storeu_ps(gr + 3 * h, acc[r][2]);
+        }
+        __m512 previous = first ? _mm512_setzero_ps() : _mm512_loadu_ps(hp + r * ys + j);
+        _mm512_storeu_ps(y + r * ys + j, _mm512_fmadd_ps(z, _mm512_sub_ps(previous, n), n));
+    }
+}
+
+KERNEL void astro_gru_forward(const float *projected, long ps, const float *packed, const float *biasHH,
+                              float *states, long ys, float *gates, long gs, long m, long steps, long h) {
+    for (long t = 0; t < steps; t++) {
+        int first = t == 0;
+        if (t + 1 < steps)
+            for (long r = 0; r < m; r++) {
+                prefetch(states + r * ys + (t + 1) * h, h);
+                prefetch(projected + r * ps + (t + 1) * 3 * h, 3 * h);
+                if (gates) prefetch(gates + r * gs + (t + 1) * 4 * h, 4 * h);
+            }
+        for (long b = 0; b < h / 16; b++) {
+            const float *wb = packed + b * h * 48;
+            long j = b * 16;
+            for (long r = 0; r < m;) {
+                long rows = m - r >= 4 ? 4 : m - r;
+                const float *p = projected + r * ps + t * 3 * h;
+                const float *hp = states + r * ys + (t - 1) * h;
+                float *y = states + r * ys + t * h, *g = gates ? gates + r * gs + t * 4 * h : 0;
+                switch (rows) {
+                case 4: gru_forward_tile(4, p, ps, biasHH, wb, hp, y, ys, g, gs, h, j, first); break;
+                case 3: gru_forward_tile(3, p, ps, biasHH, wb, hp, y, ys, g, gs, h, j, first); break;
+                case 2: gru_forward_tile(2, p, ps, biasHH, wb, hp, y, ys, g, gs, h, j, first); break;
+                default: gru_forward_tile(1, p, ps, biasHH, wb, hp, y, ys, g, gs, h, j, first); break;
+                }
+                r += rows;
+            }
+        }
+    }
+}
+
+KERNEL void astro_gru_backward(const float *gates, long gs, const float *states, long ys,
+                               const float *gradient, long grs, const float *w,
+                               float *dProjected, float *dRecurrent, long ds, float *scratch,
+                               long m, long steps, long h) {
+    float *dh = scratch, *product_out = scratch + m * h;
+    for (long k = 0; k < m * h; k++) dh[k] = 0;
+    const __m512 one = _mm512_set1_ps(1);
+    for (long t = steps - 1; t >= 0; t--) {
+        if (t > 0)
+            for (long r = 0; r < m; r++) {
+                prefetch(gates + r * gs + (t - 1) * 4 * h, 4 * h);
+                prefetch(gradient + r * grs + (t - 1) * h, h);
+                if (t > 1) prefetch(states + r * ys + (t - 2) * h, h);
+            }
+        for (long r = 0; r < m; r++) {
+            const float *a = gates + r * gs + t * 4 * h, *y = states + r * ys + t * h;
+            const float *gy = gradient + r * grs + t * h;
+            float *dp = dProjected + r * ds + t * 3 * h, *da = dRecurrent + r * ds + t * 3 * h, *dhr = dh + r * h;
+            for (long j = 0; j < h; j += 16) {
+                __m512 rg = _mm512_loadu_ps(a + j), z = _mm512_loadu_ps(a + h + j);
+                __m512 n = _mm512_loadu_ps(a + 2 * h + j), an = _mm512_loadu_ps(a + 3 * h + j);
+                __m512 dhv = _mm512_add_ps(_mm512_loadu_ps(gy + j), _mm512_loadu_ps(dhr + j));
+                __m512 previous = t > 0 ? _mm512_loadu_ps(y - h + j) : _mm512_setzero_ps();
+                // dn = dh (1 - z)(1 - n²), dr = dn a_n r (1 - r), dz = dh (h_{t-1} - n) z (1 - z)
+                __m512 dn = _mm512_mul_ps(_mm512_mul_ps(dhv, _mm512_sub_ps(one, z)), _mm512_fnmadd_ps(n, n, one));
+                __m512 dr = _mm512_mul_ps(_mm512_mul_ps(dn, an), _mm512_fnmadd_ps(rg, rg, rg));
+                __m512 dz = _mm512_mul_ps(_mm512_mul_ps(dhv, _mm512_sub_ps(previous, n)), _mm512_fnmadd_ps(z, z, z));
+                _mm512_storeu_ps(dp + j, dr); _mm512_storeu_ps(dp + h + j, dz); _mm512_storeu_ps(dp + 2 * h + j, dn);
+                _mm512_storeu_ps(da + j, dr); _mm512_storeu_ps(da + h + j, dz);
+                _mm512_storeu_ps(da + 2 * h + j, _mm512_mul_ps(dn, rg));
+                _mm512_storeu_ps(dhr + j, _mm512_mul_ps(dhv, z));
+            }
+        }
+        if (t == 0) break;
+        // dh_{t-1} = z dh_t (above) + da_t W_hh.
+        product(dRecurrent + t * 3 * h, ds, w, 3 * h, product_out, m, h);
+        for (long k = 0; k < m * h; k += 16)
+            _mm512_storeu_ps(dh + k, _mm512_add_ps(_mm512_loadu_ps(dh + k), _mm512_loadu_ps(product_out + k)));
+    }
+}
+
 #else
 
 int astro_lstm_kernels_available(void) { return 0; }
@@ -338,6 +456,19 @@ void astro_lstm_backward(const float *gates, long gs, const float *states, long 
     (void)gradientLastStepOnly; (void)gates; (void)gs; (void)states; (void)ys; (void)gradient; (void)grs; (void)w; (void)dp;
     (void)dps; (void)dw; (void)scratch; (void)x; (void)xs; (void)features; (void)dWihT; (void)dBias;
     (void)m; (void)steps; (void)h;
+}
+
+void astro_gru_pack_recurrent(const float *w, long h, float *packed) { (void)w; (void)h; (void)packed; }
+void astro_gru_forward(const float *projected, long ps, const float *packed, const float *biasHH,
+                       float *states, long ys, float *gates, long gs, long m, long steps, long h) {
+    (void)projected; (void)ps; (void)packed; (void)biasHH; (void)states; (void)ys; (void)gates; (void)gs;
+    (void)m; (void)steps; (void)h;
+}
+void astro_gru_backward(const float *gates, long gs, const float *states, long ys, const float *gradient, long grs,
+                        const float *w, float *dProjected, float *dRecurrent, long ds, float *scratch,
+                        long m, long steps, long h) {
+    (void)gates; (void)gs; (void)states; (void)ys; (void)gradient; (void)grs; (void)w; (void)dProjected;
+    (void)dRecurrent; (void)ds; (void)scratch; (void)m; (void)steps; (void)h;
 }
 
 #endif

@@ -1,4 +1,4 @@
-// Small models: MLP, BENCH.md's cnn, the light-curve LSTM.
+// Small models: MLP, BENCH.md's cnn, the light-curve LSTM and GRU.
 import Autograd
 
 /// Multi-layer perceptron: `Dense`, activation, ..., `Dense` (no activation after the last).
@@ -57,31 +57,54 @@ public enum SimpleCNN {
     }
 }
 
-/// BENCH.md's light-curve classifier: one LSTM layer, its last hidden state, a dense layer.
-/// Keys: `lstm.weight_ih_l0`, ..., `fc.weight`, `fc.bias`.
+/// A light-curve classifier: one recurrent layer, its last hidden state, a dense layer
+/// (`reference_models.LightCurveLSTM` / `LightCurveGRU`). Keys: `lstm.weight_ih_l0` (or
+/// `gru.…`), ..., `fc.weight`, `fc.bias`.
 ///
 /// - `input`: `[N, T, features]` (any `T`); returns `[N, classCount]`.
-public final class LightCurveLSTM: Layer {
-    public let lstm: LSTM
+public class LightCurveClassifier: Layer {
+    public let recurrent: RecurrentLayer
     public let fc: Dense
     public var isTraining = true
 
-    /// - `seed`: the initial weights' seed (nil: random).
-    public init(features: Int = 2, hiddenSize: Int = 64, classCount: Int = 4, seed: UInt64? = nil) {
+    init(cell: RecurrentCell, features: Int, hiddenSize: Int, classCount: Int, seed: UInt64?) {
         var seeds = LayerSeeds(seed)
-        lstm = LSTM(inputFeatures: features, hiddenSize: hiddenSize, seed: seeds.next())
+        let s = seeds.next()
+        recurrent = cell == .lstm ? LSTM(inputFeatures: features, hiddenSize: hiddenSize, seed: s)
+            : GRU(inputFeatures: features, hiddenSize: hiddenSize, seed: s)
         fc = Dense(inputFeatures: hiddenSize, outputFeatures: classCount, seed: seeds.next())
     }
 
     public func forward(_ input: Tensor) -> Tensor {
-        let state = lstm.finalState(input)
-        LayerTrace.record(lstm, shape: [input.shape[0], input.shape[1], lstm.hiddenSize])
-        return fc(state.hidden)
+        let hidden = recurrent.stack.finalState(input, lengths: nil).hidden
+        LayerTrace.record(recurrent, shape: [input.shape[0], input.shape[1], recurrent.hiddenSize])
+        return fc(hidden)
     }
 
-    public var children: [(key: String, layer: any Layer)] { [("lstm", lstm), ("fc", fc)] }
+    public var children: [(key: String, layer: any Layer)] { [(recurrent.cell.rawValue, recurrent), ("fc", fc)] }
 
     public var layerDescription: String {
-        "LightCurveLSTM(\(lstm.inputFeatures) features, hidden \(lstm.hiddenSize) → \(fc.outputFeatures) classes)"
+        "LightCurve\(recurrent.cell.rawValue.uppercased())(\(recurrent.inputFeatures) features, "
+            + "hidden \(recurrent.hiddenSize) → \(fc.outputFeatures) classes)"
+    }
+}
+
+/// BENCH.md's `lstm`: one LSTM layer, hidden 64, 2 features, 4 classes by default.
+public final class LightCurveLSTM: LightCurveClassifier {
+    public var lstm: LSTM { recurrent as! LSTM }
+
+    /// - `seed`: the initial weights' seed (nil: random).
+    public init(features: Int = 2, hiddenSize: Int = 64, classCount: Int = 4, seed: UInt64? = nil) {
+        super.init(cell: .lstm, features: features, hiddenSize: hiddenSize, classCount: classCount, seed: seed)
+    }
+}
+
+/// BENCH.md's `gru`: one GRU layer, hidden 64, 8 features, 7 classes by default.
+public final class LightCurveGRU: LightCurveClassifier {
+    public var gru: GRU { recurrent as! GRU }
+
+    /// - `seed`: the initial weights' seed (nil: random).
+    public init(features: Int = 8, hiddenSize: Int = 64, classCount: Int = 7, seed: UInt64? = nil) {
+        super.init(cell: .gru, features: features, hiddenSize: hiddenSize, classCount: classCount, seed: seed)
     }
 }

@@ -1,5 +1,5 @@
-// `astrolabe bench --model cnn|resnet18|unet|lstm|all`: training step, inference and peak
-// memory of BENCH.md's four networks; `--workload tiles`: tiled U-Net segmentation of a
+// `astrolabe bench --model cnn|resnet18|unet|lstm|gru|all`: training step, inference and peak
+// memory of BENCH.md's networks; `--workload tiles`: tiled U-Net segmentation of a
 // 2048 x 2048 map. `bench/compare.py` runs the same protocol in PyTorch.
 import ArgumentParser
 import Autograd
@@ -13,7 +13,7 @@ import Training
 
 /// One network of BENCH.md with its input shape (without batch) and batch sizes.
 enum BenchModel: String, CaseIterable {
-    case cnn, resnet18, unet, lstm
+    case cnn, resnet18, unet, lstm, gru
 
     var inputShape: [Int] {
         switch self {
@@ -21,6 +21,7 @@ enum BenchModel: String, CaseIterable {
         case .resnet18: return [3, 64, 64]
         case .unet: return [1, 256, 256]
         case .lstm: return [128, 2]
+        case .gru: return [128, 8]
         }
     }
     var trainBatch: Int { self == .unet ? 8 : 32 }
@@ -30,6 +31,7 @@ enum BenchModel: String, CaseIterable {
         case .cnn, .resnet18: return 5
         case .unet: return 3
         case .lstm: return 4
+        case .gru: return 7
         }
     }
 
@@ -39,13 +41,14 @@ enum BenchModel: String, CaseIterable {
         case .resnet18: return ResNet.resnet18(inputChannels: 3, classCount: 5, seed: seed)
         case .unet: return UNet.bench(seed: seed)
         case .lstm: return LightCurveLSTM(features: 2, hiddenSize: 64, classCount: 4, seed: seed)
+        case .gru: return LightCurveGRU(features: 8, hiddenSize: 64, classCount: 7, seed: seed)
         }
     }
 }
 
 /// `bench --model`'s choices: one network or all of them.
 enum BenchModelChoice: String, ExpressibleByArgument, CaseIterable {
-    case cnn, resnet18, unet, lstm, all
+    case cnn, resnet18, unet, lstm, gru, all
 
     var models: [BenchModel] { self == .all ? BenchModel.allCases : [BenchModel(rawValue: rawValue)!] }
 }

@@ -6,14 +6,14 @@ import XCTest
 
 final class LSTMKernelTests: XCTestCase {
     private func requireKernels() throws {
-        try XCTSkipUnless(LSTMKernels.enabled, "no AVX-512 LSTM kernels on this CPU")
+        try XCTSkipUnless(RecurrentKernels.enabled, "no AVX-512 LSTM kernels on this CPU")
     }
 
     /// Runs `body` with the kernels on or off, restoring the previous setting.
     private func with<T>(kernels: Bool, _ body: () -> T) -> T {
-        let saved = LSTMKernels.enabled
-        defer { LSTMKernels.enabled = saved }
-        LSTMKernels.enabled = kernels
+        let saved = RecurrentKernels.enabled
+        defer { RecurrentKernels.enabled = saved }
+        RecurrentKernels.enabled = kernels
         return body()
     }
 

@@ -11,11 +11,13 @@ final class InitializationTests: XCTestCase {
         ("Conv2D", { Conv2D(inputChannels: 2, outputChannels: 4, kernelSize: 3, seed: $0) }),
         ("ConvTranspose2D", { ConvTranspose2D(inputChannels: 4, outputChannels: 2, kernelSize: 2, stride: 2, seed: $0) }),
         ("LSTM", { LSTM(inputFeatures: 2, hiddenSize: 4, seed: $0) }),
+        ("GRU", { GRU(inputFeatures: 2, hiddenSize: 4, layerCount: 2, bidirectional: true, seed: $0) }),
         ("MLP", { MLP.make(inputFeatures: 3, widths: [8, 2], dropout: 0.1, seed: $0) }),
         ("cnn", { SimpleCNN.make(inputChannels: 1, classCount: 3, imageSize: 8, seed: $0) }),
         ("resnet18", { ResNet.resnet18(inputChannels: 1, classCount: 3, widths: [4, 4, 8, 8], seed: $0) }),
         ("unet", { UNet(inputChannels: 1, classCount: 2, widths: [4, 8], seed: $0) }),
         ("lstm", { LightCurveLSTM(features: 2, hiddenSize: 4, classCount: 3, seed: $0) }),
+        ("gru", { LightCurveGRU(features: 2, hiddenSize: 4, classCount: 3, seed: $0) }),
         ("architecture", { try! Architecture(name: .resnet34, inChannels: 2, classes: 3, widths: [4, 4, 4, 4]).makeModel(seed: $0) }),
     ]
 

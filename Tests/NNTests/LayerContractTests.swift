@@ -50,6 +50,11 @@ let layerCases: [LayerCase] = [
     LayerCase("Softplus", { _ in Activation(.softplus) }, input: [3, 7], output: [3, 7], parameters: 0),
     LayerCase("LSTM", { LSTM(inputFeatures: 3, hiddenSize: 5, seed: $0) }, input: [2, 7, 3], output: [2, 7, 5], parameters: 4 * 5 * (3 + 5 + 2)),
     LayerCase("LSTM one step", { LSTM(inputFeatures: 3, hiddenSize: 5, seed: $0) }, input: [2, 1, 3], output: [2, 1, 5], parameters: 200),
+    LayerCase("LSTM two layers bidirectional", { LSTM(inputFeatures: 3, hiddenSize: 5, layerCount: 2, bidirectional: true, seed: $0) },
+              input: [2, 7, 3], output: [2, 7, 10], parameters: 2 * 4 * 5 * (3 + 5 + 2) + 2 * 4 * 5 * (10 + 5 + 2)),
+    LayerCase("GRU", { GRU(inputFeatures: 3, hiddenSize: 5, seed: $0) }, input: [2, 7, 3], output: [2, 7, 5], parameters: 3 * 5 * (3 + 5 + 2)),
+    LayerCase("GRU two layers bidirectional", { GRU(inputFeatures: 3, hiddenSize: 5, layerCount: 2, bidirectional: true, seed: $0) },
+              input: [2, 7, 3], output: [2, 7, 10], parameters: 2 * 3 * 5 * (3 + 5 + 2) + 2 * 3 * 5 * (10 + 5 + 2)),
     LayerCase("Sequential", { seed in
         Sequential {
             Conv2D(inputChannels: 1, outputChannels: 4, kernelSize: 3, padding: 1, seed: seed)
@@ -71,6 +76,8 @@ let layerCases: [LayerCase] = [
               output: [2, 3, 8, 8], parameters: -1, modesDiffer: true),
     LayerCase("LightCurveLSTM", { LightCurveLSTM(features: 2, hiddenSize: 6, classCount: 4, seed: $0) }, input: [3, 9, 2], output: [3, 4],
               parameters: 4 * 6 * (2 + 6 + 2) + 28),
+    LayerCase("LightCurveGRU", { LightCurveGRU(features: 8, hiddenSize: 6, classCount: 7, seed: $0) }, input: [3, 9, 8], output: [3, 7],
+              parameters: 3 * 6 * (8 + 6 + 2) + 49),
 ]
 
 final class LayerContractTests: XCTestCase {

@@ -1,10 +1,11 @@
-// AVX-512 kernels for the fused LSTM recurrence (Sources/Autograd/Tensor+LSTM.swift).
+// AVX-512 kernels for the fused LSTM and GRU recurrences (Sources/Autograd/Tensor+LSTM.swift,
+// Tensor+GRU.swift).
 //
 // Swift's SIMD types compile to SSE2 without a target CPU, so the recurrence's inner loops
 // live here, compiled per function for AVX-512F and chosen at run time: on other CPUs
 // (or other architectures) `astro_lstm_kernels_available` returns 0 and the Swift code
 // keeps its portable path. Shapes: hidden size `h` a multiple of 16; gates in PyTorch's
-// order (i, f, g, o); every pointer is to row-major float32 and every stride is in floats.
+// order (LSTM: i, f, g, o; GRU: r, z, n); every pointer is to row-major float32 and every stride is in floats.
 #ifndef ASTROLABE_LSTM_KERNELS_H
 #define ASTROLABE_LSTM_KERNELS_H
 
@@ -53,6 +54,29 @@ void astro_lstm_backward(const float *gates, long gateStride, const float *state
                          float *dProjected, long dProjectedStride, float *dW, float *scratch,
                          const float *x, long xStride, long features, float *dWihT, float *dBias,
                          int gradientLastStepOnly, long m, long steps, long h);
+
+/// Packs the GRU's `W_hh` `[3h, h]` for `astro_gru_forward`, as `astro_lstm_pack_recurrent`
+/// with 3 gates: `packed` `[h / 16][h][3][16]` (`3 h h` floats).
+void astro_gru_pack_recurrent(const float *w, long h, float *packed);
+
+/// The whole GRU recurrence (gates r, z, n) for `m` rows: the projected input
+/// `x_t W_ihᵀ + b_ih` of row `r`, step `t` at `projected + r * projectedStride + t * 3h`;
+/// `packed` from `astro_gru_pack_recurrent`; `biasHH` `[3h]`. `h_t` goes to
+/// `states + r * stateStride + t * h`; if `gates` is not NULL, `(r, z, n, a_n)` (`a_n` the
+/// recurrent term of the new gate, `h_{t-1} W_hnᵀ + b_hn`) to `gates + r * gateStride + t * 4h`.
+/// `h_{-1} = 0`.
+void astro_gru_forward(const float *projected, long projectedStride, const float *packed, const float *biasHH,
+                       float *states, long stateStride, float *gates, long gateStride, long m, long steps, long h);
+
+/// Backpropagation through time for `m` rows laid out as in `astro_gru_forward` (gates kept):
+/// `gradient` (`[T, h]` per row, row stride `gradientStride`) is `∂L/∂h_t`; writes the
+/// gradient of the projected input to `dProjected` and that of the recurrent term
+/// `h_{t-1} W_hhᵀ + b_hh` to `dRecurrent` (both `[T, 3h]` per row, row stride `dStride`).
+/// `w` is `W_hh` `[3h, h]` unpacked; `scratch` holds `2 m h` floats.
+void astro_gru_backward(const float *gates, long gateStride, const float *states, long stateStride,
+                        const float *gradient, long gradientStride, const float *w,
+                        float *dProjected, float *dRecurrent, long dStride, float *scratch,
+                        long m, long steps, long h);
 
 /// Restricts the calling thread to the `slot`-th CPU of its current mask, saving the mask
 /// into `saved` (`astro_affinity_bytes()` bytes). Returns 0 on success (-1: no such CPU,
