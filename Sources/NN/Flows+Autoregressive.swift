@@ -94,7 +94,7 @@ public final class MaskedAutoregressiveTransform: Bijection {
     }
 
     /// The MADE output `[N · D, P]`: the parameters of feature `i` from `x_{<i}` and the context.
-    func parameters(_ input: Tensor, context: Tensor?) -> Tensor {
+    func conditionerOutput(_ input: Tensor, context: Tensor?) -> Tensor {
         var h = layers.layers[0](input)
         if let contextLayer { h = h + contextLayer(context!) }
         for layer in layers.layers.dropFirst() { h = layer(h) }
@@ -105,7 +105,7 @@ public final class MaskedAutoregressiveTransform: Bijection {
         checkShapes(input, context: context, contextFeatures: contextFeatures, op: "MaskedAutoregressiveTransform")
         let n = input.shape[0]
         let (y, logDerivative) = transform.apply(input.reshaped(to: [n * features]),
-                                                 parameters: parameters(input, context: context), inverse: false)
+                                                 parameters: conditionerOutput(input, context: context), inverse: false)
         return (y.reshaped(to: [n, features]), logDerivative.reshaped(to: [n, features]).sum(axes: [1]))
     }
 
@@ -117,7 +117,7 @@ public final class MaskedAutoregressiveTransform: Bijection {
         let flat = output.reshaped(to: [n * features])
         var x = Tensor.zeros([n, features])
         for _ in 0..<features {
-            x = transform.apply(flat, parameters: parameters(x, context: context), inverse: true).output
+            x = transform.apply(flat, parameters: conditionerOutput(x, context: context), inverse: true).output
                 .reshaped(to: [n, features])
         }
         return x
