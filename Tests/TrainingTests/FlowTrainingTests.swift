@@ -1,5 +1,6 @@
 // A 2-D density fitted by maximum likelihood with a neural spline flow: the held-out
-// log-likelihood must beat the best Gaussian, which the untrained flow does not. The same run
+// log-likelihood must beat the best Gaussian, which the untrained flow does not; a conditional
+// MAF learns how a density moves with its context. The two-moons run
 // draws the docs' example figure (docs/nn.md), written to docs/ when
 // ASTROLABE_WRITE_DOCS=1 and to a temporary folder otherwise.
 import Autograd
@@ -82,6 +83,45 @@ final class FlowTrainingTests: XCTestCase {
         let url = folder.appendingPathComponent("flow-two-moons.png")
         try canvas.write(to: url)
         XCTAssertGreaterThan(try Data(contentsOf: url).count, 1000)
+    }
+
+    /// A conditional flow learns how the density moves with its context: x = (c, −c) + 0.2 ε
+    /// with c ~ U(−2, 2). The conditional log-likelihood reaches that of the true conditional
+    /// (log N per axis with σ 0.2, +0.38 nat) to 0.3 nat, far above any density that ignores c,
+    /// and samples for c = 1 centre near (1, −1).
+    func testConditionalFlowLearnsItsContext() {
+        var rng = SeededGenerator(seed: 4)
+        func draw(_ n: Int) -> (x: Tensor, context: Tensor) {
+            var x = [Float](), c = [Float]()
+            for _ in 0..<n {
+                let v = -2 + 4 * rng.nextUnit()
+                c.append(v)
+                x += [v + 0.2 * rng.nextNormal(), -v + 0.2 * rng.nextNormal()]
+            }
+            return (Tensor(shape: [n, 2], data: x), Tensor(shape: [n, 1], data: c))
+        }
+        let train = draw(2048), heldOut = draw(1024)
+        let flow = Flow.maskedAutoregressive(features: 2, contextFeatures: 1, layers: 3, hiddenFeatures: [32, 32], seed: 5)
+        let optimizer = ModelOptimizer(.adam(), tensors: flow.parameters, learningRate: 3e-3)
+        for step in 0..<500 {
+            let start = (step * 256) % 2048
+            optimizer.zeroGrad()
+            let loss = -flow.logProbability(train.x[start..<(start + 256)], context: train.context[start..<(start + 256)]).mean()
+            loss.backward()
+            optimizer.step()
+        }
+        let trained = withNoGrad { Double(flow.logProbability(heldOut.x, context: heldOut.context).mean().item) }
+        let truth = -2 * Foundation.log(0.2) - Foundation.log(2 * Double.pi) - 1
+        print("conditional held-out log-likelihood: trained \(trained), true conditional \(truth), best Gaussian "
+              + "\(Self.gaussianLogLikelihood(heldOut.x, fit: train.x))")
+        XCTAssertGreaterThan(trained, truth - 0.3)
+        var sampler = SeededGenerator(seed: 6)
+        let samples = withNoGrad { flow.sample(1000, context: Tensor(shape: [1, 1], data: [1]), generator: &sampler) }
+        let means = samples.mean(axes: [0]).scalars
+        // Within half the noise σ (the fitted conditional sits ~0.05 off at c = 1; a flow that
+        // ignored the context would centre on 0).
+        XCTAssertEqual(means[0], 1, accuracy: 0.1)
+        XCTAssertEqual(means[1], -1, accuracy: 0.1)
     }
 
     /// Three panels over [-1.5, 2.5] × [-1, 1.5]: held-out data, the flow's density, its samples.
