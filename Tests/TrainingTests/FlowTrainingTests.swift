@@ -77,9 +77,13 @@ final class FlowTrainingTests: XCTestCase {
         XCTAssertEqual(sampleMeans[1], dataMeans[1], accuracy: 0.05)
 
         let canvas = Self.figure(flow: flow, data: heldOut, samples: samples)
-        let folder = ProcessInfo.processInfo.environment["ASTROLABE_WRITE_DOCS"] == "1"
-            ? repositoryRoot.appendingPathComponent("docs")
-            : FileManager.default.temporaryDirectory
+        let folder: URL
+        if ProcessInfo.processInfo.environment["ASTROLABE_WRITE_DOCS"] == "1" {
+            folder = repositoryRoot.appendingPathComponent("docs")
+        } else {
+            folder = try makeTemporaryDirectory("flows")
+            addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
+        }
         let url = folder.appendingPathComponent("flow-two-moons.png")
         try canvas.write(to: url)
         XCTAssertGreaterThan(try Data(contentsOf: url).count, 1000)
