@@ -84,6 +84,33 @@ extension Tensor {
         return broadcastBinaryKernel(self, Tensor(repeating: 0, shape: target), op: "broadcast") { a, _ in a }
     }
 
+    /// Running sum along `axis` (`out[..., k, ...] = sum_{j <= k} x[..., j, ...]`, PyTorch's
+    /// `cumsum`): the knot positions of a spline from its bin widths. The gradient is the
+    /// running sum of the output gradient taken from the other end.
+    public func cumulativeSum(axis a: Int) -> Tensor {
+        let ax = axis(a, op: "cumulativeSum")
+        let (outer, n, inner) = split(around: ax)
+        let out = cumulativeSumKernel(outer: outer, n: n, inner: inner, reverse: false)
+        return Tensor.record("cumulativeSum", [self], out) { g in
+            [g.cumulativeSumKernel(outer: outer, n: n, inner: inner, reverse: true)]
+        }
+    }
+
+    /// Running sums of `[outer, n, inner]` along n, from the start or (`reverse`) from the end.
+    private func cumulativeSumKernel(outer: Int, n: Int, inner: Int, reverse: Bool) -> Tensor {
+        let out = Tensor(uninitializedShape: shape)
+        let x = storage.pointer, o = out.storage.pointer
+        for a in 0..<outer { for i in 0..<inner {
+            var s: Float = 0
+            for step in 0..<n {
+                let k = reverse ? n - 1 - step : step
+                let j = (a * n + k) * inner + i
+                s += x[j]; o[j] = s
+            }
+        } }
+        return out
+    }
+
     // MARK: - Max, min, argmax
 
     /// Index of the extreme along one axis for each output position, plus the values.

@@ -76,6 +76,32 @@ extension Tensor {
         }
     }
 
+    /// The entries `indices` along `axis`, in that order (PyTorch's `index_select`): column
+    /// permutations and the split of a coupling layer's features. Indices may repeat; the
+    /// gradient adds back into each selected entry. Copies.
+    public func indexSelected(axis a: Int, _ indices: [Int]) -> Tensor {
+        let ax = axis(a, op: "indexSelected")
+        let (outer, n, inner) = split(around: ax)
+        precondition(indices.allSatisfy { $0 >= 0 && $0 < n },
+                     "indexSelected: indices \(indices) out of range for axis \(ax) of \(shape)")
+        var s = shape; s[ax] = indices.count
+        let out = Tensor(uninitializedShape: s)
+        let x = storage.pointer, o = out.storage.pointer, m = indices.count
+        for i in 0..<outer { for (j, k) in indices.enumerated() {
+            (o + (i * m + j) * inner).update(from: x + (i * n + k) * inner, count: inner)
+        } }
+        let inShape = shape
+        return Tensor.record("indexSelect", [self], out) { g in
+            let dx = Tensor.zeros(inShape)
+            let d = dx.storage.pointer, gp = g.storage.pointer
+            for i in 0..<outer { for (j, k) in indices.enumerated() {
+                let src = gp + (i * m + j) * inner, dst = d + (i * n + k) * inner
+                for e in 0..<inner { dst[e] += src[e] }
+            } }
+            return [dx]
+        }
+    }
+
     /// Element `index` along axis 0, with that axis removed (`x[i]`).
     public subscript(index: Int) -> Tensor {
         sliced(axis: 0, index..<(index + 1)).squeezed(axis: 0)

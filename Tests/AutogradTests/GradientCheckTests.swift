@@ -91,6 +91,9 @@ final class ReductionAndShapeGradientTests: XCTestCase {
         assertGradientsMatch([x()]) { $0[0].max() }
         assertGradientsMatch([x()]) { $0[0].variance(axes: [0, 2]) }
         assertGradientsMatch([x()]) { $0[0].variance(unbiased: true) }
+        assertGradientsMatch([x()]) { $0[0].cumulativeSum(axis: 1) }
+        assertGradientsMatch([x()]) { $0[0].cumulativeSum(axis: -1) * $0[0] }
+        XCTAssertEqual(Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6]).cumulativeSum(axis: 1).scalars, [1, 3, 6, 4, 9, 15])
     }
 
     func testShapeOps() {
@@ -104,6 +107,57 @@ final class ReductionAndShapeGradientTests: XCTestCase {
         assertGradientsMatch([x()]) { $0[0].flattened().unsqueezed(axis: 1).squeezed() }
         assertGradientsMatch([normal([2, 3], 1), normal([2, 2], 2)]) { Tensor.concatenate([$0[0], $0[1], $0[0]], axis: 1) }
         assertGradientsMatch([normal([2, 3], 3), normal([2, 3], 4)]) { Tensor.stack([$0[0], $0[1]], axis: 1) }
+        assertGradientsMatch([x()]) { $0[0].indexSelected(axis: 1, [2, 0, 2]) }
+        assertGradientsMatch([x()]) { $0[0].indexSelected(axis: -1, [3, 1]) * $0[0].indexSelected(axis: -1, [0, 0]) }
+        XCTAssertEqual(Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6]).indexSelected(axis: 1, [2, 0]).scalars, [3, 1, 6, 4])
+    }
+
+    /// Random spline knots `[rows, 5]` (increasing in x and y on [-2, 2], positive derivatives
+    /// with 1 at the ends) and inputs in the bins and in both tails.
+    private func splineInputs(rows: Int, seed: UInt64) -> [Tensor] {
+        var rng = SeededGenerator(seed: seed)
+        var kx = [Float](), ky = [Float](), kd = [Float](), x = [Float]()
+        for r in 0..<rows {
+            for knots in [0, 1] {
+                var sizes = (0..<4).map { _ in 0.3 + rng.nextUnit() }
+                let total = sizes.reduce(0, +)
+                sizes = sizes.map { $0 / total * 4 }
+                var position: Float = -2
+                var values: [Float] = [position]
+                for s in sizes.dropLast() { position += s; values.append(position) }
+                values.append(2)
+                if knots == 0 { kx += values } else { ky += values }
+            }
+            kd += [1] + (0..<3).map { _ in 0.3 + 2 * rng.nextUnit() } + [1]
+            x.append(r == 0 ? -2.6 : r == 1 ? 2.3 : -1.9 + 3.8 * rng.nextUnit())
+        }
+        return [Tensor(x), Tensor(shape: [rows, 5], data: kx), Tensor(shape: [rows, 5], data: ky),
+                Tensor(shape: [rows, 5], data: kd)]
+    }
+
+    /// The fused spline: both outputs (values and log-derivatives), forward and inverse, with
+    /// respect to the input and all knots; the inverse undoes the forward, and the forward
+    /// passes through the knots.
+    func testRationalQuadraticSpline() {
+        for inverse in [false, true] {
+            assertGradientsMatch(splineInputs(rows: 8, seed: 1), epsilon: 1e-3) {
+                $0[0].rationalQuadraticSpline(knotsX: $0[1], knotsY: $0[2], derivatives: $0[3], inverse: inverse)
+            }
+        }
+        let t = splineInputs(rows: 64, seed: 2)
+        let forward = t[0].rationalQuadraticSpline(knotsX: t[1], knotsY: t[2], derivatives: t[3])
+        let y = forward.sliced(axis: 1, 0..<1).reshaped(to: [64])
+        let back = y.rationalQuadraticSpline(knotsX: t[1], knotsY: t[2], derivatives: t[3], inverse: true)
+        assertClose(back.sliced(axis: 1, 0..<1).reshaped(to: [64]), t[0], relativeTolerance: 1e-5, absoluteTolerance: 1e-5, "inverse")
+        assertClose(back.sliced(axis: 1, 1..<2), -forward.sliced(axis: 1, 1..<2), relativeTolerance: 1e-4,
+                    absoluteTolerance: 1e-5, "inverse log-derivative")
+        XCTAssertEqual(Array(forward.scalars[0..<4]), [-2.6, 0, 2.3, 0], "identity tails")
+        let atKnots = t[1].sliced(axis: 1, 2..<3).reshaped(to: [64])
+            .rationalQuadraticSpline(knotsX: t[1], knotsY: t[2], derivatives: t[3])
+        assertClose(atKnots.sliced(axis: 1, 0..<1), t[2].sliced(axis: 1, 2..<3), relativeTolerance: 1e-5,
+                    absoluteTolerance: 1e-5, "through the knots")
+        assertClose(atKnots.sliced(axis: 1, 1..<2).exp(), t[3].sliced(axis: 1, 2..<3), relativeTolerance: 1e-4,
+                    absoluteTolerance: 1e-5, "derivative at the knots")
     }
 
     func testMatmul() {
