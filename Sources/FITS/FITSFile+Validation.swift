@@ -42,7 +42,11 @@ extension FITSFile {
                     let keyword = Self.keyword(bytes)
                     if blockStart == offset, card == 0, keyword != (index == 0 ? "SIMPLE" : "XTENSION") { return }
                     if keyword == "END" { headerEnd = blockStart + 2880; break scan }
-                    guard bytes.dropFirst(8).prefix(2).elementsEqual("= ".utf8), cards[keyword] == nil else { continue }
+                    guard bytes.dropFirst(8).prefix(2).elementsEqual("= ".utf8) else { continue }
+                    if cards[keyword] != nil {
+                        try Self.checkNotDuplicated(keyword, path: path, hdu: index)
+                        continue
+                    }
                     cards[keyword] = Self.valueText(bytes.dropFirst(10))
                 }
                 blockStart += 2880
@@ -100,6 +104,22 @@ extension FITSFile {
                 expected: "\(name) = <integer> as card \(position + 1) of a table header (the FITS standard's order: "
                     + required.joined(separator: ", ") + ")")
         }
+    }
+
+    /// A structural keyword (those checked here and those cfitsio sizes, divides or loops
+    /// by) may appear once: cfitsio looks a keyword up from the card after the one it read
+    /// last, wrapping around, so with two cards it may use either, not the one checked
+    /// here (a fuzz input with a second ZTILE1 = 'NOISEBIT' after ZCMPTYPE made cfitsio
+    /// divide by zero in `imcomp_get_compressed_image_par`).
+    static func checkNotDuplicated(_ keyword: String, path: String, hdu: Int) throws {
+        let exact: Set = ["SIMPLE", "XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "GROUPS", "TFIELDS", "THEAP",
+                          "ZIMAGE", "ZCMPTYPE", "ZBITPIX", "ZNAXIS", "ZPCOUNT", "ZGCOUNT", "ZQUANTIZ", "ZDITHER0",
+                          "ZBLANK", "ZTENSION", "ZSIMPLE"]
+        let prefixes = ["NAXIS", "TFORM", "TDIM", "ZNAXIS", "ZTILE", "ZNAME", "ZVAL"]
+        let numbered = prefixes.contains { keyword.hasPrefix($0) && keyword.dropFirst($0.count).allSatisfy(\.isNumber) }
+        guard exact.contains(keyword) || numbered else { return }
+        throw FITSError.invalidKeyword(path: path, hdu: hdu, keyword: keyword, value: "(two cards)",
+                                       expected: "one \(keyword) card: cfitsio may read either of two")
     }
 
     /// A card's value as written: a string without its quotes (doubled quotes undone,
