@@ -30,6 +30,10 @@ let package = Package(
         // MARK: - System libraries (Debian: libcfitsio-dev, libopenblas-dev, wcslib-dev, libpng-dev)
         .systemLibrary(name: "CFITSIO", pkgConfig: "cfitsio",
                        providers: [.apt(["libcfitsio-dev"])]),
+        // zlib (zlib1g-dev, which cfitsio links too): GZIP tiles are inflated with a bound
+        // before cfitsio inflates them without one (FITSFile+Validation.swift).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CWCS", pkgConfig: "wcslib",
@@ -44,7 +48,7 @@ let package = Package(
         // Seeded random numbers, robust statistics, special functions, display stretches,
         // intervals and Lupton composites: shared by every module above it.
         .target(name: "AstroBase", swiftSettings: kernelSettings),
-        .target(name: "FITS", dependencies: ["CFITSIO"], swiftSettings: kernelSettings),
+        .target(name: "FITS", dependencies: ["CFITSIO", "CZlib"], swiftSettings: kernelSettings),
         .target(name: "Autograd", dependencies: ["AstroBase", "CBLAS", "CKernels"], swiftSettings: kernelSettings),
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
         .target(name: "NN", dependencies: ["Autograd"], swiftSettings: kernelSettings),

@@ -4,7 +4,7 @@
 set -euo pipefail
 need=()
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-for pair in cfitsio:libcfitsio-dev openblas:libopenblas-dev wcslib:wcslib-dev libpng:libpng-dev; do
+for pair in cfitsio:libcfitsio-dev zlib:zlib1g-dev openblas:libopenblas-dev wcslib:wcslib-dev libpng:libpng-dev; do
     pc=${pair%%:*}; deb=${pair#*:}
     pkg-config --exists "$pc" 2>/dev/null || need+=("$deb")
 done

@@ -1,5 +1,6 @@
 // Header checks made before cfitsio sizes, allocates, loops or divides by a header value.
 import CFITSIO
+import CZlib
 import Foundation
 
 extension FITSFile {
@@ -34,12 +35,18 @@ extension FITSFile {
                 ffmbyt(pointer, Int64(blockStart), 0, &status)
                 block.withUnsafeMutableBytes { _ = ffgbyt(pointer, 2880, $0.baseAddress, &status) }
                 if status != 0 { ffcmsg(); return }
+                if blockStart == offset, index > 0 { try checkTableCards(block, hdu: index) }
                 for card in 0..<36 {
                     let bytes = block[card * 80..<card * 80 + 80]
-                    let keyword = String(decoding: bytes.prefix(8), as: UTF8.self).trimmingCharacters(in: .whitespaces)
+                    // Columns 1-8 as cfitsio reads them: "     END" is not END.
+                    let keyword = Self.keyword(bytes)
                     if blockStart == offset, card == 0, keyword != (index == 0 ? "SIMPLE" : "XTENSION") { return }
                     if keyword == "END" { headerEnd = blockStart + 2880; break scan }
-                    guard bytes.dropFirst(8).prefix(2).elementsEqual("= ".utf8), cards[keyword] == nil else { continue }
+                    guard bytes.dropFirst(8).prefix(2).elementsEqual("= ".utf8) else { continue }
+                    if cards[keyword] != nil {
+                        try Self.checkNotDuplicated(keyword, path: path, hdu: index)
+                        continue
+                    }
                     cards[keyword] = Self.valueText(bytes.dropFirst(10))
                 }
                 blockStart += 2880
@@ -57,6 +64,62 @@ extension FITSFile {
             dataEnds.append(offset)
             index += 1
         }
+    }
+
+    /// A card's keyword: columns 1-8 without trailing blanks (leading blanks kept, as in
+    /// cfitsio, for which a card starting with a blank has no keyword).
+    static func keyword(_ card: ArraySlice<UInt8>) -> String {
+        var name = Array(card.prefix(8))
+        while name.last == 0x20 { name.removeLast() }
+        return String(decoding: name, as: UTF8.self)
+    }
+
+    /// The first 8 cards of a table header must be XTENSION, BITPIX, NAXIS, NAXIS1, NAXIS2,
+    /// PCOUNT, GCOUNT, TFIELDS (the FITS standard's order), printable ASCII, each but the
+    /// first with an unquoted integer. cfitsio 4.2's `ffgttb` reads them by position and,
+    /// when one fails with anything but "out of order" or "not a positive integer" (an
+    /// illegal character, a missing quote, a non-numeric value), goes on to TFIELDS,
+    /// fails again and returns `*status == BAD_TFIELDS` (0) instead of setting it; `ffbinit`
+    /// then passes its uninitialised field count to `calloc` (found by the fuzzers: a
+    /// request of 2^54 bytes). Checked on the header's first block, before any END.
+    func checkTableCards(_ block: [UInt8], hdu: Int) throws {
+        let first = block[0..<80]
+        guard Self.keyword(first) == "XTENSION",
+              ["BINTABLE", "TABLE", "A3DTABLE"].contains(Self.valueText(first.dropFirst(10)).uppercased()) else { return }
+        let required = ["XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "PCOUNT", "GCOUNT", "TFIELDS"]
+        for (position, name) in required.enumerated() {
+            let card = block[position * 80..<position * 80 + 80]
+            let printable = card.allSatisfy { (0x20...0x7E).contains($0) }
+            let text = String(decoding: card.dropFirst(10), as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            let value = Self.valueText(card.dropFirst(10))
+            let valueOK = position == 0 || (!text.hasPrefix("'") && Int(value) != nil)
+            if printable, Self.keyword(card) == name, card.dropFirst(8).prefix(2).elementsEqual("= ".utf8), valueOK {
+                continue
+            }
+            let found = printable
+                ? "card \(position + 1) '\(String(decoding: card, as: UTF8.self).trimmingCharacters(in: .whitespaces))'"
+                : "card \(position + 1) with bytes outside printable ASCII"
+            throw FITSError.invalidKeyword(
+                path: path, hdu: hdu, keyword: name, value: found,
+                expected: "\(name) = <integer> as card \(position + 1) of a table header (the FITS standard's order: "
+                    + required.joined(separator: ", ") + ")")
+        }
+    }
+
+    /// A structural keyword (those checked here and those cfitsio sizes, divides or loops
+    /// by) may appear once: cfitsio looks a keyword up from the card after the one it read
+    /// last, wrapping around, so with two cards it may use either, not the one checked
+    /// here (a fuzz input with a second ZTILE1 = 'NOISEBIT' after ZCMPTYPE made cfitsio
+    /// divide by zero in `imcomp_get_compressed_image_par`).
+    static func checkNotDuplicated(_ keyword: String, path: String, hdu: Int) throws {
+        let exact: Set = ["SIMPLE", "XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "GROUPS", "TFIELDS", "THEAP",
+                          "ZIMAGE", "ZCMPTYPE", "ZBITPIX", "ZNAXIS", "ZPCOUNT", "ZGCOUNT", "ZQUANTIZ", "ZDITHER0",
+                          "ZBLANK", "ZTENSION", "ZSIMPLE"]
+        let prefixes = ["NAXIS", "TFORM", "TDIM", "ZNAXIS", "ZTILE", "ZNAME", "ZVAL"]
+        let numbered = prefixes.contains { keyword.hasPrefix($0) && keyword.dropFirst($0.count).allSatisfy(\.isNumber) }
+        guard exact.contains(keyword) || numbered else { return }
+        throw FITSError.invalidKeyword(path: path, hdu: hdu, keyword: keyword, value: "(two cards)",
+                                       expected: "one \(keyword) card: cfitsio may read either of two")
     }
 
     /// A card's value as written: a string without its quotes (doubled quotes undone,
@@ -169,6 +232,32 @@ extension FITSFile {
             default: break
             }
         }
+        if ["RICE_1", "RICE_ONE"].contains(keys.raw("ZCMPTYPE")?.uppercased() ?? "") {
+            let rice = Self.riceParameters(zval1: keys.raw("ZVAL1"), zval2: keys.raw("ZVAL2"))
+            if !(1...65536).contains(rice.blockSize) {
+                throw keys.invalid("ZVAL1", keys.raw("ZVAL1") ?? "(missing)",
+                                   expected: "a Rice block size of 1...65536 (cfitsio takes ZVAL1 as the block size and "
+                                       + "ZVAL2 as the bytes per pixel, whatever ZNAME1 and ZNAME2 say)")
+            }
+        }
+    }
+
+    /// The Rice block size and bytes per pixel as cfitsio 4.2 takes them: ZVAL1 and ZVAL2
+    /// by position (not by ZNAMEn), 32 and 4 when absent or not numbers, swapped when the
+    /// block size is below 16 and the bytes per pixel above 8 (an old writer's order).
+    /// Checked against cfitsio: a header with ZNAME1 = 'BYTEPIX', ZVAL1 = 32, ZNAME2 =
+    /// 'BLOCKSIZE', ZVAL2 = 2 reads correctly, and one without ZVAL2 is decoded with 4 bytes.
+    static func riceParameters(zval1: String?, zval2: String?) -> (blockSize: Int, bytePix: Int) {
+        func number(_ text: String?, _ fallback: Int) -> Int {
+            guard let text else { return fallback }
+            if let value = Int(text) { return value }
+            guard let value = Double(text.replacingOccurrences(of: "D", with: "E")), value.isFinite,
+                  abs(value) < 2_147_483_648 else { return fallback }
+            return Int(value)
+        }
+        var blockSize = number(zval1, 32), bytePix = number(zval2, 4)
+        if blockSize < 16, bytePix > 8 { swap(&blockSize, &bytePix) }
+        return (blockSize, bytePix)
     }
 }
 
@@ -178,10 +267,29 @@ extension FITSFile {
     /// them. PLIO's `pl_l2pi` reads as many words as the tile's header says (past the
     /// tile when it lies); HCOMPRESS's `fits_hdecompress` clears nx x ny pixels of a
     /// buffer of one tile. The caller holds the lock and has moved to the HDU.
+    ///
+    /// RICE_1: cfitsio's `fits_rdecomp`, `fits_rdecomp_short` and `fits_rdecomp_byte`
+    /// check for the end of the tile only after each block of pixels, and within a block
+    /// read on over zero bytes (a run of leading zeros) and over directly coded pixels, so
+    /// damaged tile data made them read past the tile (SIGSEGV, found by the fuzzers).
+    /// Each tile's bit stream is walked here as the decoder walks it, without decoding,
+    /// and must end within the tile's bytes (`riceTileFits`).
+    ///
+    /// GZIP_1 and GZIP_2: cfitsio inflates a tile whole into a buffer it grows by
+    /// `realloc`, however far the stream goes (up to about 1,000 x the tile's compressed
+    /// size), and forever when the stream is cut short (a hang, found by the fuzzers).
+    /// Each tile (COMPRESSED_DATA and GZIP_COMPRESSED_DATA) is inflated here through a
+    /// 64 kB scratch buffer: it must end within its bytes and give at most 8 bytes per
+    /// pixel of its tile (`gzipTileProblem`).
+    ///
+    /// Each HDU is checked once per `FITSFile` (the file is read-only).
     func validateTiles(_ pointer: UnsafeMutablePointer<fitsfile>, info: HDUInfo) throws {
         let hdu = info.index
-        let plio = info.compression == "PLIO_1"
-        guard plio || info.compression == "HCOMPRESS_1" else { return }
+        let compression = info.compression?.uppercased() ?? ""
+        let plio = compression == "PLIO_1"
+        let rice = compression == "RICE_1" || compression == "RICE_ONE"
+        let gzip = compression == "GZIP_1" || compression == "GZIP_2"
+        guard plio || rice || gzip || compression == "HCOMPRESS_1", !tilesChecked.contains(hdu) else { return }
         var status: Int32 = 0
         var column: Int32 = 0
         var rows: Int64 = 0
@@ -206,14 +314,59 @@ extension FITSFile {
             }
             return count
         }
-        var words: [Int16] = []
-        for row in 1...max(rows, 1) where rows > 0 {
+        // Rice: the parameters as cfitsio takes them (the block size was checked at open).
+        let riceSettings = Self.riceParameters(zval1: readString(pointer, "ZVAL1"), zval2: readString(pointer, "ZVAL2"))
+        // GZIP: lossless tiles of a quantised image may sit in GZIP_COMPRESSED_DATA.
+        var gzipColumn: Int32 = 0
+        if gzip {
+            var gzipStatus: Int32 = 0
+            var gzipName = Array("GZIP_COMPRESSED_DATA".utf8CString)
+            ffgcno(pointer, CASEINSEN, &gzipName, &gzipColumn, &gzipStatus)
+            if gzipStatus != 0 { ffcmsg(); gzipColumn = 0 }
+        }
+        func tileBytes(_ column: Int32, _ row: Int64, _ length: Int64) throws -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: Int(length))
+            var null: UInt8 = 0
+            var anyNull: Int32 = 0
+            ffgcv(pointer, TBYTE, column, row, 1, length, &null, &bytes, &anyNull, &status)
+            try check(status, "read tile \(row)", path: path, hdu: hdu)
+            return bytes
+        }
+        func descriptor(_ column: Int32, _ row: Int64) throws -> Int64 {
             var length: Int64 = 0, offset: Int64 = 0
             ffgdesll(pointer, column, row, &length, &offset, &status)
             try check(status, "read tile \(row) descriptor", path: path, hdu: hdu)
-            if length == 0 { continue }  // an uncompressed or null tile: cfitsio's own path
-            guard length > 0, length <= heap else {
+            guard length >= 0, length <= heap else {
                 throw FITSError.damagedData(path: path, hdu: hdu, what: "tile \(row) claims \(length) elements in a heap of \(heap) bytes")
+            }
+            return length
+        }
+        var words: [Int16] = []
+        for row in 1...max(rows, 1) where rows > 0 {
+            if gzip {
+                let limit = tilePixelCount(row) * 8
+                for tileColumn in [column, gzipColumn] where tileColumn > 0 {
+                    let length = try descriptor(tileColumn, row)
+                    if length == 0 { continue }
+                    if let problem = Self.gzipTileProblem(try tileBytes(tileColumn, row, length), limit: limit) {
+                        throw FITSError.damagedData(path: path, hdu: hdu, what: "GZIP tile \(row) \(problem)")
+                    }
+                }
+                continue
+            }
+            let length = try descriptor(column, row)
+            if length == 0 { continue }  // an uncompressed or null tile: cfitsio's own path
+            if rice {
+                let pixels = tilePixelCount(row)
+                if !Self.riceTileFits(try tileBytes(column, row, length), pixels: pixels,
+                                      blockSize: riceSettings.blockSize, bytePix: riceSettings.bytePix) {
+                    throw FITSError.damagedData(
+                        path: path, hdu: hdu,
+                        what: "Rice tile \(row) (\(length) bytes, \(pixels) pixels, blocks of \(riceSettings.blockSize), "
+                            + "\(riceSettings.bytePix == 1 || riceSettings.bytePix == 2 ? riceSettings.bytePix : 4) bytes per pixel) "
+                            + "codes more bits than it has")
+                }
+                continue
             }
             if !plio {
                 // Magic 0xDD99, then nx and ny as big-endian 32-bit integers.
@@ -257,6 +410,115 @@ extension FITSFile {
             if !valid {
                 throw FITSError.damagedData(path: path, hdu: hdu,
                                             what: "PLIO tile \(row) describes more words than its \(count)")
+            }
+        }
+        tilesChecked.insert(hdu)
+    }
+
+    /// Whether cfitsio's Rice decoder stays within `bytes` decoding `pixels` pixels: the
+    /// bit stream of `fits_rdecomp` (4 bytes per pixel; also any BYTEPIX but 1 and 2),
+    /// `fits_rdecomp_short` (2) or `fits_rdecomp_byte` (1) is walked read for read, with
+    /// the same unsigned 32-bit bit buffer, and false is returned at the first byte the
+    /// decoder would read past the tile. Nothing is decoded.
+    static func riceTileFits(_ bytes: [UInt8], pixels: Int, blockSize: Int, bytePix: Int) -> Bool {
+        // FS field width, the FS value of directly coded blocks, bits per pixel.
+        let (fsBits, fsMax, pixelBits) = bytePix == 1 ? (3, 6, 8) : bytePix == 2 ? (4, 14, 16) : (5, 25, 32)
+        let count = bytes.count
+        var position = bytePix == 1 || bytePix == 2 ? bytePix : 4  // the first pixel, stored whole
+        guard position < count, blockSize >= 1 else { return false }
+        var buffer = UInt32(bytes[position])
+        position += 1
+        var bits = 8  // bits of `buffer` not yet used
+        var pixel = 0
+        while pixel < pixels {
+            bits -= fsBits
+            while bits < 0 {
+                guard position < count else { return false }
+                buffer = buffer &<< 8 | UInt32(bytes[position]); position += 1
+                bits += 8
+            }
+            let fs = Int(buffer >> UInt32(bits)) - 1
+            buffer &= (1 << UInt32(bits)) &- 1
+            let blockEnd = min(pixel + blockSize, pixels)
+            if fs < 0 {
+                pixel = blockEnd  // all differences zero: nothing read
+            } else if fs == fsMax {
+                // Each pixel's difference written out in pixelBits bits.
+                while pixel < blockEnd {
+                    var shift = pixelBits - bits - 8
+                    while shift >= 0 {
+                        guard position < count else { return false }
+                        position += 1
+                        shift -= 8
+                    }
+                    if bits > 0 {
+                        guard position < count else { return false }
+                        buffer = UInt32(bytes[position]) & ((1 << UInt32(bits)) - 1); position += 1
+                    } else {
+                        buffer = 0
+                    }
+                    pixel += 1
+                }
+            } else {
+                // Rice codes: leading zeros, a one, then fs bits.
+                while pixel < blockEnd {
+                    while buffer == 0 {
+                        guard position < count else { return false }
+                        bits += 8
+                        buffer = UInt32(bytes[position]); position += 1
+                    }
+                    let zeros = bits - (32 - buffer.leadingZeroBitCount)
+                    bits -= zeros + 1
+                    buffer ^= 1 << UInt32(bits)
+                    bits -= fs
+                    while bits < 0 {
+                        guard position < count else { return false }
+                        buffer = buffer &<< 8 | UInt32(bytes[position]); position += 1
+                        bits += 8
+                    }
+                    buffer &= (1 << UInt32(bits)) &- 1
+                    pixel += 1
+                }
+            }
+        }
+        return true
+    }
+
+    /// What is wrong with the gzip (or zlib) stream of a tile for cfitsio's
+    /// `uncompress2mem_from_mem`, nil when nothing: it must end (Z_STREAM_END) within
+    /// `bytes` and give at most `limit` bytes. cfitsio 4.2 takes Z_BUF_ERROR for "output
+    /// buffer full" and reallocates forever when the input runs out first (a truncated
+    /// stream hangs the reader, found by the fuzzers). The output goes to a scratch buffer
+    /// of at most 64 kB, so this allocates nothing large.
+    static func gzipTileProblem(_ bytes: [UInt8], limit: Int) -> String? {
+        var stream = z_stream()
+        // 15 + 32: a 32 kB window, gzip or zlib header detected.
+        guard inflateInit2_(&stream, 15 + 32, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            return "zlib could not start inflating"
+        }
+        defer { inflateEnd(&stream) }
+        var scratch = [UInt8](repeating: 0, count: min(max(limit, 0) + 1, 1 << 16))
+        var total = 0
+        return bytes.withUnsafeBufferPointer { input in
+            stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
+            stream.avail_in = UInt32(input.count)
+            while true {
+                let result = scratch.withUnsafeMutableBufferPointer { output -> Int32 in
+                    stream.next_out = output.baseAddress
+                    stream.avail_out = UInt32(output.count)
+                    let result = inflate(&stream, Z_NO_FLUSH)
+                    total += output.count - Int(stream.avail_out)
+                    return result
+                }
+                if total > limit { return "inflates to more than \(limit) bytes (\(limit / 8) pixels of at most 8 bytes)" }
+                switch result {
+                case Z_OK: continue
+                case Z_STREAM_END: return nil
+                case Z_BUF_ERROR: return "ends before its compressed stream does (\(bytes.count) bytes)"
+                default:
+                    let message = stream.msg.map { String(cString: $0) } ?? "status \(result)"
+                    return "is not a valid gzip stream (zlib: \(message))"
+                }
             }
         }
     }

@@ -95,6 +95,8 @@ public final class FITSFile {
     var dataEnds: [Int] = []
     /// HDUs 0..<verifiedHDUs are where cfitsio looks for them too (see `move`).
     var verifiedHDUs = 1
+    /// Compressed HDUs whose tiles `validateTiles` has checked.
+    var tilesChecked: Set<Int> = []
 
     /// Whether the linked cfitsio was built thread-safe (`fits_is_reentrant()`).
     public static var isReentrant: Bool { fits_is_reentrant() != 0 }

@@ -1,6 +1,6 @@
 // Damaged headers give a typed error naming the keyword before cfitsio divides by,
 // allocates from or loops over their values (issue 14: SIGFPE, hangs, huge allocations).
-import FITS
+@testable import FITS
 import Foundation
 import TestSupport
 import XCTest
@@ -127,6 +127,89 @@ final class FITSValidationTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// The three findings diagnosed after the first fuzz runs, each stopped before cfitsio
+    /// by the check named in its error (fuzz/regressions/fits, docs/fits.md "Fuzzing").
+    func testFuzzFindingsStoppedBeforeCfitsio() throws {
+        let folder = repositoryRoot.appendingPathComponent("fuzz/regressions/fits")
+        // 0xFF bytes in cards 6-7 (or a damaged GCOUNT keyword) of a table header:
+        // cfitsio's ffgttb left the field count unset and ffbinit callocs from it.
+        let tables = [("header-table-cards-e82fa763da67.fits", 1, "PCOUNT", "card 6 with bytes outside printable ASCII"),
+                      ("table-table-cards-bacf8598d865.fits", 3, "GCOUNT", "card 7 with bytes outside printable ASCII")]
+        for (name, hdu, named, found) in tables {
+            let path = folder.appendingPathComponent(name).path
+            assertThrowsFITSError(try FITSFile(path: path), mentioning: path) {
+                guard case let .invalidKeyword(_, errorHDU, keyword, value, expected) = $0 else { return false }
+                return errorHDU == hdu && keyword == named && value == found && expected.contains("TFIELDS")
+            }
+        }
+        // A second ZTILEn card (a string) after ZCMPTYPE: cfitsio read that one and divided by
+        // zero in imcomp_get_compressed_image_par (found by the run that tested the fixes).
+        for (name, named) in [("header-duplicate-ztile1-976abe7f7d2e.fits", "ZTILE1"),
+                              ("table-duplicate-ztile2-6d319ab9f1ad.fits", "ZTILE2")] {
+            let path = folder.appendingPathComponent(name).path
+            assertThrowsFITSError(try FITSFile(path: path), mentioning: path) {
+                guard case let .invalidKeyword(_, hdu, keyword, value, _) = $0 else { return false }
+                return hdu == 1 && keyword == named && value == "(two cards)"
+            }
+        }
+        // Rice tile data changed: the decoder would read past the tile.
+        let rice = folder.appendingPathComponent("image-rice-tile-data-dbf5db9dd6ef.fits").path
+        assertThrowsFITSError(try FITSFile(path: rice).readImage(1), mentioning: rice) {
+            guard case let .damagedData(_, hdu, what) = $0 else { return false }
+            return hdu == 1 && what.hasPrefix("Rice tile ") && what.contains("30 pixels")
+                && what.contains("blocks of 32, 2 bytes per pixel")
+        }
+        // A GZIP tile whose stream lacks its last byte: cfitsio reallocated forever.
+        let gzip = folder.appendingPathComponent("compressed-gzip-tile-truncated-47bf050ae55b.fits").path
+        let start = Date()
+        assertThrowsFITSError(try FITSFile(path: gzip).readImage(1), mentioning: gzip) {
+            guard case let .damagedData(_, hdu, what) = $0 else { return false }
+            return hdu == 1 && what == "GZIP tile 1 ends before its compressed stream does (50 bytes)"
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2)
+    }
+
+    /// The tile checks accept every valid compressed fixture, section reads included, and
+    /// a Rice header whose ZNAME1/ZNAME2 are swapped reads as cfitsio takes it (ZVAL1 as
+    /// the block size by position).
+    func testTileChecksAcceptValidTiles() throws {
+        for name in ["rice.fits", "gzip.fits", "hcompress.fits", "plio.fits", "compressed_bzero.fits", "compressed_two_ext.fits"] {
+            let path = fixture(name)
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            XCTAssertNoThrow(try readEverything(path), name)
+        }
+        XCTAssertTrue(FITSFile.riceParameters(zval1: "2", zval2: "32") == (32, 2))
+        XCTAssertTrue(FITSFile.riceParameters(zval1: nil, zval2: nil) == (32, 4))
+    }
+
+    /// A Rice tile's bit stream must end within the tile; a gzip stream must end within
+    /// its bytes and stay below its bound.
+    func testRiceWalkAndInflateBound() throws {
+        // One 16-bit pixel (first value), then a block with FS = -1 (4 zero bits): all
+        // pixels equal; needs exactly 3 bytes.
+        XCTAssertTrue(FITSFile.riceTileFits([0, 7, 0], pixels: 30, blockSize: 32, bytePix: 2))
+        XCTAssertFalse(FITSFile.riceTileFits([0, 7], pixels: 30, blockSize: 32, bytePix: 2))
+        // FS = 0 (bits 0001) then all-zero bytes: the leading-zero count runs off the end.
+        XCTAssertFalse(FITSFile.riceTileFits([0, 7, 0x10, 0, 0, 0], pixels: 30, blockSize: 32, bytePix: 2))
+        let zeros = try gzipped([UInt8](repeating: 0, count: 4096))
+        XCTAssertNil(FITSFile.gzipTileProblem(zeros, limit: 4096))
+        XCTAssertEqual(FITSFile.gzipTileProblem(zeros, limit: 4095), "inflates to more than 4095 bytes (511 pixels of at most 8 bytes)")
+        XCTAssertEqual(FITSFile.gzipTileProblem(Array(zeros.dropLast()), limit: 4096),
+                       "ends before its compressed stream does (\(zeros.count - 1) bytes)")
+        XCTAssertNotNil(FITSFile.gzipTileProblem([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff], limit: 4096))
+    }
+
+    private func gzipped(_ bytes: [UInt8]) throws -> [UInt8] {
+        let input = directory.appendingPathComponent("plain.bin")
+        try Data(bytes).write(to: input)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        process.arguments = ["-kf", input.path]
+        try process.run()
+        process.waitUntilExit()
+        return [UInt8](try Data(contentsOf: input.appendingPathExtension("gz")))
     }
 
     /// Everything `astrolabe inspect --stats` reads: every HDU's description, header and,

@@ -1,0 +1,4 @@
+#ifndef ASTROLABE_CZLIB_SHIM_H
+#define ASTROLABE_CZLIB_SHIM_H
+#include <zlib.h>
+#endif
