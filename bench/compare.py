@@ -200,6 +200,17 @@ def astrolabe_run(flags, args, binary=None):
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+def baseline_run(flags, args):
+    """The `--baseline` build's figures for one workload, or None (no baseline, or a workload it lacks)."""
+    if not args.baseline:
+        return None
+    try:
+        return astrolabe_run(flags, args, args.baseline)[0]
+    except subprocess.CalledProcessError:
+        print(f"baseline {args.baseline} cannot run {' '.join(flags)}; no baseline figures for it", file=sys.stderr)
+        return None
+
+
 def machine():
     model = platform.processor() or platform.machine()
     try:
@@ -245,7 +256,7 @@ def main():
     for m in models:
         theirs = torch_run(m, args)
         ours = astrolabe_run(["--model", m], args)[0]
-        base = astrolabe_run(["--model", m], args, args.baseline)[0] if args.baseline else None
+        base = baseline_run(["--model", m], args)
         for metric, unit, higher, best in METRICS:
             a, t = ours[metric], theirs[metric]
             # ratio > 1: Astrolabe is better (faster, or less memory)
@@ -267,8 +278,10 @@ def main():
                "astrolabe": a, "pytorch": t, "ratio": round(a / t, 2),
                "astrolabe_best": ab, "pytorch_best": tb, "ratio_best": round(ab / tb, 2)}
         if args.baseline:
-            b = astrolabe_run(["--workload", "tiles"], args, args.baseline)[0]["tile_segment_mpix_per_s"]
-            row.update(baseline=b, ratio_baseline=round(a / b, 2))
+            base = baseline_run(["--workload", "tiles"], args)
+            if base:
+                b = base["tile_segment_mpix_per_s"]
+                row.update(baseline=b, ratio_baseline=round(a / b, 2))
         rows.append(row)
     policy = "default (active)" if args.omp_active else os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
     report = {"date": started, "machine": machine(), "threads": THREADS, "torch": torch.__version__,

@@ -113,9 +113,9 @@ extension Bench {
             }
         }
         print(benchJSON(["model": model.rawValue,
-                         "train_step_ms": rounded(benchMedian(trainTimes) * 1e3, 1),
+                         "train_step_ms": rounded(PixelStatistics.median(trainTimes) * 1e3, 1),
                          "train_step_min_ms": rounded(trainTimes.min()! * 1e3, 1),
-                         "infer_img_per_s": rounded(Double(ib) / benchMedian(inferTimes), 1),
+                         "infer_img_per_s": rounded(Double(ib) / PixelStatistics.median(inferTimes), 1),
                          "infer_max_img_per_s": rounded(Double(ib) / inferTimes.min()!, 1),
                          "peak_rss_mb": Int(peakMB.rounded()),
                          "steps": steps, "threads": Threading.workerCount]))
@@ -153,9 +153,9 @@ extension Bench {
             times.append(Double(t1 - t0) * 1e-9)
         }
         let megapixels = Double(side * side) / 1e6
-        print(benchJSON(["workload": "tiles", "tile_segment_mpix_per_s": rounded(megapixels / benchMedian(times), 3),
+        print(benchJSON(["workload": "tiles", "tile_segment_mpix_per_s": rounded(megapixels / PixelStatistics.median(times), 3),
                          "tile_segment_max_mpix_per_s": rounded(megapixels / times.min()!, 3),
-                         "seconds": rounded(benchMedian(times), 2), "tiles": grid.count, "side": side,
+                         "seconds": rounded(PixelStatistics.median(times), 2), "tiles": grid.count, "side": side,
                          "threads": Threading.workerCount]))
     }
 }
@@ -165,11 +165,6 @@ func peakResidentMegabytes() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_maxrss) / 1024
-}
-
-private func benchMedian(_ v: [Double]) -> Double {
-    let s = v.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
 private func rounded(_ v: Double, _ digits: Int) -> Double {
