@@ -26,14 +26,21 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// Targets learned as log10 of their value (may be absent in a recipe).
     public var logTargetNames: [String]?
     public var logTargets: [String] { logTargetNames ?? [] }
+    /// A posterior model's prior range `[lo, hi]` per target in catalog units: the flow
+    /// works on `logit((v − lo) / (hi − lo))` of each (log10) target, standardised.
+    public var targetBounds: [[Double]]?
+    /// A posterior model's draws per input for its medians and percentiles (absent: 1,000).
+    public var posteriorDraws: Int?
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
-             predictsUncertainty, logTargetNames = "logTargets"
+             predictsUncertainty, logTargetNames = "logTargets", targetBounds, posteriorDraws
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
-                targetScaling: TargetScaling? = nil, predictsUncertainty: Bool = false) {
+                targetScaling: TargetScaling? = nil, predictsUncertainty: Bool = false, posteriorDraws: Int? = nil) {
+        targetBounds = targetScaling?.bounds
+        self.posteriorDraws = posteriorDraws
         self.task = task
         self.stages = stages
         hdu = input.hdu ?? 0
@@ -67,7 +74,7 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
 
     /// How the regression targets were scaled for learning (and are scaled back).
     public var targetScaling: TargetScaling {
-        TargetScaling(names: targetNames, mean: targetMean, std: targetStd, logTargets: logTargets)
+        TargetScaling(names: targetNames, mean: targetMean, std: targetStd, logTargets: logTargets, bounds: targetBounds)
     }
 }
 
