@@ -155,9 +155,10 @@ struct PosteriorEvaluation {
         var files = [String]()
         let table = rows()
         let withBound = bounds != nil
-        var csv = "bin,count," + targets.indices.flatMap { k in
-            ["nmad_" + measuredName(k), "coverage68_" + targets[k], "coverage95_" + targets[k]] }.joined(separator: ",")
-            + (withBound ? ",bound_count," + targets.indices.map { "bound_nmad_" + measuredName($0) }.joined(separator: ",") : "") + "\n"
+        var columns = ["bin", "count"]
+        for k in targets.indices { columns += ["nmad_" + measuredName(k), "coverage68_" + targets[k], "coverage95_" + targets[k]] }
+        if withBound { columns += ["bound_count"] + targets.indices.map { "bound_nmad_" + measuredName($0) } }
+        var csv = columns.joined(separator: ",") + "\n"
         for row in table {
             csv += "\(row.label),\(row.count)," + targets.indices.map { k in
                 String(format: "%.5f,%.4f,%.4f", row.nmad[k], row.coverage68[k], row.coverage95[k]) }.joined(separator: ",")

@@ -71,7 +71,7 @@ extension PipelineRunner {
             let recipe = predictor.recipe!
             let truthCatalog = try Catalog.resolve(catalogPath(), targetColumns: recipe.targetNames)
             let objects = truthCatalog.entries.compactMap { entry -> PosteriorEvaluation.Object? in
-                guard case let .posterior(p)? = results[entry.name] else { return nil }
+                guard case let .posterior(p)? = results[entry.name], entry.targets.count == recipe.targetNames.count else { return nil }
                 return PosteriorEvaluation.Object(name: entry.name, truth: entry.targets, posterior: p)
             }
             guard !objects.isEmpty else { throw PipelineError.missingTruth(file: catalogPath(), what: "targets for any predicted file") }

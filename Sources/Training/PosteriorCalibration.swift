@@ -57,7 +57,9 @@ public enum PosteriorCalibration {
         public var ksPValue: Double
     }
 
-    /// TARP on `objects` posteriors in `dimensions` dimensions: `draws` is `[N, S, D]` and
+    /// TARP on `objects` posteriors in `dimensions` dimensions (`f` is the count of nearer
+    /// draws, `0...S`, mapped to the middle of its cell, `(count + ½) / (S + 1)`, so a
+    /// calibrated `f` is uniform on (0, 1)): `draws` is `[N, S, D]` and
     /// `truths` `[N, D]`, both row-major and already scaled so that distances mix the
     /// dimensions sensibly (e.g. each dimension divided by the truths' spread). Reference
     /// points are drawn uniformly in the truths' bounding box from `seed`.
@@ -82,7 +84,7 @@ public enum PosteriorCalibration {
             let truthDistance = distance(i * d, truths)
             var nearer = 0
             for k in 0..<s where distance((i * s + k) * d, draws) < truthDistance { nearer += 1 }
-            f[i] = Double(nearer) / Double(s)
+            f[i] = (Double(nearer) + 0.5) / Double(s + 1)   // the midpoint of its rank's cell: inside (0, 1)
         }
         return tarpResult(f, levels: levels)
     }

@@ -99,7 +99,7 @@ final class PosteriorTests: XCTestCase {
         for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-4 * Swift.max(1, abs(x))) }
         // A flow without its settings is refused with the reason.
         XCTAssertThrowsError(try Architecture(name: .resnet18Flow, inChannels: 1, classes: 6).makeModel()) {
-            XCTAssert("\($0)".contains("needs 'flow'"), "\($0)")
+            XCTAssert($0.localizedDescription.contains("needs 'flow'"), "\($0)")
         }
     }
 
@@ -154,7 +154,8 @@ final class PosteriorTests: XCTestCase {
         try bounds.write(to: boundsURL, atomically: true, encoding: .utf8)
         let report = folder.appendingPathComponent("eval")
         let result = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path,
-                                        options: RunOptions(quiet: true, fresh: true)).evaluate(into: report, cramerRao: boundsURL)
+                                        options: RunOptions(input: samples.appendingPathComponent("catalog.csv").path, quiet: true,
+                                                            fresh: true)).evaluate(into: report, cramerRao: boundsURL)
         XCTAssertEqual(try XCTUnwrap(result.metrics["bound_nmad_sersic_n"]), 0.1, accuracy: 0.015)
         XCTAssertEqual(try XCTUnwrap(result.metrics["bound_nmad_mag_mag17-18"]), 0.02, accuracy: 0.007)
         for key in ["nmad_sersic_n", "nmad_log10_r_e", "coverage68_q", "coverage95_mag", "tarp_ks_p", "tarp_area_difference",
@@ -175,20 +176,20 @@ final class PosteriorTests: XCTestCase {
         func decode(_ yaml: String) throws -> PipelineConfig { try PipelineLoader.parse(yaml, file: "p.yaml") }
         let base = "task: regress\ninput: {target_columns: [n, r_e], log_targets: [r_e], "
         XCTAssertThrowsError(try decode(base + "target_bounds: {r_e: [0, 3]}}\nmodel: {weights: m.safetensors}")) {
-            XCTAssert("\($0)".contains("lo > 0 (a log10 target)"), "\($0)")
+            XCTAssert($0.localizedDescription.contains("lo > 0 (a log10 target)"), "\($0)")
         }
         XCTAssertThrowsError(try decode(base + "target_bounds: {m: [0, 3]}}\nmodel: {weights: m.safetensors}")) {
-            XCTAssert("\($0)".contains("target_bounds names 'm'"), "\($0)")
+            XCTAssert($0.localizedDescription.contains("target_bounds names 'm'"), "\($0)")
         }
         let arch = base + "target_bounds: {n: [0.5, 6], r_e: [0.3, 3]}}\nmodel:\n  architecture: "
         XCTAssertThrowsError(try decode(arch + "{name: resnet18_flow, classes: 8}\n  train: {epochs: 1}")) {
-            XCTAssert("\($0)".contains("resnet18_flow needs a 'flow' block"), "\($0)")
+            XCTAssert($0.localizedDescription.contains("resnet18_flow needs a 'flow' block"), "\($0)")
         }
         XCTAssertThrowsError(try decode(arch + "{name: resnet18_flow, classes: 8, flow: {transform: splin}}\n  train: {epochs: 1}")) {
-            XCTAssert("\($0)".contains("'splin' is not a valid transform"), "\($0)")
+            XCTAssert($0.localizedDescription.contains("'splin' is not a valid transform"), "\($0)")
         }
         let config = try decode(arch + "{name: resnet18_flow, classes: 8, flow: {layers: 4, bins: 6}}\n"
-                                + "  train: {epochs: 1, loss: negative_log_likelihood}")
+                                + "  train: {epochs: 1, loss: negative_log_likelihood, save: m.safetensors}")
         XCTAssertEqual(config.model.architecture?.flow, FlowSettings(features: 0, layers: 4, hidden: [64, 64], bins: 6, tailBound: 5))
         XCTAssertEqual(config.model.train?.loss, .negativeLogLikelihood)
         XCTAssertEqual(config.input.targetBounds["r_e"], [0.3, 3])
