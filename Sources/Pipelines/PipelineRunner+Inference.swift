@@ -79,7 +79,9 @@ extension PipelineRunner {
         // Outputs in the input's order, written atomically, from everything the journal holds.
         let results = catalog.entries.compactMap { entry in journal.finished[entry.name].map { (entry: entry, prediction: $0) } }
         let named = results.map { (file: $0.entry.name, prediction: $0.prediction) }
-        let table = ResultTable(predictor: predictor, probabilities: config.outputs.probabilities)
+        var table = ResultTable(predictor: predictor, probabilities: config.outputs.probabilities)
+        // Quality columns when the model records the observation it was trained for.
+        if !predictor.matchingStages.isEmpty { table.domains = journal.domains }
         var outputs = [outputURL.path]
         if !segmenting {
             try writeAtomically(Data(try table.csv(named).utf8), to: outputURL)
@@ -204,7 +206,7 @@ extension PipelineRunner {
         let assumptions = self.assumptions
         return { entry in
             let sample = try predictor.preparation.prepare(read(entry), training: false)
-            assumptions.record(sample)
+            assumptions.record(sample, observation: predictor.matchingStages.isEmpty ? nil : predictor.recipe?.observation)
             try predictor.checkShape(sample.image.shape, file: entry.name)
             return sample
         }
@@ -234,7 +236,7 @@ extension PipelineRunner {
                 continue
             }
             let prediction = predictor.predict([sample.image])[0]
-            try journal.record([.init(file: entry.name, prediction: prediction)])
+            try journal.record([.init(file: entry.name, prediction: prediction, domain: assumptions.domain(entry.name))])
             progress?.advance()
             if untilFirstResult { return Array(todo[(index + 1)...]) }
         }
@@ -251,7 +253,9 @@ extension PipelineRunner {
         var batchesDone = 0
         while let batch = try loader.next() {
             let predictions = predictor.predict(batch: Tensor(shape: batch.shape, data: batch.inputs))
-            var entries = zip(batch.names, predictions).map { RunJournal.Entry(file: $0, prediction: $1) }
+            var entries = zip(batch.names, predictions).map {
+                RunJournal.Entry(file: $0, prediction: $1, domain: assumptions.domain($0))
+            }
             let failures = loader.failures
             for (file, error) in failures[reportedFailures...] {
                 entries.append(.init(file: file, error: error.localizedDescription))

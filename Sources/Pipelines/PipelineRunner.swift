@@ -108,7 +108,18 @@ final class AssumptionLog: @unchecked Sendable {
     /// Every file's notes, by file name.
     var byFile: [String: [String]] { lock.lock(); defer { lock.unlock() }; return files }
 
-    func record(_ sample: Sample) { record(file: sample.name, sample.assumptions) }
+    private var domains: [String: DomainCheck] = [:]
+
+    func record(_ sample: Sample, observation: Observation? = nil) {
+        if let observation {
+            let check = DomainCheck(observation, sample)
+            lock.lock(); domains[sample.name] = check; lock.unlock()
+        }
+        record(file: sample.name, sample.assumptions)
+    }
+
+    /// The domain check of a prepared file (nil when the model records no observation).
+    func domain(_ file: String) -> DomainCheck? { lock.lock(); defer { lock.unlock() }; return domains[file] }
 
     func record(file: String, _ notes: [Assumption]) {
         guard !notes.isEmpty else { return }

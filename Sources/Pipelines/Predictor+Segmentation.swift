@@ -24,6 +24,7 @@ extension Predictor {
         // Values the whole map shares (the noise level) are settled once, on its central 512 rows.
         var numbers = source.numbers.merging(headerValues) { $1 }
         var notes = [Assumption]()
+        var domain: DomainCheck?
         if !matchingStages.isEmpty {
             let middle = height / 2
             let probe = try Preparation(matchingStages).prepare(
@@ -33,8 +34,15 @@ extension Predictor {
                 for key in [keyword] + bandKeywords where numbers[key] == nil { numbers[key] = probe.header[key] }
             }
             notes = probe.assumptions
+            domain = recipe?.observation.map { DomainCheck($0, probe) }
         }
         var outHeader = FITSHeader(source.header.derivedImageRecords)
+        if let domain {
+            outHeader.set("INDOMAIN", .string(domain.verdict), comment: "inside the model's training domain")
+            if !domain.outside.isEmpty {
+                outHeader.set("OUTDOMAI", .string(domain.outside.joined(separator: ";")), comment: "outside the training domain")
+            }
+        }
         for note in notes { outHeader.records.append(HeaderRecord("COMMENT", .none, comment: "astrolabe assumed: \(note.note)")) }
         outHeader.set("CLASSES", .string(classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ",")),
                       comment: "pixel values")

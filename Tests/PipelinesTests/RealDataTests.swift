@@ -85,4 +85,41 @@ final class RealDataTests: XCTestCase {
         guard case let .classes(p) = predictor.predict([sample.image])[0] else { return XCTFail("classes expected") }
         XCTAssertEqual(p.predicted, 4, "the star is a star once matched: \(p.probabilities)")
     }
+
+    func testRowsCarryQualityFlagsAndTheEnergyScore() throws {
+        let folder = try makeTemporaryDirectory("quality")
+        let inputs = folder.appendingPathComponent("in")
+        try FileManager.default.createDirectory(at: inputs, withIntermediateDirectories: true)
+        let sample = root.appendingPathComponent("samples/morphology/morphology_000000.fits")
+        try FileManager.default.copyItem(at: sample, to: inputs.appendingPathComponent("a_typical.fits"))
+        // The same pixels claimed to have a 2" PSF and 40 counts of noise: outside the training domain.
+        let image = try FITSFile(path: sample.path).readImage(0, as: Float.self)
+        var header = image.header
+        header.set("PSF_FWHM", .float(2.0))
+        header.set("SKYSIG", .float(40))
+        let writer = try FITSWriter(path: inputs.appendingPathComponent("b_blurred.fits").path)
+        try writer.appendImage(image.pixels, shape: image.shape, header: header)
+        try writer.commit()
+        let pipeline = folder.appendingPathComponent("c.yaml")
+        try "task: classify\nmodel: {weights: \(root.path)/samples/models/morphology.safetensors}\noutputs: {fits_table: t.fits}\n"
+            .write(to: pipeline, atomically: true, encoding: .utf8)
+        let run = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(
+            input: inputs.path, output: folder.appendingPathComponent("out.csv").path, quiet: true)).predictAll()
+        XCTAssertEqual(run.summary.failed, 0)
+        let lines = try String(contentsOf: folder.appendingPathComponent("out.csv"), encoding: .utf8).split(separator: "\n")
+        XCTAssert(lines[0].hasSuffix(",p_star,in_domain,outside_domain,ood_energy"), String(lines[0]))
+        let typical = lines[1].split(separator: ",", omittingEmptySubsequences: false)
+        let blurred = lines[2].split(separator: ",", omittingEmptySubsequences: false)
+        XCTAssertEqual(typical[7...8], ["yes", ""])
+        XCTAssertEqual(blurred[7...8], ["no", "psf;depth"])
+        // The energy is −log Σ exp(logits): recomputed from the network's own outputs.
+        let entry = CatalogEntry(url: inputs.appendingPathComponent("a_typical.fits"), name: "a_typical.fits")
+        let logits = try Predictor(contentsOf: root.appendingPathComponent("samples/models/morphology.safetensors"), raw: true)
+        let prepared = try run.predictor.prepared(entry)
+        guard case let .logits(values) = logits.predict([prepared.image])[0] else { return XCTFail("logits expected") }
+        let top = values.max()!
+        XCTAssertEqual(Double(typical[9])!, -(top + log(values.map { exp($0 - top) }.reduce(0, +))), accuracy: 1e-4)
+        let table = try FITSFile(path: folder.appendingPathComponent("t.fits").path).readTable("RESULTS")
+        XCTAssertEqual(table.columns.map(\.name).suffix(3), ["in_domain", "outside_domain", "ood_energy"])
+    }
 }
