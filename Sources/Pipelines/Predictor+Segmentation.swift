@@ -43,7 +43,18 @@ extension Predictor {
                 outHeader.set("OUTDOMAI", .string(domain.outside.joined(separator: ";")), comment: "outside the training domain")
             }
         }
-        for note in notes { outHeader.records.append(HeaderRecord("COMMENT", .none, comment: "astrolabe assumed: \(note.note)")) }
+        for note in notes {
+            // One COMMENT card per 70 characters, split between words.
+            var line = ""
+            for word in "astrolabe assumed: \(note.note)".split(separator: " ") {
+                if !line.isEmpty && line.count + word.count + 1 > 70 {
+                    outHeader.records.append(HeaderRecord("COMMENT", .none, comment: line))
+                    line = ""
+                }
+                line += (line.isEmpty ? "" : " ") + word
+            }
+            if !line.isEmpty { outHeader.records.append(HeaderRecord("COMMENT", .none, comment: line)) }
+        }
         outHeader.set("CLASSES", .string(classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ",")),
                       comment: "pixel values")
         outHeader.set("ORIGIN", .string("astrolabe"), comment: "segment-sky pipeline")

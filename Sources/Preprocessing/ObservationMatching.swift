@@ -58,7 +58,10 @@ public struct Observation: Equatable, Sendable {
     /// Whether a file with these header values (after matching) lies in the training
     /// domain: one flag per quantity, nil where the header does not say.
     public func domain(_ header: [String: Double]) -> (pixelScale: Bool?, psf: Bool?, depth: Bool?) {
-        let scale = HeaderValues.pixelScale(header).map { abs($0 / pixelScale - 1) < 0.02 }
+        // An image resampled from coarser pixels (PIXSCALE_NATIVE, set by match_pixel_scale) lacks
+        // the resolution the model saw: up to 1.5 times the model's pixel is taken as inside.
+        let native = header["PIXSCALE_NATIVE"] ?? HeaderValues.pixelScale(header)
+        let scale = native.map { $0 <= pixelScale * 1.5 && (header["PIXSCALE_NATIVE"] != nil || abs($0 / pixelScale - 1) < 0.02) }
         let psf = HeaderValues.psfFWHM(header).map { psfFWHM.count == 2 && $0 >= psfFWHM[0] * 0.98 && $0 <= psfFWHM[1] * 1.02 }
         let depth = header["SKYSIG"].map { skySigma.count == 2 && $0 >= skySigma[0] * 0.9 && $0 <= skySigma[1] * 1.1 }
         return (scale, psf, depth)
@@ -402,6 +405,7 @@ extension Stage {
                 return
             }
             sample.header["PIXSCALE"] = target
+            sample.header["PIXSCALE_NATIVE"] = scale
             guard abs(scale / target - 1) > 0.01 else { return }
             if sample.labels != nil { throw PreprocessingError.unsupportedWithLabels(stage: name, sample: sample.name) }
             let (image, noise) = sample.image.resampledConservingFlux(factor: target / scale)

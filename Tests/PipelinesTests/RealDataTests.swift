@@ -51,8 +51,8 @@ final class RealDataTests: XCTestCase {
         }
         XCTAssertNil(header["BUNIT"], "the class map is not in ADU")
         let comments = header.comments.joined(separator: " ")
-        XCTAssert(comments.contains("SKYSIG not in the header"), comments)
-        XCTAssert(comments.contains("sky level"), comments)
+        XCTAssert(comments.contains("SKYSIG not in the header: noise estimated from the data"), comments)
+        XCTAssert(comments.contains("so a 64-pixel mesh background was subtracted"), comments)
         // The run record beside the output keeps the per-file assumptions.
         let record = try String(contentsOf: folder.appendingPathComponent("out.runs.jsonl"), encoding: .utf8)
         XCTAssert(record.contains("plate.fits") && record.contains("noise estimated from the data"), record)

@@ -218,6 +218,9 @@ final class ObservationMatchingTests: XCTestCase {
         XCTAssertEqual([inside.pixelScale, inside.psf, inside.depth], [true, true, true])
         let outside = observation.domain(["PIXSCALE": 1.7, "PSF_FWHM": 2.5, "SKYSIG": 60])
         XCTAssertEqual([outside.pixelScale, outside.psf, outside.depth], [false, false, false])
+        // Resampled from 0.1"/px (finer): inside; from 0.5"/px (coarser, resolution lost): outside.
+        XCTAssertEqual(observation.domain(["PIXSCALE": 0.2, "PIXSCALE_NATIVE": 0.1]).pixelScale, true)
+        XCTAssertEqual(observation.domain(["PIXSCALE": 0.2, "PIXSCALE_NATIVE": 0.5]).pixelScale, false)
         XCTAssertThrowsError(try JSONDecoder().decode(Observation.self, from: Data(#"{"pixel_scale": 0.2, "zero_point": 30, "psf": 1}"#.utf8)))
     }
 }
