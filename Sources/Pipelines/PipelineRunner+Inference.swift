@@ -300,8 +300,8 @@ extension PipelineRunner {
                 let relative = OutputSafety.relativeOutputName(entry.name)
                 try journal.record([.init(file: entry.name, prediction: .segmentation(SegmentationMap(output: relative)))])
             } catch {
-                // A model that cannot take the data stops the run; a bad file is recorded and skipped.
-                if case PipelineError.inputMismatch = error { throw error }
+                // The first map was checked against the model before the loop: any later failure,
+                // bands included, is that file's own.
                 guard config.run.onError == .skip else { throw error }
                 try journal.record([.init(file: entry.name, error: error.localizedDescription)])
             }

@@ -122,4 +122,26 @@ final class RealDataTests: XCTestCase {
         let table = try FITSFile(path: folder.appendingPathComponent("t.fits").path).readTable("RESULTS")
         XCTAssertEqual(table.columns.map(\.name).suffix(3), ["in_domain", "outside_domain", "ood_energy"])
     }
+
+    func testALaterMapWithOtherBandsIsItsOwnFailure() throws {
+        let folder = try makeTemporaryDirectory("later-cube")
+        let maps = folder.appendingPathComponent("maps")
+        try FileManager.default.createDirectory(at: maps, withIntermediateDirectories: true)
+        var rng = SeededGenerator(seed: 2)
+        for (name, planes) in [("a.fits", 1), ("b.fits", 2)] {
+            let writer = try FITSWriter(path: maps.appendingPathComponent(name).path)
+            try writer.appendImage((0..<(planes * 64 * 64)).map { _ in Float(10 * rng.normal()) },
+                                   shape: planes == 1 ? [64, 64] : [64, 64, planes],
+                                   header: FITSHeader([HeaderRecord("SKYSIG", .float(10))]))
+            try writer.commit()
+        }
+        let pipeline = folder.appendingPathComponent("seg.yaml")
+        try "task: segment\nmodel: {weights: \(root.path)/samples/models/segmentation.safetensors}\ntiling: {tile: 64, overlap: 16}\n"
+            .write(to: pipeline, atomically: true, encoding: .utf8)
+        let run = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(
+            input: maps.path, output: folder.appendingPathComponent("out").path, quiet: true)).predictAll()
+        XCTAssertEqual([run.summary.done, run.summary.failed], [1, 1])
+        let errors = try String(contentsOfFile: try XCTUnwrap(run.summary.errorsFile), encoding: .utf8)
+        XCTAssert(errors.contains("b.fits,") && errors.contains("[2, 64, 64]"), errors)
+    }
 }
