@@ -144,4 +144,27 @@ final class RealDataTests: XCTestCase {
         let errors = try String(contentsOfFile: try XCTUnwrap(run.summary.errorsFile), encoding: .utf8)
         XCTAssert(errors.contains("b.fits,") && errors.contains("[2, 64, 64]"), errors)
     }
+
+    func testTheObservationAndHeaderValuesDecodeStrictlyAndTheRecipeKeepsThem() throws {
+        let config = try PipelineLoader.parse("""
+            task: classify
+            input: {header_values: {magzero: 27.5}, match_observation: false}
+            observation: {pixel_scale: 0.262, psf_fwhm: [0.8, 1.4], sky_sigma: [3, 9], zero_point: 22.5, size: [64, 64]}
+            model: {weights: x.safetensors}
+            """, file: "o.yaml")
+        XCTAssertEqual(config.input.headerValues, ["MAGZERO": 27.5])
+        XCTAssertFalse(config.input.matchObservation)
+        let observation = try XCTUnwrap(config.observation)
+        XCTAssertEqual(observation.pixelScale, 0.262)
+        XCTAssertEqual(observation.matchingStages().last, .fitSize(height: 64, width: 64))
+        XCTAssertThrowsError(try PipelineLoader.parse("""
+            task: classify
+            observation: {pixel_scale: 0.2, zero_point: 30, seeing: 1}
+            model: {weights: x.safetensors}
+            """, file: "bad.yaml")) { XCTAssert("\($0)".contains("seeing"), "\($0)") }
+        var recipe = ModelRecipe(task: .classify, stages: [], input: config.input, inputShape: [1, 64, 64],
+                                 observation: observation)
+        recipe.provenance = ["pipeline": "o.yaml"]
+        XCTAssertEqual(try ModelRecipe.decode(recipe.json, path: "m"), recipe)
+    }
 }
