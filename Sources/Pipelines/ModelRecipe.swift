@@ -122,7 +122,7 @@ extension ModelRecipe {
         }
         if let observation {
             lines.append("observation (images are brought to it before the stages):")
-            lines += observation.description.map { "  " + $0 }
+            lines += observation.summaryLines.map { "  " + $0 }
         } else {
             lines.append("observation   not recorded: images are used as they are (no matching)")
         }

@@ -28,7 +28,7 @@ public struct Observation: Equatable, Sendable {
     }
 
     /// Lines for `astrolabe inspect`.
-    public var description: [String] {
+    public var summaryLines: [String] {
         func range(_ r: [Double], _ unit: String) -> String {
             r.count == 2 ? String(format: "%g-%g %@", r[0], r[1], unit) : r.map { String(format: "%g", $0) }.joined(separator: ", ")
         }
@@ -133,23 +133,17 @@ public enum HeaderValues {
     /// arcsec per pixel from `PIXSCALE` (or `PIXSCAL1`, `SECPIX`), else the WCS (`CDi_j`, else
     /// `CDELTi`, in degrees), else a DSS plate solution (`PLTSCALE` arcsec/mm × `XPIXELSZ` µm).
     public static func pixelScale(_ h: [String: Double]) -> Double? {
-        pixelScaleWithSource(h)?.value
-    }
-
-    public static func pixelScaleWithSource(_ h: [String: Double]) -> (value: Double, source: String)? {
-        for key in ["PIXSCALE", "PIXSCAL1", "SECPIX"] { if let v = h[key], v > 0, v.isFinite { return (v, key) } }
+        for key in ["PIXSCALE", "PIXSCAL1", "SECPIX"] { if let v = h[key], v > 0, v.isFinite { return v } }
         if let a = h["CD1_1"], let d = h["CD2_2"] {
             let det = abs(a * d - (h["CD1_2"] ?? 0) * (h["CD2_1"] ?? 0))
-            if det > 0 { return (det.squareRoot() * 3600, "CD matrix") }
+            if det > 0 { return det.squareRoot() * 3600 }
         }
         if let a = h["CDELT1"], let d = h["CDELT2"], a * d != 0 {
             // A PC matrix with CDELT: the scale is |CDELT| × |det PC|^(1/2).
             let pc = abs((h["PC1_1"] ?? 1) * (h["PC2_2"] ?? 1) - (h["PC1_2"] ?? 0) * (h["PC2_1"] ?? 0))
-            return ((abs(a * d) * pc).squareRoot() * 3600, "CDELT")
+            return (abs(a * d) * pc).squareRoot() * 3600
         }
-        if let plate = h["PLTSCALE"], let size = h["XPIXELSZ"], plate > 0, size > 0 {
-            return (plate * size / 1000, "PLTSCALE × XPIXELSZ")
-        }
+        if let plate = h["PLTSCALE"], let size = h["XPIXELSZ"], plate > 0, size > 0 { return plate * size / 1000 }
         return nil
     }
 
@@ -398,7 +392,7 @@ extension Stage {
                 + "noise estimated from the data (sigma-clipped MAD of the background pixels): "
                 + keys.map { String(format: "%.4g", sample.header[$0]!) }.joined(separator: ", ") + " counts"))
         case let .matchPixelScale(target):
-            guard let (scale, source) = HeaderValues.pixelScaleWithSource(sample.header) else {
+            guard let scale = HeaderValues.pixelScale(sample.header) else {
                 sample.assumptions.append(Assumption(subject: "PIXSCALE", note: String(format:
                     "no pixel scale in the header (PIXSCALE, CD, CDELT or PLTSCALE): assumed to be the model's, %g arcsec/px", target)))
                 sample.header["PIXSCALE"] = target
@@ -411,7 +405,6 @@ extension Stage {
             let (image, noise) = sample.image.resampledConservingFlux(factor: target / scale)
             sample.image = image
             for key in HeaderValues.noiseKeywords(sample.header) { sample.header[key]! *= noise }
-            _ = source
         case let .matchPSF(range):
             guard let fwhm = HeaderValues.psfFWHM(sample.header) else {
                 sample.assumptions.append(Assumption(subject: "PSF_FWHM", note: String(format:
