@@ -67,7 +67,7 @@ struct PosteriorEvaluation {
                 let selected = bounds.filter { contains($0.binValue) }
                 row.boundCount = selected.count
                 row.boundNMAD = targets.indices.map { k in
-                    let errors = selected.map { $0.sigmas[k] * Self.normal(&generator) }
+                    let errors = selected.map { $0.sigmas[k] * generator.normal() }
                     return errors.isEmpty ? .nan : RegressionMetrics.nmad(predicted: errors, truth: [Double](repeating: 0, count: errors.count))
                 }
             }
@@ -82,12 +82,6 @@ struct PosteriorEvaluation {
             }
             return row
         }
-    }
-
-    /// A standard normal draw (Box–Muller).
-    static func normal(_ g: inout SeededGenerator) -> Double {
-        let u = Swift.max(1e-300, Double.random(in: 0..<1, using: &g)), v = Double.random(in: 0..<1, using: &g)
-        return (-2 * Foundation.log(u)).squareRoot() * Foundation.cos(2 * Double.pi * v)
     }
 
     /// Reads `scripts/regression_fisher.py --out`'s CSV: `sersic_n,r_e,q,mag,sigma_n,

@@ -75,7 +75,7 @@ public enum PosteriorCalibration {
         var f = [Double](repeating: 0, count: n)
         var reference = [Double](repeating: 0, count: d)
         for i in 0..<n {
-            for j in 0..<d { reference[j] = lo[j] + (hi[j] - lo[j]) * Double.random(in: 0..<1, using: &generator) }
+            for j in 0..<d { reference[j] = lo[j] + (hi[j] - lo[j]) * generator.uniform() }
             func distance(_ base: Int, _ values: [Double]) -> Double {
                 var total = 0.0
                 for j in 0..<d { let e = values[base + j] - reference[j]; total += e * e }

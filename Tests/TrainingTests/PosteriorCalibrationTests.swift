@@ -12,10 +12,7 @@ final class PosteriorCalibrationTests: XCTestCase {
     func synthetic(objects: Int = 1000, draws: Int = 300, width: Double, bias: Double = 0, seed: UInt64)
         -> (draws: [Double], truths: [Double]) {
         var g = SeededGenerator(seed: seed)
-        func normal() -> Double {   // Box–Muller
-            let u = Swift.max(1e-300, Double.random(in: 0..<1, using: &g)), v = Double.random(in: 0..<1, using: &g)
-            return (-2 * Foundation.log(u)).squareRoot() * Foundation.cos(2 * Double.pi * v)
-        }
+        func normal() -> Double { g.normal() }
         var d = [Double](), t = [Double]()
         for _ in 0..<objects {
             let mu = (0..<2).map { _ in 3 * normal() }
