@@ -16,6 +16,7 @@ extension PipelineRunner {
     /// matrix (classes), ROC curve with TPR at 1 % FPR (lenses), predicted-vs-true
     /// scatter plots with 1σ bars (regression), an overlay (segmentation).
     public func evaluate(into folder: URL) throws -> EvaluationReport {
+        if config.task == .lightcurves { return try evaluateLightCurves(into: folder) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let predictions = folder.appendingPathComponent(config.task == .segment ? "maps" : "predictions.csv")
         var inferOptions = options
@@ -94,6 +95,8 @@ extension PipelineRunner {
             }
             if total > 0 { metrics["coverage_1sigma"] = Double(inside) / Double(total) }
             if !panels.isEmpty { try save(TrainingPlots.stacked(panels), "scatter.png") }
+        case .lightcurves:
+            preconditionFailure("evaluate: light curves are evaluated by evaluateLightCurves")
         case .segment:
             var predicted = [Int](), truth = [Int]()
             var overlayDone = false

@@ -26,14 +26,16 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// Targets learned as log10 of their value (may be absent in a recipe).
     public var logTargetNames: [String]?
     public var logTargets: [String] { logTargetNames ?? [] }
+    /// Light-curve models: the sequence stages (absent for image models).
+    public var sequenceStages: [SequenceStage]?
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
-             predictsUncertainty, logTargetNames = "logTargets"
+             predictsUncertainty, logTargetNames = "logTargets", sequenceStages
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
-                targetScaling: TargetScaling? = nil, predictsUncertainty: Bool = false) {
+                targetScaling: TargetScaling? = nil, predictsUncertainty: Bool = false, sequenceStages: [SequenceStage]? = nil) {
         self.task = task
         self.stages = stages
         hdu = input.hdu ?? 0
@@ -46,6 +48,7 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
         targetStd = targetScaling?.std ?? []
         self.predictsUncertainty = predictsUncertainty
         logTargetNames = input.logTargets
+        self.sequenceStages = sequenceStages
     }
 
     public var json: String {

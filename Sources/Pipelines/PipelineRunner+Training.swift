@@ -12,6 +12,7 @@ extension PipelineRunner {
     /// an epoch) resumes from its checkpoint when started again. `cancellation` (set by the
     /// tool on Ctrl-C) stops training after the current batch, with the checkpoint saved.
     public func train(cancellation: CancellationFlag? = nil) throws -> RunSummary {
+        if config.task == .lightcurves { return try trainLightCurves(cancellation: cancellation) }
         let start = Date()
         let t = config.model.train!
         guard let arch = config.model.architecture else {
@@ -53,7 +54,7 @@ extension PipelineRunner {
         let uncertainty = loss == .gaussianNegativeLogLikelihood
         let outputs: Int
         switch task {
-        case .classify, .lens: outputs = classNames.isEmpty ? arch.classes : classNames.count
+        case .classify, .lens, .lightcurves: outputs = classNames.isEmpty ? arch.classes : classNames.count
         case .regress: outputs = targetNames.count * (uncertainty ? 2 : 1)
         case .segment: outputs = arch.classes
         }
@@ -162,7 +163,7 @@ extension PipelineRunner {
 
     func metrics(_ task: PipelineTask) -> [Metric] {
         switch task {
-        case .classify: return [.accuracy, .macroF1]
+        case .classify, .lightcurves: return [.accuracy, .macroF1]
         case .lens: return [.accuracy, .rocAUC]
         case .regress: return [.rmse, .nmad]
         case .segment: return [.meanIoU(classes: [1, 2]), .pixelAccuracy]
