@@ -28,7 +28,11 @@ final class LightCurvePipelineTests: XCTestCase {
             XCTAssert(classes.contains(row[1]))
             XCTAssertEqual(row[2...].map { Double($0)! }.reduce(0, +), 1, accuracy: 1e-4)
         }
-        XCTAssertEqual(tables[0], tables[1], "the FITS table gives the same results as the CSV")
+        // The CSV rounds to 4 decimals and the FITS table holds the simulator's doubles.
+        XCTAssertEqual(tables[0].map { $0.prefix(2) }, tables[1].map { $0.prefix(2) }, "the FITS table gives the same classes")
+        for (a, b) in zip(tables[0].dropFirst(), tables[1].dropFirst()) {
+            for k in 2..<a.count { XCTAssertEqual(Double(a[k])!, Double(b[k])!, accuracy: 1e-4) }
+        }
         // The shipped model is right on most samples (labels in catalog.csv).
         let truth = try rows(repositoryRoot.appendingPathComponent("samples/lightcurves/catalog.csv")).dropFirst().map { $0[1] }
         let correct = zip(table.dropFirst(), truth).filter { $0.0[1] == $0.1 }.count

@@ -77,9 +77,9 @@ final class LightCurveReadingTests: XCTestCase {
         XCTAssertThrowsError(try LightCurveTable(url: badBand).readAll()) {
             XCTAssertEqual($0 as? LightCurveError, .unknownBand(file: badBand.path, row: 2, band: "u"))
         }
-        let badValue = try writeFITS(ids: [1, 1, 1], mjd: [0, 1, 2], bands: ["g", "r", "i"], flux: [1, .infinity, 1], errors: [1, 1, 1])
+        let badValue = try writeFITS(ids: [1, 1, 1], mjd: [0, 1, 2], bands: ["g", "r", "i"], flux: [1, .nan, 1], errors: [1, 1, 1])
         XCTAssertThrowsError(try LightCurveTable(url: badValue).readAll()) {
-            XCTAssertEqual($0 as? LightCurveError, .badValue(file: badValue.path, row: 2, column: "flux", value: "inf",
+            XCTAssertEqual($0 as? LightCurveError, .badValue(file: badValue.path, row: 2, column: "flux", value: "nan",
                                                              expected: "a finite flux"))
         }
         let missing = try writeFITS(ids: [1], mjd: [0], bands: ["g"], flux: [1], errors: [1], dropping: "mjd")

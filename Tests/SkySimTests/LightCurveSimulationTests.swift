@@ -64,7 +64,11 @@ final class LightCurveSimulationTests: XCTestCase {
                 let peak = grid.map { model.flux(at: $0, band: .r) }.max()!
                 let magnitude = 27.5 - 2.5 * log10(peak)
                 XCTAssert((brightest - 1e-3)...(faintest + 1e-3) ~= magnitude, "\(kind) peak r mag \(magnitude)")
-                XCTAssertEqual(model.amplitude[1] * model.unitPeak(band: 1), peak, accuracy: peak * 1e-4)
+                // A dense grid can only fall short of the maximum (by the curve's slope times the
+                // 0.005-day half step at a cusp at t1).
+                let maximum = model.amplitude[1] * model.unitPeak(band: 1)
+                XCTAssertLessThanOrEqual(peak, maximum * (1 + 1e-12))
+                XCTAssertEqual(peak, maximum, accuracy: maximum * 2e-3)
                 XCTAssertLessThan(abs(model.flux(at: model.t0 - 40 * model.tauRise, band: .g)), peak * 1e-6)
                 if kind == .snIa {
                     // Colours applied to A: g − r in [−0.2, 0.1], r − i in [−0.4, −0.1].
