@@ -11,7 +11,9 @@
 # fails the run; its input lands in fuzz/.build/findings/. The corpus grows in
 # fuzz/.build/corpus/HARNESS and is reused by the next run. One summary line per harness
 # (executions, exec/s, corpus size, seconds) is printed and appended to
-# fuzz/.build/fuzz-summary.txt. FUZZ_JOBS=N runs N harnesses at once (default 1).
+# fuzz/.build/fuzz-summary.txt. FUZZ_JOBS=N runs N harnesses at once (default 1);
+# FUZZ_RUNS=N stops each harness after N executions (or SECONDS, whichever comes first);
+# FUZZ_NICE sets the harnesses' niceness (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -52,19 +54,21 @@ run_one() {
                    "-artifact_prefix=fuzz/.build/findings/$harness-")
     local log=fuzz/.build/$harness.log
     if [ -d "$regressions" ] && [ -n "$(ls -A "$regressions")" ]; then
-        if ! nice -n 10 "$bin/$harness" "${options[@]}" "$regressions"/* > "$log.regressions" 2>&1; then
+        if ! nice -n "${FUZZ_NICE:-10}" "$bin/$harness" "${options[@]}" "$regressions"/* > "$log.regressions" 2>&1; then
             echo "fuzz: $harness fails on a committed regression input; see $log.regressions" >&2
             tail -30 "$log.regressions" >&2
             return 1
         fi
     fi
     local status=0
-    nice -n 10 "$bin/$harness" "${options[@]}" -max_total_time="$seconds" "$corpus" "${seeds[@]}" > "$log" 2>&1 || status=$?
+    local limits=(-max_total_time="$seconds") began=$(date +%s)
+    [ -z "${FUZZ_RUNS:-}" ] || limits+=(-runs="$FUZZ_RUNS")
+    nice -n "${FUZZ_NICE:-10}" "$bin/$harness" "${options[@]}" "${limits[@]}" "$corpus" "${seeds[@]}" > "$log" 2>&1 || status=$?
     local execs rate
     execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
     rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
     local line
-    line="$(date -u +%FT%TZ) $harness status=$status execs=$execs exec_per_s=$rate corpus=$(ls "$corpus" | wc -l) seconds=$seconds"
+    line="$(date -u +%FT%TZ) $harness status=$status execs=$execs exec_per_s=$rate corpus=$(ls "$corpus" | wc -l) seconds=$(( $(date +%s) - began ))/$seconds${FUZZ_RUNS:+ runs=$FUZZ_RUNS}"
     echo "$line" | tee -a fuzz/.build/fuzz-summary.txt
     if [ $status -ne 0 ]; then
         echo "fuzz: $harness found a problem (exit $status); input in fuzz/.build/findings/" >&2
