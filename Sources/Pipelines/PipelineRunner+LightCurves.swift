@@ -115,20 +115,7 @@ extension PipelineRunner {
         let model = Model(try architecture.makeModel(seed: t.seed &+ 0x5EED))
         model.compile(optimizer: optimizerKind(t), learningRate: Float(t.learningRate), loss: lossFunction(t.loss, task: .classify),
                       metrics: metrics(.lightcurves), schedule: schedule(t), gradientClipNorm: t.gradientClip.map(Float.init))
-        let save = resolve(t.save)
-        let stem = save.deletingPathExtension()
-        let checkpoint = t.checkpoint.map(resolve) ?? URL(fileURLWithPath: stem.path + ".checkpoint.safetensors")
-        if FileManager.default.fileExists(atPath: checkpoint.path) && !options.fresh {
-            try model.resume(from: checkpoint)
-            log("resuming from \(checkpoint.path) after epoch \(model.completedEpochs)")
-        }
-        var callbacks: [TrainingCallback] = [CSVLogger(url: URL(fileURLWithPath: stem.path + ".history.csv")),
-                                             ModelCheckpoint(url: checkpoint)]
-        let monitor = validationCurves.isEmpty ? "loss" : "val_loss"
-        if let patience = t.earlyStoppingPatience { callbacks.append(EarlyStopping(monitor: monitor, patience: patience)) }
-        if case let .plateau(factor, patience) = t.schedule {
-            callbacks.append(ReduceLearningRateOnPlateau(monitor: monitor, factor: factor, patience: patience))
-        }
+        let (save, stem, checkpoint, callbacks) = try trainingFiles(model, t, validating: !validationCurves.isEmpty)
         let source = LightCurveBatchSource(curves: trainingIndices.map { curves[$0] }, labels: trainingIndices.map { labels[$0] },
                                            preparation: preparation, batchSize: t.batchSize, training: true, seed: t.seed)
         let validation = validationCurves.isEmpty ? nil

@@ -49,6 +49,10 @@ public struct Simulator: Sendable {
         guard count > 0 else {
             throw SkySimError.invalidSetting(name: "count", received: String(count), expected: "a positive number of images")
         }
+        guard task != .lightcurves else {
+            throw SkySimError.invalidSetting(name: "task", received: task.rawValue,
+                                             expected: "an image task (light curves are tables: LightCurveSimulator.writeDataset)")
+        }
         try createDirectory(directory)
         let start = Date()
         let results = ResultBox(count: count)
