@@ -73,17 +73,10 @@ extension PipelineRunner {
                                     preparation: try full.predictor.sequencePreparation(config.sequenceStages.isEmpty ? nil : config.sequenceStages)),
                  "lightcurves.png")
 
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeAtomically(try encoder.encode(metrics.mapValues { $0.isFinite ? $0 : -1 }),
-                            to: folder.appendingPathComponent("metrics.json"))
-        var markdown = "# Evaluation: \(config.name.isEmpty ? pipelinePath : config.name)\n\n"
-        markdown += "Model `\(full.predictor.path)` on `\(table.url.path)` (\(curves.count) light curves); `early_` metrics on "
-            + "the curves cut \(Int(LightCurve.earlyWindow)) days after the first point with flux / flux_err > "
-            + "\(Int(LightCurve.earlyDetectionSNR)) (TASKS.md).\n\n| metric | value |\n| --- | --- |\n"
-        for key in metrics.keys.sorted() { markdown += "| \(key) | \(String(format: "%.4f", metrics[key]!)) |\n" }
-        markdown += "\n" + pictures.map { "![\($0)](\($0))\n" }.joined()
-        try writeAtomically(Data(markdown.utf8), to: folder.appendingPathComponent("report.md"))
+        try writeReport(metrics, pictures: pictures, into: folder,
+                        summary: "Model `\(full.predictor.path)` on `\(table.url.path)` (\(curves.count) light curves); `early_` "
+                            + "metrics on the curves cut \(Int(LightCurve.earlyWindow)) days after the first point with "
+                            + "flux / flux_err > \(Int(LightCurve.earlyDetectionSNR)) (TASKS.md).")
         return EvaluationReport(metrics: metrics, files: ["predictions.csv", "predictions_early.csv", "metrics.json", "report.md"] + pictures)
     }
 
