@@ -131,8 +131,11 @@ extension PipelineRunner {
         let history = try model.fit(source, epochs: t.epochs, validation: validation, classWeights: t.classWeights?.map(Float.init),
                                     callbacks: callbacks, seed: t.seed, verbose: !options.quiet, cancellation: cancellation,
                                     interruptCheckpoint: checkpoint)
-        let recipe = ModelRecipe(task: .lightcurves, stages: [], input: config.input, inputShape: [preparation.featureCount],
+        var recipe = ModelRecipe(task: .lightcurves, stages: [], input: config.input, inputShape: [preparation.featureCount],
                                  classNames: names, sequenceStages: config.sequenceStages)
+        recipe.provenance = ["pipeline": pipelinePath, "data": options.input ?? t.data ?? "", "epochs": String(t.epochs),
+                             "seed": String(t.seed), "trained": ISO8601DateFormatter().string(from: Date()),
+                             "history": stem.lastPathComponent + ".history.csv"]
         model.network.eval()
         try ModelFile(model: model.network, architecture: architecture, preprocessing: recipe.json).write(to: save)
         let curvesPNG = URL(fileURLWithPath: stem.path + "-curves.png")
