@@ -35,15 +35,18 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     public var observation: Observation?
     /// Where the model came from: training pipeline, data, epochs, seed, date (strings).
     public var provenance: [String: String]?
+    /// Light-curve models: the sequence stages (absent for image models).
+    public var sequenceStages: [SequenceStage]?
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
-             predictsUncertainty, logTargetNames = "logTargets", targetBounds, posteriorDraws, observation, provenance
+             predictsUncertainty, logTargetNames = "logTargets", targetBounds, posteriorDraws, observation, provenance,
+             sequenceStages
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
                 targetScaling: TargetScaling? = nil, predictsUncertainty: Bool = false, observation: Observation? = nil,
-                posteriorDraws: Int? = nil) {
+                posteriorDraws: Int? = nil, sequenceStages: [SequenceStage]? = nil) {
         self.observation = observation
         targetBounds = targetScaling?.bounds
         self.posteriorDraws = posteriorDraws
@@ -59,6 +62,7 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
         targetStd = targetScaling?.std ?? []
         self.predictsUncertainty = predictsUncertainty
         logTargetNames = input.logTargets
+        self.sequenceStages = sequenceStages
     }
 
     public var json: String {
