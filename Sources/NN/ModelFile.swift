@@ -24,15 +24,19 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var layers: Int?
     /// MLP: one of `ActivationName`'s raw values (absent: relu).
     public var activation: String?
+    /// `resnet18_flow`: the conditional flow over the targets (`classes` is then the
+    /// encoder's context width).
+    public var flow: FlowSettings?
 
     enum CodingKeys: String, CodingKey {
         case name, inChannels = "in_channels", classes, widths, smallImageStem = "small_image_stem",
-             stemPool = "stem_pool", imageSize = "image_size", bottleneck, hidden, layers, activation
+             stemPool = "stem_pool", imageSize = "image_size", bottleneck, hidden, layers, activation, flow
     }
 
     public init(name: ArchitectureName, inChannels: Int, classes: Int, widths: [Int]? = nil, smallImageStem: Bool? = nil,
                 stemPool: Bool? = nil, imageSize: Int? = nil, bottleneck: Int? = nil, hidden: Int? = nil,
-                activation: String? = nil, layers: Int? = nil) {
+                activation: String? = nil, layers: Int? = nil, flow: FlowSettings? = nil) {
+        self.flow = flow
         self.name = name; self.inChannels = inChannels; self.classes = classes; self.widths = widths
         self.smallImageStem = smallImageStem; self.stemPool = stemPool; self.imageSize = imageSize; self.bottleneck = bottleneck
         self.hidden = hidden; self.activation = activation; self.layers = layers
@@ -50,6 +54,16 @@ public struct Architecture: Codable, Equatable, Sendable {
         }
         if let widths, widths.contains(where: { $0 <= 0 }) { throw invalid("widths \(widths) must be positive") }
         switch kind {
+        case .resnet18Flow:
+            guard let flow else { throw invalid("needs 'flow' (features, layers, hidden, transform)") }
+            do { try flow.validate() } catch WeightsError.architecture(_, let reason) { throw invalid(reason) }
+            var encoder = self
+            encoder.name = .resnet18
+            encoder.flow = nil
+            var seeds = LayerSeeds(seed)
+            let encoderSeed = seed.map { _ in seeds.next() }, flowSeed = seed.map { _ in seeds.next() }
+            return PosteriorRegressor(encoder: try encoder.makeModel(seed: encoderSeed),
+                                      flow: .posterior(flow, contextFeatures: classes, seed: flowSeed))
         case .resnet18, .resnet34:
             let w = widths ?? [64, 128, 256, 512]
             guard w.count == 4 else { throw invalid("widths \(w) must list the 4 stage widths") }
@@ -91,6 +105,8 @@ public struct Architecture: Codable, Equatable, Sendable {
 /// The architectures a model file can name (their raw values are the file's and the pipelines' spelling).
 public enum ArchitectureName: String, CaseIterable, Codable, Sendable {
     case resnet18, resnet34, cnn, unet, lstm, gru, mlp
+    /// A ResNet-18 encoder whose `classes` outputs condition a flow (`PosteriorRegressor`).
+    case resnet18Flow = "resnet18_flow"
 
     /// The name `value`, or `WeightsError.unknownChoice` naming it and listing the valid names.
     public init(decoding value: String) throws {

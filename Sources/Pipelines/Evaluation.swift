@@ -14,19 +14,26 @@ extension PipelineRunner {
     /// Runs the pipeline on a catalog with truth, then writes into `folder`
     /// the predictions, `metrics.json`, `report.md` and pictures: a confusion
     /// matrix (classes), ROC curve with TPR at 1 % FPR (lenses), predicted-vs-true
-    /// scatter plots with 1σ bars (regression), an overlay (segmentation).
-    public func evaluate(into folder: URL) throws -> EvaluationReport {
+    /// scatter plots with 1σ bars (regression), an overlay (segmentation). A posterior
+    /// model gets `PosteriorEvaluation`'s errors per magnitude bin and calibration tests
+    /// (`calibration.csv`, `sbc_ranks.csv`, `tarp.csv`, `calibration.png`, `sbc_ranks.png`,
+    /// `corner-*.png`).
+    ///
+    /// `cramerRao`: a CSV of per-galaxy Cramér–Rao bounds (`scripts/regression_fisher.py --out`)
+    /// whose NMAD per magnitude bin goes beside the posterior model's.
+    public func evaluate(into folder: URL, cramerRao: URL? = nil) throws -> EvaluationReport {
         if config.task == .lightcurves { return try evaluateLightCurves(into: folder) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let predictions = folder.appendingPathComponent(config.task == .segment ? "maps" : "predictions.csv")
         var inferOptions = options
         inferOptions.output = predictions.path
+        inferOptions.keptPosteriorSamples = Int.max   // a posterior model's calibration needs every draw
         let run = try PipelineRunner(pipelinePath: pipelinePath, options: inferOptions).predictAll()
         let predictor = run.predictor
         let classNames = predictor.classNames
         let catalog = try inputCatalog()
         var metrics = [String: Double]()
-        var pictures = [String]()
+        var pictures = [String](), tables = [String]()
         func save(_ canvas: Canvas, _ name: String) throws {
             try canvas.write(to: folder.appendingPathComponent(name))
             pictures.append(name)
@@ -61,6 +68,23 @@ extension PipelineRunner {
                 let curve = ClassificationMetrics.rocCurve(scores: positive, truth: truth)
                 try save(TrainingPlots.rocCurve(falsePositiveRates: curve.fpr, truePositiveRates: curve.tpr, auc: auc), "roc_curve.png")
             }
+        case .regress where predictor.isPosterior:
+            let recipe = predictor.recipe!
+            let truthCatalog = try Catalog.resolve(catalogPath(), targetColumns: recipe.targetNames)
+            let objects = truthCatalog.entries.compactMap { entry -> PosteriorEvaluation.Object? in
+                guard case let .posterior(p)? = results[entry.name], entry.targets.count == recipe.targetNames.count else { return nil }
+                return PosteriorEvaluation.Object(name: entry.name, truth: entry.targets, posterior: p)
+            }
+            guard !objects.isEmpty else { throw PipelineError.missingTruth(file: catalogPath(), what: "targets for any predicted file") }
+            var evaluation = PosteriorEvaluation(targets: recipe.targetNames, logTargets: recipe.logTargets, objects: objects)
+            if let cramerRao {
+                evaluation.bounds = try PosteriorEvaluation.readBounds(cramerRao, targets: recipe.targetNames,
+                                                                       binTarget: evaluation.binTarget)
+            }
+            let (numbers, files) = try evaluation.write(into: folder)
+            metrics.merge(numbers) { $1 }
+            pictures += files.filter { $0.hasSuffix(".png") }
+            tables += files.filter { !$0.hasSuffix(".png") }
         case .regress:
             let recipe = predictor.recipe!
             let truthCatalog = try Catalog.resolve(catalogPath(), targetColumns: recipe.targetNames)
@@ -127,7 +151,7 @@ extension PipelineRunner {
 
         try writeReport(metrics, pictures: pictures, into: folder,
                         summary: "Model `\(predictor.path)` on `\(catalogPath())` (\(catalog.count) files).")
-        return EvaluationReport(metrics: metrics, files: ["metrics.json", "report.md"] + pictures)
+        return EvaluationReport(metrics: metrics, files: ["metrics.json", "report.md"] + tables + pictures)
     }
 
     /// Writes `metrics.json` (non-finite values as -1) and `report.md`: a title, `summary`,

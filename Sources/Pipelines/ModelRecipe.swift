@@ -26,6 +26,11 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// Targets learned as log10 of their value (may be absent in a recipe).
     public var logTargetNames: [String]?
     public var logTargets: [String] { logTargetNames ?? [] }
+    /// A posterior model's prior range `[lo, hi]` per target in catalog units: the flow
+    /// works on `logit((v − lo) / (hi − lo))` of each (log10) target, standardised.
+    public var targetBounds: [[Double]]?
+    /// A posterior model's draws per input for its medians and percentiles (absent: 1,000).
+    public var posteriorDraws: Int?
     /// The observation the model was trained for (nil in files that record none).
     public var observation: Observation?
     /// Where the model came from: training pipeline, data, epochs, seed, date (strings).
@@ -35,13 +40,16 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
-             predictsUncertainty, logTargetNames = "logTargets", observation, provenance, sequenceStages
+             predictsUncertainty, logTargetNames = "logTargets", targetBounds, posteriorDraws, observation, provenance,
+             sequenceStages
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
                 targetScaling: TargetScaling? = nil, predictsUncertainty: Bool = false, observation: Observation? = nil,
-                sequenceStages: [SequenceStage]? = nil) {
+                posteriorDraws: Int? = nil, sequenceStages: [SequenceStage]? = nil) {
         self.observation = observation
+        targetBounds = targetScaling?.bounds
+        self.posteriorDraws = posteriorDraws
         self.task = task
         self.stages = stages
         hdu = input.hdu ?? 0
@@ -76,7 +84,7 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
 
     /// How the regression targets were scaled for learning (and are scaled back).
     public var targetScaling: TargetScaling {
-        TargetScaling(names: targetNames, mean: targetMean, std: targetStd, logTargets: logTargets)
+        TargetScaling(names: targetNames, mean: targetMean, std: targetStd, logTargets: logTargets, bounds: targetBounds)
     }
 }
 

@@ -62,6 +62,8 @@ public struct InputConfig: Equatable, Sendable {
     /// Regression targets learned as log10 (sizes spanning a decade): predictions
     /// are turned back, and their sigmas propagated.
     public var logTargets: [String]
+    /// Prior range `[lo, hi]` per target (catalog units), for a posterior model's logit transform.
+    public var targetBounds: [String: [Double]] = [:]
     /// Header values given by the user (`--set input.header_values.MAGZERO=27.5`): they
     /// replace or complete each file's header for the stages.
     public var headerValues: [String: Double] = [:]
@@ -87,6 +89,8 @@ public struct ArchitectureConfig: Equatable, Sendable {
     /// ResNet: false drops the max-pool after the standard 7×7/2 stem (default true).
     public var stemPool: Bool
     public var widths: [Int]
+    /// `resnet18_flow`: the flow over the targets (`classes` is the context width).
+    public var flow: FlowSettings?
 }
 
 public struct TrainConfig: Equatable, Sendable {
@@ -104,6 +108,8 @@ public struct TrainConfig: Equatable, Sendable {
         case huber(delta: Double)
         case gaussianNLL
         case pixelCrossEntropy(diceWeight: Double)
+        /// A posterior model's negative log-likelihood of its targets (`resnet18_flow`).
+        case negativeLogLikelihood
     }
     public enum ScheduleChoice: Equatable, Sendable {
         case constant
@@ -154,6 +160,10 @@ public struct OutputsConfig: Equatable, Sendable {
     public var previews: String?
     public var previewCount: Int
     public var report: String?
+    /// A posterior model's draws as a FITS binary table (`EXTNAME = SAMPLES`), and how many
+    /// per input (default 100, at most the model's draws).
+    public var posteriorSamples: String? = nil
+    public var posteriorSampleCount: Int = 100
 }
 
 public struct RunConfig: Equatable, Sendable {
@@ -200,7 +210,7 @@ extension InputConfig: Decodable {
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "input", known: [
             "path", "hdu", "bands", "band_files", "label_column", "class_names", "target_columns", "header_keywords",
-            "log_targets", "header_values", "match_observation"])
+            "log_targets", "target_bounds", "header_values", "match_observation"])
         path = try c.optional("path")
         hdu = try c.optional("hdu")
         bands = try c.optional("bands") ?? []
@@ -210,6 +220,17 @@ extension InputConfig: Decodable {
         targetColumns = try c.optional("target_columns") ?? []
         headerKeywords = try c.optional("header_keywords") ?? []
         logTargets = try c.optional("log_targets") ?? []
+        targetBounds = try c.optional("target_bounds") ?? [:]
+        for (name, range) in targetBounds {
+            guard targetColumns.contains(name) else {
+                throw c.invalid("target_bounds", "target_bounds names '\(name)', which is not in target_columns \(targetColumns).")
+            }
+            guard range.count == 2, range[0] < range[1], range.allSatisfy(\.isFinite),
+                  !logTargets.contains(name) || range[0] > 0 else {
+                throw c.invalid("target_bounds", "target_bounds of '\(name)' must be [lo, hi] with lo < hi"
+                                + (logTargets.contains(name) ? " and lo > 0 (a log10 target)" : "") + "; got \(range).")
+            }
+        }
         headerValues = Dictionary(uniqueKeysWithValues: (try c.optional("header_values", [String: Double].self) ?? [:])
             .map { ($0.key.uppercased(), $0.value) })
         matchObservation = try c.optional("match_observation") ?? true
@@ -243,7 +264,8 @@ extension ModelConfig: Decodable {
 extension ArchitectureConfig: Decodable {
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "model.architecture",
-                                    known: ["name", "in_channels", "classes", "width", "small_image_stem", "stem_pool", "widths"])
+                                    known: ["name", "in_channels", "classes", "width", "small_image_stem", "stem_pool", "widths",
+                                            "flow"])
         let text: String = try c.required("name")
         guard let name = ArchitectureName(rawValue: text) else {
             let names = ArchitectureName.allCases.map(\.rawValue)
@@ -259,6 +281,13 @@ extension ArchitectureConfig: Decodable {
         widths = try c.optional("widths") ?? []
         guard inputChannels > 0, classes > 0 else {
             throw c.invalid("classes", "in_channels and classes must be positive.")
+        }
+        flow = (try c.optional("flow") as FlowConfig?)?.settings
+        if name == .resnet18Flow && flow == nil {
+            throw c.invalid("flow", "resnet18_flow needs a 'flow' block (layers, hidden, transform, bins, tail_bound).")
+        }
+        if name != .resnet18Flow && flow != nil {
+            throw c.invalid("flow", "'flow' belongs to resnet18_flow, not \(name.rawValue).")
         }
     }
 }
@@ -280,7 +309,8 @@ extension OutputsConfig: Decodable {
                                         previews: nil, previewCount: 16, report: nil)
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "outputs", known: [
-            "csv", "probabilities", "fits_table", "fits_images", "previews", "preview_count", "report"])
+            "csv", "probabilities", "fits_table", "fits_images", "previews", "preview_count", "report", "posterior_samples",
+            "posterior_sample_count"])
         csv = try c.optional("csv")
         probabilities = try c.optional("probabilities") ?? true
         fitsTable = try c.optional("fits_table")
@@ -288,6 +318,11 @@ extension OutputsConfig: Decodable {
         previews = try c.optional("previews")
         previewCount = try c.optional("preview_count") ?? 16
         report = try c.optional("report")
+        posteriorSamples = try c.optional("posterior_samples")
+        posteriorSampleCount = try c.optional("posterior_sample_count") ?? 100
+        guard posteriorSampleCount > 0 else {
+            throw c.invalid("posterior_sample_count", "posterior_sample_count must be positive; got \(posteriorSampleCount).")
+        }
     }
 }
 
@@ -302,5 +337,25 @@ extension RunConfig: Decodable {
         errorsFile = try c.optional("errors_file")
         resume = try c.optional("resume") ?? true
         guard batchSize > 0, threads > 0 else { throw c.invalid("batch_size", "batch_size and threads must be positive.") }
+    }
+}
+
+/// `model.architecture.flow`: `layers`, `hidden`, `transform` (spline or affine), `bins`,
+/// `tail_bound`; `features` is the number of targets (filled in by training).
+struct FlowConfig: Decodable {
+    var settings: FlowSettings
+
+    init(from decoder: Decoder) throws {
+        let c = try StrictContainer(decoder, section: "model.architecture.flow",
+                                    known: ["features", "layers", "hidden", "transform", "bins", "tail_bound"])
+        let transform = try c.choice("transform", Dictionary(uniqueKeysWithValues:
+            FlowSettings.TransformName.allCases.map { ($0.rawValue, $0) }))
+        settings = FlowSettings(features: try c.optional("features") ?? 0, layers: try c.optional("layers") ?? 6,
+                                hidden: try c.optional("hidden") ?? [64, 64], transform: transform ?? .spline,
+                                bins: try c.optional("bins") ?? 8, tailBound: try c.optional("tail_bound") ?? 5)
+        let (layers, hidden, bins, tailBound) = (settings.layers, settings.hidden, settings.bins, settings.tailBound)
+        guard layers > 0, !hidden.isEmpty, hidden.allSatisfy({ $0 > 0 }), (bins ?? 8) >= 2, (tailBound ?? 5) > 0 else {
+            throw c.invalid("layers", "flow needs layers > 0, positive hidden widths, bins >= 2 and tail_bound > 0.")
+        }
     }
 }

@@ -41,10 +41,20 @@ extension PipelineRunner {
         let runsLogURL = outputURL.deletingLastPathComponent()
             .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".runs.jsonl")
         let tableURL = segmenting ? nil : config.outputs.fitsTable.map(resolve)
+        let samplesURL = config.outputs.posteriorSamples.map(resolve)
+        if samplesURL != nil && !predictor.isPosterior {
+            throw PipelineError.unsupported("\(pipelinePath): outputs.posterior_samples needs a posterior model; "
+                                            + "\(predictor.path) gives point estimates.")
+        }
+        if predictor.isPosterior {
+            predictor.keptPosteriorSamples = Swift.min(predictor.posteriorDraws, Swift.max(
+                options.keptPosteriorSamples, samplesURL == nil ? 0 : config.outputs.posteriorSampleCount))
+        }
         let maps = segmenting ? try OutputSafety.perInputOutputs(catalog, in: outputURL, input: predictor.input) : [:]
         let pictures = [config.outputs.previews.map { resolve($0).appendingPathComponent("previews.png") },
                         config.outputs.report.map { resolve($0).appendingPathComponent("report.md") }].compactMap { $0 }
         try OutputSafety.checkOutputs((segmenting ? [] : [outputURL]) + [journalURL, errorsURL, runsLogURL] + (tableURL.map { [$0] } ?? [])
+                                      + (samplesURL.map { [$0] } ?? [])
                                       + pictures, catalog: catalog, input: predictor.input)
 
         let journal = try RunJournal(url: journalURL, resume: config.run.resume && !options.fresh, output: outputURL.path)
@@ -88,6 +98,16 @@ extension PipelineRunner {
             if let tableURL {
                 try table.writeFITS(named, to: tableURL)
                 outputs.append(tableURL.path)
+            }
+            if let samplesURL {
+                let withoutDraws = try ResultTable.writePosteriorSamples(
+                    named, targets: predictor.recipe?.targetNames ?? [], count: config.outputs.posteriorSampleCount,
+                    to: samplesURL)
+                if withoutDraws > 0 {
+                    log("\(samplesURL.lastPathComponent): \(withoutDraws) files predicted by the earlier, interrupted run have "
+                        + "no draws in it (the journal keeps percentiles only); run with --fresh for all of them")
+                }
+                outputs.append(samplesURL.path)
             }
         }
         // Each run with failures writes its own errors file (stamped with the run's start), so

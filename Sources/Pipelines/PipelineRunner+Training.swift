@@ -46,24 +46,50 @@ extension PipelineRunner {
         // Targets: regression learns standardised values; their scale goes into the recipe.
         var scaling: TargetScaling?
         if task == .regress {
-            let fitted = try TargetScaling(fitting: training, names: targetNames, logTargets: config.input.logTargets)
+            var bounds: [[Double]]?
+            if !config.input.targetBounds.isEmpty {
+                bounds = try targetNames.map { name in
+                    guard let range = config.input.targetBounds[name] else {
+                        throw PipelineError.unsupported("\(pipelinePath): input.target_bounds names no range for '\(name)'; "
+                                                        + "give one for every target column or none.")
+                    }
+                    return range
+                }
+            }
+            if arch.name == .resnet18Flow && bounds == nil {
+                throw PipelineError.unsupported("\(pipelinePath): resnet18_flow needs input.target_bounds (the prior range of "
+                                                + "every target) for its unbounded logit space.")
+            }
+            let fitted = try TargetScaling(fitting: training, names: targetNames, logTargets: config.input.logTargets,
+                                           bounds: bounds)
             for entry in validation?.entries ?? [] { _ = try fitted.learnedValues(entry.targets, file: entry.name) }
             scaling = fitted
         }
-        let loss = lossFunction(t.loss, task: task)
+        let posterior = arch.name == .resnet18Flow
+        if posterior && (task != .regress || ![.negativeLogLikelihood, .crossEntropy(labelSmoothing: 0)].contains(t.loss)) {
+            throw PipelineError.unsupported("\(pipelinePath): resnet18_flow is a regression model trained by "
+                                            + "loss: negative_log_likelihood (task: regress).")
+        }
+        if !posterior && t.loss == .negativeLogLikelihood {
+            throw PipelineError.unsupported("\(pipelinePath): loss negative_log_likelihood needs a posterior model "
+                                            + "(architecture resnet18_flow).")
+        }
+        let loss = posterior ? .negativeLogLikelihood : lossFunction(t.loss, task: task)
         let uncertainty = loss == .gaussianNegativeLogLikelihood
         let outputs: Int
         switch task {
         case .classify, .lens, .lightcurves: outputs = classNames.isEmpty ? arch.classes : classNames.count
-        case .regress: outputs = targetNames.count * (uncertainty ? 2 : 1)
+        case .regress: outputs = posterior ? arch.classes : targetNames.count * (uncertainty ? 2 : 1)
         case .segment: outputs = arch.classes
         }
+        var flow = arch.flow
+        flow?.features = targetNames.count
         var widths = arch.widths.isEmpty ? nil : arch.widths
-        if widths == nil, let base = arch.width, [.resnet18, .resnet34].contains(arch.name) { widths = ResNet.stageWidths(base: base) }
+        if widths == nil, let base = arch.width, [.resnet18, .resnet34, .resnet18Flow].contains(arch.name) { widths = ResNet.stageWidths(base: base) }
         let architecture = Architecture(name: arch.name, inChannels: inputShape[0],
                                         classes: outputs, widths: widths, smallImageStem: arch.smallImageStem,
                                         stemPool: arch.stemPool ? nil : false,
-                                        imageSize: arch.name == .cnn ? inputShape[1] : nil)
+                                        imageSize: arch.name == .cnn ? inputShape[1] : nil, flow: flow)
         let initialization = t.seed &+ 0x5EED
         let model: Model
         if let pretrained = t.pretrained {
@@ -81,7 +107,7 @@ extension PipelineRunner {
         let network = model.network
         if !t.freeze.isEmpty { model.freeze(prefixes: t.freeze) }
         model.compile(optimizer: optimizerKind(t), learningRate: Float(t.learningRate), loss: loss,
-                      metrics: metrics(task), schedule: schedule(t), gradientClipNorm: t.gradientClip.map(Float.init),
+                      metrics: posterior ? [] : metrics(task), schedule: schedule(t), gradientClipNorm: t.gradientClip.map(Float.init),
                       layerRateDecay: t.layerDecay.map(Float.init))
 
         let (save, stem, checkpoint, callbacks) = try trainingFiles(model, t, validating: validation != nil)
@@ -101,7 +127,7 @@ extension PipelineRunner {
 
         var recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
                                  classNames: classNames, targetScaling: scaling, predictsUncertainty: uncertainty,
-                                 observation: config.observation)
+                                 observation: config.observation, posteriorDraws: posterior ? 1000 : nil)
         recipe.provenance = ["pipeline": pipelinePath, "data": t.data ?? options.input ?? "", "epochs": String(t.epochs),
                              "seed": String(t.seed), "trained": ISO8601DateFormatter().string(from: Date()),
                              "history": stem.lastPathComponent + ".history.csv"]
@@ -146,6 +172,7 @@ extension PipelineRunner {
         case (.mae, _): return .meanAbsoluteError
         case let (.huber(delta), _): return .huber(delta: Float(delta))
         case (.gaussianNLL, _): return .gaussianNegativeLogLikelihood
+        case (.negativeLogLikelihood, _): return .negativeLogLikelihood
         case let (.pixelCrossEntropy(dice), _): return .pixelCrossEntropy(diceWeight: Float(dice))
         }
     }

@@ -13,6 +13,9 @@ public struct RunOptions {
     public var quiet: Bool
     /// Restart from scratch even if a journal of an interrupted run exists.
     public var fresh: Bool
+    /// Posterior draws per input to keep in the results (besides `outputs.posterior_samples`);
+    /// `evaluate` keeps them all for its calibration tests.
+    public var keptPosteriorSamples = 0
 
     public init(input: String? = nil, output: String? = nil, overrides: [String] = [], quiet: Bool = false, fresh: Bool = false) {
         self.input = input

@@ -11,6 +11,8 @@ public enum Prediction: Equatable, Sendable {
     case classes(ClassProbabilities)
     /// Regression: values in the catalog's units, with 1σ uncertainties when the model predicts them.
     case regression(RegressionEstimate)
+    /// Regression with a posterior per input: medians, percentiles (and draws).
+    case posterior(PosteriorEstimate)
     /// Segmentation: where the class map was written.
     case segmentation(SegmentationMap)
     /// The network's outputs as they are (`astrolabe predict --raw`).
@@ -59,6 +61,27 @@ public struct RegressionEstimate: Codable, Equatable, Sendable {
     }
 }
 
+/// The posterior of one input's regression targets, in catalog units and
+/// `ModelRecipe.targetNames` order: medians and the central 68 % (`p16`–`p84`) and 95 %
+/// (`p025`–`p975`) credible intervals of TASKS.md.
+public struct PosteriorEstimate: Codable, Equatable, Sendable {
+    public var medians: [Double]
+    public var p16: [Double]
+    public var p84: [Double]
+    public var p025: [Double]
+    public var p975: [Double]
+    /// Draws `[S, k]` (row-major, catalog units) of the posterior the percentiles came from,
+    /// kept only when a run asks for them (`outputs.posterior_samples`, `evaluate`); not stored
+    /// in the run journal.
+    public var samples: [Double]?
+
+    enum CodingKeys: String, CodingKey { case medians, p16, p84, p025, p975 }
+
+    public init(medians: [Double], p16: [Double], p84: [Double], p025: [Double], p975: [Double], samples: [Double]? = nil) {
+        self.medians = medians; self.p16 = p16; self.p84 = p84; self.p025 = p025; self.p975 = p975; self.samples = samples
+    }
+}
+
 /// A segmentation output: the class map's path, relative to the output folder.
 public struct SegmentationMap: Codable, Equatable, Sendable {
     public var output: String
@@ -69,9 +92,10 @@ public struct SegmentationMap: Codable, Equatable, Sendable {
 // MARK: - Journal form
 
 /// `{"classes": {"probabilities": [...]}}`, `{"regression": {"values": [...], "sigmas": [...]}}`,
+/// `{"posterior": {"medians": [...], "p16": [...], ...}}`,
 /// `{"segmentation": {"output": "x.fits"}}` or `{"logits": [...]}`: numbers stay JSON numbers.
 extension Prediction: Codable {
-    enum CodingKeys: String, CodingKey { case classes, regression, segmentation, logits }
+    enum CodingKeys: String, CodingKey { case classes, regression, posterior, segmentation, logits }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -79,13 +103,15 @@ extension Prediction: Codable {
             self = .classes(value)
         } else if let value = try c.decodeIfPresent(RegressionEstimate.self, forKey: .regression) {
             self = .regression(value)
+        } else if let value = try c.decodeIfPresent(PosteriorEstimate.self, forKey: .posterior) {
+            self = .posterior(value)
         } else if let value = try c.decodeIfPresent(SegmentationMap.self, forKey: .segmentation) {
             self = .segmentation(value)
         } else if let value = try c.decodeIfPresent([Double].self, forKey: .logits) {
             self = .logits(value)
         } else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
-                debugDescription: "a prediction needs one of: classes, regression, segmentation, logits"))
+                debugDescription: "a prediction needs one of: classes, regression, posterior, segmentation, logits"))
         }
     }
 
@@ -94,6 +120,7 @@ extension Prediction: Codable {
         switch self {
         case let .classes(value): try c.encode(value, forKey: .classes)
         case let .regression(value): try c.encode(value, forKey: .regression)
+        case let .posterior(value): try c.encode(value, forKey: .posterior)
         case let .segmentation(value): try c.encode(value, forKey: .segmentation)
         case let .logits(value): try c.encode(value, forKey: .logits)
         }

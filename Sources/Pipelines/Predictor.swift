@@ -137,9 +137,38 @@ public final class Predictor: @unchecked Sendable {
 
     // MARK: - Network
 
+    /// Posterior draws per input kept in each `PosteriorEstimate.samples` (0: none), for
+    /// `outputs.posterior_samples` and `evaluate`; at most the recipe's `posteriorDraws`.
+    public var keptPosteriorSamples = 0
+    /// The seed of the posterior draws: the same batch gives the same draws.
+    public var posteriorSeed: UInt64 = 0x5EED_F10E
+
+    /// Whether the network is a posterior model (an encoder and a flow).
+    public var isPosterior: Bool { !raw && network is PosteriorRegressor }
+
+    /// The draws per input behind a posterior model's medians and percentiles.
+    public var posteriorDraws: Int { recipe?.posteriorDraws ?? 1000 }
+
     /// Runs a batch `[N, C, H, W]` and returns one result per image.
     public func predict(batch: Tensor) -> [Prediction] {
-        results(withNoGrad { network(batch) })
+        let output = withNoGrad { network(batch) }
+        guard isPosterior, let posterior = network as? PosteriorRegressor, let recipe else { return results(output) }
+        return posteriorResults(context: output, model: posterior, scaling: recipe.targetScaling)
+    }
+
+    /// A posterior model's results: `posteriorDraws` flow samples per input (batched, the
+    /// inputs of a batch drawn together), turned into medians and percentiles.
+    func posteriorResults(context: Tensor, model: PosteriorRegressor, scaling: TargetScaling) -> [Prediction] {
+        let n = context.shape[0], draws = posteriorDraws, k = model.features
+        var generator = SeededGenerator(seed: posteriorSeed)
+        let samples = withNoGrad { model.sample(context: context, count: draws, generator: &generator) }
+        return withExtendedLifetime(samples) {
+            let all = UnsafeBufferPointer(start: samples.storage.pointer, count: n * draws * k)
+            return (0..<n).map { i in
+                .posterior(scaling.posterior(UnsafeBufferPointer(rebasing: all[(i * draws * k)..<((i + 1) * draws * k)]),
+                                             keepSamples: keptPosteriorSamples))
+            }
+        }
     }
 
     /// Runs images in batches of up to `batchSize` consecutive images of one shape.

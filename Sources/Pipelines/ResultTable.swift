@@ -12,6 +12,9 @@ public struct ResultTable: Sendable {
         case classes(names: [String], probabilities: Bool)
         /// `file,<target>...,<target>_sigma...`.
         case regression(targets: [String], sigmas: Bool)
+        /// `file,<target>...` (posterior medians), then per target
+        /// `<target>_p16,<target>_p84,<target>_p025,<target>_p975` (TASKS.md).
+        case posterior(targets: [String])
         /// `file,output` (segmentation maps).
         case maps
         /// `file,logit_0...` (`predict --raw`).
@@ -52,6 +55,7 @@ public struct ResultTable: Sendable {
         }
         switch predictor.task {
         case .classify, .lens, .lightcurves: layout = .classes(names: predictor.classNames, probabilities: probabilities)
+        case .regress where predictor.isPosterior: layout = .posterior(targets: predictor.recipe!.targetNames)
         case .regress: layout = .regression(targets: predictor.recipe!.targetNames, sigmas: predictor.recipe!.predictsUncertainty)
         case .segment: layout = .maps
         }
@@ -61,6 +65,8 @@ public struct ResultTable: Sendable {
         switch layout {
         case let .classes(names, probabilities): return ["file", "predicted"] + (probabilities ? names.map { "p_" + $0 } : [])
         case let .regression(targets, sigmas): return ["file"] + targets + (sigmas ? targets.map { $0 + "_sigma" } : [])
+        case let .posterior(targets):
+            return ["file"] + targets + targets.flatMap { t in Self.percentileSuffixes.map { t + $0 } }
         case .maps: return ["file", "output"]
         case let .logits(count): return ["file"] + (0..<count).map { "logit_\($0)" }
         case let .probabilities(names): return ["file"] + names
@@ -73,6 +79,8 @@ public struct ResultTable: Sendable {
         case let (.classes(_, probabilities), .classes(p)): return probabilities ? p.probabilities : []
         case let (.probabilities, .classes(p)): return p.probabilities
         case let (.regression(_, sigmas), .regression(r)): return r.values + (sigmas ? (r.sigmas ?? []) : [])
+        case let (.posterior, .posterior(p)):
+            return p.medians + p.medians.indices.flatMap { [p.p16[$0], p.p84[$0], p.p025[$0], p.p975[$0]] }
         case let (_, .logits(values)): return values
         default: return []
         }
@@ -92,12 +100,38 @@ public struct ResultTable: Sendable {
         return row + numbers(prediction).map(Self.format)
     }
 
+    /// The percentile columns of a posterior, in TASKS.md's order.
+    public static let percentileSuffixes = ["_p16", "_p84", "_p025", "_p975"]
+
     public static func format(_ value: Double) -> String { String(format: "%.6g", value) }
 
     /// The whole table as CSV text (RFC 4180 quoting).
     public func csv(_ results: [(file: String, prediction: Prediction)]) throws -> String {
         try CSVText.table(header: header + qualityHeader,
                           rows: results.map { row(file: $0.file, $0.prediction) + qualityText(file: $0.file, $0.prediction) })
+    }
+
+    /// Posterior draws as a FITS binary table (`EXTNAME = SAMPLES`): up to `count` rows per
+    /// input, columns `file`, `draw` (0-based) and one double column per target, in catalog units.
+    /// Results without draws are left out; returns how many were.
+    @discardableResult
+    public static func writePosteriorSamples(_ results: [(file: String, prediction: Prediction)], targets: [String],
+                                             count: Int, to url: URL) throws -> Int {
+        var files = [String](), draws = [Int32](), values = [[Double]](repeating: [], count: targets.count)
+        var missing = 0
+        let k = targets.count
+        for (file, prediction) in results {
+            guard case let .posterior(p) = prediction, let samples = p.samples, k > 0 else { missing += 1; continue }
+            for d in 0..<Swift.min(count, samples.count / k) {
+                files.append(file)
+                draws.append(Int32(d))
+                for t in 0..<k { values[t].append(samples[d * k + t]) }
+            }
+        }
+        var columns = [FITSColumn("file", .string(files)), FITSColumn("draw", .int32(draws))]
+        for (k, name) in targets.enumerated() { columns.append(FITSColumn(name, .double(values[k]))) }
+        try writeTable(columns, extensionName: "SAMPLES", to: url)
+        return missing
     }
 
     /// The same table as a FITS binary table (`EXTNAME = RESULTS`): numbers as
@@ -125,9 +159,14 @@ public struct ResultTable: Sendable {
                 columns.append(FITSColumn(name, .string(quality.map { $0[k] })))
             }
         }
+        try Self.writeTable(columns, extensionName: "RESULTS", to: url)
+    }
+
+    /// One binary table in a new FITS file, written atomically (nothing left on failure).
+    static func writeTable(_ columns: [FITSColumn], extensionName: String, to url: URL) throws {
         let writer = try FITSWriter(path: url.path, overwrite: true)
         do {
-            try writer.appendTable(FITSTable(columns), extensionName: "RESULTS")
+            try writer.appendTable(FITSTable(columns), extensionName: extensionName)
             try writer.commit()
         } catch {
             writer.discard()

@@ -1,3 +1,4 @@
+import AstroBase
 import Foundation
 import Preprocessing
 
@@ -8,23 +9,34 @@ import Preprocessing
 /// span a decade); every target is then standardised, `(t - mean) / std`, with
 /// the training set's mean and standard deviation. The network outputs the
 /// standardised value and, for a Gaussian-NLL model, a log-variance per target.
+///
+/// With `bounds` (a posterior model's prior range per target, in catalog units) the
+/// (log10) value is mapped to an unbounded one before standardising:
+/// `u = logit((v − lo) / (hi − lo))`, the fraction clamped to `[1e-6, 1 − 1e-6]` so a truth on
+/// the range's edge stays finite; a value outside its range is an error.
 public struct TargetScaling: Equatable, Sendable {
     public var names: [String]
     public var mean: [Double]
     public var std: [Double]
     public var logTargets: [String]
+    /// `[lo, hi]` per target in catalog units, or nil (no logit transform).
+    public var bounds: [[Double]]?
 
-    public init(names: [String], mean: [Double], std: [Double], logTargets: [String]) {
+    /// The clamp of the fraction inside a bounded range.
+    public static let edgeFraction = 1e-6
+
+    public init(names: [String], mean: [Double], std: [Double], logTargets: [String], bounds: [[Double]]? = nil) {
         self.names = names
         self.mean = mean
         self.std = std
         self.logTargets = logTargets
+        self.bounds = bounds
     }
 
     /// The scaling of a training catalog: means and (population) standard
     /// deviations of its learned values; a constant target gets std 1.
-    public init(fitting catalog: Catalog, names: [String], logTargets: [String]) throws {
-        self.init(names: names, mean: [], std: [], logTargets: logTargets)
+    public init(fitting catalog: Catalog, names: [String], logTargets: [String], bounds: [[Double]]? = nil) throws {
+        self.init(names: names, mean: [], std: [], logTargets: logTargets, bounds: bounds)
         let learned = try catalog.entries.map { try learnedValues($0.targets, file: $0.name) }
         for k in names.indices {
             let values = learned.map { $0[k] }
@@ -37,15 +49,64 @@ public struct TargetScaling: Equatable, Sendable {
 
     func isLogarithmic(_ k: Int) -> Bool { logTargets.contains(names[k]) }
 
-    /// Catalog values → what the network learns before standardising (log10 where asked).
+    /// Catalog values → what the network learns before standardising (log10 where asked,
+    /// then the logit within `bounds`).
     public func learnedValues(_ targets: [Double], file: String) throws -> [Double] {
         try targets.enumerated().map { k, value in
-            guard isLogarithmic(k) else { return value }
-            guard value > 0 else {
-                throw PipelineError.unsupported("\(file): \(names[k]) = \(value) cannot be learned as log10 (it must be positive).")
+            var v = value
+            if isLogarithmic(k) {
+                guard value > 0 else {
+                    throw PipelineError.unsupported("\(file): \(names[k]) = \(value) cannot be learned as log10 (it must be positive).")
+                }
+                v = Foundation.log10(value)
             }
-            return Foundation.log10(value)
+            guard let range = learnedRange(k) else { return v }
+            let fraction = (v - range.lo) / (range.hi - range.lo)
+            guard fraction >= 0 && fraction <= 1 else {
+                throw PipelineError.unsupported("\(file): \(names[k]) = \(value) is outside its prior range "
+                    + "[\(bounds![k][0]), \(bounds![k][1])] (input.target_bounds).")
+            }
+            let p = Swift.min(Swift.max(fraction, Self.edgeFraction), 1 - Self.edgeFraction)
+            return Foundation.log(p / (1 - p))
         }
+    }
+
+    /// The bounds of target `k` in learned (log10 where asked) units.
+    func learnedRange(_ k: Int) -> (lo: Double, hi: Double)? {
+        guard let b = bounds?[k] else { return nil }
+        return isLogarithmic(k) ? (Foundation.log10(b[0]), Foundation.log10(b[1])) : (b[0], b[1])
+    }
+
+    /// One standardised network value of target `k` → catalog units (the inverse of
+    /// `standardized`): un-standardise, undo the logit, then the log10.
+    @inline(__always)
+    public func catalogValue(_ standardized: Double, target k: Int) -> Double {
+        var v = standardized * std[k] + mean[k]
+        if let range = learnedRange(k) { v = range.lo + (range.hi - range.lo) / (1 + Foundation.exp(-v)) }
+        return isLogarithmic(k) ? Foundation.pow(10, v) : v
+    }
+
+    /// Posterior draws `[S, k]` (row-major, standardised network units) of one input →
+    /// medians and the percentiles 16, 84, 2.5, 97.5 in catalog units (the maps are monotonic,
+    /// so percentiles are taken first and only they are mapped), and the first `keepSamples`
+    /// draws in catalog units.
+    public func posterior(_ draws: UnsafeBufferPointer<Float>, keepSamples: Int = 0) -> PosteriorEstimate {
+        let k = names.count, s = draws.count / k
+        precondition(s > 0 && draws.count == s * k, "posterior: \(draws.count) values are not [S, \(k)]")
+        var column = [Double](repeating: 0, count: s)
+        var medians = [Double](), p16 = [Double](), p84 = [Double](), p025 = [Double](), p975 = [Double]()
+        for t in 0..<k {
+            for i in 0..<s { column[i] = Double(draws[i * k + t]) }
+            column.sort()
+            func at(_ p: Double) -> Double { catalogValue(PixelStatistics.percentile(sorted: column, p), target: t) }
+            medians.append(at(50)); p16.append(at(16)); p84.append(at(84)); p025.append(at(2.5)); p975.append(at(97.5))
+        }
+        var samples: [Double]?
+        if keepSamples > 0 {
+            let kept = Swift.min(keepSamples, s)
+            samples = (0..<(kept * k)).map { catalogValue(Double(draws[$0]), target: $0 % k) }
+        }
+        return PosteriorEstimate(medians: medians, p16: p16, p84: p84, p025: p025, p975: p975, samples: samples)
     }
 
     /// Catalog values → the standardised training targets.

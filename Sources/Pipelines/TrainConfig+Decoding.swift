@@ -15,6 +15,7 @@ extension TrainConfig: Decodable {
     enum LossName: String, ConfigName {
         case crossEntropy = "cross_entropy", binaryCrossEntropy = "binary_cross_entropy", mse, mae, huber
         case gaussianNLL = "gaussian_nll", pixelCrossEntropy = "pixel_cross_entropy"
+        case negativeLogLikelihood = "negative_log_likelihood"
     }
     enum ScheduleName: String, ConfigName {
         case constant, step, exponential, cosine, oneCycle = "one_cycle", plateau
@@ -83,6 +84,7 @@ extension TrainConfig: Decodable {
                 let p = try choice.strict(section, keys: HuberKey.self)
                 loss = .huber(delta: try p.optional("delta") ?? 1)
             case .gaussianNLL: _ = try choice.strict(section, known: []); loss = .gaussianNLL
+            case .negativeLogLikelihood: _ = try choice.strict(section, known: []); loss = .negativeLogLikelihood
             case .pixelCrossEntropy:
                 let p = try choice.strict(section, keys: PixelCrossEntropyKey.self)
                 loss = .pixelCrossEntropy(diceWeight: try p.optional("dice_weight") ?? 0)

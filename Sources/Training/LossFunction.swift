@@ -1,4 +1,5 @@
 import Autograd
+import NN
 
 /// The targets of one batch.
 public enum Targets {
@@ -32,6 +33,10 @@ public enum LossFunction: Equatable, Sendable {
     /// Per-pixel cross-entropy of logits `[N, C, H, W]` with labels `N·H·W`,
     /// plus `diceWeight ×` the soft Dice loss.
     case pixelCrossEntropy(diceWeight: Float = 0)
+    /// A density model's negative log-likelihood of the targets `[N, k]` (a `DensityModel`
+    /// network, e.g. `PosteriorRegressor`): `Model` evaluates it through the network, whose
+    /// output is then a context vector rather than a prediction.
+    case negativeLogLikelihood
 
     public static let sparseCategoricalCrossentropy = LossFunction.sparseCategoricalCrossentropy()
     public static let categoricalCrossentropy = LossFunction.categoricalCrossentropy()
@@ -67,9 +72,21 @@ public enum LossFunction: Equatable, Sendable {
         case let (.gaussianNegativeLogLikelihood, .values(t)):
             let (mean, logVariance) = Self.split(output, targets: t.shape.last ?? 1)
             return Loss.gaussianNegativeLogLikelihood(mean: mean, logVariance: logVariance, target: t)
+        case (.negativeLogLikelihood, _):
+            preconditionFailure("negativeLogLikelihood needs the network: use Model.loss(of:output:network:)")
         default:
             preconditionFailure("loss \(self): targets must be \(usesClassLabels ? "integer classes" : "values")")
         }
+    }
+
+    /// The scalar loss of `network`'s `output` for `targets`: the density's negative
+    /// log-likelihood for `.negativeLogLikelihood`, `self(output, targets)` otherwise.
+    public func callAsFunction(_ output: Tensor, _ targets: Targets, network: any Layer, classWeights: Tensor? = nil) -> Tensor {
+        guard self == .negativeLogLikelihood else { return self(output, targets, classWeights: classWeights) }
+        guard let density = network as? any DensityModel, case let .values(t) = targets else {
+            preconditionFailure("negativeLogLikelihood: the network must be a DensityModel and the targets values")
+        }
+        return density.negativeLogLikelihood(context: output, targets: t)
     }
 
     /// Means and log-variances from an `[N, 2k]` output.

@@ -81,6 +81,8 @@ struct MetricAccumulator {
             } else {
                 labels += t.argmaxIndices(axis: 1)
             }
+        case (.negativeLogLikelihood, _):
+            break   // the output is a context vector, not a prediction: only the loss is tracked
         case let (_, .values(t)):
             predictions += output.scalars.map(Double.init)
             truths += t.scalars.map(Double.init)

@@ -42,7 +42,7 @@ extension Model {
                 setTrainingMode()
                 optimizer.zeroGrad()
                 let output = network(batch.inputs)
-                let value = loss(output, batch.targets, classWeights: weights)
+                let value = loss(output, batch.targets, network: network, classWeights: weights)
                 let lossValue = value.scalars[0]
                 guard lossValue.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batchIndex + 1) }
                 value.backward()

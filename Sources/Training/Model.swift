@@ -131,7 +131,7 @@ public final class Model {
         setTrainingMode()
         optimizer.zeroGrad()
         let output = network(batch.inputs)
-        let value = loss(output, batch.targets, classWeights: classWeights)
+        let value = loss(output, batch.targets, network: network, classWeights: classWeights)
         value.backward()
         if let clip = gradientClipNorm { clipGradientNorm(optimizer.parameters, maxNorm: clip) }
         optimizer.step()
@@ -166,7 +166,7 @@ public final class Model {
             for result in try data.batches(epoch: 0) {
                 let batch = try result.get()
                 let output = network(batch.inputs)
-                let value = loss(output, batch.targets, classWeights: classWeights)
+                let value = loss(output, batch.targets, network: network, classWeights: classWeights)
                 accumulator.add(output: output, targets: batch.targets, loss: loss, lossValue: value.scalars[0],
                                 batchSize: batch.inputs.shape[0])
             }
@@ -190,7 +190,9 @@ extension Model {
     /// shapes fit: the encoder is pretrained, the head (and anything else that does
     /// not fit) is new. A first convolution trained on another number of bands is
     /// adapted (1 band to N: repeated and scaled; N to 1: averaged). `seed` fixes the new
-    /// parts' initial weights (nil: random).
+    /// parts' initial weights (nil: random). A posterior model (`PosteriorRegressor`) given a
+    /// plain regression model's weights takes them for its encoder (see
+    /// `PosteriorRegressor.encoderWeights(from:)`).
     public static func fineTuning(_ architecture: Architecture, from weights: URL,
                                   seed: UInt64? = nil) throws -> (Model, LoadReport) {
         let network = try architecture.makeModel(seed: seed)
@@ -199,6 +201,9 @@ extension Model {
            pretrained.shape.count == 4, pretrained.shape[1] != architecture.inChannels {
             let method: InputChannelAdaptation = pretrained.shape[1] == 1 ? .repeatAndScale : .mean
             tensors = try tensors.adaptingInputChannels(key: first.key, to: architecture.inChannels, method: method)
+        }
+        if let posterior = network as? PosteriorRegressor, !tensors.keys.contains(where: { $0.hasPrefix("encoder.") }) {
+            tensors = posterior.encoderWeights(from: tensors)
         }
         let report = try network.load(stateDict: tensors, mode: .partial)
         return (Model(network), report)

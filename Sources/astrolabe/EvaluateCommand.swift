@@ -11,7 +11,11 @@ struct Evaluate: ParsableCommand {
         for segmentation a folder of maps with a TRUTH extension) and writes into --report: the \
         predictions, metrics.json, report.md and pictures — the confusion matrix, the ROC curve with \
         the true-positive rate at 1% false positives, predicted-vs-true plots with 1-sigma bars, or a \
-        segmentation overlay.
+        segmentation overlay. For a posterior model: NMAD of the posterior medians and coverage of the \
+        68% and 95% intervals per target and magnitude bin (calibration.csv), simulation-based \
+        calibration rank histograms (sbc_ranks.csv/png), the TARP expected-coverage test of the joint \
+        posterior (tarp.csv; area difference and KS p-value in metrics.json), calibration.png and \
+        corner plots of three galaxies (corner-1..3.png).
 
         Example:
           astrolabe evaluate pipelines/classify-galaxies.yaml --input data/test/catalog.csv --report eval/
@@ -20,6 +24,9 @@ struct Evaluate: ParsableCommand {
     @Argument(help: "The (inference) pipeline file.") var pipeline: String
     @Option(help: "Files with truth: a catalog CSV (or a folder for segmentation).") var input: String?
     @Option(help: "Folder for the report.") var report: String = "evaluation"
+    @Option(name: .customLong("cramer-rao"),
+            help: "Per-galaxy Cramér–Rao bounds (scripts/regression_fisher.py --out) to set beside a posterior model's errors.")
+    var cramerRao: String?
     @Option(name: .customLong("set"), parsing: .singleValue, help: "Override a key of the pipeline.")
     var overrides: [String] = []
 
@@ -27,7 +34,7 @@ struct Evaluate: ParsableCommand {
         try runReportingErrors {
             let runner = try PipelineRunner(pipelinePath: pipeline, options: RunOptions(
                 input: input, overrides: overrides, quiet: true, fresh: true))
-            let result = try runner.evaluate(into: URL(fileURLWithPath: report))
+            let result = try runner.evaluate(into: URL(fileURLWithPath: report), cramerRao: cramerRao.map { URL(fileURLWithPath: $0) })
             for key in result.metrics.keys.sorted() { print(String(format: "%@ %.4f", key, result.metrics[key]!)) }
             print("report: \(report)/report.md")
         }

@@ -1,0 +1,173 @@
+// Amortised posteriors: an image encoder whose output conditions a normalizing flow over the
+// targets (neural posterior estimation).
+import Autograd
+
+/// A model trained by the negative log-likelihood of its targets rather than a loss of its
+/// output: its forward pass gives a context, and `Model` calls `negativeLogLikelihood` with it
+/// when compiled with `LossFunction.negativeLogLikelihood`.
+public protocol DensityModel: Layer {
+    /// The mean negative log-likelihood (a scalar) of `targets` (`[N, features]`) given the
+    /// contexts `forward` returned for their inputs.
+    func negativeLogLikelihood(context: Tensor, targets: Tensor) -> Tensor
+}
+
+/// How the flow of a posterior model is built (`Architecture.flow`, JSON with snake_case keys):
+/// `{"features":4,"layers":6,"hidden":[64,64],"transform":"spline","bins":8,"tail_bound":5}`.
+public struct FlowSettings: Codable, Equatable, Sendable {
+    /// The elementwise transform of each coupling layer.
+    public enum TransformName: String, Codable, CaseIterable, Sendable { case spline, affine }
+
+    /// The dimension of the variable (the number of targets).
+    public var features: Int
+    /// Coupling layers.
+    public var layers: Int
+    /// The conditioner MLPs' hidden widths.
+    public var hidden: [Int]
+    public var transform: TransformName
+    /// Spline bins and the half-width of the spline's interval (identity outside).
+    public var bins: Int?
+    public var tailBound: Double?
+
+    enum CodingKeys: String, CodingKey { case features, layers, hidden, transform, bins, tailBound = "tail_bound" }
+
+    public init(features: Int, layers: Int = 6, hidden: [Int] = [64, 64], transform: TransformName = .spline,
+                bins: Int? = 8, tailBound: Double? = 5) {
+        self.features = features; self.layers = layers; self.hidden = hidden; self.transform = transform
+        self.bins = bins; self.tailBound = tailBound
+    }
+
+    public var elementwise: ElementwiseTransform {
+        switch transform {
+        case .spline: return .rationalQuadraticSpline(bins: bins ?? 8, tailBound: Float(tailBound ?? 5))
+        case .affine: return .affine()
+        }
+    }
+
+    /// Checks the numbers; `reason` says what is wrong.
+    public func validate() throws {
+        func invalid(_ reason: String) -> WeightsError { .architecture(path: "", reason: "flow: \(reason)") }
+        guard features >= 2 else { throw invalid("features \(features) must be at least 2 (a coupling layer splits them)") }
+        guard layers > 0 else { throw invalid("layers \(layers) must be positive") }
+        guard !hidden.isEmpty, hidden.allSatisfy({ $0 > 0 }) else { throw invalid("hidden \(hidden) must list positive widths") }
+        if transform == .spline {
+            guard (bins ?? 8) >= 2, (tailBound ?? 5) > 0 else {
+                throw invalid("spline bins \(bins ?? 8) must be at least 2 and tail_bound \(tailBound ?? 5) positive")
+            }
+        }
+    }
+}
+
+extension Flow {
+    /// A conditional coupling flow whose masks cycle through every split of the features, so
+    /// each pair of features is transformed apart in some layer and their dependence is
+    /// learned: for 4 features the transformed sets are {0,2}, {1,3}, {0,1}, {2,3}, {0,3}, {1,2}.
+    /// Layer `l` uses split `l / 2` (by bit `b` of the feature index, then the XOR of bits 0
+    /// and 1) and transforms one half (even `l`) or the other (odd `l`).
+    public static func posterior(_ settings: FlowSettings, contextFeatures: Int, seed: UInt64? = nil) -> Flow {
+        var seeds = LayerSeeds(seed)
+        let masks = couplingMasks(features: settings.features, layers: settings.layers)
+        let transforms: [any Bijection] = masks.map {
+            CouplingTransform(features: settings.features, contextFeatures: contextFeatures, mask: $0,
+                              transform: settings.elementwise, hiddenFeatures: settings.hidden, seed: seeds.next())
+        }
+        return Flow(features: settings.features, contextFeatures: contextFeatures, transforms: transforms)
+    }
+
+    /// The masks of `posterior`: true for the transformed features of each layer.
+    public static func couplingMasks(features: Int, layers: Int) -> [[Bool]] {
+        var bits = 1
+        while (1 << bits) < features { bits += 1 }
+        var splits: [[Bool]] = (0..<bits).map { b in (0..<features).map { ($0 >> b) & 1 == 0 } }
+        if bits >= 2 { splits.append((0..<features).map { ($0 & 1) ^ (($0 >> 1) & 1) == 0 }) }
+        splits = splits.filter { $0.contains(true) && $0.contains(false) }
+        return (0..<layers).map { l in
+            let split = splits[(l / 2) % splits.count]
+            return l % 2 == 0 ? split : split.map { !$0 }
+        }
+    }
+}
+
+/// Neural posterior estimation: an encoder maps an image to a context vector, and a
+/// conditional flow over the (transformed) targets gives `p(θ | image)`.
+///
+/// - `forward(input)`: the context `[N, contextFeatures]`.
+/// - `negativeLogLikelihood(context:targets:)`: `−mean log p(targets | context)`, what training
+///   minimises (targets `[N, features]`, in the flow's unbounded space).
+/// - `sample(context:count:generator:)`: `count` draws per context row, `[N · count, features]`,
+///   the draws of row `i` at `i·count ..< (i+1)·count`.
+/// - Keys: `encoder.…` (the encoder's own, e.g. a ResNet's `conv1.weight`), `flow.0.…`.
+public final class PosteriorRegressor: DensityModel {
+    public let encoder: any Layer
+    public let flow: Flow
+    public var isTraining = true
+
+    public init(encoder: any Layer, flow: Flow) {
+        precondition(flow.contextFeatures > 0, "PosteriorRegressor: the flow must take a context")
+        self.encoder = encoder
+        self.flow = flow
+    }
+
+    public var features: Int { flow.features }
+    public var contextFeatures: Int { flow.contextFeatures }
+
+    public func forward(_ input: Tensor) -> Tensor { encoder(input) }
+
+    public func negativeLogLikelihood(context: Tensor, targets: Tensor) -> Tensor {
+        precondition(targets.rank == 2 && targets.shape == [context.shape[0], features],
+                     "PosteriorRegressor: targets \(targets.shape) must be [\(context.shape[0]), \(features)]")
+        return -flow.logProbability(targets, context: context).mean()
+    }
+
+    /// `log p(targets | image)` per sample, `[N]`, from contexts computed by `forward`.
+    public func logProbability(_ targets: Tensor, context: Tensor) -> Tensor {
+        flow.logProbability(targets, context: context)
+    }
+
+    /// `count` posterior draws for each context row (`[N, contextFeatures]`), `[N · count, features]`.
+    public func sample(context: Tensor, count: Int, generator: inout SeededGenerator) -> Tensor {
+        precondition(context.rank == 2 && context.shape[1] == contextFeatures && count > 0,
+                     "PosteriorRegressor: context \(context.shape) must be [N, \(contextFeatures)], count \(count) positive")
+        let n = context.shape[0]
+        var rows = [Int]()
+        rows.reserveCapacity(n * count)
+        for i in 0..<n { rows += repeatElement(i, count: count) }
+        return flow.sample(n * count, context: context.indexSelected(axis: 0, rows), generator: &generator)
+    }
+
+    public var children: [(key: String, layer: any Layer)] { [("encoder", encoder), ("flow", flow)] }
+
+    /// A regressor's state dict (keys without `encoder.`) as this model's encoder weights:
+    /// every key prefixed with `encoder.`, and a final dense layer (`fc.weight` `[k, F]`,
+    /// `fc.bias` `[k]`) narrower than the context copied into the first `k` context rows (the
+    /// other rows keep their initial values), so the context starts out holding the
+    /// regressor's outputs.
+    public func encoderWeights(from regressor: [String: Tensor]) -> [String: Tensor] {
+        let own = Dictionary(uniqueKeysWithValues: namedTensors().map { ($0.key, $0.tensor) })
+        var result = [String: Tensor]()
+        for (key, tensor) in regressor {
+            let name = "encoder." + key
+            guard let target = own[name], target.shape != tensor.shape, target.rank == tensor.rank,
+                  target.shape[0] > tensor.shape[0], Array(target.shape.dropFirst()) == Array(tensor.shape.dropFirst()) else {
+                result[name] = tensor
+                continue
+            }
+            let rows = tensor.shape[0], width = tensor.count / rows
+            var values = target.scalars
+            let source = tensor.scalars
+            for i in 0..<(rows * width) { values[i] = source[i] }
+            result[name] = Tensor(shape: target.shape, data: values)
+        }
+        return result
+    }
+
+    /// The encoder fused for inference; the flow as it is (dense layers and splines only).
+    public func fusedForInference() -> any Layer {
+        let fused = PosteriorRegressor(encoder: encoder.fusedForInference(), flow: flow)
+        fused.isTraining = false
+        return fused
+    }
+
+    public var layerDescription: String {
+        "PosteriorRegressor(context \(contextFeatures) → flow over \(features) features)"
+    }
+}

@@ -1,0 +1,89 @@
+import Autograd
+import Foundation
+import XCTest
+@testable import NN
+
+/// The posterior model: its coupling masks, taking a regressor's weights, the draws' layout
+/// and training by the negative log-likelihood.
+final class PosteriorModelTests: XCTestCase {
+    /// Every pair of the 4 targets is split apart by some layer (else their dependence could
+    /// not be learned), and each feature is transformed by some layer.
+    func testCouplingMasksSeparateEveryPair() {
+        let masks = Flow.couplingMasks(features: 4, layers: 6)
+        XCTAssertEqual(masks[0], [true, false, true, false])
+        XCTAssertEqual(masks[1], [false, true, false, true])
+        for i in 0..<4 {
+            XCTAssert(masks.contains { $0[i] }, "feature \(i) transformed")
+            for j in (i + 1)..<4 { XCTAssert(masks.contains { $0[i] != $0[j] }, "pair \(i), \(j) split") }
+        }
+        XCTAssert(Flow.couplingMasks(features: 3, layers: 4).allSatisfy { $0.contains(true) && $0.contains(false) })
+    }
+
+    func makeModel(seed: UInt64) throws -> PosteriorRegressor {
+        let architecture = Architecture(name: .resnet18Flow, inChannels: 1, classes: 6, widths: [4, 4, 4, 4], stemPool: false,
+                                        flow: FlowSettings(features: 4, layers: 2, hidden: [8], bins: 4))
+        return try XCTUnwrap(try architecture.makeModel(seed: seed) as? PosteriorRegressor)
+    }
+
+    /// A regressor's weights go to `encoder.…`; its 4-output head fills the first 4 of the 6
+    /// context rows and the other rows keep their values.
+    func testEncoderTakesARegressorsWeights() throws {
+        let model = try makeModel(seed: 1)
+        let regressor = ResNet(.init(blocks: [2, 2, 2, 2], inputChannels: 1, classCount: 4, widths: [4, 4, 4, 4],
+                                     smallImageStem: false, stemPool: false), seed: 9)
+        let before = model.encoder.namedTensors().first { $0.key == "fc.weight" }!.tensor.scalars
+        let weights = model.encoderWeights(from: Dictionary(uniqueKeysWithValues: regressor.namedTensors().map { ($0.key, $0.tensor) }))
+        let report = try model.load(stateDict: weights, mode: .partial)
+        XCTAssert(report.missing.allSatisfy { $0.hasPrefix("flow.") }, "\(report.missing)")
+        XCTAssert(report.shapeMismatches.isEmpty && report.unexpected.isEmpty)
+        let fc = model.encoder.namedTensors().first { $0.key == "fc.weight" }!.tensor.scalars
+        XCTAssertEqual(Array(fc.prefix(4 * 4)), Array(regressor.fc.weight.scalars))
+        XCTAssertEqual(Array(fc.suffix(2 * 4)), Array(before.suffix(2 * 4)))
+        let conv = model.encoder.namedTensors().first { $0.key == "conv1.weight" }!.tensor.scalars
+        XCTAssertEqual(conv, regressor.conv1.weight.scalars)
+    }
+
+    /// Draws of row i come in a block; equal contexts give draws of one law, and the
+    /// eval-mode fused model samples the same draws as the model.
+    func testSamplesAreGroupedByContextAndFusionKeepsThem() throws {
+        let model = try makeModel(seed: 2)
+        model.eval()
+        var g = SeededGenerator(seed: 4)
+        let images = Tensor.randomNormal([2, 1, 32, 32], generator: &g)
+        let context = withNoGrad { model(images) }
+        var g1 = SeededGenerator(seed: 5), g2 = SeededGenerator(seed: 5)
+        let draws = withNoGrad { model.sample(context: context, count: 50, generator: &g1) }
+        XCTAssertEqual(draws.shape, [100, 4])
+        let fused = try XCTUnwrap(model.fusedForInference() as? PosteriorRegressor)
+        let fusedDraws = withNoGrad { fused.sample(context: fused(images), count: 50, generator: &g2) }
+        for (a, b) in zip(draws.scalars, fusedDraws.scalars) { XCTAssertEqual(a, b, accuracy: 1e-3 * Swift.max(1, abs(a))) }
+        // Row 0's draws come from context 0: the flow maps them back to the same latent normals.
+        let first = draws.sliced(axis: 0, 0..<50)
+        let (z, _) = withNoGrad { model.flow.latent(first, context: context.sliced(axis: 0, 0..<1).expanded(to: [50, 6])) }
+        var g3 = SeededGenerator(seed: 5)
+        let normals = Tensor.randomNormal([100, 4], generator: &g3).sliced(axis: 0, 0..<50)
+        for (a, b) in zip(z.scalars, normals.scalars) { XCTAssertEqual(a, b, accuracy: 1e-3) }
+    }
+
+    /// The NLL is the flow's mean −log p given the encoder's context, and a gradient step lowers it.
+    func testNegativeLogLikelihoodTrains() throws {
+        let model = try makeModel(seed: 3)
+        var g = SeededGenerator(seed: 6)
+        let images = Tensor.randomNormal([8, 1, 32, 32], generator: &g)
+        let targets = Tensor.randomNormal([8, 4], generator: &g) * 0.3
+        model.eval()
+        let context = model(images)
+        let nll = model.negativeLogLikelihood(context: context, targets: targets)
+        XCTAssertEqual(nll.item, -model.flow.logProbability(targets, context: context).mean().item, accuracy: 1e-5)
+        let optimizer = ModelOptimizer(.adam(), tensors: model.parameters, learningRate: 0.01)
+        var last = nll.item
+        for _ in 0..<20 {
+            optimizer.zeroGrad()
+            let loss = model.negativeLogLikelihood(context: model(images), targets: targets)
+            loss.backward()
+            optimizer.step()
+            last = loss.item
+        }
+        XCTAssertLessThan(last, nll.item - 0.5)
+    }
+}

@@ -1,0 +1,199 @@
+import Autograd
+import CSV
+import FITS
+import Foundation
+import NN
+import Preprocessing
+import TestSupport
+import XCTest
+@testable import Pipelines
+
+/// Posterior regression models: the logit target transform, percentiles from draws, the
+/// model file's round trip, the run's percentile columns and draws table, and evaluate's
+/// calibration outputs.
+final class PosteriorTests: XCTestCase {
+    let samples = repositoryRoot.appendingPathComponent("samples/regression")
+    let bounds: [[Double]] = [[0.5, 6], [0.3, 3], [0.2, 1], [17, 22]]
+
+    func testBoundedTargetsRoundTripThroughTheLogit() throws {
+        let catalog = Catalog(entries: [
+            CatalogEntry(url: URL(fileURLWithPath: "/a"), name: "a", targets: [1, 0.5, 0.3, 18]),
+            CatalogEntry(url: URL(fileURLWithPath: "/b"), name: "b", targets: [5.5, 2.5, 1.0, 21.5])])
+        let scaling = try TargetScaling(fitting: catalog, names: ["sersic_n", "r_e", "q", "mag"], logTargets: ["r_e"],
+                                        bounds: bounds)
+        // The learned value of n = 1 is logit((1 − 0.5) / 5.5); of r_e = 0.5 the logit of its log10's fraction.
+        let learned = try scaling.learnedValues([1, 0.5, 0.3, 18], file: "a")
+        XCTAssertEqual(learned[0], Foundation.log(0.5 / 5.5 / (1 - 0.5 / 5.5)), accuracy: 1e-12)
+        let f = (Foundation.log10(0.5) - Foundation.log10(0.3)) / 1
+        XCTAssertEqual(learned[1], Foundation.log(f / (1 - f)), accuracy: 1e-12)
+        for entry in catalog.entries {
+            let z = try scaling.standardized(entry.targets, file: entry.name)
+            for k in 0..<4 {
+                // q = 1 sits on its bound: clamped to a fraction 1 − 1e-6, so back within 1e-6 of the range.
+                XCTAssertEqual(scaling.catalogValue(z[k], target: k), entry.targets[k], accuracy: 1e-5 * Swift.max(1, entry.targets[k]))
+            }
+        }
+        XCTAssertThrowsError(try scaling.learnedValues([7, 1, 0.5, 18], file: "x.fits")) {
+            XCTAssert($0.localizedDescription.contains("x.fits: sersic_n = 7.0 is outside its prior range [0.5, 6.0]"), "\($0)")
+        }
+    }
+
+    /// Percentiles of known draws, mapped back to catalog units (numpy's linear interpolation).
+    func testPosteriorPercentilesOfDraws() {
+        let scaling = TargetScaling(names: ["a", "b"], mean: [1, 0], std: [2, 1], logTargets: ["b"])
+        // 101 draws: a = 0, 0.01, ..., 1 (standardised), b = the same reversed.
+        var draws = [Float]()
+        for i in 0...100 { draws += [Float(i) / 100, Float(100 - i) / 100] }
+        let p = draws.withUnsafeBufferPointer { scaling.posterior($0, keepSamples: 3) }
+        XCTAssertEqual(p.medians[0], 0.5 * 2 + 1, accuracy: 1e-6)
+        XCTAssertEqual(p.p16[0], 0.16 * 2 + 1, accuracy: 1e-6)
+        XCTAssertEqual(p.p84[0], 0.84 * 2 + 1, accuracy: 1e-6)
+        XCTAssertEqual(p.p025[0], 0.025 * 2 + 1, accuracy: 1e-6)
+        XCTAssertEqual(p.p975[0], 0.975 * 2 + 1, accuracy: 1e-6)
+        XCTAssertEqual(p.p975[1], Foundation.pow(10, 0.975), accuracy: 1e-5)
+        XCTAssertEqual(p.samples?.count, 6, "3 draws of 2 targets")
+        XCTAssertEqual(p.samples![1], Foundation.pow(10, 1.0), accuracy: 1e-5, "draw 0 of b in catalog units")
+        // The journal keeps percentiles only.
+        let json = try! JSONEncoder().encode(Prediction.posterior(p))
+        let back = try! JSONDecoder().decode(Prediction.self, from: json)
+        guard case let .posterior(q) = back else { return XCTFail("\(back)") }
+        XCTAssertEqual(q.medians, p.medians)
+        XCTAssertNil(q.samples)
+    }
+
+    /// A small posterior model with the shipped regression recipe's stages and a logit-space
+    /// scaling, written as a model file.
+    func makeModelFile(in folder: URL) throws -> URL {
+        let shipped = try TrainedModel(contentsOf: repositoryRoot.appendingPathComponent("samples/models/regression.safetensors"))
+        let architecture = Architecture(name: .resnet18Flow, inChannels: 1, classes: 6, widths: [4, 4, 4, 4], stemPool: false,
+                                        flow: FlowSettings(features: 4, layers: 2, hidden: [8], transform: .spline, bins: 4, tailBound: 5))
+        let model = try architecture.makeModel(seed: 3)
+        var recipe = shipped.recipe
+        recipe.targetBounds = bounds
+        recipe.targetMean = [0, 0, 0, 0]
+        recipe.targetStd = [1.8, 1.8, 1.8, 1.8]
+        recipe.predictsUncertainty = false
+        recipe.posteriorDraws = 200
+        let url = folder.appendingPathComponent("posterior.safetensors")
+        model.eval()
+        try ModelFile(model: model, architecture: architecture, preprocessing: recipe.json).write(to: url)
+        return url
+    }
+
+    func testModelFileRoundTripsThePosteriorModel() throws {
+        let folder = try makeTemporaryDirectory("posterior-file")
+        let url = try makeModelFile(in: folder)
+        let original = try XCTUnwrap(try Architecture(name: .resnet18Flow, inChannels: 1, classes: 6, widths: [4, 4, 4, 4],
+                                                      stemPool: false,
+                                                      flow: FlowSettings(features: 4, layers: 2, hidden: [8], bins: 4))
+                                        .makeModel(seed: 3) as? PosteriorRegressor)
+        original.eval()
+        let loaded = try TrainedModel(contentsOf: url)
+        let posterior = try XCTUnwrap(loaded.network as? PosteriorRegressor)
+        XCTAssertEqual(loaded.architecture.flow?.layers, 2)
+        XCTAssertEqual(loaded.recipe.targetBounds ?? [], bounds)
+        let image = Tensor.randomNormal([2, 1, 64, 64], generator: &Self.generator)
+        let theta = Tensor.randomNormal([2, 4], generator: &Self.generator)
+        let a = withNoGrad { original.logProbability(theta, context: original(image)) }.scalars
+        let b = withNoGrad { posterior.logProbability(theta, context: posterior(image)) }.scalars
+        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-4 * Swift.max(1, abs(x))) }
+        // A flow without its settings is refused with the reason.
+        XCTAssertThrowsError(try Architecture(name: .resnet18Flow, inChannels: 1, classes: 6).makeModel()) {
+            XCTAssert($0.localizedDescription.contains("needs 'flow'"), "\($0)")
+        }
+    }
+
+    static var generator = SeededGenerator(seed: 11)
+
+    /// `regress-sersic`-style run of a posterior model: medians then the TASKS.md percentile
+    /// columns, ordered p2.5 ≤ p16 ≤ median ≤ p84 ≤ p97.5; the draws table holds
+    /// `posterior_sample_count` draws per file inside the prior ranges; evaluate writes the
+    /// calibration numbers and pictures.
+    func testRunWritesPercentileColumnsAndDrawsAndEvaluateCalibrates() throws {
+        let folder = try makeTemporaryDirectory("posterior-run")
+        let model = try makeModelFile(in: folder)
+        try """
+        task: regress
+        input: {path: \(samples.path)}
+        model: {weights: \(model.path)}
+        outputs: {csv: out.csv, posterior_samples: draws.fits, posterior_sample_count: 7}
+        run: {batch_size: 8}
+        """.write(to: folder.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+        let run = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path,
+                                     options: RunOptions(quiet: true)).predictAll()
+        XCTAssertEqual(run.results.count, 30)
+        let csv = try CSVReader(string: try String(contentsOf: folder.appendingPathComponent("out.csv"), encoding: .utf8),
+                                hasHeaderRow: true)
+        let targets = ["sersic_n", "r_e", "q", "mag"]
+        let columns = ["file"] + targets + targets.flatMap { t in ["_p16", "_p84", "_p025", "_p975"].map { t + $0 } }
+        // Then the quality columns of a model that records its observation (the shipped recipe's).
+        XCTAssertEqual(Array(try XCTUnwrap(csv.headerRow).prefix(columns.count)), columns)
+        for (entry, prediction) in run.results {
+            let row = try XCTUnwrap(csv.next()).prefix(columns.count).dropFirst().map { try XCTUnwrap(Double($0), $0) }
+            guard case let .posterior(p) = prediction else { return XCTFail("\(prediction)") }
+            XCTAssertEqual(p.samples?.count, 7 * 4, entry.name)
+            for k in 0..<4 {
+                let (median, p16, p84, p025, p975) = (row[k], row[4 + 4 * k], row[5 + 4 * k], row[6 + 4 * k], row[7 + 4 * k])
+                XCTAssertEqual(median, p.medians[k], accuracy: 5e-6 * abs(median))
+                XCTAssert(p025 <= p16 && p16 <= median && median <= p84 && p84 <= p975, "\(entry.name) \(targets[k]): \(row)")
+                XCTAssert(p025 >= bounds[k][0] - 1e-6 && p975 <= bounds[k][1] + 1e-6, "inside the prior range: \(row)")
+            }
+        }
+        let table = try FITSFile(path: folder.appendingPathComponent("draws.fits").path).readTable("SAMPLES")
+        guard case let .string(files)? = table["file"]?.values, case let .double(q)? = table["q"]?.values,
+              case let .int32(draw)? = table["draw"]?.values else { return XCTFail("columns file, draw, q") }
+        XCTAssertEqual(files.count, 30 * 7)
+        XCTAssertEqual(Array(draw.prefix(8)), [0, 1, 2, 3, 4, 5, 6, 0])
+        XCTAssert(q.allSatisfy { $0 >= 0.2 && $0 <= 1 })
+        guard case let .posterior(first) = run.results[0].prediction else { return XCTFail() }
+        XCTAssertEqual(q[0], first.samples![2], "draw 0 of the first file")
+
+        // Evaluate: every draw kept for the calibration tests; Cramér–Rao bounds of σ = 0.1
+        // (0.02 for mag) for 400 galaxies in 17–22 give a bound NMAD of about that σ per bin.
+        var bounds = "sersic_n,r_e,q,mag,sigma_n,sigma_log10_r_e,sigma_q,sigma_mag\n"
+        for i in 0..<400 { bounds += "2,1,0.5,\(17 + Double(i) / 80),0.1,0.1,0.1,0.02\n" }
+        let boundsURL = folder.appendingPathComponent("bounds.csv")
+        try bounds.write(to: boundsURL, atomically: true, encoding: .utf8)
+        let report = folder.appendingPathComponent("eval")
+        let result = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path,
+                                        options: RunOptions(input: samples.appendingPathComponent("catalog.csv").path, quiet: true,
+                                                            fresh: true)).evaluate(into: report, cramerRao: boundsURL)
+        XCTAssertEqual(try XCTUnwrap(result.metrics["bound_nmad_sersic_n"]), 0.1, accuracy: 0.015)
+        XCTAssertEqual(try XCTUnwrap(result.metrics["bound_nmad_mag_mag17-18"]), 0.02, accuracy: 0.007)
+        for key in ["nmad_sersic_n", "nmad_log10_r_e", "coverage68_q", "coverage95_mag", "tarp_ks_p", "tarp_area_difference",
+                    "sbc_p_sersic_n", "coverage68_q_mag17-18"] {
+            XCTAssertNotNil(result.metrics[key], key)
+        }
+        for file in ["calibration.csv", "sbc_ranks.csv", "tarp.csv", "calibration.png", "sbc_ranks.png", "corner-1.png"] {
+            XCTAssert(result.files.contains(file), file)
+            XCTAssert(FileManager.default.fileExists(atPath: report.appendingPathComponent(file).path), file)
+        }
+        let calibration = try String(contentsOf: report.appendingPathComponent("calibration.csv"), encoding: .utf8)
+        XCTAssert(calibration.hasPrefix("bin,count,nmad_sersic_n,coverage68_sersic_n,coverage95_sersic_n,nmad_log10_r_e"), calibration)
+        XCTAssert(calibration.contains("\nall,30,"), calibration)
+        XCTAssert(calibration.split(separator: "\n")[0].hasSuffix(",bound_count,bound_nmad_sersic_n,bound_nmad_log10_r_e,bound_nmad_q,bound_nmad_mag"))
+    }
+
+    func testPipelineKeysOfPosteriorModelsAreChecked() throws {
+        func decode(_ yaml: String) throws -> PipelineConfig { try PipelineLoader.parse(yaml, file: "p.yaml") }
+        let base = "task: regress\ninput: {target_columns: [n, r_e], log_targets: [r_e], "
+        XCTAssertThrowsError(try decode(base + "target_bounds: {r_e: [0, 3]}}\nmodel: {weights: m.safetensors}")) {
+            XCTAssert($0.localizedDescription.contains("lo > 0 (a log10 target)"), "\($0)")
+        }
+        XCTAssertThrowsError(try decode(base + "target_bounds: {m: [0, 3]}}\nmodel: {weights: m.safetensors}")) {
+            XCTAssert($0.localizedDescription.contains("target_bounds names 'm'"), "\($0)")
+        }
+        let arch = base + "target_bounds: {n: [0.5, 6], r_e: [0.3, 3]}}\nmodel:\n  architecture: "
+        XCTAssertThrowsError(try decode(arch + "{name: resnet18_flow, classes: 8}\n  train: {epochs: 1}")) {
+            XCTAssert($0.localizedDescription.contains("resnet18_flow needs a 'flow' block"), "\($0)")
+        }
+        XCTAssertThrowsError(try decode(arch + "{name: resnet18_flow, classes: 8, flow: {transform: splin}}\n  train: {epochs: 1}")) {
+            XCTAssert($0.localizedDescription.contains("'splin' is not a valid transform"), "\($0)")
+        }
+        let config = try decode(arch + "{name: resnet18_flow, classes: 8, flow: {layers: 4, bins: 6}}\n"
+                                + "  train: {epochs: 1, loss: negative_log_likelihood, save: m.safetensors}")
+        XCTAssertEqual(config.model.architecture?.flow, FlowSettings(features: 0, layers: 4, hidden: [64, 64], bins: 6, tailBound: 5))
+        XCTAssertEqual(config.model.train?.loss, .negativeLogLikelihood)
+        XCTAssertEqual(config.input.targetBounds["r_e"], [0.3, 3])
+    }
+}
