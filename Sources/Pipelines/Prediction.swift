@@ -54,10 +54,15 @@ public struct RegressionEstimate: Codable, Equatable, Sendable {
     public var values: [Double]
     /// 1σ per target; nil when the model predicts no uncertainty.
     public var sigmas: [Double]?
+    /// With `sigmas`: per target the percentiles 16, 84, 2.5 and 97.5 of the model's
+    /// Gaussian, taken where it is Gaussian (the learned scale: log10 for a log target) and
+    /// carried to catalog units, so they are exact for `r_e` too.
+    public var percentiles: [[Double]]?
 
-    public init(values: [Double], sigmas: [Double]? = nil) {
+    public init(values: [Double], sigmas: [Double]? = nil, percentiles: [[Double]]? = nil) {
         self.values = values
         self.sigmas = sigmas
+        self.percentiles = percentiles
     }
 }
 

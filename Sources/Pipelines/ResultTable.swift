@@ -10,8 +10,9 @@ public struct ResultTable: Sendable {
     public enum Layout: Sendable {
         /// `file,predicted,p_<class>...` (probabilities optional).
         case classes(names: [String], probabilities: Bool)
-        /// `file,<target>...,<target>_sigma...`.
-        case regression(targets: [String], sigmas: Bool)
+        /// `file,<target>...`, then with `percentiles` (a model with uncertainty) per target
+        /// `<target>_p16,<target>_p84,<target>_p025,<target>_p975` of its Gaussian (TASKS.md).
+        case regression(targets: [String], percentiles: Bool)
         /// `file,<target>...` (posterior medians), then per target
         /// `<target>_p16,<target>_p84,<target>_p025,<target>_p975` (TASKS.md).
         case posterior(targets: [String])
@@ -56,7 +57,7 @@ public struct ResultTable: Sendable {
         switch predictor.task {
         case .classify, .lens, .lightcurves: layout = .classes(names: predictor.classNames, probabilities: probabilities)
         case .regress where predictor.isPosterior: layout = .posterior(targets: predictor.recipe!.targetNames)
-        case .regress: layout = .regression(targets: predictor.recipe!.targetNames, sigmas: predictor.recipe!.predictsUncertainty)
+        case .regress: layout = .regression(targets: predictor.recipe!.targetNames, percentiles: predictor.recipe!.predictsUncertainty)
         case .segment: layout = .maps
         }
     }
@@ -64,7 +65,8 @@ public struct ResultTable: Sendable {
     public var header: [String] {
         switch layout {
         case let .classes(names, probabilities): return ["file", "predicted"] + (probabilities ? names.map { "p_" + $0 } : [])
-        case let .regression(targets, sigmas): return ["file"] + targets + (sigmas ? targets.map { $0 + "_sigma" } : [])
+        case let .regression(targets, percentiles):
+            return ["file"] + targets + (percentiles ? targets.flatMap { t in Self.percentileSuffixes.map { t + $0 } } : [])
         case let .posterior(targets):
             return ["file"] + targets + targets.flatMap { t in Self.percentileSuffixes.map { t + $0 } }
         case .maps: return ["file", "output"]
@@ -78,7 +80,8 @@ public struct ResultTable: Sendable {
         switch (layout, prediction) {
         case let (.classes(_, probabilities), .classes(p)): return probabilities ? p.probabilities : []
         case let (.probabilities, .classes(p)): return p.probabilities
-        case let (.regression(_, sigmas), .regression(r)): return r.values + (sigmas ? (r.sigmas ?? []) : [])
+        case let (.regression(_, percentiles), .regression(r)):
+            return r.values + (percentiles ? (r.percentiles ?? []).flatMap { $0 } : [])
         case let (.posterior, .posterior(p)):
             return p.medians + p.medians.indices.flatMap { [p.p16[$0], p.p84[$0], p.p025[$0], p.p975[$0]] }
         case let (_, .logits(values)): return values

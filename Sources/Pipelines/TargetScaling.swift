@@ -114,6 +114,9 @@ public struct TargetScaling: Equatable, Sendable {
         try learnedValues(targets, file: file).enumerated().map { ($0.element - mean[$0.offset]) / std[$0.offset] }
     }
 
+    /// Standard-normal quantiles of the percentiles 16, 84, 2.5 and 97.5 (TASKS.md's order).
+    static let gaussianQuantiles = [-0.994457883209753, 0.994457883209753, -1.959963984540054, 1.959963984540054]
+
     /// One input's network outputs → values in catalog units. With `uncertainty`,
     /// `outputs` holds the k standardised values then k log-variances; σ is
     /// `exp(logvar / 2) · std`, and for a log10 target the value is `10^m` with σ
@@ -122,17 +125,23 @@ public struct TargetScaling: Equatable, Sendable {
         where C.Element == Float, C.Index == Int {
         let k = names.count
         let start = outputs.startIndex
-        var values = [Double](), sigmas = [Double]()
+        var values = [Double](), sigmas = [Double](), percentiles = [[Double]]()
         for t in 0..<k {
-            var value = Double(outputs[start + t]) * std[t] + mean[t]
-            var sigma = uncertainty ? Foundation.exp(0.5 * Double(outputs[start + k + t])) * std[t] : 0
+            let learned = Double(outputs[start + t]) * std[t] + mean[t]
+            let learnedSigma = uncertainty ? Foundation.exp(0.5 * Double(outputs[start + k + t])) * std[t] : 0
+            var value = learned, sigma = learnedSigma
             if isLogarithmic(t) {
                 value = Foundation.pow(10, value)
                 sigma *= value * Foundation.log(10)
             }
             values.append(value)
             sigmas.append(sigma)
+            percentiles.append(Self.gaussianQuantiles.map {
+                let x = learned + $0 * learnedSigma
+                return isLogarithmic(t) ? Foundation.pow(10, x) : x
+            })
         }
-        return RegressionEstimate(values: values, sigmas: uncertainty ? sigmas : nil)
+        return uncertainty ? RegressionEstimate(values: values, sigmas: sigmas, percentiles: percentiles)
+                           : RegressionEstimate(values: values)
     }
 }

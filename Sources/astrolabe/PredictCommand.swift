@@ -16,7 +16,7 @@ import Preprocessing
 /// file with Astrolabe metadata needs none of them; without `--raw` its recorded recipe
 /// (how inputs are read and prepared) is applied and the CSV holds class probabilities,
 /// `file,p_<class>,...` (or `probability_0,...` when the file names no classes), or for a
-/// regression model `file,<target>,...,<target>_sigma,...`. Reading, batching, the fused
+/// regression model `file,<target>,...` and, with uncertainty, `<target>_p16,_p84,_p025,_p975`. Reading, batching, the fused
 /// network and the output transform are the pipelines' `Predictor`, as in `astrolabe run`.
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -55,13 +55,17 @@ final class ShippedPipelineTests: XCTestCase {
         let out = try makeTemporaryDirectory("shipped").appendingPathComponent("sersic.csv")
         try runPipeline("regress-sersic", output: out)
         let table = try rows(out)
-        XCTAssertEqual(table[0], ["file", "sersic_n", "r_e", "q", "mag", "sersic_n_sigma", "r_e_sigma", "q_sigma", "mag_sigma",
-                                  "in_domain", "outside_domain"])
+        let targets = ["sersic_n", "r_e", "q", "mag"]
+        XCTAssertEqual(table[0], ["file"] + targets + targets.flatMap { t in ["_p16", "_p84", "_p025", "_p975"].map { t + $0 } }
+                                 + ["in_domain", "outside_domain"])
         XCTAssertEqual(table.count, 31)
         for row in table.dropFirst() {
-            let v = row[1...8].map { Double($0)! }
-            XCTAssert((0.05...30).contains(v[1]) && (15...25).contains(v[3]) && v[4...].allSatisfy { $0 > 0 },
-                      "r_e in arcsec (not log10), mag in range, positive sigmas: \(row)")
+            let v = row[1...20].map { Double($0)! }
+            XCTAssert((0.05...30).contains(v[1]) && (15...25).contains(v[3]), "r_e in arcsec (not log10), mag in range: \(row)")
+            for t in 0..<4 {
+                let p = Array(v[(4 + 4 * t)..<(8 + 4 * t)])
+                XCTAssert(p[2] < p[0] && p[0] < v[t] && v[t] < p[1] && p[1] < p[3], "ordered percentiles of \(targets[t]): \(row)")
+            }
         }
     }
 

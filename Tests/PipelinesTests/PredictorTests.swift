@@ -100,7 +100,9 @@ final class PredictorTests: XCTestCase {
         XCTAssertEqual(run.results.count, 30)
         let csv = try CSVReader(string: try String(contentsOf: folder.appendingPathComponent("out.csv"), encoding: .utf8),
                                 hasHeaderRow: true)
-        XCTAssertEqual(csv.headerRow, ["file", "sersic_n", "r_e", "q", "mag", "sersic_n_sigma", "r_e_sigma", "q_sigma", "mag_sigma",
+        XCTAssertEqual(csv.headerRow, ["file", "sersic_n", "r_e", "q", "mag", "sersic_n_p16", "sersic_n_p84", "sersic_n_p025", "sersic_n_p975",
+                                       "r_e_p16", "r_e_p84", "r_e_p025", "r_e_p975", "q_p16", "q_p84", "q_p025", "q_p975",
+                                       "mag_p16", "mag_p84", "mag_p025", "mag_p975",
                                        "in_domain", "outside_domain"])
         let table = try FITSFile(path: folder.appendingPathComponent("out.fits").path).readTable("RESULTS")
         guard case let .double(fitsR)? = table["r_e"]?.values else { return XCTFail("r_e is not a double column") }
@@ -108,7 +110,17 @@ final class PredictorTests: XCTestCase {
             let row = try XCTUnwrap(csv.next())
             XCTAssertEqual(row[0], entry.name)
             guard case let .regression(estimate) = prediction else { return XCTFail("\(prediction)") }
-            let numbers = estimate.values + estimate.sigmas!
+            let numbers = estimate.values + estimate.percentiles!.flatMap { $0 }
+            // The Gaussian's percentiles: p16 < value < p84, p025 < p16, p84 < p975; for r_e (log10
+            // learned) the 68 % interval is centred in log, so value = sqrt(p16 · p84).
+            for (t, p) in estimate.percentiles!.enumerated() {
+                XCTAssert(p[2] < p[0] && p[0] < estimate.values[t] && estimate.values[t] < p[1] && p[1] < p[3], "\(p)")
+            }
+            XCTAssertEqual((estimate.percentiles![1][0] * estimate.percentiles![1][1]).squareRoot(), estimate.values[1],
+                           accuracy: 1e-9 * estimate.values[1])
+            // sersic_n is learned linearly: p84 − p16 = 2 · 0.99446 σ (the 84th percentile is 0.99446 σ out).
+            XCTAssertEqual((estimate.percentiles![0][1] - estimate.percentiles![0][0]) / 2, 0.994457883 * estimate.sigmas![0],
+                           accuracy: 1e-6 * estimate.sigmas![0])
             XCTAssertEqual(row.suffix(2), ["yes", ""], "the samples follow the model's observation")
             for (text, value) in zip(row.dropFirst(), numbers) {
                 XCTAssertEqual(Double(text)!, value, accuracy: 5e-6 * abs(value), "\(entry.name)")
