@@ -125,12 +125,14 @@ public final class Communicator: @unchecked Sendable {
         }
 
         /// Blocks until the operation completed, or ends the job after `timeout` seconds.
+        /// Open MPI moves a non-blocking collective on only inside MPI calls, so this polls
+        /// without sleeping (as `MPI_Wait` does), yielding the CPU to other runnable threads.
         public func wait() throws {
             let start = DispatchTime.now().uptimeNanoseconds
             var spins = 0
             while try !test() {
                 spins += 1
-                if spins > 2_000 { usleep(20) } else { sched_yield() }
+                sched_yield()
                 if spins % 1024 == 0 {
                     let waited = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     if waited > communicator.timeout {

@@ -39,17 +39,8 @@ extension PipelineRunner {
         let segmenting = config.task == .segment
 
         // Every output location, checked against the inputs before any work.
-        let outputURL: URL
-        if let output = options.output { outputURL = resolveArgument(output) } else if segmenting {
-            outputURL = resolve(config.outputs.fitsImages ?? "segmentation")
-        } else {
-            outputURL = resolve(config.outputs.csv ?? "predictions.csv")
-        }
+        let (outputURL, errorsURL, tableURL, maps) = try outputLocations(catalog, predictor)
         let journalURL = Self.journalURL(outputURL, part: part)
-        let errorsURL = config.run.errorsFile.map(resolve) ?? outputURL.deletingLastPathComponent()
-            .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".errors.csv")
-        let tableURL = segmenting ? nil : config.outputs.fitsTable.map(resolve)
-        let maps = segmenting ? try OutputSafety.perInputOutputs(catalog, in: outputURL, input: predictor.input) : [:]
         let pictures = [config.outputs.previews.map { resolve($0).appendingPathComponent("previews.png") },
                         config.outputs.report.map { resolve($0).appendingPathComponent("report.md") }].compactMap { $0 }
         try OutputSafety.checkOutputs((segmenting ? [] : [outputURL]) + [journalURL, errorsURL] + (tableURL.map { [$0] } ?? [])
@@ -114,6 +105,24 @@ extension PipelineRunner {
                                 errorsURL: errorsURL, tableURL: tableURL, maps: maps, resumed: journal.resumedCount, start: start)
     }
 
+    /// The run's output (the CSV, or the folder of maps), errors file, FITS table and, for
+    /// segmentation, each input's map.
+    func outputLocations(_ catalog: Catalog, _ predictor: Predictor) throws
+        -> (output: URL, errors: URL, table: URL?, maps: [String: URL]) {
+        let segmenting = config.task == .segment
+        let outputURL: URL
+        if let output = options.output { outputURL = resolveArgument(output) } else if segmenting {
+            outputURL = resolve(config.outputs.fitsImages ?? "segmentation")
+        } else {
+            outputURL = resolve(config.outputs.csv ?? "predictions.csv")
+        }
+        let errorsURL = config.run.errorsFile.map(resolve) ?? outputURL.deletingLastPathComponent()
+            .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".errors.csv")
+        let tableURL = segmenting ? nil : config.outputs.fitsTable.map(resolve)
+        let maps = segmenting ? try OutputSafety.perInputOutputs(catalog, in: outputURL, input: predictor.input) : [:]
+        return (outputURL, errorsURL, tableURL, maps)
+    }
+
     /// Where the journal of `part` of a run into `output` lives (beside the output).
     static func journalURL(_ output: URL, part: Shard) -> URL {
         let suffix = part.count > 1 ? ".part-\(part.index)-of-\(part.count).journal" : ".journal"
@@ -127,17 +136,7 @@ extension PipelineRunner {
         guard parts > 0 else { throw PipelineError.unsupported("merge: the number of parts must be positive") }
         let predictor = try makePredictor()
         let catalog = try inputCatalog()
-        let segmenting = config.task == .segment
-        let outputURL: URL
-        if let output = options.output { outputURL = resolveArgument(output) } else if segmenting {
-            outputURL = resolve(config.outputs.fitsImages ?? "segmentation")
-        } else {
-            outputURL = resolve(config.outputs.csv ?? "predictions.csv")
-        }
-        let errorsURL = config.run.errorsFile.map(resolve) ?? outputURL.deletingLastPathComponent()
-            .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".errors.csv")
-        let tableURL = segmenting ? nil : config.outputs.fitsTable.map(resolve)
-        let maps = segmenting ? try OutputSafety.perInputOutputs(catalog, in: outputURL, input: predictor.input) : [:]
+        let (outputURL, errorsURL, tableURL, maps) = try outputLocations(catalog, predictor)
         var journals: [RunJournal] = []
         for index in 0..<parts {
             let part = Shard(index: index, count: parts)

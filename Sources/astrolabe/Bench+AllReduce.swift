@@ -1,16 +1,18 @@
 import AstroBase
 import Cluster
 import Foundation
+import Training
 
 extension Bench {
     /// `mpirun -np N astrolabe bench --workload allreduce`: the time to sum each benchmark
     /// network's gradients (float32, one per parameter) over the N processes, as data-parallel
-    /// training does (MPI_Iallreduce in 25 MB buckets, all started, then waited for): median
+    /// training does (MPI_Iallreduce in buckets of `DataParallel.defaultBucketBytes`, all
+    /// started, then waited for): median
     /// of 10 after 2 warm-ups. Rank 0 prints one JSON line per network; one process prints 0.
     func runAllReduceBench(quick: Bool) throws {
         let comm = Communicator.world
         let repeats = quick ? 3 : 10
-        let bucket = (25 << 20) / MemoryLayout<Float>.stride
+        let bucket = DataParallel.defaultBucketBytes / MemoryLayout<Float>.stride
         for model in BenchModel.allCases {
             let count = model.make(seed: 1).parameterCount
             let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)

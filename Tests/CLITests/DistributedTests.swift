@@ -30,28 +30,9 @@ final class DistributedTests: XCTestCase {
 
     /// A training pipeline on 32 simulated 32×32 images.
     func trainingPipeline(architecture: String, save: String, batch: Int = 8, epochs: Int = 3, split: Double = 0.25) -> String {
-        """
-        name: tiny
-        task: classify
-        input:
-          label_column: label
-          class_names: [elliptical, spiral, edge_on, irregular, star]
-        stages:
-          - scale_by_noise: {keyword: SKYSIG}
-          - asinh: {softening: 3}
-          - flip
-        model:
-          architecture: \(architecture)
-          train:
-            data: train/catalog.csv
-            epochs: \(epochs)
-            batch_size: \(batch)
-            validation_split: \(split)
-            optimizer: {sgd: {momentum: 0.9}}
-            learning_rate: 0.02
-            seed: 4
-            save: \(save)
-        """
+        morphologyTrainingPipeline(architecture: architecture, train: [
+            "data: train/catalog.csv", "epochs: \(epochs)", "batch_size: \(batch)", "validation_split: \(split)",
+            "optimizer: {sgd: {momentum: 0.9}}", "learning_rate: 0.02", "seed: 4", "save: \(save)"])
     }
 
     override func setUpWithError() throws {
