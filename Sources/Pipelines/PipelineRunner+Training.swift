@@ -133,8 +133,12 @@ extension PipelineRunner {
                               outputs: [], errorsFile: nil)
         }
 
-        let recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
-                                 classNames: classNames, targetScaling: scaling, predictsUncertainty: uncertainty)
+        var recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
+                                 classNames: classNames, targetScaling: scaling, predictsUncertainty: uncertainty,
+                                 observation: config.observation)
+        recipe.provenance = ["pipeline": pipelinePath, "data": t.data ?? options.input ?? "", "epochs": String(t.epochs),
+                             "seed": String(t.seed), "trained": ISO8601DateFormatter().string(from: Date()),
+                             "history": stem.lastPathComponent + ".history.csv"]
         network.eval()
         try ModelFile(model: network, architecture: architecture, preprocessing: recipe.json).write(to: save)
         let curves = URL(fileURLWithPath: stem.path + "-curves.png")
