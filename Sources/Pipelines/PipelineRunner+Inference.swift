@@ -47,6 +47,10 @@ extension PipelineRunner {
                                       + pictures, catalog: catalog, input: predictor.input)
 
         let journal = try RunJournal(url: journalURL, resume: config.run.resume && !options.fresh, output: outputURL.path)
+        // In an MPI job, mpirun ends the other processes with SIGTERM when one dies: their
+        // files in flight are then retried on resume, not recorded as the cause of a crash.
+        let termination = comm.isLaunched ? Self.onTermination { try? journal.markInterrupted() } : nil
+        defer { termination?.cancel() }
         let mine = Array(catalog.entries[part.range(of: catalog.count)])
         if journal.resumedCount > 0 {
             let text = "resuming: \(journal.resumedCount) of \(mine.count) files already done"
@@ -124,6 +128,19 @@ extension PipelineRunner {
         let tableURL = segmenting ? nil : config.outputs.fitsTable.map(resolve)
         let maps = segmenting ? try OutputSafety.perInputOutputs(catalog, in: outputURL, input: predictor.input) : [:]
         return (outputURL, errorsURL, runsLogURL, tableURL, maps)
+    }
+
+    /// Runs `body` and ends the process (status 143) on SIGTERM, until the source is cancelled.
+    static func onTermination(_ body: @escaping () -> Void) -> DispatchSourceSignal {
+        signal(SIGTERM, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        source.setEventHandler {
+            body()
+            _exit(143)
+        }
+        source.setCancelHandler { signal(SIGTERM, SIG_DFL) }
+        source.resume()
+        return source
     }
 
     /// Where the journal of `part` of a run into `output` lives (beside the output).
