@@ -18,6 +18,7 @@ extension PipelineRunner {
     /// (`model.train.bucket_mb`), and rank 0 alone writes the checkpoint, history, curves,
     /// model file and progress. Every process reads the checkpoint to resume (a shared file system).
     public func train(cancellation: CancellationFlag? = nil) throws -> RunSummary {
+        if config.task == .lightcurves { return try trainLightCurves(cancellation: cancellation) }
         let start = Date()
         let comm = communicator
         let writes = comm.rank == 0
@@ -61,7 +62,7 @@ extension PipelineRunner {
         let uncertainty = loss == .gaussianNegativeLogLikelihood
         let outputs: Int
         switch task {
-        case .classify, .lens: outputs = classNames.isEmpty ? arch.classes : classNames.count
+        case .classify, .lens, .lightcurves: outputs = classNames.isEmpty ? arch.classes : classNames.count
         case .regress: outputs = targetNames.count * (uncertainty ? 2 : 1)
         case .segment: outputs = arch.classes
         }
@@ -91,22 +92,9 @@ extension PipelineRunner {
                       metrics: metrics(task), schedule: schedule(t), gradientClipNorm: t.gradientClip.map(Float.init),
                       layerRateDecay: t.layerDecay.map(Float.init))
 
-        let save = resolve(t.save)
-        let stem = save.deletingPathExtension()
-        let checkpoint = t.checkpoint.map(resolve) ?? URL(fileURLWithPath: stem.path + ".checkpoint.safetensors")
-        if FileManager.default.fileExists(atPath: checkpoint.path) && !options.fresh {
-            try model.resume(from: checkpoint)
-            log("resuming from \(checkpoint.path) after epoch \(model.completedEpochs)")
-        }
-        var callbacks: [TrainingCallback] = writes ? [CSVLogger(url: URL(fileURLWithPath: stem.path + ".history.csv")),
-                                                      ModelCheckpoint(url: checkpoint)] : []
-        if let patience = t.earlyStoppingPatience {
-            callbacks.append(EarlyStopping(monitor: validation == nil ? "loss" : "val_loss", patience: patience))
-        }
-        if case let .plateau(factor, patience) = t.schedule {
-            callbacks.append(ReduceLearningRateOnPlateau(monitor: validation == nil ? "loss" : "val_loss",
-                                                         factor: factor, patience: patience))
-        }
+        let (save, stem, checkpoint, allCallbacks) = try trainingFiles(model, t, validating: validation != nil)
+        // In an MPI job rank 0 alone writes the history and the checkpoint.
+        let callbacks = writes ? allCallbacks : allCallbacks.filter { !($0 is CSVLogger || $0 is ModelCheckpoint) }
         let targets: CatalogBatchSource.TargetKind = task == .segment ? .pixelClasses
             : scaling.map { .values($0) } ?? .classes
         let source = CatalogBatchSource(catalog: training, batchSize: t.batchSize, preparation: preparation, training: true,
@@ -149,6 +137,27 @@ extension PipelineRunner {
                           outputs: [save.path, curves.path], errorsFile: nil)
     }
 
+    /// The model file, its stem, the checkpoint (resumed from unless `--fresh`) and the
+    /// callbacks of every training run: history CSV, checkpoint, early stopping, plateau.
+    func trainingFiles(_ model: Model, _ t: TrainConfig, validating: Bool) throws
+        -> (save: URL, stem: URL, checkpoint: URL, callbacks: [TrainingCallback]) {
+        let save = resolve(t.save)
+        let stem = save.deletingPathExtension()
+        let checkpoint = t.checkpoint.map(resolve) ?? URL(fileURLWithPath: stem.path + ".checkpoint.safetensors")
+        if FileManager.default.fileExists(atPath: checkpoint.path) && !options.fresh {
+            try model.resume(from: checkpoint)
+            log("resuming from \(checkpoint.path) after epoch \(model.completedEpochs)")
+        }
+        var callbacks: [TrainingCallback] = [CSVLogger(url: URL(fileURLWithPath: stem.path + ".history.csv")),
+                                             ModelCheckpoint(url: checkpoint)]
+        let monitor = validating ? "val_loss" : "loss"
+        if let patience = t.earlyStoppingPatience { callbacks.append(EarlyStopping(monitor: monitor, patience: patience)) }
+        if case let .plateau(factor, patience) = t.schedule {
+            callbacks.append(ReduceLearningRateOnPlateau(monitor: monitor, factor: factor, patience: patience))
+        }
+        return (save, stem, checkpoint, callbacks)
+    }
+
     func lossFunction(_ choice: TrainConfig.LossChoice, task: PipelineTask) -> LossFunction {
         switch (choice, task) {
         case (.crossEntropy, .segment): return .pixelCrossEntropy()
@@ -186,7 +195,7 @@ extension PipelineRunner {
 
     func metrics(_ task: PipelineTask) -> [Metric] {
         switch task {
-        case .classify: return [.accuracy, .macroF1]
+        case .classify, .lightcurves: return [.accuracy, .macroF1]
         case .lens: return [.accuracy, .rocAUC]
         case .regress: return [.rmse, .nmad]
         case .segment: return [.meanIoU(classes: [1, 2]), .pixelAccuracy]
