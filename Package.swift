@@ -40,6 +40,10 @@ let package = Package(
                        providers: [.apt(["wcslib-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
+        // Open MPI (libopenmpi-dev, openmpi-bin): its own pkg-config file, ompi-c, gives the
+        // include folder (Debian: /usr/lib/x86_64-linux-gnu/openmpi/include) and -lmpi.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
         // MARK: - Libraries, lowest first
         // C kernels compiled per function for AVX-512 and chosen at run time (Swift's SIMD
@@ -55,7 +59,9 @@ let package = Package(
         .target(name: "Preprocessing", dependencies: ["AstroBase", "FITS", "Autograd", "CWCS", .product(name: "CSV", package: "CSV.swift")],
                 swiftSettings: kernelSettings),
         .target(name: "Training", dependencies: ["AstroBase", "Autograd", "NN", "Plotting"], swiftSettings: kernelSettings),
-        .target(name: "Pipelines", dependencies: ["FITS", "Preprocessing", "NN", "Training", "Plotting", "Yams",
+        // The processes of an MPI job (or one process when not launched by mpirun/srun).
+        .target(name: "Cluster", dependencies: ["CMPI"]),
+        .target(name: "Pipelines", dependencies: ["AstroBase", "FITS", "Preprocessing", "NN", "Training", "Plotting", "Cluster", "Yams",
                                              .product(name: "CSV", package: "CSV.swift")]),
         .target(name: "SkySim", dependencies: ["AstroBase", "FITS", "Plotting"], swiftSettings: kernelSettings),
 
@@ -64,6 +70,7 @@ let package = Package(
             name: "astrolabe",
             dependencies: [
                 "AstroBase", "FITS", "Autograd", "NN", "SkySim", "Plotting", "Preprocessing", "Training", "Pipelines", "CFITSIO",
+                "Cluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -99,8 +99,11 @@ extension Tensor {
         do { try checkedBackward(gradient: gradient) } catch { preconditionFailure("\(error)") }
     }
 
-    /// `backward` that throws instead of stopping on misuse.
-    public func checkedBackward(gradient: Tensor? = nil) throws {
+    /// `backward` that throws instead of stopping on misuse. `gradientReady` is called with each
+    /// tensor that has `requiresGrad` (a parameter) as soon as its gradient of this pass is
+    /// complete, while the pass goes on: data-parallel training starts reducing those
+    /// gradients across processes during the rest of the backward pass.
+    public func checkedBackward(gradient: Tensor? = nil, gradientReady: ((Tensor) -> Void)? = nil) throws {
         if let node, node.pullback == nil { throw AutogradError.graphFreed(op: node.op) }
         guard tracksGradient else { throw AutogradError.noGraph }
         let seed: Tensor
@@ -113,10 +116,10 @@ extension Tensor {
             guard count == 1 else { throw AutogradError.nonScalarWithoutGradient(shape: shape) }
             seed = Tensor(repeating: 1, shape: shape)
         }
-        withNoGrad { propagate(seed) }
+        withNoGrad { propagate(seed, gradientReady) }
     }
 
-    private func propagate(_ seed: Tensor) {
+    private func propagate(_ seed: Tensor, _ gradientReady: ((Tensor) -> Void)?) {
         // Iterative post-order DFS: `order` ends up with every node after all of its inputs.
         var order: [Tensor] = []
         var visited = Set<ObjectIdentifier>()
@@ -143,6 +146,8 @@ extension Tensor {
                 // see it: not the caller's seed, not already someone's grad, sole owner of its storage.
                 let canAdopt = g !== seed && !adopted.contains(ObjectIdentifier(g)) && isKnownUniquelyReferenced(&g.storage)
                 if t.accumulateGrad(g, adopting: canAdopt) { adopted.insert(ObjectIdentifier(g)) }
+                // Every consumer of `t` came earlier in this order: its gradient is final.
+                if t.node == nil { gradientReady?(t) }
             }
             guard let node = t.node, let pullback = node.pullback else { continue }
             let inputGrads = pullback(g)

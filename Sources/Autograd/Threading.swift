@@ -12,6 +12,20 @@ public enum Threading {
     /// parallel regions (tests that compare worker counts do), read when a region starts.
     nonisolated(unsafe) public static var workerCount: Int = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
 
+    /// The first of this process's CPUs its workers are pinned to: worker `w` runs on the
+    /// `firstCPU + w`-th CPU the process may use. Processes sharing a machine (the ranks of an
+    /// MPI job) each take their own slice of the cores with it (see `shareCores`).
+    nonisolated(unsafe) public static var firstCPU: Int = 0
+
+    /// Gives this process its share of the machine when `processes` processes run on it and
+    /// this one is number `index` among them: `cores / processes` workers (at least one), pinned
+    /// to their own slice of the CPUs, so ranks × threads ≤ cores. `threads` replaces the share.
+    public static func shareCores(index: Int, processes: Int, threads: Int? = nil) {
+        let share = max(1, onlineCPUs / max(1, processes))
+        workerCount = max(1, threads ?? share)
+        firstCPU = (index * share) % max(1, onlineCPUs)
+    }
+
     /// OpenBLAS is kept single-threaded; `gemm` and the kernels split work over our workers.
     static func singleThreadedBLAS() { _ = blasConfigured }
     private static let blasConfigured: Bool = { openblas_set_num_threads(1); return true }()
@@ -25,14 +39,15 @@ public enum Threading {
     /// Runs `body(worker)` for `0..<count` concurrently, each marked as a worker thread and,
     /// unless turned off, pinned to its own CPU for the length of its share.
     static func forEachWorker(_ count: Int, _ body: (Int) -> Void) {
-        let pin = pinWorkers && count <= onlineCPUs
+        let first = firstCPU
+        let pin = pinWorkers && first + count <= onlineCPUs
         DispatchQueue.concurrentPerform(iterations: count) { w in
             let wasWorker = workerFlag.isSet
             workerFlag.isSet = true
             defer { workerFlag.isSet = wasWorker }
             let mask = UnsafeMutablePointer<UInt8>.allocate(capacity: affinityBytes)
             defer { mask.deallocate() }
-            let pinned = pin && astro_thread_pin(Int32(w), mask) == 0
+            let pinned = pin && astro_thread_pin(Int32(first + w), mask) == 0
             body(w)
             if pinned { astro_thread_restore(mask) }
         }

@@ -1,3 +1,4 @@
+import AstroBase
 import Autograd
 import FITS
 import Foundation
@@ -57,8 +58,13 @@ public struct CatalogBatchSource: BatchSource {
     public var sampleCount: Int { catalog.count }
 
     public func batches(epoch: Int) throws -> AnyIterator<Result<TrainingBatch, Error>> {
+        try batches(epoch: epoch, part: .whole)
+    }
+
+    /// Reads only this process's part of each batch.
+    public func batches(epoch: Int, part: Shard) throws -> AnyIterator<Result<TrainingBatch, Error>> {
         let loader = BatchLoader(catalog: catalog, batchSize: batchSize, preparation: preparation, training: training,
-                                 seed: seed, epoch: epoch, threads: threads, load: load)
+                                 seed: seed, epoch: epoch, threads: threads, part: part, load: load)
         let kind = targets
         return AnyIterator {
             do {
@@ -72,17 +78,18 @@ public struct CatalogBatchSource: BatchSource {
 
     static func convert(_ batch: Batch, _ kind: TargetKind) throws -> TrainingBatch {
         let inputs = Tensor(shape: batch.shape, data: batch.inputs)
+        let global = Swift.max(batch.globalCount, batch.count)
         switch kind {
         case .classes:
             guard batch.labels.count == batch.count else {
                 throw PipelineError.missingTruth(file: batch.names.first ?? "?", what: "the catalog's label column")
             }
-            return TrainingBatch(inputs: inputs, targets: .classes(batch.labels))
+            return TrainingBatch(inputs: inputs, targets: .classes(batch.labels), globalCount: global)
         case .pixelClasses:
             guard batch.pixelLabels.count == batch.count * batch.shape[2] * batch.shape[3] else {
                 throw PipelineError.missingTruth(file: batch.names.first ?? "?", what: "the TRUTH extension")
             }
-            return TrainingBatch(inputs: inputs, targets: .classes(batch.pixelLabels))
+            return TrainingBatch(inputs: inputs, targets: .classes(batch.pixelLabels), globalCount: global)
         case let .values(scaling):
             let k = scaling.names.count
             guard batch.targets.count == batch.count * k else {
@@ -91,7 +98,8 @@ public struct CatalogBatchSource: BatchSource {
             let scaled = try (0..<batch.count).flatMap { i in
                 try scaling.standardized(Array(batch.targets[(i * k)..<((i + 1) * k)]), file: batch.names[i]).map(Float.init)
             }
-            return TrainingBatch(inputs: inputs, targets: .values(Tensor(shape: [batch.count, k], data: scaled)))
+            return TrainingBatch(inputs: inputs, targets: .values(Tensor(shape: [batch.count, k], data: scaled)),
+                                 globalCount: global)
         }
     }
 }

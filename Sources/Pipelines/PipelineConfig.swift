@@ -138,6 +138,8 @@ public struct TrainConfig: Equatable, Sendable {
     public var pretrained: String?
     public var freeze: [String]
     public var layerDecay: Double?
+    /// Data-parallel training (mpirun): gradients are summed in buckets of this many megabytes.
+    public var bucketMB: Double
 }
 
 public struct TilingConfig: Equatable, Sendable {

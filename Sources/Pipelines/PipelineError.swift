@@ -14,6 +14,8 @@ public enum PipelineError: Error, Equatable, LocalizedError {
     case outputCollision(output: String, first: String, second: String)
     /// Another process holds the output's run journal.
     case outputBusy(output: String, journal: String, pid: Int32?)
+    /// A part of a split run (`--shard I/N`) that has not finished, when joining the parts.
+    case incompletePart(part: String, journal: String, missing: Int)
 
     public var errorDescription: String? {
         switch self {
@@ -39,6 +41,9 @@ public enum PipelineError: Error, Equatable, LocalizedError {
         case let .outputBusy(output, journal, pid):
             return "\(output): another astrolabe process" + (pid.map { " (PID \($0))" } ?? "")
                 + " is writing this output (it holds \(journal)); wait for it or choose another --output."
+        case let .incompletePart(part, journal, missing):
+            return "part \(part) is not finished: \(missing) of its inputs have no result in \(journal); "
+                + "run that part again (`astrolabe run ... --shard \(part)`) and merge once every part is done."
         }
     }
 }

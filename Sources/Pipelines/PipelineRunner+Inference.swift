@@ -1,4 +1,6 @@
+import AstroBase
 import Autograd
+import Cluster
 import FITS
 import Foundation
 import NN
@@ -18,8 +20,16 @@ extension PipelineRunner {
     /// Runs the pipeline's model over its inputs: checks every output location
     /// and takes the output's lock before any work, then predicts (resuming an
     /// interrupted run), writes the outputs atomically and returns the typed results.
+    ///
+    /// In parts: with `--shard I/N`, or launched by mpirun with N processes (part = rank),
+    /// this process predicts part I of the inputs (a contiguous block in the input order) into
+    /// its own journal, `.<output>.part-I-of-N.journal` (resumable like the whole run's).
+    /// Under MPI, rank 0 then joins the parts into the one output; with `--shard`,
+    /// `merge(parts:)` (`astrolabe merge`) does it once every part has finished.
     public func predictAll() throws -> InferenceRun {
         let start = Date()
+        let comm = communicator
+        let part = options.shard ?? (comm.size > 1 ? Shard(index: comm.rank, count: comm.size) : .whole)
         let predictor = try makePredictor()
         guard predictor.task == config.task else {
             throw PipelineError.modelFile(path: predictor.path, reason: "it was trained for the task '\(predictor.task.rawValue)', "
@@ -29,28 +39,21 @@ extension PipelineRunner {
         let segmenting = config.task == .segment
 
         // Every output location, checked against the inputs before any work.
-        let outputURL: URL
-        if let output = options.output { outputURL = resolveArgument(output) } else if segmenting {
-            outputURL = resolve(config.outputs.fitsImages ?? "segmentation")
-        } else {
-            outputURL = resolve(config.outputs.csv ?? "predictions.csv")
-        }
-        let journalURL = outputURL.deletingLastPathComponent().appendingPathComponent(".\(outputURL.lastPathComponent).journal")
-        let errorsURL = Self.stampedForThisRun(config.run.errorsFile.map(resolve) ?? outputURL.deletingLastPathComponent()
-            .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".errors.csv"), start: start)
-        let runsLogURL = outputURL.deletingLastPathComponent()
-            .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".runs.jsonl")
-        let tableURL = segmenting ? nil : config.outputs.fitsTable.map(resolve)
+        let (outputURL, errorsURL, runsLogURL, tableURL, maps) = try outputLocations(catalog, predictor, start: start)
+        let journalURL = Self.journalURL(outputURL, part: part)
         let samplesURL = config.outputs.posteriorSamples.map(resolve)
         if samplesURL != nil && !predictor.isPosterior {
             throw PipelineError.unsupported("\(pipelinePath): outputs.posterior_samples needs a posterior model; "
                                             + "\(predictor.path) gives point estimates.")
         }
+        if samplesURL != nil && part.count > 1 {
+            throw PipelineError.unsupported("\(pipelinePath): outputs.posterior_samples is written by one process; "
+                                            + "a run split into \(part.count) parts keeps no draws (leave the key out, or run in one process).")
+        }
         if predictor.isPosterior {
             predictor.keptPosteriorSamples = Swift.min(predictor.posteriorDraws, Swift.max(
                 options.keptPosteriorSamples, samplesURL == nil ? 0 : config.outputs.posteriorSampleCount))
         }
-        let maps = segmenting ? try OutputSafety.perInputOutputs(catalog, in: outputURL, input: predictor.input) : [:]
         let pictures = [config.outputs.previews.map { resolve($0).appendingPathComponent("previews.png") },
                         config.outputs.report.map { resolve($0).appendingPathComponent("report.md") }].compactMap { $0 }
         try OutputSafety.checkOutputs((segmenting ? [] : [outputURL]) + [journalURL, errorsURL, runsLogURL] + (tableURL.map { [$0] } ?? [])
@@ -58,16 +61,26 @@ extension PipelineRunner {
                                       + pictures, catalog: catalog, input: predictor.input)
 
         let journal = try RunJournal(url: journalURL, resume: config.run.resume && !options.fresh, output: outputURL.path)
-        if journal.resumedCount > 0 { log("resuming: \(journal.resumedCount) of \(catalog.count) files already done") }
+        // In an MPI job, mpirun ends the other processes with SIGTERM when one dies: their
+        // files in flight are then retried on resume, not recorded as the cause of a crash.
+        let termination = comm.isLaunched ? Self.onTermination { try? journal.markInterrupted() } : nil
+        defer { termination?.cancel() }
+        let mine = Array(catalog.entries[part.range(of: catalog.count)])
+        if journal.resumedCount > 0 {
+            let text = "resuming: \(journal.resumedCount) of \(mine.count) files already done"
+            if part.count == 1 { log(text) } else if !options.quiet {
+                FileHandle.standardError.write(Data("part \(part): \(text)\n".utf8))
+            }
+        }
         for file in journal.died.sorted() { log("\(file): \(RunJournal.diedWhileReading); recorded as failed") }
         // Files in flight together at a crash go first, one at a time, so a second crash names its culprit.
-        let todo = catalog.entries.filter { journal.suspects.contains($0.name) }
-            + catalog.entries.filter { !journal.isSettled($0.name) && !journal.suspects.contains($0.name) }
+        let todo = mine.filter { journal.suspects.contains($0.name) }
+            + mine.filter { !journal.isSettled($0.name) && !journal.suspects.contains($0.name) }
         if !journal.suspects.isEmpty {
             log("\(journal.suspects.count) files were being read when the process died: reading them one at a time first")
         }
 
-        let progress = options.quiet ? nil : ProgressBar(total: todo.count, label: config.name.isEmpty ? "run" : config.name,
+        let progress = options.quiet || comm.rank != 0 ? nil : ProgressBar(total: todo.count, label: config.name.isEmpty ? "run" : config.name,
                                                           unit: "file")
         do {
             if segmenting {
@@ -86,12 +99,118 @@ extension PipelineRunner {
             throw error
         }
 
-        // Outputs in the input's order, written atomically, from everything the journal holds.
-        let results = catalog.entries.compactMap { entry in journal.finished[entry.name].map { (entry: entry, prediction: $0) } }
+        if part.count > 1 {
+            // The part's results stay in its journal until the parts are joined.
+            try journal.close()
+            let summary = RunSummary(done: mine.count - mine.filter { journal.failed[$0.name] != nil }.count,
+                                     failed: mine.filter { journal.failed[$0.name] != nil }.count,
+                                     resumed: journal.resumedCount, seconds: Date().timeIntervalSince(start),
+                                     outputs: [journalURL.path], errorsFile: nil)
+            if options.shard != nil {
+                log("part \(part): \(summary.line); join the \(part.count) parts with `astrolabe merge` once all are done")
+                return InferenceRun(summary: summary, results: [], predictor: predictor, output: outputURL)
+            }
+            // Waits for every part (and sums what earlier runs had done).
+            let resumed = Int(try comm.allreduceSum([Double(journal.resumedCount)])[0])
+            guard comm.rank == 0 else {
+                var quiet = summary
+                quiet.outputs = []
+                return InferenceRun(summary: quiet, results: [], predictor: predictor, output: outputURL)
+            }
+            return try merge(parts: part.count, start: start, resumed: resumed)
+        }
+        return try writeOutputs(journals: [journal], predictor: predictor, catalog: catalog, outputURL: outputURL,
+                                errorsURL: errorsURL, runsLogURL: runsLogURL, tableURL: tableURL, maps: maps,
+                                resumed: journal.resumedCount, start: start)
+    }
+
+    /// The run's output (the CSV, or the folder of maps), errors file, FITS table and, for
+    /// segmentation, each input's map.
+    func outputLocations(_ catalog: Catalog, _ predictor: Predictor, start: Date) throws
+        -> (output: URL, errors: URL, runsLog: URL, table: URL?, maps: [String: URL]) {
+        let segmenting = config.task == .segment
+        let outputURL: URL
+        if let output = options.output { outputURL = resolveArgument(output) } else if segmenting {
+            outputURL = resolve(config.outputs.fitsImages ?? "segmentation")
+        } else {
+            outputURL = resolve(config.outputs.csv ?? "predictions.csv")
+        }
+        let errorsURL = Self.stampedForThisRun(config.run.errorsFile.map(resolve) ?? outputURL.deletingLastPathComponent()
+            .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".errors.csv"), start: start)
+        let runsLogURL = outputURL.deletingLastPathComponent()
+            .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".runs.jsonl")
+        let tableURL = segmenting ? nil : config.outputs.fitsTable.map(resolve)
+        let maps = segmenting ? try OutputSafety.perInputOutputs(catalog, in: outputURL, input: predictor.input) : [:]
+        return (outputURL, errorsURL, runsLogURL, tableURL, maps)
+    }
+
+    /// Runs `body` and ends the process (status 143) on SIGTERM, until the source is cancelled.
+    static func onTermination(_ body: @escaping () -> Void) -> DispatchSourceSignal {
+        signal(SIGTERM, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        source.setEventHandler {
+            body()
+            _exit(143)
+        }
+        source.setCancelHandler { signal(SIGTERM, SIG_DFL) }
+        source.resume()
+        return source
+    }
+
+    /// Where the journal of `part` of a run into `output` lives (beside the output).
+    static func journalURL(_ output: URL, part: Shard) -> URL {
+        let suffix = part.count > 1 ? ".part-\(part.index)-of-\(part.count).journal" : ".journal"
+        return output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent)\(suffix)")
+    }
+
+    /// Joins the `parts` part journals of a run split with `--shard I/N` (or by mpirun) into the
+    /// run's outputs, in the input order: the same files a one-process run writes. Every part must
+    /// have finished (each of its inputs done or failed); the part journals are removed afterwards.
+    public func merge(parts: Int, start: Date = Date(), resumed: Int = 0) throws -> InferenceRun {
+        guard parts > 0 else { throw PipelineError.unsupported("merge: the number of parts must be positive") }
+        let predictor = try makePredictor()
+        let catalog = try inputCatalog()
+        let (outputURL, errorsURL, runsLogURL, tableURL, maps) = try outputLocations(catalog, predictor, start: start)
+        var journals: [RunJournal] = []
+        for index in 0..<parts {
+            let part = Shard(index: index, count: parts)
+            let url = Self.journalURL(outputURL, part: part)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw PipelineError.incompletePart(part: part.description, journal: url.path, missing: part.range(of: catalog.count).count)
+            }
+            let journal = try RunJournal(url: url, resume: true, output: outputURL.path)
+            let missing = catalog.entries[part.range(of: catalog.count)].filter {
+                journal.finished[$0.name] == nil && journal.failed[$0.name] == nil
+            }
+            guard missing.isEmpty else {
+                throw PipelineError.incompletePart(part: part.description, journal: url.path, missing: missing.count)
+            }
+            journals.append(journal)
+        }
+        return try writeOutputs(journals: journals, predictor: predictor, catalog: catalog, outputURL: outputURL,
+                                errorsURL: errorsURL, runsLogURL: runsLogURL, tableURL: tableURL, maps: maps,
+                                resumed: resumed, start: start)
+    }
+
+    /// Writes a run's outputs from the results its journals hold, in the input's order
+    /// (atomically), then removes the journals.
+    func writeOutputs(journals: [RunJournal], predictor: Predictor, catalog: Catalog, outputURL: URL, errorsURL: URL,
+                      runsLogURL: URL, tableURL: URL?, maps: [String: URL], resumed: Int, start: Date) throws -> InferenceRun {
+        let segmenting = config.task == .segment
+        let samplesURL = config.outputs.posteriorSamples.map(resolve)
+        var finished: [String: Prediction] = [:], failed: [String: String] = [:]
+        for journal in journals {
+            finished.merge(journal.finished) { a, _ in a }
+            failed.merge(journal.failed) { a, _ in a }
+        }
+        // Outputs in the input's order, written atomically, from everything the journals hold.
+        let results = catalog.entries.compactMap { entry in finished[entry.name].map { (entry: entry, prediction: $0) } }
         let named = results.map { (file: $0.entry.name, prediction: $0.prediction) }
         var table = ResultTable(predictor: predictor, probabilities: config.outputs.probabilities)
         // Quality columns when the model records the observation it was trained for.
-        if !predictor.matchingStages.isEmpty { table.domains = journal.domains }
+        if !predictor.matchingStages.isEmpty {
+            table.domains = journals.reduce(into: [:]) { all, journal in all.merge(journal.domains) { a, _ in a } }
+        }
         var outputs = [outputURL.path]
         if !segmenting {
             try writeAtomically(Data(try table.csv(named).utf8), to: outputURL)
@@ -112,7 +231,7 @@ extension PipelineRunner {
         }
         // Each run with failures writes its own errors file (stamped with the run's start), so
         // earlier runs' files stay; the console shows the first failures with their reasons.
-        let failures = catalog.entries.compactMap { entry in journal.failed[entry.name].map { [entry.name, $0] } }
+        let failures = catalog.entries.compactMap { entry in failed[entry.name].map { [entry.name, $0] } }
         var errorsFile: String?
         if !failures.isEmpty {
             try writeAtomically(Data(try CSVText.table(header: ["file", "error"], rows: failures).utf8), to: errorsURL)
@@ -121,14 +240,14 @@ extension PipelineRunner {
             log("\(failures.count) of \(catalog.count) files failed; " + (failures.count > shown.count ? "the first \(shown.count):" : "reasons:"))
             for failure in shown { log("  \(failure[0]): \(Self.reason(failure[1], file: failure[0]))") }
         }
-        var summary = RunSummary(done: catalog.count - failures.count, failed: failures.count, resumed: journal.resumedCount,
+        var summary = RunSummary(done: catalog.count - failures.count, failed: failures.count, resumed: resumed,
                                  seconds: Date().timeIntervalSince(start), outputs: outputs, errorsFile: errorsFile)
         if config.outputs.previews != nil || config.outputs.report != nil {
-            summary.outputs += try writePictures(catalog: catalog, results: journal.finished, table: table,
+            summary.outputs += try writePictures(catalog: catalog, results: finished, table: table,
                                                  predictor: predictor, summary: summary, maps: maps)
         }
         try appendRunRecord(to: runsLogURL, start: start, summary: summary)
-        try journal.finish()
+        for journal in journals { try journal.finish() }
         log("\(config.name.isEmpty ? "run" : config.name): \(summary.line)")
         return InferenceRun(summary: summary, results: results, predictor: predictor, output: outputURL)
     }
@@ -332,10 +451,15 @@ extension PipelineRunner {
 
     /// For tests of resumption: `ASTROLABE_CRASH_AFTER_BATCHES=N` ends the process
     /// abruptly after N batches (maps, for segmentation), as a kill would.
+    /// With `ASTROLABE_CRASH_RANK=R` only rank R of an MPI job does so, by `kill -9` of itself.
     static func simulateCrashIfAsked(_ batches: Int) {
-        if let text = ProcessInfo.processInfo.environment["ASTROLABE_CRASH_AFTER_BATCHES"], Int(text) == batches {
-            _exit(137)
+        let environment = ProcessInfo.processInfo.environment
+        guard let text = environment["ASTROLABE_CRASH_AFTER_BATCHES"], Int(text) == batches else { return }
+        if let rank = environment["ASTROLABE_CRASH_RANK"] {
+            guard rank == environment["OMPI_COMM_WORLD_RANK"] else { return }
+            kill(getpid(), SIGKILL)
         }
+        _exit(137)
     }
 
     /// For tests of crashes inside the FITS reader: `ASTROLABE_CRASH_READING=NAME`

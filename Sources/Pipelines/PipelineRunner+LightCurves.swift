@@ -80,6 +80,10 @@ extension PipelineRunner {
     /// Trains a `gru` on a light-curve table with its catalog.csv and writes the model file
     /// (weights, architecture, recipe with the sequence stages), its history and curves.
     func trainLightCurves(cancellation: CancellationFlag?) throws -> RunSummary {
+        guard communicator.size == 1 else {
+            throw PipelineError.unsupported("\(pipelinePath): light-curve training is not data-parallel; "
+                                            + "run it as one process (without mpirun).")
+        }
         let start = Date()
         let t = config.model.train!
         guard let arch = config.model.architecture, arch.name == .gru else {
@@ -163,6 +167,10 @@ extension PipelineRunner {
     /// Classifies every curve of the input table, streamed in blocks, and writes TASKS.md's
     /// CSV `object_id,predicted,p_<class>...` (atomically). `keepPredictions` also returns them.
     public func classifyLightCurves(stages extraStages: [SequenceStage] = [], keepPredictions: Bool = false) throws -> LightCurveRun {
+        guard communicator.size == 1 && options.shard == nil else {
+            throw PipelineError.unsupported("\(pipelinePath): light-curve runs are not split over processes; "
+                                            + "run it as one process (without mpirun or --shard).")
+        }
         let start = Date()
         let predictor = try makePredictor()
         guard predictor.task == .lightcurves else {

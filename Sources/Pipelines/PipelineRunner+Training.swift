@@ -1,4 +1,5 @@
 import Autograd
+import Cluster
 import FITS
 import Foundation
 import NN
@@ -11,9 +12,16 @@ extension PipelineRunner {
     /// (CSV) and training curves (PNG). An interrupted run (Ctrl-C, a crash after
     /// an epoch) resumes from its checkpoint when started again. `cancellation` (set by the
     /// tool on Ctrl-C) stops training after the current batch, with the checkpoint saved.
+    ///
+    /// Launched by mpirun (or srun) with several processes, it trains data-parallel: each
+    /// process trains on its part of every batch, gradients are summed over the processes
+    /// (`model.train.bucket_mb`), and rank 0 alone writes the checkpoint, history, curves,
+    /// model file and progress. Every process reads the checkpoint to resume (a shared file system).
     public func train(cancellation: CancellationFlag? = nil) throws -> RunSummary {
         if config.task == .lightcurves { return try trainLightCurves(cancellation: cancellation) }
         let start = Date()
+        let comm = communicator
+        let writes = comm.rank == 0
         let t = config.model.train!
         guard let arch = config.model.architecture else {
             throw PipelineError.unsupported("\(pipelinePath): model.train needs model.architecture.")
@@ -110,7 +118,9 @@ extension PipelineRunner {
                       metrics: posterior ? [] : metrics(task), schedule: schedule(t), gradientClipNorm: t.gradientClip.map(Float.init),
                       layerRateDecay: t.layerDecay.map(Float.init))
 
-        let (save, stem, checkpoint, callbacks) = try trainingFiles(model, t, validating: validation != nil)
+        let (save, stem, checkpoint, allCallbacks) = try trainingFiles(model, t, validating: validation != nil)
+        // In an MPI job rank 0 alone writes the history and the checkpoint.
+        let callbacks = writes ? allCallbacks : allCallbacks.filter { !($0 is CSVLogger || $0 is ModelCheckpoint) }
         let targets: CatalogBatchSource.TargetKind = task == .segment ? .pixelClasses
             : scaling.map { .values($0) } ?? .classes
         let source = CatalogBatchSource(catalog: training, batchSize: t.batchSize, preparation: preparation, training: true,
@@ -120,10 +130,22 @@ extension PipelineRunner {
                                targets: targets, threads: config.run.threads, load: load)
         }
         log("training \(arch.name.rawValue) (\(network.parameterCount) parameters) on \(training.count) files"
-            + (validation.map { ", validating on \($0.count)" } ?? "") + ", input \(inputShape)")
+            + (validation.map { ", validating on \($0.count)" } ?? "") + ", input \(inputShape)"
+            + (comm.size > 1 ? ", \(comm.size) processes with \(t.batchSize / comm.size)-\((t.batchSize + comm.size - 1) / comm.size) "
+               + "images of every batch of \(t.batchSize) each, \(Threading.workerCount) threads per process" : ""))
+        if comm.size > 1 && t.batchSize < comm.size {
+            throw PipelineError.unsupported("\(pipelinePath): model.train.batch_size \(t.batchSize) is smaller than the "
+                                            + "\(comm.size) processes: every process needs at least one image of each batch.")
+        }
+        let parallel = comm.size > 1
+            ? DataParallel(collectives: comm, bucketBytes: Int(t.bucketMB * 1_048_576)) : nil
         let history = try model.fit(source, epochs: t.epochs, validation: validationSource, classWeights: t.classWeights?.map(Float.init),
-                                    callbacks: callbacks, seed: t.seed, verbose: !options.quiet, cancellation: cancellation,
-                                    interruptCheckpoint: checkpoint)
+                                    callbacks: callbacks, seed: t.seed, verbose: !options.quiet && writes, cancellation: cancellation,
+                                    interruptCheckpoint: writes ? checkpoint : nil, parallel: parallel)
+        guard writes else {
+            return RunSummary(done: training.count, failed: 0, resumed: 0, seconds: Date().timeIntervalSince(start),
+                              outputs: [], errorsFile: nil)
+        }
 
         var recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
                                  classNames: classNames, targetScaling: scaling, predictsUncertainty: uncertainty,

@@ -1,4 +1,6 @@
+import AstroBase
 import Autograd
+import Cluster
 import FITS
 import Foundation
 import NN
@@ -16,13 +18,21 @@ public struct RunOptions {
     /// Posterior draws per input to keep in the results (besides `outputs.posterior_samples`);
     /// `evaluate` keeps them all for its calibration tests.
     public var keptPosteriorSamples = 0
+    /// One part of a batch run (`--shard I/N`, for job arrays): this process predicts its
+    /// part of the inputs into a part journal; `merge` joins the parts.
+    public var shard: Shard?
+    /// The processes of an MPI job (nil: `Communicator.world`, one process unless launched by mpirun).
+    public var communicator: Communicator?
 
-    public init(input: String? = nil, output: String? = nil, overrides: [String] = [], quiet: Bool = false, fresh: Bool = false) {
+    public init(input: String? = nil, output: String? = nil, overrides: [String] = [], quiet: Bool = false, fresh: Bool = false,
+                shard: Shard? = nil, communicator: Communicator? = nil) {
         self.input = input
         self.output = output
         self.overrides = overrides
         self.quiet = quiet
         self.fresh = fresh
+        self.shard = shard
+        self.communicator = communicator
     }
 }
 
@@ -74,8 +84,12 @@ public final class PipelineRunner {
     /// Whether this run trains (a `train` block) rather than predicts.
     public var trains: Bool { config.model.train != nil }
 
+    /// The processes of this run: several when launched by mpirun or srun.
+    var communicator: Communicator { options.communicator ?? .world }
+
+    /// Progress lines, from one process of an MPI job (rank 0).
     func log(_ text: String) {
-        if !options.quiet { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+        if !options.quiet && communicator.rank == 0 { FileHandle.standardError.write(Data((text + "\n").utf8)) }
     }
 
     public func run() throws -> RunSummary {

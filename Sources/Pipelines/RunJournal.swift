@@ -45,6 +45,9 @@ public final class RunJournal: @unchecked Sendable {
     }
 
     struct Holder: Codable { var pid: Int32 }
+    /// The process was told to stop (SIGTERM: another process of its MPI job died): the
+    /// files it was reading are not to blame.
+    struct Interruption: Codable { var interrupted: Bool }
 
     public static let diedWhileReading = "the process died while reading it"
 
@@ -75,8 +78,10 @@ public final class RunJournal: @unchecked Sendable {
             let decoder = JSONDecoder()
             for line in data.split(separator: UInt8(ascii: "\n")) {
                 guard let entry = try? decoder.decode(Entry.self, from: Data(line)) else {
-                    // A new run began: what an earlier run left in flight is retried as usual.
-                    if (try? decoder.decode(Holder.self, from: Data(line))) != nil { reading.removeAll() }
+                    // A new run began, or the run was stopped from outside: what it left in
+                    // flight is retried as usual.
+                    if (try? decoder.decode(Holder.self, from: Data(line))) != nil
+                        || (try? decoder.decode(Interruption.self, from: Data(line))) != nil { reading.removeAll() }
                     continue
                 }
                 if let prediction = entry.prediction {
@@ -161,6 +166,18 @@ public final class RunJournal: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         try handle.write(contentsOf: data)
+    }
+
+    /// Records that the process is being stopped from outside (not by the file it reads),
+    /// so a resumed run retries the files in flight instead of recording them as failed.
+    public func markInterrupted() throws {
+        var data = try JSONEncoder().encode(Interruption(interrupted: true))
+        data.insert(UInt8(ascii: "\n"), at: 0)
+        data.append(UInt8(ascii: "\n"))
+        lock.lock()
+        defer { lock.unlock() }
+        try handle.write(contentsOf: data)
+        try handle.synchronize()
     }
 
     /// Releases the lock and leaves the journal for a later resume, as an interrupted run does.

@@ -7,7 +7,7 @@ extension TrainConfig: Decodable {
         case data, validation, validationSplit = "validation_split", epochs, batchSize = "batch_size", optimizer
         case learningRate = "learning_rate", weightDecay = "weight_decay", gradientClip = "gradient_clip", loss
         case schedule, seed, classWeights = "class_weights", earlyStopping = "early_stopping", checkpoint, save
-        case pretrained, freeze, layerDecay = "layer_decay"
+        case pretrained, freeze, layerDecay = "layer_decay", bucketMB = "bucket_mb"
     }
 
     /// The YAML names of the optimizers, losses and schedules.
@@ -50,10 +50,12 @@ extension TrainConfig: Decodable {
         pretrained = try c.optional("pretrained")
         freeze = try c.optional("freeze") ?? []
         layerDecay = try c.optional("layer_decay")
+        bucketMB = try c.optional("bucket_mb") ?? 4
         guard epochs > 0, batchSize > 0, learningRate > 0, (0..<1).contains(validationSplit) else {
             throw c.invalid("epochs", "model.train needs epochs, batch_size and learning_rate > 0 "
                             + "and validation_split in [0, 1).")
         }
+        guard bucketMB > 0 else { throw c.invalid("bucket_mb", "model.train.bucket_mb must be positive.") }
 
         optimizer = .adam
         if let choice = try c.optional("optimizer", NamedChoiceBox.self)?.choice {

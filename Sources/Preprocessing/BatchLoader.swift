@@ -1,3 +1,4 @@
+import AstroBase
 import Autograd
 import Foundation
 
@@ -13,6 +14,8 @@ public struct Batch: Sendable {
     public var targets: [Double]
     /// Per-pixel labels of the samples that carry a label map, `count × H × W`.
     public var pixelLabels: [Int] = []
+    /// The batch's size over all parts when the loader reads one part of each batch.
+    public var globalCount = 0
     public var count: Int { shape[0] }
 }
 
@@ -50,8 +53,20 @@ public final class BatchLoader: @unchecked Sendable {
     private var cancelled = false
     private var failureList: [(file: String, error: Error)] = []
 
-    /// Number of batches in one pass.
-    public var batchCount: Int { (order.count + batchSize - 1) / batchSize }
+    /// This process's part of every batch (data-parallel training): batch `k` of the pass is
+    /// the same set of samples for every part, and each part reads its `part.range` of it.
+    public let part: Shard
+
+    /// Number of batches in one pass. With several parts, a last batch smaller than the
+    /// number of parts is left out (every part must take the same number of steps).
+    public var batchCount: Int {
+        let count = (order.count + batchSize - 1) / batchSize
+        let last = order.count - (count - 1) * batchSize
+        return part.count > 1 && count > 0 && last < part.count ? count - 1 : count
+    }
+
+    /// The size of batch `index` over all parts.
+    public func globalSize(ofBatch index: Int) -> Int { Swift.min(order.count, (index + 1) * batchSize) - index * batchSize }
 
     /// Files left out under `.skip`, with their errors.
     public var failures: [(file: String, error: Error)] {
@@ -62,7 +77,7 @@ public final class BatchLoader: @unchecked Sendable {
     public init(catalog: Catalog, batchSize: Int, preparation: Preparation = Preparation(),
                 training: Bool, shuffle: Bool? = nil, seed: UInt64 = 0, epoch: Int = 0,
                 prefetch: Int = 2, threads: Int = 2, onFailure policy: SampleFailurePolicy = .fail,
-                load: @escaping Load) {
+                part: Shard = .whole, load: @escaping Load) {
         precondition(batchSize > 0, "BatchLoader: batch size must be positive, got \(batchSize)")
         self.catalog = catalog
         self.batchSize = batchSize
@@ -73,6 +88,7 @@ public final class BatchLoader: @unchecked Sendable {
         self.prefetch = Swift.max(1, prefetch)
         self.threads = Swift.max(1, threads)
         self.policy = policy
+        self.part = part
         if shuffle ?? training {
             var rng = SeededGenerator(seed: seed, stream: UInt64(truncatingIfNeeded: epoch) &+ 0x5EED)
             order = rng.permutation(catalog.count)
@@ -128,7 +144,9 @@ public final class BatchLoader: @unchecked Sendable {
     }
 
     private func makeBatch(_ index: Int) throws -> Batch? {
-        let positions = Array(order[(index * batchSize)..<Swift.min(order.count, (index + 1) * batchSize)])
+        let whole = order[(index * batchSize)..<Swift.min(order.count, (index + 1) * batchSize)]
+        let mine = part.range(of: whole.count)
+        let positions = Array(whole[(whole.startIndex + mine.lowerBound)..<(whole.startIndex + mine.upperBound)])
         var prepared = [Result<Sample, Error>?](repeating: nil, count: positions.count)
         let workers = Swift.min(threads, positions.count)
         prepared.withUnsafeMutableBufferPointer { slots in
@@ -181,6 +199,7 @@ public final class BatchLoader: @unchecked Sendable {
             if let labels = sample.labels { batch.pixelLabels += labels.pixels.map { Int($0) } }
         }
         batch.inputs = inputs
+        batch.globalCount = globalSize(ofBatch: index)
         return batch
     }
 }

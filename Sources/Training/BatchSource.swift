@@ -1,3 +1,4 @@
+import AstroBase
 import Autograd
 import Foundation
 
@@ -5,9 +6,27 @@ import Foundation
 public struct TrainingBatch {
     public var inputs: Tensor
     public var targets: Targets
-    public init(inputs: Tensor, targets: Targets) {
+    /// The size of the whole batch when this is one process's part of it (data-parallel
+    /// training); else the batch's own size.
+    public var globalCount: Int
+    public init(inputs: Tensor, targets: Targets, globalCount: Int? = nil) {
         self.inputs = inputs
         self.targets = targets
+        self.globalCount = globalCount ?? inputs.shape.first ?? 0
+    }
+
+    /// Samples `range` of the batch (targets per sample: a label, a label map or a row of values).
+    public func slice(_ range: Range<Int>, globalCount: Int) -> TrainingBatch {
+        let n = inputs.shape.first ?? 0
+        let part: Targets
+        switch targets {
+        case let .classes(labels):
+            let per = labels.count / Swift.max(1, n)
+            part = .classes(Array(labels[(range.lowerBound * per)..<(range.upperBound * per)]))
+        case let .values(t):
+            part = .values(t.sliced(axis: 0, range))
+        }
+        return TrainingBatch(inputs: inputs.sliced(axis: 0, range), targets: part, globalCount: globalCount)
     }
 }
 
@@ -20,6 +39,27 @@ public protocol BatchSource {
     /// only on `epoch` (and the source's own seed), so that a resumed run sees
     /// the same batches as an uninterrupted one.
     func batches(epoch: Int) throws -> AnyIterator<Result<TrainingBatch, Error>>
+    /// This process's part of each batch of `epoch` (data-parallel training): batch `k` is the
+    /// same set of samples as in `batches(epoch:)`, split by `part.range`; every part gets the
+    /// same number of batches (a last batch smaller than `part.count` is left out). The default
+    /// reads whole batches and keeps the part; sources that read files read only their part.
+    func batches(epoch: Int, part: Shard) throws -> AnyIterator<Result<TrainingBatch, Error>>
+}
+
+extension BatchSource {
+    public func batches(epoch: Int, part: Shard) throws -> AnyIterator<Result<TrainingBatch, Error>> {
+        let whole = try batches(epoch: epoch)
+        guard part.count > 1 else { return whole }
+        return AnyIterator {
+            while let next = whole.next() {
+                guard case let .success(batch) = next else { return next }
+                let n = batch.inputs.shape[0]
+                if n < part.count { continue }
+                return .success(batch.slice(part.range(of: n), globalCount: n))
+            }
+            return nil
+        }
+    }
 }
 
 /// Batches sliced from tensors held in memory.
@@ -63,6 +103,10 @@ public struct ArrayBatchSource: BatchSource {
     }
 
     public func batches(epoch: Int) throws -> AnyIterator<Result<TrainingBatch, Error>> {
+        try batches(epoch: epoch, part: .whole)
+    }
+
+    public func batches(epoch: Int, part: Shard) throws -> AnyIterator<Result<TrainingBatch, Error>> {
         var order = indices
         if shuffle {
             var rng = SeededGenerator(seed: seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch + 1))
@@ -73,8 +117,11 @@ public struct ArrayBatchSource: BatchSource {
         let sampleSize = n > 0 ? inputs.count / n : 0
         return AnyIterator {
             guard start < order.count else { return nil }
-            let picked = Array(order[start..<Swift.min(order.count, start + batchSize)])
+            let whole = order[start..<Swift.min(order.count, start + batchSize)]
             start += batchSize
+            guard whole.count >= part.count else { return nil }
+            let mine = part.range(of: whole.count)
+            let picked = Array(whole[(whole.startIndex + mine.lowerBound)..<(whole.startIndex + mine.upperBound)])
             var data = [Float](repeating: 0, count: picked.count * sampleSize)
             let source = inputs.storage.pointer
             data.withUnsafeMutableBufferPointer { out in
@@ -94,7 +141,7 @@ public struct ArrayBatchSource: BatchSource {
                 y = .values(Tensor(shape: [picked.count] + t.shape.dropFirst(),
                                    data: picked.flatMap { i in (0..<width).map { tp[i * width + $0] } }))
             }
-            return .success(TrainingBatch(inputs: x, targets: y))
+            return .success(TrainingBatch(inputs: x, targets: y, globalCount: whole.count))
         }
     }
 }

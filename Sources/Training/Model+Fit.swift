@@ -14,15 +14,29 @@ extension Model {
     ///   - interruptCheckpoint: where a cancelled run saves the state (default: the first
     ///     `ModelCheckpoint` callback's path, else none).
     ///   - seed: fixes dropout; shuffling is the source's, by epoch.
+    ///   - parallel: this process's place in a data-parallel job: it trains on its part of every
+    ///     batch (`data.batches(epoch:part:)`), gradients are summed over the processes in
+    ///     buckets started during the backward pass, and every process applies the same update.
+    ///     The history's loss and metrics are over the whole epoch of all processes; batch
+    ///     norm uses each process's batch statistics, and the running statistics are averaged
+    ///     over the processes after every epoch. Callbacks run in every process (so early
+    ///     stopping decides alike); give the ones that write files to one process only.
+    ///     A stop request (`cancellation`) in any process stops all of them after the same batch.
     @discardableResult
     public func fit(_ data: BatchSource, epochs: Int, validation: BatchSource? = nil, classWeights: [Float]? = nil,
                     callbacks: [TrainingCallback] = [], seed: UInt64 = 0, verbose: Bool = true,
-                    cancellation: CancellationFlag? = nil, interruptCheckpoint: URL? = nil) throws -> History {
+                    cancellation: CancellationFlag? = nil, interruptCheckpoint: URL? = nil,
+                    parallel: DataParallel? = nil) throws -> History {
         guard let optimizer, let loss else { throw TrainingError.notCompiled(operation: "fit") }
         guard data.sampleCount > 0 else { throw TrainingError.emptyData(what: "the training data") }
         let weights = classWeights.map { Tensor($0) }
         let checkpointURL = interruptCheckpoint ?? callbacks.compactMap { ($0 as? ModelCheckpoint)?.url }.first
         stopTraining = false
+        let part = parallel?.shard ?? .whole
+        let buckets = parallel.map {
+            GradientBuckets(parameters: optimizer.parameters, collectives: $0.collectives, bucketBytes: $0.bucketBytes)
+        }
+        if let parallel { try synchronizeState(from: 0, parallel.collectives) }
         for callback in callbacks { try callback.trainingWillBegin(self) }
         let samplesPerEpoch = Swift.max(1, data.sampleCount)
 
@@ -30,14 +44,15 @@ extension Model {
         while epoch < epochs && !stopTraining {
             let rate = schedule.rate(at: epoch, base: Double(baseLearningRate))
             optimizer.learningRate = Float(rate)
-            reseedDropout(seed: seed, epoch: epoch)
+            reseedDropout(seed: seed &+ UInt64(part.index) &* 0xD1B5_4A32_D192_ED03, epoch: epoch)
             // The state at the epoch's start: what a cancelled run saves, so that a resume
             // redoes this epoch with the same batches and dropout masks.
             let snapshot = TrainingCheckpoint(model: self, completedEpochs: epoch)
             var accumulator = MetricAccumulator()
             let progress = verbose ? ProgressBar(total: samplesPerEpoch, label: "epoch \(epoch + 1)/\(epochs)", unit: "img") : nil
             var batchIndex = 0
-            for result in try data.batches(epoch: epoch) {
+            var reduceWait = 0.0
+            for result in try data.batches(epoch: epoch, part: part) {
                 let batch = try result.get()
                 setTrainingMode()
                 optimizer.zeroGrad()
@@ -45,7 +60,20 @@ extension Model {
                 let value = loss(output, batch.targets, network: network, classWeights: weights)
                 let lossValue = value.scalars[0]
                 guard lossValue.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batchIndex + 1) }
-                value.backward()
+                var stopRequested = cancellation?.isCancelled == true
+                if let buckets {
+                    buckets.begin(localCount: batch.inputs.shape[0], globalCount: batch.globalCount)
+                    var reduceError: Error?
+                    try value.checkedBackward(gradientReady: { tensor in
+                        guard reduceError == nil else { return }
+                        do { try buckets.gradientReady(tensor) } catch { reduceError = error }
+                    })
+                    if let reduceError { throw reduceError }
+                    stopRequested = try buckets.finish(stopRequested: stopRequested)
+                    reduceWait += buckets.lastWaitSeconds
+                } else {
+                    value.backward()
+                }
                 if let clip = gradientClipNorm { clipGradientNorm(optimizer.parameters, maxNorm: clip) }
                 optimizer.step()
                 let size = batch.inputs.shape[0]
@@ -54,11 +82,23 @@ extension Model {
                                     lossValue: lossValue, batchSize: size)
                 }
                 batchIndex += 1
-                progress?.advance(by: size, values: ["loss": accumulator.loss])
+                progress?.advance(by: batch.globalCount, values: ["loss": accumulator.loss])
                 for callback in callbacks { callback.batchDidEnd(self, batch: batchIndex, loss: Double(lossValue)) }
-                if cancellation?.isCancelled == true {
+                if buckets == nil ? cancellation?.isCancelled == true : stopRequested {
                     if let url = checkpointURL { try snapshot.write(to: url) }
                     throw TrainingError.interrupted(epoch: epoch + 1, checkpoint: checkpointURL?.path)
+                }
+            }
+            if let parallel {
+                accumulator = try accumulator.merged(over: parallel.collectives)
+                try averageBuffers(parallel.collectives)
+                let checksum = try verifyIdenticalState(parallel.collectives, epoch: epoch + 1)
+                if verbose && batchIndex > 0 {
+                    let ms = String(format: "%.2f", reduceWait / Double(batchIndex) * 1000)
+                    FileHandle.standardError.write(Data(("epoch \(epoch + 1)/\(epochs): \(parallel.size) processes, "
+                        + "\(buckets!.bucketCount) gradient buckets, waiting \(ms) ms per step for the all-reduce "
+                        + "after backward; weights identical in every process (checksum "
+                        + String(checksum, radix: 16) + ")\n").utf8))
                 }
             }
             guard accumulator.lossCount > 0 else { throw TrainingError.emptyData(what: "the training data") }
@@ -101,6 +141,55 @@ extension Model {
         }
         return try fit(source, epochs: epochs, validation: validation, classWeights: classWeights,
                        callbacks: callbacks, seed: seed, verbose: verbose, cancellation: cancellation)
+    }
+
+    /// Makes every process's weights and buffers `root`'s (the start of data-parallel training).
+    func synchronizeState(from root: Int, _ collectives: TrainingCollectives) throws {
+        guard collectives.size > 1 else { return }
+        for (_, tensor, _) in network.namedTensors() {
+            try collectives.broadcast(UnsafeMutableRawBufferPointer(start: tensor.storage.pointer,
+                                                                    count: tensor.count * MemoryLayout<Float>.stride),
+                                      root: root)
+        }
+    }
+
+    /// Checks that every process holds bit-identical weights and buffers (a hash of their
+    /// bytes, compared over the processes) and returns the hash; a difference is
+    /// `TrainingError.processesDiverged`.
+    func verifyIdenticalState(_ collectives: TrainingCollectives, epoch: Int) throws -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for (_, tensor, _) in network.namedTensors() {
+            let bytes = UnsafeRawBufferPointer(start: tensor.storage.pointer, count: tensor.count * MemoryLayout<Float>.stride)
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        }
+        let all = try collectives.allGather(withUnsafeBytes(of: hash) { Array($0) })
+        let hashes = all.map { $0.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } }
+        let differing = hashes.indices.filter { hashes[$0] != hashes[0] }
+        guard differing.isEmpty else { throw TrainingError.processesDiverged(epoch: epoch, ranks: differing) }
+        return hash
+    }
+
+    /// Replaces the running statistics (buffers) by their mean over the processes, so that
+    /// every process validates and saves the same model.
+    func averageBuffers(_ collectives: TrainingCollectives) throws {
+        let buffers = network.namedTensors().filter { $0.role == .buffer }.map(\.tensor)
+        let total = buffers.reduce(0) { $0 + $1.count }
+        guard collectives.size > 1, total > 0 else { return }
+        let joined = UnsafeMutableBufferPointer<Float>.allocate(capacity: total)
+        defer { joined.deallocate() }
+        var offset = 0
+        for b in buffers {
+            (joined.baseAddress! + offset).update(from: b.storage.pointer, count: b.count)
+            offset += b.count
+        }
+        try collectives.startSum(joined).wait()
+        let scale = 1 / Float(collectives.size)
+        offset = 0
+        for b in buffers {
+            let p = b.storage.pointer
+            for j in 0..<b.count { p[j] = joined[offset + j] * scale }
+            offset += b.count
+        }
     }
 
     /// Gives each dropout layer its own stream for this epoch, so that a resumed

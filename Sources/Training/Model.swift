@@ -10,6 +10,8 @@ public enum TrainingError: Error, Equatable, LocalizedError {
     /// The run's `CancellationFlag` was set (Ctrl-C in the tool): the state was saved to `checkpoint`.
     case interrupted(epoch: Int, checkpoint: String?)
     case checkpoint(path: String, reason: String)
+    /// Data-parallel training: these processes' weights differ from rank 0's after an epoch.
+    case processesDiverged(epoch: Int, ranks: [Int])
 
     public var errorDescription: String? {
         switch self {
@@ -25,6 +27,9 @@ public enum TrainingError: Error, Equatable, LocalizedError {
                 + (checkpoint.map { "; state saved to \($0) (resume with it to continue exactly)" } ?? "")
         case let .checkpoint(path, reason):
             return "\(path): cannot use this checkpoint: \(reason)"
+        case let .processesDiverged(epoch, ranks):
+            return "after epoch \(epoch) the weights of rank(s) \(ranks.map(String.init).joined(separator: ", ")) differ from "
+                + "rank 0's: the processes no longer train the same model (a bug: please report it)."
         }
     }
 }

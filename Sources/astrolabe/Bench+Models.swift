@@ -167,13 +167,13 @@ func peakResidentMegabytes() -> Double {
     return Double(usage.ru_maxrss) / 1024
 }
 
-private func rounded(_ v: Double, _ digits: Int) -> Double {
+func rounded(_ v: Double, _ digits: Int) -> Double {
     let f = Foundation.pow(10, Double(digits))
     return (v * f).rounded() / f
 }
 
 /// One JSON object on one line, keys sorted.
-private func benchJSON(_ object: [String: Any]) -> String {
+func benchJSON(_ object: [String: Any]) -> String {
     let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     return String(decoding: data, as: UTF8.self)
 }

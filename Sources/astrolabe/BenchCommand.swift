@@ -7,7 +7,7 @@ struct Bench: ParsableCommand {
         abstract: "Measure speed; prints one JSON object per line (see BENCH.md).")
 
     enum Workload: String, ExpressibleByArgument, CaseIterable {
-        case fits, conv, tiles, preprocessing
+        case fits, conv, tiles, preprocessing, allreduce
     }
 
     @Option(help: "Network(s) to train and run: \(BenchModelChoice.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -24,6 +24,7 @@ struct Bench: ParsableCommand {
     var quick = false
 
     func run() throws {
+        joinMPIJobIfLaunched()
         if child {
             guard let model, model != .all else { throw ValidationError("--child needs one --model") }
             runModelChild(model.models[0], quick: quick)
@@ -31,7 +32,8 @@ struct Bench: ParsableCommand {
         }
         if let model { try runModelBench(model.models, quick: quick) }
         // With neither option: every model, then every workload.
-        let workloads = workload.map { [$0] } ?? (model == nil ? Workload.allCases : [])
+        // allreduce needs mpirun: only on request.
+        let workloads = workload.map { [$0] } ?? (model == nil ? Workload.allCases.filter { $0 != .allreduce } : [])
         if model == nil && workload == nil { try runModelBench(BenchModel.allCases, quick: quick) }
         for w in workloads {
             switch w {
@@ -39,6 +41,7 @@ struct Bench: ParsableCommand {
             case .conv: try runConvBench(quick: quick)
             case .tiles: try runTileBench(quick: quick)
             case .preprocessing: try runPreprocessingBench(quick: quick)
+            case .allreduce: try runAllReduceBench(quick: quick)
             }
         }
     }

@@ -1,6 +1,10 @@
 import ArgumentParser
+import AstroBase
+import Autograd
+import Cluster
 import Foundation
 import Pipelines
+import Training
 
 /// `astrolabe run PIPELINE.yaml`: the main job.
 struct Run: ParsableCommand {
@@ -23,9 +27,15 @@ struct Run: ParsableCommand {
         --set input.header_values.MAGZERO=27.5. Rows carry in_domain, outside_domain and \
         ood_energy (see docs/real-data.md).
 
+        Under mpirun (or srun) with N processes the inputs are split over them; each process \
+        writes its part with its own journal and rank 0 joins the parts into the one output, in \
+        the input order. Without MPI, --shard I/N runs part I of N (Slurm job arrays) and \
+        `astrolabe merge` joins the parts (see docs/distributed.md).
+
         Examples:
           astrolabe run pipelines/classify-galaxies.yaml --input samples/morphology --output morph.csv
           astrolabe run pipelines/train-morphology.yaml --set model.train.epochs=3
+          mpirun -np 4 astrolabe run pipelines/classify-galaxies.yaml --input big.csv --output big-predictions.csv
         """)
 
     @Argument(help: "The pipeline file (YAML).") var pipeline: String
@@ -36,13 +46,26 @@ struct Run: ParsableCommand {
     var overrides: [String] = []
     @Flag(help: "Ignore the journal of an interrupted run and start over.") var fresh = false
     @Flag(help: "No progress output.") var quiet = false
+    @Option(help: "Run part I of N of the inputs (I from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/8; join with `astrolabe merge`.")
+    var shard: String?
+
+    func validate() throws {
+        if let shard, Shard(parsing: shard) == nil {
+            throw ValidationError("--shard \(shard): expected I/N with 0 ≤ I < N, e.g. --shard 0/4")
+        }
+    }
 
     func run() throws {
+        joinMPIJobIfLaunched()
         try runReportingErrors {
             let runner = try PipelineRunner(pipelinePath: pipeline, options: RunOptions(
-                input: input, output: output, overrides: overrides, quiet: quiet, fresh: fresh))
+                input: input, output: output, overrides: overrides, quiet: quiet, fresh: fresh,
+                shard: shard.flatMap(Shard.init(parsing:))))
+            if shard != nil && runner.trains {
+                throw ValidationError("--shard splits the inputs of a prediction run; \(pipeline) trains (use mpirun to train on several processes)")
+            }
             let summary = runner.trains ? try withCtrlCCancellation { try runner.train(cancellation: $0) } : try runner.run()
-            print(summary.outputs.joined(separator: "\n"))
+            if !summary.outputs.isEmpty { print(summary.outputs.joined(separator: "\n")) }
             if summary.failed > 0 && summary.done == 0 { throw ExitCode(1) }
         }
     }
@@ -56,6 +79,7 @@ struct Train: ParsableCommand {
         Writes the model file named by model.train.save (weights, architecture and the preprocessing \
         recipe, so inference needs nothing else), its history (.history.csv) and training curves \
         (-curves.png). Ctrl-C saves a checkpoint; running the same command again resumes from it.
+        Data-parallel on N processes: `mpirun -np N astrolabe train P.yaml` (see docs/distributed.md).
         """)
 
     @Argument(help: "The training pipeline file (YAML).") var pipeline: String
@@ -66,6 +90,7 @@ struct Train: ParsableCommand {
     @Flag(help: "No progress output.") var quiet = false
 
     func run() throws {
+        joinMPIJobIfLaunched()
         try runReportingErrors {
             let runner = try PipelineRunner(pipelinePath: pipeline, options: RunOptions(
                 input: input, overrides: overrides, quiet: quiet, fresh: fresh))
@@ -73,12 +98,56 @@ struct Train: ParsableCommand {
                 throw ValidationError("\(pipeline) has no model.train block: use `astrolabe run` to predict with it.")
             }
             let summary = try withCtrlCCancellation { try runner.train(cancellation: $0) }
-            print(summary.outputs.joined(separator: "\n"))
+            if !summary.outputs.isEmpty { print(summary.outputs.joined(separator: "\n")) }
         }
     }
 }
 
+/// `astrolabe merge PIPELINE.yaml --parts N`: joins the parts of a run split with `--shard`.
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Join the parts of a batch run split with `astrolabe run --shard I/N` into its one output.",
+        discussion: """
+        Give the same pipeline, --input, --output and --set as the parts. Every part must have \
+        finished (run an unfinished one again: it resumes); the output is the one a single \
+        process writes, in the input order, and the part journals are removed.
+
+        Example (a Slurm job array of 8 tasks, then one merge):
+          astrolabe run p.yaml --input all.csv --output out.csv --shard $SLURM_ARRAY_TASK_ID/8
+          astrolabe merge p.yaml --input all.csv --output out.csv --parts 8
+        """)
+
+    @Argument(help: "The pipeline file (YAML) the parts ran.") var pipeline: String
+    @Option(help: "The parts' --input.") var input: String?
+    @Option(help: "The parts' --output.") var output: String?
+    @Option(name: .customLong("set"), parsing: .singleValue, help: "The parts' --set overrides.") var overrides: [String] = []
+    @Option(help: "Number of parts (N of --shard I/N).") var parts: Int
+    @Flag(help: "No progress output.") var quiet = false
+
+    func run() throws {
+        try runReportingErrors {
+            let runner = try PipelineRunner(pipelinePath: pipeline, options: RunOptions(
+                input: input, output: output, overrides: overrides, quiet: quiet))
+            let result = try runner.merge(parts: parts)
+            print(result.summary.outputs.joined(separator: "\n"))
+        }
+    }
+}
+
+/// Sets up the processes of an MPI job (when launched by mpirun or srun): starts MPI and
+/// gives each process its share of the machine's cores (ranks × threads ≤ cores).
+/// `ASTROLABE_THREADS` sets the threads per process instead.
+func joinMPIJobIfLaunched() {
+    let comm = Communicator.world
+    guard comm.isLaunched else { return }
+    let threads = ProcessInfo.processInfo.environment["ASTROLABE_THREADS"].flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil }
+    Threading.shareCores(index: comm.localRank, processes: comm.localSize, threads: threads)
+}
+
 /// Prints an error as one line naming what is wrong and exits 1 (no stack traces for users).
+/// In an MPI job, a process that fails ends the whole job (`MPI_Abort`) with the message,
+/// so no other process waits for it; an interrupted training (every process stopped at
+/// the same batch) ends normally.
 func runReportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
@@ -87,6 +156,14 @@ func runReportingErrors(_ body: () throws -> Void) throws {
     } catch let error as ValidationError {
         throw error
     } catch {
+        let comm = Communicator.world
+        if comm.size > 1 {
+            if case TrainingError.interrupted = error {
+                if comm.rank == 0 { FileHandle.standardError.write(Data("astrolabe: \(error.localizedDescription)\n".utf8)) }
+                throw ExitCode(1)
+            }
+            comm.abort(error.localizedDescription)
+        }
         FileHandle.standardError.write(Data("astrolabe: \(error.localizedDescription)\n".utf8))
         throw ExitCode(1)
     }

@@ -29,25 +29,8 @@ final class PipelineCommandTests: XCTestCase {
             let r = try tool(["simulate", "--task", "morphology", "--count", "\(count)", "--seed", "\(seed)", "--out", out])
             XCTAssertEqual(r.status, 0, r.stderr)
         }
-        try write("train.yaml", """
-        name: tiny
-        task: classify
-        input:
-          label_column: label
-          class_names: [elliptical, spiral, edge_on, irregular, star]
-        stages:
-          - scale_by_noise: {keyword: SKYSIG}
-          - asinh: {softening: 3}
-          - flip
-        model:
-          architecture: {name: cnn, classes: 5}
-          train:
-            data: train/catalog.csv
-            epochs: 2
-            batch_size: 8
-            validation_split: 0.2
-            save: model.safetensors
-        """)
+        try write("train.yaml", morphologyTrainingPipeline(train: [
+            "data: train/catalog.csv", "epochs: 2", "batch_size: 8", "validation_split: 0.2", "save: model.safetensors"]))
         let r = try tool(["train", "train.yaml", "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
         try write("infer.yaml", """

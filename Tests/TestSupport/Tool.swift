@@ -30,12 +30,28 @@ public func toolURL() throws -> URL {
 
 private final class ToolLocator {}
 
-/// Runs `astrolabe arguments...` in `directory` (default: the repository root).
+/// An executable on `PATH` (e.g. `mpirun`), or nil.
+public func executableOnPath(_ name: String) -> URL? {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    return path.split(separator: ":").map { URL(fileURLWithPath: String($0)).appendingPathComponent(name) }
+        .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+}
+
+/// Runs `astrolabe arguments...` in `directory` (default: the repository root). With a
+/// `launcher` (`["mpirun", "-np", "2"]`), runs `launcher... astrolabe arguments...` instead.
 public func runTool(_ arguments: [String], in directory: URL = repositoryRoot,
-                    environment: [String: String] = [:]) throws -> ToolRun {
+                    environment: [String: String] = [:], launcher: [String] = []) throws -> ToolRun {
     let process = Process()
-    process.executableURL = try toolURL()
-    process.arguments = arguments
+    if let first = launcher.first {
+        guard let url = executableOnPath(first) else {
+            throw ToolLauncherMissing(name: first)
+        }
+        process.executableURL = url
+        process.arguments = Array(launcher.dropFirst()) + [try toolURL().path] + arguments
+    } else {
+        process.executableURL = try toolURL()
+        process.arguments = arguments
+    }
     process.currentDirectoryURL = directory
     if !environment.isEmpty {
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -55,4 +71,11 @@ public func runTool(_ arguments: [String], in directory: URL = repositoryRoot,
     let errData = try Data(contentsOf: errURL)
     return ToolRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                    stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// A launcher (mpirun) that is not installed.
+public struct ToolLauncherMissing: Error, CustomStringConvertible {
+    public var name: String
+    public init(name: String) { self.name = name }
+    public var description: String { "\(name) is not on PATH (scripts/setup.sh installs it)" }
 }
