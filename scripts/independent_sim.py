@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A second, independent generator of TASKS.md data (morphology and lens tasks).
+"""A second, independent generator of TASKS.md data (morphology, lens and segmentation tasks).
 
 Independent of SkySim: galaxy profiles, PSFs and pixel integration come from GalSim, the
 lensing (SIE + external shear ray shooting, the lensed Sersic source) from lenstronomy,
@@ -7,7 +7,8 @@ spiral arms from this file's own arm model, noise from numpy's PCG64 (true Poiss
 plus Gaussian sky). It writes the data layout of TASKS.md ("Files"): a folder of FITS files
 (float32, primary HDU; lens cubes NAXIS3 = 3 in band order g, r, i) with the observation
 keywords the pipelines read (PIXSCALE, PSF_FWHM, GAIN, SKYSIG, MAGZERO; lens FWHM_G/R/I,
-SKYSIG_G/R/I, BANDS) and the truth, plus catalog.csv with `file,label`. So
+SKYSIG_G/R/I, BANDS) and the truth, plus catalog.csv with `file,label` (segmentation: 256 x 256
+maps with the uint8 class map in a second HDU, EXTNAME TRUTH, and catalog.csv with `file`). So
 
     astrolabe evaluate pipelines/classify-galaxies.yaml --input OUT/catalog.csv --report R
 
@@ -25,9 +26,14 @@ What else is drawn differently from SkySim (all inside TASKS.md's freedom): the 
 profile (arm width exponent, fade-in radius, phase), the irregulars' flux split, component
 layout and clump placement, the companion direction, and true Poisson noise.
 
+`--score PREDICTIONS.csv --out DATA` scores a classify/lens pipeline's predictions against a
+data set's catalog (ours or this script's): accuracy, macro-F1, per-class counts, ROC AUC, TPR
+at 1 % FPR, binomial standard errors, and the same split by PSF type, noise and seeing.
+
 Examples:
   python3 scripts/independent_sim.py --task morphology --count 1000 --seed 101 --out /tmp/ind/morph
   python3 scripts/independent_sim.py --task lens --count 1000 --seed 102 --psf varied --out /tmp/ind/lens-v
+  python3 scripts/independent_sim.py --out /tmp/ind/morph --score eval/predictions.csv
 """
 import argparse
 import csv
@@ -43,7 +49,7 @@ SIZE = 64
 MAGZERO = 30.0
 MORPH_CLASSES = ["elliptical", "spiral", "edge_on", "irregular", "star"]
 LENS_CLASSES = ["non_lens", "lens"]
-TASK_IDS = {"morphology": 1, "lens": 2}
+TASK_IDS = {"morphology": 1, "lens": 2, "segmentation": 3}
 
 
 def flux_of(mag):
@@ -90,8 +96,7 @@ def add_noise(rng, model, sigma):
 # ---------------------------------------------------------------- morphology
 def draw_gs(profile, psf, offset):
     """PSF-convolved profile integrated over 0.2" pixels (GalSim's pixel convolution)."""
-    import galsim
-    conv = galsim.Convolve(profile, psf, gsparams=gsparams())
+    conv = galsim_convolve(profile, psf)
     img = conv.drawImage(nx=SIZE, ny=SIZE, scale=PIXSCALE, offset=offset)
     return img.array.astype(np.float64)
 
@@ -338,8 +343,62 @@ def make_lens(rng, psf_mode):
     return cube.astype(np.float32), label, header
 
 
+# ---------------------------------------------------------------- segmentation
+SEG_SIZE = 256
+SEG_STAMP = 160  # px: each source is drawn on a 32" stamp about its centre, clipped to the map
+
+
+def make_segmentation(rng, psf_mode):
+    """A 256 x 256 map of 10-60 sources (30 % stars) and its per-pixel class map: a pixel
+    belongs to the source whose noiseless PSF-convolved flux there is largest among those
+    above 1 SKYSIG."""
+    pp = draw_psf_params(rng, psf_mode)
+    psf = make_psf(pp)
+    sigma = rng.uniform(5.0, 15.0)
+    n_src = int(rng.integers(10, 61))
+    model = np.zeros((SEG_SIZE, SEG_SIZE))
+    best = np.zeros((SEG_SIZE, SEG_SIZE))
+    truth = np.zeros((SEG_SIZE, SEG_SIZE), dtype=np.uint8)
+    n_star = 0
+    half = SEG_STAMP // 2
+    for _ in range(n_src):
+        x, y = rng.uniform(0, SEG_SIZE, 2)
+        star = rng.uniform() < 0.3
+        if star:
+            n_star += 1
+            prof = psf.withFlux(flux_of(rng.uniform(16.0, 22.0)))
+        else:
+            prof = galsim_convolve(sersic(rng.uniform(0.5, 5.0), rng.uniform(0.3, 2.0),
+                                          flux_of(rng.uniform(17.0, 23.0)), rng.uniform(0.3, 1.0),
+                                          rng.uniform(0, math.pi)), psf)
+        ix, iy = int(math.floor(x)), int(math.floor(y))
+        stamp = prof.drawImage(nx=SEG_STAMP, ny=SEG_STAMP, scale=PIXSCALE,
+                               offset=(x - ix - 0.5, y - iy - 0.5)).array.astype(np.float64)
+        x0, y0 = ix - half, iy - half
+        sx0, sy0 = max(0, -x0), max(0, -y0)
+        mx0, my0 = max(0, x0), max(0, y0)
+        mx1, my1 = min(SEG_SIZE, x0 + SEG_STAMP), min(SEG_SIZE, y0 + SEG_STAMP)
+        if mx1 <= mx0 or my1 <= my0:
+            continue
+        part = stamp[sy0:sy0 + (my1 - my0), sx0:sx0 + (mx1 - mx0)]
+        model[my0:my1, mx0:mx1] += part
+        win = (part > sigma) & (part > best[my0:my1, mx0:mx1])
+        best[my0:my1, mx0:mx1][win] = part[win]
+        truth[my0:my1, mx0:mx1][win] = 1 if star else 2
+    data = add_noise(rng, model, sigma)
+    header = {"PSF_FWHM": pp["fwhm"], "SKYSIG": sigma, "NSOURCE": n_src, "NSTAR": n_star,
+              "NGALAXY": n_src - n_star, "TRUTHLEV": 1.0,
+              "PSFTYPE": pp["type"], "PSFBETA": pp["beta"], "PSF_E": pp["e"]}
+    return data.astype(np.float32), truth, header
+
+
+def galsim_convolve(profile, psf):
+    import galsim
+    return galsim.Convolve(profile, psf, gsparams=gsparams())
+
+
 # ---------------------------------------------------------------- files
-def write_fits(path, data, header, task, seed, index, psf_mode):
+def write_fits(path, data, header, task, seed, index, psf_mode, truth=None):
     from astropy.io import fits
     hdu = fits.PrimaryHDU(data)
     h = hdu.header
@@ -354,16 +413,25 @@ def write_fits(path, data, header, task, seed, index, psf_mode):
     h["BUNIT"] = ("count", "sky-subtracted counts (ADU)")
     for k, v in header.items():
         h[k] = float(v) if isinstance(v, (np.floating,)) else (int(v) if isinstance(v, np.integer) else v)
+    hdus = [hdu]
+    if truth is not None:
+        t = fits.ImageHDU(truth, name="TRUTH")
+        t.header["CLASSES"] = ("0 background, 1 star, 2 galaxy", "pixel codes")
+        hdus.append(t)
     tmp = path + ".tmp"
-    hdu.writeto(tmp, overwrite=True)
+    fits.HDUList(hdus).writeto(tmp, overwrite=True)
     os.replace(tmp, path)
 
 
 def make_one(args):
     task, seed, index, psf_mode, out = args
     rng = np.random.default_rng([seed, TASK_IDS[task], index])
-    data, label, header = (make_morphology if task == "morphology" else make_lens)(rng, psf_mode)
     name = f"{task}_{index:06d}.fits"
+    if task == "segmentation":
+        data, truth, header = make_segmentation(rng, psf_mode)
+        write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode, truth)
+        return name, None
+    data, label, header = (make_morphology if task == "morphology" else make_lens)(rng, psf_mode)
     write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode)
     return name, label
 
@@ -486,8 +554,15 @@ def main(argv=None):
     print(file=sys.stderr)
     with open(os.path.join(a.out, "catalog.csv"), "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["file", "label"])
-        w.writerows(rows)
+        if a.task == "segmentation":
+            w.writerow(["file"])
+            w.writerows([[r[0]] for r in rows])
+        else:
+            w.writerow(["file", "label"])
+            w.writerows(rows)
+    if a.task == "segmentation":
+        print(f"wrote {a.count} maps and catalog.csv to {a.out}", file=sys.stderr)
+        return
     counts = np.bincount([r[1] for r in rows], minlength=5 if a.task == "morphology" else 2)
     names = MORPH_CLASSES if a.task == "morphology" else LENS_CLASSES
     print(f"wrote {a.count} files and catalog.csv to {a.out}; per class: "
