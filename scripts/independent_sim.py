@@ -122,6 +122,7 @@ def spiral_disk_image(rng, flux, r_e, q, pa, psf, offset, sub=4, margin=12):
     h = r_e / 1.6783469900166605 / math.sqrt(q)   # major-axis scale length (circularised r_e)
     r_t = rng.uniform(0.4, 1.0) * h           # arms fade in as T = 1 - exp(-(R / r_t)^2)
     phase = rng.uniform(0.0, 2 * math.pi)
+    winding = 1.0 if rng.uniform() < 0.5 else -1.0   # trailing arms either way on the sky
     n_sub = (SIZE + 2 * margin) * sub
     step = PIXSCALE / sub
     c0 = (n_sub - 1) / 2.0
@@ -135,7 +136,7 @@ def spiral_disk_image(rng, flux, r_e, q, pa, psf, offset, sub=4, margin=12):
     phi = np.arctan2(yd, xd)
     D = np.exp(-R / h)
     T = 1.0 - np.exp(-(R / r_t) ** 2)
-    psi = phi - np.log(np.maximum(R, 1e-3 * h) / h) / math.tan(pitch) - phase
+    psi = phi - winding * np.log(np.maximum(R, 1e-3 * h) / h) / math.tan(pitch) - phase
     S = ((1.0 + np.cos(m * psi)) / 2.0) ** width_p
     mean_S = math.gamma(width_p + 0.5) / (math.sqrt(math.pi) * math.gamma(width_p + 1.0))
     # c so that the arm term c T S/<S> D holds `frac` of the disk light: c = frac / <T>_D,
