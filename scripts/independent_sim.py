@@ -480,6 +480,27 @@ def score(data_dir, predictions, by=("PSFTYPE",)):
             for v in sorted(set(vals)):
                 m = np.array([x == v for x in vals])
                 print(f"  {key}={v}: {ok[m].sum()}/{m.sum()} = {ok[m].mean():.3f} +- {se(ok[m].mean(), m.sum()):.3f}")
+        types = np.array([str(h.get("PSFTYPE", "-")) for h in heads])
+        ell = np.array([float(h.get("PSF_E", 0.0)) > 0 for h in heads])
+        if len(set(types)) > 1 or ell.any():
+            for c, nm in enumerate(names):
+                cells = []
+                for t in sorted(set(types)):
+                    for e, en in ((False, "round"), (True, "elliptical")):
+                        m = (y == c) & (types == t) & (ell == e)
+                        cells.append(f"{t} {en} {ok[m].sum()}/{m.sum()}")
+                print(f"  {nm:11s} by PSF: " + ", ".join(cells))
+            beta = np.array([float(h.get("PSFBETA", 0.0)) for h in heads])
+            mag = np.array([float(h.get("MAG", 0.0)) for h in heads])
+            for nm, sel in (("stars", y == 4), ("galaxies", y < 4)):
+                m = sel & (types == "moffat")
+                cells = [f"beta [{lo:g}, {hi:g}) {ok[m & (beta >= lo) & (beta < hi)].sum()}/{(m & (beta >= lo) & (beta < hi)).sum()}"
+                         for lo, hi in ((2.5, 3.5), (3.5, 4.5), (4.5, 6.01))]
+                print(f"  Moffat {nm}: " + ", ".join(cells))
+            m = (y == 4) & (types == "moffat")
+            cells = [f"m [{lo:g}, {hi:g}) {ok[m & (mag >= lo) & (mag < hi)].sum()}/{(m & (mag >= lo) & (mag < hi)).sum()}"
+                     for lo, hi in ((16, 17.5), (17.5, 19), (19, 21.01))]
+            print("  Moffat stars: " + ", ".join(cells))
         for key, edges in (("SKYSIG", (5, 8.33, 11.67, 15.01)), ("PSF_FWHM", (0.6, 0.733, 0.867, 1.001))):
             v = np.array([float(h[key]) for h in heads])
             for lo, hi in zip(edges[:-1], edges[1:]):
