@@ -500,7 +500,7 @@ def score(data_dir, predictions, by=("PSFTYPE",)):
             m = (y == 4) & (types == "moffat")
             cells = [f"m [{lo:g}, {hi:g}) {ok[m & (mag >= lo) & (mag < hi)].sum()}/{(m & (mag >= lo) & (mag < hi)).sum()}"
                      for lo, hi in ((16, 17.5), (17.5, 19), (19, 21.01))]
-            print("  Moffat stars: " + ", ".join(cells))
+            print("  Moffat stars by magnitude: " + ", ".join(cells))
         for key, edges in (("SKYSIG", (5, 8.33, 11.67, 15.01)), ("PSF_FWHM", (0.6, 0.733, 0.867, 1.001))):
             v = np.array([float(h[key]) for h in heads])
             for lo, hi in zip(edges[:-1], edges[1:]):
@@ -516,7 +516,10 @@ def score(data_dir, predictions, by=("PSFTYPE",)):
     thr = order[len(neg) - k - 1]
     tpr = float(np.mean(pos > thr))
     fpr = float(np.mean(neg > thr))
-    print(f"files {len(y)} ({len(pos)} lenses, {len(neg)} non-lenses): ROC AUC {auc:.4f}, "
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)   # Hanley & McNeil (1982) standard error
+    auc_se = math.sqrt((auc * (1 - auc) + (len(pos) - 1) * (q1 - auc * auc)
+                        + (len(neg) - 1) * (q2 - auc * auc)) / (len(pos) * len(neg)))
+    print(f"files {len(y)} ({len(pos)} lenses, {len(neg)} non-lenses): ROC AUC {auc:.4f} +- {auc_se:.4f}, "
           f"TPR {tpr:.4f} +- {se(tpr, len(pos)):.4f} at FPR {fpr:.4f} (threshold p_lens > {thr:.4g})")
     comp = np.array([bool(h.get("COMPANIO", False)) for h in heads])
     for nm, m in (("lens alone", (y == 0) & ~comp), ("with companion", (y == 0) & comp)):
