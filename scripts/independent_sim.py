@@ -34,6 +34,7 @@ Examples:
   python3 scripts/independent_sim.py --task morphology --count 1000 --seed 101 --out /tmp/ind/morph
   python3 scripts/independent_sim.py --task lens --count 1000 --seed 102 --psf varied --out /tmp/ind/lens-v
   python3 scripts/independent_sim.py --out /tmp/ind/morph --score eval/predictions.csv
+  python3 scripts/independent_sim.py --out /tmp/ind/morph --sheet sheet.png
 """
 import argparse
 import csv
@@ -537,6 +538,35 @@ def score(data_dir, predictions, by=("PSFTYPE",)):
                   f" non-lenses above threshold {np.sum(p[(vals == v) & (y == 0)] > thr)}/{np.sum((vals == v) & (y == 0))}")
 
 
+def contact_sheet(data_dir, png, per_class=6):
+    """The first `per_class` images of each class of a data set (asinh stretch at 2 SKYSIG; lens
+    cubes as i, r, g -> red, green, blue)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from astropy.io import fits
+    with open(os.path.join(data_dir, "catalog.csv")) as f:
+        rows = [(r["file"], int(r["label"])) for r in csv.DictReader(f)]
+    labels = sorted({l for _, l in rows})
+    fig, ax = plt.subplots(len(labels), per_class, figsize=(1.5 * per_class, 1.6 * len(labels)),
+                           squeeze=False)
+    for i, c in enumerate(labels):
+        for j, name in enumerate([n for n, l in rows if l == c][:per_class]):
+            with fits.open(os.path.join(data_dir, name)) as h:
+                data, hd = h[0].data.astype(np.float64), h[0].header
+            x = np.arcsinh(data / (2 * hd["SKYSIG"]))
+            if x.ndim == 3:
+                x = np.clip(np.stack([x[2], x[1], x[0]], -1) / max(np.percentile(x, 99.5), 1e-9), 0, 1)
+                ax[i, j].imshow(x, origin="lower")
+            else:
+                ax[i, j].imshow(x, origin="lower", cmap="gray")
+            ax[i, j].set_title(f"{hd['CLASS']} {hd.get('PSFTYPE', '')}", fontsize=7)
+        for j in range(per_class):
+            ax[i, j].axis("off")
+    fig.tight_layout()
+    fig.savefig(png, dpi=70)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", choices=sorted(TASK_IDS))
@@ -545,11 +575,15 @@ def main(argv=None):
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--psf", choices=["gaussian", "varied"], default="gaussian")
+    ap.add_argument("--sheet", metavar="PNG", help="instead of generating: contact sheet of --out")
     ap.add_argument("--out", required=True, help="output folder (FITS files + catalog.csv)")
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     a = ap.parse_args(argv)
     if a.score:
         score(a.out, a.score)
+        return
+    if a.sheet:
+        contact_sheet(a.out, a.sheet)
         return
     if not a.task:
         ap.error("--task is required when generating")
