@@ -20,20 +20,22 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// U-Net bottleneck channels; LSTM hidden size.
     public var bottleneck: Int?
     public var hidden: Int?
+    /// gru: stacked recurrent layers (absent: 1).
+    public var layers: Int?
     /// MLP: one of `ActivationName`'s raw values (absent: relu).
     public var activation: String?
 
     enum CodingKeys: String, CodingKey {
         case name, inChannels = "in_channels", classes, widths, smallImageStem = "small_image_stem",
-             stemPool = "stem_pool", imageSize = "image_size", bottleneck, hidden, activation
+             stemPool = "stem_pool", imageSize = "image_size", bottleneck, hidden, layers, activation
     }
 
     public init(name: ArchitectureName, inChannels: Int, classes: Int, widths: [Int]? = nil, smallImageStem: Bool? = nil,
                 stemPool: Bool? = nil, imageSize: Int? = nil, bottleneck: Int? = nil, hidden: Int? = nil,
-                activation: String? = nil) {
+                activation: String? = nil, layers: Int? = nil) {
         self.name = name; self.inChannels = inChannels; self.classes = classes; self.widths = widths
         self.smallImageStem = smallImageStem; self.stemPool = stemPool; self.imageSize = imageSize; self.bottleneck = bottleneck
-        self.hidden = hidden; self.activation = activation
+        self.hidden = hidden; self.activation = activation; self.layers = layers
     }
 
     /// Builds the model (fresh weights from `seed`, random without one; load the file's
@@ -68,6 +70,10 @@ public struct Architecture: Codable, Equatable, Sendable {
             let h = hidden ?? 64
             guard h > 0 else { throw invalid("hidden \(h) must be positive") }
             return LightCurveLSTM(features: inChannels, hiddenSize: h, classCount: classes, seed: seed)
+        case .gru:
+            let h = hidden ?? 64, count = layers ?? 1
+            guard h > 0, count > 0 else { throw invalid("hidden \(h) and layers \(count) must be positive") }
+            return SequenceClassifier(features: inChannels, hiddenSize: h, layerCount: count, classCount: classes, seed: seed)
         case .mlp:
             let function = try ActivationName(decoding: activation ?? ActivationName.relu.rawValue).function
             return MLP.make(inputFeatures: inChannels, widths: (widths ?? []) + [classes], activation: function, seed: seed)
@@ -84,7 +90,7 @@ public struct Architecture: Codable, Equatable, Sendable {
 
 /// The architectures a model file can name (their raw values are the file's and the pipelines' spelling).
 public enum ArchitectureName: String, CaseIterable, Codable, Sendable {
-    case resnet18, resnet34, cnn, unet, lstm, mlp
+    case resnet18, resnet34, cnn, unet, lstm, gru, mlp
 
     /// The name `value`, or `WeightsError.unknownChoice` naming it and listing the valid names.
     public init(decoding value: String) throws {

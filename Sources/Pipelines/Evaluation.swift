@@ -16,6 +16,7 @@ extension PipelineRunner {
     /// matrix (classes), ROC curve with TPR at 1 % FPR (lenses), predicted-vs-true
     /// scatter plots with 1σ bars (regression), an overlay (segmentation).
     public func evaluate(into folder: URL) throws -> EvaluationReport {
+        if config.task == .lightcurves { return try evaluateLightCurves(into: folder) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let predictions = folder.appendingPathComponent(config.task == .segment ? "maps" : "predictions.csv")
         var inferOptions = options
@@ -94,6 +95,8 @@ extension PipelineRunner {
             }
             if total > 0 { metrics["coverage_1sigma"] = Double(inside) / Double(total) }
             if !panels.isEmpty { try save(TrainingPlots.stacked(panels), "scatter.png") }
+        case .lightcurves:
+            preconditionFailure("evaluate: light curves are evaluated by evaluateLightCurves")
         case .segment:
             var predicted = [Int](), truth = [Int]()
             var overlayDone = false
@@ -122,16 +125,23 @@ extension PipelineRunner {
             metrics["pixel_accuracy"] = SegmentationMetrics.pixelAccuracy(predicted: predicted, truth: truth)
         }
 
+        try writeReport(metrics, pictures: pictures, into: folder,
+                        summary: "Model `\(predictor.path)` on `\(catalogPath())` (\(catalog.count) files).")
+        return EvaluationReport(metrics: metrics, files: ["metrics.json", "report.md"] + pictures)
+    }
+
+    /// Writes `metrics.json` (non-finite values as -1) and `report.md`: a title, `summary`,
+    /// the metrics table and the pictures.
+    func writeReport(_ metrics: [String: Double], pictures: [String], into folder: URL, summary: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeAtomically(try encoder.encode(metrics.mapValues { $0.isFinite ? $0 : -1 }),
                             to: folder.appendingPathComponent("metrics.json"))
         var markdown = "# Evaluation: \(config.name.isEmpty ? pipelinePath : config.name)\n\n"
-        markdown += "Model `\(predictor.path)` on `\(catalogPath())` (\(catalog.count) files).\n\n| metric | value |\n| --- | --- |\n"
+        markdown += summary + "\n\n| metric | value |\n| --- | --- |\n"
         for key in metrics.keys.sorted() { markdown += "| \(key) | \(String(format: "%.4f", metrics[key]!)) |\n" }
         markdown += "\n" + pictures.map { "![\($0)](\($0))\n" }.joined()
         try writeAtomically(Data(markdown.utf8), to: folder.appendingPathComponent("report.md"))
-        return EvaluationReport(metrics: metrics, files: ["metrics.json", "report.md"] + pictures)
     }
 
     func catalogPath() -> String {

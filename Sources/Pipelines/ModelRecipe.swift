@@ -30,14 +30,17 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     public var observation: Observation?
     /// Where the model came from: training pipeline, data, epochs, seed, date (strings).
     public var provenance: [String: String]?
+    /// Light-curve models: the sequence stages (absent for image models).
+    public var sequenceStages: [SequenceStage]?
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
-             predictsUncertainty, logTargetNames = "logTargets", observation, provenance
+             predictsUncertainty, logTargetNames = "logTargets", observation, provenance, sequenceStages
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
-                targetScaling: TargetScaling? = nil, predictsUncertainty: Bool = false, observation: Observation? = nil) {
+                targetScaling: TargetScaling? = nil, predictsUncertainty: Bool = false, observation: Observation? = nil,
+                sequenceStages: [SequenceStage]? = nil) {
         self.observation = observation
         self.task = task
         self.stages = stages
@@ -51,6 +54,7 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
         targetStd = targetScaling?.std ?? []
         self.predictsUncertainty = predictsUncertainty
         logTargetNames = input.logTargets
+        self.sequenceStages = sequenceStages
     }
 
     public var json: String {

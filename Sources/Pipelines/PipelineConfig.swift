@@ -19,6 +19,9 @@ public enum PipelineTask: String, Equatable, Sendable, CaseIterable, Codable {
     case segment
     /// Continuous targets (Sérsic parameters), optionally with uncertainties.
     case regress
+    /// Classes of multi-band light curves read from a table (TASKS.md task 5); its
+    /// `stages` are sequence stages (`SequenceStage`).
+    case lightcurves
 }
 
 /// A whole pipeline file: see docs/pipelines.md for every key.
@@ -28,6 +31,8 @@ public struct PipelineConfig: Equatable, Sendable {
     public var task: PipelineTask
     public var input: InputConfig
     public var stages: [Stage]
+    /// The stages of a `lightcurves` pipeline (its `stages` key).
+    public var sequenceStages: [SequenceStage]
     public var model: ModelConfig
     public var tiling: TilingConfig?
     public var outputs: OutputsConfig
@@ -170,9 +175,16 @@ extension PipelineConfig: Decodable {
         name = try c.optional("name") ?? ""
         description = try c.optional("description") ?? ""
         task = try c.choice("task", Dictionary(uniqueKeysWithValues: PipelineTask.allCases.map { ($0.rawValue, $0) }))
-            ?? { throw c.invalid("task", "The pipeline needs a 'task': classify, lens, segment or regress.") }()
+            ?? { throw c.invalid("task", "The pipeline needs a 'task': " + PipelineTask.allCases.map(\.rawValue).joined(separator: ", ") + ".") }()
         input = try c.optional("input") ?? InputConfig.defaults
-        stages = try c.optional("stages") ?? []
+        if task == .lightcurves {
+            sequenceStages = try c.optional("stages") ?? []
+            stages = []
+            do { _ = try SequencePreparation(sequenceStages) } catch { throw c.invalid("stages", error.localizedDescription) }
+        } else {
+            stages = try c.optional("stages") ?? []
+            sequenceStages = []
+        }
         model = try c.required("model")
         tiling = try c.optional("tiling")
         outputs = try c.optional("outputs") ?? OutputsConfig.defaults

@@ -64,7 +64,7 @@ extension PipelineRunner {
             text += "Pipeline `\(pipelinePath)`, \(catalog.count) inputs from `\(catalog.source)`: \(summary.line).\n\n"
             text += "Output: `\(summary.outputs[0])`.\n\n"
             switch config.task {
-            case .classify, .lens:
+            case .classify, .lens, .lightcurves:
                 var counts = [String: Int]()
                 for row in rows.values { counts[row[1], default: 0] += 1 }
                 text += "| predicted | files |\n| --- | ---: |\n"

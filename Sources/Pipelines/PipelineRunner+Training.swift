@@ -12,6 +12,7 @@ extension PipelineRunner {
     /// an epoch) resumes from its checkpoint when started again. `cancellation` (set by the
     /// tool on Ctrl-C) stops training after the current batch, with the checkpoint saved.
     public func train(cancellation: CancellationFlag? = nil) throws -> RunSummary {
+        if config.task == .lightcurves { return try trainLightCurves(cancellation: cancellation) }
         let start = Date()
         let t = config.model.train!
         guard let arch = config.model.architecture else {
@@ -53,7 +54,7 @@ extension PipelineRunner {
         let uncertainty = loss == .gaussianNegativeLogLikelihood
         let outputs: Int
         switch task {
-        case .classify, .lens: outputs = classNames.isEmpty ? arch.classes : classNames.count
+        case .classify, .lens, .lightcurves: outputs = classNames.isEmpty ? arch.classes : classNames.count
         case .regress: outputs = targetNames.count * (uncertainty ? 2 : 1)
         case .segment: outputs = arch.classes
         }
@@ -83,22 +84,7 @@ extension PipelineRunner {
                       metrics: metrics(task), schedule: schedule(t), gradientClipNorm: t.gradientClip.map(Float.init),
                       layerRateDecay: t.layerDecay.map(Float.init))
 
-        let save = resolve(t.save)
-        let stem = save.deletingPathExtension()
-        let checkpoint = t.checkpoint.map(resolve) ?? URL(fileURLWithPath: stem.path + ".checkpoint.safetensors")
-        if FileManager.default.fileExists(atPath: checkpoint.path) && !options.fresh {
-            try model.resume(from: checkpoint)
-            log("resuming from \(checkpoint.path) after epoch \(model.completedEpochs)")
-        }
-        var callbacks: [TrainingCallback] = [CSVLogger(url: URL(fileURLWithPath: stem.path + ".history.csv")),
-                                             ModelCheckpoint(url: checkpoint)]
-        if let patience = t.earlyStoppingPatience {
-            callbacks.append(EarlyStopping(monitor: validation == nil ? "loss" : "val_loss", patience: patience))
-        }
-        if case let .plateau(factor, patience) = t.schedule {
-            callbacks.append(ReduceLearningRateOnPlateau(monitor: validation == nil ? "loss" : "val_loss",
-                                                         factor: factor, patience: patience))
-        }
+        let (save, stem, checkpoint, callbacks) = try trainingFiles(model, t, validating: validation != nil)
         let targets: CatalogBatchSource.TargetKind = task == .segment ? .pixelClasses
             : scaling.map { .values($0) } ?? .classes
         let source = CatalogBatchSource(catalog: training, batchSize: t.batchSize, preparation: preparation, training: true,
@@ -127,6 +113,27 @@ extension PipelineRunner {
         log("saved \(save.path) and \(curves.lastPathComponent)")
         return RunSummary(done: training.count, failed: 0, resumed: 0, seconds: Date().timeIntervalSince(start),
                           outputs: [save.path, curves.path], errorsFile: nil)
+    }
+
+    /// The model file, its stem, the checkpoint (resumed from unless `--fresh`) and the
+    /// callbacks of every training run: history CSV, checkpoint, early stopping, plateau.
+    func trainingFiles(_ model: Model, _ t: TrainConfig, validating: Bool) throws
+        -> (save: URL, stem: URL, checkpoint: URL, callbacks: [TrainingCallback]) {
+        let save = resolve(t.save)
+        let stem = save.deletingPathExtension()
+        let checkpoint = t.checkpoint.map(resolve) ?? URL(fileURLWithPath: stem.path + ".checkpoint.safetensors")
+        if FileManager.default.fileExists(atPath: checkpoint.path) && !options.fresh {
+            try model.resume(from: checkpoint)
+            log("resuming from \(checkpoint.path) after epoch \(model.completedEpochs)")
+        }
+        var callbacks: [TrainingCallback] = [CSVLogger(url: URL(fileURLWithPath: stem.path + ".history.csv")),
+                                             ModelCheckpoint(url: checkpoint)]
+        let monitor = validating ? "val_loss" : "loss"
+        if let patience = t.earlyStoppingPatience { callbacks.append(EarlyStopping(monitor: monitor, patience: patience)) }
+        if case let .plateau(factor, patience) = t.schedule {
+            callbacks.append(ReduceLearningRateOnPlateau(monitor: monitor, factor: factor, patience: patience))
+        }
+        return (save, stem, checkpoint, callbacks)
     }
 
     func lossFunction(_ choice: TrainConfig.LossChoice, task: PipelineTask) -> LossFunction {
@@ -166,7 +173,7 @@ extension PipelineRunner {
 
     func metrics(_ task: PipelineTask) -> [Metric] {
         switch task {
-        case .classify: return [.accuracy, .macroF1]
+        case .classify, .lightcurves: return [.accuracy, .macroF1]
         case .lens: return [.accuracy, .rocAUC]
         case .regress: return [.rmse, .nmad]
         case .segment: return [.meanIoU(classes: [1, 2]), .pixelAccuracy]

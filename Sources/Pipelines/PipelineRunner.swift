@@ -76,6 +76,7 @@ public final class PipelineRunner {
     }
 
     public func run() throws -> RunSummary {
+        if config.task == .lightcurves { return try trains ? trainLightCurves(cancellation: nil) : classifyLightCurves().summary }
         if trains { return try train() }
         return try predictAll().summary
     }

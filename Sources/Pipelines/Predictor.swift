@@ -164,7 +164,7 @@ public final class Predictor: @unchecked Sendable {
             let row = values[(i * width)..<((i + 1) * width)]
             guard !raw else { return .logits(row.map(Double.init)) }
             switch task {
-            case .classify, .lens:
+            case .classify, .lens, .lightcurves:
                 return .classes(ClassProbabilities(logits: row))
             case .regress:
                 let recipe = recipe!

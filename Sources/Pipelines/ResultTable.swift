@@ -51,7 +51,7 @@ public struct ResultTable: Sendable {
             return
         }
         switch predictor.task {
-        case .classify, .lens: layout = .classes(names: predictor.classNames, probabilities: probabilities)
+        case .classify, .lens, .lightcurves: layout = .classes(names: predictor.classNames, probabilities: probabilities)
         case .regress: layout = .regression(targets: predictor.recipe!.targetNames, sigmas: predictor.recipe!.predictsUncertainty)
         case .segment: layout = .maps
         }

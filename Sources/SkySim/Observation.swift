@@ -3,9 +3,11 @@ import AstroBase
 import FITS
 import Foundation
 
-/// The four tasks of TASKS.md.
+/// The simulated data sets of TASKS.md (images for tasks 1-4, tables for light curves).
 public enum SimulationTask: String, CaseIterable, Sendable {
     case morphology, lens, segmentation, regression
+    /// Light curves (task 5): tables, not images; see `LightCurveSimulator`.
+    case lightcurves
 
     /// Class names in label order (classification and segmentation tasks).
     public var classNames: [String] {
@@ -14,6 +16,7 @@ public enum SimulationTask: String, CaseIterable, Sendable {
         case .lens: return ["non_lens", "lens"]
         case .segmentation: return ["background", "star", "galaxy"]
         case .regression: return []
+        case .lightcurves: return LightCurveClass.names
         }
     }
 
@@ -26,6 +29,7 @@ public enum SimulationTask: String, CaseIterable, Sendable {
         case .morphology, .lens: return "file,label"
         case .regression: return "file,sersic_n,r_e,q,mag"
         case .segmentation: return "file"
+        case .lightcurves: return "object_id,label"
         }
     }
 }

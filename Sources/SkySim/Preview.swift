@@ -33,6 +33,8 @@ public enum SimulationPreview {
                     }
                     sheet.add(rgb: rgb, width: width, height: height, label: "TRUTH STAR/GALAXY")
                 }
+            case .lightcurves:
+                preconditionFailure("SimulationPreview: light curves have LightCurveSimulator.contactSheet")
             case .morphology, .regression:
                 sheet.add(gray: ImageNormalization.display(for: image.pixels).bytes(image.pixels),
                           width: width, height: height, label: image.caption)

@@ -29,6 +29,8 @@ public struct Simulator: Sendable {
             return SegmentationScene.make(index: index, seed: seed, settings: settings, size: size, keepNoiseless: keepNoiseless).0
         case .regression:
             return RegressionScene.make(index: index, seed: seed, settings: settings, size: size, keepNoiseless: keepNoiseless)
+        case .lightcurves:
+            preconditionFailure("Simulator.image(at:): light curves are tables, not images; use LightCurveSimulator")
         }
     }
 
@@ -46,6 +48,10 @@ public struct Simulator: Sendable {
     public func writeDataset(count: Int, to directory: URL, keep: Int = 0) throws -> Summary {
         guard count > 0 else {
             throw SkySimError.invalidSetting(name: "count", received: String(count), expected: "a positive number of images")
+        }
+        guard task != .lightcurves else {
+            throw SkySimError.invalidSetting(name: "task", received: task.rawValue,
+                                             expected: "an image task (light curves are tables: LightCurveSimulator.writeDataset)")
         }
         try createDirectory(directory)
         let start = Date()

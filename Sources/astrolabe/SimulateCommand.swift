@@ -5,12 +5,15 @@ import SkySim
 
 extension SimulationTask: ExpressibleByArgument {}
 
-/// `astrolabe simulate`: labelled images for one of the four tasks of TASKS.md.
+/// `astrolabe simulate`: labelled images or light curves for the tasks of TASKS.md.
 struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Simulate labelled images for one of the four tasks.",
+        abstract: "Simulate labelled images or light curves for the tasks of TASKS.md.",
         discussion: """
             Writes DIR/<task>_NNNNNN.fits and DIR/catalog.csv following shared/spec/TASKS.md.
+            Task lightcurves writes DIR/lightcurves.csv (object_id,mjd,band,flux,flux_err),
+            DIR/catalog.csv (object_id,label) and with --fits DIR/lightcurves.fits (binary
+            table LIGHTCURVES); --count is the number of objects, classes in turn.
             The same seed gives byte-identical files. Observation options default to TASKS.md.
             With --skymap (task segmentation) it writes one wide map DIR/skymap_<size>.fits with a
             TAN WCS centred on --center, and DIR/positions.csv (id,ra,dec of its sources).
@@ -33,6 +36,7 @@ struct Simulate: ParsableCommand {
     @Option(help: "Images on the contact sheet.") var sheetCount: Int = 40
     @Flag(help: "Write one wide sky map with WCS and positions.csv (task segmentation).") var skymap = false
     @Option(help: "Sky map centre 'ra,dec' in degrees (with --skymap).") var center: String = "150.1,2.2"
+    @Flag(help: "Task lightcurves: also write lightcurves.fits (binary table LIGHTCURVES).") var fits = false
 
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count must be positive, got \(count).") }
@@ -53,6 +57,7 @@ struct Simulate: ParsableCommand {
         settings.sourceMagnitudes = try Simulate.range(sourceMag, option: "--source-mag")
         try settings.validate()
         if skymap { return try writeSkymap(settings) }
+        if task == .lightcurves { return try writeLightCurves() }
         let simulator = Simulator(task: task, seed: seed, settings: settings, size: size)
         let directory = URL(fileURLWithPath: out, isDirectory: true)
         let summary = try simulator.writeDataset(count: count, to: directory,
@@ -64,6 +69,27 @@ struct Simulate: ParsableCommand {
             let sheet = SimulationPreview.contactSheet(summary.kept, task: task, columns: columns,
                                                        cellSize: task == .segmentation ? 256 : 128)
             try sheet.write(to: URL(fileURLWithPath: contactSheet))
+            print("simulate: contact sheet -> \(contactSheet)")
+        }
+    }
+
+    private func writeLightCurves() throws {
+        let simulator = LightCurveSimulator(seed: seed)
+        let directory = URL(fileURLWithPath: out, isDirectory: true)
+        let keep = contactSheet == nil ? 0 : min(sheetCount, count)
+        let report = max(count / 10, 2048)
+        var next = report
+        let summary = try simulator.writeDataset(count: count, to: directory, fits: fits, keep: keep) { done in
+            if done >= next || done == count {
+                print("simulate: \(done)/\(count) light curves")
+                next = done + report
+            }
+        }
+        print(String(format: "simulate: %d light curves (%d points) in %.2f s -> %@ (%@)", summary.objects, summary.points,
+                     summary.seconds, directory.path, summary.files.joined(separator: ", ")))
+        if let contactSheet {
+            try LightCurveSimulator.contactSheet(summary.kept, columns: 7, cellWidth: 300, cellHeight: 200)
+                .canvas(flipVertically: false).write(to: URL(fileURLWithPath: contactSheet))
             print("simulate: contact sheet -> \(contactSheet)")
         }
     }
