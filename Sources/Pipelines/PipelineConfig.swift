@@ -1,3 +1,4 @@
+import Explain
 import FITS
 import NN
 import Foundation
@@ -142,6 +143,8 @@ public struct OutputsConfig: Equatable, Sendable {
     public var previews: String?
     public var previewCount: Int
     public var report: String?
+    /// Attribution maps beside the predictions (see docs/interpretability.md).
+    public var explain: ExplainConfig?
 }
 
 public struct RunConfig: Equatable, Sendable {
@@ -254,10 +257,10 @@ extension TilingConfig: Decodable {
 
 extension OutputsConfig: Decodable {
     static let defaults = OutputsConfig(csv: nil, probabilities: true, fitsTable: nil, fitsImages: nil,
-                                        previews: nil, previewCount: 16, report: nil)
+                                        previews: nil, previewCount: 16, report: nil, explain: nil)
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "outputs", known: [
-            "csv", "probabilities", "fits_table", "fits_images", "previews", "preview_count", "report"])
+            "csv", "probabilities", "fits_table", "fits_images", "previews", "preview_count", "report", "explain"])
         csv = try c.optional("csv")
         probabilities = try c.optional("probabilities") ?? true
         fitsTable = try c.optional("fits_table")
@@ -265,6 +268,7 @@ extension OutputsConfig: Decodable {
         previews = try c.optional("previews")
         previewCount = try c.optional("preview_count") ?? 16
         report = try c.optional("report")
+        explain = try c.optional("explain")
     }
 }
 

@@ -101,6 +101,9 @@ extension PipelineRunner {
             summary.outputs += try writePictures(catalog: catalog, results: journal.finished, table: table,
                                                  predictor: predictor, summary: summary, maps: maps)
         }
+        if let explain = config.outputs.explain {
+            summary.outputs += try writeExplanations(results.map(\.entry), config: explain)
+        }
         try journal.finish()
         log("\(config.name.isEmpty ? "run" : config.name): \(summary.line)")
         return InferenceRun(summary: summary, results: results, predictor: predictor, output: outputURL)
