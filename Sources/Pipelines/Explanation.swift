@@ -351,7 +351,6 @@ extension PipelineRunner {
             let x = (0..<steps.count).map { Double($0 + 1) }
             let y = steps.map { $0.correlations[method]! }
             plot.add(x: x, y: y, label: method.rawValue, color: colors[i % colors.count])
-            plot.addPoints(x: x, y: y, label: "", color: colors[i % colors.count])
         }
         let png = folder.appendingPathComponent("randomisation.png")
         try plot.canvas().write(to: png)
