@@ -2,24 +2,33 @@
 """Astrolabe vs PyTorch (CPU) on BENCH.md's model workloads, in one run.
 
 For each network of `../shared/spec/reference_models.py` (cnn, resnet18, unet, lstm, gru) it
-measures in PyTorch, each model in its own subprocess (so peak RSS is that model's own):
+measures in PyTorch, each model and variant in its own subprocess (so peak RSS is its own):
 - train_step_ms: median of >= 10 training steps (forward, cross-entropy - per pixel for
   unet -, backward, Adam lr 1e-3) at batch 32 (unet 8), after 3 warm-up steps;
 - infer_img_per_s: batch 64 (unet 8) / median forward time under torch.no_grad() and
   model.eval(), after 3 warm-up passes;
 - peak_rss_mb: ru_maxrss of the subprocess right after the training steps;
-and tile_segment_mpix_per_s: a 2048 x 2048 map segmented by the unet through 256 x 256
-tiles overlapping by 32 px (8 tiles per forward pass), stitched with the same smooth window
-as Astrolabe's TileStitcher, argmax, written as a float32 FITS image (astropy), median of 3.
-Then it runs `astrolabe bench --model all` and `astrolabe bench --workload tiles` (same
-protocol, see Sources/astrolabe/Bench+Models.swift) and prints a table with both figures
-and the ratio; `--json` prints one JSON object instead.
+in up to three PyTorch variants (`--variants`):
+- eager: the module as it is;
+- frozen: inference only, `torch.jit.trace` + `torch.jit.freeze` +
+  `torch.jit.optimize_for_inference` (batch norm folded, convolution + ReLU fused on oneDNN,
+  weights pre-packed);
+- compiled: `torch.compile` (inductor); inference with `torch._inductor.config.freezing`, the
+  training step compiled without it. Compilation happens in the warm-up steps.
+Each row's `pytorch` figure is the best variant's (fastest; least memory), named in
+`pytorch_variant`, and `ratio` is against it; `ratio_eager` is against eager.
+Then tile_segment_mpix_per_s: a 2048 x 2048 map segmented by the unet (eager and frozen)
+through 256 x 256 tiles overlapping by 32 px (8 tiles per forward pass), stitched with the
+same smooth window as Astrolabe's TileStitcher, argmax, written as a float32 FITS image
+(astropy), median of 3. Astrolabe's side is `astrolabe bench --model M` and `astrolabe bench
+--workload tiles` (same protocol, see Sources/astrolabe/Bench+Models.swift); a table with
+every figure and the ratios is printed, or one JSON object with `--json`.
 
     pip install torch torchvision numpy astropy
     swift build -c release --product astrolabe
-    python3 bench/compare.py [--models cnn,unet] [--no-tiles] [--quick] [--json] [--save FILE]
-                             [--astrolabe .build/release/astrolabe]
-                             [--reference ../shared/spec/reference_models.py]
+    python3 bench/compare.py [--models cnn,unet] [--variants eager,frozen,compiled] [--no-tiles]
+                             [--quick] [--json] [--save FILE] [--astrolabe .build/release/astrolabe]
+                             [--reference ../shared/spec/reference_models.py] [--baseline BINARY]
 """
 import argparse
 import functools
@@ -38,6 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_REFERENCE = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "spec", "reference_models.py"))
 DEFAULT_BINARY = os.path.normpath(os.path.join(HERE, "..", ".build", "release", "astrolabe"))
 MODELS = ["cnn", "resnet18", "unet", "lstm", "gru"]
+VARIANTS = ["eager", "frozen", "compiled"]
 THREADS = 2
 
 
@@ -50,7 +60,20 @@ def load_reference(path):
 
 # MARK: - PyTorch side (run in a subprocess per model)
 
-def torch_model(reference, name, quick):
+def inference_module(model, x, variant):
+    """The module a `variant` user runs for inference (model in eval mode, x an example batch)."""
+    import torch
+    if variant == "frozen":
+        with torch.no_grad():
+            return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, x)))
+    if variant == "compiled":
+        import torch._inductor.config as inductor
+        inductor.freezing = True
+        return torch.compile(model)
+    return model
+
+
+def torch_model(reference, name, quick, variant):
     import torch
     from torch import nn
     torch.set_num_threads(THREADS)
@@ -59,39 +82,43 @@ def torch_model(reference, name, quick):
     model = make()
     classes = {"cnn": 5, "resnet18": 5, "unet": 3, "lstm": 4, "gru": 7}[name]
     warmup, steps = (1, 3) if quick else (3, 10)
+    result = {"model": name, "variant": variant, "steps": steps, "threads": THREADS}
 
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
-    x = torch.randn(train_batch, *shape)
-    y = torch.randint(0, classes, (train_batch, *shape[1:]) if name == "unet" else (train_batch,))
-    train_times = []
-    for step in range(warmup + steps):
-        t0 = time.perf_counter()
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        t1 = time.perf_counter()
-        if step >= warmup:
-            train_times.append(t1 - t0)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if variant != "frozen":
+        model.train()
+        step_model = torch.compile(model) if variant == "compiled" else model
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = nn.CrossEntropyLoss()
+        x = torch.randn(train_batch, *shape)
+        y = torch.randint(0, classes, (train_batch, *shape[1:]) if name == "unet" else (train_batch,))
+        train_times = []
+        for step in range(warmup + steps):
+            t0 = time.perf_counter()
+            optimizer.zero_grad()
+            loss = loss_fn(step_model(x), y)
+            loss.backward()
+            optimizer.step()
+            t1 = time.perf_counter()
+            if step >= warmup:
+                train_times.append(t1 - t0)
+        result.update(train_step_ms=round(statistics.median(train_times) * 1e3, 1),
+                      train_step_min_ms=round(min(train_times) * 1e3, 1),
+                      peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
     model.eval()
     x = torch.randn(infer_batch, *shape)
+    module = inference_module(model, x, variant)
     infer_times = []
     with torch.no_grad():
         for rep in range(warmup + steps):
             t0 = time.perf_counter()
-            model(x)
+            module(x)
             t1 = time.perf_counter()
             if rep >= warmup:
                 infer_times.append(t1 - t0)
-    return {"model": name, "train_step_ms": round(statistics.median(train_times) * 1e3, 1),
-            "train_step_min_ms": round(min(train_times) * 1e3, 1),
-            "infer_img_per_s": round(infer_batch / statistics.median(infer_times), 1),
-            "infer_max_img_per_s": round(infer_batch / min(infer_times), 1),
-            "peak_rss_mb": round(peak_mb), "steps": steps, "threads": THREADS}
+    result.update(infer_img_per_s=round(infer_batch / statistics.median(infer_times), 1),
+                  infer_max_img_per_s=round(infer_batch / min(infer_times), 1))
+    return result
 
 
 @functools.lru_cache(maxsize=None)
@@ -123,7 +150,7 @@ def origins(length, tile, step):
     return list(range(0, length - tile, step)) + [length - tile]
 
 
-def torch_tiles(reference, quick):
+def torch_tiles(reference, quick, variant):
     import numpy as np
     import torch
     from astropy.io import fits
@@ -136,8 +163,11 @@ def torch_tiles(reference, quick):
     image = np.random.default_rng(3).standard_normal((side, side)).astype(np.float32)
     rects = [(y, x) for y in origins(side, tile, tile - overlap) for x in origins(side, tile, tile - overlap)]
     path = os.path.join(tempfile.mkdtemp(prefix="compare-tiles-"), "segmentation.fits")
+    example = torch.randn(batch, 1, tile, tile)
+    model = inference_module(model, example, variant)
     with torch.no_grad():
-        model(torch.randn(batch, 1, tile, tile))
+        model(example)
+        model(example)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -161,27 +191,33 @@ def torch_tiles(reference, quick):
     os.remove(path)
     os.rmdir(os.path.dirname(path))
     mpix = side * side / 1e6
-    return {"workload": "tiles", "tile_segment_mpix_per_s": round(mpix / statistics.median(times), 3),
+    return {"workload": "tiles", "variant": variant,
+            "tile_segment_mpix_per_s": round(mpix / statistics.median(times), 3),
             "tile_segment_max_mpix_per_s": round(mpix / min(times), 3),
             "seconds": round(statistics.median(times), 2), "tiles": len(rects), "side": side, "threads": THREADS}
 
 
 def run_child(argv):
-    """`compare.py --torch-child NAME [--quick] --reference PATH` (NAME: a model or `tiles`)."""
+    """`compare.py --torch-child NAME --variant V [--quick] --reference PATH` (NAME: a model or `tiles`)."""
     p = argparse.ArgumentParser()
     p.add_argument("--torch-child")
     p.add_argument("--reference")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--variant", default="eager")
     a = p.parse_args(argv)
     reference = load_reference(a.reference)
-    result = torch_tiles(reference, a.quick) if a.torch_child == "tiles" else torch_model(reference, a.torch_child, a.quick)
+    if a.torch_child == "tiles":
+        result = torch_tiles(reference, a.quick, a.variant)
+    else:
+        result = torch_model(reference, a.torch_child, a.quick, a.variant)
     print(json.dumps(result, sort_keys=True), flush=True)
 
 
 # MARK: - Driver
 
-def torch_run(name, args):
-    cmd = [sys.executable, os.path.abspath(__file__), "--torch-child", name, "--reference", args.reference]
+def torch_run(name, args, variant):
+    cmd = [sys.executable, os.path.abspath(__file__), "--torch-child", name, "--reference", args.reference,
+           "--variant", variant]
     if args.quick:
         cmd.append("--quick")
     env = dict(os.environ)
@@ -190,8 +226,19 @@ def torch_run(name, args):
         # above its 2 cores they lose their time slices and PyTorch slows down 2-10x. Passive
         # waiting keeps PyTorch close to its quiet-machine speed (the fair comparison there).
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        print(f"PyTorch {variant} failed on {name}; left out:\n" + done.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def best_variant(results, metric, higher):
+    """(variant, figure, result) of the variant with the best `metric`, or None."""
+    found = [(r["variant"], r[metric], r) for r in results if r and metric in r]
+    if not found:
+        return None
+    return (max if higher else min)(found, key=lambda item: item[1])
 
 
 def astrolabe_run(flags, args, binary=None):
@@ -232,6 +279,8 @@ def main():
         return run_child(sys.argv[1:])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="PyTorch variants to measure, comma-separated subset of " + ",".join(VARIANTS))
     p.add_argument("--no-tiles", action="store_true", help="skip tile_segment_mpix_per_s")
     p.add_argument("--quick", action="store_true", help="fewer steps, 1024 x 1024 map (a smoke test, not a result)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -248,45 +297,67 @@ def main():
     for m in models:
         if m not in MODELS:
             p.error(f"unknown model {m!r}; expected one of {', '.join(MODELS)}")
+    variants = [v for v in args.variants.split(",") if v]
+    for v in variants:
+        if v not in VARIANTS:
+            p.error(f"unknown PyTorch variant {v!r}; expected one of {', '.join(VARIANTS)}")
 
     import torch
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     load_before = os.getloadavg()
     rows = []
     for m in models:
-        theirs = torch_run(m, args)
+        theirs = [torch_run(m, args, v) for v in variants]
         ours = astrolabe_run(["--model", m], args)[0]
         base = baseline_run(["--model", m], args)
-        for metric, unit, higher, best in METRICS:
-            a, t = ours[metric], theirs[metric]
+        for metric, unit, higher, fastest in METRICS:
+            best = best_variant(theirs, metric, higher)
+            if best is None:
+                continue
+            variant, t, result = best
+            a = ours[metric]
             # ratio > 1: Astrolabe is better (faster, or less memory)
             row = {"workload": m, "metric": metric, "unit": unit, "astrolabe": a, "pytorch": t,
-                   "ratio": round((a / t) if higher else (t / a), 2)}
-            if best:
-                a, t = ours[best], theirs[best]
+                   "pytorch_variant": variant, "ratio": round((a / t) if higher else (t / a), 2)}
+            for r in theirs:
+                if r and metric in r:
+                    row["pytorch_" + r["variant"]] = r[metric]
+            if "pytorch_eager" in row:
+                e = row["pytorch_eager"]
+                row["ratio_eager"] = round((a / e) if higher else (e / a), 2)
+            if fastest:
+                a, t = ours[fastest], result[fastest]
                 row.update(astrolabe_best=a, pytorch_best=t, ratio_best=round((a / t) if higher else (t / a), 2))
             if base:
                 b = base[metric]
                 row.update(baseline=b, ratio_baseline=round((ours[metric] / b) if higher else (b / ours[metric]), 2))
             rows.append(row)
     if not args.no_tiles:
-        theirs = torch_run("tiles", args)
+        theirs = [torch_run("tiles", args, v) for v in variants if v != "compiled"]
+        best = best_variant(theirs, "tile_segment_mpix_per_s", True)
         ours = astrolabe_run(["--workload", "tiles"], args)[0]
-        a, t = ours["tile_segment_mpix_per_s"], theirs["tile_segment_mpix_per_s"]
-        ab, tb = ours["tile_segment_max_mpix_per_s"], theirs["tile_segment_max_mpix_per_s"]
-        row = {"workload": "tiles", "metric": "tile_segment_mpix_per_s", "unit": "Mpix/s",
-               "astrolabe": a, "pytorch": t, "ratio": round(a / t, 2),
-               "astrolabe_best": ab, "pytorch_best": tb, "ratio_best": round(ab / tb, 2)}
-        if args.baseline:
-            base = baseline_run(["--workload", "tiles"], args)
-            if base:
-                b = base["tile_segment_mpix_per_s"]
-                row.update(baseline=b, ratio_baseline=round(a / b, 2))
-        rows.append(row)
+        if best:
+            variant, t, result = best
+            a = ours["tile_segment_mpix_per_s"]
+            ab, tb = ours["tile_segment_max_mpix_per_s"], result["tile_segment_max_mpix_per_s"]
+            row = {"workload": "tiles", "metric": "tile_segment_mpix_per_s", "unit": "Mpix/s",
+                   "astrolabe": a, "pytorch": t, "pytorch_variant": variant, "ratio": round(a / t, 2),
+                   "astrolabe_best": ab, "pytorch_best": tb, "ratio_best": round(ab / tb, 2)}
+            for r in theirs:
+                if r:
+                    row["pytorch_" + r["variant"]] = r["tile_segment_mpix_per_s"]
+            if "pytorch_eager" in row:
+                row["ratio_eager"] = round(a / row["pytorch_eager"], 2)
+            if args.baseline:
+                base = baseline_run(["--workload", "tiles"], args)
+                if base:
+                    b = base["tile_segment_mpix_per_s"]
+                    row.update(baseline=b, ratio_baseline=round(a / b, 2))
+            rows.append(row)
     policy = "default (active)" if args.omp_active else os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
     report = {"date": started, "machine": machine(), "threads": THREADS, "torch": torch.__version__,
               "astrolabe": args.astrolabe, "baseline": args.baseline,
-              "torch_omp_wait_policy": policy,
+              "torch_omp_wait_policy": policy, "pytorch_variants": variants,
               "load_average_before": [round(v, 2) for v in load_before],
               "load_average_after": [round(v, 2) for v in os.getloadavg()],
               "quick": args.quick, "rows": rows}
@@ -299,17 +370,22 @@ def main():
     print(f"{report['date']}  {report['machine']}  threads {THREADS}  torch {report['torch']}"
           f"  OMP_WAIT_POLICY {policy}")
     print(f"load average before {report['load_average_before']}, after {report['load_average_after']}")
-    print("median of the runs; best = fastest run; ratio > 1 means Astrolabe is better (faster or smaller)\n")
+    print("median of the runs; PyTorch = its best variant (named); best = fastest run;"
+          " ratio > 1 means Astrolabe is better (faster or smaller)\n")
     extra = " baseline | vs baseline |" if args.baseline else ""
-    print("| workload | metric | Astrolabe | PyTorch | ratio | Astrolabe best | PyTorch best | ratio best |" + extra)
-    print("|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.baseline else ""))
+    shown = [v for v in VARIANTS if v in variants]
+    print("| workload | metric | Astrolabe | " + " | ".join(f"PyTorch {v}" for v in shown)
+          + " | ratio to best | ratio to eager | Astrolabe best | PyTorch best | ratio best |" + extra)
+    print("|---|---|---:|" + "---:|" * len(shown) + "---:|---:|---:|---:|---:|"
+          + ("---:|---:|" if args.baseline else ""))
     for r in rows:
+        figures = [r.get("pytorch_" + v, "-") for v in shown]
         best = [r.get("astrolabe_best", ""), r.get("pytorch_best", ""), r.get("ratio_best", "")]
-        cells = [r["workload"], f"{r['metric']} ({r['unit']})", r["astrolabe"], r["pytorch"], r["ratio"]] + best
+        cells = ([r["workload"], f"{r['metric']} ({r['unit']})", r["astrolabe"]] + figures
+                 + [f"{r['ratio']} ({r['pytorch_variant']})", r.get("ratio_eager", "")] + best)
         if args.baseline:
             cells += [r.get("baseline", ""), r.get("ratio_baseline", "")]
         print("| " + " | ".join(str(c) for c in cells) + " |")
-
 
 if __name__ == "__main__":
     main()

@@ -42,12 +42,16 @@ extension FITSFile {
                     let keyword = Self.keyword(bytes)
                     if blockStart == offset, card == 0, keyword != (index == 0 ? "SIMPLE" : "XTENSION") { return }
                     if keyword == "END" { headerEnd = blockStart + 2880; break scan }
-                    guard bytes.dropFirst(8).prefix(2).elementsEqual("= ".utf8) else { continue }
+                    // A value card as cfitsio 4.2's `ffpsvc` sees one: "=" in column 9,
+                    // whatever column 10 holds ("ZTILE1  =0" has the value 0). Its value is
+                    // taken from column 10 to the comment, so "0   7" (cfitsio: 0, comment
+                    // "7") is no integer here and is refused.
+                    guard bytes.dropFirst(8).first == UInt8(ascii: "=") else { continue }
                     if cards[keyword] != nil {
                         try Self.checkNotDuplicated(keyword, path: path, hdu: index)
                         continue
                     }
-                    cards[keyword] = Self.valueText(bytes.dropFirst(10))
+                    cards[keyword] = Self.valueText(bytes.dropFirst(9))
                 }
                 blockStart += 2880
             }

@@ -120,6 +120,14 @@ public struct FITSHeader: Equatable, Sendable {
         records.filter { Self.isWCSKeyword($0.keyword) }
     }
 
+    /// Every record a derived image of the same pixels keeps: all but the structural
+    /// keywords and those describing the pixel values (BUNIT, DATAMIN, DATAMAX). A map made
+    /// from this image keeps its WCS in any convention (FITS WCS, DSS plate solutions
+    /// PLTRAH/AMDX1..., SIP, TPV distortions) and its observation keywords.
+    public var derivedImageRecords: [HeaderRecord] {
+        records.filter { !Self.isStructural($0.keyword) && !["BUNIT", "DATAMIN", "DATAMAX"].contains($0.keyword) }
+    }
+
     /// Copies the WCS records of `source` (see `wcsRecords`) into this header, replacing
     /// records with the same keyword: an output map keeps its input's sky coordinates.
     public mutating func copyWCS(from source: FITSHeader) {

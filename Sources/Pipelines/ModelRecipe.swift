@@ -26,14 +26,19 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// Targets learned as log10 of their value (may be absent in a recipe).
     public var logTargetNames: [String]?
     public var logTargets: [String] { logTargetNames ?? [] }
+    /// The observation the model was trained for (nil in files that record none).
+    public var observation: Observation?
+    /// Where the model came from: training pipeline, data, epochs, seed, date (strings).
+    public var provenance: [String: String]?
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
-             predictsUncertainty, logTargetNames = "logTargets"
+             predictsUncertainty, logTargetNames = "logTargets", observation, provenance
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
-                targetScaling: TargetScaling? = nil, predictsUncertainty: Bool = false) {
+                targetScaling: TargetScaling? = nil, predictsUncertainty: Bool = false, observation: Observation? = nil) {
+        self.observation = observation
         self.task = task
         self.stages = stages
         hdu = input.hdu ?? 0
@@ -91,5 +96,40 @@ public struct TrainedModel {
         architecture = file.architecture
         recipe = try ModelRecipe.decode(json, path: url.path)
         path = url.path
+    }
+}
+
+extension ModelRecipe {
+    /// What `astrolabe inspect MODEL.safetensors` prints about the recipe: task, input,
+    /// stages, classes or targets, the observation and the provenance.
+    public var descriptionLines: [String] {
+        var lines = ["task          \(task.rawValue)",
+                     "input         HDU \(hdu), shape \(inputShape) (channels, height, width)"
+                        + (bands.isEmpty ? "" : ", bands \(bands.joined(separator: ", "))")
+                        + (bandFiles.isEmpty ? "" : ", band files " + bandFiles.sorted { $0.key < $1.key }
+                            .map { "\($0.key): \($0.value)" }.joined(separator: ", "))]
+        if !classNames.isEmpty { lines.append("classes       " + classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", ")) }
+        if !targetNames.isEmpty {
+            lines.append("targets       " + targetNames.joined(separator: ", ") + (logTargets.isEmpty ? "" : " (log10: \(logTargets.joined(separator: ", ")))")
+                         + (predictsUncertainty ? ", with uncertainties" : ""))
+        }
+        lines.append("stages (inference runs those not marked 'training only'):")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        for stage in stages {
+            let json = (try? encoder.encode(stage)).map { String(decoding: $0, as: UTF8.self) } ?? stage.name
+            lines.append("  - " + json + (stage.isAugmentation ? "   (training only)" : ""))
+        }
+        if let observation {
+            lines.append("observation (images are brought to it before the stages):")
+            lines += observation.summaryLines.map { "  " + $0 }
+        } else {
+            lines.append("observation   not recorded: images are used as they are (no matching)")
+        }
+        if let provenance, !provenance.isEmpty {
+            lines.append("provenance:")
+            lines += provenance.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)" }
+        }
+        return lines
     }
 }

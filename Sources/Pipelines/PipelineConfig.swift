@@ -33,6 +33,8 @@ public struct PipelineConfig: Equatable, Sendable {
     public var tiling: TilingConfig?
     public var outputs: OutputsConfig
     public var run: RunConfig
+    /// The observation the training data follow, recorded in the trained model file.
+    public var observation: Observation?
 }
 
 /// Where the FITS files are and what in them to read.
@@ -56,6 +58,11 @@ public struct InputConfig: Equatable, Sendable {
     /// Regression targets learned as log10 (sizes spanning a decade): predictions
     /// are turned back, and their sigmas propagated.
     public var logTargets: [String]
+    /// Header values given by the user (`--set input.header_values.MAGZERO=27.5`): they
+    /// replace or complete each file's header for the stages.
+    public var headerValues: [String: Double] = [:]
+    /// Whether inference brings images to the model's recorded observation (default true).
+    public var matchObservation: Bool = true
 }
 
 /// Which model, and how to train it if the pipeline trains.
@@ -159,7 +166,7 @@ public struct RunConfig: Equatable, Sendable {
 // MARK: - Decoding
 
 extension PipelineConfig: Decodable {
-    static let keys = ["name", "description", "task", "input", "stages", "model", "tiling", "outputs", "run"]
+    static let keys = ["name", "description", "task", "input", "stages", "model", "tiling", "outputs", "run", "observation"]
 
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "the pipeline", known: Self.keys)
@@ -173,6 +180,7 @@ extension PipelineConfig: Decodable {
         tiling = try c.optional("tiling")
         outputs = try c.optional("outputs") ?? OutputsConfig.defaults
         run = try c.optional("run") ?? RunConfig.defaults
+        observation = try c.optional("observation")
         if task == .segment && tiling == nil { tiling = TilingConfig(tile: 256, overlap: 32, weighting: .smooth) }
     }
 }
@@ -183,7 +191,7 @@ extension InputConfig: Decodable {
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "input", known: [
             "path", "hdu", "bands", "band_files", "label_column", "class_names", "target_columns", "header_keywords",
-            "log_targets"])
+            "log_targets", "header_values", "match_observation"])
         path = try c.optional("path")
         hdu = try c.optional("hdu")
         bands = try c.optional("bands") ?? []
@@ -193,6 +201,9 @@ extension InputConfig: Decodable {
         targetColumns = try c.optional("target_columns") ?? []
         headerKeywords = try c.optional("header_keywords") ?? []
         logTargets = try c.optional("log_targets") ?? []
+        headerValues = Dictionary(uniqueKeysWithValues: (try c.optional("header_values", [String: Double].self) ?? [:])
+            .map { ($0.key.uppercased(), $0.value) })
+        matchObservation = try c.optional("match_observation") ?? true
         for name in logTargets where !targetColumns.contains(name) {
             throw c.invalid("log_targets", "log_targets names '\(name)', which is not in target_columns \(targetColumns).")
         }

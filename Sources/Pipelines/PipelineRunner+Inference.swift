@@ -36,13 +36,15 @@ extension PipelineRunner {
             outputURL = resolve(config.outputs.csv ?? "predictions.csv")
         }
         let journalURL = outputURL.deletingLastPathComponent().appendingPathComponent(".\(outputURL.lastPathComponent).journal")
-        let errorsURL = config.run.errorsFile.map(resolve) ?? outputURL.deletingLastPathComponent()
-            .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".errors.csv")
+        let errorsURL = Self.stampedForThisRun(config.run.errorsFile.map(resolve) ?? outputURL.deletingLastPathComponent()
+            .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".errors.csv"), start: start)
+        let runsLogURL = outputURL.deletingLastPathComponent()
+            .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".runs.jsonl")
         let tableURL = segmenting ? nil : config.outputs.fitsTable.map(resolve)
         let maps = segmenting ? try OutputSafety.perInputOutputs(catalog, in: outputURL, input: predictor.input) : [:]
         let pictures = [config.outputs.previews.map { resolve($0).appendingPathComponent("previews.png") },
                         config.outputs.report.map { resolve($0).appendingPathComponent("report.md") }].compactMap { $0 }
-        try OutputSafety.checkOutputs((segmenting ? [] : [outputURL]) + [journalURL, errorsURL] + (tableURL.map { [$0] } ?? [])
+        try OutputSafety.checkOutputs((segmenting ? [] : [outputURL]) + [journalURL, errorsURL, runsLogURL] + (tableURL.map { [$0] } ?? [])
                                       + pictures, catalog: catalog, input: predictor.input)
 
         let journal = try RunJournal(url: journalURL, resume: config.run.resume && !options.fresh, output: outputURL.path)
@@ -77,7 +79,9 @@ extension PipelineRunner {
         // Outputs in the input's order, written atomically, from everything the journal holds.
         let results = catalog.entries.compactMap { entry in journal.finished[entry.name].map { (entry: entry, prediction: $0) } }
         let named = results.map { (file: $0.entry.name, prediction: $0.prediction) }
-        let table = ResultTable(predictor: predictor, probabilities: config.outputs.probabilities)
+        var table = ResultTable(predictor: predictor, probabilities: config.outputs.probabilities)
+        // Quality columns when the model records the observation it was trained for.
+        if !predictor.matchingStages.isEmpty { table.domains = journal.domains }
         var outputs = [outputURL.path]
         if !segmenting {
             try writeAtomically(Data(try table.csv(named).utf8), to: outputURL)
@@ -86,14 +90,16 @@ extension PipelineRunner {
                 outputs.append(tableURL.path)
             }
         }
-        // The errors file belongs to this run: written when something failed, removed otherwise.
+        // Each run with failures writes its own errors file (stamped with the run's start), so
+        // earlier runs' files stay; the console shows the first failures with their reasons.
         let failures = catalog.entries.compactMap { entry in journal.failed[entry.name].map { [entry.name, $0] } }
         var errorsFile: String?
         if !failures.isEmpty {
             try writeAtomically(Data(try CSVText.table(header: ["file", "error"], rows: failures).utf8), to: errorsURL)
             errorsFile = errorsURL.path
-        } else if FileManager.default.fileExists(atPath: errorsURL.path) {
-            try FileManager.default.removeItem(at: errorsURL)
+            let shown = failures.prefix(Self.failuresShown)
+            log("\(failures.count) of \(catalog.count) files failed; " + (failures.count > shown.count ? "the first \(shown.count):" : "reasons:"))
+            for failure in shown { log("  \(failure[0]): \(Self.reason(failure[1], file: failure[0]))") }
         }
         var summary = RunSummary(done: catalog.count - failures.count, failed: failures.count, resumed: journal.resumedCount,
                                  seconds: Date().timeIntervalSince(start), outputs: outputs, errorsFile: errorsFile)
@@ -104,6 +110,7 @@ extension PipelineRunner {
         if let explain = config.outputs.explain {
             summary.outputs += try writeExplanations(results.map(\.entry), config: explain)
         }
+        try appendRunRecord(to: runsLogURL, start: start, summary: summary)
         try journal.finish()
         log("\(config.name.isEmpty ? "run" : config.name): \(summary.line)")
         return InferenceRun(summary: summary, results: results, predictor: predictor, output: outputURL)
@@ -127,7 +134,61 @@ extension PipelineRunner {
                               bandFiles: config.input.bandFiles.isEmpty ? recipe.bandFiles : config.input.bandFiles)
         return Predictor(network: model.network, architecture: model.architecture, recipe: recipe, path: model.path,
                          stages: config.stages.isEmpty ? nil : config.stages, input: input,
-                         classNames: config.input.classNames.isEmpty ? nil : config.input.classNames)
+                         classNames: config.input.classNames.isEmpty ? nil : config.input.classNames,
+                         matchObservation: config.input.matchObservation, headerValues: config.input.headerValues)
+    }
+
+    /// How many failures the console lists (all are in the errors file).
+    static let failuresShown = 5
+
+    /// A failure's message without the file name it starts with (the console line names it).
+    static func reason(_ message: String, file: String) -> String {
+        message.hasPrefix("\(file): ") ? String(message.dropFirst(file.count + 2)) : message
+    }
+
+    /// `X.errors.csv` → `X.errors-20261203T130102Z.csv` (the run's start, UTC), with
+    /// `-2`, `-3`... when a run in the same second wrote one already.
+    static func stampedForThisRun(_ url: URL, start: Date) -> URL {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let stem = url.deletingPathExtension().lastPathComponent, ext = url.pathExtension
+        let folder = url.deletingLastPathComponent()
+        var candidate = folder.appendingPathComponent("\(stem)-\(formatter.string(from: start))" + (ext.isEmpty ? "" : ".\(ext)"))
+        var number = 2
+        while FileManager.default.fileExists(atPath: candidate.path) {
+            candidate = folder.appendingPathComponent("\(stem)-\(formatter.string(from: start))-\(number)" + (ext.isEmpty ? "" : ".\(ext)"))
+            number += 1
+        }
+        return candidate
+    }
+
+    /// One JSON line per finished run beside the output (`<output stem>.runs.jsonl`): when it
+    /// started, its counts, its errors file and the assumptions it made, so every run's
+    /// record stays after the next one.
+    func appendRunRecord(to url: URL, start: Date, summary: RunSummary) throws {
+        struct Record: Encodable {
+            var started: String, pipeline: String, done: Int, failed: Int, resumed: Int
+            var errorsFile: String?
+            var assumptions: [String: [String]]
+            enum CodingKeys: String, CodingKey {
+                case started, pipeline, done, failed, resumed, errorsFile = "errors_file", assumptions
+            }
+        }
+        let formatter = ISO8601DateFormatter()
+        let record = Record(started: formatter.string(from: start), pipeline: pipelinePath, done: summary.done,
+                            failed: summary.failed, resumed: summary.resumed, errorsFile: summary.errorsFile,
+                            assumptions: assumptions.byFile)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var line = try encoder.encode(record)
+        line.append(UInt8(ascii: "\n"))
+        if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: line)
     }
 
     /// The loader of a run: marks each file in the journal while it is read, so a
@@ -141,6 +202,19 @@ extension PipelineRunner {
         }
     }
 
+    /// Reads and prepares a file for the batch run and checks its shape: a file the
+    /// model cannot take is that file's failure (recorded under `on_error: skip`).
+    func journaledPrepare(_ predictor: Predictor, _ journal: RunJournal) -> BatchLoader.Load {
+        let read = journaledRead(predictor, journal)
+        let assumptions = self.assumptions
+        return { entry in
+            let sample = try predictor.preparation.prepare(read(entry), training: false)
+            assumptions.record(sample, observation: predictor.matchingStages.isEmpty ? nil : predictor.recipe?.observation)
+            try predictor.checkShape(sample.image.shape, file: entry.name)
+            return sample
+        }
+    }
+
     /// Files one at a time, in this thread: checks the model against the data on
     /// the first file before the batch run (a mismatch is one clear message) and
     /// records its result, so that file is read once; with `untilFirstResult`, stops
@@ -149,20 +223,23 @@ extension PipelineRunner {
     @discardableResult
     func predictOneByOne(_ todo: [CatalogEntry], _ predictor: Predictor, journal: RunJournal,
                          progress: ProgressBar?, untilFirstResult: Bool) throws -> [CatalogEntry] {
-        let read = journaledRead(predictor, journal)
+        let prepare = journaledPrepare(predictor, journal)
         for (index, entry) in todo.enumerated() {
             let sample: Sample
             do {
-                sample = try predictor.preparation.prepare(read(entry), training: false)
+                sample = try prepare(entry)
             } catch {
+                // Bands the model cannot take stop the run with one message; a file of another size is its own failure.
+                if case let PipelineError.inputMismatch(_, received, expected, _) = error, received.first != expected.first {
+                    throw error
+                }
                 guard config.run.onError == .skip else { throw error }
                 try journal.record([.init(file: entry.name, error: error.localizedDescription)])
                 progress?.advance()
                 continue
             }
-            try predictor.checkShape(sample.image.shape, file: entry.name)
             let prediction = predictor.predict([sample.image])[0]
-            try journal.record([.init(file: entry.name, prediction: prediction)])
+            try journal.record([.init(file: entry.name, prediction: prediction, domain: assumptions.domain(entry.name))])
             progress?.advance()
             if untilFirstResult { return Array(todo[(index + 1)...]) }
         }
@@ -173,14 +250,15 @@ extension PipelineRunner {
     func tabulate(_ todo: [CatalogEntry], predictor: Predictor, journal: RunJournal, progress: ProgressBar?) throws {
         let policy: SampleFailurePolicy = config.run.onError == .skip ? .skip : .fail
         let loader = BatchLoader(catalog: Catalog(entries: todo), batchSize: config.run.batchSize,
-                                 preparation: predictor.preparation, training: false, threads: config.run.threads,
-                                 onFailure: policy, load: journaledRead(predictor, journal))
+                                 training: false, threads: config.run.threads,
+                                 onFailure: policy, load: journaledPrepare(predictor, journal))
         var reportedFailures = 0
         var batchesDone = 0
         while let batch = try loader.next() {
-            try predictor.checkShape(Array(batch.shape.dropFirst()), file: batch.names[0])
             let predictions = predictor.predict(batch: Tensor(shape: batch.shape, data: batch.inputs))
-            var entries = zip(batch.names, predictions).map { RunJournal.Entry(file: $0, prediction: $1) }
+            var entries = zip(batch.names, predictions).map {
+                RunJournal.Entry(file: $0, prediction: $1, domain: assumptions.domain($0))
+            }
             let failures = loader.failures
             for (file, error) in failures[reportedFailures...] {
                 entries.append(.init(file: file, error: error.localizedDescription))
@@ -219,13 +297,14 @@ extension PipelineRunner {
                 try journal.markReading(entry.name, true)
                 Self.simulateCrashIfAsked(reading: entry.name)
                 try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try predictor.segment(entry, to: url, tiling: tiling, batchSize: config.run.batchSize,
-                                      probabilities: config.outputs.probabilities)
+                let notes = try predictor.segment(entry, to: url, tiling: tiling, batchSize: config.run.batchSize,
+                                                  probabilities: config.outputs.probabilities)
+                assumptions.record(file: entry.name, notes)
                 let relative = OutputSafety.relativeOutputName(entry.name)
                 try journal.record([.init(file: entry.name, prediction: .segmentation(SegmentationMap(output: relative)))])
             } catch {
-                // A model that cannot take the data stops the run; a bad file is recorded and skipped.
-                if case PipelineError.inputMismatch = error { throw error }
+                // The first map was checked against the model before the loop: any later failure,
+                // bands included, is that file's own.
                 guard config.run.onError == .skip else { throw error }
                 try journal.record([.init(file: entry.name, error: error.localizedDescription)])
             }

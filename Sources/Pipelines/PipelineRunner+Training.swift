@@ -113,8 +113,12 @@ extension PipelineRunner {
                                     callbacks: callbacks, seed: t.seed, verbose: !options.quiet, cancellation: cancellation,
                                     interruptCheckpoint: checkpoint)
 
-        let recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
-                                 classNames: classNames, targetScaling: scaling, predictsUncertainty: uncertainty)
+        var recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
+                                 classNames: classNames, targetScaling: scaling, predictsUncertainty: uncertainty,
+                                 observation: config.observation)
+        recipe.provenance = ["pipeline": pipelinePath, "data": t.data ?? options.input ?? "", "epochs": String(t.epochs),
+                             "seed": String(t.seed), "trained": ISO8601DateFormatter().string(from: Date()),
+                             "history": stem.lastPathComponent + ".history.csv"]
         network.eval()
         try ModelFile(model: network, architecture: architecture, preprocessing: recipe.json).write(to: save)
         let curves = URL(fileURLWithPath: stem.path + "-curves.png")

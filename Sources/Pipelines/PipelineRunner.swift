@@ -49,12 +49,15 @@ public final class PipelineRunner {
     public let pipelinePath: String
     public let options: RunOptions
     let folder: URL
+    /// What the run's stages assumed, per file; each kind said once on the console.
+    let assumptions: AssumptionLog
 
     public init(pipelinePath: String, options: RunOptions = RunOptions()) throws {
         self.pipelinePath = pipelinePath
         self.options = options
         config = try PipelineLoader.load(pipelinePath, overrides: options.overrides)
         folder = URL(fileURLWithPath: pipelinePath).deletingLastPathComponent()
+        assumptions = AssumptionLog(quiet: options.quiet)
     }
 
     /// A path from the pipeline file, relative to the file's folder.
@@ -89,5 +92,49 @@ public final class PipelineRunner {
             throw PipelineError.noInput(pipeline: pipelinePath)
         }
         return try Catalog.resolve(path, labelColumn: labelColumn, classNames: classNames, targetColumns: targetColumns)
+    }
+}
+
+/// The assumptions of one run: per file (written with the outputs) and each kind
+/// (subject) announced once on the console, with the first file's value.
+final class AssumptionLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var files: [String: [String]] = [:]
+    private var announced: Set<String> = []
+    let quiet: Bool
+
+    init(quiet: Bool) { self.quiet = quiet }
+
+    /// Every file's notes, by file name.
+    var byFile: [String: [String]] { lock.lock(); defer { lock.unlock() }; return files }
+
+    private var domains: [String: DomainCheck] = [:]
+
+    func record(_ sample: Sample, observation: Observation? = nil) {
+        if let observation {
+            let check = DomainCheck(observation, sample)
+            lock.lock(); domains[sample.name] = check; lock.unlock()
+        }
+        record(file: sample.name, sample.assumptions)
+    }
+
+    /// The domain check of a prepared file (nil when the model records no observation).
+    func domain(_ file: String) -> DomainCheck? { lock.lock(); defer { lock.unlock() }; return domains[file] }
+
+    func record(file: String, _ notes: [Assumption]) {
+        guard !notes.isEmpty else { return }
+        lock.lock()
+        var fresh = [Assumption]()
+        var seen = Set(files[file] ?? [])
+        for note in notes where !seen.contains(note.note) {
+            files[file, default: []].append(note.note)
+            seen.insert(note.note)
+            if announced.insert(note.subject).inserted { fresh.append(note) }
+        }
+        lock.unlock()
+        guard !quiet else { return }
+        for note in fresh {
+            FileHandle.standardError.write(Data("assumed (said once per run; every file's values are in the run record): \(file): \(note.note)\n".utf8))
+        }
     }
 }

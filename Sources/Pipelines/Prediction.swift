@@ -1,4 +1,5 @@
 import Foundation
+import Preprocessing
 
 /// What a model said about one input, as numbers: the one result type that
 /// `astrolabe run`, `predict`, `evaluate` and the run journal share. Writers
@@ -20,8 +21,14 @@ public enum Prediction: Equatable, Sendable {
 public struct ClassProbabilities: Codable, Equatable, Sendable {
     /// In class-index order; they sum to 1.
     public var probabilities: [Double]
+    /// The energy score −log Σ exp(logit) of the network output (Liu et al. 2020): an
+    /// out-of-distribution score, lower (more negative) for images like the training data.
+    public var energy: Double?
 
-    public init(probabilities: [Double]) { self.probabilities = probabilities }
+    public init(probabilities: [Double], energy: Double? = nil) {
+        self.probabilities = probabilities
+        self.energy = energy
+    }
 
     /// The softmax of `logits`, computed in Double after subtracting the maximum
     /// (so large logits neither overflow nor lose the small probabilities).
@@ -30,6 +37,7 @@ public struct ClassProbabilities: Codable, Equatable, Sendable {
         let e = logits.map { Foundation.exp(Double($0) - m) }
         let total = e.reduce(0, +)
         probabilities = e.map { $0 / total }
+        energy = -(m + Foundation.log(total))
     }
 
     /// The most probable class (the first one on ties).
@@ -89,5 +97,35 @@ extension Prediction: Codable {
         case let .segmentation(value): try c.encode(value, forKey: .segmentation)
         case let .logits(value): try c.encode(value, forKey: .logits)
         }
+    }
+}
+
+/// Whether an input lies in the training domain of the model (its recorded observation),
+/// judged on the image as the network sees it (after observation matching): the
+/// quantities outside the domain, and those the header did not give (assumed).
+public struct DomainCheck: Codable, Equatable, Sendable {
+    /// `pixel_scale`, `psf`, `depth` when outside the model's ranges.
+    public var outside: [String]
+    /// The same names where the value was assumed rather than read or measured.
+    public var unknown: [String]
+
+    public init(outside: [String], unknown: [String]) {
+        self.outside = outside
+        self.unknown = unknown
+    }
+
+    /// `no` when something is outside, `unknown` when something was assumed, else `yes`.
+    public var verdict: String { !outside.isEmpty ? "no" : unknown.isEmpty ? "yes" : "unknown" }
+
+    /// For `observation` after matching: from the prepared sample's header and assumptions.
+    public init(_ observation: Observation, _ sample: Sample) {
+        let assumed = Set(sample.assumptions.map(\.subject))
+        let flags = observation.domain(sample.header)
+        var outside = [String](), unknown = [String]()
+        for (name, flag, subject) in [("pixel_scale", flags.pixelScale, "PIXSCALE"), ("psf", flags.psf, "PSF_FWHM"),
+                                      ("depth", flags.depth, "")] {
+            if assumed.contains(subject) || flag == nil { unknown.append(name) } else if flag == false { outside.append(name) }
+        }
+        self.init(outside: outside, unknown: unknown)
     }
 }

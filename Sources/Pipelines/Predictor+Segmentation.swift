@@ -9,17 +9,52 @@ extension Predictor {
     /// as FITS sections the recipe's way (HDU, cube planes or band files),
     /// prepared, cut into tiles, run, stitched with a smooth window (no seams) and
     /// written as soon as they are final, so a map larger than memory works (about
-    /// two tile rows are held). The class map is uint8 with the input's WCS and the
+    /// two tile rows are held). The class map is uint8 with every header card of the input but the structural ones
+    /// (so any WCS, DSS plate solutions included) and the
     /// recipe's class names in `CLASSES`. Pointwise stages (noise scaling, asinh,
     /// clipping) give exactly the in-memory result; stages that use whole-image
     /// statistics (standardize, subtract_background) see one band of rows at a time.
     /// `batchSize` tiles go through the network at once; `probabilities` adds a `PROB` extension.
+    @discardableResult
     public func segment(_ entry: CatalogEntry, to url: URL, tiling: TilingConfig, batchSize: Int,
-                        probabilities: Bool) throws {
+                        probabilities: Bool) throws -> [Assumption] {
         let source = try SectionSource(entry, input: input)
         try checkShape([source.channels, source.height, source.width], file: entry.name)
         let (width, height, classes) = (source.width, source.height, architecture.classes)
-        var outHeader = FITSHeader(source.header.wcsRecords)
+        // Values the whole map shares (the noise level) are settled once, on its central 512 rows.
+        var numbers = source.numbers.merging(headerValues) { $1 }
+        var notes = [Assumption]()
+        var domain: DomainCheck?
+        if !matchingStages.isEmpty {
+            let middle = height / 2
+            let probe = try Preparation(matchingStages).prepare(
+                Sample(image: try source.rows(Swift.max(0, middle - 256)..<Swift.min(height, middle + 256)),
+                       name: entry.name, header: numbers), training: false)
+            for case let .estimateNoise(keyword, bandKeywords) in matchingStages {
+                for key in [keyword] + bandKeywords where numbers[key] == nil { numbers[key] = probe.header[key] }
+            }
+            notes = probe.assumptions
+            domain = recipe?.observation.map { DomainCheck($0, probe) }
+        }
+        var outHeader = FITSHeader(source.header.derivedImageRecords)
+        if let domain {
+            outHeader.set("INDOMAIN", .string(domain.verdict), comment: "inside the model's training domain")
+            if !domain.outside.isEmpty {
+                outHeader.set("OUTDOMAI", .string(domain.outside.joined(separator: ";")), comment: "outside the training domain")
+            }
+        }
+        for note in notes {
+            // One COMMENT card per 70 characters, split between words.
+            var line = ""
+            for word in "astrolabe assumed: \(note.note)".split(separator: " ") {
+                if !line.isEmpty && line.count + word.count + 1 > 70 {
+                    outHeader.records.append(HeaderRecord("COMMENT", .none, comment: line))
+                    line = ""
+                }
+                line += (line.isEmpty ? "" : " ") + word
+            }
+            if !line.isEmpty { outHeader.records.append(HeaderRecord("COMMENT", .none, comment: line)) }
+        }
         outHeader.set("CLASSES", .string(classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ",")),
                       comment: "pixel values")
         outHeader.set("ORIGIN", .string("astrolabe"), comment: "segment-sky pipeline")
@@ -28,14 +63,14 @@ extension Predictor {
             let mapHDU = try writer.appendEmptyImage(shape: [width, height], uint8: true, header: outHeader)
             let probHDU = probabilities
                 ? try writer.appendEmptyImage(shape: [width, height, classes], uint8: false,
-                                              header: FITSHeader(source.header.wcsRecords), extensionName: "PROB")
+                                              header: FITSHeader(source.header.derivedImageRecords), extensionName: "PROB")
                 : nil
             let grid = TileGrid(height: height, width: width, tile: tiling.tile, overlap: tiling.overlap)
             var stream = StreamingTileStitcher(grid: grid, channels: classes, weighting: tiling.weighting)
             for row in grid.rows.indices {
                 let top = grid.rows[row], bottom = Swift.min(height, top + tiling.tile)
                 let band = try source.rows(top..<bottom)
-                let prepared = try preparation.prepare(Sample(image: band, name: entry.name, header: source.numbers),
+                let prepared = try preparation.prepare(Sample(image: band, name: entry.name, header: numbers),
                                                        training: false).image
                 let rects = stream.tiles(inRow: row)
                 var start = 0
@@ -70,6 +105,7 @@ extension Predictor {
             writer.discard()
             throw error
         }
+        return notes
     }
 
     /// Per-class probabilities `[classes, H, W]` of a whole prepared map through tiles.

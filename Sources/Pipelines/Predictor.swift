@@ -32,11 +32,20 @@ public final class Predictor: @unchecked Sendable {
     /// Class names of a classifier or segmenter, in index order.
     public let classNames: [String]
 
+    /// Header values that replace or complete each file's (the pipeline's `input.header_values`).
+    public let headerValues: [String: Double]
+    /// The observation-matching stages that run before the recipe's (empty when the
+    /// recipe records no observation or matching is off).
+    public let matchingStages: [Stage]
+
     /// A network with its recipe (nil: a plain state dict). `stages`, `input` and
     /// `classNames` replace the recipe's when given (a pipeline's own); `raw` reads
-    /// the pixels unchanged and returns the network's outputs as they are.
+    /// the pixels unchanged and returns the network's outputs as they are. With
+    /// `matchObservation`, images are first brought to the observation the recipe
+    /// records (`Observation.matchingStages`).
     public init(network: any Layer, architecture: Architecture, recipe: ModelRecipe?, path: String,
-                stages: [Stage]? = nil, input: FITSInput? = nil, classNames: [String]? = nil, raw: Bool = false) {
+                stages: [Stage]? = nil, input: FITSInput? = nil, classNames: [String]? = nil, raw: Bool = false,
+                matchObservation: Bool = true, headerValues: [String: Double] = [:]) {
         network.eval()
         self.network = withNoGrad { network.fusedForInference() }
         self.architecture = architecture
@@ -45,17 +54,35 @@ public final class Predictor: @unchecked Sendable {
         self.raw = raw
         rawInput = raw || recipe == nil
         self.input = input ?? recipe?.fitsInput ?? FITSInput()
-        preparation = Preparation(rawInput ? [] : Preparation(stages ?? recipe?.stages ?? []).inferenceStages)
+        self.headerValues = headerValues
+        let own = Preparation(stages ?? recipe?.stages ?? []).inferenceStages
+        var matching = [Stage]()
+        if !rawInput, matchObservation, let observation = recipe?.observation {
+            var keyword = "SKYSIG", bandKeywords = [String]()
+            for case let .scaleByNoise(.header(k, b)) in own { (keyword, bandKeywords) = (k, b) }
+            matching = observation.matchingStages(noiseKeyword: keyword, bandNoiseKeywords: bandKeywords)
+            // A map's class map lies on the input's pixels: no resampling, no change of PSF, no size.
+            if recipe?.task == .segment {
+                matching = matching.filter {
+                    switch $0 { case .matchPixelScale, .matchPSF, .fitSize: return false
+                    default: return true }
+                }
+            }
+        }
+        matchingStages = matching
+        preparation = Preparation(rawInput ? [] : matching + own)
         let names = classNames ?? recipe?.classNames ?? []
         self.classNames = names.count == architecture.classes ? names : (0..<architecture.classes).map(String.init)
     }
 
     /// Reads an Astrolabe model file (weights, architecture and recipe).
     public convenience init(contentsOf url: URL, stages: [Stage]? = nil, input: FITSInput? = nil,
-                            classNames: [String]? = nil, raw: Bool = false) throws {
+                            classNames: [String]? = nil, raw: Bool = false, matchObservation: Bool = true,
+                            headerValues: [String: Double] = [:]) throws {
         let model = try TrainedModel(contentsOf: url)
         self.init(network: model.network, architecture: model.architecture, recipe: model.recipe, path: model.path,
-                  stages: stages, input: input, classNames: classNames, raw: raw)
+                  stages: stages, input: input, classNames: classNames, raw: raw, matchObservation: matchObservation,
+                  headerValues: headerValues)
     }
 
     /// What the model does; a model without a recipe is taken for a classifier.
@@ -69,7 +96,10 @@ public final class Predictor: @unchecked Sendable {
     /// Reads `entry` the recipe's way (HDU, bands, band files, header keywords), or
     /// for raw input the first image HDU that holds data.
     public func read(_ entry: CatalogEntry) throws -> Sample {
-        rawInput ? try Self.firstImage(entry) : try Sample.load(entry, input: input)
+        if rawInput { return try Self.firstImage(entry) }
+        var sample = try Sample.load(entry, input: input)
+        sample.header.merge(headerValues) { $1 }
+        return sample
     }
 
     /// The pixels of the first image HDU of `entry` that holds data, unchanged.

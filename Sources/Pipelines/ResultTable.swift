@@ -21,8 +21,28 @@ public struct ResultTable: Sendable {
     }
 
     public let layout: Layout
+    /// When set (a model that records its observation), rows end with the quality columns
+    /// `in_domain` (yes, no, unknown), `outside_domain` (pixel_scale, psf, depth; `;`-separated)
+    /// and, for classifiers, `ood_energy` (the energy score of the network output).
+    public var domains: [String: DomainCheck]?
 
     public init(_ layout: Layout) { self.layout = layout }
+
+    var qualityHeader: [String] {
+        guard domains != nil else { return [] }
+        if case .classes = layout { return ["in_domain", "outside_domain", "ood_energy"] }
+        return ["in_domain", "outside_domain"]
+    }
+
+    func qualityText(file: String, _ prediction: Prediction) -> [String] {
+        guard let domains else { return [] }
+        let check = domains[file]
+        var row = [check?.verdict ?? "unknown", check?.outside.joined(separator: ";") ?? ""]
+        if case .classes = layout {
+            if case let .classes(p) = prediction, let energy = p.energy { row.append(Self.format(energy)) } else { row.append("") }
+        }
+        return row
+    }
 
     /// The table a pipeline writes for `predictor`'s task.
     public init(predictor: Predictor, probabilities: Bool) {
@@ -76,7 +96,8 @@ public struct ResultTable: Sendable {
 
     /// The whole table as CSV text (RFC 4180 quoting).
     public func csv(_ results: [(file: String, prediction: Prediction)]) throws -> String {
-        try CSVText.table(header: header, rows: results.map { row(file: $0.file, $0.prediction) })
+        try CSVText.table(header: header + qualityHeader,
+                          rows: results.map { row(file: $0.file, $0.prediction) + qualityText(file: $0.file, $0.prediction) })
     }
 
     /// The same table as a FITS binary table (`EXTNAME = RESULTS`): numbers as
@@ -95,6 +116,14 @@ public struct ResultTable: Sendable {
         let numbers = results.map { self.numbers($0.prediction) }
         for (k, name) in header.dropFirst(textColumns).enumerated() {
             columns.append(FITSColumn(name, .double(numbers.map { k < $0.count ? $0[k] : .nan })))
+        }
+        let quality = results.map { qualityText(file: $0.file, $0.prediction) }
+        for (k, name) in qualityHeader.enumerated() {
+            if name == "ood_energy" {
+                columns.append(FITSColumn(name, .double(quality.map { Double($0[k]) ?? .nan })))
+            } else {
+                columns.append(FITSColumn(name, .string(quality.map { $0[k] })))
+            }
         }
         let writer = try FITSWriter(path: url.path, overwrite: true)
         do {

@@ -30,9 +30,13 @@ public final class RunJournal: @unchecked Sendable {
         public var error: String?
         public var reading: Bool?
         public var read: Bool?
+        /// Whether the input lies in the model's training domain (with its prediction).
+        public var domain: DomainCheck?
 
-        public init(file: String, prediction: Prediction? = nil, error: String? = nil, reading: Bool? = nil, read: Bool? = nil) {
+        public init(file: String, prediction: Prediction? = nil, error: String? = nil, reading: Bool? = nil, read: Bool? = nil,
+                    domain: DomainCheck? = nil) {
             self.file = file
+            self.domain = domain
             self.prediction = prediction
             self.error = error
             self.reading = reading
@@ -47,6 +51,8 @@ public final class RunJournal: @unchecked Sendable {
     public let url: URL
     public private(set) var finished: [String: Prediction] = [:]
     public private(set) var failed: [String: String] = [:]
+    /// Domain checks of finished files, when the model records its observation.
+    public private(set) var domains: [String: DomainCheck] = [:]
     /// Files that a crashed run was reading (now in `failed` and not retried).
     public private(set) var died: Set<String> = []
     /// Files that a crashed run was reading together with others: to be read one at a time.
@@ -75,6 +81,7 @@ public final class RunJournal: @unchecked Sendable {
                 }
                 if let prediction = entry.prediction {
                     finished[entry.file] = prediction
+                    domains[entry.file] = entry.domain
                     failed[entry.file] = nil
                     reading.remove(entry.file)
                 } else if let error = entry.error {
@@ -136,6 +143,7 @@ public final class RunJournal: @unchecked Sendable {
         for entry in entries {
             if let prediction = entry.prediction {
                 finished[entry.file] = prediction
+                domains[entry.file] = entry.domain
                 failed[entry.file] = nil
             } else if let error = entry.error {
                 failed[entry.file] = error

@@ -39,7 +39,8 @@ public enum DatasetError: Error, Equatable, LocalizedError {
             return "\(file): image shape \(shape) (channels, height, width) differs from the batch's \(expected). "
                 + "Add a resize or center_crop stage, or check the input files."
         case let .sampleFailed(file, reason):
-            return "\(file): \(reason)"
+            // A reason that already names the file is not prefixed again.
+            return reason.hasPrefix("\(file): ") ? reason : "\(file): \(reason)"
         }
     }
 }

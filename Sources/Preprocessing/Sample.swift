@@ -10,6 +10,8 @@ public struct Sample: Equatable, Sendable {
     /// Geometric stages (flips, 90° turns, crops, padding, resizing) move them with
     /// the image; photometric ones leave them alone.
     public var labels: PlanarImage?
+    /// What stages filled in that the header did not say (see `Assumption`).
+    public var assumptions: [Assumption] = []
 
     public init(image: PlanarImage, name: String = "", header: [String: Double] = [:], labels: PlanarImage? = nil) {
         self.image = image

@@ -15,6 +15,9 @@ public enum StageName: String, ConfigName {
     case gaussianNoise = "gaussian_noise", poissonNoise = "poisson_noise", skyJitter = "sky_jitter"
     case psfBlur = "psf_blur", flip, rotate90, rotate, shift
     case randomCrop = "random_crop", fluxScale = "flux_scale"
+    case subtractMeshBackground = "subtract_mesh_background", estimateNoise = "estimate_noise"
+    case matchZeroPoint = "match_zero_point", matchPixelScale = "match_pixel_scale", matchPSF = "match_psf"
+    case fitSize = "fit_size"
 
     /// The parameter keys the stage accepts.
     public var parameters: [StageParameter] {
@@ -36,6 +39,12 @@ public enum StageName: String, ConfigName {
         case .rotate: return [.degrees, .p]
         case .shift: return [.max, .p]
         case .randomCrop: return [.size, .p]
+        case .subtractMeshBackground: return [.mesh, .filter, .estimator, .sigma, .iterations, .when]
+        case .estimateNoise: return [.keyword, .bandKeywords]
+        case .matchZeroPoint: return [.zeroPoint]
+        case .matchPixelScale: return [.pixelScale]
+        case .matchPSF: return [.fwhm]
+        case .fitSize: return [.size, .height, .width]
         }
     }
 }
@@ -45,6 +54,7 @@ public enum StageParameter: String, ConfigName {
     case fill, mask, sigma, measured, keyword, bandKeywords = "band_keywords", softening, scale
     case interval, stretch, min, max, size, height, width, method, top, bottom, left, right, mode, value
     case p, gain, range, fwhm, degrees
+    case mesh, filter, estimator, iterations, when, zeroPoint = "zero_point", pixelScale = "pixel_scale"
 }
 
 /// The padding modes of `pad`, as written in YAML.
@@ -90,13 +100,39 @@ extension Stage: Codable {
             return .normalize(ImageNormalization(interval: interval, stretch: stretch))
         case .standardize: return .standardize
         case .clip: return .clip(min: try p.optional("min") ?? -.infinity, max: try p.optional("max") ?? .infinity)
-        case .resize, .centerCrop:
+        case .subtractMeshBackground:
+            let mesh = MeshBackground(mesh: try p.optional("mesh") ?? 64, filter: try p.optional("filter") ?? 3,
+                                      estimator: try p.choice("estimator", MeshBackground.Estimator.self) ?? .sextractor,
+                                      sigma: try p.optional("sigma") ?? 3, iterations: try p.optional("iterations") ?? 10,
+                                      policy: try p.choice("when", MeshBackground.Policy.self) ?? .always)
+            guard mesh.mesh > 0, mesh.filter > 0, mesh.sigma > 0, mesh.iterations > 0 else {
+                throw p.invalid("mesh", "subtract_mesh_background: mesh, filter, sigma and iterations must be positive.")
+            }
+            return .subtractMeshBackground(mesh)
+        case .estimateNoise:
+            return .estimateNoise(keyword: try p.optional("keyword") ?? "SKYSIG", bandKeywords: try p.optional("band_keywords") ?? [])
+        case .matchZeroPoint:
+            let zp: Double = try p.required("zero_point")
+            guard zp.isFinite else { throw p.invalid("zero_point", "match_zero_point: zero_point must be a number.") }
+            return .matchZeroPoint(zp)
+        case .matchPixelScale:
+            let scale: Double = try p.required("pixel_scale")
+            guard scale > 0, scale.isFinite else {
+                throw p.invalid("pixel_scale", "match_pixel_scale: pixel_scale must be a positive number of arcsec per pixel.")
+            }
+            return .matchPixelScale(scale)
+        case .matchPSF:
+            let range = try p.range("fwhm")
+            guard range.lowerBound > 0 else { throw p.invalid("fwhm", "match_psf: fwhm must be [min, max] in arcsec, positive.") }
+            return .matchPSF(fwhm: range)
+        case .resize, .centerCrop, .fitSize:
             let size: Int? = try p.optional("size")
             let h = try p.optional("height") ?? size, w = try p.optional("width") ?? size
             guard let h, let w, h > 0, w > 0 else {
                 throw p.invalid("size", "\(name.rawValue) needs 'size' or 'height' and 'width', positive integers.")
             }
             if name == .centerCrop { return .centerCrop(height: h, width: w) }
+            if name == .fitSize { return .fitSize(height: h, width: w) }
             return .resize(height: h, width: w, method: try p.choice("method", ResizeMethod.self) ?? .bilinear)
         case .pad:
             let all = try p.optional("size", Int.self) ?? 0
@@ -155,6 +191,16 @@ extension Stage: Codable {
             case .edge: try put("mode", "edge")
             case let .constant(v): try put("mode", "constant"); try put("value", v)
             }
+        case let .subtractMeshBackground(m):
+            try put("mesh", m.mesh); try put("filter", m.filter); try put("estimator", m.estimator.rawValue)
+            try put("sigma", m.sigma); try put("iterations", m.iterations); try put("when", m.policy.rawValue)
+        case let .estimateNoise(keyword, bands):
+            try put("keyword", keyword)
+            if !bands.isEmpty { try put("band_keywords", bands) }
+        case let .matchZeroPoint(zp): try put("zero_point", zp)
+        case let .matchPixelScale(scale): try put("pixel_scale", scale)
+        case let .matchPSF(r): try range("fwhm", r)
+        case let .fitSize(h, w): try put("height", h); try put("width", w)
         case let .augment(random):
             try put("p", random.probability)
             switch random.augmentation {

@@ -27,6 +27,13 @@ public enum Stage: Equatable, Sendable {
     case centerCrop(height: Int, width: Int)
     case pad(top: Int, bottom: Int, left: Int, right: Int, mode: PaddingMode)
     case augment(RandomAugmentation)
+    /// Observation matching (ObservationMatching.swift): each decides from the header.
+    case subtractMeshBackground(MeshBackground)
+    case estimateNoise(keyword: String, bandKeywords: [String])
+    case matchZeroPoint(Double)
+    case matchPixelScale(Double)
+    case matchPSF(fwhm: ClosedRange<Double>)
+    case fitSize(height: Int, width: Int)
 
     public var isAugmentation: Bool {
         if case .augment = self { return true }
@@ -47,6 +54,12 @@ public enum Stage: Equatable, Sendable {
         case .centerCrop: return "center_crop"
         case .pad: return "pad"
         case let .augment(random): return random.augmentation.name
+        case .subtractMeshBackground: return "subtract_mesh_background"
+        case .estimateNoise: return "estimate_noise"
+        case .matchZeroPoint: return "match_zero_point"
+        case .matchPixelScale: return "match_pixel_scale"
+        case .matchPSF: return "match_psf"
+        case .fitSize: return "fit_size"
         }
     }
 
@@ -97,6 +110,8 @@ public enum Stage: Equatable, Sendable {
             sample.image = PlanarImage(channels: c, height: both.height, width: both.width,
                                        pixels: Array(both.pixels[0..<(c * both.planeSize)]))
             sample.labels = both.channel(c)
+        case .subtractMeshBackground, .estimateNoise, .matchZeroPoint, .matchPixelScale, .matchPSF, .fitSize:
+            try applyObservationMatching(to: &sample)
         }
     }
 

@@ -2,6 +2,8 @@
 import ArgumentParser
 import FITS
 import Foundation
+import NN
+import Pipelines
 
 /// Lists HDUs (index, type, EXTNAME, BITPIX, shape, compression) and header cards,
 /// like astropy's `fitsinfo` and `fitsheader`; `--stats` adds pixel statistics and
@@ -10,14 +12,16 @@ import Foundation
 /// status is 1.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the HDUs and header of FITS files.",
+        abstract: "List the HDUs and header of FITS files, or what a model file records.",
         discussion: """
             HDU indices count from 0 as in astropy; a tile-compressed image counts as the image \
             HDU it holds. Shapes are in header order (NAXIS1, NAXIS2, ...). Statistics cover the \
-            finite pixels after BSCALE/BZERO; "blank" counts BLANK and NaN pixels.
+            finite pixels after BSCALE/BZERO; "blank" counts BLANK and NaN pixels. For a model \
+            file (.safetensors) it prints the architecture, the recipe (task, input, stages, \
+            classes or targets), the observation the model was trained for and its provenance.
             """)
 
-    @Argument(help: "FITS files (gzip-compressed ones too).")
+    @Argument(help: "FITS files (gzip-compressed ones too) or model files (.safetensors).")
     var files: [String]
 
     @Option(name: [.short, .long], help: "Show only this header keyword (repeatable).")
@@ -41,6 +45,14 @@ struct Inspect: ParsableCommand {
     func run() throws {
         var failed = false
         for path in files {
+            if path.lowercased().hasSuffix(".safetensors") {
+                do { print(try Self.modelReport(path)) } catch {
+                    failed = true
+                    let message = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+                    FileHandle.standardError.write(Data("astrolabe: \(path): \(message)\n".utf8))
+                }
+                continue
+            }
             do {
                 let report = try FileReport(path: path, hduSelectors: hdu.map(HDUSelector.init(parsing:)),
                                             keywords: keyword, withStats: stats)
@@ -53,6 +65,26 @@ struct Inspect: ParsableCommand {
             }
         }
         if failed { throw ExitCode(1) }
+    }
+}
+
+extension Inspect {
+    /// A model file: architecture, parameter count, recipe, observation and provenance.
+    static func modelReport(_ path: String) throws -> String {
+        let file = try Safetensors(contentsOf: URL(fileURLWithPath: path))
+        let parameters = file.tensors.values.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        var lines = ["Model file: \(path)", "tensors       \(file.tensors.count), \(parameters) values"]
+        if let architecture = file.metadata[ModelFile.architectureKey] {
+            lines.append("architecture  \(architecture)")
+        } else {
+            lines.append("architecture  not recorded: a plain state dict (predict --raw with --arch)")
+        }
+        if let json = file.metadata[ModelFile.preprocessingKey] {
+            lines += try ModelRecipe.decode(json, path: path).descriptionLines
+        } else {
+            lines.append("recipe        not recorded: the file was not trained by Astrolabe")
+        }
+        return lines.joined(separator: "\n")
     }
 }
 

@@ -10,10 +10,18 @@ struct Run: ParsableCommand {
         The pipeline file (see docs/pipelines.md) says where the inputs are, how to prepare them, \
         which model to use and what to write. Paths inside it are relative to the file; --input and \
         --output are relative to the working directory. A run that was interrupted continues where \
-        it stopped (use --fresh to start over); files that fail are listed in an errors CSV and the \
-        run goes on (run.on_error: stop to stop instead). Outputs stay inside --output and never \
-        overwrite an input; a second run on an output that another process is writing stops at once \
-        (see docs/inference.md).
+        it stopped (use --fresh to start over); files that fail are shown with their reasons, listed \
+        in an errors CSV of that run (OUTPUT.errors-<time>.csv) and the run goes on (run.on_error: \
+        stop to stop instead). Outputs stay inside --output and never overwrite an input; a second \
+        run on an output that another process is writing stops at once (see docs/inference.md).
+
+        Real survey images: a model file records the observation it was trained for (astrolabe \
+        inspect MODEL.safetensors) and each image is brought to it from its header: zero point \
+        (MAGZERO, PHOTZP, ...), sky (subtracted when it stands out), noise (SKYSIG, measured when \
+        absent), pixel scale (PIXSCALE or the WCS), PSF (PSF_FWHM, SEEING), size. What the header \
+        does not say is assumed, printed once and recorded in OUTPUT.runs.jsonl; give values with \
+        --set input.header_values.MAGZERO=27.5. Rows carry in_domain, outside_domain and \
+        ood_energy (see docs/real-data.md).
 
         Examples:
           astrolabe run pipelines/classify-galaxies.yaml --input samples/morphology --output morph.csv

@@ -112,4 +112,18 @@ final class InspectCommandTests: XCTestCase {
         XCTAssertEqual(run.stderrLines.count, 1)
         XCTAssertTrue(run.stderr.contains("has no HDU 'NOPE'"), run.stderr)
     }
+
+    func testAModelFileShowsItsRecipeObservationAndProvenance() throws {
+        let r = try runTool(["inspect", "samples/models/regression.safetensors"], in: repositoryRoot)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for text in ["task          regress", "targets       sersic_n, r_e, q, mag (log10: r_e), with uncertainties",
+                     "{\"scale_by_noise\":{\"sigma\":10}}", "{\"flip\":{\"p\":1}}   (training only)",
+                     "pixel scale   0.2 arcsec/px", "PSF FWHM      0.6-1 arcsec", "sky noise     5-15 counts",
+                     "zero point    30 (MAGZERO)", "image size    64 x 64", "pipeline: pipelines/train-regression.yaml"] {
+            XCTAssert(r.stdout.contains(text), "missing '\(text)' in:\n\(r.stdout)")
+        }
+        let bad = try runTool(["inspect", "Package.swift.safetensors"], in: repositoryRoot)
+        XCTAssertEqual(bad.status, 1)
+        XCTAssert(bad.stderr.hasPrefix("astrolabe: Package.swift.safetensors: "), bad.stderr)
+    }
 }

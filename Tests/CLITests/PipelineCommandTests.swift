@@ -1,3 +1,4 @@
+import FITS
 import Foundation
 import TestSupport
 import XCTest
@@ -149,25 +150,53 @@ final class PipelineCommandTests: XCTestCase {
         XCTAssertEqual(try read("resumed.csv"), try read("whole.csv"))
     }
 
-    func testACorruptFileIsRecordedAndSkipped() throws {
+    /// Names of the errors files beside `stem` (one per run with failures, stamped with its start).
+    func errorsFiles(_ stem: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: Self.folder.path)
+            .filter { $0.hasPrefix("\(stem).errors-") && $0.hasSuffix(".csv") }.sorted()
+    }
+
+    func testFailuresAreShownWithReasonsNeverStopTheRunAndEachRunKeepsItsErrorsFile() throws {
         let mixed = Self.folder.appendingPathComponent("mixed")
         try? FileManager.default.removeItem(at: mixed)
         try FileManager.default.copyItem(at: Self.folder.appendingPathComponent("test"), to: mixed)
+        try FileManager.default.removeItem(at: mixed.appendingPathComponent("catalog.csv"))
         try Data("SIMPLE  = this is not a FITS file".utf8).write(to: mixed.appendingPathComponent("broken.fits"))
+        // A 100 × 100 image (the model takes 64 × 64, and records no observation to match) and one without SKYSIG.
+        for (name, size, header) in [("big.fits", 100, FITSHeader([HeaderRecord("SKYSIG", .float(10))])),
+                                     ("nokeys.fits", 64, FITSHeader())] {
+            let writer = try FITSWriter(path: mixed.appendingPathComponent(name).path)
+            try writer.appendImage([Float](repeating: 1, count: size * size), shape: [size, size], header: header)
+            try writer.commit()
+        }
         let r = try tool(["run", "infer.yaml", "--input", "mixed", "--output", "mixed.csv"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try read("mixed.csv").split(separator: "\n").count, 11)
-        let errors = try read("mixed.errors.csv")
-        XCTAssert(errors.hasPrefix("file,error\nbroken.fits,"), errors)
-        XCTAssert(r.stderr.contains("done 10, failed 1"), r.stderr)
+        XCTAssert(r.stderr.contains("3 of 13 files failed; reasons:"), r.stderr)
+        XCTAssert(r.stderr.contains("  big.fits: after preprocessing the image has shape [1, 100, 100]"), r.stderr)
+        XCTAssert(r.stderr.contains("  nokeys.fits: stage 'scale_by_noise' needs the header keyword SKYSIG"), r.stderr)
+        XCTAssert(r.stderr.contains("  broken.fits: "), r.stderr)
+        XCTAssertFalse(r.stderr.contains("nokeys.fits: nokeys.fits"), r.stderr)
+        XCTAssert(r.stderr.contains("done 10, failed 3"), r.stderr)
+        let first = try errorsFiles("mixed")
+        XCTAssertEqual(first.count, 1)
+        let errors = try read(first[0])
+        XCTAssert(errors.hasPrefix("file,error\n") && errors.contains("\nbroken.fits,") && errors.contains("\nbig.fits,"), errors)
 
-        // The next run on the same output has no failure: the errors file goes with the old run.
-        try FileManager.default.removeItem(at: mixed.appendingPathComponent("broken.fits"))
+        // The next run keeps the first run's errors file and writes its own; a clean run writes none.
+        XCTAssertEqual(try tool(["run", "infer.yaml", "--input", "mixed", "--output", "mixed.csv", "--quiet"]).status, 0)
+        let second = try errorsFiles("mixed")
+        XCTAssertEqual(second.count, 2, "\(second)")
+        XCTAssert(second.contains(first[0]))
+        for name in ["broken.fits", "big.fits", "nokeys.fits"] { try FileManager.default.removeItem(at: mixed.appendingPathComponent(name)) }
         let clean = try tool(["run", "infer.yaml", "--input", "mixed", "--output", "mixed.csv"])
-        XCTAssertEqual(clean.status, 0, clean.stderr)
         XCTAssert(clean.stderr.contains("done 10, failed 0"), clean.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent("mixed.errors.csv").path),
-                       "no stale errors file")
+        XCTAssertEqual(try errorsFiles("mixed"), second)
+        // Every run is recorded beside the output, with its errors file.
+        let runs = try read("mixed.runs.jsonl").split(separator: "\n").map { try jsonObject(String($0)) }
+        XCTAssertEqual(runs.count, 3)
+        XCTAssertEqual(runs.compactMap { ($0["errors_file"] as? String).map { URL(fileURLWithPath: $0).lastPathComponent } }, second)
+        XCTAssertEqual(runs.map { $0["failed"] as? Int }, [3, 3, 0])
     }
 
     /// A crash inside the reader of one file (cfitsio's SIGFPE, say): the restart
@@ -193,7 +222,9 @@ final class PipelineCommandTests: XCTestCase {
             XCTAssert(resumed.stderr.contains("infer: done 9 (") && resumed.stderr.contains("failed 1"), resumed.stderr)
             let rows = try read(output).split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
             XCTAssertEqual(rows, names.filter { $0 != culprit })
-            XCTAssertEqual(try read("crash\(threads).errors.csv"), "file,error\n\(culprit),the process died while reading it")
+            let errors = try errorsFiles("crash\(threads)")
+            XCTAssertEqual(errors.count, 1, "\(errors)")
+            XCTAssertEqual(try read(errors[0]), "file,error\n\(culprit),the process died while reading it")
         }
     }
 

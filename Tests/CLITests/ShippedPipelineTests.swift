@@ -14,7 +14,7 @@ final class ShippedPipelineTests: XCTestCase {
     }
 
     func rows(_ url: URL) throws -> [[String]] {
-        try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
     }
 
     func sampleNames(_ task: String) throws -> [String] {
@@ -26,7 +26,10 @@ final class ShippedPipelineTests: XCTestCase {
         let out = try makeTemporaryDirectory("shipped").appendingPathComponent("morphology.csv")
         try runPipeline("classify-galaxies", output: out)
         let table = try rows(out)
-        XCTAssertEqual(table[0], ["file", "predicted", "p_elliptical", "p_spiral", "p_edge_on", "p_irregular", "p_star"])
+        // TASKS.md's columns, then the quality columns (docs/real-data.md).
+        XCTAssertEqual(table[0], ["file", "predicted", "p_elliptical", "p_spiral", "p_edge_on", "p_irregular", "p_star",
+                                  "in_domain", "outside_domain", "ood_energy"])
+        XCTAssert(table.dropFirst().allSatisfy { $0[7] == "yes" && $0[8].isEmpty }, "the samples follow the model's observation")
         XCTAssertEqual(table.dropFirst().map { $0[0] }, try sampleNames("morphology"))
         // The shipped model is right on most of the samples (their labels are in the catalog).
         let names = ["elliptical", "spiral", "edge_on", "irregular", "star"]
@@ -40,7 +43,7 @@ final class ShippedPipelineTests: XCTestCase {
         let out = try makeTemporaryDirectory("shipped").appendingPathComponent("lenses.csv")
         try runPipeline("find-lenses", output: out)
         let table = try rows(out)
-        XCTAssertEqual(table[0], ["file", "predicted", "p_non_lens", "p_lens"])
+        XCTAssertEqual(table[0], ["file", "predicted", "p_non_lens", "p_lens", "in_domain", "outside_domain", "ood_energy"])
         XCTAssertEqual(table.dropFirst().map { $0[0] }, try sampleNames("lens"))
         for row in table.dropFirst() {
             XCTAssert(["lens", "non_lens"].contains(row[1]))
@@ -52,10 +55,11 @@ final class ShippedPipelineTests: XCTestCase {
         let out = try makeTemporaryDirectory("shipped").appendingPathComponent("sersic.csv")
         try runPipeline("regress-sersic", output: out)
         let table = try rows(out)
-        XCTAssertEqual(table[0], ["file", "sersic_n", "r_e", "q", "mag", "sersic_n_sigma", "r_e_sigma", "q_sigma", "mag_sigma"])
+        XCTAssertEqual(table[0], ["file", "sersic_n", "r_e", "q", "mag", "sersic_n_sigma", "r_e_sigma", "q_sigma", "mag_sigma",
+                                  "in_domain", "outside_domain"])
         XCTAssertEqual(table.count, 31)
         for row in table.dropFirst() {
-            let v = row.dropFirst().map { Double($0)! }
+            let v = row[1...8].map { Double($0)! }
             XCTAssert((0.05...30).contains(v[1]) && (15...25).contains(v[3]) && v[4...].allSatisfy { $0 > 0 },
                       "r_e in arcsec (not log10), mag in range, positive sigmas: \(row)")
         }

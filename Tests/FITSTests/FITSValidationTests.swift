@@ -154,6 +154,13 @@ final class FITSValidationTests: XCTestCase {
                 return hdu == 1 && keyword == named && value == "(two cards)"
             }
         }
+        // "ZTILE1  =0                   7": cfitsio reads "=" in column 9 as a value
+        // indicator, takes 0 and leaves "7" as the comment, then divides by it.
+        let trailing = folder.appendingPathComponent("header-ztile-value-with-trailing-digits.fits").path
+        assertThrowsFITSError(try FITSFile(path: trailing), mentioning: trailing) {
+            guard case let .invalidKeyword(_, hdu, keyword, value, _) = $0 else { return false }
+            return hdu == 1 && keyword == "ZTILE1" && value == "0                   7"
+        }
         // Rice tile data changed: the decoder would read past the tile.
         let rice = folder.appendingPathComponent("image-rice-tile-data-dbf5db9dd6ef.fits").path
         assertThrowsFITSError(try FITSFile(path: rice).readImage(1), mentioning: rice) {

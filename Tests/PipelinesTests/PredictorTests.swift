@@ -100,7 +100,8 @@ final class PredictorTests: XCTestCase {
         XCTAssertEqual(run.results.count, 30)
         let csv = try CSVReader(string: try String(contentsOf: folder.appendingPathComponent("out.csv"), encoding: .utf8),
                                 hasHeaderRow: true)
-        XCTAssertEqual(csv.headerRow, ["file", "sersic_n", "r_e", "q", "mag", "sersic_n_sigma", "r_e_sigma", "q_sigma", "mag_sigma"])
+        XCTAssertEqual(csv.headerRow, ["file", "sersic_n", "r_e", "q", "mag", "sersic_n_sigma", "r_e_sigma", "q_sigma", "mag_sigma",
+                                       "in_domain", "outside_domain"])
         let table = try FITSFile(path: folder.appendingPathComponent("out.fits").path).readTable("RESULTS")
         guard case let .double(fitsR)? = table["r_e"]?.values else { return XCTFail("r_e is not a double column") }
         for (i, (entry, prediction)) in run.results.enumerated() {
@@ -108,6 +109,7 @@ final class PredictorTests: XCTestCase {
             XCTAssertEqual(row[0], entry.name)
             guard case let .regression(estimate) = prediction else { return XCTFail("\(prediction)") }
             let numbers = estimate.values + estimate.sigmas!
+            XCTAssertEqual(row.suffix(2), ["yes", ""], "the samples follow the model's observation")
             for (text, value) in zip(row.dropFirst(), numbers) {
                 XCTAssertEqual(Double(text)!, value, accuracy: 5e-6 * abs(value), "\(entry.name)")
             }

@@ -27,11 +27,17 @@ final class StageTests: XCTestCase {
     - shift: {max: 1.5}
     - random_crop: {size: 30}
     - flux_scale: {range: [0.8, 1.25]}
+    - subtract_mesh_background: {mesh: 32}
+    - estimate_noise
+    - match_zero_point: {zero_point: 30}
+    - match_pixel_scale: {pixel_scale: 0.2}
+    - match_psf: {fwhm: [0.6, 1.0]}
+    - fit_size: {size: 64}
     """
 
     func testEveryStageDecodesFromYAMLAndRoundTripsThroughJSON() throws {
         let stages = try YAMLDecoder().decode([Stage].self, from: yaml)
-        XCTAssertEqual(stages.count, 21)
+        XCTAssertEqual(stages.count, 27)
         XCTAssertEqual(Set(stages.map(\.name)), Set(Stage.names))
         XCTAssertEqual(stages[0], .fillBlanks(.localMedian, appendMask: true))
         XCTAssertEqual(stages[4], .normalize(ImageNormalization(interval: .percentile(99.5), stretch: .asinh(a: 0.1))))
