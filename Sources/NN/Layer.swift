@@ -172,7 +172,6 @@ final class LayerTrace: @unchecked Sendable {
 ///
 /// A layer called several times in one pass (a shared activation) is tapped at its last call.
 public final class LayerTap: @unchecked Sendable {
-    @TaskLocal static var current: LayerTap?
     let layer: ObjectIdentifier
     let replacement: (Tensor) -> Tensor
     /// The tapped layer's output (after `replacement`) in the last forward pass inside `run`.
@@ -195,6 +194,9 @@ public final class LayerTap: @unchecked Sendable {
         output = replaced
         return replaced
     }
+
+    /// The tap bound by `run`, if any.
+    @TaskLocal static var current: LayerTap?
 }
 
 /// Formats a shape the way summaries print it: `[1, 32, 64, 64]`.
