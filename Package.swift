@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "Plotting", targets: ["Plotting"]),
         .library(name: "Preprocessing", targets: ["Preprocessing"]),
         .library(name: "Pipelines", targets: ["Pipelines"]),  // for fuzz/
+        .library(name: "Explain", targets: ["Explain"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -61,7 +62,9 @@ let package = Package(
         .target(name: "Training", dependencies: ["AstroBase", "Autograd", "NN", "Plotting"], swiftSettings: kernelSettings),
         // The processes of an MPI job (or one process when not launched by mpirun/srun).
         .target(name: "Cluster", dependencies: ["CMPI"]),
-        .target(name: "Pipelines", dependencies: ["AstroBase", "FITS", "Preprocessing", "NN", "Training", "Plotting", "Cluster", "Yams",
+        // Attributions (captum's methods), feature visualisation and sanity checks on any model.
+        .target(name: "Explain", dependencies: ["AstroBase", "Autograd", "NN", "Plotting"], swiftSettings: kernelSettings),
+        .target(name: "Pipelines", dependencies: ["AstroBase", "FITS", "Preprocessing", "NN", "Training", "Plotting", "Cluster", "Explain", "Yams",
                                              .product(name: "CSV", package: "CSV.swift")]),
         .target(name: "SkySim", dependencies: ["AstroBase", "FITS", "Plotting"], swiftSettings: kernelSettings),
 
@@ -86,6 +89,8 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Autograd", "Plotting", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Preprocessing", "FITS", "NN", "Autograd", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "ExplainTests", dependencies: ["Explain", "NN", "Autograd", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SkySimTests", dependencies: ["SkySim", "AstroBase", "FITS", "Plotting", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["FITS", "NN", "Autograd", "TestSupport"]),

@@ -59,8 +59,9 @@ extension Layer {
 
     /// Runs `forward`, recording the output shape while a summary traces the model.
     public func callAsFunction(_ input: Tensor) -> Tensor {
-        let output = forward(input)
+        var output = forward(input)
         LayerTrace.record(self, output)
+        if let tap = LayerTap.current, tap.layer == ObjectIdentifier(self) { output = tap.take(output) }
         return output
     }
 
@@ -159,6 +160,43 @@ final class LayerTrace: @unchecked Sendable {
         let id = ObjectIdentifier(layer)
         if shapes[id] == nil { shapes[id] = shape }
     }
+}
+
+/// Taps the output of one layer while a forward pass runs inside `run`: records it and may
+/// replace it (Grad-CAM continues the forward pass from a detached copy that tracks its own
+/// gradient; feature visualisation reads a channel of it). Like `LayerTrace`, the tap is a
+/// task-local value bound only for the duration of `run`, so other threads never see it.
+///
+///     let tap = LayerTap(model.layer4)
+///     let logits = tap.run { model(x) }       // tap.output: layer4's output
+///
+/// A layer called several times in one pass (a shared activation) is tapped at its last call.
+public final class LayerTap: @unchecked Sendable {
+    let layer: ObjectIdentifier
+    let replacement: (Tensor) -> Tensor
+    /// The tapped layer's output (after `replacement`) in the last forward pass inside `run`.
+    public private(set) var output: Tensor?
+
+    /// - `replacement`: what the rest of the forward pass receives instead of the layer's output.
+    public init(_ layer: any Layer, replacement: @escaping (Tensor) -> Tensor = { $0 }) {
+        self.layer = ObjectIdentifier(layer)
+        self.replacement = replacement
+    }
+
+    /// Runs `body` (a forward pass) with this tap bound.
+    public func run<R>(_ body: () throws -> R) rethrows -> R {
+        output = nil
+        return try Self.$current.withValue(self, operation: body)
+    }
+
+    func take(_ tensor: Tensor) -> Tensor {
+        let replaced = replacement(tensor)
+        output = replaced
+        return replaced
+    }
+
+    /// The tap bound by `run`, if any.
+    @TaskLocal static var current: LayerTap?
 }
 
 /// Formats a shape the way summaries print it: `[1, 32, 64, 64]`.

@@ -1,3 +1,4 @@
+import Explain
 import FITS
 import NN
 import Foundation
@@ -166,6 +167,8 @@ public struct OutputsConfig: Equatable, Sendable {
     /// per input (default 100, at most the model's draws).
     public var posteriorSamples: String? = nil
     public var posteriorSampleCount: Int = 100
+    /// Attribution maps beside the predictions (see docs/interpretability.md).
+    public var explain: ExplainConfig?
 }
 
 public struct RunConfig: Equatable, Sendable {
@@ -308,11 +311,11 @@ extension TilingConfig: Decodable {
 
 extension OutputsConfig: Decodable {
     static let defaults = OutputsConfig(csv: nil, probabilities: true, fitsTable: nil, fitsImages: nil,
-                                        previews: nil, previewCount: 16, report: nil)
+                                        previews: nil, previewCount: 16, report: nil, explain: nil)
     public init(from decoder: Decoder) throws {
         let c = try StrictContainer(decoder, section: "outputs", known: [
             "csv", "probabilities", "fits_table", "fits_images", "previews", "preview_count", "report", "posterior_samples",
-            "posterior_sample_count"])
+            "posterior_sample_count", "explain"])
         csv = try c.optional("csv")
         probabilities = try c.optional("probabilities") ?? true
         fitsTable = try c.optional("fits_table")
@@ -325,6 +328,7 @@ extension OutputsConfig: Decodable {
         guard posteriorSampleCount > 0 else {
             throw c.invalid("posterior_sample_count", "posterior_sample_count must be positive; got \(posteriorSampleCount).")
         }
+        explain = try c.optional("explain")
     }
 }
 

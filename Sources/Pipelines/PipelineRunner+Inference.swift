@@ -246,6 +246,9 @@ extension PipelineRunner {
             summary.outputs += try writePictures(catalog: catalog, results: finished, table: table,
                                                  predictor: predictor, summary: summary, maps: maps)
         }
+        if let explain = config.outputs.explain {
+            summary.outputs += try writeExplanations(results.map(\.entry), config: explain)
+        }
         try appendRunRecord(to: runsLogURL, start: start, summary: summary)
         for journal in journals { try journal.finish() }
         log("\(config.name.isEmpty ? "run" : config.name): \(summary.line)")

@@ -8,7 +8,7 @@ enum LensScene {
     static let bands = ["G", "R", "I"]
 
     static func make(index: Int, seed: UInt64, settings: ObservationSettings, size: Int,
-                     keepNoiseless: Bool = false, forcedLabel: Int? = nil,
+                     keepNoiseless: Bool = false, keepArc: Bool = false, forcedLabel: Int? = nil,
                      forcedSourceOffset: (Double, Double)? = nil) -> SimulatedImage {
         var random = SeededGenerator(seed: seed, stream: UInt64(index))
         let drawnLabel = random.uniform() < 0.5 ? 1 : 0
@@ -82,6 +82,8 @@ enum LensScene {
         let secondGrid = second.flatMap { base.cells([$0]) }
         var pixels: [Float] = []
         var clean: [Double] = []
+        // The lensed source alone, noiseless, summed over the bands (lenses only).
+        var arc: [Double]? = keepArc && label == 1 ? [Double](repeating: 0, count: size * size) : nil
         for band in 0..<3 {
             let grid = lensGrid.combined(settings.flux(magnitude: lensMags[band]), secondGrid,
                                          settings.flux(magnitude: sourceMags[band]))
@@ -89,6 +91,10 @@ enum LensScene {
             let image = renderer.render(grid: grid, analytic: [])
             pixels += NoiseModel.noisy(image, skySigma: skySigmas[band], gain: settings.gain, random: &random)
             if keepNoiseless { clean += image }
+            if arc != nil, let secondGrid {
+                let alone = renderer.render(grid: secondGrid.scaled(settings.flux(magnitude: sourceMags[band])), analytic: [])
+                for i in alone.indices { arc![i] += alone[i] }
+            }
         }
 
         var header = provenanceCards(task: .lens, seed: seed, index: index)
@@ -109,9 +115,11 @@ enum LensScene {
             HeaderRecord("OBJ_X", .float(cx + 1), comment: "lens centre, FITS pixel (1-based)"),
             HeaderRecord("OBJ_Y", .float(cy + 1), comment: "lens centre, FITS pixel (1-based)"),
         ] + cards
-        return SimulatedImage(fileName: String(format: "lens_%06d.fits", index), pixels: pixels,
-                              shape: [size, size, 3], header: header, truth: nil,
-                              catalogFields: [String(label)], label: label,
-                              caption: SimulationTask.lens.classNames[label], noiseless: keepNoiseless ? clean : nil)
+        var image = SimulatedImage(fileName: String(format: "lens_%06d.fits", index), pixels: pixels,
+                                   shape: [size, size, 3], header: header, truth: nil,
+                                   catalogFields: [String(label)], label: label,
+                                   caption: SimulationTask.lens.classNames[label], noiseless: keepNoiseless ? clean : nil)
+        image.arc = arc.map { $0.map(Float.init) }
+        return image
     }
 }

@@ -25,6 +25,9 @@ public struct SimulatedImage: Sendable {
 
     /// The noiseless image is not kept; `noiseless` is filled only on request (tests).
     public var noiseless: [Double]?
+    /// Lenses with `Simulator.arcs`: the lensed source alone, noiseless and PSF-convolved,
+    /// summed over g, r, i `[NAXIS1, NAXIS2]` in counts, written as the float32 `ARC` extension.
+    public var arc: [Float]?
 
     /// The header value of a keyword, if present.
     public func headerValue(_ keyword: String) -> HeaderValue? {
@@ -42,6 +45,11 @@ public struct SimulatedImage: Sendable {
             precondition(truth.count == shape[0] * shape[1], "SimulatedImage: truth map does not match the image")
             try writer.appendImage(mask: truth, shape: [shape[0], shape[1]], header: FITSHeader(truthHeader),
                                    extensionName: "TRUTH")
+        }
+        if let arc {
+            try writer.appendImage(arc, shape: [shape[0], shape[1]],
+                                   header: FITSHeader([HeaderRecord("BUNIT", .string("count"), comment: "noiseless lensed source, g+r+i")]),
+                                   extensionName: "ARC")
         }
         try writer.commit()
     }

@@ -12,6 +12,8 @@ public struct Simulator: Sendable {
     /// Image side in pixels.
     public var size: Int
     public var seed: UInt64
+    /// Lens data sets: also write each lens's noiseless lensed source as an `ARC` extension.
+    public var arcs = false
 
     public init(task: SimulationTask, seed: UInt64, settings: ObservationSettings = ObservationSettings(), size: Int? = nil) {
         self.task = task; self.seed = seed; self.settings = settings
@@ -24,7 +26,8 @@ public struct Simulator: Sendable {
         case .morphology:
             return MorphologyScene.make(index: index, seed: seed, settings: settings, size: size, keepNoiseless: keepNoiseless)
         case .lens:
-            return LensScene.make(index: index, seed: seed, settings: settings, size: size, keepNoiseless: keepNoiseless)
+            return LensScene.make(index: index, seed: seed, settings: settings, size: size, keepNoiseless: keepNoiseless,
+                                  keepArc: arcs)
         case .segmentation:
             return SegmentationScene.make(index: index, seed: seed, settings: settings, size: size, keepNoiseless: keepNoiseless).0
         case .regression:

@@ -35,6 +35,7 @@ struct Simulate: ParsableCommand {
     @Option(help: "Also write a PNG contact sheet of the first images to this path.") var contactSheet: String?
     @Option(help: "Images on the contact sheet.") var sheetCount: Int = 40
     @Flag(help: "Write one wide sky map with WCS and positions.csv (task segmentation).") var skymap = false
+    @Flag(help: "Task lens: add each lens's noiseless lensed source (g+r+i counts) as an ARC extension.") var arcs = false
     @Option(help: "Sky map centre 'ra,dec' in degrees (with --skymap).") var center: String = "150.1,2.2"
     @Flag(help: "Task lightcurves: also write lightcurves.fits (binary table LIGHTCURVES).") var fits = false
 
@@ -43,6 +44,9 @@ struct Simulate: ParsableCommand {
         if let size, size < 8 { throw ValidationError("--size must be at least 8 pixels, got \(size).") }
         if skymap && task != .segmentation {
             throw ValidationError("--skymap draws a segmentation sky map; use --task segmentation (got '\(task.rawValue)').")
+        }
+        if arcs && task != .lens {
+            throw ValidationError("--arcs writes the lensed source of lenses; use --task lens (got '\(task.rawValue)').")
         }
     }
 
@@ -58,7 +62,8 @@ struct Simulate: ParsableCommand {
         try settings.validate()
         if skymap { return try writeSkymap(settings) }
         if task == .lightcurves { return try writeLightCurves() }
-        let simulator = Simulator(task: task, seed: seed, settings: settings, size: size)
+        var simulator = Simulator(task: task, seed: seed, settings: settings, size: size)
+        simulator.arcs = arcs
         let directory = URL(fileURLWithPath: out, isDirectory: true)
         let summary = try simulator.writeDataset(count: count, to: directory,
                                                  keep: contactSheet == nil ? 0 : min(sheetCount, count))

@@ -1,0 +1,390 @@
+// Attribution maps for files read the pipeline's way: FITS maps with the input's WCS, PNG
+// overlays and a contact sheet (`astrolabe explain`, `outputs.explain`).
+import AstroBase
+import Autograd
+import Explain
+import FITS
+import Foundation
+import NN
+import Plotting
+import Preprocessing
+import Training
+
+extension AttributionMethod: ConfigName {}
+extension IntegrationMethod: ConfigName {}
+extension MapInterpolation: ConfigName {}
+extension OverlayStyle: ConfigName {}
+
+/// Which output is explained.
+public enum ExplainTarget: Equatable, Sendable {
+    /// The class the model predicts for each file (regression: output 0).
+    case predicted
+    /// An output by index.
+    case index(Int)
+    /// A class name (or, for regression, a target name).
+    case name(String)
+
+    /// `predicted`, an integer, or a name.
+    public init(_ text: String) {
+        if text == "predicted" { self = .predicted } else if let i = Int(text) { self = .index(i) } else { self = .name(text) }
+    }
+}
+
+/// `outputs.explain` of a pipeline (and the options of `astrolabe explain`): see docs/interpretability.md.
+public struct ExplainConfig: Equatable, Sendable {
+    /// The folder of maps, relative to the pipeline file.
+    public var folder: String
+    public var methods: [AttributionMethod]
+    public var target: ExplainTarget
+    public var options: AttributionOptions
+    public var overlay: OverlayStyle
+    /// At most this many files in the contact sheet.
+    public var sheetCount: Int
+
+    public init(folder: String = "explain", methods: [AttributionMethod] = [.integratedGradients, .gradCAM],
+                target: ExplainTarget = .predicted, options: AttributionOptions = AttributionOptions(),
+                overlay: OverlayStyle = .colour, sheetCount: Int = 24) {
+        self.folder = folder; self.methods = methods; self.target = target; self.options = options
+        self.overlay = overlay; self.sheetCount = sheetCount
+    }
+
+    enum Key: String, ConfigName {
+        case folder, methods, target, layer, steps, integration, baseline, samples, noise, seed, window, stride
+        case occlusion_baseline, relu, interpolation, absolute, batch_size, overlay, contact_sheet_count
+    }
+}
+
+extension ExplainConfig: Decodable {
+    public init(from decoder: Decoder) throws {
+        let c = try StrictContainer(decoder, section: "outputs.explain", known: Key.names)
+        self.init()
+        folder = try c.optional("folder") ?? "explain"
+        if let names: [String] = try c.optional("methods") {
+            methods = try names.map { name in
+                guard let method = AttributionMethod(rawValue: name) else {
+                    throw c.invalid("methods", "'\(name)' is not an attribution method." + NearMiss.hint(for: name, among: AttributionMethod.names)
+                                    + " Choose from: \(AttributionMethod.names.joined(separator: ", ")).")
+                }
+                return method
+            }
+            if methods.isEmpty { throw c.invalid("methods", "outputs.explain.methods lists no method.") }
+        }
+        target = (try c.optional("target", String.self)).map(ExplainTarget.init) ?? .predicted
+        var o = AttributionOptions()
+        o.layer = try c.optional("layer") ?? o.layer
+        o.steps = try c.optional("steps") ?? o.steps
+        o.integration = try c.choice("integration", IntegrationMethod.self) ?? o.integration
+        o.baseline = try c.optional("baseline") ?? 0
+        o.smoothGrad.samples = try c.optional("samples") ?? o.smoothGrad.samples
+        o.smoothGrad.standardDeviation = try c.optional("noise") ?? o.smoothGrad.standardDeviation
+        o.smoothGrad.seed = try c.optional("seed") ?? 0
+        if let window: Int = try c.optional("window") { o.window = [window] }
+        if let stride: Int = try c.optional("stride") { o.strides = [stride] }
+        o.occlusionBaseline = try c.optional("occlusion_baseline") ?? 0
+        o.relu = try c.optional("relu") ?? false
+        o.interpolation = try c.choice("interpolation", MapInterpolation.self) ?? .nearest
+        o.absolute = try c.optional("absolute") ?? true
+        o.batchSize = try c.optional("batch_size") ?? o.batchSize
+        guard o.steps > 0, o.smoothGrad.samples > 0, o.batchSize > 0, o.window[0] > 0, o.strides[0] > 0,
+              o.smoothGrad.standardDeviation >= 0 else {
+            throw c.invalid("steps", "outputs.explain: steps, samples, batch_size, window and stride must be positive, noise ≥ 0.")
+        }
+        options = o
+        overlay = try c.choice("overlay", OverlayStyle.self) ?? .colour
+        sheetCount = try c.optional("contact_sheet_count") ?? 24
+    }
+}
+
+/// Explains files with a model file's recipe: reads and prepares each file as the
+/// Predictor does, runs the methods on the un-fused network (gradients are needed) and
+/// writes `<stem>.<method>.fits` (the map `[C, H, W]`, or `[H, W]` for Grad-CAM, with the
+/// input's WCS when the stages kept its size), `<stem>.png` (the input and one overlay per
+/// method) and `contact_sheet.png`.
+public final class ExplanationWriter {
+    public let predictor: Predictor
+    public let explainer: Explainer
+    public let config: ExplainConfig
+    public let folder: URL
+    private var sheet: ContactSheet
+    private var sheetFiles = 0
+    private(set) public var written: [String] = []
+    /// Said once per run when a file's stages change its size (the maps then carry no WCS).
+    private var warnedGeometry = false
+    private let log: (String) -> Void
+
+    /// `network` is the model file's un-fused network (the `Predictor` keeps a fused copy).
+    public init(predictor: Predictor, network: any Layer, config: ExplainConfig, folder: URL,
+                log: @escaping (String) -> Void = { _ in }) throws {
+        self.predictor = predictor
+        self.explainer = Explainer(model: network)
+        self.config = config
+        self.folder = folder
+        self.log = log
+        if config.methods.contains(.gradCAM) { _ = try Explainer.layer(named: config.options.layer, in: network) }
+        sheet = ContactSheet(columns: 1 + config.methods.count, cellSize: 96, title: "ATTRIBUTIONS")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    /// The output index explained for a file whose outputs are `outputs`.
+    public func targetIndex(outputs: [Float]) throws -> Int {
+        switch config.target {
+        case .predicted:
+            return predictor.task == .regress ? 0 : outputs.indices.max { outputs[$0] < outputs[$1] } ?? 0
+        case let .index(i):
+            guard i >= 0 && i < outputs.count else { throw ExplainError.targetOutOfRange(target: i, outputs: outputs.count) }
+            return i
+        case let .name(name):
+            let names = predictor.task == .regress ? (predictor.recipe?.targetNames ?? []) : predictor.classNames
+            guard let i = names.firstIndex(of: name) else {
+                throw ExplainError.unknownChoice(option: "target", value: name, valid: ["predicted"] + names)
+            }
+            return i
+        }
+    }
+
+    /// The name of output `i` (class or target name).
+    func targetName(_ i: Int) -> String {
+        let names = predictor.task == .regress ? (predictor.recipe?.targetNames ?? []) : predictor.classNames
+        return i < names.count ? names[i] : String(i)
+    }
+
+    /// Explains one file; returns the attributions (one per method) and the target index.
+    @discardableResult
+    public func explain(_ entry: CatalogEntry) throws -> (attributions: [Attribution], target: Int) {
+        let raw = try predictor.read(entry)
+        let sample = try predictor.preparation.prepare(raw, training: false)
+        try predictor.checkShape(sample.image.shape, file: entry.name)
+        let image = sample.image
+        let x = Tensor(shape: [1] + image.shape, data: image.pixels)
+        let target = try targetIndex(outputs: explainer.outputs(x).scalars)
+        var attributions = [Attribution]()
+        for method in config.methods {
+            attributions.append(try explainer.attribute(x, targets: [target], method: method, options: config.options))
+        }
+
+        // FITS maps with the input's WCS when the stages kept the geometry.
+        let stem = Sample.stem(OutputSafety.relativeOutputName(entry.name)).replacingOccurrences(of: "/", with: "_")
+        var header = FITSHeader()
+        let sameGeometry = raw.image.height == image.height && raw.image.width == image.width
+        if sameGeometry, let path = predictor.input.bandPaths(for: entry).first?.path {
+            header.copyWCS(from: try FITSFile(path: path).header(predictor.rawInput ? 0 : predictor.input.hdu))
+        } else if !sameGeometry && !warnedGeometry {
+            warnedGeometry = true
+            log("explain: the stages change the image size (\(raw.image.height)×\(raw.image.width) → "
+                + "\(image.height)×\(image.width)), so the maps carry no WCS")
+        }
+        header.set("TARGET", .integer(target), comment: "explained output index")
+        header.set("TARGNAME", .string(targetName(target)), comment: "explained class or target")
+        header.set("WCSKEPT", .logical(sameGeometry), comment: "input WCS copied (stages kept the size)")
+        for attribution in attributions {
+            var h = header
+            h.set("METHOD", .string(attribution.method.rawValue), comment: "attribution method (captum semantics)")
+            switch attribution.method {
+            case .integratedGradients:
+                h.set("STEPS", .integer(config.options.steps))
+                h.set("IGRULE", .string(config.options.integration.rawValue))
+                h.set("IGDELTA", .float(attribution.deltas?[0] ?? 0), comment: "completeness delta")
+            case .gradCAM: h.set("LAYER", .string(config.options.layer))
+            case .smoothGrad:
+                h.set("SAMPLES", .integer(config.options.smoothGrad.samples))
+                h.set("NOISE", .float(config.options.smoothGrad.standardDeviation))
+            case .occlusion:
+                h.set("WINDOW", .integer(config.options.window[0]))
+                h.set("STRIDE", .integer(config.options.strides[0]))
+            case .saliency: break
+            }
+            let planes = attribution.method.isSinglePlane ? 1 : image.channels
+            let shape = planes == 1 ? [image.width, image.height] : [image.width, image.height, planes]
+            let url = folder.appendingPathComponent("\(stem).\(attribution.method.rawValue).fits")
+            let writer = try FITSWriter(path: url.path, overwrite: true)
+            try writer.appendImage(attribution.map(0), shape: shape, header: h)
+            try writer.commit()
+            written.append(url.path)
+        }
+
+        // The picture: the input, then each method's overlay.
+        let gray = AttributionPicture.gray(image.pixels, channels: image.channels, height: image.height, width: image.width)
+        var tiles: [(bytes: [UInt8], label: String)] = [(gray.map { UInt8($0 * 255) }.flatMap { [$0, $0, $0] },
+                                                         "\(targetName(target))")]
+        for attribution in attributions {
+            let planes = attribution.method.isSinglePlane ? 1 : image.channels
+            let map = AttributionPicture.summed(attribution.map(0), channels: planes, plane: image.planeSize)
+            tiles.append((AttributionPicture.overlay(background: gray, map: map, height: image.height, width: image.width,
+                                                     style: config.overlay), attribution.method.rawValue))
+        }
+        var row = ContactSheet(columns: tiles.count, cellSize: max(96, min(256, image.width * 2)),
+                               title: entry.name.uppercased())
+        for tile in tiles { row.add(rgb: tile.bytes, width: image.width, height: image.height, label: tile.label) }
+        let png = folder.appendingPathComponent("\(stem).png")
+        try row.write(to: png)
+        written.append(png.path)
+        if sheetFiles < config.sheetCount {
+            for tile in tiles { sheet.add(rgb: tile.bytes, width: image.width, height: image.height, label: tile.label) }
+            sheetFiles += 1
+        }
+        return (attributions, target)
+    }
+
+    /// Writes the contact sheet of the files explained so far.
+    public func finish() throws {
+        guard sheetFiles > 0 else { return }
+        let url = folder.appendingPathComponent("contact_sheet.png")
+        try sheet.write(to: url)
+        written.append(url.path)
+    }
+}
+
+extension PipelineRunner {
+    /// `outputs.explain` of an inference run: maps for the files with results, beside the predictions.
+    func writeExplanations(_ entries: [CatalogEntry], config explain: ExplainConfig) throws -> [String] {
+        guard config.task != .segment else {
+            throw PipelineError.unsupported("outputs.explain: attributions are for classifiers and regressors, not segmentation")
+        }
+        let predictor = try makePredictor()
+        let network = try TrainedModel(contentsOf: resolve(config.model.weights!)).network
+        let writer = try ExplanationWriter(predictor: predictor, network: network, config: explain,
+                                           folder: resolve(explain.folder), log: { [weak self] in self?.log($0) })
+        let progress = options.quiet ? nil : ProgressBar(total: entries.count, label: "explain", unit: "file")
+        for entry in entries {
+            do {
+                try writer.explain(entry)
+            } catch {
+                guard self.config.run.onError == .skip else { throw error }
+                log("explain: \(entry.name): \(error.localizedDescription)")
+            }
+            progress?.advance()
+        }
+        try writer.finish()
+        return writer.written
+    }
+}
+
+// MARK: - Commands
+
+/// What `astrolabe explain` produced.
+public struct ExplanationRun {
+    public var outputs: [String]
+    /// Integrated gradients: per file, the completeness delta and `|f(x) − f(baseline)|`.
+    public var completeness: [(file: String, delta: Double, change: Double)]
+}
+
+extension PipelineRunner {
+    /// `astrolabe explain`: maps for every input of the pipeline into `folder`.
+    public func explainAll(_ explain: ExplainConfig, folder: URL) throws -> ExplanationRun {
+        guard config.task != .segment else {
+            throw PipelineError.unsupported("explain: attributions are for classifiers and regressors, not segmentation")
+        }
+        let catalog = try inputCatalog()
+        try OutputSafety.checkOutputs([folder.appendingPathComponent("contact_sheet.png")], catalog: catalog,
+                                      input: try makePredictor().input)
+        let predictor = try makePredictor()
+        let network = try TrainedModel(contentsOf: resolve(config.model.weights!)).network
+        let writer = try ExplanationWriter(predictor: predictor, network: network, config: explain, folder: folder,
+                                           log: { [weak self] in self?.log($0) })
+        let progress = options.quiet ? nil : ProgressBar(total: catalog.count, label: "explain", unit: "file")
+        var completeness = [(file: String, delta: Double, change: Double)]()
+        var failures = [[String]]()
+        for entry in catalog.entries {
+            do {
+                let (attributions, target) = try writer.explain(entry)
+                if let ig = attributions.first(where: { $0.method == .integratedGradients }), let delta = ig.deltas?.first {
+                    let x = try predictor.prepared(entry).image
+                    let input = Tensor(shape: [1] + x.shape, data: x.pixels)
+                    let atInput = writer.explainer.outputs(input).scalars[target]
+                    let atBaseline = writer.explainer.outputs(
+                        Tensor(repeating: explain.options.baseline, shape: input.shape)).scalars[target]
+                    completeness.append((entry.name, delta, Double(abs(atInput - atBaseline))))
+                }
+            } catch {
+                if case ExplainError.unknownChoice = error { throw error }
+                if case ExplainError.targetOutOfRange = error { throw error }
+                guard config.run.onError == .skip else { throw error }
+                failures.append([entry.name, error.localizedDescription])
+                log("explain: \(entry.name): \(error.localizedDescription)")
+            }
+            progress?.advance()
+        }
+        try writer.finish()
+        var outputs = writer.written
+        if !completeness.isEmpty {
+            let rows = completeness.map { [$0.file, String(format: "%.6g", $0.delta), String(format: "%.6g", $0.change),
+                                           String(format: "%.6g", abs($0.delta) / max($0.change, 1e-30))] }
+            let url = folder.appendingPathComponent("completeness.csv")
+            try writeAtomically(Data(try CSVText.table(header: ["file", "delta", "abs_output_change", "relative_delta"],
+                                                       rows: rows).utf8), to: url)
+            outputs.append(url.path)
+        }
+        if !failures.isEmpty {
+            let url = folder.appendingPathComponent("explain.errors.csv")
+            try writeAtomically(Data(try CSVText.table(header: ["file", "error"], rows: failures).utf8), to: url)
+            outputs.append(url.path)
+        }
+        return ExplanationRun(outputs: outputs, completeness: completeness)
+    }
+
+    /// Adebayo et al.'s cascading randomisation on the first `count` inputs: `randomisation.csv`
+    /// (Spearman ρ of |maps| per block randomised and method) and `randomisation.png`.
+    public func randomisationCheck(_ explain: ExplainConfig, folder: URL, count: Int = 8, seed: UInt64 = 0) throws -> [String] {
+        let catalog = try inputCatalog()
+        let predictor = try makePredictor()
+        let entries = Array(catalog.entries.prefix(count))
+        let images = try entries.map { try predictor.prepared($0).image }
+        guard let first = images.first else { throw PipelineError.noInput(pipeline: pipelinePath) }
+        let input = Tensor(shape: [images.count] + first.shape, data: images.flatMap(\.pixels))
+        let model = try TrainedModel(contentsOf: resolve(config.model.weights!)).network
+        let writer = try ExplanationWriter(predictor: predictor, network: model, config: explain, folder: folder)
+        let outputs = writer.explainer.outputs(input).scalars
+        let k = outputs.count / images.count
+        let targets = try (0..<images.count).map { try writer.targetIndex(outputs: Array(outputs[(($0) * k)..<(($0 + 1) * k)])) }
+        let check = CascadingRandomisation(methods: explain.methods, options: explain.options, seed: seed)
+        let blocks = CascadingRandomisation.blocks(of: model)
+        let progress = options.quiet ? nil : ProgressBar(total: blocks.count, label: "randomisation", unit: "block")
+        let steps = try check.run(model: model, input: input, targets: targets) { _ in progress?.advance() }
+        let header = ["randomised_down_to"] + explain.methods.map(\.rawValue)
+        let rows = steps.map { step in [step.block] + explain.methods.map { String(format: "%.4f", step.correlations[$0]!) } }
+        let csv = folder.appendingPathComponent("randomisation.csv")
+        try writeAtomically(Data(try CSVText.table(header: header, rows: rows).utf8), to: csv)
+        var plot = LinePlot(title: "Cascading randomisation (\(images.count) images)",
+                            xLabel: "blocks randomised, from the output down", yLabel: "Spearman rho of |map|")
+        let colors: [Color] = [.red, .blue, .green, .yellow, .darkGray]
+        for (i, method) in explain.methods.enumerated() {
+            let x = (0..<steps.count).map { Double($0 + 1) }
+            let y = steps.map { $0.correlations[method]! }
+            plot.add(x: x, y: y, label: method.rawValue, color: colors[i % colors.count])
+        }
+        let png = folder.appendingPathComponent("randomisation.png")
+        try plot.canvas().write(to: png)
+        return [csv.path, png.path]
+    }
+
+    /// Feature pictures of the pipeline's model: the first layer's filters
+    /// (`filters.png`) and, per named layer, activation-maximisation images of its first
+    /// `channels` channels (`features-<layer>.png`), the "hierarchy of features".
+    public func featurePictures(layers: [String], channels: Int, settings: ActivationMaximisation, folder: URL) throws -> [String] {
+        let predictor = try makePredictor()
+        let model = try TrainedModel(contentsOf: resolve(config.model.weights!)).network
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var written = [String]()
+        if let sheet = FeaturePictures.firstLayerFilters(model) {
+            let url = folder.appendingPathComponent("filters.png")
+            try sheet.write(to: url)
+            written.append(url.path)
+        }
+        var shape = predictor.expectedShape
+        if shape[1] < 0 { shape = [shape[0], 64, 64] }
+        let progress = options.quiet ? nil : ProgressBar(total: layers.count * channels, label: "features", unit: "channel")
+        for layer in layers {
+            var sheet = ContactSheet(columns: min(channels, 8), cellSize: 96, title: "LAYER \(layer.uppercased())")
+            for channel in 0..<channels {
+                let result = try settings.visualise(model: model, layer: layer, channel: channel, shape: shape)
+                sheet.add(rgb: FeaturePictures.rgb(result.image, channels: shape[0], height: shape[1], width: shape[2]),
+                          width: shape[2], height: shape[1], label: "\(channel)")
+                progress?.advance()
+            }
+            let url = folder.appendingPathComponent("features-\(layer).png")
+            try sheet.write(to: url)
+            written.append(url.path)
+        }
+        return written
+    }
+}

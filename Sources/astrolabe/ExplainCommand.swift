@@ -1,0 +1,89 @@
+import ArgumentParser
+import Explain
+import Foundation
+import Pipelines
+
+/// `astrolabe explain PIPELINE.yaml`: attribution maps, sanity checks and feature pictures.
+struct ExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Attribution maps (where the model looked) for the inputs of a pipeline, with sanity checks.",
+        discussion: """
+        Reads each input the pipeline's way (the model file's recipe), runs each method on the \
+        network with gradients and writes, into --output: <stem>.<method>.fits (the map, with the \
+        input's WCS), <stem>.png (the input and one overlay per method), contact_sheet.png, and for \
+        integrated gradients completeness.csv. Options default to the pipeline's outputs.explain, \
+        then to captum's defaults. Methods: \(AttributionMethod.allCases.map(\.rawValue).joined(separator: ", ")). \
+        See docs/interpretability.md.
+
+        Examples:
+          astrolabe explain pipelines/find-lenses.yaml --input samples/lens --method integrated_gradients \\
+              --method gradcam --layer layer3 --output out/explain
+          astrolabe explain pipelines/classify-galaxies.yaml --input samples/morphology --randomisation --output out/sanity
+          astrolabe explain pipelines/classify-galaxies.yaml --features layer1,layer2,layer3,layer4 --output out/features
+        """)
+
+    @Argument(help: "The pipeline file (YAML) naming the model.") var pipeline: String
+    @Option(help: "Input: a folder of FITS files, a glob, or a catalog CSV.") var input: String?
+    @Option(help: "Output folder.") var output: String
+    @Option(name: .customLong("method"), help: "Attribution method (repeatable).") var methods: [String] = []
+    @Option(help: "Output to explain: 'predicted' (default), a class name or an index.") var target: String?
+    @Option(help: "Grad-CAM layer (key path, e.g. layer4 or layer3.1.conv2).") var layer: String?
+    @Option(help: "Integrated gradients: steps.") var steps: Int?
+    @Option(help: "Integrated gradients: rule (\(IntegrationMethod.allCases.map(\.rawValue).joined(separator: ", "))).")
+    var integration: String?
+    @Option(help: "Integrated gradients: constant baseline.") var baseline: Float?
+    @Option(help: "SmoothGrad: noisy samples.") var samples: Int?
+    @Option(help: "SmoothGrad: noise standard deviation in input units (captum's stdevs).") var noise: Double?
+    @Option(help: "Occlusion: window side in pixels.") var window: Int?
+    @Option(help: "Occlusion: stride in pixels.") var stride: Int?
+    @Flag(help: "Grad-CAM: ReLU of the map.") var relu = false
+    @Option(help: "Overlay: \(OverlayStyle.allCases.map(\.rawValue).joined(separator: ", ")).") var overlay: String?
+    @Option(help: "Network inputs per pass.") var batchSize: Int?
+    @Flag(help: "Cascading weight randomisation (Adebayo et al. 2018) instead of maps.") var randomisation = false
+    @Option(help: "Images used by --randomisation.") var images: Int = 8
+    @Option(help: "Feature pictures for these layers (comma-separated) instead of maps; filters.png too.") var features: String?
+    @Option(help: "Channels per layer for --features.") var channels: Int = 8
+    @Option(name: .customLong("set"), parsing: .singleValue, help: "Override a key of the pipeline (repeatable).")
+    var overrides: [String] = []
+    @Flag(help: "No progress output.") var quiet = false
+
+    func run() throws {
+        try runReportingErrors {
+            let runner = try PipelineRunner(pipelinePath: pipeline, options: RunOptions(
+                input: input, output: output, overrides: overrides, quiet: quiet))
+            let folder = URL(fileURLWithPath: output).standardizedFileURL
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            var config = runner.config.outputs.explain ?? ExplainConfig()
+            if !methods.isEmpty { config.methods = try methods.map { try AttributionMethod.named($0, option: "method") } }
+            if let target { config.target = ExplainTarget(target) }
+            if let layer { config.options.layer = layer }
+            if let steps { config.options.steps = steps }
+            if let integration { config.options.integration = try IntegrationMethod.named(integration, option: "integration rule") }
+            if let baseline { config.options.baseline = baseline }
+            if let samples { config.options.smoothGrad.samples = samples }
+            if let noise { config.options.smoothGrad.standardDeviation = noise }
+            if let window { config.options.window = [window] }
+            if let stride { config.options.strides = [stride] }
+            if relu { config.options.relu = true }
+            if let overlay { config.overlay = try OverlayStyle.named(overlay, option: "overlay") }
+            if let batchSize { config.options.batchSize = batchSize }
+            let outputs: [String]
+            if let features {
+                outputs = try runner.featurePictures(layers: features.split(separator: ",").map(String.init), channels: channels,
+                                                     settings: ActivationMaximisation(), folder: folder)
+            } else if randomisation {
+                outputs = try runner.randomisationCheck(config, folder: folder, count: images)
+            } else {
+                let run = try runner.explainAll(config, folder: folder)
+                outputs = run.outputs
+                if !run.completeness.isEmpty {
+                    let worst = run.completeness.map { abs($0.delta) / max($0.change, 1e-30) }.max()!
+                    FileHandle.standardError.write(Data(String(format: "integrated gradients: largest |delta| / |f(x) - f(baseline)| = %.3g%% over %d files\n",
+                                                               worst * 100, run.completeness.count).utf8))
+                }
+            }
+            print(outputs.filter { !$0.hasSuffix(".fits") || outputs.count < 20 }.joined(separator: "\n"))
+        }
+    }
+}
