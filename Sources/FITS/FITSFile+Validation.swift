@@ -157,7 +157,8 @@ extension FITSFile {
         }
         if index > 0, ["BINTABLE", "TABLE", "A3DTABLE"].contains(keys.raw("XTENSION")?.uppercased() ?? "") {
             try validateTable(keys, axes: axes, parameters: parameters, diskSize: diskSize)
-            if keys.raw("ZIMAGE") == "T", keys.raw("XTENSION")?.uppercased() == "BINTABLE" {
+            // cfitsio takes a logical value from its first character: "ZIMAGE  = TX EEND" is true.
+            if keys.raw("ZIMAGE")?.hasPrefix("T") == true, keys.raw("XTENSION")?.uppercased() == "BINTABLE" {
                 try validateCompressedImage(keys, rows: axes[1], diskSize: diskSize)
             }
         }

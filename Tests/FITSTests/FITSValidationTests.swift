@@ -161,6 +161,13 @@ final class FITSValidationTests: XCTestCase {
             guard case let .invalidKeyword(_, hdu, keyword, value, _) = $0 else { return false }
             return hdu == 1 && keyword == "ZTILE1" && value == "0                   7"
         }
+        // "ZIMAGE  =   TX EEND ... T": cfitsio reads the logical from its first character (true),
+        // so the header is a compressed image's and "ZTILE2  =     0             10" is checked.
+        let zimage = folder.appendingPathComponent("table-zimage-tx-ztile2-0-fde218fb0457.fits").path
+        assertThrowsFITSError(try FITSFile(path: zimage).hdus(), mentioning: zimage) {
+            guard case let .invalidKeyword(_, hdu, keyword, value, _) = $0 else { return false }
+            return hdu == 1 && keyword == "ZTILE2" && value == "0             10"
+        }
         // Rice tile data changed: the decoder would read past the tile.
         let rice = folder.appendingPathComponent("image-rice-tile-data-dbf5db9dd6ef.fits").path
         assertThrowsFITSError(try FITSFile(path: rice).readImage(1), mentioning: rice) {
