@@ -138,7 +138,7 @@ extension FITSFile {
                                                 what: "vector column \(name) (repeat \(repeatCount))")
                 }
                 let values = try readColumn(pointer, number: number, type: type, rows: rows,
-                                            width: Int(width), name: name, hdu: index)
+                                            width: Int(max(width, repeatCount)), name: name, hdu: index)
                 columns.append(FITSColumn(name, values, unit: unit))
             }
             return FITSTable(columns)
@@ -175,12 +175,24 @@ extension FITSFile {
             ffgcv(pointer, TLONGLONG, number, 1, 1, count, &null, &data, &anyNull, &status)
             values = .int64(data)
         case TSTRING:
-            let buffers = (0..<rows).map { _ in UnsafeMutablePointer<CChar>.allocate(capacity: width + 1) }
+            // `width`: the larger of the field's repeat and string width, what cfitsio writes
+            // per row before its NUL. The buffers start zeroed and are read no further than
+            // their end: when cfitsio fails part-way (a damaged table), rows it did not
+            // write are empty, never unterminated (a fuzz finding: strlen past the buffer).
+            let capacity = width + 1
+            let buffers = (0..<rows).map { _ in
+                let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: capacity)
+                buffer.initialize(repeating: 0, count: capacity)
+                return buffer
+            }
             defer { buffers.forEach { $0.deallocate() } }
             var pointers: [UnsafeMutablePointer<CChar>?] = buffers
             var empty: CChar = 0
             ffgcvs(pointer, number, 1, 1, count, &empty, &pointers, &anyNull, &status)
-            values = .string(buffers.map { String(cString: $0) })
+            try check(status, "read column \(name)", path: path, hdu: hdu)
+            values = .string(buffers.map {
+                String(decoding: UnsafeRawBufferPointer(start: $0, count: strnlen($0, capacity)), as: UTF8.self)
+            })
         default:
             throw FITSError.unsupported(path: path, hdu: hdu, what: "column \(name) of cfitsio type \(type)")
         }

@@ -168,6 +168,21 @@ final class FITSValidationTests: XCTestCase {
             guard case let .invalidKeyword(_, hdu, keyword, value, _) = $0 else { return false }
             return hdu == 1 && keyword == "ZTILE2" && value == "0             10"
         }
+        // A damaged table whose string column cfitsio fails to read part-way: the rows it did not
+        // write were unterminated buffers (ASan: strlen past the end). Now a typed error, or
+        // strings no longer than the field. (The ASan replay is scripts/fuzz.sh's regression step.)
+        let strings = folder.appendingPathComponent("table-string-column-unterminated-67d4da2460c3.fits").path
+        do {
+            let file = try FITSFile(path: strings)
+            for info in try file.hdus() where info.kind == .binaryTable {
+                let table = try file.readTable(.index(info.index))
+                if case let .string(names)? = table["NAME"]?.values {
+                    XCTAssert(names.allSatisfy { $0.utf8.count <= 8 }, "\(names)")
+                }
+            }
+        } catch let error as FITSError {
+            XCTAssert("\(error)".contains(strings), "\(error)")
+        }
         // Rice tile data changed: the decoder would read past the tile.
         let rice = folder.appendingPathComponent("image-rice-tile-data-dbf5db9dd6ef.fits").path
         assertThrowsFITSError(try FITSFile(path: rice).readImage(1), mentioning: rice) {
