@@ -42,16 +42,14 @@ extension FITSFile {
                     let keyword = Self.keyword(bytes)
                     if blockStart == offset, card == 0, keyword != (index == 0 ? "SIMPLE" : "XTENSION") { return }
                     if keyword == "END" { headerEnd = blockStart + 2880; break scan }
-                    // A value card as cfitsio 4.2's `ffpsvc` sees one: "=" in column 9,
-                    // whatever column 10 holds ("ZTILE1  =0" has the value 0). Its value is
-                    // taken from column 10 to the comment, so "0   7" (cfitsio: 0, comment
-                    // "7") is no integer here and is refused.
-                    guard bytes.dropFirst(8).first == UInt8(ascii: "=") else { continue }
-                    if cards[keyword] != nil {
-                        try Self.checkNotDuplicated(keyword, path: path, hdu: index)
+                    // The card as cfitsio looks keywords up and reads values (below): "ZIMAGE )="
+                    // is ZIMAGE to it, and "ZTILE1  =0   7" has a value.
+                    guard let (name, value) = Self.valueCard(bytes) else { continue }
+                    if cards[name] != nil {
+                        try Self.checkNotDuplicated(name, path: path, hdu: index)
                         continue
                     }
-                    cards[keyword] = Self.valueText(bytes.dropFirst(9))
+                    cards[name] = Self.valueText(value)
                 }
                 blockStart += 2880
             }
@@ -76,6 +74,23 @@ extension FITSFile {
         var name = Array(card.prefix(8))
         while name.last == 0x20 { name.removeLast() }
         return String(decoding: name, as: UTF8.self)
+    }
+
+    /// A value card's keyword and value field as cfitsio 4.2 reads them (`ffgknm`, `ffpsvc`,
+    /// checked against the installed library): the name runs to the first blank or "="
+    /// ("ZIMAGE )=" and "ZIMAGE =" are ZIMAGE); the value starts after "=" in column 9 or,
+    /// failing that, after the first "=" anywhere in the card ("ZTILE1 X = 5" is 5);
+    /// COMMENT, HISTORY, CONTINUE and cards with a blank name have none. The value field
+    /// runs to the comment, so "0   7" (cfitsio: 0, then a comment) is no integer here and a
+    /// structural keyword written so is refused.
+    static func valueCard(_ card: ArraySlice<UInt8>) -> (name: String, value: ArraySlice<UInt8>)? {
+        let equals = UInt8(ascii: "="), blank = UInt8(ascii: " ")
+        let nameEnd = card.firstIndex { $0 == blank || $0 == equals || $0 == 0 } ?? card.endIndex
+        let name = String(decoding: card[card.startIndex..<nameEnd], as: UTF8.self)
+        guard !name.isEmpty, !["COMMENT", "HISTORY", "CONTINUE"].contains(name) else { return nil }
+        if card.dropFirst(8).first == equals { return (name, card.dropFirst(9)) }
+        guard let at = card.firstIndex(of: equals) else { return nil }
+        return (name, card[(at + 1)...])
     }
 
     /// The first 8 cards of a table header must be XTENSION, BITPIX, NAXIS, NAXIS1, NAXIS2,

@@ -183,6 +183,27 @@ final class FITSValidationTests: XCTestCase {
         } catch let error as FITSError {
             XCTAssert("\(error)".contains(strings), "\(error)")
         }
+        // Keywords as cfitsio names them (to the first blank or "="): "ZIMAGE =    TX" and
+        // "ZIMAGE )=    T" are ZIMAGE, so these headers are compressed images' and their bad
+        // ZNAXIS1 ("0 30") and ZTILE2 (0) are refused before cfitsio divides by them.
+        for (name, keyword) in [("table-zimage-keyword-equals-col8-279e69315b33.fits", "ZNAXIS1"),
+                                ("header-zimage-keyword-paren-c1f0f5b27d77.fits", "ZTILE2")] {
+            let path = folder.appendingPathComponent(name).path
+            assertThrowsFITSError(try FITSFile(path: path).hdus(), mentioning: path) {
+                guard case let .invalidKeyword(_, hdu, found, _, _) = $0 else { return false }
+                return hdu == 1 && found == keyword
+            }
+        }
+        let cards: [(String, String?, String?)] = [("ZIMAGE )=                    T", "ZIMAGE", "T"),
+                                                   ("ZTILE1 X = 5", "ZTILE1", "5"), ("ZTILE1  =0   7", "ZTILE1", "0   7"),
+                                                   ("HISTORY ZTILE1 = 4", nil, nil), ("        = 3", nil, nil),
+                                                   ("ZTILE1", nil, nil)]
+        for (text, name, value) in cards {
+            let card = ArraySlice(Array(text.padding(toLength: 80, withPad: " ", startingAt: 0).utf8))
+            let parsed = FITSFile.valueCard(card)
+            XCTAssertEqual(parsed?.name, name, text)
+            XCTAssertEqual(parsed.map { FITSFile.valueText($0.value) }, value, text)
+        }
         // Rice tile data changed: the decoder would read past the tile.
         let rice = folder.appendingPathComponent("image-rice-tile-data-dbf5db9dd6ef.fits").path
         assertThrowsFITSError(try FITSFile(path: rice).readImage(1), mentioning: rice) {
