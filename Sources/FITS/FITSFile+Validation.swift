@@ -237,6 +237,16 @@ extension FITSFile {
             throw keys.invalid("NAXIS2", "\(rows)",
                                expected: "one row per tile: \(tileCount) tiles of \(tiles) in an image of \(axes)")
         }
+        // cfitsio reads ZVALn as numbers (ZVAL1 and ZVAL2 of a Rice image whatever the ZNAMEn
+        // say, or when they are missing) and, for a long value that is not one, formats an
+        // error message that overflows its buffer: glibc's fortify check aborts the process
+        // (fuzz finding, `ZVAL2 = (   2`). Every ZVALn present must be a number.
+        for number in 1...99 {
+            guard let text = keys.raw("ZVAL\(number)") else { continue }
+            guard Double(text.replacingOccurrences(of: "D", with: "E")) != nil else {
+                throw keys.invalid("ZVAL\(number)", text, expected: "a number (a compression parameter)")
+            }
+        }
         for number in 1...999 {
             guard let name = keys.raw("ZNAME\(number)")?.uppercased() else { break }
             let keyword = "ZVAL\(number)"

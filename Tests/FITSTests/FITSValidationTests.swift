@@ -204,6 +204,13 @@ final class FITSValidationTests: XCTestCase {
             XCTAssertEqual(parsed?.name, name, text)
             XCTAssertEqual(parsed.map { FITSFile.valueText($0.value) }, value, text)
         }
+        // "ZVAL2   =             (      2": cfitsio's ffc2j overflowed its error message
+        // (glibc aborted); a ZVALn that is no number is refused.
+        let zval = folder.appendingPathComponent("header-zval2-not-a-number-2050565c352a.fits").path
+        assertThrowsFITSError(try FITSFile(path: zval).hdus(), mentioning: zval) {
+            guard case let .invalidKeyword(_, hdu, keyword, value, _) = $0 else { return false }
+            return hdu == 1 && keyword == "ZVAL2" && value == "(      2"
+        }
         // Rice tile data changed: the decoder would read past the tile.
         let rice = folder.appendingPathComponent("image-rice-tile-data-dbf5db9dd6ef.fits").path
         assertThrowsFITSError(try FITSFile(path: rice).readImage(1), mentioning: rice) {
