@@ -1,4 +1,4 @@
-// `astrolabe bench --model cnn|resnet18|unet|lstm|gru|all`: training step, inference and peak
+// `astrolabe bench --model cnn|resnet18|unet|lstm|gru|pix2pix|all`: training step, inference and peak
 // memory of BENCH.md's networks; `--workload tiles`: tiled U-Net segmentation of a
 // 2048 x 2048 map. `bench/compare.py` runs the same protocol in PyTorch.
 import ArgumentParser
@@ -14,22 +14,27 @@ import Training
 /// One network of BENCH.md with its input shape (without batch) and batch sizes.
 enum BenchModel: String, CaseIterable {
     case cnn, resnet18, unet, lstm, gru
+    /// pix2pix: the `unet` generator (1 → 1 channel) and the PatchGAN discriminator, one
+    /// adversarial step (`GAN.trainOnBatch`) per training step.
+    case pix2pix
 
     var inputShape: [Int] {
         switch self {
         case .cnn: return [1, 64, 64]
         case .resnet18: return [3, 64, 64]
         case .unet: return [1, 256, 256]
+        case .pix2pix: return [1, 64, 64]
         case .lstm: return [128, 2]
         case .gru: return [128, 8]
         }
     }
-    var trainBatch: Int { self == .unet ? 8 : 32 }
+    var trainBatch: Int { self == .unet ? 8 : self == .pix2pix ? 16 : 32 }
     var inferenceBatch: Int { self == .unet ? 8 : 64 }
     var classCount: Int {
         switch self {
         case .cnn, .resnet18: return 5
         case .unet: return 3
+        case .pix2pix: return 1
         case .lstm: return 4
         case .gru: return 7
         }
@@ -40,6 +45,7 @@ enum BenchModel: String, CaseIterable {
         case .cnn: return SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 64, seed: seed)
         case .resnet18: return ResNet.resnet18(inputChannels: 3, classCount: 5, seed: seed)
         case .unet: return UNet.bench(seed: seed)
+        case .pix2pix: return UNet.bench(inputChannels: 1, classCount: 1, seed: seed)
         case .lstm: return LightCurveLSTM(features: 2, hiddenSize: 64, classCount: 4, seed: seed)
         case .gru: return LightCurveGRU(features: 8, hiddenSize: 64, classCount: 7, seed: seed)
         }
@@ -48,7 +54,7 @@ enum BenchModel: String, CaseIterable {
 
 /// `bench --model`'s choices: one network or all of them.
 enum BenchModelChoice: String, ExpressibleByArgument, CaseIterable {
-    case cnn, resnet18, unet, lstm, gru, all
+    case cnn, resnet18, unet, lstm, gru, pix2pix, all
 
     var models: [BenchModel] { self == .all ? BenchModel.allCases : [BenchModel(rawValue: rawValue)!] }
 }
@@ -77,6 +83,7 @@ extension Bench {
     /// cross-entropy, the peak RSS at that point, then inference with the fused eval model.
     func runModelChild(_ model: BenchModel, quick: Bool) {
         let warmup = quick ? 1 : 3, steps = quick ? 3 : 10
+        if model == .pix2pix { return runPix2PixChild(warmup: warmup, steps: steps) }
         let net = model.make(seed: 7)
         net.train()
         var rng = SystemRandomNumberGenerator()
@@ -117,6 +124,45 @@ extension Bench {
                          "train_step_min_ms": rounded(trainTimes.min()! * 1e3, 1),
                          "infer_img_per_s": rounded(Double(ib) / PixelStatistics.median(inferTimes), 1),
                          "infer_max_img_per_s": rounded(Double(ib) / inferTimes.min()!, 1),
+                         "peak_rss_mb": Int(peakMB.rounded()),
+                         "steps": steps, "threads": Threading.workerCount]))
+    }
+
+    /// BENCH.md's `pix2pix`: one adversarial step at batch 16 (a discriminator update with BCE
+    /// on real and generated pairs, then a generator update with BCE + 100 × L1, each with
+    /// Adam, rate 2e-4, betas 0.5 and 0.999) through `GAN.trainOnBatch`; inference is the fused
+    /// eval generator alone at batch 64.
+    func runPix2PixChild(warmup: Int, steps: Int) {
+        let model = BenchModel.pix2pix
+        let gan = GAN(generator: model.make(seed: 7), discriminator: PatchDiscriminator(seed: 8), conditioning: .conditional)
+        gan.compile(loss: .nonSaturating, reconstructionWeight: 100)
+        let batch = TrainingBatch(inputs: Tensor.randomNormal([model.trainBatch] + model.inputShape, seed: 1),
+                                  targets: .values(Tensor.randomNormal([model.trainBatch] + model.inputShape, seed: 2)))
+        var trainTimes: [Double] = []
+        for step in 0..<(warmup + steps) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try! gan.trainOnBatch(batch)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            if step >= warmup { trainTimes.append(Double(t1 - t0) * 1e-9) }
+        }
+        let peakMB = peakResidentMegabytes()
+        gan.generator.eval()
+        let fused = gan.generator.fusedForInference()
+        let input = Tensor.randomNormal([model.inferenceBatch] + model.inputShape, seed: 3)
+        var inferTimes: [Double] = []
+        withNoGrad {
+            for rep in 0..<(warmup + steps) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = fused(input)
+                let t1 = DispatchTime.now().uptimeNanoseconds
+                if rep >= warmup { inferTimes.append(Double(t1 - t0) * 1e-9) }
+            }
+        }
+        print(benchJSON(["model": model.rawValue,
+                         "train_step_ms": rounded(PixelStatistics.median(trainTimes) * 1e3, 1),
+                         "train_step_min_ms": rounded(trainTimes.min()! * 1e3, 1),
+                         "infer_img_per_s": rounded(Double(model.inferenceBatch) / PixelStatistics.median(inferTimes), 1),
+                         "infer_max_img_per_s": rounded(Double(model.inferenceBatch) / inferTimes.min()!, 1),
                          "peak_rss_mb": Int(peakMB.rounded()),
                          "steps": steps, "threads": Threading.workerCount]))
     }
