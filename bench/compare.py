@@ -77,6 +77,36 @@ def inference_module(model, x, variant):
     return model
 
 
+def measure_training(step, warmup, steps):
+    """train_step_ms (median), train_step_min_ms and peak_rss_mb of `step()` after `warmup` calls."""
+    train_times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        step()
+        t1 = time.perf_counter()
+        if i >= warmup:
+            train_times.append(t1 - t0)
+    return {"train_step_ms": round(statistics.median(train_times) * 1e3, 1),
+            "train_step_min_ms": round(min(train_times) * 1e3, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def measure_inference(model, x, variant, warmup, steps):
+    """infer_img_per_s (median) and infer_max_img_per_s of `variant` of `model` (in eval mode) on batch `x`."""
+    import torch
+    module = inference_module(model, x, variant)
+    infer_times = []
+    with torch.no_grad():
+        for rep in range(warmup + steps):
+            t0 = time.perf_counter()
+            module(x)
+            t1 = time.perf_counter()
+            if rep >= warmup:
+                infer_times.append(t1 - t0)
+    return {"infer_img_per_s": round(len(x) / statistics.median(infer_times), 1),
+            "infer_max_img_per_s": round(len(x) / min(infer_times), 1)}
+
+
 def torch_pix2pix(reference, quick, variant):
     """BENCH.md's pix2pix: one adversarial step at batch 16; the generator's inference at batch 64."""
     import torch
@@ -94,9 +124,7 @@ def torch_pix2pix(reference, quick, variant):
         opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         x, y = torch.randn(16, 1, 64, 64), torch.randn(16, 1, 64, 64)
-        train_times = []
-        for step in range(warmup + steps):
-            t0 = time.perf_counter()
+        def step():
             fake = g(x)
             opt_d.zero_grad()
             real_logits = d(torch.cat([x, y], 1))
@@ -114,25 +142,9 @@ def torch_pix2pix(reference, quick, variant):
             opt_g.step()
             for p in discriminator.parameters():
                 p.requires_grad_(True)
-            t1 = time.perf_counter()
-            if step >= warmup:
-                train_times.append(t1 - t0)
-        result.update(train_step_ms=round(statistics.median(train_times) * 1e3, 1),
-                      train_step_min_ms=round(min(train_times) * 1e3, 1),
-                      peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        result.update(measure_training(step, warmup, steps))
     generator.eval()
-    x = torch.randn(64, 1, 64, 64)
-    module = inference_module(generator, x, variant)
-    infer_times = []
-    with torch.no_grad():
-        for rep in range(warmup + steps):
-            t0 = time.perf_counter()
-            module(x)
-            t1 = time.perf_counter()
-            if rep >= warmup:
-                infer_times.append(t1 - t0)
-    result.update(infer_img_per_s=round(64 / statistics.median(infer_times), 1),
-                  infer_max_img_per_s=round(64 / min(infer_times), 1))
+    result.update(measure_inference(generator, torch.randn(64, 1, 64, 64), variant, warmup, steps))
     return result
 
 
@@ -156,33 +168,15 @@ def torch_model(reference, name, quick, variant):
         loss_fn = nn.CrossEntropyLoss()
         x = torch.randn(train_batch, *shape)
         y = torch.randint(0, classes, (train_batch, *shape[1:]) if name == "unet" else (train_batch,))
-        train_times = []
-        for step in range(warmup + steps):
-            t0 = time.perf_counter()
+        def step():
             optimizer.zero_grad()
             loss = loss_fn(step_model(x), y)
             loss.backward()
             optimizer.step()
-            t1 = time.perf_counter()
-            if step >= warmup:
-                train_times.append(t1 - t0)
-        result.update(train_step_ms=round(statistics.median(train_times) * 1e3, 1),
-                      train_step_min_ms=round(min(train_times) * 1e3, 1),
-                      peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        result.update(measure_training(step, warmup, steps))
 
     model.eval()
-    x = torch.randn(infer_batch, *shape)
-    module = inference_module(model, x, variant)
-    infer_times = []
-    with torch.no_grad():
-        for rep in range(warmup + steps):
-            t0 = time.perf_counter()
-            module(x)
-            t1 = time.perf_counter()
-            if rep >= warmup:
-                infer_times.append(t1 - t0)
-    result.update(infer_img_per_s=round(infer_batch / statistics.median(infer_times), 1),
-                  infer_max_img_per_s=round(infer_batch / min(infer_times), 1))
+    result.update(measure_inference(model, torch.randn(infer_batch, *shape), variant, warmup, steps))
     return result
 
 

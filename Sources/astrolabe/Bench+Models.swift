@@ -79,28 +79,15 @@ extension Bench {
         }
     }
 
-    /// The child side: `steps` training steps (after 3 warm-up steps) with Adam and
-    /// cross-entropy, the peak RSS at that point, then inference with the fused eval model.
+    /// The child side: `steps` training steps (after 3 warm-up steps), the peak RSS at that
+    /// point, then inference with the fused eval model.
     func runModelChild(_ model: BenchModel, quick: Bool) {
         let warmup = quick ? 1 : 3, steps = quick ? 3 : 10
-        if model == .pix2pix { return runPix2PixChild(warmup: warmup, steps: steps) }
-        let net = model.make(seed: 7)
-        net.train()
-        var rng = SystemRandomNumberGenerator()
-        let tb = model.trainBatch
-        let x = Tensor.randomNormal([tb] + model.inputShape, seed: 1)
-        let labelCount = model == .unet ? tb * 256 * 256 : tb
-        let labels = (0..<labelCount).map { _ in Int.random(in: 0..<model.classCount, using: &rng) }
-        let optimizer = ModelOptimizer(.adam, parameters: net.namedParameters().map {
-            TrainableParameter(name: $0.key, tensor: $0.tensor)
-        }, learningRate: 1e-3)
+        let (trainStep, net) = model == .pix2pix ? pix2pixStep() : classifierStep(model)
         var trainTimes: [Double] = []
         for step in 0..<(warmup + steps) {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            optimizer.zeroGrad()
-            let loss = Loss.crossEntropy(logits: net(x), labels: labels)
-            loss.backward()
-            optimizer.step()
+            trainStep()
             let t1 = DispatchTime.now().uptimeNanoseconds
             if step >= warmup { trainTimes.append(Double(t1 - t0) * 1e-9) }
         }
@@ -128,43 +115,38 @@ extension Bench {
                          "steps": steps, "threads": Threading.workerCount]))
     }
 
+    /// One training step of a classifier or segmenter (Adam, rate 1e-3, cross-entropy; per pixel
+    /// for `unet`) and the network for inference.
+    func classifierStep(_ model: BenchModel) -> (() -> Void, any Layer) {
+        let net = model.make(seed: 7)
+        net.train()
+        var rng = SystemRandomNumberGenerator()
+        let tb = model.trainBatch
+        let x = Tensor.randomNormal([tb] + model.inputShape, seed: 1)
+        let labelCount = model == .unet ? tb * 256 * 256 : tb
+        let labels = (0..<labelCount).map { _ in Int.random(in: 0..<model.classCount, using: &rng) }
+        let optimizer = ModelOptimizer(.adam, parameters: net.namedParameters().map {
+            TrainableParameter(name: $0.key, tensor: $0.tensor)
+        }, learningRate: 1e-3)
+        return ({
+            optimizer.zeroGrad()
+            let loss = Loss.crossEntropy(logits: net(x), labels: labels)
+            loss.backward()
+            optimizer.step()
+        }, net)
+    }
+
     /// BENCH.md's `pix2pix`: one adversarial step at batch 16 (a discriminator update with BCE
     /// on real and generated pairs, then a generator update with BCE + 100 × L1, each with
-    /// Adam, rate 2e-4, betas 0.5 and 0.999) through `GAN.trainOnBatch`; inference is the fused
-    /// eval generator alone at batch 64.
-    func runPix2PixChild(warmup: Int, steps: Int) {
+    /// Adam, rate 2e-4, betas 0.5 and 0.999) through `GAN.trainOnBatch`; inference is the
+    /// generator alone.
+    func pix2pixStep() -> (() -> Void, any Layer) {
         let model = BenchModel.pix2pix
         let gan = GAN(generator: model.make(seed: 7), discriminator: PatchDiscriminator(seed: 8), conditioning: .conditional)
         gan.compile(loss: .nonSaturating, reconstructionWeight: 100)
         let batch = TrainingBatch(inputs: Tensor.randomNormal([model.trainBatch] + model.inputShape, seed: 1),
-                                  targets: .values(Tensor.randomNormal([model.trainBatch] + model.inputShape, seed: 2)))
-        var trainTimes: [Double] = []
-        for step in 0..<(warmup + steps) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            _ = try! gan.trainOnBatch(batch)
-            let t1 = DispatchTime.now().uptimeNanoseconds
-            if step >= warmup { trainTimes.append(Double(t1 - t0) * 1e-9) }
-        }
-        let peakMB = peakResidentMegabytes()
-        gan.generator.eval()
-        let fused = gan.generator.fusedForInference()
-        let input = Tensor.randomNormal([model.inferenceBatch] + model.inputShape, seed: 3)
-        var inferTimes: [Double] = []
-        withNoGrad {
-            for rep in 0..<(warmup + steps) {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                _ = fused(input)
-                let t1 = DispatchTime.now().uptimeNanoseconds
-                if rep >= warmup { inferTimes.append(Double(t1 - t0) * 1e-9) }
-            }
-        }
-        print(benchJSON(["model": model.rawValue,
-                         "train_step_ms": rounded(PixelStatistics.median(trainTimes) * 1e3, 1),
-                         "train_step_min_ms": rounded(trainTimes.min()! * 1e3, 1),
-                         "infer_img_per_s": rounded(Double(model.inferenceBatch) / PixelStatistics.median(inferTimes), 1),
-                         "infer_max_img_per_s": rounded(Double(model.inferenceBatch) / inferTimes.min()!, 1),
-                         "peak_rss_mb": Int(peakMB.rounded()),
-                         "steps": steps, "threads": Threading.workerCount]))
+                                  targets: .values(Tensor.randomNormal([model.trainBatch] + model.inputShape, seed: 3)))
+        return ({ _ = try! gan.trainOnBatch(batch) }, gan.generator)
     }
 
     /// `tile_segment_mpix_per_s`: a 2048 x 2048 map (`--quick`: 1024 x 1024) segmented by the
