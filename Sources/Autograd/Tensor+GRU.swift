@@ -116,26 +116,18 @@ extension Tensor {
                 gemm(transA: true, m: h3, n: h, k: n * steps, a: da, lda: h3, b: hp, ldb: h, c: result.storage.pointer, ldc: h)
                 dw = result
             }
-            var db: Tensor? = nil
-            if biasHH.tracksGradient {
+            // The column sums of `[N·T, 3H]` gradients: a bias's gradient.
+            func columnSums(_ d: UnsafeMutablePointer<Float>) -> Tensor {
                 let result = Tensor(repeating: 0, shape: [h3])
                 let s = result.storage.pointer
                 for row in 0..<(n * steps) {
-                    let d = da + row * h3
-                    for k in 0..<h3 { s[k] += d[k] }
+                    let r = d + row * h3
+                    for k in 0..<h3 { s[k] += r[k] }
                 }
-                db = result
+                return result
             }
-            var dbIH: Tensor? = nil
-            if biasIH?.tracksGradient == true {   // column sums of dProjected
-                let result = Tensor(repeating: 0, shape: [h3])
-                let s = result.storage.pointer
-                for row in 0..<(n * steps) {
-                    let d = dp + row * h3
-                    for k in 0..<h3 { s[k] += d[k] }
-                }
-                dbIH = result
-            }
+            let db = biasHH.tracksGradient ? columnSums(da) : nil
+            let dbIH = biasIH?.tracksGradient == true ? columnSums(dp) : nil
             return [self.tracksGradient ? dProjected : nil, dw, db] + (biasIH == nil ? [] : [dbIH])
         }
     }
