@@ -12,9 +12,10 @@ public enum FluxNormalization: String, ConfigName, Codable {
 }
 
 /// One step of light-curve preparation. A model file records its list, so inference
-/// prepares curves exactly as training did; `randomTruncate` runs only in training.
+/// prepares curves exactly as training did; the augmentations (`randomTruncate`,
+/// `randomEarlyCut`) run only in training.
 ///
-/// Cuts (`earlyCut`, `truncate`, `randomTruncate`) change which points a curve keeps; they
+/// Cuts (`earlyCut`, `truncate` and the augmentations) change which points a curve keeps; they
 /// come before `normalizeFlux`, whose scale comes from the points kept (checked when decoded).
 /// The step features are, in this order: flux and flux_err divided by the scale, then per
 /// stage in list order its own features, then the mask (1 at every real step).
