@@ -62,3 +62,26 @@ with open(os.path.join(args.work, "ig-completeness.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
     w.writeheader()
     w.writerows(rows)
+
+# Relative delta against steps (Gauss-Legendre): median, 90th percentile and maximum per model.
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, len(args.model), figsize=(4.2 * len(args.model), 3.6), sharey=True)
+axes = np.atleast_1d(axes)
+for ax, (name, _, _) in zip(axes, args.model):
+    r = [x for x in rows if x["model"] == name and x["rule"] == "gausslegendre"]
+    steps = np.array([x["steps"] for x in r])
+    for key, style in (("median", "o-"), ("p90", "s--"), ("max", "^:")):
+        ax.loglog(steps, [100 * x[key] for x in r], style, label=key if key != "p90" else "90th percentile")
+    ax.loglog(steps, 100 * r[0]["median"] * steps[0] / steps, "k-", lw=0.6, alpha=0.5, label="∝ 1/steps")
+    ax.axhline(1, color="red", lw=0.8)
+    ax.set_title(f"{name} ({r[0]['files']} files)")
+    ax.set_xlabel("steps (Gauss-Legendre)")
+    ax.set_xticks(steps)
+    ax.set_xticklabels([str(s) for s in steps])
+axes[0].set_ylabel("|delta| / |f(x) - f(baseline)|, %")
+axes[0].legend(fontsize=8)
+fig.tight_layout()
+fig.savefig(os.path.join(args.work, "ig-completeness.png"), dpi=90)

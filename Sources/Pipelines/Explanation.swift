@@ -350,20 +350,27 @@ extension PipelineRunner {
         return ExplanationRun(outputs: outputs, completeness: completeness)
     }
 
-    /// Adebayo et al.'s cascading randomisation on the first `count` inputs: `randomisation.csv`
-    /// (Spearman ρ of |maps| per block randomised and method) and `randomisation.png`.
-    public func randomisationCheck(_ explain: ExplainConfig, folder: URL, count: Int = 8, seed: UInt64 = 0) throws -> [String] {
-        let catalog = try inputCatalog()
+    /// The first `count` inputs prepared the model file's way, as one batch, with the explained
+    /// output of each (the pipeline's target) and a writer for `network`.
+    func firstImages(_ count: Int, network: any Layer, explain: ExplainConfig, folder: URL) throws
+        -> (entries: [CatalogEntry], images: [PlanarImage], input: Tensor, targets: [Int], writer: ExplanationWriter) {
         let predictor = try makePredictor()
-        let entries = Array(catalog.entries.prefix(count))
+        let entries = Array(try inputCatalog().entries.prefix(count))
         let images = try entries.map { try predictor.prepared($0).image }
         guard let first = images.first else { throw PipelineError.noInput(pipeline: pipelinePath) }
         let input = Tensor(shape: [images.count] + first.shape, data: images.flatMap(\.pixels))
-        let model = try TrainedModel(contentsOf: resolve(config.model.weights!)).network
-        let writer = try ExplanationWriter(predictor: predictor, network: model, config: explain, folder: folder)
+        let writer = try ExplanationWriter(predictor: predictor, network: network, config: explain, folder: folder)
         let outputs = writer.explainer.outputs(input).scalars
         let k = outputs.count / images.count
-        let targets = try (0..<images.count).map { try writer.targetIndex(outputs: Array(outputs[(($0) * k)..<(($0 + 1) * k)])) }
+        let targets = try (0..<images.count).map { try writer.targetIndex(outputs: Array(outputs[($0 * k)..<(($0 + 1) * k)])) }
+        return (entries, images, input, targets, writer)
+    }
+
+    /// Adebayo et al.'s cascading randomisation on the first `count` inputs: `randomisation.csv`
+    /// (Spearman ρ of |maps| per block randomised and method) and `randomisation.png`.
+    public func randomisationCheck(_ explain: ExplainConfig, folder: URL, count: Int = 8, seed: UInt64 = 0) throws -> [String] {
+        let model = try TrainedModel(contentsOf: resolve(config.model.weights!)).network
+        let (_, images, input, targets, _) = try firstImages(count, network: model, explain: explain, folder: folder)
         let check = CascadingRandomisation(methods: explain.methods, options: explain.options, seed: seed)
         let blocks = CascadingRandomisation.blocks(of: model)
         let progress = options.quiet ? nil : ProgressBar(total: blocks.count, label: "randomisation", unit: "block")
@@ -393,12 +400,6 @@ extension PipelineRunner {
     /// and `model-comparison-rho.png` (ρ per image and method, mean ± standard error).
     public func modelComparison(_ explain: ExplainConfig, otherModel: String, folder: URL, count: Int = 8)
         throws -> (outputs: [String], mean: [AttributionMethod: Double]) {
-        let catalog = try inputCatalog()
-        let predictor = try makePredictor()
-        let entries = Array(catalog.entries.prefix(count))
-        let images = try entries.map { try predictor.prepared($0).image }
-        guard let first = images.first else { throw PipelineError.noInput(pipeline: pipelinePath) }
-        let input = Tensor(shape: [images.count] + first.shape, data: images.flatMap(\.pixels))
         let mine = try TrainedModel(contentsOf: resolve(config.model.weights!))
         let otherURL = URL(fileURLWithPath: otherModel).standardizedFileURL
         guard FileManager.default.fileExists(atPath: otherURL.path) else {
@@ -411,10 +412,7 @@ extension PipelineRunner {
                 + "\(other.recipe.inputShape) and outputs \(other.recipe.classNames) against \(mine.recipe.inputShape) and "
                 + "\(mine.recipe.classNames) (the same task, input and classes are needed)")
         }
-        let writer = try ExplanationWriter(predictor: predictor, network: mine.network, config: explain, folder: folder)
-        let outputs = writer.explainer.outputs(input).scalars
-        let k = outputs.count / images.count
-        let targets = try (0..<images.count).map { try writer.targetIndex(outputs: Array(outputs[($0 * k)..<(($0 + 1) * k)])) }
+        let (entries, images, input, targets, writer) = try firstImages(count, network: mine.network, explain: explain, folder: folder)
         let progress = options.quiet ? nil : ProgressBar(total: explain.methods.count, label: "compare", unit: "method")
         var results = [(method: AttributionMethod, correlations: [Double], maps: Tensor, otherMaps: Tensor)]()
         for method in explain.methods {
