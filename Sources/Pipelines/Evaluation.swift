@@ -1,5 +1,6 @@
 import FITS
 import Foundation
+import NN
 import Plotting
 import Preprocessing
 import Training
@@ -19,9 +20,25 @@ extension PipelineRunner {
     /// (`calibration.csv`, `sbc_ranks.csv`, `tarp.csv`, `calibration.png`, `sbc_ranks.png`,
     /// `corner-*.png`).
     ///
+    /// Class models also get their calibration: expected calibration error, negative
+    /// log-likelihood and Brier score, the temperature that minimises the NLL on these files
+    /// and the same numbers after it, and `reliability.png` (before and after).
+    ///
     /// `cramerRao`: a CSV of per-galaxy Cramér–Rao bounds (`scripts/regression_fisher.py --out`)
     /// whose NMAD per magnitude bin goes beside the posterior model's.
-    public func evaluate(into folder: URL, cramerRao: URL? = nil) throws -> EvaluationReport {
+    /// `calibratedModel`: where to write a copy of the model file whose recipe carries the
+    /// fitted temperature (a new file; never the model itself).
+    public func evaluate(into folder: URL, cramerRao: URL? = nil, calibratedModel: URL? = nil) throws -> EvaluationReport {
+        if let calibratedModel {
+            guard config.task == .classify || config.task == .lens else {
+                throw PipelineError.unsupported("--calibrate fits a softmax temperature: it needs an image class model "
+                                                + "(classify or lens), not \(config.task.rawValue)")
+            }
+            guard !FileManager.default.fileExists(atPath: calibratedModel.path) else {
+                throw PipelineError.unsupported("--calibrate \(calibratedModel.path): the file exists; "
+                                                + "name a new file (the calibrated model never replaces one)")
+            }
+        }
         if config.task == .lightcurves { return try evaluateLightCurves(into: folder) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let predictions = folder.appendingPathComponent(config.task == .segment ? "maps" : "predictions.csv")
@@ -60,6 +77,13 @@ extension PipelineRunner {
             for (c, name) in classNames.enumerated() { metrics["f1_" + name] = prf.f1[c] }
             let matrix = ClassificationMetrics.confusionMatrix(predicted: predicted, truth: truth, classCount: k)
             try save(TrainingPlots.confusionMatrix(matrix, classNames: classNames), "confusion_matrix.png")
+            let probabilities = truthCatalog.entries.compactMap { entry -> [Double]? in
+                guard case let .classes(p)? = results[entry.name], entry.label != nil else { return nil }
+                return p.probabilities
+            }
+            let temperature = try calibrate(probabilities, truth: truth, predictor: predictor, metrics: &metrics,
+                                            save: { try save($0, "reliability.png") })
+            if let calibratedModel { try writeCalibrated(predictor, temperature: temperature, to: calibratedModel) }
             if config.task == .lens, positive.count == truth.count {
                 let auc = ClassificationMetrics.rocAUC(scores: positive, truth: truth)
                 metrics["roc_auc"] = auc
@@ -156,6 +180,42 @@ extension PipelineRunner {
 
     /// Writes `metrics.json` (non-finite values as -1) and `report.md`: a title, `summary`,
     /// the metrics table and the pictures.
+    /// Calibration metrics of class probabilities before and after temperature scaling, and
+    /// the reliability diagram; returns the model's new temperature (its current one times
+    /// the factor fitted here).
+    func calibrate(_ probabilities: [[Double]], truth: [Int], predictor: Predictor, metrics: inout [String: Double],
+                   save: (Canvas) throws -> Void) throws -> Double {
+        let logProbabilities = probabilities.map { $0.map { Foundation.log(Swift.max($0, Double.leastNonzeroMagnitude)) } }
+        let factor = ProbabilityCalibration.fitTemperature(logProbabilities, truth: truth)
+        let after = logProbabilities.map { ProbabilityCalibration.probabilities($0, temperature: factor) }
+        let current = predictor.recipe?.temperature ?? 1
+        metrics["ece"] = ProbabilityCalibration.expectedCalibrationError(probabilities, truth: truth)
+        metrics["nll"] = ProbabilityCalibration.negativeLogLikelihood(logProbabilities, truth: truth)
+        metrics["brier"] = ProbabilityCalibration.brierScore(probabilities, truth: truth)
+        metrics["temperature_model"] = current
+        metrics["temperature_fitted"] = current * factor
+        metrics["ece_after_temperature"] = ProbabilityCalibration.expectedCalibrationError(after, truth: truth)
+        metrics["nll_after_temperature"] = ProbabilityCalibration.negativeLogLikelihood(logProbabilities, truth: truth,
+                                                                                         temperature: factor)
+        metrics["brier_after_temperature"] = ProbabilityCalibration.brierScore(after, truth: truth)
+        try save(TrainingPlots.reliabilityDiagram([
+            (String(format: "model, T = %.3f", current), ProbabilityCalibration.reliability(probabilities, truth: truth),
+             metrics["ece"]!),
+            (String(format: "T = %.3f fitted here", current * factor), ProbabilityCalibration.reliability(after, truth: truth),
+             metrics["ece_after_temperature"]!)]))
+        return current * factor
+    }
+
+    /// A copy of the predictor's model file whose recipe carries `temperature`.
+    func writeCalibrated(_ predictor: Predictor, temperature: Double, to url: URL) throws {
+        let file = try ModelFile(contentsOf: URL(fileURLWithPath: predictor.path))
+        guard var recipe = predictor.recipe else {
+            throw PipelineError.modelFile(path: predictor.path, reason: "it records no recipe to carry a temperature")
+        }
+        recipe.temperature = temperature
+        try ModelFile(model: file.model, architecture: file.architecture, preprocessing: recipe.json).write(to: url)
+    }
+
     func writeReport(_ metrics: [String: Double], pictures: [String], into folder: URL, summary: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

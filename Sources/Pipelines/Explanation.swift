@@ -56,42 +56,42 @@ public struct ExplainConfig: Equatable, Sendable {
 
 extension ExplainConfig: Decodable {
     public init(from decoder: Decoder) throws {
-        let c = try StrictContainer(decoder, section: "outputs.explain", known: Key.names)
+        let c = try StrictKeyed<Key>(decoder, section: "outputs.explain")
         self.init()
-        folder = try c.optional("folder") ?? "explain"
-        if let names: [String] = try c.optional("methods") {
+        folder = try c.optional(.folder) ?? "explain"
+        if let names: [String] = try c.optional(.methods) {
             methods = try names.map { name in
                 guard let method = AttributionMethod(rawValue: name) else {
-                    throw c.invalid("methods", "'\(name)' is not an attribution method." + NearMiss.hint(for: name, among: AttributionMethod.names)
+                    throw c.invalid(.methods, "'\(name)' is not an attribution method." + NearMiss.hint(for: name, among: AttributionMethod.names)
                                     + " Choose from: \(AttributionMethod.names.joined(separator: ", ")).")
                 }
                 return method
             }
-            if methods.isEmpty { throw c.invalid("methods", "outputs.explain.methods lists no method.") }
+            if methods.isEmpty { throw c.invalid(.methods, "outputs.explain.methods lists no method.") }
         }
-        target = (try c.optional("target", String.self)).map(ExplainTarget.init) ?? .predicted
+        target = (try c.optional(.target, String.self)).map(ExplainTarget.init) ?? .predicted
         var o = AttributionOptions()
-        o.layer = try c.optional("layer") ?? o.layer
-        o.steps = try c.optional("steps") ?? o.steps
-        o.integration = try c.choice("integration", IntegrationMethod.self) ?? o.integration
-        o.baseline = try c.optional("baseline") ?? 0
-        o.smoothGrad.samples = try c.optional("samples") ?? o.smoothGrad.samples
-        o.smoothGrad.standardDeviation = try c.optional("noise") ?? o.smoothGrad.standardDeviation
-        o.smoothGrad.seed = try c.optional("seed") ?? 0
-        if let window: Int = try c.optional("window") { o.window = [window] }
-        if let stride: Int = try c.optional("stride") { o.strides = [stride] }
-        o.occlusionBaseline = try c.optional("occlusion_baseline") ?? 0
-        o.relu = try c.optional("relu") ?? false
-        o.interpolation = try c.choice("interpolation", MapInterpolation.self) ?? .nearest
-        o.absolute = try c.optional("absolute") ?? true
-        o.batchSize = try c.optional("batch_size") ?? o.batchSize
+        o.layer = try c.optional(.layer) ?? o.layer
+        o.steps = try c.optional(.steps) ?? o.steps
+        o.integration = try c.choice(.integration, IntegrationMethod.self) ?? o.integration
+        o.baseline = try c.optional(.baseline) ?? 0
+        o.smoothGrad.samples = try c.optional(.samples) ?? o.smoothGrad.samples
+        o.smoothGrad.standardDeviation = try c.optional(.noise) ?? o.smoothGrad.standardDeviation
+        o.smoothGrad.seed = try c.optional(.seed) ?? 0
+        if let window: Int = try c.optional(.window) { o.window = [window] }
+        if let stride: Int = try c.optional(.stride) { o.strides = [stride] }
+        o.occlusionBaseline = try c.optional(.occlusion_baseline) ?? 0
+        o.relu = try c.optional(.relu) ?? false
+        o.interpolation = try c.choice(.interpolation, MapInterpolation.self) ?? .nearest
+        o.absolute = try c.optional(.absolute) ?? true
+        o.batchSize = try c.optional(.batch_size) ?? o.batchSize
         guard o.steps > 0, o.smoothGrad.samples > 0, o.batchSize > 0, o.window[0] > 0, o.strides[0] > 0,
               o.smoothGrad.standardDeviation >= 0 else {
-            throw c.invalid("steps", "outputs.explain: steps, samples, batch_size, window and stride must be positive, noise ≥ 0.")
+            throw c.invalid(.steps, "outputs.explain: steps, samples, batch_size, window and stride must be positive, noise ≥ 0.")
         }
         options = o
-        overlay = try c.choice("overlay", OverlayStyle.self) ?? .colour
-        sheetCount = try c.optional("contact_sheet_count") ?? 24
+        overlay = try c.choice(.overlay, OverlayStyle.self) ?? .colour
+        sheetCount = try c.optional(.contact_sheet_count) ?? 24
     }
 }
 

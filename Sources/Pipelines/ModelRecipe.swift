@@ -37,11 +37,14 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     public var provenance: [String: String]?
     /// Light-curve models: the sequence stages (absent for image models).
     public var sequenceStages: [SequenceStage]?
+    /// Class models: the softmax temperature fitted on held-out data (`astrolabe evaluate
+    /// --calibrate`); probabilities are softmax(logits / T). Absent: 1.
+    public var temperature: Double?
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
              predictsUncertainty, logTargetNames = "logTargets", targetBounds, posteriorDraws, observation, provenance,
-             sequenceStages
+             sequenceStages, temperature
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
@@ -120,7 +123,11 @@ extension ModelRecipe {
                         + (bands.isEmpty ? "" : ", bands \(bands.joined(separator: ", "))")
                         + (bandFiles.isEmpty ? "" : ", band files " + bandFiles.sorted { $0.key < $1.key }
                             .map { "\($0.key): \($0.value)" }.joined(separator: ", "))]
-        if !classNames.isEmpty { lines.append("classes       " + classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", ")) }
+        if !classNames.isEmpty {
+            lines.append("classes       " + classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", "))
+            lines.append("temperature   " + (temperature.map { String(format: "%.4f (fitted on held-out data)", $0) }
+                                             ?? "1 (probabilities not recalibrated)"))
+        }
         if !targetNames.isEmpty {
             lines.append("targets       " + targetNames.joined(separator: ", ") + (logTargets.isEmpty ? "" : " (log10: \(logTargets.joined(separator: ", ")))")
                          + (predictsUncertainty ? ", with uncertainties" : ""))

@@ -11,7 +11,7 @@ import Preprocessing
 /// simulated data set (`astrolabe simulate --task morphology`), which TASKS.md
 /// calls by data (`morphology`, `segmentation`, `regression`), while this names
 /// what a model outputs. Pipelines do not depend on the simulator.
-public enum PipelineTask: String, Equatable, Sendable, CaseIterable, Codable {
+public enum PipelineTask: String, Equatable, Sendable, CaseIterable, Codable, ConfigName {
     /// Classes of single-object cutouts (morphology).
     case classify
     /// Lens / non-lens probabilities of multi-band cutouts.
@@ -175,7 +175,7 @@ public struct OutputsConfig: Equatable, Sendable {
 }
 
 public struct RunConfig: Equatable, Sendable {
-    public enum ErrorPolicy: String, Equatable, Sendable { case skip, stop }
+    public enum ErrorPolicy: String, Equatable, Sendable, ConfigName { case skip, stop }
     public var batchSize: Int
     public var threads: Int
     public var onError: ErrorPolicy
@@ -186,166 +186,175 @@ public struct RunConfig: Equatable, Sendable {
 // MARK: - Decoding
 
 extension PipelineConfig: Decodable {
-    static let keys = ["name", "description", "task", "input", "stages", "model", "tiling", "outputs", "run", "observation"]
+    enum Key: String, ConfigName { case name, description, task, input, stages, model, tiling, outputs, run, observation }
 
     public init(from decoder: Decoder) throws {
-        let c = try StrictContainer(decoder, section: "the pipeline", known: Self.keys)
-        name = try c.optional("name") ?? ""
-        description = try c.optional("description") ?? ""
-        task = try c.choice("task", Dictionary(uniqueKeysWithValues: PipelineTask.allCases.map { ($0.rawValue, $0) }))
-            ?? { throw c.invalid("task", "The pipeline needs a 'task': " + PipelineTask.allCases.map(\.rawValue).joined(separator: ", ") + ".") }()
-        input = try c.optional("input") ?? InputConfig.defaults
+        let c = try StrictKeyed<Key>(decoder, section: "the pipeline")
+        name = try c.optional(.name) ?? ""
+        description = try c.optional(.description) ?? ""
+        task = try c.choice(.task, PipelineTask.self)
+            ?? { throw c.invalid(.task, "The pipeline needs a 'task': " + PipelineTask.allCases.map(\.rawValue).joined(separator: ", ") + ".") }()
+        input = try c.optional(.input) ?? InputConfig.defaults
         if task == .lightcurves {
-            sequenceStages = try c.optional("stages") ?? []
+            sequenceStages = try c.optional(.stages) ?? []
             stages = []
-            do { _ = try SequencePreparation(sequenceStages) } catch { throw c.invalid("stages", error.localizedDescription) }
+            do { _ = try SequencePreparation(sequenceStages) } catch { throw c.invalid(.stages, error.localizedDescription) }
         } else {
-            stages = try c.optional("stages") ?? []
+            stages = try c.optional(.stages) ?? []
             sequenceStages = []
         }
-        model = try c.required("model")
-        tiling = try c.optional("tiling")
-        outputs = try c.optional("outputs") ?? OutputsConfig.defaults
-        run = try c.optional("run") ?? RunConfig.defaults
-        observation = try c.optional("observation")
+        model = try c.required(.model)
+        tiling = try c.optional(.tiling)
+        outputs = try c.optional(.outputs) ?? OutputsConfig.defaults
+        run = try c.optional(.run) ?? RunConfig.defaults
+        observation = try c.optional(.observation)
         if task == .segment && tiling == nil { tiling = TilingConfig(tile: 256, overlap: 32, weighting: .smooth) }
     }
 }
 
 extension InputConfig: Decodable {
+    enum Key: String, ConfigName {
+        case path, hdu, bands, band_files, label_column, class_names, target_columns, header_keywords, log_targets
+        case target_bounds, header_values, match_observation
+    }
     static let defaults = InputConfig(path: nil, hdu: nil, bands: [], bandFiles: [:], labelColumn: nil,
                                       classNames: [], targetColumns: [], headerKeywords: [], logTargets: [])
     public init(from decoder: Decoder) throws {
-        let c = try StrictContainer(decoder, section: "input", known: [
-            "path", "hdu", "bands", "band_files", "label_column", "class_names", "target_columns", "header_keywords",
-            "log_targets", "target_bounds", "header_values", "match_observation"])
-        path = try c.optional("path")
-        hdu = try c.optional("hdu")
-        bands = try c.optional("bands") ?? []
-        bandFiles = try c.optional("band_files") ?? [:]
-        labelColumn = try c.optional("label_column")
-        classNames = try c.optional("class_names") ?? []
-        targetColumns = try c.optional("target_columns") ?? []
-        headerKeywords = try c.optional("header_keywords") ?? []
-        logTargets = try c.optional("log_targets") ?? []
-        targetBounds = try c.optional("target_bounds") ?? [:]
+        let c = try StrictKeyed<Key>(decoder, section: "input")
+        path = try c.optional(.path)
+        hdu = try c.optional(.hdu)
+        bands = try c.optional(.bands) ?? []
+        bandFiles = try c.optional(.band_files) ?? [:]
+        labelColumn = try c.optional(.label_column)
+        classNames = try c.optional(.class_names) ?? []
+        targetColumns = try c.optional(.target_columns) ?? []
+        headerKeywords = try c.optional(.header_keywords) ?? []
+        logTargets = try c.optional(.log_targets) ?? []
+        targetBounds = try c.optional(.target_bounds) ?? [:]
         for (name, range) in targetBounds {
             guard targetColumns.contains(name) else {
-                throw c.invalid("target_bounds", "target_bounds names '\(name)', which is not in target_columns \(targetColumns).")
+                throw c.invalid(.target_bounds, "target_bounds names '\(name)', which is not in target_columns \(targetColumns).")
             }
             guard range.count == 2, range[0] < range[1], range.allSatisfy(\.isFinite),
                   !logTargets.contains(name) || range[0] > 0 else {
-                throw c.invalid("target_bounds", "target_bounds of '\(name)' must be [lo, hi] with lo < hi"
+                throw c.invalid(.target_bounds, "target_bounds of '\(name)' must be [lo, hi] with lo < hi"
                                 + (logTargets.contains(name) ? " and lo > 0 (a log10 target)" : "") + "; got \(range).")
             }
         }
-        headerValues = Dictionary(uniqueKeysWithValues: (try c.optional("header_values", [String: Double].self) ?? [:])
+        headerValues = Dictionary(uniqueKeysWithValues: (try c.optional(.header_values, [String: Double].self) ?? [:])
             .map { ($0.key.uppercased(), $0.value) })
-        matchObservation = try c.optional("match_observation") ?? true
+        matchObservation = try c.optional(.match_observation) ?? true
         for name in logTargets where !targetColumns.contains(name) {
-            throw c.invalid("log_targets", "log_targets names '\(name)', which is not in target_columns \(targetColumns).")
+            throw c.invalid(.log_targets, "log_targets names '\(name)', which is not in target_columns \(targetColumns).")
         }
         for band in bandFiles.keys where !bands.isEmpty && !bands.contains(band) {
-            throw c.invalid("band_files", "band_files names the band '\(band)', which is not in bands \(bands).")
+            throw c.invalid(.band_files, "band_files names the band '\(band)', which is not in bands \(bands).")
         }
         for (band, pattern) in bandFiles where !pattern.contains("{stem}") {
-            throw c.invalid("band_files", "The pattern for band '\(band)' must contain {stem}, e.g. '{stem}_\(band).fits'.")
+            throw c.invalid(.band_files, "The pattern for band '\(band)' must contain {stem}, e.g. '{stem}_\(band).fits'.")
         }
     }
 }
 
 extension ModelConfig: Decodable {
+    enum Key: String, ConfigName { case weights, architecture, train }
+
     public init(from decoder: Decoder) throws {
-        let c = try StrictContainer(decoder, section: "model", known: ["weights", "architecture", "train"])
-        weights = try c.optional("weights")
-        architecture = try c.optional("architecture")
-        train = try c.optional("train")
+        let c = try StrictKeyed<Key>(decoder, section: "model")
+        weights = try c.optional(.weights)
+        architecture = try c.optional(.architecture)
+        train = try c.optional(.train)
         if weights == nil && architecture == nil {
-            throw c.invalid("weights", "model needs 'weights' (a safetensors file) or an 'architecture' to train.")
+            throw c.invalid(.weights, "model needs 'weights' (a safetensors file) or an 'architecture' to train.")
         }
         if train == nil && weights == nil {
-            throw c.invalid("weights", "A model without 'weights' must have a 'train' block.")
+            throw c.invalid(.weights, "A model without 'weights' must have a 'train' block.")
         }
     }
 }
 
 extension ArchitectureConfig: Decodable {
+    enum Key: String, ConfigName { case name, in_channels, classes, width, small_image_stem, stem_pool, widths, flow }
+
     public init(from decoder: Decoder) throws {
-        let c = try StrictContainer(decoder, section: "model.architecture",
-                                    known: ["name", "in_channels", "classes", "width", "small_image_stem", "stem_pool", "widths",
-                                            "flow"])
-        let text: String = try c.required("name")
+        let c = try StrictKeyed<Key>(decoder, section: "model.architecture")
+        let text: String = try c.required(.name)
         guard let name = ArchitectureName(rawValue: text) else {
             let names = ArchitectureName.allCases.map(\.rawValue)
-            throw c.invalid("name", "Unknown architecture '\(text)'." + NearMiss.hint(for: text, among: names)
+            throw c.invalid(.name, "Unknown architecture '\(text)'." + NearMiss.hint(for: text, among: names)
                             + " Known: \(names.joined(separator: ", ")).")
         }
         self.name = name
-        inputChannels = try c.optional("in_channels") ?? 1
-        classes = try c.required("classes")
-        width = try c.optional("width")
-        smallImageStem = try c.optional("small_image_stem") ?? false
-        stemPool = try c.optional("stem_pool") ?? true
-        widths = try c.optional("widths") ?? []
+        inputChannels = try c.optional(.in_channels) ?? 1
+        classes = try c.required(.classes)
+        width = try c.optional(.width)
+        smallImageStem = try c.optional(.small_image_stem) ?? false
+        stemPool = try c.optional(.stem_pool) ?? true
+        widths = try c.optional(.widths) ?? []
         guard inputChannels > 0, classes > 0 else {
-            throw c.invalid("classes", "in_channels and classes must be positive.")
+            throw c.invalid(.classes, "in_channels and classes must be positive.")
         }
-        flow = (try c.optional("flow") as FlowConfig?)?.settings
+        flow = (try c.optional(.flow) as FlowConfig?)?.settings
         if name == .resnet18Flow && flow == nil {
-            throw c.invalid("flow", "resnet18_flow needs a 'flow' block (layers, hidden, transform, bins, tail_bound).")
+            throw c.invalid(.flow, "resnet18_flow needs a 'flow' block (layers, hidden, transform, bins, tail_bound).")
         }
         if name != .resnet18Flow && flow != nil {
-            throw c.invalid("flow", "'flow' belongs to resnet18_flow, not \(name.rawValue).")
+            throw c.invalid(.flow, "'flow' belongs to resnet18_flow, not \(name.rawValue).")
         }
     }
 }
 
 extension TilingConfig: Decodable {
+    enum Key: String, ConfigName { case tile, overlap, weighting }
+
     public init(from decoder: Decoder) throws {
-        let c = try StrictContainer(decoder, section: "tiling", known: ["tile", "overlap", "weighting"])
-        tile = try c.optional("tile") ?? 256
-        overlap = try c.optional("overlap") ?? 32
-        weighting = try c.choice("weighting", ["smooth": StitchWeighting.smooth, "average": .average]) ?? .smooth
+        let c = try StrictKeyed<Key>(decoder, section: "tiling")
+        tile = try c.optional(.tile) ?? 256
+        overlap = try c.optional(.overlap) ?? 32
+        weighting = try c.choice(.weighting, ["smooth": StitchWeighting.smooth, "average": .average]) ?? .smooth
         guard tile > 0, overlap >= 0, overlap < tile else {
-            throw c.invalid("overlap", "tiling needs 0 ≤ overlap < tile; got tile \(tile), overlap \(overlap).")
+            throw c.invalid(.overlap, "tiling needs 0 ≤ overlap < tile; got tile \(tile), overlap \(overlap).")
         }
     }
 }
 
 extension OutputsConfig: Decodable {
+    enum Key: String, ConfigName {
+        case csv, probabilities, fits_table, fits_images, previews, preview_count, report, posterior_samples
+        case posterior_sample_count, explain
+    }
     static let defaults = OutputsConfig(csv: nil, probabilities: true, fitsTable: nil, fitsImages: nil,
                                         previews: nil, previewCount: 16, report: nil, explain: nil)
     public init(from decoder: Decoder) throws {
-        let c = try StrictContainer(decoder, section: "outputs", known: [
-            "csv", "probabilities", "fits_table", "fits_images", "previews", "preview_count", "report", "posterior_samples",
-            "posterior_sample_count", "explain"])
-        csv = try c.optional("csv")
-        probabilities = try c.optional("probabilities") ?? true
-        fitsTable = try c.optional("fits_table")
-        fitsImages = try c.optional("fits_images")
-        previews = try c.optional("previews")
-        previewCount = try c.optional("preview_count") ?? 16
-        report = try c.optional("report")
-        posteriorSamples = try c.optional("posterior_samples")
-        posteriorSampleCount = try c.optional("posterior_sample_count") ?? 100
+        let c = try StrictKeyed<Key>(decoder, section: "outputs")
+        csv = try c.optional(.csv)
+        probabilities = try c.optional(.probabilities) ?? true
+        fitsTable = try c.optional(.fits_table)
+        fitsImages = try c.optional(.fits_images)
+        previews = try c.optional(.previews)
+        previewCount = try c.optional(.preview_count) ?? 16
+        report = try c.optional(.report)
+        posteriorSamples = try c.optional(.posterior_samples)
+        posteriorSampleCount = try c.optional(.posterior_sample_count) ?? 100
         guard posteriorSampleCount > 0 else {
-            throw c.invalid("posterior_sample_count", "posterior_sample_count must be positive; got \(posteriorSampleCount).")
+            throw c.invalid(.posterior_sample_count, "posterior_sample_count must be positive; got \(posteriorSampleCount).")
         }
-        explain = try c.optional("explain")
+        explain = try c.optional(.explain)
     }
 }
 
 extension RunConfig: Decodable {
     static let defaults = RunConfig(batchSize: 64, threads: 2, onError: .skip, errorsFile: nil, resume: true)
+    enum Key: String, ConfigName { case batch_size, threads, on_error, errors_file, resume }
+
     public init(from decoder: Decoder) throws {
-        let c = try StrictContainer(decoder, section: "run",
-                                    known: ["batch_size", "threads", "on_error", "errors_file", "resume"])
-        batchSize = try c.optional("batch_size") ?? 64
-        threads = try c.optional("threads") ?? 2
-        onError = try c.choice("on_error", ["skip": ErrorPolicy.skip, "stop": .stop]) ?? .skip
-        errorsFile = try c.optional("errors_file")
-        resume = try c.optional("resume") ?? true
-        guard batchSize > 0, threads > 0 else { throw c.invalid("batch_size", "batch_size and threads must be positive.") }
+        let c = try StrictKeyed<Key>(decoder, section: "run")
+        batchSize = try c.optional(.batch_size) ?? 64
+        threads = try c.optional(.threads) ?? 2
+        onError = try c.choice(.on_error, ErrorPolicy.self) ?? .skip
+        errorsFile = try c.optional(.errors_file)
+        resume = try c.optional(.resume) ?? true
+        guard batchSize > 0, threads > 0 else { throw c.invalid(.batch_size, "batch_size and threads must be positive.") }
     }
 }
 
@@ -354,17 +363,18 @@ extension RunConfig: Decodable {
 struct FlowConfig: Decodable {
     var settings: FlowSettings
 
+    enum Key: String, ConfigName { case features, layers, hidden, transform, bins, tail_bound }
+
     init(from decoder: Decoder) throws {
-        let c = try StrictContainer(decoder, section: "model.architecture.flow",
-                                    known: ["features", "layers", "hidden", "transform", "bins", "tail_bound"])
-        let transform = try c.choice("transform", Dictionary(uniqueKeysWithValues:
+        let c = try StrictKeyed<Key>(decoder, section: "model.architecture.flow")
+        let transform = try c.choice(.transform, Dictionary(uniqueKeysWithValues:
             FlowSettings.TransformName.allCases.map { ($0.rawValue, $0) }))
-        settings = FlowSettings(features: try c.optional("features") ?? 0, layers: try c.optional("layers") ?? 6,
-                                hidden: try c.optional("hidden") ?? [64, 64], transform: transform ?? .spline,
-                                bins: try c.optional("bins") ?? 8, tailBound: try c.optional("tail_bound") ?? 5)
+        settings = FlowSettings(features: try c.optional(.features) ?? 0, layers: try c.optional(.layers) ?? 6,
+                                hidden: try c.optional(.hidden) ?? [64, 64], transform: transform ?? .spline,
+                                bins: try c.optional(.bins) ?? 8, tailBound: try c.optional(.tail_bound) ?? 5)
         let (layers, hidden, bins, tailBound) = (settings.layers, settings.hidden, settings.bins, settings.tailBound)
         guard layers > 0, !hidden.isEmpty, hidden.allSatisfy({ $0 > 0 }), (bins ?? 8) >= 2, (tailBound ?? 5) > 0 else {
-            throw c.invalid("layers", "flow needs layers > 0, positive hidden widths, bins >= 2 and tail_bound > 0.")
+            throw c.invalid(.layers, "flow needs layers > 0, positive hidden widths, bins >= 2 and tail_bound > 0.")
         }
     }
 }

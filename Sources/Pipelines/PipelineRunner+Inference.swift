@@ -39,9 +39,9 @@ extension PipelineRunner {
         let segmenting = config.task == .segment
 
         // Every output location, checked against the inputs before any work.
-        let (outputURL, errorsURL, runsLogURL, tableURL, maps) = try outputLocations(catalog, predictor, start: start)
+        let locations = try outputLocations(catalog, predictor, start: start)
+        let (outputURL, samplesURL) = (locations.output, locations.samples)
         let journalURL = Self.journalURL(outputURL, part: part)
-        let samplesURL = config.outputs.posteriorSamples.map(resolve)
         if samplesURL != nil && !predictor.isPosterior {
             throw PipelineError.unsupported("\(pipelinePath): outputs.posterior_samples needs a posterior model; "
                                             + "\(predictor.path) gives point estimates.")
@@ -56,9 +56,9 @@ extension PipelineRunner {
         }
         let pictures = [config.outputs.previews.map { resolve($0).appendingPathComponent("previews.png") },
                         config.outputs.report.map { resolve($0).appendingPathComponent("report.md") }].compactMap { $0 }
-        try OutputSafety.checkOutputs((segmenting ? [] : [outputURL]) + [journalURL, errorsURL, runsLogURL] + (tableURL.map { [$0] } ?? [])
-                                      + (samplesURL.map { [$0] } ?? [])
-                                      + pictures, catalog: catalog, input: predictor.input)
+        try OutputSafety.checkOutputs((segmenting ? [] : [outputURL]) + [journalURL, locations.errors, locations.runsLog]
+                                      + [locations.table, samplesURL].compactMap { $0 } + pictures,
+                                      catalog: catalog, input: predictor.input)
 
         let journal = try RunJournal(url: journalURL, resume: config.run.resume && !options.fresh, output: outputURL.path)
         // In an MPI job, mpirun ends the other processes with SIGTERM when one dies: their
@@ -85,7 +85,7 @@ extension PipelineRunner {
         do {
             if segmenting {
                 try checkFirstMap(todo, predictor)
-                try segment(todo, predictor: predictor, outputs: maps, folder: outputURL, journal: journal, progress: progress)
+                try segment(todo, predictor: predictor, outputs: locations.maps, folder: outputURL, journal: journal, progress: progress)
             } else {
                 let suspects = todo.prefix { journal.suspects.contains($0.name) }
                 try predictOneByOne(Array(suspects), predictor, journal: journal, progress: progress, untilFirstResult: false)
@@ -119,15 +119,23 @@ extension PipelineRunner {
             }
             return try merge(parts: part.count, start: start, resumed: resumed)
         }
-        return try writeOutputs(journals: [journal], predictor: predictor, catalog: catalog, outputURL: outputURL,
-                                errorsURL: errorsURL, runsLogURL: runsLogURL, tableURL: tableURL, maps: maps,
+        return try writeOutputs(journals: [journal], predictor: predictor, catalog: catalog, locations: locations,
                                 resumed: journal.resumedCount, start: start)
     }
 
-    /// The run's output (the CSV, or the folder of maps), errors file, FITS table and, for
-    /// segmentation, each input's map.
-    func outputLocations(_ catalog: Catalog, _ predictor: Predictor, start: Date) throws
-        -> (output: URL, errors: URL, runsLog: URL, table: URL?, maps: [String: URL]) {
+    /// Where a run writes: the output (the CSV, or the folder of maps), the errors file
+    /// stamped with the run's start, the runs log, the FITS table, the posterior draws and,
+    /// for segmentation, each input's map.
+    struct OutputLocations {
+        var output: URL
+        var errors: URL
+        var runsLog: URL
+        var table: URL?
+        var samples: URL?
+        var maps: [String: URL]
+    }
+
+    func outputLocations(_ catalog: Catalog, _ predictor: Predictor, start: Date) throws -> OutputLocations {
         let segmenting = config.task == .segment
         let outputURL: URL
         if let output = options.output { outputURL = resolveArgument(output) } else if segmenting {
@@ -141,7 +149,8 @@ extension PipelineRunner {
             .appendingPathComponent(outputURL.deletingPathExtension().lastPathComponent + ".runs.jsonl")
         let tableURL = segmenting ? nil : config.outputs.fitsTable.map(resolve)
         let maps = segmenting ? try OutputSafety.perInputOutputs(catalog, in: outputURL, input: predictor.input) : [:]
-        return (outputURL, errorsURL, runsLogURL, tableURL, maps)
+        return OutputLocations(output: outputURL, errors: errorsURL, runsLog: runsLogURL, table: tableURL,
+                               samples: config.outputs.posteriorSamples.map(resolve), maps: maps)
     }
 
     /// Runs `body` and ends the process (status 143) on SIGTERM, until the source is cancelled.
@@ -170,7 +179,8 @@ extension PipelineRunner {
         guard parts > 0 else { throw PipelineError.unsupported("merge: the number of parts must be positive") }
         let predictor = try makePredictor()
         let catalog = try inputCatalog()
-        let (outputURL, errorsURL, runsLogURL, tableURL, maps) = try outputLocations(catalog, predictor, start: start)
+        let locations = try outputLocations(catalog, predictor, start: start)
+        let outputURL = locations.output
         var journals: [RunJournal] = []
         for index in 0..<parts {
             let part = Shard(index: index, count: parts)
@@ -187,17 +197,17 @@ extension PipelineRunner {
             }
             journals.append(journal)
         }
-        return try writeOutputs(journals: journals, predictor: predictor, catalog: catalog, outputURL: outputURL,
-                                errorsURL: errorsURL, runsLogURL: runsLogURL, tableURL: tableURL, maps: maps,
+        return try writeOutputs(journals: journals, predictor: predictor, catalog: catalog, locations: locations,
                                 resumed: resumed, start: start)
     }
 
     /// Writes a run's outputs from the results its journals hold, in the input's order
     /// (atomically), then removes the journals.
-    func writeOutputs(journals: [RunJournal], predictor: Predictor, catalog: Catalog, outputURL: URL, errorsURL: URL,
-                      runsLogURL: URL, tableURL: URL?, maps: [String: URL], resumed: Int, start: Date) throws -> InferenceRun {
+    func writeOutputs(journals: [RunJournal], predictor: Predictor, catalog: Catalog, locations: OutputLocations,
+                      resumed: Int, start: Date) throws -> InferenceRun {
         let segmenting = config.task == .segment
-        let samplesURL = config.outputs.posteriorSamples.map(resolve)
+        let (outputURL, errorsURL, runsLogURL) = (locations.output, locations.errors, locations.runsLog)
+        let (tableURL, samplesURL, maps) = (locations.table, locations.samples, locations.maps)
         var finished: [String: Prediction] = [:], failed: [String: String] = [:]
         for journal in journals {
             finished.merge(journal.finished) { a, _ in a }

@@ -119,6 +119,8 @@ final class AssumptionLog: @unchecked Sendable {
     private let lock = NSLock()
     private var files: [String: [String]] = [:]
     private var announced: Set<String> = []
+    /// Whether the heading of the assumptions has been printed.
+    private var introduced = false
     let quiet: Bool
 
     init(quiet: Bool) { self.quiet = quiet }
@@ -149,10 +151,12 @@ final class AssumptionLog: @unchecked Sendable {
             seen.insert(note.note)
             if announced.insert(note.subject).inserted { fresh.append(note) }
         }
+        let first = !fresh.isEmpty && !introduced
+        if !fresh.isEmpty { introduced = true }
         lock.unlock()
-        guard !quiet else { return }
-        for note in fresh {
-            FileHandle.standardError.write(Data("assumed (said once per run; every file's values are in the run record): \(file): \(note.note)\n".utf8))
-        }
+        guard !quiet, !fresh.isEmpty else { return }
+        var text = first ? "assumed (each said once per run; every file's values are in the run record):\n" : ""
+        for note in fresh { text += "  \(file): \(note.note)\n" }
+        FileHandle.standardError.write(Data(text.utf8))
     }
 }

@@ -32,14 +32,16 @@ public struct ClassProbabilities: Codable, Equatable, Sendable {
         self.energy = energy
     }
 
-    /// The softmax of `logits`, computed in Double after subtracting the maximum
-    /// (so large logits neither overflow nor lose the small probabilities).
-    public init<C: Collection>(logits: C) where C.Element == Float {
+    /// The softmax of `logits / temperature`, computed in Double after subtracting the
+    /// maximum (so large logits neither overflow nor lose the small probabilities). The
+    /// energy is that of the logits themselves (temperature 1), so its domain threshold does
+    /// not move when a model is recalibrated.
+    public init<C: Collection>(logits: C, temperature: Double = 1) where C.Element == Float {
         let m = Double(logits.max() ?? 0)
-        let e = logits.map { Foundation.exp(Double($0) - m) }
+        let e = logits.map { Foundation.exp((Double($0) - m) / temperature) }
         let total = e.reduce(0, +)
         probabilities = e.map { $0 / total }
-        energy = -(m + Foundation.log(total))
+        energy = -(m + Foundation.log(temperature == 1 ? total : logits.reduce(0) { $0 + Foundation.exp(Double($1) - m) }))
     }
 
     /// The most probable class (the first one on ties).

@@ -81,7 +81,7 @@ extension Predictor {
         let logits = withNoGrad { network.stepLogits(Tensor(shape: [1, sequence.steps, sequence.featureCount], data: sequence.features)) }
         let k = logits.shape[2]
         let values = logits.scalars
-        let probabilities = (0..<sequence.steps).map { t in ClassProbabilities(logits: values[(t * k)..<((t + 1) * k)]).probabilities }
+        let probabilities = (0..<sequence.steps).map { t in ClassProbabilities(logits: values[(t * k)..<((t + 1) * k)], temperature: recipe?.temperature ?? 1).probabilities }
         return StepProbabilities(objectID: curve.objectID, mjd: sequence.mjd.isEmpty ? [0] : sequence.mjd,
                                  probabilities: probabilities)
     }

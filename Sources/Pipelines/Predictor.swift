@@ -194,7 +194,7 @@ public final class Predictor: @unchecked Sendable {
             guard !raw else { return .logits(row.map(Double.init)) }
             switch task {
             case .classify, .lens, .lightcurves:
-                return .classes(ClassProbabilities(logits: row))
+                return .classes(ClassProbabilities(logits: row, temperature: recipe?.temperature ?? 1))
             case .regress:
                 let recipe = recipe!
                 return .regression(recipe.targetScaling.estimate(Array(row), uncertainty: recipe.predictsUncertainty))

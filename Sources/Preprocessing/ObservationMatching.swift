@@ -69,30 +69,30 @@ public struct Observation: Equatable, Sendable {
 }
 
 extension Observation: Codable {
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    enum CodingKeys: String, CodingKey, ConfigName {
         case pixelScale = "pixel_scale", psfFWHM = "psf_fwhm", skySigma = "sky_sigma", zeroPoint = "zero_point"
         case size, bands, skySubtracted = "sky_subtracted"
     }
 
     public init(from decoder: Decoder) throws {
-        let c = try StrictContainer(decoder, section: "observation", known: CodingKeys.allCases.map(\.rawValue))
-        pixelScale = try c.required("pixel_scale")
-        psfFWHM = try c.optional("psf_fwhm") ?? []
-        skySigma = try c.optional("sky_sigma") ?? []
-        zeroPoint = try c.required("zero_point")
-        size = try c.optional("size")
-        bands = try c.optional("bands") ?? []
-        skySubtracted = try c.optional("sky_subtracted") ?? true
+        let c = try StrictKeyed<CodingKeys>(decoder, section: "observation")
+        pixelScale = try c.required(.pixelScale)
+        psfFWHM = try c.optional(.psfFWHM) ?? []
+        skySigma = try c.optional(.skySigma) ?? []
+        zeroPoint = try c.required(.zeroPoint)
+        size = try c.optional(.size)
+        bands = try c.optional(.bands) ?? []
+        skySubtracted = try c.optional(.skySubtracted) ?? true
         guard pixelScale > 0, pixelScale.isFinite else {
-            throw c.invalid("pixel_scale", "observation.pixel_scale must be a positive number of arcsec per pixel.")
+            throw c.invalid(.pixelScale, "observation.pixel_scale must be a positive number of arcsec per pixel.")
         }
-        for (key, r) in [("psf_fwhm", psfFWHM), ("sky_sigma", skySigma)] where !r.isEmpty {
+        for (key, r) in [(CodingKeys.psfFWHM, psfFWHM), (.skySigma, skySigma)] where !r.isEmpty {
             guard r.count == 2, r[0] > 0, r[0] <= r[1] else {
-                throw c.invalid(key, "observation.\(key) must be [min, max], positive, min ≤ max; got \(r).")
+                throw c.invalid(key, "observation.\(key.rawValue) must be [min, max], positive, min ≤ max; got \(r).")
             }
         }
         if let size, size.count != 2 || size.contains(where: { $0 <= 0 }) {
-            throw c.invalid("size", "observation.size must be [height, width], positive; got \(size).")
+            throw c.invalid(.size, "observation.size must be [height, width], positive; got \(size).")
         }
     }
 

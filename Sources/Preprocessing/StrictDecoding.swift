@@ -119,6 +119,39 @@ public struct StrictContainer {
     }
 }
 
+/// A `StrictContainer` whose keys are the cases of `Key`: every read names a case, so a key
+/// read but not declared does not compile, and the error's list of valid keys is the enum.
+public struct StrictKeyed<Key: ConfigName> {
+    public let base: StrictContainer
+
+    public init(_ decoder: Decoder, section: String) throws {
+        base = try StrictContainer(decoder, section: section, known: Key.names)
+    }
+
+    public var section: String { base.section }
+    public func has(_ key: Key) -> Bool { base.has(key.rawValue) }
+
+    public func optional<T: Decodable>(_ key: Key, _ type: T.Type = T.self) throws -> T? {
+        try base.optional(key.rawValue, type)
+    }
+
+    public func required<T: Decodable>(_ key: Key, _ type: T.Type = T.self) throws -> T {
+        try base.required(key.rawValue, type)
+    }
+
+    public func choice<T>(_ key: Key, _ choices: [String: T]) throws -> T? { try base.choice(key.rawValue, choices) }
+
+    public func choice<T: ConfigName>(_ key: Key, _ type: T.Type = T.self) throws -> T? {
+        try base.choice(key.rawValue, type)
+    }
+
+    public func range(_ key: Key, default fallback: ClosedRange<Double>? = nil) throws -> ClosedRange<Double> {
+        try base.range(key.rawValue, default: fallback)
+    }
+
+    public func invalid(_ key: Key, _ message: String) -> DecodingError { base.invalid(key.rawValue, message) }
+}
+
 /// A value written either as a bare name or as `name: {parameters}`, such as
 /// `optimizer: adam`, `optimizer: {adam: {learning_rate: 0.001}}` or a stage
 /// `- asinh: {softening: 1.0}`.

@@ -67,6 +67,20 @@ public enum TrainingPlots {
         return plot.canvas(width: 560, height: 480)
     }
 
+    /// Reliability diagram: accuracy against mean confidence per bin of the top probability,
+    /// one curve per labelled set of bins (e.g. before and after temperature scaling), with
+    /// each curve's expected calibration error in its label.
+    public static func reliabilityDiagram(_ curves: [(label: String, bins: [ProbabilityCalibration.Bin], ece: Double)]) -> Canvas {
+        var plot = LinePlot(title: "RELIABILITY DIAGRAM", xLabel: "CONFIDENCE (TOP PROBABILITY)", yLabel: "ACCURACY")
+        plot.add(x: [0, 1], y: [0, 1], label: "perfect calibration", color: .lightGray)
+        let colors: [Color] = [.blue, .red, .green]
+        for (i, curve) in curves.enumerated() {
+            plot.add(x: curve.bins.map(\.confidence), y: curve.bins.map(\.accuracy),
+                     label: curve.label + String(format: " (ECE %.4f)", curve.ece), color: colors[i % colors.count])
+        }
+        return plot.canvas(width: 560, height: 480)
+    }
+
     /// Canvases one above the other.
     public static func stacked(_ canvases: [Canvas]) -> Canvas {
         let width = canvases.map(\.width).max() ?? 1, height = canvases.reduce(0) { $0 + $1.height }

@@ -15,7 +15,10 @@ struct Evaluate: ParsableCommand {
         68% and 95% intervals per target and magnitude bin (calibration.csv), simulation-based \
         calibration rank histograms (sbc_ranks.csv/png), the TARP expected-coverage test of the joint \
         posterior (tarp.csv; area difference and KS p-value in metrics.json), calibration.png and \
-        corner plots of three galaxies (corner-1..3.png).
+        corner plots of three galaxies (corner-1..3.png). For a class model: the expected calibration \
+        error, NLL and Brier score before and after the softmax temperature that fits these files best, \
+        and reliability.png; --calibrate writes a copy of the model file carrying that temperature \
+        (run it on held-out files that the model was not trained on).
 
         Example:
           astrolabe evaluate pipelines/classify-galaxies.yaml --input data/test/catalog.csv --report eval/
@@ -27,6 +30,8 @@ struct Evaluate: ParsableCommand {
     @Option(name: .customLong("cramer-rao"),
             help: "Per-galaxy Cramér–Rao bounds (scripts/regression_fisher.py --out) to set beside a posterior model's errors.")
     var cramerRao: String?
+    @Option(help: "Write a copy of the model file with the temperature fitted on INPUT (a new file).")
+    var calibrate: String?
     @Option(name: .customLong("set"), parsing: .singleValue, help: "Override a key of the pipeline.")
     var overrides: [String] = []
 
@@ -34,9 +39,11 @@ struct Evaluate: ParsableCommand {
         try runReportingErrors {
             let runner = try PipelineRunner(pipelinePath: pipeline, options: RunOptions(
                 input: input, overrides: overrides, quiet: true, fresh: true))
-            let result = try runner.evaluate(into: URL(fileURLWithPath: report), cramerRao: cramerRao.map { URL(fileURLWithPath: $0) })
+            let result = try runner.evaluate(into: URL(fileURLWithPath: report), cramerRao: cramerRao.map { URL(fileURLWithPath: $0) },
+                                             calibratedModel: calibrate.map { URL(fileURLWithPath: $0) })
             for key in result.metrics.keys.sorted() { print(String(format: "%@ %.4f", key, result.metrics[key]!)) }
             print("report: \(report)/report.md")
+            if let calibrate { print("calibrated model: \(calibrate)") }
         }
     }
 }

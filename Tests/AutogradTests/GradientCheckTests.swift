@@ -59,6 +59,25 @@ final class ElementwiseGradientTests: XCTestCase {
         assertGradientsMatch([normal([3, 4, 5], 13, scale: 2)]) { $0[0].softmax(axis: 1) }
         assertGradientsMatch([normal([3, 4, 5], 14, scale: 2)]) { $0[0].logSoftmax(axis: -1) }
         assertGradientsMatch([normal([2, 3, 2, 2], 15, scale: 2)]) { $0[0].logSoftmax(axis: 1) }
+        // Eight positions at a time over the channels (inner 9: one block of eight and a tail).
+        assertGradientsMatch([normal([2, 3, 9], 16, scale: 2)]) { $0[0].softmax(axis: 1) }
+        assertGradientsMatch([normal([2, 3, 9], 17, scale: 2)]) { $0[0].logSoftmax(axis: 1) }
+    }
+
+    /// Softmax over channels (the vector path for 8 positions at a time, then the tail)
+    /// against a double-precision reference, with logits far apart and large.
+    func testChannelSoftmaxAgainstDoubleReference() {
+        let x = normal([2, 4, 19], 18, scale: 30)
+        let v = x.scalars, p = x.softmax(axis: 1).scalars, l = x.logSoftmax(axis: 1).scalars
+        for o in 0..<2 { for i in 0..<19 {
+            let idx = (0..<4).map { o * 4 * 19 + $0 * 19 + i }
+            let m = idx.map { Double(v[$0]) }.max()!
+            let lse = m + log(idx.reduce(0) { $0 + exp(Double(v[$1]) - m) })
+            for j in idx {
+                XCTAssertEqual(Double(p[j]), exp(Double(v[j]) - lse), accuracy: 1e-6)
+                XCTAssertEqual(Double(l[j]), Double(v[j]) - lse, accuracy: 1e-4 * max(1, abs(Double(v[j]) - lse)))
+            }
+        } }
     }
 
     func testWhereAndExpand() {

@@ -230,6 +230,47 @@ final class PipelineCommandTests: XCTestCase {
         try FileManager.default.removeItem(at: journal)
     }
 
+    /// `evaluate --calibrate` fits a temperature, writes it into a copy of the model file (never
+    /// over an existing file), and runs with that copy give softmax(log p / T) of the original's.
+    func testEvaluateCalibrateWritesTheTemperatureAndRunsUseIt() throws {
+        let e = try tool(["evaluate", "infer.yaml", "--input", "test/catalog.csv", "--report", "calib-eval",
+                          "--calibrate", "calibrated.safetensors"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let metrics = try JSONSerialization.jsonObject(with: Data(try read("calib-eval/metrics.json").utf8)) as! [String: Any]
+        let fitted = try XCTUnwrap(metrics["temperature_fitted"] as? Double)
+        XCTAssertNotNil(metrics["ece"] as? Double)
+        XCTAssertLessThanOrEqual(try XCTUnwrap(metrics["nll_after_temperature"] as? Double),
+                                 try XCTUnwrap(metrics["nll"] as? Double) + 1e-12)
+        XCTAssert(FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent("calib-eval/reliability.png").path))
+        let inspect = try tool(["inspect", "calibrated.safetensors"])
+        XCTAssert(inspect.stdout.contains(String(format: "temperature   %.4f", fitted)), inspect.stdout)
+
+        let again = try tool(["evaluate", "infer.yaml", "--input", "test/catalog.csv", "--report", "calib-eval2",
+                              "--calibrate", "calibrated.safetensors"])
+        XCTAssertEqual(again.status, 1)
+        XCTAssert(again.stderr.contains("the file exists"), again.stderr)
+
+        XCTAssertEqual(try tool(["run", "infer.yaml", "--output", "calib-before.csv", "--quiet"]).status, 0)
+        XCTAssertEqual(try tool(["run", "infer.yaml", "--output", "calib-after.csv", "--quiet",
+                                 "--set", "model.weights=calibrated.safetensors"]).status, 0)
+        func rows(_ name: String) throws -> [String: [Double]] {
+            var out = [String: [Double]]()
+            for line in try read(name).split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: ",").map(String.init)
+                out[fields[0]] = fields.dropFirst(2).prefix(5).map { Double($0)! }
+            }
+            return out
+        }
+        let before = try rows("calib-before.csv"), after = try rows("calib-after.csv")
+        XCTAssertEqual(before.count, 10)
+        for (file, p) in before {
+            let scaled = p.map { log($0) / fitted }, top = scaled.max()!
+            let total = scaled.reduce(0) { $0 + exp($1 - top) }
+            let expected = scaled.map { exp($0 - top) / total }
+            for (a, b) in zip(try XCTUnwrap(after[file]), expected) { XCTAssertEqual(a, b, accuracy: 1e-4, file) }
+        }
+    }
+
     /// `run`, `predict` and `evaluate` give the same numbers for the same files.
     func testRunPredictAndEvaluateAgree() throws {
         XCTAssertEqual(try tool(["run", "infer.yaml", "--output", "same-run.csv", "--quiet"]).status, 0)
