@@ -67,6 +67,7 @@ with open(os.path.join(args.work, "ig-completeness.csv"), "w", newline="") as f:
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 
 fig, axes = plt.subplots(1, len(args.model), figsize=(4.2 * len(args.model), 3.6), sharey=True)
 axes = np.atleast_1d(axes)
@@ -81,6 +82,7 @@ for ax, (name, _, _) in zip(axes, args.model):
     ax.set_xlabel("steps (Gauss-Legendre)")
     ax.set_xticks(steps)
     ax.set_xticklabels([str(s) for s in steps])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 axes[0].set_ylabel("|delta| / |f(x) - f(baseline)|, %")
 axes[0].legend(fontsize=8)
 fig.tight_layout()
