@@ -452,14 +452,16 @@ extension PipelineRunner {
         var plot = LinePlot(title: "Maps against \(otherURL.deletingPathExtension().lastPathComponent) (\(images.count) images)",
                             xLabel: results.enumerated().map { "\($0.offset + 1) \($0.element.method.rawValue)" }.joined(separator: "  "),
                             yLabel: "Spearman rho of |map|")
-        let colors: [Color] = [.red, .blue, .green, .yellow, .darkGray]
+        let colors: [Color] = [.red, .blue, .green, .yellow, Color(red: 150, green: 60, blue: 180)]
         for (i, r) in results.enumerated() {
             let n = Double(r.correlations.count), m = mean[r.method]!
             let se = (r.correlations.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Swift.max(n - 1, 1) / n).squareRoot()
-            plot.addPoints(x: r.correlations.indices.map { Double(i + 1) + 0.25 * (Double($0) / n - 0.5) }, y: r.correlations,
+            plot.addPoints(x: r.correlations.indices.map { Double(i + 1) - 0.3 * (Double($0) + 1) / n }, y: r.correlations,
                            label: r.method.rawValue, color: colors[i % colors.count])
-            plot.addPoints(x: [Double(i + 1) + 0.2], y: [m], errors: [se], label: "", color: .darkGray)
+            plot.addPoints(x: [Double(i + 1) + 0.1], y: [m], errors: [se], label: i == 0 ? "mean +- s.e." : "", color: .black)
         }
+        // White points half a method beyond either end keep the first and last columns off the frame.
+        plot.addPoints(x: [0.4, Double(results.count) + 0.5], y: [0, 0], label: "", color: .white)
         let rhoPNG = folder.appendingPathComponent("model-comparison-rho.png")
         try plot.canvas(width: 720, height: 400).write(to: rhoPNG)
         return ([csv.path, png.path, rhoPNG.path], mean)
