@@ -45,6 +45,18 @@ struct SplineBin {
         dLogDerivative = SplineBin.chain(xi: xi, s: s, w: w, pXi: lXi, pS: lS, pH: 0, pY0: 0, pD0: lD0, pD1: lD1)
     }
 
+    /// The `x` in `[x_k, x_k+1]` that the bin maps to `y`: the root in `[0, 1]` of the bin's
+    /// quadratic in ξ (Durkan et al., eq. 6 ff.), in the form `2c / (−b − √(b² − 4ac))` that
+    /// stays accurate where `a` is near 0, clamped to the bin.
+    @inline(__always)
+    static func inverse(_ y: Float, x0: Float, x1: Float, y0: Float, y1: Float, d0: Float, d1: Float) -> Float {
+        let w = x1 - x0, h = y1 - y0, s = h / w, dy = y - y0, c2 = d0 + d1 - 2 * s
+        let a = h * (s - d0) + dy * c2, b = h * d0 - dy * c2, c = -s * dy
+        let discriminant = Swift.max(b * b - 4 * a * c, 0)
+        let xi = Swift.min(Swift.max(2 * c / (-b - discriminant.squareRoot()), 0), 1)
+        return x0 + xi * w
+    }
+
     /// Maps partials in (ξ, s, h, y_k, d_k, d_k+1) to (x, x_k, x_k+1, y_k, y_k+1, d_k, d_k+1)
     /// through ξ = (x − x_k) / w, s = h / w, w = x_k+1 − x_k, h = y_k+1 − y_k.
     @inline(__always)
@@ -104,11 +116,7 @@ extension Tensor {
                 let x0 = kx[row + lo], x1 = kx[row + lo + 1], y0 = ky[row + lo], y1 = ky[row + lo + 1]
                 let d0 = kd[row + lo], d1 = kd[row + lo + 1]
                 if inverse {
-                    let w = x1 - x0, h = y1 - y0, s = h / w, dy = v - y0, c2 = d0 + d1 - 2 * s
-                    let a = h * (s - d0) + dy * c2, b = h * d0 - dy * c2, c = -s * dy
-                    let discriminant = Swift.max(b * b - 4 * a * c, 0)
-                    let xi = Swift.min(Swift.max(2 * c / (-b - discriminant.squareRoot()), 0), 1)
-                    let x = x0 + xi * w
+                    let x = SplineBin.inverse(v, x0: x0, x1: x1, y0: y0, y1: y1, d0: d0, d1: d1)
                     o[2 * i] = x
                     o[2 * i + 1] = -SplineBin(x: x, x0: x0, x1: x1, y0: y0, y1: y1, d0: d0, d1: d1).logDerivative
                 } else {

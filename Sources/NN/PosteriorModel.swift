@@ -123,15 +123,12 @@ public final class PosteriorRegressor: DensityModel {
         flow.logProbability(targets, context: context)
     }
 
-    /// `count` posterior draws for each context row (`[N, contextFeatures]`), `[N · count, features]`.
+    /// `count` posterior draws for each context row (`[N, contextFeatures]`), `[N · count, features]`
+    /// (`Flow.sample(perContext:context:generator:)`: inside `withNoGrad`, the inference sampler).
     public func sample(context: Tensor, count: Int, generator: inout SeededGenerator) -> Tensor {
         precondition(context.rank == 2 && context.shape[1] == contextFeatures && count > 0,
                      "PosteriorRegressor: context \(context.shape) must be [N, \(contextFeatures)], count \(count) positive")
-        let n = context.shape[0]
-        var rows = [Int]()
-        rows.reserveCapacity(n * count)
-        for i in 0..<n { rows += repeatElement(i, count: count) }
-        return flow.sample(n * count, context: context.indexSelected(axis: 0, rows), generator: &generator)
+        return flow.sample(perContext: count, context: context, generator: &generator)
     }
 
     public var children: [(key: String, layer: any Layer)] { [("encoder", encoder), ("flow", flow)] }

@@ -1,5 +1,6 @@
-// `astrolabe bench --model cnn|resnet18|unet|lstm|gru|pix2pix|all`: training step, inference and peak
-// memory of BENCH.md's networks; `--workload tiles`: tiled U-Net segmentation of a
+// `astrolabe bench --model cnn|resnet18|unet|lstm|gru|pix2pix|posterior|all`: training step,
+// inference and peak memory of BENCH.md's networks and of the posterior model's architecture;
+// `--workload tiles`: tiled U-Net segmentation of a
 // 2048 x 2048 map. `bench/compare.py` runs the same protocol in PyTorch.
 import ArgumentParser
 import Autograd
@@ -12,15 +13,25 @@ import Preprocessing
 import Training
 
 /// One network of BENCH.md with its input shape (without batch) and batch sizes.
+///
+/// `posterior` is not in BENCH.md: the `resnet18_flow` of `pipelines/train-posterior.yaml`
+/// (ResNet-18 width 16 without stem pool, 32-wide context, 6 spline coupling layers 64–64 over
+/// 4 targets), trained by negative log-likelihood; its inference is galaxies/s with
+/// `posteriorDraws` flow draws each (encoder and sampler, as `Predictor` runs them).
 enum BenchModel: String, CaseIterable {
     case cnn, resnet18, unet, lstm, gru
     /// pix2pix: the `unet` generator (1 → 1 channel) and the PatchGAN discriminator, one
     /// adversarial step (`GAN.trainOnBatch`) per training step.
     case pix2pix
+    case posterior
+
+    static let posteriorDraws = 1_000
+    /// BENCH.md's models: what `--model all` and a plain `bench` run (`posterior` on request).
+    static let benchmarkModels = allCases.filter { $0 != .posterior }
 
     var inputShape: [Int] {
         switch self {
-        case .cnn: return [1, 64, 64]
+        case .cnn, .posterior: return [1, 64, 64]
         case .resnet18: return [3, 64, 64]
         case .unet: return [1, 256, 256]
         case .pix2pix: return [1, 64, 64]
@@ -34,6 +45,7 @@ enum BenchModel: String, CaseIterable {
         switch self {
         case .cnn, .resnet18: return 5
         case .unet: return 3
+        case .posterior: return 4
         case .pix2pix: return 1
         case .lstm: return 4
         case .gru: return 7
@@ -48,15 +60,21 @@ enum BenchModel: String, CaseIterable {
         case .pix2pix: return UNet.bench(inputChannels: 1, classCount: 1, seed: seed)
         case .lstm: return LightCurveLSTM(features: 2, hiddenSize: 64, classCount: 4, seed: seed)
         case .gru: return LightCurveGRU(features: 8, hiddenSize: 64, classCount: 7, seed: seed)
+        case .posterior:
+            let architecture = Architecture(name: .resnet18Flow, inChannels: 1, classes: 32, widths: [16, 32, 64, 128],
+                                            smallImageStem: false, stemPool: false,
+                                            flow: FlowSettings(features: 4, layers: 6, hidden: [64, 64], transform: .spline,
+                                                               bins: 8, tailBound: 5))
+            return try! architecture.makeModel(seed: seed)
         }
     }
 }
 
 /// `bench --model`'s choices: one network or all of them.
 enum BenchModelChoice: String, ExpressibleByArgument, CaseIterable {
-    case cnn, resnet18, unet, lstm, gru, pix2pix, all
+    case cnn, resnet18, unet, lstm, gru, pix2pix, posterior, all
 
-    var models: [BenchModel] { self == .all ? BenchModel.allCases : [BenchModel(rawValue: rawValue)!] }
+    var models: [BenchModel] { self == .all ? BenchModel.benchmarkModels : [BenchModel(rawValue: rawValue)!] }
 }
 
 extension Bench {
@@ -101,18 +119,25 @@ extension Bench {
         withNoGrad {
             for rep in 0..<(warmup + steps) {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                _ = fused(input)
+                let output = fused(input)
+                if let posterior = fused as? PosteriorRegressor {
+                    var generator = SeededGenerator(seed: UInt64(rep))
+                    _ = posterior.sample(context: output, count: BenchModel.posteriorDraws, generator: &generator)
+                }
                 let t1 = DispatchTime.now().uptimeNanoseconds
                 if rep >= warmup { inferTimes.append(Double(t1 - t0) * 1e-9) }
             }
         }
-        print(benchJSON(["model": model.rawValue,
-                         "train_step_ms": rounded(PixelStatistics.median(trainTimes) * 1e3, 1),
-                         "train_step_min_ms": rounded(trainTimes.min()! * 1e3, 1),
-                         "infer_img_per_s": rounded(Double(ib) / PixelStatistics.median(inferTimes), 1),
-                         "infer_max_img_per_s": rounded(Double(ib) / inferTimes.min()!, 1),
-                         "peak_rss_mb": Int(peakMB.rounded()),
-                         "steps": steps, "threads": Threading.workerCount]))
+        var row: [String: Any] = [
+            "model": model.rawValue,
+            "train_step_ms": rounded(PixelStatistics.median(trainTimes) * 1e3, 1),
+            "train_step_min_ms": rounded(trainTimes.min()! * 1e3, 1),
+            "infer_img_per_s": rounded(Double(ib) / PixelStatistics.median(inferTimes), 1),
+            "infer_max_img_per_s": rounded(Double(ib) / inferTimes.min()!, 1),
+            "peak_rss_mb": Int(peakMB.rounded()),
+            "steps": steps, "threads": Threading.workerCount]
+        if model == .posterior { row["draws_per_image"] = BenchModel.posteriorDraws }
+        print(benchJSON(row))
     }
 
     /// One training step of a classifier or segmenter (Adam, rate 1e-3, cross-entropy; per pixel
@@ -130,7 +155,9 @@ extension Bench {
         }, learningRate: 1e-3)
         return ({
             optimizer.zeroGrad()
-            let loss = Loss.crossEntropy(logits: net(x), labels: labels)
+            let loss = (net as? PosteriorRegressor).map {
+                $0.negativeLogLikelihood(context: net(x), targets: Tensor.randomNormal([tb, model.classCount], seed: 3))
+            } ?? Loss.crossEntropy(logits: net(x), labels: labels)
             loss.backward()
             optimizer.step()
         }, net)

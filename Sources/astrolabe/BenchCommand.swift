@@ -34,7 +34,7 @@ struct Bench: ParsableCommand {
         // With neither option: every model, then every workload.
         // allreduce needs mpirun: only on request.
         let workloads = workload.map { [$0] } ?? (model == nil ? Workload.allCases.filter { $0 != .allreduce } : [])
-        if model == nil && workload == nil { try runModelBench(BenchModel.allCases, quick: quick) }
+        if model == nil && workload == nil { try runModelBench(BenchModel.benchmarkModels, quick: quick) }
         for w in workloads {
             switch w {
             case .fits: try runFITSBench(quick: quick)
