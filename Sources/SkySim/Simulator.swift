@@ -56,6 +56,10 @@ public struct Simulator: Sendable {
             throw SkySimError.invalidSetting(name: "task", received: task.rawValue,
                                              expected: "an image task (light curves are tables: LightCurveSimulator.writeDataset)")
         }
+        if task == .segmentation && settings.psf != .gaussian {
+            throw SkySimError.invalidSetting(name: "PSF choice for segmentation", received: settings.psf.rawValue,
+                                             expected: "gaussian (the truth maps follow the Gaussian PSF's footprint; varied PSFs are for morphology, lens and regression)")
+        }
         try createDirectory(directory)
         let start = Date()
         let results = ResultBox(count: count)
