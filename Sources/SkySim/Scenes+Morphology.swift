@@ -61,14 +61,7 @@ enum MorphologyScene {
             components = [.gaussian(GaussianBlob(centerX: cx, centerY: cy, sigma: 0, flux: flux))]
         }
 
-        let psf: PSFShape? = psfShapes(settings.psf, seed: seed, index: index, fwhmPixels: [settings.pixels(observation.fwhm)])?[0]
-        let clean: [Double]
-        if let psf {
-            clean = psf.render(components, width: size, height: size)
-        } else {
-            clean = Renderer(width: size, height: size, psfSigma: observation.psfSigma, components: components).render(components)
-        }
-        let psfCards: [HeaderRecord] = psf?.cards() ?? []
+        let (clean, psfCards) = observation.render(components, settings: settings, seed: seed, index: index, size: size)
         let pixels = NoiseModel.noisy(clean, skySigma: observation.skySigma, gain: settings.gain, random: &random)
         let name = SimulationTask.morphology.classNames[chosen]
         let header = provenanceCards(task: .morphology, seed: seed, index: index)
@@ -149,14 +142,7 @@ enum RegressionScene {
         let geometry = EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: random.positionAngle())
         let components: [SceneComponent] = [.sersic(SersicProfile(n: n, halfLightRadius: settings.pixels(re),
                                                                   flux: settings.flux(magnitude: magnitude), geometry: geometry))]
-        let psf: PSFShape? = psfShapes(settings.psf, seed: seed, index: index, fwhmPixels: [settings.pixels(observation.fwhm)])?[0]
-        let clean: [Double]
-        if let psf {
-            clean = psf.render(components, width: size, height: size)
-        } else {
-            clean = Renderer(width: size, height: size, psfSigma: observation.psfSigma, components: components).render(components)
-        }
-        let psfCards: [HeaderRecord] = psf?.cards() ?? []
+        let (clean, psfCards) = observation.render(components, settings: settings, seed: seed, index: index, size: size)
         let pixels = NoiseModel.noisy(clean, skySigma: observation.skySigma, gain: settings.gain, random: &random)
         let header = provenanceCards(task: .regression, seed: seed, index: index)
             + settings.commonCards(psfFWHM: observation.fwhm, skySigma: observation.skySigma)
