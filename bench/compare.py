@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Astrolabe vs PyTorch (CPU) on BENCH.md's model workloads, in one run.
 
-For each network of `../shared/spec/reference_models.py` (cnn, resnet18, unet, lstm, gru) it
+For each network of `../shared/spec/reference_models.py` (cnn, resnet18, unet, lstm, gru, pix2pix) it
 measures in PyTorch, each model and variant in its own subprocess (so peak RSS is its own):
 - train_step_ms: median of >= 10 training steps (forward, cross-entropy - per pixel for
   unet -, backward, Adam lr 1e-3) at batch 32 (unet 8), after 3 warm-up steps;
 - infer_img_per_s: batch 64 (unet 8) / median forward time under torch.no_grad() and
   model.eval(), after 3 warm-up passes;
+- pix2pix (`reference_models.pix2pix()`): train_step_ms is one adversarial step at batch 16 (a
+  discriminator update with BCE-with-logits on real and generated pairs, then a generator
+  update with BCE-with-logits + 100 x L1, each with Adam lr 2e-4, betas 0.5, 0.999);
+  inference is the generator alone at batch 64;
 - peak_rss_mb: ru_maxrss of the subprocess right after the training steps;
 in up to three PyTorch variants (`--variants`):
 - eager: the module as it is;
@@ -46,7 +50,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_REFERENCE = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "spec", "reference_models.py"))
 DEFAULT_BINARY = os.path.normpath(os.path.join(HERE, "..", ".build", "release", "astrolabe"))
-MODELS = ["cnn", "resnet18", "unet", "lstm", "gru"]
+MODELS = ["cnn", "resnet18", "unet", "lstm", "gru", "pix2pix"]
 VARIANTS = ["eager", "frozen", "compiled"]
 THREADS = 2
 
@@ -73,9 +77,82 @@ def inference_module(model, x, variant):
     return model
 
 
+def measure_training(step, warmup, steps):
+    """train_step_ms (median), train_step_min_ms and peak_rss_mb of `step()` after `warmup` calls."""
+    train_times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        step()
+        t1 = time.perf_counter()
+        if i >= warmup:
+            train_times.append(t1 - t0)
+    return {"train_step_ms": round(statistics.median(train_times) * 1e3, 1),
+            "train_step_min_ms": round(min(train_times) * 1e3, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def measure_inference(model, x, variant, warmup, steps):
+    """infer_img_per_s (median) and infer_max_img_per_s of `variant` of `model` (in eval mode) on batch `x`."""
+    import torch
+    module = inference_module(model, x, variant)
+    infer_times = []
+    with torch.no_grad():
+        for rep in range(warmup + steps):
+            t0 = time.perf_counter()
+            module(x)
+            t1 = time.perf_counter()
+            if rep >= warmup:
+                infer_times.append(t1 - t0)
+    return {"infer_img_per_s": round(len(x) / statistics.median(infer_times), 1),
+            "infer_max_img_per_s": round(len(x) / min(infer_times), 1)}
+
+
+def torch_pix2pix(reference, quick, variant):
+    """BENCH.md's pix2pix: one adversarial step at batch 16; the generator's inference at batch 64."""
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(7)
+    generator, discriminator = reference.pix2pix()
+    warmup, steps = (1, 3) if quick else (3, 10)
+    result = {"model": "pix2pix", "variant": variant, "steps": steps, "threads": THREADS}
+    if variant != "frozen":
+        generator.train()
+        discriminator.train()
+        g = torch.compile(generator) if variant == "compiled" else generator
+        d = torch.compile(discriminator) if variant == "compiled" else discriminator
+        opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        x, y = torch.randn(16, 1, 64, 64), torch.randn(16, 1, 64, 64)
+        def step():
+            fake = g(x)
+            opt_d.zero_grad()
+            real_logits = d(torch.cat([x, y], 1))
+            fake_logits = d(torch.cat([x, fake.detach()], 1))
+            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+            d_loss.backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            for p in discriminator.parameters():
+                p.requires_grad_(False)
+            logits = d(torch.cat([x, fake], 1))
+            g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)) + 100 * F.l1_loss(fake, y)
+            g_loss.backward()
+            opt_g.step()
+            for p in discriminator.parameters():
+                p.requires_grad_(True)
+        result.update(measure_training(step, warmup, steps))
+    generator.eval()
+    result.update(measure_inference(generator, torch.randn(64, 1, 64, 64), variant, warmup, steps))
+    return result
+
+
 def torch_model(reference, name, quick, variant):
     import torch
     from torch import nn
+    if name == "pix2pix":
+        return torch_pix2pix(reference, quick, variant)
     torch.set_num_threads(THREADS)
     torch.manual_seed(7)
     make, shape, train_batch, infer_batch = reference.MODELS[name]
@@ -91,33 +168,15 @@ def torch_model(reference, name, quick, variant):
         loss_fn = nn.CrossEntropyLoss()
         x = torch.randn(train_batch, *shape)
         y = torch.randint(0, classes, (train_batch, *shape[1:]) if name == "unet" else (train_batch,))
-        train_times = []
-        for step in range(warmup + steps):
-            t0 = time.perf_counter()
+        def step():
             optimizer.zero_grad()
             loss = loss_fn(step_model(x), y)
             loss.backward()
             optimizer.step()
-            t1 = time.perf_counter()
-            if step >= warmup:
-                train_times.append(t1 - t0)
-        result.update(train_step_ms=round(statistics.median(train_times) * 1e3, 1),
-                      train_step_min_ms=round(min(train_times) * 1e3, 1),
-                      peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        result.update(measure_training(step, warmup, steps))
 
     model.eval()
-    x = torch.randn(infer_batch, *shape)
-    module = inference_module(model, x, variant)
-    infer_times = []
-    with torch.no_grad():
-        for rep in range(warmup + steps):
-            t0 = time.perf_counter()
-            module(x)
-            t1 = time.perf_counter()
-            if rep >= warmup:
-                infer_times.append(t1 - t0)
-    result.update(infer_img_per_s=round(infer_batch / statistics.median(infer_times), 1),
-                  infer_max_img_per_s=round(infer_batch / min(infer_times), 1))
+    result.update(measure_inference(model, torch.randn(infer_batch, *shape), variant, warmup, steps))
     return result
 
 

@@ -6,6 +6,8 @@ import Foundation
 /// The simulated data sets of TASKS.md (images for tasks 1-4, tables for light curves).
 public enum SimulationTask: String, CaseIterable, Sendable {
     case morphology, lens, segmentation, regression
+    /// Task 6: blends of a central galaxy and neighbours, with the central alone as `TRUTH`.
+    case deblend
     /// Light curves (task 5): tables, not images; see `LightCurveSimulator`.
     case lightcurves
 
@@ -15,7 +17,7 @@ public enum SimulationTask: String, CaseIterable, Sendable {
         case .morphology: return ["elliptical", "spiral", "edge_on", "irregular", "star"]
         case .lens: return ["non_lens", "lens"]
         case .segmentation: return ["background", "star", "galaxy"]
-        case .regression: return []
+        case .regression, .deblend: return []
         case .lightcurves: return LightCurveClass.names
         }
     }
@@ -28,6 +30,7 @@ public enum SimulationTask: String, CaseIterable, Sendable {
         switch self {
         case .morphology, .lens: return "file,label"
         case .regression: return "file,sersic_n,r_e,q,mag"
+        case .deblend: return "file,sersic_n,r_e,q,mag,nneigh"
         case .segmentation: return "file"
         case .lightcurves: return "object_id,label"
         }

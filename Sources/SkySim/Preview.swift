@@ -33,6 +33,13 @@ public enum SimulationPreview {
                     }
                     sheet.add(rgb: rgb, width: width, height: height, label: "TRUTH STAR/GALAXY")
                 }
+            case .deblend:
+                // The blend and its truth on the blend's stretch, side by side.
+                let display = ImageNormalization.display(for: image.pixels)
+                sheet.add(gray: display.bytes(image.pixels), width: width, height: height, label: "BLEND \(image.caption)")
+                if let truth = image.truthImage {
+                    sheet.add(gray: display.bytes(truth), width: width, height: height, label: "TRUTH")
+                }
             case .lightcurves:
                 preconditionFailure("SimulationPreview: light curves have LightCurveSimulator.contactSheet")
             case .morphology, .regression:

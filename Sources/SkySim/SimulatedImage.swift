@@ -14,7 +14,10 @@ public struct SimulatedImage: Sendable {
     public var header: [HeaderRecord]
     /// Per-pixel class map (segmentation), written as the `TRUTH` extension.
     public var truth: [UInt8]?
-    /// Extra keywords of the `TRUTH` extension (its WCS).
+    /// Deblending: the central galaxy alone (noiseless, PSF-convolved, counts), written as the
+    /// float32 `TRUTH` extension.
+    public var truthImage: [Float]?
+    /// Extra keywords of the `TRUTH` extension (its WCS; deblending: the central galaxy's truth).
     public var truthHeader: [HeaderRecord] = []
     /// catalog.csv fields after `file`.
     public var catalogFields: [String]
@@ -36,7 +39,8 @@ public struct SimulatedImage: Sendable {
 
     /// Writes the FITS file through `FITSWriter`, atomically, replacing an older file: a
     /// float32 primary image (2-D, or a cube with NAXIS3 bands) with `header`, and the
-    /// uint8 `TRUTH` image extension with `truthHeader` when there is a truth map.
+    /// uint8 `TRUTH` image extension with `truthHeader` when there is a truth map (float32 when
+    /// the truth is an image, `truthImage`).
     /// No DATE or checksum keywords are written, so equal images give byte-identical files.
     public func write(to url: URL) throws {
         let writer = try FITSWriter(path: url.path, overwrite: true)
@@ -45,6 +49,10 @@ public struct SimulatedImage: Sendable {
             precondition(truth.count == shape[0] * shape[1], "SimulatedImage: truth map does not match the image")
             try writer.appendImage(mask: truth, shape: [shape[0], shape[1]], header: FITSHeader(truthHeader),
                                    extensionName: "TRUTH")
+        }
+        if let truthImage {
+            precondition(truthImage.count == shape[0] * shape[1], "SimulatedImage: truth image does not match the image")
+            try writer.appendImage(truthImage, shape: [shape[0], shape[1]], header: FITSHeader(truthHeader), extensionName: "TRUTH")
         }
         if let arc {
             try writer.appendImage(arc, shape: [shape[0], shape[1]],

@@ -32,6 +32,8 @@ public struct Simulator: Sendable {
             return SegmentationScene.make(index: index, seed: seed, settings: settings, size: size, keepNoiseless: keepNoiseless).0
         case .regression:
             return RegressionScene.make(index: index, seed: seed, settings: settings, size: size, keepNoiseless: keepNoiseless)
+        case .deblend:
+            return DeblendScene.make(index: index, seed: seed, settings: settings, size: size, keepNoiseless: keepNoiseless)
         case .lightcurves:
             preconditionFailure("Simulator.image(at:): light curves are tables, not images; use LightCurveSimulator")
         }

@@ -1,4 +1,4 @@
-// `astrolabe bench --model cnn|resnet18|unet|lstm|gru|all`: training step, inference and peak
+// `astrolabe bench --model cnn|resnet18|unet|lstm|gru|pix2pix|all`: training step, inference and peak
 // memory of BENCH.md's networks; `--workload tiles`: tiled U-Net segmentation of a
 // 2048 x 2048 map. `bench/compare.py` runs the same protocol in PyTorch.
 import ArgumentParser
@@ -14,22 +14,27 @@ import Training
 /// One network of BENCH.md with its input shape (without batch) and batch sizes.
 enum BenchModel: String, CaseIterable {
     case cnn, resnet18, unet, lstm, gru
+    /// pix2pix: the `unet` generator (1 → 1 channel) and the PatchGAN discriminator, one
+    /// adversarial step (`GAN.trainOnBatch`) per training step.
+    case pix2pix
 
     var inputShape: [Int] {
         switch self {
         case .cnn: return [1, 64, 64]
         case .resnet18: return [3, 64, 64]
         case .unet: return [1, 256, 256]
+        case .pix2pix: return [1, 64, 64]
         case .lstm: return [128, 2]
         case .gru: return [128, 8]
         }
     }
-    var trainBatch: Int { self == .unet ? 8 : 32 }
+    var trainBatch: Int { self == .unet ? 8 : self == .pix2pix ? 16 : 32 }
     var inferenceBatch: Int { self == .unet ? 8 : 64 }
     var classCount: Int {
         switch self {
         case .cnn, .resnet18: return 5
         case .unet: return 3
+        case .pix2pix: return 1
         case .lstm: return 4
         case .gru: return 7
         }
@@ -40,6 +45,7 @@ enum BenchModel: String, CaseIterable {
         case .cnn: return SimpleCNN.make(inputChannels: 1, classCount: 5, imageSize: 64, seed: seed)
         case .resnet18: return ResNet.resnet18(inputChannels: 3, classCount: 5, seed: seed)
         case .unet: return UNet.bench(seed: seed)
+        case .pix2pix: return UNet.bench(inputChannels: 1, classCount: 1, seed: seed)
         case .lstm: return LightCurveLSTM(features: 2, hiddenSize: 64, classCount: 4, seed: seed)
         case .gru: return LightCurveGRU(features: 8, hiddenSize: 64, classCount: 7, seed: seed)
         }
@@ -48,7 +54,7 @@ enum BenchModel: String, CaseIterable {
 
 /// `bench --model`'s choices: one network or all of them.
 enum BenchModelChoice: String, ExpressibleByArgument, CaseIterable {
-    case cnn, resnet18, unet, lstm, gru, all
+    case cnn, resnet18, unet, lstm, gru, pix2pix, all
 
     var models: [BenchModel] { self == .all ? BenchModel.allCases : [BenchModel(rawValue: rawValue)!] }
 }
@@ -73,27 +79,15 @@ extension Bench {
         }
     }
 
-    /// The child side: `steps` training steps (after 3 warm-up steps) with Adam and
-    /// cross-entropy, the peak RSS at that point, then inference with the fused eval model.
+    /// The child side: `steps` training steps (after 3 warm-up steps), the peak RSS at that
+    /// point, then inference with the fused eval model.
     func runModelChild(_ model: BenchModel, quick: Bool) {
         let warmup = quick ? 1 : 3, steps = quick ? 3 : 10
-        let net = model.make(seed: 7)
-        net.train()
-        var rng = SystemRandomNumberGenerator()
-        let tb = model.trainBatch
-        let x = Tensor.randomNormal([tb] + model.inputShape, seed: 1)
-        let labelCount = model == .unet ? tb * 256 * 256 : tb
-        let labels = (0..<labelCount).map { _ in Int.random(in: 0..<model.classCount, using: &rng) }
-        let optimizer = ModelOptimizer(.adam, parameters: net.namedParameters().map {
-            TrainableParameter(name: $0.key, tensor: $0.tensor)
-        }, learningRate: 1e-3)
+        let (trainStep, net) = model == .pix2pix ? pix2pixStep() : classifierStep(model)
         var trainTimes: [Double] = []
         for step in 0..<(warmup + steps) {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            optimizer.zeroGrad()
-            let loss = Loss.crossEntropy(logits: net(x), labels: labels)
-            loss.backward()
-            optimizer.step()
+            trainStep()
             let t1 = DispatchTime.now().uptimeNanoseconds
             if step >= warmup { trainTimes.append(Double(t1 - t0) * 1e-9) }
         }
@@ -119,6 +113,40 @@ extension Bench {
                          "infer_max_img_per_s": rounded(Double(ib) / inferTimes.min()!, 1),
                          "peak_rss_mb": Int(peakMB.rounded()),
                          "steps": steps, "threads": Threading.workerCount]))
+    }
+
+    /// One training step of a classifier or segmenter (Adam, rate 1e-3, cross-entropy; per pixel
+    /// for `unet`) and the network for inference.
+    func classifierStep(_ model: BenchModel) -> (() -> Void, any Layer) {
+        let net = model.make(seed: 7)
+        net.train()
+        var rng = SystemRandomNumberGenerator()
+        let tb = model.trainBatch
+        let x = Tensor.randomNormal([tb] + model.inputShape, seed: 1)
+        let labelCount = model == .unet ? tb * 256 * 256 : tb
+        let labels = (0..<labelCount).map { _ in Int.random(in: 0..<model.classCount, using: &rng) }
+        let optimizer = ModelOptimizer(.adam, parameters: net.namedParameters().map {
+            TrainableParameter(name: $0.key, tensor: $0.tensor)
+        }, learningRate: 1e-3)
+        return ({
+            optimizer.zeroGrad()
+            let loss = Loss.crossEntropy(logits: net(x), labels: labels)
+            loss.backward()
+            optimizer.step()
+        }, net)
+    }
+
+    /// BENCH.md's `pix2pix`: one adversarial step at batch 16 (a discriminator update with BCE
+    /// on real and generated pairs, then a generator update with BCE + 100 × L1, each with
+    /// Adam, rate 2e-4, betas 0.5 and 0.999) through `GAN.trainOnBatch`; inference is the
+    /// generator alone.
+    func pix2pixStep() -> (() -> Void, any Layer) {
+        let model = BenchModel.pix2pix
+        let gan = GAN(generator: model.make(seed: 7), discriminator: PatchDiscriminator(seed: 8), conditioning: .conditional)
+        gan.compile(loss: .nonSaturating, reconstructionWeight: 100)
+        let batch = TrainingBatch(inputs: Tensor.randomNormal([model.trainBatch] + model.inputShape, seed: 1),
+                                  targets: .values(Tensor.randomNormal([model.trainBatch] + model.inputShape, seed: 3)))
+        return ({ _ = try! gan.trainOnBatch(batch) }, gan.generator)
     }
 
     /// `tile_segment_mpix_per_s`: a 2048 x 2048 map (`--quick`: 1024 x 1024) segmented by the
