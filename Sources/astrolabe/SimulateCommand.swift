@@ -28,7 +28,7 @@ struct Simulate: ParsableCommand {
     @Option(help: "Image side in pixels (default 64; segmentation 256; --skymap 1024).") var size: Int?
     @Option(help: "Pixel scale, arcsec/pixel.") var pixelScale: Double = 0.2
     @Option(help: "PSF FWHM range in arcsec, 'low,high'.") var psfFwhm: String = "0.6,1.0"
-    @Option(help: "PSF shapes: gaussian (TASKS.md) or varied (per image, per band for lenses: Moffat beta 2.5-6 or Gaussian, elliptical |e| <= 0.12 half of the time; FWHM from --psf-fwhm; PSFTYPE/PSFBETA/PSF_E/PSF_PA record the draw). Not for segmentation.")
+    @Option(help: "PSF shapes: gaussian (TASKS.md) or varied (per image, per band for lenses: Moffat beta 2.5-6 or Gaussian, elliptical |e| <= 0.12 half of the time; FWHM from --psf-fwhm; PSFTYPE/PSFBETA/PSF_E/PSF_PA record the draw). Morphology, lens and regression only.")
     var psf: PSFChoice = .gaussian
     @Option(help: "Sky noise sigma range in counts, 'low,high'.") var skySigma: String = "5,15"
     @Option(help: "Photometric zero point.") var magZero: Double = 30
@@ -48,8 +48,8 @@ struct Simulate: ParsableCommand {
         if skymap && task != .segmentation {
             throw ValidationError("--skymap draws a segmentation sky map; use --task segmentation (got '\(task.rawValue)').")
         }
-        if psf != .gaussian && (task == .segmentation || task == .lightcurves) {
-            throw ValidationError("--psf \(psf.rawValue) is for morphology, lens and regression images (got task '\(task.rawValue)'); segmentation truth maps follow the Gaussian PSF.")
+        if psf != .gaussian && ![.morphology, .lens, .regression].contains(task) {
+            throw ValidationError("--psf \(psf.rawValue) is for morphology, lens and regression images (got task '\(task.rawValue)').")
         }
         if arcs && task != .lens {
             throw ValidationError("--arcs writes the lensed source of lenses; use --task lens (got '\(task.rawValue)').")
