@@ -51,6 +51,9 @@ public struct ObservationSettings: Sendable, Equatable {
     public var starMagnitudes: ClosedRange<Double>? = nil
     /// Unlensed g magnitude of lens sources and companions.
     public var sourceMagnitudes: ClosedRange<Double> = 21...24
+    /// PSF shapes: TASKS.md's circular Gaussian, or `varied` (Moffat / elliptical) for
+    /// training data that covers what real PSFs do; the FWHM range is `psfFWHM` either way.
+    public var psf: PSFChoice = .gaussian
 
     public init() {}
 
@@ -78,7 +81,7 @@ public struct ObservationSettings: Sendable, Equatable {
     func commonCards(psfFWHM fwhm: Double, skySigma sigma: Double) -> [HeaderRecord] {
         [
             HeaderRecord("PIXSCALE", .float(pixelScale), comment: "pixel scale [arcsec/pixel]"),
-            HeaderRecord("PSF_FWHM", .float(fwhm), comment: "Gaussian PSF FWHM [arcsec]"),
+            HeaderRecord("PSF_FWHM", .float(fwhm), comment: psf == .gaussian ? "Gaussian PSF FWHM [arcsec]" : "PSF FWHM [arcsec]"),
             HeaderRecord("GAIN", .float(gain), comment: "gain [e-/ADU]"),
             HeaderRecord("SKYSIG", .float(sigma), comment: "Gaussian sky noise sigma [counts]"),
             HeaderRecord("MAGZERO", .float(magnitudeZeroPoint), comment: "magnitude zero point"),

@@ -77,6 +77,7 @@ enum LensScene {
         let oversampling = Renderer.oversampling(for: all)
         let sigmas = fwhms.map(settings.psfSigma)
         let margin = Renderer.margin(psfSigma: sigmas.max()!)
+        let psfs = psfShapes(settings.psf, seed: seed, index: index, fwhmPixels: fwhms.map(settings.pixels))
         let base = Renderer(width: size, height: size, psfSigma: 0, oversampling: oversampling, margin: margin)
         let lensGrid = base.cells([.sersic(lensLight)])!
         let secondGrid = second.flatMap { base.cells([$0]) }
@@ -88,11 +89,15 @@ enum LensScene {
             let grid = lensGrid.combined(settings.flux(magnitude: lensMags[band]), secondGrid,
                                          settings.flux(magnitude: sourceMags[band]))
             let renderer = Renderer(width: size, height: size, psfSigma: sigmas[band], oversampling: oversampling, margin: margin)
-            let image = renderer.render(grid: grid, analytic: [])
+            func draw(_ grid: CellGrid) -> [Double] {
+                psfs?[band].render(grid: grid, width: size, height: size, oversampling: oversampling, margin: margin)
+                    ?? renderer.render(grid: grid, analytic: [])
+            }
+            let image = draw(grid)
             pixels += NoiseModel.noisy(image, skySigma: skySigmas[band], gain: settings.gain, random: &random)
             if keepNoiseless { clean += image }
             if arc != nil, let secondGrid {
-                let alone = renderer.render(grid: secondGrid.scaled(settings.flux(magnitude: sourceMags[band])), analytic: [])
+                let alone = draw(secondGrid.scaled(settings.flux(magnitude: sourceMags[band])))
                 for i in alone.indices { arc![i] += alone[i] }
             }
         }
@@ -101,6 +106,7 @@ enum LensScene {
             + settings.commonCards(psfFWHM: fwhms.reduce(0, +) / 3, skySigma: skySigmas.reduce(0, +) / 3)
         header.append(HeaderRecord("BANDS", .string("g,r,i"), comment: "band order along NAXIS3"))
         for b in 0..<3 { header.append(HeaderRecord("FWHM_\(bands[b])", .float(fwhms[b]), comment: "\(bands[b].lowercased())-band PSF FWHM [arcsec]")) }
+        if let psfs { for b in 0..<3 { header += psfs[b].cards(suffix: bands[b]) } }
         for b in 0..<3 { header.append(HeaderRecord("SKYSIG_\(bands[b])", .float(skySigmas[b]), comment: "\(bands[b].lowercased())-band sky sigma [counts]")) }
         header += [
             HeaderRecord("LABEL", .integer(label), comment: "0 non_lens 1 lens"),

@@ -94,3 +94,15 @@ struct SingleBandObservation {
         psfSigma = settings.psfSigma(fwhm: fwhm)
     }
 }
+
+extension SingleBandObservation {
+    /// The noiseless image through TASKS.md's Gaussian PSF, or under `settings.psf = .varied`
+    /// through the PSF drawn for image `index`, and the cards recording that draw.
+    func render(_ components: [SceneComponent], settings: ObservationSettings, seed: UInt64, index: Int,
+                size: Int) -> (image: [Double], psfCards: [HeaderRecord]) {
+        if let psf = psfShapes(settings.psf, seed: seed, index: index, fwhmPixels: [settings.pixels(fwhm)])?[0] {
+            return (psf.render(components, width: size, height: size), psf.cards())
+        }
+        return (Renderer(width: size, height: size, psfSigma: psfSigma, components: components).render(components), [])
+    }
+}

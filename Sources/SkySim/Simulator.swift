@@ -58,6 +58,10 @@ public struct Simulator: Sendable {
             throw SkySimError.invalidSetting(name: "task", received: task.rawValue,
                                              expected: "an image task (light curves are tables: LightCurveSimulator.writeDataset)")
         }
+        if (task == .segmentation || task == .deblend) && settings.psf != .gaussian {
+            throw SkySimError.invalidSetting(name: "PSF choice for \(task.rawValue)", received: settings.psf.rawValue,
+                                             expected: "gaussian (varied PSFs are for morphology, lens and regression; segmentation truth maps follow the Gaussian PSF's footprint)")
+        }
         try createDirectory(directory)
         let start = Date()
         let results = ResultBox(count: count)

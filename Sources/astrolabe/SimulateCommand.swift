@@ -4,6 +4,7 @@ import Plotting
 import SkySim
 
 extension SimulationTask: ExpressibleByArgument {}
+extension PSFChoice: ExpressibleByArgument {}
 
 /// `astrolabe simulate`: labelled images or light curves for the tasks of TASKS.md.
 struct Simulate: ParsableCommand {
@@ -27,6 +28,8 @@ struct Simulate: ParsableCommand {
     @Option(help: "Image side in pixels (default 64; segmentation 256; --skymap 1024).") var size: Int?
     @Option(help: "Pixel scale, arcsec/pixel.") var pixelScale: Double = 0.2
     @Option(help: "PSF FWHM range in arcsec, 'low,high'.") var psfFwhm: String = "0.6,1.0"
+    @Option(help: "PSF shapes: gaussian (TASKS.md) or varied (per image, per band for lenses: Moffat beta 2.5-6 or Gaussian, elliptical |e| <= 0.12 half of the time; FWHM from --psf-fwhm; PSFTYPE/PSFBETA/PSF_E/PSF_PA record the draw). Morphology, lens and regression only.")
+    var psf: PSFChoice = .gaussian
     @Option(help: "Sky noise sigma range in counts, 'low,high'.") var skySigma: String = "5,15"
     @Option(help: "Photometric zero point.") var magZero: Double = 30
     @Option(help: "Galaxy magnitude range 'low,high' (default per task; lens: lens galaxy i band).") var galaxyMag: String?
@@ -45,6 +48,9 @@ struct Simulate: ParsableCommand {
         if skymap && task != .segmentation {
             throw ValidationError("--skymap draws a segmentation sky map; use --task segmentation (got '\(task.rawValue)').")
         }
+        if psf != .gaussian && ![.morphology, .lens, .regression].contains(task) {
+            throw ValidationError("--psf \(psf.rawValue) is for morphology, lens and regression images (got task '\(task.rawValue)').")
+        }
         if arcs && task != .lens {
             throw ValidationError("--arcs writes the lensed source of lenses; use --task lens (got '\(task.rawValue)').")
         }
@@ -55,6 +61,7 @@ struct Simulate: ParsableCommand {
         settings.pixelScale = pixelScale
         settings.psfFWHM = try Simulate.range(psfFwhm, option: "--psf-fwhm")
         settings.skySigma = try Simulate.range(skySigma, option: "--sky-sigma")
+        settings.psf = psf
         settings.magnitudeZeroPoint = magZero
         settings.galaxyMagnitudes = try galaxyMag.map { try Simulate.range($0, option: "--galaxy-mag") }
         settings.starMagnitudes = try starMag.map { try Simulate.range($0, option: "--star-mag") }
