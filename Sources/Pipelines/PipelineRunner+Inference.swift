@@ -36,7 +36,7 @@ extension PipelineRunner {
                                           + "but the pipeline's task is '\(config.task.rawValue)'")
         }
         let catalog = try inputCatalog()
-        let segmenting = config.task == .segment
+        let segmenting = config.task.writesImages
 
         // Every output location, checked against the inputs before any work.
         let locations = try outputLocations(catalog, predictor, start: start)
@@ -83,7 +83,9 @@ extension PipelineRunner {
         let progress = options.quiet || comm.rank != 0 ? nil : ProgressBar(total: todo.count, label: config.name.isEmpty ? "run" : config.name,
                                                           unit: "file")
         do {
-            if segmenting {
+            if config.task == .deblend {
+                try deblend(todo, predictor: predictor, outputs: locations.maps, folder: outputURL, journal: journal, progress: progress)
+            } else if segmenting {
                 try checkFirstMap(todo, predictor)
                 try segment(todo, predictor: predictor, outputs: locations.maps, folder: outputURL, journal: journal, progress: progress)
             } else {
@@ -136,10 +138,10 @@ extension PipelineRunner {
     }
 
     func outputLocations(_ catalog: Catalog, _ predictor: Predictor, start: Date) throws -> OutputLocations {
-        let segmenting = config.task == .segment
+        let segmenting = config.task.writesImages
         let outputURL: URL
         if let output = options.output { outputURL = resolveArgument(output) } else if segmenting {
-            outputURL = resolve(config.outputs.fitsImages ?? "segmentation")
+            outputURL = resolve(config.outputs.fitsImages ?? (config.task == .deblend ? "deblended" : "segmentation"))
         } else {
             outputURL = resolve(config.outputs.csv ?? "predictions.csv")
         }
@@ -205,7 +207,7 @@ extension PipelineRunner {
     /// (atomically), then removes the journals.
     func writeOutputs(journals: [RunJournal], predictor: Predictor, catalog: Catalog, locations: OutputLocations,
                       resumed: Int, start: Date) throws -> InferenceRun {
-        let segmenting = config.task == .segment
+        let segmenting = config.task.writesImages
         let (outputURL, errorsURL, runsLogURL) = (locations.output, locations.errors, locations.runsLog)
         let (tableURL, samplesURL, maps) = (locations.table, locations.samples, locations.maps)
         var finished: [String: Prediction] = [:], failed: [String: String] = [:]
@@ -454,6 +456,33 @@ extension PipelineRunner {
             } catch {
                 // The first map was checked against the model before the loop: any later failure,
                 // bands included, is that file's own.
+                guard config.run.onError == .skip else { throw error }
+                try journal.record([.init(file: entry.name, error: error.localizedDescription)])
+            }
+            progress?.advance()
+            Self.simulateCrashIfAsked(done + 1)
+        }
+    }
+
+    /// Deblending, one input at a time, each into its checked output. A file the model cannot
+    /// take (shape, stages) is that file's failure under `on_error: skip`, except on the
+    /// first file, where a mismatch of bands stops the run.
+    func deblend(_ todo: [CatalogEntry], predictor: Predictor, outputs: [String: URL], folder: URL,
+                 journal: RunJournal, progress: ProgressBar?) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (done, entry) in todo.enumerated() {
+            let url = outputs[entry.name]!
+            do {
+                try journal.markReading(entry.name, true)
+                Self.simulateCrashIfAsked(reading: entry.name)
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                let notes = try predictor.deblend(entry, to: url)
+                assumptions.record(file: entry.name, notes)
+                let relative = OutputSafety.relativeOutputName(entry.name)
+                try journal.record([.init(file: entry.name, prediction: .deblended(DeblendedImage(output: relative)))])
+            } catch {
+                if case let PipelineError.inputMismatch(_, received, expected, _) = error, received.first != expected.first,
+                   done == 0 { throw error }
                 guard config.run.onError == .skip else { throw error }
                 try journal.record([.init(file: entry.name, error: error.localizedDescription)])
             }
