@@ -61,11 +61,18 @@ public struct LightCurve: Equatable, Sendable {
 
     /// TASKS.md's early light curve: the points up to t5 + 10 days, with t5 the time of the
     /// first point whose flux / flux_err exceeds 5 (all points when none does).
-    public var earlyCut: LightCurve {
-        guard let first = points.first(where: { $0.fluxError > 0 && $0.flux / $0.fluxError > Self.earlyDetectionSNR }) else {
-            return self
-        }
-        let end = first.mjd + Self.earlyWindow
+    public var earlyCut: LightCurve { cut(daysAfterDetection: Self.earlyWindow) }
+
+    /// The time of the first point whose flux / flux_err exceeds 5 (nil when none does).
+    public var detectionMJD: Double? {
+        points.first(where: { $0.fluxError > 0 && $0.flux / $0.fluxError > Self.earlyDetectionSNR })?.mjd
+    }
+
+    /// The points up to `days` after the first detection (`detectionMJD`); all points when
+    /// the curve has no detection.
+    public func cut(daysAfterDetection days: Double) -> LightCurve {
+        guard let first = detectionMJD else { return self }
+        let end = first + days
         return LightCurve(objectID: objectID, points: points.filter { $0.mjd <= end })
     }
 }

@@ -7,8 +7,13 @@ import Foundation
 private let glibcMmapThreshold: Int32 = -3   // M_MMAP_THRESHOLD
 #endif
 
-/// Keeps freed tensor buffers of 1 MiB and more, by exact byte count, for the next
-/// allocation of the same size.
+/// Keeps freed tensor buffers of 1 MiB and more, by size class, for the next allocation of
+/// that class.
+///
+/// A size class spans an eighth of a doubling (`sizeClass`): blocks are allocated at the
+/// class's upper bound, so batches whose shapes differ a little (sequences bucketed by
+/// length) reuse each other's blocks. The rounded-up tail is at most 1/8 of a block and,
+/// being `mmap`ped, costs no resident memory until touched.
 ///
 /// A training step allocates the same activation and gradient sizes every step. Left to
 /// glibc's malloc, those blocks move from `mmap` into its heaps once the dynamic mmap
@@ -32,8 +37,18 @@ final class BufferPool: @unchecked Sendable {
         #endif
     }
 
-    /// A 64-byte aligned block of `byteCount` bytes (a recycled one when there is one).
-    func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+    /// The byte count blocks of `byteCount` are allocated with: `byteCount` rounded up to a
+    /// multiple of 1/8 of its leading power of two.
+    static func sizeClass(_ byteCount: Int) -> Int {
+        let leading = Int.bitWidth - 1 - byteCount.leadingZeroBitCount
+        let step = 1 << Swift.max(leading - 3, 0)
+        return (byteCount + step - 1) / step * step
+    }
+
+    /// A 64-byte aligned block of at least `byteCount` bytes (a recycled one of its size class
+    /// when there is one).
+    func allocate(byteCount requested: Int) -> UnsafeMutableRawPointer {
+        let byteCount = Self.sizeClass(requested)
         lock.lock()
         if let block = free[byteCount]?.popLast() {
             cachedBytes -= byteCount
@@ -44,8 +59,9 @@ final class BufferPool: @unchecked Sendable {
         return UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 64)
     }
 
-    /// Takes back a block from `allocate(byteCount:)`.
-    func release(_ block: UnsafeMutableRawPointer, byteCount: Int) {
+    /// Takes back a block from `allocate(byteCount:)` (with the byte count it was asked for).
+    func release(_ block: UnsafeMutableRawPointer, byteCount requested: Int) {
+        let byteCount = Self.sizeClass(requested)
         lock.lock()
         if cachedBytes + byteCount <= capacity {
             free[byteCount, default: []].append(block)

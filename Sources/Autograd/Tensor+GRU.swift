@@ -8,8 +8,10 @@ extension Tensor {
     /// `[a_r, a_z, a_n] = h_{t-1} W_hhᵀ + b_hh`, `r = σ(p_r + a_r)`, `z = σ(p_z + a_z)`,
     /// `n = tanh(p_n + r ⊙ a_n)`, `h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}`; `h_{-1} = 0`.
     ///
-    /// - `self` (`projected`): `[N, T, 3H]`, `p_t = x_t W_ihᵀ + b_ih`; `weightHH`: `[3H, H]`;
-    ///   `biasHH`: `[3H]` (kept apart from `b_ih` because `r` scales its `n` part).
+    /// - `self` (`projected`): `[N, T, 3H]`, `p_t = x_t W_ihᵀ + b_ih`, or `x_t W_ihᵀ` alone when
+    ///   `biasIH` (`[3H]`) is given: the recurrence adds it (no pass over the projection to add
+    ///   it first); `weightHH`: `[3H, H]`; `biasHH`: `[3H]` (kept apart from `b_ih` because `r`
+    ///   scales its `n` part).
     /// - Returns every `h_t`, `[N, T, H]`.
     ///
     /// Fused for the reasons `lstmRecurrence` gives (a step-by-step graph is ~15 tiny ops per
@@ -19,18 +21,21 @@ extension Tensor {
     /// `dW_hh` as one `gemm` over every step. On CPUs with AVX-512 and `H` a multiple of 16,
     /// the recurrence and the step-by-step backward run the kernels of `Sources/CKernels`
     /// (`RecurrentKernels`) instead of the per-step `gemm` calls and Swift loops.
-    public func gruRecurrence(weightHH: Tensor, biasHH: Tensor) -> Tensor {
+    public func gruRecurrence(weightHH: Tensor, biasHH: Tensor, biasIH: Tensor? = nil) -> Tensor {
         precondition(rank == 3 && shape[2] % 3 == 0, "gruRecurrence: projected input \(shape) must be [N, T, 3H]")
         let (n, steps, h3) = (shape[0], shape[1], shape[2])
         let h = h3 / 3
-        precondition(weightHH.shape == [h3, h] && biasHH.shape == [h3],
-                     "gruRecurrence: weightHH \(weightHH.shape) and biasHH \(biasHH.shape) must be [\(h3), \(h)] and [\(h3)]")
+        precondition(weightHH.shape == [h3, h] && biasHH.shape == [h3] && (biasIH?.shape ?? [h3]) == [h3],
+                     "gruRecurrence: weightHH \(weightHH.shape), biasHH \(biasHH.shape) and biasIH \(biasIH?.shape ?? []) "
+                     + "must be [\(h3), \(h)], [\(h3)] and [\(h3)]")
+        let vectorKernels = RecurrentKernels.applies(hidden: h)
+        if let biasIH, !vectorKernels { return (self + biasIH).gruRecurrence(weightHH: weightHH, biasHH: biasHH) }
         let out = Tensor(uninitializedShape: [n, steps, h])
-        let recording = GradMode.isEnabled && (tracksGradient || weightHH.tracksGradient || biasHH.tracksGradient)
+        let recording = GradMode.isEnabled && (tracksGradient || weightHH.tracksGradient || biasHH.tracksGradient
+                                               || biasIH?.tracksGradient == true)
         // Per step `(r, z, n, a_n)` [4H]: every step for the backward, else (portable path) one
         // step of scratch.
         let h4 = 4 * h
-        let vectorKernels = RecurrentKernels.applies(hidden: h)
         let gates = Tensor(uninitializedShape: recording ? [n, steps, h4] : vectorKernels ? [1] : [n, 1, h4])
         let p = storage.pointer, y = out.storage.pointer, a = gates.storage.pointer
         let w = weightHH.storage.pointer, bias = biasHH.storage.pointer
@@ -41,7 +46,7 @@ extension Tensor {
             astro_gru_pack_recurrent(w, h, packed)
             Threading.parallelChunks(n, costPerItem: steps * h3 * h) { _, rows in
                 let lo = rows.lowerBound
-                astro_gru_forward(p + lo * steps * h3, steps * h3, packed, bias, y + lo * rowY, rowY,
+                astro_gru_forward(p + lo * steps * h3, steps * h3, packed, bias, biasIH?.storage.pointer, y + lo * rowY, rowY,
                                   recording ? a + lo * rowA : nil, rowA, rows.count, steps, h)
             }
         } else {
@@ -66,7 +71,8 @@ extension Tensor {
         // The closure keeps the gate activations and the output's storage (not the output
         // itself, which owns the node: that would be a cycle).
         let states = out.storage
-        return Tensor.record("gruRecurrence", [self, weightHH, biasHH], out) { [self, gates, states] grad in
+        return Tensor.record("gruRecurrence", [self, weightHH, biasHH] + (biasIH.map { [$0] } ?? []), out) {
+            [self, gates, states] grad in
             let a = gates.storage.pointer, y = states.pointer, gy = grad.storage.pointer
             let dProjected = Tensor(uninitializedShape: self.shape)
             // Gradient of the recurrent pre-activations `h_{t-1} W_hhᵀ + b_hh`: [N, T, 3H].
@@ -110,17 +116,19 @@ extension Tensor {
                 gemm(transA: true, m: h3, n: h, k: n * steps, a: da, lda: h3, b: hp, ldb: h, c: result.storage.pointer, ldc: h)
                 dw = result
             }
-            var db: Tensor? = nil
-            if biasHH.tracksGradient {
+            // The column sums of `[N·T, 3H]` gradients: a bias's gradient.
+            func columnSums(_ d: UnsafeMutablePointer<Float>) -> Tensor {
                 let result = Tensor(repeating: 0, shape: [h3])
                 let s = result.storage.pointer
                 for row in 0..<(n * steps) {
-                    let d = da + row * h3
-                    for k in 0..<h3 { s[k] += d[k] }
+                    let r = d + row * h3
+                    for k in 0..<h3 { s[k] += r[k] }
                 }
-                db = result
+                return result
             }
-            return [self.tracksGradient ? dProjected : nil, dw, db]
+            let db = biasHH.tracksGradient ? columnSums(da) : nil
+            let dbIH = biasIH?.tracksGradient == true ? columnSums(dp) : nil
+            return [self.tracksGradient ? dProjected : nil, dw, db] + (biasIH == nil ? [] : [dbIH])
         }
     }
 
@@ -133,7 +141,7 @@ extension Tensor {
         precondition(weightIH.shape == [h3, shape[2]] && biasIH.shape == [h3] && biasHH.shape == [h3]
                      && weightHH.rank == 2 && h3 == 3 * weightHH.shape[1],
                      "gru: weights \(weightIH.shape), \(weightHH.shape), biases \(biasIH.shape), \(biasHH.shape) do not fit input \(shape)")
-        return (matmul(transposed: weightIH) + biasIH).gruRecurrence(weightHH: weightHH, biasHH: biasHH)
+        return matmul(transposed: weightIH).gruRecurrence(weightHH: weightHH, biasHH: biasHH, biasIH: biasIH)
     }
 }
 

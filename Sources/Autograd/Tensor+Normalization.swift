@@ -41,6 +41,18 @@ func gradientSums(_ g: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Fl
     return (sg, sgx)
 }
 
+/// Synchronised batch norm: sums per-channel statistics over the processes of a
+/// data-parallel job, so that batch norm normalises with the statistics of the global batch
+/// (PyTorch's `SyncBatchNorm`). Every process calls `sum` in the same order (forward: counts
+/// and sums, then squared deviations; backward: the two gradient sums).
+public protocol BatchStatisticsReducer: AnyObject {
+    /// Replaces `values` by their sum over the processes.
+    func sum(_ values: inout [Double])
+    /// This process's share of the global batch (its samples / all samples), by which its
+    /// loss enters the global mean loss.
+    var share: Double { get }
+}
+
 extension Tensor {
     /// Batch normalisation over every axis but 1 (channels), as PyTorch's `batch_norm`.
     ///
@@ -52,10 +64,14 @@ extension Tensor {
     ///   (`r = (1 - momentum) r + momentum * stat`, unbiased variance, as PyTorch). Otherwise
     ///   the running statistics normalise and nothing is updated.
     ///
+    /// - `synchronisation` (training only): the statistics are those of every process's
+    ///   batch together (`BatchStatisticsReducer`), and so are the sums in the backward pass.
+    ///
     /// Fused rather than composed from mean/variance ops: one pass for the statistics, one
     /// for the output, and a closed-form backward instead of a dozen broadcast nodes.
     public func batchNorm(weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVariance: Tensor?,
-                          training: Bool, momentum: Float = 0.1, epsilon: Float = 1e-5) -> Tensor {
+                          training: Bool, momentum: Float = 0.1, epsilon: Float = 1e-5,
+                          synchronisation: BatchStatisticsReducer? = nil) -> Tensor {
         precondition(rank >= 2, "batchNorm: input must be [N, C, ...], got \(shape)")
         let (n, c) = (shape[0], shape[1])
         let spatial = count / Swift.max(n * c, 1)
@@ -65,9 +81,54 @@ extension Tensor {
         precondition(training || (runningMean != nil && runningVariance != nil),
                      "batchNorm: inference needs runningMean and runningVariance")
         let m = n * spatial
-        precondition(!training || m > 1, "batchNorm: training needs more than one value per channel, got \(shape)")
+        let sync = training ? synchronisation : nil
+        precondition(!training || m > 1 || sync != nil, "batchNorm: training needs more than one value per channel, got \(shape)")
         var meanArr = [Float](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c)
         let x = storage.pointer
+        // Synchronised: the global batch's statistics, computed as one process computes
+        // them (plane sums in Double, then the squared deviations from the float mean).
+        var globalCount = m
+        var syncMean = [Float](), syncVariance = [Float]()
+        if let sync {
+            var sums = [Double](repeating: 0, count: c + 1)
+            sums.withUnsafeMutableBufferPointer { sp in
+                let sp = sp.baseAddress!
+                Threading.parallelChunks(c, costPerItem: m) { _, r in
+                    for ch in r {
+                        var s = 0.0
+                        for i in 0..<n { s += Double(laneSum(x + (i * c + ch) * spatial, spatial, shift: 0, squared: false)) }
+                        sp[ch] = s
+                    }
+                }
+            }
+            sums[c] = Double(m)
+            sync.sum(&sums)
+            globalCount = Int(sums[c].rounded())
+            precondition(globalCount > 1, "batchNorm: training needs more than one value per channel over the processes")
+            syncMean = (0..<c).map { Float(sums[$0] / Double(globalCount)) }
+            var squares = [Double](repeating: 0, count: c)
+            squares.withUnsafeMutableBufferPointer { sp in
+                let sp = sp.baseAddress!
+                Threading.parallelChunks(c, costPerItem: m) { _, r in
+                    for ch in r {
+                        var ss = 0.0
+                        for i in 0..<n {
+                            ss += Double(laneSum(x + (i * c + ch) * spatial, spatial, shift: syncMean[ch], squared: true))
+                        }
+                        sp[ch] = ss
+                    }
+                }
+            }
+            sync.sum(&squares)
+            syncVariance = squares.map { Float($0 / Double(globalCount)) }
+            if let runningMean, let runningVariance {
+                let rm = runningMean.storage.pointer, rv = runningVariance.storage.pointer
+                for ch in 0..<c {
+                    rm[ch] = (1 - momentum) * rm[ch] + momentum * syncMean[ch]
+                    rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(squares[ch] / Double(globalCount - 1))
+                }
+            }
+        }
         let out = Tensor(uninitializedShape: shape)
         let o = out.storage.pointer
         let gammaP = weight?.storage.pointer, betaP = bias?.storage.pointer
@@ -76,7 +137,9 @@ extension Tensor {
             Threading.parallelChunks(c, costPerItem: m * 3) { _, r in
                 for ch in r {
                     var mu: Float, v: Float
-                    if training {
+                    if sync != nil {
+                        mu = syncMean[ch]; v = syncVariance[ch]
+                    } else if training {
                         // Two passes (the shifted form keeps precision for large means), each
                         // plane summed in SIMD float lanes and the planes in Double.
                         var s = 0.0
@@ -114,7 +177,7 @@ extension Tensor {
             let dx = self.tracksGradient ? Tensor(uninitializedShape: self.shape) : nil
             let dgamma = Tensor(uninitializedShape: [c]), dbeta = Tensor(uninitializedShape: [c])
             let dgp = dgamma.storage.pointer, dbp = dbeta.storage.pointer
-            Threading.parallelChunks(c, costPerItem: m * 3) { _, r in
+            Threading.parallelChunks(c, costPerItem: m * 2) { _, r in
                 for ch in r {
                     let mu = savedMean[ch], inv = savedInv[ch]
                     var sg: Float = 0, sgx: Float = 0
@@ -123,11 +186,28 @@ extension Tensor {
                         sg += a; sgx += b * inv
                     }
                     dbp[ch] = sg; dgp[ch] = sgx
-                    guard let dx else { continue }
+                }
+            }
+            guard let dx else { return [nil] + (weight != nil ? [dgamma] : []) + (bias != nil ? [dbeta] : []) }
+            // The means of g and g·xhat over the batch; synchronised, over the global batch,
+            // in units of the global mean loss (each process's sums weighted by its share),
+            // brought back to this process's loss (divided by its share).
+            var meanG = (0..<c).map { dbp[$0] / Float(m) }
+            var meanGX = (0..<c).map { dgp[$0] / Float(m) }
+            if let sync, training {
+                let w = sync.share
+                var sums = (0..<c).map { w * Double(dbp[$0]) } + (0..<c).map { w * Double(dgp[$0]) }
+                sync.sum(&sums)
+                meanG = (0..<c).map { Float(sums[$0] / (Double(globalCount) * w)) }
+                meanGX = (0..<c).map { Float(sums[c + $0] / (Double(globalCount) * w)) }
+            }
+            Threading.parallelChunks(c, costPerItem: m) { _, r in
+                for ch in r {
+                    let mu = savedMean[ch], inv = savedInv[ch]
                     let gamma = gammaP?[ch] ?? 1, d = dx.storage.pointer
                     if training {
                         // dx = gamma inv / M (M g - sum g - xhat sum(g xhat))
-                        let a = gamma * inv, mg = sg / Float(m), mgx = sgx / Float(m)
+                        let a = gamma * inv, mg = meanG[ch], mgx = meanGX[ch]
                         for i in 0..<n {
                             let p = x + (i * c + ch) * spatial, q = gp + (i * c + ch) * spatial, dp = d + (i * c + ch) * spatial
                             for j in 0..<spatial { dp[j] = a * (q[j] - mg - (p[j] - mu) * inv * mgx) }

@@ -9,6 +9,7 @@
 // and `dW_hh += da_tᵀ h_{t-1}` with register tiles of the same shape. The GRU's forward has
 // the same shape with 3 gates per block; its backward shares `product`.
 #include "lstm_kernels.h"
+#include <stdlib.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
@@ -331,8 +332,10 @@ void astro_gru_pack_recurrent(const float *w, long h, float *packed) {
 /// input of step `t` (row stride `ps`), `y` and `g` (may be NULL) at row 0's step `t`, `hp` at
 /// row 0's step `t - 1` (same row stride `ys`; unused when `first`); `wb` is the block's packed
 /// `W_hh`.
-KERNEL INLINE void gru_forward_tile(const int R, const float *p, long ps, const float *bias, const float *wb,
-                                    const float *hp, float *y, long ys, float *g, long gs, long h, long j, int first) {
+KERNEL INLINE void gru_forward_tile(const int R, const float *p, long ps, const float *bias, const float *biasN,
+                                    const float *wb, const float *hp, float *y, long ys, float *g, long gs, long h,
+                                    long j, int first) {
+    const __m512 bn = _mm512_loadu_ps(biasN + j);
     __m512 acc[4][3];
     for (int r = 0; r < R; r++)
         for (int q = 0; q < 3; q++) acc[r][q] = _mm512_loadu_ps(bias + q * h + j);
@@ -352,7 +355,7 @@ KERNEL INLINE void gru_forward_tile(const int R, const float *p, long ps, const 
         const float *pr = p + r * ps + j;
         __m512 rg = sigmoid16(_mm512_add_ps(_mm512_loadu_ps(pr), acc[r][0]));
         __m512 z = sigmoid16(_mm512_add_ps(_mm512_loadu_ps(pr + h), acc[r][1]));
-        __m512 n = tanh16(_mm512_fmadd_ps(rg, acc[r][2], _mm512_loadu_ps(pr + 2 * h)));
+        __m512 n = tanh16(_mm512_fmadd_ps(rg, acc[r][2], _mm512_add_ps(_mm512_loadu_ps(pr + 2 * h), bn)));
         if (g) {
             float *gr = g + r * gs + j;
             _mm512_storeu_ps(gr, rg); _mm512_storeu_ps(gr + h, z);
@@ -364,7 +367,13 @@ KERNEL INLINE void gru_forward_tile(const int R, const float *p, long ps, const 
 }
 
 KERNEL void astro_gru_forward(const float *projected, long ps, const float *packed, const float *biasHH,
-                              float *states, long ys, float *gates, long gs, long m, long steps, long h) {
+                              const float *biasIH, float *states, long ys, float *gates, long gs, long m,
+                              long steps, long h) {
+    // The recurrent term starts at `bias` = (b_hr + b_ir, b_hz + b_iz, b_hn); b_in, which `r`
+    // does not scale, is `biasN`, added to the projected input of the new gate.
+    float *bias = malloc(4 * h * sizeof(float)), *biasN = bias + 3 * h;
+    for (long k = 0; k < 3 * h; k++) bias[k] = biasHH[k] + (biasIH && k < 2 * h ? biasIH[k] : 0);
+    for (long k = 0; k < h; k++) biasN[k] = biasIH ? biasIH[2 * h + k] : 0;
     for (long t = 0; t < steps; t++) {
         int first = t == 0;
         if (t + 1 < steps)
@@ -382,15 +391,16 @@ KERNEL void astro_gru_forward(const float *projected, long ps, const float *pack
                 const float *hp = states + r * ys + (t - 1) * h;
                 float *y = states + r * ys + t * h, *g = gates ? gates + r * gs + t * 4 * h : 0;
                 switch (rows) {
-                case 4: gru_forward_tile(4, p, ps, biasHH, wb, hp, y, ys, g, gs, h, j, first); break;
-                case 3: gru_forward_tile(3, p, ps, biasHH, wb, hp, y, ys, g, gs, h, j, first); break;
-                case 2: gru_forward_tile(2, p, ps, biasHH, wb, hp, y, ys, g, gs, h, j, first); break;
-                default: gru_forward_tile(1, p, ps, biasHH, wb, hp, y, ys, g, gs, h, j, first); break;
+                case 4: gru_forward_tile(4, p, ps, bias, biasN, wb, hp, y, ys, g, gs, h, j, first); break;
+                case 3: gru_forward_tile(3, p, ps, bias, biasN, wb, hp, y, ys, g, gs, h, j, first); break;
+                case 2: gru_forward_tile(2, p, ps, bias, biasN, wb, hp, y, ys, g, gs, h, j, first); break;
+                default: gru_forward_tile(1, p, ps, bias, biasN, wb, hp, y, ys, g, gs, h, j, first); break;
                 }
                 r += rows;
             }
         }
     }
+    free(bias);
 }
 
 KERNEL void astro_gru_backward(const float *gates, long gs, const float *states, long ys,
@@ -460,8 +470,8 @@ void astro_lstm_backward(const float *gates, long gs, const float *states, long 
 
 void astro_gru_pack_recurrent(const float *w, long h, float *packed) { (void)w; (void)h; (void)packed; }
 void astro_gru_forward(const float *projected, long ps, const float *packed, const float *biasHH,
-                       float *states, long ys, float *gates, long gs, long m, long steps, long h) {
-    (void)projected; (void)ps; (void)packed; (void)biasHH; (void)states; (void)ys; (void)gates; (void)gs;
+                       const float *biasIH, float *states, long ys, float *gates, long gs, long m, long steps, long h) {
+    (void)projected; (void)ps; (void)packed; (void)biasHH; (void)biasIH; (void)states; (void)ys; (void)gates; (void)gs;
     (void)m; (void)steps; (void)h;
 }
 void astro_gru_backward(const float *gates, long gs, const float *states, long ys, const float *gradient, long grs,

@@ -16,6 +16,7 @@ static inline MPI_Request astro_mpi_request_null(void) { return MPI_REQUEST_NULL
 static inline MPI_Status *astro_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline void *astro_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline int astro_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
+static inline int astro_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 static inline int astro_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 static inline int astro_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline MPI_Info astro_mpi_info_null(void) { return MPI_INFO_NULL; }

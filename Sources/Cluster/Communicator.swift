@@ -17,8 +17,11 @@ public enum ClusterError: Error, LocalizedError, Equatable {
 }
 
 /// `MPI_COMM_WORLD` of this job, or one process. All collectives are called by every rank
-/// in the same order (MPI's rule); they are only called from one thread at a time
-/// (`MPI_THREAD_FUNNELED`: the training thread).
+/// in the same order (MPI's rule), from the training thread. Open MPI moves a non-blocking
+/// collective on only inside MPI calls, so the gradient sums (`startAllreduceSum`) run on a
+/// communicator of their own (a duplicate of the world's) and a progress thread calls
+/// `MPI_Test` on them while the training thread computes (`MPI_THREAD_MULTIPLE`); without
+/// that thread level they progress only when the training thread tests or waits.
 public final class Communicator: @unchecked Sendable {
     /// This process's place in the job: 0..<size.
     public let rank: Int
@@ -33,6 +36,11 @@ public final class Communicator: @unchecked Sendable {
     /// `ASTROLABE_MPI_TIMEOUT` (seconds, default 600).
     public var timeout: TimeInterval
     private var comm: MPI_Comm?
+    /// The gradient sums' communicator (progressed by `progress`).
+    private var gradientComm: MPI_Comm?
+    /// The thread that completes the gradient sums in the background (nil: one process, or
+    /// MPI without `MPI_THREAD_MULTIPLE`).
+    private var progress: ProgressThread?
     private var finalized = false
 
     /// The job's communicator, initialised on first use: MPI starts only when the
@@ -59,7 +67,7 @@ public final class Communicator: @unchecked Sendable {
         var provided: Int32 = 0
         var argc: Int32 = 0
         var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = nil
-        let status = MPI_Init_thread(&argc, &argv, astro_mpi_thread_funneled(), &provided)
+        let status = MPI_Init_thread(&argc, &argv, astro_mpi_thread_multiple(), &provided)
         guard status == MPI_SUCCESS else {
             FileHandle.standardError.write(Data("astrolabe: MPI_Init_thread failed (\(status)); is Open MPI installed?\n".utf8))
             exit(1)
@@ -80,6 +88,15 @@ public final class Communicator: @unchecked Sendable {
         rank = Int(r); size = Int(s); localRank = Int(lr); localSize = Int(ls)
         isLaunched = true
         comm = world
+        if provided >= astro_mpi_thread_multiple() && size > 1 && environment["ASTROLABE_MPI_PROGRESS"] != "0" {
+            var duplicate: MPI_Comm? = nil
+            if MPI_Comm_dup(world, &duplicate) == MPI_SUCCESS {
+                MPI_Comm_set_errhandler(duplicate, astro_mpi_errors_return())
+                gradientComm = duplicate
+                let pause = environment["ASTROLABE_MPI_POLL_US"].flatMap(UInt32.init) ?? 20
+                progress = ProgressThread(pauseMicroseconds: pause)
+            }
+        }
         atexit { Communicator.world.finalize() }
     }
 
@@ -87,6 +104,7 @@ public final class Communicator: @unchecked Sendable {
     public func finalize() {
         guard isLaunched, !finalized else { return }
         finalized = true
+        progress?.stop()
         MPI_Finalize()
     }
 
@@ -106,6 +124,15 @@ public final class Communicator: @unchecked Sendable {
         let operation: String
         var handle: MPI_Request?
         var done: Bool
+        /// Set when the progress thread owns the handle: it completes the operation and
+        /// records the outcome here (guarded by its lock).
+        var progress: ProgressThread?
+        var completed = false
+        var failure: Int32 = MPI_SUCCESS
+        var finishedAt: UInt64 = 0
+        /// When the operation was started and when it was seen complete (uptime, ns).
+        public let startedAt = DispatchTime.now().uptimeNanoseconds
+        public private(set) var completedAt: UInt64?
 
         init(_ communicator: Communicator, _ operation: String, handle: MPI_Request?) {
             self.communicator = communicator
@@ -118,16 +145,38 @@ public final class Communicator: @unchecked Sendable {
         @discardableResult
         public func test() throws -> Bool {
             guard !done else { return true }
+            if let progress {
+                let (finished, status) = progress.outcome(of: self)
+                if finished {
+                    completedAt = progress.completionTime(of: self)
+                    try communicator.check(status, operation)
+                }
+                done = finished
+                return done
+            }
             var flag: Int32 = 0
             try communicator.check(MPI_Test(&handle, &flag, astro_mpi_status_ignore()), operation)
             done = flag != 0
+            if done { completedAt = DispatchTime.now().uptimeNanoseconds }
             return done
         }
 
         /// Blocks until the operation completed, or ends the job after `timeout` seconds.
-        /// Open MPI moves a non-blocking collective on only inside MPI calls, so this polls
-        /// without sleeping (as `MPI_Wait` does), yielding the CPU to other runnable threads.
+        /// Open MPI moves a non-blocking collective on only inside MPI calls: an operation the
+        /// progress thread owns is waited for on its condition; otherwise this polls without
+        /// sleeping (as `MPI_Wait` does), yielding the CPU to other runnable threads.
         public func wait() throws {
+            if let progress {
+                guard !done else { return }
+                guard let status = progress.wait(for: self, timeout: communicator.timeout) else {
+                    communicator.abort("waited \(Int(communicator.timeout)) s in \(operation): another rank stopped answering "
+                        + "(it died or hangs); ending the job (ASTROLABE_MPI_TIMEOUT sets the limit)")
+                }
+                done = true
+                completedAt = progress.completionTime(of: self)
+                try communicator.check(status, operation)
+                return
+            }
             let start = DispatchTime.now().uptimeNanoseconds
             var spins = 0
             while try !test() {
@@ -156,13 +205,20 @@ public final class Communicator: @unchecked Sendable {
 
     /// Starts summing `buffer` over all ranks in place (`MPI_Iallreduce`); the buffer must
     /// stay alive and untouched until the request completed.
+    /// With a progress thread the operation runs on the gradient communicator and the thread
+    /// completes it while the caller computes.
     public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> Request {
         guard let comm, size > 1, buffer.count > 0 else { return Request(self, "MPI_Iallreduce", handle: nil) }
         var request: MPI_Request? = astro_mpi_request_null()
         try check(MPI_Iallreduce(astro_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), astro_mpi_float(),
-                                 astro_mpi_sum(), comm, &request), "MPI_Iallreduce")
-        return Request(self, "MPI_Iallreduce of \(buffer.count) floats", handle: request)
+                                 astro_mpi_sum(), gradientComm ?? comm, &request), "MPI_Iallreduce")
+        let result = Request(self, "MPI_Iallreduce of \(buffer.count) floats", handle: request)
+        progress?.adopt(result)
+        return result
     }
+
+    /// Whether a progress thread completes the gradient sums in the background.
+    public var progressesInBackground: Bool { progress != nil }
 
     /// Sums `buffer` over all ranks in place.
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
@@ -233,5 +289,101 @@ public final class Communicator: @unchecked Sendable {
     public func gather(_ bytes: [UInt8], root: Int = 0) throws -> [[UInt8]]? {
         let all = try allGather(bytes)
         return rank == root ? all : nil
+    }
+}
+
+/// Completes non-blocking collectives in the background: Open MPI (without its own
+/// asynchronous progress) moves an `MPI_Iallreduce` on only inside MPI calls, so without this
+/// thread a bucket started during backward would wait until the training thread next called
+/// MPI. The thread owns the handles it adopted: it calls `MPI_Test` on each in turn, pausing
+/// `pauseMicroseconds` between rounds in which nothing completed (so that it takes little
+/// CPU from the computation), and records each outcome for `Request.test`/`wait`.
+final class ProgressThread: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var active: [Communicator.Request] = []
+    private var stopping = false
+    private let pause: UInt32
+    private var thread: Thread?
+    private let exited = DispatchSemaphore(value: 0)
+
+    init(pauseMicroseconds: UInt32) {
+        pause = pauseMicroseconds
+        let thread = Thread { [unowned self] in self.loop() }
+        thread.name = "astrolabe MPI progress"
+        thread.stackSize = 1 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Hands `request`'s handle to the thread.
+    func adopt(_ request: Communicator.Request) {
+        guard !request.done else { return }
+        condition.lock()
+        request.progress = self
+        active.append(request)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// When the thread saw `request` complete (uptime, ns).
+    func completionTime(of request: Communicator.Request) -> UInt64 {
+        condition.lock(); defer { condition.unlock() }
+        return request.finishedAt
+    }
+
+    /// Whether `request` completed, and MPI's status for it.
+    func outcome(of request: Communicator.Request) -> (Bool, Int32) {
+        condition.lock(); defer { condition.unlock() }
+        return (request.completed, request.failure)
+    }
+
+    /// Waits until `request` completed: MPI's status, or nil after `timeout` seconds.
+    func wait(for request: Communicator.Request, timeout: TimeInterval) -> Int32? {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock(); defer { condition.unlock() }
+        while !request.completed {
+            if !condition.wait(until: deadline) && !request.completed { return nil }
+        }
+        return request.failure
+    }
+
+    /// Ends the thread once nothing is in flight (before `MPI_Finalize`).
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+        _ = exited.wait(timeout: .now() + 1)
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while active.isEmpty && !stopping { condition.wait() }
+            if stopping && active.isEmpty { condition.unlock(); exited.signal(); return }
+            let current = active
+            condition.unlock()
+            var finished: [(Communicator.Request, Int32)] = []
+            for request in current {
+                var flag: Int32 = 0
+                let status = MPI_Test(&request.handle, &flag, astro_mpi_status_ignore())
+                if status != MPI_SUCCESS || flag != 0 { finished.append((request, status)) }
+            }
+            if finished.isEmpty {
+                if pause > 0 { usleep(pause) } else { sched_yield() }
+                continue
+            }
+            let now = DispatchTime.now().uptimeNanoseconds
+            condition.lock()
+            for (request, status) in finished {
+                request.finishedAt = now
+                request.completed = true
+                request.failure = status
+            }
+            let done = Set(finished.map { ObjectIdentifier($0.0) })
+            active.removeAll { done.contains(ObjectIdentifier($0)) }
+            condition.broadcast()
+            condition.unlock()
+        }
     }
 }

@@ -1,4 +1,5 @@
-// Sanity checks of attribution methods (Adebayo et al. 2018): cascading weight randomisation.
+// Sanity checks of attribution methods (Adebayo et al. 2018): cascading weight randomisation
+// and randomised labels (a model trained on permuted labels).
 import Autograd
 import Foundation
 import NN
@@ -34,6 +35,41 @@ public enum RankCorrelation {
             sbb += (rb[i] - mb) * (rb[i] - mb)
         }
         return saa > 0 && sbb > 0 ? sab / (saa * sbb).squareRoot() : 0
+    }
+
+    /// ρ of the absolute values of two batches of maps `[N, ...]`, per image.
+    public static func perImage(_ a: Tensor, _ b: Tensor) -> [Double] {
+        precondition(a.shape == b.shape, "spearman: maps \(a.shape) and \(b.shape)")
+        let n = a.shape[0], size = a.count / Swift.max(n, 1)
+        let va = a.scalars, vb = b.scalars
+        return (0..<n).map { i in
+            spearman(va[(i * size)..<((i + 1) * size)].map(abs), vb[(i * size)..<((i + 1) * size)].map(abs))
+        }
+    }
+}
+
+/// Adebayo et al.'s randomised-labels test: the maps of a model trained on the same kind of
+/// data with permuted labels (it memorised noise) against the trained model's, by Spearman's
+/// ρ of their absolute values per image. A method that explains what the model learned gives
+/// low ρ; one that mostly shows the image stays high.
+public struct ModelComparison {
+    public var methods: [AttributionMethod]
+    public var options: AttributionOptions
+
+    public init(methods: [AttributionMethod], options: AttributionOptions = AttributionOptions()) {
+        self.methods = methods; self.options = options
+    }
+
+    /// Per method, ρ per image between `model`'s and `other`'s maps of `input` for `targets`
+    /// (the same outputs of both), and the two sets of maps.
+    public func run(model: any Layer, other: any Layer, input: Tensor, targets: [Int])
+        throws -> [(method: AttributionMethod, correlations: [Double], maps: Tensor, otherMaps: Tensor)] {
+        let first = Explainer(model: model), second = Explainer(model: other)
+        return try methods.map { method in
+            let a = try first.attribute(input, targets: targets, method: method, options: options).maps
+            let b = try second.attribute(input, targets: targets, method: method, options: options).maps
+            return (method, RankCorrelation.perImage(a, b), a, b)
+        }
     }
 }
 
@@ -108,12 +144,7 @@ public struct CascadingRandomisation {
             let randomised = try maps()
             var correlations = [AttributionMethod: Double]()
             for method in methods {
-                let a = original[method]!, b = randomised[method]!
-                let size = a.count / n
-                let va = a.scalars, vb = b.scalars
-                correlations[method] = (0..<n).map { i in
-                    RankCorrelation.spearman(va[(i * size)..<((i + 1) * size)].map(abs), vb[(i * size)..<((i + 1) * size)].map(abs))
-                }.reduce(0, +) / Double(n)
+                correlations[method] = RankCorrelation.perImage(original[method]!, randomised[method]!).reduce(0, +) / Double(n)
             }
             steps.append(Step(block: block.path, correlations: correlations))
         }

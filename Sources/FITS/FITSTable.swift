@@ -108,10 +108,28 @@ extension FITSWriter {
 // MARK: - Reading
 
 extension FITSFile {
+    /// The number of rows of the binary table of HDU `selector`.
+    public func tableRowCount(_ selector: HDUSelector) throws -> Int {
+        let info = try hduInfo(selector)
+        guard info.kind == .binaryTable else { throw FITSError.notATable(path: path, hdu: info.index) }
+        return try withHandle { pointer in
+            try move(pointer, to: info.index)
+            var status: Int32 = 0
+            var rowCount: Int64 = 0
+            ffgnrwll(pointer, &rowCount, &status)
+            try check(status, "read table size", path: path, hdu: info.index)
+            return Int(rowCount)
+        }
+    }
+
     /// Reads the binary table of HDU `selector`. Scalar columns are read as their own
     /// type (E, D, J, K, A; I and B as `int32`, scaled columns as `double`); vector
     /// columns throw `.unsupported`.
-    public func readTable(_ selector: HDUSelector) throws -> FITSTable {
+    /// - `rows`: the 0-based rows to read (clamped to the table; nil: all), so a long
+    ///   table can be streamed in blocks.
+    /// - `columns`: the names of the columns to read (case-insensitive; nil: all); names the
+    ///   table lacks are left out.
+    public func readTable(_ selector: HDUSelector, rows wanted: Range<Int>? = nil, columns names: [String]? = nil) throws -> FITSTable {
         let info = try hduInfo(selector)
         guard info.kind == .binaryTable else { throw FITSError.notATable(path: path, hdu: info.index) }
         let index = info.index
@@ -123,7 +141,10 @@ extension FITSFile {
             ffgncl(pointer, &columnCount, &status)
             ffgnrwll(pointer, &rowCount, &status)
             try check(status, "read table size", path: path, hdu: index)
-            let rows = Int(rowCount)
+            let all = 0..<Int(rowCount)
+            let range = wanted.map { $0.clamped(to: all) } ?? all
+            let rows = range.count
+            let lowered = names.map { Set($0.map { $0.lowercased() }) }
             var columns: [FITSColumn] = []
             for number in 1...max(Int32(1), columnCount) where columnCount > 0 {
                 var type: Int32 = 0
@@ -132,12 +153,13 @@ extension FITSFile {
                 ffeqtyll(pointer, number, &type, &repeatCount, &width, &status)
                 try check(status, "read column \(number) type", path: path, hdu: index)
                 let name = readString(pointer, "TTYPE\(number)") ?? "COL\(number)"
+                if let lowered, !lowered.contains(name.lowercased()) { continue }
                 let unit = readString(pointer, "TUNIT\(number)").flatMap { $0.isEmpty ? nil : $0 }
                 if type != TSTRING && repeatCount != 1 {
                     throw FITSError.unsupported(path: path, hdu: index,
                                                 what: "vector column \(name) (repeat \(repeatCount))")
                 }
-                let values = try readColumn(pointer, number: number, type: type, rows: rows,
+                let values = try readColumn(pointer, number: number, type: type, firstRow: Int64(range.lowerBound) + 1, rows: rows,
                                             width: Int(max(width, repeatCount)), name: name, hdu: index)
                 columns.append(FITSColumn(name, values, unit: unit))
             }
@@ -145,7 +167,8 @@ extension FITSFile {
         }
     }
 
-    private func readColumn(_ pointer: UnsafeMutablePointer<fitsfile>, number: Int32, type: Int32, rows: Int,
+    /// `rows` values from the 1-based row `firstRow`.
+    private func readColumn(_ pointer: UnsafeMutablePointer<fitsfile>, number: Int32, type: Int32, firstRow: Int64, rows: Int,
                             width: Int, name: String, hdu: Int) throws -> ColumnValues {
         var status: Int32 = 0
         var anyNull: Int32 = 0
@@ -157,22 +180,22 @@ extension FITSFile {
         case TFLOAT:
             var data = [Float](repeating: 0, count: rows)
             var null = Float.nan
-            ffgcv(pointer, TFLOAT, number, 1, 1, count, &null, &data, &anyNull, &status)
+            ffgcv(pointer, TFLOAT, number, firstRow, 1, count, &null, &data, &anyNull, &status)
             values = .float(data)
         case TDOUBLE:
             var data = [Double](repeating: 0, count: rows)
             var null = Double.nan
-            ffgcv(pointer, TDOUBLE, number, 1, 1, count, &null, &data, &anyNull, &status)
+            ffgcv(pointer, TDOUBLE, number, firstRow, 1, count, &null, &data, &anyNull, &status)
             values = .double(data)
         case TBYTE, TSBYTE, TSHORT, TUSHORT, TINT, TLONG:
             var data = [Int32](repeating: 0, count: rows)
             var null: Int32 = 0
-            ffgcv(pointer, TINT, number, 1, 1, count, &null, &data, &anyNull, &status)
+            ffgcv(pointer, TINT, number, firstRow, 1, count, &null, &data, &anyNull, &status)
             values = .int32(data)
         case TLONGLONG, TUINT, TULONG:
             var data = [Int64](repeating: 0, count: rows)
             var null: Int64 = 0
-            ffgcv(pointer, TLONGLONG, number, 1, 1, count, &null, &data, &anyNull, &status)
+            ffgcv(pointer, TLONGLONG, number, firstRow, 1, count, &null, &data, &anyNull, &status)
             values = .int64(data)
         case TSTRING:
             // `width`: the larger of the field's repeat and string width, what cfitsio writes
@@ -188,7 +211,7 @@ extension FITSFile {
             defer { buffers.forEach { $0.deallocate() } }
             var pointers: [UnsafeMutablePointer<CChar>?] = buffers
             var empty: CChar = 0
-            ffgcvs(pointer, number, 1, 1, count, &empty, &pointers, &anyNull, &status)
+            ffgcvs(pointer, number, firstRow, 1, count, &empty, &pointers, &anyNull, &status)
             try check(status, "read column \(name)", path: path, hdu: hdu)
             values = .string(buffers.map {
                 String(decoding: UnsafeRawBufferPointer(start: $0, count: strnlen($0, capacity)), as: UTF8.self)

@@ -23,6 +23,9 @@ public final class BatchNorm: Layer {
     public let runningMean: Tensor
     public let runningVariance: Tensor
     public var isTraining = true
+    /// Synchronised batch norm (data-parallel training with `sync_batch_norm`): in training
+    /// the statistics are those of every process's batch together. Nil: this batch's own.
+    public var synchronisation: BatchStatisticsReducer?
 
     public init(features: Int, kind: Kind = .twoDimensional, momentum: Float = 0.1, epsilon: Float = 1e-5) {
         precondition(features > 0, "BatchNorm: features must be positive, got \(features)")
@@ -46,7 +49,8 @@ public final class BatchNorm: Layer {
         precondition(ranks.contains(input.rank) && input.shape[1] == features,
                      "\(layerDescription): input \(input.shape) must have rank \(ranks) and \(features) channels on axis 1")
         return input.batchNorm(weight: weight, bias: bias, runningMean: runningMean, runningVariance: runningVariance,
-                               training: isTraining, momentum: momentum, epsilon: epsilon)
+                               training: isTraining, momentum: momentum, epsilon: epsilon,
+                               synchronisation: synchronisation)
     }
 
     public var ownTensors: [NamedTensor] {

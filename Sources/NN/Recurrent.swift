@@ -108,7 +108,11 @@ final class RecurrentStack {
     /// Per-step outputs of the last layer `[N, T, H · directions]` (zero past each row's
     /// length), the final hidden states `[layers · directions, N, H]` (PyTorch's `h_n`) and,
     /// for the LSTM, the final cell states (`c_n`, same shape).
-    func run(_ input: Tensor, lengths requested: [Int]?) -> (outputs: Tensor, hidden: Tensor, cell: Tensor?) {
+    ///
+    /// Only the last layer's outputs are masked: the cells are causal, and the reverse
+    /// direction reverses each row within its length, so a valid step never reads a padded
+    /// one. `maskOutputs: false` (the caller wants the final states only) skips that too.
+    func run(_ input: Tensor, lengths requested: [Int]?, maskOutputs: Bool = true) -> (outputs: Tensor, hidden: Tensor, cell: Tensor?) {
         checkInput(input, lengths: requested)
         let (n, steps, h) = (input.shape[0], input.shape[1], hiddenSize)
         // Full-length rows need no masking.
@@ -132,7 +136,7 @@ final class RecurrentStack {
                 } else {
                     finalHidden.append(final)
                 }
-                if let lengths { hidden = hidden.maskedSteps(lengths: lengths) }
+                if let lengths, maskOutputs, layer == layerCount - 1 { hidden = hidden.maskedSteps(lengths: lengths) }
                 outputs.append(reverse ? hidden.reversedSteps(lengths: rowLengths) : hidden)
             }
             x = outputs.count == 1 ? outputs[0] : Tensor.concatenate(outputs, axis: 2)
@@ -159,7 +163,7 @@ final class RecurrentStack {
                 return (all.sliced(axis: 1, (steps - 1)..<steps).reshaped(to: [n, h]), nil)
             }
         }
-        let result = run(input, lengths: lengths)
+        let result = run(input, lengths: lengths, maskOutputs: false)
         let top = layerCount * directions - 1
         return (result.hidden[top], result.cell.map { $0[top] })
     }

@@ -110,6 +110,8 @@ public final class ExplanationWriter {
     private(set) public var written: [String] = []
     /// Said once per run when a file's stages change its size (the maps then carry no WCS).
     private var warnedGeometry = false
+    /// Files whose integrated gradients' completeness delta was above 1 % (the first 5 are said).
+    private(set) public var warnedCompleteness = 0
     private let log: (String) -> Void
 
     /// `network` is the model file's un-fused network (the `Predictor` keeps a fused copy).
@@ -148,18 +150,48 @@ public final class ExplanationWriter {
         return i < names.count ? names[i] : String(i)
     }
 
-    /// Explains one file; returns the attributions (one per method) and the target index.
+    /// Integrated gradients' completeness of one file: the delta `Σ attributions − (f(x) − f(x'))`
+    /// and `|f(x) − f(x')|` (the explained output at the input and at the baseline).
+    public struct Completeness: Sendable {
+        public var delta: Double
+        public var change: Double
+        /// `|delta| / |f(x) − f(x')|`.
+        public var relative: Double { abs(delta) / Swift.max(change, 1e-30) }
+    }
+
+    /// Relative completeness deltas above this are reported per file (1 %).
+    public static let completenessWarning = 0.01
+
+    /// Explains one file; returns the attributions (one per method), the target index and,
+    /// with integrated gradients, its completeness (a warning is logged when the relative
+    /// delta exceeds `completenessWarning`: the integral needs more steps).
     @discardableResult
-    public func explain(_ entry: CatalogEntry) throws -> (attributions: [Attribution], target: Int) {
+    public func explain(_ entry: CatalogEntry) throws -> (attributions: [Attribution], target: Int, completeness: Completeness?) {
         let raw = try predictor.read(entry)
         let sample = try predictor.preparation.prepare(raw, training: false)
         try predictor.checkShape(sample.image.shape, file: entry.name)
         let image = sample.image
         let x = Tensor(shape: [1] + image.shape, data: image.pixels)
-        let target = try targetIndex(outputs: explainer.outputs(x).scalars)
+        let outputs = explainer.outputs(x).scalars
+        let target = try targetIndex(outputs: outputs)
         var attributions = [Attribution]()
         for method in config.methods {
             attributions.append(try explainer.attribute(x, targets: [target], method: method, options: config.options))
+        }
+        var completeness: Completeness?
+        if let delta = attributions.first(where: { $0.method == .integratedGradients })?.deltas?.first {
+            let atBaseline = explainer.outputs(Tensor(repeating: config.options.baseline, shape: x.shape)).scalars[target]
+            let c = Completeness(delta: delta, change: Double(abs(outputs[target] - atBaseline)))
+            completeness = c
+            if c.relative > Self.completenessWarning {
+                warnedCompleteness += 1
+            }
+            if c.relative > Self.completenessWarning && warnedCompleteness <= 5 {
+                log("explain: \(entry.name): " + String(format: "integrated gradients' completeness delta is %.2g%% of "
+                           + "|f(x) - f(baseline)| (%.3g of %.3g) at %d steps; more steps (--steps, outputs.explain.steps) "
+                           + "make it smaller", c.relative * 100, abs(c.delta), c.change, config.options.steps)
+                    + (warnedCompleteness == 5 ? " (further files: IGRELDEL in the maps' headers, completeness.csv)" : ""))
+            }
         }
 
         // FITS maps with the input's WCS when the stages kept the geometry.
@@ -184,6 +216,10 @@ public final class ExplanationWriter {
                 h.set("STEPS", .integer(config.options.steps))
                 h.set("IGRULE", .string(config.options.integration.rawValue))
                 h.set("IGDELTA", .float(attribution.deltas?[0] ?? 0), comment: "completeness delta")
+                if let completeness {
+                    h.set("IGCHANGE", .float(completeness.change), comment: "|f(x) - f(baseline)|")
+                    h.set("IGRELDEL", .float(completeness.relative), comment: "|IGDELTA| / IGCHANGE")
+                }
             case .gradCAM: h.set("LAYER", .string(config.options.layer))
             case .smoothGrad:
                 h.set("SAMPLES", .integer(config.options.smoothGrad.samples))
@@ -222,7 +258,7 @@ public final class ExplanationWriter {
             for tile in tiles { sheet.add(rgb: tile.bytes, width: image.width, height: image.height, label: tile.label) }
             sheetFiles += 1
         }
-        return (attributions, target)
+        return (attributions, target, completeness)
     }
 
     /// Writes the contact sheet of the files explained so far.
@@ -286,15 +322,7 @@ extension PipelineRunner {
         var failures = [[String]]()
         for entry in catalog.entries {
             do {
-                let (attributions, target) = try writer.explain(entry)
-                if let ig = attributions.first(where: { $0.method == .integratedGradients }), let delta = ig.deltas?.first {
-                    let x = try predictor.prepared(entry).image
-                    let input = Tensor(shape: [1] + x.shape, data: x.pixels)
-                    let atInput = writer.explainer.outputs(input).scalars[target]
-                    let atBaseline = writer.explainer.outputs(
-                        Tensor(repeating: explain.options.baseline, shape: input.shape)).scalars[target]
-                    completeness.append((entry.name, delta, Double(abs(atInput - atBaseline))))
-                }
+                if let c = try writer.explain(entry).completeness { completeness.append((entry.name, c.delta, c.change)) }
             } catch {
                 if case ExplainError.unknownChoice = error { throw error }
                 if case ExplainError.targetOutOfRange = error { throw error }
@@ -322,20 +350,27 @@ extension PipelineRunner {
         return ExplanationRun(outputs: outputs, completeness: completeness)
     }
 
-    /// Adebayo et al.'s cascading randomisation on the first `count` inputs: `randomisation.csv`
-    /// (Spearman ρ of |maps| per block randomised and method) and `randomisation.png`.
-    public func randomisationCheck(_ explain: ExplainConfig, folder: URL, count: Int = 8, seed: UInt64 = 0) throws -> [String] {
-        let catalog = try inputCatalog()
+    /// The first `count` inputs prepared the model file's way, as one batch, with the explained
+    /// output of each (the pipeline's target) and a writer for `network`.
+    func firstImages(_ count: Int, network: any Layer, explain: ExplainConfig, folder: URL) throws
+        -> (entries: [CatalogEntry], images: [PlanarImage], input: Tensor, targets: [Int], writer: ExplanationWriter) {
         let predictor = try makePredictor()
-        let entries = Array(catalog.entries.prefix(count))
+        let entries = Array(try inputCatalog().entries.prefix(count))
         let images = try entries.map { try predictor.prepared($0).image }
         guard let first = images.first else { throw PipelineError.noInput(pipeline: pipelinePath) }
         let input = Tensor(shape: [images.count] + first.shape, data: images.flatMap(\.pixels))
-        let model = try TrainedModel(contentsOf: resolve(config.model.weights!)).network
-        let writer = try ExplanationWriter(predictor: predictor, network: model, config: explain, folder: folder)
+        let writer = try ExplanationWriter(predictor: predictor, network: network, config: explain, folder: folder)
         let outputs = writer.explainer.outputs(input).scalars
         let k = outputs.count / images.count
-        let targets = try (0..<images.count).map { try writer.targetIndex(outputs: Array(outputs[(($0) * k)..<(($0 + 1) * k)])) }
+        let targets = try (0..<images.count).map { try writer.targetIndex(outputs: Array(outputs[($0 * k)..<(($0 + 1) * k)])) }
+        return (entries, images, input, targets, writer)
+    }
+
+    /// Adebayo et al.'s cascading randomisation on the first `count` inputs: `randomisation.csv`
+    /// (Spearman ρ of |maps| per block randomised and method) and `randomisation.png`.
+    public func randomisationCheck(_ explain: ExplainConfig, folder: URL, count: Int = 8, seed: UInt64 = 0) throws -> [String] {
+        let model = try TrainedModel(contentsOf: resolve(config.model.weights!)).network
+        let (_, images, input, targets, _) = try firstImages(count, network: model, explain: explain, folder: folder)
         let check = CascadingRandomisation(methods: explain.methods, options: explain.options, seed: seed)
         let blocks = CascadingRandomisation.blocks(of: model)
         let progress = options.quiet ? nil : ProgressBar(total: blocks.count, label: "randomisation", unit: "block")
@@ -355,6 +390,81 @@ extension PipelineRunner {
         let png = folder.appendingPathComponent("randomisation.png")
         try plot.canvas().write(to: png)
         return [csv.path, png.path]
+    }
+
+    /// Adebayo et al.'s randomised-labels test, or any two models with the same recipe: the
+    /// maps of the pipeline's model and of `otherModel` for the first `count` inputs (the
+    /// pipeline model's targets for both), compared by Spearman ρ of |map| per image and
+    /// method. Writes `model-comparison.csv` (per file and method, and the mean),
+    /// `model-comparison.png` (per image: the input, then each method's map from either model)
+    /// and `model-comparison-rho.png` (ρ per image and method, mean ± standard error).
+    public func modelComparison(_ explain: ExplainConfig, otherModel: String, folder: URL, count: Int = 8)
+        throws -> (outputs: [String], mean: [AttributionMethod: Double]) {
+        let mine = try TrainedModel(contentsOf: resolve(config.model.weights!))
+        let otherURL = URL(fileURLWithPath: otherModel).standardizedFileURL
+        guard FileManager.default.fileExists(atPath: otherURL.path) else {
+            throw PipelineError.missingFile(path: otherURL.path, what: "the model to compare with (--compare-model)")
+        }
+        let other = try TrainedModel(contentsOf: otherURL)
+        guard other.recipe.inputShape == mine.recipe.inputShape, other.recipe.classNames == mine.recipe.classNames,
+              other.recipe.task == mine.recipe.task else {
+            throw PipelineError.modelFile(path: otherURL.path, reason: "it cannot be compared with \(mine.path): input "
+                + "\(other.recipe.inputShape) and outputs \(other.recipe.classNames) against \(mine.recipe.inputShape) and "
+                + "\(mine.recipe.classNames) (the same task, input and classes are needed)")
+        }
+        let (entries, images, input, targets, writer) = try firstImages(count, network: mine.network, explain: explain, folder: folder)
+        let progress = options.quiet ? nil : ProgressBar(total: explain.methods.count, label: "compare", unit: "method")
+        var results = [(method: AttributionMethod, correlations: [Double], maps: Tensor, otherMaps: Tensor)]()
+        for method in explain.methods {
+            results += try ModelComparison(methods: [method], options: explain.options)
+                .run(model: mine.network, other: other.network, input: input, targets: targets)
+            progress?.advance()
+        }
+        var rows = entries.indices.map { i in [entries[i].name] + results.map { String(format: "%.4f", $0.correlations[i]) } }
+        var mean = [AttributionMethod: Double]()
+        for r in results { mean[r.method] = r.correlations.reduce(0, +) / Double(r.correlations.count) }
+        rows.append(["mean"] + results.map { String(format: "%.4f", mean[$0.method]!) })
+        let csv = folder.appendingPathComponent("model-comparison.csv")
+        try writeAtomically(Data(try CSVText.table(header: ["file"] + results.map(\.method.rawValue), rows: rows).utf8), to: csv)
+
+        // Per image: the input, then for each method the two maps side by side.
+        var sheet = ContactSheet(columns: 1 + 2 * results.count, cellSize: 96,
+                                 title: "TRAINED MODEL AGAINST \(otherURL.deletingPathExtension().lastPathComponent.uppercased())")
+        for (i, image) in images.prefix(6).enumerated() {
+            let gray = AttributionPicture.gray(image.pixels, channels: image.channels, height: image.height, width: image.width)
+            sheet.add(gray: gray.map { UInt8($0 * 255) }, width: image.width, height: image.height, label: writer.targetName(targets[i]))
+            for r in results {
+                let planes = r.method.isSinglePlane ? 1 : image.channels
+                let size = r.maps.count / images.count
+                for (maps, tag) in [(r.maps, "trained"), (r.otherMaps, "other")] {
+                    let values = Array(maps.scalars[(i * size)..<((i + 1) * size)])
+                    let map = AttributionPicture.summed(values, channels: planes, plane: image.planeSize)
+                    sheet.add(rgb: AttributionPicture.overlay(background: gray, map: map, height: image.height, width: image.width,
+                                                              style: .map),
+                              width: image.width, height: image.height,
+                              label: tag == "trained" ? "\(r.method.rawValue)" : String(format: "rho %.2f", r.correlations[i]))
+                }
+            }
+        }
+        let png = folder.appendingPathComponent("model-comparison.png")
+        try sheet.write(to: png)
+        // ρ per image and method (points at x = method 1, 2, …), with the mean ± standard error.
+        var plot = LinePlot(title: "Maps against \(otherURL.deletingPathExtension().lastPathComponent) (\(images.count) images)",
+                            xLabel: results.enumerated().map { "\($0.offset + 1) \($0.element.method.rawValue)" }.joined(separator: "  "),
+                            yLabel: "Spearman rho of |map|")
+        let colors: [Color] = [.red, .blue, .green, .yellow, Color(red: 150, green: 60, blue: 180)]
+        for (i, r) in results.enumerated() {
+            let n = Double(r.correlations.count), m = mean[r.method]!
+            let se = (r.correlations.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Swift.max(n - 1, 1) / n).squareRoot()
+            plot.addPoints(x: r.correlations.indices.map { Double(i + 1) - 0.3 * (Double($0) + 1) / n }, y: r.correlations,
+                           label: r.method.rawValue, color: colors[i % colors.count])
+            plot.addPoints(x: [Double(i + 1) + 0.1], y: [m], errors: [se], label: i == 0 ? "mean +- s.e." : "", color: .black)
+        }
+        // White points half a method beyond either end keep the first and last columns off the frame.
+        plot.addPoints(x: [0.4, Double(results.count) + 0.5], y: [0, 0], label: "", color: .white)
+        let rhoPNG = folder.appendingPathComponent("model-comparison-rho.png")
+        try plot.canvas(width: 720, height: 400).write(to: rhoPNG)
+        return ([csv.path, png.path, rhoPNG.path], mean)
     }
 
     /// Feature pictures of the pipeline's model: the first layer's filters

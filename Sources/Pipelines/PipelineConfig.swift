@@ -147,6 +147,9 @@ public struct TrainConfig: Equatable, Sendable {
     public var layerDecay: Double?
     /// Data-parallel training (mpirun): gradients are summed in buckets of this many megabytes.
     public var bucketMB: Double
+    /// Data-parallel training: batch norm over the global batch (all processes' images)
+    /// rather than each process's part (`sync_batch_norm`, default false).
+    public var syncBatchNorm: Bool = false
 }
 
 public struct TilingConfig: Equatable, Sendable {

@@ -190,22 +190,16 @@ extension PipelineRunner {
               let handle = FileHandle(forWritingAtPath: partial.path) else {
             throw PipelineError.unsupported("\(partial.path): cannot open for writing.")
         }
-        let layout = ResultTable(predictor: predictor, probabilities: config.outputs.probabilities)
-        handle.write(Data(("object_id," + layout.header.dropFirst().joined(separator: ",") + "\n").utf8))
+        handle.write(Data(ResultTable.lightCurveHeader(classNames: predictor.classNames, probabilities: config.outputs.probabilities)))
         var kept: [LightCurvePrediction] = []
         var done = 0
         do {
-            try table.forEachBatch(size: 16384) { curves in
+            try table.forEachBatchReadingAhead(size: 16384) { curves in
                 let predictions = try predictor.classify(curves, preparation: preparation, batchSize: config.run.batchSize)
-                var text = ""
-                for p in predictions {
-                    text += "\(p.objectID),\(predictor.classNames[p.classes.predicted])"
-                    if config.outputs.probabilities {
-                        for value in p.classes.probabilities { text += "," + String(format: "%.6f", value) }
-                    }
-                    text += "\n"
-                }
-                handle.write(Data(text.utf8))
+                var bytes: [UInt8] = []
+                ResultTable.appendLightCurveRows(predictions, classNames: predictor.classNames,
+                                                 probabilities: config.outputs.probabilities, to: &bytes)
+                handle.write(Data(bytes))
                 if keepPredictions { kept += predictions }
                 done += predictions.count
                 log(String(format: "%d curves, %.0f curves/s", done, Double(done) / max(Date().timeIntervalSince(start), 1e-9)))

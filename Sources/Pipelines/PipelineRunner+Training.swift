@@ -136,13 +136,15 @@ extension PipelineRunner {
         log("training \(arch.name.rawValue) (\(network.parameterCount) parameters) on \(training.count) files"
             + (validation.map { ", validating on \($0.count)" } ?? "") + ", input \(inputShape)"
             + (comm.size > 1 ? ", \(comm.size) processes with \(t.batchSize / comm.size)-\((t.batchSize + comm.size - 1) / comm.size) "
-               + "images of every batch of \(t.batchSize) each, \(Threading.workerCount) threads per process" : ""))
+               + "images of every batch of \(t.batchSize) each, \(Threading.workerCount) threads per process"
+               + (t.syncBatchNorm ? ", batch norm synchronised over the processes" : "") : ""))
         if comm.size > 1 && t.batchSize < comm.size {
             throw PipelineError.unsupported("\(pipelinePath): model.train.batch_size \(t.batchSize) is smaller than the "
                                             + "\(comm.size) processes: every process needs at least one image of each batch.")
         }
         let parallel = comm.size > 1
-            ? DataParallel(collectives: comm, bucketBytes: Int(t.bucketMB * 1_048_576)) : nil
+            ? DataParallel(collectives: comm, bucketBytes: Int(t.bucketMB * 1_048_576),
+                           synchronisedBatchNorm: t.syncBatchNorm) : nil
         let history = try model.fit(source, epochs: t.epochs, validation: validationSource, classWeights: t.classWeights?.map(Float.init),
                                     callbacks: callbacks, seed: t.seed, verbose: !options.quiet && writes, cancellation: cancellation,
                                     interruptCheckpoint: writes ? checkpoint : nil, parallel: parallel)

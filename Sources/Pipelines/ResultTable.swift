@@ -110,6 +110,47 @@ public struct ResultTable: Sendable {
 
     public static func format(_ value: Double) -> String { String(format: "%.6g", value) }
 
+    /// The header line of a light-curve table (TASKS.md task 5):
+    /// `object_id,predicted[,p_<class>...]`.
+    public static func lightCurveHeader(classNames: [String], probabilities: Bool) -> [UInt8] {
+        Array((["object_id", "predicted"] + (probabilities ? classNames.map { "p_" + $0 } : [])).joined(separator: ",").utf8) + [10]
+    }
+
+    /// Appends one line per prediction, `object_id,<class>[,p...]`, to `bytes`.
+    public static func appendLightCurveRows(_ predictions: [LightCurvePrediction], classNames: [String], probabilities: Bool,
+                                            to bytes: inout [UInt8]) {
+        bytes.reserveCapacity(bytes.count + predictions.count * (24 + 9 * classNames.count))
+        let names = classNames.map { Array($0.utf8) }
+        for p in predictions {
+            bytes += Array(String(p.objectID).utf8)
+            bytes.append(44)
+            bytes += names[p.classes.predicted]
+            if probabilities {
+                for value in p.classes.probabilities {
+                    bytes.append(44)
+                    appendProbability(value, to: &bytes)
+                }
+            }
+            bytes.append(10)
+        }
+    }
+
+    /// Appends a probability with six decimals (`%.6f`) to `bytes`, without a formatted
+    /// string per value (a light-curve run writes seven per curve); values outside [0, 1]
+    /// go through `String(format:)`.
+    public static func appendProbability(_ value: Double, to bytes: inout [UInt8]) {
+        guard value >= 0 && value <= 1 else { bytes += Array(String(format: "%.6f", value).utf8); return }
+        let scaled = Int((value * 1_000_000).rounded())
+        bytes.append(scaled >= 1_000_000 ? 49 : 48)
+        bytes.append(46)
+        var fraction = scaled % 1_000_000, divisor = 100_000
+        while divisor > 0 {
+            bytes.append(UInt8(48 + fraction / divisor))
+            fraction %= divisor
+            divisor /= 10
+        }
+    }
+
     /// The whole table as CSV text (RFC 4180 quoting).
     public func csv(_ results: [(file: String, prediction: Prediction)]) throws -> String {
         try CSVText.table(header: header + qualityHeader,

@@ -7,7 +7,7 @@ extension TrainConfig: Decodable {
         case data, validation, validationSplit = "validation_split", epochs, batchSize = "batch_size", optimizer
         case learningRate = "learning_rate", weightDecay = "weight_decay", gradientClip = "gradient_clip", loss
         case schedule, seed, classWeights = "class_weights", earlyStopping = "early_stopping", checkpoint, save
-        case pretrained, freeze, layerDecay = "layer_decay", bucketMB = "bucket_mb"
+        case pretrained, freeze, layerDecay = "layer_decay", bucketMB = "bucket_mb", syncBatchNorm = "sync_batch_norm"
     }
 
     /// The YAML names of the optimizers, losses and schedules.
@@ -51,6 +51,7 @@ extension TrainConfig: Decodable {
         freeze = try c.optional("freeze") ?? []
         layerDecay = try c.optional("layer_decay")
         bucketMB = try c.optional("bucket_mb") ?? 4
+        syncBatchNorm = try c.optional("sync_batch_norm") ?? false
         guard epochs > 0, batchSize > 0, learningRate > 0, (0..<1).contains(validationSplit) else {
             throw c.invalid("epochs", "model.train needs epochs, batch_size and learning_rate > 0 "
                             + "and validation_split in [0, 1).")

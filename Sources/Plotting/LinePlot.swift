@@ -86,7 +86,7 @@ public struct LinePlot: Sendable {
             }
             if valid.count == 1 { canvas.fillRect(x: px(valid[0].0) - 1, y: py(valid[0].1) - 1, width: 3, height: 3, color: s.color) }
         }
-        for (i, s) in series.enumerated() {  // legend, top right
+        for (i, s) in series.filter({ !$0.label.isEmpty }).enumerated() {  // legend, top right (unlabelled series left out)
             let y = top + 6 + i * 12, x = right - 8 - BitmapFont.width(of: s.label) - 16
             canvas.fillRect(x: x, y: y + 2, width: 12, height: 3, color: s.color)
             canvas.drawText(s.label, x: x + 16, y: y)

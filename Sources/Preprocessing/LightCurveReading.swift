@@ -46,7 +46,7 @@ public enum LightCurveError: Error, Equatable, LocalizedError {
 /// rows are contiguous (TASKS.md's layout, which readers must not rely on); if they are,
 /// objects are handed over as they complete, in file order, with a bounded memory; if not,
 /// the rows are grouped in memory first (objects in order of first appearance). A FITS
-/// table is read column by column (cfitsio) and grouped the same way.
+/// table is read the same way, in blocks of rows (cfitsio).
 public struct LightCurveTable: Sendable {
     public enum Format: Sendable { case csv, fits }
     public let url: URL
@@ -54,6 +54,8 @@ public struct LightCurveTable: Sendable {
     /// The FITS HDU of the table (by EXTNAME; the first binary table when there is none).
     public static let extensionName = "LIGHTCURVES"
     public static let columns = ["object_id", "mjd", "band", "flux", "flux_err"]
+    /// Rows per block read from a FITS table.
+    var fitsBlockRows = 1 << 16
 
     public init(url: URL) throws {
         guard FileManager.default.fileExists(atPath: url.path) else { throw LightCurveError.missingFile(path: url.path) }
@@ -78,79 +80,203 @@ public struct LightCurveTable: Sendable {
     /// Hands over the objects in batches of up to `size`, in order of first appearance.
     public func forEachBatch(size: Int, _ body: ([LightCurve]) throws -> Void) throws {
         precondition(size > 0, "LightCurveTable.forEachBatch: size must be positive")
+        let contiguous: Bool
+        let rows: (((Int64, LightCurvePoint)) throws -> Void) throws -> Void
         switch format {
-        case .fits:
-            let curves = try readFITS()
-            var start = 0
-            while start < curves.count {
-                try body(Array(curves[start..<min(curves.count, start + size)]))
-                start += size
-            }
         case .csv:
-            let grouped = try CSVScanner(url: url).idsAreContiguous()
-            var grouper = Grouper(contiguous: grouped)
-            var batch: [LightCurve] = []
-            try CSVScanner(url: url).rows { row in
-                if let done = grouper.add(row) {
-                    batch.append(done)
-                    if batch.count == size { try body(batch); batch.removeAll(keepingCapacity: true) }
-                }
-            }
-            for curve in grouper.finish() {
-                batch.append(curve)
+            let scanner = CSVScanner(url: url)
+            contiguous = try scanner.idsAreContiguous()
+            rows = scanner.rows
+        case .fits:
+            let reader = try FITSRowReader(url: url, blockRows: fitsBlockRows)
+            contiguous = try reader.idsAreContiguous()
+            rows = reader.rows
+        }
+        var grouper = Grouper(contiguous: contiguous)
+        var batch: [LightCurve] = []
+        try rows { row in
+            if let done = grouper.add(row) {
+                batch.append(done)
                 if batch.count == size { try body(batch); batch.removeAll(keepingCapacity: true) }
             }
-            if !batch.isEmpty { try body(batch) }
+        }
+        for curve in grouper.finish() {
+            batch.append(curve)
+            if batch.count == size { try body(batch); batch.removeAll(keepingCapacity: true) }
+        }
+        if !batch.isEmpty { try body(batch) }
+    }
+}
+
+extension LightCurveTable {
+    /// As `forEachBatch(size:_:)`, with the reading on a thread of its own, one batch ahead
+    /// of `body` (which runs on the caller's thread), so reading and `body`'s work overlap.
+    /// An error of either side stops both and is rethrown.
+    public func forEachBatchReadingAhead(size: Int, _ body: ([LightCurve]) throws -> Void) throws {
+        let channel = BatchChannel()
+        let reader = Thread { [self] in
+            do {
+                try forEachBatch(size: size) { batch in
+                    guard channel.put(batch) else { throw CancellationError() }
+                }
+                channel.finish(nil)
+            } catch {
+                channel.finish(error)
+            }
+        }
+        reader.stackSize = 8 << 20
+        reader.start()
+        defer { channel.cancelAndWait() }
+        while let batch = try channel.take() { try body(batch) }
+    }
+}
+
+/// One batch of curves handed from a reading thread to its consumer.
+private final class BatchChannel: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var pending: [LightCurve]?
+    private var finished = false
+    private var failure: Error?
+    private var cancelled = false
+
+    /// Waits until the slot is free; false when the consumer has stopped.
+    func put(_ batch: [LightCurve]) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        while pending != nil && !cancelled { condition.wait() }
+        guard !cancelled else { return false }
+        pending = batch
+        condition.broadcast()
+        return true
+    }
+
+    func finish(_ error: Error?) {
+        condition.lock(); defer { condition.unlock() }
+        finished = true
+        if !(error is CancellationError) { failure = error }
+        condition.broadcast()
+    }
+
+    /// The next batch, nil at the end; rethrows the reader's error.
+    func take() throws -> [LightCurve]? {
+        condition.lock(); defer { condition.unlock() }
+        while pending == nil && !finished { condition.wait() }
+        if let batch = pending {
+            pending = nil
+            condition.broadcast()
+            return batch
+        }
+        if let failure { throw failure }
+        return nil
+    }
+
+    /// Stops the reader (if still running) and waits for it to finish.
+    func cancelAndWait() {
+        condition.lock(); defer { condition.unlock() }
+        cancelled = true
+        condition.broadcast()
+        while !finished { condition.wait() }
+    }
+}
+
+// MARK: - FITS
+
+/// Reads the LIGHTCURVES binary table in blocks of rows (cfitsio), so a table of any length
+/// is streamed as the CSV reader streams.
+struct FITSRowReader {
+    let path: String
+    let file: FITSFile
+    let hdu: Int
+    let rowCount: Int
+    /// Rows per block read.
+    let blockRows: Int
+
+    init(url: URL, blockRows: Int) throws {
+        precondition(blockRows > 0, "FITSRowReader: blockRows must be positive")
+        self.blockRows = blockRows
+        path = url.path
+        file = try FITSFile(path: path)
+        let hdus = try file.hdus()
+        let named = hdus.first { $0.kind == .binaryTable && $0.extensionName.uppercased() == LightCurveTable.extensionName }
+        guard let table = named ?? hdus.first(where: { $0.kind == .binaryTable }) else {
+            throw LightCurveError.unsupported(file: path, reason: "no binary table (EXTNAME \(LightCurveTable.extensionName)) in this FITS file")
+        }
+        hdu = table.index
+        rowCount = try file.tableRowCount(.index(hdu))
+        let found = try file.readTable(.index(hdu), rows: 0..<0).columns.map(\.name)
+        for name in LightCurveTable.columns where !found.contains(where: { $0.lowercased() == name }) {
+            throw LightCurveError.missingColumn(file: path, column: name, found: found)
         }
     }
 
-    // MARK: - FITS
+    /// Calls `body` with each block of rows (only `columns`) and its first 0-based row.
+    private func blocks(_ columns: [String], _ body: (FITSTable, Int) throws -> Void) throws {
+        var first = 0
+        while first < rowCount {
+            let range = first..<min(rowCount, first + blockRows)
+            try body(try file.readTable(.index(hdu), rows: range, columns: columns), first)
+            first = range.upperBound
+        }
+    }
 
-    func readFITS() throws -> [LightCurve] {
-        let file = try FITSFile(path: url.path)
-        let hdus = try file.hdus()
-        let named = hdus.first { $0.kind == .binaryTable && $0.extensionName.uppercased() == Self.extensionName }
-        guard let hdu = named ?? hdus.first(where: { $0.kind == .binaryTable }) else {
-            throw LightCurveError.unsupported(file: url.path, reason: "no binary table (EXTNAME \(Self.extensionName)) in this FITS file")
+    private func column(_ table: FITSTable, _ name: String) throws -> ColumnValues {
+        guard let column = table.columns.first(where: { $0.name.lowercased() == name }) else {
+            throw LightCurveError.missingColumn(file: path, column: name, found: table.columns.map(\.name))
         }
-        let table = try file.readTable(.index(hdu.index))
-        let path = url.path
-        func column(_ name: String) throws -> ColumnValues {
-            guard let column = table[name] else {
-                throw LightCurveError.missingColumn(file: path, column: name, found: table.columns.map(\.name))
-            }
-            return column.values
-        }
-        func numbers(_ name: String) throws -> [Double] {
-            switch try column(name) {
-            case let .double(v): return v
-            case let .float(v): return v.map(Double.init)
-            case let .int32(v): return v.map(Double.init)
-            case let .int64(v): return v.map(Double.init)
-            case .string:
-                throw LightCurveError.badValue(file: path, row: 1, column: name, value: "a string column", expected: "a numeric column")
-            }
-        }
-        let ids: [Int64]
-        switch try column("object_id") {
-        case let .int64(v): ids = v
-        case let .int32(v): ids = v.map(Int64.init)
+        return column.values
+    }
+
+    private func ids(_ table: FITSTable) throws -> [Int64] {
+        switch try column(table, "object_id") {
+        case let .int64(v): return v
+        case let .int32(v): return v.map(Int64.init)
         default:
             throw LightCurveError.badValue(file: path, row: 1, column: "object_id", value: "a non-integer column",
                                            expected: "an integer column (J or K)")
         }
-        let mjd = try numbers("mjd"), flux = try numbers("flux"), error = try numbers("flux_err")
-        guard case let .string(bands) = try column("band") else {
-            throw LightCurveError.badValue(file: path, row: 1, column: "band", value: "a numeric column", expected: "a string column")
+    }
+
+    private func numbers(_ table: FITSTable, _ name: String) throws -> [Double] {
+        switch try column(table, name) {
+        case let .double(v): return v
+        case let .float(v): return v.map(Double.init)
+        case let .int32(v): return v.map(Double.init)
+        case let .int64(v): return v.map(Double.init)
+        case .string:
+            throw LightCurveError.badValue(file: path, row: 1, column: name, value: "a string column", expected: "a numeric column")
         }
-        var grouper = Grouper(contiguous: false)
-        for k in 0..<ids.count {
-            let row = k + 1
-            let band = bands[k].trimmingCharacters(in: .whitespaces)
-            let point = try RowValidator.point(file: path, row: row, mjd: mjd[k], band: band, flux: flux[k], error: error[k])
-            _ = grouper.add((ids[k], point))
+    }
+
+    /// Whether each object's rows are contiguous (the object_id column only).
+    func idsAreContiguous() throws -> Bool {
+        var seen = Set<Int64>()
+        var last: Int64?
+        var contiguous = true
+        try blocks(["object_id"]) { table, _ in
+            guard contiguous else { return }
+            for id in try ids(table) where id != last {
+                if seen.contains(id) { contiguous = false; return }
+                seen.insert(id)
+                last = id
+            }
         }
-        return grouper.finish()
+        return contiguous
+    }
+
+    /// Every row as (object_id, point), validated.
+    func rows(_ body: ((Int64, LightCurvePoint)) throws -> Void) throws {
+        try blocks(LightCurveTable.columns) { table, first in
+            let ids = try ids(table)
+            let mjd = try numbers(table, "mjd"), flux = try numbers(table, "flux"), error = try numbers(table, "flux_err")
+            guard case let .string(bands) = try column(table, "band") else {
+                throw LightCurveError.badValue(file: path, row: first + 1, column: "band", value: "a numeric column",
+                                               expected: "a string column")
+            }
+            for k in 0..<ids.count {
+                let band = bands[k].trimmingCharacters(in: .whitespaces)
+                try body((ids[k], try RowValidator.point(file: path, row: first + k + 1, mjd: mjd[k], band: band,
+                                                          flux: flux[k], error: error[k])))
+            }
+        }
     }
 }
 
@@ -202,7 +328,13 @@ struct Grouper {
 /// (strtod on the file's bytes; no string per field).
 struct CSVScanner {
     let url: URL
-    var path: String { url.path }
+    /// `url.path`, computed once (messages and row checks name it on every row).
+    let path: String
+
+    init(url: URL) {
+        self.url = url
+        path = url.path
+    }
 
     /// Calls `body` with each line's bytes (no line end) and its 1-based line number. The
     /// byte after each line is readable and is not part of a number ('\n', '\r' or ',').

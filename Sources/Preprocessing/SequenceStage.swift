@@ -12,9 +12,10 @@ public enum FluxNormalization: String, ConfigName, Codable {
 }
 
 /// One step of light-curve preparation. A model file records its list, so inference
-/// prepares curves exactly as training did; `randomTruncate` runs only in training.
+/// prepares curves exactly as training did; the augmentations (`randomTruncate`,
+/// `randomEarlyCut`) run only in training.
 ///
-/// Cuts (`earlyCut`, `truncate`, `randomTruncate`) change which points a curve keeps; they
+/// Cuts (`earlyCut`, `truncate` and the augmentations) change which points a curve keeps; they
 /// come before `normalizeFlux`, whose scale comes from the points kept (checked when decoded).
 /// The step features are, in this order: flux and flux_err divided by the scale, then per
 /// stage in list order its own features, then the mask (1 at every real step).
@@ -26,6 +27,10 @@ public enum SequenceStage: Equatable, Sendable {
     /// Training only: with probability `p`, the curve cut after a point drawn uniformly
     /// (at least `minPoints` kept), so the network learns partial curves.
     case randomTruncate(probability: Double, minPoints: Int)
+    /// Training only: with probability `p`, the curve cut `d` days after its first
+    /// flux / flux_err > 5, `d` uniform in `minDays...maxDays` (the early cut with a random
+    /// window; curves without a detection keep every point).
+    case randomEarlyCut(probability: Double, minDays: Double, maxDays: Double)
     /// Flux and flux_err divided by a per-object scale; with `scaleFeature`, log10 of the
     /// scale (in FLUXCAL) minus 2 is a step feature (the brightness the division removed).
     case normalizeFlux(FluxNormalization, scaleFeature: Bool)
@@ -36,13 +41,15 @@ public enum SequenceStage: Equatable, Sendable {
     case timeDifferences(scale: Double)
 
     public var isAugmentation: Bool {
-        if case .randomTruncate = self { return true }
-        return false
+        switch self {
+        case .randomTruncate, .randomEarlyCut: return true
+        default: return false
+        }
     }
 
     var isCut: Bool {
         switch self {
-        case .earlyCut, .truncate, .randomTruncate: return true
+        case .earlyCut, .truncate, .randomTruncate, .randomEarlyCut: return true
         default: return false
         }
     }
@@ -50,7 +57,7 @@ public enum SequenceStage: Equatable, Sendable {
     /// Features the stage adds per step.
     var featureCount: Int {
         switch self {
-        case .earlyCut, .truncate, .randomTruncate: return 0
+        case .earlyCut, .truncate, .randomTruncate, .randomEarlyCut: return 0
         case let .normalizeFlux(_, scaleFeature): return scaleFeature ? 1 : 0
         case .encodeBands: return 3
         case .timeDifferences: return 2
@@ -62,6 +69,7 @@ public enum SequenceStage: Equatable, Sendable {
         case .earlyCut: return SequenceStageName.earlyCut.rawValue
         case .truncate: return SequenceStageName.truncate.rawValue
         case .randomTruncate: return SequenceStageName.randomTruncate.rawValue
+        case .randomEarlyCut: return SequenceStageName.randomEarlyCut.rawValue
         case .normalizeFlux: return SequenceStageName.normalizeFlux.rawValue
         case .encodeBands: return SequenceStageName.encodeBands.rawValue
         case .timeDifferences: return SequenceStageName.timeDifferences.rawValue
@@ -112,6 +120,9 @@ public struct SequencePreparation: Sendable, Equatable {
             case let .randomTruncate(probability, minPoints):
                 guard training, curve.points.count > minPoints, rng.uniform() < probability else { continue }
                 curve.points = Array(curve.points.prefix(rng.integer(minPoints...curve.points.count)))
+            case let .randomEarlyCut(probability, minDays, maxDays):
+                guard training, rng.uniform() < probability else { continue }
+                curve = curve.cut(daysAfterDetection: minDays + (maxDays - minDays) * rng.uniform())
             default: continue
             }
         }
@@ -247,7 +258,8 @@ public struct SequenceBatcher: Sendable {
 
 /// The YAML name of every sequence stage.
 public enum SequenceStageName: String, ConfigName {
-    case earlyCut = "early_cut", truncate, randomTruncate = "random_truncate", normalizeFlux = "normalize_flux"
+    case earlyCut = "early_cut", truncate, randomTruncate = "random_truncate", randomEarlyCut = "random_early_cut"
+    case normalizeFlux = "normalize_flux"
     case encodeBands = "encode_bands", timeDifferences = "time_differences"
 
     var parameters: [SequenceStageParameter] {
@@ -255,6 +267,7 @@ public enum SequenceStageName: String, ConfigName {
         case .earlyCut, .encodeBands: return []
         case .truncate: return [.maxPoints]
         case .randomTruncate: return [.p, .minPoints]
+        case .randomEarlyCut: return [.p, .days]
         case .normalizeFlux: return [.method, .scaleFeature]
         case .timeDifferences: return [.scale]
         }
@@ -263,7 +276,7 @@ public enum SequenceStageName: String, ConfigName {
 
 /// Every parameter key of a sequence stage, as written in YAML.
 public enum SequenceStageParameter: String, ConfigName {
-    case maxPoints = "max_points", p, minPoints = "min_points", method, scaleFeature = "scale_feature", scale
+    case maxPoints = "max_points", p, minPoints = "min_points", days, method, scaleFeature = "scale_feature", scale
 }
 
 extension SequenceStage: Codable {
@@ -285,6 +298,14 @@ extension SequenceStage: Codable {
                 throw p.invalid("p", "random_truncate: p must be in [0, 1] and min_points positive.")
             }
             self = .randomTruncate(probability: probability, minPoints: minimum)
+        case .randomEarlyCut:
+            let probability: Double = try p.optional("p") ?? 0.5
+            let days: [Double] = try p.optional("days") ?? [0, 30]
+            guard (0...1).contains(probability) else { throw p.invalid("p", "random_early_cut: p must be in [0, 1], got \(probability).") }
+            guard days.count == 2, days[0] <= days[1], days.allSatisfy(\.isFinite) else {
+                throw p.invalid("days", "random_early_cut: days must be [low, high] with low <= high, got \(days).")
+            }
+            self = .randomEarlyCut(probability: probability, minDays: days[0], maxDays: days[1])
         case .normalizeFlux:
             self = .normalizeFlux(try p.choice("method", FluxNormalization.self) ?? .maxAbs,
                                   scaleFeature: try p.optional("scale_feature") ?? true)
@@ -308,6 +329,9 @@ extension SequenceStage: Codable {
         case let .randomTruncate(probability, minPoints):
             try inner.encode(probability, forKey: ConfigKey("p"))
             try inner.encode(minPoints, forKey: ConfigKey("min_points"))
+        case let .randomEarlyCut(probability, minDays, maxDays):
+            try inner.encode(probability, forKey: ConfigKey("p"))
+            try inner.encode([minDays, maxDays], forKey: ConfigKey("days"))
         case let .normalizeFlux(method, scaleFeature):
             try inner.encode(method.rawValue, forKey: ConfigKey("method"))
             try inner.encode(scaleFeature, forKey: ConfigKey("scale_feature"))

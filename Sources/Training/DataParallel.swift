@@ -13,6 +13,9 @@ public protocol PendingReduction: AnyObject {
     func test() throws -> Bool
     /// Blocks until it completed.
     func wait() throws
+    /// When it was started and when it was seen complete (uptime, ns; nil while in flight).
+    var startedAt: UInt64 { get }
+    var completedAt: UInt64? { get }
 }
 
 /// The collective operations data-parallel training needs; every process calls them in
@@ -38,16 +41,44 @@ public struct DataParallel {
     /// 25 MB), comes from the ring all-reduce cost model in docs/distributed.md.
     public var bucketBytes: Int
 
+    /// Batch norm normalises with the statistics of the global batch (all processes' images,
+    /// PyTorch's `SyncBatchNorm`) instead of each process's own: two all-reduces of `2 C`
+    /// doubles per batch-norm layer in the forward pass and one in the backward pass.
+    public var synchronisedBatchNorm: Bool
+
     public static let defaultBucketBytes = 4 << 20
 
-    public init(collectives: TrainingCollectives, bucketBytes: Int = DataParallel.defaultBucketBytes) {
+    public init(collectives: TrainingCollectives, bucketBytes: Int = DataParallel.defaultBucketBytes,
+                synchronisedBatchNorm: Bool = false) {
         self.collectives = collectives
         self.bucketBytes = Swift.max(4, bucketBytes)
+        self.synchronisedBatchNorm = synchronisedBatchNorm
     }
 
     public var rank: Int { collectives.rank }
     public var size: Int { collectives.size }
     public var shard: Shard { Shard(index: collectives.rank, count: collectives.size) }
+}
+
+/// Synchronised batch norm's sums over the processes (`TrainingCollectives.sum`). Batch
+/// norm cannot throw from inside the forward or backward pass: the first failure is kept
+/// (the values stay this process's own) and `fit` throws it after the step.
+final class SynchronisedBatchStatistics: BatchStatisticsReducer {
+    let collectives: TrainingCollectives
+    var share: Double = 1
+    private(set) var failure: Error?
+
+    init(collectives: TrainingCollectives) { self.collectives = collectives }
+
+    func sum(_ values: inout [Double]) {
+        guard failure == nil else { return }
+        do { values = try collectives.sum(values) } catch { failure = error }
+    }
+
+    /// Throws the first failure of the step, if any.
+    func check() throws {
+        if let failure { self.failure = nil; throw failure }
+    }
 }
 
 /// Sums the trainable parameters' gradients over the processes of a job in fused buckets.
@@ -71,6 +102,11 @@ final class GradientBuckets {
     private var finishing = false
     /// Seconds spent waiting for reductions after backward ended (the part not overlapped), last step.
     private(set) var lastWaitSeconds = 0.0
+    /// Seconds from the first bucket's start to the last one's completion, last step.
+    private(set) var lastReduceSeconds = 0.0
+    /// Seconds of the last step's backward pass (from `begin` to `finish`).
+    private(set) var lastBackwardSeconds = 0.0
+    private var beganAt: UInt64 = 0
 
     init(parameters: [Tensor], collectives: TrainingCollectives, bucketBytes: Int) {
         self.collectives = collectives
@@ -114,6 +150,7 @@ final class GradientBuckets {
         pending = Array(repeating: nil, count: buckets.count)
         nextToStart = 0
         finishing = false
+        beganAt = DispatchTime.now().uptimeNanoseconds
     }
 
     /// Called by the engine as each parameter's gradient becomes final.
@@ -142,10 +179,15 @@ final class GradientBuckets {
         }
         buckets[buckets.count - 1].buffer[buckets[buckets.count - 1].buffer.count - 1] = stopRequested ? 1 : 0
         let start = DispatchTime.now().uptimeNanoseconds
+        lastBackwardSeconds = Double(start - beganAt) / 1e9
         finishing = true
         try startReadyBuckets()
         for p in pending { try p?.wait() }
-        lastWaitSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let end = DispatchTime.now().uptimeNanoseconds
+        lastWaitSeconds = Double(end - start) / 1e9
+        let first = pending.compactMap { $0?.startedAt }.min() ?? start
+        let last = pending.compactMap { $0?.completedAt }.max() ?? end
+        lastReduceSeconds = Double(Swift.max(last, first) - first) / 1e9
         for (members, offsets, buffer) in buckets {
             for (slot, i) in members.enumerated() {
                 let p = parameters[i]

@@ -18,8 +18,9 @@ extension Model {
     ///     batch (`data.batches(epoch:part:)`), gradients are summed over the processes in
     ///     buckets started during the backward pass, and every process applies the same update.
     ///     The history's loss and metrics are over the whole epoch of all processes; batch
-    ///     norm uses each process's batch statistics, and the running statistics are averaged
-    ///     over the processes after every epoch. Callbacks run in every process (so early
+    ///     norm uses each process's batch statistics (or, with `synchronisedBatchNorm`, those of
+    ///     the global batch), and the running statistics are averaged over the processes after
+    ///     every epoch. Callbacks run in every process (so early
     ///     stopping decides alike); give the ones that write files to one process only.
     ///     A stop request (`cancellation`) in any process stops all of them after the same batch.
     @discardableResult
@@ -37,6 +38,11 @@ extension Model {
             GradientBuckets(parameters: optimizer.parameters, collectives: $0.collectives, bucketBytes: $0.bucketBytes)
         }
         if let parallel { try synchronizeState(from: 0, parallel.collectives) }
+        let batchStatistics = parallel.flatMap { $0.synchronisedBatchNorm && $0.size > 1
+            ? SynchronisedBatchStatistics(collectives: $0.collectives) : nil }
+        let batchNorms = network.namedLayers().compactMap { $0.1 as? BatchNorm }
+        if let batchStatistics { for layer in batchNorms { layer.synchronisation = batchStatistics } }
+        defer { if batchStatistics != nil { for layer in batchNorms { layer.synchronisation = nil } } }
         for callback in callbacks { try callback.trainingWillBegin(self) }
         let samplesPerEpoch = Swift.max(1, data.sampleCount)
 
@@ -51,11 +57,12 @@ extension Model {
             var accumulator = MetricAccumulator()
             let progress = verbose ? ProgressBar(total: samplesPerEpoch, label: "epoch \(epoch + 1)/\(epochs)", unit: "img") : nil
             var batchIndex = 0
-            var reduceWait = 0.0
+            var reduceWait = 0.0, reduceSpan = 0.0, backwardTime = 0.0
             for result in try data.batches(epoch: epoch, part: part) {
                 let batch = try result.get()
                 setTrainingMode()
                 optimizer.zeroGrad()
+                batchStatistics?.share = Double(batch.inputs.shape[0]) / Double(Swift.max(1, batch.globalCount))
                 let output = network(batch.inputs)
                 let value = loss(output, batch.targets, network: network, classWeights: weights)
                 let lossValue = value.scalars[0]
@@ -69,8 +76,11 @@ extension Model {
                         do { try buckets.gradientReady(tensor) } catch { reduceError = error }
                     })
                     if let reduceError { throw reduceError }
+                    try batchStatistics?.check()
                     stopRequested = try buckets.finish(stopRequested: stopRequested)
                     reduceWait += buckets.lastWaitSeconds
+                    reduceSpan += buckets.lastReduceSeconds
+                    backwardTime += buckets.lastBackwardSeconds
                 } else {
                     value.backward()
                 }
@@ -94,10 +104,11 @@ extension Model {
                 try averageBuffers(parallel.collectives)
                 let checksum = try verifyIdenticalState(parallel.collectives, epoch: epoch + 1)
                 if verbose && batchIndex > 0 {
-                    let ms = String(format: "%.2f", reduceWait / Double(batchIndex) * 1000)
+                    let ms = { (seconds: Double) in String(format: "%.2f", seconds / Double(batchIndex) * 1000) }
                     FileHandle.standardError.write(Data(("epoch \(epoch + 1)/\(epochs): \(parallel.size) processes, "
-                        + "\(buckets!.bucketCount) gradient buckets, waiting \(ms) ms per step for the all-reduce "
-                        + "after backward; weights identical in every process (checksum "
+                        + "\(buckets!.bucketCount) gradient buckets; per step: backward \(ms(backwardTime)) ms, all-reduce "
+                        + "\(ms(reduceSpan)) ms from the first bucket's start to the last one's end, waiting "
+                        + "\(ms(reduceWait)) ms for it after backward; weights identical in every process (checksum "
                         + String(checksum, radix: 16) + ")\n").utf8))
                 }
             }

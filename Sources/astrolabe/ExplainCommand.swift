@@ -20,6 +20,8 @@ struct ExplainCommand: ParsableCommand {
           astrolabe explain pipelines/find-lenses.yaml --input samples/lens --method integrated_gradients \\
               --method gradcam --layer layer3 --output out/explain
           astrolabe explain pipelines/classify-galaxies.yaml --input samples/morphology --randomisation --output out/sanity
+          astrolabe explain pipelines/classify-galaxies.yaml --input samples/morphology --compare-model random-labels.safetensors \\
+              --method saliency --method gradcam --layer layer3 --images 30 --output out/labels
           astrolabe explain pipelines/classify-galaxies.yaml --features layer1,layer2,layer3,layer4 --output out/features
         """)
 
@@ -41,7 +43,9 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Overlay: \(OverlayStyle.allCases.map(\.rawValue).joined(separator: ", ")).") var overlay: String?
     @Option(help: "Network inputs per pass.") var batchSize: Int?
     @Flag(help: "Cascading weight randomisation (Adebayo et al. 2018) instead of maps.") var randomisation = false
-    @Option(help: "Images used by --randomisation.") var images: Int = 8
+    @Option(help: "Images used by --randomisation and --compare-model.") var images: Int = 8
+    @Option(help: "Randomised-labels test: compare the maps with those of this model file (e.g. trained on permuted labels; scripts/randomised_labels.sh).")
+    var compareModel: String?
     @Option(help: "Feature pictures for these layers (comma-separated) instead of maps; filters.png too.") var features: String?
     @Option(help: "Channels per layer for --features.") var channels: Int = 8
     @Option(name: .customLong("set"), parsing: .singleValue, help: "Override a key of the pipeline (repeatable).")
@@ -72,15 +76,24 @@ struct ExplainCommand: ParsableCommand {
             if let features {
                 outputs = try runner.featurePictures(layers: features.split(separator: ",").map(String.init), channels: channels,
                                                      settings: ActivationMaximisation(), folder: folder)
+            } else if let compareModel {
+                let comparison = try runner.modelComparison(config, otherModel: compareModel, folder: folder, count: images)
+                outputs = comparison.outputs
+                FileHandle.standardError.write(Data(("mean Spearman rho of |map| against \(compareModel): "
+                    + config.methods.map { "\($0.rawValue) " + String(format: "%.3f", comparison.mean[$0]!) }.joined(separator: ", ")
+                    + "\n").utf8))
             } else if randomisation {
                 outputs = try runner.randomisationCheck(config, folder: folder, count: images)
             } else {
                 let run = try runner.explainAll(config, folder: folder)
                 outputs = run.outputs
                 if !run.completeness.isEmpty {
-                    let worst = run.completeness.map { abs($0.delta) / max($0.change, 1e-30) }.max()!
-                    FileHandle.standardError.write(Data(String(format: "integrated gradients: largest |delta| / |f(x) - f(baseline)| = %.3g%% over %d files\n",
-                                                               worst * 100, run.completeness.count).utf8))
+                    let relative = run.completeness.map { abs($0.delta) / max($0.change, 1e-30) }.sorted()
+                    let above = relative.filter { $0 > ExplanationWriter.completenessWarning }.count
+                    FileHandle.standardError.write(Data(String(
+                        format: "integrated gradients: |delta| / |f(x) - f(baseline)| median %.3g%%, largest %.3g%% over %d files; "
+                            + "%d above 1%% (completeness.csv)\n",
+                        relative[relative.count / 2] * 100, relative.last! * 100, relative.count, above).utf8))
                 }
             }
             print(outputs.filter { !$0.hasSuffix(".fits") || outputs.count < 20 }.joined(separator: "\n"))

@@ -20,7 +20,7 @@ import Preprocessing
 /// network and the output transform are the pipelines' `Predictor`, as in `astrolabe run`.
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify FITS images with a safetensors model; writes one CSV row per file.")
+        abstract: "Classify FITS images (or light-curve tables, with a gru model) with a safetensors model; writes one CSV row per file (per object).")
 
     enum Arch: String, ExpressibleByArgument, CaseIterable {
         case resnet18, resnet34, cnn
@@ -41,13 +41,13 @@ struct Predict: ParsableCommand {
     @Flag(help: "Feed the pixels unchanged and write logits (no preprocessing, no softmax).")
     var raw = false
 
-    @Option(help: "Images per forward pass.")
+    @Option(help: "Images (light curves) per forward pass.")
     var batchSize = 32
 
     @Option(help: "Output CSV path (written atomically).")
     var output: String
 
-    @Argument(help: "FITS images: [H, W] (one band) or [C, H, W].")
+    @Argument(help: "FITS images: [H, W] (one band) or [C, H, W]; for a gru model, light-curve tables (CSV or FITS).")
     var inputs: [String]
 
     func run() throws {
@@ -70,6 +70,7 @@ struct Predict: ParsableCommand {
             throw PredictError.usage("'\(weights)' is a plain state_dict with no recorded preprocessing: add --raw "
                 + "to feed the pixels unchanged and write logits")
         }
+        if architecture.name == .gru { return try predictLightCurves(model, architecture, recipe) }
         let predictor = Predictor(network: model, architecture: architecture, recipe: recipe, path: weights, raw: raw)
         let images = try entries.map { try predictor.prepared($0).image }
         let results = predictor.predict(images, batchSize: batchSize)
@@ -90,13 +91,38 @@ struct Predict: ParsableCommand {
         }
     }
 
+    /// A `gru` model file: the inputs are light-curve tables (CSV or FITS, TASKS.md task 5),
+    /// prepared with the recorded sequence stages; the CSV holds `object_id,predicted,p_<class>...`
+    /// as `classify-lightcurves.yaml` writes it.
+    private func predictLightCurves(_ model: any Layer, _ architecture: Architecture, _ recipe: ModelRecipe?) throws {
+        guard !raw else {
+            throw PredictError.usage("--raw feeds image pixels unchanged; '\(weights)' is a light-curve model (gru), "
+                + "which reads tables prepared by its recorded stages")
+        }
+        let predictor = Predictor(network: model, architecture: architecture, recipe: recipe, path: weights)
+        let preparation = try predictor.sequencePreparation()
+        var bytes = ResultTable.lightCurveHeader(classNames: predictor.classNames, probabilities: true)
+        for input in inputs {
+            try LightCurveTable(url: URL(fileURLWithPath: input)).forEachBatchReadingAhead(size: 16384) { curves in
+                let predictions = try predictor.classify(curves, preparation: preparation, batchSize: batchSize)
+                ResultTable.appendLightCurveRows(predictions, classNames: predictor.classNames, probabilities: true, to: &bytes)
+            }
+        }
+        do {
+            try Data(bytes).write(to: URL(fileURLWithPath: output), options: .atomic)
+        } catch {
+            throw PredictError.usage("cannot write '\(output)': \(error.localizedDescription)")
+        }
+    }
+
     /// The model from the file's metadata, or from `--arch/--classes/--in-channels` for a plain
     /// state dict (ResNet widths and stem read from the tensor shapes), loaded strictly.
     private func buildModel(_ file: Safetensors, firstInput: CatalogEntry) throws -> (any Layer, Architecture, String?) {
         if file.metadata[ModelFile.architectureKey] != nil {
             let m = try ModelFile(contentsOf: URL(fileURLWithPath: weights))
-            guard [.resnet18, .resnet34, .cnn, .mlp].contains(m.architecture.name) else {
-                throw PredictError.usage("'\(weights)' holds a \(m.architecture.name.rawValue); predict runs classifiers (resnet18, resnet34, cnn)")
+            guard [.resnet18, .resnet34, .cnn, .mlp, .gru].contains(m.architecture.name) else {
+                throw PredictError.usage("'\(weights)' holds a \(m.architecture.name.rawValue); predict runs classifiers "
+                    + "(resnet18, resnet34, cnn, mlp, gru)")
             }
             // Options given anyway must agree with the file rather than be silently ignored.
             if let classes, classes != m.architecture.classes {

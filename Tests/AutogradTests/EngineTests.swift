@@ -159,6 +159,32 @@ final class EngineTests: XCTestCase {
     }
 }
 
+/// The size classes of the large-buffer pool: at most 1/8 over the request, and requests a
+/// little apart share a class (so batches of slightly different shapes reuse blocks).
+final class BufferPoolTests: XCTestCase {
+    func testSizeClassesRoundUpByAnEighthAtMost() {
+        var generator = SeededGenerator(seed: 2)
+        for _ in 0..<1000 {
+            let bytes = BufferPool.minimumBytes + Int(generator.uniform() * Double(300 << 20))
+            let size = BufferPool.sizeClass(bytes)
+            XCTAssertGreaterThanOrEqual(size, bytes)
+            XCTAssertLessThanOrEqual(Double(size), Double(bytes) * 1.125 + 1)
+            XCTAssertEqual(size % 64, 0)
+            XCTAssertEqual(BufferPool.sizeClass(size), size, "a class is its own class")
+        }
+        XCTAssertEqual(BufferPool.sizeClass(1 << 20), 1 << 20)
+        XCTAssertEqual(BufferPool.sizeClass((1 << 20) + 1), (1 << 20) + (1 << 17))
+        XCTAssertEqual(BufferPool.sizeClass(256 * 36 * 192 * 4), BufferPool.sizeClass(256 * 37 * 192 * 4),
+                       "[256, 36, 192] and [256, 37, 192] floats share a block size")
+        // A freed block is handed out again for another request of its class.
+        let a = BufferPool.shared.allocate(byteCount: 256 * 36 * 192 * 4)
+        BufferPool.shared.release(a, byteCount: 256 * 36 * 192 * 4)
+        let b = BufferPool.shared.allocate(byteCount: 256 * 37 * 192 * 4)
+        XCTAssertEqual(a, b)
+        BufferPool.shared.release(b, byteCount: 256 * 37 * 192 * 4)
+    }
+}
+
 final class GradientCheckerTests: XCTestCase {
     /// The checker must catch a wrong gradient: x * detached(x) claims d/dx = x, truly 2x.
     func testCheckerDetectsWrongGradient() {

@@ -26,6 +26,27 @@ final class DistributedTests: XCTestCase {
 
     func data(_ name: String) throws -> Data { try Data(contentsOf: Self.folder.appendingPathComponent(name)) }
 
+    /// The rows of a history CSV as numbers.
+    func history(_ name: String) throws -> [[Double]] {
+        try String(decoding: data(name), as: UTF8.self).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",").map { Double($0)! } }
+    }
+
+    /// The largest difference between two model files' tensors (the same keys and shapes),
+    /// relative to max(1, |value|).
+    func largestDifference(_ a: String, _ b: String) throws -> Float {
+        let w1 = try Safetensors(contentsOf: Self.folder.appendingPathComponent(a)).tensors
+        let w2 = try Safetensors(contentsOf: Self.folder.appendingPathComponent(b)).tensors
+        XCTAssertEqual(Set(w1.keys), Set(w2.keys))
+        var largest: Float = 0
+        for (key, x) in w1 {
+            let y = w2[key]!
+            XCTAssertEqual(x.shape, y.shape, key)
+            for (p, q) in zip(x.scalars, y.scalars) { largest = max(largest, abs(p - q) / max(1, abs(p))) }
+        }
+        return largest
+    }
+
     func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent(name).path) }
 
     /// A training pipeline on 32 simulated 32×32 images.
@@ -67,10 +88,6 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(two.status, 0, two.stderr)
         XCTAssertTrue(two.stderr.contains("2 processes with 4-4 images of every batch of 8"), two.stderr)
 
-        let history = { (name: String) throws -> [[Double]] in
-            try String(decoding: self.data(name), as: UTF8.self).split(separator: "\n").dropFirst()
-                .map { $0.split(separator: ",").map { Double($0)! } }
-        }
         let h1 = try history("one.history.csv"), h2 = try history("two.history.csv")
         XCTAssertEqual(h1.count, 3)
         XCTAssertEqual(h2.count, 3)
@@ -80,16 +97,43 @@ final class DistributedTests: XCTestCase {
             for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x)), "\(a) vs \(b)") }
         }
         XCTAssertNotEqual(h1[0][1], h1[2][1], "the loss changes over the epochs (the run trained)")
-        let w1 = try Safetensors(contentsOf: Self.folder.appendingPathComponent("one.safetensors")).tensors
-        let w2 = try Safetensors(contentsOf: Self.folder.appendingPathComponent("two.safetensors")).tensors
-        XCTAssertEqual(Set(w1.keys), Set(w2.keys))
-        var largest: Float = 0
-        for (key, a) in w1 {
-            let b = w2[key]!
-            XCTAssertEqual(a.shape, b.shape, key)
-            for (x, y) in zip(a.scalars, b.scalars) { largest = max(largest, abs(x - y)) }
+        XCTAssertLessThan(try largestDifference("one.safetensors", "two.safetensors"), 1e-5,
+                          "largest weight difference between 1 and 2 processes")
+    }
+
+    /// Synchronised batch norm (`sync_batch_norm: true`): 2 processes with 4 images each of
+    /// every batch of 8 normalise with the statistics of all 8 and give the loss history,
+    /// weights and running statistics of 1 process with batches of 8, for a network with batch norm.
+    func testSynchronisedBatchNormTrainsLikeOneProcess() throws {
+        try write("syncbn.yaml", trainingPipeline(
+            architecture: "{name: resnet18, classes: 5, width: 4, small_image_stem: true}", save: "syncbn-one.safetensors",
+            epochs: 2).replacingOccurrences(of: "seed: 4", with: "seed: 4\n    sync_batch_norm: true")
+            // A small rate: rounding differences grow with the rate over the steps.
+            .replacingOccurrences(of: "learning_rate: 0.02", with: "learning_rate: 0.005"))
+        let one = try tool(["train", "syncbn.yaml", "--quiet"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let two = try tool(["train", "syncbn.yaml", "--set", "model.train.save=syncbn-two.safetensors"], processes: 2)
+        XCTAssertEqual(two.status, 0, two.stderr)
+        XCTAssertTrue(two.stderr.contains("batch norm synchronised over the processes"), two.stderr)
+        // Per-process statistics (the default) do not follow the one-process run: the comparison can fail.
+        let perProcess = try tool(["train", "syncbn.yaml", "--set", "model.train.save=syncbn-own.safetensors",
+                                   "--set", "model.train.sync_batch_norm=false"], processes: 2)
+        XCTAssertEqual(perProcess.status, 0, perProcess.stderr)
+
+        let h1 = try history("syncbn-one.history.csv"), h2 = try history("syncbn-two.history.csv")
+        let hOwn = try history("syncbn-own.history.csv")
+        XCTAssertEqual(h1.count, 2)
+        XCTAssertEqual(h2.count, 2)
+        for (a, b) in zip(h1, h2) {
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x)), "\(a) vs \(b)") }
         }
-        XCTAssertLessThan(largest, 1e-5, "largest weight difference between 1 and 2 processes")
+        XCTAssertGreaterThan(abs(h1[1][1] - hOwn[1][1]), 1e-3, "per-process batch norm differs from one process")
+        XCTAssertNotNil(try Safetensors(contentsOf: Self.folder.appendingPathComponent("syncbn-one.safetensors"))
+            .tensors["bn1.running_var"])
+        XCTAssertLessThan(try largestDifference("syncbn-one.safetensors", "syncbn-two.safetensors"), 1e-4,
+                          "largest weight or running-statistic difference between 1 and 2 processes")
+        XCTAssertGreaterThan(try largestDifference("syncbn-one.safetensors", "syncbn-own.safetensors"), 1e-2,
+                             "per-process statistics give other weights")
     }
 
     /// With batch norm (per-process batch statistics, running statistics averaged after each

@@ -33,6 +33,16 @@ final class LightCurvePipelineTests: XCTestCase {
         for (a, b) in zip(tables[0].dropFirst(), tables[1].dropFirst()) {
             for k in 2..<a.count { XCTAssertEqual(Double(a[k])!, Double(b[k])!, accuracy: 1e-4) }
         }
+        // `astrolabe predict` with the model file gives the same table (one inference path).
+        let predicted = folder.appendingPathComponent("predict.csv")
+        let p = try runTool(["predict", "--weights", "samples/models/lightcurves.safetensors", "--batch-size", "64",
+                             "--output", predicted.path, "samples/lightcurves/lightcurves.csv"])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        XCTAssertEqual(try rows(predicted), table)
+        let raw = try runTool(["predict", "--weights", "samples/models/lightcurves.safetensors", "--raw",
+                               "--output", predicted.path, "samples/lightcurves/lightcurves.csv"])
+        XCTAssertEqual(raw.status, 1)
+        XCTAssert(raw.stderr.contains("light-curve model"), raw.stderr)
         // The shipped model is right on most samples (labels in catalog.csv).
         let truth = try rows(repositoryRoot.appendingPathComponent("samples/lightcurves/catalog.csv")).dropFirst().map { $0[1] }
         let correct = zip(table.dropFirst(), truth).filter { $0.0[1] == $0.1 }.count

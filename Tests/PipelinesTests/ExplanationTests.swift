@@ -117,6 +117,30 @@ final class ExplanationTests: XCTestCase {
         XCTAssertTrue(run.summary.outputs.contains(maps.appendingPathComponent("contact_sheet.png").path))
     }
 
+    /// `--compare-model`: a model against itself gives ρ = 1 for every image and method; a
+    /// model with another input or other outputs is refused, naming both.
+    func testModelComparisonOfAModelWithItselfIsOneAndOtherRecipesAreRefused() throws {
+        let folder = try makeTemporaryDirectory("explain-compare")
+        let yaml = folder.appendingPathComponent("p.yaml")
+        let weights = repositoryRoot.appendingPathComponent("samples/models/morphology.safetensors").path
+        try pipeline("methods: [saliency, gradcam]\nlayer: layer3", weights: weights).write(to: yaml, atomically: true, encoding: .utf8)
+        let runner = try PipelineRunner(pipelinePath: yaml.path, options: RunOptions(
+            input: repositoryRoot.appendingPathComponent("samples/morphology").path + "/morphology_00000[0-2].fits",
+            output: folder.appendingPathComponent("p.csv").path, quiet: true))
+        let same = try runner.modelComparison(runner.config.outputs.explain!, otherModel: weights, folder: folder, count: 3)
+        XCTAssertEqual(same.mean[.saliency]!, 1, accuracy: 1e-9)
+        XCTAssertEqual(same.mean[.gradCAM]!, 1, accuracy: 1e-9)
+        let csv = try String(contentsOf: folder.appendingPathComponent("model-comparison.csv"), encoding: .utf8)
+        XCTAssertEqual(csv.split(separator: "\n").count, 5, csv)   // header, 3 files, mean
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("model-comparison.png").path))
+        let regression = repositoryRoot.appendingPathComponent("samples/models/regression.safetensors").path
+        XCTAssertThrowsError(try runner.modelComparison(runner.config.outputs.explain!, otherModel: regression, folder: folder,
+                                                        count: 3)) { error in
+            guard case let PipelineError.modelFile(path, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(path.hasSuffix("regression.safetensors") && reason.contains("cannot be compared"), reason)
+        }
+    }
+
     func testUnknownLayerNamesTheValidOnes() throws {
         let folder = try makeTemporaryDirectory("explain-layer")
         let yaml = folder.appendingPathComponent("p.yaml")

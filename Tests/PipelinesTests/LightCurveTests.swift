@@ -48,4 +48,21 @@ final class LightCurveTests: XCTestCase {
         XCTAssertEqual(m["accuracy_sn_ia"]!, 0.8928571428571429, accuracy: 1e-12)
         XCTAssertEqual(m["log_loss"]!, 1.2217704972286512, accuracy: 1e-9)
     }
+
+    /// The result table's rows: probabilities printed as `%.6f` prints them.
+    func testLightCurveRowsPrintProbabilitiesAsPrintfDoes() {
+        var generator = SeededGenerator(seed: 5)
+        var values = [0, 1, 0.5, 1e-7, 4.9999e-7, 5.00001e-7, 0.9999994, 0.9999996, 0.123456, 1.5, -0.25]
+        for _ in 0..<2000 { values.append(generator.uniform()) }
+        for value in values {
+            var bytes: [UInt8] = []
+            ResultTable.appendProbability(value, to: &bytes)
+            XCTAssertEqual(String(decoding: bytes, as: UTF8.self), String(format: "%.6f", value), "\(value)")
+        }
+        var rows = ResultTable.lightCurveHeader(classNames: ["a", "b"], probabilities: true)
+        let prediction = LightCurvePrediction(objectID: -12, classes: ClassProbabilities(probabilities: [0.25, 0.75]))
+        ResultTable.appendLightCurveRows([prediction], classNames: ["a", "b"], probabilities: true, to: &rows)
+        ResultTable.appendLightCurveRows([prediction], classNames: ["a", "b"], probabilities: false, to: &rows)
+        XCTAssertEqual(String(decoding: rows, as: UTF8.self), "object_id,predicted,p_a,p_b\n-12,b,0.250000,0.750000\n-12,b\n")
+    }
 }

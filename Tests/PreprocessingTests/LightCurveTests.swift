@@ -89,6 +89,57 @@ final class LightCurveReadingTests: XCTestCase {
         }
     }
 
+    /// A FITS table streamed in blocks of rows gives the objects of a whole read, contiguous
+    /// or not, and names rows of later blocks in errors.
+    func testFITSTableIsReadInBlocks() throws {
+        for ids: [Int64] in [[5, 5, 2, 2, 2, 7, 5], [1, 1, 1, 2, 2, 3, 3]] {
+            let n = ids.count
+            let url = try writeFITS(ids: ids, mjd: (0..<n).map { Double(n - $0) }, bands: (0..<n).map { ["g", "r", "i"][$0 % 3] },
+                                    flux: (0..<n).map(Double.init), errors: [Double](repeating: 1, count: n))
+            var whole = try LightCurveTable(url: url)
+            whole.fitsBlockRows = 1000
+            var blocks = whole
+            blocks.fitsBlockRows = 2
+            let expected = try whole.readAll()
+            XCTAssertEqual(expected.map(\.objectID), ids.reduce(into: [Int64]()) { if !$0.contains($1) { $0.append($1) } })
+            XCTAssertEqual(try blocks.readAll(), expected, "ids \(ids)")
+        }
+        var bad = try LightCurveTable(url: try writeFITS(ids: [1, 1, 1, 2, 2, 2], mjd: [0, 1, 2, 0, 1, 2],
+                                                          bands: ["g", "r", "i", "g", "r", "i"], flux: [1, 1, 1, 1, 1, 1],
+                                                          errors: [1, 1, 1, 1, 1, -1]))
+        bad.fitsBlockRows = 4
+        XCTAssertThrowsError(try bad.readAll()) {
+            XCTAssertEqual($0 as? LightCurveError, .badValue(file: bad.url.path, row: 6, column: "flux_err", value: "-1.0",
+                                                             expected: "a positive, finite error"))
+        }
+    }
+
+    /// Reading on a thread of its own hands over the batches `forEachBatch` gives, in order, and
+    /// stops on an error of the reader or of the consumer.
+    func testReadingAheadGivesTheSameBatchesAndStopsOnErrors() throws {
+        var text = header
+        for id in 0..<10 { for t in 0..<3 { text += "\(id),\(t).5,g,\(id + t),1\n" } }
+        let table = try LightCurveTable(url: try write(text))
+        var plain: [[LightCurve]] = [], ahead: [[LightCurve]] = []
+        try table.forEachBatch(size: 3) { plain.append($0) }
+        try table.forEachBatchReadingAhead(size: 3) { ahead.append($0) }
+        XCTAssertEqual(plain.map(\.count), [3, 3, 3, 1])
+        XCTAssertEqual(ahead, plain)
+
+        let bad = try LightCurveTable(url: try write(text + "11,1.0,u,1,1\n"))
+        var seen = 0
+        XCTAssertThrowsError(try bad.forEachBatchReadingAhead(size: 3) { seen += $0.count }) {
+            XCTAssertEqual($0 as? LightCurveError, .unknownBand(file: bad.url.path, row: 32, band: "u"))
+        }
+        XCTAssertLessThanOrEqual(seen, 10)
+        struct Stop: Error {}
+        var calls = 0
+        XCTAssertThrowsError(try table.forEachBatchReadingAhead(size: 1) { _ in calls += 1; if calls == 2 { throw Stop() } }) {
+            XCTAssert($0 is Stop)
+        }
+        XCTAssertEqual(calls, 2)
+    }
+
     func testCatalogLabels() throws {
         let url = try write("object_id,label\n4,sn_ia\n9,rr_lyrae\n", "catalog.csv")
         XCTAssertEqual(try LightCurveCatalog.read(url), [4: .snIa, 9: .rrLyrae])
@@ -153,6 +204,26 @@ final class SequenceStageTests: XCTestCase {
         XCTAssertThrowsError(try SequencePreparation([.normalizeFlux(.maxAbs, scaleFeature: true), .earlyCut]))
     }
 
+    func testRandomEarlyCutKeepsPointsUpToARandomWindowAfterDetection() throws {
+        var rng = SeededGenerator(seed: 3)
+        // First detection at 19 days.
+        XCTAssertEqual(curve.detectionMJD, 19)
+        XCTAssertEqual(curve.cut(daysAfterDetection: 0).points.map(\.mjd), [10, 13, 19])
+        XCTAssertEqual(curve.cut(daysAfterDetection: 10), curve.earlyCut)
+        let fixed = try SequencePreparation([.randomEarlyCut(probability: 1, minDays: 9, maxDays: 9)])
+        XCTAssertEqual(fixed.prepare(curve, training: true, rng: &rng).mjd, [10, 13, 19, 28])
+        let random = try SequencePreparation([.randomEarlyCut(probability: 1, minDays: 0, maxDays: 20)])
+        var lengths = Set<Int>()
+        for _ in 0..<200 { lengths.insert(random.prepare(curve, training: true, rng: &rng).steps) }
+        XCTAssertEqual(lengths, [3, 4, 5], "windows 0-9, 9-16 and 16-20 days")
+        XCTAssertEqual(random.prepare(curve, training: false, rng: &rng).steps, 5, "augmentations only in training")
+        XCTAssertEqual(random.inferenceStages, [])
+        let never = LightCurve(objectID: 2, points: curve.points.map { LightCurvePoint(mjd: $0.mjd, band: $0.band, flux: 1, fluxError: 1) })
+        XCTAssertEqual(random.prepare(never, training: true, rng: &rng).steps, 5, "no detection: every point kept")
+        XCTAssertThrowsError(try SequencePreparation([.normalizeFlux(.maxAbs, scaleFeature: true),
+                                                      .randomEarlyCut(probability: 1, minDays: 0, maxDays: 1)]))
+    }
+
     func testBucketedBatchesCoverEveryCurveOnceWithLittlePadding() {
         var generator = SeededGenerator(seed: 4)
         let lengths = (0..<3000).map { _ in generator.integer(20...60) }
@@ -175,17 +246,20 @@ final class SequenceStageTests: XCTestCase {
     func testYAMLDecodingIsStrict() throws {
         let yaml = """
             - random_truncate: {p: 0.3}
+            - random_early_cut: {p: 0.4, days: [0, 20]}
             - normalize_flux: {method: median_error}
             - encode_bands
             - time_differences: {scale: 15}
             """
         let stages = try YAMLDecoder().decode([SequenceStage].self, from: yaml)
-        XCTAssertEqual(stages, [.randomTruncate(probability: 0.3, minPoints: 3), .normalizeFlux(.medianError, scaleFeature: true),
+        XCTAssertEqual(stages, [.randomTruncate(probability: 0.3, minPoints: 3), .randomEarlyCut(probability: 0.4, minDays: 0, maxDays: 20),
+                                .normalizeFlux(.medianError, scaleFeature: true),
                                 .encodeBands, .timeDifferences(scale: 15)])
         let json = try JSONEncoder().encode(stages)
         XCTAssertEqual(try JSONDecoder().decode([SequenceStage].self, from: json), stages, "recipes round-trip")
         for (bad, hint) in [("- encode_band", "encode_bands"), ("- normalize_flux: {methd: max_abs}", "method"),
-                            ("- normalize_flux: {method: maxabs}", "max_abs"), ("- truncate: {max_points: 0}", "positive")] {
+                            ("- normalize_flux: {method: maxabs}", "max_abs"), ("- truncate: {max_points: 0}", "positive"),
+                            ("- random_early_cut: {days: [5, 1]}", "days"), ("- random_early_cut: {p: 0.5, day: [0, 1]}", "days")] {
             XCTAssertThrowsError(try YAMLDecoder().decode([SequenceStage].self, from: bad)) {
                 XCTAssert("\($0)".contains(hint), "\(bad): \($0)")
             }

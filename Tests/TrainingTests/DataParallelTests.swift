@@ -15,6 +15,8 @@ final class DataParallelTests: XCTestCase {
         final class Done: PendingReduction {
             func test() throws -> Bool { true }
             func wait() throws {}
+            let startedAt: UInt64 = 0
+            let completedAt: UInt64? = 0
         }
         let copies: Int
         var started: [(count: Int, readyAtStart: Int)] = []
@@ -30,6 +32,92 @@ final class DataParallelTests: XCTestCase {
         func sum(_ values: [Double]) throws -> [Double] { values.map { $0 * Double(copies) } }
         func allGather(_ bytes: [UInt8]) throws -> [[UInt8]] { Array(repeating: bytes, count: copies) }
         func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {}
+    }
+
+    /// Synchronised batch norm over processes that all hold the same images normalises as one
+    /// process does (the global mean and variance are this batch's), and with each process's
+    /// share of the global batch its input and parameter gradients are this process's own.
+    func testSynchronisedBatchNormOverIdenticalProcessesIsTheProcessOwn() throws {
+        var generator = SeededGenerator(seed: 12)
+        let x = Tensor(shape: [3, 4, 5, 5], data: (0..<300).map { _ in Float(generator.normal()) * 2 + 1 })
+        let upstream = Tensor(shape: [3, 4, 5, 5], data: (0..<300).map { _ in Float(generator.normal()) })
+        let own = Self.batchNorm(x, upstream: upstream, reducer: nil)
+        let statistics = SynchronisedBatchStatistics(collectives: MirrorCollectives(copies: 2))
+        statistics.share = 0.5
+        let synchronised = Self.batchNorm(x, upstream: upstream, reducer: statistics)
+        for (a, b) in [(own.y, synchronised.y), (own.dx, synchronised.dx), (own.dgamma, synchronised.dgamma)] {
+            for (p, q) in zip(a, b) { XCTAssertEqual(p, q, accuracy: 1e-5 * max(1, abs(p))) }
+        }
+        // Running variance: unbiased over 2 × 75 values instead of 75.
+        XCTAssertNotEqual(own.running[0], synchronised.running[0])
+        XCTAssertNoThrow(try statistics.check())
+    }
+
+    /// Two processes of unequal parts (2 and 4 images of a batch of 6): process A's outputs
+    /// and gradients with synchronised batch norm are the rows of the whole batch's, its
+    /// gradients in units of its own loss (the whole-batch gradient divided by its share).
+    /// Process B's contributions to the sums are computed here from B's images by the
+    /// formulas (sums; squared deviations from the global mean; Σ g and Σ g·x̂ of B's rows).
+    func testSynchronisedBatchNormOfOneProcessIsItsRowsOfTheWholeBatch() throws {
+        var generator = SeededGenerator(seed: 5)
+        let (c, plane) = (3, 16)
+        let x = Tensor(shape: [6, c, 4, 4], data: (0..<(6 * c * plane)).map { _ in Float(generator.normal()) * 1.5 - 0.5 })
+        let upstream = Tensor(shape: [6, c, 4, 4], data: (0..<(6 * c * plane)).map { _ in Float(generator.normal()) })
+        let whole = Self.batchNorm(x, upstream: upstream, reducer: nil)
+        let rows = 2 * c * plane
+        let xa = Tensor(shape: [2, c, 4, 4], data: Array(x.scalars[..<rows]))
+        let xb = Array(x.scalars[rows...]), ub = Array(upstream.scalars[rows...])
+        let shareA = 2.0 / 6, shareB = 4.0 / 6
+        /// Adds process B's part to every sum, in the order batch norm asks for them.
+        final class OtherProcess: BatchStatisticsReducer {
+            let xb: [Float], ub: [Float], c: Int, plane: Int, shareB: Double
+            var share: Double
+            var call = 0
+            var mean = [Float](), inv = [Float]()
+            init(xb: [Float], ub: [Float], c: Int, plane: Int, share: Double, shareB: Double) {
+                self.xb = xb; self.ub = ub; self.c = c; self.plane = plane; self.share = share; self.shareB = shareB
+            }
+            func values(_ ch: Int) -> [(x: Float, g: Float)] {
+                (0..<4).flatMap { i in (0..<plane).map { j in (xb[(i * c + ch) * plane + j], ub[(i * c + ch) * plane + j]) } }
+            }
+            func sum(_ v: inout [Double]) {
+                call += 1
+                switch call {
+                case 1:
+                    for ch in 0..<c { v[ch] += values(ch).reduce(0.0) { $0 + Double($1.x) } }
+                    v[c] += Double(4 * plane)
+                    mean = (0..<c).map { Float(v[$0] / v[c]) }
+                case 2:
+                    for ch in 0..<c { v[ch] += values(ch).reduce(0.0) { $0 + Double(($1.x - mean[ch]) * ($1.x - mean[ch])) } }
+                    inv = (0..<c).map { 1 / (Float(v[$0] / Double(6 * plane)) + 1e-5).squareRoot() }
+                default:
+                    // B's upstream gradient in its own loss's units is ub / shareB; weighted by shareB: ub.
+                    for ch in 0..<c {
+                        v[ch] += values(ch).reduce(0.0) { $0 + Double($1.g) }
+                        v[c + ch] += values(ch).reduce(0.0) { $0 + Double($1.g * ($1.x - mean[ch]) * inv[ch]) }
+                    }
+                }
+            }
+        }
+        let reducer = OtherProcess(xb: xb, ub: ub, c: c, plane: plane, share: shareA, shareB: shareB)
+        let ua = Tensor(shape: [2, c, 4, 4], data: upstream.scalars[..<rows].map { $0 / Float(shareA) })
+        let a = Self.batchNorm(xa, upstream: ua, reducer: reducer)
+        XCTAssertEqual(reducer.call, 3)
+        for (p, q) in zip(whole.y[..<rows], a.y) { XCTAssertEqual(p, q, accuracy: 1e-5) }
+        for (p, q) in zip(whole.dx[..<rows], a.dx) { XCTAssertEqual(p, q * Float(shareA), accuracy: 1e-5) }
+    }
+
+    /// A batch-norm layer (weights 0.5, 1.5, …) on `x`; backward of `Σ upstream · y`.
+    static func batchNorm(_ x: Tensor, upstream: Tensor, reducer: BatchStatisticsReducer?)
+        -> (y: [Float], dx: [Float], dgamma: [Float], running: [Float]) {
+        let layer = BatchNorm(features: x.shape[1])
+        layer.weight.withUnsafeMutableBufferPointer { for i in 0..<$0.count { $0[i] = 0.5 + Float(i) } }
+        layer.synchronisation = reducer
+        let input = x.detached()
+        input.requiresGrad = true
+        let y = layer(input)
+        (y * upstream).sum().backward()
+        return (y.scalars, input.grad!.scalars, layer.weight.grad!.scalars, layer.runningVariance.scalars)
     }
 
     func testShardRangesCoverTheWorkInOrder() {

@@ -60,13 +60,14 @@ void astro_lstm_backward(const float *gates, long gateStride, const float *state
 void astro_gru_pack_recurrent(const float *w, long h, float *packed);
 
 /// The whole GRU recurrence (gates r, z, n) for `m` rows: the projected input
-/// `x_t W_ihᵀ + b_ih` of row `r`, step `t` at `projected + r * projectedStride + t * 3h`;
+/// `x_t W_ihᵀ` of row `r`, step `t` at `projected + r * projectedStride + t * 3h`, plus
+/// `biasIH` `[3h]` (NULL: the projection includes `b_ih` already);
 /// `packed` from `astro_gru_pack_recurrent`; `biasHH` `[3h]`. `h_t` goes to
 /// `states + r * stateStride + t * h`; if `gates` is not NULL, `(r, z, n, a_n)` (`a_n` the
 /// recurrent term of the new gate, `h_{t-1} W_hnᵀ + b_hn`) to `gates + r * gateStride + t * 4h`.
 /// `h_{-1} = 0`.
 void astro_gru_forward(const float *projected, long projectedStride, const float *packed, const float *biasHH,
-                       float *states, long stateStride, float *gates, long gateStride, long m, long steps, long h);
+                       const float *biasIH, float *states, long stateStride, float *gates, long gateStride, long m, long steps, long h);
 
 /// Backpropagation through time for `m` rows laid out as in `astro_gru_forward` (gates kept):
 /// `gradient` (`[T, h]` per row, row stride `gradientStride`) is `∂L/∂h_t`; writes the
