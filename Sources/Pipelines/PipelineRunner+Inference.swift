@@ -440,28 +440,12 @@ extension PipelineRunner {
     /// Segmentation of maps of any size, one map at a time, each into its checked output.
     func segment(_ todo: [CatalogEntry], predictor: Predictor, outputs: [String: URL], folder: URL,
                  journal: RunJournal, progress: ProgressBar?) throws {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let tiling = config.tiling ?? TilingConfig(tile: 256, overlap: 32, weighting: .smooth)
-        for (done, entry) in todo.enumerated() {
-            let url = outputs[entry.name]!
-            do {
-                try journal.markReading(entry.name, true)
-                Self.simulateCrashIfAsked(reading: entry.name)
-                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                let notes = try predictor.segment(entry, to: url, tiling: tiling, batchSize: config.run.batchSize,
-                                                  probabilities: config.outputs.probabilities)
-                assumptions.record(file: entry.name, notes)
-                let relative = OutputSafety.relativeOutputName(entry.name)
-                try journal.record([.init(file: entry.name, prediction: .segmentation(SegmentationMap(output: relative)))])
-            } catch {
-                // The first map was checked against the model before the loop: any later failure,
-                // bands included, is that file's own.
-                guard config.run.onError == .skip else { throw error }
-                try journal.record([.init(file: entry.name, error: error.localizedDescription)])
-            }
-            progress?.advance()
-            Self.simulateCrashIfAsked(done + 1)
-        }
+        // The first map was checked against the model before the loop: any later failure, bands included, is that file's own.
+        try writeImages(todo, outputs: outputs, folder: folder, journal: journal, progress: progress, stops: { _, _ in false },
+                        write: { try predictor.segment($0, to: $1, tiling: tiling, batchSize: self.config.run.batchSize,
+                                                       probabilities: self.config.outputs.probabilities) },
+                        result: { .segmentation(SegmentationMap(output: $0)) })
     }
 
     /// Deblending, one input at a time, each into its checked output. A file the model cannot
@@ -469,6 +453,22 @@ extension PipelineRunner {
     /// first file, where a mismatch of bands stops the run.
     func deblend(_ todo: [CatalogEntry], predictor: Predictor, outputs: [String: URL], folder: URL,
                  journal: RunJournal, progress: ProgressBar?) throws {
+        try writeImages(todo, outputs: outputs, folder: folder, journal: journal, progress: progress,
+                        stops: { error, done in
+                            guard done == 0, case let PipelineError.inputMismatch(_, received, expected, _) = error else { return false }
+                            return received.first != expected.first
+                        },
+                        write: { try predictor.deblend($0, to: $1) },
+                        result: { .deblended(DeblendedImage(output: $0)) })
+    }
+
+    /// One image file per input (segmentation maps, deblended images), one input at a time:
+    /// `write` makes the input's file at its checked output and returns the assumptions it
+    /// made, `result` is the journal's record of the output's relative name. A failure is the
+    /// file's own under `on_error: skip` unless `stops` (the error, the files done) says so.
+    func writeImages(_ todo: [CatalogEntry], outputs: [String: URL], folder: URL, journal: RunJournal,
+                     progress: ProgressBar?, stops: (Error, Int) -> Bool,
+                     write: (CatalogEntry, URL) throws -> [Assumption], result: (String) -> Prediction) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for (done, entry) in todo.enumerated() {
             let url = outputs[entry.name]!
@@ -476,14 +476,10 @@ extension PipelineRunner {
                 try journal.markReading(entry.name, true)
                 Self.simulateCrashIfAsked(reading: entry.name)
                 try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                let notes = try predictor.deblend(entry, to: url)
-                assumptions.record(file: entry.name, notes)
-                let relative = OutputSafety.relativeOutputName(entry.name)
-                try journal.record([.init(file: entry.name, prediction: .deblended(DeblendedImage(output: relative)))])
+                assumptions.record(file: entry.name, try write(entry, url))
+                try journal.record([.init(file: entry.name, prediction: result(OutputSafety.relativeOutputName(entry.name)))])
             } catch {
-                if case let PipelineError.inputMismatch(_, received, expected, _) = error, received.first != expected.first,
-                   done == 0 { throw error }
-                guard config.run.onError == .skip else { throw error }
+                guard config.run.onError == .skip, !stops(error, done) else { throw error }
                 try journal.record([.init(file: entry.name, error: error.localizedDescription)])
             }
             progress?.advance()
