@@ -24,6 +24,26 @@ public func sampleLoader(_ input: FITSInput, withTruth: Bool) -> BatchLoader.Loa
     }
 }
 
+/// Reads a blend and its `TRUTH` extension as one sample of twice the bands (the blend's,
+/// then the truth's), so the stages scale and move both alike; `CatalogBatchSource` with
+/// `.pixelValues` splits them into input and target.
+public func imagePairLoader(_ input: FITSInput) -> BatchLoader.Load {
+    return { entry in
+        var sample = try Sample.load(entry, input: input)
+        let truth: FITSImage<Float>
+        do { truth = try FITSFile(path: entry.url.path).readImage("TRUTH", as: Float.self) } catch {
+            throw PipelineError.missingTruth(file: entry.name, what: "the TRUTH extension (the central galaxy alone)")
+        }
+        let target = try PlanarImage(fits: truth, file: entry.name)
+        guard target.shape == sample.image.shape else {
+            throw InputError.bandShapeMismatch(file: entry.name, band: "TRUTH", shape: target.shape, expected: sample.image.shape)
+        }
+        sample.image = PlanarImage(channels: 2 * target.channels, height: target.height, width: target.width,
+                                   pixels: sample.image.pixels + target.pixels)
+        return sample
+    }
+}
+
 /// Feeds `fit` from FITS files: each epoch a fresh `BatchLoader` (background
 /// prefetch, seeded shuffle by epoch) turned into tensors and targets.
 public struct CatalogBatchSource: BatchSource {
@@ -32,6 +52,9 @@ public struct CatalogBatchSource: BatchSource {
         /// Regression targets, standardised by the scaling (`TargetScaling.standardized`).
         case values(TargetScaling)
         case pixelClasses
+        /// Image-to-image: each sample holds the input bands then as many target bands
+        /// (`imagePairLoader`); the targets are the second half, as values.
+        case pixelValues
     }
 
     public let catalog: Catalog
@@ -77,8 +100,22 @@ public struct CatalogBatchSource: BatchSource {
     }
 
     static func convert(_ batch: Batch, _ kind: TargetKind) throws -> TrainingBatch {
-        let inputs = Tensor(shape: batch.shape, data: batch.inputs)
         let global = Swift.max(batch.globalCount, batch.count)
+        if case .pixelValues = kind {
+            let half = batch.shape[1] / 2, plane = batch.shape[2] * batch.shape[3]
+            var inputs = [Float](), targets = [Float]()
+            inputs.reserveCapacity(batch.count * half * plane)
+            targets.reserveCapacity(batch.count * half * plane)
+            for i in 0..<batch.count {
+                let start = i * 2 * half * plane
+                inputs += batch.inputs[start..<(start + half * plane)]
+                targets += batch.inputs[(start + half * plane)..<(start + 2 * half * plane)]
+            }
+            let shape = [batch.count, half, batch.shape[2], batch.shape[3]]
+            return TrainingBatch(inputs: Tensor(shape: shape, data: inputs), targets: .values(Tensor(shape: shape, data: targets)),
+                                 globalCount: global)
+        }
+        let inputs = Tensor(shape: batch.shape, data: batch.inputs)
         switch kind {
         case .classes:
             guard batch.labels.count == batch.count else {
@@ -100,6 +137,8 @@ public struct CatalogBatchSource: BatchSource {
             }
             return TrainingBatch(inputs: inputs, targets: .values(Tensor(shape: [batch.count, k], data: scaled)),
                                  globalCount: global)
+        case .pixelValues:
+            preconditionFailure("image pairs are split above")
         }
     }
 }

@@ -1,3 +1,4 @@
+import AstroBase
 import FITS
 import Foundation
 import NN
@@ -40,6 +41,7 @@ extension PipelineRunner {
             }
         }
         if config.task == .lightcurves { return try evaluateLightCurves(into: folder) }
+        if config.task == .deblend { return try evaluateDeblend(into: folder) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let predictions = folder.appendingPathComponent(config.task == .segment ? "maps" : "predictions.csv")
         var inferOptions = options
@@ -145,6 +147,8 @@ extension PipelineRunner {
             if !panels.isEmpty { try save(TrainingPlots.stacked(panels), "scatter.png") }
         case .lightcurves:
             preconditionFailure("evaluate: light curves are evaluated by evaluateLightCurves")
+        case .deblend:
+            preconditionFailure("evaluate: deblending is evaluated by evaluateDeblend")
         case .segment:
             var predicted = [Int](), truth = [Int]()
             var overlayDone = false
@@ -254,5 +258,80 @@ extension PipelineRunner {
             }
         }
         return canvas
+    }
+}
+
+extension PipelineRunner {
+    /// `astrolabe evaluate` of a deblend pipeline: runs it into `folder/deblended`, then
+    /// measures each output against the input's `TRUTH` (TASKS.md task 6: PSNR, SSIM, flux
+    /// error over the whole stamp), and the classical SEP-style deblender
+    /// (`SourceExtraction.deblendCentral`, noise from `SKYSIG` or measured) on the same
+    /// files: medians of PSNR and SSIM, median and NMAD of the flux error in magnitudes (stamps whose
+    /// predicted flux is not positive are counted in `*_flux_undefined` and left out), in
+    /// `metrics.json` and `report.md`, with `grid.png` (blend, truth, model, classical, and
+    /// the two residuals against truth) for the first inputs.
+    func evaluateDeblend(into folder: URL) throws -> EvaluationReport {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var inferOptions = options
+        inferOptions.output = folder.appendingPathComponent("deblended").path
+        let run = try PipelineRunner(pipelinePath: pipelinePath, options: inferOptions).predictAll()
+        let predictor = run.predictor
+        let classical = SourceExtraction()
+        var psnr: [String: [Double]] = [:], ssim: [String: [Double]] = [:], flux: [String: [Double]] = [:]
+        var sheet = ContactSheet(columns: 6, cellSize: 96, title: "BLEND  TRUTH  MODEL  CLASSICAL  MODEL-TRUTH  CLASSICAL-TRUTH")
+        var rows = 0
+        for (entry, prediction) in run.results {
+            guard case let .deblended(image) = prediction else { continue }
+            let file = try FITSFile(path: entry.url.path)
+            let truth: FITSImage<Float>
+            do { truth = try file.readImage("TRUTH", as: Float.self) } catch {
+                throw PipelineError.missingTruth(file: entry.name, what: "the TRUTH extension (the central galaxy alone)")
+            }
+            let blend = try file.readImage(predictor.input.hdu, as: Float.self)
+            let model = try FITSFile(path: run.output.appendingPathComponent(image.output).path).readImage(0, as: Float.self)
+            guard truth.shape == model.shape, blend.shape == model.shape, model.shape.count == 2 else {
+                throw PipelineError.inputMismatch(file: entry.name, received: truth.shape, expected: model.shape,
+                                                  model: predictor.path)
+            }
+            let (w, h) = (model.shape[0], model.shape[1])
+            let sigma = Sample.numericKeywords(blend.header)["SKYSIG"] ?? PixelStatistics.madStd(blend.pixels)
+            let baseline = classical.deblendCentral(blend.pixels, width: w, height: h, noise: sigma)
+            for (name, pixels) in [("model", model.pixels), ("classical", baseline)] {
+                psnr[name, default: []].append(ImageQuality.psnr(pixels, truth: truth.pixels))
+                ssim[name, default: []].append(ImageQuality.ssim(pixels, truth: truth.pixels, width: w, height: h))
+                if let error = ImageQuality.fluxError(pixels, truth: truth.pixels) { flux[name, default: []].append(error) }
+            }
+            if rows < 8 {
+                let display = ImageNormalization.display(for: blend.pixels)
+                for (label, pixels) in [("blend", blend.pixels), ("truth", truth.pixels), ("model", model.pixels),
+                                        ("classical", baseline)] {
+                    sheet.add(gray: display.bytes(pixels), width: w, height: h, label: rows == 0 ? label : "")
+                }
+                let residual = ImageNormalization(interval: .percentile(99), stretch: .linear())
+                for (label, pixels) in [("model-truth", zip(model.pixels, truth.pixels).map { $0 - $1 }),
+                                        ("classical-truth", zip(baseline, truth.pixels).map { $0 - $1 })] {
+                    sheet.add(gray: residual.bytes(pixels), width: w, height: h, label: rows == 0 ? label : "")
+                }
+                rows += 1
+            }
+        }
+        guard let count = psnr["model"]?.count, count > 0 else {
+            throw PipelineError.missingTruth(file: catalogPath(), what: "any deblended image")
+        }
+        var metrics = ["count": Double(count)]
+        for name in ["model", "classical"] {
+            metrics["\(name)_psnr_median"] = PixelStatistics.median(psnr[name] ?? [])
+            metrics["\(name)_ssim_median"] = PixelStatistics.median(ssim[name] ?? [])
+            let errors = flux[name] ?? []
+            metrics["\(name)_flux_error_median"] = PixelStatistics.median(errors)
+            metrics["\(name)_flux_error_nmad"] = PixelStatistics.madToSigma * PixelStatistics.medianAbsoluteDeviation(errors)
+            // A stamp whose predicted flux is not positive has no magnitude: counted, left out of the flux error.
+            metrics["\(name)_flux_undefined"] = Double(count - errors.count)
+        }
+        try sheet.write(to: folder.appendingPathComponent("grid.png"))
+        try writeReport(metrics, pictures: ["grid.png"], into: folder,
+                        summary: "Model `\(predictor.path)` against the classical SEP-style deblender on `\(catalogPath())` "
+                            + "(\(count) blends; PSNR, SSIM and flux error of the central galaxy against TRUTH, TASKS.md task 6).")
+        return EvaluationReport(metrics: metrics, files: ["metrics.json", "report.md", "grid.png"])
     }
 }

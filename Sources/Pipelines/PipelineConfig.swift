@@ -23,6 +23,12 @@ public enum PipelineTask: String, Equatable, Sendable, CaseIterable, Codable, Co
     /// Classes of multi-band light curves read from a table (TASKS.md task 5); its
     /// `stages` are sequence stages (`SequenceStage`).
     case lightcurves
+    /// The central galaxy of a blend alone (TASKS.md task 6): an image in, an image in
+    /// counts out, one FITS file per input.
+    case deblend
+
+    /// Whether a run writes one FITS image per input into an output folder (not a table).
+    public var writesImages: Bool { self == .segment || self == .deblend }
 }
 
 /// A whole pipeline file: see docs/pipelines.md for every key.

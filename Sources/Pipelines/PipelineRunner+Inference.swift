@@ -36,7 +36,7 @@ extension PipelineRunner {
                                           + "but the pipeline's task is '\(config.task.rawValue)'")
         }
         let catalog = try inputCatalog()
-        let segmenting = config.task == .segment
+        let segmenting = config.task.writesImages
 
         // Every output location, checked against the inputs before any work.
         let locations = try outputLocations(catalog, predictor, start: start)
@@ -83,7 +83,9 @@ extension PipelineRunner {
         let progress = options.quiet || comm.rank != 0 ? nil : ProgressBar(total: todo.count, label: config.name.isEmpty ? "run" : config.name,
                                                           unit: "file")
         do {
-            if segmenting {
+            if config.task == .deblend {
+                try deblend(todo, predictor: predictor, outputs: locations.maps, folder: outputURL, journal: journal, progress: progress)
+            } else if segmenting {
                 try checkFirstMap(todo, predictor)
                 try segment(todo, predictor: predictor, outputs: locations.maps, folder: outputURL, journal: journal, progress: progress)
             } else {
@@ -136,10 +138,10 @@ extension PipelineRunner {
     }
 
     func outputLocations(_ catalog: Catalog, _ predictor: Predictor, start: Date) throws -> OutputLocations {
-        let segmenting = config.task == .segment
+        let segmenting = config.task.writesImages
         let outputURL: URL
         if let output = options.output { outputURL = resolveArgument(output) } else if segmenting {
-            outputURL = resolve(config.outputs.fitsImages ?? "segmentation")
+            outputURL = resolve(config.outputs.fitsImages ?? (config.task == .deblend ? "deblended" : "segmentation"))
         } else {
             outputURL = resolve(config.outputs.csv ?? "predictions.csv")
         }
@@ -205,7 +207,7 @@ extension PipelineRunner {
     /// (atomically), then removes the journals.
     func writeOutputs(journals: [RunJournal], predictor: Predictor, catalog: Catalog, locations: OutputLocations,
                       resumed: Int, start: Date) throws -> InferenceRun {
-        let segmenting = config.task == .segment
+        let segmenting = config.task.writesImages
         let (outputURL, errorsURL, runsLogURL) = (locations.output, locations.errors, locations.runsLog)
         let (tableURL, samplesURL, maps) = (locations.table, locations.samples, locations.maps)
         var finished: [String: Prediction] = [:], failed: [String: String] = [:]
@@ -438,23 +440,46 @@ extension PipelineRunner {
     /// Segmentation of maps of any size, one map at a time, each into its checked output.
     func segment(_ todo: [CatalogEntry], predictor: Predictor, outputs: [String: URL], folder: URL,
                  journal: RunJournal, progress: ProgressBar?) throws {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let tiling = config.tiling ?? TilingConfig(tile: 256, overlap: 32, weighting: .smooth)
+        // The first map was checked against the model before the loop: any later failure, bands included, is that file's own.
+        try writeImages(todo, outputs: outputs, folder: folder, journal: journal, progress: progress, stops: { _, _ in false },
+                        write: { try predictor.segment($0, to: $1, tiling: tiling, batchSize: self.config.run.batchSize,
+                                                       probabilities: self.config.outputs.probabilities) },
+                        result: { .segmentation(SegmentationMap(output: $0)) })
+    }
+
+    /// Deblending, one input at a time, each into its checked output. A file the model cannot
+    /// take (shape, stages) is that file's failure under `on_error: skip`, except on the
+    /// first file, where a mismatch of bands stops the run.
+    func deblend(_ todo: [CatalogEntry], predictor: Predictor, outputs: [String: URL], folder: URL,
+                 journal: RunJournal, progress: ProgressBar?) throws {
+        try writeImages(todo, outputs: outputs, folder: folder, journal: journal, progress: progress,
+                        stops: { error, done in
+                            guard done == 0, case let PipelineError.inputMismatch(_, received, expected, _) = error else { return false }
+                            return received.first != expected.first
+                        },
+                        write: { try predictor.deblend($0, to: $1) },
+                        result: { .deblended(DeblendedImage(output: $0)) })
+    }
+
+    /// One image file per input (segmentation maps, deblended images), one input at a time:
+    /// `write` makes the input's file at its checked output and returns the assumptions it
+    /// made, `result` is the journal's record of the output's relative name. A failure is the
+    /// file's own under `on_error: skip` unless `stops` (the error, the files done) says so.
+    func writeImages(_ todo: [CatalogEntry], outputs: [String: URL], folder: URL, journal: RunJournal,
+                     progress: ProgressBar?, stops: (Error, Int) -> Bool,
+                     write: (CatalogEntry, URL) throws -> [Assumption], result: (String) -> Prediction) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for (done, entry) in todo.enumerated() {
             let url = outputs[entry.name]!
             do {
                 try journal.markReading(entry.name, true)
                 Self.simulateCrashIfAsked(reading: entry.name)
                 try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                let notes = try predictor.segment(entry, to: url, tiling: tiling, batchSize: config.run.batchSize,
-                                                  probabilities: config.outputs.probabilities)
-                assumptions.record(file: entry.name, notes)
-                let relative = OutputSafety.relativeOutputName(entry.name)
-                try journal.record([.init(file: entry.name, prediction: .segmentation(SegmentationMap(output: relative)))])
+                assumptions.record(file: entry.name, try write(entry, url))
+                try journal.record([.init(file: entry.name, prediction: result(OutputSafety.relativeOutputName(entry.name)))])
             } catch {
-                // The first map was checked against the model before the loop: any later failure,
-                // bands included, is that file's own.
-                guard config.run.onError == .skip else { throw error }
+                guard config.run.onError == .skip, !stops(error, done) else { throw error }
                 try journal.record([.init(file: entry.name, error: error.localizedDescription)])
             }
             progress?.advance()

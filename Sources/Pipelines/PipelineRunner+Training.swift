@@ -46,10 +46,13 @@ extension PipelineRunner {
         guard training.count > 0 else { throw TrainingError.emptyData(what: dataPath) }
 
         let input = FITSInput(hdu: config.input.hdu ?? 0, bands: config.input.bands, bandFiles: config.input.bandFiles)
-        let load = sampleLoader(input, withTruth: task == .segment)
+        if task == .deblend { try checkDeblendTraining(arch, t) }
+        let load = task == .deblend ? imagePairLoader(input) : sampleLoader(input, withTruth: task == .segment)
         let preparation = Preparation(config.stages, seed: t.seed)
         let first = try Preparation(preparation.inferenceStages).prepare(try load(training.entries[0]), training: false)
-        let inputShape = first.image.shape
+        var inputShape = first.image.shape
+        // A deblender's samples hold the blend's bands then the truth's.
+        if task == .deblend { inputShape[0] /= 2 }
 
         // Targets: regression learns standardised values; their scale goes into the recipe.
         var scaling: TargetScaling?
@@ -89,6 +92,7 @@ extension PipelineRunner {
         case .classify, .lens, .lightcurves: outputs = classNames.isEmpty ? arch.classes : classNames.count
         case .regress: outputs = posterior ? arch.classes : targetNames.count * (uncertainty ? 2 : 1)
         case .segment: outputs = arch.classes
+        case .deblend: outputs = inputShape[0]
         }
         var flow = arch.flow
         flow?.features = targetNames.count
@@ -121,7 +125,7 @@ extension PipelineRunner {
         let (save, stem, checkpoint, allCallbacks) = try trainingFiles(model, t, validating: validation != nil)
         // In an MPI job rank 0 alone writes the history and the checkpoint.
         let callbacks = writes ? allCallbacks : allCallbacks.filter { !($0 is CSVLogger || $0 is ModelCheckpoint) }
-        let targets: CatalogBatchSource.TargetKind = task == .segment ? .pixelClasses
+        let targets: CatalogBatchSource.TargetKind = task == .segment ? .pixelClasses : task == .deblend ? .pixelValues
             : scaling.map { .values($0) } ?? .classes
         let source = CatalogBatchSource(catalog: training, batchSize: t.batchSize, preparation: preparation, training: true,
                                         seed: t.seed, targets: targets, threads: config.run.threads, load: load)
@@ -186,6 +190,28 @@ extension PipelineRunner {
         return (save, stem, checkpoint, callbacks)
     }
 
+    /// A deblender is a U-Net trained on pixel values (L1, L2 or Huber) whose stages scale the
+    /// blend and its truth alike and can be undone (`Predictor.isAffineInCounts`), with flips
+    /// and quarter turns as the only augmentations (they move both images alike).
+    func checkDeblendTraining(_ arch: ArchitectureConfig, _ t: TrainConfig) throws {
+        guard arch.name == .unet else {
+            throw PipelineError.unsupported("\(pipelinePath): a deblend model is a U-Net (model.architecture.name: unet), "
+                                            + "not \(arch.name.rawValue).")
+        }
+        switch t.loss {
+        case .mae, .mse, .huber: break
+        default:
+            throw PipelineError.unsupported("\(pipelinePath): a deblend model learns pixel values: model.train.loss is "
+                                            + "mae (L1), mse or huber.")
+        }
+        for stage in config.stages where !Predictor.isAffineInCounts(stage) {
+            if case .augment = stage, ["flip", "rotate90"].contains(stage.name) { continue }
+            throw PipelineError.unsupported("\(pipelinePath): stage '\(stage.name)' cannot be used to train a deblend model: "
+                                            + "its stages must scale the blend and its truth alike and be undone at inference "
+                                            + "(fill_blanks, scale_by_noise with a keyword or a value; augmentations flip, rotate90).")
+        }
+    }
+
     func lossFunction(_ choice: TrainConfig.LossChoice, task: PipelineTask) -> LossFunction {
         switch (choice, task) {
         case (.crossEntropy, .segment): return .pixelCrossEntropy()
@@ -228,6 +254,7 @@ extension PipelineRunner {
         case .lens: return [.accuracy, .rocAUC]
         case .regress: return [.rmse, .nmad]
         case .segment: return [.meanIoU(classes: [1, 2]), .pixelAccuracy]
+        case .deblend: return []
         }
     }
 }

@@ -15,6 +15,8 @@ public enum Prediction: Equatable, Sendable {
     case posterior(PosteriorEstimate)
     /// Segmentation: where the class map was written.
     case segmentation(SegmentationMap)
+    /// Deblending: where the central galaxy's image was written.
+    case deblended(DeblendedImage)
     /// The network's outputs as they are (`astrolabe predict --raw`).
     case logits([Double])
 }
@@ -96,13 +98,20 @@ public struct SegmentationMap: Codable, Equatable, Sendable {
     public init(output: String) { self.output = output }
 }
 
+/// A deblending output: the deblended image's path, relative to the output folder.
+public struct DeblendedImage: Codable, Equatable, Sendable {
+    public var output: String
+
+    public init(output: String) { self.output = output }
+}
+
 // MARK: - Journal form
 
 /// `{"classes": {"probabilities": [...]}}`, `{"regression": {"values": [...], "sigmas": [...]}}`,
 /// `{"posterior": {"medians": [...], "p16": [...], ...}}`,
-/// `{"segmentation": {"output": "x.fits"}}` or `{"logits": [...]}`: numbers stay JSON numbers.
+/// `{"segmentation": {"output": "x.fits"}}`, `{"deblended": {"output": "x.fits"}}` or `{"logits": [...]}`: numbers stay JSON numbers.
 extension Prediction: Codable {
-    enum CodingKeys: String, CodingKey { case classes, regression, posterior, segmentation, logits }
+    enum CodingKeys: String, CodingKey { case classes, regression, posterior, segmentation, deblended, logits }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -114,11 +123,13 @@ extension Prediction: Codable {
             self = .posterior(value)
         } else if let value = try c.decodeIfPresent(SegmentationMap.self, forKey: .segmentation) {
             self = .segmentation(value)
+        } else if let value = try c.decodeIfPresent(DeblendedImage.self, forKey: .deblended) {
+            self = .deblended(value)
         } else if let value = try c.decodeIfPresent([Double].self, forKey: .logits) {
             self = .logits(value)
         } else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
-                debugDescription: "a prediction needs one of: classes, regression, posterior, segmentation, logits"))
+                debugDescription: "a prediction needs one of: classes, regression, posterior, segmentation, deblended, logits"))
         }
     }
 
@@ -129,6 +140,7 @@ extension Prediction: Codable {
         case let .regression(value): try c.encode(value, forKey: .regression)
         case let .posterior(value): try c.encode(value, forKey: .posterior)
         case let .segmentation(value): try c.encode(value, forKey: .segmentation)
+        case let .deblended(value): try c.encode(value, forKey: .deblended)
         case let .logits(value): try c.encode(value, forKey: .logits)
         }
     }

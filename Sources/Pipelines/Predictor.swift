@@ -62,7 +62,10 @@ public final class Predictor: @unchecked Sendable {
             for case let .scaleByNoise(.header(k, b)) in own { (keyword, bandKeywords) = (k, b) }
             matching = observation.matchingStages(noiseKeyword: keyword, bandNoiseKeywords: bandKeywords)
             // A map's class map lies on the input's pixels: no resampling, no change of PSF, no size.
-            if recipe?.task == .segment {
+            if recipe?.task == .deblend {
+                // The output is in the input's counts on its pixels: only the noise level is settled from the data.
+                matching = matching.filter { if case .estimateNoise = $0 { return true } else { return false } }
+            } else if recipe?.task == .segment {
                 matching = matching.filter {
                     switch $0 { case .matchPixelScale, .matchPSF, .fitSize: return false
                     default: return true }
@@ -198,7 +201,7 @@ public final class Predictor: @unchecked Sendable {
             case .regress:
                 let recipe = recipe!
                 return .regression(recipe.targetScaling.estimate(Array(row), uncertainty: recipe.predictsUncertainty))
-            case .segment:
+            case .segment, .deblend:
                 return .logits(row.map(Double.init))
             }
         }

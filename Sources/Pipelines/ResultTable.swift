@@ -58,7 +58,7 @@ public struct ResultTable: Sendable {
         case .classify, .lens, .lightcurves: layout = .classes(names: predictor.classNames, probabilities: probabilities)
         case .regress where predictor.isPosterior: layout = .posterior(targets: predictor.recipe!.targetNames)
         case .regress: layout = .regression(targets: predictor.recipe!.targetNames, percentiles: predictor.recipe!.predictsUncertainty)
-        case .segment: layout = .maps
+        case .segment, .deblend: layout = .maps
         }
     }
 
@@ -97,6 +97,8 @@ public struct ResultTable: Sendable {
             row.append(p.predicted < names.count ? names[p.predicted] : String(p.predicted))
         case let (.maps, .segmentation(map)):
             row.append(map.output)
+        case let (.maps, .deblended(image)):
+            row.append(image.output)
         default:
             break
         }

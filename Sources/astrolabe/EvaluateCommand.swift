@@ -8,10 +8,11 @@ struct Evaluate: ParsableCommand {
         abstract: "Evaluate a pipeline's model on files with known truth: metrics and pictures.",
         discussion: """
         Runs the pipeline on INPUT (a catalog CSV with the truth: label, or the regression targets; \
-        for segmentation a folder of maps with a TRUTH extension) and writes into --report: the \
+        for segmentation and deblending a folder of files with a TRUTH extension) and writes into --report: the \
         predictions, metrics.json, report.md and pictures — the confusion matrix, the ROC curve with \
         the true-positive rate at 1% false positives, predicted-vs-true plots with 1-sigma bars, or a \
-        segmentation overlay. For a posterior model: NMAD of the posterior medians and coverage of the \
+        segmentation overlay. For a deblender: PSNR, SSIM and flux error (median, NMAD) of the central \
+        galaxy against TRUTH for the model and the classical SEP-style deblender, and grid.png. For a posterior model: NMAD of the posterior medians and coverage of the \
         68% and 95% intervals per target and magnitude bin (calibration.csv), simulation-based \
         calibration rank histograms (sbc_ranks.csv/png), the TARP expected-coverage test of the joint \
         posterior (tarp.csv; area difference and KS p-value in metrics.json), calibration.png and \
@@ -25,7 +26,7 @@ struct Evaluate: ParsableCommand {
         """)
 
     @Argument(help: "The (inference) pipeline file.") var pipeline: String
-    @Option(help: "Files with truth: a catalog CSV (or a folder for segmentation).") var input: String?
+    @Option(help: "Files with truth: a catalog CSV (or a folder for segmentation or deblending).") var input: String?
     @Option(help: "Folder for the report.") var report: String = "evaluation"
     @Option(name: .customLong("cramer-rao"),
             help: "Per-galaxy Cramér–Rao bounds (scripts/regression_fisher.py --out) to set beside a posterior model's errors.")

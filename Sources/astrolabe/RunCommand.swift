@@ -40,7 +40,7 @@ struct Run: ParsableCommand {
 
     @Argument(help: "The pipeline file (YAML).") var pipeline: String
     @Option(help: "Input: a folder of FITS files, a glob such as 'data/*.fits', or a catalog CSV.") var input: String?
-    @Option(help: "Output: a CSV file, or a folder for segmentation maps.") var output: String?
+    @Option(help: "Output: a CSV file, or a folder for segmentation maps and deblended images.") var output: String?
     @Option(name: .customLong("set"), parsing: .singleValue,
             help: "Override a key of the pipeline, e.g. --set run.batch_size=32 (repeatable).")
     var overrides: [String] = []

@@ -1,0 +1,217 @@
+import Autograd
+import FITS
+import Foundation
+import NN
+import Preprocessing
+import TestSupport
+import XCTest
+@testable import Pipelines
+
+/// The deblend task through the one inference path: blends in, the central galaxy's image
+/// in counts out, one float32 FITS file per input with the input's header.
+final class DeblendTests: XCTestCase {
+    static let size = 32
+
+    /// A tiny U-Net (1 in, 1 out) in a model file whose recipe scales by `SKYSIG`.
+    func writeModel(_ url: URL, stages: [Stage] = [.scaleByNoise(.header(keyword: "SKYSIG", bandKeywords: []))]) throws -> UNet {
+        let net = UNet(inputChannels: 1, classCount: 1, widths: [4, 8], seed: 7)
+        let input = try PipelineLoader.parse("task: deblend\nmodel: {weights: x.safetensors}", file: "d.yaml").input
+        let recipe = ModelRecipe(task: .deblend, stages: stages, input: input, inputShape: [1, Self.size, Self.size])
+        try ModelFile(model: net, architecture: Architecture(name: .unet, inChannels: 1, classes: 1, widths: [4, 8]),
+                      preprocessing: recipe.json).write(to: url)
+        return net
+    }
+
+    /// A blend with WCS and `SKYSIG` in the primary HDU and a `TRUTH` extension.
+    func writeBlend(_ url: URL, seed: UInt64, sigma: Double, size: Int = size, truth: Bool = true) throws -> [Float] {
+        var rng = SeededGenerator(seed: seed)
+        let pixels = (0..<(size * size)).map { _ in Float(sigma * rng.normal()) + 50 }
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let writer = try FITSWriter(path: url.path)
+        try writer.appendImage(pixels, shape: [size, size], header: FITSHeader([
+            HeaderRecord("SKYSIG", .float(sigma)), HeaderRecord("CTYPE1", .string("RA---TAN")),
+            HeaderRecord("CTYPE2", .string("DEC--TAN")), HeaderRecord("CRVAL1", .float(150.25)),
+            HeaderRecord("CRVAL2", .float(2.5)), HeaderRecord("CRPIX1", .float(16.5)), HeaderRecord("CRPIX2", .float(16.5)),
+            HeaderRecord("CDELT1", .float(-5.6e-5)), HeaderRecord("CDELT2", .float(5.6e-5)), HeaderRecord("NNEIGH", .integer(2)),
+        ]))
+        if truth { try writer.appendImage(pixels.map { $0 / 2 }, shape: [size, size], extensionName: "TRUTH") }
+        try writer.commit()
+        return pixels
+    }
+
+    func runner(_ folder: URL, model: URL, input: String, output: String, extra: String = "") throws -> PipelineRunner {
+        let pipeline = folder.appendingPathComponent("deblend.yaml")
+        try """
+        task: deblend
+        model: {weights: \(model.path)}
+        \(extra)
+        """.write(to: pipeline, atomically: true, encoding: .utf8)
+        return try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(input: input, output: output, quiet: true))
+    }
+
+    func testDeblendWritesOneImageInCountsPerInputWithTheInputsHeader() throws {
+        let root = try makeTemporaryDirectory("deblend")
+        let modelURL = root.appendingPathComponent("deblend.safetensors")
+        let net = try writeModel(modelURL)
+        net.eval()
+        let sigmas = [4.0, 9.0]
+        var blends = [[Float]]()
+        for (i, sigma) in sigmas.enumerated() {
+            blends.append(try writeBlend(root.appendingPathComponent("blends/b\(i).fits"), seed: UInt64(i + 1), sigma: sigma))
+        }
+        // A file of another size is that file's failure; the others are written.
+        _ = try writeBlend(root.appendingPathComponent("blends/small.fits"), seed: 9, sigma: 3, size: 16)
+        let out = root.appendingPathComponent("out")
+        let run = try runner(root, model: modelURL, input: root.appendingPathComponent("blends").path, output: out.path)
+            .predictAll()
+        XCTAssertEqual(run.summary.done, 2)
+        XCTAssertEqual(run.summary.failed, 1)
+        XCTAssertEqual(run.results.map(\.prediction), [.deblended(DeblendedImage(output: "b0.fits")),
+                                                       .deblended(DeblendedImage(output: "b1.fits"))])
+        let errors = try String(contentsOfFile: try XCTUnwrap(run.summary.errorsFile), encoding: .utf8)
+        XCTAssert(errors.contains("small.fits") && errors.contains("[1, 32, 32]"), errors)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("small.fits").path))
+
+        for (i, sigma) in sigmas.enumerated() {
+            let file = try FITSFile(path: out.appendingPathComponent("b\(i).fits").path)
+            let image = try file.readImage(0, as: Float.self)
+            XCTAssertEqual(image.shape, [Self.size, Self.size])
+            let header = try file.header()
+            XCTAssertEqual(header["CTYPE1"], .string("RA---TAN"))
+            XCTAssertEqual(header["CRVAL1"]?.doubleValue ?? 0, 150.25, accuracy: 1e-9)
+            XCTAssertEqual(header["CRPIX2"]?.doubleValue ?? 0, 16.5, accuracy: 1e-9)
+            XCTAssertEqual(header["BUNIT"], .string("count"))
+            XCTAssertEqual(header["BITPIX"]?.doubleValue, -32)
+            // The generator's output on x / σ, carried back to counts: × σ.
+            let expected = withNoGrad {
+                net(Tensor(shape: [1, 1, Self.size, Self.size], data: blends[i].map { $0 / Float(sigma) }))
+            }.scalars.map { $0 * Float(sigma) }
+            let worst = zip(image.pixels, expected).map { abs($0 - $1) / (1 + abs($1)) }.max() ?? .infinity
+            XCTAssertLessThan(worst, 1e-3, "b\(i).fits: the output is the network's in counts")
+            XCTAssert(image.pixels.allSatisfy(\.isFinite))
+        }
+        // The two outputs differ by more than the scale: the scaling is undone per file.
+        let csv = try FITSFile(path: out.appendingPathComponent("b1.fits").path).readImage(0, as: Float.self)
+        XCTAssertNotEqual(csv.pixels, try FITSFile(path: out.appendingPathComponent("b0.fits").path).readImage(0, as: Float.self).pixels)
+    }
+
+    func testStagesThatCannotBeUndoneAndMissingHDUsAreClearErrors() throws {
+        let root = try makeTemporaryDirectory("deblend-bad")
+        _ = try writeBlend(root.appendingPathComponent("blends/a.fits"), seed: 1, sigma: 5)
+        let input = root.appendingPathComponent("blends").path
+        let asinhModel = root.appendingPathComponent("asinh.safetensors")
+        _ = try writeModel(asinhModel, stages: [.asinh(AsinhScaling(softening: 1))])
+        XCTAssertThrowsError(try runner(root, model: asinhModel, input: input, output: root.appendingPathComponent("o1").path,
+                                        extra: "run: {on_error: stop}").predictAll()) {
+            XCTAssert($0.localizedDescription.contains("'asinh' is not such a stage"), $0.localizedDescription)
+        }
+        let model = root.appendingPathComponent("deblend.safetensors")
+        _ = try writeModel(model)
+        XCTAssertThrowsError(try runner(root, model: model, input: input, output: root.appendingPathComponent("o2").path,
+                                        extra: "input: {hdu: BLEND}\nrun: {on_error: stop}").predictAll()) {
+            XCTAssert($0.localizedDescription.contains("BLEND"), $0.localizedDescription)
+        }
+        // A file without SKYSIG cannot be scaled: the message names the keyword.
+        let writer = try FITSWriter(path: root.appendingPathComponent("blends/nosig.fits").path)
+        try writer.appendImage([Float](repeating: 1, count: Self.size * Self.size), shape: [Self.size, Self.size])
+        try writer.commit()
+        let run = try runner(root, model: model, input: input, output: root.appendingPathComponent("o3").path).predictAll()
+        XCTAssertEqual(run.summary.done, 1)
+        let errors = try String(contentsOfFile: try XCTUnwrap(run.summary.errorsFile), encoding: .utf8)
+        XCTAssert(errors.contains("nosig.fits") && errors.contains("SKYSIG"), errors)
+    }
+
+    func trainingPipeline(_ root: URL, data: URL, extra: String = "", loss: String = "mae",
+                          architecture: String = "unet") throws -> PipelineRunner {
+        let pipeline = root.appendingPathComponent("train.yaml")
+        try """
+        task: deblend
+        stages:
+          - scale_by_noise: {keyword: SKYSIG}
+          - flip
+        model:
+          architecture: {name: \(architecture), classes: 1, widths: [4, 8]}
+          train: {data: \(data.path), epochs: 1, batch_size: 4, loss: \(loss), learning_rate: 0.003, seed: 3,
+                  save: \(root.appendingPathComponent("m.safetensors").path)}
+        \(extra)
+        """.write(to: pipeline, atomically: true, encoding: .utf8)
+        return try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true))
+    }
+
+    func testTrainThenRunADeblender() throws {
+        let root = try makeTemporaryDirectory("deblend-train")
+        let data = root.appendingPathComponent("blends")
+        for i in 0..<8 { _ = try writeBlend(data.appendingPathComponent("b\(i).fits"), seed: UInt64(10 + i), sigma: 5) }
+        let summary = try trainingPipeline(root, data: data).train()
+        XCTAssertEqual(summary.done, 7, "validation_split 0.1 holds 1 of 8 blends out")
+        let model = try TrainedModel(contentsOf: root.appendingPathComponent("m.safetensors"))
+        XCTAssertEqual(model.recipe.task, .deblend)
+        XCTAssertEqual(model.recipe.inputShape, [1, Self.size, Self.size])
+        XCTAssertEqual(model.architecture.name, .unet)
+        XCTAssertEqual([model.architecture.inChannels, model.architecture.classes], [1, 1])
+        let history = try String(contentsOf: root.appendingPathComponent("m.history.csv"), encoding: .utf8)
+        let lines = history.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let column = try XCTUnwrap(lines.first?.firstIndex(of: "loss"), history)
+        let loss = try XCTUnwrap(Double(lines.last![column]), history)
+        XCTAssert(loss.isFinite && loss > 0, history)
+
+        // The trained model through the inference path: one image per input, in counts.
+        let out = root.appendingPathComponent("out")
+        let run = try runner(root, model: root.appendingPathComponent("m.safetensors"), input: data.path, output: out.path)
+            .predictAll()
+        XCTAssertEqual(run.summary.done, 8)
+        let image = try FITSFile(path: out.appendingPathComponent("b0.fits").path).readImage(0, as: Float.self)
+        XCTAssertEqual(image.shape, [Self.size, Self.size])
+        XCTAssert(image.pixels.allSatisfy(\.isFinite))
+
+        // A blend without its TRUTH, another architecture or a loss on classes: clear errors.
+        let bare = root.appendingPathComponent("bare")
+        _ = try writeBlend(bare.appendingPathComponent("x.fits"), seed: 1, sigma: 5, truth: false)
+        XCTAssertThrowsError(try trainingPipeline(root, data: bare).train()) {
+            XCTAssert($0.localizedDescription.contains("TRUTH extension"), $0.localizedDescription)
+        }
+        XCTAssertThrowsError(try trainingPipeline(root, data: data, architecture: "resnet18").train()) {
+            XCTAssert($0.localizedDescription.contains("a deblend model is a U-Net"), $0.localizedDescription)
+        }
+        XCTAssertThrowsError(try trainingPipeline(root, data: data, loss: "cross_entropy").train()) {
+            XCTAssert($0.localizedDescription.contains("mae (L1), mse or huber"), $0.localizedDescription)
+        }
+
+        // evaluate: the model and the classical deblender against TRUTH, and the picture grid.
+        let evaluation = root.appendingPathComponent("eval")
+        let report = try runner(root, model: root.appendingPathComponent("m.safetensors"), input: data.path,
+                                output: root.appendingPathComponent("unused").path).evaluate(into: evaluation)
+        XCTAssertEqual(report.metrics["count"], 8)
+        for name in ["model", "classical"] {
+            let undefined = try XCTUnwrap(report.metrics["\(name)_flux_undefined"])
+            XCTAssert((0...8).contains(undefined))
+            for metric in ["psnr_median", "ssim_median"] + (undefined < 8 ? ["flux_error_median", "flux_error_nmad"] : []) {
+                let value = try XCTUnwrap(report.metrics["\(name)_\(metric)"], "\(name)_\(metric)")
+                XCTAssert(value.isFinite, "\(name)_\(metric) = \(value)")
+            }
+        }
+        // The model's PSNR, recomputed here from the written images: 10 log10(max(TRUTH)² / MSE), median of 8.
+        var psnrs = [Double]()
+        for i in 0..<8 {
+            let blend = try FITSFile(path: data.appendingPathComponent("b\(i).fits").path)
+            let truth = try blend.readImage("TRUTH", as: Float.self).pixels
+            let output = try FITSFile(path: evaluation.appendingPathComponent("deblended/b\(i).fits").path)
+                .readImage(0, as: Float.self).pixels
+            let mse = zip(output, truth).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +) / Double(truth.count)
+            psnrs.append(10 * log10(Double(truth.max()!) * Double(truth.max()!) / mse))
+        }
+        psnrs.sort()
+        XCTAssertEqual(report.metrics["model_psnr_median"]!, (psnrs[3] + psnrs[4]) / 2, accuracy: 1e-6)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: evaluation.appendingPathComponent("metrics.json")))
+        XCTAssertNotNil((json as? [String: Double])?["model_ssim_median"])
+        XCTAssert(try String(contentsOf: evaluation.appendingPathComponent("report.md"), encoding: .utf8).contains("grid.png"))
+        XCTAssert(FileManager.default.fileExists(atPath: evaluation.appendingPathComponent("grid.png").path))
+        XCTAssert(FileManager.default.fileExists(atPath: evaluation.appendingPathComponent("deblended/b3.fits").path))
+        XCTAssertThrowsError(try runner(root, model: root.appendingPathComponent("m.safetensors"), input: bare.path,
+                                        output: root.appendingPathComponent("unused2").path)
+                                .evaluate(into: root.appendingPathComponent("eval-bare"))) {
+            XCTAssert($0.localizedDescription.contains("TRUTH extension") && $0.localizedDescription.contains("x.fits"),
+                      $0.localizedDescription)
+        }
+    }
+}
