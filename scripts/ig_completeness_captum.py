@@ -20,11 +20,15 @@ Per model this prints and writes (<work>/captum-<model>.csv, per file):
     crossed; a lower bound), the grid intervals where d f_t / d alpha jumps, and the adaptive
     trapezoid rule of Explainer.adaptiveIntegratedGradients (float64) to 1 %.
 
-  python3 scripts/ig_completeness_captum.py --work /tmp/ig3 \
+  python3 -W ignore scripts/ig_completeness_captum.py --work /tmp/ig3 \
       --model morphology samples/models/morphology.safetensors /tmp/ig3/morphology-inputs /tmp/ig3/morphology-gausslegendre-64 \
-      ...
-(inputs and our runs: `astrolabe explain PIPELINE --input DATA --method integrated_gradients --steps 64
---save-inputs --output /tmp/ig3/<model>-gausslegendre-64`; the inputs folder may be the same folder).
+      --model regression samples/models/regression.safetensors /tmp/ig3/regression-inputs /tmp/ig3/regression-gausslegendre-64 \
+      --model lens samples/models/lens.safetensors /tmp/ig3/lens-inputs /tmp/ig3/lens-gausslegendre-64
+Our runs: `astrolabe explain PIPELINE --input DATA --method integrated_gradients --steps 64
+--output /tmp/ig3/<model>-gausslegendre-64` and the inputs `astrolabe explain PIPELINE --input DATA
+--method saliency --save-inputs --output /tmp/ig3/<model>-inputs`, with the pipelines and data of
+scripts/ig_completeness.py (morphology: 100 simulated cutouts, seed 23; regression: the 30
+samples/regression files; lens: 120 simulated cubes, seed 19).
 """
 import argparse
 import csv

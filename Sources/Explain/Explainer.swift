@@ -214,7 +214,8 @@ public final class Explainer {
 
     /// Integrated gradients to a completeness tolerance: per image, the trapezoid rule on an
     /// adaptively refined grid of the path `x' + α (x − x')`, starting from `initialSteps`
-    /// equally spaced points (captum's `riemann_trapezoid` grid) and bisecting the intervals
+    /// equally spaced points (the grid of captum's `riemann_trapezoid`, whose weights 1/n sum
+    /// to (n − 1)/n; here they are the trapezoid's and sum to 1) and bisecting the intervals
     /// whose local completeness error is largest until `|Σ attributions − (f(x) − f(x'))|
     /// ≤ tolerance · |f(x) − f(x')|` or `maxSteps` gradient evaluations are spent.
     ///

@@ -115,16 +115,20 @@ final class ExplainerTests: XCTestCase {
         XCTAssertEqual(a.maps.scalars, r.maps.scalars)
     }
 
-    /// Without refinement (max_steps = steps) the rule is captum's `riemann_trapezoid` with that
-    /// many steps; at the cap it stops with the tolerance not met; bad options are typed errors.
+    /// Without refinement (max_steps = steps) the rule is the trapezoid on captum's
+    /// `riemann_trapezoid` grid; at the cap it stops with the tolerance not met; bad options are
+    /// typed errors.
     func testAdaptiveIntegratedGradientsStartAndCap() throws {
         let network = reluNetwork()
         let explainer = Explainer(model: network)
         let x = input(2), targets = [1, 1]
         let loose = try explainer.adaptiveIntegratedGradients(x, targets: targets, initialSteps: 8, tolerance: 0.01, maxSteps: 8)
-        let (trapezoid, _) = try explainer.integratedGradients(x, targets: targets, steps: 8, method: .riemannTrapezoid)
+        let (captum, _) = try explainer.integratedGradients(x, targets: targets, steps: 8, method: .riemannTrapezoid)
         XCTAssertEqual(loose.steps, [8, 8])
-        assertClose(loose.maps, trapezoid, relativeTolerance: 1e-5, absoluteTolerance: 1e-7)
+        // captum's riemann_trapezoid weights are 1/n (summing to (n − 1)/n) on the grid k/(n − 1):
+        // its maps are 7/8 of the trapezoid rule's on the same 8 points.
+        assertClose(loose.maps, Tensor(shape: captum.shape, data: captum.scalars.map { $0 * 8 / 7 }),
+                    relativeTolerance: 1e-5, absoluteTolerance: 1e-7)
         network.gradientRows = 0
         let capped = try explainer.adaptiveIntegratedGradients(x, targets: targets, initialSteps: 4, tolerance: 1e-7,
                                                                maxSteps: 11, batchSize: 2)
