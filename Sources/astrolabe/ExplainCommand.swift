@@ -77,6 +77,10 @@ struct ExplainCommand: ParsableCommand {
             }
             if let maxSteps { config.options.maxSteps = maxSteps }
             if saveInputs { config.saveInputs = true }
+            if config.options.tolerance != nil, config.options.steps < 2 || config.options.maxSteps < config.options.steps {
+                throw ExplainError.invalidOption(option: "--max-steps", reason: "with --tolerance, --steps (the starting points, "
+                    + "at least 2) must not exceed --max-steps; got steps \(config.options.steps), max-steps \(config.options.maxSteps)")
+            }
             if let samples { config.options.smoothGrad.samples = samples }
             if let noise { config.options.smoothGrad.standardDeviation = noise }
             if let window { config.options.window = [window] }
