@@ -145,6 +145,12 @@ public struct AttributionOptions: Equatable, Sendable {
     public var steps = 50
     public var integration = IntegrationMethod.gaussLegendre
     public var baseline: Float = 0
+    /// Integrated gradients to a completeness tolerance (`|delta| ≤ tolerance · |f(x) − f(x')|`,
+    /// 0.01 = 1 %): the adaptive trapezoid rule starting from `steps` points and refining the
+    /// path up to `maxSteps` gradient evaluations per image (`Explainer.adaptiveIntegratedGradients`);
+    /// nil: the fixed rule `integration` with `steps` points.
+    public var tolerance: Double?
+    public var maxSteps = 1024
     /// Grad-CAM: the layer's key path, ReLU of the map (captum `relu_attributions`, default false), resampling.
     public var layer = "layer4"
     public var relu = false
@@ -166,9 +172,14 @@ public struct Attribution {
     public var maps: Tensor
     /// Integrated gradients: `Σ attributions − (f(x) − f(baseline))` per image.
     public var deltas: [Double]?
+    /// Integrated gradients: the gradient evaluations (path points) used per image.
+    public var steps: [Int]?
+    /// Integrated gradients with a tolerance: whether each image met it within the maximum steps.
+    public var converged: [Bool]?
 
-    public init(method: AttributionMethod, maps: Tensor, deltas: [Double]? = nil) {
-        self.method = method; self.maps = maps; self.deltas = deltas
+    public init(method: AttributionMethod, maps: Tensor, deltas: [Double]? = nil, steps: [Int]? = nil,
+                converged: [Bool]? = nil) {
+        self.method = method; self.maps = maps; self.deltas = deltas; self.steps = steps; self.converged = converged
     }
 
     /// Image `i`'s map `[C, H, W]` as values.

@@ -46,10 +46,18 @@ public final class Explainer {
             return Attribution(method: method, maps: try smoothGrad(input, targets: targets, options: options.smoothGrad,
                                                                     absolute: options.absolute, batchSize: options.batchSize))
         case .integratedGradients:
-            let (maps, deltas) = try integratedGradients(input, targets: targets, baseline: options.baseline == 0 ? nil : Tensor(repeating: options.baseline, shape: input.shape),
+            let baseline = options.baseline == 0 ? nil : Tensor(repeating: options.baseline, shape: input.shape)
+            if let tolerance = options.tolerance {
+                let r = try adaptiveIntegratedGradients(input, targets: targets, baseline: baseline, initialSteps: options.steps,
+                                                        tolerance: tolerance, maxSteps: options.maxSteps,
+                                                        batchSize: options.batchSize)
+                return Attribution(method: method, maps: r.maps, deltas: r.deltas, steps: r.steps, converged: r.converged)
+            }
+            let (maps, deltas) = try integratedGradients(input, targets: targets, baseline: baseline,
                                                          steps: options.steps, method: options.integration,
                                                          batchSize: options.batchSize)
-            return Attribution(method: method, maps: maps, deltas: deltas)
+            return Attribution(method: method, maps: maps, deltas: deltas,
+                               steps: Array(repeating: options.steps, count: input.shape[0]))
         case .gradCAM:
             return Attribution(method: method, maps: try gradCAM(input, targets: targets, layer: options.layer,
                                                                  relu: options.relu, interpolation: options.interpolation,
@@ -202,6 +210,113 @@ public final class Explainer {
                 - Double(atInput[i * classes + targets[i]] - atBaseline[i * classes + targets[i]])
         }
         return (Tensor(shape: input.shape, data: maps), deltas)
+    }
+
+    /// Integrated gradients to a completeness tolerance: per image, the trapezoid rule on an
+    /// adaptively refined grid of the path `x' + α (x − x')`, starting from `initialSteps`
+    /// equally spaced points (the grid of captum's `riemann_trapezoid`, whose weights 1/n sum
+    /// to (n − 1)/n; here they are the trapezoid's and sum to 1) and bisecting the intervals
+    /// whose local completeness error is largest until `|Σ attributions − (f(x) − f(x'))|
+    /// ≤ tolerance · |f(x) − f(x')|` or `maxSteps` gradient evaluations are spent.
+    ///
+    /// Each interval `[a, b]` has an exact local error: the trapezoid of the path derivative
+    /// `(x − x')·∇f` minus `f(b) − f(a)` (the fundamental theorem of calculus; the outputs come
+    /// with the gradient evaluations), and the local errors add up to the completeness delta.
+    /// With ReLU networks the integrand is piecewise constant, so intervals without a kink are
+    /// exact and the evaluations go where the gradient jumps. Every evaluation is kept: a
+    /// bisection costs one new point. Each round evaluates up to `batchSize` new points.
+    ///
+    /// Returns the maps, the deltas, the gradient evaluations used and whether the tolerance
+    /// was met, per image. Memory: the gradients of up to `maxSteps` points of one image.
+    public func adaptiveIntegratedGradients(_ input: Tensor, targets: [Int], baseline: Tensor? = nil, initialSteps: Int = 32,
+                                            tolerance: Double, maxSteps: Int = 1024, batchSize: Int = 64) throws
+        -> (maps: Tensor, deltas: [Double], steps: [Int], converged: [Bool]) {
+        guard initialSteps >= 2 else {
+            throw ExplainError.invalidOption(option: "steps", reason: "the adaptive rule starts from at least 2 points; got \(initialSteps)")
+        }
+        guard tolerance > 0, tolerance.isFinite else {
+            throw ExplainError.invalidOption(option: "tolerance", reason: "must be a positive fraction (0.01 = 1 %); got \(tolerance)")
+        }
+        guard maxSteps >= initialSteps else {
+            throw ExplainError.invalidOption(option: "max_steps", reason: "must be at least steps (\(initialSteps)); got \(maxSteps)")
+        }
+        let n = input.shape[0], size = input.count / max(n, 1), imageShape = Array(input.shape.dropFirst())
+        let base = try baselineValues(baseline, like: input)
+        let pixels = input.scalars
+        var maps = [Float](repeating: 0, count: input.count)
+        var deltas = [Double](), used = [Int](), converged = [Bool]()
+        for i in 0..<n {
+            let x = Array(pixels[(i * size)..<((i + 1) * size)]), b = Array(base[(i * size)..<((i + 1) * size)])
+            let difference = (0..<size).map { x[$0] - b[$0] }
+            // Points of the path: α, the gradient, the output and the path derivative (x − x')·∇f.
+            var alphas = [Double](), pathGradients = [[Float]](), pathOutputs = [Double](), slopes = [Double]()
+            func evaluate(_ new: [Double]) {
+                for range in Self.chunks(new.count, batchSize) {
+                    var batch = [Float](repeating: 0, count: range.count * size)
+                    for (row, k) in range.enumerated() {
+                        let alpha = Float(new[k])
+                        for j in 0..<size { batch[row * size + j] = b[j] + alpha * difference[j] }
+                    }
+                    let (g, y) = self.gradients(Tensor(shape: [range.count] + imageShape, data: batch),
+                                           targets: Array(repeating: targets[i], count: range.count))
+                    let gs = g.scalars, ys = y.scalars, classes = y.shape[1]
+                    for (row, k) in range.enumerated() {
+                        let point = Array(gs[(row * size)..<((row + 1) * size)])
+                        var slope = 0.0
+                        for j in 0..<size { slope += Double(difference[j]) * Double(point[j]) }
+                        alphas.append(new[k]); pathGradients.append(point)
+                        pathOutputs.append(Double(ys[row * classes + targets[i]])); slopes.append(slope)
+                    }
+                }
+            }
+            evaluate((0..<initialSteps).map { Double($0) / Double(initialSteps - 1) })
+            var met = false
+            while true {
+                let order = alphas.indices.sorted { alphas[$0] < alphas[$1] }
+                let local: [Double] = (1..<order.count).map { k in
+                    let p = order[k - 1], q = order[k]
+                    return 0.5 * (alphas[q] - alphas[p]) * (slopes[p] + slopes[q]) - (pathOutputs[q] - pathOutputs[p])
+                }
+                let change = abs(pathOutputs[order.last!] - pathOutputs[order[0]])
+                if abs(local.reduce(0, +)) <= tolerance * change { met = true; break }
+                let budget = min(batchSize, maxSteps - alphas.count)
+                if budget <= 0 { break }
+                // Bisect the worst intervals until the rest's absolute errors are within half the tolerance.
+                let worst = local.indices.sorted { abs(local[$0]) > abs(local[$1]) }
+                var rest = local.reduce(0) { $0 + abs($1) }, chosen = [Double]()
+                for k in worst where chosen.count < budget && (chosen.isEmpty || rest > 0.5 * tolerance * change) {
+                    let a = alphas[order[k]], c = alphas[order[k + 1]]
+                    guard c - a > 1e-12 else { continue }
+                    chosen.append(0.5 * (a + c))
+                    rest -= abs(local[k])
+                }
+                if chosen.isEmpty { break }
+                evaluate(chosen)
+            }
+            // Trapezoid weights on the final grid: half of each neighbouring interval.
+            let order = alphas.indices.sorted { alphas[$0] < alphas[$1] }
+            var total = [Double](repeating: 0, count: size)
+            for (k, p) in order.enumerated() {
+                let left = k > 0 ? alphas[p] - alphas[order[k - 1]] : 0
+                let right = k + 1 < order.count ? alphas[order[k + 1]] - alphas[p] : 0
+                let w = 0.5 * (left + right), g = pathGradients[p]
+                for j in 0..<size { total[j] += w * Double(g[j]) }
+            }
+            var sum = 0.0
+            for j in 0..<size {
+                let a = Float(total[j]) * difference[j]
+                maps[i * size + j] = a
+                sum += Double(a)
+            }
+            let atInput = self.outputs(Tensor(shape: [1] + imageShape, data: x)).scalars[targets[i]]
+            let atBaseline = self.outputs(Tensor(shape: [1] + imageShape, data: b)).scalars[targets[i]]
+            let delta = sum - Double(atInput - atBaseline)
+            deltas.append(delta)
+            used.append(alphas.count)
+            // The reported delta (float32 maps and outputs) decides, as users read it.
+            converged.append(met && abs(delta) <= tolerance * Double(abs(atInput - atBaseline)) * (1 + 1e-3))
+        }
+        return (Tensor(shape: input.shape, data: maps), deltas, used, converged)
     }
 
     /// The baseline's pixels for every input image.

@@ -40,6 +40,8 @@ public struct ExplainConfig: Equatable, Sendable {
     public var overlay: OverlayStyle
     /// At most this many files in the contact sheet.
     public var sheetCount: Int
+    /// Also write each file's network input (after the recipe's stages) as `<stem>.input.fits`.
+    public var saveInputs = false
 
     public init(folder: String = "explain", methods: [AttributionMethod] = [.integratedGradients, .gradCAM],
                 target: ExplainTarget = .predicted, options: AttributionOptions = AttributionOptions(),
@@ -51,6 +53,7 @@ public struct ExplainConfig: Equatable, Sendable {
     enum Key: String, ConfigName {
         case folder, methods, target, layer, steps, integration, baseline, samples, noise, seed, window, stride
         case occlusion_baseline, relu, interpolation, absolute, batch_size, overlay, contact_sheet_count
+        case tolerance, max_steps, save_inputs
     }
 }
 
@@ -85,6 +88,16 @@ extension ExplainConfig: Decodable {
         o.interpolation = try c.choice(.interpolation, MapInterpolation.self) ?? .nearest
         o.absolute = try c.optional(.absolute) ?? true
         o.batchSize = try c.optional(.batch_size) ?? o.batchSize
+        o.tolerance = try c.optional(.tolerance)
+        o.maxSteps = try c.optional(.max_steps) ?? o.maxSteps
+        if let tolerance = o.tolerance, !(tolerance > 0 && tolerance < 1) {
+            throw c.invalid(.tolerance, "outputs.explain.tolerance is the largest |delta| / |f(x) - f(baseline)| wanted, "
+                            + "between 0 and 1 (0.01 = 1 %); got \(tolerance).")
+        }
+        if o.tolerance != nil, o.steps < 2 || o.maxSteps < o.steps {
+            throw c.invalid(.max_steps, "outputs.explain: with a tolerance, steps (the starting points, at least 2) must not "
+                            + "exceed max_steps; got steps \(o.steps), max_steps \(o.maxSteps).")
+        }
         guard o.steps > 0, o.smoothGrad.samples > 0, o.batchSize > 0, o.window[0] > 0, o.strides[0] > 0,
               o.smoothGrad.standardDeviation >= 0 else {
             throw c.invalid(.steps, "outputs.explain: steps, samples, batch_size, window and stride must be positive, noise ≥ 0.")
@@ -92,6 +105,7 @@ extension ExplainConfig: Decodable {
         options = o
         overlay = try c.choice(.overlay, OverlayStyle.self) ?? .colour
         sheetCount = try c.optional(.contact_sheet_count) ?? 24
+        saveInputs = try c.optional(.save_inputs) ?? false
     }
 }
 
@@ -110,7 +124,8 @@ public final class ExplanationWriter {
     private(set) public var written: [String] = []
     /// Said once per run when a file's stages change its size (the maps then carry no WCS).
     private var warnedGeometry = false
-    /// Files whose integrated gradients' completeness delta was above 1 % (the first 5 are said).
+    /// Files whose integrated gradients' completeness delta was above 1 %, or above the
+    /// tolerance when one is set (the first 5 are said).
     private(set) public var warnedCompleteness = 0
     private let log: (String) -> Void
 
@@ -155,6 +170,10 @@ public final class ExplanationWriter {
     public struct Completeness: Sendable {
         public var delta: Double
         public var change: Double
+        /// Gradient evaluations used (`steps`, or with a tolerance those the adaptive rule spent).
+        public var steps: Int
+        /// With a tolerance: whether it was met within `max_steps` (always true without one).
+        public var converged: Bool
         /// `|delta| / |f(x) − f(x')|`.
         public var relative: Double { abs(delta) / Swift.max(change, 1e-30) }
     }
@@ -179,17 +198,23 @@ public final class ExplanationWriter {
             attributions.append(try explainer.attribute(x, targets: [target], method: method, options: config.options))
         }
         var completeness: Completeness?
-        if let delta = attributions.first(where: { $0.method == .integratedGradients })?.deltas?.first {
+        if let ig = attributions.first(where: { $0.method == .integratedGradients }), let delta = ig.deltas?.first {
             let atBaseline = explainer.outputs(Tensor(repeating: config.options.baseline, shape: x.shape)).scalars[target]
-            let c = Completeness(delta: delta, change: Double(abs(outputs[target] - atBaseline)))
+            let c = Completeness(delta: delta, change: Double(abs(outputs[target] - atBaseline)),
+                                 steps: ig.steps?.first ?? config.options.steps, converged: ig.converged?.first ?? true)
             completeness = c
-            if c.relative > Self.completenessWarning {
+            let limit = config.options.tolerance ?? Self.completenessWarning
+            if c.relative > limit {
                 warnedCompleteness += 1
             }
-            if c.relative > Self.completenessWarning && warnedCompleteness <= 5 {
+            if c.relative > limit && warnedCompleteness <= 5 {
+                let advice = config.options.tolerance == nil
+                    ? "more steps (--steps, outputs.explain.steps) or a tolerance (--tolerance, outputs.explain.tolerance) make it smaller"
+                    : String(format: "the tolerance %.2g%% was not met within max_steps (--max-steps, outputs.explain.max_steps)",
+                             limit * 100)
                 log("explain: \(entry.name): " + String(format: "integrated gradients' completeness delta is %.2g%% of "
-                           + "|f(x) - f(baseline)| (%.3g of %.3g) at %d steps; more steps (--steps, outputs.explain.steps) "
-                           + "make it smaller", c.relative * 100, abs(c.delta), c.change, config.options.steps)
+                           + "|f(x) - f(baseline)| (%.3g of %.3g) at %d steps; ", c.relative * 100, abs(c.delta), c.change, c.steps)
+                    + advice
                     + (warnedCompleteness == 5 ? " (further files: IGRELDEL in the maps' headers, completeness.csv)" : ""))
             }
         }
@@ -213,8 +238,15 @@ public final class ExplanationWriter {
             h.set("METHOD", .string(attribution.method.rawValue), comment: "attribution method (captum semantics)")
             switch attribution.method {
             case .integratedGradients:
-                h.set("STEPS", .integer(config.options.steps))
-                h.set("IGRULE", .string(config.options.integration.rawValue))
+                h.set("STEPS", .integer(attribution.steps?.first ?? config.options.steps), comment: "gradient evaluations on the path")
+                if let tolerance = config.options.tolerance {
+                    h.set("IGRULE", .string("adaptive_trapezoid"))
+                    h.set("IGTOL", .float(tolerance), comment: "tolerance on IGRELDEL")
+                    h.set("IGMAXST", .integer(config.options.maxSteps), comment: "largest STEPS allowed")
+                    h.set("IGCONV", .logical(attribution.converged?.first ?? false), comment: "IGTOL met within IGMAXST")
+                } else {
+                    h.set("IGRULE", .string(config.options.integration.rawValue))
+                }
                 h.set("IGDELTA", .float(attribution.deltas?[0] ?? 0), comment: "completeness delta")
                 if let completeness {
                     h.set("IGCHANGE", .float(completeness.change), comment: "|f(x) - f(baseline)|")
@@ -234,6 +266,17 @@ public final class ExplanationWriter {
             let url = folder.appendingPathComponent("\(stem).\(attribution.method.rawValue).fits")
             let writer = try FITSWriter(path: url.path, overwrite: true)
             try writer.appendImage(attribution.map(0), shape: shape, header: h)
+            try writer.commit()
+            written.append(url.path)
+        }
+
+        if config.saveInputs {
+            var h = header
+            h.set("CONTENT", .string("network input"), comment: "the file after the recipe's stages")
+            let shape = image.channels == 1 ? [image.width, image.height] : [image.width, image.height, image.channels]
+            let url = folder.appendingPathComponent("\(stem).input.fits")
+            let writer = try FITSWriter(path: url.path, overwrite: true)
+            try writer.appendImage(image.pixels, shape: shape, header: h)
             try writer.commit()
             written.append(url.path)
         }
@@ -300,8 +343,9 @@ extension PipelineRunner {
 /// What `astrolabe explain` produced.
 public struct ExplanationRun {
     public var outputs: [String]
-    /// Integrated gradients: per file, the completeness delta and `|f(x) − f(baseline)|`.
-    public var completeness: [(file: String, delta: Double, change: Double)]
+    /// Integrated gradients: per file, the completeness delta, `|f(x) − f(baseline)|`, the
+    /// gradient evaluations used and whether the tolerance (if any) was met.
+    public var completeness: [(file: String, completeness: ExplanationWriter.Completeness)]
 }
 
 extension PipelineRunner {
@@ -318,11 +362,11 @@ extension PipelineRunner {
         let writer = try ExplanationWriter(predictor: predictor, network: network, config: explain, folder: folder,
                                            log: { [weak self] in self?.log($0) })
         let progress = options.quiet ? nil : ProgressBar(total: catalog.count, label: "explain", unit: "file")
-        var completeness = [(file: String, delta: Double, change: Double)]()
+        var completeness = [(file: String, completeness: ExplanationWriter.Completeness)]()
         var failures = [[String]]()
         for entry in catalog.entries {
             do {
-                if let c = try writer.explain(entry).completeness { completeness.append((entry.name, c.delta, c.change)) }
+                if let c = try writer.explain(entry).completeness { completeness.append((entry.name, c)) }
             } catch {
                 if case ExplainError.unknownChoice = error { throw error }
                 if case ExplainError.targetOutOfRange = error { throw error }
@@ -335,11 +379,13 @@ extension PipelineRunner {
         try writer.finish()
         var outputs = writer.written
         if !completeness.isEmpty {
-            let rows = completeness.map { [$0.file, String(format: "%.6g", $0.delta), String(format: "%.6g", $0.change),
-                                           String(format: "%.6g", abs($0.delta) / max($0.change, 1e-30))] }
+            let rows = completeness.map { file, c in
+                [file, String(format: "%.6g", c.delta), String(format: "%.6g", c.change), String(format: "%.6g", c.relative),
+                 String(c.steps), c.converged ? "true" : "false"]
+            }
             let url = folder.appendingPathComponent("completeness.csv")
-            try writeAtomically(Data(try CSVText.table(header: ["file", "delta", "abs_output_change", "relative_delta"],
-                                                       rows: rows).utf8), to: url)
+            try writeAtomically(Data(try CSVText.table(header: ["file", "delta", "abs_output_change", "relative_delta", "steps",
+                                                                "converged"], rows: rows).utf8), to: url)
             outputs.append(url.path)
         }
         if !failures.isEmpty {

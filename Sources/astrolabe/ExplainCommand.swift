@@ -35,6 +35,10 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Integrated gradients: rule (\(IntegrationMethod.allCases.map(\.rawValue).joined(separator: ", "))).")
     var integration: String?
     @Option(help: "Integrated gradients: constant baseline.") var baseline: Float?
+    @Option(help: "Integrated gradients: refine the path per file until |delta| / |f(x) - f(baseline)| is at most this (0.01 = 1 %); --steps is then the starting grid.")
+    var tolerance: Double?
+    @Option(help: "Integrated gradients with --tolerance: most gradient evaluations per file (default 1024).") var maxSteps: Int?
+    @Flag(help: "Also write each file's network input (after the recipe's stages) as <stem>.input.fits.") var saveInputs = false
     @Option(help: "SmoothGrad: noisy samples.") var samples: Int?
     @Option(help: "SmoothGrad: noise standard deviation in input units (captum's stdevs).") var noise: Double?
     @Option(help: "Occlusion: window side in pixels.") var window: Int?
@@ -65,6 +69,18 @@ struct ExplainCommand: ParsableCommand {
             if let steps { config.options.steps = steps }
             if let integration { config.options.integration = try IntegrationMethod.named(integration, option: "integration rule") }
             if let baseline { config.options.baseline = baseline }
+            if let tolerance {
+                guard tolerance > 0 && tolerance < 1 else {
+                    throw ExplainError.invalidOption(option: "--tolerance", reason: "between 0 and 1 (0.01 = 1 %); got \(tolerance)")
+                }
+                config.options.tolerance = tolerance
+            }
+            if let maxSteps { config.options.maxSteps = maxSteps }
+            if saveInputs { config.saveInputs = true }
+            if config.options.tolerance != nil, config.options.steps < 2 || config.options.maxSteps < config.options.steps {
+                throw ExplainError.invalidOption(option: "--max-steps", reason: "with --tolerance, --steps (the starting points, "
+                    + "at least 2) must not exceed --max-steps; got steps \(config.options.steps), max-steps \(config.options.maxSteps)")
+            }
             if let samples { config.options.smoothGrad.samples = samples }
             if let noise { config.options.smoothGrad.standardDeviation = noise }
             if let window { config.options.window = [window] }
@@ -88,12 +104,15 @@ struct ExplainCommand: ParsableCommand {
                 let run = try runner.explainAll(config, folder: folder)
                 outputs = run.outputs
                 if !run.completeness.isEmpty {
-                    let relative = run.completeness.map { abs($0.delta) / max($0.change, 1e-30) }.sorted()
-                    let above = relative.filter { $0 > ExplanationWriter.completenessWarning }.count
+                    let relative = run.completeness.map(\.completeness.relative).sorted()
+                    let limit = config.options.tolerance ?? ExplanationWriter.completenessWarning
+                    let above = relative.filter { $0 > limit }.count
+                    let steps = run.completeness.map(\.completeness.steps)
                     FileHandle.standardError.write(Data(String(
                         format: "integrated gradients: |delta| / |f(x) - f(baseline)| median %.3g%%, largest %.3g%% over %d files; "
-                            + "%d above 1%% (completeness.csv)\n",
-                        relative[relative.count / 2] * 100, relative.last! * 100, relative.count, above).utf8))
+                            + "%d above %.3g%%; steps mean %.1f, largest %d (completeness.csv)\n",
+                        relative[relative.count / 2] * 100, relative.last! * 100, relative.count, above, limit * 100,
+                        Double(steps.reduce(0, +)) / Double(steps.count), steps.max()!).utf8))
                 }
             }
             print(outputs.filter { !$0.hasSuffix(".fits") || outputs.count < 20 }.joined(separator: "\n"))

@@ -61,6 +61,89 @@ final class ExplainerTests: XCTestCase {
         XCTAssertEqual(maps.scalars[0..<512].reduce(0) { $0 + Double($1) }, change * (out[2] > zero[2] ? 1 : -1), accuracy: 1e-4)
     }
 
+    /// A ReLU network: piecewise linear along the path, so fixed quadratures converge slowly.
+    func reluNetwork() -> CountingLayer {
+        CountingLayer(Sequential {
+            Conv2D(inputChannels: 2, outputChannels: 16, kernelSize: 3, padding: 1, seed: 1)
+            Activation(.relu)
+            Conv2D(inputChannels: 16, outputChannels: 16, kernelSize: 3, padding: 1, seed: 2)
+            Activation(.relu)
+            GlobalAvgPool()
+            Dense(inputFeatures: 16, outputFeatures: 3, seed: 3)
+        })
+    }
+
+    /// `|Σ attributions − (f(x) − f(0))| / |f(x) − f(0)|` of image `i`, from the maps and the outputs.
+    func relativeDelta(_ explainer: Explainer, _ x: Tensor, _ maps: Tensor, image i: Int, target: Int) -> Double {
+        let size = x.count / x.shape[0]
+        let out = explainer.outputs(x).scalars, zero = explainer.outputs(Tensor.zeros(x.shape)).scalars
+        let classes = out.count / x.shape[0]
+        let change = Double(out[i * classes + target] - zero[i * classes + target])
+        let sum = maps.scalars[(i * size)..<((i + 1) * size)].reduce(0) { $0 + Double($1) }
+        return abs(sum - change) / abs(change)
+    }
+
+    /// With a tolerance, integrated gradients refine the path until the completeness delta is
+    /// within it, on a ReLU network where 64 fixed Gauss-Legendre steps are ten times off; the
+    /// recorded steps are the gradient evaluations made.
+    func testAdaptiveIntegratedGradientsMeetTheTolerance() throws {
+        let network = reluNetwork()
+        let explainer = Explainer(model: network)
+        let x = input(2), targets = [0, 2]
+        let (fixedMaps, _) = try explainer.integratedGradients(x, targets: targets, steps: 64)
+        let fixed = (0..<2).map { relativeDelta(explainer, x, fixedMaps, image: $0, target: targets[$0]) }
+        XCTAssertGreaterThan(fixed.min()!, 1e-4, "the network must have kinks that 64 fixed steps miss")
+        let tolerance = fixed.min()! / 10
+        network.gradientRows = 0
+        let r = try explainer.adaptiveIntegratedGradients(x, targets: targets, initialSteps: 16, tolerance: tolerance,
+                                                          maxSteps: 2048, batchSize: 32)
+        XCTAssertEqual(r.converged, [true, true])
+        XCTAssertEqual(r.steps.reduce(0, +), network.gradientRows)
+        for i in 0..<2 {
+            XCTAssertGreaterThan(r.steps[i], 16)
+            XCTAssertLessThanOrEqual(r.steps[i], 2048)
+            let reached = relativeDelta(explainer, x, r.maps, image: i, target: targets[i])
+            XCTAssertLessThanOrEqual(reached, tolerance * 1.001, "image \(i): \(r.steps[i]) steps")
+            XCTAssertEqual(abs(r.deltas[i]), reached * abs(Double(explainer.outputs(x).scalars[i * 3 + targets[i]]
+                - explainer.outputs(Tensor.zeros(x.shape)).scalars[i * 3 + targets[i]])), accuracy: 1e-5)
+        }
+        // The same through `attribute`: the options carry the tolerance and the steps come back.
+        var options = AttributionOptions()
+        options.steps = 16; options.tolerance = tolerance; options.maxSteps = 2048; options.batchSize = 32
+        let a = try explainer.attribute(x, targets: targets, method: .integratedGradients, options: options)
+        XCTAssertEqual(a.steps, r.steps)
+        XCTAssertEqual(a.maps.scalars, r.maps.scalars)
+    }
+
+    /// Without refinement (max_steps = steps) the rule is the trapezoid on captum's
+    /// `riemann_trapezoid` grid; at the cap it stops with the tolerance not met; bad options are
+    /// typed errors.
+    func testAdaptiveIntegratedGradientsStartAndCap() throws {
+        let network = reluNetwork()
+        let explainer = Explainer(model: network)
+        let x = input(2), targets = [1, 1]
+        let loose = try explainer.adaptiveIntegratedGradients(x, targets: targets, initialSteps: 8, tolerance: 0.01, maxSteps: 8)
+        let (captum, _) = try explainer.integratedGradients(x, targets: targets, steps: 8, method: .riemannTrapezoid)
+        XCTAssertEqual(loose.steps, [8, 8])
+        // captum's riemann_trapezoid weights are 1/n (summing to (n − 1)/n) on the grid k/(n − 1):
+        // its maps are 7/8 of the trapezoid rule's on the same 8 points.
+        assertClose(loose.maps, Tensor(shape: captum.shape, data: captum.scalars.map { $0 * 8 / 7 }),
+                    relativeTolerance: 1e-5, absoluteTolerance: 1e-7)
+        network.gradientRows = 0
+        let capped = try explainer.adaptiveIntegratedGradients(x, targets: targets, initialSteps: 4, tolerance: 1e-7,
+                                                               maxSteps: 11, batchSize: 2)
+        XCTAssertEqual(capped.steps, [11, 11])
+        XCTAssertEqual(capped.converged, [false, false])
+        XCTAssertEqual(network.gradientRows, 22)
+        XCTAssertThrowsError(try explainer.adaptiveIntegratedGradients(x, targets: targets, initialSteps: 16, tolerance: 0.01,
+                                                                       maxSteps: 8)) { error in
+            XCTAssertTrue(error.localizedDescription.contains("max_steps"), error.localizedDescription)
+        }
+        XCTAssertThrowsError(try explainer.adaptiveIntegratedGradients(x, targets: targets, tolerance: 0)) { error in
+            XCTAssertTrue(error.localizedDescription.contains("tolerance"), error.localizedDescription)
+        }
+    }
+
     /// Occlusion of a window the network cannot see changes nothing.
     func testOcclusionOfIgnoredPixelsIsZero() throws {
         // A model that reads the top-left 8×8 corner only (a crop by a strided pooling).
@@ -118,4 +201,18 @@ final class ExplainerTests: XCTestCase {
         _ = withNoGrad { model(x) }
         XCTAssertNil(after.output)
     }
+}
+
+/// A layer that counts the rows of the inputs it sees with gradient tracking (gradient evaluations).
+final class CountingLayer: Layer {
+    let inner: any Layer
+    var gradientRows = 0
+    var isTraining = false
+    init(_ inner: any Layer) { self.inner = inner }
+    func forward(_ input: Tensor) -> Tensor {
+        if input.requiresGrad { gradientRows += input.shape[0] }
+        return inner(input)
+    }
+    var children: [(key: String, layer: any Layer)] { [("inner", inner)] }
+    var layerDescription: String { "Counting" }
 }

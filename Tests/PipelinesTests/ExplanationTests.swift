@@ -47,6 +47,13 @@ final class ExplanationTests: XCTestCase {
         XCTAssertTrue(explain.options.relu)
         XCTAssertEqual(explain.options.interpolation, .bilinear)
         XCTAssertEqual(explain.overlay, .contours)
+        XCTAssertNil(explain.options.tolerance)
+        XCTAssertFalse(explain.saveInputs)
+        let adaptive = try XCTUnwrap(try PipelineLoader.parse(pipeline("tolerance: 0.01\nmax_steps: 512\nsave_inputs: true"),
+                                                              file: "p.yaml").outputs.explain)
+        XCTAssertEqual(adaptive.options.tolerance, 0.01)
+        XCTAssertEqual(adaptive.options.maxSteps, 512)
+        XCTAssertTrue(adaptive.saveInputs)
 
         let cases: [(String, [String])] = [
             ("metods: [saliency]", ["metods"]),
@@ -54,6 +61,9 @@ final class ExplanationTests: XCTestCase {
             ("integration: simpson", ["simpson", "gausslegendre", "riemann_trapezoid"]),
             ("overlay: heat", ["heat", "colour", "contours"]),
             ("steps: 0", ["positive"]),
+            ("tolerance: 1.5", ["tolerance", "0.01 = 1 %"]),
+            ("tolerance: 0.01\nsteps: 64\nmax_steps: 32", ["max_steps", "64", "32"]),
+            ("save_input: true", ["save_input", "save_inputs"]),
         ]
         for (text, words) in cases {
             XCTAssertThrowsError(try PipelineLoader.parse(pipeline(text), file: "p.yaml"), text) { error in
@@ -139,6 +149,45 @@ final class ExplanationTests: XCTestCase {
             guard case let PipelineError.modelFile(path, reason) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(path.hasSuffix("regression.safetensors") && reason.contains("cannot be compared"), reason)
         }
+    }
+
+    /// With a tolerance the steps used are recorded (FITS STEPS, IGCONV; completeness.csv), a
+    /// file that hits max_steps is warned about, and save_inputs writes the network input.
+    func testToleranceRecordsStepsAndWarnsAtTheCap() throws {
+        let folder = try makeTemporaryDirectory("explain-tolerance")
+        let yaml = folder.appendingPathComponent("p.yaml")
+        let weights = repositoryRoot.appendingPathComponent("samples/models/morphology.safetensors").path
+        try pipeline("methods: [integrated_gradients]\nsteps: 4\ntolerance: 0.000001\nmax_steps: 10\nsave_inputs: true",
+                     weights: weights).write(to: yaml, atomically: true, encoding: .utf8)
+        let runner = try PipelineRunner(pipelinePath: yaml.path, options: RunOptions(
+            input: repositoryRoot.appendingPathComponent("samples/morphology/morphology_000000.fits").path,
+            output: folder.appendingPathComponent("p.csv").path, quiet: true))
+        final class Lines { var all = [String]() }
+        let lines = Lines()
+        let writer = try ExplanationWriter(predictor: try runner.makePredictor(),
+                                           network: try TrainedModel(contentsOf: URL(fileURLWithPath: weights)).network,
+                                           config: runner.config.outputs.explain!, folder: folder, log: { lines.all.append($0) })
+        let entry = try runner.inputCatalog().entries[0]
+        let c = try XCTUnwrap(try writer.explain(entry).completeness)
+        XCTAssertEqual(c.steps, 10)
+        XCTAssertFalse(c.converged)
+        XCTAssertGreaterThan(c.relative, 1e-6)
+        XCTAssertEqual(lines.all.count, 1)
+        XCTAssertTrue(lines.all[0].contains("not met within max_steps") && lines.all[0].contains("at 10 steps"), lines.all[0])
+        let map = try FITSFile(path: folder.appendingPathComponent("morphology_000000.integrated_gradients.fits").path)
+            .readImage(0, as: Float.self)
+        XCTAssertEqual(map.header.integer("STEPS"), 10)
+        XCTAssertEqual(map.header.string("IGRULE"), "adaptive_trapezoid")
+        XCTAssertEqual(map.header.logical("IGCONV"), false)
+        let input = try FITSFile(path: folder.appendingPathComponent("morphology_000000.input.fits").path).readImage(0, as: Float.self)
+        XCTAssertEqual(input.pixels, try runner.makePredictor().prepared(entry).image.pixels)
+
+        let run = try runner.explainAll(runner.config.outputs.explain!, folder: folder)
+        XCTAssertEqual(run.completeness.map(\.completeness.steps), [10])
+        let csv = try String(contentsOf: folder.appendingPathComponent("completeness.csv"), encoding: .utf8)
+        let rows = csv.split(separator: "\n")
+        XCTAssertEqual(rows.first, "file,delta,abs_output_change,relative_delta,steps,converged")
+        XCTAssertTrue(rows.count == 2 && rows[1].hasSuffix(",10,false"), csv)
     }
 
     func testUnknownLayerNamesTheValidOnes() throws {
