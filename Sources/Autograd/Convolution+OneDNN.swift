@@ -311,6 +311,15 @@ final class DNNLScratch {
         return p
     }()
 
+    /// Bytes held by all slots (for `TensorMemory`; read without synchronisation).
+    static var totalBytes: Int { (0..<128).reduce(0) { $0 + sizes[$1] } }
+
+    /// The most bytes of one argument a training convolution hands oneDNN per call: larger
+    /// batches are run a few images at a time. Every blocked copy of an argument lives in these
+    /// per-worker slots for the rest of the process, so they would otherwise grow to the largest
+    /// layer's whole share of the batch (BENCH.md's unet: ~80 MB per worker instead of ~20).
+    static let argumentBytesPerCall = 4 << 20
+
     /// Slot `slot` (< 8: 0-2 arguments, 3 scratchpad, 4 reorder scratchpad) of worker `worker`
     /// (< 16), at least `bytes` long.
     static func buffer(worker: Int, slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
@@ -433,44 +442,69 @@ extension Tensor {
         let n = shape[0]
         let workers = Swift.max(1, Swift.min(Threading.workerCount, n, 16))
         let chunks = (0..<workers).map { (n * $0 / workers)..<(n * ($0 + 1) / workers) }
+        // Each worker runs its images in calls of at most `perCall`, so that oneDNN's blocked
+        // copies of the arguments (per-worker scratch, kept between calls) cover that many
+        // images, not the worker's whole share (see `DNNLScratch.argumentBytesPerCall`).
+        let inStride = count / n, outStride = outputShape.reduce(1, *) / n
+        let perCall = Swift.max(1, DNNLScratch.argumentBytesPerCall / (4 * Swift.max(inStride, outStride)))
+        func pieces(_ chunk: Range<Int>) -> [Range<Int>] {
+            Swift.stride(from: chunk.lowerBound, to: chunk.upperBound, by: perCall).map { $0..<Swift.min($0 + perCall, chunk.upperBound) }
+        }
         // oneDNN's deconvolution weights are [OC, IC, KH, KW] stored as "iohw": PyTorch's layout.
         let weightDims = transposed ? [weight.shape[1], weight.shape[0], weight.shape[2], weight.shape[3]] : weight.shape
-        var convs: [DNNLConvolution] = []
+        // Per worker, the primitives by the number of images per call.
+        var convs: [[Int: DNNLConvolution]] = []
         for (worker, chunk) in chunks.enumerated() {
-            let key = ConvKey(worker: worker, transposed: transposed,
-                              input: [chunk.count] + shape.dropFirst(),
-                              weights: weightDims,
-                              output: [chunk.count] + outputShape.dropFirst(),
-                              stride: stride, dilation: dilation, padBefore: padBefore, padAfter: padAfter)
-            guard let conv = dnnl.convolution(key) else { return nil }
-            convs.append(conv)
+            var byCount: [Int: DNNLConvolution] = [:]
+            for images in Set(pieces(chunk).map(\.count)) {
+                let key = ConvKey(worker: worker, transposed: transposed,
+                                  input: [images] + shape.dropFirst(),
+                                  weights: weightDims,
+                                  output: [images] + outputShape.dropFirst(),
+                                  stride: stride, dilation: dilation, padBefore: padBefore, padAfter: padAfter)
+                guard let conv = dnnl.convolution(key) else { return nil }
+                byCount[images] = conv
+            }
+            convs.append(byCount)
         }
-        let inStride = count / n, outStride = outputShape.reduce(1, *) / n
-        /// Runs `body(worker, chunk)` on every worker at once.
-        func perWorker(_ body: (Int, Range<Int>) -> Void) {
-            if workers == 1 { body(0, chunks[0]); return }
-            DispatchQueue.concurrentPerform(iterations: workers) { body($0, chunks[$0]) }
+        /// Runs `body(worker, conv, images)` on every worker at once, each over its calls in order.
+        func perWorker(_ body: (Int, DNNLConvolution, Range<Int>) -> Void) {
+            func calls(_ k: Int) { for piece in pieces(chunks[k]) { body(k, convs[k][piece.count]!, piece) } }
+            if workers == 1 { calls(0); return }
+            DispatchQueue.concurrentPerform(iterations: workers) { calls($0) }
         }
         let out = Tensor(uninitializedShape: outputShape)
         let x = storage.pointer, w = weight.storage.pointer, o = out.storage.pointer
-        perWorker { k, chunk in
-            convs[k].run(convs[k].forward, [x + chunk.lowerBound * inStride, w, o + chunk.lowerBound * outStride])
+        perWorker { _, conv, images in
+            conv.run(conv.forward, [x + images.lowerBound * inStride, w, o + images.lowerBound * outStride])
         }
         if let bias { out.addChannelBias(bias) }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
-        return Tensor.record(transposed ? "transposedConv2d" : "conv2d", inputs, out) { [self] g in
-            let dx = self.tracksGradient ? Tensor(uninitializedShape: self.shape) : nil
-            // One weight gradient per worker, summed afterwards.
+        let (saved, inShape, needsInputGradient) = (savedForBackward, shape, tracksGradient)
+        return Tensor.record(transposed ? "transposedConv2d" : "conv2d", inputs, out) { g in
+            let input = saved.values()
+            defer { withExtendedLifetime(input) {} }
+            let x = input.storage.pointer
+            let dx = needsInputGradient ? Tensor(uninitializedShape: inShape) : nil
+            // One weight gradient per worker, summed afterwards; a worker with several calls adds
+            // each later call's gradient (computed into `partials[k]`) to its first.
             let dws = weight.tracksGradient ? (0..<workers).map { _ in Tensor(uninitializedShape: weight.shape) } : []
+            let partials = weight.tracksGradient && chunks.contains(where: { pieces($0).count > 1 })
+                ? (0..<workers).map { _ in Tensor(uninitializedShape: weight.shape) } : []
             let gp = g.storage.pointer
-            perWorker { k, chunk in
+            perWorker { k, conv, images in
                 if let dx {
-                    convs[k].run(convs[k].backwardData, [gp + chunk.lowerBound * outStride, w,
-                                                         dx.storage.pointer + chunk.lowerBound * inStride])
+                    conv.run(conv.backwardData, [gp + images.lowerBound * outStride, w,
+                                                 dx.storage.pointer + images.lowerBound * inStride])
                 }
                 if !dws.isEmpty {
-                    convs[k].run(convs[k].backwardWeights, [x + chunk.lowerBound * inStride, gp + chunk.lowerBound * outStride,
-                                                            dws[k].storage.pointer])
+                    let first = images.lowerBound == chunks[k].lowerBound
+                    let target = first ? dws[k].storage.pointer : partials[k].storage.pointer
+                    conv.run(conv.backwardWeights, [x + images.lowerBound * inStride, gp + images.lowerBound * outStride, target])
+                    if !first {
+                        let p = dws[k].storage.pointer
+                        for i in 0..<weight.count { p[i] += target[i] }
+                    }
                 }
             }
             var dw: Tensor? = nil
@@ -535,8 +569,12 @@ extension Tensor {
         }
         if let bias { out.addChannelBias(bias) }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
-        return Tensor.record("conv2d", inputs, out) { [self] g in
-            let dx = self.tracksGradient ? Tensor(uninitializedShape: self.shape) : nil
+        let (saved, inShape, needsInputGradient) = (savedForBackward, shape, tracksGradient)
+        return Tensor.record("conv2d", inputs, out) { g in
+            let input = saved.values()
+            defer { withExtendedLifetime(input) {} }
+            let x = input.storage.pointer
+            let dx = needsInputGradient ? Tensor(uninitializedShape: inShape) : nil
             let dw = weight.tracksGradient ? Tensor(uninitializedShape: weight.shape) : nil
             let gp = g.storage.pointer
             DispatchQueue.concurrentPerform(iterations: workers) { k in

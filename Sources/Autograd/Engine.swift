@@ -1,34 +1,124 @@
 // The reverse-mode engine: graph recording, gradient mode, backward().
 import Foundation
 
-/// One recorded operation: its inputs and the function that maps the output gradient to
-/// input gradients. The engine, not the op, accumulates them, after checking shapes.
+/// Where one input of a recorded operation sends its gradient, without the input's values.
+///
+/// The graph holds only what the backward pass needs: a parameter (a tensor with
+/// `requiresGrad`, whose `grad` receives the gradient), or the operation that produced a
+/// computed input. It does not hold a computed input itself: its storage stays alive only as
+/// long as the code that made it, or a pullback that saved it, keeps it. So an activation that
+/// no backward formula needs (a batch norm's output, read by the ReLU after it, which saves
+/// its own output instead) is freed as soon as the forward pass has moved on.
+struct Edge {
+    enum Target {
+        /// A tensor with `requiresGrad`: the gradient accumulates into its `grad`, then flows
+        /// on through its own node, if it has one.
+        case tensor(Tensor)
+        /// A computed tensor (by its node): the gradient flows on through the node.
+        case node(Node)
+        /// A constant: no gradient.
+        case none
+    }
+    let target: Target
+    /// The input's shape, for the backward pass's shape check.
+    let shape: [Int]
+
+    init(_ input: Tensor) {
+        shape = input.shape
+        if input.requiresGrad { target = .tensor(input) } else if let node = input.node { target = .node(node) } else { target = .none }
+    }
+}
+
+/// One recorded operation: where its inputs' gradients go (`Edge`) and the function that maps
+/// the output gradient to input gradients. The engine, not the op, accumulates them, after
+/// checking shapes.
 final class Node {
     let op: String
-    var inputs: [Tensor]
+    var edges: [Edge]
     /// Returns one gradient per input (nil where that input needs none).
     var pullback: ((Tensor) -> [Tensor?])?
+    /// Set by batch norm: the output is this per-channel affine map of the input.
+    var channelAffine: ChannelAffine?
+    /// Set by a ReLU after batch norm: how the backward pass recomputes the output.
+    var rematerialized: Rematerialized?
+
+    /// Drops what the backward pass would have needed (and so the activations it holds).
+    func release() {
+        pullback = nil
+        channelAffine = nil
+        rematerialized = nil
+    }
 
     init(op: String, inputs: [Tensor], pullback: @escaping (Tensor) -> [Tensor?]) {
         self.op = op
-        self.inputs = inputs
+        self.edges = inputs.map(Edge.init)
         self.pullback = pullback
     }
 
     /// Releases a graph that was never backpropagated without recursion: freeing a
-    /// 100,000-op chain one nested deinit at a time would overflow the stack. Inputs that
-    /// only this node holds are unlinked here, iteratively.
+    /// 100,000-op chain one nested deinit at a time would overflow the stack. Nodes (and
+    /// parameters' nodes) that only this graph holds are unlinked here, iteratively.
     deinit {
-        // The pullback captures inputs too: drop it first so that `stack` holds the only references.
-        pullback = nil
-        var stack = inputs
-        inputs = []
-        while var t = stack.popLast() {
-            guard isKnownUniquelyReferenced(&t), t.node != nil, isKnownUniquelyReferenced(&t.node) else { continue }
-            let node = t.node!
-            node.pullback = nil
-            stack.append(contentsOf: node.inputs)
-            node.inputs = []
+        var nodes: [Node] = [], tensors: [Tensor] = []
+        func collect(_ edges: [Edge]) {
+            for edge in edges {
+                switch edge.target {
+                case .node(let node): nodes.append(node)
+                case .tensor(let tensor): tensors.append(tensor)
+                case .none: break
+                }
+            }
+        }
+        collect(edges)
+        edges = []
+        // After `collect`: the inputs' nodes are held here, so that the saved tensors that
+        // `release()` frees do not free their nodes recursively.
+        release()
+        while !nodes.isEmpty || !tensors.isEmpty {
+            if var node = nodes.popLast() {
+                guard isKnownUniquelyReferenced(&node) else { continue }
+                node.release()
+                let next = node.edges
+                node.edges = []
+                collect(next)
+            } else if var t = tensors.popLast() {
+                guard isKnownUniquelyReferenced(&t), t.node != nil, isKnownUniquelyReferenced(&t.node) else { continue }
+                let node = t.node!
+                node.release()
+                let next = node.edges
+                node.edges = []
+                collect(next)
+            }
+        }
+    }
+}
+
+/// A vertex of the backward pass: a tensor that receives a gradient, or a node.
+private enum Vertex {
+    case tensor(Tensor)
+    case node(Node)
+
+    init?(_ edge: Edge) {
+        switch edge.target {
+        case .tensor(let t): guard t.tracksGradient else { return nil }; self = .tensor(t)
+        case .node(let n): self = .node(n)
+        case .none: return nil
+        }
+    }
+
+    var node: Node? {
+        switch self {
+        case .tensor(let t): return t.node
+        case .node(let n): return n
+        }
+    }
+
+    /// The node's identity when there is one (a computed tensor is reached through its node
+    /// or, when it has `requiresGrad`, as itself: one vertex either way).
+    var id: ObjectIdentifier {
+        switch self {
+        case .tensor(let t): return t.node.map(ObjectIdentifier.init) ?? ObjectIdentifier(t)
+        case .node(let n): return ObjectIdentifier(n)
         }
     }
 }
@@ -120,28 +210,28 @@ extension Tensor {
     }
 
     private func propagate(_ seed: Tensor, _ gradientReady: ((Tensor) -> Void)?) {
-        // Iterative post-order DFS: `order` ends up with every node after all of its inputs.
-        var order: [Tensor] = []
+        let root: Vertex = requiresGrad ? .tensor(self) : .node(node!)
+        // Iterative post-order DFS: `order` ends up with every vertex after all of its inputs.
+        var order: [Vertex] = []
         var visited = Set<ObjectIdentifier>()
-        var stack: [(Tensor, Bool)] = [(self, false)]
-        while let (t, expanded) = stack.popLast() {
-            if expanded { order.append(t); continue }
-            guard visited.insert(ObjectIdentifier(t)).inserted else { continue }
-            stack.append((t, true))
-            if let node = t.node {
+        var stack: [(Vertex, Bool)] = [(root, false)]
+        while let (v, expanded) = stack.popLast() {
+            if expanded { order.append(v); continue }
+            guard visited.insert(v.id).inserted else { continue }
+            stack.append((v, true))
+            if let node = v.node {
                 precondition(node.pullback != nil, "\(AutogradError.graphFreed(op: node.op))")
-                for input in node.inputs where input.tracksGradient
-                    && !visited.contains(ObjectIdentifier(input)) {
-                    stack.append((input, false))
+                for edge in node.edges {
+                    if let input = Vertex(edge), !visited.contains(input.id) { stack.append((input, false)) }
                 }
             }
         }
         // Gradients of intermediate tensors live here, not in `grad`; leaves get `grad`.
-        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        var grads: [ObjectIdentifier: Tensor] = [root.id: seed]
         var adopted = Set<ObjectIdentifier>()
-        for t in order.reversed() {
-            guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
-            if t.requiresGrad {
+        for v in order.reversed() {
+            guard let g = grads.removeValue(forKey: v.id) else { continue }
+            if case .tensor(let t) = v, t.requiresGrad {
                 // Take the engine's gradient tensor as `grad` without copying when nobody else can
                 // see it: not the caller's seed, not already someone's grad, sole owner of its storage.
                 let canAdopt = g !== seed && !adopted.contains(ObjectIdentifier(g)) && isKnownUniquelyReferenced(&g.storage)
@@ -149,21 +239,21 @@ extension Tensor {
                 // Every consumer of `t` came earlier in this order: its gradient is final.
                 if t.node == nil { gradientReady?(t) }
             }
-            guard let node = t.node, let pullback = node.pullback else { continue }
+            guard let node = v.node, let pullback = node.pullback else { continue }
             let inputGrads = pullback(g)
-            precondition(inputGrads.count == node.inputs.count,
-                         "backward: '\(node.op)' returned \(inputGrads.count) gradients for \(node.inputs.count) inputs")
-            for (input, ig) in zip(node.inputs, inputGrads) {
-                guard let ig, input.tracksGradient else { continue }
+            precondition(inputGrads.count == node.edges.count,
+                         "backward: '\(node.op)' returned \(inputGrads.count) gradients for \(node.edges.count) inputs")
+            for (edge, ig) in zip(node.edges, inputGrads) {
+                guard let ig, let input = Vertex(edge) else { continue }
                 // The single shape check for every op: catches broadcasting mistakes anywhere.
-                precondition(ig.shape == input.shape,
-                             "backward: '\(node.op)' produced a gradient of shape \(ig.shape) for an input of shape \(input.shape)")
-                let key = ObjectIdentifier(input)
+                precondition(ig.shape == edge.shape,
+                             "backward: '\(node.op)' produced a gradient of shape \(ig.shape) for an input of shape \(edge.shape)")
+                let key = input.id
                 if let existing = grads[key] { grads[key] = existing.summed(with: ig) } else { grads[key] = ig }
             }
             // Free the graph as we go: closures hold the saved activations.
-            node.pullback = nil
-            node.inputs = []
+            node.release()
+            node.edges = []
         }
     }
 

@@ -29,6 +29,8 @@ final class BufferPool: @unchecked Sendable {
     private let capacity = 256 << 20
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var cachedBytes = 0
+    /// Bytes of blocks handed out and not yet taken back, and their high-water mark.
+    private var liveBytes = 0, peakLiveBytes = 0
     private let lock = NSLock()
 
     private init() {
@@ -50,6 +52,8 @@ final class BufferPool: @unchecked Sendable {
     func allocate(byteCount requested: Int) -> UnsafeMutableRawPointer {
         let byteCount = Self.sizeClass(requested)
         lock.lock()
+        liveBytes += byteCount
+        peakLiveBytes = Swift.max(peakLiveBytes, liveBytes)
         if let block = free[byteCount]?.popLast() {
             cachedBytes -= byteCount
             lock.unlock()
@@ -63,6 +67,7 @@ final class BufferPool: @unchecked Sendable {
     func release(_ block: UnsafeMutableRawPointer, byteCount requested: Int) {
         let byteCount = Self.sizeClass(requested)
         lock.lock()
+        liveBytes -= byteCount
         if cachedBytes + byteCount <= capacity {
             free[byteCount, default: []].append(block)
             cachedBytes += byteCount
@@ -71,5 +76,48 @@ final class BufferPool: @unchecked Sendable {
         }
         lock.unlock()
         block.deallocate()
+    }
+
+    /// Live, peak and cached bytes (see `TensorMemory`).
+    var counts: (live: Int, peak: Int, cached: Int) {
+        lock.lock(); defer { lock.unlock() }
+        return (liveBytes, peakLiveBytes, cachedBytes)
+    }
+
+    func resetPeak() {
+        lock.lock(); defer { lock.unlock() }
+        peakLiveBytes = liveBytes
+    }
+}
+
+/// Where the memory of large tensors goes, for memory profiles (`astrolabe bench --model M`
+/// with `ASTROLABE_MEMORY_PROFILE=1` prints it per phase of a training step). Counts the
+/// buffers of 1 MiB and more (`BufferPool`: activations, gradients, optimiser state of large
+/// layers) and the kernels' scratch buffers; smaller tensors go straight to malloc and are
+/// not counted.
+public struct TensorMemory: CustomStringConvertible {
+    /// Bytes in live tensors now.
+    public let liveBytes: Int
+    /// The most `liveBytes` has been since the process started or the last `resetPeak()`.
+    public let peakLiveBytes: Int
+    /// Freed buffers the pool keeps for reuse (resident, not in any tensor).
+    public let cachedBytes: Int
+    /// Per-worker scratch of the convolution kernels: oneDNN's blocked copies of arguments,
+    /// its scratchpads, im2col columns (grown to the largest layer, kept).
+    public let scratchBytes: Int
+
+    /// The counts now.
+    public static var current: TensorMemory {
+        let (live, peak, cached) = BufferPool.shared.counts
+        return TensorMemory(liveBytes: live, peakLiveBytes: peak, cachedBytes: cached,
+                            scratchBytes: DNNLScratch.totalBytes + Workspace.shared.totalBytes)
+    }
+
+    /// Starts a new high-water mark at the bytes live now.
+    public static func resetPeak() { BufferPool.shared.resetPeak() }
+
+    public var description: String {
+        func mb(_ b: Int) -> String { String(Int((Double(b) / 1_048_576).rounded())) }
+        return "live \(mb(liveBytes)) MiB (peak \(mb(peakLiveBytes))), pool cache \(mb(cachedBytes)), scratch \(mb(scratchBytes))"
     }
 }

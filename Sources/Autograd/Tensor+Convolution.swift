@@ -60,9 +60,13 @@ extension Tensor {
             }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
-        return Tensor.record("conv2d", inputs, out) { [self] gOut in
+        let (saved, inShape, needsInputGradient) = (savedForBackward, shape, tracksGradient)
+        return Tensor.record("conv2d", inputs, out) { gOut in
+            let input = saved.values()
+            defer { withExtendedLifetime(input) {} }
+            let x = input.storage.pointer
             let gp = gOut.storage.pointer
-            let dx = self.tracksGradient ? Tensor(repeating: 0, shape: self.shape) : nil
+            let dx = needsInputGradient ? Tensor(repeating: 0, shape: inShape) : nil
             let needW = weight.tracksGradient
             let workers = Swift.min(Threading.workerCount, plan.groupCount)
             // One partial weight gradient per worker, summed at the end (no shared writes).

@@ -172,7 +172,7 @@ extension Tensor {
         var inputs = [self]
         if let weight { inputs.append(weight) }
         if let bias { inputs.append(bias) }
-        return Tensor.record("batchNorm", inputs, out) { [self] g in
+        let recorded = Tensor.record("batchNorm", inputs, out) { [self] g in
             let gp = g.storage.pointer, x = self.storage.pointer
             let dx = self.tracksGradient ? Tensor(uninitializedShape: self.shape) : nil
             let dgamma = Tensor(uninitializedShape: [c]), dbeta = Tensor(uninitializedShape: [c])
@@ -226,6 +226,13 @@ extension Tensor {
             if bias != nil { grads.append(dbeta) }
             return grads
         }
+        // For a ReLU after this one: its output can be recomputed from `self` (see `Rematerialized`).
+        if Rematerialized.isEnabled, let node = recorded.node {
+            let scale = (0..<c).map { (gammaP?[$0] ?? 1) * savedInv[$0] }
+            node.channelAffine = ChannelAffine(input: self, scale: scale,
+                                               shift: (0..<c).map { (betaP?[$0] ?? 0) - savedMean[$0] * scale[$0] })
+        }
+        return recorded
     }
 
     /// Inverted dropout: zeroes each element with probability `probability` and scales the

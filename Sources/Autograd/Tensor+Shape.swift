@@ -156,8 +156,11 @@ extension Tensor {
             ranges.append((offset / inner)..<(offset / inner + t.shape[ax]))
             offset += m
         }
+        // Which parts need a gradient, not the parts themselves: the closure must not keep
+        // their values alive (U-Net: the up-convolution's output, needed by no backward formula).
+        let needed = tensors.map(\.tracksGradient)
         return record("concatenate", tensors, out) { g in
-            zip(tensors, ranges).map { t, r in t.tracksGradient ? g.sliced(axis: ax, r) : nil }
+            zip(needed, ranges).map { need, r in need ? g.sliced(axis: ax, r) : nil }
         }
     }
 

@@ -45,9 +45,13 @@ extension Tensor {
             }
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
-        return Tensor.record("transposedConv2d", inputs, out) { [self] gOut in
+        let (saved, inShape, needsInputGradient) = (savedForBackward, shape, tracksGradient)
+        return Tensor.record("transposedConv2d", inputs, out) { gOut in
+            let input = saved.values()
+            defer { withExtendedLifetime(input) {} }
+            let x = input.storage.pointer
             let gp = gOut.storage.pointer
-            let dx = self.tracksGradient ? Tensor(uninitializedShape: self.shape) : nil
+            let dx = needsInputGradient ? Tensor(uninitializedShape: inShape) : nil
             let needW = weight.tracksGradient
             let workers = Swift.max(1, Swift.min(Threading.workerCount, n))
             let dwParts = needW ? (0..<workers).map { _ in Tensor(repeating: 0, shape: weight.shape) } : []

@@ -15,6 +15,9 @@ final class Workspace {
         sizes.initialize(repeating: 0, count: 32)
     }
 
+    /// Bytes held by all buffers (for `TensorMemory`; read without synchronisation).
+    var totalBytes: Int { (0..<32).reduce(0) { $0 + sizes[$1] * 4 } }
+
     /// A buffer of at least `count` floats for `worker` (< 16) and `slot` (0 or 1); contents undefined.
     func buffer(worker: Int, slot: Int = 0, count: Int) -> UnsafeMutablePointer<Float> {
         let i = worker * 2 + slot

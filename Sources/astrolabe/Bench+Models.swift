@@ -153,13 +153,18 @@ extension Bench {
         let optimizer = ModelOptimizer(.adam, parameters: net.namedParameters().map {
             TrainableParameter(name: $0.key, tensor: $0.tensor)
         }, learningRate: 1e-3)
+        let profile = MemoryProfile()
         return ({
             optimizer.zeroGrad()
+            profile?.begin()
             let loss = (net as? PosteriorRegressor).map {
                 $0.negativeLogLikelihood(context: net(x), targets: Tensor.randomNormal([tb, model.classCount], seed: 3))
             } ?? Loss.crossEntropy(logits: net(x), labels: labels)
+            profile?.report("forward")
             loss.backward()
+            profile?.report("backward")
             optimizer.step()
+            profile?.report("optimizer step")
         }, net)
     }
 
@@ -212,6 +217,47 @@ extension Bench {
                          "tile_segment_max_mpix_per_s": rounded(megapixels / times.min()!, 3),
                          "seconds": rounded(PixelStatistics.median(times), 2), "tiles": grid.count, "side": side,
                          "threads": Threading.workerCount]))
+    }
+}
+
+/// With `ASTROLABE_MEMORY_PROFILE=1`, one line per phase of each training step on standard
+/// error: the large-tensor memory (`TensorMemory`: live now, its high-water mark in the phase,
+/// pool cache, kernel scratch), the process's resident set now and at its peak, and the CPU
+/// time of the step so far (user + system, all threads).
+final class MemoryProfile {
+    private var step = 0
+    private var stepStart = 0.0
+
+    init?() {
+        guard ProcessInfo.processInfo.environment["ASTROLABE_MEMORY_PROFILE"] == "1" else { return nil }
+    }
+
+    func begin() {
+        step += 1
+        stepStart = Self.cpuSeconds()
+        TensorMemory.resetPeak()
+    }
+
+    func report(_ phase: String) {
+        let rss = residentMegabytes(), peak = peakResidentMegabytes()
+        let cpu = Int(((Self.cpuSeconds() - stepStart) * 1000).rounded())
+        FileHandle.standardError.write(Data(("memory step \(step) after \(phase): \(TensorMemory.current); "
+            + "RSS \(Int(rss)) MiB (peak \(Int(peak))); CPU \(cpu) ms\n").utf8))
+        TensorMemory.resetPeak()
+    }
+
+    private static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+
+    /// The resident set now, in MiB (`/proc/self/statm`: pages).
+    private func residentMegabytes() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+              let pages = text.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return 0 }
+        return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
     }
 }
 

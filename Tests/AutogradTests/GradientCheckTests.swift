@@ -220,6 +220,32 @@ final class LayerGradientTests: XCTestCase {
         }
     } }
 
+    /// Images of 4 MiB and more run one per oneDNN call (`DNNLScratch.argumentBytesPerCall`):
+    /// with 3 images on 2 workers, one worker makes two calls and adds their weight gradients.
+    /// Same values and gradients as the im2col backend.
+    func testLargeImagesInSeveralCallsPerWorker() {
+        let x = Tensor.randomNormal([3, 4, 512, 512], seed: 1)
+        let w = Tensor.randomNormal([4, 4, 3, 3], standardDeviation: 0.2, seed: 2)
+        let up = Tensor.randomNormal([4, 2, 2, 2], standardDeviation: 0.2, seed: 3)
+        let gOut = Tensor.randomNormal([3, 4, 512, 512], seed: 4), gUp = Tensor.randomNormal([3, 2, 1024, 1024], seed: 5)
+        var results: [[[Float]]] = []
+        forEachConvolutionBackend { _ in
+            let (xi, wi, ui) = (x.copy(), w.copy(), up.copy())
+            for t in [xi, wi, ui] { t.requiresGrad = true }
+            let y = xi.conv2d(weight: wi, padding: 1)
+            let z = xi.transposedConv2d(weight: ui, stride: 2)
+            ((y * gOut).sum() + (z * gUp).sum()).backward()
+            results.append([y.scalars, z.scalars, xi.grad!.scalars, wi.grad!.scalars, ui.grad!.scalars])
+        }
+        guard results.count == 2 else { return }   // no oneDNN here
+        for (name, (a, b)) in zip(["conv", "transposed conv", "input gradient", "weight gradient", "up weight gradient"],
+                                  zip(results[0], results[1])) {
+            let scale = a.map(abs).max() ?? 1
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(worst, 1e-3 * max(scale, 1), "\(name): im2col and oneDNN differ by \(worst)")
+        }
+    }
+
     func testPoolingAndUpsampling() {
         assertGradientsMatch([spread([2, 2, 4, 4], 1)]) { $0[0].maxPool2d(kernelSize: 2) }
         assertGradientsMatch([spread([1, 2, 5, 5], 2)]) { $0[0].maxPool2d(kernelSize: 3, stride: 2, padding: 1) }
