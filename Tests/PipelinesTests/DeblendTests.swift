@@ -225,7 +225,7 @@ final class DeblendTests: XCTestCase {
                                   output: root.appendingPathComponent("unused3").path)
             .evaluate(into: root.appendingPathComponent("eval-compare"), compare: [second.appendingPathComponent("deblend.yaml")],
                       sersicModel: sersicModel)
-        for metric in ["psnr_median", "ssim_median", "flux_undefined", "sersic_n_median", "sersic_r_e_nmad"] {
+        for metric in ["psnr_median", "ssim_median", "flux_undefined", "sersic_sersic_n_median", "sersic_r_e_nmad"] {
             let value = try XCTUnwrap(compared.metrics["model_\(metric)"], metric)
             XCTAssertEqual(compared.metrics["deblend_\(metric)"], value, "the same model through --compare: \(metric)")
             XCTAssertNotNil(compared.metrics["classical_\(metric)"], metric)
