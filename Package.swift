@@ -64,7 +64,7 @@ let package = Package(
         .target(name: "Cluster", dependencies: ["CMPI"]),
         // Attributions (captum's methods), feature visualisation and sanity checks on any model.
         .target(name: "Explain", dependencies: ["AstroBase", "Autograd", "NN", "Plotting"], swiftSettings: kernelSettings),
-        .target(name: "Pipelines", dependencies: ["AstroBase", "FITS", "Preprocessing", "NN", "Training", "Plotting", "Cluster", "Explain", "Yams",
+        .target(name: "Pipelines", dependencies: ["AstroBase", "FITS", "Preprocessing", "NN", "Training", "Plotting", "SkySim", "Cluster", "Explain", "Yams",
                                              .product(name: "CSV", package: "CSV.swift")]),
         .target(name: "SkySim", dependencies: ["AstroBase", "FITS", "Plotting"], swiftSettings: kernelSettings),
 
@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "PreprocessingTests", dependencies: ["Preprocessing", "Autograd", "FITS", "Yams", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NN", "Autograd", "Plotting", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Preprocessing", "FITS", "NN", "Autograd", "TestSupport"]),
+        .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Preprocessing", "FITS", "NN", "Autograd", "Training", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Autograd", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "NN", "Autograd", "TestSupport"],

@@ -4,6 +4,7 @@ import Foundation
 import NN
 import Plotting
 import Preprocessing
+import SkySim
 import Training
 
 /// The result of `astrolabe evaluate`: the metrics of TASKS.md and the pictures.
@@ -29,7 +30,11 @@ extension PipelineRunner {
     /// whose NMAD per magnitude bin goes beside the posterior model's.
     /// `calibratedModel`: where to write a copy of the model file whose recipe carries the
     /// fitted temperature (a new file; never the model itself).
-    public func evaluate(into folder: URL, cramerRao: URL? = nil, calibratedModel: URL? = nil) throws -> EvaluationReport {
+    public func evaluate(into folder: URL, cramerRao: URL? = nil, calibratedModel: URL? = nil, compare: [URL] = [],
+                         sersicModel: URL? = nil) throws -> EvaluationReport {
+        if (!compare.isEmpty || sersicModel != nil) && config.task != .deblend {
+            throw PipelineError.unsupported("--compare and --sersic evaluate deblenders (task deblend), not \(config.task.rawValue)")
+        }
         if let calibratedModel {
             guard config.task == .classify || config.task == .lens else {
                 throw PipelineError.unsupported("--calibrate fits a softmax temperature: it needs an image class model "
@@ -41,7 +46,7 @@ extension PipelineRunner {
             }
         }
         if config.task == .lightcurves { return try evaluateLightCurves(into: folder) }
-        if config.task == .deblend { return try evaluateDeblend(into: folder) }
+        if config.task == .deblend { return try evaluateDeblend(into: folder, compare: compare, sersicModel: sersicModel) }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let predictions = folder.appendingPathComponent(config.task == .segment ? "maps" : "predictions.csv")
         var inferOptions = options
@@ -262,25 +267,57 @@ extension PipelineRunner {
 }
 
 extension PipelineRunner {
-    /// `astrolabe evaluate` of a deblend pipeline: runs it into `folder/deblended`, then
+    /// `astrolabe evaluate` of a deblend pipeline: runs it into `folder/deblended` (and each
+    /// pipeline of `compare`, named by its file's stem, into `folder/deblended-<name>`), then
     /// measures each output against the input's `TRUTH` (TASKS.md task 6: PSNR, SSIM, flux
     /// error over the whole stamp), and the classical SEP-style deblender
     /// (`SourceExtraction.deblendCentral`, noise from `SKYSIG` or measured) on the same
     /// files: medians of PSNR and SSIM, median and NMAD of the flux error in magnitudes (stamps whose
     /// predicted flux is not positive are counted in `*_flux_undefined` and left out), in
-    /// `metrics.json` and `report.md`, with `grid.png` (blend, truth, model, classical, and
-    /// the two residuals against truth) for the first inputs.
-    func evaluateDeblend(into folder: URL) throws -> EvaluationReport {
+    /// `metrics.json` and `report.md`, with `grid.png` (blend, truth, each method, and each
+    /// method's residual against truth) for the first inputs.
+    ///
+    /// With `sersicModel` (a regression model file, e.g. the shipped `regression.safetensors`),
+    /// the Sérsic parameters that model measures on each method's deblended image are compared
+    /// with what it measures on the same galaxy observed alone: `TRUTH` with a new draw of the
+    /// blend's noise (`SKYSIG`, `GAIN`; seeded by the file's position): per parameter the median
+    /// and NMAD of the difference (`r_e` as a fraction of the isolated value), `<method>_sersic_<p>_*`.
+    func evaluateDeblend(into folder: URL, compare: [URL] = [], sersicModel: URL? = nil) throws -> EvaluationReport {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let sersic = try sersicModel.map { try Predictor(contentsOf: $0) }
+        if let sersic, sersic.task != .regress {
+            throw PipelineError.unsupported("--sersic \(sersic.path): a regression model (task regress) measures the "
+                                            + "Sérsic parameters, not a \(sersic.task.rawValue) model.")
+        }
         var inferOptions = options
         inferOptions.output = folder.appendingPathComponent("deblended").path
         let run = try PipelineRunner(pipelinePath: pipelinePath, options: inferOptions).predictAll()
         let predictor = run.predictor
+        // The compared pipelines' outputs, by input name.
+        var compared = [(name: String, output: URL, files: [String: String])]()
+        for url in compare {
+            let name = url.deletingPathExtension().lastPathComponent
+            var options = self.options
+            options.output = folder.appendingPathComponent("deblended-\(name)").path
+            let other = try PipelineRunner(pipelinePath: url.path, options: options)
+            guard other.config.task == .deblend else {
+                throw PipelineError.unsupported("--compare \(url.path): a deblend pipeline, not task \(other.config.task.rawValue).")
+            }
+            let result = try other.predictAll()
+            var files = [String: String]()
+            for (entry, prediction) in result.results { if case let .deblended(image) = prediction { files[entry.name] = image.output } }
+            compared.append((name, result.output, files))
+        }
+        let methods = ["model"] + compared.map(\.name) + ["classical"]
         let classical = SourceExtraction()
         var psnr: [String: [Double]] = [:], ssim: [String: [Double]] = [:], flux: [String: [Double]] = [:]
-        var sheet = ContactSheet(columns: 6, cellSize: 96, title: "BLEND  TRUTH  MODEL  CLASSICAL  MODEL-TRUTH  CLASSICAL-TRUTH")
+        let residualLabels = methods.map { "\($0)-truth" }
+        var sheet = ContactSheet(columns: 2 + 2 * methods.count, cellSize: 96,
+                                 title: (["blend", "truth"] + methods + residualLabels).joined(separator: "  ").uppercased())
         var rows = 0
-        for (entry, prediction) in run.results {
+        // Sérsic measurements: per method, the prepared images; the isolated ones first.
+        var sersicImages: [String: [PlanarImage]] = [:]
+        for (index, (entry, prediction)) in run.results.enumerated() {
             guard case let .deblended(image) = prediction else { continue }
             let file = try FITSFile(path: entry.url.path)
             let truth: FITSImage<Float>
@@ -289,28 +326,51 @@ extension PipelineRunner {
             }
             let blend = try file.readImage(predictor.input.hdu, as: Float.self)
             let model = try FITSFile(path: run.output.appendingPathComponent(image.output).path).readImage(0, as: Float.self)
+            var outputs = [("model", model.pixels)]
+            for other in compared {
+                guard let name = other.files[entry.name] else {
+                    throw PipelineError.missingTruth(file: entry.name, what: "a deblended image from --compare \(other.name)")
+                }
+                let pixels = try FITSFile(path: other.output.appendingPathComponent(name).path).readImage(0, as: Float.self)
+                guard pixels.shape == model.shape else {
+                    throw PipelineError.inputMismatch(file: entry.name, received: pixels.shape, expected: model.shape, model: other.name)
+                }
+                outputs.append((other.name, pixels.pixels))
+            }
             guard truth.shape == model.shape, blend.shape == model.shape, model.shape.count == 2 else {
                 throw PipelineError.inputMismatch(file: entry.name, received: truth.shape, expected: model.shape,
                                                   model: predictor.path)
             }
             let (w, h) = (model.shape[0], model.shape[1])
-            let sigma = Sample.numericKeywords(blend.header)["SKYSIG"] ?? PixelStatistics.madStd(blend.pixels)
-            let baseline = classical.deblendCentral(blend.pixels, width: w, height: h, noise: sigma)
-            for (name, pixels) in [("model", model.pixels), ("classical", baseline)] {
+            let keywords = Sample.numericKeywords(blend.header)
+            let sigma = keywords["SKYSIG"] ?? PixelStatistics.madStd(blend.pixels)
+            outputs.append(("classical", classical.deblendCentral(blend.pixels, width: w, height: h, noise: sigma)))
+            for (name, pixels) in outputs {
                 psnr[name, default: []].append(ImageQuality.psnr(pixels, truth: truth.pixels))
                 ssim[name, default: []].append(ImageQuality.ssim(pixels, truth: truth.pixels, width: w, height: h))
                 if let error = ImageQuality.fluxError(pixels, truth: truth.pixels) { flux[name, default: []].append(error) }
             }
+            if let sersic {
+                // The same galaxy observed alone: TRUTH with another draw of the blend's noise.
+                var random = SeededGenerator(seed: 0x150_1A7E &+ UInt64(index))
+                let isolated = NoiseModel.noisy(truth.pixels.map(Double.init), skySigma: sigma, gain: keywords["GAIN"] ?? 1,
+                                                random: &random)
+                for (name, pixels) in [("isolated", isolated)] + outputs {
+                    let sample = Sample(image: PlanarImage(height: h, width: w, pixels: pixels), name: entry.name, header: keywords)
+                    let prepared = try sersic.preparation.prepare(sample, training: false)
+                    try sersic.checkShape(prepared.image.shape, file: entry.name)
+                    sersicImages[name, default: []].append(prepared.image)
+                }
+            }
             if rows < 8 {
                 let display = ImageNormalization.display(for: blend.pixels)
-                for (label, pixels) in [("blend", blend.pixels), ("truth", truth.pixels), ("model", model.pixels),
-                                        ("classical", baseline)] {
+                for (label, pixels) in [("blend", blend.pixels), ("truth", truth.pixels)] + outputs {
                     sheet.add(gray: display.bytes(pixels), width: w, height: h, label: rows == 0 ? label : "")
                 }
                 let residual = ImageNormalization(interval: .percentile(99), stretch: .linear())
-                for (label, pixels) in [("model-truth", zip(model.pixels, truth.pixels).map { $0 - $1 }),
-                                        ("classical-truth", zip(baseline, truth.pixels).map { $0 - $1 })] {
-                    sheet.add(gray: residual.bytes(pixels), width: w, height: h, label: rows == 0 ? label : "")
+                for (label, pixels) in outputs {
+                    sheet.add(gray: residual.bytes(zip(pixels, truth.pixels).map { $0 - $1 }), width: w, height: h,
+                              label: rows == 0 ? "\(label)-truth" : "")
                 }
                 rows += 1
             }
@@ -319,19 +379,48 @@ extension PipelineRunner {
             throw PipelineError.missingTruth(file: catalogPath(), what: "any deblended image")
         }
         var metrics = ["count": Double(count)]
-        for name in ["model", "classical"] {
+        func robust(_ values: [Double], _ key: String) {
+            metrics["\(key)_median"] = PixelStatistics.median(values)
+            metrics["\(key)_nmad"] = PixelStatistics.madToSigma * PixelStatistics.medianAbsoluteDeviation(values)
+        }
+        for name in methods {
             metrics["\(name)_psnr_median"] = PixelStatistics.median(psnr[name] ?? [])
             metrics["\(name)_ssim_median"] = PixelStatistics.median(ssim[name] ?? [])
             let errors = flux[name] ?? []
-            metrics["\(name)_flux_error_median"] = PixelStatistics.median(errors)
-            metrics["\(name)_flux_error_nmad"] = PixelStatistics.madToSigma * PixelStatistics.medianAbsoluteDeviation(errors)
+            robust(errors, "\(name)_flux_error")
             // A stamp whose predicted flux is not positive has no magnitude: counted, left out of the flux error.
             metrics["\(name)_flux_undefined"] = Double(count - errors.count)
         }
+        if let sersic {
+            let targets = sersic.recipe?.targetNames ?? []
+            func measured(_ name: String) -> [[Double]] {
+                sersic.predict(sersicImages[name] ?? []).map { prediction in
+                    switch prediction {
+                    case let .posterior(p): return p.medians
+                    case let .regression(r): return r.values
+                    default: return []
+                    }
+                }
+            }
+            let isolated = measured("isolated")
+            for name in methods {
+                let values = measured(name)
+                for (k, target) in targets.enumerated() {
+                    let differences = zip(values, isolated).compactMap { (v, i) -> Double? in
+                        guard k < v.count, k < i.count else { return nil }
+                        return target == "r_e" ? (v[k] - i[k]) / i[k] : v[k] - i[k]
+                    }
+                    robust(differences, "\(name)_sersic_\(target)")
+                }
+            }
+        }
         try sheet.write(to: folder.appendingPathComponent("grid.png"))
+        let others = compared.isEmpty ? "" : ", the models of " + compared.map { "`\($0.name)`" }.joined(separator: ", ")
         try writeReport(metrics, pictures: ["grid.png"], into: folder,
-                        summary: "Model `\(predictor.path)` against the classical SEP-style deblender on `\(catalogPath())` "
-                            + "(\(count) blends; PSNR, SSIM and flux error of the central galaxy against TRUTH, TASKS.md task 6).")
+                        summary: "Model `\(predictor.path)`\(others) and the classical SEP-style deblender on `\(catalogPath())` "
+                            + "(\(count) blends; PSNR, SSIM and flux error of the central galaxy against TRUTH, TASKS.md task 6"
+                            + (sersic.map { "; Sérsic parameters by `\($0.path)` on each deblended image minus on the galaxy "
+                                + "observed alone (r_e as a fraction)" } ?? "") + ").")
         return EvaluationReport(metrics: metrics, files: ["metrics.json", "report.md", "grid.png"])
     }
 }

@@ -150,6 +150,9 @@ public struct TrainConfig: Equatable, Sendable {
     /// Data-parallel training: batch norm over the global batch (all processes' images)
     /// rather than each process's part (`sync_batch_norm`, default false).
     public var syncBatchNorm: Bool = false
+    /// pix2pix training of a deblender (`model.train.adversarial`): the U-Net against a
+    /// PatchGAN discriminator, with `loss` as the L1 term (weight `l1_weight`).
+    public var adversarial: AdversarialConfig? = nil
 }
 
 public struct TilingConfig: Equatable, Sendable {

@@ -47,6 +47,13 @@ extension PipelineRunner {
 
         let input = FITSInput(hdu: config.input.hdu ?? 0, bands: config.input.bands, bandFiles: config.input.bandFiles)
         if task == .deblend { try checkDeblendTraining(arch, t) }
+        if t.adversarial != nil {
+            guard task == .deblend else {
+                throw PipelineError.unsupported("\(pipelinePath): model.train.adversarial (pix2pix) trains a deblender (task: deblend), "
+                                                + "not task \(task.rawValue).")
+            }
+            try checkAdversarialTraining(t)
+        }
         let load = task == .deblend ? imagePairLoader(input) : sampleLoader(input, withTruth: task == .segment)
         let preparation = Preparation(config.stages, seed: t.seed)
         let first = try Preparation(preparation.inferenceStages).prepare(try load(training.entries[0]), training: false)
@@ -122,9 +129,6 @@ extension PipelineRunner {
                       metrics: posterior ? [] : metrics(task), schedule: schedule(t), gradientClipNorm: t.gradientClip.map(Float.init),
                       layerRateDecay: t.layerDecay.map(Float.init))
 
-        let (save, stem, checkpoint, allCallbacks) = try trainingFiles(model, t, validating: validation != nil)
-        // In an MPI job rank 0 alone writes the history and the checkpoint.
-        let callbacks = writes ? allCallbacks : allCallbacks.filter { !($0 is CSVLogger || $0 is ModelCheckpoint) }
         let targets: CatalogBatchSource.TargetKind = task == .segment ? .pixelClasses : task == .deblend ? .pixelValues
             : scaling.map { .values($0) } ?? .classes
         let source = CatalogBatchSource(catalog: training, batchSize: t.batchSize, preparation: preparation, training: true,
@@ -133,6 +137,21 @@ extension PipelineRunner {
             CatalogBatchSource(catalog: $0, batchSize: t.batchSize, preparation: preparation, training: false, seed: t.seed,
                                targets: targets, threads: config.run.threads, load: load)
         }
+        var recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
+                                 classNames: classNames, targetScaling: scaling, predictsUncertainty: uncertainty,
+                                 observation: config.observation, posteriorDraws: posterior ? 1000 : nil)
+        recipe.provenance = ["pipeline": pipelinePath, "data": t.data ?? options.input ?? "", "epochs": String(t.epochs),
+                             "seed": String(t.seed), "trained": ISO8601DateFormatter().string(from: Date()),
+                             "history": resolve(t.save).deletingPathExtension().lastPathComponent + ".history.csv"]
+        if let adversarial = t.adversarial {
+            return try trainAdversarial(adversarial, network: network, architecture: architecture, training: training,
+                                        source: source, validation: validationSource, recipe: recipe, start: start,
+                                        cancellation: cancellation)
+        }
+
+        let (save, stem, checkpoint, allCallbacks) = try trainingFiles(model, t, validating: validation != nil)
+        // In an MPI job rank 0 alone writes the history and the checkpoint.
+        let callbacks = writes ? allCallbacks : allCallbacks.filter { !($0 is CSVLogger || $0 is ModelCheckpoint) }
         log("training \(arch.name.rawValue) (\(network.parameterCount) parameters) on \(training.count) files"
             + (validation.map { ", validating on \($0.count)" } ?? "") + ", input \(inputShape)"
             + (comm.size > 1 ? ", \(comm.size) processes with \(t.batchSize / comm.size)-\((t.batchSize + comm.size - 1) / comm.size) "
@@ -153,12 +172,6 @@ extension PipelineRunner {
                               outputs: [], errorsFile: nil)
         }
 
-        var recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
-                                 classNames: classNames, targetScaling: scaling, predictsUncertainty: uncertainty,
-                                 observation: config.observation, posteriorDraws: posterior ? 1000 : nil)
-        recipe.provenance = ["pipeline": pipelinePath, "data": t.data ?? options.input ?? "", "epochs": String(t.epochs),
-                             "seed": String(t.seed), "trained": ISO8601DateFormatter().string(from: Date()),
-                             "history": stem.lastPathComponent + ".history.csv"]
         network.eval()
         try ModelFile(model: network, architecture: architecture, preprocessing: recipe.json).write(to: save)
         let curves = URL(fileURLWithPath: stem.path + "-curves.png")
@@ -173,13 +186,7 @@ extension PipelineRunner {
     /// callbacks of every training run: history CSV, checkpoint, early stopping, plateau.
     func trainingFiles(_ model: Model, _ t: TrainConfig, validating: Bool) throws
         -> (save: URL, stem: URL, checkpoint: URL, callbacks: [TrainingCallback]) {
-        let save = resolve(t.save)
-        let stem = save.deletingPathExtension()
-        let checkpoint = t.checkpoint.map(resolve) ?? URL(fileURLWithPath: stem.path + ".checkpoint.safetensors")
-        if FileManager.default.fileExists(atPath: checkpoint.path) && !options.fresh {
-            try model.resume(from: checkpoint)
-            log("resuming from \(checkpoint.path) after epoch \(model.completedEpochs)")
-        }
+        let (save, stem, checkpoint) = try trainingPaths(t) { try model.resume(from: $0); return model.completedEpochs }
         var callbacks: [TrainingCallback] = [CSVLogger(url: URL(fileURLWithPath: stem.path + ".history.csv")),
                                              ModelCheckpoint(url: checkpoint)]
         let monitor = validating ? "val_loss" : "loss"
@@ -188,6 +195,19 @@ extension PipelineRunner {
             callbacks.append(ReduceLearningRateOnPlateau(monitor: monitor, factor: factor, patience: patience))
         }
         return (save, stem, checkpoint, callbacks)
+    }
+
+    /// The model file, its stem and the checkpoint; `resume` (which returns the epochs the
+    /// checkpoint completed) runs when the checkpoint exists, unless `--fresh`.
+    func trainingPaths(_ t: TrainConfig, resume: (URL) throws -> Int) throws -> (save: URL, stem: URL, checkpoint: URL) {
+        let save = resolve(t.save)
+        let stem = save.deletingPathExtension()
+        let checkpoint = t.checkpoint.map(resolve) ?? URL(fileURLWithPath: stem.path + ".checkpoint.safetensors")
+        if FileManager.default.fileExists(atPath: checkpoint.path) && !options.fresh {
+            let epochs = try resume(checkpoint)
+            log("resuming from \(checkpoint.path) after epoch \(epochs)")
+        }
+        return (save, stem, checkpoint)
     }
 
     /// A deblender is a U-Net trained on pixel values (L1, L2 or Huber) whose stages scale the

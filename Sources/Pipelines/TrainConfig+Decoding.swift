@@ -8,6 +8,7 @@ extension TrainConfig: Decodable {
         case learningRate = "learning_rate", weightDecay = "weight_decay", gradientClip = "gradient_clip", loss
         case schedule, seed, classWeights = "class_weights", earlyStopping = "early_stopping", checkpoint, save
         case pretrained, freeze, layerDecay = "layer_decay", bucketMB = "bucket_mb", syncBatchNorm = "sync_batch_norm"
+        case adversarial
     }
 
     /// The YAML names of the optimizers, losses and schedules.
@@ -52,6 +53,7 @@ extension TrainConfig: Decodable {
         layerDecay = try c.optional("layer_decay")
         bucketMB = try c.optional("bucket_mb") ?? 4
         syncBatchNorm = try c.optional("sync_batch_norm") ?? false
+        adversarial = try c.optional("adversarial")
         guard epochs > 0, batchSize > 0, learningRate > 0, (0..<1).contains(validationSplit) else {
             throw c.invalid("epochs", "model.train needs epochs, batch_size and learning_rate > 0 "
                             + "and validation_split in [0, 1).")

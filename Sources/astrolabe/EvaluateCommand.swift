@@ -12,7 +12,9 @@ struct Evaluate: ParsableCommand {
         predictions, metrics.json, report.md and pictures — the confusion matrix, the ROC curve with \
         the true-positive rate at 1% false positives, predicted-vs-true plots with 1-sigma bars, or a \
         segmentation overlay. For a deblender: PSNR, SSIM and flux error (median, NMAD) of the central \
-        galaxy against TRUTH for the model and the classical SEP-style deblender, and grid.png. For a posterior model: NMAD of the posterior medians and coverage of the \
+        galaxy against TRUTH for the model, each --compare pipeline's model and the classical SEP-style \
+        deblender, and grid.png; with --sersic MODEL, the Sérsic parameters MODEL measures on each deblended \
+        image against the galaxy observed alone. For a posterior model: NMAD of the posterior medians and coverage of the \
         68% and 95% intervals per target and magnitude bin (calibration.csv), simulation-based \
         calibration rank histograms (sbc_ranks.csv/png), the TARP expected-coverage test of the joint \
         posterior (tarp.csv; area difference and KS p-value in metrics.json), calibration.png and \
@@ -33,6 +35,11 @@ struct Evaluate: ParsableCommand {
     var cramerRao: String?
     @Option(help: "Write a copy of the model file with the temperature fitted on INPUT (a new file).")
     var calibrate: String?
+    @Option(name: .customLong("compare"), parsing: .singleValue,
+            help: "Deblending: another deblend pipeline whose model is measured on the same files (repeatable).")
+    var compare: [String] = []
+    @Option(help: "Deblending: a regression model file that measures the Sérsic parameters on each deblended image and on the galaxy observed alone.")
+    var sersic: String?
     @Option(name: .customLong("set"), parsing: .singleValue, help: "Override a key of the pipeline.")
     var overrides: [String] = []
 
@@ -41,7 +48,9 @@ struct Evaluate: ParsableCommand {
             let runner = try PipelineRunner(pipelinePath: pipeline, options: RunOptions(
                 input: input, overrides: overrides, quiet: true, fresh: true))
             let result = try runner.evaluate(into: URL(fileURLWithPath: report), cramerRao: cramerRao.map { URL(fileURLWithPath: $0) },
-                                             calibratedModel: calibrate.map { URL(fileURLWithPath: $0) })
+                                             calibratedModel: calibrate.map { URL(fileURLWithPath: $0) },
+                                             compare: compare.map { URL(fileURLWithPath: $0) },
+                                             sersicModel: sersic.map { URL(fileURLWithPath: $0) })
             for key in result.metrics.keys.sorted() { print(String(format: "%@ %.4f", key, result.metrics[key]!)) }
             print("report: \(report)/report.md")
             if let calibrate { print("calibrated model: \(calibrate)") }

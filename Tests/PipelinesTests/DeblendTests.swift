@@ -4,6 +4,7 @@ import Foundation
 import NN
 import Preprocessing
 import TestSupport
+import Training
 import XCTest
 @testable import Pipelines
 
@@ -122,7 +123,7 @@ final class DeblendTests: XCTestCase {
     }
 
     func trainingPipeline(_ root: URL, data: URL, extra: String = "", loss: String = "mae",
-                          architecture: String = "unet") throws -> PipelineRunner {
+                          architecture: String = "unet", adversarial: String? = nil, epochs: Int = 1) throws -> PipelineRunner {
         let pipeline = root.appendingPathComponent("train.yaml")
         try """
         task: deblend
@@ -131,8 +132,8 @@ final class DeblendTests: XCTestCase {
           - flip
         model:
           architecture: {name: \(architecture), classes: 1, widths: [4, 8]}
-          train: {data: \(data.path), epochs: 1, batch_size: 4, loss: \(loss), learning_rate: 0.003, seed: 3,
-                  save: \(root.appendingPathComponent("m.safetensors").path)}
+          train: {data: \(data.path), epochs: \(epochs), batch_size: 4, loss: \(loss), learning_rate: 0.003, seed: 3,
+                  \(adversarial.map { "adversarial: \($0)," } ?? "") save: \(root.appendingPathComponent("m.safetensors").path)}
         \(extra)
         """.write(to: pipeline, atomically: true, encoding: .utf8)
         return try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true))
@@ -207,11 +208,105 @@ final class DeblendTests: XCTestCase {
         XCTAssert(try String(contentsOf: evaluation.appendingPathComponent("report.md"), encoding: .utf8).contains("grid.png"))
         XCTAssert(FileManager.default.fileExists(atPath: evaluation.appendingPathComponent("grid.png").path))
         XCTAssert(FileManager.default.fileExists(atPath: evaluation.appendingPathComponent("deblended/b3.fits").path))
+        // --compare and --sersic: a second pipeline with the same model measures the same, and a regression
+        // model measures each method's image against the galaxy observed alone.
+        let sersicModel = root.appendingPathComponent("sersic.safetensors")
+        let sersicArchitecture = Architecture(name: .cnn, inChannels: 1, classes: 2, imageSize: Self.size)
+        let regressionInput = try PipelineLoader.parse("task: regress\nmodel: {weights: x.safetensors}", file: "r.yaml").input
+        try ModelFile(model: try sersicArchitecture.makeModel(seed: 5), architecture: sersicArchitecture,
+                      preprocessing: ModelRecipe(task: .regress, stages: [.scaleByNoise(.header(keyword: "SKYSIG", bandKeywords: []))],
+                                                 input: regressionInput, inputShape: [1, Self.size, Self.size],
+                                                 targetScaling: TargetScaling(names: ["sersic_n", "r_e"], mean: [2, 1], std: [1, 0.5],
+                                                                              logTargets: [])).json).write(to: sersicModel)
+        let second = root.appendingPathComponent("second")
+        try FileManager.default.createDirectory(at: second, withIntermediateDirectories: true)
+        _ = try runner(second, model: root.appendingPathComponent("m.safetensors"), input: data.path, output: "unused")
+        let compared = try runner(root, model: root.appendingPathComponent("m.safetensors"), input: data.path,
+                                  output: root.appendingPathComponent("unused3").path)
+            .evaluate(into: root.appendingPathComponent("eval-compare"), compare: [second.appendingPathComponent("deblend.yaml")],
+                      sersicModel: sersicModel)
+        for metric in ["psnr_median", "ssim_median", "flux_undefined", "sersic_sersic_n_median", "sersic_r_e_nmad"] {
+            let value = try XCTUnwrap(compared.metrics["model_\(metric)"], metric)
+            XCTAssertEqual(compared.metrics["deblend_\(metric)"], value, "the same model through --compare: \(metric)")
+            XCTAssertNotNil(compared.metrics["classical_\(metric)"], metric)
+        }
+        XCTAssertEqual(compared.metrics["model_psnr_median"]!, report.metrics["model_psnr_median"]!, accuracy: 1e-9)
+        XCTAssert(["sersic_n", "r_e"].allSatisfy { compared.metrics["classical_sersic_\($0)_nmad"]?.isFinite == true })
+        XCTAssert(FileManager.default.fileExists(atPath: root.appendingPathComponent("eval-compare/deblended-deblend/b0.fits").path))
+        XCTAssertThrowsError(try runner(root, model: root.appendingPathComponent("m.safetensors"), input: data.path, output: "x")
+                                .evaluate(into: root.appendingPathComponent("eval-bad"), sersicModel: root.appendingPathComponent("m.safetensors"))) {
+            XCTAssert($0.localizedDescription.contains("regression model"), $0.localizedDescription)
+        }
         XCTAssertThrowsError(try runner(root, model: root.appendingPathComponent("m.safetensors"), input: bare.path,
                                         output: root.appendingPathComponent("unused2").path)
                                 .evaluate(into: root.appendingPathComponent("eval-bare"))) {
             XCTAssert($0.localizedDescription.contains("TRUTH extension") && $0.localizedDescription.contains("x.fits"),
                       $0.localizedDescription)
+        }
+    }
+
+    /// pix2pix through the pipeline: `model.train.adversarial` trains the U-Net against a
+    /// PatchGAN with the GAN API; both networks move, the checkpoint (kept) resumes, and
+    /// typos or settings it does not use are clear errors.
+    func testAdversarialTrainingChangesBothNetworksAndResumes() throws {
+        let root = try makeTemporaryDirectory("deblend-gan")
+        let data = root.appendingPathComponent("blends")
+        for i in 0..<8 { _ = try writeBlend(data.appendingPathComponent("b\(i).fits"), seed: UInt64(30 + i), sigma: 5) }
+        let adversarial = "{l1_weight: 100, discriminator_width: 4, ema_decay: 0.5, label_smoothing: 0.1}"
+        let gan = { (epochs: Int) in
+            try self.trainingPipeline(root, data: data, extra: "", adversarial: adversarial, epochs: epochs)
+        }
+        let summary = try gan(1).train()
+        XCTAssertEqual(summary.done, 7)
+        let save = root.appendingPathComponent("m.safetensors")
+        let checkpoint = try GANCheckpoint(contentsOf: root.appendingPathComponent("m.checkpoint.safetensors"))
+        XCTAssertEqual(checkpoint.completedEpochs, 1)
+        // Both networks left their initial weights (the runner's seeds: train seed 3 + 0x5EED and + 0xD15C).
+        let arch = Architecture(name: .unet, inChannels: 1, classes: 1, widths: [4, 8])
+        let initialGenerator = try arch.makeModel(seed: 3 &+ 0x5EED).stateDict()
+        let initialDiscriminator = PatchDiscriminator(inputChannels: 2, width: 4, seed: 3 &+ 0xD15C).stateDict()
+        func moved(_ now: [String: Tensor], _ before: [String: Tensor], _ what: String) {
+            XCTAssertEqual(Set(now.keys), Set(before.keys), what)
+            let changed = before.keys.filter { now[$0]!.scalars != before[$0]!.scalars }
+            XCTAssertFalse(changed.isEmpty, "\(what) did not change")
+            XCTAssert(now.values.allSatisfy { $0.scalars.allSatisfy(\.isFinite) }, what)
+        }
+        moved(checkpoint.generator, initialGenerator, "generator")
+        moved(checkpoint.discriminator, initialDiscriminator, "discriminator")
+        // The model file holds the averaged generator (ema_decay), a plain U-Net for inference.
+        let model = try TrainedModel(contentsOf: save)
+        XCTAssertEqual(model.recipe.task, .deblend)
+        XCTAssert(model.recipe.provenance?["adversarial"]?.contains("pix2pix") == true)
+        let saved = try Safetensors(contentsOf: save).tensors
+        for (key, averaged) in checkpoint.averaged {
+            XCTAssertEqual(saved[key]?.scalars, averaged.scalars, key)
+        }
+        let history = try String(contentsOf: root.appendingPathComponent("m.history.csv"), encoding: .utf8)
+        let header = history.split(separator: "\n").first.map { $0.split(separator: ",").map(String.init) } ?? []
+        XCTAssert(["d_loss", "g_loss", "l1_loss", "d_real", "d_fake", "val_l1_loss"].allSatisfy(header.contains), history)
+        XCTAssert(FileManager.default.fileExists(atPath: root.appendingPathComponent("m-curves.png").path))
+
+        // Started again with more epochs: it continues from the checkpoint.
+        _ = try gan(2).train()
+        XCTAssertEqual(try GANCheckpoint(contentsOf: root.appendingPathComponent("m.checkpoint.safetensors")).completedEpochs, 2)
+        let rows = try String(contentsOf: root.appendingPathComponent("m.history.csv"), encoding: .utf8)
+            .split(separator: "\n").count
+        XCTAssertEqual(rows, 3, "a header and two epochs")
+
+        // A typo in the new keys, an unknown adversarial loss, a loss other than L1: typed errors.
+        XCTAssertThrowsError(try trainingPipeline(root, data: data, adversarial: "{l1_wieght: 100}")) {
+            XCTAssert($0.localizedDescription.contains("l1_wieght") && $0.localizedDescription.contains("l1_weight"),
+                      $0.localizedDescription)
+        }
+        XCTAssertThrowsError(try trainingPipeline(root, data: data, adversarial: "{loss: wasserstein}")) {
+            XCTAssert($0.localizedDescription.contains("wasserstein") && $0.localizedDescription.contains("non_saturating"),
+                      $0.localizedDescription)
+        }
+        XCTAssertThrowsError(try trainingPipeline(root, data: data, adversarial: "{ema_decay: 1.5}")) {
+            XCTAssert($0.localizedDescription.contains("ema_decay"), $0.localizedDescription)
+        }
+        XCTAssertThrowsError(try trainingPipeline(root, data: data, loss: "mse", adversarial: "{}").train()) {
+            XCTAssert($0.localizedDescription.contains("loss: mae"), $0.localizedDescription)
         }
     }
 }

@@ -1,0 +1,141 @@
+import Autograd
+import Foundation
+import NN
+import Preprocessing
+import Training
+
+/// `model.train.adversarial`: train a deblender as pix2pix's conditional GAN (Isola et al. 2017,
+/// https://arxiv.org/abs/1611.07004): the pipeline's U-Net is the generator, a PatchGAN
+/// discriminator judges (blend, image) pairs, and the generator's loss is the adversarial term
+/// plus `l1_weight` × the L1 distance to the truth (`model.train.loss: mae`).
+///
+///     adversarial: {l1_weight: 100, loss: non_saturating, label_smoothing: 0, ema_decay: 0.999,
+///                   discriminator_width: 64, discriminator_learning_rate: 0.0002, spectral_norm: false, beta1: 0.5}
+///
+/// Both networks use `model.train.optimizer` (Adam's or AdamW's β1 is `beta1`, pix2pix's 0.5)
+/// and `model.train.schedule`, per epoch.
+public struct AdversarialConfig: Equatable, Sendable {
+    /// pix2pix's λ: the weight of the L1 term in the generator's loss.
+    public var l1Weight: Double = 100
+    public var loss: AdversarialLoss = .nonSaturating
+    /// One-sided: real pairs' target is `1 - label_smoothing`.
+    public var labelSmoothing: Double = 0
+    /// An exponential moving average of the generator's weights, the weights saved (none by default).
+    public var emaDecay: Double?
+    /// The PatchGAN's first width (64 in pix2pix).
+    public var discriminatorWidth: Int = 64
+    /// The discriminator's rate (default `model.train.learning_rate`).
+    public var discriminatorLearningRate: Double?
+    public var spectralNorm: Bool = false
+    /// Adam's (or AdamW's) first-moment decay for both networks.
+    public var beta1: Double = 0.5
+}
+
+extension AdversarialConfig: Decodable {
+    enum Key: String, ConfigName {
+        case l1Weight = "l1_weight", loss, labelSmoothing = "label_smoothing", emaDecay = "ema_decay"
+        case discriminatorWidth = "discriminator_width", discriminatorLearningRate = "discriminator_learning_rate"
+        case spectralNorm = "spectral_norm", beta1
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try StrictKeyed<Key>(decoder, section: "model.train.adversarial")
+        l1Weight = try c.optional(.l1Weight) ?? 100
+        loss = try c.choice(.loss, Dictionary(uniqueKeysWithValues: AdversarialLoss.allCases.map { ($0.rawValue, $0) }))
+            ?? .nonSaturating
+        labelSmoothing = try c.optional(.labelSmoothing) ?? 0
+        emaDecay = try c.optional(.emaDecay)
+        discriminatorWidth = try c.optional(.discriminatorWidth) ?? 64
+        discriminatorLearningRate = try c.optional(.discriminatorLearningRate)
+        spectralNorm = try c.optional(.spectralNorm) ?? false
+        beta1 = try c.optional(.beta1) ?? 0.5
+        guard l1Weight >= 0 else { throw c.invalid(.l1Weight, "l1_weight must be >= 0, got \(l1Weight).") }
+        guard (0..<1).contains(labelSmoothing) else {
+            throw c.invalid(.labelSmoothing, "label_smoothing must be in [0, 1), got \(labelSmoothing).")
+        }
+        if let emaDecay, !(0..<1).contains(emaDecay) {
+            throw c.invalid(.emaDecay, "ema_decay must be in [0, 1), got \(emaDecay).")
+        }
+        guard discriminatorWidth > 0 else {
+            throw c.invalid(.discriminatorWidth, "discriminator_width must be positive, got \(discriminatorWidth).")
+        }
+        if let rate = discriminatorLearningRate, rate <= 0 {
+            throw c.invalid(.discriminatorLearningRate, "discriminator_learning_rate must be positive, got \(rate).")
+        }
+        guard (0..<1).contains(beta1) else { throw c.invalid(.beta1, "beta1 must be in [0, 1), got \(beta1).") }
+    }
+}
+
+extension PipelineRunner {
+    /// The settings of `model.train` that adversarial training does not use, named in an error.
+    func checkAdversarialTraining(_ t: TrainConfig) throws {
+        var unused = [String]()
+        if t.loss != .mae { unused.append("loss (the reconstruction term is L1: loss: mae)") }
+        if t.gradientClip != nil { unused.append("gradient_clip") }
+        if t.classWeights != nil { unused.append("class_weights") }
+        if t.earlyStoppingPatience != nil { unused.append("early_stopping") }
+        if !t.freeze.isEmpty { unused.append("freeze") }
+        if t.layerDecay != nil { unused.append("layer_decay") }
+        if case .plateau = t.schedule { unused.append("schedule: plateau") }
+        if communicator.size > 1 { unused.append("data-parallel processes (mpirun)") }
+        guard unused.isEmpty else {
+            throw PipelineError.unsupported("\(pipelinePath): model.train.adversarial (pix2pix) does not take "
+                                            + unused.joined(separator: ", ") + ".")
+        }
+    }
+
+    /// Trains `network` (the generator) against a PatchGAN with the GAN API, then writes the
+    /// generator (its averaged weights with `ema_decay`) as the model file, with the history
+    /// (CSV), the curves (PNG) and a checkpoint of both networks and their optimisers after
+    /// every epoch, kept at the end (the model file holds the generator alone): a run started
+    /// again resumes from it (unless `--fresh`), up to `model.train.epochs`.
+    func trainAdversarial(_ a: AdversarialConfig, network: any Layer, architecture: Architecture, training: Catalog,
+                          source: BatchSource, validation: BatchSource?, recipe: ModelRecipe, start: Date,
+                          cancellation: CancellationFlag?) throws -> RunSummary {
+        let t = config.model.train!
+        let channels = architecture.inChannels + architecture.classes
+        let discriminator = PatchDiscriminator(inputChannels: channels, width: a.discriminatorWidth,
+                                               spectralNorm: a.spectralNorm, seed: t.seed &+ 0xD15C)
+        let gan = GAN(generator: network, discriminator: discriminator, conditioning: .conditional)
+        var kind = optimizerKind(t)
+        switch kind {
+        case let .adam(_, beta2, epsilon, decay): kind = .adam(beta1: Float(a.beta1), beta2: beta2, epsilon: epsilon, weightDecay: decay)
+        case let .adamW(_, beta2, epsilon, decay): kind = .adamW(beta1: Float(a.beta1), beta2: beta2, epsilon: epsilon, weightDecay: decay)
+        default: break
+        }
+        let gRate = t.learningRate, dRate = a.discriminatorLearningRate ?? t.learningRate
+        gan.compile(generatorOptimizer: kind, generatorLearningRate: Float(gRate), discriminatorOptimizer: kind,
+                    discriminatorLearningRate: Float(dRate), loss: a.loss, labelSmoothing: Float(a.labelSmoothing),
+                    reconstructionWeight: Float(a.l1Weight), emaDecay: a.emaDecay.map(Float.init))
+
+        let (save, stem, checkpoint) = try trainingPaths(t) { try gan.resume(from: $0); return gan.completedEpochs }
+        let schedule = schedule(t)
+        func setRates(epoch: Int) {
+            gan.generatorOptimizer?.learningRate = Float(schedule.rate(at: epoch, base: gRate))
+            gan.discriminatorOptimizer?.learningRate = Float(schedule.rate(at: epoch, base: dRate))
+        }
+        setRates(epoch: gan.completedEpochs)
+        log("training pix2pix: \(architecture.name.rawValue) generator (\(network.parameterCount) parameters) against a "
+            + "PatchGAN (width \(a.discriminatorWidth), \(discriminator.parameterCount) parameters) on \(training.count) files, "
+            + "L1 weight \(a.l1Weight), \(a.loss.rawValue) loss" + (a.emaDecay.map { ", generator averaged (decay \($0))" } ?? ""))
+        let historyCSV = URL(fileURLWithPath: stem.path + ".history.csv")
+        let curves = URL(fileURLWithPath: stem.path + "-curves.png")
+        let history = try gan.fit(source, epochs: t.epochs, validation: validation, checkpoint: checkpoint, historyCSV: historyCSV,
+                                  curves: curves, seed: t.seed, verbose: !options.quiet, cancellation: cancellation) { gan, epoch, _ in
+            setRates(epoch: epoch + 1)
+        }
+
+        var recipe = recipe
+        recipe.provenance?["adversarial"] = "pix2pix: PatchGAN width \(a.discriminatorWidth), L1 weight \(a.l1Weight), "
+            + "\(a.loss.rawValue)" + (a.emaDecay.map { ", EMA \($0)" } ?? "")
+        network.eval()
+        try gan.withAveragedGenerator {
+            try ModelFile(model: network, architecture: architecture, preprocessing: recipe.json).write(to: save)
+        }
+        try TrainingPlots.curves(history, title: (config.name.isEmpty ? "PIX2PIX" : config.name.uppercased())).write(to: curves)
+        log("saved \(save.path) and \(curves.lastPathComponent); kept \(checkpoint.lastPathComponent) (both networks and "
+            + "optimisers): a larger model.train.epochs continues from it, --fresh starts over")
+        return RunSummary(done: training.count, failed: 0, resumed: 0, seconds: Date().timeIntervalSince(start),
+                          outputs: [save.path, curves.path], errorsFile: nil)
+    }
+}
