@@ -76,7 +76,7 @@ public enum FrechetDistance {
         }
         var root = [Double](repeating: 0, count: d * d)
         cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, Int32(d), Int32(d), Int32(d), 1, scaled, Int32(d),
-                    scaled, Int32(d), 0, &root, Int32(d))
+                    vectors, Int32(d), 0, &root, Int32(d))
         // M = S Σ2 S, symmetric positive semi-definite with the eigenvalues of Σ1 Σ2.
         var product = [Double](repeating: 0, count: d * d), m = [Double](repeating: 0, count: d * d)
         cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, Int32(d), Int32(d), Int32(d), 1, root, Int32(d),
