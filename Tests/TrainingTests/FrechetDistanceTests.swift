@@ -22,11 +22,12 @@ final class FrechetDistanceTests: XCTestCase {
     func testIdenticalSetsAreAtZeroAndDistanceIsSymmetric() throws {
         let a = (0..<50).map { i in (0..<4).map { j in sin(Double(i * 7 + j * 3)) + Double(j) } }
         let b = (0..<40).map { i in (0..<4).map { j in cos(Double(i * 5 + j)) * 2 } }
-        XCTAssertEqual(try FrechetDistance.distance(a, a), 0, accuracy: 1e-9)
-        XCTAssertEqual(try FrechetDistance.distance(a, b), try FrechetDistance.distance(b, a), accuracy: 1e-9)
+        // The square roots of small eigenvalues carry round-off: agreement to ~1e-8 of the scale.
+        XCTAssertEqual(try FrechetDistance.distance(a, a), 0, accuracy: 1e-6)
+        XCTAssertEqual(try FrechetDistance.distance(a, b), try FrechetDistance.distance(b, a), accuracy: 1e-6)
         // A pure shift of the means adds |Δμ|² alone.
         let shifted = a.map { row in row.map { $0 + 0.5 } }
-        XCTAssertEqual(try FrechetDistance.distance(a, shifted), 4 * 0.25, accuracy: 1e-9)
+        XCTAssertEqual(try FrechetDistance.distance(a, shifted), 4 * 0.25, accuracy: 1e-6)
     }
 
     func testBadInputsGiveTypedErrors() {
