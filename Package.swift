@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["Autograd"], swiftSettings: kernelSettings),
         .target(name: "Preprocessing", dependencies: ["AstroBase", "FITS", "Autograd", "CWCS", .product(name: "CSV", package: "CSV.swift")],
                 swiftSettings: kernelSettings),
-        .target(name: "Training", dependencies: ["AstroBase", "Autograd", "NN", "Plotting"], swiftSettings: kernelSettings),
+        .target(name: "Training", dependencies: ["AstroBase", "Autograd", "NN", "Plotting", "CBLAS"], swiftSettings: kernelSettings),
         // The processes of an MPI job (or one process when not launched by mpirun/srun).
         .target(name: "Cluster", dependencies: ["CMPI"]),
         // Attributions (captum's methods), feature visualisation and sanity checks on any model.

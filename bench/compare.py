@@ -50,7 +50,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_REFERENCE = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "spec", "reference_models.py"))
 DEFAULT_BINARY = os.path.normpath(os.path.join(HERE, "..", ".build", "release", "astrolabe"))
-MODELS = ["cnn", "resnet18", "unet", "lstm", "gru", "pix2pix"]
+MODELS = ["cnn", "resnet18", "unet", "lstm", "gru", "pix2pix", "dcgan"]
 VARIANTS = ["eager", "frozen", "compiled"]
 THREADS = 2
 
@@ -148,11 +148,78 @@ def torch_pix2pix(reference, quick, variant):
     return result
 
 
+def dcgan_networks():
+    """PyTorch's DCGAN example for one band (not in reference_models.py): generator 100 -> 1 x 64 x 64
+    (widths 512-64, no biases, tanh), discriminator 64-512 without the final sigmoid (BCE with logits)."""
+    from torch import nn
+    widths = [512, 256, 128, 64]
+    g = [nn.ConvTranspose2d(100, 512, 4, 1, 0, bias=False), nn.BatchNorm2d(512), nn.ReLU(True)]
+    for cin, cout in zip(widths, widths[1:]):
+        g += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+    g += [nn.ConvTranspose2d(64, 1, 4, 2, 1, bias=False), nn.Tanh()]
+    d = [nn.Conv2d(1, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+    for cin, cout in zip(widths[::-1], widths[::-1][1:]):
+        d += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)]
+    d += [nn.Conv2d(512, 1, 4, 1, 0, bias=False), nn.Flatten()]
+
+    class Generator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(*g)
+
+        def forward(self, z):
+            return self.net(z.view(z.shape[0], -1, 1, 1))
+    return Generator(), nn.Sequential(*d)
+
+
+def torch_dcgan(quick, variant):
+    """The dcgan row: one adversarial step at batch 64 (Astrolabe's GAN.trainOnBatch protocol); the
+    generator's inference from noise [64, 100]."""
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(7)
+    generator, discriminator = dcgan_networks()
+    warmup, steps = (1, 3) if quick else (3, 10)
+    result = {"model": "dcgan", "variant": variant, "steps": steps, "threads": THREADS}
+    if variant != "frozen":
+        generator.train()
+        discriminator.train()
+        g = torch.compile(generator) if variant == "compiled" else generator
+        d = torch.compile(discriminator) if variant == "compiled" else discriminator
+        opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        real = torch.randn(64, 1, 64, 64)
+
+        def step():
+            fake = g(torch.randn(64, 100))
+            opt_d.zero_grad()
+            real_logits, fake_logits = d(real), d(fake.detach())
+            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+            d_loss.backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            for p in discriminator.parameters():
+                p.requires_grad_(False)
+            logits = d(fake)
+            F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)).backward()
+            opt_g.step()
+            for p in discriminator.parameters():
+                p.requires_grad_(True)
+        result.update(measure_training(step, warmup, steps))
+    generator.eval()
+    result.update(measure_inference(generator, torch.randn(64, 100), variant, warmup, steps))
+    return result
+
+
 def torch_model(reference, name, quick, variant):
     import torch
     from torch import nn
     if name == "pix2pix":
         return torch_pix2pix(reference, quick, variant)
+    if name == "dcgan":
+        return torch_dcgan(quick, variant)
     torch.set_num_threads(THREADS)
     torch.manual_seed(7)
     make, shape, train_batch, infer_batch = reference.MODELS[name]

@@ -128,4 +128,9 @@ public struct AsinhScaling: Equatable, Sendable {
         let inverse = Float(1 / softening), s = Float(scale)
         for i in values.indices { values[i] = Foundation.asinh(values[i] * inverse) * s }
     }
+
+    /// The value `y` came from: `softening · sinh(y / scale)`.
+    @inlinable public func inverse(_ y: Float) -> Float {
+        Float(softening) * Foundation.sinh(y / Float(scale))
+    }
 }

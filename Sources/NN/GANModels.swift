@@ -41,3 +41,113 @@ public final class PatchDiscriminator: Layer {
     public var children: [(key: String, layer: any Layer)] { [("net", net)] }
     public var layerDescription: String { "PatchDiscriminator(\(inputChannels) channels → patch logits)" }
 }
+
+/// The DCGAN generator (Radford et al. 2016, as PyTorch's DCGAN example; the defaults are its
+/// 64 × 64 network, 3,576,704 parameters for 3 bands):
+/// noise `[N, latent]` seen as `[N, latent, 1, 1]`, a 4×4 transposed convolution to
+/// `widths[0]` channels at 4 × 4, then transposed convolutions 4×4/2 (padding 1) that double
+/// the size through `widths[1...]`, each followed by batch norm and ReLU, and a last one to
+/// `outputChannels` with tanh: images in [-1, 1] of side `4 · 2^widths.count`. No convolution
+/// before a batch norm has a bias.
+///
+/// - `input`: `[N, latentDimension]`; returns `[N, outputChannels, size, size]`.
+/// - Keys: `net.0` (convolution), `net.1` (batch norm), `net.3`, `net.4`, ... as PyTorch's
+///   `nn.Sequential` with ReLUs at `net.2`, `net.5`, ...; the last convolution at `net.<3·widths.count>`.
+public final class DCGANGenerator: Layer {
+    public let net: Sequential
+    public let latentDimension: Int
+    public let outputChannels: Int
+    public let widths: [Int]
+    public var isTraining = true
+
+    /// The side of the images: 4 · 2^widths.count (64 for four widths).
+    public var imageSize: Int { 4 << widths.count }
+
+    /// The widths for images of side `imageSize` (a power of two ≥ 8) with `width` channels in
+    /// the last hidden layer: `[width · 2^(k-1), ..., 2 · width, width]`, halving as the size doubles.
+    public static func widths(imageSize: Int, width: Int) -> [Int] {
+        precondition(imageSize >= 8 && imageSize & (imageSize - 1) == 0, "DCGANGenerator: image size \(imageSize) must be a power of two ≥ 8")
+        let levels = imageSize.trailingZeroBitCount - 2
+        return (0..<levels).map { width << (levels - 1 - $0) }
+    }
+
+    public init(latentDimension: Int = 100, outputChannels: Int = 1, widths: [Int] = [512, 256, 128, 64], seed: UInt64? = nil) {
+        precondition(latentDimension > 0 && outputChannels > 0 && !widths.isEmpty && widths.allSatisfy { $0 > 0 },
+                     "DCGANGenerator: latent \(latentDimension), channels \(outputChannels) and widths \(widths) must be positive")
+        self.latentDimension = latentDimension
+        self.outputChannels = outputChannels
+        self.widths = widths
+        var seeds = LayerSeeds(seed)
+        var layers: [any Layer] = [
+            ConvTranspose2D(inputChannels: latentDimension, outputChannels: widths[0], kernelSize: 4, useBias: false, seed: seeds.next()),
+            BatchNorm(features: widths[0]), Activation.relu(),
+        ]
+        for (cin, cout) in zip(widths, widths.dropFirst()) {
+            layers += [ConvTranspose2D(inputChannels: cin, outputChannels: cout, kernelSize: 4, stride: 2, padding: 1, useBias: false,
+                                       seed: seeds.next()),
+                       BatchNorm(features: cout), Activation.relu()]
+        }
+        layers += [ConvTranspose2D(inputChannels: widths.last!, outputChannels: outputChannels, kernelSize: 4, stride: 2, padding: 1,
+                                   useBias: false, seed: seeds.next()),
+                   Activation(.tanh)]
+        net = Sequential(layers)
+    }
+
+    public func forward(_ input: Tensor) -> Tensor {
+        precondition(input.rank == 2 && input.shape[1] == latentDimension,
+                     "DCGANGenerator: input \(input.shape) must be noise [N, \(latentDimension)]")
+        return net(input.reshaped(to: [input.shape[0], latentDimension, 1, 1]))
+    }
+
+    public var children: [(key: String, layer: any Layer)] { [("net", net)] }
+    public var layerDescription: String {
+        "DCGANGenerator(latent \(latentDimension) → \(outputChannels)×\(imageSize)×\(imageSize), widths \(widths))"
+    }
+}
+
+/// The DCGAN discriminator (Radford et al. 2016, as PyTorch's DCGAN example): convolutions
+/// 4×4/2 (padding 1, no bias) through `widths` with LeakyReLU 0.2 and batch norm after all but
+/// the first, halving the size down to 4 × 4, then a 4×4 convolution to one logit per image
+/// (the example's sigmoid is left to the loss: BCE with logits).
+///
+/// - `input`: `[N, inputChannels, size, size]` with `size = 4 · 2^widths.count`; returns logits `[N, 1]`.
+/// - Keys: `net.0` (convolution), `net.2`, `net.3` (convolution, batch norm), ... as PyTorch's
+///   `nn.Sequential`; with `spectralNorm` every convolution is a `SpectralNorm` (PyTorch's
+///   parametrisation keys).
+public final class DCGANDiscriminator: Layer {
+    public let net: Sequential
+    public let inputChannels: Int
+    public let widths: [Int]
+    public var isTraining = true
+
+    public var imageSize: Int { 4 << widths.count }
+
+    public init(inputChannels: Int = 1, widths: [Int] = [64, 128, 256, 512], spectralNorm: Bool = false, seed: UInt64? = nil) {
+        precondition(inputChannels > 0 && !widths.isEmpty && widths.allSatisfy { $0 > 0 },
+                     "DCGANDiscriminator: channels \(inputChannels) and widths \(widths) must be positive")
+        self.inputChannels = inputChannels
+        self.widths = widths
+        var seeds = LayerSeeds(seed)
+        func conv(_ cin: Int, _ cout: Int, stride: Int, padding: Int, bias: Bool) -> any Layer {
+            let c = Conv2D(inputChannels: cin, outputChannels: cout, kernelSize: 4, stride: Size2(stride, stride),
+                           padding: .explicit(Size2(padding, padding)), useBias: bias, seed: seeds.next())
+            return spectralNorm ? SpectralNorm(c, seed: seeds.next()) : c
+        }
+        let leaky = { Activation(.leakyReLU(negativeSlope: 0.2)) }
+        var layers: [any Layer] = [conv(inputChannels, widths[0], stride: 2, padding: 1, bias: false), leaky()]
+        for (cin, cout) in zip(widths, widths.dropFirst()) {
+            layers += [conv(cin, cout, stride: 2, padding: 1, bias: false), BatchNorm(features: cout), leaky()]
+        }
+        layers += [conv(widths.last!, 1, stride: 1, padding: 0, bias: false), Flatten()]
+        net = Sequential(layers)
+    }
+
+    public func forward(_ input: Tensor) -> Tensor {
+        precondition(input.rank == 4 && input.shape[1] == inputChannels && input.shape[2] == imageSize && input.shape[3] == imageSize,
+                     "DCGANDiscriminator: input \(input.shape) must be [N, \(inputChannels), \(imageSize), \(imageSize)]")
+        return net(input)
+    }
+
+    public var children: [(key: String, layer: any Layer)] { [("net", net)] }
+    public var layerDescription: String { "DCGANDiscriminator(\(inputChannels)×\(imageSize)×\(imageSize) → logit, widths \(widths))" }
+}

@@ -10,7 +10,7 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var name: ArchitectureName
     public var inChannels: Int
     public var classes: Int
-    /// ResNet stage widths, U-Net encoder widths, MLP layer widths.
+    /// ResNet stage widths, U-Net encoder widths, MLP layer widths, DCGAN generator widths.
     public var widths: [Int]?
     public var smallImageStem: Bool?
     /// ResNet: false drops the max-pool after the standard stem; absent means true (torchvision).
@@ -88,6 +88,10 @@ public struct Architecture: Codable, Equatable, Sendable {
             let h = hidden ?? 64, count = layers ?? 1
             guard h > 0, count > 0 else { throw invalid("hidden \(h) and layers \(count) must be positive") }
             return SequenceClassifier(features: inChannels, hiddenSize: h, layerCount: count, classCount: classes, seed: seed)
+        case .dcgan:
+            let w = widths ?? [512, 256, 128, 64]
+            guard !w.isEmpty else { throw invalid("widths must list at least one level") }
+            return DCGANGenerator(latentDimension: inChannels, outputChannels: classes, widths: w, seed: seed)
         case .mlp:
             let function = try ActivationName(decoding: activation ?? ActivationName.relu.rawValue).function
             return MLP.make(inputFeatures: inChannels, widths: (widths ?? []) + [classes], activation: function, seed: seed)
@@ -105,6 +109,9 @@ public struct Architecture: Codable, Equatable, Sendable {
 /// The architectures a model file can name (their raw values are the file's and the pipelines' spelling).
 public enum ArchitectureName: String, CaseIterable, Codable, Sendable {
     case resnet18, resnet34, cnn, unet, lstm, gru, mlp
+    /// A DCGAN generator (`DCGANGenerator`): `in_channels` is its latent dimension, `classes`
+    /// its output bands, `widths` its hidden widths (the image side is 4 · 2^widths.count).
+    case dcgan
     /// A ResNet-18 encoder whose `classes` outputs condition a flow (`PosteriorRegressor`).
     case resnet18Flow = "resnet18_flow"
 

@@ -55,6 +55,8 @@ public struct CatalogBatchSource: BatchSource {
         /// Image-to-image: each sample holds the input bands then as many target bands
         /// (`imagePairLoader`); the targets are the second half, as values.
         case pixelValues
+        /// Images alone (an unconditional generator's real samples): no targets.
+        case none
     }
 
     public let catalog: Catalog
@@ -117,6 +119,8 @@ public struct CatalogBatchSource: BatchSource {
         }
         let inputs = Tensor(shape: batch.shape, data: batch.inputs)
         switch kind {
+        case .none:
+            return TrainingBatch(inputs: inputs, targets: .classes([]), globalCount: global)
         case .classes:
             guard batch.labels.count == batch.count else {
                 throw PipelineError.missingTruth(file: batch.names.first ?? "?", what: "the catalog's label column")

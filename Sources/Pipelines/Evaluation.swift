@@ -47,6 +47,10 @@ extension PipelineRunner {
         }
         if config.task == .lightcurves { return try evaluateLightCurves(into: folder) }
         if config.task == .deblend { return try evaluateDeblend(into: folder, compare: compare, sersicModel: sersicModel) }
+        if config.task == .generate {
+            throw PipelineError.unsupported("\(pipelinePath): a generator is evaluated with `astrolabe generate --weights MODEL "
+                                            + "--compare-to DIR --classifier MODEL` (Fréchet distance and class mix)")
+        }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let predictions = folder.appendingPathComponent(config.task == .segment ? "maps" : "predictions.csv")
         var inferOptions = options
@@ -154,6 +158,8 @@ extension PipelineRunner {
             preconditionFailure("evaluate: light curves are evaluated by evaluateLightCurves")
         case .deblend:
             preconditionFailure("evaluate: deblending is evaluated by evaluateDeblend")
+        case .generate:
+            preconditionFailure("evaluate: a generator is evaluated by evaluateGenerator")
         case .segment:
             var predicted = [Int](), truth = [Int]()
             var overlayDone = false

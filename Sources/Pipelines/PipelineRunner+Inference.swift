@@ -275,6 +275,10 @@ extension PipelineRunner {
         }
         let model = try TrainedModel(contentsOf: resolve(weights))
         let recipe = model.recipe
+        if recipe.task == .generate {
+            throw PipelineError.modelFile(path: model.path, reason: "it is an image generator (task generate): it takes no "
+                                          + "input images; sample it with `astrolabe generate --weights \(weights)`")
+        }
         let names = config.input.classNames
         if !names.isEmpty && recipe.task != .regress && names.count != model.architecture.classes {
             throw PipelineError.modelFile(path: model.path, reason: "it has \(model.architecture.classes) classes, but "

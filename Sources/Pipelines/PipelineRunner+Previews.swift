@@ -77,6 +77,8 @@ extension PipelineRunner {
                     text += String(format: "| %@ | %.4g | %.4g | %.4g |\n", name, values.reduce(0, +) / Double(values.count),
                                    values.min()!, values.max()!)
                 }
+            case .generate:
+                text += "Generated images.\n"
             case .deblend:
                 text += "Deblended images of the central galaxy (float32, counts) in the output folder, one per input.\n"
             case .segment:

@@ -19,6 +19,7 @@ extension PipelineRunner {
     /// model file and progress. Every process reads the checkpoint to resume (a shared file system).
     public func train(cancellation: CancellationFlag? = nil) throws -> RunSummary {
         if config.task == .lightcurves { return try trainLightCurves(cancellation: cancellation) }
+        if config.task == .generate { return try trainGenerator(cancellation: cancellation) }
         let start = Date()
         let comm = communicator
         let writes = comm.rank == 0
@@ -100,6 +101,7 @@ extension PipelineRunner {
         case .regress: outputs = posterior ? arch.classes : targetNames.count * (uncertainty ? 2 : 1)
         case .segment: outputs = arch.classes
         case .deblend: outputs = inputShape[0]
+        case .generate: preconditionFailure("train: generators are trained by trainGenerator")
         }
         var flow = arch.flow
         flow?.features = targetNames.count
@@ -274,7 +276,7 @@ extension PipelineRunner {
         case .lens: return [.accuracy, .rocAUC]
         case .regress: return [.rmse, .nmad]
         case .segment: return [.meanIoU(classes: [1, 2]), .pixelAccuracy]
-        case .deblend: return []
+        case .deblend, .generate: return []
         }
     }
 }

@@ -201,7 +201,7 @@ public final class Predictor: @unchecked Sendable {
             case .regress:
                 let recipe = recipe!
                 return .regression(recipe.targetScaling.estimate(Array(row), uncertainty: recipe.predictsUncertainty))
-            case .segment, .deblend:
+            case .segment, .deblend, .generate:
                 return .logits(row.map(Double.init))
             }
         }

@@ -58,7 +58,7 @@ public struct ResultTable: Sendable {
         case .classify, .lens, .lightcurves: layout = .classes(names: predictor.classNames, probabilities: probabilities)
         case .regress where predictor.isPosterior: layout = .posterior(targets: predictor.recipe!.targetNames)
         case .regress: layout = .regression(targets: predictor.recipe!.targetNames, percentiles: predictor.recipe!.predictsUncertainty)
-        case .segment, .deblend: layout = .maps
+        case .segment, .deblend, .generate: layout = .maps
         }
     }
 

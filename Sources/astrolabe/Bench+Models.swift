@@ -1,4 +1,4 @@
-// `astrolabe bench --model cnn|resnet18|unet|lstm|gru|pix2pix|posterior|all`: training step,
+// `astrolabe bench --model cnn|resnet18|unet|lstm|gru|pix2pix|dcgan|posterior|all`: training step,
 // inference and peak memory of BENCH.md's networks and of the posterior model's architecture;
 // `--workload tiles`: tiled U-Net segmentation of a
 // 2048 x 2048 map. `bench/compare.py` runs the same protocol in PyTorch.
@@ -23,6 +23,10 @@ enum BenchModel: String, CaseIterable {
     /// pix2pix: the `unet` generator (1 → 1 channel) and the PatchGAN discriminator, one
     /// adversarial step (`GAN.trainOnBatch`) per training step.
     case pix2pix
+    /// dcgan: PyTorch's DCGAN example for one band (generator from 100-d noise to 64 × 64,
+    /// widths 512-64; discriminator 64-512), one adversarial step (`GAN.trainOnBatch`,
+    /// unconditional) per training step; inference is the generator alone from noise.
+    case dcgan
     case posterior
 
     static let posteriorDraws = 1_000
@@ -35,18 +39,19 @@ enum BenchModel: String, CaseIterable {
         case .resnet18: return [3, 64, 64]
         case .unet: return [1, 256, 256]
         case .pix2pix: return [1, 64, 64]
+        case .dcgan: return [100]
         case .lstm: return [128, 2]
         case .gru: return [128, 8]
         }
     }
-    var trainBatch: Int { self == .unet ? 8 : self == .pix2pix ? 16 : 32 }
+    var trainBatch: Int { self == .unet ? 8 : self == .pix2pix ? 16 : self == .dcgan ? 64 : 32 }
     var inferenceBatch: Int { self == .unet ? 8 : 64 }
     var classCount: Int {
         switch self {
         case .cnn, .resnet18: return 5
         case .unet: return 3
         case .posterior: return 4
-        case .pix2pix: return 1
+        case .pix2pix, .dcgan: return 1
         case .lstm: return 4
         case .gru: return 7
         }
@@ -58,6 +63,7 @@ enum BenchModel: String, CaseIterable {
         case .resnet18: return ResNet.resnet18(inputChannels: 3, classCount: 5, seed: seed)
         case .unet: return UNet.bench(seed: seed)
         case .pix2pix: return UNet.bench(inputChannels: 1, classCount: 1, seed: seed)
+        case .dcgan: return DCGANGenerator(latentDimension: 100, outputChannels: 1, seed: seed)
         case .lstm: return LightCurveLSTM(features: 2, hiddenSize: 64, classCount: 4, seed: seed)
         case .gru: return LightCurveGRU(features: 8, hiddenSize: 64, classCount: 7, seed: seed)
         case .posterior:
@@ -72,7 +78,7 @@ enum BenchModel: String, CaseIterable {
 
 /// `bench --model`'s choices: one network or all of them.
 enum BenchModelChoice: String, ExpressibleByArgument, CaseIterable {
-    case cnn, resnet18, unet, lstm, gru, pix2pix, posterior, all
+    case cnn, resnet18, unet, lstm, gru, pix2pix, dcgan, posterior, all
 
     var models: [BenchModel] { self == .all ? BenchModel.benchmarkModels : [BenchModel(rawValue: rawValue)!] }
 }
@@ -101,7 +107,7 @@ extension Bench {
     /// point, then inference with the fused eval model.
     func runModelChild(_ model: BenchModel, quick: Bool) {
         let warmup = quick ? 1 : 3, steps = quick ? 3 : 10
-        let (trainStep, net) = model == .pix2pix ? pix2pixStep() : classifierStep(model)
+        let (trainStep, net) = model == .pix2pix ? pix2pixStep() : model == .dcgan ? dcganStep() : classifierStep(model)
         var trainTimes: [Double] = []
         for step in 0..<(warmup + steps) {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -179,6 +185,20 @@ extension Bench {
         let batch = TrainingBatch(inputs: Tensor.randomNormal([model.trainBatch] + model.inputShape, seed: 1),
                                   targets: .values(Tensor.randomNormal([model.trainBatch] + model.inputShape, seed: 3)))
         return ({ _ = try! gan.trainOnBatch(batch) }, gan.generator)
+    }
+
+    /// `dcgan`: one adversarial step at batch 64 on 1 × 64 × 64 images (a discriminator update
+    /// with BCE on real and generated images, then a non-saturating generator update, each with
+    /// Adam, rate 2e-4, betas 0.5 and 0.999) through `GAN.trainOnBatch`; inference is the
+    /// generator alone from noise `[64, 100]`.
+    func dcganStep() -> (() -> Void, any Layer) {
+        let model = BenchModel.dcgan
+        let gan = GAN(generator: model.make(seed: 7), discriminator: DCGANDiscriminator(inputChannels: 1, seed: 8),
+                      conditioning: .unconditional(latentDimension: 100))
+        gan.compile(loss: .nonSaturating)
+        let batch = TrainingBatch(inputs: Tensor.randomNormal([model.trainBatch, 1, 64, 64], seed: 1), targets: .classes([]))
+        var step: UInt64 = 0
+        return ({ step += 1; _ = try! gan.trainOnBatch(batch, seed: step) }, gan.generator)
     }
 
     /// `tile_segment_mpix_per_s`: a 2048 x 2048 map (`--quick`: 1024 x 1024) segmented by the

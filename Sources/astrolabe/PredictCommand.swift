@@ -71,6 +71,10 @@ struct Predict: ParsableCommand {
                 + "to feed the pixels unchanged and write logits")
         }
         if architecture.name == .gru { return try predictLightCurves(model, architecture, recipe) }
+        if recipe?.task == .generate || architecture.name == .dcgan {
+            throw PredictError.usage("'\(weights)' is an image generator (dcgan): it takes no input images; sample it with "
+                + "`astrolabe generate --weights \(weights) --count N --output DIR`")
+        }
         let predictor = Predictor(network: model, architecture: architecture, recipe: recipe, path: weights, raw: raw)
         let images = try entries.map { try predictor.prepared($0).image }
         let results = predictor.predict(images, batchSize: batchSize)

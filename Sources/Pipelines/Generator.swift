@@ -1,0 +1,269 @@
+import AstroBase
+import Autograd
+import FITS
+import Foundation
+import NN
+import Plotting
+import Preprocessing
+import Training
+
+/// A trained image generator (`task: generate`, a DCGAN generator) with its recipe: samples
+/// images from seeded noise and carries them back to counts by undoing the recipe's stages.
+///
+///     let generator = try ImageGenerator(contentsOf: URL(fileURLWithPath: "generator.safetensors"))
+///     let files = try generator.write(count: 16, seed: 1, to: URL(fileURLWithPath: "out"))
+public struct ImageGenerator {
+    public let network: DCGANGenerator
+    public let architecture: Architecture
+    public let recipe: ModelRecipe
+    public let path: String
+
+    public init(contentsOf url: URL) throws {
+        let model = try TrainedModel(contentsOf: url)
+        guard model.recipe.task == .generate, let network = model.network as? DCGANGenerator else {
+            throw PipelineError.modelFile(path: url.path, reason: "it is a '\(model.recipe.task.rawValue)' model "
+                                          + "(architecture \(model.architecture.name.rawValue)), not an image generator: "
+                                          + "`astrolabe generate` takes a model trained with task: generate (architecture dcgan)")
+        }
+        try Self.checkInvertible(model.recipe.stages, path: url.path)
+        self.network = network
+        architecture = model.architecture
+        recipe = model.recipe
+        path = url.path
+    }
+
+    /// Whether the generator's output can be carried back to counts: every inference stage is
+    /// undone (`counts(_:skySigma:)`); flips and quarter turns only run in training.
+    public static func checkInvertible(_ stages: [Stage], path: String) throws {
+        for stage in stages {
+            switch stage {
+            case .fillBlanks(_, appendMask: false), .scaleByNoise(.header), .scaleByNoise(.fixed), .asinh, .clip: continue
+            case let .augment(random) where ["flip", "rotate90"].contains(random.augmentation.name): continue
+            default:
+                throw PipelineError.unsupported("\(path): a generator's images are carried back to counts, so its stages must "
+                    + "be undoable (fill_blanks, scale_by_noise with a keyword or a value, asinh, clip; augmentations flip, "
+                    + "rotate90); '\(stage.name)' is not")
+            }
+        }
+    }
+
+    /// The network's images for noise drawn with `seed`: `[count, C, H, W]` in [-1, 1]. Image
+    /// `i` depends on `seed` and `i` alone (not on `count`).
+    public func sample(count: Int, seed: UInt64) -> Tensor {
+        network.eval()
+        let latent = network.latentDimension
+        return withNoGrad {
+            var outputs = [Tensor]()
+            var start = 0
+            while start < count {
+                let end = min(count, start + 64)
+                let noise = (start..<end).flatMap { Tensor.randomNormal([1, latent], seed: Self.noiseSeed(seed, index: $0)).scalars }
+                outputs.append(network(Tensor(shape: [end - start, latent], data: noise)))
+                start = end
+            }
+            return outputs.count == 1 ? outputs[0] : Tensor.concatenate(outputs, axis: 0)
+        }
+    }
+
+    static func noiseSeed(_ seed: UInt64, index: Int) -> UInt64 {
+        var mix = SplitMix64(seed: seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+        return mix.next()
+    }
+
+    /// The sky noise (counts) given to image `index`: drawn uniformly from the recorded
+    /// observation's `sky_sigma` range with `seed` (the range's middle when it is one value;
+    /// nil without an observation).
+    public func skySigma(seed: UInt64, index: Int) -> Double? {
+        guard let range = recipe.observation?.skySigma, let low = range.first, let high = range.last else { return nil }
+        var random = SeededGenerator(seed: seed, stream: UInt64(index))
+        return random.uniform(low, high)
+    }
+
+    /// One generated image (`pixels` of one sample, `[C, H, W]`) in counts: the stages undone
+    /// in reverse order (clip: kept; asinh: `softening · sinh(y / scale)`; scale_by_noise:
+    /// times the keyword's value `skySigma`, or the fixed value).
+    public func counts(_ pixels: [Float], skySigma: Double?) -> [Float] {
+        var values = pixels
+        for stage in recipe.stages.reversed() {
+            switch stage {
+            case let .asinh(scaling):
+                for i in values.indices { values[i] = scaling.inverse(values[i]) }
+            case let .scaleByNoise(source):
+                let sigma: Double
+                switch source {
+                case let .fixed(value): sigma = value
+                default: sigma = skySigma ?? 1
+                }
+                let s = Float(sigma)
+                for i in values.indices { values[i] *= s }
+            default: continue
+            }
+        }
+        return values
+    }
+
+    /// The keyword whose value a `scale_by_noise` stage reads (nil when none does).
+    public var noiseKeyword: String? {
+        for stage in recipe.stages { if case let .scaleByNoise(.header(keyword, _)) = stage { return keyword } }
+        return nil
+    }
+
+    /// Writes `count` images as `DIR/generated_NNNNNN.fits` (float32 counts; header: generator,
+    /// seed, index, the observation imitated, the sky sigma drawn) and `DIR/contact-sheet.png`
+    /// (the first 64). Returns the FITS files and the assumptions made (once per run).
+    public func write(count: Int, seed: UInt64, to directory: URL, columns: Int = 8) throws -> (files: [URL], assumptions: [String]) {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var assumptions = [String]()
+        if noiseKeyword != nil && recipe.observation == nil {
+            assumptions.append("the model records no observation: the images are in units of the sky noise (SKYSIG = 1)")
+        }
+        let images = sample(count: count, seed: seed)
+        let (c, h, w) = (images.shape[1], images.shape[2], images.shape[3])
+        let all = images.scalars, plane = c * h * w
+        var sheet = ContactSheet(columns: columns, cellSize: 96, title: "ASTROLABE GENERATE: SEED \(seed)")
+        var files = [URL]()
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        for index in 0..<count {
+            let sigma = skySigma(seed: seed, index: index)
+            let counts = counts(Array(all[(index * plane)..<((index + 1) * plane)]), skySigma: sigma)
+            var header = FITSHeader()
+            header.set("ORIGIN", .string("astrolabe"), comment: "astrolabe generate")
+            header.set("GENERATR", .string(String(name.prefix(68))), comment: "generator model file")
+            header.set("GENARCH", .string(architecture.name.rawValue), comment: "generator architecture")
+            header.set("GENSEED", .string(String(seed)), comment: "noise seed")
+            header.set("GENINDEX", .integer(index), comment: "image index for the seed")
+            header.set("BUNIT", .string("count"), comment: "sky-subtracted counts (ADU)")
+            if let observation = recipe.observation {
+                header.set("PIXSCALE", .float(observation.pixelScale), comment: "pixel scale imitated [arcsec/pixel]")
+                header.set("MAGZERO", .float(observation.zeroPoint), comment: "magnitude zero point imitated")
+                if observation.psfFWHM.count == 2 {
+                    header.set("PSFRANGE", .string(observation.psfFWHM.map { String(format: "%g", $0) }.joined(separator: "-")),
+                               comment: "training PSF FWHM range [arcsec]")
+                }
+                if !observation.bands.isEmpty { header.set("FILTER", .string(observation.bands.joined(separator: ",")), comment: "band") }
+            }
+            if let keyword = noiseKeyword {
+                header.set(keyword, .float(sigma ?? 1), comment: sigma == nil ? "sky noise: unknown, images in noise units"
+                           : "sky noise drawn from the observation's range [counts]")
+            }
+            let url = directory.appendingPathComponent(String(format: "generated_%06d.fits", index))
+            let writer = try FITSWriter(path: url.path, overwrite: true)
+            try writer.appendImage(counts, shape: c == 1 ? [w, h] : [w, h, c], header: header)
+            try writer.commit()
+            files.append(url)
+            if index < 64 {
+                let band = Array(counts[0..<(h * w)])
+                sheet.add(gray: ImageNormalization.display(for: band).bytes(band), width: w, height: h, label: "#\(index)")
+            }
+        }
+        try sheet.write(to: directory.appendingPathComponent("contact-sheet.png"))
+        return (files, assumptions)
+    }
+}
+
+/// Features and classes of images from a ResNet classifier's model file (the shipped
+/// morphology model): each image is read and prepared the model's way (`Predictor.prepared`:
+/// observation matching, its stages), then `ResNet.features` gives the pooled penultimate
+/// layer, and the argmax of `fc` on it the class.
+public struct ClassifierFeatures {
+    public let predictor: Predictor
+    public let resnet: ResNet
+    public let classNames: [String]
+
+    public init(contentsOf url: URL) throws {
+        let model = try TrainedModel(contentsOf: url)
+        guard model.recipe.task == .classify, let resnet = model.network as? ResNet else {
+            throw PipelineError.modelFile(path: url.path, reason: "features for the Fréchet distance come from an image classifier "
+                                          + "(task classify, a ResNet); this is a '\(model.recipe.task.rawValue)' model "
+                                          + "(\(model.architecture.name.rawValue))")
+        }
+        resnet.eval()
+        self.resnet = resnet
+        predictor = Predictor(network: model.network, architecture: model.architecture, recipe: model.recipe, path: model.path)
+        classNames = predictor.classNames
+    }
+
+    /// Penultimate features (`[images][width]`) and predicted class indices of the FITS files of `catalog`.
+    public func features(_ catalog: Catalog, batchSize: Int = 64) throws -> (features: [[Double]], classes: [Int]) {
+        var features = [[Double]](), classes = [Int]()
+        var start = 0
+        while start < catalog.count {
+            let entries = catalog.entries[start..<min(catalog.count, start + batchSize)]
+            let images = try entries.map { try predictor.prepared($0).image }
+            let shape = [images.count] + images[0].shape
+            let (f, logits) = withNoGrad { () -> (Tensor, Tensor) in
+                let f = resnet.features(Tensor(shape: shape, data: images.flatMap(\.pixels)))
+                return (f, resnet.fc(f))
+            }
+            let d = f.shape[1], k = logits.shape[1]
+            let values = f.scalars, scores = logits.scalars
+            for i in 0..<images.count {
+                features.append(values[(i * d)..<((i + 1) * d)].map(Double.init))
+                let row = scores[(i * k)..<((i + 1) * k)]
+                classes.append(row.indices.max { row[$0] < row[$1] }! - i * k)
+            }
+            start += batchSize
+        }
+        return (features, classes)
+    }
+}
+
+/// How close a generator's images are to a reference set: the Fréchet distance of their
+/// classifier features, the floor (the same distance between two reference sets drawn with
+/// different seeds: what sampling noise alone gives at these sizes), and the class mix the
+/// classifier assigns to each set.
+public struct GeneratorComparison: Codable, Equatable, Sendable {
+    public var frechetDistance: Double
+    public var floor: Double?
+    public var generatedCount: Int
+    public var referenceCount: Int
+    public var floorCount: Int?
+    /// Fraction of each set's images per class, by class name.
+    public var generatedClassMix: [String: Double]
+    public var referenceClassMix: [String: Double]
+    public var classifier: String
+
+    enum CodingKeys: String, CodingKey {
+        case frechetDistance = "frechet_distance", floor = "frechet_floor", generatedCount = "generated_count"
+        case referenceCount = "reference_count", floorCount = "floor_count", generatedClassMix = "generated_class_mix"
+        case referenceClassMix = "reference_class_mix", classifier
+    }
+
+    /// - `generated`, `reference`, `floorReference`: folders (or catalogs) of FITS images in counts.
+    public init(generated: String, reference: String, floorReference: String?, classifier url: URL) throws {
+        let features = try ClassifierFeatures(contentsOf: url)
+        let g = try features.features(try Catalog.resolve(generated))
+        let r = try features.features(try Catalog.resolve(reference))
+        frechetDistance = try FrechetDistance.distance(g.features, r.features)
+        if let floorReference {
+            let b = try features.features(try Catalog.resolve(floorReference))
+            floor = try FrechetDistance.distance(r.features, b.features)
+            floorCount = b.features.count
+        }
+        func mix(_ classes: [Int]) -> [String: Double] {
+            var result = [String: Double]()
+            for (k, name) in features.classNames.enumerated() {
+                result[name] = Double(classes.filter { $0 == k }.count) / Double(max(1, classes.count))
+            }
+            return result
+        }
+        generatedCount = g.features.count
+        referenceCount = r.features.count
+        generatedClassMix = mix(g.classes)
+        referenceClassMix = mix(r.classes)
+        classifier = url.lastPathComponent
+    }
+
+    public var lines: [String] {
+        var lines = [String(format: "Fréchet distance (generated %d vs reference %d): %.3f", generatedCount, referenceCount, frechetDistance)]
+        if let floor, let floorCount {
+            lines.append(String(format: "floor (reference %d vs another reference set %d): %.3f; ratio %.2f", referenceCount, floorCount,
+                                floor, frechetDistance / floor))
+        }
+        lines.append("class mix (\(classifier)):   generated   reference")
+        for name in generatedClassMix.keys.sorted() {
+            lines.append(String(format: "  %-12@ %9.3f   %9.3f", name, generatedClassMix[name]!, referenceClassMix[name] ?? 0))
+        }
+        return lines
+    }
+}

@@ -1,0 +1,113 @@
+import AstroBase
+import Autograd
+import Foundation
+import NN
+import Plotting
+import Preprocessing
+import Training
+
+extension PipelineRunner {
+    /// Trains an unconditional DCGAN (`task: generate`) on the pipeline's images through the
+    /// GAN API and writes the generator (the averaged weights when `ema_decay` is on) as a
+    /// model file whose recipe records the stages, input shape and observation, so `astrolabe
+    /// generate` writes its images back in counts. Also writes the history (CSV), curves and,
+    /// after every epoch, a PNG of generated images; resumes from its checkpoint unless `--fresh`.
+    func trainGenerator(cancellation: CancellationFlag?) throws -> RunSummary {
+        let start = Date()
+        let t = config.model.train!
+        guard let arch = config.model.architecture, arch.name == .dcgan else {
+            throw PipelineError.unsupported("\(pipelinePath): a generate pipeline trains model.architecture.name: dcgan, not "
+                                            + "\(config.model.architecture?.name.rawValue ?? "nothing").")
+        }
+        guard communicator.size == 1 else {
+            throw PipelineError.unsupported("\(pipelinePath): a generator trains in one process (not under mpirun).")
+        }
+        guard t.optimizer == .adam, t.schedule == .constant, t.loss == .crossEntropy(labelSmoothing: 0) else {
+            throw PipelineError.unsupported("\(pipelinePath): a generator trains with Adam (betas 0.5, 0.999) at a constant "
+                                            + "learning rate against its adversary: leave model.train.optimizer, schedule and "
+                                            + "loss out (model.adversarial sets the adversarial loss).")
+        }
+        let adversarial = config.model.adversarial ?? .defaults
+        try ImageGenerator.checkInvertible(config.stages, path: pipelinePath)
+        guard let dataPath = options.input.map({ resolveArgument($0).path }) ?? t.data.map({ resolve($0).path })
+                ?? config.input.path.map({ resolve($0).path }) else { throw PipelineError.noInput(pipeline: pipelinePath) }
+        let training = try Catalog.resolve(dataPath)
+        guard training.count > 0 else { throw TrainingError.emptyData(what: dataPath) }
+        let input = FITSInput(hdu: config.input.hdu ?? 0, bands: config.input.bands, bandFiles: config.input.bandFiles)
+        let load = sampleLoader(input, withTruth: false)
+        let preparation = Preparation(config.stages, seed: t.seed)
+        let inputShape = try Preparation(preparation.inferenceStages).prepare(try load(training.entries[0]), training: false).image.shape
+        let (channels, size) = (inputShape[0], inputShape[1])
+        guard inputShape[1] == inputShape[2], size >= 8, size & (size - 1) == 0 else {
+            throw PipelineError.unsupported("\(pipelinePath): a DCGAN makes square images whose side is a power of two ≥ 8; "
+                                            + "the prepared images are \(inputShape) (channels, height, width).")
+        }
+        let widths = arch.widths.isEmpty ? DCGANGenerator.widths(imageSize: size, width: arch.width ?? 64) : arch.widths
+        guard 4 << widths.count == size else {
+            throw PipelineError.unsupported("\(pipelinePath): dcgan widths \(widths) make \(4 << widths.count)-pixel images; "
+                                            + "the data's are \(size) (give \(size.trailingZeroBitCount - 2) widths).")
+        }
+        let latent = arch.latent ?? 100
+        let discriminatorWidths = adversarial.discriminatorWidths.isEmpty ? Array(widths.reversed()) : adversarial.discriminatorWidths
+        guard discriminatorWidths.count == widths.count else {
+            throw PipelineError.unsupported("\(pipelinePath): model.adversarial.discriminator_widths needs \(widths.count) "
+                                            + "widths for \(size)-pixel images; got \(discriminatorWidths).")
+        }
+        var seeds = LayerSeeds(t.seed &+ 0x5EED)
+        let generator = DCGANGenerator(latentDimension: latent, outputChannels: channels, widths: widths, seed: seeds.next())
+        let discriminator = DCGANDiscriminator(inputChannels: channels, widths: discriminatorWidths,
+                                               spectralNorm: adversarial.spectralNorm, seed: seeds.next())
+        let gan = GAN(generator: generator, discriminator: discriminator, conditioning: .unconditional(latentDimension: latent))
+        gan.compile(generatorLearningRate: Float(t.learningRate),
+                    discriminatorLearningRate: Float(adversarial.discriminatorLearningRate ?? t.learningRate),
+                    loss: AdversarialLoss(rawValue: adversarial.loss) ?? .nonSaturating,
+                    labelSmoothing: Float(adversarial.labelSmoothing), emaDecay: adversarial.emaDecay.map(Float.init))
+
+        let save = resolve(t.save)
+        let stem = save.deletingPathExtension()
+        let checkpoint = t.checkpoint.map(resolve) ?? URL(fileURLWithPath: stem.path + ".checkpoint.safetensors")
+        if FileManager.default.fileExists(atPath: checkpoint.path) && !options.fresh {
+            try gan.resume(from: checkpoint)
+            log("resuming from \(checkpoint.path) after epoch \(gan.completedEpochs)")
+        }
+        let source = CatalogBatchSource(catalog: training, batchSize: t.batchSize, preparation: preparation, training: true,
+                                        seed: t.seed, targets: .none, threads: config.run.threads, load: load)
+        log("training dcgan (generator \(generator.parameterCount), discriminator \(discriminator.parameterCount) parameters) "
+            + "on \(training.count) files, images \(inputShape), noise \(latent)")
+        let samples = URL(fileURLWithPath: stem.path + "-samples.png")
+        let history = try gan.fit(source, epochs: t.epochs, checkpoint: checkpoint,
+                                  historyCSV: URL(fileURLWithPath: stem.path + ".history.csv"),
+                                  curves: URL(fileURLWithPath: stem.path + "-curves.png"), seed: t.seed,
+                                  verbose: !options.quiet, cancellation: cancellation) { gan, epoch, _ in
+            guard adversarial.sampleCount > 0 else { return }
+            // The same noise every epoch: how the (averaged) generator's images evolve.
+            let images = gan.generate(count: adversarial.sampleCount, seed: t.seed)
+            var sheet = ContactSheet(columns: 8, cellSize: 64, title: "EPOCH \(epoch + 1)")
+            let plane = size * size
+            for i in 0..<adversarial.sampleCount {
+                let band = Array(images.scalars[(i * channels * plane)..<(i * channels * plane + plane)])
+                sheet.add(gray: band.map { UInt8(max(0, min(255, ($0 + 1) * 127.5))) }, width: size, height: size, label: "")
+            }
+            try sheet.write(to: samples)
+        }
+
+        var recipe = ModelRecipe(task: .generate, stages: config.stages, input: config.input, inputShape: inputShape,
+                                 observation: config.observation)
+        recipe.provenance = ["pipeline": pipelinePath, "data": t.data ?? options.input ?? "", "epochs": String(t.epochs),
+                             "seed": String(t.seed), "trained": ISO8601DateFormatter().string(from: Date()),
+                             "history": stem.lastPathComponent + ".history.csv",
+                             "weights": adversarial.emaDecay.map { "moving average of the generator's weights, decay \($0)" }
+                                ?? "the generator's last weights",
+                             "adversarial": "\(adversarial.loss), label smoothing \(adversarial.labelSmoothing), discriminator "
+                                + "widths \(discriminatorWidths)\(adversarial.spectralNorm ? " spectrally normalised" : "")"]
+        let weights = gan.generatorWeights(averaged: true)
+        for (key, tensor) in generator.stateDict() { if let w = weights[key] { tensor.assign(w) } }
+        generator.eval()
+        let architecture = Architecture(name: .dcgan, inChannels: latent, classes: channels, widths: widths)
+        try ModelFile(model: generator, architecture: architecture, preprocessing: recipe.json).write(to: save)
+        try? FileManager.default.removeItem(at: checkpoint)
+        log("saved \(save.path) after \(history.epochs) epochs")
+        return RunSummary(done: training.count, failed: 0, resumed: 0, seconds: Date().timeIntervalSince(start),
+                          outputs: [save.path, stem.path + "-curves.png", samples.path], errorsFile: nil)
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import Pipelines
+
+/// `astrolabe generate`: images from a trained generator, optionally compared with real ones.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sample a trained image generator (task generate): FITS images in counts and a contact sheet.",
+        discussion: """
+        Writes OUTPUT/generated_NNNNNN.fits (float32 counts; the header records the generator, \
+        the seed, the image index and the observation imitated, with the sky noise drawn from its \
+        range) and OUTPUT/contact-sheet.png. The same seed gives the same images; image i depends \
+        on the seed and i only.
+
+        With --compare-to DIR (FITS images in counts, e.g. simulated ones) it also reports the \
+        Fréchet distance between the generated and DIR's images in the features of --classifier's \
+        penultimate layer, with --floor DIR2 the same distance between DIR and DIR2 (another set \
+        drawn with a different seed: the floor sampling noise gives), and the class mix the \
+        classifier assigns to each set; written to OUTPUT/comparison.json.
+
+        Example:
+          astrolabe generate --weights samples/models/generator.safetensors --count 64 --output gen/ --seed 1
+          astrolabe generate --weights samples/models/generator.safetensors --count 1000 --output gen/ \\
+            --compare-to sim-a/ --floor sim-b/ --classifier samples/models/morphology.safetensors
+        """)
+
+    @Option(help: "The generator's model file (trained with task: generate).") var weights: String
+    @Option(help: "Number of images.") var count: Int
+    @Option(help: "Output folder.") var output: String
+    @Option(help: "Noise seed (non-negative integer).") var seed: UInt64 = 0
+    @Option(name: .customLong("compare-to"), help: "A folder or catalog of reference FITS images (counts) to compare with.")
+    var compareTo: String?
+    @Option(help: "A second reference set (another seed) for the Fréchet distance floor.") var floor: String?
+    @Option(help: "The classifier whose penultimate features the Fréchet distance uses.")
+    var classifier: String = "samples/models/morphology.safetensors"
+
+    func validate() throws {
+        guard count > 0 else { throw ValidationError("--count must be positive, got \(count).") }
+        if floor != nil && compareTo == nil { throw ValidationError("--floor needs --compare-to (the reference set it is compared with).") }
+        if compareTo != nil && count < 2 { throw ValidationError("--compare-to needs --count of at least 2 (a covariance).") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let generator = try ImageGenerator(contentsOf: URL(fileURLWithPath: weights))
+            let folder = URL(fileURLWithPath: output)
+            let (files, assumptions) = try generator.write(count: count, seed: seed, to: folder)
+            for assumption in assumptions { FileHandle.standardError.write(Data("note: \(assumption)\n".utf8)) }
+            print("wrote \(files.count) images and contact-sheet.png to \(output)")
+            guard let compareTo else { return }
+            let comparison = try GeneratorComparison(generated: output, reference: compareTo, floorReference: floor,
+                                                     classifier: URL(fileURLWithPath: classifier))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(comparison).write(to: folder.appendingPathComponent("comparison.json"))
+            for line in comparison.lines { print(line) }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+// The DCGAN pair against PyTorch's DCGAN example (Tests/NNTests/Fixtures/make_dcgan_fixtures.py).
+import Autograd
+import Foundation
+import TestSupport
+import XCTest
+@testable import NN
+
+final class DCGANTests: XCTestCase {
+    func testForwardMatchesPyTorchInTrainingMode() throws {
+        let url = Bundle.module.url(forResource: "dcgan", withExtension: "safetensors", subdirectory: "Fixtures")!
+        let fx = try Safetensors(contentsOf: url).tensors
+        func part(_ prefix: String) -> [String: Tensor] {
+            Dictionary(uniqueKeysWithValues: fx.filter { $0.key.hasPrefix(prefix) }.map { (String($0.key.dropFirst(prefix.count)), $0.value) })
+        }
+        let g = DCGANGenerator(latentDimension: 8, outputChannels: 1, widths: [16, 8], seed: 1)
+        let d = DCGANDiscriminator(inputChannels: 1, widths: [8, 16], seed: 2)
+        try g.load(stateDict: part("g."), mode: .strict)
+        try d.load(stateDict: part("d."), mode: .strict)
+        XCTAssertEqual(g.imageSize, 16)
+        let image = g(fx["z"]!)
+        assertClose(image, fx["image"]!, relativeTolerance: 1e-4, absoluteTolerance: 2e-5, "generator")
+        assertClose(d(image), fx["logits"]!, relativeTolerance: 1e-4, absoluteTolerance: 5e-5, "discriminator")
+    }
+
+    func testDefaultsAreTheDCGANExample() {
+        // PyTorch's DCGAN example for 3 bands: 3,576,704 and 2,765,568 parameters.
+        XCTAssertEqual(DCGANGenerator(outputChannels: 3, seed: 1).parameterCount, 3_576_704)
+        XCTAssertEqual(DCGANDiscriminator(inputChannels: 3, seed: 1).parameterCount, 2_765_568)
+        XCTAssertEqual(DCGANGenerator.widths(imageSize: 64, width: 16), [128, 64, 32, 16])
+        XCTAssertEqual(DCGANGenerator.widths(imageSize: 32, width: 8), [32, 16, 8])
+        let g = DCGANGenerator(latentDimension: 4, widths: [8, 4], seed: 3)
+        let out = withNoGrad { g(Tensor.randomNormal([2, 4], seed: 1)) }
+        XCTAssertEqual(out.shape, [2, 1, 16, 16])
+        XCTAssert(out.scalars.allSatisfy { abs($0) <= 1 }, "tanh output in [-1, 1]")
+        let sn = DCGANDiscriminator(inputChannels: 1, widths: [4, 8], spectralNorm: true, seed: 1)
+        XCTAssert(sn.stateDict().keys.contains("net.0.parametrizations.weight.original"))
+        XCTAssertEqual(withNoGrad { sn(Tensor.zeros([3, 1, 16, 16])) }.shape, [3, 1])
+    }
+
+    func testModelFileRebuildsTheGenerator() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let g = DCGANGenerator(latentDimension: 6, outputChannels: 1, widths: [8, 4], seed: 5)
+        g.eval()
+        let url = dir.appendingPathComponent("g.safetensors")
+        try ModelFile(model: g, architecture: Architecture(name: .dcgan, inChannels: 6, classes: 1, widths: [8, 4])).write(to: url)
+        let loaded = try ModelFile(contentsOf: url)
+        XCTAssert(loaded.model is DCGANGenerator)
+        let z = Tensor.randomNormal([3, 6], seed: 2)
+        XCTAssertEqual(withNoGrad { loaded.model(z) }.scalars, withNoGrad { g(z) }.scalars)
+    }
+}

@@ -1,0 +1,139 @@
+// The generate task: a DCGAN trained by a pipeline through the GAN API, sampled back to counts.
+import AstroBase
+import Autograd
+import FITS
+import Foundation
+import NN
+import Preprocessing
+import TestSupport
+import XCTest
+@testable import Pipelines
+
+final class GeneratorTests: XCTestCase {
+    /// Eight 16 × 16 noisy blobs in counts with `SKYSIG`, and a generate pipeline over them.
+    func writeSet(_ folder: URL, extra: String = "") throws -> URL {
+        let data = folder.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        var rng = SeededGenerator(seed: 3)
+        for i in 0..<8 {
+            let sigma = 5.0 + Double(i)
+            let pixels = (0..<256).map { p -> Float in
+                let (x, y) = (Double(p % 16) - 7.5, Double(p / 16) - 7.5)
+                return Float(400 * exp(-(x * x + y * y) / 8) + sigma * rng.normal())
+            }
+            let writer = try FITSWriter(path: data.appendingPathComponent(String(format: "g%02d.fits", i)).path)
+            try writer.appendImage(pixels, shape: [16, 16], header: FITSHeader([HeaderRecord("SKYSIG", .float(sigma))]))
+            try writer.commit()
+        }
+        let pipeline = folder.appendingPathComponent("train-generator.yaml")
+        try """
+        task: generate
+        stages:
+          - scale_by_noise: {keyword: SKYSIG}
+          - asinh: {softening: 1.0, scale: 0.2}
+          - clip: {min: -1, max: 1}
+          - flip
+        model:
+          architecture: {name: dcgan, classes: 1, widths: [8, 4], latent: 4}
+          adversarial: {label_smoothing: 0.1, ema_decay: 0.9, discriminator_widths: [4, 8], sample_count: 4\(extra)}
+          train: {data: data, epochs: 2, batch_size: 4, learning_rate: 0.0002, seed: 1, save: out/generator.safetensors}
+        observation: {pixel_scale: 0.2, psf_fwhm: [0.6, 1.0], sky_sigma: [5, 15], zero_point: 30, size: [16, 16]}
+        """.write(to: pipeline, atomically: true, encoding: .utf8)
+        return pipeline
+    }
+
+    func testTrainedGeneratorWritesDeterministicFITSInCounts() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pipeline = try writeSet(folder)
+        _ = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()
+        let model = folder.appendingPathComponent("out/generator.safetensors")
+        for name in ["generator.history.csv", "generator-curves.png", "generator-samples.png"] {
+            XCTAssert(FileManager.default.fileExists(atPath: folder.appendingPathComponent("out/\(name)").path), name)
+        }
+        let history = try String(contentsOf: folder.appendingPathComponent("out/generator.history.csv"), encoding: .utf8)
+        XCTAssert(history.hasPrefix("epoch") && history.contains("d_loss"), history)
+        XCTAssertEqual(history.split(separator: "\n").count, 3, "header and two epochs")
+
+        let generator = try ImageGenerator(contentsOf: model)
+        XCTAssertEqual(generator.recipe.task, .generate)
+        XCTAssertEqual(generator.recipe.inputShape, [1, 16, 16])
+        XCTAssertEqual(generator.recipe.observation?.pixelScale, 0.2)
+        let a = folder.appendingPathComponent("a"), b = folder.appendingPathComponent("b")
+        let (files, assumptions) = try generator.write(count: 3, seed: 9, to: a)
+        XCTAssertEqual(files.count, 3)
+        XCTAssert(assumptions.isEmpty)
+        _ = try generator.write(count: 2, seed: 9, to: b)
+        for i in 0..<2 {
+            let x = try FITSFile(path: files[i].path).readImage(0, as: Float.self)
+            let y = try FITSFile(path: b.appendingPathComponent(String(format: "generated_%06d.fits", i)).path).readImage(0, as: Float.self)
+            XCTAssertEqual(x.pixels, y.pixels, "image \(i) depends on the seed and its index alone")
+            XCTAssertEqual(x.shape, [16, 16])
+            XCTAssert(x.pixels.allSatisfy(\.isFinite))
+            let header = try FITSFile(path: files[i].path).header(0)
+            XCTAssertEqual(header["GENSEED"], .string("9"))
+            XCTAssertEqual(header["GENINDEX"], .integer(i))
+            let sigma = try XCTUnwrap(header["SKYSIG"]?.doubleValue)
+            XCTAssert((5...15).contains(sigma), "sky noise drawn from the observation's range: \(sigma)")
+            // In counts: the stages undone, so values reach beyond the [-1, 1] of the network.
+            XCTAssertGreaterThan(x.pixels.map(abs).max()!, 1)
+        }
+        let other = try generator.write(count: 1, seed: 10, to: folder.appendingPathComponent("c")).files[0]
+        XCTAssertNotEqual(try FITSFile(path: other.path).readImage(0, as: Float.self).pixels,
+                          try FITSFile(path: files[0].path).readImage(0, as: Float.self).pixels, "another seed, other images")
+        XCTAssert(FileManager.default.fileExists(atPath: a.appendingPathComponent("contact-sheet.png").path))
+    }
+
+    func testCountsUndoTheStages() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let stages: [Stage] = [.scaleByNoise(.header(keyword: "SKYSIG", bandKeywords: [])), .asinh(AsinhScaling(softening: 1, scale: 0.2)),
+                               .clip(min: -1, max: 1)]
+        let input = try PipelineLoader.parse("task: generate\nmodel: {weights: x.safetensors}", file: "g.yaml").input
+        let recipe = ModelRecipe(task: .generate, stages: stages, input: input, inputShape: [1, 16, 16])
+        let url = folder.appendingPathComponent("g.safetensors")
+        try ModelFile(model: DCGANGenerator(latentDimension: 4, widths: [8, 4], seed: 1),
+                      architecture: Architecture(name: .dcgan, inChannels: 4, classes: 1, widths: [8, 4]), preprocessing: recipe.json).write(to: url)
+        let generator = try ImageGenerator(contentsOf: url)
+        let counts: [Float] = [-30, -7, 0, 3, 50, 300]
+        let prepared = try Preparation(stages).prepare(Sample(image: PlanarImage(channels: 1, height: 1, width: 6, pixels: counts),
+                                                              header: ["SKYSIG": 7]), training: false).image.pixels
+        XCTAssert(prepared.allSatisfy { abs($0) <= 1 })
+        let restored = generator.counts(prepared, skySigma: 7)
+        for (value, original) in zip(restored, counts) { XCTAssertEqual(value, original, accuracy: 1e-4 * max(1, abs(original))) }
+        XCTAssertNil(generator.skySigma(seed: 1, index: 0), "no observation recorded: no sky noise to draw")
+        XCTAssertEqual(try generator.write(count: 1, seed: 1, to: folder.appendingPathComponent("o")).assumptions.count, 1)
+    }
+
+    func testWrongKindOfModelFileIsAClearError() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("unet.safetensors")
+        let input = try PipelineLoader.parse("task: deblend\nmodel: {weights: x.safetensors}", file: "d.yaml").input
+        try ModelFile(model: UNet(inputChannels: 1, classCount: 1, widths: [4, 8], seed: 7),
+                      architecture: Architecture(name: .unet, inChannels: 1, classes: 1, widths: [4, 8]),
+                      preprocessing: ModelRecipe(task: .deblend, stages: [], input: input, inputShape: [1, 16, 16]).json).write(to: url)
+        XCTAssertThrowsError(try ImageGenerator(contentsOf: url)) { error in
+            guard case let PipelineError.modelFile(path, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(path, url.path)
+            XCTAssert(reason.contains("'deblend' model") && reason.contains("not an image generator"), reason)
+        }
+        XCTAssertThrowsError(try ClassifierFeatures(contentsOf: url)) { error in
+            guard case let PipelineError.modelFile(_, reason) = error else { return XCTFail("\(error)") }
+            XCTAssert(reason.contains("image classifier"), reason)
+        }
+    }
+
+    func testAdversarialTypoAndUnsupportedStagesAreNamed() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pipeline = try writeSet(folder, extra: ", label_smothing: 0.2")
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true))) { error in
+            let text = "\(error)"
+            XCTAssert(text.contains("label_smothing") && text.contains("model.adversarial"), text)
+        }
+        XCTAssertThrowsError(try ImageGenerator.checkInvertible([.standardize], path: "p.yaml")) { error in
+            XCTAssert("\(error)".contains("standardize") && "\(error)".contains("undoable"), "\(error)")
+        }
+    }
+}
