@@ -18,6 +18,7 @@ public enum StageName: String, ConfigName {
     case subtractMeshBackground = "subtract_mesh_background", estimateNoise = "estimate_noise"
     case matchZeroPoint = "match_zero_point", matchPixelScale = "match_pixel_scale", matchPSF = "match_psf"
     case fitSize = "fit_size"
+    case pedestal, cosmicRays = "cosmic_rays", maskPixels = "mask_pixels", correlatedNoise = "correlated_noise"
 
     /// The parameter keys the stage accepts.
     public var parameters: [StageParameter] {
@@ -45,6 +46,10 @@ public enum StageName: String, ConfigName {
         case .matchPixelScale: return [.pixelScale]
         case .matchPSF: return [.fwhm]
         case .fitSize: return [.size, .height, .width]
+        case .pedestal: return [.level, .gradient, .p]
+        case .cosmicRays: return [.count, .length, .amplitude, .p]
+        case .maskPixels: return [.columns, .spots, .edge, .p]
+        case .correlatedNoise: return [.sigma, .length, .p]
         }
     }
 }
@@ -55,6 +60,7 @@ public enum StageParameter: String, ConfigName {
     case interval, stretch, min, max, size, height, width, method, top, bottom, left, right, mode, value
     case p, gain, range, fwhm, degrees
     case mesh, filter, estimator, iterations, when, zeroPoint = "zero_point", pixelScale = "pixel_scale"
+    case level, gradient, count, length, amplitude, columns, spots, edge
 }
 
 /// The padding modes of `pad`, as written in YAML.
@@ -78,6 +84,21 @@ extension Stage: Codable {
     static func decode(_ name: StageName, _ p: StrictContainer) throws -> Stage {
         func random(_ a: Augmentation) throws -> Stage {
             .augment(RandomAugmentation(a, probability: try p.optional("p") ?? 1))
+        }
+        func counts(_ key: String, default fallback: ClosedRange<Double>) throws -> ClosedRange<Double> {
+            let r = try p.range(key, default: fallback)
+            guard r.lowerBound >= 0, r.lowerBound.rounded() == r.lowerBound, r.upperBound.rounded() == r.upperBound,
+                  r.upperBound < 1_000_000 else {
+                throw p.invalid(key, "\(name.rawValue): \(key) must be a whole number ≥ 0 or [low, high] of them, got \(r).")
+            }
+            return r
+        }
+        func positive(_ key: String, default fallback: ClosedRange<Double>) throws -> ClosedRange<Double> {
+            let r = try p.range(key, default: fallback)
+            guard r.lowerBound >= 0, r.upperBound.isFinite else {
+                throw p.invalid(key, "\(name.rawValue): \(key) must be a number ≥ 0 or [low, high] of them, got \(r).")
+            }
+            return r
         }
         switch name {
         case .fillBlanks:
@@ -154,6 +175,17 @@ extension Stage: Codable {
         case .shift: return try random(.shift(maxPixels: p.required("max")))
         case .randomCrop: return try random(.randomCrop(size: p.required("size")))
         case .fluxScale: return try random(.fluxScale(p.range("range")))
+        case .pedestal:
+            return try random(.pedestal(level: p.range("level"), gradient: p.range("gradient", default: 0...0)))
+        case .cosmicRays:
+            return try random(.cosmicRays(count: counts("count", default: 1...3), length: positive("length", default: 1...12),
+                                          amplitude: positive("amplitude", default: 10...300)))
+        case .maskPixels:
+            return try random(.maskPixels(columns: counts("columns", default: 0...1), spots: counts("spots", default: 0...2),
+                                          edge: counts("edge", default: 0...0)))
+        case .correlatedNoise:
+            return try random(.correlatedNoise(sigma: positive("sigma", default: 0.5...1),
+                                               length: positive("length", default: 0.5...1.5)))
         }
     }
 
@@ -213,6 +245,12 @@ extension Stage: Codable {
             case let .shift(m): try put("max", m)
             case let .randomCrop(size): try put("size", size)
             case let .fluxScale(r): try range("range", r)
+            case let .pedestal(level, gradient): try range("level", level); try range("gradient", gradient)
+            case let .cosmicRays(count, length, amplitude):
+                try range("count", count); try range("length", length); try range("amplitude", amplitude)
+            case let .maskPixels(columns, spots, edge):
+                try range("columns", columns); try range("spots", spots); try range("edge", edge)
+            case let .correlatedNoise(sigma, length): try range("sigma", sigma); try range("length", length)
             }
         }
     }

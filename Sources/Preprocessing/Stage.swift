@@ -178,6 +178,10 @@ extension Augmentation {
         case .shift: return "shift"
         case .randomCrop: return "random_crop"
         case .fluxScale: return "flux_scale"
+        case .pedestal: return "pedestal"
+        case .cosmicRays: return "cosmic_rays"
+        case .maskPixels: return "mask_pixels"
+        case .correlatedNoise: return "correlated_noise"
         }
     }
 }

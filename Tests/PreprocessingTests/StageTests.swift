@@ -33,11 +33,16 @@ final class StageTests: XCTestCase {
     - match_pixel_scale: {pixel_scale: 0.2}
     - match_psf: {fwhm: [0.6, 1.0]}
     - fit_size: {size: 64}
+    - mask_pixels: {columns: [0, 2], spots: 1, edge: [0, 8], p: 0.5}
+    - pedestal: {level: [-3, 3], gradient: [0, 1]}
+    - cosmic_rays: {count: [1, 4], length: [1, 15], amplitude: [20, 200]}
+    - correlated_noise: {sigma: [0.5, 1], length: [0.5, 1.5], p: 0.5}
     """
 
     func testEveryStageDecodesFromYAMLAndRoundTripsThroughJSON() throws {
         let stages = try YAMLDecoder().decode([Stage].self, from: yaml)
-        XCTAssertEqual(stages.count, 27)
+        XCTAssertEqual(stages.count, 31)
+        XCTAssertEqual(stages[27], .augment(RandomAugmentation(.maskPixels(columns: 0...2, spots: 1...1, edge: 0...8), probability: 0.5)))
         XCTAssertEqual(Set(stages.map(\.name)), Set(Stage.names))
         XCTAssertEqual(stages[0], .fillBlanks(.localMedian, appendMask: true))
         XCTAssertEqual(stages[4], .normalize(ImageNormalization(interval: .percentile(99.5), stretch: .asinh(a: 0.1))))
@@ -57,6 +62,8 @@ final class StageTests: XCTestCase {
             ("- resize: {size: 8, method: bicubic}", "'bicubic' is not a valid method in stage 'resize'. Choose one of: area, bilinear"),
             ("- normalize: {interval: zscal}", "Unknown interval 'zscal'. Did you mean 'zscale'?"),
             ("- normalize: {stretch: {asinhh: 0.1}}", "Unknown stretch 'asinhh'. Did you mean 'asinh'?"),
+            ("- cosmic_rays: {count: 1.5}", "cosmic_rays: count must be a whole number ≥ 0 or [low, high] of them"),
+            ("- correlated_noise: {length: -1}", "correlated_noise: length must be a number ≥ 0"),
             ("- fill_blanks: {fill: medain}", "'medain' is not a valid fill in stage 'fill_blanks'. Did you mean 'median'?"),
             ("- gaussian_noise: {sigma: [3, 1]}", "'sigma' must be a number or a range [low, high]"),
             ("- shift: {}", "stage 'shift' needs the key 'max'."),
