@@ -88,12 +88,12 @@ public struct ModelConfig: Equatable, Sendable {
     public var architecture: ArchitectureConfig?
     public var train: TrainConfig?
     /// A generator's adversarial training (`task: generate`).
-    public var adversarial: AdversarialConfig?
+    public var adversarial: GeneratorAdversarialConfig?
 }
 
 /// `model.adversarial`: how a generator (`task: generate`) is trained against its
 /// discriminator through the GAN API (both with Adam, betas 0.5 and 0.999).
-public struct AdversarialConfig: Equatable, Sendable {
+public struct GeneratorAdversarialConfig: Equatable, Sendable {
     /// The generator's loss: `non_saturating` (default) or the lecture's `minimax`.
     public var loss: String
     /// One-sided label smoothing of the real samples' target (default 0).
@@ -108,7 +108,7 @@ public struct AdversarialConfig: Equatable, Sendable {
     /// Generated images written with the history after every epoch (0: none).
     public var sampleCount: Int
 
-    public static let defaults = AdversarialConfig(loss: "non_saturating", labelSmoothing: 0, emaDecay: 0.999, discriminatorWidths: [],
+    public static let defaults = GeneratorAdversarialConfig(loss: "non_saturating", labelSmoothing: 0, emaDecay: 0.999, discriminatorWidths: [],
                                                    spectralNorm: false, discriminatorLearningRate: nil, sampleCount: 64)
 }
 
@@ -347,7 +347,7 @@ extension ArchitectureConfig: Decodable {
     }
 }
 
-extension AdversarialConfig: Decodable {
+extension GeneratorAdversarialConfig: Decodable {
     enum Key: String, ConfigName {
         case loss, label_smoothing, ema_decay, discriminator_widths, spectral_norm, discriminator_learning_rate, sample_count
     }
