@@ -87,29 +87,6 @@ public struct ModelConfig: Equatable, Sendable {
     public var weights: String?
     public var architecture: ArchitectureConfig?
     public var train: TrainConfig?
-    /// A generator's adversarial training (`task: generate`).
-    public var adversarial: GeneratorAdversarialConfig?
-}
-
-/// `model.adversarial`: how a generator (`task: generate`) is trained against its
-/// discriminator through the GAN API (both with Adam, betas 0.5 and 0.999).
-public struct GeneratorAdversarialConfig: Equatable, Sendable {
-    /// The generator's loss: `non_saturating` (default) or the lecture's `minimax`.
-    public var loss: String
-    /// One-sided label smoothing of the real samples' target (default 0).
-    public var labelSmoothing: Double
-    /// The decay of the generator's weight average, saved as the model (nil: the last weights).
-    public var emaDecay: Double?
-    /// The discriminator's widths (default: the generator's, reversed).
-    public var discriminatorWidths: [Int]
-    public var spectralNorm: Bool
-    /// The discriminator's learning rate (default: model.train.learning_rate).
-    public var discriminatorLearningRate: Double?
-    /// Generated images written with the history after every epoch (0: none).
-    public var sampleCount: Int
-
-    public static let defaults = GeneratorAdversarialConfig(loss: "non_saturating", labelSmoothing: 0, emaDecay: 0.999, discriminatorWidths: [],
-                                                   spectralNorm: false, discriminatorLearningRate: nil, sampleCount: 64)
 }
 
 public struct ArchitectureConfig: Equatable, Sendable {
@@ -294,14 +271,13 @@ extension InputConfig: Decodable {
 }
 
 extension ModelConfig: Decodable {
-    enum Key: String, ConfigName { case weights, architecture, train, adversarial }
+    enum Key: String, ConfigName { case weights, architecture, train }
 
     public init(from decoder: Decoder) throws {
         let c = try StrictKeyed<Key>(decoder, section: "model")
         weights = try c.optional(.weights)
         architecture = try c.optional(.architecture)
         train = try c.optional(.train)
-        adversarial = try c.optional(.adversarial)
         if weights == nil && architecture == nil {
             throw c.invalid(.weights, "model needs 'weights' (a safetensors file) or an 'architecture' to train.")
         }
@@ -344,38 +320,6 @@ extension ArchitectureConfig: Decodable {
             throw c.invalid(.latent, name == .dcgan ? "latent must be positive; got \(latent)."
                             : "'latent' belongs to dcgan, not \(name.rawValue).")
         }
-    }
-}
-
-extension GeneratorAdversarialConfig: Decodable {
-    enum Key: String, ConfigName {
-        case loss, label_smoothing, ema_decay, discriminator_widths, spectral_norm, discriminator_learning_rate, sample_count
-    }
-    enum LossName: String, ConfigName { case non_saturating, minimax }
-
-    public init(from decoder: Decoder) throws {
-        let c = try StrictKeyed<Key>(decoder, section: "model.adversarial")
-        let d = Self.defaults
-        loss = (try c.choice(.loss, LossName.self))?.rawValue ?? d.loss
-        labelSmoothing = try c.optional(.label_smoothing) ?? d.labelSmoothing
-        // `ema_decay: 0` saves the last weights rather than an average.
-        let decay: Double = try c.optional(.ema_decay) ?? d.emaDecay!
-        emaDecay = decay == 0 ? nil : decay
-        discriminatorWidths = try c.optional(.discriminator_widths) ?? []
-        spectralNorm = try c.optional(.spectral_norm) ?? false
-        discriminatorLearningRate = try c.optional(.discriminator_learning_rate)
-        sampleCount = try c.optional(.sample_count) ?? d.sampleCount
-        guard (0..<1).contains(labelSmoothing) else {
-            throw c.invalid(.label_smoothing, "label_smoothing must be in [0, 1); got \(labelSmoothing).")
-        }
-        guard (0..<1).contains(decay) else { throw c.invalid(.ema_decay, "ema_decay must be in [0, 1); got \(decay).") }
-        guard discriminatorWidths.allSatisfy({ $0 > 0 }) else {
-            throw c.invalid(.discriminator_widths, "discriminator_widths must be positive; got \(discriminatorWidths).")
-        }
-        if let rate = discriminatorLearningRate, rate <= 0 {
-            throw c.invalid(.discriminator_learning_rate, "discriminator_learning_rate must be positive; got \(rate).")
-        }
-        guard sampleCount >= 0 else { throw c.invalid(.sample_count, "sample_count must be 0 or more; got \(sampleCount).") }
     }
 }
 

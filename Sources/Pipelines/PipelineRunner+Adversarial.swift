@@ -4,65 +4,97 @@ import NN
 import Preprocessing
 import Training
 
-/// `model.train.adversarial`: train a deblender as pix2pix's conditional GAN (Isola et al. 2017,
-/// https://arxiv.org/abs/1611.07004): the pipeline's U-Net is the generator, a PatchGAN
-/// discriminator judges (blend, image) pairs, and the generator's loss is the adversarial term
-/// plus `l1_weight` × the L1 distance to the truth (`model.train.loss: mae`).
+/// `model.train.adversarial`: how a network is trained against a discriminator through the GAN
+/// API, for both tasks that do:
+/// - `task: deblend`: pix2pix's conditional GAN (Isola et al. 2017,
+///   https://arxiv.org/abs/1611.07004): the pipeline's U-Net is the generator, a PatchGAN
+///   discriminator judges (blend, image) pairs, and the generator's loss is the adversarial term
+///   plus `l1_weight` × the L1 distance to the truth (`model.train.loss: mae`);
+/// - `task: generate`: an unconditional DCGAN (`model.architecture.name: dcgan`) against a
+///   DCGAN discriminator, with `sample_count` generated images drawn after every epoch.
 ///
-///     adversarial: {l1_weight: 100, loss: non_saturating, label_smoothing: 0, ema_decay: 0.999,
-///                   discriminator_width: 64, discriminator_learning_rate: 0.0002, spectral_norm: false, beta1: 0.5}
+///     adversarial: {loss: non_saturating, label_smoothing: 0, ema_decay: 0.999, discriminator_width: 64,
+///                   discriminator_learning_rate: 0.0002, spectral_norm: false, beta1: 0.5,
+///                   l1_weight: 100,       # deblend only
+///                   sample_count: 64}     # generate only
 ///
-/// Both networks use `model.train.optimizer` (Adam's or AdamW's β1 is `beta1`, pix2pix's 0.5)
-/// and `model.train.schedule`, per epoch.
+/// Both networks use Adam's or AdamW's β1 `beta1` (pix2pix's and DCGAN's 0.5); a deblender's
+/// follow `model.train.optimizer` and `schedule` per epoch, a generator's are Adam at a
+/// constant rate.
 public struct AdversarialConfig: Equatable, Sendable {
-    /// pix2pix's λ: the weight of the L1 term in the generator's loss.
-    public var l1Weight: Double = 100
     public var loss: AdversarialLoss = .nonSaturating
-    /// One-sided: real pairs' target is `1 - label_smoothing`.
+    /// One-sided: real samples' target is `1 - label_smoothing`.
     public var labelSmoothing: Double = 0
-    /// An exponential moving average of the generator's weights, the weights saved (none by default).
-    public var emaDecay: Double?
-    /// The PatchGAN's first width (64 in pix2pix).
-    public var discriminatorWidth: Int = 64
+    /// The decay of the exponential moving average of the generator's weights, the weights
+    /// saved; nil: the task's default (`emaDecay(for:)`), 0: the last weights.
+    public var emaDecaySetting: Double?
+    /// The discriminator's first width, doubled by each later layer; nil: the task's default
+    /// (`discriminatorWidth(for:generatorWidths:)`).
+    public var discriminatorWidthSetting: Int?
     /// The discriminator's rate (default `model.train.learning_rate`).
     public var discriminatorLearningRate: Double?
     public var spectralNorm: Bool = false
     /// Adam's (or AdamW's) first-moment decay for both networks.
     public var beta1: Double = 0.5
+    /// pix2pix's λ: the weight of the L1 term in a deblender's loss (nil: 100). A generator has none.
+    public var l1WeightSetting: Double?
+    /// Generated images drawn to `<model>-samples.png` after every epoch of a generator (0: none;
+    /// nil: 64). A deblender draws none.
+    public var sampleCountSetting: Int?
+
+    public var l1Weight: Double { l1WeightSetting ?? 100 }
+    public var sampleCount: Int { sampleCountSetting ?? 64 }
+
+    public init() {}
+
+    /// The generator's weight average: a DCGAN's 0.999 unless set, none for a deblender unless set.
+    public func emaDecay(for task: PipelineTask) -> Double? {
+        let decay = emaDecaySetting ?? (task == .generate ? 0.999 : 0)
+        return decay == 0 ? nil : decay
+    }
+
+    /// The discriminator's first width: pix2pix's 64 for a deblender, the generator's last
+    /// width for a DCGAN (its discriminator mirrors the generator), unless set.
+    public func discriminatorWidth(for task: PipelineTask, generatorWidths: [Int] = []) -> Int {
+        discriminatorWidthSetting ?? (task == .generate ? generatorWidths.last ?? 64 : 64)
+    }
 }
 
 extension AdversarialConfig: Decodable {
     enum Key: String, ConfigName {
         case l1Weight = "l1_weight", loss, labelSmoothing = "label_smoothing", emaDecay = "ema_decay"
         case discriminatorWidth = "discriminator_width", discriminatorLearningRate = "discriminator_learning_rate"
-        case spectralNorm = "spectral_norm", beta1
+        case spectralNorm = "spectral_norm", beta1, sampleCount = "sample_count"
     }
 
     public init(from decoder: Decoder) throws {
         let c = try StrictKeyed<Key>(decoder, section: "model.train.adversarial")
-        l1Weight = try c.optional(.l1Weight) ?? 100
+        let d = AdversarialConfig()
+        l1WeightSetting = try c.optional(.l1Weight)
         loss = try c.choice(.loss, Dictionary(uniqueKeysWithValues: AdversarialLoss.allCases.map { ($0.rawValue, $0) }))
-            ?? .nonSaturating
-        labelSmoothing = try c.optional(.labelSmoothing) ?? 0
-        emaDecay = try c.optional(.emaDecay)
-        discriminatorWidth = try c.optional(.discriminatorWidth) ?? 64
+            ?? d.loss
+        labelSmoothing = try c.optional(.labelSmoothing) ?? d.labelSmoothing
+        emaDecaySetting = try c.optional(.emaDecay)
+        discriminatorWidthSetting = try c.optional(.discriminatorWidth)
         discriminatorLearningRate = try c.optional(.discriminatorLearningRate)
-        spectralNorm = try c.optional(.spectralNorm) ?? false
-        beta1 = try c.optional(.beta1) ?? 0.5
+        spectralNorm = try c.optional(.spectralNorm) ?? d.spectralNorm
+        beta1 = try c.optional(.beta1) ?? d.beta1
+        sampleCountSetting = try c.optional(.sampleCount)
         guard l1Weight >= 0 else { throw c.invalid(.l1Weight, "l1_weight must be >= 0, got \(l1Weight).") }
         guard (0..<1).contains(labelSmoothing) else {
             throw c.invalid(.labelSmoothing, "label_smoothing must be in [0, 1), got \(labelSmoothing).")
         }
-        if let emaDecay, !(0..<1).contains(emaDecay) {
-            throw c.invalid(.emaDecay, "ema_decay must be in [0, 1), got \(emaDecay).")
+        if let decay = emaDecaySetting, !(0..<1).contains(decay) {
+            throw c.invalid(.emaDecay, "ema_decay must be in [0, 1) (0: the last weights), got \(decay).")
         }
-        guard discriminatorWidth > 0 else {
-            throw c.invalid(.discriminatorWidth, "discriminator_width must be positive, got \(discriminatorWidth).")
+        if let width = discriminatorWidthSetting, width <= 0 {
+            throw c.invalid(.discriminatorWidth, "discriminator_width must be positive, got \(width).")
         }
         if let rate = discriminatorLearningRate, rate <= 0 {
             throw c.invalid(.discriminatorLearningRate, "discriminator_learning_rate must be positive, got \(rate).")
         }
         guard (0..<1).contains(beta1) else { throw c.invalid(.beta1, "beta1 must be in [0, 1), got \(beta1).") }
+        guard sampleCount >= 0 else { throw c.invalid(.sampleCount, "sample_count must be 0 or more, got \(sampleCount).") }
     }
 }
 
@@ -70,6 +102,7 @@ extension PipelineRunner {
     /// The settings of `model.train` that adversarial training does not use, named in an error.
     func checkAdversarialTraining(_ t: TrainConfig) throws {
         var unused = [String]()
+        if t.adversarial?.sampleCountSetting != nil { unused.append("adversarial.sample_count (a generator's)") }
         if t.loss != .mae { unused.append("loss (the reconstruction term is L1: loss: mae)") }
         if t.gradientClip != nil { unused.append("gradient_clip") }
         if t.classWeights != nil { unused.append("class_weights") }
@@ -94,7 +127,8 @@ extension PipelineRunner {
                           cancellation: CancellationFlag?) throws -> RunSummary {
         let t = config.model.train!
         let channels = architecture.inChannels + architecture.classes
-        let discriminator = PatchDiscriminator(inputChannels: channels, width: a.discriminatorWidth,
+        let width = a.discriminatorWidth(for: .deblend), emaDecay = a.emaDecay(for: .deblend)
+        let discriminator = PatchDiscriminator(inputChannels: channels, width: width,
                                                spectralNorm: a.spectralNorm, seed: t.seed &+ 0xD15C)
         let gan = GAN(generator: network, discriminator: discriminator, conditioning: .conditional)
         var kind = optimizerKind(t)
@@ -106,7 +140,7 @@ extension PipelineRunner {
         let gRate = t.learningRate, dRate = a.discriminatorLearningRate ?? t.learningRate
         gan.compile(generatorOptimizer: kind, generatorLearningRate: Float(gRate), discriminatorOptimizer: kind,
                     discriminatorLearningRate: Float(dRate), loss: a.loss, labelSmoothing: Float(a.labelSmoothing),
-                    reconstructionWeight: Float(a.l1Weight), emaDecay: a.emaDecay.map(Float.init))
+                    reconstructionWeight: Float(a.l1Weight), emaDecay: emaDecay.map(Float.init))
 
         let (save, stem, checkpoint) = try trainingPaths(t) { try gan.resume(from: $0); return gan.completedEpochs }
         let schedule = schedule(t)
@@ -116,8 +150,8 @@ extension PipelineRunner {
         }
         setRates(epoch: gan.completedEpochs)
         log("training pix2pix: \(architecture.name.rawValue) generator (\(network.parameterCount) parameters) against a "
-            + "PatchGAN (width \(a.discriminatorWidth), \(discriminator.parameterCount) parameters) on \(training.count) files, "
-            + "L1 weight \(a.l1Weight), \(a.loss.rawValue) loss" + (a.emaDecay.map { ", generator averaged (decay \($0))" } ?? ""))
+            + "PatchGAN (width \(width), \(discriminator.parameterCount) parameters) on \(training.count) files, "
+            + "L1 weight \(a.l1Weight), \(a.loss.rawValue) loss" + (emaDecay.map { ", generator averaged (decay \($0))" } ?? ""))
         let historyCSV = URL(fileURLWithPath: stem.path + ".history.csv")
         let curves = URL(fileURLWithPath: stem.path + "-curves.png")
         let history = try gan.fit(source, epochs: t.epochs, validation: validation, checkpoint: checkpoint, historyCSV: historyCSV,
@@ -126,8 +160,8 @@ extension PipelineRunner {
         }
 
         var recipe = recipe
-        recipe.provenance?["adversarial"] = "pix2pix: PatchGAN width \(a.discriminatorWidth), L1 weight \(a.l1Weight), "
-            + "\(a.loss.rawValue)" + (a.emaDecay.map { ", EMA \($0)" } ?? "")
+        recipe.provenance?["adversarial"] = "pix2pix: PatchGAN width \(width), L1 weight \(a.l1Weight), "
+            + "\(a.loss.rawValue)" + (emaDecay.map { ", EMA \($0)" } ?? "")
         network.eval()
         try gan.withAveragedGenerator {
             try ModelFile(model: network, architecture: architecture, preprocessing: recipe.json).write(to: save)

@@ -22,12 +22,17 @@ extension PipelineRunner {
         guard communicator.size == 1 else {
             throw PipelineError.unsupported("\(pipelinePath): a generator trains in one process (not under mpirun).")
         }
+        let adversarial = t.adversarial ?? AdversarialConfig()
         guard t.optimizer == .adam, t.schedule == .constant, t.loss == .crossEntropy(labelSmoothing: 0) else {
-            throw PipelineError.unsupported("\(pipelinePath): a generator trains with Adam (betas 0.5, 0.999) at a constant "
-                                            + "learning rate against its adversary: leave model.train.optimizer, schedule and "
-                                            + "loss out (model.adversarial sets the adversarial loss).")
+            throw PipelineError.unsupported("\(pipelinePath): a generator trains with Adam (β1 model.train.adversarial.beta1, "
+                                            + "β2 0.999) at a constant learning rate against its adversary: leave "
+                                            + "model.train.optimizer, schedule and loss out (model.train.adversarial sets "
+                                            + "the adversarial loss).")
         }
-        let adversarial = config.model.adversarial ?? .defaults
+        guard adversarial.l1WeightSetting == nil else {
+            throw PipelineError.unsupported("\(pipelinePath): model.train.adversarial.l1_weight belongs to a deblender "
+                                            + "(task: deblend); a generator has no reconstruction term.")
+        }
         try ImageGenerator.checkInvertible(config.stages, path: pipelinePath)
         guard let dataPath = options.input.map({ resolveArgument($0).path }) ?? t.data.map({ resolve($0).path })
                 ?? config.input.path.map({ resolve($0).path }) else { throw PipelineError.noInput(pipeline: pipelinePath) }
@@ -48,28 +53,20 @@ extension PipelineRunner {
                                             + "the data's are \(size) (give \(size.trailingZeroBitCount - 2) widths).")
         }
         let latent = arch.latent ?? 100
-        let discriminatorWidths = adversarial.discriminatorWidths.isEmpty ? Array(widths.reversed()) : adversarial.discriminatorWidths
-        guard discriminatorWidths.count == widths.count else {
-            throw PipelineError.unsupported("\(pipelinePath): model.adversarial.discriminator_widths needs \(widths.count) "
-                                            + "widths for \(size)-pixel images; got \(discriminatorWidths).")
-        }
+        let discriminatorWidth = adversarial.discriminatorWidth(for: .generate, generatorWidths: widths)
+        let discriminatorWidths = widths.indices.map { discriminatorWidth << $0 }
+        let emaDecay = adversarial.emaDecay(for: .generate)
         var seeds = LayerSeeds(t.seed &+ 0x5EED)
         let generator = DCGANGenerator(latentDimension: latent, outputChannels: channels, widths: widths, seed: seeds.next())
         let discriminator = DCGANDiscriminator(inputChannels: channels, widths: discriminatorWidths,
                                                spectralNorm: adversarial.spectralNorm, seed: seeds.next())
         let gan = GAN(generator: generator, discriminator: discriminator, conditioning: .unconditional(latentDimension: latent))
-        gan.compile(generatorLearningRate: Float(t.learningRate),
+        let adam = OptimizerKind.adam(beta1: Float(adversarial.beta1), beta2: 0.999)
+        gan.compile(generatorOptimizer: adam, generatorLearningRate: Float(t.learningRate), discriminatorOptimizer: adam,
                     discriminatorLearningRate: Float(adversarial.discriminatorLearningRate ?? t.learningRate),
-                    loss: AdversarialLoss(rawValue: adversarial.loss) ?? .nonSaturating,
-                    labelSmoothing: Float(adversarial.labelSmoothing), emaDecay: adversarial.emaDecay.map(Float.init))
+                    loss: adversarial.loss, labelSmoothing: Float(adversarial.labelSmoothing), emaDecay: emaDecay.map(Float.init))
 
-        let save = resolve(t.save)
-        let stem = save.deletingPathExtension()
-        let checkpoint = t.checkpoint.map(resolve) ?? URL(fileURLWithPath: stem.path + ".checkpoint.safetensors")
-        if FileManager.default.fileExists(atPath: checkpoint.path) && !options.fresh {
-            try gan.resume(from: checkpoint)
-            log("resuming from \(checkpoint.path) after epoch \(gan.completedEpochs)")
-        }
+        let (save, stem, checkpoint) = try trainingPaths(t) { try gan.resume(from: $0); return gan.completedEpochs }
         let source = CatalogBatchSource(catalog: training, batchSize: t.batchSize, preparation: preparation, training: true,
                                         seed: t.seed, targets: .none, threads: config.run.threads, load: load)
         log("training dcgan (generator \(generator.parameterCount), discriminator \(discriminator.parameterCount) parameters) "
@@ -96,9 +93,9 @@ extension PipelineRunner {
         recipe.provenance = ["pipeline": pipelinePath, "data": t.data ?? options.input ?? "", "epochs": String(t.epochs),
                              "seed": String(t.seed), "trained": ISO8601DateFormatter().string(from: Date()),
                              "history": stem.lastPathComponent + ".history.csv",
-                             "weights": adversarial.emaDecay.map { "moving average of the generator's weights, decay \($0)" }
+                             "weights": emaDecay.map { "moving average of the generator's weights, decay \($0)" }
                                 ?? "the generator's last weights",
-                             "adversarial": "\(adversarial.loss), label smoothing \(adversarial.labelSmoothing), discriminator "
+                             "adversarial": "\(adversarial.loss.rawValue), label smoothing \(adversarial.labelSmoothing), discriminator "
                                 + "widths \(discriminatorWidths)\(adversarial.spectralNorm ? " spectrally normalised" : "")"]
         let weights = gan.generatorWeights(averaged: true)
         for (key, tensor) in generator.stateDict() { if let w = weights[key] { tensor.assign(w) } }

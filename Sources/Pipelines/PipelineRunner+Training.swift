@@ -50,8 +50,8 @@ extension PipelineRunner {
         if task == .deblend { try checkDeblendTraining(arch, t) }
         if t.adversarial != nil {
             guard task == .deblend else {
-                throw PipelineError.unsupported("\(pipelinePath): model.train.adversarial (pix2pix) trains a deblender (task: deblend), "
-                                                + "not task \(task.rawValue).")
+                throw PipelineError.unsupported("\(pipelinePath): model.train.adversarial trains a deblender (task: deblend, "
+                                                + "pix2pix) or a generator (task: generate), not task \(task.rawValue).")
             }
             try checkAdversarialTraining(t)
         }

@@ -305,6 +305,9 @@ final class DeblendTests: XCTestCase {
         XCTAssertThrowsError(try trainingPipeline(root, data: data, adversarial: "{ema_decay: 1.5}")) {
             XCTAssert($0.localizedDescription.contains("ema_decay"), $0.localizedDescription)
         }
+        XCTAssertThrowsError(try trainingPipeline(root, data: data, adversarial: "{sample_count: 8}").train()) {
+            XCTAssert($0.localizedDescription.contains("sample_count"), $0.localizedDescription)
+        }
         XCTAssertThrowsError(try trainingPipeline(root, data: data, loss: "mse", adversarial: "{}").train()) {
             XCTAssert($0.localizedDescription.contains("loss: mae"), $0.localizedDescription)
         }

@@ -35,8 +35,14 @@ final class GeneratorTests: XCTestCase {
           - flip
         model:
           architecture: {name: dcgan, classes: 1, widths: [8, 4], latent: 4}
-          adversarial: {label_smoothing: 0.1, ema_decay: 0.9, discriminator_widths: [4, 8], sample_count: 4\(extra)}
-          train: {data: data, epochs: 2, batch_size: 4, learning_rate: 0.0002, seed: 1, save: out/generator.safetensors}
+          train:
+            data: data
+            epochs: 2
+            batch_size: 4
+            learning_rate: 0.0002
+            seed: 1
+            save: out/generator.safetensors
+            adversarial: {label_smoothing: 0.1, ema_decay: 0.9, discriminator_width: 4, sample_count: 4\(extra)}
         observation: {pixel_scale: 0.2, psf_fwhm: [0.6, 1.0], sky_sigma: [5, 15], zero_point: 30, size: [16, 16]}
         """.write(to: pipeline, atomically: true, encoding: .utf8)
         return pipeline
@@ -130,7 +136,14 @@ final class GeneratorTests: XCTestCase {
         let pipeline = try writeSet(folder, extra: ", label_smothing: 0.2")
         XCTAssertThrowsError(try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true))) { error in
             let text = "\(error)"
-            XCTAssert(text.contains("label_smothing") && text.contains("model.adversarial"), text)
+            XCTAssert(text.contains("label_smothing") && text.contains("model.train.adversarial"), text)
+        }
+        // A deblender's reconstruction weight has no meaning for a generator: named, not ignored.
+        let other = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: other) }
+        let l1 = try writeSet(other, extra: ", l1_weight: 10")
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: l1.path, options: RunOptions(quiet: true)).train()) { error in
+            XCTAssert("\(error)".contains("l1_weight") && "\(error)".contains("deblend"), "\(error)")
         }
         XCTAssertThrowsError(try ImageGenerator.checkInvertible([.standardize], path: "p.yaml")) { error in
             XCTAssert("\(error)".contains("standardize") && "\(error)".contains("undoable"), "\(error)")
