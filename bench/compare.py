@@ -107,15 +107,17 @@ def measure_inference(model, x, variant, warmup, steps):
             "infer_max_img_per_s": round(len(x) / min(infer_times), 1)}
 
 
-def torch_pix2pix(reference, quick, variant):
-    """BENCH.md's pix2pix: one adversarial step at batch 16; the generator's inference at batch 64."""
+def torch_adversarial(name, generator, discriminator, make_pair, infer_input, quick, variant):
+    """One adversarial step of `generator` against `discriminator` (Adam at 2e-4, betas 0.5 and
+    0.999; the discriminator's BCE on real and detached fake pairs, then the generator's
+    non-saturating BCE with the discriminator frozen) and the generator's inference on
+    `infer_input`. `make_pair()` returns the step's (fake, real pair, fake pair, reconstruction
+    loss or None) from the (possibly compiled) generator `g`."""
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(THREADS)
-    torch.manual_seed(7)
-    generator, discriminator = reference.pix2pix()
     warmup, steps = (1, 3) if quick else (3, 10)
-    result = {"model": "pix2pix", "variant": variant, "steps": steps, "threads": THREADS}
+    result = {"model": name, "variant": variant, "steps": steps, "threads": THREADS}
     if variant != "frozen":
         generator.train()
         discriminator.train()
@@ -123,12 +125,11 @@ def torch_pix2pix(reference, quick, variant):
         d = torch.compile(discriminator) if variant == "compiled" else discriminator
         opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        x, y = torch.randn(16, 1, 64, 64), torch.randn(16, 1, 64, 64)
+
         def step():
-            fake = g(x)
+            fake, real_pair, fake_pair, reconstruction = make_pair(g)
             opt_d.zero_grad()
-            real_logits = d(torch.cat([x, y], 1))
-            fake_logits = d(torch.cat([x, fake.detach()], 1))
+            real_logits, fake_logits = d(real_pair), d(fake_pair(fake.detach()))
             d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
                             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
             d_loss.backward()
@@ -136,16 +137,33 @@ def torch_pix2pix(reference, quick, variant):
             opt_g.zero_grad()
             for p in discriminator.parameters():
                 p.requires_grad_(False)
-            logits = d(torch.cat([x, fake], 1))
-            g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)) + 100 * F.l1_loss(fake, y)
+            logits = d(fake_pair(fake))
+            g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            if reconstruction is not None:
+                g_loss = g_loss + reconstruction(fake)
             g_loss.backward()
             opt_g.step()
             for p in discriminator.parameters():
                 p.requires_grad_(True)
         result.update(measure_training(step, warmup, steps))
     generator.eval()
-    result.update(measure_inference(generator, torch.randn(64, 1, 64, 64), variant, warmup, steps))
+    result.update(measure_inference(generator, infer_input, variant, warmup, steps))
     return result
+
+
+def torch_pix2pix(reference, quick, variant):
+    """BENCH.md's pix2pix: one adversarial step at batch 16 (L1 weight 100); the generator's
+    inference at batch 64."""
+    import torch
+    import torch.nn.functional as F
+    torch.manual_seed(7)
+    generator, discriminator = reference.pix2pix()
+    x, y = torch.randn(16, 1, 64, 64), torch.randn(16, 1, 64, 64)
+
+    def make_pair(g):
+        return (g(x), torch.cat([x, y], 1), lambda fake: torch.cat([x, fake], 1),
+                lambda fake: 100 * F.l1_loss(fake, y))
+    return torch_adversarial("pix2pix", generator, discriminator, make_pair, torch.randn(64, 1, 64, 64), quick, variant)
 
 
 def dcgan_networks():
@@ -176,41 +194,13 @@ def torch_dcgan(quick, variant):
     """The dcgan row: one adversarial step at batch 64 (Astrolabe's GAN.trainOnBatch protocol); the
     generator's inference from noise [64, 100]."""
     import torch
-    import torch.nn.functional as F
-    torch.set_num_threads(THREADS)
     torch.manual_seed(7)
     generator, discriminator = dcgan_networks()
-    warmup, steps = (1, 3) if quick else (3, 10)
-    result = {"model": "dcgan", "variant": variant, "steps": steps, "threads": THREADS}
-    if variant != "frozen":
-        generator.train()
-        discriminator.train()
-        g = torch.compile(generator) if variant == "compiled" else generator
-        d = torch.compile(discriminator) if variant == "compiled" else discriminator
-        opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        real = torch.randn(64, 1, 64, 64)
+    real = torch.randn(64, 1, 64, 64)
 
-        def step():
-            fake = g(torch.randn(64, 100))
-            opt_d.zero_grad()
-            real_logits, fake_logits = d(real), d(fake.detach())
-            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-                            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-            d_loss.backward()
-            opt_d.step()
-            opt_g.zero_grad()
-            for p in discriminator.parameters():
-                p.requires_grad_(False)
-            logits = d(fake)
-            F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)).backward()
-            opt_g.step()
-            for p in discriminator.parameters():
-                p.requires_grad_(True)
-        result.update(measure_training(step, warmup, steps))
-    generator.eval()
-    result.update(measure_inference(generator, torch.randn(64, 100), variant, warmup, steps))
-    return result
+    def make_pair(g):
+        return g(torch.randn(64, 100)), real, lambda fake: fake, None
+    return torch_adversarial("dcgan", generator, discriminator, make_pair, torch.randn(64, 100), quick, variant)
 
 
 def torch_model(reference, name, quick, variant):
