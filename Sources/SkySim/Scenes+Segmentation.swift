@@ -31,6 +31,9 @@ enum SegmentationScene {
         var truth = [UInt8](repeating: 0, count: size * size)
         var sources: [PlacedSource] = []
         let threshold = observation.skySigma
+        // Under `--psf varied` one PSF per map (its own stream: the scene draws match the
+        // Gaussian set of the same seed), rendered per stamp; the truth follows its wings.
+        let psf = psfShapes(settings.psf, seed: seed, index: index, fwhmPixels: [settings.pixels(observation.fwhm)])?[0]
 
         for _ in 0..<count {
             let isStar = random.uniform() < 0.3
@@ -42,7 +45,10 @@ enum SegmentationScene {
             let halfSize: Int
             var component: SceneComponent
             let floor = stampFloor * observation.skySigma
-            if isStar {
+            if isStar, let psf {
+                halfSize = psf.kernelRadius + 2
+                component = .gaussian(GaussianBlob(centerX: 0, centerY: 0, sigma: 0, flux: flux))
+            } else if isStar {
                 let sigma = observation.psfSigma
                 let peak = flux / (2 * Double.pi * sigma * sigma)
                 halfSize = Int((sigma * (2 * Foundation.log(max(peak / floor, 1))).squareRoot()).rounded(.up)) + 2
@@ -52,14 +58,16 @@ enum SegmentationScene {
                 let profile = SersicProfile(n: n, halfLightRadius: re, flux: flux,
                                             geometry: EllipseGeometry(centerX: 0, centerY: 0, q: q, angle: random.positionAngle()))
                 let extent = profile.radius(atIntensity: floor) / q.squareRoot()
-                halfSize = Int((extent + 5 * observation.psfSigma).rounded(.up)) + 2
+                let wings = psf.map { Double($0.kernelRadius) } ?? 5 * observation.psfSigma
+                halfSize = Int((extent + wings).rounded(.up)) + 2
                 component = .sersic(profile)
             }
             let half = min(halfSize, 160)
             let side = 2 * half + 1
             let originX = ix - half, originY = iy - half
             component = component.moved(dx: x - Double(originX), dy: y - Double(originY))
-            let stamp = Renderer(width: side, height: side, psfSigma: observation.psfSigma, components: [component]).render([component])
+            let stamp = psf?.render([component], width: side, height: side)
+                ?? Renderer(width: side, height: side, psfSigma: observation.psfSigma, components: [component]).render([component])
             paint(stamp, side: side, originX: originX, originY: originY, classCode: isStar ? 1 : 2,
                   threshold: threshold, size: size, image: &image, best: &best, truth: &truth)
             sources.append(PlacedSource(classCode: isStar ? 1 : 2, x: x, y: y, magnitude: magnitude))
@@ -71,7 +79,7 @@ enum SegmentationScene {
                                               pixelScale: settings.pixelScale)
         let stars = sources.filter { $0.classCode == 1 }.count
         let header = provenanceCards(task: task, seed: seed, index: index)
-            + settings.commonCards(psfFWHM: observation.fwhm, skySigma: observation.skySigma) + [
+            + settings.commonCards(psfFWHM: observation.fwhm, skySigma: observation.skySigma) + (psf?.cards() ?? []) + [
                 HeaderRecord("NSOURCE", .integer(sources.count), comment: "sources placed"),
                 HeaderRecord("NSTAR", .integer(stars), comment: "stars"),
                 HeaderRecord("NGALAXY", .integer(sources.count - stars), comment: "galaxies"),

@@ -58,9 +58,9 @@ public struct Simulator: Sendable {
             throw SkySimError.invalidSetting(name: "task", received: task.rawValue,
                                              expected: "an image task (light curves are tables: LightCurveSimulator.writeDataset)")
         }
-        if (task == .segmentation || task == .deblend) && settings.psf != .gaussian {
+        if task == .deblend && settings.psf != .gaussian {
             throw SkySimError.invalidSetting(name: "PSF choice for \(task.rawValue)", received: settings.psf.rawValue,
-                                             expected: "gaussian (varied PSFs are for morphology, lens and regression; segmentation truth maps follow the Gaussian PSF's footprint)")
+                                             expected: "gaussian (varied PSFs are for morphology, lens, segmentation and regression)")
         }
         try createDirectory(directory)
         let start = Date()

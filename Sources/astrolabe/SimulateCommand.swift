@@ -28,7 +28,7 @@ struct Simulate: ParsableCommand {
     @Option(help: "Image side in pixels (default 64; segmentation 256; --skymap 1024).") var size: Int?
     @Option(help: "Pixel scale, arcsec/pixel.") var pixelScale: Double = 0.2
     @Option(help: "PSF FWHM range in arcsec, 'low,high'.") var psfFwhm: String = "0.6,1.0"
-    @Option(help: "PSF shapes: gaussian (TASKS.md) or varied (per image, per band for lenses: Moffat beta 2.5-6 or Gaussian, elliptical |e| <= 0.12 half of the time; FWHM from --psf-fwhm; PSFTYPE/PSFBETA/PSF_E/PSF_PA record the draw). Morphology, lens and regression only.")
+    @Option(help: "PSF shapes: gaussian (TASKS.md) or varied (per image, per band for lenses: Moffat beta 2.5-6 or Gaussian, elliptical |e| <= 0.12 half of the time; FWHM from --psf-fwhm; PSFTYPE/PSFBETA/PSF_E/PSF_PA record the draw). Morphology, lens, segmentation (one PSF per map; the truth follows it) and regression.")
     var psf: PSFChoice = .gaussian
     @Option(help: "Sky noise sigma range in counts, 'low,high'.") var skySigma: String = "5,15"
     @Option(help: "Photometric zero point.") var magZero: Double = 30

@@ -80,7 +80,7 @@ final class PSFTests: XCTestCase {
     }
 
     /// `varied` files: same seed same bytes; the draws recorded in the header; the scene,
-    /// FWHM and label the same as the Gaussian data set of that seed; segmentation refused.
+    /// FWHM and label the same as the Gaussian data set of that seed; deblending refused.
     func testVariedDataSets() throws {
         let scratch = try makeTemporaryDirectory("skysim-psf")
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -115,9 +115,36 @@ final class PSFTests: XCTestCase {
         XCTAssertEqual(types, ["MOFFAT", "GAUSSIAN"])
         let lens = Simulator(task: .lens, seed: 9, settings: settings).image(at: 0)
         for band in ["G", "R", "I"] { XCTAssertNotNil(lens.headerValue("PSFTYPE" + band), band) }
-        XCTAssertThrowsError(try Simulator(task: .segmentation, seed: 1, settings: settings)
-            .writeDataset(count: 1, to: scratch.appendingPathComponent("seg"))) { error in
-            XCTAssertTrue("\(error)".contains("segmentation"), "\(error)")
+        XCTAssertThrowsError(try Simulator(task: .deblend, seed: 1, settings: settings)
+            .writeDataset(count: 1, to: scratch.appendingPathComponent("deblend"))) { error in
+            XCTAssertTrue("\(error)".contains("deblend"), "\(error)")
         }
+    }
+
+    /// Segmentation maps under `varied`: the same scene as the Gaussian map of that seed (the
+    /// sources, their count and FWHM), the PSF drawn once per map and recorded, and the truth
+    /// following the PSF: broad Moffat wings (β < 3.5) give star footprints larger than the
+    /// Gaussian ones of the same stars, and every footprint pixel is at least 1 SKYSIG of the
+    /// source's noiseless flux, as TASKS.md's rule says.
+    func testVariedSegmentationMapsFollowThePSF() throws {
+        var settings = ObservationSettings()
+        settings.psf = .varied
+        var broadMoffats = 0
+        for index in 0..<12 {
+            let varied = Simulator(task: .segmentation, seed: 7, settings: settings, size: 80).image(at: index, keepNoiseless: true)
+            let plain = Simulator(task: .segmentation, seed: 7, size: 80).image(at: index, keepNoiseless: true)
+            XCTAssertEqual(varied.headerValue("NSTAR"), plain.headerValue("NSTAR"))
+            XCTAssertEqual(varied.headerValue("PSF_FWHM"), plain.headerValue("PSF_FWHM"))
+            guard case .string(let type)? = varied.headerValue("PSFTYPE"), let truth = varied.truth, let plainTruth = plain.truth,
+                  let noiseless = varied.noiseless, case .float(let sky)? = varied.headerValue("SKYSIG")
+            else { return XCTFail("map \(index): PSFTYPE, truth, noiseless or SKYSIG missing") }
+            // A labelled pixel has at least one source above 1 SKYSIG, so the sum is too.
+            for (p, code) in truth.enumerated() where code != 0 { XCTAssertGreaterThan(noiseless[p], sky, "map \(index) pixel \(p)") }
+            guard type == "MOFFAT", case .float(let beta)? = varied.headerValue("PSFBETA"), beta < 3.5,
+                  case .integer(let stars)? = plain.headerValue("NSTAR"), stars > 0 else { continue }
+            broadMoffats += 1
+            XCTAssertGreaterThan(truth.filter { $0 == 1 }.count, plainTruth.filter { $0 == 1 }.count, "map \(index), β \(beta)")
+        }
+        XCTAssertGreaterThan(broadMoffats, 0, "no broad Moffat map with stars among 12")
     }
 }
