@@ -1,3 +1,4 @@
+import FITS
 import Foundation
 import Preprocessing
 
@@ -173,5 +174,31 @@ public struct DomainCheck: Codable, Equatable, Sendable {
             if assumed.contains(subject) || flag == nil { unknown.append(name) } else if flag == false { outside.append(name) }
         }
         self.init(outside: outside, unknown: unknown)
+    }
+}
+
+extension FITSHeader {
+    /// Records on an output image what the run judged and assumed about its input: `INDOMAIN`
+    /// (`DomainCheck.verdict`) and `OUTDOMAI` (what is outside, `;`-separated) when the model
+    /// records its observation, and each assumption as `COMMENT` cards of at most 70 characters
+    /// split between words.
+    mutating func annotate(domain: DomainCheck?, assumptions: [Assumption]) {
+        if let domain {
+            set("INDOMAIN", .string(domain.verdict), comment: "inside the model's training domain")
+            if !domain.outside.isEmpty {
+                set("OUTDOMAI", .string(domain.outside.joined(separator: ";")), comment: "outside the training domain")
+            }
+        }
+        for note in assumptions {
+            var line = ""
+            for word in "astrolabe assumed: \(note.note)".split(separator: " ") {
+                if !line.isEmpty && line.count + word.count + 1 > 70 {
+                    records.append(HeaderRecord("COMMENT", .none, comment: line))
+                    line = ""
+                }
+                line += (line.isEmpty ? "" : " ") + word
+            }
+            if !line.isEmpty { records.append(HeaderRecord("COMMENT", .none, comment: line)) }
+        }
     }
 }

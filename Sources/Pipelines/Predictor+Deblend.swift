@@ -20,7 +20,8 @@ extension Predictor {
     /// input's counts by undoing the stages' per-band scale and offset (measured by preparing
     /// an image of zeros and one of ones with the blend's header, after the stages that read
     /// the data have set it). The file is float32 in the primary HDU, with every header card
-    /// of the input but the structural ones (its WCS among them). Returns the assumptions
+    /// of the input but the structural ones (its WCS among them), the domain verdict
+    /// (`INDOMAIN`, `OUTDOMAI`) and the assumptions as `COMMENT` cards. Returns the assumptions
     /// the stages made.
     @discardableResult
     public func deblend(_ entry: CatalogEntry, to url: URL) throws -> [Assumption] {
@@ -59,6 +60,7 @@ extension Predictor {
         }
         var header = FITSHeader(try FITSFile(path: entry.url.path).header(input.hdu).derivedImageRecords)
         header.set("BUNIT", .string("count"), comment: "the input's counts")
+        header.annotate(domain: recipe?.observation.map { DomainCheck($0, prepared) }, assumptions: prepared.assumptions)
         header.set("ORIGIN", .string("astrolabe"), comment: "deblend-galaxies pipeline")
         let writer = try FITSWriter(path: url.path, overwrite: true)
         try writer.appendImage(counts, shape: c == 1 ? [w, h] : [w, h, c], header: header)

@@ -37,24 +37,7 @@ extension Predictor {
             domain = recipe?.observation.map { DomainCheck($0, probe) }
         }
         var outHeader = FITSHeader(source.header.derivedImageRecords)
-        if let domain {
-            outHeader.set("INDOMAIN", .string(domain.verdict), comment: "inside the model's training domain")
-            if !domain.outside.isEmpty {
-                outHeader.set("OUTDOMAI", .string(domain.outside.joined(separator: ";")), comment: "outside the training domain")
-            }
-        }
-        for note in notes {
-            // One COMMENT card per 70 characters, split between words.
-            var line = ""
-            for word in "astrolabe assumed: \(note.note)".split(separator: " ") {
-                if !line.isEmpty && line.count + word.count + 1 > 70 {
-                    outHeader.records.append(HeaderRecord("COMMENT", .none, comment: line))
-                    line = ""
-                }
-                line += (line.isEmpty ? "" : " ") + word
-            }
-            if !line.isEmpty { outHeader.records.append(HeaderRecord("COMMENT", .none, comment: line)) }
-        }
+        outHeader.annotate(domain: domain, assumptions: notes)
         outHeader.set("CLASSES", .string(classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ",")),
                       comment: "pixel values")
         outHeader.set("ORIGIN", .string("astrolabe"), comment: "segment-sky pipeline")
