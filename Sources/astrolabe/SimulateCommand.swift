@@ -48,8 +48,8 @@ struct Simulate: ParsableCommand {
         if skymap && task != .segmentation {
             throw ValidationError("--skymap draws a segmentation sky map; use --task segmentation (got '\(task.rawValue)').")
         }
-        if psf != .gaussian && ![.morphology, .lens, .regression].contains(task) {
-            throw ValidationError("--psf \(psf.rawValue) is for morphology, lens and regression images (got task '\(task.rawValue)').")
+        if psf != .gaussian && ![.morphology, .lens, .segmentation, .regression].contains(task) {
+            throw ValidationError("--psf \(psf.rawValue) is for morphology, lens, segmentation and regression images (got task '\(task.rawValue)').")
         }
         if arcs && task != .lens {
             throw ValidationError("--arcs writes the lensed source of lenses; use --task lens (got '\(task.rawValue)').")
