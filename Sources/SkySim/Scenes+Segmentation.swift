@@ -31,9 +31,8 @@ enum SegmentationScene {
         var truth = [UInt8](repeating: 0, count: size * size)
         var sources: [PlacedSource] = []
         let threshold = observation.skySigma
-        // Under `--psf varied` one PSF per map (its own stream: the scene draws match the
-        // Gaussian set of the same seed), rendered per stamp; the truth follows its wings.
-        let psf = psfShapes(settings.psf, seed: seed, index: index, fwhmPixels: [settings.pixels(observation.fwhm)])?[0]
+        // Under `--psf varied` one PSF per map, rendered per stamp; the truth follows its wings.
+        let psf = observation.variedPSF(settings: settings, seed: seed, index: index)
 
         for _ in 0..<count {
             let isStar = random.uniform() < 0.3
@@ -66,8 +65,7 @@ enum SegmentationScene {
             let side = 2 * half + 1
             let originX = ix - half, originY = iy - half
             component = component.moved(dx: x - Double(originX), dy: y - Double(originY))
-            let stamp = psf?.render([component], width: side, height: side)
-                ?? Renderer(width: side, height: side, psfSigma: observation.psfSigma, components: [component]).render([component])
+            let stamp = observation.render([component], psf: psf, width: side, height: side)
             paint(stamp, side: side, originX: originX, originY: originY, classCode: isStar ? 1 : 2,
                   threshold: threshold, size: size, image: &image, best: &best, truth: &truth)
             sources.append(PlacedSource(classCode: isStar ? 1 : 2, x: x, y: y, magnitude: magnitude))

@@ -96,13 +96,24 @@ struct SingleBandObservation {
 }
 
 extension SingleBandObservation {
+    /// The PSF drawn for image `index` under `settings.psf = .varied` (its own stream, so the
+    /// scene draws match the Gaussian set of the same seed); nil under TASKS.md's Gaussian.
+    func variedPSF(settings: ObservationSettings, seed: UInt64, index: Int) -> PSFShape? {
+        psfShapes(settings.psf, seed: seed, index: index, fwhmPixels: [settings.pixels(fwhm)])?[0]
+    }
+
+    /// The noiseless image (`width` × `height`) of `components` through `psf`, or through
+    /// TASKS.md's Gaussian PSF when it is nil.
+    func render(_ components: [SceneComponent], psf: PSFShape?, width: Int, height: Int) -> [Double] {
+        psf?.render(components, width: width, height: height)
+            ?? Renderer(width: width, height: height, psfSigma: psfSigma, components: components).render(components)
+    }
+
     /// The noiseless image through TASKS.md's Gaussian PSF, or under `settings.psf = .varied`
     /// through the PSF drawn for image `index`, and the cards recording that draw.
     func render(_ components: [SceneComponent], settings: ObservationSettings, seed: UInt64, index: Int,
                 size: Int) -> (image: [Double], psfCards: [HeaderRecord]) {
-        if let psf = psfShapes(settings.psf, seed: seed, index: index, fwhmPixels: [settings.pixels(fwhm)])?[0] {
-            return (psf.render(components, width: size, height: size), psf.cards())
-        }
-        return (Renderer(width: size, height: size, psfSigma: psfSigma, components: components).render(components), [])
+        let psf = variedPSF(settings: settings, seed: seed, index: index)
+        return (render(components, psf: psf, width: size, height: size), psf?.cards() ?? [])
     }
 }
