@@ -14,6 +14,11 @@ maps with the uint8 class map in a second HDU, EXTNAME TRUTH, and catalog.csv wi
 
 works on it unchanged.
 
+`--surroundings` (morphology) gives each cutout, uniformly, one of: 1-3 neighbours (stars or
+Sersic galaxies 2.5-8" away), the object's light truncated at 3-5 r_e (GalSim's Sersic
+truncation; the spiral disk and stars cut in the image, stars at 1.5-3 FWHM), both, or none;
+EFFECT, NNEIGH and TRUNC_K record it. Real cutouts have these; TASKS.md's do not.
+
 PSF (`--psf`):
   gaussian  TASKS.md exactly: circular Gaussian, FWHM uniform in [0.6, 1.0]".
   varied    what real data has and TASKS.md's Gaussian does not: per image (per band for
@@ -102,10 +107,48 @@ def draw_gs(profile, psf, offset):
     return img.array.astype(np.float64)
 
 
-def sersic(n, r_e, flux, q, pa, shift=(0.0, 0.0)):
+def sersic(n, r_e, flux, q, pa, shift=(0.0, 0.0), trunc_k=0.0):
+    """A sheared, shifted Sersic profile; with trunc_k > 0 its light stops at trunc_k r_e
+    (GalSim's truncation, `flux` still the untruncated total, so the cut light is lost)."""
     import galsim
-    g = galsim.Sersic(n=n, half_light_radius=r_e, flux=flux, gsparams=gsparams())
+    if trunc_k > 0:
+        g = galsim.Sersic(n=n, half_light_radius=r_e, flux=flux, trunc=trunc_k * r_e,
+                          flux_untruncated=True, gsparams=gsparams())
+    else:
+        g = galsim.Sersic(n=n, half_light_radius=r_e, flux=flux, gsparams=gsparams())
     return g.shear(q=q, beta=pa * galsim.radians).shift(*shift)
+
+
+# ---------------------------------------------------------------- surroundings
+SURROUNDINGS = ["none", "neighbours", "truncated", "both"]
+
+
+def cut_beyond(img, offset, radius_px):
+    """Zero the pixels farther than radius_px from the object's centre (image-space cut, for
+    the profiles GalSim cannot truncate: the spiral disk and the PSF of a star)."""
+    c = (SIZE - 1) / 2.0
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    r = np.hypot(xx - c - offset[0], yy - c - offset[1])
+    return np.where(r <= radius_px, img, 0.0)
+
+
+def neighbour_light(srng, psf, offset):
+    """1-3 neighbours: stars (35 %, m 16.5-22.5) or GalSim Sersic galaxies (n 0.5-4, r_e
+    0.3-2.5", q 0.3-1, m 17.5-23.5), centred 2.5-8" from the object in a uniform direction."""
+    count = int(srng.integers(1, 4))
+    img = np.zeros((SIZE, SIZE))
+    for _ in range(count):
+        d = srng.uniform(2.5, 8.0) / PIXSCALE
+        a = srng.uniform(0, 2 * math.pi)
+        at = (offset[0] + d * math.cos(a), offset[1] + d * math.sin(a))
+        if srng.uniform() < 0.35:
+            img += psf.withFlux(flux_of(srng.uniform(16.5, 22.5))).drawImage(
+                nx=SIZE, ny=SIZE, scale=PIXSCALE, offset=at).array.astype(np.float64)
+        else:
+            g = sersic(srng.uniform(0.5, 4.0), srng.uniform(0.3, 2.5), flux_of(srng.uniform(17.5, 23.5)),
+                       srng.uniform(0.3, 1.0), srng.uniform(0, math.pi))
+            img += draw_gs(g, psf, at)
+    return img, count
 
 
 def spiral_disk_image(rng, flux, r_e, q, pa, psf, offset, sub=4, margin=12):
@@ -165,7 +208,10 @@ def psf_fwhm_guess(psf):
         return 1.0
 
 
-def make_morphology(rng, psf_mode):
+def make_morphology(rng, psf_mode, srng=None):
+    """One cutout. With `srng` (a generator of its own) the cutout also gets one of
+    SURROUNDINGS, uniformly: neighbours, the object's light truncated at 3-5 r_e (stars at
+    1.5-3 FWHM), both, or none; EFFECT, NNEIGH and TRUNC_K record the draw."""
     import galsim
     label = int(rng.integers(0, 5))
     pp = draw_psf_params(rng, psf_mode)
@@ -173,22 +219,28 @@ def make_morphology(rng, psf_mode):
     sigma = rng.uniform(5.0, 15.0)
     offset = (rng.uniform(-2, 2), rng.uniform(-2, 2))
     truth = {}
+    effect = SURROUNDINGS[int(srng.integers(0, 4))] if srng is not None else "none"
+    trunc_k = srng.uniform(3.0, 5.0) if effect in ("truncated", "both") else 0.0
+    if trunc_k > 0:
+        truth["TRUNC_K"] = trunc_k
     if label == 4:
         mag = rng.uniform(16.0, 21.0)
         img = psf.withFlux(flux_of(mag)).drawImage(nx=SIZE, ny=SIZE, scale=PIXSCALE,
                                                     offset=offset).array.astype(np.float64)
+        if trunc_k > 0:   # 3-5 maps to 1.5-3 FWHM
+            img = cut_beyond(img, offset, (1.5 + 0.75 * (trunc_k - 3.0)) * pp["fwhm"] / PIXSCALE)
     else:
         mag = rng.uniform(17.0, 21.0)
         flux = flux_of(mag)
         pa = rng.uniform(0.0, math.pi)
         if label == 0:
             n, r_e, q = rng.uniform(3, 5), rng.uniform(0.5, 2.0), rng.uniform(0.6, 1.0)
-            img = draw_gs(sersic(n, r_e, flux, q, pa), psf, offset)
-            truth = {"SERSIC_N": n, "R_E": r_e, "Q": q}
+            img = draw_gs(sersic(n, r_e, flux, q, pa, trunc_k=trunc_k), psf, offset)
+            truth.update({"SERSIC_N": n, "R_E": r_e, "Q": q})
         elif label == 2:
             r_e, q = rng.uniform(1.0, 3.0), rng.uniform(0.10, 0.25)
-            img = draw_gs(sersic(1.0, r_e, flux, q, pa), psf, offset)
-            truth = {"SERSIC_N": 1.0, "R_E": r_e, "Q": q}
+            img = draw_gs(sersic(1.0, r_e, flux, q, pa, trunc_k=trunc_k), psf, offset)
+            truth.update({"SERSIC_N": 1.0, "R_E": r_e, "Q": q})
         elif label == 1:
             r_e, q = rng.uniform(1.0, 3.0), rng.uniform(0.5, 1.0)
             bt = rng.uniform(0.0, 0.3)
@@ -197,7 +249,9 @@ def make_morphology(rng, psf_mode):
             img = disk
             if bt > 0:
                 img = img + draw_gs(sersic(4.0, b_re, flux * bt, b_q, pa), psf, offset)
-            truth = {"R_E": r_e, "Q": q, "BT": bt, "ARMS": arms, "PITCH": pitch, "ARMFRAC": frac}
+            if trunc_k > 0:
+                img = cut_beyond(img, offset, trunc_k * r_e / math.sqrt(q) / PIXSCALE)
+            truth.update({"R_E": r_e, "Q": q, "BT": bt, "ARMS": arms, "PITCH": pitch, "ARMFRAC": frac})
         else:
             k = int(rng.integers(2, 4))
             ns = rng.uniform(0.5, 2.0, k)
@@ -219,7 +273,7 @@ def make_morphology(rng, psf_mode):
             parts = []
             for i in range(k):
                 parts.append(sersic(ns[i], res[i], comp_flux[i], qs[i], pas[i],
-                                    tuple(pos[i] - centroid)))
+                                    tuple(pos[i] - centroid), trunc_k=trunc_k))
             for j in range(n_clumps):
                 i = int(rng.integers(0, k))
                 r = res[i] * math.sqrt(rng.uniform(0, 1.5 ** 2))
@@ -228,7 +282,13 @@ def make_morphology(rng, psf_mode):
                 parts.append(galsim.Gaussian(sigma=rng.uniform(0.03, 0.12),
                                              flux=flux * clump_f[j]).shift(*at))
             img = draw_gs(galsim.Add(parts), psf, offset)
-            truth = {"NCOMP": k, "NCLUMPS": n_clumps}
+            truth.update({"NCOMP": k, "NCLUMPS": n_clumps})
+    if effect in ("neighbours", "both"):
+        light, count = neighbour_light(srng, psf, offset)
+        img = img + light
+        truth["NNEIGH"] = count
+    if srng is not None:
+        truth["EFFECT"] = effect
     data = add_noise(rng, img, sigma)
     header = {"PSF_FWHM": pp["fwhm"], "SKYSIG": sigma, "LABEL": label,
               "CLASS": MORPH_CLASSES[label], "MAG": mag,
@@ -426,20 +486,24 @@ def write_fits(path, data, header, task, seed, index, psf_mode, truth=None):
 
 
 def make_one(args):
-    task, seed, index, psf_mode, out = args
+    task, seed, index, psf_mode, out, surroundings = args
     rng = np.random.default_rng([seed, TASK_IDS[task], index])
     name = f"{task}_{index:06d}.fits"
     if task == "segmentation":
         data, truth, header = make_segmentation(rng, psf_mode)
         write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode, truth)
         return name, None
-    data, label, header = (make_morphology if task == "morphology" else make_lens)(rng, psf_mode)
+    if task == "morphology":
+        srng = np.random.default_rng([seed, TASK_IDS[task], index, 7]) if surroundings else None
+        data, label, header = make_morphology(rng, psf_mode, srng)
+    else:
+        data, label, header = make_lens(rng, psf_mode)
     write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode)
     return name, label
 
 
 # ---------------------------------------------------------------- scoring
-def score(data_dir, predictions, by=("PSFTYPE",)):
+def score(data_dir, predictions, by=("PSFTYPE", "EFFECT")):
     """Metrics of a pipeline's predictions CSV against the data set's catalog, with binomial
     standard errors, per class and per value of the header keys in `by` (any data set in the
     TASKS.md layout: ours or this script's)."""
@@ -575,6 +639,9 @@ def main(argv=None):
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--psf", choices=["gaussian", "varied"], default="gaussian")
+    ap.add_argument("--surroundings", action="store_true",
+                    help="morphology: give each cutout neighbours, truncated light, both or none "
+                         "(uniformly; EFFECT records which), as real cutouts have and TASKS.md's do not")
     ap.add_argument("--sheet", metavar="PNG", help="instead of generating: contact sheet of --out")
     ap.add_argument("--out", required=True, help="output folder (FITS files + catalog.csv)")
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
@@ -588,7 +655,9 @@ def main(argv=None):
     if not a.task:
         ap.error("--task is required when generating")
     os.makedirs(a.out, exist_ok=True)
-    jobs = [(a.task, a.seed, i, a.psf, a.out) for i in range(a.count)]
+    if a.surroundings and a.task != "morphology":
+        ap.error("--surroundings is for --task morphology")
+    jobs = [(a.task, a.seed, i, a.psf, a.out, a.surroundings) for i in range(a.count)]
     rows = []
     start = time.time()
 

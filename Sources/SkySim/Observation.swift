@@ -54,6 +54,9 @@ public struct ObservationSettings: Sendable, Equatable {
     /// PSF shapes: TASKS.md's circular Gaussian, or `varied` (Moffat / elliptical) for
     /// training data that covers what real PSFs do; the FWHM range is `psfFWHM` either way.
     public var psf: PSFChoice = .gaussian
+    /// Neighbours and cut-off light in single-object cutouts (morphology and regression);
+    /// none under TASKS.md.
+    public var surroundings = CutoutSurroundings()
 
     public init() {}
 
@@ -75,6 +78,8 @@ public struct ObservationSettings: Sendable, Equatable {
         try require(psfFWHM.lowerBound > 0, "PSF FWHM range", "\(psfFWHM)", "positive arcsec")
         try require(skySigma.lowerBound >= 0, "sky sigma range", "\(skySigma)", "non-negative counts")
         try require(gain > 0, "gain", "\(gain)", "a positive number of e-/ADU")
+        try require((0...1).contains(surroundings.neighbours), "neighbour probability", "\(surroundings.neighbours)", "a probability in [0, 1]")
+        try require((0...1).contains(surroundings.truncation), "truncation probability", "\(surroundings.truncation)", "a probability in [0, 1]")
     }
 
     /// Keywords every simulated file carries.

@@ -62,6 +62,10 @@ public struct Simulator: Sendable {
             throw SkySimError.invalidSetting(name: "PSF choice for \(task.rawValue)", received: settings.psf.rawValue,
                                              expected: "gaussian (varied PSFs are for morphology, lens, segmentation and regression)")
         }
+        if !settings.surroundings.isEmpty && ![.morphology, .regression].contains(task) {
+            throw SkySimError.invalidSetting(name: "neighbours / truncation for \(task.rawValue)", received: "on",
+                                             expected: "off (they are for single-object cutouts: morphology and regression)")
+        }
         try createDirectory(directory)
         let start = Date()
         let results = ResultBox(count: count)

@@ -30,6 +30,10 @@ struct Simulate: ParsableCommand {
     @Option(help: "PSF FWHM range in arcsec, 'low,high'.") var psfFwhm: String = "0.6,1.0"
     @Option(help: "PSF shapes: gaussian (TASKS.md) or varied (per image, per band for lenses: Moffat beta 2.5-6 or Gaussian, elliptical |e| <= 0.12 half of the time; FWHM from --psf-fwhm; PSFTYPE/PSFBETA/PSF_E/PSF_PA record the draw). Morphology, lens, segmentation (one PSF per map; the truth follows it) and regression.")
     var psf: PSFChoice = .gaussian
+    @Option(help: "Morphology and regression: probability per cutout of 1-3 neighbours (stars m 16-22 or Sersic galaxies m 17-23, 2-8\" from the object; NNEIGH, NBk_* record them). 0: TASKS.md.")
+    var neighbours: Double = 0
+    @Option(help: "Morphology and regression: probability per cutout that the object's light is cut off outside a circle keeping 85-99 % of it, as a mask or an image edge does (TRUNC_R, TRUNC_F record it). 0: TASKS.md.")
+    var truncate: Double = 0
     @Option(help: "Sky noise sigma range in counts, 'low,high'.") var skySigma: String = "5,15"
     @Option(help: "Photometric zero point.") var magZero: Double = 30
     @Option(help: "Galaxy magnitude range 'low,high' (default per task; lens: lens galaxy i band).") var galaxyMag: String?
@@ -51,6 +55,9 @@ struct Simulate: ParsableCommand {
         if psf != .gaussian && ![.morphology, .lens, .segmentation, .regression].contains(task) {
             throw ValidationError("--psf \(psf.rawValue) is for morphology, lens, segmentation and regression images (got task '\(task.rawValue)').")
         }
+        if (neighbours != 0 || truncate != 0) && ![.morphology, .regression].contains(task) {
+            throw ValidationError("--neighbours and --truncate are for single-object cutouts (morphology, regression), got task '\(task.rawValue)'.")
+        }
         if arcs && task != .lens {
             throw ValidationError("--arcs writes the lensed source of lenses; use --task lens (got '\(task.rawValue)').")
         }
@@ -62,6 +69,7 @@ struct Simulate: ParsableCommand {
         settings.psfFWHM = try Simulate.range(psfFwhm, option: "--psf-fwhm")
         settings.skySigma = try Simulate.range(skySigma, option: "--sky-sigma")
         settings.psf = psf
+        settings.surroundings = CutoutSurroundings(neighbours: neighbours, truncation: truncate)
         settings.magnitudeZeroPoint = magZero
         settings.galaxyMagnitudes = try galaxyMag.map { try Simulate.range($0, option: "--galaxy-mag") }
         settings.starMagnitudes = try starMag.map { try Simulate.range($0, option: "--star-mag") }

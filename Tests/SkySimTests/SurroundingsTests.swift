@@ -1,0 +1,101 @@
+import AstroBase
+import FITS
+import Foundation
+import TestSupport
+import XCTest
+@testable import SkySim
+
+/// `--neighbours` and `--truncate`: what real cutouts have around the object.
+final class SurroundingsTests: XCTestCase {
+    private func settings(neighbours: Double = 0, truncation: Double = 0, psf: PSFChoice = .gaussian) -> ObservationSettings {
+        var settings = ObservationSettings()
+        settings.surroundings = CutoutSurroundings(neighbours: neighbours, truncation: truncation)
+        settings.psf = psf
+        return settings
+    }
+
+    private func float(_ image: SimulatedImage, _ key: String) -> Double? {
+        if case .float(let v)? = image.headerValue(key) { return v }
+        return nil
+    }
+
+    /// Neighbours only add light (through the same PSF), leave the object, its class and the
+    /// observation as in the plain set, and lie 2-8" from the object.
+    func testNeighboursAddLightAroundTheSameObject() {
+        for psf in [PSFChoice.gaussian, .varied] {
+            let withNeighbours = Simulator(task: .morphology, seed: 3, settings: settings(neighbours: 1, psf: psf))
+            let plain = Simulator(task: .morphology, seed: 3, settings: settings(psf: psf))
+            for index in 0..<20 {
+                let a = withNeighbours.image(at: index, keepNoiseless: true), b = plain.image(at: index, keepNoiseless: true)
+                XCTAssertEqual(a.label, b.label)
+                for key in ["MAG", "PSF_FWHM", "SKYSIG", "OBJ_X", "OBJ_Y"] { XCTAssertEqual(float(a, key), float(b, key), key) }
+                guard case .integer(let count)? = a.headerValue("NNEIGH"), let na = a.noiseless, let nb = b.noiseless,
+                      let ox = float(a, "OBJ_X"), let oy = float(a, "OBJ_Y")
+                else { return XCTFail("image \(index): NNEIGH or noiseless pixels missing") }
+                XCTAssertTrue((1...3).contains(count))
+                for (x, y) in zip(na, nb) { XCTAssertGreaterThanOrEqual(x, y - 1e-9 * max(1, y)) }
+                XCTAssertGreaterThan(zip(na, nb).reduce(0) { $0 + $1.0 - $1.1 }, 0, "image \(index): no neighbour light")
+                for k in 1...count {
+                    guard let x = float(a, "NB\(k)_X"), let y = float(a, "NB\(k)_Y"), let m = float(a, "NB\(k)_MAG"),
+                          case .string(let kind)? = a.headerValue("NB\(k)_TYP")
+                    else { return XCTFail("image \(index): neighbour \(k) cards missing") }
+                    let distance = ((x - ox) * (x - ox) + (y - oy) * (y - oy)).squareRoot() * 0.2
+                    XCTAssertTrue((2...8).contains(distance), "neighbour at \(distance)\"")
+                    XCTAssertTrue(kind == "star" ? (16...22).contains(m) : (17...23).contains(m), "\(kind) m \(m)")
+                }
+            }
+            XCTAssertNil(plain.image(at: 0).headerValue("NNEIGH"))
+        }
+    }
+
+    /// A truncation zeroes the object's light beyond TRUNC_R and keeps TRUNC_F of it.
+    func testTruncationKeepsTheDrawnFractionInsideItsRadius() {
+        let cut = Simulator(task: .morphology, seed: 4, settings: settings(truncation: 1))
+        let plain = Simulator(task: .morphology, seed: 4)
+        for index in 0..<20 {
+            let a = cut.image(at: index, keepNoiseless: true), b = plain.image(at: index, keepNoiseless: true)
+            guard let na = a.noiseless, let nb = b.noiseless, let radius = float(a, "TRUNC_R"), let kept = float(a, "TRUNC_F"),
+                  let ox = float(a, "OBJ_X"), let oy = float(a, "OBJ_Y")
+            else { return XCTFail("image \(index): TRUNC_R / TRUNC_F or noiseless pixels missing") }
+            XCTAssertTrue((0.85...0.99).contains(kept))
+            let r = radius / 0.2
+            var inside = 0.0, total = 0.0, largest = 0.0
+            for i in nb.indices {
+                let dx = Double(i % 64) - (ox - 1), dy = Double(i / 64) - (oy - 1)
+                let d = (dx * dx + dy * dy).squareRoot()
+                total += max(nb[i], 0)
+                if d <= r + 1e-9 {
+                    XCTAssertEqual(na[i], nb[i])
+                    inside += max(nb[i], 0)
+                    largest = max(largest, nb[i])
+                } else {
+                    XCTAssertEqual(na[i], 0, "image \(index): light beyond the cut")
+                }
+            }
+            // The radius is the first pixel at which the enclosed light reaches the fraction.
+            XCTAssertGreaterThanOrEqual(inside / total, kept - 1e-9)
+            XCTAssertLessThanOrEqual(inside / total, kept + largest / total + 1e-9)
+        }
+    }
+
+    /// Regression cutouts take them too; tasks with scenes of their own refuse them.
+    func testRegressionTakesThemAndOtherTasksRefuse() throws {
+        let a = Simulator(task: .regression, seed: 2, settings: settings(neighbours: 1, truncation: 1)).image(at: 0)
+        let b = Simulator(task: .regression, seed: 2).image(at: 0)
+        XCTAssertNotNil(a.headerValue("NNEIGH"))
+        XCTAssertNotNil(a.headerValue("TRUNC_F"))
+        XCTAssertEqual(a.catalogFields, b.catalogFields)
+        let scratch = try makeTemporaryDirectory("skysim-surroundings")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        for task in [SimulationTask.lens, .segmentation, .deblend] {
+            XCTAssertThrowsError(try Simulator(task: task, seed: 1, settings: settings(neighbours: 0.5))
+                .writeDataset(count: 1, to: scratch.appendingPathComponent(task.rawValue))) { error in
+                XCTAssertTrue(String(describing: error).contains("neighbours"), "\(error)")
+            }
+        }
+        var bad = settings(truncation: 1.5)
+        XCTAssertThrowsError(try bad.validate())
+        bad.surroundings.truncation = 0.5
+        XCTAssertNoThrow(try bad.validate())
+    }
+}
