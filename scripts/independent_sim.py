@@ -39,7 +39,7 @@ Examples:
   python3 scripts/independent_sim.py --task morphology --count 1000 --seed 101 --out /tmp/ind/morph
   python3 scripts/independent_sim.py --task lens --count 1000 --seed 102 --psf varied --out /tmp/ind/lens-v
   python3 scripts/independent_sim.py --out /tmp/ind/morph --score eval/predictions.csv
-  python3 scripts/independent_sim.py --out /tmp/ind/morph --sheet sheet.png
+  python3 scripts/independent_sim.py --out /tmp/ind/morph --sheet sheet.png [--score eval/predictions.csv]
 """
 import argparse
 import csv
@@ -602,9 +602,10 @@ def score(data_dir, predictions, by=("PSFTYPE", "EFFECT")):
                   f" non-lenses above threshold {np.sum(p[(vals == v) & (y == 0)] > thr)}/{np.sum((vals == v) & (y == 0))}")
 
 
-def contact_sheet(data_dir, png, per_class=6):
+def contact_sheet(data_dir, png, per_class=6, predictions=None):
     """The first `per_class` images of each class of a data set (asinh stretch at 2 SKYSIG; lens
-    cubes as i, r, g -> red, green, blue)."""
+    cubes as i, r, g -> red, green, blue); titles give the class, the PSF type and EFFECT, and
+    with a classify pipeline's `predictions` CSV the predicted class and its probability."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -612,6 +613,12 @@ def contact_sheet(data_dir, png, per_class=6):
     with open(os.path.join(data_dir, "catalog.csv")) as f:
         rows = [(r["file"], int(r["label"])) for r in csv.DictReader(f)]
     labels = sorted({l for _, l in rows})
+    predicted = {}
+    if predictions:
+        with open(predictions) as f:
+            for r in csv.DictReader(f):
+                if "predicted" in r:
+                    predicted[r["file"]] = (r["predicted"], float(r.get("p_" + r["predicted"], "nan")))
     fig, ax = plt.subplots(len(labels), per_class, figsize=(1.5 * per_class, 1.6 * len(labels)),
                            squeeze=False)
     for i, c in enumerate(labels):
@@ -624,7 +631,10 @@ def contact_sheet(data_dir, png, per_class=6):
                 ax[i, j].imshow(x, origin="lower")
             else:
                 ax[i, j].imshow(x, origin="lower", cmap="gray")
-            ax[i, j].set_title(f"{hd['CLASS']} {hd.get('PSFTYPE', '')}", fontsize=7)
+            title = f"{hd['CLASS']} {hd.get('PSFTYPE', '')} {hd.get('EFFECT', '')}".strip()
+            if name in predicted:
+                title += "\n-> %s %.2f" % predicted[name]
+            ax[i, j].set_title(title, fontsize=7)
         for j in range(per_class):
             ax[i, j].axis("off")
     fig.tight_layout()
@@ -635,7 +645,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", choices=sorted(TASK_IDS))
     ap.add_argument("--score", metavar="PREDICTIONS_CSV",
-                    help="instead of generating: score a pipeline's predictions against --out's catalog")
+                    help="instead of generating: score a pipeline's predictions against --out's catalog "
+                         "(with --sheet: show them on the sheet)")
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--psf", choices=["gaussian", "varied"], default="gaussian")
@@ -646,11 +657,11 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="output folder (FITS files + catalog.csv)")
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     a = ap.parse_args(argv)
+    if a.sheet:   # with --score: the sheet shows those predictions
+        contact_sheet(a.out, a.sheet, predictions=a.score)
+        return
     if a.score:
         score(a.out, a.score)
-        return
-    if a.sheet:
-        contact_sheet(a.out, a.sheet)
         return
     if not a.task:
         ap.error("--task is required when generating")
