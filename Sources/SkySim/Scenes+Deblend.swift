@@ -12,6 +12,15 @@ import Foundation
 /// alone, noiseless and PSF-convolved, rendered on the same grid as the blend (the blend's
 /// noiseless image is exactly TRUTH plus the neighbours).
 enum DeblendScene {
+    /// The cards of neighbour `k`: kind, magnitude and centre (FITS pixel, 1-based, from the
+    /// 0-based `x`, `y`); cutouts with `CutoutSurroundings` neighbours write the same.
+    static func neighbourCards(_ k: Int, isStar: Bool, magnitude: Double, x: Double, y: Double) -> [HeaderRecord] {
+        [HeaderRecord("NB\(k)_TYP", .string(isStar ? "star" : "galaxy"), comment: "neighbour \(k) kind"),
+         HeaderRecord("NB\(k)_MAG", .float(magnitude), comment: "neighbour \(k) magnitude"),
+         HeaderRecord("NB\(k)_X", .float(x + 1), comment: "neighbour \(k) centre, FITS pixel (1-based)"),
+         HeaderRecord("NB\(k)_Y", .float(y + 1), comment: "neighbour \(k) centre, FITS pixel (1-based)")]
+    }
+
     static func make(index: Int, seed: UInt64, settings: ObservationSettings, size: Int,
                      keepNoiseless: Bool = false) -> SimulatedImage {
         var random = SeededGenerator(seed: seed, stream: UInt64(index))
@@ -48,12 +57,7 @@ enum DeblendScene {
                 neighbourCards.append(HeaderRecord("NB\(k)_N", .float(g.n), comment: "neighbour \(k) Sersic index"))
                 neighbourCards.append(HeaderRecord("NB\(k)_RE", .float(g.re), comment: "neighbour \(k) half-light radius [arcsec]"))
             }
-            neighbourCards += [
-                HeaderRecord("NB\(k)_TYP", .string(isStar ? "star" : "galaxy"), comment: "neighbour \(k) kind"),
-                HeaderRecord("NB\(k)_MAG", .float(mag), comment: "neighbour \(k) magnitude"),
-                HeaderRecord("NB\(k)_X", .float(x + 1), comment: "neighbour \(k) centre, FITS pixel (1-based)"),
-                HeaderRecord("NB\(k)_Y", .float(y + 1), comment: "neighbour \(k) centre, FITS pixel (1-based)"),
-            ]
+            neighbourCards += Self.neighbourCards(k, isStar: isStar, magnitude: mag, x: x, y: y)
         }
         let renderer = Renderer(width: size, height: size, psfSigma: observation.psfSigma, components: [central.0] + neighbours)
         let truth = renderer.render([central.0])

@@ -64,12 +64,7 @@ public struct CutoutSurroundings: Sendable, Equatable {
                 let geometry = EllipseGeometry(centerX: x, centerY: y, q: q, angle: random.positionAngle())
                 components.append(.sersic(SersicProfile(n: n, halfLightRadius: settings.pixels(re), flux: flux, geometry: geometry)))
             }
-            cards += [
-                HeaderRecord("NB\(k)_TYP", .string(isStar ? "star" : "galaxy"), comment: "neighbour \(k) kind"),
-                HeaderRecord("NB\(k)_MAG", .float(magnitude), comment: "neighbour \(k) magnitude"),
-                HeaderRecord("NB\(k)_X", .float(x + 1), comment: "neighbour \(k) centre, FITS pixel (1-based)"),
-                HeaderRecord("NB\(k)_Y", .float(y + 1), comment: "neighbour \(k) centre, FITS pixel (1-based)"),
-            ]
+            cards += DeblendScene.neighbourCards(k, isStar: isStar, magnitude: magnitude, x: x, y: y)
         }
         let light = observation.render(components, settings: settings, seed: seed, index: index, size: size).image
         for i in image.indices { image[i] += light[i] }
