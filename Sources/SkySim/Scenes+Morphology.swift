@@ -61,7 +61,8 @@ enum MorphologyScene {
             components = [.gaussian(GaussianBlob(centerX: cx, centerY: cy, sigma: 0, flux: flux))]
         }
 
-        var (clean, psfCards) = observation.render(components, settings: settings, seed: seed, index: index, size: size)
+        let rendered = observation.render(components, settings: settings, seed: seed, index: index, size: size)
+        var clean = rendered.image
         let surroundingCards = settings.surroundings.apply(to: &clean, cx: cx, cy: cy, observation: observation,
                                                            settings: settings, seed: seed, index: index, size: size)
         let pixels = NoiseModel.noisy(clean, skySigma: observation.skySigma, gain: settings.gain, random: &random)
@@ -73,7 +74,7 @@ enum MorphologyScene {
                 HeaderRecord("MAG", .float(magnitude), comment: "total magnitude (untruncated model)"),
                 HeaderRecord("OBJ_X", .float(cx + 1), comment: "object centre, FITS pixel (1-based)"),
                 HeaderRecord("OBJ_Y", .float(cy + 1), comment: "object centre, FITS pixel (1-based)"),
-            ] + cards + psfCards + surroundingCards
+            ] + cards + rendered.psfCards + surroundingCards
         return SimulatedImage(fileName: String(format: "morphology_%06d.fits", index), pixels: pixels,
                               shape: [size, size], header: header, truth: nil,
                               catalogFields: [String(chosen)], label: chosen, caption: name,
@@ -144,7 +145,8 @@ enum RegressionScene {
         let geometry = EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: random.positionAngle())
         let components: [SceneComponent] = [.sersic(SersicProfile(n: n, halfLightRadius: settings.pixels(re),
                                                                   flux: settings.flux(magnitude: magnitude), geometry: geometry))]
-        var (clean, psfCards) = observation.render(components, settings: settings, seed: seed, index: index, size: size)
+        let rendered = observation.render(components, settings: settings, seed: seed, index: index, size: size)
+        var clean = rendered.image
         let surroundingCards = settings.surroundings.apply(to: &clean, cx: cx, cy: cy, observation: observation,
                                                            settings: settings, seed: seed, index: index, size: size)
         let pixels = NoiseModel.noisy(clean, skySigma: observation.skySigma, gain: settings.gain, random: &random)
@@ -154,7 +156,7 @@ enum RegressionScene {
                 HeaderRecord("MAG", .float(magnitude), comment: "total magnitude (untruncated model)"),
                 HeaderRecord("OBJ_X", .float(cx + 1), comment: "object centre, FITS pixel (1-based)"),
                 HeaderRecord("OBJ_Y", .float(cy + 1), comment: "object centre, FITS pixel (1-based)"),
-            ] + psfCards + surroundingCards
+            ] + rendered.psfCards + surroundingCards
         let caption = String(format: "N%.1f R%.2f Q%.2f", n, re, q)
         return SimulatedImage(fileName: String(format: "regression_%06d.fits", index), pixels: pixels,
                               shape: [size, size], header: header, truth: nil,
