@@ -330,6 +330,15 @@ extension PlanarImage {
 // MARK: - The stages
 
 extension Stage {
+    /// The noise of background pixels: sigma-clipped, then the MAD of what is left (robust to
+    /// faint sources); 0 when more than half of them hold one value.
+    static func clippedNoise(_ pixels: [Float]) -> Double {
+        let s = pixels.withUnsafeBufferPointer { PixelStatistics.sigmaClipped($0) }
+        var kept = pixels.filter { $0.isFinite && abs(Double($0) - s.median) <= 3 * s.std }
+        if kept.isEmpty { kept = [0] }
+        return kept.withUnsafeBufferPointer(PixelStatistics.madStd)
+    }
+
     func applyObservationMatching(to sample: inout Sample) throws {
         switch self {
         case let .matchZeroPoint(target):
@@ -372,15 +381,27 @@ extension Stage {
             let keys = channels > 1 && bandKeywords.count == channels ? bandKeywords : [keyword]
             guard keys.contains(where: { sample.header[$0] == nil }) else { return }
             var sigmas = [Double]()
+            var fills: [String] = []
             for c in 0..<channels {
-                // Background pixels: sigma-clipped, then the MAD of what is left (robust to faint sources).
-                let s = sample.image.channel(c).pixels.withUnsafeBufferPointer { PixelStatistics.sigmaClipped($0) }
-                var kept = sample.image.channel(c).pixels.filter { $0.isFinite && abs(Double($0) - s.median) <= 3 * s.std }
-                if kept.isEmpty { kept = [0] }
-                sigmas.append(kept.withUnsafeBufferPointer(PixelStatistics.madStd))
-            }
-            guard sigmas.allSatisfy({ $0.isFinite && $0 > 0 }) else {
-                throw PreprocessingError.noFinitePixels(stage: name, sample: sample.name)
+                let pixels = sample.image.channel(c).pixels
+                guard pixels.contains(where: \.isFinite) else {
+                    throw PreprocessingError.noFinitePixels(stage: name, sample: sample.name)
+                }
+                var sigma = Self.clippedNoise(pixels)
+                if sigma == 0 {
+                    // Half the image or more holds one value: a constant fill where the cutout ran
+                    // off its survey image (zeros, most often). The noise is that of the rest.
+                    let fill = Float(pixels.withUnsafeBufferPointer { PixelStatistics.sigmaClipped($0) }.median)
+                    let rest = pixels.filter { $0.isFinite && $0 != fill }
+                    if rest.count >= 16 {
+                        sigma = Self.clippedNoise(rest)
+                        fills.append(String(format: "%d pixels equal to %g (a constant fill) left out", pixels.count - rest.count, fill))
+                    }
+                }
+                guard sigma.isFinite && sigma > 0 else {
+                    throw PreprocessingError.constantBackground(stage: name, keyword: keyword, sample: sample.name)
+                }
+                sigmas.append(sigma)
             }
             for (k, key) in keys.enumerated() where sample.header[key] == nil {
                 sample.header[key] = keys.count == 1 ? sigmas.reduce(0, +) / Double(sigmas.count) : sigmas[k]
@@ -390,7 +411,8 @@ extension Stage {
             }
             sample.assumptions.append(Assumption(subject: keyword, note: "\(keys.joined(separator: ", ")) not in the header: "
                 + "noise estimated from the data (sigma-clipped MAD of the background pixels): "
-                + keys.map { String(format: "%.4g", sample.header[$0]!) }.joined(separator: ", ") + " counts"))
+                + keys.map { String(format: "%.4g", sample.header[$0]!) }.joined(separator: ", ") + " counts"
+                + (fills.isEmpty ? "" : " (" + fills.joined(separator: "; ") + ")")))
         case let .matchPixelScale(target):
             guard let scale = HeaderValues.pixelScale(sample.header) else {
                 sample.assumptions.append(Assumption(subject: "PIXSCALE", note: String(format:

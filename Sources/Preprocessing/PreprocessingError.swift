@@ -10,6 +10,8 @@ public enum PreprocessingError: Error, Equatable, LocalizedError {
     case imageTooSmall(stage: String, required: String, received: [Int], sample: String)
     /// An image has no finite pixel where a stage needs some.
     case noFinitePixels(stage: String, sample: String)
+    /// The background has no noise to measure (every pixel but a handful has one value).
+    case constantBackground(stage: String, keyword: String, sample: String)
     /// A stage that interpolates pixels cannot move a label map.
     case unsupportedWithLabels(stage: String, sample: String)
 
@@ -25,6 +27,9 @@ public enum PreprocessingError: Error, Equatable, LocalizedError {
                 + "received shape \(received) (channels, height, width)."
         case let .noFinitePixels(stage, sample):
             return "\(sample): stage '\(stage)' found no finite pixel (every pixel is blank or NaN)."
+        case let .constantBackground(stage, keyword, sample):
+            return "\(sample): stage '\(stage)' found no noise to measure: the image is constant but for fewer than 16 pixels. "
+                + "Give the noise as \(keyword) in the header or with --set input.header_values.\(keyword)=VALUE."
         case let .unsupportedWithLabels(stage, sample):
             return "\(sample): stage '\(stage)' interpolates pixels, which would blur the label map; "
                 + "for segmentation use flip, rotate90 and random_crop."

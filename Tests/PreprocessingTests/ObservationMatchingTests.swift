@@ -171,6 +171,28 @@ final class ObservationMatchingTests: XCTestCase {
         XCTAssertTrue(given.assumptions.isEmpty)
     }
 
+    /// A cutout that ran off its survey image: zeros round a 48 × 48 patch of sky with noise 7.
+    /// The zeros are left out of the noise (and said so); a constant image is a clear error.
+    func testNoiseIgnoresAConstantFillAndRefusesAConstantImage() throws {
+        var rng = SeededGenerator(seed: 4)
+        var pixels = [Float](repeating: 0, count: 96 * 96)
+        for y in 24..<72 { for x in 24..<72 { pixels[y * 96 + x] = Float(rng.normal() * 7) } }
+        var g = SeededGenerator(seed: 0)
+        var padded = Sample(image: PlanarImage(channels: 1, height: 96, width: 96, pixels: pixels), name: "p.fits")
+        try Stage.estimateNoise(keyword: "SKYSIG", bandKeywords: []).apply(to: &padded, training: false, rng: &g)
+        XCTAssertEqual(padded.header["SKYSIG"]!, 7, accuracy: 0.35)
+        XCTAssertTrue(padded.assumptions[0].note.contains("6912 pixels equal to 0 (a constant fill) left out"), padded.assumptions[0].note)
+        var flat = Sample(image: PlanarImage(channels: 1, height: 32, width: 32, pixels: [Float](repeating: 5, count: 1024)), name: "f.fits")
+        XCTAssertThrowsError(try Stage.estimateNoise(keyword: "SKYSIG", bandKeywords: []).apply(to: &flat, training: false, rng: &g)) {
+            XCTAssertEqual($0 as? PreprocessingError, .constantBackground(stage: "estimate_noise", keyword: "SKYSIG", sample: "f.fits"))
+            XCTAssertTrue($0.localizedDescription.contains("input.header_values.SKYSIG"))
+        }
+        var blank = Sample(image: PlanarImage(channels: 1, height: 8, width: 8, pixels: [Float](repeating: .nan, count: 64)), name: "b.fits")
+        XCTAssertThrowsError(try Stage.estimateNoise(keyword: "SKYSIG", bandKeywords: []).apply(to: &blank, training: false, rng: &g)) {
+            XCTAssertEqual($0 as? PreprocessingError, .noFinitePixels(stage: "estimate_noise", sample: "b.fits"))
+        }
+    }
+
     func testFitSizeCropsOrPadsAboutTheCentre() throws {
         var g = SeededGenerator(seed: 0)
         var big = Sample(image: PlanarImage(channels: 1, height: 100, width: 100, pixels: (0..<10000).map(Float.init)), name: "b")
