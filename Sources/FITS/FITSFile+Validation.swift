@@ -100,11 +100,15 @@ extension FITSFile {
     /// illegal character, a missing quote, a non-numeric value), goes on to TFIELDS,
     /// fails again and returns `*status == BAD_TFIELDS` (0) instead of setting it; `ffbinit`
     /// then passes its uninitialised field count to `calloc` (found by the fuzzers: a
-    /// request of 2^54 bytes). Checked on the header's first block, before any END.
+    /// request of 2^54 bytes). Checked on the header's first block, before any END, when
+    /// the XTENSION card names a table as written or as cfitsio reads it (its value after
+    /// the first "=" anywhere: "XTENSION<bytes>= 'BINTABLE'" is a table to cfitsio).
     func checkTableCards(_ block: [UInt8], hdu: Int) throws {
         let first = block[0..<80]
-        guard Self.keyword(first) == "XTENSION",
-              ["BINTABLE", "TABLE", "A3DTABLE"].contains(Self.valueText(first.dropFirst(10)).uppercased()) else { return }
+        let tables = ["BINTABLE", "TABLE", "A3DTABLE"]
+        let asWritten = Self.valueText(first.dropFirst(10)).uppercased()
+        let asRead = Self.valueCard(first).map { Self.valueText($0.value).uppercased() } ?? ""
+        guard Self.keyword(first) == "XTENSION", tables.contains(asWritten) || tables.contains(asRead) else { return }
         let required = ["XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "PCOUNT", "GCOUNT", "TFIELDS"]
         for (position, name) in required.enumerated() {
             let card = block[position * 80..<position * 80 + 80]
@@ -120,7 +124,8 @@ extension FITSFile {
                 : "card \(position + 1) with bytes outside printable ASCII"
             throw FITSError.invalidKeyword(
                 path: path, hdu: hdu, keyword: name, value: found,
-                expected: "\(name) = <integer> as card \(position + 1) of a table header (the FITS standard's order: "
+                expected: (position == 0 ? "XTENSION= '<table type>'" : "\(name) = <integer>")
+                    + " as card \(position + 1) of a table header (the FITS standard's order: "
                     + required.joined(separator: ", ") + ")")
         }
     }

@@ -135,8 +135,10 @@ final class FITSValidationTests: XCTestCase {
         let folder = repositoryRoot.appendingPathComponent("fuzz/regressions/fits")
         // 0xFF bytes in cards 6-7 (or a damaged GCOUNT keyword) of a table header:
         // cfitsio's ffgttb left the field count unset and ffbinit callocs from it.
+        // An XTENSION card with bytes before its "=" (cfitsio still reads 'BINTABLE' from it).
         let tables = [("header-table-cards-e82fa763da67.fits", 1, "PCOUNT", "card 6 with bytes outside printable ASCII"),
-                      ("table-table-cards-bacf8598d865.fits", 3, "GCOUNT", "card 7 with bytes outside printable ASCII")]
+                      ("table-table-cards-bacf8598d865.fits", 3, "GCOUNT", "card 7 with bytes outside printable ASCII"),
+                      ("table-xtension-value-after-garbage-a25b2720b114.fits", 1, "XTENSION", "card 1 with bytes outside printable ASCII")]
         for (name, hdu, named, found) in tables {
             let path = folder.appendingPathComponent(name).path
             assertThrowsFITSError(try FITSFile(path: path), mentioning: path) {
