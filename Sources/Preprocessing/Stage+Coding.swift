@@ -83,7 +83,11 @@ extension Stage: Codable {
 
     static func decode(_ name: StageName, _ p: StrictContainer) throws -> Stage {
         func random(_ a: Augmentation) throws -> Stage {
-            .augment(RandomAugmentation(a, probability: try p.optional("p") ?? 1))
+            let probability: Double = try p.optional("p") ?? 1
+            guard (0...1).contains(probability) else {
+                throw p.invalid("p", "\(name.rawValue): p is the probability of applying it, in [0, 1], got \(probability).")
+            }
+            return .augment(RandomAugmentation(a, probability: probability))
         }
         func counts(_ key: String, default fallback: ClosedRange<Double>) throws -> ClosedRange<Double> {
             let r = try p.range(key, default: fallback)

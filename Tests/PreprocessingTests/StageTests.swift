@@ -74,6 +74,9 @@ final class StageTests: XCTestCase {
             ("- normalize: {stretch: power}", "The power stretch needs its exponent"),
             ("- pad: {mode: reflct}", "'reflct' is not a valid mode in stage 'pad'. Did you mean 'reflect'?"),
             ("- flip: {p: 0.5, size: 3}", "Unknown key 'size' in stage 'flip'. Known keys: p."),
+            ("- rotate90: {p: 1.5}", "rotate90: p is the probability of applying it, in [0, 1], got 1.5."),
+            ("- pedestal: {level: 1, gradient: 0, p: -0.1}", "pedestal: p is the probability of applying it, in [0, 1], got -0.1."),
+            ("- flip: {p: .nan}", "flip: p is the probability of applying it, in [0, 1], got nan."),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try YAMLDecoder().decode([Stage].self, from: text), text) { error in
