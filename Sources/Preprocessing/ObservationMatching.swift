@@ -331,12 +331,13 @@ extension PlanarImage {
 
 extension Stage {
     /// The noise of background pixels: sigma-clipped, then the MAD of what is left (robust to
-    /// faint sources); 0 when more than half of them hold one value.
-    static func clippedNoise(_ pixels: [Float]) -> Double {
+    /// faint sources), and the clipped median; the noise is 0 when more than half of the
+    /// pixels hold one value (that median).
+    static func clippedNoise(_ pixels: [Float]) -> (noise: Double, median: Double) {
         let s = pixels.withUnsafeBufferPointer { PixelStatistics.sigmaClipped($0) }
         var kept = pixels.filter { $0.isFinite && abs(Double($0) - s.median) <= 3 * s.std }
         if kept.isEmpty { kept = [0] }
-        return kept.withUnsafeBufferPointer(PixelStatistics.madStd)
+        return (kept.withUnsafeBufferPointer(PixelStatistics.madStd), s.median)
     }
 
     func applyObservationMatching(to sample: inout Sample) throws {
@@ -387,14 +388,15 @@ extension Stage {
                 guard pixels.contains(where: \.isFinite) else {
                     throw PreprocessingError.noFinitePixels(stage: name, sample: sample.name)
                 }
-                var sigma = Self.clippedNoise(pixels)
+                let clipped = Self.clippedNoise(pixels)
+                var sigma = clipped.noise
                 if sigma == 0 {
                     // Half the image or more holds one value: a constant fill where the cutout ran
                     // off its survey image (zeros, most often). The noise is that of the rest.
-                    let fill = Float(pixels.withUnsafeBufferPointer { PixelStatistics.sigmaClipped($0) }.median)
+                    let fill = Float(clipped.median)
                     let rest = pixels.filter { $0.isFinite && $0 != fill }
                     if rest.count >= 16 {
-                        sigma = Self.clippedNoise(rest)
+                        sigma = Self.clippedNoise(rest).noise
                         fills.append(String(format: "%d pixels equal to %g (a constant fill) left out", pixels.count - rest.count, fill))
                     }
                 }
