@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A second, independent generator of TASKS.md data (morphology, lens and segmentation tasks).
+"""A second, independent generator of TASKS.md data (morphology, lens, segmentation and regression tasks).
 
 Independent of SkySim: galaxy profiles, PSFs and pixel integration come from GalSim, the
 lensing (SIE + external shear ray shooting, the lensed Sersic source) from lenstronomy,
@@ -8,11 +8,13 @@ plus Gaussian sky). It writes the data layout of TASKS.md ("Files"): a folder of
 (float32, primary HDU; lens cubes NAXIS3 = 3 in band order g, r, i) with the observation
 keywords the pipelines read (PIXSCALE, PSF_FWHM, GAIN, SKYSIG, MAGZERO; lens FWHM_G/R/I,
 SKYSIG_G/R/I, BANDS) and the truth, plus catalog.csv with `file,label` (segmentation: 256 x 256
-maps with the uint8 class map in a second HDU, EXTNAME TRUTH, and catalog.csv with `file`). So
+maps with the uint8 class map in a second HDU, EXTNAME TRUTH, and catalog.csv with `file`;
+regression: one Sersic galaxy per 64 x 64 cutout, truth in SERSIC_N, R_E, Q, MAG and catalog.csv
+with `file,sersic_n,r_e,q,mag`). So
 
     astrolabe evaluate pipelines/classify-galaxies.yaml --input OUT/catalog.csv --report R
 
-works on it unchanged.
+works on it unchanged (regression: `astrolabe evaluate pipelines/regress-sersic.yaml`).
 
 `--surroundings` (morphology) gives each cutout, uniformly, one of: 1-3 neighbours (stars or
 Sersic galaxies 2.5-8" away), the object's light truncated at 3-5 r_e (GalSim's Sersic
@@ -38,6 +40,7 @@ at 1 % FPR, binomial standard errors, and the same split by PSF type, noise and 
 Examples:
   python3 scripts/independent_sim.py --task morphology --count 1000 --seed 101 --out /tmp/ind/morph
   python3 scripts/independent_sim.py --task lens --count 1000 --seed 102 --psf varied --out /tmp/ind/lens-v
+  python3 scripts/independent_sim.py --task regression --count 1000 --seed 104 --out /tmp/ind/regression
   python3 scripts/independent_sim.py --out /tmp/ind/morph --score eval/predictions.csv
   python3 scripts/independent_sim.py --out /tmp/ind/morph --sheet sheet.png [--score eval/predictions.csv]
 """
@@ -55,7 +58,7 @@ SIZE = 64
 MAGZERO = 30.0
 MORPH_CLASSES = ["elliptical", "spiral", "edge_on", "irregular", "star"]
 LENS_CLASSES = ["non_lens", "lens"]
-TASK_IDS = {"morphology": 1, "lens": 2, "segmentation": 3}
+TASK_IDS = {"morphology": 1, "lens": 2, "segmentation": 3, "regression": 4}
 
 
 def flux_of(mag):
@@ -454,6 +457,22 @@ def make_segmentation(rng, psf_mode):
     return data.astype(np.float32), truth, header
 
 
+# ---------------------------------------------------------------- regression
+def make_regression(rng, psf_mode):
+    """TASKS.md task 4: one Sersic galaxy, every parameter uniform over its range."""
+    n, r_e, q, mag = rng.uniform(0.5, 6.0), rng.uniform(0.3, 3.0), rng.uniform(0.2, 1.0), rng.uniform(17.0, 22.0)
+    pa = rng.uniform(0.0, math.pi)
+    offset = (rng.uniform(-2, 2), rng.uniform(-2, 2))
+    pp = draw_psf_params(rng, psf_mode)
+    sigma = rng.uniform(5.0, 15.0)
+    model = draw_gs(sersic(n, r_e, flux_of(mag), q, pa), make_psf(pp), offset)
+    data = add_noise(rng, model, sigma)
+    header = {"PSF_FWHM": pp["fwhm"], "SKYSIG": sigma, "SERSIC_N": n, "R_E": r_e, "Q": q, "MAG": mag,
+              "PA": math.degrees(pa), "XOFF": offset[0], "YOFF": offset[1],
+              "PSFTYPE": pp["type"], "PSFBETA": pp["beta"], "PSF_E": pp["e"]}
+    return data.astype(np.float32), (n, r_e, q, mag), header
+
+
 def galsim_convolve(profile, psf):
     import galsim
     return galsim.Convolve(profile, psf, gsparams=gsparams())
@@ -493,6 +512,10 @@ def make_one(args):
         data, truth, header = make_segmentation(rng, psf_mode)
         write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode, truth)
         return name, None
+    if task == "regression":
+        data, truth, header = make_regression(rng, psf_mode)
+        write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode)
+        return (name,) + tuple(f"{v:.6f}" for v in truth)
     if task == "morphology":
         srng = np.random.default_rng([seed, TASK_IDS[task], index, 7]) if surroundings else None
         data, label, header = make_morphology(rng, psf_mode, srng)
@@ -696,11 +719,14 @@ def main(argv=None):
         if a.task == "segmentation":
             w.writerow(["file"])
             w.writerows([[r[0]] for r in rows])
+        elif a.task == "regression":
+            w.writerow(["file", "sersic_n", "r_e", "q", "mag"])
+            w.writerows(rows)
         else:
             w.writerow(["file", "label"])
             w.writerows(rows)
-    if a.task == "segmentation":
-        print(f"wrote {a.count} maps and catalog.csv to {a.out}", file=sys.stderr)
+    if a.task in ("segmentation", "regression"):
+        print(f"wrote {a.count} {'maps' if a.task == 'segmentation' else 'galaxies'} and catalog.csv to {a.out}", file=sys.stderr)
         return
     counts = np.bincount([r[1] for r in rows], minlength=5 if a.task == "morphology" else 2)
     names = MORPH_CLASSES if a.task == "morphology" else LENS_CLASSES

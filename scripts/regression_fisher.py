@@ -11,6 +11,11 @@ that deviation gives the NMAD an ideal unbiased estimator would score on this po
 (a Bayesian estimator that shrinks towards the prior can do somewhat better at the faint
 end, so this is a guide, not a strict limit).
 
+With `--unknown-psf` the PSF's FWHM is one more parameter to measure, with a Gaussian prior
+as wide as TASKS.md's uniform [0.6, 1.0]" (sigma 0.4/sqrt(12) = 0.115"): the bound of an estimator
+that is not told the PSF and must infer it from the galaxy itself (a model that does not read
+PSF_FWHM from the header). Comparing both runs shows what the header's PSF is worth.
+
 The NMAD of the bound is reported for all galaxies and per bin of true magnitude, with its
 spread: the standard deviation over 200 bootstrap resamples of the galaxies, each with a
 fresh draw of the errors (the population and the draws both scatter the NMAD: 300 galaxies
@@ -18,7 +23,7 @@ give about +-0.045 in n). The per-bin median sigma is printed too, but a model's
 be compared with the bound's NMAD, not with its median sigma (which is 15-20 % larger).
 
     pip install galsim numpy
-    python3 scripts/regression_fisher.py [--count 1000] [--seed 1] [--out bounds.csv]
+    python3 scripts/regression_fisher.py [--count 1000] [--seed 1] [--out bounds.csv] [--unknown-psf]
 """
 import argparse
 import math
@@ -29,8 +34,10 @@ import numpy as np
 PIXEL, SIDE, ZERO = 0.2, 64, 30.0
 
 
-def render(p, psf):
-    n, re, q, mag, beta, x0, y0 = p
+def render(p):
+    """The noiseless image of parameters p = (n, r_e, q, mag, angle, x0, y0, PSF FWHM)."""
+    n, re, q, mag, beta, x0, y0, fwhm = p
+    psf = galsim.Gaussian(fwhm=fwhm)
     flux = 10 ** (0.4 * (ZERO - mag))
     g = galsim.Sersic(n=n, half_light_radius=re, flux=flux).shear(q=q, beta=beta * galsim.degrees)
     g = galsim.Convolve(g, psf).shift(x0 * PIXEL, y0 * PIXEL)
@@ -47,19 +54,21 @@ def main():
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", help="CSV of the per-galaxy bounds (n, r_e, q, mag, sigma_n, sigma_log10_r_e, sigma_q, sigma_mag)")
+    ap.add_argument("--unknown-psf", action="store_true",
+                    help="the PSF FWHM is not given: a nuisance parameter with the prior's width (see above)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
-    steps = np.array([0.01, 0.0, 0.005, 0.01, 0.5, 0.05, 0.05])   # r_e step is relative (1%)
+    steps = np.array([0.01, 0.0, 0.005, 0.01, 0.5, 0.05, 0.05, 0.005])   # r_e step is relative (1%)
+    count = 8 if args.unknown_psf else 7
     rows = []
     for _ in range(args.count):
         n, re, q, mag = rng.uniform(0.5, 6.0), rng.uniform(0.3, 3.0), rng.uniform(0.2, 1.0), rng.uniform(17, 22)
-        p = np.array([n, re, q, mag, rng.uniform(0, 180), rng.uniform(-2, 2), rng.uniform(-2, 2)])
-        psf = galsim.Gaussian(fwhm=rng.uniform(0.6, 1.0))
+        p = np.array([n, re, q, mag, rng.uniform(0, 180), rng.uniform(-2, 2), rng.uniform(-2, 2), rng.uniform(0.6, 1.0)])
         sigma = rng.uniform(5, 15)
-        model = render(p, psf)
+        model = render(p)
         variance = sigma ** 2 + np.clip(model, 0, None)
         derivatives = []
-        for i in range(7):
+        for i in range(count):
             h = steps[i] if i != 1 else 0.01 * re
             lo, hi = p.copy(), p.copy()
             lo[i] -= h; hi[i] += h
@@ -69,9 +78,11 @@ def main():
             if i == 2:
                 hi[2] = min(hi[2], 1.0)
                 h = (hi[2] - lo[2]) / 2
-            derivatives.append(((render(hi, psf) - render(lo, psf)) / (2 * h)).ravel())
+            derivatives.append(((render(hi) - render(lo)) / (2 * h)).ravel())
         d = np.array(derivatives)
         fisher = (d / variance.ravel()) @ d.T
+        if args.unknown_psf:
+            fisher[7, 7] += 1 / (0.4 / math.sqrt(12)) ** 2
         try:
             bound = np.sqrt(np.diag(np.linalg.inv(fisher)))
         except np.linalg.LinAlgError:

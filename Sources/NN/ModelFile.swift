@@ -27,16 +27,21 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// `resnet18_flow`: the conditional flow over the targets (`classes` is then the
     /// encoder's context width).
     public var flow: FlowSettings?
+    /// `resnet18_flow`: the last `context_channels` of the `in_channels` are constant planes of
+    /// header values (the `header_channel` stage) that join the flow's context beside the
+    /// encoder's `classes` outputs instead of entering the encoder (absent: 0).
+    public var contextChannels: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, inChannels = "in_channels", classes, widths, smallImageStem = "small_image_stem",
-             stemPool = "stem_pool", imageSize = "image_size", bottleneck, hidden, layers, activation, flow
+             stemPool = "stem_pool", imageSize = "image_size", bottleneck, hidden, layers, activation, flow,
+             contextChannels = "context_channels"
     }
 
     public init(name: ArchitectureName, inChannels: Int, classes: Int, widths: [Int]? = nil, smallImageStem: Bool? = nil,
                 stemPool: Bool? = nil, imageSize: Int? = nil, bottleneck: Int? = nil, hidden: Int? = nil,
-                activation: String? = nil, layers: Int? = nil, flow: FlowSettings? = nil) {
-        self.flow = flow
+                activation: String? = nil, layers: Int? = nil, flow: FlowSettings? = nil, contextChannels: Int? = nil) {
+        self.flow = flow; self.contextChannels = contextChannels
         self.name = name; self.inChannels = inChannels; self.classes = classes; self.widths = widths
         self.smallImageStem = smallImageStem; self.stemPool = stemPool; self.imageSize = imageSize; self.bottleneck = bottleneck
         self.hidden = hidden; self.activation = activation; self.layers = layers
@@ -57,13 +62,20 @@ public struct Architecture: Codable, Equatable, Sendable {
         case .resnet18Flow:
             guard let flow else { throw invalid("needs 'flow' (features, layers, hidden, transform)") }
             do { try flow.validate() } catch WeightsError.architecture(_, let reason) { throw invalid(reason) }
+            let planes = contextChannels ?? 0
+            guard planes >= 0, planes < inChannels else {
+                throw invalid("context_channels \(planes) must be at least 0 and fewer than in_channels \(inChannels)")
+            }
             var encoder = self
             encoder.name = .resnet18
             encoder.flow = nil
+            encoder.contextChannels = nil
+            encoder.inChannels = inChannels - planes
             var seeds = LayerSeeds(seed)
             let encoderSeed = seed.map { _ in seeds.next() }, flowSeed = seed.map { _ in seeds.next() }
             return PosteriorRegressor(encoder: try encoder.makeModel(seed: encoderSeed),
-                                      flow: .posterior(flow, contextFeatures: classes, seed: flowSeed))
+                                      flow: .posterior(flow, contextFeatures: classes + planes, seed: flowSeed),
+                                      contextChannels: planes)
         case .resnet18, .resnet34:
             let w = widths ?? [64, 128, 256, 512]
             guard w.count == 4 else { throw invalid("widths \(w) must list the 4 stage widths") }

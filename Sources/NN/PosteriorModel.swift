@@ -90,7 +90,11 @@ extension Flow {
 /// Neural posterior estimation: an encoder maps an image to a context vector, and a
 /// conditional flow over the (transformed) targets gives `p(θ | image)`.
 ///
-/// - `forward(input)`: the context `[N, contextFeatures]`.
+/// - `forward(input)`: the context `[N, contextFeatures]`. With `contextChannels` k > 0 the
+///   input's last k channels are constant planes of header values (the `header_channel`
+///   stage, e.g. the PSF's FWHM): the encoder sees the other channels, and the planes' values
+///   follow its outputs in the context, so the flow knows the observation the image says
+///   little about.
 /// - `negativeLogLikelihood(context:targets:)`: `−mean log p(targets | context)`, what training
 ///   minimises (targets `[N, features]`, in the flow's unbounded space).
 /// - `sample(context:count:generator:)`: `count` draws per context row, `[N · count, features]`,
@@ -99,18 +103,30 @@ extension Flow {
 public final class PosteriorRegressor: DensityModel {
     public let encoder: any Layer
     public let flow: Flow
+    /// Input channels (the last ones) that go to the context, not the encoder.
+    public let contextChannels: Int
     public var isTraining = true
 
-    public init(encoder: any Layer, flow: Flow) {
-        precondition(flow.contextFeatures > 0, "PosteriorRegressor: the flow must take a context")
+    public init(encoder: any Layer, flow: Flow, contextChannels: Int = 0) {
+        precondition(flow.contextFeatures > contextChannels && contextChannels >= 0,
+                     "PosteriorRegressor: the flow must take a context wider than the \(contextChannels) context channels")
         self.encoder = encoder
         self.flow = flow
+        self.contextChannels = contextChannels
     }
 
     public var features: Int { flow.features }
     public var contextFeatures: Int { flow.contextFeatures }
 
-    public func forward(_ input: Tensor) -> Tensor { encoder(input) }
+    public func forward(_ input: Tensor) -> Tensor {
+        guard contextChannels > 0 else { return encoder(input) }
+        precondition(input.rank == 4 && input.shape[1] > contextChannels,
+                     "PosteriorRegressor: input \(input.shape) must be [N, C, H, W] with more than \(contextChannels) channels")
+        let n = input.shape[0], c = input.shape[1] - contextChannels
+        let image = input.sliced(axis: 1, 0..<c)
+        let planes = input.sliced(axis: 1, c..<input.shape[1]).sliced(axis: 2, 0..<1).sliced(axis: 3, 0..<1)
+        return Tensor.concatenate([encoder(image), planes.reshaped(to: [n, contextChannels])], axis: 1)
+    }
 
     public func negativeLogLikelihood(context: Tensor, targets: Tensor) -> Tensor {
         precondition(targets.rank == 2 && targets.shape == [context.shape[0], features],
@@ -157,14 +173,35 @@ public final class PosteriorRegressor: DensityModel {
         return result
     }
 
+    /// A posterior model's state dict whose flow took `contextChannels` fewer context features
+    /// (trained without header channels) as this model's: each conditioner's first dense weight
+    /// `[h, i]` becomes `[h, i + contextChannels]` with zero columns for the new context
+    /// features (the conditioner input ends with the context), so the model starts out giving
+    /// the same posteriors and learns from there what the header values add.
+    public func contextWidened(from pretrained: [String: Tensor]) -> [String: Tensor] {
+        guard contextChannels > 0 else { return pretrained }
+        var result = pretrained
+        for (key, own, _) in namedTensors() where key.hasPrefix("flow.") {
+            guard let old = pretrained[key], old.rank == 2, own.rank == 2, old.shape[0] == own.shape[0],
+                  own.shape[1] - old.shape[1] == contextChannels else { continue }
+            let rows = own.shape[0], from = old.shape[1], to = own.shape[1]
+            let source = old.scalars
+            var values = [Float](repeating: 0, count: rows * to)
+            for r in 0..<rows { for c in 0..<from { values[r * to + c] = source[r * from + c] } }
+            result[key] = Tensor(shape: own.shape, data: values)
+        }
+        return result
+    }
+
     /// The encoder fused for inference; the flow as it is (dense layers and splines only).
     public func fusedForInference() -> any Layer {
-        let fused = PosteriorRegressor(encoder: encoder.fusedForInference(), flow: flow)
+        let fused = PosteriorRegressor(encoder: encoder.fusedForInference(), flow: flow, contextChannels: contextChannels)
         fused.isTraining = false
         return fused
     }
 
     public var layerDescription: String {
-        "PosteriorRegressor(context \(contextFeatures) → flow over \(features) features)"
+        "PosteriorRegressor(context \(contextFeatures)" + (contextChannels > 0 ? " (\(contextChannels) from header channels)" : "")
+            + " → flow over \(features) features)"
     }
 }

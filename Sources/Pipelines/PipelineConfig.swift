@@ -216,6 +216,7 @@ extension PipelineConfig: Decodable {
         } else {
             stages = try c.optional(.stages) ?? []
             sequenceStages = []
+            if let reason = Preparation.headerChannelOrderProblem(stages) { throw c.invalid(.stages, reason) }
         }
         model = try c.required(.model)
         tiling = try c.optional(.tiling)

@@ -90,7 +90,7 @@ extension PipelineRunner {
 
         var recipe = ModelRecipe(task: .generate, stages: config.stages, input: config.input, inputShape: inputShape,
                                  observation: config.observation)
-        recipe.provenance = ["pipeline": pipelinePath, "data": t.data ?? options.input ?? "", "epochs": String(t.epochs),
+        recipe.provenance = ["pipeline": pipelinePath, "data": options.input ?? t.data ?? "", "epochs": String(t.epochs),
                              "seed": String(t.seed), "trained": ISO8601DateFormatter().string(from: Date()),
                              "history": stem.lastPathComponent + ".history.csv",
                              "weights": emaDecay.map { "moving average of the generator's weights, decay \($0)" }

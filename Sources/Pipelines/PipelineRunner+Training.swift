@@ -103,6 +103,8 @@ extension PipelineRunner {
         case .deblend: outputs = inputShape[0]
         case .generate: preconditionFailure("train: generators are trained by trainGenerator")
         }
+        // A posterior model's header channels join its flow's context (PosteriorRegressor).
+        let headerChannels = config.stages.filter { if case .headerChannel = $0 { return true } else { return false } }.count
         var flow = arch.flow
         flow?.features = targetNames.count
         var widths = arch.widths.isEmpty ? nil : arch.widths
@@ -110,7 +112,8 @@ extension PipelineRunner {
         let architecture = Architecture(name: arch.name, inChannels: inputShape[0],
                                         classes: outputs, widths: widths, smallImageStem: arch.smallImageStem,
                                         stemPool: arch.stemPool ? nil : false,
-                                        imageSize: arch.name == .cnn ? inputShape[1] : nil, flow: flow)
+                                        imageSize: arch.name == .cnn ? inputShape[1] : nil, flow: flow,
+                                        contextChannels: posterior && headerChannels > 0 ? headerChannels : nil)
         let initialization = t.seed &+ 0x5EED
         let model: Model
         if let pretrained = t.pretrained {
@@ -142,7 +145,7 @@ extension PipelineRunner {
         var recipe = ModelRecipe(task: task, stages: config.stages, input: config.input, inputShape: inputShape,
                                  classNames: classNames, targetScaling: scaling, predictsUncertainty: uncertainty,
                                  observation: config.observation, posteriorDraws: posterior ? 1000 : nil)
-        recipe.provenance = ["pipeline": pipelinePath, "data": t.data ?? options.input ?? "", "epochs": String(t.epochs),
+        recipe.provenance = ["pipeline": pipelinePath, "data": options.input ?? t.data ?? "", "epochs": String(t.epochs),
                              "seed": String(t.seed), "trained": ISO8601DateFormatter().string(from: Date()),
                              "history": resolve(t.save).deletingPathExtension().lastPathComponent + ".history.csv"]
         if let adversarial = t.adversarial {

@@ -17,7 +17,7 @@ public enum StageName: String, ConfigName {
     case randomCrop = "random_crop", fluxScale = "flux_scale"
     case subtractMeshBackground = "subtract_mesh_background", estimateNoise = "estimate_noise"
     case matchZeroPoint = "match_zero_point", matchPixelScale = "match_pixel_scale", matchPSF = "match_psf"
-    case fitSize = "fit_size"
+    case fitSize = "fit_size", headerChannel = "header_channel"
     case pedestal, cosmicRays = "cosmic_rays", maskPixels = "mask_pixels", correlatedNoise = "correlated_noise"
 
     /// The parameter keys the stage accepts.
@@ -46,6 +46,7 @@ public enum StageName: String, ConfigName {
         case .matchPixelScale: return [.pixelScale]
         case .matchPSF: return [.fwhm]
         case .fitSize: return [.size, .height, .width]
+        case .headerChannel: return [.keyword, .range]
         case .pedestal: return [.level, .gradient, .p]
         case .cosmicRays: return [.count, .length, .amplitude, .p]
         case .maskPixels: return [.columns, .spots, .edge, .p]
@@ -150,6 +151,14 @@ extension Stage: Codable {
             let range = try p.range("fwhm")
             guard range.lowerBound > 0 else { throw p.invalid("fwhm", "match_psf: fwhm must be [min, max] in arcsec, positive.") }
             return .matchPSF(fwhm: range)
+        case .headerChannel:
+            let keyword: String = try p.required("keyword")
+            let range = try p.range("range")
+            guard !keyword.isEmpty, range.lowerBound.isFinite, range.upperBound.isFinite, range.upperBound > range.lowerBound else {
+                throw p.invalid("range", "header_channel: range must be [low, high] with low < high (the keyword's training range, "
+                                + "mapped to [-1, 1]), got \(range).")
+            }
+            return .headerChannel(keyword: keyword, range: range)
         case .resize, .centerCrop, .fitSize:
             let size: Int? = try p.optional("size")
             let h = try p.optional("height") ?? size, w = try p.optional("width") ?? size
@@ -237,6 +246,7 @@ extension Stage: Codable {
         case let .matchPixelScale(scale): try put("pixel_scale", scale)
         case let .matchPSF(r): try range("fwhm", r)
         case let .fitSize(h, w): try put("height", h); try put("width", w)
+        case let .headerChannel(keyword, r): try put("keyword", keyword); try range("range", r)
         case let .augment(random):
             try put("p", random.probability)
             switch random.augmentation {

@@ -34,6 +34,12 @@ public enum Stage: Equatable, Sendable {
     case matchPixelScale(Double)
     case matchPSF(fwhm: ClosedRange<Double>)
     case fitSize(height: Int, width: Int)
+    /// Appends one constant channel holding a header value (e.g. `PSF_FWHM`) mapped linearly
+    /// so that `range` becomes [-1, 1]: what the observation said, as an input of the model
+    /// (a posterior model passes such channels to its flow's context, `Architecture.contextChannels`).
+    /// A missing keyword takes the middle of `range`, recorded as an assumption. It comes after
+    /// every stage that changes pixel values, so only flips and 90° rotations may follow.
+    case headerChannel(keyword: String, range: ClosedRange<Double>)
 
     public var isAugmentation: Bool {
         if case .augment = self { return true }
@@ -60,6 +66,7 @@ public enum Stage: Equatable, Sendable {
         case .matchPixelScale: return "match_pixel_scale"
         case .matchPSF: return "match_psf"
         case .fitSize: return "fit_size"
+        case .headerChannel: return "header_channel"
         }
     }
 
@@ -112,7 +119,28 @@ public enum Stage: Equatable, Sendable {
             sample.labels = both.channel(c)
         case .subtractMeshBackground, .estimateNoise, .matchZeroPoint, .matchPixelScale, .matchPSF, .fitSize:
             try applyObservationMatching(to: &sample)
+        case let .headerChannel(keyword, range):
+            try appendHeaderChannel(&sample, keyword: keyword, range: range)
         }
+    }
+
+    private func appendHeaderChannel(_ sample: inout Sample, keyword: String, range: ClosedRange<Double>) throws {
+        let middle = (range.lowerBound + range.upperBound) / 2, half = (range.upperBound - range.lowerBound) / 2
+        if let given = sample.header[keyword], !given.isFinite {
+            throw PreprocessingError.invalidHeaderValue(stage: name, keyword: keyword, value: given, sample: sample.name)
+        }
+        let found = keyword == "PSF_FWHM" ? HeaderValues.psfFWHM(sample.header) : sample.header[keyword]
+        let value: Double
+        if let found {
+            value = found
+        } else {
+            value = middle
+            sample.assumptions.append(Assumption(subject: keyword + " input", note: String(format:
+                "no %@ in the header: the model's %@ input takes the middle of its training range, %g", keyword, keyword, middle)))
+        }
+        let plane = PlanarImage(channels: 1, height: sample.image.height, width: sample.image.width,
+                                pixels: [Float](repeating: Float((value - middle) / half), count: sample.image.planeSize))
+        sample.image = .stacking([sample.image, plane])
     }
 
     private func scaleByNoise(_ sample: inout Sample, _ source: NoiseSource) throws {
@@ -188,6 +216,24 @@ extension Augmentation {
 
 /// An ordered list of stages: how a model's inputs are prepared.
 public struct Preparation: Equatable, Sendable {
+    /// Why `stages` place a `header_channel` wrongly (nil when they do not): its constant plane
+    /// must not be rescaled, noised or reshaped, so only flips, 90° rotations and more
+    /// `header_channel` stages may follow it.
+    public static func headerChannelOrderProblem(_ stages: [Stage]) -> String? {
+        guard let first = stages.firstIndex(where: { if case .headerChannel = $0 { return true } else { return false } })
+        else { return nil }
+        for stage in stages[first...] {
+            switch stage {
+            case .headerChannel: continue
+            case let .augment(random) where [.flip, .rotate90].contains(random.augmentation): continue
+            default:
+                return "'\(stage.name)' follows 'header_channel': put header_channel stages after every other stage "
+                    + "(only flip and rotate90 may follow them), so their constant planes keep the header's values."
+            }
+        }
+        return nil
+    }
+
     public var stages: [Stage]
     /// The seed of the augmentations; each sample draws from its own stream
     /// (seed, epoch, index), so threads and order do not change the result.

@@ -203,12 +203,13 @@ extension Model {
         let network = try architecture.makeModel(seed: seed)
         var tensors = try Safetensors(contentsOf: weights).tensors
         if let first = network.namedParameters().first, let pretrained = tensors[first.key],
-           pretrained.shape.count == 4, pretrained.shape[1] != architecture.inChannels {
+           pretrained.shape.count == 4, first.tensor.shape.count == 4, pretrained.shape[1] != first.tensor.shape[1] {
             let method: InputChannelAdaptation = pretrained.shape[1] == 1 ? .repeatAndScale : .mean
-            tensors = try tensors.adaptingInputChannels(key: first.key, to: architecture.inChannels, method: method)
+            tensors = try tensors.adaptingInputChannels(key: first.key, to: first.tensor.shape[1], method: method)
         }
-        if let posterior = network as? PosteriorRegressor, !tensors.keys.contains(where: { $0.hasPrefix("encoder.") }) {
-            tensors = posterior.encoderWeights(from: tensors)
+        if let posterior = network as? PosteriorRegressor {
+            tensors = tensors.keys.contains(where: { $0.hasPrefix("encoder.") }) ? posterior.contextWidened(from: tensors)
+                : posterior.encoderWeights(from: tensors)
         }
         let report = try network.load(stateDict: tensors, mode: .partial)
         return (Model(network), report)

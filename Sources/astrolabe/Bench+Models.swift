@@ -15,8 +15,8 @@ import Training
 /// One network of BENCH.md with its input shape (without batch) and batch sizes.
 ///
 /// `posterior` is not in BENCH.md: the `resnet18_flow` of `pipelines/train-posterior.yaml`
-/// (ResNet-18 width 16 without stem pool, 32-wide context, 6 spline coupling layers 64–64 over
-/// 4 targets), trained by negative log-likelihood; its inference is galaxies/s with
+/// (ResNet-18 width 16 without stem pool, 32-wide context plus the PSF's header channel, 6
+/// spline coupling layers 64–64 over 4 targets), trained by negative log-likelihood; its inference is galaxies/s with
 /// `posteriorDraws` flow draws each (encoder and sampler, as `Predictor` runs them).
 enum BenchModel: String, CaseIterable {
     case cnn, resnet18, unet, lstm, gru
@@ -35,7 +35,8 @@ enum BenchModel: String, CaseIterable {
 
     var inputShape: [Int] {
         switch self {
-        case .cnn, .posterior: return [1, 64, 64]
+        case .cnn: return [1, 64, 64]
+        case .posterior: return [2, 64, 64]
         case .resnet18: return [3, 64, 64]
         case .unet: return [1, 256, 256]
         case .pix2pix: return [1, 64, 64]
@@ -67,10 +68,10 @@ enum BenchModel: String, CaseIterable {
         case .lstm: return LightCurveLSTM(features: 2, hiddenSize: 64, classCount: 4, seed: seed)
         case .gru: return LightCurveGRU(features: 8, hiddenSize: 64, classCount: 7, seed: seed)
         case .posterior:
-            let architecture = Architecture(name: .resnet18Flow, inChannels: 1, classes: 32, widths: [16, 32, 64, 128],
+            let architecture = Architecture(name: .resnet18Flow, inChannels: 2, classes: 32, widths: [16, 32, 64, 128],
                                             smallImageStem: false, stemPool: false,
                                             flow: FlowSettings(features: 4, layers: 6, hidden: [64, 64], transform: .spline,
-                                                               bins: 8, tailBound: 5))
+                                                               bins: 8, tailBound: 5), contextChannels: 1)
             return try! architecture.makeModel(seed: seed)
         }
     }

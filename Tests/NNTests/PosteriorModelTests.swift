@@ -86,4 +86,36 @@ final class PosteriorModelTests: XCTestCase {
         }
         XCTAssertLessThan(last, nll.item - 0.5)
     }
+
+    /// With header channels the encoder sees the image channels, the planes' values end the
+    /// context, and a model trained without them, widened by `contextWidened`, gives the same
+    /// log-probabilities before training.
+    func testHeaderChannelsJoinTheContextAndWideningKeepsThePosterior() throws {
+        let narrow = try makeModel(seed: 7)
+        let architecture = Architecture(name: .resnet18Flow, inChannels: 2, classes: 6, widths: [4, 4, 4, 4], stemPool: false,
+                                        flow: FlowSettings(features: 4, layers: 2, hidden: [8], bins: 4), contextChannels: 1)
+        let wide = try XCTUnwrap(try architecture.makeModel(seed: 8) as? PosteriorRegressor)
+        XCTAssertEqual(wide.contextFeatures, 7)
+        let pretrained = Dictionary(uniqueKeysWithValues: narrow.namedTensors().map { ($0.key, $0.tensor) })
+        let report = try wide.load(stateDict: wide.contextWidened(from: pretrained), mode: .strict)
+        XCTAssert(report.shapeMismatches.isEmpty)
+        narrow.eval(); wide.eval()
+        var g = SeededGenerator(seed: 9)
+        let images = Tensor.randomNormal([3, 1, 32, 32], generator: &g)
+        let planes = Tensor(shape: [3, 1, 32, 32], data: [0.5, -1, 0.25].flatMap { [Float](repeating: $0, count: 32 * 32) })
+        let input = Tensor.concatenate([images, planes], axis: 1)
+        let context = withNoGrad { wide(input) }, narrowContext = withNoGrad { narrow(images) }
+        XCTAssertEqual(context.shape, [3, 7])
+        XCTAssertEqual(Array(context.scalars.enumerated().filter { $0.offset % 7 == 6 }.map(\.element)), [0.5, -1, 0.25])
+        for row in 0..<3 {
+            for k in 0..<6 { XCTAssertEqual(context.scalars[row * 7 + k], narrowContext.scalars[row * 6 + k], accuracy: 1e-5) }
+        }
+        let targets = Tensor.randomNormal([3, 4], generator: &g) * 0.5
+        let a = withNoGrad { wide.logProbability(targets, context: context) }.scalars
+        let b = withNoGrad { narrow.logProbability(targets, context: narrowContext) }.scalars
+        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-4) }
+        // Context channels must leave the encoder at least one image channel.
+        XCTAssertThrowsError(try Architecture(name: .resnet18Flow, inChannels: 1, classes: 6, widths: [4, 4, 4, 4],
+                                              flow: FlowSettings(features: 4), contextChannels: 1).makeModel(seed: 1))
+    }
 }

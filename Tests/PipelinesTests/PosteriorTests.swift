@@ -174,6 +174,56 @@ final class PosteriorTests: XCTestCase {
         XCTAssert(calibration.split(separator: "\n")[0].hasSuffix(",bound_count,bound_nmad_sersic_n,bound_nmad_log10_r_e,bound_nmad_q,bound_nmad_mag"))
     }
 
+    /// A `header_channel` stage in a posterior pipeline: the model file says one context
+    /// channel (input [2, 64, 64], encoder on one band), the header's PSF_FWHM moves the
+    /// posterior of the same image, and a non-finite value is an error naming the keyword
+    /// (a missing one: StageTests).
+    func testHeaderChannelTrainsIntoTheContextAndMovesThePosterior() throws {
+        let root = try makeTemporaryDirectory("posterior-header")
+        let pipeline = root.appendingPathComponent("train.yaml")
+        try """
+        task: regress
+        input:
+          target_columns: [sersic_n, r_e, q, mag]
+          log_targets: [r_e]
+          target_bounds: {sersic_n: [0.5, 6.0], r_e: [0.3, 3.0], q: [0.2, 1.0], mag: [17.0, 22.0]}
+        stages:
+          - scale_by_noise: {sigma: 10.0}
+          - asinh: {softening: 3.0}
+          - header_channel: {keyword: PSF_FWHM, range: [0.6, 1.0]}
+        model:
+          architecture: {name: resnet18_flow, widths: [4, 4, 4, 4], stem_pool: false, classes: 6,
+                         flow: {layers: 2, hidden: [8], bins: 4}}
+          train: {data: \(samples.appendingPathComponent("catalog.csv").path), epochs: 1, batch_size: 8,
+                  loss: negative_log_likelihood, learning_rate: 0.001, seed: 3,
+                  save: \(root.appendingPathComponent("m.safetensors").path)}
+        """.write(to: pipeline, atomically: true, encoding: .utf8)
+        _ = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true)).train()
+        let url = root.appendingPathComponent("m.safetensors")
+        let trained = try TrainedModel(contentsOf: url)
+        XCTAssertEqual(trained.architecture.contextChannels, 1)
+        XCTAssertEqual(trained.architecture.inChannels, 2)
+        XCTAssertEqual(trained.recipe.inputShape, [2, 64, 64])
+        XCTAssertEqual(trained.recipe.stages.last, .headerChannel(keyword: "PSF_FWHM", range: 0.6...1.0))
+        XCTAssertEqual((trained.network as? PosteriorRegressor)?.contextFeatures, 7)
+
+        let entry = CatalogEntry(url: samples.appendingPathComponent("regression_000000.fits"), name: "regression_000000.fits",
+                                 targets: [])
+        func medians(_ values: [String: Double]) throws -> (medians: [Double], sample: Sample) {
+            let predictor = try Predictor(contentsOf: url, headerValues: values)
+            let sample = try predictor.prepared(entry)
+            guard case let .posterior(p) = predictor.predict([sample.image])[0] else { throw XCTSkip("not a posterior") }
+            return (p.medians, sample)
+        }
+        let (sharp, sharpSample) = try medians(["PSF_FWHM": 0.6]), (broad, _) = try medians(["PSF_FWHM": 1.0])
+        XCTAssertEqual(sharpSample.image.channel(1).pixels.first, -1)
+        XCTAssertNotEqual(sharp, broad, "the PSF in the context changes the posterior")
+        XCTAssert(sharpSample.assumptions.isEmpty)
+        XCTAssertThrowsError(try medians(["PSF_FWHM": .infinity])) {
+            XCTAssert($0.localizedDescription.contains("PSF_FWHM"), "\($0)")
+        }
+    }
+
     func testPipelineKeysOfPosteriorModelsAreChecked() throws {
         func decode(_ yaml: String) throws -> PipelineConfig { try PipelineLoader.parse(yaml, file: "p.yaml") }
         let base = "task: regress\ninput: {target_columns: [n, r_e], log_targets: [r_e], "

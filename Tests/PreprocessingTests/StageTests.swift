@@ -37,11 +37,13 @@ final class StageTests: XCTestCase {
     - pedestal: {level: [-3, 3], gradient: [0, 1]}
     - cosmic_rays: {count: [1, 4], length: [1, 15], amplitude: [20, 200]}
     - correlated_noise: {sigma: [0.5, 1], length: [0.5, 1.5], p: 0.5}
+    - header_channel: {keyword: PSF_FWHM, range: [0.6, 1.0]}
     """
 
     func testEveryStageDecodesFromYAMLAndRoundTripsThroughJSON() throws {
         let stages = try YAMLDecoder().decode([Stage].self, from: yaml)
-        XCTAssertEqual(stages.count, 31)
+        XCTAssertEqual(stages.count, 32)
+        XCTAssertEqual(stages[31], .headerChannel(keyword: "PSF_FWHM", range: 0.6...1.0))
         XCTAssertEqual(stages[27], .augment(RandomAugmentation(.maskPixels(columns: 0...2, spots: 1...1, edge: 0...8), probability: 0.5)))
         XCTAssertEqual(Set(stages.map(\.name)), Set(Stage.names))
         XCTAssertEqual(stages[0], .fillBlanks(.localMedian, appendMask: true))
@@ -77,6 +79,8 @@ final class StageTests: XCTestCase {
             ("- rotate90: {p: 1.5}", "rotate90: p is the probability of applying it, in [0, 1], got 1.5."),
             ("- pedestal: {level: 1, gradient: 0, p: -0.1}", "pedestal: p is the probability of applying it, in [0, 1], got -0.1."),
             ("- flip: {p: .nan}", "flip: p is the probability of applying it, in [0, 1], got nan."),
+            ("- header_channel: {keyword: PSF_FWHM, range: 0.8}", "header_channel: range must be [low, high] with low < high"),
+            ("- header_channel: {range: [0.6, 1.0]}", "stage 'header_channel' needs the key 'keyword'."),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try YAMLDecoder().decode([Stage].self, from: text), text) { error in
@@ -113,6 +117,39 @@ final class StageTests: XCTestCase {
         var rng = SeededGenerator(seed: 1)
         try stage.apply(to: &out, training: false, rng: &rng)
         XCTAssertEqual(out.image.pixels, [2, 4, 15, 20])
+    }
+
+    /// header_channel appends a constant plane of the header value mapped so its range is
+    /// [-1, 1] (PSF_FWHM also from SEEING); a missing keyword takes the middle, said as an
+    /// assumption; NaN is a typed error; nothing but flips and rotations may follow it.
+    func testHeaderChannelAppendsTheMappedValue() throws {
+        var rng = SeededGenerator(seed: 1)
+        let stage = Stage.headerChannel(keyword: "PSF_FWHM", range: 0.6...1.0)
+        let image = PlanarImage(channels: 1, height: 3, width: 2, pixels: (0..<6).map(Float.init))
+        var sample = Sample(image: image, name: "g.fits", header: ["PSF_FWHM": 0.9])
+        try stage.apply(to: &sample, training: false, rng: &rng)
+        XCTAssertEqual(sample.image.shape, [2, 3, 2])
+        XCTAssertEqual(sample.image.channel(0), image)
+        for v in sample.image.channel(1).pixels { XCTAssertEqual(v, 0.5, accuracy: 1e-6) }
+        XCTAssert(sample.assumptions.isEmpty)
+        var seeing = Sample(image: image, name: "s.fits", header: ["SEEING": 0.6])
+        try stage.apply(to: &seeing, training: false, rng: &rng)
+        for v in seeing.image.channel(1).pixels { XCTAssertEqual(v, -1, accuracy: 1e-6) }
+        var bare = Sample(image: image, name: "bare.fits")
+        try stage.apply(to: &bare, training: false, rng: &rng)
+        XCTAssertEqual(bare.image.channel(1).pixels, [Float](repeating: 0, count: 6))
+        XCTAssertEqual(bare.assumptions.map(\.subject), ["PSF_FWHM input"])
+        XCTAssert(bare.assumptions[0].note.contains("middle of its training range, 0.8"), bare.assumptions[0].note)
+        var broken = Sample(image: image, name: "nan.fits", header: ["PSF_FWHM": .nan])
+        XCTAssertThrowsError(try stage.apply(to: &broken, training: false, rng: &rng)) {
+            guard case .invalidHeaderValue(_, "PSF_FWHM", _, "nan.fits")? = $0 as? PreprocessingError else {
+                return XCTFail("\($0)")
+            }
+        }
+        let flip = Stage.augment(RandomAugmentation(.flip, probability: 1))
+        XCTAssertNil(Preparation.headerChannelOrderProblem([.standardize, stage, flip, .headerChannel(keyword: "SKYSIG", range: 5...15)]))
+        let problem = try XCTUnwrap(Preparation.headerChannelOrderProblem([stage, .asinh(AsinhScaling(softening: 3, scale: 1))]))
+        XCTAssert(problem.contains("'asinh' follows 'header_channel'"), problem)
     }
 
     func testMissingAndInvalidHeaderValuesAreTypedErrors() {
