@@ -135,8 +135,10 @@ public enum Stage: Equatable, Sendable {
             value = found
         } else {
             value = middle
+            let why = sample.header[keyword].map { String(format: "%@ = %g in the header is not a usable value", keyword, $0) }
+                ?? "no \(keyword) in the header"
             sample.assumptions.append(Assumption(subject: keyword + " input", note: String(format:
-                "no %@ in the header: the model's %@ input takes the middle of its training range, %g", keyword, keyword, middle)))
+                "%@: the model's %@ input takes the middle of its training range, %g", why, keyword, middle)))
         }
         let plane = PlanarImage(channels: 1, height: sample.image.height, width: sample.image.width,
                                 pixels: [Float](repeating: Float((value - middle) / half), count: sample.image.planeSize))

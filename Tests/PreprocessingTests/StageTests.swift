@@ -140,6 +140,9 @@ final class StageTests: XCTestCase {
         XCTAssertEqual(bare.image.channel(1).pixels, [Float](repeating: 0, count: 6))
         XCTAssertEqual(bare.assumptions.map(\.subject), ["PSF_FWHM input"])
         XCTAssert(bare.assumptions[0].note.contains("middle of its training range, 0.8"), bare.assumptions[0].note)
+        var zero = Sample(image: image, name: "zero.fits", header: ["PSF_FWHM": 0])
+        try stage.apply(to: &zero, training: false, rng: &rng)
+        XCTAssert(zero.assumptions[0].note.hasPrefix("PSF_FWHM = 0 in the header is not a usable value: "), zero.assumptions[0].note)
         var broken = Sample(image: image, name: "nan.fits", header: ["PSF_FWHM": .nan])
         XCTAssertThrowsError(try stage.apply(to: &broken, training: false, rng: &rng)) {
             guard case .invalidHeaderValue(_, "PSF_FWHM", _, "nan.fits")? = $0 as? PreprocessingError else {
