@@ -104,7 +104,7 @@ extension PipelineRunner {
         case .generate: preconditionFailure("train: generators are trained by trainGenerator")
         }
         // A posterior model's header channels join its flow's context (PosteriorRegressor).
-        let headerChannels = config.stages.filter { if case .headerChannel = $0 { return true } else { return false } }.count
+        let headerChannels = config.stages.filter(\.isHeaderChannel).count
         var flow = arch.flow
         flow?.features = targetNames.count
         var widths = arch.widths.isEmpty ? nil : arch.widths

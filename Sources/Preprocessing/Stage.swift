@@ -46,6 +46,11 @@ public enum Stage: Equatable, Sendable {
         return false
     }
 
+    public var isHeaderChannel: Bool {
+        if case .headerChannel = self { return true }
+        return false
+    }
+
     /// The stage's name as written in YAML.
     public var name: String {
         switch self {
@@ -222,8 +227,7 @@ public struct Preparation: Equatable, Sendable {
     /// must not be rescaled, noised or reshaped, so only flips, 90° rotations and more
     /// `header_channel` stages may follow it.
     public static func headerChannelOrderProblem(_ stages: [Stage]) -> String? {
-        guard let first = stages.firstIndex(where: { if case .headerChannel = $0 { return true } else { return false } })
-        else { return nil }
+        guard let first = stages.firstIndex(where: \.isHeaderChannel) else { return nil }
         for stage in stages[first...] {
             switch stage {
             case .headerChannel: continue

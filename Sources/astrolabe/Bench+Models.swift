@@ -16,8 +16,9 @@ import Training
 ///
 /// `posterior` is not in BENCH.md: the `resnet18_flow` of `pipelines/train-posterior.yaml`
 /// (ResNet-18 width 16 without stem pool, 32-wide context plus the PSF's header channel, 6
-/// spline coupling layers 64–64 over 4 targets), trained by negative log-likelihood; its inference is galaxies/s with
-/// `posteriorDraws` flow draws each (encoder and sampler, as `Predictor` runs them).
+/// spline coupling layers 64–64 over 4 targets), trained by negative log-likelihood; its
+/// inference is galaxies/s with `posteriorDraws` flow draws each (encoder and sampler, as
+/// `Predictor` runs them).
 enum BenchModel: String, CaseIterable {
     case cnn, resnet18, unet, lstm, gru
     /// pix2pix: the `unet` generator (1 → 1 channel) and the PatchGAN discriminator, one
