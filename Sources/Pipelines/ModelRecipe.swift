@@ -118,8 +118,14 @@ extension ModelRecipe {
     /// What `astrolabe inspect MODEL.safetensors` prints about the recipe: task, input,
     /// stages, classes or targets, the observation and the provenance.
     public var descriptionLines: [String] {
+        let headerChannels = stages.compactMap { stage -> String? in
+            if case let .headerChannel(keyword, _) = stage { return keyword }
+            return nil
+        }
         var lines = ["task          \(task.rawValue)",
-                     "input         HDU \(hdu), shape \(inputShape) (channels, height, width)"
+                     "input         HDU \(hdu), shape \(inputShape) (channels, height, width) after the stages"
+                        + (headerChannels.isEmpty ? "" : ", the last \(headerChannels.count) from the header: "
+                            + headerChannels.joined(separator: ", "))
                         + (bands.isEmpty ? "" : ", bands \(bands.joined(separator: ", "))")
                         + (bandFiles.isEmpty ? "" : ", band files " + bandFiles.sorted { $0.key < $1.key }
                             .map { "\($0.key): \($0.value)" }.joined(separator: ", "))]

@@ -122,6 +122,11 @@ final class InspectCommandTests: XCTestCase {
                      "zero point    30 (MAGZERO)", "image size    64 x 64", "pipeline: pipelines/train-regression.yaml"] {
             XCTAssert(r.stdout.contains(text), "missing '\(text)' in:\n\(r.stdout)")
         }
+        // The posterior's second input channel is the header's PSF, said as such.
+        let posterior = try runTool(["inspect", "samples/models/posterior.safetensors"], in: repositoryRoot)
+        XCTAssert(posterior.stdout.contains("shape [2, 64, 64] (channels, height, width) after the stages, the last 1 from the header: PSF_FWHM"),
+                  posterior.stdout)
+        XCTAssert(posterior.stdout.contains("\"context_channels\":1"), posterior.stdout)
         let bad = try runTool(["inspect", "Package.swift.safetensors"], in: repositoryRoot)
         XCTAssertEqual(bad.status, 1)
         XCTAssert(bad.stderr.hasPrefix("astrolabe: Package.swift.safetensors: "), bad.stderr)
