@@ -22,18 +22,34 @@ private let glibcMmapThreshold: Int32 = -3   // M_MMAP_THRESHOLD
 /// after 4 steps, 2.6 GB after 13). Here the threshold is fixed at 1 MiB, so a large block
 /// that is not recycled goes back to the system when freed, and recycled blocks cost no page
 /// faults. At most `capacity` bytes are kept; blocks beyond that are freed.
+///
+/// The cache adds little to the footprint's high-water mark: live and cached bytes together
+/// stay within `slack` of the most bytes ever live at once (`highWater`). When a new block
+/// would break that, cached blocks are freed first (the smallest that makes room, else the
+/// largest), so a step's peak is its live tensors' peak plus at most `slack`, not plus
+/// every block cached for sizes the step is not using at that moment (the BENCH.md U-Net's
+/// peak RSS in training: 784 MB with a plain 256 MiB cache, 714 MB so).
 final class BufferPool: @unchecked Sendable {
     static let shared = BufferPool()
     /// Smaller buffers go straight to malloc.
     static let minimumBytes = 1 << 20
-    private let capacity = 256 << 20
+    private let capacity: Int
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var cachedBytes = 0
     /// Bytes of blocks handed out and not yet taken back, and their high-water mark.
     private var liveBytes = 0, peakLiveBytes = 0
+    /// The most bytes ever live at once (not reset by `resetPeak`).
+    private var highWater = 0
+    /// How far live + cached may exceed `highWater`: without it, networks whose live set is
+    /// small against the sizes they cycle through (BENCH.md's cnn: 64 MiB live at most) free
+    /// and re-map blocks every step (3× the page faults).
+    private let slack: Int
     private let lock = NSLock()
 
-    private init() {
+    /// `shared` keeps 256 MiB at most with 64 MiB of slack; tests make their own.
+    init(capacity: Int = 256 << 20, slack: Int = 64 << 20) {
+        self.capacity = capacity
+        self.slack = slack
         #if os(Linux)
         _ = glibcMallopt(glibcMmapThreshold, Int32(BufferPool.minimumBytes))
         #endif
@@ -59,8 +75,25 @@ final class BufferPool: @unchecked Sendable {
             lock.unlock()
             return block
         }
+        highWater = Swift.max(highWater, liveBytes)
+        var evicted: [UnsafeMutableRawPointer] = []
+        while liveBytes + cachedBytes > highWater + slack,
+              let (size, block) = popCached(covering: liveBytes + cachedBytes - highWater - slack) {
+            cachedBytes -= size
+            evicted.append(block)
+        }
         lock.unlock()
+        for block in evicted { block.deallocate() }
         return UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 64)
+    }
+
+    /// Removes a cached block: the smallest one of at least `excess` bytes, else one of the
+    /// largest size class (caller holds the lock).
+    private func popCached(covering excess: Int) -> (Int, UnsafeMutableRawPointer)? {
+        let sizes = free.compactMap { $0.value.isEmpty ? nil : $0.key }
+        guard let size = sizes.filter({ $0 >= excess }).min() ?? sizes.max(),
+              let block = free[size]?.popLast() else { return nil }
+        return (size, block)
     }
 
     /// Takes back a block from `allocate(byteCount:)` (with the byte count it was asked for).
