@@ -30,8 +30,11 @@ extension Predictor {
             let probe = try Preparation(matchingStages).prepare(
                 Sample(image: try source.rows(Swift.max(0, middle - 256)..<Swift.min(height, middle + 256)),
                        name: entry.name, header: numbers), training: false)
+            // The noise was measured after the zero point's rescaling, which every band of rows
+            // gets again: it is kept in the input's units.
+            let scale = Stage.zeroPointScale(of: matchingStages, header: numbers)
             for case let .estimateNoise(keyword, bandKeywords) in matchingStages {
-                for key in [keyword] + bandKeywords where numbers[key] == nil { numbers[key] = probe.header[key] }
+                for key in [keyword] + bandKeywords where numbers[key] == nil { numbers[key] = probe.header[key].map { $0 / scale } }
             }
             notes = probe.assumptions
             domain = recipe?.observation.map { DomainCheck($0, probe) }

@@ -340,6 +340,21 @@ extension Stage {
         return (kept.withUnsafeBufferPointer(PixelStatistics.madStd), s.median)
     }
 
+    /// The factor `match_zero_point` multiplies pixels and noise by: 10^(0.4 (target − zp)).
+    static func zeroPointScale(from zp: Double, to target: Double) -> Double {
+        Foundation.pow(10, 0.4 * (target - zp))
+    }
+
+    /// The factor these stages' `match_zero_point` applies to an image with this header
+    /// (1 without the stage or without a zero point in the header): a value measured after
+    /// the stages, divided by it, is in the input's units.
+    public static func zeroPointScale(of stages: [Stage], header: [String: Double]) -> Double {
+        for case let .matchZeroPoint(target) in stages {
+            if let (zp, _) = HeaderValues.zeroPoint(header) { return zeroPointScale(from: zp, to: target) }
+        }
+        return 1
+    }
+
     func applyObservationMatching(to sample: inout Sample) throws {
         switch self {
         case let .matchZeroPoint(target):
@@ -349,7 +364,7 @@ extension Stage {
                 sample.header["MAGZERO"] = target
                 return
             }
-            let scale = Foundation.pow(10, 0.4 * (target - zp))
+            let scale = Self.zeroPointScale(from: zp, to: target)
             if abs(scale - 1) > 1e-9 {
                 for i in sample.image.pixels.indices { sample.image.pixels[i] *= Float(scale) }
                 for key in HeaderValues.noiseKeywords(sample.header) { sample.header[key]! *= scale }

@@ -58,6 +58,37 @@ final class RealDataTests: XCTestCase {
         XCTAssert(record.contains("plate.fits") && record.contains("noise estimated from the data"), record)
     }
 
+    /// A map in other units (zero point 25, pixels 100× fainter, no SKYSIG) is segmented as
+    /// the same map at the model's zero point: the noise settled on the central rows is kept in
+    /// the input's units, so each band of rows is rescaled once.
+    func testMapsAtAnotherZeroPointGetTheSameClasses() throws {
+        let folder = try makeTemporaryDirectory("zp-map")
+        let original = try FITSFile(path: root.appendingPathComponent("samples/segmentation/segmentation_000001.fits").path)
+            .readImage(0, as: Float.self)
+        var header = FITSHeader(original.header.records.filter { $0.keyword != "SKYSIG" })
+        let maps = folder.appendingPathComponent("maps")
+        try FileManager.default.createDirectory(at: maps, withIntermediateDirectories: true)
+        for (name, zp, factor) in [("at30.fits", 30.0, Float(1)), ("at25.fits", 25.0, Float(0.01))] {
+            header.set("MAGZERO", .float(zp))
+            let writer = try FITSWriter(path: maps.appendingPathComponent(name).path)
+            try writer.appendImage(original.pixels.map { $0 * factor }, shape: original.shape, header: header)
+            try writer.commit()
+        }
+        let pipeline = folder.appendingPathComponent("seg.yaml")
+        try "task: segment\nmodel: {weights: \(root.path)/samples/models/segmentation.safetensors}\ntiling: {tile: 128, overlap: 16}\n"
+            .write(to: pipeline, atomically: true, encoding: .utf8)
+        let run = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(
+            input: maps.path, output: folder.appendingPathComponent("out").path, quiet: true)).predictAll()
+        XCTAssertEqual(run.summary.failed, 0)
+        let classes = try ["at30.fits", "at25.fits"].map {
+            try FITSFile(path: folder.appendingPathComponent("out/\($0)").path).readImage(0, as: Float.self).pixels
+        }
+        XCTAssertGreaterThan(classes[0].filter { $0 == 1 }.count, 20, "stars found")
+        XCTAssertGreaterThan(classes[0].filter { $0 == 2 }.count, 200, "galaxies found")
+        let differing = zip(classes[0], classes[1]).filter { $0 != $1 }.count
+        XCTAssertLessThan(differing, classes[0].count / 1000, "\(differing) pixels differ")
+    }
+
     func testClassifierBringsAnotherObservationToTheModels() throws {
         // A star at 0.1"/px and zero point 25 in a 100 × 100 cutout with a sky pedestal and no SKYSIG.
         let folder = try makeTemporaryDirectory("real-star")
