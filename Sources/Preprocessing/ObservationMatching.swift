@@ -47,7 +47,8 @@ public struct Observation: Equatable, Sendable {
     /// They run before the recipe's own stages.
     public func matchingStages(noiseKeyword: String = "SKYSIG", bandNoiseKeywords: [String] = []) -> [Stage] {
         var stages: [Stage] = [.matchZeroPoint(zeroPoint)]
-        if skySubtracted { stages.append(.subtractMeshBackground(MeshBackground(policy: .pedestal))) }
+        // A cutout is centred on its object: its sky comes from its outer 8 pixels, a map's from meshes.
+        if skySubtracted { stages.append(.subtractMeshBackground(MeshBackground(policy: .pedestal, border: size == nil ? 0 : 8))) }
         stages += [.estimateNoise(keyword: noiseKeyword, bandKeywords: bandNoiseKeywords),
                    .matchPixelScale(pixelScale)]
         if psfFWHM.count == 2 { stages.append(.matchPSF(fwhm: psfFWHM[0]...psfFWHM[1])) }
@@ -183,16 +184,45 @@ public struct MeshBackground: Equatable, Sendable {
     public var sigma: Double
     public var iterations: Int
     public var policy: Policy
+    /// When positive, one constant sky from the image's outer `border` pixels on each side
+    /// instead of meshes: for a cutout centred on one object, whose meshes would hold the
+    /// object's wings (a 64-pixel mesh on a 256-pixel cutout of an n = 4.5, r_e = 2.5"
+    /// galaxy at 0.1"/px takes 0.35 mag of its light and turns n into 3.1).
+    public var border: Int
 
     public init(mesh: Int = 64, filter: Int = 3, estimator: Estimator = .sextractor, sigma: Double = 3,
-                iterations: Int = 10, policy: Policy = .always) {
+                iterations: Int = 10, policy: Policy = .always, border: Int = 0) {
         self.mesh = mesh; self.filter = filter; self.estimator = estimator; self.sigma = sigma
-        self.iterations = iterations; self.policy = policy
+        self.iterations = iterations; self.policy = policy; self.border = border
+    }
+
+    /// The clipped estimate of one set of pixels (nil when none is finite).
+    func level(_ values: [Float]) -> Double? {
+        let s = values.withUnsafeBufferPointer { PixelStatistics.sigmaClipped($0, sigma: sigma, maxIterations: iterations) }
+        guard s.count > 0 else { return nil }
+        switch estimator {
+        case .median: return s.median
+        case .mean: return s.mean
+        case .sextractor:
+            if s.std == 0 { return s.mean }
+            return abs(s.mean - s.median) / s.std < 0.3 ? 2.5 * s.median - 1.5 * s.mean : s.median
+        }
     }
 
     /// The filtered mesh (`rows`×`columns` values, row-major) and the full-size background.
     public func estimate(_ plane: UnsafeBufferPointer<Float>, height: Int, width: Int)
         -> (mesh: [Double], rows: Int, columns: Int, background: [Float]) {
+        if border > 0 {
+            let b = Swift.min(border, Swift.max(1, Swift.min(height, width) / 2))
+            var ring = [Float]()
+            for y in 0..<height {
+                for x in 0..<width where (y < b || y >= height - b || x < b || x >= width - b) && plane[y * width + x].isFinite {
+                    ring.append(plane[y * width + x])
+                }
+            }
+            let sky = level(ring) ?? 0
+            return ([sky], 1, 1, [Float](repeating: Float(sky), count: height * width))
+        }
         let box = Swift.max(1, Swift.min(mesh, Swift.max(height, width)))
         let rows = (height + box - 1) / box, columns = (width + box - 1) / box
         var grid = [Double](repeating: .nan, count: rows * columns)
@@ -205,16 +235,7 @@ public struct MeshBackground: Equatable, Sendable {
                     for x in (c * box)..<x1 where plane[y * width + x].isFinite { values.append(plane[y * width + x]) }
                 }
                 guard Double(values.count) >= 0.9 * Double((y1 - r * box) * (x1 - c * box)) else { continue }
-                let s = values.withUnsafeBufferPointer { PixelStatistics.sigmaClipped($0, sigma: sigma, maxIterations: iterations) }
-                guard s.count > 0 else { continue }
-                switch estimator {
-                case .median: grid[r * columns + c] = s.median
-                case .mean: grid[r * columns + c] = s.mean
-                case .sextractor:
-                    if s.std == 0 { grid[r * columns + c] = s.mean } else {
-                        grid[r * columns + c] = abs(s.mean - s.median) / s.std < 0.3 ? 2.5 * s.median - 1.5 * s.mean : s.median
-                    }
-                }
+                if let sky = level(values) { grid[r * columns + c] = sky }
             }
         }
         let good = grid.filter(\.isFinite).sorted()
@@ -390,7 +411,8 @@ extension Stage {
             if settings.policy == .pedestal && noisy {
                 sample.assumptions.append(Assumption(subject: "sky", note: "a sky level of " + subtracted.map { String(format: "%.4g", $0) }
                     .joined(separator: ", ") + " counts was found: the header does not say the sky was subtracted, "
-                    + "so a \(settings.mesh)-pixel mesh background was subtracted"))
+                    + (settings.border > 0 ? "so that level, measured on the outer \(settings.border) pixels, was subtracted"
+                        : "so a \(settings.mesh)-pixel mesh background was subtracted")))
             }
         case let .estimateNoise(keyword, bandKeywords):
             let channels = sample.image.channels

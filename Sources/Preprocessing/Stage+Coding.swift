@@ -40,7 +40,7 @@ public enum StageName: String, ConfigName {
         case .rotate: return [.degrees, .p]
         case .shift: return [.max, .p]
         case .randomCrop: return [.size, .p]
-        case .subtractMeshBackground: return [.mesh, .filter, .estimator, .sigma, .iterations, .when]
+        case .subtractMeshBackground: return [.mesh, .filter, .estimator, .sigma, .iterations, .when, .border]
         case .estimateNoise: return [.keyword, .bandKeywords]
         case .matchZeroPoint: return [.zeroPoint]
         case .matchPixelScale: return [.pixelScale]
@@ -61,7 +61,7 @@ public enum StageParameter: String, ConfigName {
     case interval, stretch, min, max, size, height, width, method, top, bottom, left, right, mode, value
     case p, gain, range, fwhm, degrees
     case mesh, filter, estimator, iterations, when, zeroPoint = "zero_point", pixelScale = "pixel_scale"
-    case level, gradient, count, length, amplitude, columns, spots, edge
+    case level, gradient, count, length, amplitude, columns, spots, edge, border
 }
 
 /// The padding modes of `pad`, as written in YAML.
@@ -130,9 +130,13 @@ extension Stage: Codable {
             let mesh = MeshBackground(mesh: try p.optional("mesh") ?? 64, filter: try p.optional("filter") ?? 3,
                                       estimator: try p.choice("estimator", MeshBackground.Estimator.self) ?? .sextractor,
                                       sigma: try p.optional("sigma") ?? 3, iterations: try p.optional("iterations") ?? 10,
-                                      policy: try p.choice("when", MeshBackground.Policy.self) ?? .always)
+                                      policy: try p.choice("when", MeshBackground.Policy.self) ?? .always,
+                                      border: try p.optional("border") ?? 0)
             guard mesh.mesh > 0, mesh.filter > 0, mesh.sigma > 0, mesh.iterations > 0 else {
                 throw p.invalid("mesh", "subtract_mesh_background: mesh, filter, sigma and iterations must be positive.")
+            }
+            guard mesh.border >= 0 else {
+                throw p.invalid("border", "subtract_mesh_background: border must be 0 (meshes) or a positive number of pixels.")
             }
             return .subtractMeshBackground(mesh)
         case .estimateNoise:
@@ -239,6 +243,7 @@ extension Stage: Codable {
         case let .subtractMeshBackground(m):
             try put("mesh", m.mesh); try put("filter", m.filter); try put("estimator", m.estimator.rawValue)
             try put("sigma", m.sigma); try put("iterations", m.iterations); try put("when", m.policy.rawValue)
+            if m.border > 0 { try put("border", m.border) }
         case let .estimateNoise(keyword, bands):
             try put("keyword", keyword)
             if !bands.isEmpty { try put("band_keywords", bands) }
