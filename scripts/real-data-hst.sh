@@ -16,13 +16,14 @@ if [ ! -f "$OUT/a478.fits" ]; then
   unzip -o -q -j "$OUT"/wheel/mpdaf-3.6-*.whl mpdaf/data/sdetect/a478hst-cutout.fits -d "$OUT"
   mv "$OUT/a478hst-cutout.fits" "$OUT/a478.fits"
 fi
-# AB zero point of counts/s from the header's PHOTFLAM and PHOTPLAM (STScI's formula):
+# The AB zero point comes from the header's PHOTFLAM and PHOTPLAM (said once per run);
+# computed here too, for the synthetic galaxies below.
 ZP=$(python3 -c "
 from astropy.io import fits; import math
 h = fits.getheader('$OUT/a478.fits', 'SCI')
 print(round(-2.5 * math.log10(h['PHOTFLAM']) - 21.10 - 5 * math.log10(h['PHOTPLAM']) + 18.692, 3))")
 echo "zero point (AB, counts/s): $ZP"
-SET=(--set input.header_values.MAGZERO=$ZP --set input.header_values.PSF_FWHM=0.15)
+SET=(--set input.header_values.PSF_FWHM=0.15)
 
 # 1. Cosmic rays to NaN with astroscrappy (L.A.Cosmic); the SCI header (WCS) kept.
 python3 - "$OUT" <<'PY'

@@ -109,6 +109,9 @@ extension Sample {
         for record in header.records {
             if let v = record.value.doubleValue { values[record.keyword] = v }
         }
+        if let zp = HeaderValues.photflamZeroPoint(values, unit: header.string("BUNIT")) {
+            values[HeaderValues.photflamZeroPointKey] = zp
+        }
         return values
     }
 

@@ -127,7 +127,21 @@ public struct Assumption: Equatable, Sendable, Codable {
 /// Reading observation quantities from the numeric header keywords of a sample.
 public enum HeaderValues {
     /// Zero-point keywords, in the order they are tried.
-    public static let zeroPointKeywords = ["MAGZERO", "MAGZP", "MAGZPT", "PHOTZP", "ZEROPT", "ZPMAG", "ZP"]
+    public static let zeroPointKeywords = ["MAGZERO", "MAGZP", "MAGZPT", "PHOTZP", "ZEROPT", "ZPMAG", "ZP", photflamZeroPointKey]
+    /// The key under which `Sample.numericKeywords` puts the AB zero point it derives from
+    /// HST's `PHOTFLAM` and `PHOTPLAM` (tried after the magnitude keywords).
+    public static let photflamZeroPointKey = "ZP_PHOTFLAM"
+
+    /// The AB zero point of an HST image from `PHOTFLAM` (erg cm⁻² s⁻¹ Å⁻¹ per unit rate) and
+    /// `PHOTPLAM` (Å): −2.5 log10 PHOTFLAM − 21.10 − 5 log10 PHOTPLAM + 18.692 (STScI) for a
+    /// count rate; for an image in counts or electrons (`BUNIT` without "/S") 2.5 log10 EXPTIME
+    /// more. Nil without both keywords.
+    public static func photflamZeroPoint(_ h: [String: Double], unit: String?) -> Double? {
+        guard let flam = h["PHOTFLAM"], let plam = h["PHOTPLAM"], flam > 0, plam > 0, flam.isFinite, plam.isFinite else { return nil }
+        var zp = -2.5 * Foundation.log10(flam) - 21.10 - 5 * Foundation.log10(plam) + 18.692
+        if let unit, !unit.isEmpty, !unit.uppercased().contains("/S"), let t = h["EXPTIME"], t > 0 { zp += 2.5 * Foundation.log10(t) }
+        return zp
+    }
     /// PSF FWHM keywords in arcsec, in the order they are tried.
     public static let psfKeywords = ["PSF_FWHM", "SEEING", "FWHM"]
 
@@ -381,9 +395,14 @@ extension Stage {
         case let .matchZeroPoint(target):
             guard let (zp, keyword) = HeaderValues.zeroPoint(sample.header) else {
                 sample.assumptions.append(Assumption(subject: "MAGZERO", note: String(format:
-                    "no zero point in the header (%@): assumed to be the model's, %g", HeaderValues.zeroPointKeywords.joined(separator: ", "), target)))
+                    "no zero point in the header (%@ or PHOTFLAM with PHOTPLAM): assumed to be the model's, %g",
+                    HeaderValues.zeroPointKeywords.dropLast().joined(separator: ", "), target)))
                 sample.header["MAGZERO"] = target
                 return
+            }
+            if keyword == HeaderValues.photflamZeroPointKey {
+                sample.assumptions.append(Assumption(subject: "MAGZERO", note: String(format:
+                    "zero point from PHOTFLAM and PHOTPLAM (HST, AB magnitudes): %.3f", zp)))
             }
             let scale = Self.zeroPointScale(from: zp, to: target)
             if abs(scale - 1) > 1e-9 {

@@ -1,3 +1,4 @@
+import FITS
 import Foundation
 @testable import Preprocessing
 import XCTest
@@ -199,6 +200,25 @@ final class ObservationMatchingTests: XCTestCase {
         try Stage.matchZeroPoint(30).apply(to: &none, training: false, rng: &g)
         XCTAssertEqual(none.image, image)
         XCTAssertEqual(none.assumptions.map(\.subject), ["MAGZERO"])
+        // HST: the AB zero point from PHOTFLAM and PHOTPLAM (WFPC2 F814W of the A478 example:
+        // 22.079 for counts/s; an image in counts adds 2.5 log10 EXPTIME), said once.
+        func hst(_ unit: String) -> FITSHeader {
+            FITSHeader([HeaderRecord("BUNIT", .string(unit)), HeaderRecord("PHOTFLAM", .float(2.507987e-18)),
+                        HeaderRecord("PHOTPLAM", .float(7995.937)), HeaderRecord("EXPTIME", .float(600))])
+        }
+        let rate = Sample.numericKeywords(hst("COUNTS/S"))
+        XCTAssertEqual(rate[HeaderValues.photflamZeroPointKey]!, 22.079, accuracy: 5e-4)
+        XCTAssertEqual(Sample.numericKeywords(hst("ELECTRONS"))[HeaderValues.photflamZeroPointKey]!,
+                       22.079 + 2.5 * log10(600), accuracy: 5e-4)
+        XCTAssertNil(Sample.numericKeywords(FITSHeader([HeaderRecord("PHOTFLAM", .float(1e-18))]))[HeaderValues.photflamZeroPointKey])
+        var wfpc2 = Sample(image: image, name: "w.fits", header: rate)
+        try Stage.matchZeroPoint(30).apply(to: &wfpc2, training: false, rng: &g)
+        XCTAssertEqual(Double(wfpc2.image.pixels[0]), pow(10, 0.4 * (30 - 22.079)), accuracy: 0.5)
+        XCTAssertEqual(wfpc2.assumptions.map(\.note), ["zero point from PHOTFLAM and PHOTPLAM (HST, AB magnitudes): 22.079"])
+        // A zero-point keyword given (MAGZERO) wins over PHOTFLAM.
+        var given = Sample(image: image, name: "g.fits", header: rate.merging(["MAGZERO": 30]) { $1 })
+        try Stage.matchZeroPoint(30).apply(to: &given, training: false, rng: &g)
+        XCTAssertEqual(given.image, image)
     }
 
     func testNoiseIsEstimatedFromTheBackgroundWhenTheHeaderHasNone() throws {
