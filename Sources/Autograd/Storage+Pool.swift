@@ -24,11 +24,13 @@ private let glibcMmapThreshold: Int32 = -3   // M_MMAP_THRESHOLD
 /// faults. At most `capacity` bytes are kept; blocks beyond that are freed.
 ///
 /// The cache adds little to the footprint's high-water mark: live and cached bytes together
-/// stay within `slack` of the most bytes ever live at once (`highWater`). When a new block
-/// would break that, cached blocks are freed first (the smallest that makes room, else the
-/// largest), so a step's peak is its live tensors' peak plus at most `slack`, not plus
-/// every block cached for sizes the step is not using at that moment (the BENCH.md U-Net's
-/// peak RSS in training: 784 MB with a plain 256 MiB cache, 714 MB so).
+/// stay within the larger of `capacity` and `slack` above the most bytes ever live at once
+/// (`highWater`). When a new block would break that, cached blocks are freed first (the
+/// smallest that makes room, else the largest), so a large network's peak is its live
+/// tensors' peak plus at most `slack`, not plus every block cached for sizes the step is not
+/// using at that moment (the BENCH.md U-Net's peak RSS in training: 784 MB with a plain
+/// 256 MiB cache, 714 MB so, for about 7 % more time per step in page faults); networks
+/// whose live set is small keep the whole cache.
 final class BufferPool: @unchecked Sendable {
     static let shared = BufferPool()
     /// Smaller buffers go straight to malloc.
@@ -40,9 +42,8 @@ final class BufferPool: @unchecked Sendable {
     private var liveBytes = 0, peakLiveBytes = 0
     /// The most bytes ever live at once (not reset by `resetPeak`).
     private var highWater = 0
-    /// How far live + cached may exceed `highWater`: without it, networks whose live set is
-    /// small against the sizes they cycle through (BENCH.md's cnn: 64 MiB live at most) free
-    /// and re-map blocks every step (3× the page faults).
+    /// How far live + cached may exceed `highWater`: with none, the sizes a step cycles
+    /// through are freed and re-mapped every step (the U-Net: 650 MB peak, many more faults).
     private let slack: Int
     private let lock = NSLock()
 
@@ -77,8 +78,8 @@ final class BufferPool: @unchecked Sendable {
         }
         highWater = Swift.max(highWater, liveBytes)
         var evicted: [UnsafeMutableRawPointer] = []
-        while liveBytes + cachedBytes > highWater + slack,
-              let (size, block) = popCached(covering: liveBytes + cachedBytes - highWater - slack) {
+        let allowed = Swift.max(highWater + slack, capacity)
+        while liveBytes + cachedBytes > allowed, let (size, block) = popCached(covering: liveBytes + cachedBytes - allowed) {
             cachedBytes -= size
             evicted.append(block)
         }
