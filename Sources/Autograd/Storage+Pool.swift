@@ -29,7 +29,7 @@ private let glibcMmapThreshold: Int32 = -3   // M_MMAP_THRESHOLD
 /// smallest that makes room, else the largest), so a large network's peak is its live
 /// tensors' peak plus at most `slack`, not plus every block cached for sizes the step is not
 /// using at that moment (the BENCH.md U-Net's peak RSS in training: 784 MB with a plain
-/// 256 MiB cache, 714 MB so, for about 7 % more time per step in page faults); networks
+/// 256 MiB cache, 714 MB so, for about 10 % more time per step in page faults); networks
 /// whose live set is small keep the whole cache.
 final class BufferPool: @unchecked Sendable {
     static let shared = BufferPool()
