@@ -11,6 +11,16 @@ import XCTest
 final class RealDataTests: XCTestCase {
     let root = repositoryRoot
 
+    /// Writes a pipeline (`task`, the shipped model `weights`, then `extra` YAML) into `folder`
+    /// and runs it over `input` into `output` (a name in `folder`).
+    func runPipeline(_ task: String, weights: String, extra: String, in folder: URL, input: URL, output: String) throws -> InferenceRun {
+        let pipeline = folder.appendingPathComponent("\(task).yaml")
+        try "task: \(task)\nmodel: {weights: \(root.path)/samples/models/\(weights).safetensors}\n\(extra)\n"
+            .write(to: pipeline, atomically: true, encoding: .utf8)
+        return try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(
+            input: input.path, output: folder.appendingPathComponent(output).path, quiet: true)).predictAll()
+    }
+
     /// A DSS-style header: plate solution, no FITS-WCS CD matrix, no SKYSIG, a sky pedestal.
     func dssHeader() -> FITSHeader {
         FITSHeader([
@@ -38,12 +48,8 @@ final class RealDataTests: XCTestCase {
         let writer = try FITSWriter(path: map.path)
         try writer.appendImage((0..<(96 * 80)).map { _ in Float(3000 + 12 * rng.normal()) }, shape: [80, 96], header: dssHeader())
         try writer.commit()
-        let pipeline = folder.appendingPathComponent("seg.yaml")
-        try "task: segment\nmodel: {weights: \(root.path)/samples/models/segmentation.safetensors}\ntiling: {tile: 64, overlap: 16}\n"
-            .write(to: pipeline, atomically: true, encoding: .utf8)
-        let run = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(
-            input: folder.appendingPathComponent("maps").path, output: folder.appendingPathComponent("out").path, quiet: true))
-            .predictAll()
+        let run = try runPipeline("segment", weights: "segmentation", extra: "tiling: {tile: 64, overlap: 16}", in: folder,
+                          input: folder.appendingPathComponent("maps"), output: "out")
         XCTAssertEqual(run.summary.failed, 0)
         let header = try FITSFile(path: folder.appendingPathComponent("out/plate.fits").path).header()
         for record in dssHeader().records where record.keyword != "BUNIT" {
@@ -74,11 +80,8 @@ final class RealDataTests: XCTestCase {
             try writer.appendImage(original.pixels.map { $0 * factor }, shape: original.shape, header: header)
             try writer.commit()
         }
-        let pipeline = folder.appendingPathComponent("seg.yaml")
-        try "task: segment\nmodel: {weights: \(root.path)/samples/models/segmentation.safetensors}\ntiling: {tile: 128, overlap: 16}\n"
-            .write(to: pipeline, atomically: true, encoding: .utf8)
-        let run = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(
-            input: maps.path, output: folder.appendingPathComponent("out").path, quiet: true)).predictAll()
+        let run = try runPipeline("segment", weights: "segmentation", extra: "tiling: {tile: 128, overlap: 16}", in: folder,
+                          input: maps, output: "out")
         XCTAssertEqual(run.summary.failed, 0)
         let classes = try ["at30.fits", "at25.fits"].map {
             try FITSFile(path: folder.appendingPathComponent("out/\($0)").path).readImage(0, as: Float.self).pixels
@@ -131,11 +134,8 @@ final class RealDataTests: XCTestCase {
         let writer = try FITSWriter(path: inputs.appendingPathComponent("b_blurred.fits").path)
         try writer.appendImage(image.pixels, shape: image.shape, header: header)
         try writer.commit()
-        let pipeline = folder.appendingPathComponent("c.yaml")
-        try "task: classify\nmodel: {weights: \(root.path)/samples/models/morphology.safetensors}\noutputs: {fits_table: t.fits}\n"
-            .write(to: pipeline, atomically: true, encoding: .utf8)
-        let run = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(
-            input: inputs.path, output: folder.appendingPathComponent("out.csv").path, quiet: true)).predictAll()
+        let run = try runPipeline("classify", weights: "morphology", extra: "outputs: {fits_table: t.fits}", in: folder,
+                          input: inputs, output: "out.csv")
         XCTAssertEqual(run.summary.failed, 0)
         let lines = try String(contentsOf: folder.appendingPathComponent("out.csv"), encoding: .utf8).split(separator: "\n")
         XCTAssert(lines[0].hasSuffix(",p_star,in_domain,outside_domain,ood_energy"), String(lines[0]))
@@ -166,11 +166,8 @@ final class RealDataTests: XCTestCase {
                                    header: FITSHeader([HeaderRecord("SKYSIG", .float(10))]))
             try writer.commit()
         }
-        let pipeline = folder.appendingPathComponent("seg.yaml")
-        try "task: segment\nmodel: {weights: \(root.path)/samples/models/segmentation.safetensors}\ntiling: {tile: 64, overlap: 16}\n"
-            .write(to: pipeline, atomically: true, encoding: .utf8)
-        let run = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(
-            input: maps.path, output: folder.appendingPathComponent("out").path, quiet: true)).predictAll()
+        let run = try runPipeline("segment", weights: "segmentation", extra: "tiling: {tile: 64, overlap: 16}", in: folder,
+                          input: maps, output: "out")
         XCTAssertEqual([run.summary.done, run.summary.failed], [1, 1])
         let errors = try String(contentsOfFile: try XCTUnwrap(run.summary.errorsFile), encoding: .utf8)
         XCTAssert(errors.contains("b.fits,") && errors.contains("[2, 64, 64]"), errors)
