@@ -126,8 +126,10 @@ public struct Assumption: Equatable, Sendable, Codable {
 
 /// Reading observation quantities from the numeric header keywords of a sample.
 public enum HeaderValues {
-    /// Zero-point keywords, in the order they are tried.
-    public static let zeroPointKeywords = ["MAGZERO", "MAGZP", "MAGZPT", "PHOTZP", "ZEROPT", "ZPMAG", "ZP", photflamZeroPointKey]
+    /// Zero-point keywords holding a magnitude, in the order they are tried.
+    public static let magnitudeZeroPointKeywords = ["MAGZERO", "MAGZP", "MAGZPT", "PHOTZP", "ZEROPT", "ZPMAG", "ZP"]
+    /// Every zero-point key, in the order tried: the magnitude keywords, then the one derived from PHOTFLAM.
+    public static let zeroPointKeywords = magnitudeZeroPointKeywords + [photflamZeroPointKey]
     /// The key under which `Sample.numericKeywords` puts the AB zero point it derives from
     /// HST's `PHOTFLAM` and `PHOTPLAM` (tried after the magnitude keywords).
     public static let photflamZeroPointKey = "ZP_PHOTFLAM"
@@ -396,7 +398,7 @@ extension Stage {
             guard let (zp, keyword) = HeaderValues.zeroPoint(sample.header) else {
                 sample.assumptions.append(Assumption(subject: "MAGZERO", note: String(format:
                     "no zero point in the header (%@ or PHOTFLAM with PHOTPLAM): assumed to be the model's, %g",
-                    HeaderValues.zeroPointKeywords.dropLast().joined(separator: ", "), target)))
+                    HeaderValues.magnitudeZeroPointKeywords.joined(separator: ", "), target)))
                 sample.header["MAGZERO"] = target
                 return
             }
