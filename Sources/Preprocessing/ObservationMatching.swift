@@ -403,7 +403,8 @@ extension Stage {
                 return
             }
             if keyword == HeaderValues.photflamZeroPointKey {
-                sample.assumptions.append(Assumption(subject: "MAGZERO", note: String(format:
+                // Its own subject: said once beside, not instead of, "no zero point" for other files.
+                sample.assumptions.append(Assumption(subject: "PHOTFLAM", note: String(format:
                     "zero point from PHOTFLAM and PHOTPLAM (HST, AB magnitudes): %.3f", zp)))
             }
             let scale = Self.zeroPointScale(from: zp, to: target)
