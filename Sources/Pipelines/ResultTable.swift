@@ -26,9 +26,13 @@ public struct ResultTable: Sendable {
 
     public let layout: Layout
     /// When set (a model that records its observation), rows end with the quality columns
-    /// `in_domain` (yes, no, unknown), `outside_domain` (pixel_scale, psf, depth; `;`-separated)
-    /// and, for classifiers, `ood_energy` (the energy score of the network output).
+    /// `in_domain` (yes, no, unknown), `outside_domain` (pixel_scale, psf, depth; for a
+    /// posterior also `<target>_range` when its posterior piles up on a bound of the prior,
+    /// `TargetScaling.targetsAtRangeEdge`; `;`-separated) and, for classifiers, `ood_energy`
+    /// (the energy score of the network output).
     public var domains: [String: DomainCheck]?
+    /// A posterior model's target scaling (its prior ranges), for the `<target>_range` flags.
+    public var scaling: TargetScaling?
 
     public init(_ layout: Layout) { self.layout = layout }
 
@@ -41,7 +45,10 @@ public struct ResultTable: Sendable {
     func qualityText(file: String, _ prediction: Prediction) -> [String] {
         guard let domains else { return [] }
         let check = domains[file]
-        var row = [check?.verdict ?? "unknown", check?.outside.joined(separator: ";") ?? ""]
+        var edges = [String]()
+        if let scaling, case let .posterior(p) = prediction { edges = scaling.targetsAtRangeEdge(p).map { $0 + "_range" } }
+        let outside = (check?.outside ?? []) + edges
+        var row = [edges.isEmpty ? check?.verdict ?? "unknown" : "no", outside.joined(separator: ";")]
         if case .classes = layout {
             if case let .classes(p) = prediction, let energy = p.energy { row.append(Self.format(energy)) } else { row.append("") }
         }
@@ -56,7 +63,9 @@ public struct ResultTable: Sendable {
         }
         switch predictor.task {
         case .classify, .lens, .lightcurves: layout = .classes(names: predictor.classNames, probabilities: probabilities)
-        case .regress where predictor.isPosterior: layout = .posterior(targets: predictor.recipe!.targetNames)
+        case .regress where predictor.isPosterior:
+            layout = .posterior(targets: predictor.recipe!.targetNames)
+            scaling = predictor.recipe!.targetScaling
         case .regress: layout = .regression(targets: predictor.recipe!.targetNames, percentiles: predictor.recipe!.predictsUncertainty)
         case .segment, .deblend, .generate: layout = .maps
         }

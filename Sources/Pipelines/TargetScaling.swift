@@ -109,6 +109,20 @@ public struct TargetScaling: Equatable, Sendable {
         return PosteriorEstimate(medians: medians, p16: p16, p84: p84, p025: p025, p975: p975, samples: samples)
     }
 
+    /// The targets whose central 68 % interval lies in the outer 1 % of their prior range at
+    /// one end (in learned units: log10 where asked): the posterior piles up on the bound, as
+    /// for an object beyond the range the model was trained on (a galaxy brighter than its
+    /// magnitudes), and the value is the bound, not a measurement.
+    public func targetsAtRangeEdge(_ p: PosteriorEstimate) -> [String] {
+        names.indices.compactMap { k in
+            guard let range = learnedRange(k), k < p.p16.count, k < p.p84.count else { return nil }
+            func learned(_ v: Double) -> Double { isLogarithmic(k) ? Foundation.log10(Swift.max(v, .leastNormalMagnitude)) : v }
+            let margin = 0.01 * (range.hi - range.lo)
+            let (low, high) = (learned(p.p16[k]), learned(p.p84[k]))
+            return high <= range.lo + margin || low >= range.hi - margin ? names[k] : nil
+        }
+    }
+
     /// Catalog values → the standardised training targets.
     public func standardized(_ targets: [Double], file: String) throws -> [Double] {
         try learnedValues(targets, file: file).enumerated().map { ($0.element - mean[$0.offset]) / std[$0.offset] }

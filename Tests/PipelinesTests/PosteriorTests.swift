@@ -38,6 +38,29 @@ final class PosteriorTests: XCTestCase {
         }
     }
 
+    /// A posterior piled on a bound of its prior (an object beyond the training range) is
+    /// flagged in the quality columns; one near but inside the bound is not.
+    func testPosteriorsOnTheirPriorsBoundAreFlagged() {
+        let scaling = TargetScaling(names: ["sersic_n", "r_e", "q", "mag"], mean: [0, 0, 0, 0], std: [1, 1, 1, 1],
+                                    logTargets: ["r_e"], bounds: bounds)
+        func estimate(_ p16: [Double], _ p84: [Double]) -> PosteriorEstimate {
+            PosteriorEstimate(medians: zip(p16, p84).map { ($0 + $1) / 2 }, p16: p16, p84: p84, p025: p16, p975: p84)
+        }
+        // A galaxy brighter than mag 17 (the BCG of docs/real-data.md: 17.00 [17.00, 17.00]) and
+        // an r_e pinned at 3" (within 1 % of the log10 range: 0.01 dex).
+        let pinned = estimate([2, 2.95, 0.5, 17.0], [3, 2.999, 0.6, 17.004])
+        XCTAssertEqual(scaling.targetsAtRangeEdge(pinned), ["r_e", "mag"])
+        // Near the bounds but with the 68 % interval reaching inside: a measurement.
+        let inside = estimate([0.5, 0.3, 0.2, 17.0], [0.7, 0.35, 0.25, 17.2])
+        XCTAssertEqual(scaling.targetsAtRangeEdge(inside), [])
+        var table = ResultTable(.posterior(targets: scaling.names))
+        table.domains = ["a.fits": DomainCheck(outside: [], unknown: []), "b.fits": DomainCheck(outside: ["depth"], unknown: [])]
+        table.scaling = scaling
+        XCTAssertEqual(table.qualityText(file: "a.fits", .posterior(inside)), ["yes", ""])
+        XCTAssertEqual(table.qualityText(file: "a.fits", .posterior(pinned)), ["no", "r_e_range;mag_range"])
+        XCTAssertEqual(table.qualityText(file: "b.fits", .posterior(pinned)), ["no", "depth;r_e_range;mag_range"])
+    }
+
     /// Percentiles of known draws, mapped back to catalog units (numpy's linear interpolation).
     func testPosteriorPercentilesOfDraws() {
         let scaling = TargetScaling(names: ["a", "b"], mean: [1, 0], std: [2, 1], logTargets: ["b"])
