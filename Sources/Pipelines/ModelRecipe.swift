@@ -40,11 +40,15 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// Class models: the softmax temperature fitted on held-out data (`astrolabe evaluate
     /// --calibrate`); probabilities are softmax(logits / T). Absent: 1.
     public var temperature: Double?
+    /// Class models: the energy score (−log Σ exp(logits)) above which an image is unlike the
+    /// training data, the 95th percentile of the scores on held-out simulated data; rows above
+    /// it say `atypical` in `outside_domain`. Absent: no such flag.
+    public var oodEnergyThreshold: Double?
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
              predictsUncertainty, logTargetNames = "logTargets", targetBounds, posteriorDraws, observation, provenance,
-             sequenceStages, temperature
+             sequenceStages, temperature, oodEnergyThreshold
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
@@ -133,6 +137,8 @@ extension ModelRecipe {
             lines.append("classes       " + classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", "))
             lines.append("temperature   " + (temperature.map { String(format: "%.4f (fitted on held-out data)", $0) }
                                              ?? "1 (probabilities not recalibrated)"))
+            lines.append("ood energy    " + (oodEnergyThreshold.map { String(format: "above %.3f: the row says 'atypical' "
+                + "(95th percentile on held-out simulated data)", $0) } ?? "no threshold recorded"))
         }
         if !targetNames.isEmpty {
             lines.append("targets       " + targetNames.joined(separator: ", ") + (logTargets.isEmpty ? "" : " (log10: \(logTargets.joined(separator: ", ")))")

@@ -28,11 +28,14 @@ public struct ResultTable: Sendable {
     /// When set (a model that records its observation), rows end with the quality columns
     /// `in_domain` (yes, no, unknown), `outside_domain` (pixel_scale, psf, depth; for a
     /// posterior also `<target>_range` when its posterior piles up on a bound of the prior,
-    /// `TargetScaling.targetsAtRangeEdge`; `;`-separated) and, for classifiers, `ood_energy`
-    /// (the energy score of the network output).
+    /// `TargetScaling.targetsAtRangeEdge`; for a class model with an energy threshold
+    /// `atypical` when the image's energy score is above it; `;`-separated) and, for
+    /// classifiers, `ood_energy` (the energy score of the network output).
     public var domains: [String: DomainCheck]?
     /// A posterior model's target scaling (its prior ranges), for the `<target>_range` flags.
     public var scaling: TargetScaling?
+    /// A class model's energy threshold (`ModelRecipe.oodEnergyThreshold`), for the `atypical` flag.
+    public var energyThreshold: Double?
 
     public init(_ layout: Layout) { self.layout = layout }
 
@@ -45,10 +48,13 @@ public struct ResultTable: Sendable {
     func qualityText(file: String, _ prediction: Prediction) -> [String] {
         guard let domains else { return [] }
         let check = domains[file]
-        var edges = [String]()
-        if let scaling, case let .posterior(p) = prediction { edges = scaling.targetsAtRangeEdge(p).map { $0 + "_range" } }
-        let outside = (check?.outside ?? []) + edges
-        var row = [edges.isEmpty ? check?.verdict ?? "unknown" : "no", outside.joined(separator: ";")]
+        var flags = [String]()
+        if let scaling, case let .posterior(p) = prediction { flags = scaling.targetsAtRangeEdge(p).map { $0 + "_range" } }
+        if let energyThreshold, case let .classes(p) = prediction, let energy = p.energy, energy > energyThreshold {
+            flags.append("atypical")
+        }
+        let outside = (check?.outside ?? []) + flags
+        var row = [flags.isEmpty ? check?.verdict ?? "unknown" : "no", outside.joined(separator: ";")]
         if case .classes = layout {
             if case let .classes(p) = prediction, let energy = p.energy { row.append(Self.format(energy)) } else { row.append("") }
         }
@@ -62,7 +68,9 @@ public struct ResultTable: Sendable {
             return
         }
         switch predictor.task {
-        case .classify, .lens, .lightcurves: layout = .classes(names: predictor.classNames, probabilities: probabilities)
+        case .classify, .lens, .lightcurves:
+            layout = .classes(names: predictor.classNames, probabilities: probabilities)
+            energyThreshold = predictor.recipe?.oodEnergyThreshold
         case .regress where predictor.isPosterior:
             layout = .posterior(targets: predictor.recipe!.targetNames)
             scaling = predictor.recipe!.targetScaling

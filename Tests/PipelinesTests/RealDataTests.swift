@@ -120,6 +120,18 @@ final class RealDataTests: XCTestCase {
         XCTAssertEqual(p.predicted, 4, "the star is a star once matched: \(p.probabilities)")
     }
 
+    /// A class model with an energy threshold flags rows whose energy score is above it.
+    func testClassRowsAboveTheEnergyThresholdAreAtypical() {
+        var table = ResultTable(.classes(names: ["a", "b"], probabilities: true))
+        table.domains = ["x.fits": DomainCheck(outside: [], unknown: [])]
+        let typical = Prediction.classes(ClassProbabilities(probabilities: [0.9, 0.1], energy: -5))
+        let odd = Prediction.classes(ClassProbabilities(probabilities: [0.6, 0.4], energy: -1))
+        XCTAssertEqual(table.qualityText(file: "x.fits", odd), ["yes", "", "-1"], "no threshold, no flag")
+        table.energyThreshold = -3.18
+        XCTAssertEqual(table.qualityText(file: "x.fits", typical), ["yes", "", "-5"])
+        XCTAssertEqual(table.qualityText(file: "x.fits", odd), ["no", "atypical", "-1"])
+    }
+
     func testRowsCarryQualityFlagsAndTheEnergyScore() throws {
         let folder = try makeTemporaryDirectory("quality")
         let inputs = folder.appendingPathComponent("in")
