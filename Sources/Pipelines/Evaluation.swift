@@ -94,7 +94,16 @@ extension PipelineRunner {
             }
             let temperature = try calibrate(probabilities, truth: truth, predictor: predictor, metrics: &metrics,
                                             save: { try save($0, "reliability.png") })
-            if let calibratedModel { try writeCalibrated(predictor, temperature: temperature, to: calibratedModel) }
+            // The energy above which 5 % of these images lie: the `atypical` threshold for data like them.
+            let energies = truthCatalog.entries.compactMap { entry -> Double? in
+                guard case let .classes(p)? = results[entry.name] else { return nil }
+                return p.energy
+            }.sorted()
+            let threshold = energies.isEmpty ? nil : PixelStatistics.percentile(sorted: energies, 95)
+            if let threshold { metrics["ood_energy_p95"] = threshold }
+            if let calibratedModel {
+                try writeCalibrated(predictor, temperature: temperature, energyThreshold: threshold, to: calibratedModel)
+            }
             if config.task == .lens, positive.count == truth.count {
                 let auc = ClassificationMetrics.rocAUC(scores: positive, truth: truth)
                 metrics["roc_auc"] = auc
@@ -221,13 +230,15 @@ extension PipelineRunner {
         return current * factor
     }
 
-    /// A copy of the predictor's model file whose recipe carries `temperature`.
-    func writeCalibrated(_ predictor: Predictor, temperature: Double, to url: URL) throws {
+    /// A copy of the predictor's model file whose recipe carries `temperature` and, when
+    /// given, the energy threshold of the images it was fitted on.
+    func writeCalibrated(_ predictor: Predictor, temperature: Double, energyThreshold: Double?, to url: URL) throws {
         let file = try ModelFile(contentsOf: URL(fileURLWithPath: predictor.path))
         guard var recipe = predictor.recipe else {
             throw PipelineError.modelFile(path: predictor.path, reason: "it records no recipe to carry a temperature")
         }
         recipe.temperature = temperature
+        if let energyThreshold { recipe.oodEnergyThreshold = energyThreshold }
         try ModelFile(model: file.model, architecture: file.architecture, preprocessing: recipe.json).write(to: url)
     }
 

@@ -230,8 +230,9 @@ final class PipelineCommandTests: XCTestCase {
         try FileManager.default.removeItem(at: journal)
     }
 
-    /// `evaluate --calibrate` fits a temperature, writes it into a copy of the model file (never
-    /// over an existing file), and runs with that copy give softmax(log p / T) of the original's.
+    /// `evaluate --calibrate` fits a temperature, writes it (and the images' energy threshold)
+    /// into a copy of the model file (never over an existing file), and runs with that copy give
+    /// softmax(log p / T) of the original's.
     func testEvaluateCalibrateWritesTheTemperatureAndRunsUseIt() throws {
         let e = try tool(["evaluate", "infer.yaml", "--input", "test/catalog.csv", "--report", "calib-eval",
                           "--calibrate", "calibrated.safetensors"])
@@ -244,6 +245,9 @@ final class PipelineCommandTests: XCTestCase {
         XCTAssert(FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent("calib-eval/reliability.png").path))
         let inspect = try tool(["inspect", "calibrated.safetensors"])
         XCTAssert(inspect.stdout.contains(String(format: "temperature   %.4f", fitted)), inspect.stdout)
+        // The copy also records the energy threshold of these images (their 95th percentile).
+        let threshold = try XCTUnwrap(metrics["ood_energy_p95"] as? Double)
+        XCTAssert(inspect.stdout.contains(String(format: "ood energy    above %.3f", threshold)), inspect.stdout)
 
         let again = try tool(["evaluate", "infer.yaml", "--input", "test/catalog.csv", "--report", "calib-eval2",
                               "--calibrate", "calibrated.safetensors"])
