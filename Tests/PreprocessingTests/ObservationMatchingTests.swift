@@ -211,6 +211,8 @@ final class ObservationMatchingTests: XCTestCase {
         XCTAssertEqual(Sample.numericKeywords(hst("ELECTRONS"))[HeaderValues.photflamZeroPointKey]!,
                        22.079 + 2.5 * log10(600), accuracy: 5e-4)
         XCTAssertNil(Sample.numericKeywords(FITSHeader([HeaderRecord("PHOTFLAM", .float(1e-18))]))[HeaderValues.photflamZeroPointKey])
+        XCTAssertNil(Sample.numericKeywords(FITSHeader([HeaderRecord("PHOTFLAM", .float(-1)), HeaderRecord("PHOTPLAM", .float(8000))]))[
+            HeaderValues.photflamZeroPointKey], "a negative PHOTFLAM gives no zero point")
         var wfpc2 = Sample(image: image, name: "w.fits", header: rate)
         try Stage.matchZeroPoint(30).apply(to: &wfpc2, training: false, rng: &g)
         XCTAssertEqual(Double(wfpc2.image.pixels[0]), pow(10, 0.4 * (30 - 22.079)), accuracy: 0.5)
