@@ -3,7 +3,9 @@ and stars with Gaussian noise, and what SEP (`sep.extract`, Barbary 2016: SExtra
 detection, multi-threshold deblending) makes of them: the number of objects and the
 segment of the object at the centre. The images are float32, little endian, one after the
 other (48 x 48, row-major); the JSON holds per image the noise sigma, the object count and
-the indices of the central object's segment pixels.
+the indices of the central object's segment pixels, and per object its centroid and Kron
+radius (`sep.kron_radius` within 6 of its moment ellipse, other objects' pixels left out, as
+SExtractor's AUTO aperture and `mask_neighbours` use it).
 
     pip install sep numpy
     python scripts/make_sep_fixtures.py
@@ -49,9 +51,13 @@ for k in range(12):
     if centre == 0:  # nearest object to the centre
         d2 = (objects["x"] - size / 2 + 0.5) ** 2 + (objects["y"] - size / 2 + 0.5) ** 2
         centre = int(np.argmin(d2)) + 1
+    ids = np.arange(1, len(objects) + 1, dtype=np.int32)
+    kron, _ = sep.kron_radius(data, objects["x"], objects["y"], objects["a"], objects["b"], objects["theta"], 6.0,
+                              seg_id=ids, segmap=seg)
     images.append(data)
     meta.append({"sigma": sigma, "objects": int(len(objects)),
-                 "central_segment": np.flatnonzero(seg.ravel() == centre).tolist()})
+                 "central_segment": np.flatnonzero(seg.ravel() == centre).tolist(),
+                 "x": objects["x"].tolist(), "y": objects["y"].tolist(), "kron": kron.tolist()})
 np.stack(images).astype("<f4").tofile(root / "sep_blends.bin")
 (root / "sep_blends.json").write_text(json.dumps({"size": size, "images": meta}))
 print([m["objects"] for m in meta], [len(m["central_segment"]) for m in meta])

@@ -79,6 +79,9 @@ public struct InputConfig: Equatable, Sendable {
     public var headerValues: [String: Double] = [:]
     /// Whether inference brings images to the model's recorded observation (default true).
     public var matchObservation: Bool = true
+    /// Inference on single-object cutouts: mask the neighbours after observation matching
+    /// and before the model's stages (`mask_neighbours` with its defaults).
+    public var maskNeighbours: Bool = false
 }
 
 /// Which model, and how to train it if the pipeline trains.
@@ -230,7 +233,7 @@ extension PipelineConfig: Decodable {
 extension InputConfig: Decodable {
     enum Key: String, ConfigName {
         case path, hdu, bands, band_files, label_column, class_names, target_columns, header_keywords, log_targets
-        case target_bounds, header_values, match_observation
+        case target_bounds, header_values, match_observation, mask_neighbours
     }
     static let defaults = InputConfig(path: nil, hdu: nil, bands: [], bandFiles: [:], labelColumn: nil,
                                       classNames: [], targetColumns: [], headerKeywords: [], logTargets: [])
@@ -259,6 +262,7 @@ extension InputConfig: Decodable {
         headerValues = Dictionary(uniqueKeysWithValues: (try c.optional(.header_values, [String: Double].self) ?? [:])
             .map { ($0.key.uppercased(), $0.value) })
         matchObservation = try c.optional(.match_observation) ?? true
+        maskNeighbours = try c.optional(.mask_neighbours) ?? false
         for name in logTargets where !targetColumns.contains(name) {
             throw c.invalid(.log_targets, "log_targets names '\(name)', which is not in target_columns \(targetColumns).")
         }

@@ -287,10 +287,15 @@ extension PipelineRunner {
         let input = FITSInput(hdu: config.input.hdu ?? recipe.hdu,
                               bands: config.input.bands.isEmpty ? recipe.bands : config.input.bands,
                               bandFiles: config.input.bandFiles.isEmpty ? recipe.bandFiles : config.input.bandFiles)
+        if config.input.maskNeighbours && ![.classify, .regress].contains(recipe.task) {
+            throw PipelineError.unsupported("\(pipelinePath): input.mask_neighbours is for single-object cutouts (classify, "
+                                            + "regress); this model's task is \(recipe.task.rawValue)")
+        }
         return Predictor(network: model.network, architecture: model.architecture, recipe: recipe, path: model.path,
                          stages: config.stages.isEmpty ? nil : config.stages, input: input,
                          classNames: config.input.classNames.isEmpty ? nil : config.input.classNames,
-                         matchObservation: config.input.matchObservation, headerValues: config.input.headerValues)
+                         matchObservation: config.input.matchObservation, headerValues: config.input.headerValues,
+                         maskNeighbours: config.input.maskNeighbours)
     }
 
     /// How many failures the console lists (all are in the errors file).

@@ -151,7 +151,8 @@ extension Prediction: Codable {
 /// judged on the image as the network sees it (after observation matching): the
 /// quantities outside the domain, and those the header did not give (assumed).
 public struct DomainCheck: Codable, Equatable, Sendable {
-    /// `pixel_scale`, `psf`, `depth` when outside the model's ranges.
+    /// `pixel_scale`, `psf`, `depth` when outside the model's ranges; `neighbours` when
+    /// `mask_neighbours` masked pixels of the image.
     public var outside: [String]
     /// The same names where the value was assumed rather than read or measured.
     public var unknown: [String]
@@ -173,6 +174,8 @@ public struct DomainCheck: Codable, Equatable, Sendable {
                                       ("depth", flags.depth, "")] {
             if assumed.contains(subject) || flag == nil { unknown.append(name) } else if flag == false { outside.append(name) }
         }
+        // Neighbours were masked: the values rest on pixels filled from the object's reflection or with noise.
+        if let masked = sample.header[NeighbourMasking.maskedKeyword], masked > 0 { outside.append("neighbours") }
         self.init(outside: outside, unknown: unknown)
     }
 }

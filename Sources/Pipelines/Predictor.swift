@@ -42,10 +42,11 @@ public final class Predictor: @unchecked Sendable {
     /// `classNames` replace the recipe's when given (a pipeline's own); `raw` reads
     /// the pixels unchanged and returns the network's outputs as they are. With
     /// `matchObservation`, images are first brought to the observation the recipe
-    /// records (`Observation.matchingStages`).
+    /// records (`Observation.matchingStages`); with `maskNeighbours`, a `mask_neighbours`
+    /// stage follows them (unless the model's own stages have one).
     public init(network: any Layer, architecture: Architecture, recipe: ModelRecipe?, path: String,
                 stages: [Stage]? = nil, input: FITSInput? = nil, classNames: [String]? = nil, raw: Bool = false,
-                matchObservation: Bool = true, headerValues: [String: Double] = [:]) {
+                matchObservation: Bool = true, headerValues: [String: Double] = [:], maskNeighbours: Bool = false) {
         network.eval()
         self.network = withNoGrad { network.fusedForInference() }
         self.architecture = architecture
@@ -73,7 +74,13 @@ public final class Predictor: @unchecked Sendable {
             }
         }
         matchingStages = matching
-        preparation = Preparation(rawInput ? [] : matching + own)
+        var masking = [Stage]()
+        if maskNeighbours, !own.contains(where: { if case .maskNeighbours = $0 { return true } else { return false } }) {
+            var keyword = "SKYSIG", bandKeywords = [String]()
+            for case let .scaleByNoise(.header(k, b)) in own { (keyword, bandKeywords) = (k, b) }
+            masking = [.maskNeighbours(NeighbourMasking(keyword: keyword, bandKeywords: bandKeywords))]
+        }
+        preparation = Preparation(rawInput ? [] : matching + masking + own)
         let names = classNames ?? recipe?.classNames ?? []
         self.classNames = names.count == architecture.classes ? names : (0..<architecture.classes).map(String.init)
     }

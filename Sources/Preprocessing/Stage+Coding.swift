@@ -17,7 +17,7 @@ public enum StageName: String, ConfigName {
     case randomCrop = "random_crop", fluxScale = "flux_scale"
     case subtractMeshBackground = "subtract_mesh_background", estimateNoise = "estimate_noise"
     case matchZeroPoint = "match_zero_point", matchPixelScale = "match_pixel_scale", matchPSF = "match_psf"
-    case fitSize = "fit_size", headerChannel = "header_channel"
+    case fitSize = "fit_size", headerChannel = "header_channel", maskNeighbours = "mask_neighbours"
     case pedestal, cosmicRays = "cosmic_rays", maskPixels = "mask_pixels", correlatedNoise = "correlated_noise"
 
     /// The parameter keys the stage accepts.
@@ -47,6 +47,7 @@ public enum StageName: String, ConfigName {
         case .matchPSF: return [.fwhm]
         case .fitSize: return [.size, .height, .width]
         case .headerChannel: return [.keyword, .range]
+        case .maskNeighbours: return [.threshold, .minPeak, .minProminence, .kronFactor, .grow, .core, .keyword, .bandKeywords]
         case .pedestal: return [.level, .gradient, .p]
         case .cosmicRays: return [.count, .length, .amplitude, .p]
         case .maskPixels: return [.columns, .spots, .edge, .p]
@@ -62,6 +63,7 @@ public enum StageParameter: String, ConfigName {
     case p, gain, range, fwhm, degrees
     case mesh, filter, estimator, iterations, when, zeroPoint = "zero_point", pixelScale = "pixel_scale"
     case level, gradient, count, length, amplitude, columns, spots, edge, border
+    case threshold, minPeak = "min_peak", minProminence = "min_prominence", kronFactor = "kron_factor", grow, core
 }
 
 /// The padding modes of `pad`, as written in YAML.
@@ -163,6 +165,24 @@ extension Stage: Codable {
                                 + "mapped to [-1, 1]), got \(range).")
             }
             return .headerChannel(keyword: keyword, range: range)
+        case .maskNeighbours:
+            let d = NeighbourMasking()
+            let m = NeighbourMasking(threshold: try p.optional("threshold") ?? d.threshold,
+                                     minimumPeak: try p.optional("min_peak") ?? d.minimumPeak,
+                                     minimumProminence: try p.optional("min_prominence") ?? d.minimumProminence,
+                                     kronFactor: try p.optional("kron_factor") ?? d.kronFactor,
+                                     grow: try p.optional("grow") ?? d.grow, core: try p.optional("core") ?? d.core,
+                                     keyword: try p.optional("keyword") ?? d.keyword,
+                                     bandKeywords: try p.optional("band_keywords") ?? [])
+            for (key, value) in [("threshold", m.threshold), ("min_peak", m.minimumPeak),
+                                 ("min_prominence", m.minimumProminence)] where !(value > 0 && value.isFinite) {
+                throw p.invalid(key, "mask_neighbours: \(key) must be a positive number of noise sigmas, got \(value).")
+            }
+            for (key, value) in [("kron_factor", m.kronFactor), ("core", m.core), ("grow", Double(m.grow))]
+                where !(value >= 0 && value.isFinite) {
+                throw p.invalid(key, "mask_neighbours: \(key) must be a number ≥ 0, got \(value).")
+            }
+            return .maskNeighbours(m)
         case .resize, .centerCrop, .fitSize:
             let size: Int? = try p.optional("size")
             let h = try p.optional("height") ?? size, w = try p.optional("width") ?? size
@@ -252,6 +272,11 @@ extension Stage: Codable {
         case let .matchPSF(r): try range("fwhm", r)
         case let .fitSize(h, w): try put("height", h); try put("width", w)
         case let .headerChannel(keyword, r): try put("keyword", keyword); try range("range", r)
+        case let .maskNeighbours(m):
+            try put("threshold", m.threshold); try put("min_peak", m.minimumPeak)
+            try put("min_prominence", m.minimumProminence); try put("kron_factor", m.kronFactor)
+            try put("grow", m.grow); try put("core", m.core); try put("keyword", m.keyword)
+            if !m.bandKeywords.isEmpty { try put("band_keywords", m.bandKeywords) }
         case let .augment(random):
             try put("p", random.probability)
             switch random.augmentation {

@@ -40,6 +40,9 @@ public enum Stage: Equatable, Sendable {
     /// A missing keyword takes the middle of `range`, recorded as an assumption. It comes after
     /// every stage that changes pixel values, so only flips and 90° rotations may follow.
     case headerChannel(keyword: String, range: ClosedRange<Double>)
+    /// Masks the neighbours of a single-object cutout and fills them from the central
+    /// object's point reflection (`NeighbourMasking`).
+    case maskNeighbours(NeighbourMasking)
 
     public var isAugmentation: Bool {
         if case .augment = self { return true }
@@ -72,6 +75,7 @@ public enum Stage: Equatable, Sendable {
         case .matchPSF: return "match_psf"
         case .fitSize: return "fit_size"
         case .headerChannel: return "header_channel"
+        case .maskNeighbours: return "mask_neighbours"
         }
     }
 
@@ -126,6 +130,8 @@ public enum Stage: Equatable, Sendable {
             try applyObservationMatching(to: &sample)
         case let .headerChannel(keyword, range):
             try appendHeaderChannel(&sample, keyword: keyword, range: range)
+        case let .maskNeighbours(masking):
+            try masking.apply(to: &sample)
         }
     }
 
