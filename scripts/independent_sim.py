@@ -19,7 +19,9 @@ works on it unchanged (regression: `astrolabe evaluate pipelines/regress-sersic.
 `--surroundings` (morphology) gives each cutout, uniformly, one of: 1-3 neighbours (stars or
 Sersic galaxies 2.5-8" away), the object's light truncated at 3-5 r_e (GalSim's Sersic
 truncation; the spiral disk and stars cut in the image, stars at 1.5-3 FWHM), both, or none;
-EFFECT, NNEIGH and TRUNC_K record it. Real cutouts have these; TASKS.md's do not.
+EFFECT, NNEIGH and TRUNC_K record it. Real cutouts have these; TASKS.md's do not. For
+`--task regression` it gives every galaxy 1-3 such neighbours (the galaxies, PSFs and sky
+noise levels are those of the same seed without it).
 
 PSF (`--psf`):
   gaussian  TASKS.md exactly: circular Gaussian, FWHM uniform in [0.6, 1.0]".
@@ -458,18 +460,25 @@ def make_segmentation(rng, psf_mode):
 
 
 # ---------------------------------------------------------------- regression
-def make_regression(rng, psf_mode):
-    """TASKS.md task 4: one Sersic galaxy, every parameter uniform over its range."""
+def make_regression(rng, psf_mode, srng=None):
+    """TASKS.md task 4: one Sersic galaxy, every parameter uniform over its range. With `srng`
+    (a generator of its own, so the galaxies are those of the set without it) 1-3 neighbours
+    are added (`neighbour_light`; no truncation: a cut galaxy's magnitude has no single truth);
+    NNEIGH records how many."""
     n, r_e, q, mag = rng.uniform(0.5, 6.0), rng.uniform(0.3, 3.0), rng.uniform(0.2, 1.0), rng.uniform(17.0, 22.0)
     pa = rng.uniform(0.0, math.pi)
     offset = (rng.uniform(-2, 2), rng.uniform(-2, 2))
     pp = draw_psf_params(rng, psf_mode)
     sigma = rng.uniform(5.0, 15.0)
     model = draw_gs(sersic(n, r_e, flux_of(mag), q, pa), make_psf(pp), offset)
+    neighbours = 0
+    if srng is not None:
+        light, neighbours = neighbour_light(srng, make_psf(pp), offset)
+        model = model + light
     data = add_noise(rng, model, sigma)
     header = {"PSF_FWHM": pp["fwhm"], "SKYSIG": sigma, "SERSIC_N": n, "R_E": r_e, "Q": q, "MAG": mag,
               "PA": math.degrees(pa), "XOFF": offset[0], "YOFF": offset[1],
-              "PSFTYPE": pp["type"], "PSFBETA": pp["beta"], "PSF_E": pp["e"]}
+              "PSFTYPE": pp["type"], "PSFBETA": pp["beta"], "PSF_E": pp["e"], "NNEIGH": neighbours}
     return data.astype(np.float32), (n, r_e, q, mag), header
 
 
@@ -513,7 +522,8 @@ def make_one(args):
         write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode, truth)
         return name, None
     if task == "regression":
-        data, truth, header = make_regression(rng, psf_mode)
+        srng = np.random.default_rng([seed, TASK_IDS[task], index, 7]) if surroundings else None
+        data, truth, header = make_regression(rng, psf_mode, srng)
         write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode)
         return (name,) + tuple(f"{v:.6f}" for v in truth)
     if task == "morphology":
@@ -675,7 +685,8 @@ def main(argv=None):
     ap.add_argument("--psf", choices=["gaussian", "varied"], default="gaussian")
     ap.add_argument("--surroundings", action="store_true",
                     help="morphology: give each cutout neighbours, truncated light, both or none "
-                         "(uniformly; EFFECT records which), as real cutouts have and TASKS.md's do not")
+                         "(uniformly; EFFECT records which), as real cutouts have and TASKS.md's do not; "
+                         "regression: 1-3 neighbours for every galaxy (NNEIGH)")
     ap.add_argument("--sheet", metavar="PNG", help="instead of generating: contact sheet of --out")
     ap.add_argument("--out", required=True, help="output folder (FITS files + catalog.csv)")
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
@@ -689,8 +700,8 @@ def main(argv=None):
     if not a.task:
         ap.error("--task is required when generating")
     os.makedirs(a.out, exist_ok=True)
-    if a.surroundings and a.task != "morphology":
-        ap.error("--surroundings is for --task morphology")
+    if a.surroundings and a.task not in ("morphology", "regression"):
+        ap.error("--surroundings is for --task morphology or regression")
     jobs = [(a.task, a.seed, i, a.psf, a.out, a.surroundings) for i in range(a.count)]
     rows = []
     start = time.time()
