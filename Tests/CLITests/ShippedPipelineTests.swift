@@ -69,6 +69,40 @@ final class ShippedPipelineTests: XCTestCase {
         }
     }
 
+    /// `input.mask_neighbours` on cutouts with neighbours: rows say so and the magnitudes move
+    /// towards the truth; galaxies alone keep their values; maps refuse the key.
+    func testRegressSersicWithNeighboursMasked() throws {
+        let dir = try makeTemporaryDirectory("masked")
+        let data = dir.appendingPathComponent("nb")
+        var r = try runTool(["simulate", "--task", "regression", "--count", "12", "--seed", "9", "--neighbours", "1", "--out", data.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        func run(_ input: String, masked: Bool, _ name: String) throws -> [[String]] {
+            let out = dir.appendingPathComponent(name)
+            let r = try runTool(["run", "pipelines/regress-sersic.yaml", "--input", input, "--output", out.path, "--quiet", "--fresh",
+                                 "--set", "input.mask_neighbours=\(masked)"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try rows(out)
+        }
+        let plain = try run(data.path, masked: false, "plain.csv"), masked = try run(data.path, masked: true, "masked.csv")
+        let truth = try String(contentsOf: data.appendingPathComponent("catalog.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { Double($0.split(separator: ",")[4])! }
+        XCTAssertEqual(masked[0].last, "outside_domain")
+        let flagged = masked.dropFirst().filter { $0.last!.split(separator: ";").contains("neighbours") }.count
+        XCTAssertGreaterThanOrEqual(flagged, 8, "rows whose neighbours were masked say so")
+        XCTAssert(plain.dropFirst().allSatisfy { !$0.last!.contains("neighbours") })
+        func error(_ table: [[String]]) -> Double {
+            zip(table.dropFirst(), truth).map { abs(Double($0.0[4])! - $0.1) }.sorted()[truth.count / 2]
+        }
+        XCTAssertLessThan(error(masked), error(plain) / 2, "median |mag error| masked \(error(masked)), plain \(error(plain))")
+        // The shipped samples have no neighbours: the same values with the key as without.
+        let samples = repositoryRoot.appendingPathComponent("samples/regression").path
+        XCTAssertEqual(try run(samples, masked: true, "s1.csv"), try run(samples, masked: false, "s2.csv"))
+        r = try runTool(["run", "pipelines/segment-sky.yaml", "--output", dir.appendingPathComponent("maps").path, "--quiet",
+                         "--set", "input.mask_neighbours=true"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssert(r.stderr.contains("mask_neighbours"), r.stderr)
+    }
+
     func testSegmentSkyWritesClassMapsWithTheInputWCS() throws {
         let folder = try makeTemporaryDirectory("shipped").appendingPathComponent("segmented")
         try runPipeline("segment-sky", output: folder, input: "samples/skymap/skymap_1024.fits")
