@@ -38,12 +38,14 @@ final class StageTests: XCTestCase {
     - cosmic_rays: {count: [1, 4], length: [1, 15], amplitude: [20, 200]}
     - correlated_noise: {sigma: [0.5, 1], length: [0.5, 1.5], p: 0.5}
     - header_channel: {keyword: PSF_FWHM, range: [0.6, 1.0]}
+    - mask_neighbours: {min_peak: 5, kron_factor: 3}
     """
 
     func testEveryStageDecodesFromYAMLAndRoundTripsThroughJSON() throws {
         let stages = try YAMLDecoder().decode([Stage].self, from: yaml)
-        XCTAssertEqual(stages.count, 32)
+        XCTAssertEqual(stages.count, 33)
         XCTAssertEqual(stages[31], .headerChannel(keyword: "PSF_FWHM", range: 0.6...1.0))
+        XCTAssertEqual(stages[32], .maskNeighbours(NeighbourMasking(minimumPeak: 5, kronFactor: 3)))
         XCTAssertEqual(stages[27], .augment(RandomAugmentation(.maskPixels(columns: 0...2, spots: 1...1, edge: 0...8), probability: 0.5)))
         XCTAssertEqual(Set(stages.map(\.name)), Set(Stage.names))
         XCTAssertEqual(stages[0], .fillBlanks(.localMedian, appendMask: true))
