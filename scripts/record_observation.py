@@ -6,7 +6,9 @@ for byte. The observation is TASKS.md's common observation model, which
 `astrolabe simulate` follows and pipelines/train-*.yaml record for new trainings.
 
 Run from the repository root: python3 scripts/record_observation.py
-(or, for a class model's energy threshold, --energy-threshold MODEL PREDICTIONS.csv SOURCE).
+(or, for a class model's energy threshold, --energy-threshold MODEL PREDICTIONS.csv SOURCE;
+for a posterior model's intervals on cutouts with masked neighbours,
+--masked-interval-scales MODEL PREDICTIONS.csv CATALOG.csv SOURCE).
 """
 import csv
 import json
@@ -89,10 +91,63 @@ def record_energy_threshold(model, predictions, source):
     print(f"{model}: oodEnergyThreshold {threshold} from {len(energies)} images")
 
 
+def record_masked_interval_scales(model, predictions, catalog, source):
+    """Records in posterior `model` the factors `[s68, s95]` per target by which the intervals
+    of rows whose neighbours were masked are widened (`maskedIntervalScales`): on a run of the
+    model (without factors) over held-out simulated cutouts with neighbours (`predictions`,
+    truths in `catalog`), each flagged row's error in the flow's standardised space, divided by
+    its interval's half on the truth's side (84th or 16th percentile; 97.5th or 2.5th), has its
+    68th (95th) percentile as s68 (s95): the widened intervals then hold 68 % (95 %) of them."""
+    import numpy as np
+    with open(model, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        recipe = json.loads(json.loads(f.read(n))["__metadata__"]["astrolabe.preprocessing"])
+    if recipe.get("maskedIntervalScales"):
+        raise SystemExit(f"{model} already records maskedIntervalScales: fit them on a run of the model without them")
+    names, mean, std = recipe["targetNames"], recipe["targetMean"], recipe["targetStd"]
+    bounds, logs = recipe["targetBounds"], set(recipe.get("logTargets", []))
+
+    def standardized(v, k):
+        v = np.asarray(v, dtype=np.float64)
+        lo, hi = bounds[k]
+        if names[k] in logs:
+            v, lo, hi = np.log10(np.maximum(v, 1e-300)), np.log10(lo), np.log10(hi)
+        p = np.clip((v - lo) / (hi - lo), 1e-6, 1 - 1e-6)
+        return (np.log(p / (1 - p)) - mean[k]) / std[k]
+
+    with open(catalog) as f:
+        truth = {r["file"]: r for r in csv.DictReader(f)}
+    with open(predictions) as f:
+        rows = [r for r in csv.DictReader(f) if "neighbours" in r["outside_domain"].split(";")]
+    scales = []
+    for k, name in enumerate(names):
+        t = standardized([float(truth[r["file"]][name]) for r in rows], k)
+        col = {q: standardized([float(r[name if q == "" else f"{name}_{q}"]) for r in rows], k)
+               for q in ("", "p16", "p84", "p025", "p975")}
+        m, above = col[""], t >= col[""]
+        pair = []
+        for lo, hi, level in (("p16", "p84", 68), ("p025", "p975", 95)):
+            half = np.where(above, col[hi] - m, m - col[lo])
+            ratio = np.abs(t - m) / np.maximum(half, 1e-9)
+            pair.append(round(float(np.percentile(ratio, level)), 3))
+        scales.append(pair)
+
+    def update(recipe):
+        recipe["maskedIntervalScales"] = scales
+        recipe.setdefault("provenance", {})["masked_interval_scales"] = (
+            f"fitted on {len(rows)} rows with masked neighbours: {source} "
+            "(scripts/record_observation.py --masked-interval-scales)")
+    rewrite(model, update)
+    print(f"{model}: maskedIntervalScales {dict(zip(names, scales))} from {len(rows)} rows")
+
+
 if __name__ == "__main__":
     import sys
     if len(sys.argv) == 5 and sys.argv[1] == "--energy-threshold":
         # python3 scripts/record_observation.py --energy-threshold MODEL PREDICTIONS.csv "how the data was made"
         record_energy_threshold(*sys.argv[2:])
+    elif len(sys.argv) == 6 and sys.argv[1] == "--masked-interval-scales":
+        # python3 scripts/record_observation.py --masked-interval-scales MODEL PREDICTIONS.csv CATALOG.csv "how the data was made"
+        record_masked_interval_scales(*sys.argv[2:])
     else:
         main()

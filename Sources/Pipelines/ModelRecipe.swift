@@ -44,11 +44,16 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// training data, the 95th percentile of the scores on held-out simulated data; rows above
     /// it say `atypical` in `outside_domain`. Absent: no such flag.
     public var oodEnergyThreshold: Double?
+    /// Posterior models: per target, the factors `[s68, s95]` by which the central 68 % and
+    /// 95 % intervals of a row whose neighbours were masked (`mask_neighbours`) are widened
+    /// about the median, in the flow's unbounded space, so they hold 68 % and 95 % of the
+    /// truths on held-out simulated cutouts with neighbours. Absent: not widened.
+    public var maskedIntervalScales: [[Double]]?
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
              predictsUncertainty, logTargetNames = "logTargets", targetBounds, posteriorDraws, observation, provenance,
-             sequenceStages, temperature, oodEnergyThreshold
+             sequenceStages, temperature, oodEnergyThreshold, maskedIntervalScales
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
@@ -139,6 +144,10 @@ extension ModelRecipe {
                                              ?? "1 (probabilities not recalibrated)"))
             lines.append("ood energy    " + (oodEnergyThreshold.map { String(format: "above %.3f: the row says 'atypical' "
                 + "(95th percentile on held-out simulated data)", $0) } ?? "no threshold recorded"))
+        }
+        if let scales = maskedIntervalScales, scales.count == targetNames.count {
+            lines.append("neighbours    intervals of rows with masked neighbours widened " + zip(targetNames, scales).map {
+                String(format: "%@ x%.2f/x%.2f", $0.0, $0.1.first ?? 1, $0.1.last ?? 1) }.joined(separator: ", ") + " (68 % / 95 %)")
         }
         if !targetNames.isEmpty {
             lines.append("targets       " + targetNames.joined(separator: ", ") + (logTargets.isEmpty ? "" : " (log10: \(logTargets.joined(separator: ", ")))")

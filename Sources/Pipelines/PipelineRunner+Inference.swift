@@ -398,8 +398,9 @@ extension PipelineRunner {
                 progress?.advance()
                 continue
             }
-            let prediction = predictor.predict([sample.image])[0]
-            try journal.record([.init(file: entry.name, prediction: prediction, domain: assumptions.domain(entry.name))])
+            let domain = assumptions.domain(entry.name)
+            let prediction = predictor.reported(predictor.predict([sample.image])[0], domain: domain)
+            try journal.record([.init(file: entry.name, prediction: prediction, domain: domain)])
             progress?.advance()
             if untilFirstResult { return Array(todo[(index + 1)...]) }
         }
@@ -416,8 +417,9 @@ extension PipelineRunner {
         var batchesDone = 0
         while let batch = try loader.next() {
             let predictions = predictor.predict(batch: Tensor(shape: batch.shape, data: batch.inputs))
-            var entries = zip(batch.names, predictions).map {
-                RunJournal.Entry(file: $0, prediction: $1, domain: assumptions.domain($0))
+            var entries = zip(batch.names, predictions).map { name, prediction in
+                let domain = assumptions.domain(name)
+                return RunJournal.Entry(file: name, prediction: predictor.reported(prediction, domain: domain), domain: domain)
             }
             let failures = loader.failures
             for (file, error) in failures[reportedFailures...] {

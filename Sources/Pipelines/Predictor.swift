@@ -166,6 +166,14 @@ public final class Predictor: @unchecked Sendable {
         return posteriorResults(context: output, model: posterior, scaling: recipe.targetScaling)
     }
 
+    /// `prediction` as the run reports it for a file judged `domain`: a posterior whose
+    /// neighbours were masked gets the intervals the recipe's `maskedIntervalScales` widen.
+    public func reported(_ prediction: Prediction, domain: DomainCheck?) -> Prediction {
+        guard case let .posterior(estimate) = prediction, let scales = recipe?.maskedIntervalScales,
+              domain?.outside.contains("neighbours") == true, let scaling = recipe?.targetScaling else { return prediction }
+        return .posterior(scaling.widened(estimate, by: scales))
+    }
+
     /// A posterior model's results: `posteriorDraws` flow samples per input (batched, the
     /// inputs of a batch drawn together), turned into medians and percentiles.
     func posteriorResults(context: Tensor, model: PosteriorRegressor, scaling: TargetScaling) -> [Prediction] {

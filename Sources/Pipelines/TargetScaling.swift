@@ -109,6 +109,37 @@ public struct TargetScaling: Equatable, Sendable {
         return PosteriorEstimate(medians: medians, p16: p16, p84: p84, p025: p025, p975: p975, samples: samples)
     }
 
+    /// One catalog value of target `k` → its standardised network value (the inverse of
+    /// `catalogValue`; a value on or beyond a bound is clamped as in `learnedValues`).
+    func standardizedValue(_ value: Double, target k: Int) -> Double {
+        var v = isLogarithmic(k) ? Foundation.log10(Swift.max(value, .leastNormalMagnitude)) : value
+        if let range = learnedRange(k) {
+            let p = Swift.min(Swift.max((v - range.lo) / (range.hi - range.lo), Self.edgeFraction), 1 - Self.edgeFraction)
+            v = Foundation.log(p / (1 - p))
+        }
+        return (v - mean[k]) / std[k]
+    }
+
+    /// The posterior widened about its median, per target by `scales[k] = [s68, s95]`, in the
+    /// standardised network space (where the flow draws, so the result stays inside a bounded
+    /// range): the 16th/84th percentiles (and the kept draws) by s68, the 2.5th/97.5th by s95.
+    public func widened(_ p: PosteriorEstimate, by scales: [[Double]]) -> PosteriorEstimate {
+        var out = p
+        for k in names.indices where k < scales.count && scales[k].count == 2 {
+            let median = standardizedValue(p.medians[k], target: k)
+            func widen(_ value: Double, _ s: Double) -> Double {
+                catalogValue(median + s * (standardizedValue(value, target: k) - median), target: k)
+            }
+            out.p16[k] = widen(p.p16[k], scales[k][0]); out.p84[k] = widen(p.p84[k], scales[k][0])
+            out.p025[k] = widen(p.p025[k], scales[k][1]); out.p975[k] = widen(p.p975[k], scales[k][1])
+            if var samples = out.samples {
+                for i in Swift.stride(from: k, to: samples.count, by: names.count) { samples[i] = widen(samples[i], scales[k][0]) }
+                out.samples = samples
+            }
+        }
+        return out
+    }
+
     /// The targets whose central 68 % interval lies in the outer 1 % of their prior range at
     /// one end (in learned units: log10 where asked): the posterior piles up on the bound, as
     /// for an object beyond the range the model was trained on (a galaxy brighter than its

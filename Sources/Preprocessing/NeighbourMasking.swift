@@ -29,15 +29,19 @@ public struct NeighbourMasking: Equatable, Sendable {
     public var grow: Int
     /// Radius in pixels round the central object's centroid that is never masked.
     public var core: Double
+    /// The object at the image centre is the central one only if its centroid lies within this
+    /// many pixels of the centre; otherwise every object is a neighbour (a galaxy too faint to
+    /// be detected next to a bright one) and reflections are about the image centre.
+    public var centralRadius: Double
     /// Header keyword of the noise σ; per band `bandKeywords` for multi-channel images.
     public var keyword: String
     public var bandKeywords: [String]
 
     public init(threshold: Double = 1.5, minimumPeak: Double = 4, minimumProminence: Double = 2, kronFactor: Double = 2.5, grow: Int = 2,
-                core: Double = 3, keyword: String = "SKYSIG", bandKeywords: [String] = []) {
+                core: Double = 3, centralRadius: Double = 6, keyword: String = "SKYSIG", bandKeywords: [String] = []) {
         self.threshold = threshold; self.minimumPeak = minimumPeak
         self.minimumProminence = minimumProminence; self.kronFactor = kronFactor
-        self.grow = grow; self.core = core; self.keyword = keyword; self.bandKeywords = bandKeywords
+        self.grow = grow; self.core = core; self.centralRadius = centralRadius; self.keyword = keyword; self.bandKeywords = bandKeywords
     }
 
     /// The header keyword that records how many pixels were masked.
@@ -74,7 +78,8 @@ public struct NeighbourMasking: Equatable, Sendable {
         let sigma = sigmas.reduce(0) { $0 + $1 * $1 }.squareRoot() / Double(channels)
         let extraction = SourceExtraction(threshold: threshold)
         let found = extraction.neighbourMask(detection, width: width, height: height, noise: sigma, minimumPeak: minimumPeak,
-                                             minimumProminence: minimumProminence, kronFactor: kronFactor, grow: grow, core: core)
+                                             minimumProminence: minimumProminence, kronFactor: kronFactor, grow: grow, core: core,
+                                             centralRadius: centralRadius)
         sample.header[Self.maskedKeyword] = Double(found.count)
         guard let centre = found.centre, found.count > 0 else { return }
         // Point reflection through the centroid, on the pixel grid: x' = round(2 cx) - x.
@@ -104,8 +109,9 @@ public struct NeighbourMasking: Equatable, Sendable {
 
 extension SourceExtraction {
     /// The pixels `NeighbourMasking` masks in `pixels` (row-major `width × height`, sky
-    /// subtracted, noise `sigma`): `masked` per pixel, their `count`, the central object's
-    /// flux-weighted centroid (nil when nothing is detected) and how many neighbours were masked.
+    /// subtracted, noise `sigma`): `masked` per pixel, their `count`, the centre of the
+    /// reflections (the central object's flux-weighted centroid, or the image centre when no
+    /// object lies there; nil when nothing is detected) and how many neighbours were masked.
     public struct NeighbourMask: Sendable {
         public var masked: [Bool]
         public var count: Int
@@ -115,12 +121,22 @@ extension SourceExtraction {
 
     /// See `NeighbourMasking`.
     public func neighbourMask(_ pixels: [Float], width: Int, height: Int, noise sigma: Double, minimumPeak: Double,
-                              minimumProminence: Double, kronFactor: Double, grow: Int, core: Double) -> NeighbourMask {
+                              minimumProminence: Double, kronFactor: Double, grow: Int, core: Double,
+                              centralRadius: Double) -> NeighbourMask {
         let segmentation = segment(pixels, width: width, height: height, noise: sigma)
         var result = NeighbourMask(masked: [Bool](repeating: false, count: pixels.count), count: 0, centre: nil, neighbours: 0)
-        let central = segmentation.centralLabel
-        guard central != 0 else { return result }
-        let centre = segmentation.centroids[Int(central) - 1]
+        // The central object: the one at the image centre (else the nearest), if its centroid lies
+        // within `centralRadius` of the centre. A faint galaxy below the detection threshold next to
+        // a bright neighbour leaves the neighbour there: it is masked, and the reflection is about
+        // the image centre (a cutout is centred on its object).
+        let middle = (x: Double(width - 1) / 2, y: Double(height - 1) / 2)
+        var central = segmentation.centralLabel
+        if central != 0 {
+            let c = segmentation.centroids[Int(central) - 1]
+            if (c.x - middle.x) * (c.x - middle.x) + (c.y - middle.y) * (c.y - middle.y) > centralRadius * centralRadius { central = 0 }
+        }
+        guard segmentation.objectCount > 0 else { return result }
+        let centre = central != 0 ? segmentation.centroids[Int(central) - 1] : middle
         result.centre = centre
         let filtered = Self.filter(pixels, width: width, height: height)
         var members = [[Int]](repeating: [], count: segmentation.objectCount + 1)
@@ -159,7 +175,7 @@ extension SourceExtraction {
         var segments = labels.map { selected.contains($0) }
         for _ in 0..<Swift.max(0, grow) {
             let previous = segments
-            for p in previous.indices where !previous[p] && labels[p] != central {
+            for p in previous.indices where !previous[p] && (central == 0 || labels[p] != central) {
                 let (x, y) = (p % width, p / width)
                 if (x > 0 && previous[p - 1]) || (x + 1 < width && previous[p + 1])
                     || (y > 0 && previous[p - width]) || (y + 1 < height && previous[p + width]) {

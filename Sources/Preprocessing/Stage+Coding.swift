@@ -47,7 +47,7 @@ public enum StageName: String, ConfigName {
         case .matchPSF: return [.fwhm]
         case .fitSize: return [.size, .height, .width]
         case .headerChannel: return [.keyword, .range]
-        case .maskNeighbours: return [.threshold, .minPeak, .minProminence, .kronFactor, .grow, .core, .keyword, .bandKeywords]
+        case .maskNeighbours: return [.threshold, .minPeak, .minProminence, .kronFactor, .grow, .core, .centralRadius, .keyword, .bandKeywords]
         case .pedestal: return [.level, .gradient, .p]
         case .cosmicRays: return [.count, .length, .amplitude, .p]
         case .maskPixels: return [.columns, .spots, .edge, .p]
@@ -63,7 +63,7 @@ public enum StageParameter: String, ConfigName {
     case p, gain, range, fwhm, degrees
     case mesh, filter, estimator, iterations, when, zeroPoint = "zero_point", pixelScale = "pixel_scale"
     case level, gradient, count, length, amplitude, columns, spots, edge, border
-    case threshold, minPeak = "min_peak", minProminence = "min_prominence", kronFactor = "kron_factor", grow, core
+    case threshold, minPeak = "min_peak", minProminence = "min_prominence", kronFactor = "kron_factor", grow, core, centralRadius = "central_radius"
 }
 
 /// The padding modes of `pad`, as written in YAML.
@@ -172,13 +172,15 @@ extension Stage: Codable {
                                      minimumProminence: try p.optional("min_prominence") ?? d.minimumProminence,
                                      kronFactor: try p.optional("kron_factor") ?? d.kronFactor,
                                      grow: try p.optional("grow") ?? d.grow, core: try p.optional("core") ?? d.core,
+                                     centralRadius: try p.optional("central_radius") ?? d.centralRadius,
                                      keyword: try p.optional("keyword") ?? d.keyword,
                                      bandKeywords: try p.optional("band_keywords") ?? [])
             for (key, value) in [("threshold", m.threshold), ("min_peak", m.minimumPeak),
                                  ("min_prominence", m.minimumProminence)] where !(value > 0 && value.isFinite) {
                 throw p.invalid(key, "mask_neighbours: \(key) must be a positive number of noise sigmas, got \(value).")
             }
-            for (key, value) in [("kron_factor", m.kronFactor), ("core", m.core), ("grow", Double(m.grow))]
+            for (key, value) in [("kron_factor", m.kronFactor), ("core", m.core), ("grow", Double(m.grow)),
+                                 ("central_radius", m.centralRadius)]
                 where !(value >= 0 && value.isFinite) {
                 throw p.invalid(key, "mask_neighbours: \(key) must be a number ≥ 0, got \(value).")
             }
@@ -275,7 +277,8 @@ extension Stage: Codable {
         case let .maskNeighbours(m):
             try put("threshold", m.threshold); try put("min_peak", m.minimumPeak)
             try put("min_prominence", m.minimumProminence); try put("kron_factor", m.kronFactor)
-            try put("grow", m.grow); try put("core", m.core); try put("keyword", m.keyword)
+            try put("grow", m.grow); try put("core", m.core); try put("central_radius", m.centralRadius)
+            try put("keyword", m.keyword)
             if !m.bandKeywords.isEmpty { try put("band_keywords", m.bandKeywords) }
         case let .augment(random):
             try put("p", random.probability)

@@ -61,6 +61,47 @@ final class PosteriorTests: XCTestCase {
         XCTAssertEqual(table.qualityText(file: "b.fits", .posterior(pinned)), ["no", "depth;r_e_range;mag_range"])
     }
 
+    /// Intervals of rows with masked neighbours widened about the median in the flow's
+    /// standardised space: by the factors, inside the prior range, the median kept; the shipped
+    /// model's factors (fitted by scripts/record_observation.py) reach runs of its rows.
+    func testIntervalsOfMaskedRowsAreWidenedInTheFlowSpace() throws {
+        let scaling = TargetScaling(names: ["sersic_n", "r_e", "q", "mag"], mean: [0.1, -0.2, 0, 0.3], std: [1.8, 1.7, 1.8, 1.8],
+                                    logTargets: ["r_e"], bounds: bounds)
+        let p = PosteriorEstimate(medians: [2, 1, 0.6, 20], p16: [1.5, 0.8, 0.5, 19.8], p84: [2.8, 1.3, 0.7, 20.3],
+                                  p025: [1.0, 0.6, 0.4, 19.5], p975: [3.5, 1.6, 0.8, 20.6], samples: [2.2, 1.1, 0.65, 20.1])
+        let scales = [[2.0, 3.0], [2.0, 3.0], [1.0, 1.0], [3.0, 5.0]]
+        let w = scaling.widened(p, by: scales)
+        XCTAssertEqual(w.medians, p.medians)
+        for k in 0..<4 {
+            let z = { (v: Double) in scaling.standardizedValue(v, target: k) }
+            let m = z(p.medians[k])
+            XCTAssertEqual(z(w.p16[k]) - m, scales[k][0] * (z(p.p16[k]) - m), accuracy: 1e-9)
+            XCTAssertEqual(z(w.p84[k]) - m, scales[k][0] * (z(p.p84[k]) - m), accuracy: 1e-9)
+            XCTAssertEqual(z(w.p975[k]) - m, scales[k][1] * (z(p.p975[k]) - m), accuracy: 1e-9)
+            XCTAssertEqual(z(w.samples![k]) - m, scales[k][0] * (z(p.samples![k]) - m), accuracy: 1e-9)
+            XCTAssert(bounds[k][0] < w.p025[k] && w.p975[k] < bounds[k][1], "inside the prior range: \(w)")
+        }
+        XCTAssertEqual(w.p16[2], p.p16[2], accuracy: 1e-12, "a factor 1 changes nothing")
+        XCTAssertLessThan(w.p16[3], p.p16[3])
+        // Only rows whose neighbours were masked, and only when the model records factors.
+        let model = try TrainedModel(contentsOf: repositoryRoot.appendingPathComponent("samples/models/posterior.safetensors"))
+        let scales4 = try XCTUnwrap(model.recipe.maskedIntervalScales)
+        XCTAssertEqual(scales4.count, 4)
+        for pair in scales4 {
+            XCTAssertEqual(pair.count, 2)
+            XCTAssertGreaterThan(pair[0], 1)
+            XCTAssertGreaterThan(pair[1], pair[0])
+        }
+        let predictor = Predictor(network: model.network, architecture: model.architecture, recipe: model.recipe, path: model.path)
+        let row = Prediction.posterior(p)
+        XCTAssertEqual(predictor.reported(row, domain: DomainCheck(outside: ["depth"], unknown: [])), row)
+        XCTAssertEqual(predictor.reported(row, domain: nil), row)
+        guard case let .posterior(masked) = predictor.reported(row, domain: DomainCheck(outside: ["neighbours"], unknown: [])) else {
+            return XCTFail("a posterior stays a posterior")
+        }
+        XCTAssert(masked.p16[0] < p.p16[0] && masked.p84[0] > p.p84[0], "wider: \(masked)")
+    }
+
     /// Percentiles of known draws, mapped back to catalog units (numpy's linear interpolation).
     func testPosteriorPercentilesOfDraws() {
         let scaling = TargetScaling(names: ["a", "b"], mean: [1, 0], std: [2, 1], logTargets: ["b"])

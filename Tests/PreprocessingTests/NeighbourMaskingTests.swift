@@ -105,6 +105,25 @@ final class NeighbourMaskingTests: XCTestCase {
         XCTAssertEqual(try Self.masked(pixels, size: size, sigma: sigma).image, sample.image)
     }
 
+    func testABrightNeighbourOfAnUndetectedGalaxyIsMasked() throws {
+        // A faint, extended galaxy below the detection threshold at the centre and a bright star
+        // 14 pixels away: the star is not taken for the central object but masked.
+        let size = 64, sigma = 10.0
+        let galaxy = Self.sersic(size: size, x0: 31.5, y0: 31.5, flux: 1_000, n: 4, re: 7, q: 0.8, angle: 0)
+        let star = Self.star(size: size, x0: 45.5, y0: 31.5, flux: 60_000)
+        let pixels = Self.noisy(zip(galaxy, star).map(+), sigma: sigma, seed: 4)
+        let sample = try Self.masked(pixels, size: size, sigma: sigma)
+        XCTAssertGreaterThan(sample.header[NeighbourMasking.maskedKeyword] ?? 0, 20)
+        let starFlux = { (values: [Float]) in
+            values.indices.filter { hypot(Double($0 % size) - 45.5, Double($0 / size) - 31.5) < 5 }.reduce(0.0) { $0 + Double(values[$1]) }
+        }
+        XCTAssertGreaterThan(starFlux(pixels), 50_000)
+        XCTAssertLessThan(abs(starFlux(sample.image.pixels)), 1_000, "the star is gone")
+        for p in pixels.indices where hypot(Double(p % size) - 31.5, Double(p / size) - 31.5) <= 3 {
+            XCTAssertEqual(sample.image.pixels[p], pixels[p], "the centre is kept")
+        }
+    }
+
     func testAGalaxyAloneIsLeftAsItIs() throws {
         let size = 64
         // Large and flat (n < 1, r_e 12-14 px) at low surface brightness, as two galaxies of the
@@ -143,11 +162,11 @@ final class NeighbourMaskingTests: XCTestCase {
     func testStageDecodesStrictlyAndRoundTrips() throws {
         let stages = try YAMLDecoder().decode([Stage].self, from: """
         - mask_neighbours
-        - mask_neighbours: {min_peak: 5, min_prominence: 3, kron_factor: 3, grow: 1, core: 2, keyword: SKYSIG_R}
+        - mask_neighbours: {min_peak: 5, min_prominence: 3, kron_factor: 3, grow: 1, core: 2, central_radius: 4, keyword: SKYSIG_R}
         """)
         XCTAssertEqual(stages[0], .maskNeighbours(NeighbourMasking()))
         XCTAssertEqual(stages[1], .maskNeighbours(NeighbourMasking(minimumPeak: 5, minimumProminence: 3, kronFactor: 3, grow: 1,
-                                                                   core: 2, keyword: "SKYSIG_R")))
+                                                                   core: 2, centralRadius: 4, keyword: "SKYSIG_R")))
         XCTAssertEqual(try JSONDecoder().decode([Stage].self, from: JSONEncoder().encode(stages)), stages)
         XCTAssertThrowsError(try YAMLDecoder().decode([Stage].self, from: "- mask_neighbours: {min_peak: -1}")) {
             XCTAssert("\($0)".contains("min_peak"), "\($0)")
