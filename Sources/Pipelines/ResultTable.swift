@@ -26,7 +26,7 @@ public struct ResultTable: Sendable {
 
     public let layout: Layout
     /// When set (a model that records its observation), rows end with the quality columns
-    /// `in_domain` (yes, no, unknown), `outside_domain` (pixel_scale, psf, depth; for a
+    /// `in_domain` (yes, no, unknown), `outside_domain` (pixel_scale, psf, depth, neighbours; for a
     /// posterior also `<target>_range` when its posterior piles up on a bound of the prior,
     /// `TargetScaling.targetsAtRangeEdge`; for a class model with an energy threshold
     /// `atypical` when the image's energy score is above it; `;`-separated) and, for
