@@ -51,16 +51,10 @@ final class NeighbourMaskingTests: XCTestCase {
     }
 
     func testKronRadiiAgreeWithSEP() throws {
-        let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
-        let meta = try JSONDecoder().decode(Meta.self, from: Data(contentsOf: folder.appendingPathComponent("sep_blends.json")))
-        let data = try Data(contentsOf: folder.appendingPathComponent("sep_blends.bin"))
-        let all: [Float] = data.withUnsafeBytes { raw in
-            (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
-        }
-        let n = meta.size * meta.size
+        let (meta, images) = try sepBlendFixtures(Meta.self, size: \.size)
         var ratios = [Double]()
-        for (k, expected) in meta.images.enumerated() {
-            let image = Array(all[(k * n)..<((k + 1) * n)])
+        XCTAssertEqual(images.count, meta.images.count)
+        for (image, expected) in zip(images, meta.images) {
             let extraction = SourceExtraction()
             let segmentation = extraction.segment(image, width: meta.size, height: meta.size, noise: expected.sigma)
             let kron = extraction.kronRadii(image, segmentation: segmentation)

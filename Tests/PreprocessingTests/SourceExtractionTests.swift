@@ -11,14 +11,8 @@ final class SourceExtractionTests: XCTestCase {
     }
 
     func fixtures() throws -> (Meta, [[Float]]) {
-        let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
-        let meta = try JSONDecoder().decode(Meta.self, from: Data(contentsOf: folder.appendingPathComponent("sep_blends.json")))
-        let data = try Data(contentsOf: folder.appendingPathComponent("sep_blends.bin"))
-        let all: [Float] = data.withUnsafeBytes { raw in
-            (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
-        }
-        let n = meta.size * meta.size
-        return (meta, (0..<meta.images.count).map { Array(all[($0 * n)..<(($0 + 1) * n)]) })
+        let (meta, images) = try sepBlendFixtures(Meta.self, size: \.size)
+        return (meta, images)
     }
 
     func testAgreesWithSEP() throws {
@@ -54,4 +48,17 @@ final class SourceExtractionTests: XCTestCase {
         let noise = (0..<(32 * 32)).map { Float(sin(Double($0) * 12.9898) * 0.5) }
         XCTAssertEqual(extraction.segment(noise, width: 32, height: 32, noise: 1).objectCount, 0)
     }
+}
+
+/// scripts/make_sep_fixtures.py's blends: the JSON decoded as `M` (whose `size` is the images'
+/// side) and the float32 images, one per image of the JSON.
+func sepBlendFixtures<M: Decodable>(_ type: M.Type, size: KeyPath<M, Int>) throws -> (M, [[Float]]) {
+    let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+    let meta = try JSONDecoder().decode(M.self, from: Data(contentsOf: folder.appendingPathComponent("sep_blends.json")))
+    let data = try Data(contentsOf: folder.appendingPathComponent("sep_blends.bin"))
+    let all: [Float] = data.withUnsafeBytes { raw in
+        (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+    }
+    let n = meta[keyPath: size] * meta[keyPath: size]
+    return (meta, (0..<(all.count / n)).map { Array(all[($0 * n)..<(($0 + 1) * n)]) })
 }
