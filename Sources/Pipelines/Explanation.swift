@@ -187,7 +187,7 @@ public final class ExplanationWriter {
     @discardableResult
     public func explain(_ entry: CatalogEntry) throws -> (attributions: [Attribution], target: Int, completeness: Completeness?) {
         let raw = try predictor.read(entry)
-        let sample = try predictor.preparation.prepare(raw, training: false)
+        let sample = try predictor.prepare(raw, file: entry.name)
         try predictor.checkShape(sample.image.shape, file: entry.name)
         let image = sample.image
         let x = Tensor(shape: [1] + image.shape, data: image.pixels)

@@ -368,7 +368,7 @@ extension PipelineRunner {
         let read = journaledRead(predictor, journal)
         let assumptions = self.assumptions
         return { entry in
-            let sample = try predictor.preparation.prepare(read(entry), training: false)
+            let sample = try predictor.prepare(read(entry), file: entry.name)
             assumptions.record(sample, observation: predictor.matchingStages.isEmpty ? nil : predictor.recipe?.observation)
             try predictor.checkShape(sample.image.shape, file: entry.name)
             return sample

@@ -31,7 +31,7 @@ extension Predictor {
                                             + "or a value); '\(stage.name)' is not such a stage")
         }
         let sample = try read(entry)
-        let prepared = try preparation.prepare(sample, training: false)
+        let prepared = try prepare(sample, file: entry.name)
         try checkShape(prepared.image.shape, file: entry.name)
         guard architecture.classes == prepared.image.channels else {
             throw PipelineError.modelFile(path: path, reason: "a deblender gives one image per input band; it gives "

@@ -125,9 +125,19 @@ public final class Predictor: @unchecked Sendable {
 
     /// Reads and prepares `entry` as in training; its shape is checked against the model.
     public func prepared(_ entry: CatalogEntry) throws -> Sample {
-        let sample = try preparation.prepare(read(entry), training: false)
+        let sample = try prepare(read(entry), file: entry.name)
         try checkShape(sample.image.shape, file: entry.name)
         return sample
+    }
+
+    /// The inference stages applied to a read image of `file` (its shape is not checked). A
+    /// single-object image without one measured pixel is an error, not a row predicted from
+    /// fill values.
+    public func prepare(_ input: Sample, file: String) throws -> Sample {
+        guard rawInput || task == .segment || input.image.pixels.isEmpty || input.image.pixels.contains(where: \.isFinite) else {
+            throw InputError.noData(file: file, shape: input.image.shape)
+        }
+        return try preparation.prepare(input, training: false)
     }
 
     /// The `[C, H, W]` the network takes (any H, W for segmentation, which tiles).

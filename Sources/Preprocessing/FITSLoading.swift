@@ -36,6 +36,8 @@ public enum InputError: Error, Equatable, LocalizedError {
     case wrongBandCount(file: String, planes: Int, bands: [String])
     case notAnImage(file: String, shape: [Int])
     case bandShapeMismatch(file: String, band: String, shape: [Int], expected: [Int])
+    /// A single-object image in which every pixel is blank (NaN) or infinite: nothing was measured.
+    case noData(file: String, shape: [Int])
 
     public var errorDescription: String? {
         switch self {
@@ -46,6 +48,9 @@ public enum InputError: Error, Equatable, LocalizedError {
             return "\(file): expected a 2-D image or a 3-D cube, found NAXIS = \(shape.count) with shape \(shape)."
         case let .bandShapeMismatch(file, band, shape, expected):
             return "\(file): band '\(band)' has shape \(shape), unlike the first band's \(expected)."
+        case let .noData(file, shape):
+            return "\(file): every pixel of the \(shape.map(String.init).joined(separator: " x ")) image is blank (NaN) or infinite; "
+                + "there is nothing to measure (a cutout outside its survey's footprint?)."
         }
     }
 }

@@ -83,10 +83,6 @@ public enum Stage: Equatable, Sendable {
     public func apply(to sample: inout Sample, training: Bool, rng: inout SeededGenerator) throws {
         switch self {
         case let .fillBlanks(fill, appendMask):
-            // An image without one measured pixel has nothing to fill from: an error, not a guess.
-            if fill != .keep, !sample.image.pixels.isEmpty, !sample.image.pixels.contains(where: \.isFinite) {
-                throw PreprocessingError.noFinitePixels(stage: name, sample: sample.name)
-            }
             sample.image = sample.image.fillingBlanks(fill, appendingMask: appendMask)
         case .subtractBackground:
             sample.image.forEachPlane { PixelScaling.subtractBackground.apply(to: $0) }

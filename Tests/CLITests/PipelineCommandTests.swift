@@ -146,21 +146,24 @@ final class PipelineCommandTests: XCTestCase {
         try FileManager.default.removeItem(at: mixed.appendingPathComponent("catalog.csv"))
         try Data("SIMPLE  = this is not a FITS file".utf8).write(to: mixed.appendingPathComponent("broken.fits"))
         // A 100 × 100 image (the model takes 64 × 64, and records no observation to match) and one without SKYSIG.
-        for (name, size, header) in [("big.fits", 100, FITSHeader([HeaderRecord("SKYSIG", .float(10))])),
-                                     ("nokeys.fits", 64, FITSHeader())] {
+        // And one whose every pixel is blank (a cutout off its survey's footprint).
+        for (name, size, header, value) in [("big.fits", 100, FITSHeader([HeaderRecord("SKYSIG", .float(10))]), Float(1)),
+                                            ("nokeys.fits", 64, FITSHeader(), 1),
+                                            ("blank.fits", 64, FITSHeader([HeaderRecord("SKYSIG", .float(10))]), .nan)] {
             let writer = try FITSWriter(path: mixed.appendingPathComponent(name).path)
-            try writer.appendImage([Float](repeating: 1, count: size * size), shape: [size, size], header: header)
+            try writer.appendImage([Float](repeating: value, count: size * size), shape: [size, size], header: header)
             try writer.commit()
         }
         let r = try tool(["run", "infer.yaml", "--input", "mixed", "--output", "mixed.csv"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try read("mixed.csv").split(separator: "\n").count, 11)
-        XCTAssert(r.stderr.contains("3 of 13 files failed; reasons:"), r.stderr)
+        XCTAssert(r.stderr.contains("4 of 14 files failed; reasons:"), r.stderr)
+        XCTAssert(r.stderr.contains("  blank.fits: every pixel of the 1 x 64 x 64 image is blank (NaN) or infinite"), r.stderr)
         XCTAssert(r.stderr.contains("  big.fits: after preprocessing the image has shape [1, 100, 100]"), r.stderr)
         XCTAssert(r.stderr.contains("  nokeys.fits: stage 'scale_by_noise' needs the header keyword SKYSIG"), r.stderr)
         XCTAssert(r.stderr.contains("  broken.fits: "), r.stderr)
         XCTAssertFalse(r.stderr.contains("nokeys.fits: nokeys.fits"), r.stderr)
-        XCTAssert(r.stderr.contains("done 10, failed 3"), r.stderr)
+        XCTAssert(r.stderr.contains("done 10, failed 4"), r.stderr)
         let first = try errorsFiles("mixed")
         XCTAssertEqual(first.count, 1)
         let errors = try read(first[0])
@@ -171,7 +174,7 @@ final class PipelineCommandTests: XCTestCase {
         let second = try errorsFiles("mixed")
         XCTAssertEqual(second.count, 2, "\(second)")
         XCTAssert(second.contains(first[0]))
-        for name in ["broken.fits", "big.fits", "nokeys.fits"] { try FileManager.default.removeItem(at: mixed.appendingPathComponent(name)) }
+        for name in ["broken.fits", "big.fits", "nokeys.fits", "blank.fits"] { try FileManager.default.removeItem(at: mixed.appendingPathComponent(name)) }
         let clean = try tool(["run", "infer.yaml", "--input", "mixed", "--output", "mixed.csv"])
         XCTAssert(clean.stderr.contains("done 10, failed 0"), clean.stderr)
         XCTAssertEqual(try errorsFiles("mixed"), second)
@@ -183,7 +186,7 @@ final class PipelineCommandTests: XCTestCase {
         XCTAssertEqual(recorded.count, 2)
         XCTAssertEqual(Set(recorded), Set(second))
         XCTAssertEqual(recorded.first, first[0])
-        XCTAssertEqual(runs.map { $0["failed"] as? Int }, [3, 3, 0])
+        XCTAssertEqual(runs.map { $0["failed"] as? Int }, [4, 4, 0])
     }
 
     /// A crash inside the reader of one file (cfitsio's SIGFPE, say): the restart

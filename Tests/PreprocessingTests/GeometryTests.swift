@@ -1,4 +1,3 @@
-import AstroBase
 import Foundation
 import XCTest
 @testable import Preprocessing
@@ -114,19 +113,5 @@ final class GeometryTests: XCTestCase {
         XCTAssertEqual(masked.channels, 2)
         XCTAssertEqual(masked.channel(1).pixels, [0, 0, 0, 0, 1, 0, 0, 0, 0])
         XCTAssert(image.fillingBlanks(.keep).pixels[4].isNaN)
-    }
-
-    /// An image without one measured pixel is an error of `fill_blanks` that names the file,
-    /// not an image of zeros that a model would classify.
-    func testFillBlanksRefusesAnImageWithoutData() throws {
-        var rng = SeededGenerator(seed: 1)
-        var blank = Sample(image: PlanarImage(height: 4, width: 4, repeating: .nan), name: "blank.fits")
-        XCTAssertThrowsError(try Stage.fillBlanks(.zero, appendMask: false).apply(to: &blank, training: false, rng: &rng)) {
-            XCTAssertEqual($0.localizedDescription, "blank.fits: stage 'fill_blanks' found no finite pixel (every pixel is blank or NaN).")
-        }
-        try Stage.fillBlanks(.keep, appendMask: false).apply(to: &blank, training: false, rng: &rng)
-        var partly = Sample(image: PlanarImage(height: 1, width: 2, pixels: [.nan, 2]), name: "p.fits")
-        try Stage.fillBlanks(.zero, appendMask: false).apply(to: &partly, training: false, rng: &rng)
-        XCTAssertEqual(partly.image.pixels, [0, 2])
     }
 }
