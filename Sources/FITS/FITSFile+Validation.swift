@@ -45,6 +45,7 @@ extension FITSFile {
                     // The card as cfitsio looks keywords up and reads values (below): "ZIMAGE )="
                     // is ZIMAGE to it, and "ZTILE1  =0   7" has a value.
                     guard let (name, value) = Self.valueCard(bytes) else { continue }
+                    if index > 0 { try Self.checkColumnName(name, value, path: path, hdu: index) }
                     if cards[name] != nil {
                         try Self.checkNotDuplicated(name, path: path, hdu: index)
                         continue
@@ -144,6 +145,22 @@ extension FITSFile {
         guard exact.contains(keyword) || numbered else { return }
         throw FITSError.invalidKeyword(path: path, hdu: hdu, keyword: keyword, value: "(two cards)",
                                        expected: "one \(keyword) card: cfitsio may read either of two")
+    }
+
+    /// A table's TTYPEn written without quotes must be shorter than 70 bytes: cfitsio 4.2 reads
+    /// an unquoted value as the token up to the first blank or "/" (`ffpsvc`), keeps it as the
+    /// column name (`ffc2s` accepts it) and copies it with `strcpy` into its 70-byte `ttype`,
+    /// so 70 bytes and the terminator overflow it (found by the fuzzers: glibc's fortify check
+    /// aborts in `ffgtbp` when cfitsio moves to the HDU).
+    static func checkColumnName(_ name: String, _ value: ArraySlice<UInt8>, path: String, hdu: Int) throws {
+        guard name.hasPrefix("TTYPE") else { return }
+        let blank = UInt8(ascii: " "), slash = UInt8(ascii: "/")
+        let start = value.drop { $0 == blank }
+        guard let first = start.first, first != UInt8(ascii: "'") else { return }
+        let token = start.prefix { $0 != blank && $0 != slash }
+        guard token.count >= 70 else { return }
+        throw FITSError.invalidKeyword(path: path, hdu: hdu, keyword: name, value: "(\(token.count) bytes without quotes)",
+                                       expected: "a quoted column name of at most 68 characters")
     }
 
     /// A card's value as written: a string without its quotes (doubled quotes undone,

@@ -163,6 +163,13 @@ final class FITSValidationTests: XCTestCase {
             guard case let .invalidKeyword(_, hdu, keyword, value, _) = $0 else { return false }
             return hdu == 1 && keyword == "ZTILE1" && value == "0                   7"
         }
+        // "TTYPE1  = <70 bytes without quotes>": cfitsio keeps the unquoted token as the column
+        // name and strcpy's it into its 70-byte ttype (glibc's fortify check aborted in ffgtbp).
+        let ttype = folder.appendingPathComponent("header-ttype-unquoted-70-bytes-525cd6d2be4a.fits").path
+        assertThrowsFITSError(try FITSFile(path: ttype).hdus(), mentioning: ttype) {
+            guard case let .invalidKeyword(_, hdu, keyword, value, _) = $0 else { return false }
+            return hdu == 1 && keyword == "TTYPE1" && value == "(70 bytes without quotes)"
+        }
         // "ZIMAGE  =   TX EEND ... T": cfitsio reads the logical from its first character (true),
         // so the header is a compressed image's and "ZTILE2  =     0             10" is checked.
         let zimage = folder.appendingPathComponent("table-zimage-tx-ztile2-0-fde218fb0457.fits").path
