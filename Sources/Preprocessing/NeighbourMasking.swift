@@ -10,9 +10,10 @@ import Foundation
 /// point-symmetric, so the central object's light under a neighbour is kept), or with sky
 /// noise where the reflected pixel is masked too or off the image.
 ///
-/// Only objects whose filtered peak reaches `minimumPeak` × σ are masked, so noise peaks
-/// and the central object's own faint wings are left alone, and nothing within `core`
-/// pixels of the central object's centroid is masked. The image must be sky-subtracted
+/// Only objects whose filtered peak reaches `minimumPeak` × σ and stands `minimumProminence`
+/// × σ above the level where they touch another object are masked, so noise peaks and bumps
+/// on the central object's own faint wings are left alone, and nothing within `core` pixels
+/// of the central object's centroid is masked. The image must be sky-subtracted
 /// and in counts (the stage comes after observation matching). The number of masked pixels
 /// is written to the header as `NB_MASKED`.
 public struct NeighbourMasking: Equatable, Sendable {
