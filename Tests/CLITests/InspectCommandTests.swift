@@ -127,7 +127,7 @@ final class InspectCommandTests: XCTestCase {
         XCTAssert(posterior.stdout.contains("shape [2, 64, 64] (channels, height, width) after the stages, the last 1 from the header: PSF_FWHM"),
                   posterior.stdout)
         XCTAssert(posterior.stdout.contains("\"context_channels\":1"), posterior.stdout)
-        XCTAssert(posterior.stdout.contains("neighbours    intervals of rows with masked neighbours widened sersic_n x2.07/x3.29"),
+        XCTAssert(posterior.stdout.contains("neighbours    intervals of rows with masked neighbours widened sersic_n x2.47/x3.59"),
                   posterior.stdout)
         let bad = try runTool(["inspect", "Package.swift.safetensors"], in: repositoryRoot)
         XCTAssertEqual(bad.status, 1)
