@@ -79,8 +79,8 @@ public struct InputConfig: Equatable, Sendable {
     public var headerValues: [String: Double] = [:]
     /// Whether inference brings images to the model's recorded observation (default true).
     public var matchObservation: Bool = true
-    /// Inference on single-object cutouts: mask the neighbours after observation matching
-    /// and before the model's stages (`mask_neighbours` with its defaults).
+    /// Inference of regression models on single-object cutouts: mask the neighbours after
+    /// observation matching and before the model's stages (`mask_neighbours` with its defaults).
     public var maskNeighbours: Bool = false
 }
 

@@ -287,9 +287,12 @@ extension PipelineRunner {
         let input = FITSInput(hdu: config.input.hdu ?? recipe.hdu,
                               bands: config.input.bands.isEmpty ? recipe.bands : config.input.bands,
                               bandFiles: config.input.bandFiles.isEmpty ? recipe.bandFiles : config.input.bandFiles)
-        if config.input.maskNeighbours && ![.classify, .regress].contains(recipe.task) {
-            throw PipelineError.unsupported("\(pipelinePath): input.mask_neighbours is for single-object cutouts (classify, "
-                                            + "regress); this model's task is \(recipe.task.rawValue)")
+        // Classes made of several components (irregulars, lensed arcs) would lose them: regression only
+        // (the stage itself can still be listed in `stages`).
+        if config.input.maskNeighbours && recipe.task != .regress {
+            throw PipelineError.unsupported("\(pipelinePath): input.mask_neighbours is for single-profile measurements "
+                                            + "(regress models); this model's task is \(recipe.task.rawValue), whose objects may "
+                                            + "have several components (irregulars, lensed arcs) that masking would remove")
         }
         return Predictor(network: model.network, architecture: model.architecture, recipe: recipe, path: model.path,
                          stages: config.stages.isEmpty ? nil : config.stages, input: input,

@@ -70,7 +70,7 @@ final class ShippedPipelineTests: XCTestCase {
     }
 
     /// `input.mask_neighbours` on cutouts with neighbours: rows say so and the magnitudes move
-    /// towards the truth; galaxies alone keep their values; maps refuse the key.
+    /// towards the truth; galaxies alone keep their values; maps and class models refuse the key.
     func testRegressSersicWithNeighboursMasked() throws {
         let dir = try makeTemporaryDirectory("masked")
         let data = dir.appendingPathComponent("nb")
@@ -97,10 +97,12 @@ final class ShippedPipelineTests: XCTestCase {
         // The shipped samples have no neighbours: the same values with the key as without.
         let samples = repositoryRoot.appendingPathComponent("samples/regression").path
         XCTAssertEqual(try run(samples, masked: true, "s1.csv"), try run(samples, masked: false, "s2.csv"))
-        r = try runTool(["run", "pipelines/segment-sky.yaml", "--output", dir.appendingPathComponent("maps").path, "--quiet",
-                         "--set", "input.mask_neighbours=true"])
-        XCTAssertNotEqual(r.status, 0)
-        XCTAssert(r.stderr.contains("mask_neighbours"), r.stderr)
+        for (pipeline, output) in [("segment-sky", "maps"), ("classify-galaxies", "classes.csv")] {
+            r = try runTool(["run", "pipelines/\(pipeline).yaml", "--output", dir.appendingPathComponent(output).path, "--quiet",
+                             "--set", "input.mask_neighbours=true"])
+            XCTAssertNotEqual(r.status, 0, pipeline)
+            XCTAssert(r.stderr.contains("input.mask_neighbours is for single-profile measurements"), r.stderr)
+        }
     }
 
     func testSegmentSkyWritesClassMapsWithTheInputWCS() throws {
