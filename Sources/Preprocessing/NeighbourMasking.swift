@@ -8,7 +8,9 @@ import Foundation
 /// as SExtractor's AUTO aperture) and to `grow` pixels round its segment, and the masked
 /// pixels are filled from the central object's point reflection (Sérsic profiles are
 /// point-symmetric, so the central object's light under a neighbour is kept), or with sky
-/// noise where the reflected pixel is masked too or off the image.
+/// noise where the reflected pixel is masked too or off the image. Blank (NaN) pixels whose
+/// reflection was measured take its value as well (`NB_BLANKS` counts them; the others stay
+/// blank for `fill_blanks`): a masked disc or bad column over the galaxy keeps its light.
 ///
 /// Only objects whose filtered peak reaches `minimumPeak` × σ and stands `minimumProminence`
 /// × σ above the level where they touch another object are masked, so noise peaks and bumps
@@ -82,23 +84,34 @@ public struct NeighbourMasking: Equatable, Sendable {
                                              minimumProminence: minimumProminence, kronFactor: kronFactor, grow: grow, core: core,
                                              centralRadius: centralRadius)
         sample.header[Self.maskedKeyword] = Double(found.count)
-        guard let centre = found.centre, found.count > 0 else { return }
+        guard let centre = found.centre else { return }
         // Point reflection through the centroid, on the pixel grid: x' = round(2 cx) - x.
         let (rx, ry) = (Int((2 * centre.x).rounded()), Int((2 * centre.y).rounded()))
+        func reflection(_ p: Int, _ base: Int) -> Float? {
+            let (mx, my) = (rx - p % width, ry - p / width)
+            guard mx >= 0, mx < width, my >= 0, my < height else { return nil }
+            let m = my * width + mx
+            let value = image.pixels[base + m]
+            return !found.masked[m] && value.isFinite ? value : nil
+        }
         var rng = SeededGenerator(seed: Self.seed(sample.name))
+        var blanks = 0
         for c in 0..<channels {
             let base = c * plane
-            for p in 0..<plane where found.masked[p] && image.pixels[base + p].isFinite {
-                let (mx, my) = (rx - p % width, ry - p / width)
-                let m = my * width + mx
-                if mx >= 0, mx < width, my >= 0, my < height, !found.masked[m], image.pixels[base + m].isFinite {
-                    sample.image.pixels[base + p] = image.pixels[base + m]
-                } else {
-                    sample.image.pixels[base + p] = Float(rng.normal() * sigmas[c])
+            for p in 0..<plane {
+                if !image.pixels[base + p].isFinite {
+                    // A blank pixel whose reflection was measured takes it (the rest stay for fill_blanks).
+                    if let value = reflection(p, base) { sample.image.pixels[base + p] = value; blanks += 1 }
+                } else if found.masked[p] {
+                    sample.image.pixels[base + p] = reflection(p, base) ?? Float(rng.normal() * sigmas[c])
                 }
             }
         }
+        sample.header[Self.blanksKeyword] = Double(blanks)
     }
+
+    /// The header keyword that records how many blank pixels took their reflection's value.
+    public static let blanksKeyword = "NB_BLANKS"
 
     /// A seed from the sample's name (FNV-1a), so a file gets the same fill in every run.
     static func seed(_ name: String) -> UInt64 {

@@ -138,19 +138,39 @@ final class NeighbourMaskingTests: XCTestCase {
         XCTAssertEqual(try Self.masked(noise, size: size, sigma: sigma).image.pixels, noise)
     }
 
-    func testNoiseIsMeasuredWhenTheHeaderIsSilentAndBlanksStay() throws {
+    func testNoiseIsMeasuredWhenTheHeaderIsSilentAndBlanksTakeTheirReflection() throws {
         let size = 48, sigma = 8.0
         let galaxy = Self.sersic(size: size, x0: 24, y0: 24, flux: 15_000, re: 3, q: 0.8, angle: 0)
         let neighbour = Self.star(size: size, x0: 36, y0: 30, flux: 20_000)
         var pixels = Self.noisy(zip(galaxy, neighbour).map(+), sigma: sigma, seed: 5)
-        pixels[30 * size + 37] = .nan
+        // A bad column through the galaxy (x = 20), and a pair of blanks in a corner that are each
+        // other's reflection (the centre as the stage finds it: blanks count as sky in detection).
+        for y in 10..<38 { pixels[y * size + 20] = .nan }
+        let detection = pixels.map { $0.isFinite ? $0 : 0 }
+        let defaults = NeighbourMasking()
+        let centre = try XCTUnwrap(SourceExtraction().neighbourMask(
+            detection, width: size, height: size, noise: sigma, minimumPeak: defaults.minimumPeak,
+            minimumProminence: defaults.minimumProminence, kronFactor: defaults.kronFactor, grow: defaults.grow,
+            core: defaults.core, centralRadius: defaults.centralRadius).centre)
+        let corner = 5 * size + 3
+        let mirror = (Int((2 * centre.y).rounded()) - 5) * size + Int((2 * centre.x).rounded()) - 3
+        pixels[corner] = .nan
+        pixels[mirror] = .nan
         var sample = Sample(image: PlanarImage(height: size, width: size, pixels: pixels), name: "b.fits")
         var rng = SeededGenerator(seed: 1)
         try Stage.maskNeighbours(NeighbourMasking()).apply(to: &sample, training: false, rng: &rng)
         XCTAssertEqual(sample.assumptions.map(\.subject), ["SKYSIG"])
         XCTAssert(sample.assumptions[0].note.contains("measured"), sample.assumptions[0].note)
         XCTAssertGreaterThan(sample.header[NeighbourMasking.maskedKeyword] ?? 0, 10)
-        XCTAssert(sample.image.pixels[30 * size + 37].isNaN, "a blank stays blank for fill_blanks")
+        // The column's pixels take the values of measured pixels on the other side of the galaxy.
+        XCTAssertEqual(sample.header[NeighbourMasking.blanksKeyword], 28)
+        let rx = Int((2 * centre.x).rounded()), ry = Int((2 * centre.y).rounded())
+        for y in 10..<38 {
+            XCTAssertEqual(sample.image.pixels[y * size + 20], pixels[(ry - y) * size + rx - 20], "row \(y)")
+        }
+        XCTAssertGreaterThan(sample.image.pixels[24 * size + 20], Float(5 * sigma), "the galaxy's light is back in the column")
+        // A blank whose reflection is blank too stays for fill_blanks.
+        XCTAssert(sample.image.pixels[corner].isNaN && sample.image.pixels[mirror].isNaN)
     }
 
     func testStageDecodesStrictlyAndRoundTrips() throws {
