@@ -401,13 +401,18 @@ extension PipelineRunner {
                 progress?.advance()
                 continue
             }
-            let domain = assumptions.domain(entry.name)
-            let prediction = predictor.reported(predictor.predict([sample.image])[0], domain: domain)
-            try journal.record([.init(file: entry.name, prediction: prediction, domain: domain)])
+            try journal.record([journalEntry(entry.name, predictor.predict([sample.image])[0], predictor)])
             progress?.advance()
             if untilFirstResult { return Array(todo[(index + 1)...]) }
         }
         return []
+    }
+
+    /// A file's result as the run records it: with the domain its preparation was judged to
+    /// be in, and the prediction as reported for that domain (`Predictor.reported`).
+    func journalEntry(_ file: String, _ prediction: Prediction, _ predictor: Predictor) -> RunJournal.Entry {
+        let domain = assumptions.domain(file)
+        return RunJournal.Entry(file: file, prediction: predictor.reported(prediction, domain: domain), domain: domain)
     }
 
     /// Classification, lens finding and regression: batches through the network, one result per file.
@@ -420,10 +425,7 @@ extension PipelineRunner {
         var batchesDone = 0
         while let batch = try loader.next() {
             let predictions = predictor.predict(batch: Tensor(shape: batch.shape, data: batch.inputs))
-            var entries = zip(batch.names, predictions).map { name, prediction in
-                let domain = assumptions.domain(name)
-                return RunJournal.Entry(file: name, prediction: predictor.reported(prediction, domain: domain), domain: domain)
-            }
+            var entries = zip(batch.names, predictions).map { journalEntry($0, $1, predictor) }
             let failures = loader.failures
             for (file, error) in failures[reportedFailures...] {
                 entries.append(.init(file: file, error: error.localizedDescription))

@@ -156,6 +156,8 @@ public struct DomainCheck: Codable, Equatable, Sendable {
     public var outside: [String]
     /// The same names where the value was assumed rather than read or measured.
     public var unknown: [String]
+    /// The `outside` name of an image whose neighbours `mask_neighbours` masked.
+    public static let neighboursMasked = "neighbours"
 
     public init(outside: [String], unknown: [String]) {
         self.outside = outside
@@ -175,7 +177,7 @@ public struct DomainCheck: Codable, Equatable, Sendable {
             if assumed.contains(subject) || flag == nil { unknown.append(name) } else if flag == false { outside.append(name) }
         }
         // Neighbours were masked: the values rest on pixels filled from the object's reflection or with noise.
-        if let masked = sample.header[NeighbourMasking.maskedKeyword], masked > 0 { outside.append("neighbours") }
+        if let masked = sample.header[NeighbourMasking.maskedKeyword], masked > 0 { outside.append(Self.neighboursMasked) }
         self.init(outside: outside, unknown: unknown)
     }
 }

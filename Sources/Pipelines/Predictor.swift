@@ -180,7 +180,7 @@ public final class Predictor: @unchecked Sendable {
     /// neighbours were masked gets the intervals the recipe's `maskedIntervalScales` widen.
     public func reported(_ prediction: Prediction, domain: DomainCheck?) -> Prediction {
         guard case let .posterior(estimate) = prediction, let scales = recipe?.maskedIntervalScales,
-              domain?.outside.contains("neighbours") == true, let scaling = recipe?.targetScaling else { return prediction }
+              domain?.outside.contains(DomainCheck.neighboursMasked) == true, let scaling = recipe?.targetScaling else { return prediction }
         return .posterior(scaling.widened(estimate, by: scales))
     }
 

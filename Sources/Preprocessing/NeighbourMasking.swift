@@ -55,20 +55,19 @@ public struct NeighbourMasking: Equatable, Sendable {
         let (channels, height, width, plane) = (image.channels, image.height, image.width, image.planeSize)
         let keys = channels > 1 && bandKeywords.count == channels ? bandKeywords : [String](repeating: keyword, count: channels)
         var sigmas = [Double]()
-        var measured = false
+        var measured = false, fills = [String]()
         for c in 0..<channels {
             if let s = sample.header[keys[c]], s.isFinite, s > 0 { sigmas.append(s); continue }
-            let noise = Stage.clippedNoise(image.channel(c).pixels).noise
-            guard noise.isFinite, noise > 0 else {
-                throw PreprocessingError.constantBackground(stage: "mask_neighbours", keyword: keys[c], sample: sample.name)
-            }
-            sigmas.append(noise)
+            let noise = try Stage.measuredNoise(image.channel(c).pixels, stage: "mask_neighbours", keyword: keys[c], sample: sample.name)
+            sigmas.append(noise.sigma)
+            if let fill = noise.fill { fills.append(fill) }
             measured = true
         }
         if measured {
             sample.assumptions.append(Assumption(subject: keyword, note: "mask_neighbours: \(Set(keys).sorted().joined(separator: ", ")) "
                 + "not in the header: noise measured from the data (sigma-clipped MAD): "
-                + sigmas.map { String(format: "%.4g", $0) }.joined(separator: ", ") + " counts"))
+                + sigmas.map { String(format: "%.4g", $0) }.joined(separator: ", ") + " counts"
+                + (fills.isEmpty ? "" : " (" + fills.joined(separator: "; ") + ")")))
         }
         // One detection image: the mean of the channels, blanks as sky.
         var detection = [Float](repeating: 0, count: plane)
@@ -123,14 +122,13 @@ public struct NeighbourMasking: Equatable, Sendable {
 
 extension SourceExtraction {
     /// The pixels `NeighbourMasking` masks in `pixels` (row-major `width × height`, sky
-    /// subtracted, noise `sigma`): `masked` per pixel, their `count`, the centre of the
+    /// subtracted, noise `sigma`): `masked` per pixel, their `count` and the centre of the
     /// reflections (the central object's flux-weighted centroid, or the image centre when no
-    /// object lies there; nil when nothing is detected) and how many neighbours were masked.
+    /// object lies there; nil when nothing is detected).
     public struct NeighbourMask: Sendable {
         public var masked: [Bool]
         public var count: Int
         public var centre: (x: Double, y: Double)?
-        public var neighbours: Int
     }
 
     /// See `NeighbourMasking`.
@@ -138,7 +136,7 @@ extension SourceExtraction {
                               minimumProminence: Double, kronFactor: Double, grow: Int, core: Double,
                               centralRadius: Double) -> NeighbourMask {
         let segmentation = segment(pixels, width: width, height: height, noise: sigma)
-        var result = NeighbourMask(masked: [Bool](repeating: false, count: pixels.count), count: 0, centre: nil, neighbours: 0)
+        var result = NeighbourMask(masked: [Bool](repeating: false, count: pixels.count), count: 0, centre: nil)
         // The central object: the one at the image centre (else the nearest), if its centroid lies
         // within `centralRadius` of the centre. A faint galaxy below the detection threshold next to
         // a bright neighbour leaves the neighbour there: it is masked, and the reflection is about
@@ -178,7 +176,6 @@ extension SourceExtraction {
             let member = members[label]
             guard let peak = member.map({ filtered[$0] }).max(), peak >= minimumPeak * sigma,
                   peak - saddle(label) >= minimumProminence * sigma else { continue }
-            result.neighbours += 1
             selected.insert(Int32(label))
             for p in member { masked[p] = true }
             guard kronFactor > 0 else { continue }

@@ -377,6 +377,30 @@ extension Stage {
         return (kept.withUnsafeBufferPointer(PixelStatistics.madStd), s.median)
     }
 
+    /// The noise of one channel's pixels measured on the image (`clippedNoise`); when half the
+    /// image or more holds one value (a constant fill where the cutout ran off its survey image,
+    /// zeros most often), the noise of the rest, and a note saying what was left out. A channel
+    /// without a finite pixel, or without noise, is an error naming `stage`, `keyword` and `sample`.
+    static func measuredNoise(_ pixels: [Float], stage: String, keyword: String, sample: String) throws -> (sigma: Double, fill: String?) {
+        guard pixels.contains(where: \.isFinite) else {
+            throw PreprocessingError.noFinitePixels(stage: stage, sample: sample)
+        }
+        let clipped = clippedNoise(pixels)
+        var sigma = clipped.noise, note: String?
+        if sigma == 0 {
+            let fill = Float(clipped.median)
+            let rest = pixels.filter { $0.isFinite && $0 != fill }
+            if rest.count >= 16 {
+                sigma = clippedNoise(rest).noise
+                note = String(format: "%d pixels equal to %g (a constant fill) left out", pixels.count - rest.count, fill)
+            }
+        }
+        guard sigma.isFinite && sigma > 0 else {
+            throw PreprocessingError.constantBackground(stage: stage, keyword: keyword, sample: sample)
+        }
+        return (sigma, note)
+    }
+
     /// The factor `match_zero_point` multiplies pixels and noise by: 10^(0.4 (target − zp)).
     static func zeroPointScale(from zp: Double, to target: Double) -> Double {
         Foundation.pow(10, 0.4 * (target - zp))
@@ -443,26 +467,9 @@ extension Stage {
             var sigmas = [Double]()
             var fills: [String] = []
             for c in 0..<channels {
-                let pixels = sample.image.channel(c).pixels
-                guard pixels.contains(where: \.isFinite) else {
-                    throw PreprocessingError.noFinitePixels(stage: name, sample: sample.name)
-                }
-                let clipped = Self.clippedNoise(pixels)
-                var sigma = clipped.noise
-                if sigma == 0 {
-                    // Half the image or more holds one value: a constant fill where the cutout ran
-                    // off its survey image (zeros, most often). The noise is that of the rest.
-                    let fill = Float(clipped.median)
-                    let rest = pixels.filter { $0.isFinite && $0 != fill }
-                    if rest.count >= 16 {
-                        sigma = Self.clippedNoise(rest).noise
-                        fills.append(String(format: "%d pixels equal to %g (a constant fill) left out", pixels.count - rest.count, fill))
-                    }
-                }
-                guard sigma.isFinite && sigma > 0 else {
-                    throw PreprocessingError.constantBackground(stage: name, keyword: keyword, sample: sample.name)
-                }
-                sigmas.append(sigma)
+                let measured = try Self.measuredNoise(sample.image.channel(c).pixels, stage: name, keyword: keyword, sample: sample.name)
+                sigmas.append(measured.sigma)
+                if let fill = measured.fill { fills.append(fill) }
             }
             for (k, key) in keys.enumerated() where sample.header[key] == nil {
                 sample.header[key] = keys.count == 1 ? sigmas.reduce(0, +) / Double(sigmas.count) : sigmas[k]
