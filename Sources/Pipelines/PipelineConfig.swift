@@ -82,6 +82,9 @@ public struct InputConfig: Equatable, Sendable {
     /// Inference of regression models on single-object cutouts: mask the neighbours after
     /// observation matching and before the model's stages (`mask_neighbours` with its defaults).
     public var maskNeighbours: Bool = false
+    /// Sérsic regression of cutouts: fit a residual sky plane against each prediction and,
+    /// where it stands out of the noise, subtract it and predict again (`SkyFitting`).
+    public var fitSky: Bool = false
 }
 
 /// Which model, and how to train it if the pipeline trains.
@@ -233,7 +236,7 @@ extension PipelineConfig: Decodable {
 extension InputConfig: Decodable {
     enum Key: String, ConfigName {
         case path, hdu, bands, band_files, label_column, class_names, target_columns, header_keywords, log_targets
-        case target_bounds, header_values, match_observation, mask_neighbours
+        case target_bounds, header_values, match_observation, mask_neighbours, fit_sky
     }
     static let defaults = InputConfig(path: nil, hdu: nil, bands: [], bandFiles: [:], labelColumn: nil,
                                       classNames: [], targetColumns: [], headerKeywords: [], logTargets: [])
@@ -263,6 +266,7 @@ extension InputConfig: Decodable {
             .map { ($0.key.uppercased(), $0.value) })
         matchObservation = try c.optional(.match_observation) ?? true
         maskNeighbours = try c.optional(.mask_neighbours) ?? false
+        fitSky = try c.optional(.fit_sky) ?? false
         for name in logTargets where !targetColumns.contains(name) {
             throw c.invalid(.log_targets, "log_targets names '\(name)', which is not in target_columns \(targetColumns).")
         }

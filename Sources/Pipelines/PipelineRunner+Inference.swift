@@ -294,11 +294,23 @@ extension PipelineRunner {
                                             + "(regress models); this model's task is \(recipe.task.rawValue), whose objects may "
                                             + "have several components (irregulars, lensed arcs) that masking would remove")
         }
-        return Predictor(network: model.network, architecture: model.architecture, recipe: recipe, path: model.path,
-                         stages: config.stages.isEmpty ? nil : config.stages, input: input,
-                         classNames: config.input.classNames.isEmpty ? nil : config.input.classNames,
-                         matchObservation: config.input.matchObservation, headerValues: config.input.headerValues,
-                         maskNeighbours: config.input.maskNeighbours)
+        if config.input.fitSky {
+            let missing = SkyFitting.targets.filter { !recipe.targetNames.contains($0) }
+            guard recipe.task == .regress, missing.isEmpty, recipe.observation != nil else {
+                throw PipelineError.unsupported("\(pipelinePath): input.fit_sky fits a sky under a predicted Sérsic galaxy: it needs "
+                                                + "a regress model with the targets \(SkyFitting.targets.joined(separator: ", ")) and a "
+                                                + "recorded observation; \(model.path) is task \(recipe.task.rawValue)"
+                                                + (recipe.task == .regress ? (missing.isEmpty ? " without an observation"
+                                                    : " without \(missing.joined(separator: ", "))") : ""))
+            }
+        }
+        let predictor = Predictor(network: model.network, architecture: model.architecture, recipe: recipe, path: model.path,
+                                  stages: config.stages.isEmpty ? nil : config.stages, input: input,
+                                  classNames: config.input.classNames.isEmpty ? nil : config.input.classNames,
+                                  matchObservation: config.input.matchObservation, headerValues: config.input.headerValues,
+                                  maskNeighbours: config.input.maskNeighbours)
+        if config.input.fitSky { predictor.skyFitting = SkyFitting() }
+        return predictor
     }
 
     /// How many failures the console lists (all are in the errors file).
@@ -370,8 +382,16 @@ extension PipelineRunner {
     func journaledPrepare(_ predictor: Predictor, _ journal: RunJournal) -> BatchLoader.Load {
         let read = journaledRead(predictor, journal)
         let assumptions = self.assumptions
+        let matchedImages = self.matchedImages
         return { entry in
-            let sample = try predictor.prepare(read(entry), file: entry.name)
+            let sample: Sample
+            if predictor.skyFitting != nil {
+                let steps = try predictor.prepareInSteps(read(entry), file: entry.name)
+                matchedImages.put(entry.name, steps.matched)
+                sample = steps.prepared
+            } else {
+                sample = try predictor.prepare(read(entry), file: entry.name)
+            }
             assumptions.record(sample, observation: predictor.matchingStages.isEmpty ? nil : predictor.recipe?.observation)
             try predictor.checkShape(sample.image.shape, file: entry.name)
             return sample
@@ -401,11 +421,28 @@ extension PipelineRunner {
                 progress?.advance()
                 continue
             }
-            try journal.record([journalEntry(entry.name, predictor.predict([sample.image])[0], predictor)])
+            let prediction = try fittingSky([entry.name], predictor.predict([sample.image]), predictor)[0]
+            try journal.record([journalEntry(entry.name, prediction, predictor)])
             progress?.advance()
             if untilFirstResult { return Array(todo[(index + 1)...]) }
         }
         return []
+    }
+
+    /// `predictions` of `files` after the predictor's sky fit (`Predictor.fittingSky`), each
+    /// subtracted plane said in the file's assumptions and its row flagged `sky`.
+    func fittingSky(_ files: [String], _ predictions: [Prediction], _ predictor: Predictor) throws -> [Prediction] {
+        guard let fitting = predictor.skyFitting else { return predictions }
+        let fitted = try predictor.fittingSky(predictions, matched: files.map { matchedImages.take($0) })
+        for (file, (_, sky)) in zip(files, fitted) {
+            guard let sky else { continue }
+            assumptions.flag(file, outside: SkyFitting.outsideName)
+            assumptions.record(file: file, [Assumption(subject: "residual sky", note: String(format:
+                "a residual sky under the galaxy (chi-square %.0f on the outer %d pixels against the predicted galaxy) was "
+                + "subtracted: %.4g counts at the centre, gradient %.3g, %.3g counts/px in x, y", sky.chiSquare, fitting.border,
+                sky.level, sky.slopeX, sky.slopeY))])
+        }
+        return fitted.map(\.0)
     }
 
     /// A file's result as the run records it: with the domain its preparation was judged to
@@ -424,7 +461,7 @@ extension PipelineRunner {
         var reportedFailures = 0
         var batchesDone = 0
         while let batch = try loader.next() {
-            let predictions = predictor.predict(batch: Tensor(shape: batch.shape, data: batch.inputs))
+            let predictions = try fittingSky(batch.names, predictor.predict(batch: Tensor(shape: batch.shape, data: batch.inputs)), predictor)
             var entries = zip(batch.names, predictions).map { journalEntry($0, $1, predictor) }
             let failures = loader.failures
             for (file, error) in failures[reportedFailures...] {

@@ -64,6 +64,8 @@ public final class PipelineRunner {
     let folder: URL
     /// What the run's stages assumed, per file; each kind said once on the console.
     let assumptions: AssumptionLog
+    /// Prepared files' images before the recipe's stages, kept from preparation until the sky fit.
+    let matchedImages = SampleStore()
 
     public init(pipelinePath: String, options: RunOptions = RunOptions()) throws {
         self.pipelinePath = pipelinePath
@@ -113,6 +115,14 @@ public final class PipelineRunner {
     }
 }
 
+/// Samples by file name, put by the loader's threads and taken once by the run's.
+final class SampleStore: @unchecked Sendable {
+    private let lock = NSLock()
+    private var samples: [String: Sample] = [:]
+    func put(_ name: String, _ sample: Sample) { lock.lock(); samples[name] = sample; lock.unlock() }
+    func take(_ name: String) -> Sample? { lock.lock(); defer { lock.unlock() }; return samples.removeValue(forKey: name) }
+}
+
 /// The assumptions of one run: per file (written with the outputs) and each kind
 /// (subject) announced once on the console, with the first file's value.
 final class AssumptionLog: @unchecked Sendable {
@@ -136,6 +146,12 @@ final class AssumptionLog: @unchecked Sendable {
             lock.lock(); domains[sample.name] = check; lock.unlock()
         }
         record(file: sample.name, sample.assumptions)
+    }
+
+    /// Adds `name` to what lies outside the training domain for `file` (when it has a domain check).
+    func flag(_ file: String, outside name: String) {
+        lock.lock(); defer { lock.unlock() }
+        if domains[file] != nil, !domains[file]!.outside.contains(name) { domains[file]!.outside.append(name) }
     }
 
     /// The domain check of a prepared file (nil when the model records no observation).

@@ -37,6 +37,13 @@ public final class Predictor: @unchecked Sendable {
     /// The observation-matching stages that run before the recipe's (empty when the
     /// recipe records no observation or matching is off).
     public let matchingStages: [Stage]
+    /// The recipe's own inference stages (or the pipeline's), after matching and masking.
+    public let ownStages: [Stage]
+    /// The header keyword of the image's noise (the recipe's `scale_by_noise`, else SKYSIG).
+    public let noiseKeyword: String
+    /// Sérsic regression: a residual sky fitted against each prediction and removed where
+    /// it stands out (`fittingSky`); nil: none (the pipeline's `input.fit_sky`).
+    public var skyFitting: SkyFitting?
 
     /// A network with its recipe (nil: a plain state dict). `stages`, `input` and
     /// `classNames` replace the recipe's when given (a pipeline's own); `raw` reads
@@ -81,6 +88,10 @@ public final class Predictor: @unchecked Sendable {
             masking = [.maskNeighbours(NeighbourMasking(keyword: keyword, bandKeywords: bandKeywords))]
         }
         preparation = Preparation(rawInput ? [] : matching + masking + own)
+        ownStages = rawInput ? [] : own
+        var noise = "SKYSIG"
+        for case let .scaleByNoise(.header(k, _)) in own { noise = k }
+        noiseKeyword = noise
         let names = classNames ?? recipe?.classNames ?? []
         self.classNames = names.count == architecture.classes ? names : (0..<architecture.classes).map(String.init)
     }
@@ -134,10 +145,23 @@ public final class Predictor: @unchecked Sendable {
     /// single-object image without one measured pixel is an error, not a row predicted from
     /// fill values.
     public func prepare(_ input: Sample, file: String) throws -> Sample {
+        try checkHasData(input, file: file)
+        return try preparation.prepare(input, training: false)
+    }
+
+    /// `prepare` in two steps: the image after observation matching and neighbour masking
+    /// (counts, as `fittingSky` needs it), then the input the network takes.
+    public func prepareInSteps(_ input: Sample, file: String) throws -> (matched: Sample, prepared: Sample) {
+        try checkHasData(input, file: file)
+        let stages = preparation.stages
+        let matched = try Preparation(Array(stages[..<(stages.count - ownStages.count)])).prepare(input, training: false)
+        return (matched, try Preparation(ownStages).prepare(matched, training: false))
+    }
+
+    func checkHasData(_ input: Sample, file: String) throws {
         guard rawInput || task == .segment || input.image.pixels.isEmpty || input.image.pixels.contains(where: \.isFinite) else {
             throw InputError.noData(file: file, shape: input.image.shape)
         }
-        return try preparation.prepare(input, training: false)
     }
 
     /// The `[C, H, W]` the network takes (any H, W for segmentation, which tiles).

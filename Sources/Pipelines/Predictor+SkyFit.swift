@@ -1,0 +1,232 @@
+import AstroBase
+import Foundation
+import Preprocessing
+import SkySim
+
+/// A residual sky under a single Sérsic galaxy, fitted against the regression's own answer.
+///
+/// A cutout's outer frame holds the galaxy's wings as well as any sky the image was left
+/// with, so its level alone cannot tell a pedestal from a large galaxy (subtracting it
+/// takes a bright elliptical's wings away). Here the galaxy the model predicted is drawn
+/// (its Sérsic profile at the predicted n, r_e, q and magnitude, centred on the light's
+/// centroid and turned to its second moments' angle; out in the frame the PSF changes
+/// nothing that matters), and a plane a + b x + c y is fitted by least squares to the data
+/// minus that galaxy on the outer `border` pixels, 3σ-clipped about the plane. Its χ² (3
+/// degrees of freedom; the header's noise, or the scatter of 4 × 4-pixel block means of the
+/// frame when correlated noise makes that larger) says whether there is a sky to remove: above
+/// `threshold` the plane is subtracted, the model predicts again, and the plane is fitted
+/// again against the new prediction, `iterations` times. Below it the file is left exactly
+/// as it was: on 1,000 TASKS.md cutouts 1 file passes 25 (docs/results.md).
+public struct SkyFitting: Equatable, Sendable {
+    /// Width in pixels of the outer frame the plane is fitted on.
+    public var border: Int = 8
+    /// χ² of the fitted plane above which it is subtracted.
+    public var threshold: Double = 25
+    /// Refits after the plane was found.
+    public var iterations: Int = 3
+    /// The regression targets the fit needs (catalog units: r_e in arcsec, mag at the observation's zero point).
+    public static let targets = ["sersic_n", "r_e", "q", "mag"]
+    /// The `DomainCheck.outside` name of a row whose sky was fitted and subtracted.
+    public static let outsideName = "sky"
+
+    public init(border: Int = 8, threshold: Double = 25, iterations: Int = 3) {
+        self.border = border; self.threshold = threshold; self.iterations = iterations
+    }
+}
+
+/// The plane a fit found, in counts per pixel: `level` at the image centre, `slopeX`,
+/// `slopeY` per pixel along x (NAXIS1) and y; `chiSquare` of the plane on the frame's noise.
+public struct ResidualSky: Equatable, Sendable {
+    public var level: Double
+    public var slopeX: Double
+    public var slopeY: Double
+    public var chiSquare: Double
+
+    /// The plane's value at pixel (x, y) of an image `height` × `width`.
+    @inline(__always)
+    func value(x: Int, y: Int, height: Int, width: Int) -> Double {
+        level + slopeX * (Double(x) - Double(width - 1) / 2) + slopeY * (Double(y) - Double(height - 1) / 2)
+    }
+
+    /// `image` with the plane subtracted from every channel.
+    func subtracted(from image: PlanarImage) -> PlanarImage {
+        var out = image
+        let (h, w) = (image.height, image.width)
+        out.forEachPlane { plane in
+            for y in 0..<h { for x in 0..<w { plane[y * w + x] -= Float(value(x: x, y: y, height: h, width: w)) } }
+        }
+        return out
+    }
+}
+
+extension SkyFitting {
+    /// The plane under `image` (one channel, counts) once `galaxy` is taken away, on the outer
+    /// frame; nil when the frame has fewer finite pixels than 10 per fitted value.
+    func residualSky(_ image: PlanarImage, galaxy: SersicProfile?, sigma: Double) -> ResidualSky? {
+        let (h, w) = (image.height, image.width)
+        let cx = Double(w - 1) / 2, cy = Double(h - 1) / 2, half = Double(max(h, w)) / 2
+        var xs = [Double](), ys = [Double](), rs = [Double]()
+        for y in 0..<h {
+            for x in 0..<w where x < border || x >= w - border || y < border || y >= h - border {
+                let v = Double(image.pixels[y * w + x])
+                guard v.isFinite else { continue }
+                xs.append((Double(x) - cx) / half); ys.append((Double(y) - cy) / half)
+                rs.append(v - (galaxy?.intensity(x: Double(x), y: Double(y)) ?? 0))
+            }
+        }
+        guard rs.count >= 30, sigma > 0 else { return nil }
+        var keep = [Bool](repeating: true, count: rs.count)
+        var coefficients = [0.0, 0.0, 0.0], normal = [Double](repeating: 0, count: 9)
+        for _ in 0..<10 {
+            var rhs = [0.0, 0.0, 0.0]
+            normal = [Double](repeating: 0, count: 9)
+            for i in rs.indices where keep[i] {
+                let basis = [1, xs[i], ys[i]]
+                for a in 0..<3 {
+                    rhs[a] += basis[a] * rs[i]
+                    for b in 0..<3 { normal[a * 3 + b] += basis[a] * basis[b] }
+                }
+            }
+            guard let solved = Self.solve3(normal, rhs) else { return nil }
+            coefficients = solved
+            var squares = 0.0, kept = 0
+            for i in rs.indices where keep[i] {
+                let d = rs[i] - coefficients[0] - coefficients[1] * xs[i] - coefficients[2] * ys[i]
+                squares += d * d; kept += 1
+            }
+            let limit = 3 * (squares / Double(max(kept - 3, 1))).squareRoot()
+            var changed = false
+            for i in rs.indices {
+                let inside = abs(rs[i] - coefficients[0] - coefficients[1] * xs[i] - coefficients[2] * ys[i]) <= limit
+                if inside != keep[i] { keep[i] = inside; changed = true }
+            }
+            if !changed { break }
+        }
+        // Correlated noise (resampled or co-added images) averages down more slowly than white noise:
+        // the noise of the fit is taken from the scatter of 4 × 4-pixel block means when that is larger.
+        var sums = [Int: (sum: Double, count: Int)]()
+        for i in rs.indices where keep[i] {
+            let bx = Int(((xs[i] * half + cx) / 4).rounded(.down)), by = Int(((ys[i] * half + cy) / 4).rounded(.down))
+            let d = rs[i] - coefficients[0] - coefficients[1] * xs[i] - coefficients[2] * ys[i]
+            sums[by * 4096 + bx, default: (0, 0)].sum += d
+            sums[by * 4096 + bx, default: (0, 0)].count += 1
+        }
+        let blocks = sums.values.filter { $0.count >= 8 }
+        var variance = sigma * sigma
+        if blocks.count >= 20 {
+            let blockVariance = blocks.map { $0.sum * $0.sum / Double($0.count) }.reduce(0, +) / Double(blocks.count - 3)
+            variance = max(variance, blockVariance)
+        }
+        var chi = 0.0
+        for a in 0..<3 { for b in 0..<3 { chi += coefficients[a] * normal[a * 3 + b] * coefficients[b] } }
+        return ResidualSky(level: coefficients[0], slopeX: coefficients[1] / half, slopeY: coefficients[2] / half,
+                           chiSquare: chi / variance)
+    }
+
+    /// Solves the symmetric 3 × 3 system `m x = v` (nil when singular).
+    static func solve3(_ m: [Double], _ v: [Double]) -> [Double]? {
+        func det(_ a: [Double]) -> Double {
+            a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6]) + a[2] * (a[3] * a[7] - a[4] * a[6])
+        }
+        let d = det(m)
+        guard abs(d) > 1e-12 else { return nil }
+        return (0..<3).map { column in
+            var replaced = m
+            for row in 0..<3 { replaced[row * 3 + column] = v[row] }
+            return det(replaced) / d
+        }
+    }
+
+    /// The galaxy a Sérsic regression predicted, placed on `image` (counts at `zeroPoint`,
+    /// `pixelScale` arcsec per pixel) at the light's centroid within 12 pixels of the centre
+    /// and at its second moments' angle, both measured above the median of the outer `border` pixels.
+    static func galaxy(_ values: [Double], names: [String], image: PlanarImage, pixelScale: Double, zeroPoint: Double,
+                       border: Int) -> SersicProfile? {
+        let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        guard let n = index["sersic_n"].map({ values[$0] }), let re = index["r_e"].map({ values[$0] }),
+              let q = index["q"].map({ values[$0] }), let mag = index["mag"].map({ values[$0] }),
+              n.isFinite, re.isFinite, re > 0, q.isFinite, mag.isFinite else { return nil }
+        let (h, w) = (image.height, image.width)
+        let cx = Double(w - 1) / 2, cy = Double(h - 1) / 2
+        var frame = [Double]()
+        for y in 0..<h { for x in 0..<w where x < border || x >= w - border || y < border || y >= h - border {
+            let v = Double(image.pixels[y * w + x]); if v.isFinite { frame.append(v) }
+        } }
+        let floor = frame.isEmpty ? 0 : PixelStatistics.median(frame)
+        var sw = 0.0, sx = 0.0, sy = 0.0
+        for y in 0..<h { for x in 0..<w {
+            let dx = Double(x) - cx, dy = Double(y) - cy, v = Double(image.pixels[y * w + x]) - floor
+            guard dx * dx + dy * dy < 144, v.isFinite, v > 0 else { continue }
+            sw += v; sx += v * Double(x); sy += v * Double(y)
+        } }
+        guard sw > 0 else { return nil }
+        let mx = sx / sw, my = sy / sw
+        var mxx = 0.0, myy = 0.0, mxy = 0.0
+        for y in 0..<h { for x in 0..<w {
+            let dx = Double(x) - cx, dy = Double(y) - cy, v = Double(image.pixels[y * w + x]) - floor
+            guard dx * dx + dy * dy < 144, v.isFinite, v > 0 else { continue }
+            let ux = Double(x) - mx, uy = Double(y) - my
+            mxx += v * ux * ux; myy += v * uy * uy; mxy += v * ux * uy
+        } }
+        let angle = 0.5 * atan2(2 * mxy, mxx - myy)
+        return SersicProfile(n: min(max(n, 0.3), 8), halfLightRadius: re / pixelScale,
+                             flux: pow(10, 0.4 * (zeroPoint - mag)),
+                             geometry: EllipseGeometry(centerX: mx, centerY: my, q: min(max(q, 0.05), 1), angle: angle))
+    }
+}
+
+extension Predictor {
+    /// The values a prediction gives per target: medians of a posterior, values of a regression.
+    static func pointValues(_ prediction: Prediction) -> [Double]? {
+        switch prediction {
+        case let .posterior(estimate): return estimate.medians
+        case let .regression(estimate): return estimate.values
+        default: return nil
+        }
+    }
+
+    /// The residual sky of `matched` (the image after observation matching and neighbour
+    /// masking, before the recipe's stages) against `prediction`'s galaxy.
+    func residualSky(_ matched: Sample, _ prediction: Prediction, _ fitting: SkyFitting) -> ResidualSky? {
+        guard matched.image.channels == 1, let recipe, let observation = recipe.observation,
+              let values = Self.pointValues(prediction),
+              let sigma = matched.header[noiseKeyword] ?? matched.header["SKYSIG"] else { return nil }
+        let galaxy = SkyFitting.galaxy(values, names: recipe.targetNames, image: matched.image,
+                                       pixelScale: observation.pixelScale, zeroPoint: observation.zeroPoint,
+                                       border: fitting.border)
+        return fitting.residualSky(matched.image, galaxy: galaxy, sigma: sigma)
+    }
+
+    /// `predictions` of the `matched` images (nil: not kept), with `skyFitting`'s residual sky
+    /// fitted against each prediction; where it stands out, the plane is subtracted and the
+    /// file predicted again (`SkyFitting`). Returns per file the final prediction and the
+    /// plane subtracted (nil: the file was left as it was).
+    public func fittingSky(_ predictions: [Prediction], matched: [Sample?]) throws -> [(Prediction, ResidualSky?)] {
+        guard let fitting = skyFitting else { return predictions.map { ($0, nil) } }
+        var out = predictions.map { ($0, ResidualSky?.none) }
+        var active = [(index: Int, sky: ResidualSky)]()
+        for (i, sample) in matched.enumerated() {
+            guard let sample, let sky = residualSky(sample, predictions[i], fitting), sky.chiSquare > fitting.threshold else { continue }
+            active.append((i, sky))
+        }
+        guard !active.isEmpty else { return out }
+        let own = Preparation(ownStages)
+        for _ in 0..<max(fitting.iterations, 1) {
+            let images = try active.map { item -> PlanarImage in
+                var sample = matched[item.index]!
+                sample.image = item.sky.subtracted(from: sample.image)
+                return try own.prepare(sample, training: false).image
+            }
+            let again = predict(images)
+            for (k, item) in active.enumerated() {
+                out[item.index] = (again[k], item.sky)
+                if let refit = residualSky(matched[item.index]!, again[k], fitting) {
+                    // The plane under the original image against the new galaxy; the χ² that found it is kept.
+                    active[k].sky = ResidualSky(level: refit.level, slopeX: refit.slopeX, slopeY: refit.slopeY,
+                                                chiSquare: item.sky.chiSquare)
+                }
+            }
+        }
+        return out
+    }
+}
