@@ -16,7 +16,8 @@ import SkySim
 /// frame when correlated noise makes that larger) says whether there is a sky to remove: above
 /// `threshold` the plane is subtracted, the model predicts again, and the plane is fitted
 /// again against the new prediction, `iterations` times. Below it the file is left exactly
-/// as it was: on 1,000 TASKS.md cutouts 1 file passes 25 (docs/results.md).
+/// as it was: on 1,000 TASKS.md cutouts 1 file passes 25 (docs/results.md). A posterior at a
+/// bound of its prior (`<target>_range`) is not fitted against.
 public struct SkyFitting: Equatable, Sendable {
     /// Width in pixels of the outer frame the plane is fitted on.
     public var border: Int = 8
@@ -190,6 +191,9 @@ extension Predictor {
     func residualSky(_ matched: Sample, _ prediction: Prediction, _ fitting: SkyFitting) -> ResidualSky? {
         guard matched.image.channels == 1, let recipe, let observation = recipe.observation,
               let values = Self.pointValues(prediction),
+              // A posterior piled up on a bound of its prior (a galaxy brighter or larger than the model knows)
+              // is not the galaxy: its wings, drawn, would be taken for sky.
+              !{ if case let .posterior(p) = prediction { return !recipe.targetScaling.targetsAtRangeEdge(p).isEmpty }; return false }(),
               let sigma = matched.header[noiseKeyword] ?? matched.header["SKYSIG"] else { return nil }
         let galaxy = SkyFitting.galaxy(values, names: recipe.targetNames, image: matched.image,
                                        pixelScale: observation.pixelScale, zeroPoint: observation.zeroPoint,
