@@ -16,8 +16,10 @@ import SkySim
 /// frame when correlated noise makes that larger) says whether there is a sky to remove: above
 /// `threshold` the plane is subtracted, the model predicts again, and the plane is fitted
 /// again against the new prediction, `iterations` times. Below it the file is left exactly
-/// as it was: on 1,000 TASKS.md cutouts 1 file passes 25 (docs/results.md). A posterior at a
-/// bound of its prior (`<target>_range`) is not fitted against.
+/// as it was: on 3,000 TASKS.md cutouts 1 file passes 25 (docs/results.md). A level above
+/// `largest` σ is not taken for sky: observation matching removed any frame level above 1σ, so
+/// such a plane is the wings of a galaxy the model cannot reach (a cluster's central galaxy
+/// at the bright bound of the prior), not sky.
 public struct SkyFitting: Equatable, Sendable {
     /// Width in pixels of the outer frame the plane is fitted on.
     public var border: Int = 8
@@ -25,6 +27,8 @@ public struct SkyFitting: Equatable, Sendable {
     public var threshold: Double = 25
     /// Refits after the plane was found.
     public var iterations: Int = 3
+    /// The largest level, in noise σ, taken for sky (a larger one is left alone).
+    public var largest: Double = 2
     /// The regression targets the fit needs (catalog units: r_e in arcsec, mag at the observation's zero point).
     public static let targets = ["sersic_n", "r_e", "q", "mag"]
     /// The `DomainCheck.outside` name of a row whose sky was fitted and subtracted.
@@ -191,14 +195,15 @@ extension Predictor {
     func residualSky(_ matched: Sample, _ prediction: Prediction, _ fitting: SkyFitting) -> ResidualSky? {
         guard matched.image.channels == 1, let recipe, let observation = recipe.observation,
               let values = Self.pointValues(prediction),
-              // A posterior piled up on a bound of its prior (a galaxy brighter or larger than the model knows)
-              // is not the galaxy: its wings, drawn, would be taken for sky.
-              !{ if case let .posterior(p) = prediction { return !recipe.targetScaling.targetsAtRangeEdge(p).isEmpty }; return false }(),
               let sigma = matched.header[noiseKeyword] ?? matched.header["SKYSIG"] else { return nil }
         let galaxy = SkyFitting.galaxy(values, names: recipe.targetNames, image: matched.image,
                                        pixelScale: observation.pixelScale, zeroPoint: observation.zeroPoint,
                                        border: fitting.border)
-        return fitting.residualSky(matched.image, galaxy: galaxy, sigma: sigma)
+        // Observation matching has taken away any frame level above 1σ: a plane much brighter than that is the
+        // wings of a galaxy the model does not reach (brighter or larger than its prior), not sky.
+        guard let sky = fitting.residualSky(matched.image, galaxy: galaxy, sigma: sigma),
+              abs(sky.level) <= fitting.largest * sigma else { return nil }
+        return sky
     }
 
     /// `predictions` of the `matched` images (nil: not kept), with `skyFitting`'s residual sky
