@@ -7,8 +7,8 @@ for byte. The observation is TASKS.md's common observation model, which
 
 Run from the repository root: python3 scripts/record_observation.py
 (or, for a class model's energy threshold, --energy-threshold MODEL PREDICTIONS.csv SOURCE;
-for a posterior model's intervals on cutouts with masked neighbours,
---masked-interval-scales MODEL PREDICTIONS.csv CATALOG.csv SOURCE).
+for a posterior model's intervals on rows with an `outside_domain` flag such as
+`neighbours` or `sky`, --interval-scales FLAG MODEL PREDICTIONS.csv CATALOG.csv SOURCE).
 """
 import csv
 import json
@@ -91,19 +91,24 @@ def record_energy_threshold(model, predictions, source):
     print(f"{model}: oodEnergyThreshold {threshold} from {len(energies)} images")
 
 
-def record_masked_interval_scales(model, predictions, catalog, source):
+WIDENED_FLAGS = ("neighbours", "sky")
+
+
+def record_interval_scales(flag, model, predictions, catalog, source):
     """Records in posterior `model` the factors `[s68, s95]` per target by which the intervals
-    of rows whose neighbours were masked are widened (`maskedIntervalScales`): on a run of the
-    model (without factors) over held-out simulated cutouts with neighbours (`predictions`,
-    truths in `catalog`), each flagged row's error in the flow's standardised space, divided by
-    its interval's half on the truth's side (84th or 16th percentile; 97.5th or 2.5th), has its
-    68th (95th) percentile as s68 (s95): the widened intervals then hold 68 % (95 %) of them."""
+    of rows flagged `flag` in `outside_domain` (`neighbours`, `sky`, or `neighbours+sky` for rows
+    with both) are widened (`intervalScales[flag]`): on a run of a copy of the model without any
+    intervalScales over held-out simulated cutouts (`predictions`, truths in `catalog`; the rows
+    whose flags among WIDENED_FLAGS are exactly those of `flag`), each flagged row's error
+    in the flow's standardised space, divided by its interval's half on the truth's side (84th
+    or 16th percentile; 97.5th or 2.5th), has its 68th (95th) percentile as s68 (s95): the
+    widened intervals then hold 68 % (95 %) of them."""
     import numpy as np
     with open(model, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         recipe = json.loads(json.loads(f.read(n))["__metadata__"]["astrolabe.preprocessing"])
-    if recipe.get("maskedIntervalScales"):
-        raise SystemExit(f"{model} already records maskedIntervalScales: fit them on a run of the model without them")
+    if flag in (recipe.get("intervalScales") or {}):
+        raise SystemExit(f"{model} already records intervalScales for '{flag}': fit them on a run of the model without them")
     names, mean, std = recipe["targetNames"], recipe["targetMean"], recipe["targetStd"]
     bounds, logs = recipe["targetBounds"], set(recipe.get("logTargets", []))
 
@@ -118,7 +123,9 @@ def record_masked_interval_scales(model, predictions, catalog, source):
     with open(catalog) as f:
         truth = {r["file"]: r for r in csv.DictReader(f)}
     with open(predictions) as f:
-        rows = [r for r in csv.DictReader(f) if "neighbours" in r["outside_domain"].split(";")]
+        # The rows whose widened flags are exactly those of `flag` (`neighbours+sky`: both).
+        wanted = set(flag.split("+"))
+        rows = [r for r in csv.DictReader(f) if set(r["outside_domain"].split(";")) & set(WIDENED_FLAGS) == wanted]
     scales = []
     for k, name in enumerate(names):
         t = standardized([float(truth[r["file"]][name]) for r in rows], k)
@@ -133,12 +140,12 @@ def record_masked_interval_scales(model, predictions, catalog, source):
         scales.append(pair)
 
     def update(recipe):
-        recipe["maskedIntervalScales"] = scales
-        recipe.setdefault("provenance", {})["masked_interval_scales"] = (
-            f"fitted on {len(rows)} rows with masked neighbours: {source} "
-            "(scripts/record_observation.py --masked-interval-scales)")
+        recipe.setdefault("intervalScales", {})[flag] = scales
+        recipe.setdefault("provenance", {})[f"interval_scales_{flag}"] = (
+            f"fitted on {len(rows)} rows flagged {flag}: {source} "
+            "(scripts/record_observation.py --interval-scales)")
     rewrite(model, update)
-    print(f"{model}: maskedIntervalScales {dict(zip(names, scales))} from {len(rows)} rows")
+    print(f"{model}: intervalScales['{flag}'] {dict(zip(names, scales))} from {len(rows)} rows")
 
 
 if __name__ == "__main__":
@@ -146,8 +153,8 @@ if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--energy-threshold":
         # python3 scripts/record_observation.py --energy-threshold MODEL PREDICTIONS.csv "how the data was made"
         record_energy_threshold(*sys.argv[2:])
-    elif len(sys.argv) == 6 and sys.argv[1] == "--masked-interval-scales":
-        # python3 scripts/record_observation.py --masked-interval-scales MODEL PREDICTIONS.csv CATALOG.csv "how the data was made"
-        record_masked_interval_scales(*sys.argv[2:])
+    elif len(sys.argv) == 7 and sys.argv[1] == "--interval-scales":
+        # python3 scripts/record_observation.py --interval-scales FLAG MODEL PREDICTIONS.csv CATALOG.csv "how the data was made"
+        record_interval_scales(*sys.argv[2:])
     else:
         main()

@@ -44,16 +44,18 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// training data, the 95th percentile of the scores on held-out simulated data; rows above
     /// it say `atypical` in `outside_domain`. Absent: no such flag.
     public var oodEnergyThreshold: Double?
-    /// Posterior models: per target, the factors `[s68, s95]` by which the central 68 % and
-    /// 95 % intervals of a row whose neighbours were masked (`mask_neighbours`) are widened
-    /// about the median, in the flow's unbounded space, so they hold 68 % and 95 % of the
-    /// truths on held-out simulated cutouts with neighbours. Absent: not widened.
-    public var maskedIntervalScales: [[Double]]?
+    /// Posterior models: per `outside_domain` flag of a run (`neighbours`: `mask_neighbours`
+    /// masked pixels; `sky`: `fit_sky` subtracted a residual sky), per target the factors
+    /// `[s68, s95]` by which the central 68 % and 95 % intervals of a row with that flag are
+    /// widened about the median, in the flow's unbounded space, so they hold 68 % and 95 % of
+    /// the truths on held-out simulated cutouts with it; `neighbours+sky` for rows with both
+    /// (without it, such a row takes the larger factor per target). Absent: not widened.
+    public var intervalScales: [String: [[Double]]]?
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
              predictsUncertainty, logTargetNames = "logTargets", targetBounds, posteriorDraws, observation, provenance,
-             sequenceStages, temperature, oodEnergyThreshold, maskedIntervalScales
+             sequenceStages, temperature, oodEnergyThreshold, intervalScales
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
@@ -145,9 +147,10 @@ extension ModelRecipe {
             lines.append("ood energy    " + (oodEnergyThreshold.map { String(format: "above %.3f: the row says 'atypical' "
                 + "(95th percentile on held-out simulated data)", $0) } ?? "no threshold recorded"))
         }
-        if let scales = maskedIntervalScales, scales.count == targetNames.count {
-            lines.append("neighbours    intervals of rows with masked neighbours widened " + zip(targetNames, scales).map {
-                String(format: "%@ x%.2f/x%.2f", $0.0, $0.1.first ?? 1, $0.1.last ?? 1) }.joined(separator: ", ") + " (68 % / 95 %)")
+        for (flag, scales) in (intervalScales ?? [:]).sorted(by: { $0.key < $1.key }) where scales.count == targetNames.count {
+            lines.append(flag.padding(toLength: max(13, flag.count), withPad: " ", startingAt: 0) + " intervals of rows flagged '\(flag)' widened "
+                + zip(targetNames, scales).map { String(format: "%@ x%.2f/x%.2f", $0.0, $0.1.first ?? 1, $0.1.last ?? 1) }
+                    .joined(separator: ", ") + " (68 % / 95 %)")
         }
         if !targetNames.isEmpty {
             lines.append("targets       " + targetNames.joined(separator: ", ") + (logTargets.isEmpty ? "" : " (log10: \(logTargets.joined(separator: ", ")))")

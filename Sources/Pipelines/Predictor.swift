@@ -200,11 +200,22 @@ public final class Predictor: @unchecked Sendable {
         return posteriorResults(context: output, model: posterior, scaling: recipe.targetScaling)
     }
 
-    /// `prediction` as the run reports it for a file judged `domain`: a posterior whose
-    /// neighbours were masked gets the intervals the recipe's `maskedIntervalScales` widen.
+    /// `prediction` as the run reports it for a file judged `domain`: a posterior flagged
+    /// `neighbours` or `sky` gets the intervals the recipe's `intervalScales` widen; with both,
+    /// the factors recorded for `neighbours+sky`, else the larger factor per target.
     public func reported(_ prediction: Prediction, domain: DomainCheck?) -> Prediction {
-        guard case let .posterior(estimate) = prediction, let scales = recipe?.maskedIntervalScales,
-              domain?.outside.contains(DomainCheck.neighboursMasked) == true, let scaling = recipe?.targetScaling else { return prediction }
+        guard case let .posterior(estimate) = prediction, let all = recipe?.intervalScales, let domain,
+              let scaling = recipe?.targetScaling else { return prediction }
+        let flags = domain.outside.filter { all[$0] != nil }.sorted()
+        let usable = { (scales: [[Double]]?) in scales.flatMap { $0.count == scaling.names.count ? $0 : nil } }
+        var chosen = usable(all[flags.joined(separator: "+")])
+        if chosen == nil {
+            for flag in flags {
+                guard let other = usable(all[flag]) else { continue }
+                chosen = chosen.map { zip($0, other).map { pair in zip(pair.0, pair.1).map { Swift.max($0, $1) } } } ?? other
+            }
+        }
+        guard let scales = chosen else { return prediction }
         return .posterior(scaling.widened(estimate, by: scales))
     }
 

@@ -85,7 +85,7 @@ final class PosteriorTests: XCTestCase {
         XCTAssertLessThan(w.p16[3], p.p16[3])
         // Only rows whose neighbours were masked, and only when the model records factors.
         let model = try TrainedModel(contentsOf: repositoryRoot.appendingPathComponent("samples/models/posterior.safetensors"))
-        let scales4 = try XCTUnwrap(model.recipe.maskedIntervalScales)
+        let scales4 = try XCTUnwrap(model.recipe.intervalScales?["neighbours"])
         XCTAssertEqual(scales4.count, 4)
         for pair in scales4 {
             XCTAssertEqual(pair.count, 2)
@@ -100,6 +100,21 @@ final class PosteriorTests: XCTestCase {
             return XCTFail("a posterior stays a posterior")
         }
         XCTAssert(masked.p16[0] < p.p16[0] && masked.p84[0] > p.p84[0], "wider: \(masked)")
+        // A fitted sky has its own factors, and a row with both flags those fitted for both.
+        let recorded = try XCTUnwrap(model.recipe.intervalScales)
+        let sky = try XCTUnwrap(recorded["sky"]), both = try XCTUnwrap(recorded["neighbours+sky"])
+        let shipped = model.recipe.targetScaling
+        XCTAssertEqual(predictor.reported(row, domain: DomainCheck(outside: ["sky"], unknown: [])),
+                       .posterior(shipped.widened(p, by: sky)))
+        XCTAssertEqual(predictor.reported(row, domain: DomainCheck(outside: ["sky", "depth", "neighbours"], unknown: [])),
+                       .posterior(shipped.widened(p, by: both)))
+        // Without factors for the pair, the larger of the two per target.
+        var recipe = model.recipe
+        recipe.intervalScales = ["neighbours": [[2, 3], [1, 1], [1.5, 2], [1, 4]], "sky": [[1, 5], [2, 2], [1, 1], [3, 3]]]
+        let larger = [[2.0, 5], [2, 2], [1.5, 2], [3, 4]]
+        let fallback = Predictor(network: model.network, architecture: model.architecture, recipe: recipe, path: model.path)
+        XCTAssertEqual(fallback.reported(row, domain: DomainCheck(outside: ["neighbours", "sky"], unknown: [])),
+                       .posterior(shipped.widened(p, by: larger)))
     }
 
     /// Percentiles of known draws, mapped back to catalog units (numpy's linear interpolation).
