@@ -91,7 +91,7 @@ def record_energy_threshold(model, predictions, source):
     print(f"{model}: oodEnergyThreshold {threshold} from {len(energies)} images")
 
 
-WIDENED_FLAGS = ("neighbours", "sky")
+WIDENED_FLAGS = ("neighbours", "sky", "correlated_noise")
 
 
 def record_interval_scales(flag, model, predictions, catalog, source):

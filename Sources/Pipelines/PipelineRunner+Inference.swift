@@ -430,19 +430,27 @@ extension PipelineRunner {
     }
 
     /// `predictions` of `files` after the predictor's sky fit (`Predictor.fittingSky`), each
-    /// subtracted plane said in the file's assumptions and its row flagged `sky`.
+    /// subtracted plane said in the file's assumptions and its row flagged `sky`; a frame whose
+    /// noise is correlated beyond `SkyFitting.correlationLimit` flags the row `correlated_noise`.
     func fittingSky(_ files: [String], _ predictions: [Prediction], _ predictor: Predictor) throws -> [Prediction] {
         guard let fitting = predictor.skyFitting else { return predictions }
         let fitted = try predictor.fittingSky(predictions, matched: files.map { matchedImages.take($0) })
-        for (file, (_, sky)) in zip(files, fitted) {
-            guard let sky else { continue }
+        for (file, result) in zip(files, fitted) {
+            guard let sky = result.plane else { continue }
+            if let correlation = sky.noiseCorrelation, correlation > fitting.correlationLimit {
+                assumptions.flag(file, outside: SkyFitting.correlatedName)
+                assumptions.record(file: file, [Assumption(subject: "correlated noise", note: String(format:
+                    "the noise is correlated: 4x4-pixel means of the outer %d pixels scatter %.2f times as much as white noise "
+                    + "would; the model was trained on white noise", fitting.border, correlation))])
+            }
+            guard result.subtracted else { continue }
             assumptions.flag(file, outside: SkyFitting.outsideName)
             assumptions.record(file: file, [Assumption(subject: "residual sky", note: String(format:
                 "a residual sky under the galaxy (chi-square %.0f on the outer %d pixels against the predicted galaxy) was "
                 + "subtracted: %.4g counts at the centre, gradient %.3g, %.3g counts/px in x, y", sky.chiSquare, fitting.border,
                 sky.level, sky.slopeX, sky.slopeY))])
         }
-        return fitted.map(\.0)
+        return fitted.map(\.prediction)
     }
 
     /// A file's result as the run records it: with the domain its preparation was judged to

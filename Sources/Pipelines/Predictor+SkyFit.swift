@@ -33,6 +33,10 @@ public struct SkyFitting: Equatable, Sendable {
     public static let targets = ["sersic_n", "r_e", "q", "mag"]
     /// The `DomainCheck.outside` name of a row whose sky was fitted and subtracted.
     public static let outsideName = "sky"
+    /// The `DomainCheck.outside` name of a row whose frame has correlated noise.
+    public static let correlatedName = "correlated_noise"
+    /// `ResidualSky.noiseCorrelation` above which a row says `correlated_noise`.
+    public var correlationLimit: Double = 1.3
 
     public init(border: Int = 8, threshold: Double = 25, iterations: Int = 3) {
         self.border = border; self.threshold = threshold; self.iterations = iterations
@@ -41,11 +45,15 @@ public struct SkyFitting: Equatable, Sendable {
 
 /// The plane a fit found, in counts per pixel: `level` at the image centre, `slopeX`,
 /// `slopeY` per pixel along x (NAXIS1) and y; `chiSquare` of the plane on the frame's noise.
+/// `noiseCorrelation`: the scatter of the frame's 4 × 4-pixel means (galaxy and plane taken
+/// away) over what white noise of the frame's own pixel scatter gives, 1 for white noise
+/// (nil: too few blocks); resampled, drizzled or co-added images have more.
 public struct ResidualSky: Equatable, Sendable {
     public var level: Double
     public var slopeX: Double
     public var slopeY: Double
     public var chiSquare: Double
+    public var noiseCorrelation: Double? = nil
 
     /// The plane's value at pixel (x, y) of an image `height` × `width`.
     @inline(__always)
@@ -110,22 +118,25 @@ extension SkyFitting {
         // Correlated noise (resampled or co-added images) averages down more slowly than white noise:
         // the noise of the fit is taken from the scatter of 4 × 4-pixel block means when that is larger.
         var sums = [Int: (sum: Double, count: Int)]()
+        var squares = 0.0, kept = 0
         for i in rs.indices where keep[i] {
             let bx = Int(((xs[i] * half + cx) / 4).rounded(.down)), by = Int(((ys[i] * half + cy) / 4).rounded(.down))
             let d = rs[i] - coefficients[0] - coefficients[1] * xs[i] - coefficients[2] * ys[i]
             sums[by * 4096 + bx, default: (0, 0)].sum += d
             sums[by * 4096 + bx, default: (0, 0)].count += 1
+            squares += d * d; kept += 1
         }
         let blocks = sums.values.filter { $0.count >= 8 }
-        var variance = sigma * sigma
+        var variance = sigma * sigma, correlation: Double? = nil
         if blocks.count >= 20 {
             let blockVariance = blocks.map { $0.sum * $0.sum / Double($0.count) }.reduce(0, +) / Double(blocks.count - 3)
             variance = max(variance, blockVariance)
+            correlation = (blockVariance / max(squares / Double(max(kept - 3, 1)), .leastNormalMagnitude)).squareRoot()
         }
         var chi = 0.0
         for a in 0..<3 { for b in 0..<3 { chi += coefficients[a] * normal[a * 3 + b] * coefficients[b] } }
         return ResidualSky(level: coefficients[0], slopeX: coefficients[1] / half, slopeY: coefficients[2] / half,
-                           chiSquare: chi / variance)
+                           chiSquare: chi / variance, noiseCorrelation: correlation)
     }
 
     /// Solves the symmetric 3 × 3 system `m x = v` (nil when singular).
@@ -208,15 +219,17 @@ extension Predictor {
 
     /// `predictions` of the `matched` images (nil: not kept), with `skyFitting`'s residual sky
     /// fitted against each prediction; where it stands out, the plane is subtracted and the
-    /// file predicted again (`SkyFitting`). Returns per file the final prediction and the
-    /// plane subtracted (nil: the file was left as it was).
-    public func fittingSky(_ predictions: [Prediction], matched: [Sample?]) throws -> [(Prediction, ResidualSky?)] {
-        guard let fitting = skyFitting else { return predictions.map { ($0, nil) } }
-        var out = predictions.map { ($0, ResidualSky?.none) }
+    /// file predicted again (`SkyFitting`). Returns per file the final prediction, the plane
+    /// fitted (nil: none could be) and whether it was subtracted.
+    public func fittingSky(_ predictions: [Prediction], matched: [Sample?]) throws
+        -> [(prediction: Prediction, plane: ResidualSky?, subtracted: Bool)] {
+        guard let fitting = skyFitting else { return predictions.map { ($0, nil, false) } }
+        var out = [(prediction: Prediction, plane: ResidualSky?, subtracted: Bool)]()
         var active = [(index: Int, sky: ResidualSky)]()
         for (i, sample) in matched.enumerated() {
-            guard let sample, let sky = residualSky(sample, predictions[i], fitting), sky.chiSquare > fitting.threshold else { continue }
-            active.append((i, sky))
+            let sky = sample.flatMap { residualSky($0, predictions[i], fitting) }
+            out.append((predictions[i], sky, false))
+            if let sky, sky.chiSquare > fitting.threshold { active.append((i, sky)) }
         }
         guard !active.isEmpty else { return out }
         let own = Preparation(ownStages)
@@ -228,11 +241,11 @@ extension Predictor {
             }
             let again = predict(images)
             for (k, item) in active.enumerated() {
-                out[item.index] = (again[k], item.sky)
+                out[item.index] = (again[k], item.sky, true)
                 if let refit = residualSky(matched[item.index]!, again[k], fitting) {
                     // The plane under the original image against the new galaxy; the χ² that found it is kept.
                     active[k].sky = ResidualSky(level: refit.level, slopeX: refit.slopeX, slopeY: refit.slopeY,
-                                                chiSquare: item.sky.chiSquare)
+                                                chiSquare: item.sky.chiSquare, noiseCorrelation: item.sky.noiseCorrelation)
                 }
             }
         }

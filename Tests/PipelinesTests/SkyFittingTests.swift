@@ -47,6 +47,29 @@ final class SkyFittingTests: XCTestCase {
         for i in stride(from: 0, to: 4096, by: 97) { XCTAssertEqual(corrected.pixels[i], clean.pixels[i], accuracy: 2) }
     }
 
+    /// White noise scatters 4 × 4-pixel means by σ/4: ratio 1. Noise smoothed over 3 × 3 pixels
+    /// (as resampling or drizzling does) keeps more of its scatter in the means.
+    func testCorrelatedNoiseIsMeasuredOnTheFrame() throws {
+        let (white, galaxy) = cutout(plane: nil)
+        let fitting = SkyFitting()
+        let ratio = try XCTUnwrap(fitting.residualSky(white, galaxy: galaxy, sigma: 10)?.noiseCorrelation)
+        XCTAssertEqual(ratio, 1, accuracy: 0.2)
+        XCTAssertLessThan(ratio, fitting.correlationLimit)
+        var rng = SeededGenerator(seed: 11)
+        let noise = (0..<(66 * 66)).map { _ in rng.normal() }
+        var smoothed = white
+        for y in 0..<64 {
+            for x in 0..<64 {
+                var sum = 0.0
+                for dy in 0..<3 { for dx in 0..<3 { sum += noise[(y + dy) * 66 + x + dx] } }
+                smoothed.pixels[y * 64 + x] = Float(galaxy.intensity(x: Double(x), y: Double(y)) + 10 * sum / 3)
+            }
+        }
+        let correlated = try XCTUnwrap(fitting.residualSky(smoothed, galaxy: galaxy, sigma: 10)?.noiseCorrelation)
+        // Means of 16 pixels of a 3 × 3 box-smoothed field: about 2.5 times white noise's scatter.
+        XCTAssertGreaterThan(correlated, 2)
+    }
+
     func testBlankFramePixelsAreLeftOutAndTooFewGiveNoFit() throws {
         let (image, galaxy) = cutout(plane: ResidualSky(level: -4, slopeX: 0, slopeY: 0, chiSquare: 0))
         var holed = image
