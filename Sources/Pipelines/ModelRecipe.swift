@@ -49,8 +49,11 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// `[s68, s95]` by which the central 68 % and 95 % intervals of a row with that flag are
     /// widened about the median, in the flow's unbounded space, so they hold 68 % and 95 % of
     /// the truths on held-out simulated cutouts with it; `neighbours+sky` for rows with both
-    /// (without it, such a row takes the larger factor per target). Absent: not widened.
+    /// (without it, such a row takes the larger factor per target); `none` for rows with none
+    /// of them (held-out TASKS.md cutouts). Absent: not widened.
     public var intervalScales: [String: [[Double]]]?
+    /// The `intervalScales` key of rows without a flag that widens intervals.
+    public static let unflagged = "none"
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
@@ -148,7 +151,8 @@ extension ModelRecipe {
                 + "(95th percentile on held-out simulated data)", $0) } ?? "no threshold recorded"))
         }
         for (flag, scales) in (intervalScales ?? [:]).sorted(by: { $0.key < $1.key }) where scales.count == targetNames.count {
-            lines.append(flag.padding(toLength: max(13, flag.count), withPad: " ", startingAt: 0) + " intervals of rows flagged '\(flag)' widened "
+            lines.append(flag.padding(toLength: max(13, flag.count), withPad: " ", startingAt: 0)
+                + (flag == Self.unflagged ? " intervals of rows without those flags scaled " : " intervals of rows flagged '\(flag)' widened ")
                 + zip(targetNames, scales).map { String(format: "%@ x%.2f/x%.2f", $0.0, $0.1.first ?? 1, $0.1.last ?? 1) }
                     .joined(separator: ", ") + " (68 % / 95 %)")
         }

@@ -201,14 +201,15 @@ public final class Predictor: @unchecked Sendable {
     }
 
     /// `prediction` as the run reports it for a file judged `domain`: a posterior flagged
-    /// `neighbours` or `sky` gets the intervals the recipe's `intervalScales` widen; with both,
-    /// the factors recorded for `neighbours+sky`, else the larger factor per target.
+    /// `neighbours`, `sky` or `correlated_noise` gets the intervals the recipe's `intervalScales`
+    /// widen; with two, the factors recorded for the pair (`neighbours+sky`), else the larger
+    /// factor per target; with none, the factors of `none` (the recalibration on clean data).
     public func reported(_ prediction: Prediction, domain: DomainCheck?) -> Prediction {
         guard case let .posterior(estimate) = prediction, let all = recipe?.intervalScales, let domain,
               let scaling = recipe?.targetScaling else { return prediction }
-        let flags = domain.outside.filter { all[$0] != nil }.sorted()
+        let flags = domain.outside.filter { $0 != ModelRecipe.unflagged && all[$0] != nil }.sorted()
         let usable = { (scales: [[Double]]?) in scales.flatMap { $0.count == scaling.names.count ? $0 : nil } }
-        var chosen = usable(all[flags.joined(separator: "+")])
+        var chosen = usable(all[flags.isEmpty ? ModelRecipe.unflagged : flags.joined(separator: "+")])
         if chosen == nil {
             for flag in flags {
                 guard let other = usable(all[flag]) else { continue }

@@ -130,6 +130,7 @@ final class InspectCommandTests: XCTestCase {
         XCTAssert(posterior.stdout.contains("neighbours    intervals of rows flagged 'neighbours' widened sersic_n x2.23/x3.12"),
                   posterior.stdout)
         XCTAssert(posterior.stdout.contains("sky           intervals of rows flagged 'sky' widened sersic_n x1.47/x1.87"), posterior.stdout)
+        XCTAssert(posterior.stdout.contains("none          intervals of rows without those flags scaled sersic_n x0.98/x0.99"), posterior.stdout)
         let bad = try runTool(["inspect", "Package.swift.safetensors"], in: repositoryRoot)
         XCTAssertEqual(bad.status, 1)
         XCTAssert(bad.stderr.hasPrefix("astrolabe: Package.swift.safetensors: "), bad.stderr)

@@ -94,7 +94,11 @@ final class PosteriorTests: XCTestCase {
         }
         let predictor = Predictor(network: model.network, architecture: model.architecture, recipe: model.recipe, path: model.path)
         let row = Prediction.posterior(p)
-        XCTAssertEqual(predictor.reported(row, domain: DomainCheck(outside: ["depth"], unknown: [])), row)
+        // Rows without a widening flag take the recalibration fitted on clean held-out data (`none`).
+        let none = try XCTUnwrap(model.recipe.intervalScales?[ModelRecipe.unflagged])
+        XCTAssertEqual(predictor.reported(row, domain: DomainCheck(outside: ["depth"], unknown: [])),
+                       .posterior(model.recipe.targetScaling.widened(p, by: none)))
+        XCTAssertLessThan(none[1][0], 1, "the r_e intervals of clean rows were too wide")
         XCTAssertEqual(predictor.reported(row, domain: nil), row)
         guard case let .posterior(masked) = predictor.reported(row, domain: DomainCheck(outside: ["neighbours"], unknown: [])) else {
             return XCTFail("a posterior stays a posterior")
