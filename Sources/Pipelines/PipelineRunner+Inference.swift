@@ -384,16 +384,16 @@ extension PipelineRunner {
         let assumptions = self.assumptions
         let matchedImages = self.matchedImages
         return { entry in
-            let sample: Sample
+            let sample: Sample, matched: Sample?
             if predictor.skyFitting != nil {
-                let steps = try predictor.prepareInSteps(read(entry), file: entry.name)
-                matchedImages.put(entry.name, steps.matched)
-                sample = steps.prepared
+                (matched, sample) = try predictor.prepareInSteps(read(entry), file: entry.name)
             } else {
-                sample = try predictor.prepare(read(entry), file: entry.name)
+                (matched, sample) = (nil, try predictor.prepare(read(entry), file: entry.name))
             }
             assumptions.record(sample, observation: predictor.matchingStages.isEmpty ? nil : predictor.recipe?.observation)
             try predictor.checkShape(sample.image.shape, file: entry.name)
+            // Kept for the sky fit only once the file is sure to reach the network (and be taken back).
+            if let matched { matchedImages.put(entry.name, matched) }
             return sample
         }
     }
