@@ -25,11 +25,16 @@ public struct ImageGenerator {
                                           + "(architecture \(model.architecture.name.rawValue)), not an image generator: "
                                           + "`astrolabe generate` takes a model trained with task: generate (architecture dcgan)")
         }
-        try Self.checkInvertible(model.recipe.stages, path: url.path)
+        try self.init(network: network, architecture: model.architecture, recipe: model.recipe, path: url.path)
+    }
+
+    /// A generator network with the recipe it is trained with (`path` names it in messages and headers).
+    public init(network: DCGANGenerator, architecture: Architecture, recipe: ModelRecipe, path: String) throws {
+        try Self.checkInvertible(recipe.stages, path: path)
         self.network = network
-        architecture = model.architecture
-        recipe = model.recipe
-        path = url.path
+        self.architecture = architecture
+        self.recipe = recipe
+        self.path = path
     }
 
     /// Whether the generator's output can be carried back to counts: every inference stage is
@@ -102,6 +107,22 @@ public struct ImageGenerator {
         return values
     }
 
+    /// `count` images for noise drawn with `seed`, in counts, each with the header value its
+    /// recipe's `scale_by_noise` reads (the sky noise drawn from the observation's range).
+    public func countSamples(count: Int, seed: UInt64) -> [Sample] {
+        let images = sample(count: count, seed: seed)
+        let (c, h, w) = (images.shape[1], images.shape[2], images.shape[3])
+        let all = images.scalars, plane = c * h * w
+        return (0..<count).map { index in
+            let sigma = skySigma(seed: seed, index: index)
+            let pixels = counts(Array(all[(index * plane)..<((index + 1) * plane)]), skySigma: sigma)
+            var header = [String: Double]()
+            if let keyword = noiseKeyword { header[keyword] = sigma ?? 1 }
+            return Sample(image: PlanarImage(channels: c, height: h, width: w, pixels: pixels),
+                          name: String(format: "generated_%06d", index), header: header)
+        }
+    }
+
     /// The keyword whose value a `scale_by_noise` stage reads (nil when none does).
     public var noiseKeyword: String? {
         for stage in recipe.stages { if case let .scaleByNoise(.header(keyword, _)) = stage { return keyword } }
@@ -117,15 +138,14 @@ public struct ImageGenerator {
         if noiseKeyword != nil && recipe.observation == nil {
             assumptions.append("the model records no observation: the images are in units of the sky noise (SKYSIG = 1)")
         }
-        let images = sample(count: count, seed: seed)
-        let (c, h, w) = (images.shape[1], images.shape[2], images.shape[3])
-        let all = images.scalars, plane = c * h * w
+        let images = countSamples(count: count, seed: seed)
         var sheet = ContactSheet(columns: columns, cellSize: 96, title: "ASTROLABE GENERATE: SEED \(seed)")
         var files = [URL]()
         let name = URL(fileURLWithPath: path).lastPathComponent
-        for index in 0..<count {
+        for (index, image) in images.enumerated() {
+            let (c, h, w) = (image.image.channels, image.image.height, image.image.width)
             let sigma = skySigma(seed: seed, index: index)
-            let counts = counts(Array(all[(index * plane)..<((index + 1) * plane)]), skySigma: sigma)
+            let counts = image.image.pixels
             var header = FITSHeader()
             header.set("ORIGIN", .string("astrolabe"), comment: "astrolabe generate")
             header.set("GENERATR", .string(String(name.prefix(68))), comment: "generator model file")
@@ -185,11 +205,26 @@ public struct ClassifierFeatures {
 
     /// Penultimate features (`[images][width]`) and predicted class indices of the FITS files of `catalog`.
     public func features(_ catalog: Catalog, batchSize: Int = 64) throws -> (features: [[Double]], classes: [Int]) {
+        try features(count: catalog.count, batchSize: batchSize) { range in try catalog.entries[range].map { try predictor.prepared($0).image } }
+    }
+
+    /// The same for images in memory (counts, with the header values the classifier's stages read).
+    public func features(_ samples: [Sample], batchSize: Int = 64) throws -> (features: [[Double]], classes: [Int]) {
+        try features(count: samples.count, batchSize: batchSize) { range in
+            try samples[range].map { sample in
+                let image = try predictor.prepare(sample, file: sample.name).image
+                try predictor.checkShape(image.shape, file: sample.name)
+                return image
+            }
+        }
+    }
+
+    func features(count: Int, batchSize: Int, prepared: (Range<Int>) throws -> [PlanarImage]) throws
+        -> (features: [[Double]], classes: [Int]) {
         var features = [[Double]](), classes = [Int]()
         var start = 0
-        while start < catalog.count {
-            let entries = catalog.entries[start..<min(catalog.count, start + batchSize)]
-            let images = try entries.map { try predictor.prepared($0).image }
+        while start < count {
+            let images = try prepared(start..<min(count, start + batchSize))
             let shape = [images.count] + images[0].shape
             let (f, logits) = withNoGrad { () -> (Tensor, Tensor) in
                 let f = resnet.features(Tensor(shape: shape, data: images.flatMap(\.pixels)))

@@ -41,6 +41,10 @@ public struct AdversarialConfig: Equatable, Sendable {
     /// Generated images drawn to `<model>-samples.png` after every epoch of a generator (0: none;
     /// nil: 64). A deblender draws none.
     public var sampleCountSetting: Int?
+    /// A generator's model selection: after every epoch its (averaged) weights draw `count`
+    /// images, whose Fréchet distance to the `reference` images in a `classifier`'s features
+    /// is measured; the saved generator is the epoch with the smallest (nil: the last epoch).
+    public var monitor: GeneratorMonitor?
 
     public var l1Weight: Double { l1WeightSetting ?? 100 }
     public var sampleCount: Int { sampleCountSetting ?? 64 }
@@ -64,7 +68,7 @@ extension AdversarialConfig: Decodable {
     enum Key: String, ConfigName {
         case l1Weight = "l1_weight", loss, labelSmoothing = "label_smoothing", emaDecay = "ema_decay"
         case discriminatorWidth = "discriminator_width", discriminatorLearningRate = "discriminator_learning_rate"
-        case spectralNorm = "spectral_norm", beta1, sampleCount = "sample_count"
+        case spectralNorm = "spectral_norm", beta1, sampleCount = "sample_count", monitor
     }
 
     public init(from decoder: Decoder) throws {
@@ -80,6 +84,7 @@ extension AdversarialConfig: Decodable {
         spectralNorm = try c.optional(.spectralNorm) ?? d.spectralNorm
         beta1 = try c.optional(.beta1) ?? d.beta1
         sampleCountSetting = try c.optional(.sampleCount)
+        monitor = try c.optional(.monitor)
         guard l1Weight >= 0 else { throw c.invalid(.l1Weight, "l1_weight must be >= 0, got \(l1Weight).") }
         guard (0..<1).contains(labelSmoothing) else {
             throw c.invalid(.labelSmoothing, "label_smoothing must be in [0, 1), got \(labelSmoothing).")
@@ -98,11 +103,34 @@ extension AdversarialConfig: Decodable {
     }
 }
 
+/// `model.train.adversarial.monitor` of a generator: paths relative to the pipeline file.
+public struct GeneratorMonitor: Equatable, Sendable {
+    /// A folder or catalog of FITS images in counts (e.g. simulated ones not used in training).
+    public var reference: String
+    /// An image classifier's model file (a ResNet; the shipped morphology model).
+    public var classifier: String
+    /// Images drawn per epoch, and reference images read (at most).
+    public var count: Int = 500
+}
+
+extension GeneratorMonitor: Decodable {
+    enum Key: String, ConfigName { case reference, classifier, count }
+
+    public init(from decoder: Decoder) throws {
+        let c = try StrictKeyed<Key>(decoder, section: "model.train.adversarial.monitor")
+        reference = try c.required(.reference)
+        classifier = try c.required(.classifier)
+        count = try c.optional(.count) ?? 500
+        guard count >= 10 else { throw c.invalid(.count, "count must be at least 10 (a covariance of the features), got \(count).") }
+    }
+}
+
 extension PipelineRunner {
     /// The settings of `model.train` that adversarial training does not use, named in an error.
     func checkAdversarialTraining(_ t: TrainConfig) throws {
         var unused = [String]()
         if t.adversarial?.sampleCountSetting != nil { unused.append("adversarial.sample_count (a generator's)") }
+        if t.adversarial?.monitor != nil { unused.append("adversarial.monitor (a generator's)") }
         if t.loss != .mae { unused.append("loss (the reconstruction term is L1: loss: mae)") }
         if t.gradientClip != nil { unused.append("gradient_clip") }
         if t.classWeights != nil { unused.append("class_weights") }

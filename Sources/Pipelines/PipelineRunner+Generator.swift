@@ -72,10 +72,24 @@ extension PipelineRunner {
         log("training dcgan (generator \(generator.parameterCount), discriminator \(discriminator.parameterCount) parameters) "
             + "on \(training.count) files, images \(inputShape), noise \(latent)")
         let samples = URL(fileURLWithPath: stem.path + "-samples.png")
+        var recipe = ModelRecipe(task: .generate, stages: config.stages, input: config.input, inputShape: inputShape,
+                                 observation: config.observation)
+        let architecture = Architecture(name: .dcgan, inChannels: latent, classes: channels, widths: widths)
+        let selection = try adversarial.monitor.map {
+            try GeneratorSelection($0, runner: self, copy: DCGANGenerator(latentDimension: latent, outputChannels: channels,
+                                                                          widths: widths, seed: 0),
+                                   table: URL(fileURLWithPath: stem.path + "-frechet.csv"))
+        }
         let history = try gan.fit(source, epochs: t.epochs, checkpoint: checkpoint,
                                   historyCSV: URL(fileURLWithPath: stem.path + ".history.csv"),
                                   curves: URL(fileURLWithPath: stem.path + "-curves.png"), seed: t.seed,
                                   verbose: !options.quiet, cancellation: cancellation) { gan, epoch, _ in
+            if let selection {
+                let distance = try selection.measure(gan.generatorWeights(averaged: true), epoch: epoch + 1,
+                                                     architecture: architecture, recipe: recipe, seed: t.seed)
+                log(String(format: "epoch %d: Fréchet distance %.3f to %@ (best %.3f, epoch %d)", epoch + 1, distance,
+                           selection.monitor.reference, selection.best?.distance ?? distance, selection.best?.epoch ?? epoch + 1))
+            }
             guard adversarial.sampleCount > 0 else { return }
             // The same noise every epoch: how the (averaged) generator's images evolve.
             let images = gan.generate(count: adversarial.sampleCount, seed: t.seed)
@@ -88,8 +102,6 @@ extension PipelineRunner {
             try sheet.write(to: samples)
         }
 
-        var recipe = ModelRecipe(task: .generate, stages: config.stages, input: config.input, inputShape: inputShape,
-                                 observation: config.observation)
         recipe.provenance = ["pipeline": pipelinePath, "data": options.input ?? t.data ?? "", "epochs": String(t.epochs),
                              "seed": String(t.seed), "trained": ISO8601DateFormatter().string(from: Date()),
                              "history": stem.lastPathComponent + ".history.csv",
@@ -97,14 +109,62 @@ extension PipelineRunner {
                                 ?? "the generator's last weights",
                              "adversarial": "\(adversarial.loss.rawValue), label smoothing \(adversarial.labelSmoothing), discriminator "
                                 + "widths \(discriminatorWidths)\(adversarial.spectralNorm ? " spectrally normalised" : "")"]
-        let weights = gan.generatorWeights(averaged: true)
+        var weights = gan.generatorWeights(averaged: true)
+        if let selection, let best = selection.best {
+            weights = best.weights
+            recipe.provenance?["selected"] = String(format: "epoch %d of those run here (to %d): Fréchet distance %.3f to %@ "
+                + "(%d images, features of %@; per epoch in %@)", best.epoch, history.epochs, best.distance,
+                selection.monitor.reference, selection.monitor.count, selection.monitor.classifier, selection.table.lastPathComponent)
+        }
         for (key, tensor) in generator.stateDict() { if let w = weights[key] { tensor.assign(w) } }
         generator.eval()
-        let architecture = Architecture(name: .dcgan, inChannels: latent, classes: channels, widths: widths)
         try ModelFile(model: generator, architecture: architecture, preprocessing: recipe.json).write(to: save)
         try? FileManager.default.removeItem(at: checkpoint)
         log("saved \(save.path) after \(history.epochs) epochs")
         return RunSummary(done: training.count, failed: 0, resumed: 0, seconds: Date().timeIntervalSince(start),
                           outputs: [save.path, stem.path + "-curves.png", samples.path], errorsFile: nil)
+    }
+}
+
+/// A generator's model selection by Fréchet distance (`model.train.adversarial.monitor`): the
+/// reference images' classifier features once, then after every epoch the averaged generator's
+/// images (in counts, drawn from fixed noise), their distance, and the weights of the best epoch.
+final class GeneratorSelection {
+    let monitor: GeneratorMonitor
+    let features: ClassifierFeatures
+    let reference: [[Double]]
+    let copy: DCGANGenerator
+    let table: URL
+    private(set) var best: (epoch: Int, distance: Double, weights: [String: Tensor])?
+
+    init(_ monitor: GeneratorMonitor, runner: PipelineRunner, copy: DCGANGenerator, table: URL) throws {
+        self.monitor = monitor
+        features = try ClassifierFeatures(contentsOf: runner.resolve(monitor.classifier))
+        let catalog = try Catalog.resolve(runner.resolve(monitor.reference).path)
+        guard catalog.count >= 10 else {
+            throw PipelineError.unsupported("\(runner.pipelinePath): model.train.adversarial.monitor.reference has \(catalog.count) "
+                                            + "images; a Fréchet distance needs at least 10")
+        }
+        reference = try features.features(Catalog(entries: Array(catalog.entries.prefix(monitor.count)))).features
+        self.copy = copy
+        self.table = table
+        try FileManager.default.createDirectory(at: table.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data("epoch,frechet_distance\n".utf8).write(to: table)
+    }
+
+    /// The distance of the generator with `weights` after `epoch`; kept when it is the best so far.
+    func measure(_ weights: [String: Tensor], epoch: Int, architecture: Architecture, recipe: ModelRecipe, seed: UInt64) throws -> Double {
+        for (key, tensor) in copy.stateDict() { if let w = weights[key] { tensor.assign(w) } }
+        let generator = try ImageGenerator(network: copy, architecture: architecture, recipe: recipe, path: "monitor")
+        let images = try features.features(generator.countSamples(count: monitor.count, seed: seed)).features
+        let distance = try FrechetDistance.distance(images, reference)
+        if distance < best?.distance ?? .infinity {
+            best = (epoch, distance, weights.mapValues { Tensor(shape: $0.shape, data: $0.scalars) })
+        }
+        let handle = try FileHandle(forWritingTo: table)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(String(format: "%d,%.6f\n", epoch, distance).utf8))
+        return distance
     }
 }

@@ -6,17 +6,18 @@ import Foundation
 import NN
 import Preprocessing
 import TestSupport
+import Training
 import XCTest
 @testable import Pipelines
 
 final class GeneratorTests: XCTestCase {
     /// Eight 16 × 16 noisy blobs in counts with `SKYSIG`, and a generate pipeline over them.
-    func writeSet(_ folder: URL, extra: String = "") throws -> URL {
+    func writeSet(_ folder: URL, extra: String = "", count: Int = 8) throws -> URL {
         let data = folder.appendingPathComponent("data")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
         var rng = SeededGenerator(seed: 3)
-        for i in 0..<8 {
-            let sigma = 5.0 + Double(i)
+        for i in 0..<count {
+            let sigma = 5.0 + Double(i % 8)
             let pixels = (0..<256).map { p -> Float in
                 let (x, y) = (Double(p % 16) - 7.5, Double(p / 16) - 7.5)
                 return Float(400 * exp(-(x * x + y * y) / 8) + sigma * rng.normal())
@@ -88,6 +89,48 @@ final class GeneratorTests: XCTestCase {
         XCTAssertNotEqual(try FITSFile(path: other.path).readImage(0, as: Float.self).pixels,
                           try FITSFile(path: files[0].path).readImage(0, as: Float.self).pixels, "another seed, other images")
         XCTAssert(FileManager.default.fileExists(atPath: a.appendingPathComponent("contact-sheet.png").path))
+    }
+
+    /// With `adversarial.monitor` each epoch's generator is scored against reference images in a
+    /// classifier's features, and the saved generator is the best epoch's.
+    func testMonitorKeepsTheEpochWithTheSmallestFrechetDistance() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // A tiny ResNet classifier of 16 × 16 cutouts: its penultimate features are the monitor's space.
+        let input = try PipelineLoader.parse("task: classify\nmodel: {weights: x.safetensors}", file: "c.yaml").input
+        let stages: [Stage] = [.scaleByNoise(.header(keyword: "SKYSIG", bandKeywords: [])), .asinh(AsinhScaling(softening: 3, scale: 1))]
+        let classifier = folder.appendingPathComponent("classifier.safetensors")
+        let resnet = ResNet(.init(blocks: [2, 2, 2, 2], inputChannels: 1, classCount: 2, widths: [4, 4, 8, 8], smallImageStem: true), seed: 5)
+        try ModelFile(model: resnet, architecture: Architecture(name: .resnet18, inChannels: 1, classes: 2, widths: [4, 4, 8, 8],
+                                                                smallImageStem: true),
+                      preprocessing: ModelRecipe(task: .classify, stages: stages, input: input, inputShape: [1, 16, 16],
+                                                 classNames: ["a", "b"]).json).write(to: classifier)
+        let pipeline = try writeSet(folder, extra: ", monitor: {reference: data, classifier: classifier.safetensors, count: 24}",
+                                    count: 24)
+        var text = try String(contentsOf: pipeline, encoding: .utf8)
+        text = text.replacingOccurrences(of: "epochs: 2", with: "epochs: 3")
+        try text.write(to: pipeline, atomically: true, encoding: .utf8)
+        _ = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()
+        let table = try String(contentsOf: folder.appendingPathComponent("out/generator-frechet.csv"), encoding: .utf8)
+        let rows = table.split(separator: "\n").dropFirst().map { $0.split(separator: ",") }
+        XCTAssertEqual(rows.map { Int($0[0])! }, [1, 2, 3], table)
+        let distances = rows.map { Double($0[1])! }
+        XCTAssert(distances.allSatisfy { $0.isFinite && $0 >= 0 }, table)
+        let best = distances.indices.min { distances[$0] < distances[$1] }! + 1
+        let model = try TrainedModel(contentsOf: folder.appendingPathComponent("out/generator.safetensors"))
+        let selected = try XCTUnwrap(model.recipe.provenance?["selected"])
+        XCTAssert(selected.hasPrefix("epoch \(best) of those run here (to 3): Fréchet distance"), selected)
+        // The saved weights are that epoch's: the same images score the same distance again.
+        let generator = try ImageGenerator(contentsOf: folder.appendingPathComponent("out/generator.safetensors"))
+        let features = try ClassifierFeatures(contentsOf: classifier)
+        let reference = try features.features(Catalog.resolve(folder.appendingPathComponent("data").path)).features
+        let again = try FrechetDistance.distance(features.features(generator.countSamples(count: 24, seed: 1)).features, reference)
+        XCTAssertEqual(again, distances[best - 1], accuracy: 1e-6 * max(1, again))
+        // A monitor belongs to a generator: a typo in it is named.
+        let typo = try writeSet(try makeTemporaryDirectory(), extra: ", monitor: {referense: data, classifier: c.safetensors}")
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: typo.path, options: RunOptions(quiet: true))) { error in
+            XCTAssert("\(error)".contains("referense") && "\(error)".contains("monitor"), "\(error)")
+        }
     }
 
     func testCountsUndoTheStages() throws {
