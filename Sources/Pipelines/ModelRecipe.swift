@@ -45,7 +45,8 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// it say `atypical` in `outside_domain`. Absent: no such flag.
     public var oodEnergyThreshold: Double?
     /// Posterior models: per `outside_domain` flag of a run (`neighbours`: `mask_neighbours`
-    /// masked pixels; `sky`: `fit_sky` subtracted a residual sky), per target the factors
+    /// masked pixels; `sky`: `fit_sky` subtracted a residual sky; `correlated_noise`: its frame
+    /// found the noise correlated), per target the factors
     /// `[s68, s95]` by which the central 68 % and 95 % intervals of a row with that flag are
     /// widened about the median, in the flow's unbounded space, so they hold 68 % and 95 % of
     /// the truths on held-out simulated cutouts with it; `neighbours+sky` for rows with both

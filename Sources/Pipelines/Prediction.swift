@@ -152,7 +152,8 @@ extension Prediction: Codable {
 /// quantities outside the domain, and those the header did not give (assumed).
 public struct DomainCheck: Codable, Equatable, Sendable {
     /// `pixel_scale`, `psf`, `depth` when outside the model's ranges; `neighbours` when
-    /// `mask_neighbours` masked pixels of the image.
+    /// `mask_neighbours` masked pixels of the image; `sky` and `correlated_noise` from the
+    /// sky fit of a Sérsic regression (`SkyFitting`).
     public var outside: [String]
     /// The same names where the value was assumed rather than read or measured.
     public var unknown: [String]
