@@ -74,7 +74,8 @@ public struct ResidualSky: Equatable, Sendable {
 
 extension SkyFitting {
     /// The plane under `image` (one channel, counts) once `galaxy` is taken away, on the outer
-    /// frame; nil when the frame has fewer finite pixels than 10 per fitted value.
+    /// frame; nil when the frame has fewer finite pixels than 10 per fitted value, or scatters
+    /// less than a fifth of `sigma` (padding, not sky).
     func residualSky(_ image: PlanarImage, galaxy: SersicProfile?, sigma: Double) -> ResidualSky? {
         let (h, w) = (image.height, image.width)
         let cx = Double(w - 1) / 2, cy = Double(h - 1) / 2, half = Double(max(h, w)) / 2
@@ -126,6 +127,8 @@ extension SkyFitting {
             sums[by * 4096 + bx, default: (0, 0)].count += 1
             squares += d * d; kept += 1
         }
+        // A frame without the image's noise is not sky: padding (fit_size) or a constant fill.
+        guard squares / Double(max(kept - 3, 1)) > 0.04 * sigma * sigma else { return nil }
         let blocks = sums.values.filter { $0.count >= 8 }
         var variance = sigma * sigma, correlation: Double? = nil
         if blocks.count >= 20 {

@@ -78,6 +78,10 @@ final class SkyFittingTests: XCTestCase {
         XCTAssertEqual(sky.level, -4, accuracy: 1.2)
         let blank = PlanarImage(height: 64, width: 64, pixels: [Float](repeating: .nan, count: 4096))
         XCTAssertNil(SkyFitting().residualSky(blank, galaxy: galaxy, sigma: 10))
+        // A small image padded with zeros to the model's size (fit_size) has no sky in its frame.
+        var padded = PlanarImage(height: 64, width: 64, pixels: [Float](repeating: 0, count: 4096))
+        for y in 22..<42 { for x in 22..<42 { padded.pixels[y * 64 + x] = image.pixels[y * 64 + x] } }
+        XCTAssertNil(SkyFitting().residualSky(padded, galaxy: nil, sigma: 10))
     }
 
     func testThePredictedGalaxyIsPlacedOnTheImage() throws {
