@@ -411,13 +411,7 @@ extension PipelineRunner {
         if let sersic {
             let targets = sersic.recipe?.targetNames ?? []
             func measured(_ name: String) -> [[Double]] {
-                sersic.predict(sersicImages[name] ?? []).map { prediction in
-                    switch prediction {
-                    case let .posterior(p): return p.medians
-                    case let .regression(r): return r.values
-                    default: return []
-                    }
-                }
+                sersic.predict(sersicImages[name] ?? []).map { $0.pointEstimates ?? [] }
             }
             let isolated = measured("isolated")
             for name in methods {

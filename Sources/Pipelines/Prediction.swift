@@ -20,6 +20,15 @@ public enum Prediction: Equatable, Sendable {
     case deblended(DeblendedImage)
     /// The network's outputs as they are (`astrolabe predict --raw`).
     case logits([Double])
+
+    /// A regression's values per target: a posterior's medians, a regression's values (nil otherwise).
+    public var pointEstimates: [Double]? {
+        switch self {
+        case let .posterior(estimate): return estimate.medians
+        case let .regression(estimate): return estimate.values
+        default: return nil
+        }
+    }
 }
 
 /// Class probabilities of one input.

@@ -81,7 +81,7 @@ extension SkyFitting {
         let cx = Double(w - 1) / 2, cy = Double(h - 1) / 2, half = Double(max(h, w)) / 2
         var xs = [Double](), ys = [Double](), rs = [Double]()
         for y in 0..<h {
-            for x in 0..<w where x < border || x >= w - border || y < border || y >= h - border {
+            for x in 0..<w where PlanarImage.isInFrame(x: x, y: y, height: h, width: w, border: border) {
                 let v = Double(image.pixels[y * w + x])
                 guard v.isFinite else { continue }
                 xs.append((Double(x) - cx) / half); ys.append((Double(y) - cy) / half)
@@ -91,6 +91,7 @@ extension SkyFitting {
         guard rs.count >= 30, sigma > 0 else { return nil }
         var keep = [Bool](repeating: true, count: rs.count)
         var coefficients = [0.0, 0.0, 0.0], normal = [Double](repeating: 0, count: 9)
+        func offPlane(_ i: Int) -> Double { rs[i] - coefficients[0] - coefficients[1] * xs[i] - coefficients[2] * ys[i] }
         for _ in 0..<10 {
             var rhs = [0.0, 0.0, 0.0]
             normal = [Double](repeating: 0, count: 9)
@@ -105,13 +106,13 @@ extension SkyFitting {
             coefficients = solved
             var squares = 0.0, kept = 0
             for i in rs.indices where keep[i] {
-                let d = rs[i] - coefficients[0] - coefficients[1] * xs[i] - coefficients[2] * ys[i]
+                let d = offPlane(i)
                 squares += d * d; kept += 1
             }
             let limit = 3 * (squares / Double(max(kept - 3, 1))).squareRoot()
             var changed = false
             for i in rs.indices {
-                let inside = abs(rs[i] - coefficients[0] - coefficients[1] * xs[i] - coefficients[2] * ys[i]) <= limit
+                let inside = abs(offPlane(i)) <= limit
                 if inside != keep[i] { keep[i] = inside; changed = true }
             }
             if !changed { break }
@@ -122,19 +123,20 @@ extension SkyFitting {
         var squares = 0.0, kept = 0
         for i in rs.indices where keep[i] {
             let bx = Int(((xs[i] * half + cx) / 4).rounded(.down)), by = Int(((ys[i] * half + cy) / 4).rounded(.down))
-            let d = rs[i] - coefficients[0] - coefficients[1] * xs[i] - coefficients[2] * ys[i]
+            let d = offPlane(i)
             sums[by * 4096 + bx, default: (0, 0)].sum += d
             sums[by * 4096 + bx, default: (0, 0)].count += 1
             squares += d * d; kept += 1
         }
         // A frame without the image's noise is not sky: padding (fit_size) or a constant fill.
-        guard squares / Double(max(kept - 3, 1)) > 0.04 * sigma * sigma else { return nil }
+        let pixelVariance = squares / Double(max(kept - 3, 1))
+        guard pixelVariance > 0.04 * sigma * sigma else { return nil }
         let blocks = sums.values.filter { $0.count >= 8 }
         var variance = sigma * sigma, correlation: Double? = nil
         if blocks.count >= 20 {
             let blockVariance = blocks.map { $0.sum * $0.sum / Double($0.count) }.reduce(0, +) / Double(blocks.count - 3)
             variance = max(variance, blockVariance)
-            correlation = (blockVariance / max(squares / Double(max(kept - 3, 1)), .leastNormalMagnitude)).squareRoot()
+            correlation = (blockVariance / pixelVariance).squareRoot()
         }
         var chi = 0.0
         for a in 0..<3 { for b in 0..<3 { chi += coefficients[a] * normal[a * 3 + b] * coefficients[b] } }
@@ -168,7 +170,7 @@ extension SkyFitting {
         let (h, w) = (image.height, image.width)
         let cx = Double(w - 1) / 2, cy = Double(h - 1) / 2
         var frame = [Double]()
-        for y in 0..<h { for x in 0..<w where x < border || x >= w - border || y < border || y >= h - border {
+        for y in 0..<h { for x in 0..<w where PlanarImage.isInFrame(x: x, y: y, height: h, width: w, border: border) {
             let v = Double(image.pixels[y * w + x]); if v.isFinite { frame.append(v) }
         } }
         let floor = frame.isEmpty ? 0 : PixelStatistics.median(frame)
@@ -195,20 +197,11 @@ extension SkyFitting {
 }
 
 extension Predictor {
-    /// The values a prediction gives per target: medians of a posterior, values of a regression.
-    static func pointValues(_ prediction: Prediction) -> [Double]? {
-        switch prediction {
-        case let .posterior(estimate): return estimate.medians
-        case let .regression(estimate): return estimate.values
-        default: return nil
-        }
-    }
-
     /// The residual sky of `matched` (the image after observation matching and neighbour
     /// masking, before the recipe's stages) against `prediction`'s galaxy.
     func residualSky(_ matched: Sample, _ prediction: Prediction, _ fitting: SkyFitting) -> ResidualSky? {
         guard matched.image.channels == 1, let recipe, let observation = recipe.observation,
-              let values = Self.pointValues(prediction),
+              let values = prediction.pointEstimates,
               let sigma = matched.header[noiseKeyword] ?? matched.header["SKYSIG"] else { return nil }
         let galaxy = SkyFitting.galaxy(values, names: recipe.targetNames, image: matched.image,
                                        pixelScale: observation.pixelScale, zeroPoint: observation.zeroPoint,
@@ -236,7 +229,8 @@ extension Predictor {
         }
         guard !active.isEmpty else { return out }
         let own = Preparation(ownStages)
-        for _ in 0..<max(fitting.iterations, 1) {
+        let rounds = max(fitting.iterations, 1)
+        for round in 1...rounds {
             let images = try active.map { item -> PlanarImage in
                 var sample = matched[item.index]!
                 sample.image = item.sky.subtracted(from: sample.image)
@@ -245,7 +239,7 @@ extension Predictor {
             let again = predict(images)
             for (k, item) in active.enumerated() {
                 out[item.index] = (again[k], item.sky, true)
-                if let refit = residualSky(matched[item.index]!, again[k], fitting) {
+                if round < rounds, let refit = residualSky(matched[item.index]!, again[k], fitting) {
                     // The plane under the original image against the new galaxy; the χ² that found it is kept.
                     active[k].sky = ResidualSky(level: refit.level, slopeX: refit.slopeX, slopeY: refit.slopeY,
                                                 chiSquare: item.sky.chiSquare, noiseCorrelation: item.sky.noiseCorrelation)

@@ -64,10 +64,12 @@ public final class Predictor: @unchecked Sendable {
         self.input = input ?? recipe?.fitsInput ?? FITSInput()
         self.headerValues = headerValues
         let own = Preparation(stages ?? recipe?.stages ?? []).inferenceStages
+        // The noise keywords the recipe's scale_by_noise reads (SKYSIG when it reads none).
+        var keyword = "SKYSIG", bandKeywords = [String]()
+        for case let .scaleByNoise(.header(k, b)) in own { (keyword, bandKeywords) = (k, b) }
+        noiseKeyword = keyword
         var matching = [Stage]()
         if !rawInput, matchObservation, let observation = recipe?.observation {
-            var keyword = "SKYSIG", bandKeywords = [String]()
-            for case let .scaleByNoise(.header(k, b)) in own { (keyword, bandKeywords) = (k, b) }
             matching = observation.matchingStages(noiseKeyword: keyword, bandNoiseKeywords: bandKeywords)
             // A map's class map lies on the input's pixels: no resampling, no change of PSF, no size.
             if recipe?.task == .deblend {
@@ -83,15 +85,10 @@ public final class Predictor: @unchecked Sendable {
         matchingStages = matching
         var masking = [Stage]()
         if maskNeighbours, !own.contains(where: { if case .maskNeighbours = $0 { return true } else { return false } }) {
-            var keyword = "SKYSIG", bandKeywords = [String]()
-            for case let .scaleByNoise(.header(k, b)) in own { (keyword, bandKeywords) = (k, b) }
             masking = [.maskNeighbours(NeighbourMasking(keyword: keyword, bandKeywords: bandKeywords))]
         }
         preparation = Preparation(rawInput ? [] : matching + masking + own)
         ownStages = rawInput ? [] : own
-        var noise = "SKYSIG"
-        for case let .scaleByNoise(.header(k, _)) in own { noise = k }
-        noiseKeyword = noise
         let names = classNames ?? recipe?.classNames ?? []
         self.classNames = names.count == architecture.classes ? names : (0..<architecture.classes).map(String.init)
     }

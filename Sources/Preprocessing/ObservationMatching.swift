@@ -232,7 +232,7 @@ public struct MeshBackground: Equatable, Sendable {
             let b = Swift.min(border, Swift.max(1, Swift.min(height, width) / 2))
             var ring = [Float]()
             for y in 0..<height {
-                for x in 0..<width where (y < b || y >= height - b || x < b || x >= width - b) && plane[y * width + x].isFinite {
+                for x in 0..<width where PlanarImage.isInFrame(x: x, y: y, height: height, width: width, border: b) && plane[y * width + x].isFinite {
                     ring.append(plane[y * width + x])
                 }
             }

@@ -27,6 +27,12 @@ public struct PlanarImage: Equatable, Sendable {
 
     /// `[channels, height, width]`.
     public var shape: [Int] { [channels, height, width] }
+
+    /// Whether pixel (x, y) of a `height` × `width` image lies within `border` pixels of its edge.
+    @inline(__always)
+    public static func isInFrame(x: Int, y: Int, height: Int, width: Int, border: Int) -> Bool {
+        x < border || x >= width - border || y < border || y >= height - border
+    }
     public var planeSize: Int { height * width }
 
     @inlinable
