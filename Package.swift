@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "Explain", dependencies: ["AstroBase", "Autograd", "NN", "Plotting"], swiftSettings: kernelSettings),
         .target(name: "Pipelines", dependencies: ["AstroBase", "FITS", "Preprocessing", "NN", "Training", "Plotting", "SkySim", "Cluster", "Explain", "Yams",
                                              .product(name: "CSV", package: "CSV.swift")]),
-        .target(name: "SkySim", dependencies: ["AstroBase", "FITS", "Plotting"], swiftSettings: kernelSettings),
+        .target(name: "SkySim", dependencies: ["AstroBase", "FITS", "Plotting", "CBLAS"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool
         .executableTarget(

@@ -5,4 +5,7 @@
    lapack.h with libopenblas-dev): jobz 'V' for vectors, uplo 'U'/'L', column-major a. */
 void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
             double *work, const int *lwork, int *info);
+/* LAPACK's Cholesky solve of a symmetric positive-definite system (column-major a, nrhs columns of b). */
+void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *lda, double *b, const int *ldb,
+            int *info);
 #endif

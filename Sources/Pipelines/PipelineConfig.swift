@@ -85,6 +85,9 @@ public struct InputConfig: Equatable, Sendable {
     /// Sérsic regression of cutouts: fit a residual sky plane against each prediction and,
     /// where it stands out of the noise, subtract it and predict again (`SkyFitting`).
     public var fitSky: Bool = false
+    /// Deblending: fit the blend as Sérsic profiles and point sources from the network's image
+    /// and write the fitted central galaxy (`ProfileFitting`).
+    public var fitProfiles: Bool = false
 }
 
 /// Which model, and how to train it if the pipeline trains.
@@ -236,7 +239,7 @@ extension PipelineConfig: Decodable {
 extension InputConfig: Decodable {
     enum Key: String, ConfigName {
         case path, hdu, bands, band_files, label_column, class_names, target_columns, header_keywords, log_targets
-        case target_bounds, header_values, match_observation, mask_neighbours, fit_sky
+        case target_bounds, header_values, match_observation, mask_neighbours, fit_sky, fit_profiles
     }
     static let defaults = InputConfig(path: nil, hdu: nil, bands: [], bandFiles: [:], labelColumn: nil,
                                       classNames: [], targetColumns: [], headerKeywords: [], logTargets: [])
@@ -267,6 +270,7 @@ extension InputConfig: Decodable {
         matchObservation = try c.optional(.match_observation) ?? true
         maskNeighbours = try c.optional(.mask_neighbours) ?? false
         fitSky = try c.optional(.fit_sky) ?? false
+        fitProfiles = try c.optional(.fit_profiles) ?? false
         for name in logTargets where !targetColumns.contains(name) {
             throw c.invalid(.log_targets, "log_targets names '\(name)', which is not in target_columns \(targetColumns).")
         }

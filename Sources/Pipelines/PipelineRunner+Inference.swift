@@ -304,12 +304,18 @@ extension PipelineRunner {
                                                     : " without \(missing.joined(separator: ", "))") : ""))
             }
         }
+        if config.input.fitProfiles && (recipe.task != .deblend || model.architecture.inChannels != 1) {
+            throw PipelineError.unsupported("\(pipelinePath): input.fit_profiles fits the central galaxy of a single-band blend "
+                                            + "from a deblender's image; \(model.path) is task \(recipe.task.rawValue) with "
+                                            + "\(model.architecture.inChannels) input band(s)")
+        }
         let predictor = Predictor(network: model.network, architecture: model.architecture, recipe: recipe, path: model.path,
                                   stages: config.stages.isEmpty ? nil : config.stages, input: input,
                                   classNames: config.input.classNames.isEmpty ? nil : config.input.classNames,
                                   matchObservation: config.input.matchObservation, headerValues: config.input.headerValues,
                                   maskNeighbours: config.input.maskNeighbours)
         if config.input.fitSky { predictor.skyFitting = SkyFitting() }
+        if config.input.fitProfiles { predictor.profileFitting = ProfileFitting() }
         return predictor
     }
 

@@ -21,8 +21,9 @@ extension Predictor {
     /// an image of zeros and one of ones with the blend's header, after the stages that read
     /// the data have set it). The file is float32 in the primary HDU, with every header card
     /// of the input but the structural ones (its WCS among them), the domain verdict
-    /// (`INDOMAIN`, `OUTDOMAI`) and the assumptions as `COMMENT` cards. Returns the assumptions
-    /// the stages made.
+    /// (`INDOMAIN`, `OUTDOMAI`) and the assumptions as `COMMENT` cards. With `profileFitting`
+    /// the image written is the central galaxy of a scene fitted from the network's image, with
+    /// the fit's `FIT_*` cards (`fittedCentral`). Returns the assumptions the stages and the fit made.
     @discardableResult
     public func deblend(_ entry: CatalogEntry, to url: URL) throws -> [Assumption] {
         if let stage = preparation.stages.first(where: { !Self.isAffineInCounts($0) }) {
@@ -58,13 +59,22 @@ extension Predictor {
             }
             for i in (band * h * w)..<((band + 1) * h * w) { counts[i] = (counts[i] - offset) / scale }
         }
+        var assumptions = prepared.assumptions, cards: [HeaderRecord] = []
+        if let profileFitting {
+            if let fitted = try fittedCentral(sample, central: counts, fitting: profileFitting) {
+                counts = fitted.image; cards = fitted.cards; assumptions += fitted.assumptions
+            } else {
+                cards = [HeaderRecord("FIT_NSRC", .integer(0), comment: "no fit: the network's image holds no light")]
+            }
+        }
         var header = FITSHeader(try FITSFile(path: entry.url.path).header(input.hdu).derivedImageRecords)
         header.set("BUNIT", .string("count"), comment: "the input's counts")
-        header.annotate(domain: recipe?.observation.map { DomainCheck($0, prepared) }, assumptions: prepared.assumptions)
+        for card in cards { header.set(card.keyword, card.value, comment: card.comment) }
+        header.annotate(domain: recipe?.observation.map { DomainCheck($0, prepared) }, assumptions: assumptions)
         header.set("ORIGIN", .string("astrolabe"), comment: "deblend-galaxies pipeline")
         let writer = try FITSWriter(path: url.path, overwrite: true)
         try writer.appendImage(counts, shape: c == 1 ? [w, h] : [w, h, c], header: header)
         try writer.commit()
-        return prepared.assumptions
+        return assumptions
     }
 }

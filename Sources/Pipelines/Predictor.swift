@@ -44,6 +44,8 @@ public final class Predictor: @unchecked Sendable {
     /// Sérsic regression: a residual sky fitted against each prediction and removed where
     /// it stands out (`fittingSky`); nil: none (the pipeline's `input.fit_sky`).
     public var skyFitting: SkyFitting?
+    /// Deblenders: the central galaxy fitted as a Sérsic profile from the network's image (`ProfileFitting`).
+    public var profileFitting: ProfileFitting?
 
     /// A network with its recipe (nil: a plain state dict). `stages`, `input` and
     /// `classNames` replace the recipe's when given (a pipeline's own); `raw` reads

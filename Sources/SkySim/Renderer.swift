@@ -30,6 +30,9 @@ public struct Renderer: Sendable {
     public let oversampling: Int
     /// Pixels of the grid outside the image on each side.
     public let margin: Int
+    /// Sérsic surface brightness (counts / pixel²) below which grid cells are left empty
+    /// (0: none are). A fit sets it far below its noise to skip the cells of the far wings.
+    public var intensityFloor = 0.0
 
     /// A renderer whose oversampling suits the given components: s = ⌈4 / ℓ⌉ clamped to
     /// [3, 10], ℓ the smallest semi-minor half-light axis in pixels.
@@ -68,7 +71,7 @@ public struct Renderer: Sendable {
         let gridded = components.filter { if case .gaussian = $0 { return false } else { return true } }
         if gridded.isEmpty { return nil }
         var grid = CellGrid(width: width, height: height, margin: margin, oversampling: oversampling)
-        for component in gridded { grid.deposit(component) }
+        for component in gridded { grid.deposit(component, floor: intensityFloor) }
         return grid
     }
 
@@ -118,6 +121,9 @@ public struct Renderer: Sendable {
             partial.withUnsafeMutableBufferPointer { out in
                 for row in 0..<grid.rows {
                     let base = row * grid.columns
+                    var empty = true
+                    for k in 0..<grid.columns where mass[base + k] != 0 { empty = false; break }
+                    if empty { continue }
                     for i in 0..<width {
                         let (start, values) = wx[i]
                         var sum = 0.0
@@ -206,7 +212,7 @@ struct CellGrid {
         return result
     }
 
-    mutating func deposit(_ component: SceneComponent) {
+    mutating func deposit(_ component: SceneComponent, floor: Double = 0) {
         let area = cell * cell
         switch component {
         case .sersic(let profile):
@@ -222,7 +228,7 @@ struct CellGrid {
                 patches.append(patch)
                 zone = block
             }
-            fill(profile, skipping: zone)
+            fill(profile, skipping: zone, floor: floor)
         case .spiral(let disk):
             for l in 0..<rows {
                 let y = cellY(l)
@@ -238,14 +244,25 @@ struct CellGrid {
         }
     }
 
-    /// Midpoint-sampled Sérsic flux in every cell outside `skipped`.
-    mutating func fill(_ profile: SersicProfile, skipping skipped: Block?) {
+    /// Midpoint-sampled Sérsic flux in every cell outside `skipped` whose surface brightness
+    /// is above `floor` (the cells beyond the circularised radius where it falls to `floor` stay empty).
+    mutating func fill(_ profile: SersicProfile, skipping skipped: Block?, floor: Double = 0) {
         let area = cell * cell
-        for l in 0..<rows {
+        let g = profile.geometry
+        let limit = floor > 0 ? profile.radius(atIntensity: floor) : .infinity
+        let limit2 = limit * limit
+        // Rows and columns outside the limit's bounding box hold nothing.
+        var (l0, l1, k0, k1) = (0, rows - 1, 0, columns - 1)
+        if limit.isFinite, let box = region(profile, radius: limit) { (l0, l1, k0, k1) = (box.l0, box.l1, box.k0, box.k1) }
+        else if limit.isFinite { return }
+        for l in l0...l1 {
             let y = cellY(l)
-            for k in 0..<columns {
+            for k in k0...k1 {
                 if let skipped, skipped.contains(k: k, l: l) { continue }
-                mass[l * columns + k] += area * profile.intensity(x: cellX(k), y: y)
+                let (u, v) = g.frame(cellX(k), y)
+                let r2 = g.circularRadiusSquared(u: u, v: v)
+                if r2 > limit2 { continue }
+                mass[l * columns + k] += area * profile.intensity(circularRadiusSquared: r2)
             }
         }
     }

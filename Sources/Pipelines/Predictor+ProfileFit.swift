@@ -1,0 +1,193 @@
+import AstroBase
+import FITS
+import Foundation
+import Preprocessing
+import SkySim
+
+/// Deblending that ends in a fitted scene (`input.fit_profiles`): the deblender's image of the
+/// central galaxy is the starting point of a maximum-likelihood fit of the whole blend, and the
+/// output is the fitted central galaxy, PSF-convolved and noiseless.
+///
+/// The central galaxy starts from the network's image (its light above 1σ of the sky: centroid,
+/// flux, second moments with the PSF taken off); the neighbours are found in the blend minus
+/// that image (`SourceExtraction`: 1.5σ, 5 pixels, multi-threshold deblending), each source of
+/// signal-to-noise at least `minimumSignalToNoise` and more than `centralRadius` pixels from the
+/// central's centre starting as a Sérsic profile or, when no larger than the PSF, a point
+/// source. `SceneFit` then fits all of them to the blend at once (Sérsic profiles and point
+/// sources under the header's Gaussian PSF, sky and Poisson noise), so the light the
+/// neighbours put under the central galaxy goes to the neighbours' own profiles. A network
+/// alone smooths the galaxy's faint wings and leaves a faint pedestal and blotches; the fit
+/// gives an image whose every pixel follows a Sérsic profile. It assumes what TASKS.md task 6
+/// says: one Sérsic central galaxy, a Gaussian PSF of `PSF_FWHM`, a subtracted sky.
+public struct ProfileFitting: Sendable {
+    /// How neighbours are found in the blend minus the network's central galaxy.
+    public var detection = SourceExtraction()
+    /// The least signal-to-noise (summed counts over σ √pixels) of a neighbour that is fitted.
+    public var minimumSignalToNoise = 8.0
+    /// Sources found closer than this (pixels) to a start are the start's own light.
+    public var centralRadius = 2.5
+    /// Times the residual of a fit is searched for sources it missed (each found one refits the scene).
+    public var rounds = 2
+
+    public init() {}
+
+    /// The scene fitted to `blend` (row-major counts) from the network's `central` image: its
+    /// first component is the central galaxy. nil when the network's image holds no light.
+    public func fit(blend: [Float], central: [Float], width: Int, height: Int, skySigma: Double, psfSigma: Double,
+                    gain: Double?) -> SceneFit.Result? {
+        let guess = central.map(Double.init)
+        let bright = guess.indices.filter { guess[$0] > skySigma }
+        let members = bright.count >= 5 ? bright : guess.indices.filter { guess[$0] > 0 }
+        guard var first = FitComponent.measured(guess, members: members, width: width, psfSigma: psfSigma) else { return nil }
+        if first.kind == .point {
+            first = .sersic(x: first.x, y: first.y, flux: first.flux, halfLightRadius: 1, n: 1.5, q: 1, angle: 0)
+        }
+        var residual = [Float](repeating: 0, count: blend.count)
+        for i in blend.indices { residual[i] = blend[i].isFinite ? blend[i] - central[i] : 0 }
+        let clean = blend.map { $0.isFinite ? $0 : 0 }
+        let fitter = SceneFit(width: width, height: height, psfSigma: psfSigma, skySigma: skySigma, gain: gain)
+        // Neighbours: the sources of the blend minus the network's galaxy, and the blend's own sources away
+        // from the central (a network that kept some of a neighbour hides it from the first).
+        var scene = [first]
+        add(sources(residual, width: width, height: height, skySigma: skySigma, psfSigma: psfSigma), to: &scene)
+        add(sources(clean, width: width, height: height, skySigma: skySigma, psfSigma: psfSigma), to: &scene)
+        let result = fitScene(scene, blend: blend, clean: clean, like: guess, fitter: fitter)
+        guard let fitted = result.components.first, fitted.flux.isFinite, result.chiSquare.isFinite else { return nil }
+        return result
+    }
+
+    /// A scene fitted from `start`: the fit, then sources its residual still holds added and
+    /// the scene refitted (up to `rounds` times), then pruned.
+    func fitScene(_ start: [FitComponent], blend: [Float], clean: [Float], like guess: [Double], fitter: SceneFit) -> SceneFit.Result {
+        let (width, height) = (fitter.width, fitter.height)
+        var result = centralFirst(fitter.fit(blend, from: start), like: guess, fitter: fitter)
+        // Sources the fit left in its residual (hidden under a brighter one) join, and the scene is fitted again.
+        for _ in 0..<rounds {
+            let model = fitter.image(result.components)
+            let left = (0..<clean.count).map { clean[$0] - Float(model[$0]) }
+            var grown = result.components
+            add(sources(left, width: width, height: height, skySigma: fitter.skySigma, psfSigma: fitter.psfSigma), to: &grown)
+            if grown.count == result.components.count { break }
+            result = centralFirst(fitter.fit(blend, from: grown), like: guess, fitter: fitter)
+        }
+        return pruned(result, blend: blend, like: guess, fitter: fitter)
+    }
+
+    /// `result` without the sources that lie inside a brighter profile's light (within twice
+    /// its half-light ellipse, or 3 pixels) and that the blend does not need: each, faintest
+    /// first, is taken out and the scene refitted, and it stays out when χ² rises by less than
+    /// the Bayesian information criterion's price of its parameters (k ln N). A detection in
+    /// the network's residual can split one galaxy into two profiles that fit as well as one,
+    /// or leave the central's start a sliver beside the profile that took its light.
+    func pruned(_ result: SceneFit.Result, blend: [Float], like guess: [Double], fitter: SceneFit) -> SceneFit.Result {
+        func isInside(_ c: FitComponent, _ host: FitComponent) -> Bool {
+            guard host.kind == .sersic, host.flux > c.flux else { return false }
+            let radius = max(2 * host.halfLightRadius, 3)
+            let geometry = EllipseGeometry(centerX: host.x, centerY: host.y, q: host.q, angle: host.angle)
+            let (u, v) = geometry.frame(c.x, c.y)
+            return geometry.circularRadiusSquared(u: u, v: v) < radius * radius
+        }
+        var best = result
+        var removed = true
+        while removed && best.components.count > 1 {
+            removed = false
+            let candidates = best.components.indices.filter { k in best.components.contains { isInside(best.components[k], $0) } }
+                .sorted { best.components[$0].flux < best.components[$1].flux }
+            for index in candidates {
+                var fewer = best.components
+                fewer.remove(at: index)
+                let refit = centralFirst(fitter.fit(blend, from: fewer), like: guess, fitter: fitter)
+                let price = Double(best.parameters - refit.parameters) * Foundation.log(Double(max(best.pixels, 2)))
+                if refit.chiSquare - best.chiSquare < price { best = refit; removed = true; break }
+            }
+        }
+        return best
+    }
+
+    /// `result` with the central galaxy first: the Sérsic profile whose image is most like the
+    /// network's image of the central galaxy (largest cosine similarity). A fit may hand the
+    /// galaxy's light to another start and leave the first one a sliver, and a neighbour may
+    /// be brighter or as near the centre.
+    func centralFirst(_ result: SceneFit.Result, like guess: [Double], fitter: SceneFit) -> SceneFit.Result {
+        func similarity(_ c: FitComponent) -> Double {
+            let image = fitter.image([c])
+            var dot = 0.0, norm = 0.0
+            for i in image.indices { dot += image[i] * guess[i]; norm += image[i] * image[i] }
+            return norm > 0 ? dot / norm.squareRoot() : -.infinity
+        }
+        let scores = result.components.map { $0.kind == .sersic ? similarity($0) : -.infinity }
+        guard let index = scores.indices.max(by: { scores[$0] < scores[$1] }), index != 0 else { return result }
+        var reordered = result
+        reordered.components.swapAt(0, index)
+        return reordered
+    }
+
+    /// The sources of `pixels` (counts) with at least `minimumSignalToNoise`, as starting components.
+    func sources(_ pixels: [Float], width: Int, height: Int, skySigma: Double, psfSigma: Double) -> [FitComponent] {
+        let segmentation = detection.segment(pixels, width: width, height: height, noise: skySigma)
+        var groups = [[Int]](repeating: [], count: segmentation.objectCount)
+        for (p, label) in segmentation.labels.enumerated() where label > 0 { groups[Int(label) - 1].append(p) }
+        let values = pixels.map(Double.init)
+        return groups.compactMap { group in
+            let signal = group.reduce(0.0) { $0 + values[$1] }
+            guard signal >= minimumSignalToNoise * skySigma * Double(group.count).squareRoot() else { return nil }
+            return FitComponent.measured(values, members: group, width: width, psfSigma: psfSigma)
+        }
+    }
+
+    /// Appends the `found` sources that are more than `centralRadius` pixels from every component of `scene`.
+    func add(_ found: [FitComponent], to scene: inout [FitComponent]) {
+        for source in found where scene.allSatisfy({ ($0.x - source.x) * ($0.x - source.x) + ($0.y - source.y) * ($0.y - source.y)
+                                                     > centralRadius * centralRadius }) {
+            scene.append(source)
+        }
+    }
+}
+
+extension Predictor {
+    /// The central galaxy of `sample` (one band, counts) fitted from the network's `central`
+    /// image (`ProfileFitting`), with the cards that describe the fit; nil when the network's
+    /// image holds no light (the network's image is written then). The PSF comes from
+    /// `PSF_FWHM` and `PIXSCALE` (arcsec), the noise from the recipe's noise keyword or
+    /// `SKYSIG`; without `GAIN` the Poisson term takes 1 e-/count, said as an assumption.
+    func fittedCentral(_ sample: Sample, central: [Float], fitting: ProfileFitting)
+        throws -> (image: [Float], cards: [HeaderRecord], assumptions: [Assumption])? {
+        let (h, w) = (sample.image.height, sample.image.width)
+        func keyword(_ name: String) throws -> Double {
+            guard let value = sample.header[name], value.isFinite, value > 0 else {
+                throw PreprocessingError.missingHeaderKeyword(stage: "fit_profiles", keyword: name, sample: sample.name)
+            }
+            return value
+        }
+        let psfSigma = try keyword("PSF_FWHM") / keyword("PIXSCALE") / 2.3548200450309493
+        let sigma = try sample.header[noiseKeyword].flatMap { $0 > 0 ? $0 : nil } ?? keyword("SKYSIG")
+        var assumptions: [Assumption] = []
+        let gain: Double
+        if let value = sample.header["GAIN"], value > 0 { gain = value } else {
+            gain = 1
+            assumptions.append(Assumption(subject: "GAIN", note: "no GAIN: the profile fit takes 1 e-/count for the Poisson noise"))
+        }
+        guard let result = fitting.fit(blend: Array(sample.image.pixels.prefix(h * w)), central: central, width: w, height: h,
+                                       skySigma: sigma, psfSigma: psfSigma, gain: gain) else { return nil }
+        let fitter = SceneFit(width: w, height: h, psfSigma: psfSigma, skySigma: sigma, gain: gain)
+        let galaxy = result.components[0]
+        let image = fitter.image([galaxy]).map { Float($0) }
+        let scale = try keyword("PIXSCALE")
+        var cards = [
+            HeaderRecord("FIT_N", .float(galaxy.n), comment: "fitted Sersic index of the central galaxy"),
+            HeaderRecord("FIT_RE", .float(galaxy.halfLightRadius * scale), comment: "fitted half-light radius [arcsec]"),
+            HeaderRecord("FIT_Q", .float(galaxy.q), comment: "fitted axis ratio b/a"),
+            HeaderRecord("FIT_PA", .float(galaxy.angle * 180 / .pi), comment: "fitted major axis, deg CCW from +x"),
+            HeaderRecord("FIT_FLUX", .float(galaxy.flux), comment: "fitted total flux [count]"),
+            HeaderRecord("FIT_X", .float(galaxy.x + 1), comment: "fitted centre, FITS pixel (1-based)"),
+            HeaderRecord("FIT_Y", .float(galaxy.y + 1), comment: "fitted centre, FITS pixel (1-based)"),
+            HeaderRecord("FIT_CHI2", .float(result.reducedChiSquare), comment: "reduced chi-square of the scene fit"),
+            HeaderRecord("FIT_NSRC", .integer(result.components.count), comment: "sources fitted (central first)"),
+        ]
+        if let zeroPoint = HeaderValues.magnitudeZeroPointKeywords.lazy.compactMap({ sample.header[$0] }).first {
+            cards.insert(HeaderRecord("FIT_MAG", .float(zeroPoint - 2.5 * Foundation.log10(galaxy.flux)),
+                                      comment: "fitted total magnitude at the header's zero point"), at: 5)
+        }
+        return (image, cards, assumptions)
+    }
+}
