@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A second, independent generator of TASKS.md data (morphology, lens, segmentation and regression tasks).
+"""A second, independent generator of TASKS.md data (morphology, lens, segmentation, regression and deblend tasks).
 
 Independent of SkySim: galaxy profiles, PSFs and pixel integration come from GalSim, the
 lensing (SIE + external shear ray shooting, the lensed Sersic source) from lenstronomy,
@@ -10,11 +10,13 @@ keywords the pipelines read (PIXSCALE, PSF_FWHM, GAIN, SKYSIG, MAGZERO; lens FWH
 SKYSIG_G/R/I, BANDS) and the truth, plus catalog.csv with `file,label` (segmentation: 256 x 256
 maps with the uint8 class map in a second HDU, EXTNAME TRUTH, and catalog.csv with `file`;
 regression: one Sersic galaxy per 64 x 64 cutout, truth in SERSIC_N, R_E, Q, MAG and catalog.csv
-with `file,sersic_n,r_e,q,mag`). So
+with `file,sersic_n,r_e,q,mag`; deblend: task 6's blends with the central galaxy alone, noiseless,
+in a second HDU, EXTNAME TRUTH, and catalog.csv with `file,sersic_n,r_e,q,mag,nneigh`). So
 
     astrolabe evaluate pipelines/classify-galaxies.yaml --input OUT/catalog.csv --report R
 
-works on it unchanged (regression: `astrolabe evaluate pipelines/regress-sersic.yaml`).
+works on it unchanged (regression: `astrolabe evaluate pipelines/regress-sersic.yaml`; deblend:
+`astrolabe evaluate pipelines/deblend-galaxies.yaml`).
 
 `--surroundings` (morphology) gives each cutout, uniformly, one of: 1-3 neighbours (stars or
 Sersic galaxies 2.5-8" away), the object's light truncated at 3-5 r_e (GalSim's Sersic
@@ -43,6 +45,7 @@ Examples:
   python3 scripts/independent_sim.py --task morphology --count 1000 --seed 101 --out /tmp/ind/morph
   python3 scripts/independent_sim.py --task lens --count 1000 --seed 102 --psf varied --out /tmp/ind/lens-v
   python3 scripts/independent_sim.py --task regression --count 1000 --seed 104 --out /tmp/ind/regression
+  python3 scripts/independent_sim.py --task deblend --count 1000 --seed 106 --out /tmp/ind/deblend
   python3 scripts/independent_sim.py --out /tmp/ind/morph --score eval/predictions.csv
   python3 scripts/independent_sim.py --out /tmp/ind/morph --sheet sheet.png [--score eval/predictions.csv]
 """
@@ -60,7 +63,7 @@ SIZE = 64
 MAGZERO = 30.0
 MORPH_CLASSES = ["elliptical", "spiral", "edge_on", "irregular", "star"]
 LENS_CLASSES = ["non_lens", "lens"]
-TASK_IDS = {"morphology": 1, "lens": 2, "segmentation": 3, "regression": 4}
+TASK_IDS = {"morphology": 1, "lens": 2, "segmentation": 3, "regression": 4, "deblend": 6}
 
 
 def flux_of(mag):
@@ -482,6 +485,45 @@ def make_regression(rng, psf_mode, srng=None):
     return data.astype(np.float32), (n, r_e, q, mag), header
 
 
+def make_deblend(rng):
+    """TASKS.md task 6: a central Sersic galaxy (n [0.5, 6], r_e [0.3, 2]", q [0.3, 1], m [18, 21],
+    centred within +-2 px) and 1 or 2 neighbours at 1-5" in a uniform direction, each a star
+    (m [16, 22]) with probability 0.2, else a Sersic galaxy of the central's population with
+    m [17.5, 22.5]. Returns the blend, the central alone (noiseless, PSF-convolved) and the header."""
+    import galsim
+    offset = (rng.uniform(-2, 2), rng.uniform(-2, 2))
+    fwhm, sigma = rng.uniform(0.6, 1.0), rng.uniform(5.0, 15.0)
+    psf = galsim.Gaussian(fwhm=fwhm)
+
+    def galaxy(mag_lo, mag_hi, shift):
+        n, r_e, q = rng.uniform(0.5, 6.0), rng.uniform(0.3, 2.0), rng.uniform(0.3, 1.0)
+        mag, pa = rng.uniform(mag_lo, mag_hi), rng.uniform(0.0, math.pi)
+        return sersic(n, r_e, flux_of(mag), q, pa, shift), (n, r_e, q, mag, pa)
+
+    central, (n, r_e, q, mag, pa) = galaxy(18.0, 21.0, (0.0, 0.0))
+    truth = draw_gs(central, psf, offset)
+    model = truth.copy()
+    count = 1 if rng.uniform() < 0.5 else 2
+    header = {"PSF_FWHM": fwhm, "SKYSIG": sigma, "SERSIC_N": n, "R_E": r_e, "Q": q, "MAG": mag,
+              "PA": math.degrees(pa), "NNEIGH": count, "PSFTYPE": "gaussian",
+              "OBJ_X": (SIZE + 1) / 2 + offset[0], "OBJ_Y": (SIZE + 1) / 2 + offset[1]}
+    for k in range(1, count + 1):
+        distance, direction = rng.uniform(1.0, 5.0), rng.uniform(0.0, 2 * math.pi)
+        shift = (distance * math.cos(direction), distance * math.sin(direction))
+        if rng.uniform() < 0.2:
+            nmag = rng.uniform(16.0, 22.0)
+            light = draw_gs(galsim.DeltaFunction(flux=flux_of(nmag)).shift(*shift), psf, offset)
+            header[f"NB{k}_TYP"] = "star"
+        else:
+            profile, (nn, nre, _, nmag, _) = galaxy(17.5, 22.5, shift)
+            light = draw_gs(profile, psf, offset)
+            header.update({f"NB{k}_TYP": "galaxy", f"NB{k}_N": nn, f"NB{k}_RE": nre})
+        header.update({f"NB{k}_MAG": nmag, f"NB{k}_X": header["OBJ_X"] + shift[0] / PIXSCALE,
+                       f"NB{k}_Y": header["OBJ_Y"] + shift[1] / PIXSCALE})
+        model += light
+    return add_noise(rng, model, sigma).astype(np.float32), truth.astype(np.float32), (n, r_e, q, mag, count), header
+
+
 def galsim_convolve(profile, psf):
     import galsim
     return galsim.Convolve(profile, psf, gsparams=gsparams())
@@ -506,7 +548,10 @@ def write_fits(path, data, header, task, seed, index, psf_mode, truth=None):
     hdus = [hdu]
     if truth is not None:
         t = fits.ImageHDU(truth, name="TRUTH")
-        t.header["CLASSES"] = ("0 background, 1 star, 2 galaxy", "pixel codes")
+        if task == "segmentation":
+            t.header["CLASSES"] = ("0 background, 1 star, 2 galaxy", "pixel codes")
+        else:
+            t.header["BUNIT"] = ("count", "central galaxy alone, noiseless, PSF-convolved")
         hdus.append(t)
     tmp = path + ".tmp"
     fits.HDUList(hdus).writeto(tmp, overwrite=True)
@@ -526,6 +571,10 @@ def make_one(args):
         data, truth, header = make_regression(rng, psf_mode, srng)
         write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode)
         return (name,) + tuple(f"{v:.6f}" for v in truth)
+    if task == "deblend":
+        data, truth, values, header = make_deblend(rng)
+        write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode, truth)
+        return (name,) + tuple(f"{v:.6f}" for v in values[:4]) + (str(values[4]),)
     if task == "morphology":
         srng = np.random.default_rng([seed, TASK_IDS[task], index, 7]) if surroundings else None
         data, label, header = make_morphology(rng, psf_mode, srng)
@@ -733,11 +782,15 @@ def main(argv=None):
         elif a.task == "regression":
             w.writerow(["file", "sersic_n", "r_e", "q", "mag"])
             w.writerows(rows)
+        elif a.task == "deblend":
+            w.writerow(["file", "sersic_n", "r_e", "q", "mag", "nneigh"])
+            w.writerows(rows)
         else:
             w.writerow(["file", "label"])
             w.writerows(rows)
-    if a.task in ("segmentation", "regression"):
-        print(f"wrote {a.count} {'maps' if a.task == 'segmentation' else 'galaxies'} and catalog.csv to {a.out}", file=sys.stderr)
+    if a.task in ("segmentation", "regression", "deblend"):
+        what = {"segmentation": "maps", "regression": "galaxies", "deblend": "blends"}[a.task]
+        print(f"wrote {a.count} {what} and catalog.csv to {a.out}", file=sys.stderr)
         return
     counts = np.bincount([r[1] for r in rows], minlength=5 if a.task == "morphology" else 2)
     names = MORPH_CLASSES if a.task == "morphology" else LENS_CLASSES
