@@ -184,6 +184,11 @@ extension Predictor {
             HeaderRecord("FIT_CHI2", .float(result.reducedChiSquare), comment: "reduced chi-square of the scene fit"),
             HeaderRecord("FIT_NSRC", .integer(result.components.count), comment: "sources fitted (central first)"),
         ]
+        if let error = fitter.fluxErrors(Array(sample.image.pixels.prefix(h * w)), at: result.components)?.first,
+           error.isFinite {
+            cards.insert(HeaderRecord("FIT_MAGE", .float(1.0857362047581294 * error),
+                                      comment: "its magnitude's standard error (Fisher, all sources free)"), at: 5)
+        }
         if let zeroPoint = HeaderValues.magnitudeZeroPointKeywords.lazy.compactMap({ sample.header[$0] }).first {
             cards.insert(HeaderRecord("FIT_MAG", .float(zeroPoint - 2.5 * Foundation.log10(galaxy.flux)),
                                       comment: "fitted total magnitude at the header's zero point"), at: 5)

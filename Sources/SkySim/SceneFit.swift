@@ -146,26 +146,7 @@ public struct SceneFit: Sendable {
             model = modelImage(images)
             w = weights(model)
             chi = chiSquare(model, w)
-            // The columns are independent renders: drawn in parallel.
-            var columns: [(component: Int, parameter: Int)] = []
-            for k in theta.indices { for j in 0..<sizes[k] { columns.append((k, j)) } }
-            var jacobian = [Double](repeating: 0, count: pixelCount * total)
-            jacobian.withUnsafeMutableBufferPointer { out in
-                let base = out.baseAddress!
-                DispatchQueue.concurrentPerform(iterations: columns.count) { column in
-                    let (k, j) = columns[column]
-                    let target = base + column * pixelCount
-                    if j == 2 {
-                        for i in 0..<pixelCount { target[i] = images[k][i] }
-                    } else {
-                        var stepped = theta[k]
-                        let h = Self.step[j]
-                        stepped[j] += h
-                        let moved = render(component(stepped, kind: initial[k].kind), sampling[k])
-                        for i in 0..<pixelCount { target[i] = (moved[i] - images[k][i]) / h }
-                    }
-                }
-            }
+            let jacobian = self.jacobian(theta, kinds: initial.map(\.kind), sampling: sampling, images: images)
             // Normal equations JᵀWJ δ = JᵀW r.
             var normal = [Double](repeating: 0, count: total * total), gradient = [Double](repeating: 0, count: total)
             var weighted = [Double](repeating: 0, count: pixelCount * total)
@@ -205,6 +186,66 @@ public struct SceneFit: Sendable {
         let final = modelImage(components.indices.map { render(components[$0], oversampling(for: components[$0])) })
         return Result(components: components, chiSquare: chiSquare(final, weights(final)), pixels: count,
                       parameters: total, iterations: done, converged: converged)
+    }
+
+    /// ∂ image / ∂ parameter, column-major (pixel, parameter), each component at its own
+    /// oversampling; the columns are independent renders, drawn in parallel.
+    func jacobian(_ theta: [[Double]], kinds: [FitComponent.Kind], sampling: [Int], images: [[Double]]) -> [Double] {
+        let pixelCount = width * height
+        var columns: [(component: Int, parameter: Int)] = []
+        for k in theta.indices { for j in theta[k].indices { columns.append((k, j)) } }
+        var jacobian = [Double](repeating: 0, count: pixelCount * columns.count)
+        jacobian.withUnsafeMutableBufferPointer { out in
+            let base = out.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: columns.count) { column in
+                let (k, j) = columns[column]
+                let target = base + column * pixelCount
+                if j == 2 {
+                    for i in 0..<pixelCount { target[i] = images[k][i] }
+                } else {
+                    var stepped = theta[k]
+                    let h = Self.step[j]
+                    stepped[j] += h
+                    let moved = render(component(stepped, kind: kinds[k]), sampling[k])
+                    for i in 0..<pixelCount { target[i] = (moved[i] - images[k][i]) / h }
+                }
+            }
+        }
+        return jacobian
+    }
+
+    /// The standard error of each component's ln flux (≈ its magnitude's error / 1.0857) from
+    /// the Fisher matrix JᵀWJ of the scene at `components` (every parameter of every
+    /// component free), with the same noise model as the fit; nil when the matrix is singular.
+    public func fluxErrors(_ pixels: [Float], at components: [FitComponent]) -> [Double]? {
+        let theta = components.map { parameters(of: clamped($0)) }
+        let sampling = components.map { oversampling(for: clamped($0)) }
+        let images = renderAll(theta.indices.map { component(theta[$0], kind: components[$0].kind) }, sampling)
+        let pixelCount = width * height
+        let total = theta.reduce(0) { $0 + $1.count }
+        var model = [Double](repeating: 0, count: pixelCount)
+        for image in images { for i in 0..<pixelCount { model[i] += image[i] } }
+        let jacobian = self.jacobian(theta, kinds: components.map(\.kind), sampling: sampling, images: images)
+        var weighted = jacobian
+        for c in 0..<total {
+            for i in 0..<pixelCount {
+                let w = pixels[i].isFinite ? 1 / (skySigma * skySigma + (gain.map { max(model[i], 0) / $0 } ?? 0)) : 0
+                weighted[c * pixelCount + i] *= w
+            }
+        }
+        var fisher = [Double](repeating: 0, count: total * total)
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, Int32(total), Int32(total), Int32(pixelCount), 1,
+                    jacobian, Int32(pixelCount), weighted, Int32(pixelCount), 0, &fisher, Int32(total))
+        var errors: [Double] = []
+        var offset = 0
+        for k in theta.indices {
+            var unit = [Double](repeating: 0, count: total)
+            unit[offset + 2] = 1
+            guard let column = Self.solve(fisher, unit, total), column[offset + 2] > 0 else { return nil }
+            errors.append(column[offset + 2].squareRoot())
+            offset += theta[k].count
+        }
+        return errors
     }
 
     /// Finite-difference steps per parameter (x, y, ln flux (analytic), ln r_e, logit n, e1, e2).

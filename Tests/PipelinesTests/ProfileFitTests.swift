@@ -93,6 +93,7 @@ final class ProfileFitTests: XCTestCase {
             XCTAssertLessThanOrEqual(pixels.reduce(0, +), Float(flux) * 1.001, name)
             XCTAssertNotNil(cards["FIT_MAG"]?.doubleValue, "MAGZERO is in the simulated header")
             XCTAssertNotNil(cards["FIT_CHI2"]?.doubleValue)
+            XCTAssertGreaterThan(cards["FIT_MAGE"]?.doubleValue ?? 0, 0, "the magnitude's Fisher error")
         }
         XCTAssertGreaterThan(fitted, 0, "the untrained network's image holds some light to start from")
         // fit_profiles belongs to deblenders.

@@ -40,4 +40,26 @@ final class SceneFitTests: XCTestCase {
         let rms = (zip(alone, exact).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / Double(alone.count)).squareRoot()
         XCTAssertLessThan(rms, 1.5, "rms \(rms) counts against a sky σ of 10")
     }
+
+    /// The Fisher error of the flux matches the scatter of fitted fluxes over noise draws (a
+    /// galaxy with a neighbour, 40 draws: the standard deviation of ln flux within 35 %).
+    func testFluxErrorsMatchTheScatterOverNoiseDraws() throws {
+        let fit = SceneFit(width: 48, height: 48, psfSigma: psfSigma, skySigma: 10, gain: 1)
+        let central = FitComponent.sersic(x: 23.6, y: 24.2, flux: 3_000, halfLightRadius: 3, n: 1.5, q: 0.7, angle: 0.3)
+        let neighbour = FitComponent.sersic(x: 30, y: 27, flux: 5_000, halfLightRadius: 2.5, n: 1, q: 0.8, angle: 1.9)
+        let truth = fit.image([central, neighbour])
+        var random = SeededGenerator(seed: 8)
+        var logs: [Double] = []
+        var predicted: [Double] = []
+        for _ in 0..<40 {
+            let noisy = NoiseModel.noisy(truth, skySigma: 10, gain: 1, random: &random)
+            let result = fit.fit(noisy, from: [central, neighbour])
+            logs.append(Foundation.log(result.components[0].flux))
+            predicted.append(try XCTUnwrap(fit.fluxErrors(noisy, at: result.components)?.first))
+        }
+        let mean = logs.reduce(0, +) / Double(logs.count)
+        let scatter = (logs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(logs.count - 1)).squareRoot()
+        let expected = predicted.sorted()[predicted.count / 2]
+        XCTAssertEqual(scatter / expected, 1, accuracy: 0.35, "scatter \(scatter), Fisher \(expected)")
+    }
 }
