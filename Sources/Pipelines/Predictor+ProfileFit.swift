@@ -12,8 +12,8 @@ import SkySim
 /// flux, second moments with the PSF taken off); the neighbours are found in the blend minus
 /// that image (`SourceExtraction`: 1.5σ, 5 pixels, multi-threshold deblending), each source of
 /// signal-to-noise at least `minimumSignalToNoise` and more than `centralRadius` pixels from the
-/// central's centre starting as a Sérsic profile or, when no larger than the PSF, a point
-/// source. `SceneFit` then fits all of them to the blend at once (Sérsic profiles and point
+/// central's centre starting as a Sérsic profile (stars too: their profile shrinks to the PSF;
+/// a faint diffuse galaxy detected as compact pieces needs a profile that can grow). `SceneFit` then fits all of them to the blend at once (Sérsic profiles and point
 /// sources under the header's Gaussian PSF, sky and Poisson noise), so the light the
 /// neighbours put under the central galaxy goes to the neighbours' own profiles. A network
 /// alone smooths the galaxy's faint wings and leaves a faint pedestal and blotches; the fit
@@ -122,7 +122,7 @@ public struct ProfileFitting: Sendable {
         return reordered
     }
 
-    /// The sources of `pixels` (counts) with at least `minimumSignalToNoise`, as starting components.
+    /// The sources of `pixels` (counts) with at least `minimumSignalToNoise`, as Sérsic starts.
     func sources(_ pixels: [Float], width: Int, height: Int, skySigma: Double, psfSigma: Double) -> [FitComponent] {
         let segmentation = detection.segment(pixels, width: width, height: height, noise: skySigma)
         var groups = [[Int]](repeating: [], count: segmentation.objectCount)
@@ -131,7 +131,7 @@ public struct ProfileFitting: Sendable {
         return groups.compactMap { group in
             let signal = group.reduce(0.0) { $0 + values[$1] }
             guard signal >= minimumSignalToNoise * skySigma * Double(group.count).squareRoot() else { return nil }
-            return FitComponent.measured(values, members: group, width: width, psfSigma: psfSigma)
+            return FitComponent.measured(values, members: group, width: width, psfSigma: psfSigma, pointSize: 0)
         }
     }
 
