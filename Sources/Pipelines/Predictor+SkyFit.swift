@@ -174,25 +174,18 @@ extension SkyFitting {
             let v = Double(image.pixels[y * w + x]); if v.isFinite { frame.append(v) }
         } }
         let floor = frame.isEmpty ? 0 : PixelStatistics.median(frame)
-        var sw = 0.0, sx = 0.0, sy = 0.0
+        var above = [Double](repeating: 0, count: h * w), members: [Int] = []
         for y in 0..<h { for x in 0..<w {
             let dx = Double(x) - cx, dy = Double(y) - cy, v = Double(image.pixels[y * w + x]) - floor
             guard dx * dx + dy * dy < 144, v.isFinite, v > 0 else { continue }
-            sw += v; sx += v * Double(x); sy += v * Double(y)
+            above[y * w + x] = v
+            members.append(y * w + x)
         } }
-        guard sw > 0 else { return nil }
-        let mx = sx / sw, my = sy / sw
-        var mxx = 0.0, myy = 0.0, mxy = 0.0
-        for y in 0..<h { for x in 0..<w {
-            let dx = Double(x) - cx, dy = Double(y) - cy, v = Double(image.pixels[y * w + x]) - floor
-            guard dx * dx + dy * dy < 144, v.isFinite, v > 0 else { continue }
-            let ux = Double(x) - mx, uy = Double(y) - my
-            mxx += v * ux * ux; myy += v * uy * uy; mxy += v * ux * uy
-        } }
-        let angle = 0.5 * atan2(2 * mxy, mxx - myy)
+        guard let light = FitComponent.measured(above, members: members, width: w, psfSigma: 0, pointSize: 0) else { return nil }
         return SersicProfile(n: min(max(n, 0.3), 8), halfLightRadius: re / pixelScale,
                              flux: pow(10, 0.4 * (zeroPoint - mag)),
-                             geometry: EllipseGeometry(centerX: mx, centerY: my, q: min(max(q, 0.05), 1), angle: angle))
+                             geometry: EllipseGeometry(centerX: light.x, centerY: light.y, q: min(max(q, 0.05), 1),
+                                                       angle: light.angle))
     }
 }
 
