@@ -61,7 +61,10 @@ extension Predictor {
         }
         var assumptions = prepared.assumptions, cards: [HeaderRecord] = []
         if let profileFitting {
-            if let fitted = try fittedCentral(sample, central: counts, fitting: profileFitting) {
+            // The input's counts under the header the stages completed (a measured SKYSIG among it).
+            var observed = sample
+            observed.header.merge(prepared.header) { _, completed in completed }
+            if let fitted = try fittedCentral(observed, central: counts, fitting: profileFitting) {
                 counts = fitted.image; cards = fitted.cards; assumptions += fitted.assumptions
             } else {
                 cards = [HeaderRecord("FIT_NSRC", .integer(0), comment: "no fit: the network's image holds no light")]

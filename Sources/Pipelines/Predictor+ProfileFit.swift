@@ -155,7 +155,9 @@ extension Predictor {
         let (h, w) = (sample.image.height, sample.image.width)
         func keyword(_ name: String) throws -> Double {
             guard let value = sample.header[name], value.isFinite, value > 0 else {
-                throw PreprocessingError.missingHeaderKeyword(stage: "fit_profiles", keyword: name, sample: sample.name)
+                throw PipelineError.unsupported("\(sample.name): input.fit_profiles needs the header keyword \(name) "
+                                                + "(\(name == "SKYSIG" ? "sky noise, counts" : "arcsec")), which the file "
+                                                + "lacks; give it with --set input.header_values.\(name)=VALUE")
             }
             return value
         }
