@@ -9,13 +9,16 @@ import SkySim
 /// output is the fitted central galaxy, PSF-convolved and noiseless.
 ///
 /// The central galaxy starts from the network's image (its light above 1σ of the sky: centroid,
-/// flux, second moments with the PSF taken off); the neighbours are found in the blend minus
-/// that image (`SourceExtraction`: 1.5σ, 5 pixels, multi-threshold deblending), each source of
-/// signal-to-noise at least `minimumSignalToNoise` and more than `centralRadius` pixels from the
-/// central's centre starting as a Sérsic profile (stars too: their profile shrinks to the PSF;
-/// a faint diffuse galaxy detected as compact pieces needs a profile that can grow). `SceneFit` then fits all of them to the blend at once (Sérsic profiles and point
-/// sources under the header's Gaussian PSF, sky and Poisson noise), so the light the
-/// neighbours put under the central galaxy goes to the neighbours' own profiles. A network
+/// flux, second moments with the PSF taken off); the neighbours are the sources of the blend
+/// minus that image and of the blend itself (`SourceExtraction`: 1.5σ, 5 pixels, multi-threshold
+/// deblending) with signal-to-noise at least `minimumSignalToNoise`, more than `centralRadius`
+/// pixels from every other start, each starting as a Sérsic profile (a star's shrinks to the
+/// PSF; a faint diffuse galaxy detected as compact pieces needs a profile that can grow).
+/// `SceneFit` fits them all to the blend at once under the header's Gaussian PSF with sky and
+/// Poisson noise, so the light the neighbours put under the central galaxy goes to their own
+/// profiles; sources left in the fit's residual join it (`rounds`), sources inside a brighter
+/// profile's light that do not pay for their parameters are taken out (`pruned`), and the
+/// central galaxy is the profile most like the network's image (`centralFirst`). A network
 /// alone smooths the galaxy's faint wings and leaves a faint pedestal and blotches; the fit
 /// gives an image whose every pixel follows a Sérsic profile. It assumes what TASKS.md task 6
 /// says: one Sérsic central galaxy, a Gaussian PSF of `PSF_FWHM`, a subtracted sky.
