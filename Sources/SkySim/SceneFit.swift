@@ -108,19 +108,11 @@ public struct SceneFit: Sendable {
         let sizes = theta.map(\.count)
         let total = sizes.reduce(0, +)
         var sampling = initial.map { oversampling(for: clamped($0)) }
-        var images = zip(theta, sampling).enumerated().map { k, pair in render(component(pair.0, kind: initial[k].kind), pair.1) }
-
+        var images = renderAll(theta.indices.map { component(theta[$0], kind: initial[$0].kind) }, sampling)
         func modelImage(_ images: [[Double]]) -> [Double] {
             var m = [Double](repeating: 0, count: width * height)
             for image in images { for i in m.indices { m[i] += image[i] } }
             return m
-        }
-        func weights(_ model: [Double]) -> [Double] {
-            (0..<model.count).map { i in
-                guard used[i] else { return 0 }
-                let poisson = gain.map { max(model[i], 0) / $0 } ?? 0
-                return 1 / (skySigma * skySigma + poisson)
-            }
         }
         func chiSquare(_ model: [Double], _ w: [Double]) -> Double {
             var sum = 0.0
@@ -129,7 +121,7 @@ public struct SceneFit: Sendable {
         }
 
         var model = modelImage(images)
-        var w = weights(model)
+        var w = weights(model, pixels: pixels)
         var chi = chiSquare(model, w)
         var lambda = 1e-3
         var converged = false
@@ -140,11 +132,14 @@ public struct SceneFit: Sendable {
         let pixelCount = width * height
         while done < iterations && !converged {
             done += 1
-            // Jacobian, column-major (pixel, parameter), each component with its own oversampling.
-            for k in theta.indices { sampling[k] = oversampling(for: component(theta[k], kind: initial[k].kind)) }
-            images = renderAll(theta.indices.map { component(theta[$0], kind: initial[$0].kind) }, sampling)
+            // The images of the last accepted step, redrawn where a component's oversampling changed.
+            let resampled = theta.indices.map { oversampling(for: component(theta[$0], kind: initial[$0].kind)) }
+            if resampled != sampling {
+                sampling = resampled
+                images = renderAll(theta.indices.map { component(theta[$0], kind: initial[$0].kind) }, sampling)
+            }
             model = modelImage(images)
-            w = weights(model)
+            w = weights(model, pixels: pixels)
             chi = chiSquare(model, w)
             let jacobian = self.jacobian(theta, kinds: initial.map(\.kind), sampling: sampling, images: images)
             // Normal equations JᵀWJ δ = JᵀW r.
@@ -175,6 +170,7 @@ public struct SceneFit: Sendable {
                     accepted = true
                     converged = (chi - trialChi) < 1e-6 * chi
                     theta = trial
+                    images = trialImages
                     lambda = max(lambda / 3, 1e-9)
                 } else {
                     lambda *= 4
@@ -184,7 +180,7 @@ public struct SceneFit: Sendable {
         }
         let components = theta.indices.map { component(theta[$0], kind: initial[$0].kind) }
         let final = modelImage(components.indices.map { render(components[$0], oversampling(for: components[$0])) })
-        return Result(components: components, chiSquare: chiSquare(final, weights(final)), pixels: count,
+        return Result(components: components, chiSquare: chiSquare(final, weights(final, pixels: pixels)), pixels: count,
                       parameters: total, iterations: done, converged: converged)
     }
 
@@ -226,13 +222,9 @@ public struct SceneFit: Sendable {
         var model = [Double](repeating: 0, count: pixelCount)
         for image in images { for i in 0..<pixelCount { model[i] += image[i] } }
         let jacobian = self.jacobian(theta, kinds: components.map(\.kind), sampling: sampling, images: images)
+        let w = weights(model, pixels: pixels)
         var weighted = jacobian
-        for c in 0..<total {
-            for i in 0..<pixelCount {
-                let w = pixels[i].isFinite ? 1 / (skySigma * skySigma + (gain.map { max(model[i], 0) / $0 } ?? 0)) : 0
-                weighted[c * pixelCount + i] *= w
-            }
-        }
+        for c in 0..<total { for i in 0..<pixelCount { weighted[c * pixelCount + i] *= w[i] } }
         var fisher = [Double](repeating: 0, count: total * total)
         cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, Int32(total), Int32(total), Int32(pixelCount), 1,
                     jacobian, Int32(pixelCount), weighted, Int32(pixelCount), 0, &fisher, Int32(total))
@@ -250,6 +242,15 @@ public struct SceneFit: Sendable {
 
     /// Finite-difference steps per parameter (x, y, ln flux (analytic), ln r_e, logit n, e1, e2).
     static let step: [Double] = [0.02, 0.02, 0, 0.01, 0.02, 0.01, 0.01]
+
+    /// 1 / variance per pixel under `model`: sky σ² plus the model's Poisson variance at `gain`; 0
+    /// where `pixels` is not finite (left out of the fit).
+    func weights(_ model: [Double], pixels: [Float]) -> [Double] {
+        (0..<model.count).map { i in
+            guard pixels[i].isFinite else { return 0 }
+            return 1 / (skySigma * skySigma + (gain.map { max(model[i], 0) / $0 } ?? 0))
+        }
+    }
 
     /// Each component's image at its oversampling, drawn in parallel.
     func renderAll(_ components: [FitComponent], _ sampling: [Int]) -> [[Double]] {

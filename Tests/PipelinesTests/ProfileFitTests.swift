@@ -47,8 +47,8 @@ final class ProfileFitTests: XCTestCase {
     }
 
     /// Through the pipeline: simulated blends, a tiny U-Net, `fit_profiles: true`. Each output
-    /// says what was fitted (`FIT_*` cards, or `FIT_NSRC = 0`); a blend without `PSF_FWHM` is
-    /// that file's error, naming the keyword; a model of another task is refused.
+    /// says what was fitted (`FIT_*` cards, or `FIT_NSRC = 0`); a blend without `PSF_FWHM` or
+    /// `PIXSCALE` is that file's error, naming the keyword and how to give it; a model of another task is refused.
     func testPipelineWritesTheFittedGalaxyWithItsCardsAndNamesMissingKeywords() throws {
         let root = try makeTemporaryDirectory("profile-fit")
         defer { try? FileManager.default.removeItem(at: root) }
@@ -61,14 +61,16 @@ final class ProfileFitTests: XCTestCase {
         let model = root.appendingPathComponent("deblend.safetensors")
         try ModelFile(model: net, architecture: Architecture(name: .unet, inChannels: 1, classes: 1, widths: [4, 8]),
                       preprocessing: recipe.json).write(to: model)
-        // A copy of the first blend without PSF_FWHM.
+        // Copies of the first blend without PSF_FWHM, and without PIXSCALE.
         let first = try FITSFile(path: data.appendingPathComponent("deblend_000000.fits").path)
         let image = try first.readImage(0, as: Float.self)
-        var header = try first.header()
-        header.records.removeAll { $0.keyword == "PSF_FWHM" }
-        let writer = try FITSWriter(path: data.appendingPathComponent("nopsf.fits").path)
-        try writer.appendImage(image.pixels, shape: [64, 64], header: FITSHeader(header.derivedImageRecords))
-        try writer.commit()
+        for (keyword, name) in [("PSF_FWHM", "nopsf.fits"), ("PIXSCALE", "noscale.fits")] {
+            var header = try first.header()
+            header.records.removeAll { $0.keyword == keyword }
+            let writer = try FITSWriter(path: data.appendingPathComponent(name).path)
+            try writer.appendImage(image.pixels, shape: [64, 64], header: FITSHeader(header.derivedImageRecords))
+            try writer.commit()
+        }
 
         let pipeline = root.appendingPathComponent("fit.yaml")
         try "task: deblend\ninput: {fit_profiles: true}\nmodel: {weights: \(model.path)}\n".write(to: pipeline, atomically: true, encoding: .utf8)
@@ -76,9 +78,12 @@ final class ProfileFitTests: XCTestCase {
         let run = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(input: data.path, output: out.path, quiet: true))
             .predictAll()
         XCTAssertEqual(run.summary.done, 2)
-        XCTAssertEqual(run.summary.failed, 1)
+        XCTAssertEqual(run.summary.failed, 2)
         let errors = try String(contentsOfFile: try XCTUnwrap(run.summary.errorsFile), encoding: .utf8)
-        XCTAssert(errors.contains("nopsf.fits") && errors.contains("PSF_FWHM"), errors)
+        for (name, keyword) in [("nopsf.fits", "PSF_FWHM"), ("noscale.fits", "PIXSCALE")] {
+            let line = errors.split(separator: "\n").first { $0.contains(name) }.map(String.init) ?? ""
+            XCTAssert(line.contains(keyword) && line.contains("input.header_values"), errors)
+        }
         var fitted = 0
         for name in ["deblend_000000.fits", "deblend_000001.fits"] {
             let file = try FITSFile(path: out.appendingPathComponent(name).path)
