@@ -107,6 +107,20 @@ extension Tensor {
         sliced(axis: 0, index..<(index + 1)).squeezed(axis: 0)
     }
 
+    /// One of the 8 symmetries of a square image (the dihedral group D4) applied to the last
+    /// two axes of `[..., H, H]`: bit 2 of `view` transposes H and W, bit 0 then mirrors W and
+    /// bit 1 mirrors H. Views 0, 3, 5 and 6 are the rotations by 0°, 180°, 90° and 270°.
+    /// Copies; the gradient is the inverse view's.
+    public func dihedralView(_ view: Int) -> Tensor {
+        precondition((0..<8).contains(view) && rank >= 2 && shape[rank - 1] == shape[rank - 2],
+                     "dihedralView: view \(view) must be in 0..<8 and \(shape) end in a square")
+        var x = view & 4 != 0 ? transposed(-2, -1) : self
+        let reversed = Array((0..<shape[rank - 1]).reversed())
+        if view & 1 != 0 { x = x.indexSelected(axis: rank - 1, reversed) }
+        if view & 2 != 0 { x = x.indexSelected(axis: rank - 2, reversed) }
+        return x
+    }
+
     /// Elements `range` along axis 0 (`x[a..<b]`).
     public subscript(range: Range<Int>) -> Tensor { sliced(axis: 0, range) }
 

@@ -31,17 +31,21 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// header values (the `header_channel` stage) that join the flow's context beside the
     /// encoder's `classes` outputs instead of entering the encoder (absent: 0).
     public var contextChannels: Int?
+    /// `resnet18_flow`: the encoder's output averaged over the image's 90° rotations (4) and
+    /// their mirror images (8) (`PosteriorRegressor.views`; absent: 1).
+    public var views: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, inChannels = "in_channels", classes, widths, smallImageStem = "small_image_stem",
              stemPool = "stem_pool", imageSize = "image_size", bottleneck, hidden, layers, activation, flow,
-             contextChannels = "context_channels"
+             contextChannels = "context_channels", views
     }
 
     public init(name: ArchitectureName, inChannels: Int, classes: Int, widths: [Int]? = nil, smallImageStem: Bool? = nil,
                 stemPool: Bool? = nil, imageSize: Int? = nil, bottleneck: Int? = nil, hidden: Int? = nil,
-                activation: String? = nil, layers: Int? = nil, flow: FlowSettings? = nil, contextChannels: Int? = nil) {
-        self.flow = flow; self.contextChannels = contextChannels
+                activation: String? = nil, layers: Int? = nil, flow: FlowSettings? = nil, contextChannels: Int? = nil,
+                views: Int? = nil) {
+        self.flow = flow; self.contextChannels = contextChannels; self.views = views
         self.name = name; self.inChannels = inChannels; self.classes = classes; self.widths = widths
         self.smallImageStem = smallImageStem; self.stemPool = stemPool; self.imageSize = imageSize; self.bottleneck = bottleneck
         self.hidden = hidden; self.activation = activation; self.layers = layers
@@ -66,16 +70,20 @@ public struct Architecture: Codable, Equatable, Sendable {
             guard planes >= 0, planes < inChannels else {
                 throw invalid("context_channels \(planes) must be at least 0 and fewer than in_channels \(inChannels)")
             }
+            guard PosteriorRegressor.viewIndices(views ?? 1) != nil else {
+                throw invalid("views \(views ?? 1) must be 1, 4 (the 90° rotations) or 8 (and their mirror images)")
+            }
             var encoder = self
             encoder.name = .resnet18
             encoder.flow = nil
             encoder.contextChannels = nil
+            encoder.views = nil
             encoder.inChannels = inChannels - planes
             var seeds = LayerSeeds(seed)
             let encoderSeed = seed.map { _ in seeds.next() }, flowSeed = seed.map { _ in seeds.next() }
             return PosteriorRegressor(encoder: try encoder.makeModel(seed: encoderSeed),
                                       flow: .posterior(flow, contextFeatures: classes + planes, seed: flowSeed),
-                                      contextChannels: planes)
+                                      contextChannels: planes, views: views ?? 1)
         case .resnet18, .resnet34:
             let w = widths ?? [64, 128, 256, 512]
             guard w.count == 4 else { throw invalid("widths \(w) must list the 4 stage widths") }

@@ -99,33 +99,55 @@ extension Flow {
 ///   minimises (targets `[N, features]`, in the flow's unbounded space).
 /// - `sample(context:count:generator:)`: `count` draws per context row, `[N · count, features]`,
 ///   the draws of row `i` at `i·count ..< (i+1)·count`.
+/// - With `views` 4 or 8 the encoder's output is the mean over the image's rotations by
+///   multiples of 90° (4) and their mirror images (8), so the context, and with it the
+///   posterior, is exactly invariant under those symmetries of the observation (TASKS.md:
+///   uniform position angle, circular PSF) rather than approximately, as augmentation
+///   leaves it; the views go through the encoder as one batch.
 /// - Keys: `encoder.…` (the encoder's own, e.g. a ResNet's `conv1.weight`), `flow.0.…`.
 public final class PosteriorRegressor: DensityModel {
     public let encoder: any Layer
     public let flow: Flow
     /// Input channels (the last ones) that go to the context, not the encoder.
     public let contextChannels: Int
+    /// Symmetric views of the image the encoder's output is averaged over: 1, 4 or 8.
+    public let views: Int
     public var isTraining = true
 
-    public init(encoder: any Layer, flow: Flow, contextChannels: Int = 0) {
+    /// The `dihedralView` indices of `views` 1, 4 (the rotations) and 8.
+    public static func viewIndices(_ views: Int) -> [Int]? {
+        [1: [0], 4: [0, 3, 5, 6], 8: Array(0..<8)][views]
+    }
+
+    public init(encoder: any Layer, flow: Flow, contextChannels: Int = 0, views: Int = 1) {
         precondition(flow.contextFeatures > contextChannels && contextChannels >= 0,
                      "PosteriorRegressor: the flow must take a context wider than the \(contextChannels) context channels")
+        precondition(Self.viewIndices(views) != nil, "PosteriorRegressor: views \(views) must be 1, 4 or 8")
         self.encoder = encoder
         self.flow = flow
         self.contextChannels = contextChannels
+        self.views = views
+    }
+
+    /// The encoder's output for `image` `[N, C, H, W]`, averaged over `views`.
+    func encoded(_ image: Tensor) -> Tensor {
+        guard views > 1, let indices = Self.viewIndices(views) else { return encoder(image) }
+        let n = image.shape[0]
+        let all = encoder(Tensor.concatenate(indices.map { image.dihedralView($0) }, axis: 0))
+        return all.reshaped(to: [views, n, all.shape[1]]).mean(axes: [0])
     }
 
     public var features: Int { flow.features }
     public var contextFeatures: Int { flow.contextFeatures }
 
     public func forward(_ input: Tensor) -> Tensor {
-        guard contextChannels > 0 else { return encoder(input) }
+        guard contextChannels > 0 else { return encoded(input) }
         precondition(input.rank == 4 && input.shape[1] > contextChannels,
                      "PosteriorRegressor: input \(input.shape) must be [N, C, H, W] with more than \(contextChannels) channels")
         let n = input.shape[0], c = input.shape[1] - contextChannels
         let image = input.sliced(axis: 1, 0..<c)
         let planes = input.sliced(axis: 1, c..<input.shape[1]).sliced(axis: 2, 0..<1).sliced(axis: 3, 0..<1)
-        return Tensor.concatenate([encoder(image), planes.reshaped(to: [n, contextChannels])], axis: 1)
+        return Tensor.concatenate([encoded(image), planes.reshaped(to: [n, contextChannels])], axis: 1)
     }
 
     public func negativeLogLikelihood(context: Tensor, targets: Tensor) -> Tensor {
@@ -195,13 +217,13 @@ public final class PosteriorRegressor: DensityModel {
 
     /// The encoder fused for inference; the flow as it is (dense layers and splines only).
     public func fusedForInference() -> any Layer {
-        let fused = PosteriorRegressor(encoder: encoder.fusedForInference(), flow: flow, contextChannels: contextChannels)
+        let fused = PosteriorRegressor(encoder: encoder.fusedForInference(), flow: flow, contextChannels: contextChannels, views: views)
         fused.isTraining = false
         return fused
     }
 
     public var layerDescription: String {
         "PosteriorRegressor(context \(contextFeatures)" + (contextChannels > 0 ? " (\(contextChannels) from header channels)" : "")
-            + " → flow over \(features) features)"
+            + (views > 1 ? ", encoder averaged over \(views) views" : "") + " → flow over \(features) features)"
     }
 }

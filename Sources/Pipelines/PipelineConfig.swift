@@ -110,6 +110,8 @@ public struct ArchitectureConfig: Equatable, Sendable {
     public var widths: [Int]
     /// `resnet18_flow`: the flow over the targets (`classes` is the context width).
     public var flow: FlowSettings?
+    /// `resnet18_flow`: the symmetric views the encoder's output is averaged over (1, 4 or 8).
+    public var views: Int?
     /// dcgan: the noise dimension (default 100).
     public var latent: Int?
 }
@@ -301,7 +303,7 @@ extension ModelConfig: Decodable {
 }
 
 extension ArchitectureConfig: Decodable {
-    enum Key: String, ConfigName { case name, in_channels, classes, width, small_image_stem, stem_pool, widths, flow, latent }
+    enum Key: String, ConfigName { case name, in_channels, classes, width, small_image_stem, stem_pool, widths, flow, views, latent }
 
     public init(from decoder: Decoder) throws {
         let c = try StrictKeyed<Key>(decoder, section: "model.architecture")
@@ -327,6 +329,11 @@ extension ArchitectureConfig: Decodable {
         }
         if name != .resnet18Flow && flow != nil {
             throw c.invalid(.flow, "'flow' belongs to resnet18_flow, not \(name.rawValue).")
+        }
+        views = try c.optional(.views)
+        if let views, name != .resnet18Flow || PosteriorRegressor.viewIndices(views) == nil {
+            throw c.invalid(.views, name == .resnet18Flow ? "views must be 1, 4 (the 90° rotations) or 8 (and their mirror images); got \(views)."
+                            : "'views' belongs to resnet18_flow, not \(name.rawValue).")
         }
         latent = try c.optional(.latent)
         if let latent, name != .dcgan || latent <= 0 {

@@ -113,7 +113,8 @@ extension PipelineRunner {
                                         classes: outputs, widths: widths, smallImageStem: arch.smallImageStem,
                                         stemPool: arch.stemPool ? nil : false,
                                         imageSize: arch.name == .cnn ? inputShape[1] : nil, flow: flow,
-                                        contextChannels: posterior && headerChannels > 0 ? headerChannels : nil)
+                                        contextChannels: posterior && headerChannels > 0 ? headerChannels : nil,
+                                        views: arch.views)
         let initialization = t.seed &+ 0x5EED
         let model: Model
         if let pretrained = t.pretrained {

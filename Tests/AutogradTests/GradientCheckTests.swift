@@ -129,6 +129,22 @@ final class ReductionAndShapeGradientTests: XCTestCase {
         assertGradientsMatch([x()]) { $0[0].indexSelected(axis: 1, [2, 0, 2]) }
         assertGradientsMatch([x()]) { $0[0].indexSelected(axis: -1, [3, 1]) * $0[0].indexSelected(axis: -1, [0, 0]) }
         XCTAssertEqual(Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6]).indexSelected(axis: 1, [2, 0]).scalars, [3, 1, 6, 4])
+        for view in 0..<8 { assertGradientsMatch([normal([2, 3, 3], 5)]) { $0[0].dihedralView(view) * $0[0] } }
+    }
+
+    /// The 8 views of a 2 × 2 image [[a, b], [c, d]] are its 8 symmetries, and views 5 and 6
+    /// rotate by 90° one way and the other.
+    func testDihedralViewsAreTheSquaresSymmetries() {
+        let x = Tensor(shape: [1, 2, 2], data: [1, 2, 3, 4])
+        let views = (0..<8).map { x.dihedralView($0).scalars }
+        XCTAssertEqual(views[0], [1, 2, 3, 4])
+        XCTAssertEqual(views[1], [2, 1, 4, 3])
+        XCTAssertEqual(views[3], [4, 3, 2, 1])
+        XCTAssertEqual(views[4], [1, 3, 2, 4])
+        XCTAssertEqual(views[5], [3, 1, 4, 2])
+        XCTAssertEqual(views[6], [2, 4, 1, 3])
+        XCTAssertEqual(Set(views.map { $0.map(Int.init) }).count, 8)
+        XCTAssertEqual(x.dihedralView(5).dihedralView(6).scalars, x.scalars)
     }
 
     /// Random spline knots `[rows, 5]` (increasing in x and y on [-2, 2], positive derivatives

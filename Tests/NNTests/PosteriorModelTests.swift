@@ -118,4 +118,38 @@ final class PosteriorModelTests: XCTestCase {
         XCTAssertThrowsError(try Architecture(name: .resnet18Flow, inChannels: 1, classes: 6, widths: [4, 4, 4, 4],
                                               flow: FlowSettings(features: 4), contextChannels: 1).makeModel(seed: 1))
     }
+
+    /// With `views` 8 the context is the same for every rotation and mirror image of the input
+    /// (and differs from the one-view encoder's), with 4 for the rotations; other counts are refused.
+    func testViewAveragedContextIsInvariant() throws {
+        func model(views: Int) throws -> PosteriorRegressor {
+            let architecture = Architecture(name: .resnet18Flow, inChannels: 1, classes: 6, widths: [4, 4, 4, 4], stemPool: false,
+                                            flow: FlowSettings(features: 4, layers: 2, hidden: [8], bins: 4), views: views)
+            let model = try XCTUnwrap(try architecture.makeModel(seed: 3) as? PosteriorRegressor)
+            model.eval()
+            return model
+        }
+        var g = SeededGenerator(seed: 11)
+        let images = Tensor.randomNormal([2, 1, 16, 16], generator: &g)
+        let eight = try model(views: 8), four = try model(views: 4), one = try model(views: 1)
+        let reference = withNoGrad { eight(images) }.scalars
+        for view in 1..<8 {
+            let context = withNoGrad { eight(images.dihedralView(view)) }.scalars
+            for (a, b) in zip(context, reference) { XCTAssertEqual(a, b, accuracy: 1e-4 * Swift.max(1, abs(b)), "view \(view)") }
+        }
+        let rotations = withNoGrad { four(images) }.scalars
+        for view in [3, 5, 6] {
+            let context = withNoGrad { four(images.dihedralView(view)) }.scalars
+            for (a, b) in zip(context, rotations) { XCTAssertEqual(a, b, accuracy: 1e-4 * Swift.max(1, abs(b)), "rotation \(view)") }
+        }
+        let single = withNoGrad { one(images) }.scalars
+        XCTAssertGreaterThan(zip(single, reference).map { abs($0 - $1) }.max()!, 1e-3)
+        let fused = try XCTUnwrap(eight.fusedForInference() as? PosteriorRegressor)
+        XCTAssertEqual(fused.views, 8)
+        for (a, b) in zip(withNoGrad { fused(images.dihedralView(6)) }.scalars, reference) {
+            XCTAssertEqual(a, b, accuracy: 1e-3 * Swift.max(1, abs(b)))
+        }
+        XCTAssertThrowsError(try Architecture(name: .resnet18Flow, inChannels: 1, classes: 6, widths: [4, 4, 4, 4],
+                                              flow: FlowSettings(features: 4), views: 2).makeModel(seed: 1))
+    }
 }
