@@ -30,13 +30,14 @@ public final class CouplingTransform: Bijection {
     let restoringOrder: [Int]
 
     /// - `mask`: true for the features to transform (default: the odd ones); at least one of
-    ///   each kind.
+    ///   each kind, or all true with a context: then the conditioner sees the context alone
+    ///   and the layer is a conditional elementwise map (`Flow.posterior`'s location-scale layer).
     /// - `hiddenFeatures`: the conditioner's hidden widths (ReLU between layers).
     public init(features: Int, contextFeatures: Int = 0, mask: [Bool]? = nil,
                 transform: ElementwiseTransform = .affine(), hiddenFeatures: [Int] = [64, 64], seed: UInt64? = nil) {
         let mask = mask ?? (0..<features).map { $0 % 2 == 1 }
-        precondition(mask.count == features && mask.contains(true) && mask.contains(false),
-                     "CouplingTransform: mask \(mask) must have \(features) entries, some true and some false")
+        precondition(mask.count == features && mask.contains(true) && (mask.contains(false) || contextFeatures > 0),
+                     "CouplingTransform: mask \(mask) must have \(features) entries, some true and some false (all true with a context)")
         self.features = features
         self.contextFeatures = contextFeatures
         self.mask = mask
@@ -63,7 +64,8 @@ public final class CouplingTransform: Bijection {
         let n = input.shape[0], t = transformedIndices.count
         let passed = input.indexSelected(axis: 1, passedIndices)
         let moving = input.indexSelected(axis: 1, transformedIndices)
-        let conditionerInput = contextFeatures > 0 ? Tensor.concatenate([passed, context!], axis: 1) : passed
+        let conditionerInput = contextFeatures == 0 ? passed : passedIndices.isEmpty ? context!
+            : Tensor.concatenate([passed, context!], axis: 1)
         let parameters = conditioner(conditionerInput).reshaped(to: [n * t, transform.parameterCount])
         let (moved, logDerivative) = transform.apply(moving.reshaped(to: [n * t]), parameters: parameters, inverse: inverse)
         let output = Tensor.concatenate([passed, moved.reshaped(to: [n, t])], axis: 1).indexSelected(axis: 1, restoringOrder)

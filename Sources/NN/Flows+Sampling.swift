@@ -184,9 +184,13 @@ struct FlowSamplingPlan {
         // The passed features' share.
         let p = c.passed.count
         for r in 0..<n { for (i, column) in c.passed.enumerated() { gathered[r * p + i] = xb[r * f + column] } }
-        c.passedWeight.withUnsafeBufferPointer {
-            FlowKernels.addProducts(rows: n, input: gathered, inputStride: p, inputFeatures: p, weightTransposed: $0.baseAddress!,
-                                    outputFeatures: width, relu: c.dense.count > 1, output: a, outputStride: width)
+        if p > 0 {
+            c.passedWeight.withUnsafeBufferPointer {
+                FlowKernels.addProducts(rows: n, input: gathered, inputStride: p, inputFeatures: p, weightTransposed: $0.baseAddress!,
+                                        outputFeatures: width, relu: c.dense.count > 1, output: a, outputStride: width)
+            }
+        } else if c.dense.count > 1 {
+            for i in 0..<(n * width) { a[i] = Swift.max(a[i], 0) }
         }
         var input = a, output = b
         for (l, layer) in c.dense.enumerated().dropFirst() {

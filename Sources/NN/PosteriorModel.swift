@@ -27,13 +27,20 @@ public struct FlowSettings: Codable, Equatable, Sendable {
     /// Spline bins and the half-width of the spline's interval (identity outside).
     public var bins: Int?
     public var tailBound: Double?
+    /// A last layer (on the base's side) that shifts and scales each feature by amounts the
+    /// context alone sets (an affine map whose conditioner sees no feature): a per-context
+    /// normal that the coupling layers then shape, so a narrow posterior needs no extreme
+    /// spline. It starts as the identity (absent: false).
+    public var locationScale: Bool?
 
-    enum CodingKeys: String, CodingKey { case features, layers, hidden, transform, bins, tailBound = "tail_bound" }
+    enum CodingKeys: String, CodingKey {
+        case features, layers, hidden, transform, bins, tailBound = "tail_bound", locationScale = "location_scale"
+    }
 
     public init(features: Int, layers: Int = 6, hidden: [Int] = [64, 64], transform: TransformName = .spline,
-                bins: Int? = 8, tailBound: Double? = 5) {
+                bins: Int? = 8, tailBound: Double? = 5, locationScale: Bool? = nil) {
         self.features = features; self.layers = layers; self.hidden = hidden; self.transform = transform
-        self.bins = bins; self.tailBound = tailBound
+        self.bins = bins; self.tailBound = tailBound; self.locationScale = locationScale
     }
 
     public var elementwise: ElementwiseTransform {
@@ -62,13 +69,27 @@ extension Flow {
     /// each pair of features is transformed apart in some layer and their dependence is
     /// learned: for 4 features the transformed sets are {0,2}, {1,3}, {0,1}, {2,3}, {0,3}, {1,2}.
     /// Layer `l` uses split `l / 2` (by bit `b` of the feature index, then the XOR of bits 0
-    /// and 1) and transforms one half (even `l`) or the other (odd `l`).
+    /// and 1) and transforms one half (even `l`) or the other (odd `l`). With
+    /// `settings.locationScale` (and a context) an affine layer conditioned on the context
+    /// alone follows, its last conditioner layer zero so that it starts as the identity.
     public static func posterior(_ settings: FlowSettings, contextFeatures: Int, seed: UInt64? = nil) -> Flow {
         var seeds = LayerSeeds(seed)
         let masks = couplingMasks(features: settings.features, layers: settings.layers)
-        let transforms: [any Bijection] = masks.map {
+        var transforms: [any Bijection] = masks.map {
             CouplingTransform(features: settings.features, contextFeatures: contextFeatures, mask: $0,
                               transform: settings.elementwise, hiddenFeatures: settings.hidden, seed: seeds.next())
+        }
+        if settings.locationScale == true && contextFeatures > 0 {
+            let shift = CouplingTransform(features: settings.features, contextFeatures: contextFeatures,
+                                          mask: [Bool](repeating: true, count: settings.features), transform: .affine(),
+                                          hiddenFeatures: settings.hidden, seed: seeds.next())
+            if let last = shift.conditioner.layers.last as? Dense {
+                withNoGrad {
+                    last.weight.assign(Tensor.zeros(last.weight.shape))
+                    last.bias?.assign(Tensor.zeros(last.bias!.shape))
+                }
+            }
+            transforms.append(shift)
         }
         return Flow(features: settings.features, contextFeatures: contextFeatures, transforms: transforms)
     }

@@ -398,11 +398,11 @@ extension RunConfig: Decodable {
 }
 
 /// `model.architecture.flow`: `layers`, `hidden`, `transform` (spline or affine), `bins`,
-/// `tail_bound`; `features` is the number of targets (filled in by training).
+/// `tail_bound`, `location_scale`; `features` is the number of targets (filled in by training).
 struct FlowConfig: Decodable {
     var settings: FlowSettings
 
-    enum Key: String, ConfigName { case features, layers, hidden, transform, bins, tail_bound }
+    enum Key: String, ConfigName { case features, layers, hidden, transform, bins, tail_bound, location_scale }
 
     init(from decoder: Decoder) throws {
         let c = try StrictKeyed<Key>(decoder, section: "model.architecture.flow")
@@ -410,7 +410,8 @@ struct FlowConfig: Decodable {
             FlowSettings.TransformName.allCases.map { ($0.rawValue, $0) }))
         settings = FlowSettings(features: try c.optional(.features) ?? 0, layers: try c.optional(.layers) ?? 6,
                                 hidden: try c.optional(.hidden) ?? [64, 64], transform: transform ?? .spline,
-                                bins: try c.optional(.bins) ?? 8, tailBound: try c.optional(.tail_bound) ?? 5)
+                                bins: try c.optional(.bins) ?? 8, tailBound: try c.optional(.tail_bound) ?? 5,
+                                locationScale: try c.optional(.location_scale))
         let (layers, hidden, bins, tailBound) = (settings.layers, settings.hidden, settings.bins, settings.tailBound)
         guard layers > 0, !hidden.isEmpty, hidden.allSatisfy({ $0 > 0 }), (bins ?? 8) >= 2, (tailBound ?? 5) > 0 else {
             throw c.invalid(.layers, "flow needs layers > 0, positive hidden widths, bins >= 2 and tail_bound > 0.")

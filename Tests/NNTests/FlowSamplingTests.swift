@@ -54,6 +54,29 @@ final class FlowSamplingTests: XCTestCase {
         XCTAssertGreaterThan(zip(one.scalars, first.scalars).map { abs($0 - $1) }.max()!, 0.1)
     }
 
+    /// The posterior flow with its location-scale layer: the identity when built (the flow
+    /// gives the same log-probabilities as without it), then, sharpened, the sampler's draws
+    /// equal the autograd path's and each context moves them as a whole.
+    func testLocationScaleLayer() {
+        let plain = FlowSettings(features: 4, layers: 2, hidden: [16], transform: .spline, bins: 4, tailBound: 3)
+        var settings = plain
+        settings.locationScale = true
+        let with = Flow.posterior(settings, contextFeatures: 5, seed: 3), without = Flow.posterior(plain, contextFeatures: 5, seed: 3)
+        XCTAssertEqual(with.transforms.count, 3)
+        let x = Tensor.randomNormal([6, 4], seed: 8), context = Tensor.randomNormal([6, 5], seed: 9)
+        let a = withNoGrad { with.logProbability(x, context: context) }.scalars
+        let b = withNoGrad { without.logProbability(x, context: context) }.scalars
+        for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-5) }
+        let flow = Self.sharpened(with, seed: 50)
+        // Zero-initialised, the location-scale layer's last weights come out of `sharpened` at
+        // zero: random ones (scales e^±1), so the context moves the draws through them too.
+        let last = (flow.transforms[2] as! CouplingTransform).conditioner.layers.last as! Dense
+        last.weight.assign(Tensor.randomNormal(last.weight.shape, standardDeviation: 0.3, seed: 51))
+        last.bias?.assign(Tensor.randomNormal(last.bias!.shape, standardDeviation: 0.5, seed: 52))
+        assertSamplerMatchesAutograd(flow, context: Tensor.randomNormal([3, 5], standardDeviation: 2, seed: 4), count: 300,
+                                     "location-scale")
+    }
+
     /// An unconditional flow with ActNorm, affine couplings, a random permutation and a
     /// one-layer conditioner.
     func testUnconditionalAffineFlowWithActNormAndPermutation() {

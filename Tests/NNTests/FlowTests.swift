@@ -97,6 +97,8 @@ final class FlowTests: XCTestCase {
             ("spline coupling", CouplingTransform(features: 3, contextFeatures: 2, mask: [false, true, false],
                                                   transform: .rationalQuadraticSpline(bins: 4, tailBound: 2),
                                                   hiddenFeatures: [8], seed: 2), true),
+            ("location-scale (context only)", CouplingTransform(features: 3, contextFeatures: 2, mask: [true, true, true],
+                                                               transform: .affine(logScaleBound: 2), hiddenFeatures: [8], seed: 6), true),
             ("MAF affine", MaskedAutoregressiveTransform(features: 3, contextFeatures: 2, hiddenFeatures: [8, 8], seed: 3), true),
             ("MAF spline", MaskedAutoregressiveTransform(features: 3, transform: .rationalQuadraticSpline(bins: 3, tailBound: 2),
                                                          hiddenFeatures: [8], seed: 4), false),
