@@ -328,5 +328,15 @@ final class PosteriorTests: XCTestCase {
         XCTAssertEqual(config.model.architecture?.flow, FlowSettings(features: 0, layers: 4, hidden: [64, 64], bins: 6, tailBound: 5))
         XCTAssertEqual(config.model.train?.loss, .negativeLogLikelihood)
         XCTAssertEqual(config.input.targetBounds["r_e"], [0.3, 3])
+        XCTAssertThrowsError(try decode(arch + "{name: resnet18_flow, classes: 8, views: 2, flow: {layers: 4}}\n  train: {epochs: 1}")) {
+            XCTAssert($0.localizedDescription.contains("views must be 1, 4 (the 90° rotations) or 8"), "\($0)")
+        }
+        XCTAssertThrowsError(try decode(arch + "{name: resnet18, classes: 8, views: 8}\n  train: {epochs: 1}")) {
+            XCTAssert($0.localizedDescription.contains("'views' belongs to resnet18_flow"), "\($0)")
+        }
+        let invariant = try decode(arch + "{name: resnet18_flow, classes: 8, views: 8, flow: {location_scale: true}}\n"
+                                   + "  train: {epochs: 1, save: m.safetensors}")
+        XCTAssertEqual(invariant.model.architecture?.views, 8)
+        XCTAssertEqual(invariant.model.architecture?.flow?.locationScale, true)
     }
 }
