@@ -309,31 +309,26 @@ final class PosteriorTests: XCTestCase {
 
     func testPipelineKeysOfPosteriorModelsAreChecked() throws {
         func decode(_ yaml: String) throws -> PipelineConfig { try PipelineLoader.parse(yaml, file: "p.yaml") }
+        func assertRefused(_ yaml: String, saying text: String, line: UInt = #line) {
+            XCTAssertThrowsError(try decode(yaml), line: line) {
+                XCTAssert($0.localizedDescription.contains(text), "\($0)", line: line)
+            }
+        }
         let base = "task: regress\ninput: {target_columns: [n, r_e], log_targets: [r_e], "
-        XCTAssertThrowsError(try decode(base + "target_bounds: {r_e: [0, 3]}}\nmodel: {weights: m.safetensors}")) {
-            XCTAssert($0.localizedDescription.contains("lo > 0 (a log10 target)"), "\($0)")
-        }
-        XCTAssertThrowsError(try decode(base + "target_bounds: {m: [0, 3]}}\nmodel: {weights: m.safetensors}")) {
-            XCTAssert($0.localizedDescription.contains("target_bounds names 'm'"), "\($0)")
-        }
+        assertRefused(base + "target_bounds: {r_e: [0, 3]}}\nmodel: {weights: m.safetensors}", saying: "lo > 0 (a log10 target)")
+        assertRefused(base + "target_bounds: {m: [0, 3]}}\nmodel: {weights: m.safetensors}", saying: "target_bounds names 'm'")
         let arch = base + "target_bounds: {n: [0.5, 6], r_e: [0.3, 3]}}\nmodel:\n  architecture: "
-        XCTAssertThrowsError(try decode(arch + "{name: resnet18_flow, classes: 8}\n  train: {epochs: 1}")) {
-            XCTAssert($0.localizedDescription.contains("resnet18_flow needs a 'flow' block"), "\($0)")
-        }
-        XCTAssertThrowsError(try decode(arch + "{name: resnet18_flow, classes: 8, flow: {transform: splin}}\n  train: {epochs: 1}")) {
-            XCTAssert($0.localizedDescription.contains("'splin' is not a valid transform"), "\($0)")
-        }
+        assertRefused(arch + "{name: resnet18_flow, classes: 8}\n  train: {epochs: 1}", saying: "resnet18_flow needs a 'flow' block")
+        assertRefused(arch + "{name: resnet18_flow, classes: 8, flow: {transform: splin}}\n  train: {epochs: 1}",
+                      saying: "'splin' is not a valid transform")
         let config = try decode(arch + "{name: resnet18_flow, classes: 8, flow: {layers: 4, bins: 6}}\n"
                                 + "  train: {epochs: 1, loss: negative_log_likelihood, save: m.safetensors}")
         XCTAssertEqual(config.model.architecture?.flow, FlowSettings(features: 0, layers: 4, hidden: [64, 64], bins: 6, tailBound: 5))
         XCTAssertEqual(config.model.train?.loss, .negativeLogLikelihood)
         XCTAssertEqual(config.input.targetBounds["r_e"], [0.3, 3])
-        XCTAssertThrowsError(try decode(arch + "{name: resnet18_flow, classes: 8, views: 2, flow: {layers: 4}}\n  train: {epochs: 1}")) {
-            XCTAssert($0.localizedDescription.contains("views must be 1, 4 (the 90° rotations) or 8"), "\($0)")
-        }
-        XCTAssertThrowsError(try decode(arch + "{name: resnet18, classes: 8, views: 8}\n  train: {epochs: 1}")) {
-            XCTAssert($0.localizedDescription.contains("'views' belongs to resnet18_flow"), "\($0)")
-        }
+        assertRefused(arch + "{name: resnet18_flow, classes: 8, views: 2, flow: {layers: 4}}\n  train: {epochs: 1}",
+                      saying: "views must be 1, 4 (the 90° rotations) or 8")
+        assertRefused(arch + "{name: resnet18, classes: 8, views: 8}\n  train: {epochs: 1}", saying: "'views' belongs to resnet18_flow")
         let invariant = try decode(arch + "{name: resnet18_flow, classes: 8, views: 8, flow: {location_scale: true}}\n"
                                    + "  train: {epochs: 1, save: m.safetensors}")
         XCTAssertEqual(invariant.model.architecture?.views, 8)
