@@ -29,8 +29,8 @@ public struct FlowSettings: Codable, Equatable, Sendable {
     public var tailBound: Double?
     /// A last layer (on the base's side) that shifts and scales each feature by amounts the
     /// context alone sets (an affine map whose conditioner sees no feature): a per-context
-    /// normal that the coupling layers then shape, so a narrow posterior needs no extreme
-    /// spline. It starts as the identity (absent: false).
+    /// normal that the coupling layers then shape. It starts as the identity (absent: false;
+    /// ignored by a flow without context).
     public var locationScale: Bool?
 
     enum CodingKeys: String, CodingKey {
