@@ -98,7 +98,8 @@ final class PosteriorTests: XCTestCase {
         let none = try XCTUnwrap(model.recipe.intervalScales?[ModelRecipe.unflagged])
         XCTAssertEqual(predictor.reported(row, domain: DomainCheck(outside: ["depth"], unknown: [])),
                        .posterior(model.recipe.targetScaling.widened(p, by: none)))
-        XCTAssertLessThan(none[1][0], 1, "the r_e intervals of clean rows were too wide")
+        // Trained on the contexts inference sees, the clean rows' intervals need little recalibration.
+        for pair in none { for factor in pair { XCTAssert((0.9...1.1).contains(factor), "\(none)") } }
         XCTAssertEqual(predictor.reported(row, domain: nil), row)
         guard case let .posterior(masked) = predictor.reported(row, domain: DomainCheck(outside: ["neighbours"], unknown: [])) else {
             return XCTFail("a posterior stays a posterior")
