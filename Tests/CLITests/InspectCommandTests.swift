@@ -127,10 +127,10 @@ final class InspectCommandTests: XCTestCase {
         XCTAssert(posterior.stdout.contains("shape [2, 64, 64] (channels, height, width) after the stages, the last 1 from the header: PSF_FWHM"),
                   posterior.stdout)
         XCTAssert(posterior.stdout.contains("\"context_channels\":1"), posterior.stdout)
-        XCTAssert(posterior.stdout.contains("neighbours    intervals of rows flagged 'neighbours' widened sersic_n x2.32/x3.26"),
+        XCTAssert(posterior.stdout.contains("neighbours    intervals of rows flagged 'neighbours' widened sersic_n x2.38/x3.38"),
                   posterior.stdout)
-        XCTAssert(posterior.stdout.contains("sky           intervals of rows flagged 'sky' widened sersic_n x1.47/x1.83"), posterior.stdout)
-        XCTAssert(posterior.stdout.contains("none          intervals of rows without those flags scaled sersic_n x1.02/x1.05"), posterior.stdout)
+        XCTAssert(posterior.stdout.contains("sky           intervals of rows flagged 'sky' widened sersic_n x1.43/x1.64"), posterior.stdout)
+        XCTAssert(posterior.stdout.contains("none          intervals of rows without those flags scaled sersic_n x1.02/x1.03"), posterior.stdout)
         let bad = try runTool(["inspect", "Package.swift.safetensors"], in: repositoryRoot)
         XCTAssertEqual(bad.status, 1)
         XCTAssert(bad.stderr.hasPrefix("astrolabe: Package.swift.safetensors: "), bad.stderr)
