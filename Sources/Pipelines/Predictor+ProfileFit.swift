@@ -164,7 +164,8 @@ extension Predictor {
             }
             return value
         }
-        let psfSigma = try keyword("PSF_FWHM") / keyword("PIXSCALE") / 2.3548200450309493
+        let scale = try keyword("PIXSCALE")
+        let psfSigma = try keyword("PSF_FWHM") / scale / 2.3548200450309493
         let sigma = try sample.header[noiseKeyword].flatMap { $0 > 0 ? $0 : nil } ?? keyword("SKYSIG")
         var assumptions: [Assumption] = []
         let gain: Double
@@ -172,12 +173,12 @@ extension Predictor {
             gain = 1
             assumptions.append(Assumption(subject: "GAIN", note: "no GAIN: the profile fit takes 1 e-/count for the Poisson noise"))
         }
-        guard let result = fitting.fit(blend: Array(sample.image.pixels.prefix(h * w)), central: central, width: w, height: h,
+        let blend = Array(sample.image.pixels.prefix(h * w))
+        guard let result = fitting.fit(blend: blend, central: central, width: w, height: h,
                                        skySigma: sigma, psfSigma: psfSigma, gain: gain) else { return nil }
         let fitter = SceneFit(width: w, height: h, psfSigma: psfSigma, skySigma: sigma, gain: gain)
         let galaxy = result.components[0]
         let image = fitter.image([galaxy]).map { Float($0) }
-        let scale = try keyword("PIXSCALE")
         var cards = [
             HeaderRecord("FIT_N", .float(galaxy.n), comment: "fitted Sersic index of the central galaxy"),
             HeaderRecord("FIT_RE", .float(galaxy.halfLightRadius * scale), comment: "fitted half-light radius [arcsec]"),
@@ -189,7 +190,7 @@ extension Predictor {
             HeaderRecord("FIT_CHI2", .float(result.reducedChiSquare), comment: "reduced chi-square of the scene fit"),
             HeaderRecord("FIT_NSRC", .integer(result.components.count), comment: "sources fitted (central first)"),
         ]
-        if let error = fitter.fluxErrors(Array(sample.image.pixels.prefix(h * w)), at: result.components)?.first,
+        if let error = fitter.fluxErrors(blend, at: result.components)?.first,
            error.isFinite {
             cards.insert(HeaderRecord("FIT_MAGE", .float(1.0857362047581294 * error),
                                       comment: "its magnitude's standard error (Fisher, all sources free)"), at: 5)

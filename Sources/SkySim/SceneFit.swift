@@ -109,11 +109,6 @@ public struct SceneFit: Sendable {
         let total = sizes.reduce(0, +)
         var sampling = initial.map { oversampling(for: clamped($0)) }
         var images = renderAll(theta.indices.map { component(theta[$0], kind: initial[$0].kind) }, sampling)
-        func modelImage(_ images: [[Double]]) -> [Double] {
-            var m = [Double](repeating: 0, count: width * height)
-            for image in images { for i in m.indices { m[i] += image[i] } }
-            return m
-        }
         func chiSquare(_ model: [Double], _ w: [Double]) -> Double {
             var sum = 0.0
             for i in model.indices where w[i] > 0 { let r = data[i] - model[i]; sum += w[i] * r * r }
@@ -143,11 +138,8 @@ public struct SceneFit: Sendable {
             chi = chiSquare(model, w)
             let jacobian = self.jacobian(theta, kinds: initial.map(\.kind), sampling: sampling, images: images)
             // Normal equations JᵀWJ δ = JᵀW r.
-            var normal = [Double](repeating: 0, count: total * total), gradient = [Double](repeating: 0, count: total)
-            var weighted = [Double](repeating: 0, count: pixelCount * total)
-            for c in 0..<total { for i in 0..<pixelCount { weighted[c * pixelCount + i] = jacobian[c * pixelCount + i] * w[i] } }
-            cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, Int32(total), Int32(total), Int32(pixelCount), 1,
-                        jacobian, Int32(pixelCount), weighted, Int32(pixelCount), 0, &normal, Int32(total))
+            let (normal, weighted) = Self.fisher(jacobian, w, parameters: total)
+            var gradient = [Double](repeating: 0, count: total)
             let residual = (0..<pixelCount).map { used[$0] ? data[$0] - model[$0] : 0 }
             cblas_dgemv(CblasColMajor, CblasTrans, Int32(pixelCount), Int32(total), 1, weighted, Int32(pixelCount),
                         residual, 1, 0, &gradient, 1)
@@ -217,17 +209,9 @@ public struct SceneFit: Sendable {
         let theta = components.map { parameters(of: clamped($0)) }
         let sampling = components.map { oversampling(for: clamped($0)) }
         let images = renderAll(theta.indices.map { component(theta[$0], kind: components[$0].kind) }, sampling)
-        let pixelCount = width * height
         let total = theta.reduce(0) { $0 + $1.count }
-        var model = [Double](repeating: 0, count: pixelCount)
-        for image in images { for i in 0..<pixelCount { model[i] += image[i] } }
         let jacobian = self.jacobian(theta, kinds: components.map(\.kind), sampling: sampling, images: images)
-        let w = weights(model, pixels: pixels)
-        var weighted = jacobian
-        for c in 0..<total { for i in 0..<pixelCount { weighted[c * pixelCount + i] *= w[i] } }
-        var fisher = [Double](repeating: 0, count: total * total)
-        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, Int32(total), Int32(total), Int32(pixelCount), 1,
-                    jacobian, Int32(pixelCount), weighted, Int32(pixelCount), 0, &fisher, Int32(total))
+        let fisher = Self.fisher(jacobian, weights(modelImage(images), pixels: pixels), parameters: total).matrix
         var errors: [Double] = []
         var offset = 0
         for k in theta.indices {
@@ -238,6 +222,25 @@ public struct SceneFit: Sendable {
             offset += theta[k].count
         }
         return errors
+    }
+
+    /// The pixel-wise sum of component images (the scene's model image).
+    func modelImage(_ images: [[Double]]) -> [Double] {
+        var total = [Double](repeating: 0, count: width * height)
+        for image in images { for i in total.indices { total[i] += image[i] } }
+        return total
+    }
+
+    /// JᵀWJ (`parameters` × `parameters`, column-major) of the column-major (pixel, parameter)
+    /// `jacobian` under pixel weights `w`, and WJ (for JᵀW r).
+    static func fisher(_ jacobian: [Double], _ w: [Double], parameters total: Int) -> (matrix: [Double], weighted: [Double]) {
+        let pixelCount = w.count
+        var weighted = jacobian
+        for c in 0..<total { for i in 0..<pixelCount { weighted[c * pixelCount + i] *= w[i] } }
+        var matrix = [Double](repeating: 0, count: total * total)
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, Int32(total), Int32(total), Int32(pixelCount), 1,
+                    jacobian, Int32(pixelCount), weighted, Int32(pixelCount), 0, &matrix, Int32(total))
+        return (matrix, weighted)
     }
 
     /// Finite-difference steps per parameter (x, y, ln flux (analytic), ln r_e, logit n, e1, e2).
