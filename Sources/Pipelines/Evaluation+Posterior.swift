@@ -41,6 +41,8 @@ struct PosteriorEvaluation {
         var label: String
         var count: Int
         var nmad: [Double]
+        /// The bootstrap standard error of each NMAD.
+        var nmadError: [Double]
         /// The bound's NMAD and its galaxy count (nil without `bounds`).
         var boundNMAD: [Double]?
         var boundCount = 0
@@ -62,7 +64,7 @@ struct PosteriorEvaluation {
         var generator = SeededGenerator(seed: 17)
         return groups.compactMap { label, group, contains in
             guard !group.isEmpty else { return nil }
-            var row = BinRow(label: label, count: group.count, nmad: [], coverage68: [], coverage95: [])
+            var row = BinRow(label: label, count: group.count, nmad: [], nmadError: [], coverage68: [], coverage95: [])
             if let bounds {
                 let selected = bounds.filter { contains($0.binValue) }
                 row.boundCount = selected.count
@@ -73,8 +75,9 @@ struct PosteriorEvaluation {
             }
             for k in targets.indices {
                 let truth = group.map { $0.truth[k] }
-                row.nmad.append(RegressionMetrics.nmad(predicted: group.map { measured($0.posterior.medians[k], k) },
-                                                       truth: truth.map { measured($0, k) }))
+                let medians = group.map { measured($0.posterior.medians[k], k) }, measuredTruth = truth.map { measured($0, k) }
+                row.nmad.append(RegressionMetrics.nmad(predicted: medians, truth: measuredTruth))
+                row.nmadError.append(RegressionMetrics.nmadStandardError(predicted: medians, truth: measuredTruth))
                 row.coverage68.append(PosteriorCalibration.coverage(lower: group.map { $0.posterior.p16[k] },
                                                                     upper: group.map { $0.posterior.p84[k] }, truth: truth))
                 row.coverage95.append(PosteriorCalibration.coverage(lower: group.map { $0.posterior.p025[k] },
@@ -151,11 +154,16 @@ struct PosteriorEvaluation {
         let withBound = bounds != nil
         var columns = ["bin", "count"]
         for k in targets.indices { columns += ["nmad_" + measuredName(k), "coverage68_" + targets[k], "coverage95_" + targets[k]] }
+        // The spreads a calibrated model's coverage has for this count (binomial) and each
+        // NMAD's bootstrap standard error, so a reader can tell a miss from the sample's noise.
+        columns += ["coverage68_se", "coverage95_se"] + targets.indices.map { "nmad_se_" + measuredName($0) }
         if withBound { columns += ["bound_count"] + targets.indices.map { "bound_nmad_" + measuredName($0) } }
         var csv = columns.joined(separator: ",") + "\n"
         for row in table {
             csv += "\(row.label),\(row.count)," + targets.indices.map { k in
                 String(format: "%.5f,%.4f,%.4f", row.nmad[k], row.coverage68[k], row.coverage95[k]) }.joined(separator: ",")
+            csv += String(format: ",%.4f,%.4f,", Self.coverageError(0.68, row.count), Self.coverageError(0.95, row.count))
+                + row.nmadError.map { String(format: "%.5f", $0) }.joined(separator: ",")
             if let bound = row.boundNMAD {
                 csv += ",\(row.boundCount)," + bound.map { String(format: "%.5f", $0) }.joined(separator: ",")
                 let suffix = row.label == "all" ? "" : "_" + row.label.replacingOccurrences(of: " ", with: "")
@@ -165,6 +173,7 @@ struct PosteriorEvaluation {
             let suffix = row.label == "all" ? "" : "_" + row.label.replacingOccurrences(of: " ", with: "")
             for k in targets.indices {
                 metrics["nmad_" + measuredName(k) + suffix] = row.nmad[k]
+                metrics["nmad_se_" + measuredName(k) + suffix] = row.nmadError[k]
                 metrics["coverage68_" + targets[k] + suffix] = row.coverage68[k]
                 metrics["coverage95_" + targets[k] + suffix] = row.coverage95[k]
             }
@@ -225,6 +234,10 @@ struct PosteriorEvaluation {
                 var plot = LinePlot(title: String(format: "COVERAGE OF THE %.0f%% INTERVALS", level * 100),
                                     xLabel: binTarget.uppercased() + " (TRUE)", yLabel: "FRACTION OF TRUTHS INSIDE")
                 plot.add(x: [centres.first! - 0.5, centres.last! + 0.5], y: [level, level], label: "nominal", color: .lightGray)
+                for sign in [1.0, -1.0] {
+                    plot.add(x: centres, y: binned.map { level + sign * 2 * Self.coverageError(level, $0.count) },
+                             label: sign > 0 ? "+/-2 SE (calibrated)" : "", color: .lightGray)
+                }
                 for (k, name) in targets.enumerated() {
                     plot.add(x: centres, y: binned.map { $0[keyPath: pick][k] }, label: name, color: Self.palette[k % Self.palette.count])
                 }
@@ -244,6 +257,12 @@ struct PosteriorEvaluation {
             files.append("corner-\(i + 1).png")
         }
         return (metrics, files)
+    }
+
+    /// The binomial standard error of the coverage of a calibrated `level` interval over
+    /// `count` objects.
+    static func coverageError(_ level: Double, _ count: Int) -> Double {
+        (level * (1 - level) / Double(Swift.max(count, 1))).squareRoot()
     }
 
     static let palette: [Color] = [.blue, Color(red: 220, green: 60, blue: 40), Color(red: 40, green: 160, blue: 60),

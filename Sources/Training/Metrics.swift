@@ -135,6 +135,24 @@ public enum RegressionMetrics {
         return 1.4826 * PixelStatistics.medianAbsoluteDeviation(zip(predicted, truth).map { $0 - $1 })
     }
 
+    /// The bootstrap standard error of `nmad`: its standard deviation over `resamples`
+    /// draws of the pairs with replacement (seeded, so a report is reproducible). A
+    /// population NMAD of N objects scatters by roughly 1.2 / √N of itself.
+    public static func nmadStandardError(predicted: [Double], truth: [Double], resamples: Int = 200, seed: UInt64 = 23) -> Double {
+        check(predicted, truth, "nmad")
+        let residuals = zip(predicted, truth).map { $0 - $1 }
+        guard residuals.count > 1, resamples > 1 else { return .nan }
+        var generator = SeededGenerator(seed: seed)
+        var draw = [Double](repeating: 0, count: residuals.count)
+        var values = [Double]()
+        values.reserveCapacity(resamples)
+        for _ in 0..<resamples {
+            for i in draw.indices { draw[i] = residuals[Int.random(in: 0..<residuals.count, using: &generator)] }
+            values.append(1.4826 * PixelStatistics.medianAbsoluteDeviation(draw))
+        }
+        return PixelStatistics.meanAndStd(values).std
+    }
+
     /// Coefficient of determination, `1 - SS_res / SS_tot` (scikit-learn's `r2_score`).
     public static func r2(predicted: [Double], truth: [Double]) -> Double {
         check(predicted, truth, "r2")

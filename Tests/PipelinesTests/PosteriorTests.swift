@@ -257,6 +257,12 @@ final class PosteriorTests: XCTestCase {
         XCTAssert(calibration.hasPrefix("bin,count,nmad_sersic_n,coverage68_sersic_n,coverage95_sersic_n,nmad_log10_r_e"), calibration)
         XCTAssert(calibration.contains("\nall,30,"), calibration)
         XCTAssert(calibration.split(separator: "\n")[0].hasSuffix(",bound_count,bound_nmad_sersic_n,bound_nmad_log10_r_e,bound_nmad_q,bound_nmad_mag"))
+        XCTAssert(calibration.contains(",coverage68_se,coverage95_se,nmad_se_sersic_n,nmad_se_log10_r_e,nmad_se_q,nmad_se_mag,"))
+        // 30 galaxies: a calibrated 68 % coverage scatters by √(0.68·0.32/30) = 0.085.
+        XCTAssert(calibration.contains("\nall,30,") && calibration.split(separator: "\n")[1].contains(",0.0852,0.0398,"), calibration)
+        let nmadError = try XCTUnwrap(result.metrics["nmad_se_sersic_n"])
+        let nmad = try XCTUnwrap(result.metrics["nmad_sersic_n"])
+        XCTAssert(nmadError > 0 && nmadError < nmad, "bootstrap error \(nmadError) of NMAD \(nmad)")
     }
 
     /// The shipped posterior's medians are unbiased on new simulated cutouts: about half the

@@ -1,3 +1,4 @@
+import AstroBase
 import Foundation
 import XCTest
 @testable import Training
@@ -87,6 +88,25 @@ final class MetricsAndScheduleTests: XCTestCase {
         XCTAssertEqual(RegressionMetrics.nmad(predicted: predicted, truth: truth), c["nmad"] as! Double, accuracy: 1e-12)
         XCTAssertLessThan(RegressionMetrics.nmad(predicted: predicted, truth: truth), 0.25, "outliers do not inflate NMAD")
         XCTAssertEqual(RegressionMetrics.coverage(predicted: [0, 0, 0, 0], sigma: [1, 1, 1, 1], truth: [0.5, -0.9, 1.5, 3]), 0.5)
+    }
+
+    /// The bootstrap standard error of an NMAD matches the NMAD's actual spread over 300
+    /// independent samples of 400 Gaussian residuals (σ 1: about 1/√(0.74·400) ≈ 0.058), within
+    /// the 20 % that 300 repeats and the bootstrap's own noise allow.
+    func testNMADStandardErrorMatchesTheSpreadOverSamples() {
+        var generator = SeededGenerator(seed: 4)
+        var nmads = [Double](), errors = [Double]()
+        for repeatIndex in 0..<300 {
+            let residuals = (0..<400).map { _ in generator.normal() }
+            let zeros = [Double](repeating: 0, count: 400)
+            nmads.append(RegressionMetrics.nmad(predicted: residuals, truth: zeros))
+            if repeatIndex < 20 { errors.append(RegressionMetrics.nmadStandardError(predicted: residuals, truth: zeros)) }
+        }
+        let spread = PixelStatistics.meanAndStd(nmads).std
+        let bootstrap = errors.reduce(0, +) / Double(errors.count)
+        XCTAssertEqual(spread, 0.058, accuracy: 0.012)
+        XCTAssertEqual(bootstrap / spread, 1, accuracy: 0.2, "bootstrap \(bootstrap), spread over samples \(spread)")
+        XCTAssert(RegressionMetrics.nmadStandardError(predicted: [1], truth: [0]).isNaN, "one object has no spread")
     }
 
     func testSegmentationMetrics() {
