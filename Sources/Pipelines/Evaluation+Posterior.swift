@@ -43,6 +43,10 @@ struct PosteriorEvaluation {
         var nmad: [Double]
         /// The bootstrap standard error of each NMAD.
         var nmadError: [Double]
+        /// The fraction of truths below the median (0.5 when calibrated) and the median's
+        /// median error (measured units).
+        var below: [Double]
+        var medianError: [Double]
         /// The bound's NMAD and its galaxy count (nil without `bounds`).
         var boundNMAD: [Double]?
         var boundCount = 0
@@ -64,7 +68,8 @@ struct PosteriorEvaluation {
         var generator = SeededGenerator(seed: 17)
         return groups.compactMap { label, group, contains in
             guard !group.isEmpty else { return nil }
-            var row = BinRow(label: label, count: group.count, nmad: [], nmadError: [], coverage68: [], coverage95: [])
+            var row = BinRow(label: label, count: group.count, nmad: [], nmadError: [], below: [], medianError: [],
+                               coverage68: [], coverage95: [])
             if let bounds {
                 let selected = bounds.filter { contains($0.binValue) }
                 row.boundCount = selected.count
@@ -78,6 +83,8 @@ struct PosteriorEvaluation {
                 let medians = group.map { measured($0.posterior.medians[k], k) }, measuredTruth = truth.map { measured($0, k) }
                 row.nmad.append(RegressionMetrics.nmad(predicted: medians, truth: measuredTruth))
                 row.nmadError.append(RegressionMetrics.nmadStandardError(predicted: medians, truth: measuredTruth))
+                row.below.append(RegressionMetrics.fractionBelow(predicted: medians, truth: measuredTruth))
+                row.medianError.append(RegressionMetrics.medianError(predicted: medians, truth: measuredTruth))
                 row.coverage68.append(PosteriorCalibration.coverage(lower: group.map { $0.posterior.p16[k] },
                                                                     upper: group.map { $0.posterior.p84[k] }, truth: truth))
                 row.coverage95.append(PosteriorCalibration.coverage(lower: group.map { $0.posterior.p025[k] },
@@ -157,13 +164,16 @@ struct PosteriorEvaluation {
         // The spreads a calibrated model's coverage has for this count (binomial) and each
         // NMAD's bootstrap standard error, so a reader can tell a miss from the sample's noise.
         columns += ["coverage68_se", "coverage95_se"] + targets.indices.map { "nmad_se_" + measuredName($0) }
+            + targets.indices.map { "truth_below_median_" + targets[$0] } + targets.indices.map { "median_error_" + measuredName($0) }
         if withBound { columns += ["bound_count"] + targets.indices.map { "bound_nmad_" + measuredName($0) } }
         var csv = columns.joined(separator: ",") + "\n"
         for row in table {
             csv += "\(row.label),\(row.count)," + targets.indices.map { k in
                 String(format: "%.5f,%.4f,%.4f", row.nmad[k], row.coverage68[k], row.coverage95[k]) }.joined(separator: ",")
             csv += String(format: ",%.4f,%.4f,", Self.coverageError(0.68, row.count), Self.coverageError(0.95, row.count))
-                + row.nmadError.map { String(format: "%.5f", $0) }.joined(separator: ",")
+                + row.nmadError.map { String(format: "%.5f", $0) }.joined(separator: ",") + ","
+                + row.below.map { String(format: "%.4f", $0) }.joined(separator: ",") + ","
+                + row.medianError.map { String(format: "%.5f", $0) }.joined(separator: ",")
             if let bound = row.boundNMAD {
                 csv += ",\(row.boundCount)," + bound.map { String(format: "%.5f", $0) }.joined(separator: ",")
                 let suffix = row.label == "all" ? "" : "_" + row.label.replacingOccurrences(of: " ", with: "")
@@ -174,6 +184,8 @@ struct PosteriorEvaluation {
             for k in targets.indices {
                 metrics["nmad_" + measuredName(k) + suffix] = row.nmad[k]
                 metrics["nmad_se_" + measuredName(k) + suffix] = row.nmadError[k]
+                metrics["truth_below_median_" + targets[k] + suffix] = row.below[k]
+                metrics["median_error_" + measuredName(k) + suffix] = row.medianError[k]
                 metrics["coverage68_" + targets[k] + suffix] = row.coverage68[k]
                 metrics["coverage95_" + targets[k] + suffix] = row.coverage95[k]
             }

@@ -145,6 +145,8 @@ extension PipelineRunner {
                 guard !p.isEmpty else { continue }
                 metrics["rmse_" + name] = RegressionMetrics.rmse(predicted: p, truth: t)
                 metrics["nmad_" + name] = RegressionMetrics.nmad(predicted: p, truth: t)
+                metrics["truth_below_estimate_" + name] = RegressionMetrics.fractionBelow(predicted: p, truth: t)
+                metrics["median_error_" + name] = RegressionMetrics.medianError(predicted: p, truth: t)
                 if recipe.logTargets.contains(name) {
                     metrics["nmad_log10_" + name] = RegressionMetrics.nmad(predicted: p.map(Foundation.log10), truth: t.map(Foundation.log10))
                     metrics["rmse_log10_" + name] = RegressionMetrics.rmse(predicted: p.map(Foundation.log10), truth: t.map(Foundation.log10))

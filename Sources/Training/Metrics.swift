@@ -135,6 +135,21 @@ public enum RegressionMetrics {
         return 1.4826 * PixelStatistics.medianAbsoluteDeviation(zip(predicted, truth).map { $0 - $1 })
     }
 
+    /// The fraction of truths below their estimates (a tie counts half): 0.5 for estimates
+    /// that are medians of calibrated posteriors or unbiased in the median; a model that
+    /// runs differently in inference than in training shows up here first.
+    public static func fractionBelow(predicted: [Double], truth: [Double]) -> Double {
+        check(predicted, truth, "fractionBelow")
+        let below = zip(predicted, truth).reduce(0.0) { $0 + ($1.1 < $1.0 ? 1 : $1.1 == $1.0 ? 0.5 : 0) }
+        return below / Double(truth.count)
+    }
+
+    /// The median of `predicted - truth`.
+    public static func medianError(predicted: [Double], truth: [Double]) -> Double {
+        check(predicted, truth, "medianError")
+        return PixelStatistics.median(zip(predicted, truth).map { $0 - $1 })
+    }
+
     /// The bootstrap standard error of `nmad`: its standard deviation over `resamples`
     /// draws of the pairs with replacement (seeded, so a report is reproducible). A
     /// population NMAD of N objects scatters by roughly 1.2 / √N of itself.

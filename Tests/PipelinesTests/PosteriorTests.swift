@@ -257,7 +257,15 @@ final class PosteriorTests: XCTestCase {
         XCTAssert(calibration.hasPrefix("bin,count,nmad_sersic_n,coverage68_sersic_n,coverage95_sersic_n,nmad_log10_r_e"), calibration)
         XCTAssert(calibration.contains("\nall,30,"), calibration)
         XCTAssert(calibration.split(separator: "\n")[0].hasSuffix(",bound_count,bound_nmad_sersic_n,bound_nmad_log10_r_e,bound_nmad_q,bound_nmad_mag"))
-        XCTAssert(calibration.contains(",coverage68_se,coverage95_se,nmad_se_sersic_n,nmad_se_log10_r_e,nmad_se_q,nmad_se_mag,"))
+        XCTAssert(calibration.contains(",coverage68_se,coverage95_se,nmad_se_sersic_n,nmad_se_log10_r_e,nmad_se_q,nmad_se_mag,"
+            + "truth_below_median_sersic_n,truth_below_median_r_e,truth_below_median_q,truth_below_median_mag,"
+            + "median_error_sersic_n,median_error_log10_r_e,median_error_q,median_error_mag,"))
+        // The fraction below the magnitude medians, from the run's own medians.
+        let magnitudes = try Catalog.resolve(samples.appendingPathComponent("catalog.csv").path, targetColumns: ["mag"]).entries
+        var medians = [String: Double]()
+        for (entry, prediction) in run.results { if case let .posterior(p) = prediction { medians[entry.url.lastPathComponent] = p.medians[3] } }
+        let below = try magnitudes.map { try XCTUnwrap(medians[$0.url.lastPathComponent]) > $0.targets[0] ? 1.0 : 0.0 }.reduce(0, +)
+        XCTAssertEqual(try XCTUnwrap(result.metrics["truth_below_median_mag"]), below / 30, accuracy: 1e-12)
         // 30 galaxies: a calibrated 68 % coverage scatters by √(0.68·0.32/30) = 0.085.
         XCTAssert(calibration.contains("\nall,30,") && calibration.split(separator: "\n")[1].contains(",0.0852,0.0398,"), calibration)
         let nmadError = try XCTUnwrap(result.metrics["nmad_se_sersic_n"])

@@ -85,6 +85,39 @@ final class PredictorTests: XCTestCase {
         }
     }
 
+    /// `evaluate` of a Gaussian regressor reports, per target, the fraction of truths below the
+    /// estimates and the median error, as computed by hand from the run's own results.
+    func testRegressionEvaluationReportsTheEstimatesBias() throws {
+        let folder = try makeTemporaryDirectory("regression-bias-metrics")
+        try """
+        task: regress
+        input: {path: \(repositoryRoot.path)/samples/regression}
+        model: {weights: \(models.path)/regression.safetensors}
+        outputs: {csv: out.csv}
+        """.write(to: folder.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+        let runner = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path,
+                                        options: RunOptions(input: repositoryRoot.appendingPathComponent("samples/regression/catalog.csv").path,
+                                                            quiet: true, fresh: true))
+        let result = try runner.evaluate(into: folder.appendingPathComponent("eval"))
+        let catalog = try Catalog.resolve(repositoryRoot.appendingPathComponent("samples/regression/catalog.csv").path,
+                                          targetColumns: ["sersic_n", "r_e", "q", "mag"])
+        let run = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path, options: RunOptions(quiet: true)).predictAll()
+        var estimates = [String: Double]()
+        for (entry, prediction) in run.results {
+            guard case let .regression(r) = prediction else { return XCTFail("\(prediction)") }
+            estimates[entry.url.lastPathComponent] = r.values[3]
+        }
+        var below = 0.0, errors = [Double]()
+        for entry in catalog.entries {
+            let estimate = try XCTUnwrap(estimates[entry.url.lastPathComponent], entry.name)
+            below += entry.targets[3] < estimate ? 1 : 0
+            errors.append(estimate - entry.targets[3])
+        }
+        XCTAssertEqual(errors.count, 30)
+        XCTAssertEqual(try XCTUnwrap(result.metrics["truth_below_estimate_mag"]), below / 30, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(result.metrics["median_error_mag"]), PixelStatistics.median(errors), accuracy: 1e-12)
+    }
+
     /// A run's typed results are what its CSV and FITS table hold: the CSV to its 6
     /// significant digits, the FITS columns as doubles, equal to the numbers.
     func testRunResultsAreTheNumbersOfItsTables() throws {

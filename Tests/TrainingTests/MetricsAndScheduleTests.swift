@@ -109,6 +109,13 @@ final class MetricsAndScheduleTests: XCTestCase {
         XCTAssert(RegressionMetrics.nmadStandardError(predicted: [1], truth: [0]).isNaN, "one object has no spread")
     }
 
+    func testFractionBelowAndMedianError() {
+        // Truths 1, 2, 3, 4 against estimates 2, 2, 2, 5: below, tie (half), above, below.
+        XCTAssertEqual(RegressionMetrics.fractionBelow(predicted: [2, 2, 2, 5], truth: [1, 2, 3, 4]), 2.5 / 4)
+        // Errors 1, 0, -1, 1: median 0.5.
+        XCTAssertEqual(RegressionMetrics.medianError(predicted: [2, 2, 2, 5], truth: [1, 2, 3, 4]), 0.5)
+    }
+
     func testSegmentationMetrics() {
         let truth =     [0, 0, 1, 1, 2, 2, 2, 0]
         let predicted = [0, 1, 1, 1, 2, 2, 0, 0]
