@@ -43,8 +43,8 @@ struct PosteriorEvaluation {
         var nmad: [Double]
         /// The bootstrap standard error of each NMAD.
         var nmadError: [Double]
-        /// The fraction of truths below the median (0.5 when calibrated) and the median's
-        /// median error (measured units).
+        /// The fraction of truths below their posterior medians (0.5 when calibrated) and the
+        /// median of the medians' errors (measured units).
         var below: [Double]
         var medianError: [Double]
         /// The bound's NMAD and its galaxy count (nil without `bounds`).
