@@ -85,16 +85,21 @@ final class PredictorTests: XCTestCase {
         }
     }
 
-    /// `evaluate` of a Gaussian regressor reports, per target, the fraction of truths below the
-    /// estimates and the median error, as computed by hand from the run's own results.
-    func testRegressionEvaluationReportsTheEstimatesBias() throws {
-        let folder = try makeTemporaryDirectory("regression-bias-metrics")
+    /// Writes `folder/p.yaml`: the shipped Gaussian regressor on the sample cutouts.
+    func writeSampleRegressionPipeline(in folder: URL, outputs: String) throws {
         try """
         task: regress
         input: {path: \(repositoryRoot.path)/samples/regression}
         model: {weights: \(models.path)/regression.safetensors}
-        outputs: {csv: out.csv}
+        outputs: \(outputs)
         """.write(to: folder.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    /// `evaluate` of a Gaussian regressor reports, per target, the fraction of truths below the
+    /// estimates and the median error, as computed by hand from the run's own results.
+    func testRegressionEvaluationReportsTheEstimatesBias() throws {
+        let folder = try makeTemporaryDirectory("regression-bias-metrics")
+        try writeSampleRegressionPipeline(in: folder, outputs: "{csv: out.csv}")
         let runner = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path,
                                         options: RunOptions(input: repositoryRoot.appendingPathComponent("samples/regression/catalog.csv").path,
                                                             quiet: true, fresh: true))
@@ -122,12 +127,7 @@ final class PredictorTests: XCTestCase {
     /// significant digits, the FITS columns as doubles, equal to the numbers.
     func testRunResultsAreTheNumbersOfItsTables() throws {
         let folder = try makeTemporaryDirectory("typed")
-        try """
-        task: regress
-        input: {path: \(repositoryRoot.path)/samples/regression}
-        model: {weights: \(models.path)/regression.safetensors}
-        outputs: {csv: out.csv, fits_table: out.fits}
-        """.write(to: folder.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+        try writeSampleRegressionPipeline(in: folder, outputs: "{csv: out.csv, fits_table: out.fits}")
         let run = try PipelineRunner(pipelinePath: folder.appendingPathComponent("p.yaml").path,
                                      options: RunOptions(quiet: true)).predictAll()
         XCTAssertEqual(run.results.count, 30)
