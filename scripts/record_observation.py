@@ -8,7 +8,8 @@ for byte. The observation is TASKS.md's common observation model, which
 Run from the repository root: python3 scripts/record_observation.py
 (or, for a class model's energy threshold, --energy-threshold MODEL PREDICTIONS.csv SOURCE;
 for a posterior model's intervals on rows with an `outside_domain` flag such as
-`neighbours` or `sky`, --interval-scales FLAG MODEL PREDICTIONS.csv CATALOG.csv SOURCE).
+`neighbours` or `sky`, --interval-scales FLAG MODEL PREDICTIONS.csv CATALOG.csv SOURCE; for a
+posterior model's inference views, --views N MODEL).
 """
 import csv
 import json
@@ -42,15 +43,23 @@ def provenance(name):
     return result
 
 
-def rewrite(path, update):
+def rewrite(path, update, update_architecture=None):
+    """Rewrites the recipe (and with `update_architecture` the architecture) metadata of
+    model file `path` in place; the tensors are copied byte for byte."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
+        if n > os.path.getsize(path) - 8:
+            raise SystemExit(f"{path}: not a safetensors model file (header length {n} beyond the file)")
         header = json.loads(f.read(n))
         data = f.read()
     meta = header["__metadata__"]
     recipe = json.loads(meta["astrolabe.preprocessing"])
     update(recipe)
     meta["astrolabe.preprocessing"] = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+    if update_architecture:
+        architecture = json.loads(meta["astrolabe.architecture"])
+        update_architecture(architecture)
+        meta["astrolabe.architecture"] = json.dumps(architecture, sort_keys=True, separators=(",", ":"))
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * ((8 - len(text) % 8) % 8)
     tmp = path + ".tmp"
@@ -148,6 +157,26 @@ def record_interval_scales(flag, model, predictions, catalog, source):
     print(f"{model}: intervalScales['{flag}'] {dict(zip(names, scales))} from {len(rows)} rows")
 
 
+def record_views(views, model):
+    """Sets a posterior model's `views` (1, 4 or 8: its encoder's context averaged over the
+    image's 90° rotations, and with 8 their mirror images, at inference) in the architecture
+    metadata; the tensors are unchanged (the average needs no new weights). Fit the interval
+    factors afterwards: the averaged context moves the posteriors."""
+    views = int(views)
+    if views not in (1, 4, 8):
+        raise SystemExit(f"views must be 1, 4 or 8; got {views}")
+
+    def architecture(a):
+        if a.get("name") != "resnet18_flow":
+            raise SystemExit(f"{model}: views belong to resnet18_flow, not {a.get('name')}")
+        a["views"] = views
+
+    def update(recipe):
+        recipe.setdefault("provenance", {})["views"] = (
+            f"{views}, set after training by scripts/record_observation.py --views (the tensors are the trained ones)")
+    rewrite(model, update, architecture)
+    print(f"{model}: views {views}")
+
 if __name__ == "__main__":
     import sys
     if len(sys.argv) == 5 and sys.argv[1] == "--energy-threshold":
@@ -156,5 +185,8 @@ if __name__ == "__main__":
     elif len(sys.argv) == 7 and sys.argv[1] == "--interval-scales":
         # python3 scripts/record_observation.py --interval-scales FLAG MODEL PREDICTIONS.csv CATALOG.csv "how the data was made"
         record_interval_scales(*sys.argv[2:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "--views":
+        # python3 scripts/record_observation.py --views 4 MODEL
+        record_views(*sys.argv[2:])
     else:
         main()

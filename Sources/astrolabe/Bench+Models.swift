@@ -15,8 +15,9 @@ import Training
 /// One network of BENCH.md with its input shape (without batch) and batch sizes.
 ///
 /// `posterior` is not in BENCH.md: the `resnet18_flow` of `pipelines/train-posterior.yaml`
-/// (ResNet-18 width 16 without stem pool, 32-wide context plus the PSF's header channel, 6
-/// spline coupling layers 64–64 over 4 targets), trained by negative log-likelihood; its
+/// (ResNet-18 width 16 without stem pool, its context averaged over the image's four 90°
+/// rotations as the shipped model runs it, plus the PSF's header channel, 6 spline coupling
+/// layers 64–64 over 4 targets), trained by negative log-likelihood; its
 /// inference is galaxies/s with `posteriorDraws` flow draws each (encoder and sampler, as
 /// `Predictor` runs them).
 enum BenchModel: String, CaseIterable {
@@ -72,7 +73,7 @@ enum BenchModel: String, CaseIterable {
             let architecture = Architecture(name: .resnet18Flow, inChannels: 2, classes: 32, widths: [16, 32, 64, 128],
                                             smallImageStem: false, stemPool: false,
                                             flow: FlowSettings(features: 4, layers: 6, hidden: [64, 64], transform: .spline,
-                                                               bins: 8, tailBound: 5), contextChannels: 1)
+                                                               bins: 8, tailBound: 5), contextChannels: 1, views: 4)
             return try! architecture.makeModel(seed: seed)
         }
     }

@@ -127,10 +127,11 @@ final class InspectCommandTests: XCTestCase {
         XCTAssert(posterior.stdout.contains("shape [2, 64, 64] (channels, height, width) after the stages, the last 1 from the header: PSF_FWHM"),
                   posterior.stdout)
         XCTAssert(posterior.stdout.contains("\"context_channels\":1"), posterior.stdout)
-        XCTAssert(posterior.stdout.contains("neighbours    intervals of rows flagged 'neighbours' widened sersic_n x2.38/x3.38"),
+        XCTAssert(posterior.stdout.contains("\"views\":4"), "the context averaged over the four rotations: \(posterior.stdout)")
+        XCTAssert(posterior.stdout.contains("neighbours    intervals of rows flagged 'neighbours' widened sersic_n x2.36/x3.39"),
                   posterior.stdout)
-        XCTAssert(posterior.stdout.contains("sky           intervals of rows flagged 'sky' widened sersic_n x1.43/x1.64"), posterior.stdout)
-        XCTAssert(posterior.stdout.contains("none          intervals of rows without those flags scaled sersic_n x1.02/x1.02"), posterior.stdout)
+        XCTAssert(posterior.stdout.contains("sky           intervals of rows flagged 'sky' widened sersic_n x1.44/x1.63"), posterior.stdout)
+        XCTAssert(posterior.stdout.contains("none          intervals of rows without those flags scaled sersic_n x1.00/x1.00"), posterior.stdout)
         let bad = try runTool(["inspect", "Package.swift.safetensors"], in: repositoryRoot)
         XCTAssertEqual(bad.status, 1)
         XCTAssert(bad.stderr.hasPrefix("astrolabe: Package.swift.safetensors: "), bad.stderr)
