@@ -177,6 +177,7 @@ def record_views(views, model):
     rewrite(model, update, architecture)
     print(f"{model}: views {views}")
 
+
 if __name__ == "__main__":
     import sys
     if len(sys.argv) == 5 and sys.argv[1] == "--energy-threshold":
