@@ -238,7 +238,8 @@ public struct ResultTable: Sendable {
     }
 }
 
-/// CSV output through CSV.swift (quoting as RFC 4180).
+/// CSV output through CSV.swift (quoting as RFC 4180), every line ending in a line break, the
+/// last too (so `wc -l`, `cat` of several files and `tail` see whole lines).
 enum CSVText {
     static func table(header: [String], rows: [[String]]) throws -> String {
         let writer = try CSVWriter(stream: .toMemory())
@@ -246,6 +247,6 @@ enum CSVText {
         for row in rows { try writer.write(row: row) }
         writer.stream.close()
         let data = writer.stream.property(forKey: .dataWrittenToMemoryStreamKey) as? Data ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        return String(decoding: data, as: UTF8.self) + "\n"
     }
 }

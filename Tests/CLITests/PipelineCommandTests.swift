@@ -214,7 +214,7 @@ final class PipelineCommandTests: XCTestCase {
             XCTAssertEqual(rows, names.filter { $0 != culprit })
             let errors = try errorsFiles("crash\(threads)")
             XCTAssertEqual(errors.count, 1, "\(errors)")
-            XCTAssertEqual(try read(errors[0]), "file,error\n\(culprit),the process died while reading it")
+            XCTAssertEqual(try read(errors[0]), "file,error\n\(culprit),the process died while reading it\n")
         }
     }
 
