@@ -29,9 +29,9 @@ import galsim
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from regression_fisher import bound_nmad  # noqa: E402  (one home for the bound's NMAD)
+# One home for the observation, a galaxy's image and the bound's NMAD.
+from regression_fisher import PIXEL, SIDE, ZERO, bound_nmad, render as render_galaxy  # noqa: E402
 
-PIXEL, SIDE, ZERO = 0.2, 64, 30.0
 # Central differences: galaxy (n, r_e relative, q, mag, angle deg, x0 px, y0 px), star (mag, x0, y0).
 GALAXY_STEPS = [0.01, 0.01, 0.005, 0.01, 0.5, 0.05, 0.05]
 STAR_STEPS = [0.01, 0.05, 0.05]
@@ -40,15 +40,11 @@ STAR_STEPS = [0.01, 0.05, 0.05]
 def render(source, fwhm):
     """The noiseless image of one source: ('galaxy', n, re, q, mag, angle, x0, y0) or
     ('star', mag, x0, y0); x0, y0 in pixels from the stamp's centre."""
-    psf = galsim.Gaussian(fwhm=fwhm)
     if source[0] == "galaxy":
-        _, n, re, q, mag, beta, x0, y0 = source
-        g = galsim.Sersic(n=n, half_light_radius=re, flux=10 ** (0.4 * (ZERO - mag)))
-        g = galsim.Convolve(g.shear(q=q, beta=beta * galsim.degrees), psf)
-    else:
-        _, mag, x0, y0 = source
-        g = psf.withFlux(10 ** (0.4 * (ZERO - mag)))
-    return g.shift(x0 * PIXEL, y0 * PIXEL).drawImage(nx=SIDE, ny=SIDE, scale=PIXEL).array.astype(np.float64)
+        return render_galaxy(tuple(source[1:]) + (fwhm,))
+    _, mag, x0, y0 = source
+    star = galsim.Gaussian(fwhm=fwhm).withFlux(10 ** (0.4 * (ZERO - mag)))
+    return star.shift(x0 * PIXEL, y0 * PIXEL).drawImage(nx=SIDE, ny=SIDE, scale=PIXEL).array.astype(np.float64)
 
 
 def derivatives(source, fwhm):
