@@ -106,6 +106,10 @@ extension Tensor {
     public func exp() -> Tensor { unary("exp", { Foundation.exp($0) }, derivative: { _, y in y }) }
     public func log() -> Tensor { unary("log", { Foundation.log($0) }, derivative: { x, _ in 1 / x }) }
     public func sqrt() -> Tensor { unary("sqrt", { $0.squareRoot() }, derivative: { _, y in 0.5 / y }) }
+    public func sinh() -> Tensor { unary("sinh", { Foundation.sinh($0) }, derivative: { x, _ in Foundation.cosh(x) }) }
+    public func asinh() -> Tensor {
+        unary("asinh", { Foundation.asinh($0) }, derivative: { x, _ in 1 / (1 + x * x).squareRoot() })
+    }
     public func squared() -> Tensor { unary("square", { $0 * $0 }, derivative: { x, _ in 2 * x }) }
     /// `x^p` for a constant exponent.
     public func pow(_ p: Float) -> Tensor {

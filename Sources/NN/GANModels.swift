@@ -50,14 +50,29 @@ public final class PatchDiscriminator: Layer {
 /// `outputChannels` with tanh: images in [-1, 1] of side `4 · 2^widths.count`. No convolution
 /// before a batch norm has a bias.
 ///
+/// With `upsampling: .nearest` each doubling is instead a nearest-neighbour ×2 up-sampling and
+/// a 3×3 convolution (padding 1; "resize-convolution", Odena et al. 2016, Distill): every
+/// output pixel then sees the same number of kernel taps, so the images carry no checkerboard.
+///
 /// - `input`: `[N, latentDimension]`; returns `[N, outputChannels, size, size]`.
 /// - Keys: `net.0` (convolution), `net.1` (batch norm), `net.3`, `net.4`, ... as PyTorch's
 ///   `nn.Sequential` with ReLUs at `net.2`, `net.5`, ...; the last convolution at `net.<3·widths.count>`.
+///   With `.nearest` each doubling takes four places (up-sampling, convolution, batch norm,
+///   ReLU): convolutions at `net.0`, `net.4`, `net.8`, ..., the last at `net.<4·widths.count>`.
 public final class DCGANGenerator: Layer {
+    /// How each level doubles the image size.
+    public enum Upsampling: String, CaseIterable, Sendable {
+        /// 4×4 transposed convolutions with stride 2 (DCGAN's).
+        case transposed
+        /// Nearest-neighbour ×2, then a 3×3 convolution.
+        case nearest
+    }
+
     public let net: Sequential
     public let latentDimension: Int
     public let outputChannels: Int
     public let widths: [Int]
+    public let upsampling: Upsampling
     public var isTraining = true
 
     /// The side of the images: 4 · 2^widths.count (64 for four widths).
@@ -71,25 +86,33 @@ public final class DCGANGenerator: Layer {
         return (0..<levels).map { width << (levels - 1 - $0) }
     }
 
-    public init(latentDimension: Int = 100, outputChannels: Int = 1, widths: [Int] = [512, 256, 128, 64], seed: UInt64? = nil) {
+    public init(latentDimension: Int = 100, outputChannels: Int = 1, widths: [Int] = [512, 256, 128, 64],
+                upsampling: Upsampling = .transposed, seed: UInt64? = nil) {
         precondition(latentDimension > 0 && outputChannels > 0 && !widths.isEmpty && widths.allSatisfy { $0 > 0 },
                      "DCGANGenerator: latent \(latentDimension), channels \(outputChannels) and widths \(widths) must be positive")
         self.latentDimension = latentDimension
         self.outputChannels = outputChannels
         self.widths = widths
+        self.upsampling = upsampling
         var seeds = LayerSeeds(seed)
+        func doubling(_ cin: Int, _ cout: Int) -> [any Layer] {
+            switch upsampling {
+            case .transposed:
+                return [ConvTranspose2D(inputChannels: cin, outputChannels: cout, kernelSize: 4, stride: 2, padding: 1, useBias: false,
+                                        seed: seeds.next())]
+            case .nearest:
+                return [Upsample(scale: 2),
+                        Conv2D(inputChannels: cin, outputChannels: cout, kernelSize: 3, padding: 1, useBias: false, seed: seeds.next())]
+            }
+        }
         var layers: [any Layer] = [
             ConvTranspose2D(inputChannels: latentDimension, outputChannels: widths[0], kernelSize: 4, useBias: false, seed: seeds.next()),
             BatchNorm(features: widths[0]), Activation.relu(),
         ]
         for (cin, cout) in zip(widths, widths.dropFirst()) {
-            layers += [ConvTranspose2D(inputChannels: cin, outputChannels: cout, kernelSize: 4, stride: 2, padding: 1, useBias: false,
-                                       seed: seeds.next()),
-                       BatchNorm(features: cout), Activation.relu()]
+            layers += doubling(cin, cout) + [BatchNorm(features: cout), Activation.relu()]
         }
-        layers += [ConvTranspose2D(inputChannels: widths.last!, outputChannels: outputChannels, kernelSize: 4, stride: 2, padding: 1,
-                                   useBias: false, seed: seeds.next()),
-                   Activation(.tanh)]
+        layers += doubling(widths.last!, outputChannels) + [Activation(.tanh)]
         net = Sequential(layers)
     }
 
@@ -101,7 +124,8 @@ public final class DCGANGenerator: Layer {
 
     public var children: [(key: String, layer: any Layer)] { [("net", net)] }
     public var layerDescription: String {
-        "DCGANGenerator(latent \(latentDimension) → \(outputChannels)×\(imageSize)×\(imageSize), widths \(widths))"
+        "DCGANGenerator(latent \(latentDimension) → \(outputChannels)×\(imageSize)×\(imageSize), widths \(widths)"
+            + (upsampling == .transposed ? ")" : ", \(upsampling.rawValue) up-sampling)")
     }
 }
 

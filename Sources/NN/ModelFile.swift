@@ -34,18 +34,26 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// `resnet18_flow`: the encoder's output averaged over the image's 90° rotations (4) and
     /// their mirror images (8) (`PosteriorRegressor.views`; absent: 1).
     public var views: Int?
+    /// dcgan: the generator makes noiseless images, observed with the recorded observation's
+    /// noise by `generate` (trained with `adversarial.observe_noise`; absent: false).
+    public var noiseless: Bool?
+    /// dcgan: how the generator doubles its images' size: `transposed` (4×4/2 transposed
+    /// convolutions, DCGAN's) or `nearest` (nearest-neighbour ×2, then a 3×3 convolution: no
+    /// checkerboard; Odena et al. 2016) (absent: transposed).
+    public var upsample: String?
 
     enum CodingKeys: String, CodingKey {
         case name, inChannels = "in_channels", classes, widths, smallImageStem = "small_image_stem",
              stemPool = "stem_pool", imageSize = "image_size", bottleneck, hidden, layers, activation, flow,
-             contextChannels = "context_channels", views
+             contextChannels = "context_channels", views, noiseless, upsample
     }
 
     public init(name: ArchitectureName, inChannels: Int, classes: Int, widths: [Int]? = nil, smallImageStem: Bool? = nil,
                 stemPool: Bool? = nil, imageSize: Int? = nil, bottleneck: Int? = nil, hidden: Int? = nil,
                 activation: String? = nil, layers: Int? = nil, flow: FlowSettings? = nil, contextChannels: Int? = nil,
-                views: Int? = nil) {
+                views: Int? = nil, noiseless: Bool? = nil, upsample: String? = nil) {
         self.flow = flow; self.contextChannels = contextChannels; self.views = views
+        self.noiseless = noiseless; self.upsample = upsample
         self.name = name; self.inChannels = inChannels; self.classes = classes; self.widths = widths
         self.smallImageStem = smallImageStem; self.stemPool = stemPool; self.imageSize = imageSize; self.bottleneck = bottleneck
         self.hidden = hidden; self.activation = activation; self.layers = layers
@@ -111,7 +119,11 @@ public struct Architecture: Codable, Equatable, Sendable {
         case .dcgan:
             let w = widths ?? [512, 256, 128, 64]
             guard !w.isEmpty else { throw invalid("widths must list at least one level") }
-            return DCGANGenerator(latentDimension: inChannels, outputChannels: classes, widths: w, seed: seed)
+            guard let upsampling = DCGANGenerator.Upsampling(rawValue: upsample ?? "transposed") else {
+                throw invalid("upsample '\(upsample ?? "")' must be one of "
+                              + DCGANGenerator.Upsampling.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            return DCGANGenerator(latentDimension: inChannels, outputChannels: classes, widths: w, upsampling: upsampling, seed: seed)
         case .mlp:
             let function = try ActivationName(decoding: activation ?? ActivationName.relu.rawValue).function
             return MLP.make(inputFeatures: inChannels, widths: (widths ?? []) + [classes], activation: function, seed: seed)

@@ -17,6 +17,8 @@ public struct ImageGenerator {
     public let architecture: Architecture
     public let recipe: ModelRecipe
     public let path: String
+    /// The noise `generate` adds to a generator of noiseless images (architecture `noiseless`); nil otherwise.
+    public let observationNoise: ObservationNoise?
 
     public init(contentsOf url: URL) throws {
         let model = try TrainedModel(contentsOf: url)
@@ -35,6 +37,7 @@ public struct ImageGenerator {
         self.architecture = architecture
         self.recipe = recipe
         self.path = path
+        observationNoise = architecture.noiseless == true ? try ObservationNoise(recipe: recipe, path: path) : nil
     }
 
     /// Whether the generator's output can be carried back to counts: every inference stage is
@@ -53,8 +56,9 @@ public struct ImageGenerator {
     }
 
     /// The network's images for noise drawn with `seed`: `[count, C, H, W]` in [-1, 1]. Image
-    /// `i` depends on `seed` and `i` alone (not on `count`).
-    public func sample(count: Int, seed: UInt64) -> Tensor {
+    /// `i` depends on `seed` and `i` alone (not on `count`). A generator of noiseless images
+    /// gets the observation's noise (sky noise `skySigma(seed:index:)`) unless `noiseless`.
+    public func sample(count: Int, seed: UInt64, noiseless: Bool = false) -> Tensor {
         network.eval()
         let latent = network.latentDimension
         return withNoGrad {
@@ -63,7 +67,16 @@ public struct ImageGenerator {
             while start < count {
                 let end = min(count, start + 64)
                 let noise = (start..<end).flatMap { Tensor.randomNormal([1, latent], seed: Self.noiseSeed(seed, index: $0)).scalars }
-                outputs.append(network(Tensor(shape: [end - start, latent], data: noise)))
+                var images = network(Tensor(shape: [end - start, latent], data: noise))
+                if let observationNoise, !noiseless {
+                    let shape = [1] + images.shape.dropFirst()
+                    let draws = (start..<end).flatMap {
+                        Tensor.randomNormal(shape, seed: Self.noiseSeed(seed ^ 0x0B5E_7E0B, index: $0)).scalars
+                    }
+                    let sigmas = (start..<end).map { Float(skySigma(seed: seed, index: $0) ?? 1) }
+                    images = observationNoise.observe(images, skySigmas: sigmas, noise: Tensor(shape: images.shape, data: draws))
+                }
+                outputs.append(images)
                 start = end
             }
             return outputs.count == 1 ? outputs[0] : Tensor.concatenate(outputs, axis: 0)
@@ -109,8 +122,8 @@ public struct ImageGenerator {
 
     /// `count` images for noise drawn with `seed`, in counts, each with the header value its
     /// recipe's `scale_by_noise` reads (the sky noise drawn from the observation's range).
-    public func countSamples(count: Int, seed: UInt64) -> [Sample] {
-        let images = sample(count: count, seed: seed)
+    public func countSamples(count: Int, seed: UInt64, noiseless: Bool = false) -> [Sample] {
+        let images = sample(count: count, seed: seed, noiseless: noiseless)
         let (c, h, w) = (images.shape[1], images.shape[2], images.shape[3])
         let all = images.scalars, plane = c * h * w
         return (0..<count).map { index in
@@ -130,15 +143,17 @@ public struct ImageGenerator {
     }
 
     /// Writes `count` images as `DIR/generated_NNNNNN.fits` (float32 counts; header: generator,
-    /// seed, index, the observation imitated, the sky sigma drawn) and `DIR/contact-sheet.png`
-    /// (the first 64). Returns the FITS files and the assumptions made (once per run).
-    public func write(count: Int, seed: UInt64, to directory: URL, columns: Int = 8) throws -> (files: [URL], assumptions: [String]) {
+    /// seed, index, the observation imitated, the sky sigma drawn, whether noise was added) and
+    /// `DIR/contact-sheet.png` (the first 64). Returns the FITS files and the assumptions made
+    /// (once per run). `noiseless`: a noiseless generator's images without the observation's noise.
+    public func write(count: Int, seed: UInt64, to directory: URL, columns: Int = 8,
+                      noiseless: Bool = false) throws -> (files: [URL], assumptions: [String]) {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var assumptions = [String]()
         if noiseKeyword != nil && recipe.observation == nil {
             assumptions.append("the model records no observation: the images are in units of the sky noise (SKYSIG = 1)")
         }
-        let images = countSamples(count: count, seed: seed)
+        let images = countSamples(count: count, seed: seed, noiseless: noiseless)
         var sheet = ContactSheet(columns: columns, cellSize: 96, title: "ASTROLABE GENERATE: SEED \(seed)")
         var files = [URL]()
         let name = URL(fileURLWithPath: path).lastPathComponent
@@ -162,6 +177,10 @@ public struct ImageGenerator {
                 }
                 if !observation.bands.isEmpty { header.set("FILTER", .string(observation.bands.joined(separator: ",")), comment: "band") }
             }
+            if observationNoise != nil {
+                header.set("OBSNOISE", .logical(!noiseless), comment: noiseless ? "noiseless: no observation noise added"
+                           : "sky and Poisson noise added to the generator's image")
+            }
             if let keyword = noiseKeyword {
                 header.set(keyword, .float(sigma ?? 1), comment: sigma == nil ? "sky noise: unknown, images in noise units"
                            : "sky noise drawn from the observation's range [counts]")
@@ -178,6 +197,68 @@ public struct ImageGenerator {
         }
         try sheet.write(to: directory.appendingPathComponent("contact-sheet.png"))
         return (files, assumptions)
+    }
+}
+
+/// TASKS.md's noise model applied to a generator's noiseless images (`model.train.adversarial.
+/// observe_noise`, architecture `noiseless: true`; AmbientGAN, Bora et al. 2018): Gaussian sky
+/// noise of `SKYSIG` counts plus the sources' Poisson noise (variance = the noiseless counts).
+/// The generator's images `y` are in the recipe's units, so the stages after `scale_by_noise`
+/// are undone (asinh; clip kept) to reach units of the sky noise `x`, then
+/// `x + sqrt(1 + max(x, 0) / SKYSIG) · ε` (ε ~ N(0, 1)) is brought back through them. Tensor
+/// operations throughout: in training the generator's gradient flows through the noise, and
+/// `generate` draws its images' noise with the same code.
+public struct ObservationNoise {
+    /// The stages after `scale_by_noise` that act on pixels (asinh, clip), in order.
+    let stages: [Stage]
+    /// The observation's sky-noise range [counts], from which training draws each image's `SKYSIG`.
+    public let skySigmaRange: ClosedRange<Double>
+
+    /// Throws, naming `path`, when the recipe has no `scale_by_noise` (the noise's unit) or
+    /// the observation no `sky_sigma`.
+    public init(recipe: ModelRecipe, path: String) throws {
+        guard let start = recipe.stages.firstIndex(where: { if case .scaleByNoise = $0 { return true }; return false }) else {
+            throw PipelineError.unsupported("\(path): a generator observed with noise (observe_noise) needs a scale_by_noise stage: "
+                                            + "its images are in units of the sky noise")
+        }
+        guard let range = recipe.observation?.skySigma, let low = range.first, let high = range.last, low > 0, high >= low else {
+            throw PipelineError.unsupported("\(path): a generator observed with noise (observe_noise) draws each image's sky noise "
+                                            + "from the observation's sky_sigma range; the pipeline gives none (observation: "
+                                            + "{sky_sigma: [low, high]})")
+        }
+        stages = recipe.stages[(start + 1)...].filter {
+            switch $0 { case .asinh, .clip: return true; default: return false }
+        }
+        skySigmaRange = low...high
+    }
+
+    /// `images` `[N, C, H, W]` observed: image `i` with sky noise `skySigmas[i]` (counts) and
+    /// the standard normal draws `noise` (`images`' shape).
+    public func observe(_ images: Tensor, skySigmas: [Float], noise: Tensor) -> Tensor {
+        precondition(images.rank == 4 && skySigmas.count == images.shape[0] && noise.shape == images.shape,
+                     "ObservationNoise: images \(images.shape), \(skySigmas.count) sky sigmas, noise \(noise.shape)")
+        var x = images
+        for stage in stages.reversed() {
+            if case let .asinh(scaling) = stage { x = (x * Float(1 / scaling.scale)).sinh() * Float(scaling.softening) }
+        }
+        let inverseSigma = Tensor(shape: [skySigmas.count, 1, 1, 1], data: skySigmas.map { 1 / $0 })
+        x = x + (x.relu() * inverseSigma + 1).sqrt() * noise
+        for stage in stages {
+            switch stage {
+            case let .asinh(scaling): x = (x * Float(1 / scaling.softening)).asinh() * Float(scaling.scale)
+            case let .clip(lower, upper): x = x.clamped(min: lower, max: upper)
+            default: continue
+            }
+        }
+        return x
+    }
+
+    /// Training's measurement (`GAN.measurement`): each image's sky noise drawn uniformly from
+    /// the observation's range and its ε, both from `seed`.
+    public func measurement(_ images: Tensor, seed: UInt64) -> Tensor {
+        var random = SeededGenerator(seed: seed, stream: 0x0B5E)
+        let sigmas = (0..<images.shape[0]).map { _ in Float(random.uniform(skySigmaRange.lowerBound, skySigmaRange.upperBound)) }
+        return observe(images, skySigmas: sigmas, noise: Tensor.randomNormal(images.shape, seed: seed))
     }
 }
 

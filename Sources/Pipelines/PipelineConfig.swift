@@ -114,6 +114,8 @@ public struct ArchitectureConfig: Equatable, Sendable {
     public var views: Int?
     /// dcgan: the noise dimension (default 100).
     public var latent: Int?
+    /// dcgan: how the generator doubles its images' size (default transposed convolutions).
+    public var upsample: DCGANGenerator.Upsampling?
 }
 
 public struct TrainConfig: Equatable, Sendable {
@@ -303,7 +305,7 @@ extension ModelConfig: Decodable {
 }
 
 extension ArchitectureConfig: Decodable {
-    enum Key: String, ConfigName { case name, in_channels, classes, width, small_image_stem, stem_pool, widths, flow, views, latent }
+    enum Key: String, ConfigName { case name, in_channels, classes, width, small_image_stem, stem_pool, widths, flow, views, latent, upsample }
 
     public init(from decoder: Decoder) throws {
         let c = try StrictKeyed<Key>(decoder, section: "model.architecture")
@@ -340,6 +342,8 @@ extension ArchitectureConfig: Decodable {
             throw c.invalid(.latent, name == .dcgan ? "latent must be positive; got \(latent)."
                             : "'latent' belongs to dcgan, not \(name.rawValue).")
         }
+        upsample = try c.choice(.upsample, Dictionary(uniqueKeysWithValues: DCGANGenerator.Upsampling.allCases.map { ($0.rawValue, $0) }))
+        if upsample != nil && name != .dcgan { throw c.invalid(.upsample, "'upsample' belongs to dcgan, not \(name.rawValue).") }
     }
 }
 

@@ -16,7 +16,7 @@ import Training
 ///     adversarial: {loss: non_saturating, label_smoothing: 0, ema_decay: 0.999, discriminator_width: 64,
 ///                   discriminator_learning_rate: 0.0002, spectral_norm: false, beta1: 0.5,
 ///                   l1_weight: 100,       # deblend only
-///                   sample_count: 64}     # generate only
+///                   sample_count: 64, observe_noise: false}     # generate only
 ///
 /// Both networks use Adam's or AdamW's β1 `beta1` (pix2pix's and DCGAN's 0.5); a deblender's
 /// follow `model.train.optimizer` and `schedule` per epoch, a generator's are Adam at a
@@ -45,6 +45,11 @@ public struct AdversarialConfig: Equatable, Sendable {
     /// images, whose Fréchet distance to the `reference` images in a `classifier`'s features
     /// is measured; the saved generator is the epoch with the smallest (nil: the last epoch).
     public var monitor: GeneratorMonitor?
+    /// A generator of noiseless images: its images are observed (`ObservationNoise`: the
+    /// recorded observation's sky noise and the sources' Poisson noise) before the
+    /// discriminator judges them against the (noisy) training images, and `generate` observes
+    /// them the same way (AmbientGAN, Bora et al. 2018). false: the generator makes the noise too.
+    public var observeNoise = false
 
     public var l1Weight: Double { l1WeightSetting ?? 100 }
     public var sampleCount: Int { sampleCountSetting ?? 64 }
@@ -68,7 +73,7 @@ extension AdversarialConfig: Decodable {
     enum Key: String, ConfigName {
         case l1Weight = "l1_weight", loss, labelSmoothing = "label_smoothing", emaDecay = "ema_decay"
         case discriminatorWidth = "discriminator_width", discriminatorLearningRate = "discriminator_learning_rate"
-        case spectralNorm = "spectral_norm", beta1, sampleCount = "sample_count", monitor
+        case spectralNorm = "spectral_norm", beta1, sampleCount = "sample_count", monitor, observeNoise = "observe_noise"
     }
 
     public init(from decoder: Decoder) throws {
@@ -85,6 +90,7 @@ extension AdversarialConfig: Decodable {
         beta1 = try c.optional(.beta1) ?? d.beta1
         sampleCountSetting = try c.optional(.sampleCount)
         monitor = try c.optional(.monitor)
+        observeNoise = try c.optional(.observeNoise) ?? d.observeNoise
         guard l1Weight >= 0 else { throw c.invalid(.l1Weight, "l1_weight must be >= 0, got \(l1Weight).") }
         guard (0..<1).contains(labelSmoothing) else {
             throw c.invalid(.labelSmoothing, "label_smoothing must be in [0, 1), got \(labelSmoothing).")
@@ -131,6 +137,7 @@ extension PipelineRunner {
         var unused = [String]()
         if t.adversarial?.sampleCountSetting != nil { unused.append("adversarial.sample_count (a generator's)") }
         if t.adversarial?.monitor != nil { unused.append("adversarial.monitor (a generator's)") }
+        if t.adversarial?.observeNoise == true { unused.append("adversarial.observe_noise (a generator's)") }
         if t.loss != .mae { unused.append("loss (the reconstruction term is L1: loss: mae)") }
         if t.gradientClip != nil { unused.append("gradient_clip") }
         if t.classWeights != nil { unused.append("class_weights") }

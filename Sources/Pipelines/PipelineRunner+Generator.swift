@@ -57,7 +57,9 @@ extension PipelineRunner {
         let discriminatorWidths = widths.indices.map { discriminatorWidth << $0 }
         let emaDecay = adversarial.emaDecay(for: .generate)
         var seeds = LayerSeeds(t.seed &+ 0x5EED)
-        let generator = DCGANGenerator(latentDimension: latent, outputChannels: channels, widths: widths, seed: seeds.next())
+        let upsampling = arch.upsample ?? .transposed
+        let generator = DCGANGenerator(latentDimension: latent, outputChannels: channels, widths: widths, upsampling: upsampling,
+                                       seed: seeds.next())
         let discriminator = DCGANDiscriminator(inputChannels: channels, widths: discriminatorWidths,
                                                spectralNorm: adversarial.spectralNorm, seed: seeds.next())
         let gan = GAN(generator: generator, discriminator: discriminator, conditioning: .unconditional(latentDimension: latent))
@@ -74,10 +76,18 @@ extension PipelineRunner {
         let samples = URL(fileURLWithPath: stem.path + "-samples.png")
         var recipe = ModelRecipe(task: .generate, stages: config.stages, input: config.input, inputShape: inputShape,
                                  observation: config.observation)
-        let architecture = Architecture(name: .dcgan, inChannels: latent, classes: channels, widths: widths)
+        let architecture = Architecture(name: .dcgan, inChannels: latent, classes: channels, widths: widths,
+                                        noiseless: adversarial.observeNoise ? true : nil,
+                                        upsample: upsampling == .transposed ? nil : upsampling.rawValue)
+        if adversarial.observeNoise {
+            let noise = try ObservationNoise(recipe: recipe, path: pipelinePath)
+            gan.measurement = { noise.measurement($0, seed: $1) }
+            log(String(format: "the generator makes noiseless images; the discriminator sees them with sky noise of %g–%g counts "
+                       + "and the sources' Poisson noise (observe_noise)", noise.skySigmaRange.lowerBound, noise.skySigmaRange.upperBound))
+        }
         let selection = try adversarial.monitor.map {
             try GeneratorSelection($0, runner: self, copy: DCGANGenerator(latentDimension: latent, outputChannels: channels,
-                                                                          widths: widths, seed: 0),
+                                                                          widths: widths, upsampling: upsampling, seed: 0),
                                    table: URL(fileURLWithPath: stem.path + "-frechet.csv"))
         }
         let history = try gan.fit(source, epochs: t.epochs, checkpoint: checkpoint,
@@ -108,7 +118,8 @@ extension PipelineRunner {
                              "weights": emaDecay.map { "moving average of the generator's weights, decay \($0)" }
                                 ?? "the generator's last weights",
                              "adversarial": "\(adversarial.loss.rawValue), label smoothing \(adversarial.labelSmoothing), discriminator "
-                                + "widths \(discriminatorWidths)\(adversarial.spectralNorm ? " spectrally normalised" : "")"]
+                                + "widths \(discriminatorWidths)\(adversarial.spectralNorm ? " spectrally normalised" : "")"
+                                + (adversarial.observeNoise ? "; generated images observed with the observation's noise" : "")]
         var weights = gan.generatorWeights(averaged: true)
         if let selection, let best = selection.best {
             weights = best.weights

@@ -71,6 +71,12 @@ public final class GAN {
     public internal(set) var completedEpochs = 0
     /// Set (from `onEpochEnd`) to end `fit` after the current epoch.
     public var stopTraining = false
+    /// What observing a generated sample does to it, for data that are noisy observations of
+    /// what the generator should learn (AmbientGAN, Bora et al. 2018): the discriminator
+    /// judges `measurement(G(z), seed)` against the real data, and the generator, whose
+    /// gradient flows through the measurement, learns the noiseless images. `seed` draws the
+    /// measurement's randomness (a new one each step). nil: the discriminator sees `G(z)`.
+    public var measurement: ((Tensor, UInt64) -> Tensor)?
 
     public init(generator: any Layer, discriminator: any Layer, conditioning: GANConditioning) {
         self.generator = generator
@@ -131,7 +137,8 @@ public final class GAN {
         let (input, condition, real) = try split(batch, seed: seed)
         generator.train()
         discriminator.train()
-        let fake = generator(input)
+        let made = generator(input)
+        let fake = measurement.map { $0(made, seed &+ 0x6D65_6173) } ?? made
         precondition(fake.shape == real.shape, "GAN: the generator made \(fake.shape) for real samples \(real.shape)")
 
         // Discriminator: real pairs towards 1 - smoothing, generated ones (detached) towards 0.

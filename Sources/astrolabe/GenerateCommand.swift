@@ -10,7 +10,9 @@ struct Generate: ParsableCommand {
         Writes OUTPUT/generated_NNNNNN.fits (float32 counts; the header records the generator, \
         the seed, the image index and the observation imitated, with the sky noise drawn from its \
         range) and OUTPUT/contact-sheet.png. The same seed gives the same images; image i depends \
-        on the seed and i only.
+        on the seed and i only. A generator of noiseless images (trained with observe_noise) \
+        gets the observation's noise (the sky noise drawn and the sources' Poisson noise) unless \
+        --noiseless asks for the images it makes.
 
         With --compare-to DIR (FITS images in counts, e.g. simulated ones) it also reports the \
         Fréchet distance between the generated and DIR's images in the features of --classifier's \
@@ -33,18 +35,26 @@ struct Generate: ParsableCommand {
     @Option(help: "A second reference set (another seed) for the Fréchet distance floor.") var floor: String?
     @Option(help: "The classifier whose penultimate features the Fréchet distance uses.")
     var classifier: String = "samples/models/morphology.safetensors"
+    @Flag(help: "Write a noiseless generator's images without the observation's noise.") var noiseless = false
 
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count must be positive, got \(count).") }
         if floor != nil && compareTo == nil { throw ValidationError("--floor needs --compare-to (the reference set it is compared with).") }
         if compareTo != nil && count < 2 { throw ValidationError("--compare-to needs --count of at least 2 (a covariance).") }
+        if noiseless && compareTo != nil {
+            throw ValidationError("--noiseless images are not comparable with observed ones: leave out --noiseless or --compare-to.")
+        }
     }
 
     func run() throws {
         try runReportingErrors {
             let generator = try ImageGenerator(contentsOf: URL(fileURLWithPath: weights))
             let folder = URL(fileURLWithPath: output)
-            let (files, assumptions) = try generator.write(count: count, seed: seed, to: folder)
+            if noiseless && generator.observationNoise == nil {
+                throw ValidationError("\(weights) makes its images with their noise (it was not trained with observe_noise): "
+                                      + "there are no noiseless images to write; leave out --noiseless.")
+            }
+            let (files, assumptions) = try generator.write(count: count, seed: seed, to: folder, noiseless: noiseless)
             for assumption in assumptions { FileHandle.standardError.write(Data("note: \(assumption)\n".utf8)) }
             print("wrote \(files.count) images and contact-sheet.png to \(output)")
             guard let compareTo else { return }

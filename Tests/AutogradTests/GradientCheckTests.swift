@@ -44,6 +44,8 @@ final class ElementwiseGradientTests: XCTestCase {
         assertGradientsMatch([normal([3, 4], 5)]) { $0[0].squared() }
         assertGradientsMatch([spread([3, 4], 6)]) { $0[0].abs() }
         assertGradientsMatch([spread([3, 4], 7)]) { $0[0].clamped(min: -0.3, max: 0.4) }
+        assertGradientsMatch([normal([3, 4], 8)]) { $0[0].sinh() }
+        assertGradientsMatch([normal([3, 4], 9)]) { ($0[0] * 3).asinh() }
     }
 
     func testActivations() {

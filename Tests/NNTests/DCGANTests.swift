@@ -37,6 +37,33 @@ final class DCGANTests: XCTestCase {
         XCTAssertEqual(withNoGrad { sn(Tensor.zeros([3, 1, 16, 16])) }.shape, [3, 1])
     }
 
+    /// Resize-convolutions: each doubling is Upsample ×2 (nearest) + 3×3 convolution, keys as documented.
+    func testNearestUpsamplingGeneratorIsResizeConvolutions() throws {
+        let g = DCGANGenerator(latentDimension: 4, widths: [8, 4], upsampling: .nearest, seed: 3)
+        let keys = Set(g.stateDict().keys.filter { $0.hasSuffix(".weight") && !$0.hasPrefix("net.1.") && !$0.hasPrefix("net.5.") })
+        XCTAssertEqual(keys, ["net.0.weight", "net.4.weight", "net.8.weight"], "\(keys.sorted())")
+        XCTAssertEqual(g.stateDict()["net.4.weight"]?.shape, [4, 8, 3, 3])
+        XCTAssertEqual(g.stateDict()["net.8.weight"]?.shape, [1, 4, 3, 3])
+        // 4·8·16 (projection) + 8·4·9 + 4·1·9 convolution weights, batch norms 2·(8 + 4).
+        XCTAssertEqual(g.parameterCount, 4 * 8 * 16 + 8 * 4 * 9 + 4 * 9 + 2 * 12)
+        let out = withNoGrad { g(Tensor.randomNormal([2, 4], seed: 1)) }
+        XCTAssertEqual(out.shape, [2, 1, 16, 16])
+        XCTAssert(out.scalars.allSatisfy { abs($0) <= 1 })
+        // Through its model file: the same network and images.
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        g.eval()
+        let url = dir.appendingPathComponent("g.safetensors")
+        try ModelFile(model: g, architecture: Architecture(name: .dcgan, inChannels: 4, classes: 1, widths: [8, 4],
+                                                           upsample: "nearest")).write(to: url)
+        let loaded = try XCTUnwrap(try ModelFile(contentsOf: url).model as? DCGANGenerator)
+        XCTAssertEqual(loaded.upsampling, .nearest)
+        let z = Tensor.randomNormal([3, 4], seed: 2)
+        XCTAssertEqual(withNoGrad { loaded(z) }.scalars, withNoGrad { g(z) }.scalars)
+        let bad = Architecture(name: .dcgan, inChannels: 4, classes: 1, widths: [8, 4], upsample: "bilinear")
+        XCTAssertThrowsError(try bad.makeModel()) { XCTAssert("\($0)".contains("bilinear") && "\($0)".contains("nearest"), "\($0)") }
+    }
+
     func testModelFileRebuildsTheGenerator() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

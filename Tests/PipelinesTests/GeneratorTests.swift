@@ -133,6 +133,96 @@ final class GeneratorTests: XCTestCase {
         }
     }
 
+    /// The observation's noise in the recipe's units: carried back to units of the sky noise,
+    /// the added noise has mean 0 and variance 1 + x / SKYSIG (TASKS.md: sky plus the source's
+    /// Poisson noise), and gradients reach the noiseless image through it.
+    func testObservationNoiseFollowsTheSkyAndPoissonModel() throws {
+        let stages: [Stage] = [.scaleByNoise(.header(keyword: "SKYSIG", bandKeywords: [])), .asinh(AsinhScaling(softening: 1, scale: 0.11)),
+                               .clip(min: -1, max: 1)]
+        let input = try PipelineLoader.parse("task: generate\nmodel: {weights: x.safetensors}", file: "g.yaml").input
+        let observation = Observation(pixelScale: 0.2, psfFWHM: [0.6, 1], skySigma: [5, 15], zeroPoint: 30, size: [1, 4], bands: [])
+        let noise = try ObservationNoise(recipe: ModelRecipe(task: .generate, stages: stages, input: input, inputShape: [1, 1, 4],
+                                                             observation: observation), path: "g.yaml")
+        XCTAssertEqual(noise.skySigmaRange, 5...15)
+        let truth: [Float] = [0, 5, 50, 500]           // noiseless, in units of the sky noise
+        let scaling = AsinhScaling(softening: 1, scale: 0.11)
+        let n = 4000, sigma: Float = 10
+        let clean = Tensor(shape: [n, 1, 1, 4], data: (0..<n).flatMap { _ in truth.map { Foundation.asinh($0) * 0.11 } })
+        let observed = noise.observe(clean, skySigmas: Array(repeating: sigma, count: n),
+                                     noise: Tensor.randomNormal(clean.shape, seed: 4)).scalars
+        for (k, x) in truth.enumerated() {
+            let residuals = (0..<n).map { Double(scaling.inverse(observed[4 * $0 + k]) - x) }
+            let mean = residuals.reduce(0, +) / Double(n)
+            let variance = residuals.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n - 1)
+            let expected = 1 + Double(x / sigma)
+            XCTAssertEqual(mean, 0, accuracy: 4 * (expected / Double(n)).squareRoot(), "pixel at \(x) σ: mean")
+            XCTAssertEqual(variance / expected, 1, accuracy: 0.1, "pixel at \(x) σ: variance \(variance), expected \(expected)")
+        }
+        // A fixed draw makes it a function of the image: its gradient is checked numerically.
+        let draws = Tensor.randomNormal([2, 1, 2, 2], seed: 9)
+        let image = Tensor(shape: [2, 1, 2, 2], data: [-0.05, 0.03, 0.2, 0.5, 0.1, 0.3, 0.45, -0.2])
+        assertGradientsMatch([image], epsilon: 1e-3) { noise.observe($0[0], skySigmas: [5, 12], noise: draws) }
+        // Seeded: the same seed, the same observation.
+        XCTAssertEqual(noise.measurement(clean, seed: 3).scalars, noise.measurement(clean, seed: 3).scalars)
+        XCTAssertNotEqual(noise.measurement(clean, seed: 3).scalars, noise.measurement(clean, seed: 4).scalars)
+        // Without a sky_sigma range or a scale_by_noise stage it cannot be built: said, with the file.
+        XCTAssertThrowsError(try ObservationNoise(recipe: ModelRecipe(task: .generate, stages: stages, input: input, inputShape: [1, 1, 4]),
+                                                  path: "g.yaml")) { XCTAssert("\($0)".contains("sky_sigma") && "\($0)".contains("g.yaml"), "\($0)") }
+        XCTAssertThrowsError(try ObservationNoise(recipe: ModelRecipe(task: .generate, stages: [.asinh(scaling)], input: input,
+                                                                      inputShape: [1, 1, 4], observation: observation), path: "g.yaml")) {
+            XCTAssert("\($0)".contains("scale_by_noise"), "\($0)")
+        }
+    }
+
+    /// `observe_noise`: the generator learns noiseless images; the model file says so, and
+    /// `generate` adds the sky and Poisson noise of the SKYSIG it writes (or not, `noiseless`).
+    func testNoiselessGeneratorIsObservedWithTheSkyNoise() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pipeline = try writeSet(folder, extra: ", observe_noise: true")
+        var text = try String(contentsOf: pipeline, encoding: .utf8)
+        text = text.replacingOccurrences(of: "latent: 4}", with: "latent: 4, upsample: nearest}")
+        try text.write(to: pipeline, atomically: true, encoding: .utf8)
+        _ = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()
+        let model = folder.appendingPathComponent("out/generator.safetensors")
+        let trained = try TrainedModel(contentsOf: model)
+        XCTAssertEqual(trained.architecture.noiseless, true)
+        XCTAssertEqual(trained.architecture.upsample, "nearest")
+        XCTAssert(trained.recipe.provenance?["adversarial"]?.contains("observed with the observation's noise") == true)
+        let generator = try ImageGenerator(contentsOf: model)
+        XCTAssertEqual((generator.network as DCGANGenerator).upsampling, .nearest)
+        XCTAssertNotNil(generator.observationNoise)
+        let noisy = try generator.write(count: 3, seed: 2, to: folder.appendingPathComponent("noisy")).files
+        let clean = try generator.write(count: 3, seed: 2, to: folder.appendingPathComponent("clean"), noiseless: true).files
+        var normalised = [Double]()
+        for (a, b) in zip(noisy, clean) {
+            let header = try FITSFile(path: a.path).header(0)
+            XCTAssertEqual(header["OBSNOISE"], .logical(true))
+            XCTAssertEqual(try FITSFile(path: b.path).header(0)["OBSNOISE"], .logical(false))
+            let sigma = try XCTUnwrap(header["SKYSIG"]?.doubleValue)
+            XCTAssertEqual(try FITSFile(path: b.path).header(0)["SKYSIG"]?.doubleValue, sigma, "the same sky noise drawn for both")
+            let x = try FITSFile(path: a.path).readImage(0, as: Float.self).pixels
+            let y = try FITSFile(path: b.path).readImage(0, as: Float.self).pixels
+            let limit = Double(AsinhScaling(softening: 1, scale: 0.2).inverse(0.95)) * sigma
+            for (u, v) in zip(x, y) where abs(Double(v)) < limit {   // away from the clip
+                normalised.append(Double(u - v) / (sigma * sigma + max(Double(v), 0)).squareRoot())
+            }
+        }
+        XCTAssertGreaterThan(normalised.count, 300)
+        let spread = (normalised.map { $0 * $0 }.reduce(0, +) / Double(normalised.count)).squareRoot()
+        XCTAssertEqual(spread, 1, accuracy: 0.15, "observed − noiseless in units of sqrt(SKYSIG² + counts)")
+        // A pipeline whose observation has no sky noise range cannot observe its images: said.
+        let other = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: other) }
+        let bare = try writeSet(other, extra: ", observe_noise: true")
+        text = try String(contentsOf: bare, encoding: .utf8)
+        text = text.replacingOccurrences(of: " sky_sigma: [5, 15],", with: "")
+        try text.write(to: bare, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: bare.path, options: RunOptions(quiet: true, fresh: true)).train()) {
+            XCTAssert("\($0)".contains("sky_sigma") && "\($0)".contains("observe_noise"), "\($0)")
+        }
+    }
+
     func testCountsUndoTheStages() throws {
         let folder = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
