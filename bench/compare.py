@@ -11,6 +11,9 @@ measures in PyTorch, each model and variant in its own subprocess (so peak RSS i
   discriminator update with BCE-with-logits on real and generated pairs, then a generator
   update with BCE-with-logits + 100 x L1, each with Adam lr 2e-4, betas 0.5, 0.999);
   inference is the generator alone at batch 64;
+- dcgan and dcgan_resize (PyTorch's DCGAN example for one band, not in reference_models.py; the
+  second with resize-convolutions, nn.Upsample(2) + 3x3 convolution, in the generator): one
+  adversarial step at batch 64 with the non-saturating loss, inference the generator from noise;
 - peak_rss_mb: ru_maxrss of the subprocess right after the training steps;
 in up to three PyTorch variants (`--variants`):
 - eager: the module as it is;
@@ -50,7 +53,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_REFERENCE = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "spec", "reference_models.py"))
 DEFAULT_BINARY = os.path.normpath(os.path.join(HERE, "..", ".build", "release", "astrolabe"))
-MODELS = ["cnn", "resnet18", "unet", "lstm", "gru", "pix2pix", "dcgan"]
+MODELS = ["cnn", "resnet18", "unet", "lstm", "gru", "pix2pix", "dcgan", "dcgan_resize"]
 VARIANTS = ["eager", "frozen", "compiled"]
 THREADS = 2
 
@@ -166,15 +169,22 @@ def torch_pix2pix(reference, quick, variant):
     return torch_adversarial("pix2pix", generator, discriminator, make_pair, torch.randn(64, 1, 64, 64), quick, variant)
 
 
-def dcgan_networks():
+def dcgan_networks(resize=False):
     """PyTorch's DCGAN example for one band (not in reference_models.py): generator 100 -> 1 x 64 x 64
-    (widths 512-64, no biases, tanh), discriminator 64-512 without the final sigmoid (BCE with logits)."""
+    (widths 512-64, no biases, tanh), discriminator 64-512 without the final sigmoid (BCE with logits).
+    `resize`: each doubling of the generator is nn.Upsample(2, nearest) + a 3x3 convolution
+    (DCGANGenerator's upsampling .nearest)."""
     from torch import nn
     widths = [512, 256, 128, 64]
+
+    def doubling(cin, cout):
+        if resize:
+            return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=False)]
+        return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)]
     g = [nn.ConvTranspose2d(100, 512, 4, 1, 0, bias=False), nn.BatchNorm2d(512), nn.ReLU(True)]
     for cin, cout in zip(widths, widths[1:]):
-        g += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
-    g += [nn.ConvTranspose2d(64, 1, 4, 2, 1, bias=False), nn.Tanh()]
+        g += doubling(cin, cout) + [nn.BatchNorm2d(cout), nn.ReLU(True)]
+    g += doubling(64, 1) + [nn.Tanh()]
     d = [nn.Conv2d(1, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
     for cin, cout in zip(widths[::-1], widths[::-1][1:]):
         d += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)]
@@ -190,17 +200,17 @@ def dcgan_networks():
     return Generator(), nn.Sequential(*d)
 
 
-def torch_dcgan(quick, variant):
-    """The dcgan row: one adversarial step at batch 64 (Astrolabe's GAN.trainOnBatch protocol); the
-    generator's inference from noise [64, 100]."""
+def torch_dcgan(quick, variant, name="dcgan"):
+    """The dcgan and dcgan_resize rows: one adversarial step at batch 64 (Astrolabe's GAN.trainOnBatch
+    protocol); the generator's inference from noise [64, 100]."""
     import torch
     torch.manual_seed(7)
-    generator, discriminator = dcgan_networks()
+    generator, discriminator = dcgan_networks(resize=name == "dcgan_resize")
     real = torch.randn(64, 1, 64, 64)
 
     def make_pair(g):
         return g(torch.randn(64, 100)), real, lambda fake: fake, None
-    return torch_adversarial("dcgan", generator, discriminator, make_pair, torch.randn(64, 100), quick, variant)
+    return torch_adversarial(name, generator, discriminator, make_pair, torch.randn(64, 100), quick, variant)
 
 
 def torch_model(reference, name, quick, variant):
@@ -208,8 +218,8 @@ def torch_model(reference, name, quick, variant):
     from torch import nn
     if name == "pix2pix":
         return torch_pix2pix(reference, quick, variant)
-    if name == "dcgan":
-        return torch_dcgan(quick, variant)
+    if name in ("dcgan", "dcgan_resize"):
+        return torch_dcgan(quick, variant, name)
     torch.set_num_threads(THREADS)
     torch.manual_seed(7)
     make, shape, train_batch, infer_batch = reference.MODELS[name]

@@ -29,6 +29,9 @@ enum BenchModel: String, CaseIterable {
     /// widths 512-64; discriminator 64-512), one adversarial step (`GAN.trainOnBatch`,
     /// unconditional) per training step; inference is the generator alone from noise.
     case dcgan
+    /// dcgan_resize: the same pair with the generator's doublings as resize-convolutions
+    /// (nearest ×2 and a 3×3 convolution, `upsampling: .nearest`; the shipped generator's kind).
+    case dcganResize = "dcgan_resize"
     case posterior
 
     static let posteriorDraws = 1_000
@@ -42,19 +45,19 @@ enum BenchModel: String, CaseIterable {
         case .resnet18: return [3, 64, 64]
         case .unet: return [1, 256, 256]
         case .pix2pix: return [1, 64, 64]
-        case .dcgan: return [100]
+        case .dcgan, .dcganResize: return [100]
         case .lstm: return [128, 2]
         case .gru: return [128, 8]
         }
     }
-    var trainBatch: Int { self == .unet ? 8 : self == .pix2pix ? 16 : self == .dcgan ? 64 : 32 }
+    var trainBatch: Int { self == .unet ? 8 : self == .pix2pix ? 16 : self == .dcgan || self == .dcganResize ? 64 : 32 }
     var inferenceBatch: Int { self == .unet ? 8 : 64 }
     var classCount: Int {
         switch self {
         case .cnn, .resnet18: return 5
         case .unet: return 3
         case .posterior: return 4
-        case .pix2pix, .dcgan: return 1
+        case .pix2pix, .dcgan, .dcganResize: return 1
         case .lstm: return 4
         case .gru: return 7
         }
@@ -67,6 +70,7 @@ enum BenchModel: String, CaseIterable {
         case .unet: return UNet.bench(seed: seed)
         case .pix2pix: return UNet.bench(inputChannels: 1, classCount: 1, seed: seed)
         case .dcgan: return DCGANGenerator(latentDimension: 100, outputChannels: 1, seed: seed)
+        case .dcganResize: return DCGANGenerator(latentDimension: 100, outputChannels: 1, upsampling: .nearest, seed: seed)
         case .lstm: return LightCurveLSTM(features: 2, hiddenSize: 64, classCount: 4, seed: seed)
         case .gru: return LightCurveGRU(features: 8, hiddenSize: 64, classCount: 7, seed: seed)
         case .posterior:
@@ -81,7 +85,7 @@ enum BenchModel: String, CaseIterable {
 
 /// `bench --model`'s choices: one network or all of them.
 enum BenchModelChoice: String, ExpressibleByArgument, CaseIterable {
-    case cnn, resnet18, unet, lstm, gru, pix2pix, dcgan, posterior, all
+    case cnn, resnet18, unet, lstm, gru, pix2pix, dcgan, dcganResize = "dcgan_resize", posterior, all
 
     var models: [BenchModel] { self == .all ? BenchModel.benchmarkModels : [BenchModel(rawValue: rawValue)!] }
 }
@@ -110,7 +114,8 @@ extension Bench {
     /// point, then inference with the fused eval model.
     func runModelChild(_ model: BenchModel, quick: Bool) {
         let warmup = quick ? 1 : 3, steps = quick ? 3 : 10
-        let (trainStep, net) = model == .pix2pix ? pix2pixStep() : model == .dcgan ? dcganStep() : classifierStep(model)
+        let (trainStep, net) = model == .pix2pix ? pix2pixStep()
+            : model == .dcgan || model == .dcganResize ? dcganStep(model) : classifierStep(model)
         var trainTimes: [Double] = []
         for step in 0..<(warmup + steps) {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -190,12 +195,11 @@ extension Bench {
         return ({ _ = try! gan.trainOnBatch(batch) }, gan.generator)
     }
 
-    /// `dcgan`: one adversarial step at batch 64 on 1 × 64 × 64 images (a discriminator update
-    /// with BCE on real and generated images, then a non-saturating generator update, each with
-    /// Adam, rate 2e-4, betas 0.5 and 0.999) through `GAN.trainOnBatch`; inference is the
-    /// generator alone from noise `[64, 100]`.
-    func dcganStep() -> (() -> Void, any Layer) {
-        let model = BenchModel.dcgan
+    /// `dcgan` and `dcgan_resize`: one adversarial step at batch 64 on 1 × 64 × 64 images (a
+    /// discriminator update with BCE on real and generated images, then a non-saturating
+    /// generator update, each with Adam, rate 2e-4, betas 0.5 and 0.999) through
+    /// `GAN.trainOnBatch`; inference is the generator alone from noise `[64, 100]`.
+    func dcganStep(_ model: BenchModel) -> (() -> Void, any Layer) {
         let gan = GAN(generator: model.make(seed: 7), discriminator: DCGANDiscriminator(inputChannels: 1, seed: 8),
                       conditioning: .unconditional(latentDimension: 100))
         gan.compile(loss: .nonSaturating)

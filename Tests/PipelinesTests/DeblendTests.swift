@@ -308,6 +308,9 @@ final class DeblendTests: XCTestCase {
         XCTAssertThrowsError(try trainingPipeline(root, data: data, adversarial: "{sample_count: 8}").train()) {
             XCTAssert($0.localizedDescription.contains("sample_count"), $0.localizedDescription)
         }
+        XCTAssertThrowsError(try trainingPipeline(root, data: data, adversarial: "{observe_noise: true}").train()) {
+            XCTAssert($0.localizedDescription.contains("observe_noise"), $0.localizedDescription)
+        }
         XCTAssertThrowsError(try trainingPipeline(root, data: data, loss: "mse", adversarial: "{}").train()) {
             XCTAssert($0.localizedDescription.contains("loss: mae"), $0.localizedDescription)
         }
