@@ -67,7 +67,16 @@ final class Rematerialized {
             let s = s.baseAddress!, b = b.baseAddress!
             forEachPlane { plane, c in
                 let p = x + plane * inner, q = gp + plane * inner, o = d + plane * inner, scale = s[c], shift = b[c]
-                for j in 0..<inner { o[j] = p[j] * scale + shift > 0 ? q[j] : 0 }
+                // 16 lanes at a time: the scalar select's conditional load does not vectorise.
+                let zero = SIMD16<Float>(), sv = SIMD16<Float>(repeating: scale), bv = SIMD16<Float>(repeating: shift)
+                var j = 0
+                while j + 16 <= inner {
+                    let v = UnsafeRawPointer(p + j).loadUnaligned(as: SIMD16<Float>.self) * sv + bv
+                    let gv = UnsafeRawPointer(q + j).loadUnaligned(as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(o + j).storeBytes(of: zero.replacing(with: gv, where: v .> zero), as: SIMD16<Float>.self)
+                    j += 16
+                }
+                while j < inner { o[j] = p[j] * scale + shift > 0 ? q[j] : 0; j += 1 }
             }
         } }
         return dx

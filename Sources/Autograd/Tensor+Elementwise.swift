@@ -19,6 +19,22 @@ func reluMasked(_ out: UnsafeMutablePointer<Float>, value: UnsafeMutablePointer<
     while i < range.upperBound { out[i] = mask[i] > 0 ? value[i] : 0; i += 1 }
 }
 
+/// `out[i] = mask[i] > 0 ? value[i] : slope · value[i]` over `range`, 16 lanes at a time:
+/// leaky ReLU's forward (`value` = `mask` = x) and backward (`value` = g, `mask` = x).
+@inline(__always)
+func leakyScaled(_ out: UnsafeMutablePointer<Float>, value: UnsafeMutablePointer<Float>,
+                 mask: UnsafeMutablePointer<Float>, slope: Float, _ range: Range<Int>) {
+    var i = range.lowerBound
+    let zero = SIMD16<Float>(), s = SIMD16<Float>(repeating: slope)
+    while i + 16 <= range.upperBound {
+        let v = UnsafeRawPointer(value + i).loadUnaligned(as: SIMD16<Float>.self)
+        let m = UnsafeRawPointer(mask + i).loadUnaligned(as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(out + i).storeBytes(of: (v * s).replacing(with: v, where: m .> zero), as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < range.upperBound { out[i] = mask[i] > 0 ? value[i] : slope * value[i]; i += 1 }
+}
+
 extension Tensor {
     /// `y = f(x)` elementwise; the pullback is `g * df(x, y)` (the derivative may use the
     /// output, which is cheaper for exp, sigmoid, tanh).
@@ -159,8 +175,18 @@ extension Tensor {
         }
     }
 
+    /// `x` for x > 0, `negativeSlope · x` otherwise (the gradient's factor at 0 is the slope).
+    /// Its own vector loops, as `relu`: `unary`'s closures were ~4 % of a pix2pix training step.
     public func leakyRelu(negativeSlope: Float = 0.01) -> Tensor {
-        unary("leakyRelu", { $0 > 0 ? $0 : negativeSlope * $0 }, derivative: { x, _ in x > 0 ? 1 : negativeSlope })
+        let out = Tensor(uninitializedShape: shape)
+        let x = storage.pointer, y = out.storage.pointer
+        Threading.parallelChunks(count, costPerItem: 2) { _, r in leakyScaled(y, value: x, mask: x, slope: negativeSlope, r) }
+        return Tensor.record("leakyRelu", [self], out) { [self] g in
+            let dx = Tensor(uninitializedShape: g.shape)
+            let gp = g.storage.pointer, d = dx.storage.pointer, x = self.storage.pointer
+            Threading.parallelChunks(dx.count, costPerItem: 2) { _, r in leakyScaled(d, value: gp, mask: x, slope: negativeSlope, r) }
+            return [dx]
+        }
     }
 
     /// `x` for x > 0, `alpha (e^x - 1)` otherwise.

@@ -286,6 +286,27 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// A ReLU after batch norm is recomputed in the backward pass (its mask for the ReLU's
+    /// gradient, its values for the next convolution's weight gradient): the gradients equal
+    /// those of the same ReLU kept (`+ 0` hides the batch norm from the ReLU), planes of 35
+    /// values covering the vector loops and their tails.
+    func testReLUAfterBatchNormRecomputedGivesTheKeptGradients() {
+        func gradients(hidden: Bool) -> [[Float]] {
+            let x = normal([2, 3, 5, 7], 1, scale: 2), w = positive([3], 2), b = normal([3], 3)
+            let k = normal([4, 3, 3, 3], 4)
+            for t in [x, w, b, k] { t.requiresGrad = true }
+            var y = x.batchNorm(weight: w, bias: b, runningMean: nil, runningVariance: nil, training: true)
+            if hidden { y = y + 0 }
+            let out = y.relu().conv2d(weight: k, padding: 1)
+            out.backward(gradient: Tensor.randomNormal(out.shape, seed: 9))
+            return [x, w, b, k].map { $0.grad!.scalars }
+        }
+        for (recomputed, kept) in zip(gradients(hidden: false), gradients(hidden: true)) {
+            XCTAssertEqual(recomputed.count, kept.count)
+            for (a, b) in zip(recomputed, kept) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b))) }
+        }
+    }
+
     func testDropout() {
         assertGradientsMatch([normal([4, 5], 1)]) { x in
             var rng = SeededGenerator(seed: 5)
