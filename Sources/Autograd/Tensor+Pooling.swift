@@ -103,18 +103,38 @@ extension Tensor {
         let oh = h * scale, ow = w * scale
         let out = Tensor(uninitializedShape: [shape[0], shape[1], oh, ow])
         let x = storage.pointer, o = out.storage.pointer
-        for p in 0..<planes { for oy in 0..<oh {
-            let src = x + p * h * w + (oy / scale) * w, dst = o + p * oh * ow + oy * ow
-            for ox in 0..<ow { dst[ox] = src[ox / scale] }
-        } }
+        // Planes in parallel; each input row widened once, then copied to the other scale - 1 rows.
+        Threading.parallelChunks(planes, costPerItem: oh * ow) { _, r in
+            for p in r { for iy in 0..<h {
+                let src = x + p * h * w + iy * w, dst = o + p * oh * ow + iy * scale * ow
+                if scale == 2 {
+                    for ix in 0..<w { let v = src[ix]; dst[2 * ix] = v; dst[2 * ix + 1] = v }
+                } else {
+                    for ix in 0..<w { let v = src[ix]; for k in 0..<scale { dst[ix * scale + k] = v } }
+                }
+                for k in 1..<scale { (dst + k * ow).update(from: dst, count: ow) }
+            } }
+        }
         let inShape = shape
         return Tensor.record("upsampledNearest", [self], out) { g in
-            let dx = Tensor(repeating: 0, shape: inShape)
+            let dx = Tensor(uninitializedShape: inShape)
             let d = dx.storage.pointer, gp = g.storage.pointer
-            for p in 0..<planes { for oy in 0..<oh {
-                let dst = d + p * h * w + (oy / scale) * w, src = gp + p * oh * ow + oy * ow
-                for ox in 0..<ow { dst[ox / scale] += src[ox] }
-            } }
+            // Each input pixel's gradient: the sum of its scale × scale block.
+            Threading.parallelChunks(planes, costPerItem: oh * ow) { _, r in
+                for p in r { for iy in 0..<h {
+                    let dst = d + p * h * w + iy * w, src = gp + p * oh * ow + iy * scale * ow
+                    if scale == 2 {
+                        let next = src + ow
+                        for ix in 0..<w { dst[ix] = (src[2 * ix] + src[2 * ix + 1]) + (next[2 * ix] + next[2 * ix + 1]) }
+                    } else {
+                        for ix in 0..<w {
+                            var sum: Float = 0
+                            for ky in 0..<scale { for kx in 0..<scale { sum += src[ky * ow + ix * scale + kx] } }
+                            dst[ix] = sum
+                        }
+                    }
+                } }
+            }
             return [dx]
         }
     }

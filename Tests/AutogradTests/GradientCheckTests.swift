@@ -270,6 +270,7 @@ final class LayerGradientTests: XCTestCase {
         assertGradientsMatch([normal([2, 2, 4, 5], 3)]) { $0[0].avgPool2d(kernelSize: Size2(2, 3), stride: 1, padding: 1) }
         assertGradientsMatch([normal([2, 3, 3, 2], 4)]) { $0[0].globalAvgPool2d() }
         assertGradientsMatch([normal([1, 2, 2, 3], 5)]) { $0[0].upsampledNearest(scale: 2) }
+        assertGradientsMatch([normal([1, 2, 2, 3], 7)]) { $0[0].upsampledNearest(scale: 3) }
         assertGradientsMatch([normal([1, 2, 3, 3], 6)]) { $0[0].upsampledBilinear(scale: 2) }
     }
 
@@ -304,6 +305,29 @@ final class LayerGradientTests: XCTestCase {
         for (recomputed, kept) in zip(gradients(hidden: false), gradients(hidden: true)) {
             XCTAssertEqual(recomputed.count, kept.count)
             for (a, b) in zip(recomputed, kept) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b))) }
+        }
+    }
+
+    /// Nearest up-sampling of many planes (the threaded path): every output pixel is its input
+    /// pixel, every input gradient the sum of its block, against plain loops.
+    func testNearestUpsamplingOfManyPlanesMatchesLoops() {
+        for scale in [2, 3] {
+            let x = normal([2, 40, 9, 11], UInt64(scale), scale: 1)
+            x.requiresGrad = true
+            let y = x.upsampledNearest(scale: scale)
+            let (h, w, oh, ow) = (9, 11, 9 * scale, 11 * scale)
+            XCTAssertEqual(y.shape, [2, 40, oh, ow])
+            let g = Tensor.randomNormal(y.shape, seed: 3)
+            y.backward(gradient: g)
+            let xs = x.scalars, ys = y.scalars, gs = g.scalars, dx = x.grad!.scalars
+            for p in 0..<80 { for oy in 0..<oh { for ox in 0..<ow {
+                XCTAssertEqual(ys[(p * oh + oy) * ow + ox], xs[(p * h + oy / scale) * w + ox / scale])
+            } } }
+            for p in 0..<80 { for iy in 0..<h { for ix in 0..<w {
+                var sum: Float = 0
+                for ky in 0..<scale { for kx in 0..<scale { sum += gs[(p * oh + iy * scale + ky) * ow + ix * scale + kx] } }
+                XCTAssertEqual(dx[(p * h + iy) * w + ix], sum, accuracy: 1e-5)
+            } } }
         }
     }
 

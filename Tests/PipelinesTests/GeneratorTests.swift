@@ -223,6 +223,36 @@ final class GeneratorTests: XCTestCase {
         }
     }
 
+    /// The shipped generator makes noiseless images observed with the sky noise it writes: the
+    /// outer pixels of 16 images scatter by about SKYSIG (the simulator's 1.0; a generator that
+    /// drew its own noise scattered by 6 SKYSIG), with the sources in the middle.
+    func testShippedGeneratorWritesImagesAtTheSkyNoise() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let generator = try ImageGenerator(contentsOf: repositoryRoot.appendingPathComponent("samples/models/generator.safetensors"))
+        XCTAssertNotNil(generator.observationNoise, "trained with observe_noise")
+        XCTAssertEqual(generator.recipe.inputShape, [1, 64, 64])
+        var spreads = [Double](), centreExcess = 0
+        for file in try generator.write(count: 16, seed: 5, to: folder).files {
+            let image = try FITSFile(path: file.path).readImage(0, as: Float.self).pixels.map(Double.init)
+            let sigma = try XCTUnwrap(try FITSFile(path: file.path).header(0)["SKYSIG"]?.doubleValue)
+            var edge = [Double](), centre = [Double]()
+            for index in 0..<4096 {
+                let (x, y) = (index % 64, index / 64)
+                if min(min(x, y), min(63 - x, 63 - y)) < 6 { edge.append(image[index]) }
+                if abs(x - 32) < 4 && abs(y - 32) < 4 { centre.append(image[index]) }
+            }
+            let mean = edge.reduce(0, +) / Double(edge.count)
+            let variance = edge.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(edge.count)
+            spreads.append(variance.squareRoot() / sigma)
+            let centreMean = centre.reduce(0, +) / Double(centre.count)
+            if centreMean > 3 * sigma { centreExcess += 1 }
+        }
+        let median = spreads.sorted()[spreads.count / 2]
+        XCTAssert((0.9...1.8).contains(median), "edge scatter / SKYSIG: median \(median) of \(spreads)")
+        XCTAssertGreaterThan(centreExcess, 12, "a source in the middle of most images")
+    }
+
     func testCountsUndoTheStages() throws {
         let folder = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
