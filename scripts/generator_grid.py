@@ -3,7 +3,10 @@
 Both in counts, each shown with the same asinh display stretch (per image: 1st-99.8th
 percentile after asinh(x / sky sigma)), 8 columns by default.
 
-    python3 scripts/generator_grid.py GENERATED_DIR SIMULATED_DIR OUT.png [--rows 3]
+    python3 scripts/generator_grid.py GENERATED_DIR SIMULATED_DIR OUT.png [--rows 3] [--labels TOP BOTTOM]
+
+(The second folder may hold generated images too: `--noiseless` ones above the same seed's
+observed ones, `--labels noiseless observed`.)
 """
 import argparse
 import pathlib
@@ -32,9 +35,10 @@ def main():
     p.add_argument("out")
     p.add_argument("--rows", type=int, default=3)
     p.add_argument("--columns", type=int, default=8)
+    p.add_argument("--labels", nargs=2, default=["generated", "simulated"], metavar=("TOP", "BOTTOM"))
     a = p.parse_args()
     n = a.rows * a.columns
-    sets = [("generated", load(a.generated, n, "generated_*.fits")), ("simulated", load(a.simulated, n, "*.fits"))]
+    sets = [(a.labels[0], load(a.generated, n, "generated_*.fits")), (a.labels[1], load(a.simulated, n, "*.fits"))]
     fig, axes = plt.subplots(2 * a.rows, a.columns, figsize=(a.columns * 1.2, 2 * a.rows * 1.25))
     for s, (name, images) in enumerate(sets):
         for k, image in enumerate(images):
