@@ -214,12 +214,12 @@ public struct ObservationNoise {
     /// The observation's sky-noise range [counts], from which training draws each image's `SKYSIG`.
     public let skySigmaRange: ClosedRange<Double>
 
-    /// Throws, naming `path`, when the recipe has no `scale_by_noise` (the noise's unit) or
-    /// the observation no `sky_sigma`.
+    /// Throws, naming `path`, when the recipe has no `scale_by_noise` by a header keyword (the
+    /// noise's unit) or the observation no `sky_sigma`.
     public init(recipe: ModelRecipe, path: String) throws {
-        guard let start = recipe.stages.firstIndex(where: { if case .scaleByNoise = $0 { return true }; return false }) else {
-            throw PipelineError.unsupported("\(path): a generator observed with noise (observe_noise) needs a scale_by_noise stage: "
-                                            + "its images are in units of the sky noise")
+        guard let start = recipe.stages.firstIndex(where: { if case .scaleByNoise(.header) = $0 { return true }; return false }) else {
+            throw PipelineError.unsupported("\(path): a generator observed with noise (observe_noise) needs a scale_by_noise stage "
+                                            + "that reads each image's sky noise from a header keyword: its images are in units of it")
         }
         guard let range = recipe.observation?.skySigma, let low = range.first, let high = range.last, low > 0, high >= low else {
             throw PipelineError.unsupported("\(path): a generator observed with noise (observe_noise) draws each image's sky noise "

@@ -172,6 +172,9 @@ final class GeneratorTests: XCTestCase {
                                                                       inputShape: [1, 1, 4], observation: observation), path: "g.yaml")) {
             XCTAssert("\($0)".contains("scale_by_noise"), "\($0)")
         }
+        XCTAssertThrowsError(try ObservationNoise(recipe: ModelRecipe(task: .generate, stages: [.scaleByNoise(.fixed(10)), .asinh(scaling)],
+                                                                      input: input, inputShape: [1, 1, 4], observation: observation),
+                                                  path: "g.yaml")) { XCTAssert("\($0)".contains("header keyword"), "\($0)") }
     }
 
     /// `observe_noise`: the generator learns noiseless images; the model file says so, and
