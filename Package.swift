@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "NN", "Autograd", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SkySimTests", dependencies: ["SkySim", "AstroBase", "FITS", "Plotting", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["FITS", "NN", "Autograd", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["FITS", "NN", "Autograd", "Pipelines", "Preprocessing", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

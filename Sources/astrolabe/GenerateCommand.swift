@@ -51,8 +51,8 @@ struct Generate: ParsableCommand {
             let generator = try ImageGenerator(contentsOf: URL(fileURLWithPath: weights))
             let folder = URL(fileURLWithPath: output)
             if noiseless && generator.observationNoise == nil {
-                throw ValidationError("\(weights) makes its images with their noise (it was not trained with observe_noise): "
-                                      + "there are no noiseless images to write; leave out --noiseless.")
+                throw PipelineError.unsupported("\(weights) makes its images with their noise (it was not trained with "
+                                                + "observe_noise): there are no noiseless images to write; leave out --noiseless.")
             }
             let (files, assumptions) = try generator.write(count: count, seed: seed, to: folder, noiseless: noiseless)
             for assumption in assumptions { FileHandle.standardError.write(Data("note: \(assumption)\n".utf8)) }
