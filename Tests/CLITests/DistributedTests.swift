@@ -130,10 +130,14 @@ final class DistributedTests: XCTestCase {
         XCTAssertGreaterThan(abs(h1[1][1] - hOwn[1][1]), 1e-3, "per-process batch norm differs from one process")
         XCTAssertNotNil(try Safetensors(contentsOf: Self.folder.appendingPathComponent("syncbn-one.safetensors"))
             .tensors["bn1.running_var"])
-        XCTAssertLessThan(try largestDifference("syncbn-one.safetensors", "syncbn-two.safetensors"), 1e-4,
-                          "largest weight or running-statistic difference between 1 and 2 processes")
-        XCTAssertGreaterThan(try largestDifference("syncbn-one.safetensors", "syncbn-own.safetensors"), 1e-2,
-                             "per-process statistics give other weights")
+        // Rounding differs between the convolution kernels for 4 and 8 images and grows over the
+        // steps (up to 6e-4 on an Intel Xeon's oneDNN, below 1e-4 on AMD EPYC): synchronised
+        // statistics must stay that close, and at least 10 times closer than per-process ones.
+        let synchronised = try largestDifference("syncbn-one.safetensors", "syncbn-two.safetensors")
+        let own = try largestDifference("syncbn-one.safetensors", "syncbn-own.safetensors")
+        XCTAssertLessThan(synchronised, 2e-3, "largest weight or running-statistic difference between 1 and 2 processes")
+        XCTAssertGreaterThan(own, 1e-2, "per-process statistics give other weights")
+        XCTAssertLessThan(synchronised * 10, own, "synchronised \(synchronised), per-process \(own)")
     }
 
     /// With batch norm (per-process batch statistics, running statistics averaged after each

@@ -158,8 +158,13 @@ final class ExplainerTests: XCTestCase {
         }
         let maps = try Explainer(model: Corner()).occlusion(input(1), targets: [1], window: [4], strides: [4])
         let values = maps.scalars
-        for c in 0..<2 { for y in 0..<16 { for x in 0..<16 where y >= 8 || x >= 8 { XCTAssertEqual(values[(c * 16 + y) * 16 + x], 0) } } }
-        XCTAssertGreaterThan(values.map(abs).max()!, 0)
+        // Zero up to the rounding of the matrix product, which BLAS may order differently for the
+        // occluded batch than for the original (one ulp on some CPUs).
+        let largest = values.map(abs).max()!
+        XCTAssertGreaterThan(largest, 0)
+        for c in 0..<2 { for y in 0..<16 { for x in 0..<16 where y >= 8 || x >= 8 {
+            XCTAssertEqual(values[(c * 16 + y) * 16 + x], 0, accuracy: 1e-6 * max(1, largest))
+        } } }
     }
 
     func testTypedErrorsNameTheValidChoices() throws {
