@@ -145,9 +145,14 @@ public struct ImageGenerator {
     /// Writes `count` images as `DIR/generated_NNNNNN.fits` (float32 counts; header: generator,
     /// seed, index, the observation imitated, the sky sigma drawn, whether noise was added) and
     /// `DIR/contact-sheet.png` (the first 64). Returns the FITS files and the assumptions made
-    /// (once per run). `noiseless`: a noiseless generator's images without the observation's noise.
+    /// (once per run). `noiseless`: a noiseless generator's images without the observation's noise
+    /// (refused, before anything is written, for a generator that draws its own noise).
     public func write(count: Int, seed: UInt64, to directory: URL, columns: Int = 8,
                       noiseless: Bool = false) throws -> (files: [URL], assumptions: [String]) {
+        if noiseless && observationNoise == nil {
+            throw PipelineError.unsupported("\(path) makes its images with their noise (it was not trained with "
+                                            + "observe_noise): there are no noiseless images to write; leave out --noiseless.")
+        }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var assumptions = [String]()
         if noiseKeyword != nil && recipe.observation == nil {

@@ -50,7 +50,9 @@ enum BenchModel: String, CaseIterable {
         case .gru: return [128, 8]
         }
     }
-    var trainBatch: Int { self == .unet ? 8 : self == .pix2pix ? 16 : self == .dcgan || self == .dcganResize ? 64 : 32 }
+    /// The two DCGAN rows (one adversarial step per training step, `dcganStep`).
+    var isDCGAN: Bool { self == .dcgan || self == .dcganResize }
+    var trainBatch: Int { self == .unet ? 8 : self == .pix2pix ? 16 : isDCGAN ? 64 : 32 }
     var inferenceBatch: Int { self == .unet ? 8 : 64 }
     var classCount: Int {
         switch self {
@@ -115,7 +117,7 @@ extension Bench {
     func runModelChild(_ model: BenchModel, quick: Bool) {
         let warmup = quick ? 1 : 3, steps = quick ? 3 : 10
         let (trainStep, net) = model == .pix2pix ? pix2pixStep()
-            : model == .dcgan || model == .dcganResize ? dcganStep(model) : classifierStep(model)
+            : model.isDCGAN ? dcganStep(model) : classifierStep(model)
         var trainTimes: [Double] = []
         for step in 0..<(warmup + steps) {
             let t0 = DispatchTime.now().uptimeNanoseconds
