@@ -152,6 +152,18 @@ extension PipelineRunner {
         }
     }
 
+    /// Sets both optimisers' rates for an epoch from `model.train.schedule` (each from its own
+    /// base rate), first for the GAN's next epoch; the returned function sets them for a later one.
+    func scheduleRates(_ gan: GAN, _ t: TrainConfig, generatorRate: Double, discriminatorRate: Double) -> (_ epoch: Int) -> Void {
+        let schedule = schedule(t)
+        let setRates = { (epoch: Int) in
+            gan.generatorOptimizer?.learningRate = Float(schedule.rate(at: epoch, base: generatorRate))
+            gan.discriminatorOptimizer?.learningRate = Float(schedule.rate(at: epoch, base: discriminatorRate))
+        }
+        setRates(gan.completedEpochs)
+        return setRates
+    }
+
     /// Trains `network` (the generator) against a PatchGAN with the GAN API, then writes the
     /// generator (its averaged weights with `ema_decay`) as the model file, with the history
     /// (CSV), the curves (PNG) and a checkpoint of both networks and their optimisers after
@@ -178,12 +190,7 @@ extension PipelineRunner {
                     reconstructionWeight: Float(a.l1Weight), emaDecay: emaDecay.map(Float.init))
 
         let (save, stem, checkpoint) = try trainingPaths(t) { try gan.resume(from: $0); return gan.completedEpochs }
-        let schedule = schedule(t)
-        func setRates(epoch: Int) {
-            gan.generatorOptimizer?.learningRate = Float(schedule.rate(at: epoch, base: gRate))
-            gan.discriminatorOptimizer?.learningRate = Float(schedule.rate(at: epoch, base: dRate))
-        }
-        setRates(epoch: gan.completedEpochs)
+        let setRates = scheduleRates(gan, t, generatorRate: gRate, discriminatorRate: dRate)
         log("training pix2pix: \(architecture.name.rawValue) generator (\(network.parameterCount) parameters) against a "
             + "PatchGAN (width \(width), \(discriminator.parameterCount) parameters) on \(training.count) files, "
             + "L1 weight \(a.l1Weight), \(a.loss.rawValue) loss" + (emaDecay.map { ", generator averaged (decay \($0))" } ?? ""))
@@ -191,7 +198,7 @@ extension PipelineRunner {
         let curves = URL(fileURLWithPath: stem.path + "-curves.png")
         let history = try gan.fit(source, epochs: t.epochs, validation: validation, checkpoint: checkpoint, historyCSV: historyCSV,
                                   curves: curves, seed: t.seed, verbose: !options.quiet, cancellation: cancellation) { gan, epoch, _ in
-            setRates(epoch: epoch + 1)
+            setRates(epoch + 1)
         }
 
         var recipe = recipe

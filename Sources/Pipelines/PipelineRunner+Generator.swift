@@ -23,11 +23,14 @@ extension PipelineRunner {
             throw PipelineError.unsupported("\(pipelinePath): a generator trains in one process (not under mpirun).")
         }
         let adversarial = t.adversarial ?? AdversarialConfig()
-        guard t.optimizer == .adam, t.schedule == .constant, t.loss == .crossEntropy(labelSmoothing: 0) else {
+        guard t.optimizer == .adam, t.loss == .crossEntropy(labelSmoothing: 0) else {
             throw PipelineError.unsupported("\(pipelinePath): a generator trains with Adam (β1 model.train.adversarial.beta1, "
-                                            + "β2 0.999) at a constant learning rate against its adversary: leave "
-                                            + "model.train.optimizer, schedule and loss out (model.train.adversarial sets "
-                                            + "the adversarial loss).")
+                                            + "β2 0.999) against its adversary: leave model.train.optimizer and loss out "
+                                            + "(model.train.adversarial sets the adversarial loss).")
+        }
+        if case .plateau = t.schedule {
+            throw PipelineError.unsupported("\(pipelinePath): a generator's losses do not settle, so schedule: plateau has "
+                                            + "nothing to follow; use constant, step, exponential or cosine (both networks' rates).")
         }
         guard adversarial.l1WeightSetting == nil else {
             throw PipelineError.unsupported("\(pipelinePath): model.train.adversarial.l1_weight belongs to a deblender "
@@ -64,11 +67,13 @@ extension PipelineRunner {
                                                spectralNorm: adversarial.spectralNorm, seed: seeds.next())
         let gan = GAN(generator: generator, discriminator: discriminator, conditioning: .unconditional(latentDimension: latent))
         let adam = OptimizerKind.adam(beta1: Float(adversarial.beta1), beta2: 0.999)
-        gan.compile(generatorOptimizer: adam, generatorLearningRate: Float(t.learningRate), discriminatorOptimizer: adam,
-                    discriminatorLearningRate: Float(adversarial.discriminatorLearningRate ?? t.learningRate),
-                    loss: adversarial.loss, labelSmoothing: Float(adversarial.labelSmoothing), emaDecay: emaDecay.map(Float.init))
+        let gRate = t.learningRate, dRate = adversarial.discriminatorLearningRate ?? t.learningRate
+        gan.compile(generatorOptimizer: adam, generatorLearningRate: Float(gRate), discriminatorOptimizer: adam,
+                    discriminatorLearningRate: Float(dRate), loss: adversarial.loss,
+                    labelSmoothing: Float(adversarial.labelSmoothing), emaDecay: emaDecay.map(Float.init))
 
         let (save, stem, checkpoint) = try trainingPaths(t) { try gan.resume(from: $0); return gan.completedEpochs }
+        let setRates = scheduleRates(gan, t, generatorRate: gRate, discriminatorRate: dRate)
         let source = CatalogBatchSource(catalog: training, batchSize: t.batchSize, preparation: preparation, training: true,
                                         seed: t.seed, targets: .none, threads: config.run.threads, load: load)
         log("training dcgan (generator \(generator.parameterCount), discriminator \(discriminator.parameterCount) parameters) "
@@ -94,6 +99,7 @@ extension PipelineRunner {
                                   historyCSV: URL(fileURLWithPath: stem.path + ".history.csv"),
                                   curves: URL(fileURLWithPath: stem.path + "-curves.png"), seed: t.seed,
                                   verbose: !options.quiet, cancellation: cancellation) { gan, epoch, _ in
+            setRates(epoch + 1)
             if let selection {
                 let distance = try selection.measure(gan.generatorWeights(averaged: true), epoch: epoch + 1,
                                                      architecture: architecture, recipe: recipe, seed: t.seed)

@@ -6,7 +6,7 @@ import Foundation
 import NN
 import Preprocessing
 import TestSupport
-import Training
+@testable import Training
 import XCTest
 @testable import Pipelines
 
@@ -293,6 +293,41 @@ final class GeneratorTests: XCTestCase {
         XCTAssertThrowsError(try ClassifierFeatures(contentsOf: url)) { error in
             guard case let PipelineError.modelFile(_, reason) = error else { return XCTFail("\(error)") }
             XCTAssert(reason.contains("image classifier"), reason)
+        }
+    }
+
+    /// `model.train.schedule` sets both networks' rates per epoch, each from its own base rate
+    /// (a run resumed at epoch k starts at epoch k's rates); a plateau schedule, which follows a
+    /// loss that a GAN's game never settles, is refused.
+    func testScheduleSetsBothNetworksRatesPerEpoch() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pipeline = try writeSet(folder, extra: ", discriminator_learning_rate: 0.0001")
+        var text = try String(contentsOf: pipeline, encoding: .utf8)
+        text = text.replacingOccurrences(of: "epochs: 2", with: "epochs: 4\n    schedule: {cosine: {}}")
+        try text.write(to: pipeline, atomically: true, encoding: .utf8)
+        let runner = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true))
+        let gan = GAN(generator: DCGANGenerator(latentDimension: 4, outputChannels: 1, widths: [8, 4], seed: 1),
+                      discriminator: DCGANDiscriminator(inputChannels: 1, widths: [4, 8], seed: 2),
+                      conditioning: .unconditional(latentDimension: 4))
+        gan.compile(generatorOptimizer: .adam, generatorLearningRate: 1, discriminatorOptimizer: .adam, discriminatorLearningRate: 1)
+        let setRates = runner.scheduleRates(gan, runner.config.model.train!, generatorRate: 2e-4, discriminatorRate: 1e-4)
+        for epoch in 0..<4 {
+            if epoch > 0 { setRates(epoch) }
+            let factor = Float((1 + cos(Double.pi * Double(epoch) / 4)) / 2)   // PyTorch CosineAnnealingLR over 4 epochs
+            XCTAssertEqual(gan.generatorOptimizer!.learningRate, 2e-4 * factor, accuracy: 1e-9, "epoch \(epoch)")
+            XCTAssertEqual(gan.discriminatorOptimizer!.learningRate, 1e-4 * factor, accuracy: 1e-9, "epoch \(epoch)")
+        }
+        gan.completedEpochs = 2
+        _ = runner.scheduleRates(gan, runner.config.model.train!, generatorRate: 2e-4, discriminatorRate: 1e-4)
+        XCTAssertEqual(gan.generatorOptimizer!.learningRate, 1e-4, accuracy: 1e-9, "resumed after two epochs: epoch 2's rate")
+        _ = try runner.train()
+        let history = try String(contentsOf: folder.appendingPathComponent("out/generator.history.csv"), encoding: .utf8)
+        XCTAssertEqual(history.split(separator: "\n").count, 5, "header and four epochs")
+
+        try text.replacingOccurrences(of: "{cosine: {}}", with: "{plateau: {patience: 2}}").write(to: pipeline, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()) { error in
+            XCTAssert("\(error)".contains("plateau") && "\(error)".contains("cosine"), "\(error)")
         }
     }
 
