@@ -189,5 +189,9 @@ if __name__ == "__main__":
     elif len(sys.argv) == 4 and sys.argv[1] == "--views":
         # python3 scripts/record_observation.py --views 4 MODEL
         record_views(*sys.argv[2:])
-    else:
+    elif len(sys.argv) == 1:
         main()
+    else:
+        # Anything else (--help, a typo, a wrong count of arguments) rewrites nothing.
+        print(__doc__, file=sys.stderr)
+        raise SystemExit(f"record_observation.py: unrecognised arguments {sys.argv[1:]}; nothing was written")
