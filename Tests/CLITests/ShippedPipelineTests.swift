@@ -29,7 +29,14 @@ final class ShippedPipelineTests: XCTestCase {
         // TASKS.md's columns, then the quality columns (docs/real-data.md).
         XCTAssertEqual(table[0], ["file", "predicted", "p_elliptical", "p_spiral", "p_edge_on", "p_irregular", "p_star",
                                   "in_domain", "outside_domain", "ood_energy"])
-        XCTAssert(table.dropFirst().allSatisfy { $0[7] == "yes" && $0[8].isEmpty }, "the samples follow the model's observation")
+        // The samples follow the model's observation: no row is outside it (pixel scale, PSF,
+        // depth). The energy flag `atypical` marks by construction 5 % of held-out simulated
+        // images (its threshold is their 95th percentile): a few of the 30 may carry it.
+        for row in table.dropFirst() {
+            XCTAssert(row[8].isEmpty || row[8] == "atypical", "\(row[0]): outside the observation: \(row[8])")
+            XCTAssertEqual(row[7], row[8].isEmpty ? "yes" : "no", row[0])
+        }
+        XCTAssertLessThanOrEqual(table.dropFirst().filter { $0[8] == "atypical" }.count, 4, "about 5 % atypical")
         XCTAssertEqual(table.dropFirst().map { $0[0] }, try sampleNames("morphology"))
         // The shipped model is right on most of the samples (their labels are in the catalog).
         let names = ["elliptical", "spiral", "edge_on", "irregular", "star"]
