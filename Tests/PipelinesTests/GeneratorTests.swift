@@ -11,8 +11,9 @@ import XCTest
 @testable import Pipelines
 
 final class GeneratorTests: XCTestCase {
-    /// Eight 16 × 16 noisy blobs in counts with `SKYSIG`, and a generate pipeline over them.
-    func writeSet(_ folder: URL, extra: String = "", count: Int = 8) throws -> URL {
+    /// Eight 16 × 16 noisy blobs in counts with `SKYSIG`, and a generate pipeline over them
+    /// (`extra` added to its adversarial section, then each of `edits` replaced in its text).
+    func writeSet(_ folder: URL, extra: String = "", count: Int = 8, edits: [(String, String)] = []) throws -> URL {
         let data = folder.appendingPathComponent("data")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
         var rng = SeededGenerator(seed: 3)
@@ -27,7 +28,7 @@ final class GeneratorTests: XCTestCase {
             try writer.commit()
         }
         let pipeline = folder.appendingPathComponent("train-generator.yaml")
-        try """
+        var text = """
         task: generate
         stages:
           - scale_by_noise: {keyword: SKYSIG}
@@ -45,7 +46,12 @@ final class GeneratorTests: XCTestCase {
             save: out/generator.safetensors
             adversarial: {label_smoothing: 0.1, ema_decay: 0.9, discriminator_width: 4, sample_count: 4\(extra)}
         observation: {pixel_scale: 0.2, psf_fwhm: [0.6, 1.0], sky_sigma: [5, 15], zero_point: 30, size: [16, 16]}
-        """.write(to: pipeline, atomically: true, encoding: .utf8)
+        """
+        for (old, new) in edits {
+            precondition(text.contains(old), "writeSet: no '\(old)' in the pipeline to replace")
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        try text.write(to: pipeline, atomically: true, encoding: .utf8)
         return pipeline
     }
 
@@ -106,10 +112,7 @@ final class GeneratorTests: XCTestCase {
                       preprocessing: ModelRecipe(task: .classify, stages: stages, input: input, inputShape: [1, 16, 16],
                                                  classNames: ["a", "b"]).json).write(to: classifier)
         let pipeline = try writeSet(folder, extra: ", monitor: {reference: data, classifier: classifier.safetensors, count: 24}",
-                                    count: 24)
-        var text = try String(contentsOf: pipeline, encoding: .utf8)
-        text = text.replacingOccurrences(of: "epochs: 2", with: "epochs: 3")
-        try text.write(to: pipeline, atomically: true, encoding: .utf8)
+                                    count: 24, edits: [("epochs: 2", "epochs: 3")])
         _ = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()
         let table = try String(contentsOf: folder.appendingPathComponent("out/generator-frechet.csv"), encoding: .utf8)
         let rows = table.split(separator: "\n").dropFirst().map { $0.split(separator: ",") }
@@ -182,10 +185,7 @@ final class GeneratorTests: XCTestCase {
     func testNoiselessGeneratorIsObservedWithTheSkyNoise() throws {
         let folder = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let pipeline = try writeSet(folder, extra: ", observe_noise: true")
-        var text = try String(contentsOf: pipeline, encoding: .utf8)
-        text = text.replacingOccurrences(of: "latent: 4}", with: "latent: 4, upsample: nearest}")
-        try text.write(to: pipeline, atomically: true, encoding: .utf8)
+        let pipeline = try writeSet(folder, extra: ", observe_noise: true", edits: [("latent: 4}", "latent: 4, upsample: nearest}")])
         _ = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()
         let model = folder.appendingPathComponent("out/generator.safetensors")
         let trained = try TrainedModel(contentsOf: model)
@@ -217,10 +217,7 @@ final class GeneratorTests: XCTestCase {
         // A pipeline whose observation has no sky noise range cannot observe its images: said.
         let other = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: other) }
-        let bare = try writeSet(other, extra: ", observe_noise: true")
-        text = try String(contentsOf: bare, encoding: .utf8)
-        text = text.replacingOccurrences(of: " sky_sigma: [5, 15],", with: "")
-        try text.write(to: bare, atomically: true, encoding: .utf8)
+        let bare = try writeSet(other, extra: ", observe_noise: true", edits: [(" sky_sigma: [5, 15],", "")])
         XCTAssertThrowsError(try PipelineRunner(pipelinePath: bare.path, options: RunOptions(quiet: true, fresh: true)).train()) {
             XCTAssert("\($0)".contains("sky_sigma") && "\($0)".contains("observe_noise"), "\($0)")
         }
@@ -302,10 +299,8 @@ final class GeneratorTests: XCTestCase {
     func testScheduleSetsBothNetworksRatesPerEpoch() throws {
         let folder = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let pipeline = try writeSet(folder, extra: ", discriminator_learning_rate: 0.0001")
-        var text = try String(contentsOf: pipeline, encoding: .utf8)
-        text = text.replacingOccurrences(of: "epochs: 2", with: "epochs: 4\n    schedule: {cosine: {}}")
-        try text.write(to: pipeline, atomically: true, encoding: .utf8)
+        let pipeline = try writeSet(folder, extra: ", discriminator_learning_rate: 0.0001",
+                                    edits: [("epochs: 2", "epochs: 4\n    schedule: {cosine: {}}")])
         let runner = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true))
         let gan = GAN(generator: DCGANGenerator(latentDimension: 4, outputChannels: 1, widths: [8, 4], seed: 1),
                       discriminator: DCGANDiscriminator(inputChannels: 1, widths: [4, 8], seed: 2),
@@ -325,8 +320,11 @@ final class GeneratorTests: XCTestCase {
         let history = try String(contentsOf: folder.appendingPathComponent("out/generator.history.csv"), encoding: .utf8)
         XCTAssertEqual(history.split(separator: "\n").count, 5, "header and four epochs")
 
-        try text.replacingOccurrences(of: "{cosine: {}}", with: "{plateau: {patience: 2}}").write(to: pipeline, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()) { error in
+        let plateauFolder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: plateauFolder) }
+        let plateau = try writeSet(plateauFolder, extra: ", discriminator_learning_rate: 0.0001",
+                                   edits: [("epochs: 2", "epochs: 4\n    schedule: {plateau: {patience: 2}}")])
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: plateau.path, options: RunOptions(quiet: true, fresh: true)).train()) { error in
             XCTAssert("\(error)".contains("plateau") && "\(error)".contains("cosine"), "\(error)")
         }
     }
