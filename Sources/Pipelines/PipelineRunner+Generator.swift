@@ -30,7 +30,7 @@ extension PipelineRunner {
         }
         if case .plateau = t.schedule {
             throw PipelineError.unsupported("\(pipelinePath): a generator's losses do not settle, so schedule: plateau has "
-                                            + "nothing to follow; use constant, step, exponential or cosine (both networks' rates).")
+                                            + "nothing to follow; use constant, step, exponential, cosine or one_cycle (both networks' rates).")
         }
         guard adversarial.l1WeightSetting == nil else {
             throw PipelineError.unsupported("\(pipelinePath): model.train.adversarial.l1_weight belongs to a deblender "
