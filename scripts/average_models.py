@@ -11,18 +11,10 @@ independently trained ones do not. Refuses files whose tensor names, shapes or d
 """
 import argparse
 import json
-import struct
 
 import numpy as np
 
-
-def read(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    if n > len(raw) - 8:
-        raise SystemExit(f"{path}: not a safetensors file (header length {n} beyond the file)")
-    return json.loads(raw[8:8 + n]), raw[8 + n:]
+from record_observation import read_model, write_model
 
 
 def main():
@@ -37,7 +29,7 @@ def main():
     if len(weights) != len(args.inputs) or min(weights) < 0 or sum(weights) <= 0:
         parser.error(f"--weights needs {len(args.inputs)} non-negative numbers, got {weights}")
     weights = [w / sum(weights) for w in weights]
-    files = [read(p) for p in args.inputs]
+    files = [read_model(p) for p in args.inputs]
     header, data = files[-1]
     names = {k for k in header if k != "__metadata__"}
     out = bytearray(data)
@@ -64,12 +56,7 @@ def main():
         recipe.setdefault("provenance", {})["averaged"] = ", ".join(
             f"{w:g} x {p}" for p, w in zip(args.inputs, weights)) + " (scripts/average_models.py)"
         meta["astrolabe.preprocessing"] = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(args.out + ".tmp", "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + bytes(out))
-    import os
-    os.replace(args.out + ".tmp", args.out)
+    write_model(args.out, header, bytes(out))
     print(f"{args.out}: {len(names)} tensors averaged over {len(args.inputs)} files")
 
 

@@ -43,23 +43,20 @@ def provenance(name):
     return result
 
 
-def rewrite(path, update, update_architecture=None):
-    """Rewrites the recipe (and with `update_architecture` the architecture) metadata of
-    model file `path` in place; the tensors are copied byte for byte."""
+def read_model(path):
+    """A safetensors file's header (JSON, with `__metadata__`) and its tensor bytes."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         if n > os.path.getsize(path) - 8:
             raise SystemExit(f"{path}: not a safetensors model file (header length {n} beyond the file)")
         header = json.loads(f.read(n))
         data = f.read()
-    meta = header["__metadata__"]
-    recipe = json.loads(meta["astrolabe.preprocessing"])
-    update(recipe)
-    meta["astrolabe.preprocessing"] = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
-    if update_architecture:
-        architecture = json.loads(meta["astrolabe.architecture"])
-        update_architecture(architecture)
-        meta["astrolabe.architecture"] = json.dumps(architecture, sort_keys=True, separators=(",", ":"))
+    return header, data
+
+
+def write_model(path, header, data):
+    """Writes a safetensors file atomically (a temporary file renamed over `path`), the header
+    padded with spaces to a multiple of 8 bytes."""
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * ((8 - len(text) % 8) % 8)
     tmp = path + ".tmp"
@@ -68,6 +65,21 @@ def rewrite(path, update, update_architecture=None):
         f.write(text)
         f.write(data)
     os.replace(tmp, path)
+
+
+def rewrite(path, update, update_architecture=None):
+    """Rewrites the recipe (and with `update_architecture` the architecture) metadata of
+    model file `path` in place; the tensors are copied byte for byte."""
+    header, data = read_model(path)
+    meta = header["__metadata__"]
+    recipe = json.loads(meta["astrolabe.preprocessing"])
+    update(recipe)
+    meta["astrolabe.preprocessing"] = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+    if update_architecture:
+        architecture = json.loads(meta["astrolabe.architecture"])
+        update_architecture(architecture)
+        meta["astrolabe.architecture"] = json.dumps(architecture, sort_keys=True, separators=(",", ":"))
+    write_model(path, header, data)
 
 
 def main():
