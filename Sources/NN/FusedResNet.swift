@@ -44,7 +44,7 @@ public final class FusedBasicBlock: Layer {
 /// `FusedBasicBlock` stages, then global average pooling and a copy of `fc`.
 ///
 /// - `input`: `[N, inputChannels, H, W]`; returns logits `[N, classCount]`.
-public final class FusedResNet: Layer {
+public final class FusedResNet: Layer, FeatureClassifier {
     public let configuration: ResNet.Configuration
     public let conv1: FusedConv2D
     public let maxpool: MaxPool2D?

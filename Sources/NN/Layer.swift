@@ -201,3 +201,13 @@ public final class LayerTap: @unchecked Sendable {
 
 /// Formats a shape the way summaries print it: `[1, 32, 64, 64]`.
 func shapeText(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+
+/// A classifier whose output is a dense head on pooled penultimate features (ResNets):
+/// `forward(x) == fc(features(x))`. Feature-space scores (`FeatureDensity`, the Fréchet
+/// distance) read `features`.
+public protocol FeatureClassifier: Layer {
+    /// The pooled features `[N, D]` before `fc`.
+    func features(_ input: Tensor) -> Tensor
+    /// The head: features `[N, D]` to outputs `[N, K]`.
+    var fc: Dense { get }
+}

@@ -58,7 +58,7 @@ public final class BasicBlock: Layer {
 ///   `stemPool` (false: torchvision's 7×7/2 stem without its max-pool, so the first stage
 ///   runs at 1/2 rather than 1/4 of the input size, ~4× the compute; no parameter changes,
 ///   so the names and shapes stay torchvision's). `stemPool` is ignored with the small stem.
-public final class ResNet: Layer {
+public final class ResNet: Layer, FeatureClassifier {
     public let configuration: Configuration
     public let conv1: Conv2D, bn1: BatchNorm
     public let maxpool: MaxPool2D?

@@ -101,8 +101,16 @@ extension PipelineRunner {
             }.sorted()
             let threshold = energies.isEmpty ? nil : PixelStatistics.percentile(sorted: energies, 95)
             if let threshold { metrics["ood_energy_p95"] = threshold }
+            let distances = truthCatalog.entries.compactMap { entry -> Double? in
+                guard case let .classes(p)? = results[entry.name] else { return nil }
+                return p.featureDistance
+            }.sorted()
+            if !distances.isEmpty { metrics["ood_features_p95"] = PixelStatistics.percentile(sorted: distances, 95) }
             if let calibratedModel {
-                try writeCalibrated(predictor, temperature: temperature, energyThreshold: threshold, to: calibratedModel)
+                let density = try fitFeatureDensity(predictor, entries: truthCatalog.entries.filter { results[$0.name] != nil })
+                if let threshold = density?.threshold { metrics["ood_features_threshold"] = threshold }
+                try writeCalibrated(predictor, temperature: temperature, energyThreshold: threshold, featureDensity: density,
+                                    to: calibratedModel)
             }
             if config.task == .lens, positive.count == truth.count {
                 let auc = ClassificationMetrics.rocAUC(scores: positive, truth: truth)
@@ -232,15 +240,35 @@ extension PipelineRunner {
         return current * factor
     }
 
+    /// The feature density of a class model whose network is a `FeatureClassifier` (nil for
+    /// others), on labelled `entries`: class means and covariance from the even-numbered files,
+    /// the threshold (95th percentile of the distances) from the odd-numbered ones, so that it
+    /// is not set on the images the Gaussians were fitted to.
+    func fitFeatureDensity(_ predictor: Predictor, entries: [CatalogEntry]) throws -> FeatureDensity? {
+        guard let extractor = try? ClassifierFeatures(predictor: predictor) else { return nil }
+        let labelled = entries.filter { $0.label != nil }
+        let fitting = labelled.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+        let thresholding = labelled.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
+        guard !thresholding.isEmpty else { return nil }
+        let features = try extractor.features(Catalog(entries: fitting)).features
+        var density = try FeatureDensity.fit(features: features, labels: fitting.map { $0.label! })
+        let distances = try extractor.features(Catalog(entries: thresholding)).features
+            .map { try density.distance($0.map(Float.init)) }.sorted()
+        density.threshold = PixelStatistics.percentile(sorted: distances, 95)
+        return density
+    }
+
     /// A copy of the predictor's model file whose recipe carries `temperature` and, when
-    /// given, the energy threshold of the images it was fitted on.
-    func writeCalibrated(_ predictor: Predictor, temperature: Double, energyThreshold: Double?, to url: URL) throws {
+    /// given, the energy threshold and the feature density of the images it was fitted on.
+    func writeCalibrated(_ predictor: Predictor, temperature: Double, energyThreshold: Double?,
+                         featureDensity: FeatureDensity? = nil, to url: URL) throws {
         let file = try ModelFile(contentsOf: URL(fileURLWithPath: predictor.path))
         guard var recipe = predictor.recipe else {
             throw PipelineError.modelFile(path: predictor.path, reason: "it records no recipe to carry a temperature")
         }
         recipe.temperature = temperature
         if let energyThreshold { recipe.oodEnergyThreshold = energyThreshold }
+        if let featureDensity { recipe.featureDensity = featureDensity }
         try ModelFile(model: file.model, architecture: file.architecture, preprocessing: recipe.json).write(to: url)
     }
 

@@ -267,26 +267,35 @@ public struct ObservationNoise {
     }
 }
 
-/// Features and classes of images from a ResNet classifier's model file (the shipped
-/// morphology model): each image is read and prepared the model's way (`Predictor.prepared`:
-/// observation matching, its stages), then `ResNet.features` gives the pooled penultimate
+/// Features and classes of images from a ResNet classifier (the shipped morphology model):
+/// each image is read and prepared the model's way (`Predictor.prepared`: observation
+/// matching, its stages), then `FeatureClassifier.features` gives the pooled penultimate
 /// layer, and the argmax of `fc` on it the class.
 public struct ClassifierFeatures {
     public let predictor: Predictor
-    public let resnet: ResNet
-    public let classNames: [String]
+    let classifier: any FeatureClassifier
+    public var classNames: [String] { predictor.classNames }
 
+    /// An image classifier's model file (task classify).
     public init(contentsOf url: URL) throws {
         let model = try TrainedModel(contentsOf: url)
-        guard model.recipe.task == .classify, let resnet = model.network as? ResNet else {
+        guard model.recipe.task == .classify, model.network is any FeatureClassifier else {
             throw PipelineError.modelFile(path: url.path, reason: "features for the Fréchet distance come from an image classifier "
                                           + "(task classify, a ResNet); this is a '\(model.recipe.task.rawValue)' model "
                                           + "(\(model.architecture.name.rawValue))")
         }
-        resnet.eval()
-        self.resnet = resnet
-        predictor = Predictor(network: model.network, architecture: model.architecture, recipe: model.recipe, path: model.path)
-        classNames = predictor.classNames
+        try self.init(predictor: Predictor(network: model.network, architecture: model.architecture, recipe: model.recipe,
+                                           path: model.path))
+    }
+
+    /// The features of a predictor's network (a `FeatureClassifier`: a ResNet).
+    public init(predictor: Predictor) throws {
+        guard let classifier = predictor.network as? any FeatureClassifier else {
+            throw PipelineError.modelFile(path: predictor.path, reason: "its network (\(predictor.architecture.name.rawValue)) "
+                                          + "has no pooled penultimate features (a ResNet has)")
+        }
+        self.predictor = predictor
+        self.classifier = classifier
     }
 
     /// Penultimate features (`[images][width]`) and predicted class indices of the FITS files of `catalog`.
@@ -313,8 +322,8 @@ public struct ClassifierFeatures {
             let images = try prepared(start..<min(count, start + batchSize))
             let shape = [images.count] + images[0].shape
             let (f, logits) = withNoGrad { () -> (Tensor, Tensor) in
-                let f = resnet.features(Tensor(shape: shape, data: images.flatMap(\.pixels)))
-                return (f, resnet.fc(f))
+                let f = classifier.features(Tensor(shape: shape, data: images.flatMap(\.pixels)))
+                return (f, classifier.fc(f))
             }
             let d = f.shape[1], k = logits.shape[1]
             let values = f.scalars, scores = logits.scalars

@@ -2,6 +2,7 @@ import FITS
 import Foundation
 import NN
 import Preprocessing
+import Training
 
 /// Everything besides the weights that a trained model needs to be used: the
 /// task, how inputs are read and prepared, and what the outputs mean. Stored as
@@ -44,6 +45,10 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// training data, the 95th percentile of the scores on held-out simulated data; rows above
     /// it say `atypical` in `outside_domain`. Absent: no such flag.
     public var oodEnergyThreshold: Double?
+    /// Class models: class-conditional Gaussians of the penultimate features on held-out
+    /// simulated data (`astrolabe evaluate --calibrate`), with the distance (the 95th percentile
+    /// on other held-out images) above which a row says `unfamiliar`. Absent: no such score.
+    public var featureDensity: FeatureDensity?
     /// Posterior models: per `outside_domain` flag of a run (`neighbours`: `mask_neighbours`
     /// masked pixels; `sky`: `fit_sky` subtracted a residual sky; `correlated_noise`: its frame
     /// found the noise correlated), per target the factors
@@ -59,7 +64,7 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
              predictsUncertainty, logTargetNames = "logTargets", targetBounds, posteriorDraws, observation, provenance,
-             sequenceStages, temperature, oodEnergyThreshold, intervalScales
+             sequenceStages, temperature, oodEnergyThreshold, featureDensity, intervalScales
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
@@ -150,6 +155,10 @@ extension ModelRecipe {
                                              ?? "1 (probabilities not recalibrated)"))
             lines.append("ood energy    " + (oodEnergyThreshold.map { String(format: "above %.3f: the row says 'atypical' "
                 + "(95th percentile on held-out simulated data)", $0) } ?? "no threshold recorded"))
+            lines.append("ood features  " + (featureDensity.map { density in
+                "Mahalanobis distance to the nearest class mean of \(density.dimension) penultimate features (\(density.count) "
+                + "held-out images)" + (density.threshold.map { String(format: "; above %.1f the row says 'unfamiliar'", $0) } ?? "")
+            } ?? "no feature density recorded"))
         }
         for (flag, scales) in (intervalScales ?? [:]).sorted(by: { $0.key < $1.key }) where scales.count == targetNames.count {
             lines.append(flag.padding(toLength: max(13, flag.count), withPad: " ", startingAt: 0)

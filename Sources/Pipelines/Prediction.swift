@@ -38,10 +38,15 @@ public struct ClassProbabilities: Codable, Equatable, Sendable {
     /// The energy score −log Σ exp(logit) of the network output (Liu et al. 2020): an
     /// out-of-distribution score, lower (more negative) for images like the training data.
     public var energy: Double?
+    /// The squared Mahalanobis distance of the network's penultimate features to the nearest
+    /// class mean of held-out training-like data (`FeatureDensity`; nil when the model records none):
+    /// an out-of-distribution score on what the network saw, higher for images unlike those.
+    public var featureDistance: Double?
 
-    public init(probabilities: [Double], energy: Double? = nil) {
+    public init(probabilities: [Double], energy: Double? = nil, featureDistance: Double? = nil) {
         self.probabilities = probabilities
         self.energy = energy
+        self.featureDistance = featureDistance
     }
 
     /// The softmax of `logits / temperature`, computed in Double after subtracting the

@@ -3,6 +3,7 @@ import FITS
 import Foundation
 import NN
 import Preprocessing
+import Training
 
 /// The one inference path: a model file with its recipe → inputs read and
 /// prepared the recipe's way → the fused network in batches → typed results.
@@ -192,8 +193,32 @@ public final class Predictor: @unchecked Sendable {
     /// The draws per input behind a posterior model's medians and percentiles.
     public var posteriorDraws: Int { recipe?.posteriorDraws ?? 1000 }
 
+    /// A class model's density of its penultimate features (`ModelRecipe.featureDensity`),
+    /// when its network is a `FeatureClassifier`: each result carries its distance.
+    var featureDensity: (FeatureDensity, any FeatureClassifier)? {
+        guard !raw, task == .classify || task == .lens, let density = recipe?.featureDensity,
+              let classifier = network as? any FeatureClassifier else { return nil }
+        return (density, classifier)
+    }
+
+    static func rows(_ matrix: Tensor) -> [[Float]] {
+        let d = matrix.shape[1], values = matrix.scalars
+        return (0..<matrix.shape[0]).map { Array(values[($0 * d)..<(($0 + 1) * d)]) }
+    }
+
     /// Runs a batch `[N, C, H, W]` and returns one result per image.
     public func predict(batch: Tensor) -> [Prediction] {
+        if let (density, classifier) = featureDensity {
+            let (features, output) = withNoGrad { () -> (Tensor, Tensor) in
+                let f = classifier.features(batch)
+                return (f, classifier.fc(f))
+            }
+            return zip(results(output), Self.rows(features)).map { prediction, feature in
+                guard case var .classes(p) = prediction else { return prediction }
+                p.featureDistance = try? density.distance(feature)
+                return .classes(p)
+            }
+        }
         let output = withNoGrad { network(batch) }
         guard isPosterior, let posterior = network as? PosteriorRegressor, let recipe else { return results(output) }
         return posteriorResults(context: output, model: posterior, scaling: recipe.targetScaling)

@@ -30,18 +30,22 @@ public struct ResultTable: Sendable {
     /// posterior also `<target>_range` when its posterior piles up on a bound of the prior,
     /// `TargetScaling.targetsAtRangeEdge`; for a class model with an energy threshold
     /// `atypical` when the image's energy score is above it; `;`-separated) and, for
-    /// classifiers, `ood_energy` (the energy score of the network output).
+    /// classifiers, `ood_energy` (the energy score of the network output); for a class model
+    /// with a feature density also `ood_features` (`ClassProbabilities.featureDistance`), and
+    /// `unfamiliar` in `outside_domain` when it is above the density's threshold.
     public var domains: [String: DomainCheck]?
     /// A posterior model's target scaling (its prior ranges), for the `<target>_range` flags.
     public var scaling: TargetScaling?
     /// A class model's energy threshold (`ModelRecipe.oodEnergyThreshold`), for the `atypical` flag.
     public var energyThreshold: Double?
+    /// A class model's feature density (`ModelRecipe.featureDensity`), for `ood_features` and `unfamiliar`.
+    public var featureDensity: FeatureDensity?
 
     public init(_ layout: Layout) { self.layout = layout }
 
     var qualityHeader: [String] {
         guard domains != nil else { return [] }
-        if case .classes = layout { return ["in_domain", "outside_domain", "ood_energy"] }
+        if case .classes = layout { return ["in_domain", "outside_domain", "ood_energy"] + (featureDensity == nil ? [] : ["ood_features"]) }
         return ["in_domain", "outside_domain"]
     }
 
@@ -53,10 +57,17 @@ public struct ResultTable: Sendable {
         if let energyThreshold, case let .classes(p) = prediction, let energy = p.energy, energy > energyThreshold {
             flags.append("atypical")
         }
+        if let threshold = featureDensity?.threshold, case let .classes(p) = prediction, let distance = p.featureDistance,
+           distance > threshold {
+            flags.append("unfamiliar")
+        }
         let outside = (check?.outside ?? []) + flags
         var row = [flags.isEmpty ? check?.verdict ?? "unknown" : "no", outside.joined(separator: ";")]
         if case .classes = layout {
             if case let .classes(p) = prediction, let energy = p.energy { row.append(Self.format(energy)) } else { row.append("") }
+            if featureDensity != nil {
+                if case let .classes(p) = prediction, let distance = p.featureDistance { row.append(Self.format(distance)) } else { row.append("") }
+            }
         }
         return row
     }
@@ -71,6 +82,7 @@ public struct ResultTable: Sendable {
         case .classify, .lens, .lightcurves:
             layout = .classes(names: predictor.classNames, probabilities: probabilities)
             energyThreshold = predictor.recipe?.oodEnergyThreshold
+            featureDensity = predictor.featureDensity?.0
         case .regress where predictor.isPosterior:
             layout = .posterior(targets: predictor.recipe!.targetNames)
             scaling = predictor.recipe!.targetScaling
@@ -216,7 +228,7 @@ public struct ResultTable: Sendable {
         }
         let quality = results.map { qualityText(file: $0.file, $0.prediction) }
         for (k, name) in qualityHeader.enumerated() {
-            if name == "ood_energy" {
+            if name == "ood_energy" || name == "ood_features" {
                 columns.append(FITSColumn(name, .double(quality.map { Double($0[k]) ?? .nan })))
             } else {
                 columns.append(FITSColumn(name, .string(quality.map { $0[k] })))

@@ -20,8 +20,11 @@ struct Evaluate: ParsableCommand {
         posterior (tarp.csv; area difference and KS p-value in metrics.json), calibration.png and \
         corner plots of three galaxies (corner-1..3.png). For a class model: the expected calibration \
         error, NLL and Brier score before and after the softmax temperature that fits these files best, \
-        and reliability.png; --calibrate writes a copy of the model file carrying that temperature \
-        (run it on held-out files that the model was not trained on).
+        and reliability.png; --calibrate writes a copy of the model file carrying that temperature, \
+        the energy threshold of these files (their 95th percentile: 'atypical') and, for a ResNet, \
+        the density of its penultimate features (class means and covariance from the even-numbered \
+        files, its threshold from the odd-numbered ones: 'unfamiliar'). Run it on held-out files \
+        that the model was not trained on.
 
         Example:
           astrolabe evaluate pipelines/classify-galaxies.yaml --input data/test/catalog.csv --report eval/
@@ -33,7 +36,7 @@ struct Evaluate: ParsableCommand {
     @Option(name: .customLong("cramer-rao"),
             help: "Per-galaxy Cramér–Rao bounds (scripts/regression_fisher.py --out) to set beside a posterior model's errors.")
     var cramerRao: String?
-    @Option(help: "Write a copy of the model file with the temperature fitted on INPUT (a new file).")
+    @Option(help: "Write a copy of the model file with the temperature, energy threshold and feature density fitted on INPUT (a new file).")
     var calibrate: String?
     @Option(name: .customLong("compare"), parsing: .singleValue,
             help: "Deblending: another deblend pipeline whose model is measured on the same files (repeatable).")

@@ -28,15 +28,18 @@ final class ShippedPipelineTests: XCTestCase {
         let table = try rows(out)
         // TASKS.md's columns, then the quality columns (docs/real-data.md).
         XCTAssertEqual(table[0], ["file", "predicted", "p_elliptical", "p_spiral", "p_edge_on", "p_irregular", "p_star",
-                                  "in_domain", "outside_domain", "ood_energy"])
+                                  "in_domain", "outside_domain", "ood_energy", "ood_features"])
         // The samples follow the model's observation: no row is outside it (pixel scale, PSF,
-        // depth). The energy flag `atypical` marks by construction 5 % of held-out simulated
-        // images (its threshold is their 95th percentile): a few of the 30 may carry it.
+        // depth). The flags `atypical` (energy) and `unfamiliar` (feature distance) each mark by
+        // construction 5 % of held-out simulated images (their thresholds are 95th percentiles):
+        // a few of the 30 may carry them.
         for row in table.dropFirst() {
-            XCTAssert(row[8].isEmpty || row[8] == "atypical", "\(row[0]): outside the observation: \(row[8])")
+            let flags = row[8].split(separator: ";").map(String.init)
+            XCTAssert(flags.allSatisfy { ["atypical", "unfamiliar"].contains($0) }, "\(row[0]): outside the observation: \(row[8])")
             XCTAssertEqual(row[7], row[8].isEmpty ? "yes" : "no", row[0])
+            XCTAssertGreaterThan(Double(row[10])!, 0, "a squared distance")
         }
-        XCTAssertLessThanOrEqual(table.dropFirst().filter { $0[8] == "atypical" }.count, 4, "about 5 % atypical")
+        XCTAssertLessThanOrEqual(table.dropFirst().filter { !$0[8].isEmpty }.count, 6, "about 5 % atypical, 5 % unfamiliar")
         XCTAssertEqual(table.dropFirst().map { $0[0] }, try sampleNames("morphology"))
         // The shipped model is right on most of the samples (their labels are in the catalog).
         let names = ["elliptical", "spiral", "edge_on", "irregular", "star"]
@@ -46,11 +49,60 @@ final class ShippedPipelineTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(Double(correct) / Double(truth.count), 0.8)
     }
 
+    /// `evaluate --calibrate` on a ResNet classifier fits its feature density (class means and
+    /// covariance on the even-numbered files, the threshold on the odd-numbered ones) into the
+    /// copy; runs with the copy say `unfamiliar` for images whose features are far from every
+    /// class's: cutouts of sky noise alone, which the network still puts in a class.
+    func testFeatureDensityFlagsImagesWithoutAGalaxy() throws {
+        let dir = try makeTemporaryDirectory("density")
+        let sim = dir.appendingPathComponent("sim"), noise = dir.appendingPathComponent("noise")
+        var r = try runTool(["simulate", "--task", "morphology", "--count", "400", "--seed", "77", "--out", sim.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let model = dir.appendingPathComponent("calibrated.safetensors"), report = dir.appendingPathComponent("report")
+        r = try runTool(["evaluate", "pipelines/classify-galaxies.yaml", "--input", sim.appendingPathComponent("catalog.csv").path,
+                         "--report", report.path, "--calibrate", model.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: report.appendingPathComponent("metrics.json"))) as! [String: Any]
+        let threshold = try XCTUnwrap(metrics["ood_features_threshold"] as? Double)
+        let inspect = try runTool(["inspect", model.path])
+        XCTAssert(inspect.stdout.contains("(200 held-out images); above " + String(format: "%.1f", threshold)
+                                          + " the row says 'unfamiliar'"), inspect.stdout)
+        // Sky noise alone, with a simulated file's header (SKYSIG, PSF, pixel scale).
+        try FileManager.default.createDirectory(at: noise, withIntermediateDirectories: true)
+        var image = try FITSFile(path: sim.appendingPathComponent("morphology_000000.fits").path).readImage(0, as: Float.self)
+        let sigma = try XCTUnwrap(image.header["SKYSIG"]?.doubleValue)
+        var state: UInt64 = 12345
+        func uniform() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return (Double(state >> 11) + 0.5) / Double(1 << 53)
+        }
+        for k in 0..<10 {
+            for i in image.pixels.indices { image.pixels[i] = Float(sigma * (-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform())) }
+            try FITSWriter.write(image, to: noise.appendingPathComponent("noise\(k).fits").path)
+        }
+        func run(_ input: URL, _ name: String) throws -> [[String]] {
+            let out = dir.appendingPathComponent(name)
+            let r = try runTool(["run", "pipelines/classify-galaxies.yaml", "--input", input.path, "--output", out.path, "--quiet",
+                                 "--set", "model.weights=\(model.path)"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return Array(try rows(out).dropFirst())
+        }
+        let noiseRows = try run(noise, "noise.csv"), simRows = try run(sim, "sim.csv")
+        XCTAssertEqual(noiseRows.count, 10)
+        for row in noiseRows {
+            XCTAssert(row[8].split(separator: ";").contains("unfamiliar"), "\(row)")
+            XCTAssertGreaterThan(Double(row[10])!, threshold)
+        }
+        // The simulated files themselves: by construction about 5 % of the odd-numbered ones.
+        let flagged = simRows.filter { $0[8].split(separator: ";").contains("unfamiliar") }.count
+        XCTAssertLessThanOrEqual(flagged, 40, "\(flagged) of 400 simulated files unfamiliar")
+    }
+
     func testFindLenses() throws {
         let out = try makeTemporaryDirectory("shipped").appendingPathComponent("lenses.csv")
         try runPipeline("find-lenses", output: out)
         let table = try rows(out)
-        XCTAssertEqual(table[0], ["file", "predicted", "p_non_lens", "p_lens", "in_domain", "outside_domain", "ood_energy"])
+        XCTAssertEqual(table[0], ["file", "predicted", "p_non_lens", "p_lens", "in_domain", "outside_domain", "ood_energy", "ood_features"])
         XCTAssertEqual(table.dropFirst().map { $0[0] }, try sampleNames("lens"))
         for row in table.dropFirst() {
             XCTAssert(["lens", "non_lens"].contains(row[1]))

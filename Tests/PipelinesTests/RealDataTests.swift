@@ -150,11 +150,12 @@ final class RealDataTests: XCTestCase {
                           input: inputs, output: "out.csv")
         XCTAssertEqual(run.summary.failed, 0)
         let lines = try String(contentsOf: folder.appendingPathComponent("out.csv"), encoding: .utf8).split(separator: "\n")
-        XCTAssert(lines[0].hasSuffix(",p_star,in_domain,outside_domain,ood_energy"), String(lines[0]))
+        XCTAssert(lines[0].hasSuffix(",p_star,in_domain,outside_domain,ood_energy,ood_features"), String(lines[0]))
         let typical = lines[1].split(separator: ",", omittingEmptySubsequences: false)
         let blurred = lines[2].split(separator: ",", omittingEmptySubsequences: false)
         XCTAssertEqual(typical[7...8], ["yes", ""])
-        XCTAssertEqual(blurred[7...8], ["no", "psf;depth"])
+        // Its features are far from the training data's too (noise scaled by 40, not ~10).
+        XCTAssertEqual(blurred[7...8], ["no", "psf;depth;unfamiliar"])
         // The energy is −log Σ exp(logits): recomputed from the network's own outputs.
         let entry = CatalogEntry(url: inputs.appendingPathComponent("a_typical.fits"), name: "a_typical.fits")
         let logits = try Predictor(contentsOf: root.appendingPathComponent("samples/models/morphology.safetensors"), raw: true)
@@ -162,8 +163,13 @@ final class RealDataTests: XCTestCase {
         guard case let .logits(values) = logits.predict([prepared.image])[0] else { return XCTFail("logits expected") }
         let top = values.max()!
         XCTAssertEqual(Double(typical[9])!, -(top + log(values.map { exp($0 - top) }.reduce(0, +))), accuracy: 1e-4)
+        // The feature distance: the recipe's density on the penultimate features of the prepared image.
+        let features = try ClassifierFeatures(contentsOf: root.appendingPathComponent("samples/models/morphology.safetensors"))
+        let density = try XCTUnwrap(run.predictor.recipe?.featureDensity)
+        let distance = try density.distance(try features.features(Catalog(entries: [entry])).features[0].map(Float.init))
+        XCTAssertEqual(Double(typical[10])!, distance, accuracy: 1e-4 * distance)
         let table = try FITSFile(path: folder.appendingPathComponent("t.fits").path).readTable("RESULTS")
-        XCTAssertEqual(table.columns.map(\.name).suffix(3), ["in_domain", "outside_domain", "ood_energy"])
+        XCTAssertEqual(table.columns.map(\.name).suffix(4), ["in_domain", "outside_domain", "ood_energy", "ood_features"])
     }
 
     func testALaterMapWithOtherBandsIsItsOwnFailure() throws {
