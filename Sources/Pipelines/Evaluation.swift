@@ -106,6 +106,10 @@ extension PipelineRunner {
                 return p.featureDistance
             }.sorted()
             if !distances.isEmpty { metrics["ood_features_p95"] = PixelStatistics.percentile(sorted: distances, 95) }
+            metrics.merge(flagMetrics(truthCatalog.entries.compactMap { entry in
+                guard case let .classes(p)? = results[entry.name], let label = entry.label else { return nil }
+                return (p, label)
+            }, recipe: predictor.recipe, density: predictor.featureDensity?.0)) { $1 }
             if let calibratedModel {
                 let density = try fitFeatureDensity(predictor, entries: truthCatalog.entries.filter { results[$0.name] != nil })
                 if let threshold = density?.threshold { metrics["ood_features_threshold"] = threshold }
@@ -238,6 +242,30 @@ extension PipelineRunner {
             (String(format: "T = %.3f fitted here", current * factor), ProbabilityCalibration.reliability(after, truth: truth),
              metrics["ece_after_temperature"]!)]))
         return current * factor
+    }
+
+    /// What the out-of-distribution flags say about these labelled rows: the fraction flagged
+    /// `atypical` (energy) and `unfamiliar` (feature distance), the accuracy of the rows with and
+    /// without either flag, and how well each score ranks the wrong rows above the right ones
+    /// (ROC AUC of "the predicted class is wrong"; 0.5 is chance).
+    func flagMetrics(_ rows: [(ClassProbabilities, Int)], recipe: ModelRecipe?, density: FeatureDensity?) -> [String: Double] {
+        var metrics = [String: Double]()
+        let wrong = rows.map { $0.0.predicted != $0.1 ? 1 : 0 }
+        let energies = rows.compactMap { $0.0.energy }, distances = rows.compactMap { $0.0.featureDistance }
+        if energies.count == rows.count { metrics["error_auroc_energy"] = ClassificationMetrics.rocAUC(scores: energies, truth: wrong) }
+        if distances.count == rows.count { metrics["error_auroc_features"] = ClassificationMetrics.rocAUC(scores: distances, truth: wrong) }
+        let energyThreshold = recipe?.oodEnergyThreshold, featureThreshold = density?.threshold
+        guard energyThreshold != nil || featureThreshold != nil, !rows.isEmpty else { return metrics }
+        let atypical = rows.map { row in energyThreshold.map { (row.0.energy ?? -.infinity) > $0 } ?? false }
+        let unfamiliar = rows.map { row in featureThreshold.map { (row.0.featureDistance ?? -.infinity) > $0 } ?? false }
+        if energyThreshold != nil { metrics["flagged_atypical"] = Double(atypical.filter { $0 }.count) / Double(rows.count) }
+        if featureThreshold != nil { metrics["flagged_unfamiliar"] = Double(unfamiliar.filter { $0 }.count) / Double(rows.count) }
+        let flagged = zip(atypical, unfamiliar).map { $0 || $1 }
+        for (name, keep) in [("accuracy_flagged", true), ("accuracy_unflagged", false)] {
+            let chosen = zip(flagged, wrong).filter { $0.0 == keep }
+            if !chosen.isEmpty { metrics[name] = Double(chosen.filter { $0.1 == 0 }.count) / Double(chosen.count) }
+        }
+        return metrics
     }
 
     /// The feature density of a class model whose network is a `FeatureClassifier` (nil for

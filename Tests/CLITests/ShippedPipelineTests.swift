@@ -96,6 +96,19 @@ final class ShippedPipelineTests: XCTestCase {
         // The simulated files themselves: by construction about 5 % of the odd-numbered ones.
         let flagged = simRows.filter { $0[8].split(separator: ";").contains("unfamiliar") }.count
         XCTAssertLessThanOrEqual(flagged, 40, "\(flagged) of 400 simulated files unfamiliar")
+        // evaluate with the copy reports what the flags say about labelled rows, as the run's rows show.
+        let again = dir.appendingPathComponent("again")
+        r = try runTool(["evaluate", "pipelines/classify-galaxies.yaml", "--input", sim.appendingPathComponent("catalog.csv").path,
+                         "--report", again.path, "--set", "model.weights=\(model.path)"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let flags = try JSONSerialization.jsonObject(with: Data(contentsOf: again.appendingPathComponent("metrics.json"))) as! [String: Any]
+        XCTAssertEqual(try XCTUnwrap(flags["flagged_unfamiliar"] as? Double), Double(flagged) / 400, accuracy: 1e-9)
+        let atypical = simRows.filter { $0[8].split(separator: ";").contains("atypical") }.count
+        XCTAssertEqual(try XCTUnwrap(flags["flagged_atypical"] as? Double), Double(atypical) / 400, accuracy: 1e-9)
+        // The energy ranks the network's mistakes well above chance.
+        XCTAssertGreaterThan(try XCTUnwrap(flags["error_auroc_energy"] as? Double), 0.7)
+        XCTAssertNotNil(flags["error_auroc_features"] as? Double)
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(flags["accuracy_unflagged"] as? Double), try XCTUnwrap(flags["accuracy_flagged"] as? Double))
     }
 
     func testFindLenses() throws {
