@@ -6,10 +6,10 @@ for byte. The observation is TASKS.md's common observation model, which
 `astrolabe simulate` follows and pipelines/train-*.yaml record for new trainings.
 
 Run from the repository root: python3 scripts/record_observation.py
-(or, for a class model's energy threshold, --energy-threshold MODEL PREDICTIONS.csv SOURCE;
-for a posterior model's intervals on rows with an `outside_domain` flag such as
+(or, for a posterior model's intervals on rows with an `outside_domain` flag such as
 `neighbours` or `sky`, --interval-scales FLAG MODEL PREDICTIONS.csv CATALOG.csv SOURCE; for a
-posterior model's inference views, --views N MODEL).
+posterior model's inference views, --views N MODEL). A class model's temperature, energy
+threshold and feature density come from `astrolabe evaluate --calibrate`.
 """
 import csv
 import json
@@ -95,23 +95,6 @@ def main():
         print(f"samples/models/{name}.safetensors: observation and provenance recorded")
 
 
-def record_energy_threshold(model, predictions, source):
-    """Records in `model` the 95th percentile of the `ood_energy` column of `predictions`
-    (a run of the model on held-out simulated data) as `oodEnergyThreshold`, and `source`
-    (how that data was made) in the provenance."""
-    import numpy as np
-    with open(predictions) as f:
-        energies = np.array([float(r["ood_energy"]) for r in csv.DictReader(f)])
-    threshold = round(float(np.percentile(energies, 95)), 4)
-
-    def update(recipe):
-        recipe["oodEnergyThreshold"] = threshold
-        recipe.setdefault("provenance", {})["ood_energy_threshold"] = (
-            f"95th percentile of {len(energies)} energies: {source} (scripts/record_observation.py --energy-threshold)")
-    rewrite(model, update)
-    print(f"{model}: oodEnergyThreshold {threshold} from {len(energies)} images")
-
-
 WIDENED_FLAGS = ("neighbours", "sky", "correlated_noise")
 
 
@@ -192,10 +175,7 @@ def record_views(views, model):
 
 if __name__ == "__main__":
     import sys
-    if len(sys.argv) == 5 and sys.argv[1] == "--energy-threshold":
-        # python3 scripts/record_observation.py --energy-threshold MODEL PREDICTIONS.csv "how the data was made"
-        record_energy_threshold(*sys.argv[2:])
-    elif len(sys.argv) == 7 and sys.argv[1] == "--interval-scales":
+    if len(sys.argv) == 7 and sys.argv[1] == "--interval-scales":
         # python3 scripts/record_observation.py --interval-scales FLAG MODEL PREDICTIONS.csv CATALOG.csv "how the data was made"
         record_interval_scales(*sys.argv[2:])
     elif len(sys.argv) == 4 and sys.argv[1] == "--views":
