@@ -131,6 +131,11 @@ public struct TrainedModel {
         architecture = file.architecture
         recipe = try ModelRecipe.decode(json, path: url.path)
         path = url.path
+        if let density = recipe.featureDensity, let classifier = network as? any FeatureClassifier,
+           classifier.fc.inputFeatures != density.dimension {
+            throw PipelineError.modelFile(path: url.path, reason: "its feature density has dimension \(density.dimension), "
+                                          + "but the network has \(classifier.fc.inputFeatures) penultimate features")
+        }
     }
 }
 

@@ -23,6 +23,28 @@ public struct FeatureDensity: Codable, Equatable, Sendable {
     /// The distance above which an image is unlike the data it was fitted on (nil: none set).
     public var threshold: Double?
 
+    enum CodingKeys: String, CodingKey { case dimension, whitening, means, shrinkage, count, threshold }
+
+    public init(dimension: Int, whitening: [Float], means: [[Float]], shrinkage: Double, count: Int, threshold: Double?) {
+        self.dimension = dimension; self.whitening = whitening; self.means = means
+        self.shrinkage = shrinkage; self.count = count; self.threshold = threshold
+    }
+
+    /// Decodes and checks the sizes (`d × d` whitening, `d` per mean), so that a damaged
+    /// recipe is an error when the model file is read, not a wrong read at inference.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(dimension: try c.decode(Int.self, forKey: .dimension), whitening: try c.decode([Float].self, forKey: .whitening),
+                  means: try c.decode([[Float]].self, forKey: .means), shrinkage: try c.decode(Double.self, forKey: .shrinkage),
+                  count: try c.decode(Int.self, forKey: .count), threshold: try c.decodeIfPresent(Double.self, forKey: .threshold))
+        guard dimension > 0, whitening.count == dimension * dimension, !means.isEmpty, means.allSatisfy({ $0.count == dimension }),
+              whitening.allSatisfy(\.isFinite), means.allSatisfy({ $0.allSatisfy(\.isFinite) }) else {
+            throw DecodingError.dataCorruptedError(forKey: .whitening, in: c, debugDescription:
+                "a feature density of dimension \(dimension) needs \(dimension)x\(dimension) finite whitening values "
+                + "(got \(whitening.count)) and class means of \(dimension) finite values")
+        }
+    }
+
     public enum DensityError: Error, Equatable, LocalizedError {
         case tooFewSamples(count: Int, classes: Int)
         case dimensionMismatch(expected: Int, got: Int)

@@ -4,6 +4,7 @@ import NN
 @testable import Pipelines
 import Preprocessing
 import TestSupport
+import Training
 import XCTest
 
 /// Real survey images through the shipped models: headers of other conventions (DSS plate
@@ -130,6 +131,19 @@ final class RealDataTests: XCTestCase {
         table.energyThreshold = -3.18
         XCTAssertEqual(table.qualityText(file: "x.fits", typical), ["yes", "", "-5"])
         XCTAssertEqual(table.qualityText(file: "x.fits", odd), ["no", "atypical", "-1"])
+    }
+
+    /// A feature density whose dimension is not the network's is refused when the file is read.
+    func testAFeatureDensityOfTheWrongDimensionIsRefused() throws {
+        let url = root.appendingPathComponent("samples/models/morphology.safetensors")
+        let model = try TrainedModel(contentsOf: url)
+        var recipe = model.recipe
+        recipe.featureDensity = try FeatureDensity.fit(features: [[1, 2, 3], [2, 1, 0], [0, 1, 1], [3, 3, 1]], labels: [0, 0, 1, 1])
+        let bad = try makeTemporaryDirectory("density").appendingPathComponent("bad.safetensors")
+        try ModelFile(model: model.network, architecture: model.architecture, preprocessing: recipe.json).write(to: bad)
+        XCTAssertThrowsError(try TrainedModel(contentsOf: bad)) {
+            XCTAssert("\($0)".contains("feature density has dimension 3, but the network has 128 penultimate features"), "\($0)")
+        }
     }
 
     func testRowsCarryQualityFlagsAndTheEnergyScore() throws {

@@ -55,5 +55,11 @@ final class FeatureDensityTests: XCTestCase {
             XCTAssertEqual($0 as? FeatureDensity.DensityError, .dimensionMismatch(expected: 2, got: 3))
         }
         XCTAssertTrue(FeatureDensity.DensityError.tooFewSamples(count: 2, classes: 2).localizedDescription.contains("2 feature vectors"))
+        // A damaged recipe (whitening of the wrong size) fails to decode, naming the sizes.
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(density)) as! [String: Any]
+        json["whitening"] = [1.0, 0.0, 0.0]
+        XCTAssertThrowsError(try JSONDecoder().decode(FeatureDensity.self, from: JSONSerialization.data(withJSONObject: json))) {
+            XCTAssert("\($0)".contains("needs 2x2 finite whitening values (got 3)"), "\($0)")
+        }
     }
 }
