@@ -95,7 +95,18 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     }
 
     public static func decode(_ json: String, path: String) throws -> ModelRecipe {
-        do { return try JSONDecoder().decode(ModelRecipe.self, from: Data(json.utf8)) } catch {
+        do { return try JSONDecoder().decode(ModelRecipe.self, from: Data(json.utf8)) } catch let error as DecodingError {
+            let (keys, detail): ([CodingKey], String)
+            switch error {
+            case let .keyNotFound(key, context): (keys, detail) = (context.codingPath + [key], "missing")
+            case let .typeMismatch(_, context), let .valueNotFound(_, context), let .dataCorrupted(context):
+                (keys, detail) = (context.codingPath, context.debugDescription)
+            @unknown default: (keys, detail) = ([], "\(error)")
+            }
+            let at = keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            throw PipelineError.modelFile(path: path, reason: "its 'astrolabe.preprocessing' metadata is not an "
+                                          + "Astrolabe recipe (" + (at.isEmpty ? "" : "at '\(at)': ") + detail + ")")
+        } catch {
             throw PipelineError.modelFile(path: path, reason: "its 'astrolabe.preprocessing' metadata is not an "
                                           + "Astrolabe recipe (\(error.localizedDescription))")
         }

@@ -144,6 +144,17 @@ final class RealDataTests: XCTestCase {
         XCTAssertThrowsError(try TrainedModel(contentsOf: bad)) {
             XCTAssert("\($0)".contains("feature density has dimension 3, but the network has 128 penultimate features"), "\($0)")
         }
+        // A damaged density (a whitening matrix cut short) is named where it is in the recipe.
+        var json = try JSONSerialization.jsonObject(with: Data(recipe.json.utf8)) as! [String: Any]
+        var density = json["featureDensity"] as! [String: Any]
+        density["whitening"] = [1.0, 2.0]
+        json["featureDensity"] = density
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self)
+        try ModelFile(model: model.network, architecture: model.architecture, preprocessing: text).write(to: bad)
+        XCTAssertThrowsError(try TrainedModel(contentsOf: bad)) {
+            XCTAssert($0.localizedDescription.contains("at 'featureDensity.whitening': a feature density of dimension 3 needs 3x3 "
+                                                       + "finite whitening values (got 2)"), $0.localizedDescription)
+        }
     }
 
     func testRowsCarryQualityFlagsAndTheEnergyScore() throws {
