@@ -20,6 +20,9 @@ public enum FITSError: Error, Equatable, LocalizedError {
     case emptyFile(path: String)
     /// The file ends before the data of `hdu` does.
     case truncated(path: String, hdu: Int, expectedBytes: Int, actualBytes: Int)
+    /// The file is shorter than a FITS header block and does not begin as FITS files do
+    /// (`SIMPLE`): not a cut-off FITS file but something else; `start` is its first bytes.
+    case notFITS(path: String, start: String)
     /// No HDU matches `selector` (an index or an EXTNAME); the file has `count` HDUs.
     case hduNotFound(path: String, selector: String, count: Int)
     /// The HDU is a table (or has no data) where an image was needed.
@@ -56,6 +59,9 @@ public enum FITSError: Error, Equatable, LocalizedError {
         case let .truncated(path, hdu, expected, actual):
             return "\(path) is truncated: HDU \(hdu) needs \(expected) bytes but the file has \(actual); "
                 + "the copy or download was probably interrupted."
+        case let .notFITS(path, start):
+            return "\(path) is not a FITS file: it begins with '\(start)' where a FITS file begins with 'SIMPLE  ='; "
+                + "check that it is the file you meant (a text or web page saved as .fits?)."
         case let .hduNotFound(path, selector, count):
             return "\(path) has no HDU \(selector); it has \(count) HDU\(count == 1 ? "" : "s") "
                 + "(indices 0...\(max(count - 1, 0))); use `astrolabe inspect` to list them."

@@ -154,6 +154,15 @@ public final class FITSFile {
         // A header cut short: FITS files are whole 2,880-byte blocks.
         let size = Int(info.st_size)
         if size % 2880 != 0, status == READ_ERROR || status == END_OF_FILE {
+            // Shorter than one header block and not beginning as FITS does: something else.
+            if size < 2880, let handle = FileHandle(forReadingAtPath: path) {
+                let head = (try? handle.read(upToCount: 20)) ?? Data()
+                try? handle.close()
+                if !head.starts(with: Array("SIMPLE".utf8).prefix(head.count)), !head.starts(with: [0x1f, 0x8b]) {
+                    let start = String(head.map { (0x20...0x7e).contains($0) ? Character(UnicodeScalar($0)) : "." })
+                    return .notFITS(path: path, start: start)
+                }
+            }
             return .truncated(path: path, hdu: 0, expectedBytes: (size / 2880 + 1) * 2880, actualBytes: size)
         }
         return nil

@@ -72,6 +72,23 @@ final class FITSErrorTests: XCTestCase {
         }
     }
 
+    /// A short file that does not begin as FITS does is named for what it is, not "truncated";
+    /// a FITS header cut short is still `.truncated`.
+    func testShortNonFITSFileIsNotCalledTruncated() throws {
+        let directory = try makeTemporaryDirectory("fits-text")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let text = directory.appendingPathComponent("page.fits").path
+        try Data("<html>\n\tnot found".utf8).write(to: URL(fileURLWithPath: text))
+        assertThrowsFITSError(try FITSFile(path: text), mentioning: text) { $0 == .notFITS(path: text, start: "<html>..not found") }
+        XCTAssert(FITSError.notFITS(path: text, start: "<html>").localizedDescription.contains("is not a FITS file: it begins with '<html>'"))
+        let cut = directory.appendingPathComponent("cut.fits").path
+        try Data("SIMPLE  =                    T".utf8).write(to: URL(fileURLWithPath: cut))
+        assertThrowsFITSError(try FITSFile(path: cut), mentioning: cut) {
+            if case .truncated = $0 { return true }
+            return false
+        }
+    }
+
     func testZeroBytes() {
         let path = fixture("empty.fits")
         assertThrowsFITSError(try FITSFile(path: path), mentioning: path) { $0 == .emptyFile(path: path) }
@@ -153,7 +170,7 @@ final class FITSErrorTests: XCTestCase {
         let errors: [FITSError] = [
             .cfitsio(status: 252, message: "1st key not SIMPLE", operation: "open", path: "a.fits", hdu: nil),
             .fileNotFound(path: "a.fits"), .notAFile(path: "a.fits"), .emptyFile(path: "a.fits"),
-            .truncated(path: "a.fits", hdu: 0, expectedBytes: 10, actualBytes: 5),
+            .truncated(path: "a.fits", hdu: 0, expectedBytes: 10, actualBytes: 5), .notFITS(path: "a.fits", start: "<html>"),
             .hduNotFound(path: "a.fits", selector: "3", count: 1), .notAnImage(path: "a.fits", hdu: 1),
             .notATable(path: "a.fits", hdu: 0), .unsupported(path: "a.fits", hdu: 2, what: "vector column"),
             .outputExists(path: "a.fits"), .shapeMismatch(path: "a.fits", expected: [2, 2], received: 3),
