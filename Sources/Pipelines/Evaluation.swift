@@ -256,11 +256,11 @@ extension PipelineRunner {
         if distances.count == rows.count { metrics["error_auroc_features"] = ClassificationMetrics.rocAUC(scores: distances, truth: wrong) }
         let energyThreshold = recipe?.oodEnergyThreshold, featureThreshold = density?.threshold
         guard energyThreshold != nil || featureThreshold != nil, !rows.isEmpty else { return metrics }
-        let atypical = rows.map { row in energyThreshold.map { (row.0.energy ?? -.infinity) > $0 } ?? false }
-        let unfamiliar = rows.map { row in featureThreshold.map { (row.0.featureDistance ?? -.infinity) > $0 } ?? false }
-        if energyThreshold != nil { metrics["flagged_atypical"] = Double(atypical.filter { $0 }.count) / Double(rows.count) }
-        if featureThreshold != nil { metrics["flagged_unfamiliar"] = Double(unfamiliar.filter { $0 }.count) / Double(rows.count) }
-        let flagged = zip(atypical, unfamiliar).map { $0 || $1 }
+        let flags = rows.map { $0.0.oodFlags(energyThreshold: energyThreshold, featureThreshold: featureThreshold) }
+        for (flag, threshold) in [("atypical", energyThreshold), ("unfamiliar", featureThreshold)] where threshold != nil {
+            metrics["flagged_" + flag] = Double(flags.filter { $0.contains(flag) }.count) / Double(rows.count)
+        }
+        let flagged = flags.map { !$0.isEmpty }
         for (name, keep) in [("accuracy_flagged", true), ("accuracy_unflagged", false)] {
             let chosen = zip(flagged, wrong).filter { $0.0 == keep }
             if !chosen.isEmpty { metrics[name] = Double(chosen.filter { $0.1 == 0 }.count) / Double(chosen.count) }

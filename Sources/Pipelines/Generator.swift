@@ -325,13 +325,8 @@ public struct ClassifierFeatures {
                 let f = classifier.features(Tensor(shape: shape, data: images.flatMap(\.pixels)))
                 return (f, classifier.fc(f))
             }
-            let d = f.shape[1], k = logits.shape[1]
-            let values = f.scalars, scores = logits.scalars
-            for i in 0..<images.count {
-                features.append(values[(i * d)..<((i + 1) * d)].map(Double.init))
-                let row = scores[(i * k)..<((i + 1) * k)]
-                classes.append(row.indices.max { row[$0] < row[$1] }! - i * k)
-            }
+            features += Predictor.rows(f).map { $0.map(Double.init) }
+            classes += Predictor.rows(logits).map { row in row.indices.max { row[$0] < row[$1] }! }
             start += batchSize
         }
         return (features, classes)

@@ -61,6 +61,16 @@ public struct ClassProbabilities: Codable, Equatable, Sendable {
         energy = -(m + Foundation.log(temperature == 1 ? total : logits.reduce(0) { $0 + Foundation.exp(Double($1) - m) }))
     }
 
+    /// The out-of-distribution flags of this row (the one rule for tables and reports):
+    /// `atypical` when its energy is above `energyThreshold`, `unfamiliar` when its feature
+    /// distance is above `featureThreshold`.
+    public func oodFlags(energyThreshold: Double?, featureThreshold: Double?) -> [String] {
+        var flags = [String]()
+        if let energyThreshold, let energy, energy > energyThreshold { flags.append("atypical") }
+        if let featureThreshold, let featureDistance, featureDistance > featureThreshold { flags.append("unfamiliar") }
+        return flags
+    }
+
     /// The most probable class (the first one on ties).
     public var predicted: Int {
         probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0

@@ -201,6 +201,7 @@ public final class Predictor: @unchecked Sendable {
         return (density, classifier)
     }
 
+    /// The rows of a `[N, D]` tensor.
     static func rows(_ matrix: Tensor) -> [[Float]] {
         let d = matrix.shape[1], values = matrix.scalars
         return (0..<matrix.shape[0]).map { Array(values[($0 * d)..<(($0 + 1) * d)]) }

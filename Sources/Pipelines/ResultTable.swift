@@ -54,12 +54,8 @@ public struct ResultTable: Sendable {
         let check = domains[file]
         var flags = [String]()
         if let scaling, case let .posterior(p) = prediction { flags = scaling.targetsAtRangeEdge(p).map { $0 + "_range" } }
-        if let energyThreshold, case let .classes(p) = prediction, let energy = p.energy, energy > energyThreshold {
-            flags.append("atypical")
-        }
-        if let threshold = featureDensity?.threshold, case let .classes(p) = prediction, let distance = p.featureDistance,
-           distance > threshold {
-            flags.append("unfamiliar")
+        if case let .classes(p) = prediction {
+            flags += p.oodFlags(energyThreshold: energyThreshold, featureThreshold: featureDensity?.threshold)
         }
         let outside = (check?.outside ?? []) + flags
         var row = [flags.isEmpty ? check?.verdict ?? "unknown" : "no", outside.joined(separator: ";")]
