@@ -133,7 +133,14 @@ public struct ResultTable: Sendable {
     /// The percentile columns of a posterior, in TASKS.md's order.
     public static let percentileSuffixes = ["_p16", "_p84", "_p025", "_p975"]
 
-    public static func format(_ value: Double) -> String { String(format: "%.6g", value) }
+    /// `value` as C's `%.6g` (glibc's `snprintf`, which `String(format:)` also ends in, at a
+    /// fraction of its cost: a table row formats every probability and score).
+    public static func format(_ value: Double) -> String {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 32) { buffer in
+            _ = withVaList([value]) { vsnprintf(buffer.baseAddress, 32, "%.6g", $0) }
+            return String(cString: buffer.baseAddress!)
+        }
+    }
 
     /// The header line of a light-curve table (TASKS.md task 5):
     /// `object_id,predicted[,p_<class>...]`.

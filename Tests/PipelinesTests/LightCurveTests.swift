@@ -49,6 +49,15 @@ final class LightCurveTests: XCTestCase {
         XCTAssertEqual(m["log_loss"]!, 1.2217704972286512, accuracy: 1e-9)
     }
 
+    /// Table numbers: `ResultTable.format` prints as `String(format: "%.6g")` does, edge values included.
+    func testTableNumbersPrintAsPrintfG() {
+        var generator = SeededGenerator(seed: 6)
+        var values: [Double] = [0, -0.0, 1, -1, 1e-300, 5e-324, 1.7976931348623157e308, 123456.5, 1234567, 0.1, -3.173392587387885,
+                                .nan, .infinity, -.infinity]
+        for _ in 0..<2000 { values.append((generator.uniform() - 0.5) * pow(10, Double(Int(generator.uniform() * 40) - 20))) }
+        for value in values { XCTAssertEqual(ResultTable.format(value), String(format: "%.6g", value), "\(value)") }
+    }
+
     /// The result table's rows: probabilities printed as `%.6f` prints them.
     func testLightCurveRowsPrintProbabilitiesAsPrintfDoes() {
         var generator = SeededGenerator(seed: 5)
