@@ -202,12 +202,26 @@ public final class LayerTap: @unchecked Sendable {
 /// Formats a shape the way summaries print it: `[1, 32, 64, 64]`.
 func shapeText(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
 
+/// A network whose output rests on pooled features of the image, returned with the output
+/// from one forward pass. Feature-space scores of a model's inputs (`FeatureDensity`) read them.
+public protocol FeatureExtractor: Layer {
+    /// The features `[N, D]` and the output (`forward(input)`) of a batch.
+    func featuresAndOutput(_ input: Tensor) -> (features: Tensor, output: Tensor)
+}
+
 /// A classifier whose output is a dense head on pooled penultimate features (ResNets):
 /// `forward(x) == fc(features(x))`. Feature-space scores (`FeatureDensity`, the Fréchet
 /// distance) read `features`.
-public protocol FeatureClassifier: Layer {
+public protocol FeatureClassifier: FeatureExtractor {
     /// The pooled features `[N, D]` before `fc`.
     func features(_ input: Tensor) -> Tensor
     /// The head: features `[N, D]` to outputs `[N, K]`.
     var fc: Dense { get }
+}
+
+extension FeatureClassifier {
+    public func featuresAndOutput(_ input: Tensor) -> (features: Tensor, output: Tensor) {
+        let features = features(input)
+        return (features, fc(features))
+    }
 }

@@ -126,7 +126,7 @@ extension Flow {
 ///   uniform position angle, circular PSF) rather than approximately, as augmentation
 ///   leaves it; the views go through the encoder as one batch.
 /// - Keys: `encoder.…` (the encoder's own, e.g. a ResNet's `conv1.weight`), `flow.0.…`.
-public final class PosteriorRegressor: DensityModel {
+public final class PosteriorRegressor: DensityModel, FeatureExtractor {
     public let encoder: any Layer
     public let flow: Flow
     /// Input channels (the last ones) that go to the context, not the encoder.
@@ -160,6 +160,29 @@ public final class PosteriorRegressor: DensityModel {
 
     public var features: Int { flow.features }
     public var contextFeatures: Int { flow.contextFeatures }
+
+    /// The encoder's pooled features averaged over the views (`[N, D]`) and the context
+    /// (`forward(input)`, computed as it does), for an encoder that is a `FeatureClassifier`.
+    public func featuresAndOutput(_ input: Tensor) -> (features: Tensor, output: Tensor) {
+        guard let encoder = encoder as? any FeatureClassifier else {
+            preconditionFailure("PosteriorRegressor: its encoder (\(encoder.layerDescription)) has no pooled features")
+        }
+        let n = input.shape[0], c = input.shape[1] - contextChannels
+        let image = contextChannels > 0 ? input.sliced(axis: 1, 0..<c) : input
+        let indices = Self.viewIndices(views) ?? [0]
+        let all = encoder.features(views > 1 ? Tensor.concatenate(indices.map { image.dihedralView($0) }, axis: 0) : image)
+        let perView = encoder.fc(all)
+        let features = views > 1 ? all.reshaped(to: [views, n, all.shape[1]]).mean(axes: [0]) : all
+        var context = views > 1 ? perView.reshaped(to: [views, n, perView.shape[1]]).mean(axes: [0]) : perView
+        if contextChannels > 0 {
+            let planes = input.sliced(axis: 1, c..<input.shape[1]).sliced(axis: 2, 0..<1).sliced(axis: 3, 0..<1)
+            context = Tensor.concatenate([context, planes.reshaped(to: [n, contextChannels])], axis: 1)
+        }
+        return (features, context)
+    }
+
+    /// Whether `featuresAndOutput` can read the encoder's features (a ResNet encoder).
+    public var hasPooledFeatures: Bool { encoder is any FeatureClassifier }
 
     public func forward(_ input: Tensor) -> Tensor {
         guard contextChannels > 0 else { return encoded(input) }

@@ -36,9 +36,9 @@ extension PipelineRunner {
             throw PipelineError.unsupported("--compare and --sersic evaluate deblenders (task deblend), not \(config.task.rawValue)")
         }
         if let calibratedModel {
-            guard config.task == .classify || config.task == .lens else {
-                throw PipelineError.unsupported("--calibrate fits a softmax temperature: it needs an image class model "
-                                                + "(classify or lens), not \(config.task.rawValue)")
+            guard [.classify, .lens, .regress].contains(config.task) else {
+                throw PipelineError.unsupported("--calibrate fits a softmax temperature and a feature density: it needs an "
+                                                + "image class model (classify or lens) or a regression, not \(config.task.rawValue)")
             }
             guard !FileManager.default.fileExists(atPath: calibratedModel.path) else {
                 throw PipelineError.unsupported("--calibrate \(calibratedModel.path): the file exists; "
@@ -141,9 +141,11 @@ extension PipelineRunner {
             metrics.merge(numbers) { $1 }
             pictures += files.filter { $0.hasSuffix(".png") }
             tables += files.filter { !$0.hasSuffix(".png") }
+            metrics.merge(try regressionFeatureDensity(predictor, truthCatalog.entries, results, calibratedModel)) { $1 }
         case .regress:
             let recipe = predictor.recipe!
             let truthCatalog = try Catalog.resolve(catalogPath(), targetColumns: recipe.targetNames)
+            metrics.merge(try regressionFeatureDensity(predictor, truthCatalog.entries, results, calibratedModel)) { $1 }
             var panels = [Canvas]()
             var inside = 0, total = 0
             for (k, name) in recipe.targetNames.enumerated() {
@@ -268,33 +270,75 @@ extension PipelineRunner {
         return metrics
     }
 
-    /// The feature density of a class model whose network is a `FeatureClassifier` (nil for
-    /// others), on labelled `entries`: class means and covariance from the even-numbered files,
-    /// the threshold (95th percentile of the distances) from the odd-numbered ones, so that it
-    /// is not set on the images the Gaussians were fitted to.
+    /// What a regression's feature density says about rows with truth (`ood_features_p95`,
+    /// `flagged_unfamiliar`, and per target the NMAD of the point estimates of the rows with
+    /// and without the flag: `nmad_<target>_unfamiliar`, `nmad_<target>_familiar`, log10 for
+    /// logarithmic targets); with `calibratedModel`, the density is fitted on these files and
+    /// written into a copy of the model file (`ood_features_threshold`).
+    func regressionFeatureDensity(_ predictor: Predictor, _ entries: [CatalogEntry], _ results: [String: Prediction],
+                                  _ calibratedModel: URL?) throws -> [String: Double] {
+        var metrics = [String: Double]()
+        let rows = entries.compactMap { entry in results[entry.name].map { (entry, $0) } }
+        let distances = rows.compactMap(\.1.featureDistance).sorted()
+        if !distances.isEmpty { metrics["ood_features_p95"] = PixelStatistics.percentile(sorted: distances, 95) }
+        if let threshold = predictor.featureDensity?.0.threshold, !rows.isEmpty {
+            let flagged = rows.map { !$0.1.unfamiliarFlag(threshold: threshold).isEmpty }
+            metrics["flagged_unfamiliar"] = Double(flagged.filter { $0 }.count) / Double(rows.count)
+            let recipe = predictor.recipe!
+            for (k, name) in recipe.targetNames.enumerated() {
+                let scale: (Double) -> Double = recipe.logTargets.contains(name) ? Foundation.log10 : { $0 }
+                for (suffix, keep) in [("_unfamiliar", true), ("_familiar", false)] {
+                    let chosen = zip(rows, flagged).filter { $0.1 == keep }.compactMap { row, _ -> (Double, Double)? in
+                        guard let values = row.1.pointEstimates, k < values.count, k < row.0.targets.count else { return nil }
+                        return (scale(values[k]), scale(row.0.targets[k]))
+                    }
+                    guard chosen.count >= 2 else { continue }
+                    metrics["nmad_" + (recipe.logTargets.contains(name) ? "log10_" : "") + name + suffix] =
+                        RegressionMetrics.nmad(predicted: chosen.map(\.0), truth: chosen.map(\.1))
+                }
+            }
+        }
+        if let calibratedModel {
+            guard let density = try fitFeatureDensity(predictor, entries: rows.map(\.0)) else {
+                throw PipelineError.unsupported("--calibrate: the network of \(predictor.path) (\(predictor.architecture.name.rawValue)) "
+                                                + "has no pooled features for a density (a ResNet or a posterior model's ResNet encoder has), "
+                                                + "or fewer than two files were predicted")
+            }
+            metrics["ood_features_threshold"] = density.threshold ?? .nan
+            try writeCalibrated(predictor, temperature: nil, energyThreshold: nil, featureDensity: density, to: calibratedModel)
+        }
+        return metrics
+    }
+
+    /// The feature density of a model whose network has pooled features (`Predictor.featureExtractor`;
+    /// nil for others) on `entries` (a class model's labelled ones; a regression's all, as one
+    /// class): class means and covariance from the even-numbered files, the threshold (95th
+    /// percentile of the distances) from the odd-numbered ones, so that it is not set on the
+    /// images the Gaussians were fitted to.
     func fitFeatureDensity(_ predictor: Predictor, entries: [CatalogEntry]) throws -> FeatureDensity? {
         guard let extractor = try? ClassifierFeatures(predictor: predictor) else { return nil }
-        let labelled = entries.filter { $0.label != nil }
+        let regression = predictor.task == .regress
+        let labelled = regression ? entries : entries.filter { $0.label != nil }
         let fitting = labelled.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
         let thresholding = labelled.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
         guard !thresholding.isEmpty else { return nil }
         let features = try extractor.features(Catalog(entries: fitting)).features
-        var density = try FeatureDensity.fit(features: features, labels: fitting.map { $0.label! })
+        var density = try FeatureDensity.fit(features: features, labels: fitting.map { regression ? 0 : $0.label! })
         let distances = try extractor.features(Catalog(entries: thresholding)).features
             .map { try density.distance($0.map(Float.init)) }.sorted()
         density.threshold = PixelStatistics.percentile(sorted: distances, 95)
         return density
     }
 
-    /// A copy of the predictor's model file whose recipe carries `temperature` and, when
-    /// given, the energy threshold and the feature density of the images it was fitted on.
-    func writeCalibrated(_ predictor: Predictor, temperature: Double, energyThreshold: Double?,
+    /// A copy of the predictor's model file whose recipe carries, where given, `temperature`,
+    /// the energy threshold and the feature density of the images they were fitted on.
+    func writeCalibrated(_ predictor: Predictor, temperature: Double?, energyThreshold: Double?,
                          featureDensity: FeatureDensity? = nil, to url: URL) throws {
         let file = try ModelFile(contentsOf: URL(fileURLWithPath: predictor.path))
         guard var recipe = predictor.recipe else {
-            throw PipelineError.modelFile(path: predictor.path, reason: "it records no recipe to carry a temperature")
+            throw PipelineError.modelFile(path: predictor.path, reason: "it records no recipe to carry a calibration")
         }
-        recipe.temperature = temperature
+        if let temperature { recipe.temperature = temperature }
         if let energyThreshold { recipe.oodEnergyThreshold = energyThreshold }
         if let featureDensity { recipe.featureDensity = featureDensity }
         try ModelFile(model: file.model, architecture: file.architecture, preprocessing: recipe.json).write(to: url)

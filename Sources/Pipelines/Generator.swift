@@ -267,13 +267,14 @@ public struct ObservationNoise {
     }
 }
 
-/// Features and classes of images from a ResNet classifier (the shipped morphology model):
-/// each image is read and prepared the model's way (`Predictor.prepared`: observation
-/// matching, its stages), then `FeatureClassifier.features` gives the pooled penultimate
-/// layer, and the argmax of `fc` on it the class.
+/// Features and classes of images from a ResNet classifier (the shipped morphology model), or
+/// the features of a regression's ResNet (a posterior model's encoder): each image is read and
+/// prepared the model's way (`Predictor.prepared`: observation matching, its stages), then
+/// `FeatureExtractor.featuresAndOutput` gives the pooled penultimate layer and the output,
+/// whose argmax is a classifier's class.
 public struct ClassifierFeatures {
     public let predictor: Predictor
-    let classifier: any FeatureClassifier
+    let extractor: any FeatureExtractor
     public var classNames: [String] { predictor.classNames }
 
     /// An image classifier's model file (task classify).
@@ -288,14 +289,14 @@ public struct ClassifierFeatures {
                                            path: model.path))
     }
 
-    /// The features of a predictor's network (a `FeatureClassifier`: a ResNet).
+    /// The features of a predictor's network (a ResNet, or a posterior model with a ResNet encoder).
     public init(predictor: Predictor) throws {
-        guard let classifier = predictor.network as? any FeatureClassifier else {
+        guard let extractor = predictor.featureExtractor ?? predictor.network as? any FeatureClassifier else {
             throw PipelineError.modelFile(path: predictor.path, reason: "its network (\(predictor.architecture.name.rawValue)) "
                                           + "has no pooled penultimate features (a ResNet has)")
         }
         self.predictor = predictor
-        self.classifier = classifier
+        self.extractor = extractor
     }
 
     /// Penultimate features (`[images][width]`) and predicted class indices of the FITS files of `catalog`.
@@ -321,10 +322,7 @@ public struct ClassifierFeatures {
         while start < count {
             let images = try prepared(start..<min(count, start + batchSize))
             let shape = [images.count] + images[0].shape
-            let (f, logits) = withNoGrad { () -> (Tensor, Tensor) in
-                let f = classifier.features(Tensor(shape: shape, data: images.flatMap(\.pixels)))
-                return (f, classifier.fc(f))
-            }
+            let (f, logits) = withNoGrad { extractor.featuresAndOutput(Tensor(shape: shape, data: images.flatMap(\.pixels))) }
             features += Predictor.rows(f).map { $0.map(Double.init) }
             classes += Predictor.rows(logits).map { row in row.indices.max { row[$0] < row[$1] }! }
             start += batchSize

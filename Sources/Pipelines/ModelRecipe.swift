@@ -45,9 +45,10 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// training data, the 95th percentile of the scores on held-out simulated data; rows above
     /// it say `atypical` in `outside_domain`. Absent: no such flag.
     public var oodEnergyThreshold: Double?
-    /// Class models: class-conditional Gaussians of the penultimate features on held-out
-    /// simulated data (`astrolabe evaluate --calibrate`), with the distance (the 95th percentile
-    /// on other held-out images) above which a row says `unfamiliar`. Absent: no such score.
+    /// Class models and regressions with a ResNet (a posterior model's encoder): Gaussians of
+    /// the pooled penultimate features on held-out simulated data (`astrolabe evaluate
+    /// --calibrate`; one per class, a regression's as one class), with the distance (the 95th
+    /// percentile on other held-out images) above which a row says `unfamiliar`. Absent: no such score.
     public var featureDensity: FeatureDensity?
     /// Posterior models: per `outside_domain` flag of a run (`neighbours`: `mask_neighbours`
     /// masked pixels; `sky`: `fit_sky` subtracted a residual sky; `correlated_noise`: its frame
@@ -142,7 +143,8 @@ public struct TrainedModel {
         architecture = file.architecture
         recipe = try ModelRecipe.decode(json, path: url.path)
         path = url.path
-        if let density = recipe.featureDensity, let classifier = network as? any FeatureClassifier,
+        if let density = recipe.featureDensity,
+           let classifier = (network as? PosteriorRegressor)?.encoder as? any FeatureClassifier ?? network as? any FeatureClassifier,
            classifier.fc.inputFeatures != density.dimension {
             throw PipelineError.modelFile(path: url.path, reason: "its feature density has dimension \(density.dimension), "
                                           + "but the network has \(classifier.fc.inputFeatures) penultimate features")
@@ -171,8 +173,10 @@ extension ModelRecipe {
                                              ?? "1 (probabilities not recalibrated)"))
             lines.append("ood energy    " + (oodEnergyThreshold.map { String(format: "above %.3f: the row says 'atypical' "
                 + "(95th percentile on held-out simulated data)", $0) } ?? "no threshold recorded"))
+        }
+        if !classNames.isEmpty || task == .regress {
             lines.append("ood features  " + (featureDensity.map { density in
-                "Mahalanobis distance to the nearest class mean of \(density.dimension) penultimate features (\(density.count) "
+                "Mahalanobis distance to the " + (density.means.count == 1 ? "mean" : "nearest class mean") + " of \(density.dimension) penultimate features (\(density.count) "
                 + "held-out images)" + (density.threshold.map { String(format: "; above %.1f the row says 'unfamiliar'", $0) } ?? "")
             } ?? "no feature density recorded"))
         }

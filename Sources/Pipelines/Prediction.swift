@@ -21,6 +21,34 @@ public enum Prediction: Equatable, Sendable {
     /// The network's outputs as they are (`astrolabe predict --raw`).
     case logits([Double])
 
+    /// The squared Mahalanobis distance of the network's features to held-out training-like
+    /// data (`FeatureDensity`), for results that carry one (class models and regressions whose
+    /// model records a density).
+    public var featureDistance: Double? {
+        get {
+            switch self {
+            case let .classes(p): return p.featureDistance
+            case let .regression(r): return r.featureDistance
+            case let .posterior(p): return p.featureDistance
+            default: return nil
+            }
+        }
+        set {
+            switch self {
+            case var .classes(p): p.featureDistance = newValue; self = .classes(p)
+            case var .regression(r): r.featureDistance = newValue; self = .regression(r)
+            case var .posterior(p): p.featureDistance = newValue; self = .posterior(p)
+            default: break
+            }
+        }
+    }
+
+    /// `unfamiliar` when the feature distance is above `threshold` (the one rule of that flag).
+    public func unfamiliarFlag(threshold: Double?) -> [String] {
+        guard let threshold, let distance = featureDistance, distance > threshold else { return [] }
+        return ["unfamiliar"]
+    }
+
     /// A regression's values per target: a posterior's medians, a regression's values (nil otherwise).
     public var pointEstimates: [Double]? {
         switch self {
@@ -67,8 +95,7 @@ public struct ClassProbabilities: Codable, Equatable, Sendable {
     public func oodFlags(energyThreshold: Double?, featureThreshold: Double?) -> [String] {
         var flags = [String]()
         if let energyThreshold, let energy, energy > energyThreshold { flags.append("atypical") }
-        if let featureThreshold, let featureDistance, featureDistance > featureThreshold { flags.append("unfamiliar") }
-        return flags
+        return flags + Prediction.classes(self).unfamiliarFlag(threshold: featureThreshold)
     }
 
     /// The most probable class (the first one on ties).
@@ -87,11 +114,14 @@ public struct RegressionEstimate: Codable, Equatable, Sendable {
     /// Gaussian, taken where it is Gaussian (the learned scale: log10 for a log target) and
     /// carried to catalog units, so they are exact for `r_e` too.
     public var percentiles: [[Double]]?
+    /// As `ClassProbabilities.featureDistance`: nil when the model records no feature density.
+    public var featureDistance: Double?
 
-    public init(values: [Double], sigmas: [Double]? = nil, percentiles: [[Double]]? = nil) {
+    public init(values: [Double], sigmas: [Double]? = nil, percentiles: [[Double]]? = nil, featureDistance: Double? = nil) {
         self.values = values
         self.sigmas = sigmas
         self.percentiles = percentiles
+        self.featureDistance = featureDistance
     }
 }
 
@@ -108,11 +138,15 @@ public struct PosteriorEstimate: Codable, Equatable, Sendable {
     /// kept only when a run asks for them (`outputs.posterior_samples`, `evaluate`); not stored
     /// in the run journal.
     public var samples: [Double]?
+    /// As `ClassProbabilities.featureDistance`: nil when the model records no feature density.
+    public var featureDistance: Double?
 
-    enum CodingKeys: String, CodingKey { case medians, p16, p84, p025, p975 }
+    enum CodingKeys: String, CodingKey { case medians, p16, p84, p025, p975, featureDistance }
 
-    public init(medians: [Double], p16: [Double], p84: [Double], p025: [Double], p975: [Double], samples: [Double]? = nil) {
+    public init(medians: [Double], p16: [Double], p84: [Double], p025: [Double], p975: [Double], samples: [Double]? = nil,
+                featureDistance: Double? = nil) {
         self.medians = medians; self.p16 = p16; self.p84 = p84; self.p025 = p025; self.p975 = p975; self.samples = samples
+        self.featureDistance = featureDistance
     }
 }
 

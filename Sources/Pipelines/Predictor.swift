@@ -193,12 +193,19 @@ public final class Predictor: @unchecked Sendable {
     /// The draws per input behind a posterior model's medians and percentiles.
     public var posteriorDraws: Int { recipe?.posteriorDraws ?? 1000 }
 
-    /// A class model's density of its penultimate features (`ModelRecipe.featureDensity`),
-    /// when its network is a `FeatureClassifier`: each result carries its distance.
-    var featureDensity: (FeatureDensity, any FeatureClassifier)? {
-        guard !raw, task == .classify || task == .lens, let density = recipe?.featureDensity,
-              let classifier = network as? any FeatureClassifier else { return nil }
-        return (density, classifier)
+    /// The density of the network's pooled features (`ModelRecipe.featureDensity`) of a class
+    /// model or a regression (a ResNet, or a posterior model with a ResNet encoder): each
+    /// result carries its distance.
+    var featureDensity: (FeatureDensity, any FeatureExtractor)? {
+        guard !raw, let density = recipe?.featureDensity, let extractor = featureExtractor else { return nil }
+        return (density, extractor)
+    }
+
+    /// The network as a `FeatureExtractor` for a task whose rows can carry a feature distance.
+    var featureExtractor: (any FeatureExtractor)? {
+        guard !raw, [.classify, .lens, .regress].contains(task), let extractor = network as? any FeatureExtractor,
+              (network as? PosteriorRegressor)?.hasPooledFeatures ?? true else { return nil }
+        return extractor
     }
 
     /// The rows of a `[N, D]` tensor.
@@ -209,18 +216,17 @@ public final class Predictor: @unchecked Sendable {
 
     /// Runs a batch `[N, C, H, W]` and returns one result per image.
     public func predict(batch: Tensor) -> [Prediction] {
-        if let (density, classifier) = featureDensity {
-            let (features, output) = withNoGrad { () -> (Tensor, Tensor) in
-                let f = classifier.features(batch)
-                return (f, classifier.fc(f))
-            }
-            return zip(results(output), Self.rows(features)).map { prediction, feature in
-                guard case var .classes(p) = prediction else { return prediction }
-                p.featureDistance = try? density.distance(feature)
-                return .classes(p)
-            }
+        guard let (density, extractor) = featureDensity else { return results(network: withNoGrad { network(batch) }) }
+        let (features, output) = withNoGrad { extractor.featuresAndOutput(batch) }
+        return zip(results(network: output), Self.rows(features)).map { prediction, feature in
+            var prediction = prediction
+            prediction.featureDistance = try? density.distance(feature)
+            return prediction
         }
-        let output = withNoGrad { network(batch) }
+    }
+
+    /// The results of the network's output for a batch: a posterior model's draws, else `results(_:)`.
+    func results(network output: Tensor) -> [Prediction] {
         guard isPosterior, let posterior = network as? PosteriorRegressor, let recipe else { return results(output) }
         return posteriorResults(context: output, model: posterior, scaling: recipe.targetScaling)
     }

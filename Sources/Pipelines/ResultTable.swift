@@ -30,23 +30,25 @@ public struct ResultTable: Sendable {
     /// posterior also `<target>_range` when its posterior piles up on a bound of the prior,
     /// `TargetScaling.targetsAtRangeEdge`; for a class model with an energy threshold
     /// `atypical` when the image's energy score is above it; `;`-separated) and, for
-    /// classifiers, `ood_energy` (the energy score of the network output); for a class model
-    /// with a feature density also `ood_features` (`ClassProbabilities.featureDistance`), and
-    /// `unfamiliar` in `outside_domain` when it is above the density's threshold.
+    /// classifiers, `ood_energy` (the energy score of the network output); for a model with a
+    /// feature density (class models and regressions) also `ood_features`
+    /// (`Prediction.featureDistance`), and `unfamiliar` in `outside_domain` when it is above the
+    /// density's threshold.
     public var domains: [String: DomainCheck]?
     /// A posterior model's target scaling (its prior ranges), for the `<target>_range` flags.
     public var scaling: TargetScaling?
     /// A class model's energy threshold (`ModelRecipe.oodEnergyThreshold`), for the `atypical` flag.
     public var energyThreshold: Double?
-    /// A class model's feature density (`ModelRecipe.featureDensity`), for `ood_features` and `unfamiliar`.
+    /// The model's feature density (`ModelRecipe.featureDensity`), for `ood_features` and `unfamiliar`.
     public var featureDensity: FeatureDensity?
 
     public init(_ layout: Layout) { self.layout = layout }
 
     var qualityHeader: [String] {
         guard domains != nil else { return [] }
-        if case .classes = layout { return ["in_domain", "outside_domain", "ood_energy"] + (featureDensity == nil ? [] : ["ood_features"]) }
-        return ["in_domain", "outside_domain"]
+        var header = ["in_domain", "outside_domain"]
+        if case .classes = layout { header.append("ood_energy") }
+        return header + (featureDensity == nil ? [] : ["ood_features"])
     }
 
     func qualityText(file: String, _ prediction: Prediction) -> [String] {
@@ -56,15 +58,15 @@ public struct ResultTable: Sendable {
         if let scaling, case let .posterior(p) = prediction { flags = scaling.targetsAtRangeEdge(p).map { $0 + "_range" } }
         if case let .classes(p) = prediction {
             flags += p.oodFlags(energyThreshold: energyThreshold, featureThreshold: featureDensity?.threshold)
+        } else {
+            flags += prediction.unfamiliarFlag(threshold: featureDensity?.threshold)
         }
         let outside = (check?.outside ?? []) + flags
         var row = [flags.isEmpty ? check?.verdict ?? "unknown" : "no", outside.joined(separator: ";")]
         if case .classes = layout {
             if case let .classes(p) = prediction, let energy = p.energy { row.append(Self.format(energy)) } else { row.append("") }
-            if featureDensity != nil {
-                if case let .classes(p) = prediction, let distance = p.featureDistance { row.append(Self.format(distance)) } else { row.append("") }
-            }
         }
+        if featureDensity != nil { row.append(prediction.featureDistance.map(Self.format) ?? "") }
         return row
     }
 
@@ -82,7 +84,10 @@ public struct ResultTable: Sendable {
         case .regress where predictor.isPosterior:
             layout = .posterior(targets: predictor.recipe!.targetNames)
             scaling = predictor.recipe!.targetScaling
-        case .regress: layout = .regression(targets: predictor.recipe!.targetNames, percentiles: predictor.recipe!.predictsUncertainty)
+            featureDensity = predictor.featureDensity?.0
+        case .regress:
+            layout = .regression(targets: predictor.recipe!.targetNames, percentiles: predictor.recipe!.predictsUncertainty)
+            featureDensity = predictor.featureDensity?.0
         case .segment, .deblend, .generate: layout = .maps
         }
     }
@@ -232,7 +237,11 @@ public struct ResultTable: Sendable {
         let quality = results.map { qualityText(file: $0.file, $0.prediction) }
         for (k, name) in qualityHeader.enumerated() {
             if name == "ood_energy" || name == "ood_features" {
-                columns.append(FITSColumn(name, .double(quality.map { Double($0[k]) ?? .nan })))
+                columns.append(FITSColumn(name, .double(results.map { result in
+                    let value = name == "ood_features" ? result.prediction.featureDistance
+                        : { if case let .classes(p) = result.prediction { return p.energy } else { return nil } }()
+                    return value ?? .nan
+                })))
             } else {
                 columns.append(FITSColumn(name, .string(quality.map { $0[k] })))
             }

@@ -23,7 +23,8 @@ struct Evaluate: ParsableCommand {
         and reliability.png; --calibrate writes a copy of the model file carrying that temperature, \
         the energy threshold of these files (their 95th percentile: 'atypical') and, for a ResNet, \
         the density of its penultimate features (class means and covariance from the even-numbered \
-        files, its threshold from the odd-numbered ones: 'unfamiliar'). Run it on held-out files \
+        files, its threshold from the odd-numbered ones: 'unfamiliar'); for a regression (a ResNet or a \
+        posterior model's ResNet encoder) the density alone, one Gaussian. Run it on held-out files \
         that the model was not trained on.
 
         Example:
@@ -36,7 +37,7 @@ struct Evaluate: ParsableCommand {
     @Option(name: .customLong("cramer-rao"),
             help: "Per-galaxy Cramér–Rao bounds (scripts/regression_fisher.py --out) to set beside a posterior model's errors.")
     var cramerRao: String?
-    @Option(help: "Write a copy of the model file with the temperature, energy threshold and feature density fitted on INPUT (a new file).")
+    @Option(help: "Write a copy of the model file with the temperature, energy threshold and feature density (a regression: the density) fitted on INPUT (a new file).")
     var calibrate: String?
     @Option(name: .customLong("compare"), parsing: .singleValue,
             help: "Deblending: another deblend pipeline whose model is measured on the same files (repeatable).")

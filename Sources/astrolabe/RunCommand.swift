@@ -25,7 +25,7 @@ struct Run: ParsableCommand {
         absent), pixel scale (PIXSCALE or the WCS), PSF (PSF_FWHM, SEEING), size. What the header \
         does not say is assumed, printed once and recorded in OUTPUT.runs.jsonl; give values with \
         --set input.header_values.MAGZERO=27.5. Rows carry in_domain, outside_domain, \
-        ood_energy and, where the model records a feature density, ood_features (see docs/real-data.md).
+        ood_energy (class models) and, where the model records a feature density, ood_features (see docs/real-data.md).
 
         Under mpirun (or srun) with N processes the inputs are split over them; each process \
         writes its part with its own journal and rank 0 joins the parts into the one output, in \

@@ -152,4 +152,29 @@ final class PosteriorModelTests: XCTestCase {
         XCTAssertThrowsError(try Architecture(name: .resnet18Flow, inChannels: 1, classes: 6, widths: [4, 4, 4, 4],
                                               flow: FlowSettings(features: 4), views: 2).makeModel(seed: 1))
     }
+
+    /// `featuresAndOutput` gives the context `forward` gives (with a header plane and four
+    /// views) and the encoder's pooled features averaged over the views; a fused copy the same.
+    func testFeaturesAndOutputMatchForwardAndTheEncodersFeatures() throws {
+        let architecture = Architecture(name: .resnet18Flow, inChannels: 2, classes: 6, widths: [4, 4, 4, 8], stemPool: false,
+                                        flow: FlowSettings(features: 4, layers: 2, hidden: [8], bins: 4), contextChannels: 1, views: 4)
+        let model = try XCTUnwrap(try architecture.makeModel(seed: 5) as? PosteriorRegressor)
+        model.eval()
+        var g = SeededGenerator(seed: 12)
+        let image = Tensor.randomNormal([3, 1, 16, 16], generator: &g)
+        let plane = Tensor(shape: [3, 1, 16, 16], data: (0..<3).flatMap { i in [Float](repeating: Float(i) - 0.5, count: 256) })
+        let input = Tensor.concatenate([image, plane], axis: 1)
+        for network in [model, try XCTUnwrap(model.fusedForInference() as? PosteriorRegressor)] {
+            XCTAssert(network.hasPooledFeatures)
+            let (features, output) = withNoGrad { network.featuresAndOutput(input) }
+            XCTAssertEqual(output.shape, [3, 7])
+            XCTAssertEqual(output.scalars, withNoGrad { network(input) }.scalars)
+            XCTAssertEqual(features.shape, [3, 8])
+            let encoder = try XCTUnwrap(network.encoder as? any FeatureClassifier)
+            let views = [0, 3, 5, 6].map { view in withNoGrad { encoder.features(image.dihedralView(view)) }.scalars }
+            for j in 0..<24 {
+                XCTAssertEqual(features.scalars[j], views.map { $0[j] }.reduce(0, +) / 4, accuracy: 1e-5 * Swift.max(1, abs(features.scalars[j])))
+            }
+        }
+    }
 }

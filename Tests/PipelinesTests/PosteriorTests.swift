@@ -6,6 +6,7 @@ import NN
 import Preprocessing
 import SkySim
 import TestSupport
+import Training
 import XCTest
 @testable import Pipelines
 
@@ -159,6 +160,7 @@ final class PosteriorTests: XCTestCase {
         recipe.targetStd = [1.8, 1.8, 1.8, 1.8]
         recipe.predictsUncertainty = false
         recipe.posteriorDraws = 200
+        recipe.featureDensity = nil   // the shipped one is of the shipped network's 128 features
         let url = folder.appendingPathComponent("posterior.safetensors")
         model.eval()
         try ModelFile(model: model, architecture: architecture, preprocessing: recipe.json).write(to: url)
@@ -271,6 +273,71 @@ final class PosteriorTests: XCTestCase {
         let nmadError = try XCTUnwrap(result.metrics["nmad_se_sersic_n"])
         let nmad = try XCTUnwrap(result.metrics["nmad_sersic_n"])
         XCTAssert(nmadError > 0 && nmadError < nmad, "bootstrap error \(nmadError) of NMAD \(nmad)")
+    }
+
+    /// `evaluate --calibrate` on a posterior model fits one Gaussian to its encoder's pooled
+    /// features (views averaged) on the even-numbered files and the threshold on the odd ones;
+    /// runs with the copy write `ood_features` and say `unfamiliar` exactly above it; evaluate
+    /// reports the flagged fraction and the NMAD with and without the flag; a model with a
+    /// density of another dimension is refused, and --calibrate on a segmenter names what it needs.
+    func testEvaluateCalibrateFitsARegressionFeatureDensity() throws {
+        let folder = try makeTemporaryDirectory("posterior-density")
+        let model = try makeModelFile(in: folder)
+        let pipeline = folder.appendingPathComponent("p.yaml")
+        try "task: regress\ninput: {path: \(samples.path)}\nmodel: {weights: \(model.path)}\noutputs: {csv: out.csv}\n"
+            .write(to: pipeline, atomically: true, encoding: .utf8)
+        let calibrated = folder.appendingPathComponent("calibrated.safetensors")
+        let catalog = samples.appendingPathComponent("catalog.csv").path
+        let first = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(input: catalog, quiet: true, fresh: true))
+            .evaluate(into: folder.appendingPathComponent("eval"), calibratedModel: calibrated)
+        let threshold = try XCTUnwrap(first.metrics["ood_features_threshold"])
+        let loaded = try TrainedModel(contentsOf: calibrated)
+        let density = try XCTUnwrap(loaded.recipe.featureDensity)
+        XCTAssertEqual(density.dimension, 4)
+        XCTAssertEqual(density.means.count, 1, "one Gaussian")
+        XCTAssertEqual(density.count, 15, "the even-numbered 15 of 30")
+        XCTAssertEqual(density.threshold, threshold)
+        XCTAssertNil(loaded.recipe.temperature, "a regression gets no temperature")
+        XCTAssert(loaded.recipe.descriptionLines.contains { $0.contains("distance to the mean of 4 penultimate features") })
+
+        // A run with the copy: the distance is the density's distance of the pooled, view-averaged features.
+        try "task: regress\ninput: {path: \(samples.path)}\nmodel: {weights: \(calibrated.path)}\noutputs: {csv: out2.csv}\n"
+            .write(to: pipeline, atomically: true, encoding: .utf8)
+        let run = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).predictAll()
+        let features = try ClassifierFeatures(predictor: run.predictor).features(Catalog(entries: run.results.map(\.entry))).features
+        var flagged = 0
+        for ((entry, prediction), feature) in zip(run.results, features) {
+            let distance = try XCTUnwrap(prediction.featureDistance, entry.name)
+            XCTAssertEqual(distance, try density.distance(feature.map(Float.init)), accuracy: 1e-4 * distance)
+            flagged += distance > threshold ? 1 : 0
+        }
+        let csv = try CSVReader(string: try String(contentsOf: folder.appendingPathComponent("out2.csv"), encoding: .utf8),
+                                hasHeaderRow: true)
+        let header = try XCTUnwrap(csv.headerRow)
+        XCTAssertEqual(header.suffix(3), ["in_domain", "outside_domain", "ood_features"])
+        var unfamiliar = 0
+        while let row = csv.next() {
+            let distance = try XCTUnwrap(Double(row[header.count - 1]))
+            let says = row[header.count - 2].split(separator: ";").contains("unfamiliar")
+            XCTAssertEqual(says, distance > threshold, "\(row)")
+            if says { XCTAssertEqual(row[header.count - 3], "no"); unfamiliar += 1 }
+        }
+        XCTAssertEqual(unfamiliar, flagged)
+        let again = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(input: catalog, quiet: true, fresh: true))
+            .evaluate(into: folder.appendingPathComponent("eval2"))
+        XCTAssertEqual(try XCTUnwrap(again.metrics["flagged_unfamiliar"]), Double(flagged) / 30, accuracy: 1e-12)
+        XCTAssertNotNil(again.metrics[flagged < 29 ? "nmad_sersic_n_familiar" : "nmad_sersic_n_unfamiliar"])
+
+        // A density of another width than the encoder's features is refused when the file is read.
+        var recipe = loaded.recipe
+        var g = SeededGenerator(seed: 4)
+        let five: [[Double]] = (0..<10).map { _ in (0..<5).map { _ in Double.random(in: -1...1, using: &g) } }
+        recipe.featureDensity = try FeatureDensity.fit(features: five, labels: Array(repeating: 0, count: 10))
+        let wrong = folder.appendingPathComponent("wrong.safetensors")
+        try ModelFile(model: loaded.network, architecture: loaded.architecture, preprocessing: recipe.json).write(to: wrong)
+        XCTAssertThrowsError(try TrainedModel(contentsOf: wrong)) {
+            XCTAssert("\($0)".contains("dimension 5") && "\($0)".contains("4 penultimate features"), "\($0)")
+        }
     }
 
     /// The shipped regressors' magnitudes are unbiased on new simulated cutouts: about half the

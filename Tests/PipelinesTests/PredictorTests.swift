@@ -136,9 +136,11 @@ final class PredictorTests: XCTestCase {
         XCTAssertEqual(csv.headerRow, ["file", "sersic_n", "r_e", "q", "mag", "sersic_n_p16", "sersic_n_p84", "sersic_n_p025", "sersic_n_p975",
                                        "r_e_p16", "r_e_p84", "r_e_p025", "r_e_p975", "q_p16", "q_p84", "q_p025", "q_p975",
                                        "mag_p16", "mag_p84", "mag_p025", "mag_p975",
-                                       "in_domain", "outside_domain"])
+                                       "in_domain", "outside_domain", "ood_features"])
         let table = try FITSFile(path: folder.appendingPathComponent("out.fits").path).readTable("RESULTS")
         guard case let .double(fitsR)? = table["r_e"]?.values else { return XCTFail("r_e is not a double column") }
+        guard case let .double(fitsDistance)? = table["ood_features"]?.values else { return XCTFail("ood_features is not a double column") }
+        let threshold = try XCTUnwrap(run.predictor.recipe?.featureDensity?.threshold)
         for (i, (entry, prediction)) in run.results.enumerated() {
             let row = try XCTUnwrap(csv.next())
             XCTAssertEqual(row[0], entry.name)
@@ -154,7 +156,12 @@ final class PredictorTests: XCTestCase {
             // sersic_n is learned linearly: p84 − p16 = 2 · 0.99446 σ (the 84th percentile is 0.99446 σ out).
             XCTAssertEqual((estimate.percentiles![0][1] - estimate.percentiles![0][0]) / 2, 0.994457883 * estimate.sigmas![0],
                            accuracy: 1e-6 * estimate.sigmas![0])
-            XCTAssertEqual(row.suffix(2), ["yes", ""], "the samples follow the model's observation")
+            // The samples follow the model's observation; a row whose feature distance is above the
+            // density's threshold says so (by construction about 5 % of TASKS.md cutouts).
+            let distance = try XCTUnwrap(prediction.featureDistance)
+            XCTAssertEqual(Double(row[row.count - 1])!, distance, accuracy: 5e-6 * distance)
+            XCTAssertEqual(fitsDistance[i], distance)
+            XCTAssertEqual(Array(row.suffix(3).prefix(2)), distance > threshold ? ["no", "unfamiliar"] : ["yes", ""], entry.name)
             for (text, value) in zip(row.dropFirst(), numbers) {
                 XCTAssertEqual(Double(text)!, value, accuracy: 5e-6 * abs(value), "\(entry.name)")
             }
