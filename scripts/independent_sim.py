@@ -25,6 +25,14 @@ EFFECT, NNEIGH and TRUNC_K record it. Real cutouts have these; TASKS.md's do not
 `--task regression` it gives every galaxy 1-3 such neighbours (the galaxies, PSFs and sky
 noise levels are those of the same seed without it).
 
+`--outside` (morphology) draws galaxies that belong to none of TASKS.md's five classes, as real
+surveys have them, half each: `s0`, a bulge (Sersic n 3-5, r_e 0.3-1.0", q 0.6-1) on a smooth
+exponential disk (r_e 1-3", q 0.3-1) without arms, bulge-to-total 0.3-0.7; `clumpy_spiral`, a
+task-1 spiral (arms, bulge) with 3-8 star-forming clumps (Gaussian, sigma 0.05-0.15", 3-8 % of
+the light each) spread over its disk. KIND records which; catalog.csv has `file,kind`. Run a
+class pipeline on the folder to see what the model makes of them (which class, how sure, and
+whether the rows say `atypical` or `unfamiliar`).
+
 PSF (`--psf`):
   gaussian  TASKS.md exactly: circular Gaussian, FWHM uniform in [0.6, 1.0]".
   varied    what real data has and TASKS.md's Gaussian does not: per image (per band for
@@ -306,6 +314,57 @@ def make_morphology(rng, psf_mode, srng=None):
     return data.astype(np.float32), label, header
 
 
+OUTSIDE_KINDS = ["s0", "clumpy_spiral"]
+
+
+def make_outside(rng, psf_mode):
+    """A galaxy of none of the five classes (`--outside`): an S0 or a clumpy spiral."""
+    import galsim
+    kind = OUTSIDE_KINDS[int(rng.integers(0, 2))]
+    pp = draw_psf_params(rng, psf_mode)
+    psf = make_psf(pp)
+    sigma = rng.uniform(5.0, 15.0)
+    offset = (rng.uniform(-2, 2), rng.uniform(-2, 2))
+    mag = rng.uniform(17.0, 21.0)
+    flux = flux_of(mag)
+    pa = rng.uniform(0.0, math.pi)
+    r_e, q = rng.uniform(1.0, 3.0), rng.uniform(0.3 if kind == "s0" else 0.5, 1.0)
+    truth = {"R_E": r_e, "Q": q}
+    if kind == "s0":
+        bt = rng.uniform(0.3, 0.7)
+        b_n, b_re, b_q = rng.uniform(3, 5), rng.uniform(0.3, 1.0), rng.uniform(0.6, 1.0)
+        img = draw_gs(galsim.Add([sersic(1.0, r_e, flux * (1 - bt), q, pa), sersic(b_n, b_re, flux * bt, b_q, pa)]),
+                      psf, offset)
+        truth.update({"BT": bt, "BULGE_N": b_n, "BULGE_RE": b_re})
+    else:
+        bt = rng.uniform(0.0, 0.3)
+        n_clumps = int(rng.integers(3, 9))
+        clump_f = rng.uniform(0.03, 0.08, n_clumps)
+        disk_flux = flux * (1 - bt) * (1 - clump_f.sum())
+        img, arms, pitch, frac = spiral_disk_image(rng, disk_flux, r_e, q, pa, psf, offset)
+        parts = [galsim.Gaussian(sigma=rng.uniform(0.05, 0.15), flux=flux * f).shift(
+                     *_disk_point(rng, r_e, q, pa)) for f in clump_f]
+        if bt > 0:
+            parts.append(sersic(4.0, rng.uniform(0.2, 0.5), flux * bt, rng.uniform(max(q, 0.7), 1.0), pa))
+        img = img + draw_gs(galsim.Add(parts), psf, offset)
+        truth.update({"BT": bt, "ARMS": arms, "NCLUMPS": n_clumps})
+    data = add_noise(rng, img, sigma)
+    header = {"PSF_FWHM": pp["fwhm"], "SKYSIG": sigma, "KIND": kind, "MAG": mag,
+              "OBJ_X": SIZE / 2 + 0.5 + offset[0], "OBJ_Y": SIZE / 2 + 0.5 + offset[1],
+              "PSFTYPE": pp["type"], "PSFBETA": pp["beta"], "PSF_E": pp["e"]}
+    header.update(truth)
+    return data.astype(np.float32), kind, header
+
+
+def _disk_point(rng, r_e, q, pa):
+    """A point of an exponential disk of half-light radius r_e (arcsec), axis ratio q, angle pa."""
+    h = r_e / 1.6783469900166605
+    r = rng.gamma(2.0, h)            # radius drawn with the disk's light, r e^(-r/h)
+    a = rng.uniform(0, 2 * math.pi)
+    x, y = r * math.cos(a), r * math.sin(a) * q
+    return (x * math.cos(pa) - y * math.sin(pa), x * math.sin(pa) + y * math.cos(pa))
+
+
 # ---------------------------------------------------------------- lens
 def e1e2(q, angle):
     e = (1 - q) / (1 + q)
@@ -575,6 +634,10 @@ def make_one(args):
         data, truth, values, header = make_deblend(rng)
         write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode, truth)
         return (name,) + tuple(f"{v:.6f}" for v in values[:4]) + (str(values[4]),)
+    if task == "morphology" and surroundings == "outside":
+        data, kind, header = make_outside(np.random.default_rng([seed, TASK_IDS[task], index, 11]), psf_mode)
+        write_fits(os.path.join(out, name), data, header, task, seed, index, psf_mode)
+        return name, kind
     if task == "morphology":
         srng = np.random.default_rng([seed, TASK_IDS[task], index, 7]) if surroundings else None
         data, label, header = make_morphology(rng, psf_mode, srng)
@@ -736,6 +799,8 @@ def main(argv=None):
                     help="morphology: give each cutout neighbours, truncated light, both or none "
                          "(uniformly; EFFECT records which), as real cutouts have and TASKS.md's do not; "
                          "regression: 1-3 neighbours for every galaxy (NNEIGH)")
+    ap.add_argument("--outside", action="store_true",
+                    help="morphology: galaxies of none of the five classes (S0s, clumpy spirals; KIND records which)")
     ap.add_argument("--sheet", metavar="PNG", help="instead of generating: contact sheet of --out")
     ap.add_argument("--out", required=True, help="output folder (FITS files + catalog.csv)")
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
@@ -751,7 +816,9 @@ def main(argv=None):
     os.makedirs(a.out, exist_ok=True)
     if a.surroundings and a.task not in ("morphology", "regression"):
         ap.error("--surroundings is for --task morphology or regression")
-    jobs = [(a.task, a.seed, i, a.psf, a.out, a.surroundings) for i in range(a.count)]
+    if a.outside and (a.task != "morphology" or a.surroundings):
+        ap.error("--outside is for --task morphology, without --surroundings")
+    jobs = [(a.task, a.seed, i, a.psf, a.out, "outside" if a.outside else a.surroundings) for i in range(a.count)]
     rows = []
     start = time.time()
 
@@ -785,9 +852,15 @@ def main(argv=None):
         elif a.task == "deblend":
             w.writerow(["file", "sersic_n", "r_e", "q", "mag", "nneigh"])
             w.writerows(rows)
+        elif a.outside:
+            w.writerow(["file", "kind"])
+            w.writerows(rows)
         else:
             w.writerow(["file", "label"])
             w.writerows(rows)
+    if a.outside:
+        print(f"wrote {a.count} galaxies of no TASKS.md class and catalog.csv to {a.out}", file=sys.stderr)
+        return
     if a.task in ("segmentation", "regression", "deblend"):
         what = {"segmentation": "maps", "regression": "galaxies", "deblend": "blends"}[a.task]
         print(f"wrote {a.count} {what} and catalog.csv to {a.out}", file=sys.stderr)
