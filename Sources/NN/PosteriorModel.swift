@@ -151,11 +151,12 @@ public final class PosteriorRegressor: DensityModel, FeatureExtractor {
     }
 
     /// The encoder's output for `image` `[N, C, H, W]`, averaged over `views`.
-    func encoded(_ image: Tensor) -> Tensor {
-        guard views > 1, let indices = Self.viewIndices(views) else { return encoder(image) }
-        let n = image.shape[0]
-        let all = encoder(Tensor.concatenate(indices.map { image.dihedralView($0) }, axis: 0))
-        return all.reshaped(to: [views, n, all.shape[1]]).mean(axes: [0])
+    func encoded(_ image: Tensor) -> Tensor { viewMean(encoder(viewBatch(image))) }
+
+    /// The `views` of `image` `[N, C, H, W]` as one batch `[views · N, C, H, W]` (view-major).
+    func viewBatch(_ image: Tensor) -> Tensor {
+        guard views > 1, let indices = Self.viewIndices(views) else { return image }
+        return Tensor.concatenate(indices.map { image.dihedralView($0) }, axis: 0)
     }
 
     public var features: Int { flow.features }
@@ -167,18 +168,23 @@ public final class PosteriorRegressor: DensityModel, FeatureExtractor {
         guard let encoder = encoder as? any FeatureClassifier else {
             preconditionFailure("PosteriorRegressor: its encoder (\(encoder.layerDescription)) has no pooled features")
         }
+        let image = contextChannels > 0 ? input.sliced(axis: 1, 0..<(input.shape[1] - contextChannels)) : input
+        let all = encoder.features(viewBatch(image))
+        return (viewMean(all), withPlanes(viewMean(encoder.fc(all)), of: input))
+    }
+
+    /// `[views · N, D]` rows of the views of N images → their mean per image `[N, D]`.
+    func viewMean(_ rows: Tensor) -> Tensor {
+        views > 1 ? rows.reshaped(to: [views, rows.shape[0] / views, rows.shape[1]]).mean(axes: [0]) : rows
+    }
+
+    /// The encoder's output `[N, E]` followed by the header planes' values of `input` (its last
+    /// `contextChannels` channels, one pixel each): the flow's context.
+    func withPlanes(_ encoded: Tensor, of input: Tensor) -> Tensor {
+        guard contextChannels > 0 else { return encoded }
         let n = input.shape[0], c = input.shape[1] - contextChannels
-        let image = contextChannels > 0 ? input.sliced(axis: 1, 0..<c) : input
-        let indices = Self.viewIndices(views) ?? [0]
-        let all = encoder.features(views > 1 ? Tensor.concatenate(indices.map { image.dihedralView($0) }, axis: 0) : image)
-        let perView = encoder.fc(all)
-        let features = views > 1 ? all.reshaped(to: [views, n, all.shape[1]]).mean(axes: [0]) : all
-        var context = views > 1 ? perView.reshaped(to: [views, n, perView.shape[1]]).mean(axes: [0]) : perView
-        if contextChannels > 0 {
-            let planes = input.sliced(axis: 1, c..<input.shape[1]).sliced(axis: 2, 0..<1).sliced(axis: 3, 0..<1)
-            context = Tensor.concatenate([context, planes.reshaped(to: [n, contextChannels])], axis: 1)
-        }
-        return (features, context)
+        let planes = input.sliced(axis: 1, c..<input.shape[1]).sliced(axis: 2, 0..<1).sliced(axis: 3, 0..<1)
+        return Tensor.concatenate([encoded, planes.reshaped(to: [n, contextChannels])], axis: 1)
     }
 
     /// Whether `featuresAndOutput` can read the encoder's features (a ResNet encoder).
@@ -188,10 +194,7 @@ public final class PosteriorRegressor: DensityModel, FeatureExtractor {
         guard contextChannels > 0 else { return encoded(input) }
         precondition(input.rank == 4 && input.shape[1] > contextChannels,
                      "PosteriorRegressor: input \(input.shape) must be [N, C, H, W] with more than \(contextChannels) channels")
-        let n = input.shape[0], c = input.shape[1] - contextChannels
-        let image = input.sliced(axis: 1, 0..<c)
-        let planes = input.sliced(axis: 1, c..<input.shape[1]).sliced(axis: 2, 0..<1).sliced(axis: 3, 0..<1)
-        return Tensor.concatenate([encoded(image), planes.reshaped(to: [n, contextChannels])], axis: 1)
+        return withPlanes(encoded(input.sliced(axis: 1, 0..<(input.shape[1] - contextChannels))), of: input)
     }
 
     public func negativeLogLikelihood(context: Tensor, targets: Tensor) -> Tensor {
