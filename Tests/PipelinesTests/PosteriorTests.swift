@@ -340,6 +340,35 @@ final class PosteriorTests: XCTestCase {
         }
     }
 
+    /// `--calibrate` on a regression whose network has no pooled features (a small CNN) names
+    /// the model and what it needs, and writes nothing; on a segmenter it names the tasks it serves.
+    func testCalibrateRefusesNetworksWithoutPooledFeatures() throws {
+        let folder = try makeTemporaryDirectory("calibrate-refused")
+        let shipped = try TrainedModel(contentsOf: repositoryRoot.appendingPathComponent("samples/models/regression.safetensors"))
+        var recipe = shipped.recipe
+        recipe.featureDensity = nil
+        let architecture = Architecture(name: .cnn, inChannels: 1, classes: 8, imageSize: 64)
+        let model = try architecture.makeModel(seed: 2)
+        model.eval()
+        let weights = folder.appendingPathComponent("cnn.safetensors")
+        try ModelFile(model: model, architecture: architecture, preprocessing: recipe.json).write(to: weights)
+        let pipeline = folder.appendingPathComponent("p.yaml")
+        try "task: regress\ninput: {path: \(samples.path)}\nmodel: {weights: \(weights.path)}\noutputs: {csv: out.csv}\n"
+            .write(to: pipeline, atomically: true, encoding: .utf8)
+        let copy = folder.appendingPathComponent("copy.safetensors")
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(
+            input: samples.appendingPathComponent("catalog.csv").path, quiet: true, fresh: true))
+            .evaluate(into: folder.appendingPathComponent("eval"), calibratedModel: copy)) {
+            XCTAssert("\($0)".contains(weights.path) && "\($0)".contains("has no pooled features"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: copy.path))
+        try "task: segment\ninput: {path: \(samples.path)}\nmodel: {weights: \(weights.path)}\n".write(to: pipeline, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true))
+            .evaluate(into: folder.appendingPathComponent("eval2"), calibratedModel: copy)) {
+            XCTAssert("\($0)".contains("or a regression, not segment"), "\($0)")
+        }
+    }
+
     /// The shipped regressors' magnitudes are unbiased on new simulated cutouts: about half the
     /// truths lie below each magnitude estimate and the median error is within 0.011 mag of zero
     /// (400 galaxies: its spread is ~0.004). Both models were trained on from batch norms in
