@@ -207,6 +207,9 @@ func shapeText(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(s
 public protocol FeatureExtractor: Layer {
     /// The features `[N, D]` and the output (`forward(input)`) of a batch.
     func featuresAndOutput(_ input: Tensor) -> (features: Tensor, output: Tensor)
+    /// D, the width of the features; nil when this network has none to give (then
+    /// `featuresAndOutput` must not be called).
+    var featureCount: Int? { get }
 }
 
 /// A classifier whose output is a dense head on pooled penultimate features (ResNets):
@@ -220,6 +223,8 @@ public protocol FeatureClassifier: FeatureExtractor {
 }
 
 extension FeatureClassifier {
+    public var featureCount: Int? { fc.inputFeatures }
+
     public func featuresAndOutput(_ input: Tensor) -> (features: Tensor, output: Tensor) {
         let features = features(input)
         return (features, fc(features))

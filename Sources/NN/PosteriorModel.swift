@@ -187,8 +187,8 @@ public final class PosteriorRegressor: DensityModel, FeatureExtractor {
         return Tensor.concatenate([encoded, planes.reshaped(to: [n, contextChannels])], axis: 1)
     }
 
-    /// Whether `featuresAndOutput` can read the encoder's features (a ResNet encoder).
-    public var hasPooledFeatures: Bool { encoder is any FeatureClassifier }
+    /// The width of the encoder's pooled features (a ResNet encoder's); nil for other encoders.
+    public var featureCount: Int? { (encoder as? any FeatureClassifier)?.fc.inputFeatures }
 
     public func forward(_ input: Tensor) -> Tensor {
         guard contextChannels > 0 else { return encoded(input) }

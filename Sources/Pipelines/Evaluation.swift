@@ -258,7 +258,7 @@ extension PipelineRunner {
         if distances.count == rows.count { metrics["error_auroc_features"] = ClassificationMetrics.rocAUC(scores: distances, truth: wrong) }
         let energyThreshold = recipe?.oodEnergyThreshold, featureThreshold = density?.threshold
         guard energyThreshold != nil || featureThreshold != nil, !rows.isEmpty else { return metrics }
-        let flags = rows.map { $0.0.oodFlags(energyThreshold: energyThreshold, featureThreshold: featureThreshold) }
+        let flags = rows.map { Prediction.classes($0.0).oodFlags(energyThreshold: energyThreshold, featureThreshold: featureThreshold) }
         for (flag, threshold) in [("atypical", energyThreshold), ("unfamiliar", featureThreshold)] where threshold != nil {
             metrics["flagged_" + flag] = Double(flags.filter { $0.contains(flag) }.count) / Double(rows.count)
         }
@@ -282,7 +282,7 @@ extension PipelineRunner {
         let distances = rows.compactMap(\.1.featureDistance).sorted()
         if !distances.isEmpty { metrics["ood_features_p95"] = PixelStatistics.percentile(sorted: distances, 95) }
         if let threshold = predictor.featureDensity?.0.threshold, !rows.isEmpty {
-            let flagged = rows.map { !$0.1.unfamiliarFlag(threshold: threshold).isEmpty }
+            let flagged = rows.map { !$0.1.oodFlags(energyThreshold: nil, featureThreshold: threshold).isEmpty }
             metrics["flagged_unfamiliar"] = Double(flagged.filter { $0 }.count) / Double(rows.count)
             let recipe = predictor.recipe!
             for (k, name) in recipe.targetNames.enumerated() {

@@ -291,7 +291,7 @@ public struct ClassifierFeatures {
 
     /// The features of a predictor's network (a ResNet, or a posterior model with a ResNet encoder).
     public init(predictor: Predictor) throws {
-        guard let extractor = predictor.featureExtractor ?? predictor.network as? any FeatureClassifier else {
+        guard let extractor = predictor.featureExtractor else {
             throw PipelineError.modelFile(path: predictor.path, reason: "its network (\(predictor.architecture.name.rawValue)) "
                                           + "has no pooled penultimate features (a ResNet has)")
         }

@@ -143,11 +143,10 @@ public struct TrainedModel {
         architecture = file.architecture
         recipe = try ModelRecipe.decode(json, path: url.path)
         path = url.path
-        if let density = recipe.featureDensity,
-           let classifier = (network as? PosteriorRegressor)?.encoder as? any FeatureClassifier ?? network as? any FeatureClassifier,
-           classifier.fc.inputFeatures != density.dimension {
+        if let density = recipe.featureDensity, let count = (network as? any FeatureExtractor)?.featureCount,
+           count != density.dimension {
             throw PipelineError.modelFile(path: url.path, reason: "its feature density has dimension \(density.dimension), "
-                                          + "but the network has \(classifier.fc.inputFeatures) penultimate features")
+                                          + "but the network has \(count) penultimate features")
         }
     }
 }

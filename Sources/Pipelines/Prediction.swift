@@ -43,10 +43,20 @@ public enum Prediction: Equatable, Sendable {
         }
     }
 
-    /// `unfamiliar` when the feature distance is above `threshold` (the one rule of that flag).
-    public func unfamiliarFlag(threshold: Double?) -> [String] {
-        guard let threshold, let distance = featureDistance, distance > threshold else { return [] }
-        return ["unfamiliar"]
+    /// A class model's energy score (`ClassProbabilities.energy`; nil for other results).
+    public var energy: Double? {
+        if case let .classes(p) = self { return p.energy }
+        return nil
+    }
+
+    /// The out-of-distribution flags of this row (the one rule for tables and reports):
+    /// `atypical` when its energy is above `energyThreshold`, `unfamiliar` when its feature
+    /// distance is above `featureThreshold`.
+    public func oodFlags(energyThreshold: Double?, featureThreshold: Double?) -> [String] {
+        var flags = [String]()
+        if let energyThreshold, let energy, energy > energyThreshold { flags.append("atypical") }
+        if let featureThreshold, let featureDistance, featureDistance > featureThreshold { flags.append("unfamiliar") }
+        return flags
     }
 
     /// A regression's values per target: a posterior's medians, a regression's values (nil otherwise).
@@ -87,15 +97,6 @@ public struct ClassProbabilities: Codable, Equatable, Sendable {
         let total = e.reduce(0, +)
         probabilities = e.map { $0 / total }
         energy = -(m + Foundation.log(temperature == 1 ? total : logits.reduce(0) { $0 + Foundation.exp(Double($1) - m) }))
-    }
-
-    /// The out-of-distribution flags of this row (the one rule for tables and reports):
-    /// `atypical` when its energy is above `energyThreshold`, `unfamiliar` when its feature
-    /// distance is above `featureThreshold`.
-    public func oodFlags(energyThreshold: Double?, featureThreshold: Double?) -> [String] {
-        var flags = [String]()
-        if let energyThreshold, let energy, energy > energyThreshold { flags.append("atypical") }
-        return flags + Prediction.classes(self).unfamiliarFlag(threshold: featureThreshold)
     }
 
     /// The most probable class (the first one on ties).

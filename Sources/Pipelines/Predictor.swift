@@ -204,7 +204,7 @@ public final class Predictor: @unchecked Sendable {
     /// The network as a `FeatureExtractor` for a task whose rows can carry a feature distance.
     var featureExtractor: (any FeatureExtractor)? {
         guard !raw, [.classify, .lens, .regress].contains(task), let extractor = network as? any FeatureExtractor,
-              (network as? PosteriorRegressor)?.hasPooledFeatures ?? true else { return nil }
+              extractor.featureCount != nil else { return nil }
         return extractor
     }
 

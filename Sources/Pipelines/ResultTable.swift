@@ -56,16 +56,10 @@ public struct ResultTable: Sendable {
         let check = domains[file]
         var flags = [String]()
         if let scaling, case let .posterior(p) = prediction { flags = scaling.targetsAtRangeEdge(p).map { $0 + "_range" } }
-        if case let .classes(p) = prediction {
-            flags += p.oodFlags(energyThreshold: energyThreshold, featureThreshold: featureDensity?.threshold)
-        } else {
-            flags += prediction.unfamiliarFlag(threshold: featureDensity?.threshold)
-        }
+        flags += prediction.oodFlags(energyThreshold: energyThreshold, featureThreshold: featureDensity?.threshold)
         let outside = (check?.outside ?? []) + flags
         var row = [flags.isEmpty ? check?.verdict ?? "unknown" : "no", outside.joined(separator: ";")]
-        if case .classes = layout {
-            if case let .classes(p) = prediction, let energy = p.energy { row.append(Self.format(energy)) } else { row.append("") }
-        }
+        if case .classes = layout { row.append(prediction.energy.map(Self.format) ?? "") }
         if featureDensity != nil { row.append(prediction.featureDistance.map(Self.format) ?? "") }
         return row
     }
@@ -80,16 +74,13 @@ public struct ResultTable: Sendable {
         case .classify, .lens, .lightcurves:
             layout = .classes(names: predictor.classNames, probabilities: probabilities)
             energyThreshold = predictor.recipe?.oodEnergyThreshold
-            featureDensity = predictor.featureDensity?.0
         case .regress where predictor.isPosterior:
             layout = .posterior(targets: predictor.recipe!.targetNames)
             scaling = predictor.recipe!.targetScaling
-            featureDensity = predictor.featureDensity?.0
-        case .regress:
-            layout = .regression(targets: predictor.recipe!.targetNames, percentiles: predictor.recipe!.predictsUncertainty)
-            featureDensity = predictor.featureDensity?.0
+        case .regress: layout = .regression(targets: predictor.recipe!.targetNames, percentiles: predictor.recipe!.predictsUncertainty)
         case .segment, .deblend, .generate: layout = .maps
         }
+        featureDensity = predictor.featureDensity?.0
     }
 
     public var header: [String] {
@@ -237,10 +228,8 @@ public struct ResultTable: Sendable {
         let quality = results.map { qualityText(file: $0.file, $0.prediction) }
         for (k, name) in qualityHeader.enumerated() {
             if name == "ood_energy" || name == "ood_features" {
-                columns.append(FITSColumn(name, .double(results.map { result in
-                    let value = name == "ood_features" ? result.prediction.featureDistance
-                        : { if case let .classes(p) = result.prediction { return p.energy } else { return nil } }()
-                    return value ?? .nan
+                columns.append(FITSColumn(name, .double(results.map {
+                    (name == "ood_features" ? $0.prediction.featureDistance : $0.prediction.energy) ?? .nan
                 })))
             } else {
                 columns.append(FITSColumn(name, .string(quality.map { $0[k] })))
