@@ -129,6 +129,41 @@ public final class DCGANGenerator: Layer {
     }
 }
 
+/// Minibatch standard deviation (Karras et al. 2018, ProGAN, §3): the batch is split into groups
+/// of `groupSize` images (sample `n` in group position `n / M`, subgroup `n % M`, `M = N / G`, as
+/// ProGAN's code), the standard deviation of every feature over each subgroup's `G` images is
+/// averaged into one number, and that number is appended to each of the subgroup's images as a
+/// constant extra channel. A discriminator then sees how varied a batch is, and a generator that
+/// makes too alike images is found out. `G` is the largest divisor of `N` not above `groupSize`
+/// (1 for a single image: the channel is then √ε).
+///
+/// - `input`: `[N, C, H, W]`; returns `[N, C + 1, H, W]`. No parameters.
+public final class MinibatchStdDev: Layer {
+    public let groupSize: Int
+    public let epsilon: Float
+    public var isTraining = true
+
+    public init(groupSize: Int = 4, epsilon: Float = 1e-8) {
+        precondition(groupSize >= 1, "MinibatchStdDev: group size \(groupSize) must be positive")
+        self.groupSize = groupSize
+        self.epsilon = epsilon
+    }
+
+    public func forward(_ input: Tensor) -> Tensor {
+        precondition(input.rank == 4, "MinibatchStdDev: input \(input.shape) must be [N, C, H, W]")
+        let n = input.shape[0], c = input.shape[1], h = input.shape[2], w = input.shape[3]
+        let g = (1...min(groupSize, max(n, 1))).last { n % $0 == 0 } ?? 1
+        let m = n / g
+        let grouped = input.reshaped(to: [g, m, c * h * w])
+        let centred = grouped - grouped.mean(axes: [0], keepDims: true)
+        let deviation = (centred.squared().mean(axes: [0]) + epsilon).sqrt().mean(axes: [1])      // [M]
+        let channel = deviation.reshaped(to: [1, m, 1]).expanded(to: [g, m, h * w]).reshaped(to: [n, 1, h, w])
+        return Tensor.concatenate([input, channel], axis: 1)
+    }
+
+    public var layerDescription: String { "MinibatchStdDev(group \(groupSize))" }
+}
+
 /// The DCGAN discriminator (Radford et al. 2016, as PyTorch's DCGAN example): convolutions
 /// 4×4/2 (padding 1, no bias) through `widths` with LeakyReLU 0.2 and batch norm after all but
 /// the first, halving the size down to 4 × 4, then a 4×4 convolution to one logit per image
@@ -138,6 +173,8 @@ public final class DCGANGenerator: Layer {
 /// - Keys: `net.0` (convolution), `net.2`, `net.3` (convolution, batch norm), ... as PyTorch's
 ///   `nn.Sequential`; with `spectralNorm` every convolution is a `SpectralNorm` (PyTorch's
 ///   parametrisation keys).
+/// - `minibatchStdDev`: a `MinibatchStdDev` layer (group `minibatchGroupSize`) before the last
+///   convolution, which then reads `widths.last + 1` channels (ProGAN's place for it).
 public final class DCGANDiscriminator: Layer {
     public let net: Sequential
     public let inputChannels: Int
@@ -146,7 +183,8 @@ public final class DCGANDiscriminator: Layer {
 
     public var imageSize: Int { 4 << widths.count }
 
-    public init(inputChannels: Int = 1, widths: [Int] = [64, 128, 256, 512], spectralNorm: Bool = false, seed: UInt64? = nil) {
+    public init(inputChannels: Int = 1, widths: [Int] = [64, 128, 256, 512], spectralNorm: Bool = false,
+                minibatchStdDev: Bool = false, minibatchGroupSize: Int = 4, seed: UInt64? = nil) {
         precondition(inputChannels > 0 && !widths.isEmpty && widths.allSatisfy { $0 > 0 },
                      "DCGANDiscriminator: channels \(inputChannels) and widths \(widths) must be positive")
         self.inputChannels = inputChannels
@@ -162,7 +200,8 @@ public final class DCGANDiscriminator: Layer {
         for (cin, cout) in zip(widths, widths.dropFirst()) {
             layers += [conv(cin, cout, stride: 2, padding: 1, bias: false), BatchNorm(features: cout), leaky()]
         }
-        layers += [conv(widths.last!, 1, stride: 1, padding: 0, bias: false), Flatten()]
+        if minibatchStdDev { layers.append(MinibatchStdDev(groupSize: minibatchGroupSize)) }
+        layers += [conv(widths.last! + (minibatchStdDev ? 1 : 0), 1, stride: 1, padding: 0, bias: false), Flatten()]
         net = Sequential(layers)
     }
 

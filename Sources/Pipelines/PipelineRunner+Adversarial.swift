@@ -16,7 +16,7 @@ import Training
 ///     adversarial: {loss: non_saturating, label_smoothing: 0, ema_decay: 0.999, discriminator_width: 64,
 ///                   discriminator_learning_rate: 0.0002, spectral_norm: false, beta1: 0.5,
 ///                   l1_weight: 100,       # deblend only
-///                   sample_count: 64, observe_noise: false}     # generate only
+///                   sample_count: 64, observe_noise: false, minibatch_stddev: 0}     # generate only
 ///
 /// Both networks use Adam's or AdamW's β1 `beta1` (pix2pix's and DCGAN's 0.5); a deblender's
 /// follow `model.train.optimizer` and `schedule` per epoch, a generator's are Adam at a
@@ -34,6 +34,9 @@ public struct AdversarialConfig: Equatable, Sendable {
     /// The discriminator's rate (default `model.train.learning_rate`).
     public var discriminatorLearningRate: Double?
     public var spectralNorm: Bool = false
+    /// A generator's discriminator gets a minibatch standard deviation channel before its last
+    /// convolution over groups of this many images (`MinibatchStdDev`; ProGAN's 4); 0: none.
+    public var minibatchStdDev: Int = 0
     /// Adam's (or AdamW's) first-moment decay for both networks.
     public var beta1: Double = 0.5
     /// pix2pix's λ: the weight of the L1 term in a deblender's loss (nil: 100). A generator has none.
@@ -74,6 +77,7 @@ extension AdversarialConfig: Decodable {
         case l1Weight = "l1_weight", loss, labelSmoothing = "label_smoothing", emaDecay = "ema_decay"
         case discriminatorWidth = "discriminator_width", discriminatorLearningRate = "discriminator_learning_rate"
         case spectralNorm = "spectral_norm", beta1, sampleCount = "sample_count", monitor, observeNoise = "observe_noise"
+        case minibatchStdDev = "minibatch_stddev"
     }
 
     public init(from decoder: Decoder) throws {
@@ -91,6 +95,7 @@ extension AdversarialConfig: Decodable {
         sampleCountSetting = try c.optional(.sampleCount)
         monitor = try c.optional(.monitor)
         observeNoise = try c.optional(.observeNoise) ?? d.observeNoise
+        minibatchStdDev = try c.optional(.minibatchStdDev) ?? d.minibatchStdDev
         guard l1Weight >= 0 else { throw c.invalid(.l1Weight, "l1_weight must be >= 0, got \(l1Weight).") }
         guard (0..<1).contains(labelSmoothing) else {
             throw c.invalid(.labelSmoothing, "label_smoothing must be in [0, 1), got \(labelSmoothing).")
@@ -105,6 +110,9 @@ extension AdversarialConfig: Decodable {
             throw c.invalid(.discriminatorLearningRate, "discriminator_learning_rate must be positive, got \(rate).")
         }
         guard (0..<1).contains(beta1) else { throw c.invalid(.beta1, "beta1 must be in [0, 1), got \(beta1).") }
+        guard minibatchStdDev >= 0 else {
+            throw c.invalid(.minibatchStdDev, "minibatch_stddev is a group size (ProGAN's 4), 0 for none; got \(minibatchStdDev).")
+        }
         guard sampleCount >= 0 else { throw c.invalid(.sampleCount, "sample_count must be 0 or more, got \(sampleCount).") }
     }
 }
@@ -138,6 +146,7 @@ extension PipelineRunner {
         if t.adversarial?.sampleCountSetting != nil { unused.append("adversarial.sample_count (a generator's)") }
         if t.adversarial?.monitor != nil { unused.append("adversarial.monitor (a generator's)") }
         if t.adversarial?.observeNoise == true { unused.append("adversarial.observe_noise (a generator's)") }
+        if (t.adversarial?.minibatchStdDev ?? 0) > 0 { unused.append("adversarial.minibatch_stddev (a generator's)") }
         if t.loss != .mae { unused.append("loss (the reconstruction term is L1: loss: mae)") }
         if t.gradientClip != nil { unused.append("gradient_clip") }
         if t.classWeights != nil { unused.append("class_weights") }

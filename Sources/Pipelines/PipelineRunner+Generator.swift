@@ -64,7 +64,8 @@ extension PipelineRunner {
         let generator = DCGANGenerator(latentDimension: latent, outputChannels: channels, widths: widths, upsampling: upsampling,
                                        seed: seeds.next())
         let discriminator = DCGANDiscriminator(inputChannels: channels, widths: discriminatorWidths,
-                                               spectralNorm: adversarial.spectralNorm, seed: seeds.next())
+                                               spectralNorm: adversarial.spectralNorm, minibatchStdDev: adversarial.minibatchStdDev > 0,
+                                               minibatchGroupSize: max(1, adversarial.minibatchStdDev), seed: seeds.next())
         let gan = GAN(generator: generator, discriminator: discriminator, conditioning: .unconditional(latentDimension: latent))
         let adam = OptimizerKind.adam(beta1: Float(adversarial.beta1), beta2: 0.999)
         let gRate = t.learningRate, dRate = adversarial.discriminatorLearningRate ?? t.learningRate
@@ -125,6 +126,7 @@ extension PipelineRunner {
                                 ?? "the generator's last weights",
                              "adversarial": "\(adversarial.loss.rawValue), label smoothing \(adversarial.labelSmoothing), discriminator "
                                 + "widths \(discriminatorWidths)\(adversarial.spectralNorm ? " spectrally normalised" : "")"
+                                + (adversarial.minibatchStdDev > 0 ? ", minibatch standard deviation over groups of \(adversarial.minibatchStdDev)" : "")
                                 + (adversarial.observeNoise ? "; generated images observed with the observation's noise" : "")]
         var weights = gan.generatorWeights(averaged: true)
         if let selection, let best = selection.best {

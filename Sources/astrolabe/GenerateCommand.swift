@@ -63,3 +63,42 @@ struct Generate: ParsableCommand {
         }
     }
 }
+
+/// `astrolabe compare-images`: the Fréchet distance and class mix of images already made.
+struct CompareImages: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare-images",
+        abstract: "Fréchet distance between two sets of FITS images (counts) in a classifier's features, with the class mix.",
+        discussion: """
+        Scores images made elsewhere (another generator, another simulator, a post-processed set) \
+        as `generate --compare-to` scores its own: the Fréchet distance between IMAGES and \
+        --compare-to in the penultimate features of --classifier, with --floor the distance \
+        between --compare-to and a second reference set, and the class mix the classifier assigns. \
+        With --output FILE the numbers are also written as JSON.
+
+        Example:
+          astrolabe compare-images other-gan/ --compare-to sim-a/ --floor sim-b/ \\
+            --classifier samples/models/morphology.safetensors
+        """)
+
+    @Argument(help: "A folder or catalog of FITS images (counts) to score.") var images: String
+    @Option(name: .customLong("compare-to"), help: "A folder or catalog of reference FITS images (counts).")
+    var compareTo: String
+    @Option(help: "A second reference set (another seed) for the Fréchet distance floor.") var floor: String?
+    @Option(help: "The classifier whose penultimate features the Fréchet distance uses.")
+    var classifier: String = "samples/models/morphology.safetensors"
+    @Option(help: "Write the numbers to this JSON file.") var output: String?
+
+    func run() throws {
+        try runReportingErrors {
+            let comparison = try GeneratorComparison(generated: images, reference: compareTo, floorReference: floor,
+                                                     classifier: URL(fileURLWithPath: classifier))
+            if let output {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try encoder.encode(comparison).write(to: URL(fileURLWithPath: output), options: .atomic)
+            }
+            for line in comparison.lines { print(line) }
+        }
+    }
+}

@@ -34,4 +34,33 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertNotEqual(compared.status, 0)
         XCTAssert(compared.stderr.contains("--noiseless"), compared.stderr)
     }
+
+    /// `compare-images` scores images already written: two generation seeds differ, a set
+    /// against itself is at zero, the JSON holds what the console says, a missing folder is named.
+    func testCompareImagesScoresExistingFolders() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let a = folder.appendingPathComponent("a"), b = folder.appendingPathComponent("b")
+        for (dir, seed) in [(a, "1"), (b, "2")] {
+            let run = try runTool(["generate", "--weights", "samples/models/generator.safetensors", "--count", "30",
+                                   "--output", dir.path, "--seed", seed])
+            XCTAssertEqual(run.status, 0, run.stderr)
+        }
+        let json = folder.appendingPathComponent("fd.json")
+        let run = try runTool(["compare-images", a.path, "--compare-to", b.path, "--floor", a.path, "--output", json.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let numbers = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        let distance = try XCTUnwrap(numbers["frechet_distance"] as? Double), floor = try XCTUnwrap(numbers["frechet_floor"] as? Double)
+        XCTAssertGreaterThan(distance, 0.1)
+        XCTAssertEqual(floor, distance, accuracy: 1e-6 * distance, "the floor here is b against a: the same pair")
+        XCTAssert(run.stdout.contains(String(format: "%.3f", distance)), run.stdout)
+        XCTAssertEqual(numbers["generated_count"] as? Int, 30)
+        let same = try runTool(["compare-images", a.path, "--compare-to", a.path, "--output", json.path])
+        XCTAssertEqual(same.status, 0, same.stderr)
+        let zero = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])?["frechet_distance"] as? Double)
+        XCTAssertLessThan(abs(zero), 1e-3 * distance, "a set against itself")
+        let missing = try runTool(["compare-images", folder.appendingPathComponent("nowhere").path, "--compare-to", a.path])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssert(missing.stderr.contains("nowhere"), missing.stderr)
+    }
 }

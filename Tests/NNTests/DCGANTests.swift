@@ -76,4 +76,52 @@ final class DCGANTests: XCTestCase {
         let z = Tensor.randomNormal([3, 6], seed: 2)
         XCTAssertEqual(withNoGrad { loaded.model(z) }.scalars, withNoGrad { g(z) }.scalars)
     }
+
+    /// StyleGAN2-ADA's MinibatchStdLayer (make_dcgan_fixtures.py): values and input gradients
+    /// for groups of 4 (8 images) and of 3 (6 images: the largest divisor not above 4).
+    func testMinibatchStdDevMatchesPyTorch() throws {
+        let url = Bundle.module.url(forResource: "minibatch_stddev", withExtension: "safetensors", subdirectory: "Fixtures")!
+        let fx = try Safetensors(contentsOf: url).tensors
+        for n in [8, 6] {
+            let x = fx["x\(n)"]!
+            x.requiresGrad = true
+            let y = MinibatchStdDev(groupSize: 4)(x)
+            XCTAssertEqual(y.shape, [n, 4, 4, 4])
+            assertClose(y, fx["y\(n)"]!, relativeTolerance: 1e-5, absoluteTolerance: 1e-6, "output, \(n) images")
+            y.backward(gradient: fx["g\(n)"]!)
+            assertClose(x.grad!, fx["grad\(n)"]!, relativeTolerance: 1e-4, absoluteTolerance: 1e-5, "gradient, \(n) images")
+        }
+    }
+
+    func testMinibatchStdDevGradientAndGroups() {
+        let x = Tensor.randomNormal([6, 2, 3, 3], seed: 3)
+        assertGradientsMatch([x]) { MinibatchStdDev(groupSize: 2)($0[0]) }
+        // The extra channel is constant over a subgroup's images and pixels: images n and n + M share it.
+        let y = MinibatchStdDev(groupSize: 2)(x).scalars
+        let plane = 9, image = 3 * plane
+        func channel(_ n: Int) -> [Float] { Array(y[(n * image + 2 * plane)..<((n + 1) * image)]) }
+        for n in 0..<3 {
+            XCTAssertEqual(channel(n), channel(n + 3), "image \(n) and \(n + 3) are one subgroup")
+            XCTAssertEqual(Set(channel(n)).count, 1)
+        }
+        XCTAssertNotEqual(channel(0), channel(1))
+        // One image: nothing to compare with, the channel is sqrt(epsilon).
+        let single = MinibatchStdDev()(Tensor.randomNormal([1, 2, 3, 3], seed: 4)).scalars
+        XCTAssertEqual(Double(single[2 * plane]), 1e-4, accuracy: 1e-7)
+    }
+
+    func testDiscriminatorWithMinibatchStdDev() {
+        let d = DCGANDiscriminator(inputChannels: 1, widths: [8, 16], minibatchStdDev: true, seed: 2)
+        let plain = DCGANDiscriminator(inputChannels: 1, widths: [8, 16], seed: 2)
+        XCTAssertEqual(d.parameterCount - plain.parameterCount, 16, "the last 4x4 convolution reads one more channel")
+        XCTAssertTrue(d.description.contains("MinibatchStdDev(group 4)"))
+        let logits = d(Tensor.randomNormal([8, 1, 16, 16], seed: 5))
+        XCTAssertEqual(logits.shape, [8, 1])
+        // A batch of one image repeated: zero spread, so the logits differ from those of a varied batch.
+        let same = Tensor.concatenate(Array(repeating: Tensor.randomNormal([1, 1, 16, 16], seed: 6), count: 4), axis: 0)
+        d.eval()
+        let a = d(same).scalars[0]
+        let mixed = Tensor.concatenate([same.sliced(axis: 0, 0..<1), Tensor.randomNormal([3, 1, 16, 16], seed: 7)], axis: 0)
+        XCTAssertNotEqual(a, d(mixed).scalars[0], "the first image's logit depends on the rest of its group")
+    }
 }

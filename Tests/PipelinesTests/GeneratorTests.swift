@@ -223,6 +223,24 @@ final class GeneratorTests: XCTestCase {
         }
     }
 
+    /// `minibatch_stddev: 4`: the discriminator gets ProGAN's minibatch standard deviation
+    /// channel; the generator's file is the same kind (the discriminator is not in it), its
+    /// provenance says so; a negative group size is refused by name.
+    func testMinibatchStdDevDiscriminator() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pipeline = try writeSet(folder, extra: ", minibatch_stddev: 4")
+        _ = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()
+        let trained = try TrainedModel(contentsOf: folder.appendingPathComponent("out/generator.safetensors"))
+        XCTAssert(trained.recipe.provenance?["adversarial"]?.contains("minibatch standard deviation over groups of 4") == true,
+                  "\(trained.recipe.provenance ?? [:])")
+        XCTAssertNotNil(try ImageGenerator(contentsOf: folder.appendingPathComponent("out/generator.safetensors")))
+        let bad = try writeSet(folder.appendingPathComponent("bad"), extra: ", minibatch_stddev: -1")
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: bad.path, options: RunOptions(quiet: true, fresh: true))) {
+            XCTAssert("\($0)".contains("minibatch_stddev") && "\($0)".contains("-1"), "\($0)")
+        }
+    }
+
     /// The shipped generator makes noiseless images observed with the sky noise it writes: the
     /// outer pixels of 16 images scatter by about SKYSIG (the simulator's 1.0; a generator that
     /// drew its own noise scattered by 6 SKYSIG), with the sources in the middle.

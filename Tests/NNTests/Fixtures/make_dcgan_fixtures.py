@@ -4,6 +4,10 @@ The networks of PyTorch's DCGAN example (Radford et al. 2016) at small widths fo
 images, without the discriminator's final sigmoid; both run in training mode (batch-norm batch
 statistics). Writes dcgan.safetensors: g.<key>, d.<key>, z, image (G(z)), logits (D(G(z))).
 
+Also minibatch_stddev.safetensors: StyleGAN2-ADA's MinibatchStdLayer (ProGAN's minibatch
+standard deviation, one channel) on inputs of 8 images (groups of 4) and 6 images (groups of 3):
+x<N>, y<N> (the output), g<N> (a direction) and grad<N> (the gradient of <y, g> for x).
+
     python3 Tests/NNTests/Fixtures/make_dcgan_fixtures.py
 """
 import pathlib
@@ -51,5 +55,33 @@ def main():
           "D", sum(p.numel() for p in discriminator(3, [64, 128, 256, 512]).parameters()))
 
 
+def minibatch_stddev(x, group_size):
+    """StyleGAN2-ADA's MinibatchStdLayer (training/networks.py) with num_channels = 1."""
+    n, c, h, w = x.shape
+    g = group_size
+    y = x.reshape(g, -1, 1, c, h, w)
+    y = y - y.mean(dim=0)
+    y = y.square().mean(dim=0)
+    y = (y + 1e-8).sqrt()
+    y = y.mean(dim=[2, 3, 4])
+    y = y.reshape(-1, 1, 1, 1).repeat(g, 1, h, w)
+    return torch.cat([x, y], dim=1)
+
+
+def minibatch_fixtures():
+    torch.manual_seed(4)
+    tensors = {}
+    for n, group in [(8, 4), (6, 3)]:
+        x = torch.randn(n, 3, 4, 4, requires_grad=True)
+        y = minibatch_stddev(x, group)
+        g = torch.randn_like(y)
+        (y * g).sum().backward()
+        tensors.update({f"x{n}": x.detach(), f"y{n}": y.detach(), f"g{n}": g, f"grad{n}": x.grad})
+    out = pathlib.Path(__file__).resolve().parent / "minibatch_stddev.safetensors"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(out))
+    print(out)
+
+
 if __name__ == "__main__":
     main()
+    minibatch_fixtures()
