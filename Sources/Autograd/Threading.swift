@@ -93,3 +93,15 @@ struct ThreadFlag: @unchecked Sendable {
         nonmutating set { pthread_setspecific(key, newValue ? UnsafeRawPointer(bitPattern: 1) : nil) }
     }
 }
+
+/// OpenBLAS's kernels in this process: the core it runs, and, when `blas_core.c` replaced the
+/// pre-AVX fallback OpenBLAS 0.3.21 takes for a CPU it does not know (before main), what it did.
+public enum BLASKernels {
+    /// OpenBLAS's core name (`openblas_get_corename`), e.g. `SkylakeX`, `Haswell`.
+    public static var core: String { String(cString: openblas_get_corename()) }
+    /// The sentence saying which core OpenBLAS chose and which one runs instead; nil when its choice stands.
+    public static var note: String? {
+        let text = String(cString: astro_blas_core_note())
+        return text.isEmpty ? nil : text
+    }
+}

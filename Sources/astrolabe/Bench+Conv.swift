@@ -51,16 +51,16 @@ extension Bench {
     func runConvBench(quick: Bool) throws {
         let reps = quick ? 3 : 10
         let threads = Threading.workerCount
-        print(json(["workload": "conv", "blas_core": String(cString: openblas_get_corename()), "conv_backend": ConvolutionBackend.current.rawValue,
+        print(benchJSON(["workload": "conv", "conv_backend": ConvolutionBackend.current.rawValue,
                     "threads": threads]))
         for (m, n, k) in [(1024, 1024, 1024), (128, 4096, 1152), (512, 64, 4608)] {
-            print(json(["workload": "conv", "kernel": "sgemm", "m": m, "n": n, "k": k, "threads": threads,
+            print(benchJSON(["workload": "conv", "kernel": "sgemm", "m": m, "n": n, "k": k, "threads": threads,
                         "gflops": round1(sgemmGFLOPS(m: m, n: n, k: k, reps: reps))]))
         }
         runElementwiseBench(reps: reps)
         for shape in ConvBenchShape.all {
             let (fwd, bwd, fwdMin, bwdMin) = time(shape, reps: reps)
-            print(json(["workload": "conv", "net": shape.net, "layer": shape.layer,
+            print(benchJSON(["workload": "conv", "net": shape.net, "layer": shape.layer,
                         "shape": "\(shape.batch)x\(shape.inChannels)x\(shape.size)x\(shape.size)->\(shape.outChannels) k\(shape.kernel) s\(shape.stride)\(shape.transposed ? " transposed" : "")",
                         "forward_ms": round2(fwd * 1e3), "forward_gflops": round1(shape.forwardFlops / fwd / 1e9),
                         "backward_ms": round2(bwd * 1e3), "backward_gflops": round1(2 * shape.forwardFlops / bwd / 1e9),
@@ -96,7 +96,7 @@ extension Bench {
                 let t3 = DispatchTime.now().uptimeNanoseconds
                 if rep > 0 { forwardTimes.append(Double(t1 - t0) * 1e-6); backwardTimes.append(Double(t3 - t2) * 1e-6) }
             }
-            print(json(["workload": "conv", "kernel": name, "shape": "8x16x256x256", "threads": Threading.workerCount,
+            print(benchJSON(["workload": "conv", "kernel": name, "shape": "8x16x256x256", "threads": Threading.workerCount,
                         "forward_ms": round2(PixelStatistics.median(forwardTimes)), "backward_ms": round2(PixelStatistics.median(backwardTimes)),
                         "forward_min_ms": round2(forwardTimes.min()!), "backward_min_ms": round2(backwardTimes.min()!)]))
         }
@@ -148,9 +148,4 @@ extension Bench {
     private func round1(_ v: Double) -> Double { (v * 10).rounded() / 10 }
     private func round2(_ v: Double) -> Double { (v * 100).rounded() / 100 }
 
-    /// One JSON object on one line, keys sorted.
-    private func json(_ object: [String: Any]) -> String {
-        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        return String(decoding: data, as: UTF8.self)
-    }
 }

@@ -302,8 +302,10 @@ func rounded(_ v: Double, _ digits: Int) -> Double {
     return (v * f).rounded() / f
 }
 
-/// One JSON object on one line, keys sorted.
+/// One JSON object on one line, keys sorted, with the OpenBLAS core that ran (`blas_core`).
 func benchJSON(_ object: [String: Any]) -> String {
+    var object = object
+    object["blas_core"] = BLASKernels.core
     let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     return String(decoding: data, as: UTF8.self)
 }

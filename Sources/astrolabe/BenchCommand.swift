@@ -1,4 +1,6 @@
 import ArgumentParser
+import Autograd
+import Foundation
 
 /// `astrolabe bench`: JSON lines as in BENCH.md. Each workload lives in its own
 /// file (`Bench+FITS.swift`, `Bench+Conv.swift`, ...).
@@ -30,6 +32,7 @@ struct Bench: ParsableCommand {
             runModelChild(model.models[0], quick: quick)
             return
         }
+        if let note = BLASKernels.note { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
         if let model { try runModelBench(model.models, quick: quick) }
         // With neither option: every model, then every workload.
         // allreduce needs mpirun: only on request.

@@ -91,6 +91,10 @@ void astro_thread_restore(const unsigned char *saved);
 /// Bytes of a saved CPU mask.
 long astro_affinity_bytes(void);
 
+/// What `blas_core.c` did about OpenBLAS's kernels before main: empty when OpenBLAS's own
+/// choice stands, else a sentence naming its choice and the one used instead.
+const char *astro_blas_core_note(void);
+
 #ifdef __cplusplus
 }
 #endif
