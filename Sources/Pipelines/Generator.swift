@@ -377,6 +377,13 @@ public struct GeneratorComparison: Codable, Equatable, Sendable {
         classifier = url.lastPathComponent
     }
 
+    /// The numbers as pretty-printed JSON with sorted keys (`comparison.json`).
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
     public var lines: [String] {
         var lines = [String(format: "Fréchet distance (generated %d vs reference %d): %.3f", generatedCount, referenceCount, frechetDistance)]
         if let floor, let floorCount {

@@ -56,9 +56,7 @@ struct Generate: ParsableCommand {
             guard let compareTo else { return }
             let comparison = try GeneratorComparison(generated: output, reference: compareTo, floorReference: floor,
                                                      classifier: URL(fileURLWithPath: classifier))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(comparison).write(to: folder.appendingPathComponent("comparison.json"))
+            try comparison.json().write(to: folder.appendingPathComponent("comparison.json"))
             for line in comparison.lines { print(line) }
         }
     }
@@ -93,11 +91,7 @@ struct CompareImages: ParsableCommand {
         try runReportingErrors {
             let comparison = try GeneratorComparison(generated: images, reference: compareTo, floorReference: floor,
                                                      classifier: URL(fileURLWithPath: classifier))
-            if let output {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try encoder.encode(comparison).write(to: URL(fileURLWithPath: output), options: .atomic)
-            }
+            if let output { try comparison.json().write(to: URL(fileURLWithPath: output), options: .atomic) }
             for line in comparison.lines { print(line) }
         }
     }
