@@ -60,13 +60,11 @@ static void astro_choose_blas_core(void) {
     }
     const char *better = generic ? supported_core() : NULL;
     if (better == NULL) return;
-    char before[32];
-    snprintf(before, sizeof before, "%s", chosen);
     setenv("OPENBLAS_CORETYPE", better, 1);
     gotoblas_dynamic_quit();
     gotoblas_dynamic_init();
     unsetenv("OPENBLAS_CORETYPE");
     snprintf(note, sizeof note, "OpenBLAS does not know this CPU and chose %s kernels; using %s, which it supports "
-             "(set OPENBLAS_CORETYPE to choose)", before, openblas_get_corename());
+             "(set OPENBLAS_CORETYPE to choose)", chosen, openblas_get_corename());   // names from static tables
 }
 #endif

@@ -173,8 +173,8 @@ public final class MinibatchStdDev: Layer {
 /// - Keys: `net.0` (convolution), `net.2`, `net.3` (convolution, batch norm), ... as PyTorch's
 ///   `nn.Sequential`; with `spectralNorm` every convolution is a `SpectralNorm` (PyTorch's
 ///   parametrisation keys).
-/// - `minibatchStdDev`: a `MinibatchStdDev` layer (group `minibatchGroupSize`) before the last
-///   convolution, which then reads `widths.last + 1` channels (ProGAN's place for it).
+/// - `minibatchStdDevGroup`: above 0, a `MinibatchStdDev` layer over groups of that many images
+///   before the last convolution, which then reads `widths.last + 1` channels (ProGAN's place).
 public final class DCGANDiscriminator: Layer {
     public let net: Sequential
     public let inputChannels: Int
@@ -184,7 +184,7 @@ public final class DCGANDiscriminator: Layer {
     public var imageSize: Int { 4 << widths.count }
 
     public init(inputChannels: Int = 1, widths: [Int] = [64, 128, 256, 512], spectralNorm: Bool = false,
-                minibatchStdDev: Bool = false, minibatchGroupSize: Int = 4, seed: UInt64? = nil) {
+                minibatchStdDevGroup: Int = 0, seed: UInt64? = nil) {
         precondition(inputChannels > 0 && !widths.isEmpty && widths.allSatisfy { $0 > 0 },
                      "DCGANDiscriminator: channels \(inputChannels) and widths \(widths) must be positive")
         self.inputChannels = inputChannels
@@ -200,8 +200,8 @@ public final class DCGANDiscriminator: Layer {
         for (cin, cout) in zip(widths, widths.dropFirst()) {
             layers += [conv(cin, cout, stride: 2, padding: 1, bias: false), BatchNorm(features: cout), leaky()]
         }
-        if minibatchStdDev { layers.append(MinibatchStdDev(groupSize: minibatchGroupSize)) }
-        layers += [conv(widths.last! + (minibatchStdDev ? 1 : 0), 1, stride: 1, padding: 0, bias: false), Flatten()]
+        if minibatchStdDevGroup > 0 { layers.append(MinibatchStdDev(groupSize: minibatchStdDevGroup)) }
+        layers += [conv(widths.last! + (minibatchStdDevGroup > 0 ? 1 : 0), 1, stride: 1, padding: 0, bias: false), Flatten()]
         net = Sequential(layers)
     }
 

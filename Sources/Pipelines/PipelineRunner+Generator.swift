@@ -64,8 +64,8 @@ extension PipelineRunner {
         let generator = DCGANGenerator(latentDimension: latent, outputChannels: channels, widths: widths, upsampling: upsampling,
                                        seed: seeds.next())
         let discriminator = DCGANDiscriminator(inputChannels: channels, widths: discriminatorWidths,
-                                               spectralNorm: adversarial.spectralNorm, minibatchStdDev: adversarial.minibatchStdDev > 0,
-                                               minibatchGroupSize: max(1, adversarial.minibatchStdDev), seed: seeds.next())
+                                               spectralNorm: adversarial.spectralNorm, minibatchStdDevGroup: adversarial.minibatchStdDev,
+                                               seed: seeds.next())
         let gan = GAN(generator: generator, discriminator: discriminator, conditioning: .unconditional(latentDimension: latent))
         let adam = OptimizerKind.adam(beta1: Float(adversarial.beta1), beta2: 0.999)
         let gRate = t.learningRate, dRate = adversarial.discriminatorLearningRate ?? t.learningRate

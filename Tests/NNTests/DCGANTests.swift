@@ -111,7 +111,7 @@ final class DCGANTests: XCTestCase {
     }
 
     func testDiscriminatorWithMinibatchStdDev() {
-        let d = DCGANDiscriminator(inputChannels: 1, widths: [8, 16], minibatchStdDev: true, seed: 2)
+        let d = DCGANDiscriminator(inputChannels: 1, widths: [8, 16], minibatchStdDevGroup: 4, seed: 2)
         let plain = DCGANDiscriminator(inputChannels: 1, widths: [8, 16], seed: 2)
         XCTAssertEqual(d.parameterCount - plain.parameterCount, 16, "the last 4x4 convolution reads one more channel")
         XCTAssertTrue(d.description.contains("MinibatchStdDev(group 4)"))
