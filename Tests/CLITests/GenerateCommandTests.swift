@@ -62,5 +62,22 @@ final class GenerateCommandTests: XCTestCase {
         let missing = try runTool(["compare-images", folder.appendingPathComponent("nowhere").path, "--compare-to", a.path])
         XCTAssertNotEqual(missing.status, 0)
         XCTAssert(missing.stderr.contains("nowhere"), missing.stderr)
+        // A truncated file among the images is named with the reason, and nothing is written.
+        let broken = folder.appendingPathComponent("broken")
+        try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
+        let whole = try Data(contentsOf: a.appendingPathComponent("generated_000000.fits"))
+        try whole.prefix(3000).write(to: broken.appendingPathComponent("cut.fits"))
+        try FileManager.default.copyItem(at: a.appendingPathComponent("generated_000001.fits"),
+                                         to: broken.appendingPathComponent("whole.fits"))
+        let report = folder.appendingPathComponent("broken.json")
+        let truncated = try runTool(["compare-images", broken.path, "--compare-to", a.path, "--output", report.path])
+        XCTAssertNotEqual(truncated.status, 0)
+        XCTAssert(truncated.stderr.contains("cut.fits") && truncated.stderr.contains("truncated"), truncated.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: report.path))
+        // A model that is not an image classifier is refused with its task.
+        let regressor = try runTool(["compare-images", a.path, "--compare-to", b.path,
+                                     "--classifier", "samples/models/posterior.safetensors"])
+        XCTAssertNotEqual(regressor.status, 0)
+        XCTAssert(regressor.stderr.contains("posterior.safetensors") && regressor.stderr.contains("regress"), regressor.stderr)
     }
 }
