@@ -3,6 +3,10 @@
 
 /// Loss functions. Shapes: `prediction` and `target` the same shape unless stated.
 public enum Loss {
+    /// The class label of a sample that belongs to none of the classes (`crossEntropy`'s
+    /// `outsideWeight`).
+    public static let outsideLabel = -1
+
     /// `mean((p - t)^2)`.
     public static func meanSquaredError(_ prediction: Tensor, _ target: Tensor) -> Tensor {
         checkSameShape(prediction, target, "meanSquaredError")
@@ -30,10 +34,13 @@ public enum Loss {
     ///   `labels`: `N` (or `N*H*W`, row-major over `[N, H, W]`) values in `0..<C`.
     /// - `classWeights`: `[C]`; the mean is then weighted, `sum_i w_{y_i} l_i / sum_i w_{y_i}`.
     /// - `labelSmoothing` `eps`: the target becomes `(1 - eps) onehot + eps / C`.
+    /// - `outsideWeight` `λ` > 0 admits the label `outsideLabel` (-1), a sample of none of the
+    ///   classes: its target is the uniform distribution, weighted `λ` (outlier exposure,
+    ///   Hendrycks et al. 2019), so the network learns to be unsure of such inputs.
     ///
     /// Log-softmax is the fused, stable primitive; the target is a constant weight tensor.
     public static func crossEntropy(logits: Tensor, labels: [Int], classWeights: Tensor? = nil,
-                                    labelSmoothing: Float = 0) -> Tensor {
+                                    labelSmoothing: Float = 0, outsideWeight: Float = 0) -> Tensor {
         let (n, c, inner) = classLayout(logits, "crossEntropy")
         precondition(labels.count == n * inner,
                      "crossEntropy: \(labels.count) labels for logits \(logits.shape) (need \(n * inner))")
@@ -43,6 +50,11 @@ public enum Loss {
         var denominator = 0.0
         for i in 0..<n { for s in 0..<inner {
             let y = labels[i * inner + s]
+            if y == outsideLabel && outsideWeight > 0 {
+                denominator += Double(outsideWeight)
+                for k in 0..<c { t[(i * c + k) * inner + s] = outsideWeight / Float(c) }
+                continue
+            }
             precondition(y >= 0 && y < c, "crossEntropy: label \(y) outside 0..<\(c)")
             denominator += Double(w[y])
             for k in 0..<c { t[(i * c + k) * inner + s] = labelSmoothing / Float(c) * w[k] }

@@ -126,7 +126,9 @@ public struct TrainConfig: Equatable, Sendable {
         case rmsprop
     }
     public enum LossChoice: Equatable, Sendable {
-        case crossEntropy(labelSmoothing: Double)
+        /// `outsideWeight` > 0: catalog rows labelled `outside` (none of the classes) train
+        /// towards equal probabilities with that weight (outlier exposure).
+        case crossEntropy(labelSmoothing: Double, outsideWeight: Double = 0)
         case binaryCrossEntropy
         case mse
         case mae

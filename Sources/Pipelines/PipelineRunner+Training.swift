@@ -36,11 +36,20 @@ extension PipelineRunner {
         }
         guard let dataPath = options.input.map({ resolveArgument($0).path }) ?? t.data.map({ resolve($0).path })
                 ?? config.input.path.map({ resolve($0).path }) else { throw PipelineError.noInput(pipeline: pipelinePath) }
-        let all = try Catalog.resolve(dataPath, labelColumn: labelColumn, classNames: classNames, targetColumns: targetNames)
+        var outlierExposure = false
+        if case let .crossEntropy(_, outsideWeight) = t.loss, outsideWeight > 0 {
+            guard task == .classify else {
+                throw PipelineError.unsupported("\(pipelinePath): loss.cross_entropy.outside_weight trains a classifier on rows "
+                                                + "of none of its classes (task: classify), not task \(task.rawValue).")
+            }
+            outlierExposure = true
+        }
+        let all = try Catalog.resolve(dataPath, labelColumn: labelColumn, classNames: classNames, targetColumns: targetNames,
+                                      allowOutside: outlierExposure)
         var training = all, validation: Catalog?
         if let v = t.validation {
             validation = try Catalog.resolve(resolve(v).path, labelColumn: labelColumn, classNames: classNames,
-                                             targetColumns: targetNames)
+                                             targetColumns: targetNames, allowOutside: outlierExposure)
         } else if t.validationSplit > 0 {
             (training, validation) = all.split(validationFraction: t.validationSplit, seed: t.seed)
         }
@@ -241,8 +250,9 @@ extension PipelineRunner {
     func lossFunction(_ choice: TrainConfig.LossChoice, task: PipelineTask) -> LossFunction {
         switch (choice, task) {
         case (.crossEntropy, .segment): return .pixelCrossEntropy()
-        case let (.crossEntropy(smoothing), _):
-            return task == .regress ? .gaussianNegativeLogLikelihood : .sparseCategoricalCrossentropy(labelSmoothing: Float(smoothing))
+        case let (.crossEntropy(smoothing, outsideWeight), _):
+            return task == .regress ? .gaussianNegativeLogLikelihood
+                : .sparseCategoricalCrossentropy(labelSmoothing: Float(smoothing), outsideWeight: Float(outsideWeight))
         case (.binaryCrossEntropy, _): return .binaryCrossentropy
         case (.mse, _): return .meanSquaredError
         case (.mae, _): return .meanAbsoluteError

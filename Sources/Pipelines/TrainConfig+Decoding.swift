@@ -24,7 +24,7 @@ extension TrainConfig: Decodable {
 
     /// The parameter keys of the optimizers, losses and schedules that take any.
     enum SGDKey: String, ConfigName { case momentum, nesterov }
-    enum CrossEntropyKey: String, ConfigName { case labelSmoothing = "label_smoothing" }
+    enum CrossEntropyKey: String, ConfigName { case labelSmoothing = "label_smoothing", outsideWeight = "outside_weight" }
     enum HuberKey: String, ConfigName { case delta }
     enum PixelCrossEntropyKey: String, ConfigName { case diceWeight = "dice_weight" }
     enum StepKey: String, ConfigName { case everyEpochs = "every_epochs", gamma }
@@ -81,7 +81,15 @@ extension TrainConfig: Decodable {
             switch name {
             case .crossEntropy:
                 let p = try choice.strict(section, keys: CrossEntropyKey.self)
-                loss = .crossEntropy(labelSmoothing: try p.optional("label_smoothing") ?? 0)
+                let smoothing: Double = try p.optional("label_smoothing") ?? 0
+                let outsideWeight: Double = try p.optional("outside_weight") ?? 0
+                guard (0..<1).contains(smoothing) else {
+                    throw c.invalid("loss", "loss.cross_entropy.label_smoothing must be in [0, 1), got \(smoothing).")
+                }
+                guard outsideWeight >= 0, outsideWeight.isFinite else {
+                    throw c.invalid("loss", "loss.cross_entropy.outside_weight must be a non-negative number, got \(outsideWeight).")
+                }
+                loss = .crossEntropy(labelSmoothing: smoothing, outsideWeight: outsideWeight)
             case .binaryCrossEntropy: _ = try choice.strict(section, known: []); loss = .binaryCrossEntropy
             case .mse: _ = try choice.strict(section, known: []); loss = .mse
             case .mae: _ = try choice.strict(section, known: []); loss = .mae

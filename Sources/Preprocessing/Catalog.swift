@@ -81,11 +81,17 @@ public struct Catalog: Equatable, Sendable {
 
     public var count: Int { entries.count }
 
+    /// The label of a row of none of the classes (outlier exposure, `allowOutside`), read as
+    /// `Loss.outsideLabel`.
+    public static let outsideName = "outside"
+
     /// Reads a catalog CSV with a header row. `file` names are relative to the
     /// catalog's folder. `labelColumn` may hold integers or names from
-    /// `classNames`; `targetColumns` must hold numbers. Listed files must exist.
+    /// `classNames`, and with `allowOutside` the name `outside`; `targetColumns` must hold
+    /// numbers. Listed files must exist.
     public static func csv(_ url: URL, labelColumn: String? = nil, classNames: [String] = [],
-                           targetColumns: [String] = [], fileColumn: String = "file") throws -> Catalog {
+                           targetColumns: [String] = [], fileColumn: String = "file",
+                           allowOutside: Bool = false) throws -> Catalog {
         let path = url.path
         guard FileManager.default.fileExists(atPath: path) else { throw DatasetError.catalogNotFound(path: path) }
         // Read whole, then parse: CSVReader's InputStream path misreads the end of
@@ -121,12 +127,19 @@ public struct Catalog: Equatable, Sendable {
                     label = index
                 } else if let index = classNames.firstIndex(of: text) {
                     label = index
+                } else if text == outsideName {
+                    guard allowOutside else {
+                        throw DatasetError.badValue(catalog: path, line: line, column: labelColumn, value: text,
+                            expected: "a class index or one of \(classNames.joined(separator: ", ")) ('\(outsideName)' rows, "
+                                + "of none of the classes, train only with loss: {cross_entropy: {outside_weight: w}})")
+                    }
+                    label = Loss.outsideLabel
                 } else {
                     throw DatasetError.badValue(catalog: path, line: line, column: labelColumn, value: text,
                         expected: classNames.isEmpty ? "an integer class index"
                             : "a class index or one of \(classNames.joined(separator: ", "))")
                 }
-                if !classNames.isEmpty, !(0..<classNames.count).contains(label!) {
+                if label != Loss.outsideLabel || !allowOutside, !classNames.isEmpty, !(0..<classNames.count).contains(label!) {
                     throw DatasetError.badValue(catalog: path, line: line, column: labelColumn, value: text,
                                                 expected: "a class index in 0..<\(classNames.count)")
                 }
@@ -172,13 +185,14 @@ public struct Catalog: Equatable, Sendable {
     /// A folder, a catalog CSV, or a glob such as `data/*.fits`, told apart by
     /// what the path is.
     public static func resolve(_ path: String, labelColumn: String? = nil, classNames: [String] = [],
-                               targetColumns: [String] = []) throws -> Catalog {
+                               targetColumns: [String] = [], allowOutside: Bool = false) throws -> Catalog {
         let url = URL(fileURLWithPath: path)
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             if isDirectory.boolValue { return try folder(url) }
             if path.lowercased().hasSuffix(".csv") {
-                return try csv(url, labelColumn: labelColumn, classNames: classNames, targetColumns: targetColumns)
+                return try csv(url, labelColumn: labelColumn, classNames: classNames, targetColumns: targetColumns,
+                               allowOutside: allowOutside)
             }
             return Catalog(entries: [CatalogEntry(url: url, name: url.lastPathComponent, label: nil, targets: [])],
                            source: path)

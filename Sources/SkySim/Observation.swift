@@ -57,6 +57,9 @@ public struct ObservationSettings: Sendable, Equatable {
     /// Neighbours and cut-off light in single-object cutouts (morphology and regression);
     /// none under TASKS.md.
     public var surroundings = CutoutSurroundings()
+    /// Morphology: probability per cutout of a galaxy of none of the five classes (an S0 or
+    /// a clumpy spiral, label `outside`), for outlier exposure; 0 under TASKS.md.
+    public var outside = 0.0
 
     public init() {}
 
@@ -80,6 +83,7 @@ public struct ObservationSettings: Sendable, Equatable {
         try require(gain > 0, "gain", "\(gain)", "a positive number of e-/ADU")
         try require((0...1).contains(surroundings.neighbours), "neighbour probability", "\(surroundings.neighbours)", "a probability in [0, 1]")
         try require((0...1).contains(surroundings.truncation), "truncation probability", "\(surroundings.truncation)", "a probability in [0, 1]")
+        try require((0...1).contains(outside), "probability of galaxies outside the classes", "\(outside)", "a probability in [0, 1]")
     }
 
     /// Keywords every simulated file carries.

@@ -3,14 +3,22 @@ import AstroBase
 import FITS
 import Foundation
 
-/// Builds morphology cutouts: elliptical, spiral, edge-on, irregular, star.
+/// Builds morphology cutouts: elliptical, spiral, edge-on, irregular, star; with
+/// `settings.outside` also galaxies of none of these classes (label `outside`).
 enum MorphologyScene {
+    /// Catalog label and `CLASS` of a galaxy of none of the five classes.
+    static let outsideName = "outside"
+    /// Kinds of galaxies outside the five classes (`OUTKIND`).
+    static let outsideKinds = ["s0", "clumpy_spiral"]
+
     static func make(index: Int, seed: UInt64, settings: ObservationSettings, size: Int,
                      keepNoiseless: Bool = false, forcedLabel: Int? = nil) -> SimulatedImage {
         var random = SeededGenerator(seed: seed, stream: UInt64(index))
         let label = random.integer(0...4)
         let observation = SingleBandObservation(settings, &random)
-        let chosen = forcedLabel ?? label
+        // Drawn only when asked for, so TASKS.md data sets stay byte-identical.
+        let outsideKind = settings.outside > 0 && random.uniform() < settings.outside ? random.integer(0...1) : nil
+        let chosen = outsideKind != nil ? -1 : forcedLabel ?? label
         let cx = Double(size - 1) / 2 + random.uniform(-2, 2)
         let cy = Double(size - 1) / 2 + random.uniform(-2, 2)
         let magnitude = random.uniform(chosen == 4 ? settings.starMagnitudes ?? 16...21
@@ -21,35 +29,15 @@ enum MorphologyScene {
         var components: [SceneComponent] = []
 
         switch chosen {
+        case -1:
+            components = outside(kind: outsideKind!, cx: cx, cy: cy, flux: flux, settings: settings, random: &random, cards: &cards)
         case 0:  // elliptical
             let n = random.uniform(3, 5), re = random.uniform(0.5, 2.0), q = random.uniform(0.6, 1.0)
             let geometry = EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: random.positionAngle())
             components = [.sersic(SersicProfile(n: n, halfLightRadius: px(re), flux: flux, geometry: geometry))]
             cards = shapeCards(n: n, re: re, q: q, angle: geometry.angle)
-        case 1:  // spiral
-            let re = random.uniform(1.0, 3.0), q = random.uniform(0.5, 1.0), angle = random.positionAngle()
-            let arms = random.integer(2...4), pitch = random.uniform(10, 30), armFraction = random.uniform(0.2, 0.5)
-            let sharpness = random.integer(2...6), phase = random.uniform(0, 2 * Double.pi)
-            let chirality = random.uniform() < 0.5 ? 1.0 : -1.0  // S- and Z-shaped winding alike
-            let bulgeRe = random.uniform(0.2, 0.5), bulgeToTotal = random.uniform(0, 0.3)
-            let bulgeQ = random.uniform(max(q, 0.7), 1.0)
-            let transition = random.uniform(0.3, 0.6) * px(re) / q.squareRoot()
-            let disk = SersicProfile(n: 1, halfLightRadius: px(re), flux: flux * (1 - bulgeToTotal),
-                                     geometry: EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: angle))
-            components = [.spiral(SpiralDisk(disk: disk, armCount: arms, pitch: chirality * pitch * Double.pi / 180, phase: phase,
-                                             sharpness: sharpness, armFraction: armFraction, transitionRadius: transition))]
-            if bulgeToTotal > 0 {
-                components.append(.sersic(SersicProfile(n: 4, halfLightRadius: px(bulgeRe), flux: flux * bulgeToTotal,
-                    geometry: EllipseGeometry(centerX: cx, centerY: cy, q: bulgeQ, angle: angle))))
-            }
-            cards = shapeCards(n: 1, re: re, q: q, angle: angle) + [
-                HeaderRecord("NARMS", .integer(arms), comment: "spiral arms"),
-                HeaderRecord("PITCH", .float(pitch), comment: "arm pitch angle [deg]"),
-                HeaderRecord("WINDING", .integer(Int(chirality)), comment: "arm winding sense (+1 or -1)"),
-                HeaderRecord("ARMFRAC", .float(armFraction), comment: "fraction of disk light in the arm term"),
-                HeaderRecord("BT", .float(bulgeToTotal), comment: "bulge-to-total flux ratio"),
-                HeaderRecord("BULGE_RE", .float(bulgeRe), comment: "bulge r_e (n = 4) [arcsec]"),
-            ]
+        case 1:
+            components = spiral(cx: cx, cy: cy, flux: flux, settings: settings, random: &random, cards: &cards).components
         case 2:  // edge-on
             let re = random.uniform(1.0, 3.0), q = random.uniform(0.10, 0.25)
             let geometry = EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: random.positionAngle())
@@ -66,10 +54,10 @@ enum MorphologyScene {
         let surroundingCards = settings.surroundings.apply(to: &clean, cx: cx, cy: cy, observation: observation,
                                                            settings: settings, seed: seed, index: index, size: size)
         let pixels = NoiseModel.noisy(clean, skySigma: observation.skySigma, gain: settings.gain, random: &random)
-        let name = SimulationTask.morphology.classNames[chosen]
+        let name = chosen < 0 ? outsideName : SimulationTask.morphology.classNames[chosen]
         let header = provenanceCards(task: .morphology, seed: seed, index: index)
             + settings.commonCards(psfFWHM: observation.fwhm, skySigma: observation.skySigma) + [
-                HeaderRecord("LABEL", .integer(chosen), comment: "0 elliptical 1 spiral 2 edge_on 3 irregular 4 star"),
+                HeaderRecord("LABEL", .integer(chosen), comment: "0 elliptical 1 spiral 2 edge_on 3 irregular 4 star -1 outside"),
                 HeaderRecord("CLASS", .string(name), comment: "morphology class"),
                 HeaderRecord("MAG", .float(magnitude), comment: "total magnitude (untruncated model)"),
                 HeaderRecord("OBJ_X", .float(cx + 1), comment: "object centre, FITS pixel (1-based)"),
@@ -77,8 +65,89 @@ enum MorphologyScene {
             ] + cards + rendered.psfCards + surroundingCards
         return SimulatedImage(fileName: String(format: "morphology_%06d.fits", index), pixels: pixels,
                               shape: [size, size], header: header, truth: nil,
-                              catalogFields: [String(chosen)], label: chosen, caption: name,
+                              catalogFields: [chosen < 0 ? outsideName : String(chosen)], label: chosen, caption: name,
                               noiseless: keepNoiseless ? clean : nil)
+    }
+
+    /// A task-1 spiral: an exponential disk (returned too) with 2-4 logarithmic arms and a bulge
+    /// of up to 30 %.
+    static func spiral(cx: Double, cy: Double, flux: Double, settings: ObservationSettings,
+                       random: inout SeededGenerator, cards: inout [HeaderRecord])
+        -> (components: [SceneComponent], disk: SersicProfile) {
+        let px = settings.pixels
+        let re = random.uniform(1.0, 3.0), q = random.uniform(0.5, 1.0), angle = random.positionAngle()
+        let arms = random.integer(2...4), pitch = random.uniform(10, 30), armFraction = random.uniform(0.2, 0.5)
+        let sharpness = random.integer(2...6), phase = random.uniform(0, 2 * Double.pi)
+        let chirality = random.uniform() < 0.5 ? 1.0 : -1.0  // S- and Z-shaped winding alike
+        let bulgeRe = random.uniform(0.2, 0.5), bulgeToTotal = random.uniform(0, 0.3)
+        let bulgeQ = random.uniform(max(q, 0.7), 1.0)
+        let transition = random.uniform(0.3, 0.6) * px(re) / q.squareRoot()
+        let disk = SersicProfile(n: 1, halfLightRadius: px(re), flux: flux * (1 - bulgeToTotal),
+                                 geometry: EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: angle))
+        var components: [SceneComponent] = [
+            .spiral(SpiralDisk(disk: disk, armCount: arms, pitch: chirality * pitch * Double.pi / 180, phase: phase,
+                               sharpness: sharpness, armFraction: armFraction, transitionRadius: transition))]
+        if bulgeToTotal > 0 {
+            components.append(.sersic(SersicProfile(n: 4, halfLightRadius: px(bulgeRe), flux: flux * bulgeToTotal,
+                geometry: EllipseGeometry(centerX: cx, centerY: cy, q: bulgeQ, angle: angle))))
+        }
+        cards = shapeCards(n: 1, re: re, q: q, angle: angle) + [
+            HeaderRecord("NARMS", .integer(arms), comment: "spiral arms"),
+            HeaderRecord("PITCH", .float(pitch), comment: "arm pitch angle [deg]"),
+            HeaderRecord("WINDING", .integer(Int(chirality)), comment: "arm winding sense (+1 or -1)"),
+            HeaderRecord("ARMFRAC", .float(armFraction), comment: "fraction of disk light in the arm term"),
+            HeaderRecord("BT", .float(bulgeToTotal), comment: "bulge-to-total flux ratio"),
+            HeaderRecord("BULGE_RE", .float(bulgeRe), comment: "bulge r_e (n = 4) [arcsec]"),
+        ]
+        return (components, disk)
+    }
+
+    /// A galaxy of none of the five classes, as real surveys have them: kind 0 an S0 (a
+    /// bulge of n 2.5-5 holding 20-70 % of the light on an exponential disk without arms, at any
+    /// inclination), kind 1 a clumpy spiral (a task-1 spiral with 3-8 star-forming clumps of
+    /// 2-7 % of the light each, spread like the disk's light).
+    static func outside(kind: Int, cx: Double, cy: Double, flux: Double, settings: ObservationSettings,
+                        random: inout SeededGenerator, cards: inout [HeaderRecord]) -> [SceneComponent] {
+        let px = settings.pixels
+        var components: [SceneComponent]
+        if kind == 0 {
+            let re = random.uniform(1.2, 3.5), q = random.uniform(0.25, 1.0), angle = random.positionAngle()
+            let bulgeToTotal = random.uniform(0.2, 0.7), bulgeN = random.uniform(2.5, 5)
+            let bulgeRe = random.uniform(0.25, 0.4) * re, bulgeQ = random.uniform(max(q, 0.6), 1.0)
+            components = [
+                .sersic(SersicProfile(n: 1, halfLightRadius: px(re), flux: flux * (1 - bulgeToTotal),
+                                      geometry: EllipseGeometry(centerX: cx, centerY: cy, q: q, angle: angle))),
+                .sersic(SersicProfile(n: bulgeN, halfLightRadius: px(bulgeRe), flux: flux * bulgeToTotal,
+                                      geometry: EllipseGeometry(centerX: cx, centerY: cy, q: bulgeQ, angle: angle))),
+            ]
+            cards = shapeCards(n: 1, re: re, q: q, angle: angle) + [
+                HeaderRecord("BT", .float(bulgeToTotal), comment: "bulge-to-total flux ratio"),
+                HeaderRecord("BULGE_N", .float(bulgeN), comment: "bulge Sersic index"),
+                HeaderRecord("BULGE_RE", .float(bulgeRe), comment: "bulge r_e [arcsec]"),
+            ]
+        } else {
+            let clumpCount = random.integer(3...8)
+            let clumpFractions = (0..<clumpCount).map { _ in random.uniform(0.02, 0.07) }
+            let clumpFlux = clumpFractions.reduce(0, +) * flux
+            let disk: SersicProfile
+            (components, disk) = spiral(cx: cx, cy: cy, flux: flux - clumpFlux, settings: settings, random: &random, cards: &cards)
+            let q = disk.geometry.q, angle = disk.geometry.angle
+            let scale = disk.halfLightRadius / 1.6783469900166605  // exponential scale length of the disk
+            for fraction in clumpFractions {
+                // Radius drawn with the disk's light (r e^{-r/h}: the sum of two exponentials).
+                let r = -scale * (Foundation.log(1 - random.uniform()) + Foundation.log(1 - random.uniform()))
+                let direction = random.uniform(0, 2 * Double.pi)
+                // The radius is circularised: stretch it along the major axis, squeeze it along the minor.
+                let x = r * Foundation.cos(direction) / q.squareRoot(), y = r * Foundation.sin(direction) * q.squareRoot()
+                components.append(.gaussian(GaussianBlob(
+                    centerX: cx + x * Foundation.cos(angle) - y * Foundation.sin(angle),
+                    centerY: cy + x * Foundation.sin(angle) + y * Foundation.cos(angle),
+                    sigma: px(random.uniform(0.03, 0.15)), flux: flux * fraction)))
+            }
+            cards.append(HeaderRecord("NCLUMP", .integer(clumpCount), comment: "star-forming clumps"))
+        }
+        cards.append(HeaderRecord("OUTKIND", .string(outsideKinds[kind]), comment: "galaxy of none of the five classes"))
+        return components
     }
 
     /// 2-3 overlapping Sérsic components 0.5-2.5 mean r_e apart, plus up to 5 Gaussian clumps.

@@ -18,8 +18,10 @@ public enum Targets {
 
 /// What training minimises, named as Keras names it.
 public enum LossFunction: Equatable, Sendable {
-    /// Cross-entropy of logits `[N, C]` with integer labels.
-    case sparseCategoricalCrossentropy(labelSmoothing: Float = 0)
+    /// Cross-entropy of logits `[N, C]` with integer labels; with `outsideWeight` > 0 the label
+    /// `Loss.outsideLabel` marks a sample of none of the classes, trained towards equal
+    /// probabilities (outlier exposure) with that weight.
+    case sparseCategoricalCrossentropy(labelSmoothing: Float = 0, outsideWeight: Float = 0)
     /// Cross-entropy of logits `[N, C]` with target probabilities `[N, C]`.
     case categoricalCrossentropy(labelSmoothing: Float = 0)
     /// Logits `[N, k]` against 0/1 targets `[N, k]`.
@@ -54,8 +56,9 @@ public enum LossFunction: Equatable, Sendable {
     /// The scalar loss of `output` against `targets`.
     public func callAsFunction(_ output: Tensor, _ targets: Targets, classWeights: Tensor? = nil) -> Tensor {
         switch (self, targets) {
-        case let (.sparseCategoricalCrossentropy(smoothing), .classes(labels)):
-            return Loss.crossEntropy(logits: output, labels: labels, classWeights: classWeights, labelSmoothing: smoothing)
+        case let (.sparseCategoricalCrossentropy(smoothing, outsideWeight), .classes(labels)):
+            return Loss.crossEntropy(logits: output, labels: labels, classWeights: classWeights, labelSmoothing: smoothing,
+                                     outsideWeight: outsideWeight)
         case let (.pixelCrossEntropy(diceWeight), .classes(labels)):
             let ce = Loss.crossEntropy(logits: output, labels: labels, classWeights: classWeights)
             return diceWeight > 0 ? ce + Loss.softDice(logits: output, labels: labels) * diceWeight : ce

@@ -66,9 +66,13 @@ struct MetricAccumulator {
                 predictedPixels.append(best)
             } }
         case let (_, .classes(classLabels)):
-            labels += classLabels
+            // Samples of none of the classes (outlier exposure) count in the loss only.
             classCount = output.shape.last ?? 1
-            scores += output.softmax(axis: -1).scalars
+            let probabilities = output.softmax(axis: -1).scalars
+            for (i, label) in classLabels.enumerated() where label != Loss.outsideLabel {
+                labels.append(label)
+                scores += probabilities[(i * classCount)..<((i + 1) * classCount)]
+            }
         case let (.gaussianNegativeLogLikelihood, .values(t)):
             predictions += LossFunction.split(output, targets: t.shape.last ?? 1).0.scalars.map(Double.init)
             truths += t.scalars.map(Double.init)

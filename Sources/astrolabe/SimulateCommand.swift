@@ -34,6 +34,8 @@ struct Simulate: ParsableCommand {
     var neighbours: Double = 0
     @Option(help: "Morphology and regression: probability per cutout that the object's light is cut off outside a circle keeping 85-99 % of it, as a mask or an image edge does (TRUNC_R, TRUNC_F record it). 0: TASKS.md.")
     var truncate: Double = 0
+    @Option(help: "Morphology: probability per cutout of a galaxy of none of the five classes (an S0: bulge plus disk without arms; or a spiral with 3-8 star-forming clumps), labelled 'outside' in catalog.csv (LABEL -1, OUTKIND records the kind), for outlier exposure (loss: {cross_entropy: {outside_weight: w}}). 0: TASKS.md.")
+    var outside: Double = 0
     @Option(help: "Sky noise sigma range in counts, 'low,high'.") var skySigma: String = "5,15"
     @Option(help: "Photometric zero point.") var magZero: Double = 30
     @Option(help: "Galaxy magnitude range 'low,high' (default per task; lens: lens galaxy i band).") var galaxyMag: String?
@@ -58,6 +60,9 @@ struct Simulate: ParsableCommand {
         if (neighbours != 0 || truncate != 0) && ![.morphology, .regression].contains(task) {
             throw ValidationError("--neighbours and --truncate are for single-object cutouts (morphology, regression), got task '\(task.rawValue)'.")
         }
+        if outside != 0 && task != .morphology {
+            throw ValidationError("--outside draws galaxies of none of the morphology classes; use --task morphology (got '\(task.rawValue)').")
+        }
         if arcs && task != .lens {
             throw ValidationError("--arcs writes the lensed source of lenses; use --task lens (got '\(task.rawValue)').")
         }
@@ -70,6 +75,7 @@ struct Simulate: ParsableCommand {
         settings.skySigma = try Simulate.range(skySigma, option: "--sky-sigma")
         settings.psf = psf
         settings.surroundings = CutoutSurroundings(neighbours: neighbours, truncation: truncate)
+        settings.outside = outside
         settings.magnitudeZeroPoint = magZero
         settings.galaxyMagnitudes = try galaxyMag.map { try Simulate.range($0, option: "--galaxy-mag") }
         settings.starMagnitudes = try starMag.map { try Simulate.range($0, option: "--star-mag") }

@@ -356,6 +356,10 @@ final class LossGradientTests: XCTestCase {
         assertGradientsMatch([normal([5, 4], 2)]) {
             Loss.crossEntropy(logits: $0[0], labels: labels, classWeights: Tensor([1, 2, 0.5, 1.5]), labelSmoothing: 0.1)
         }
+        let withOutside = [0, Loss.outsideLabel, 1, 2, Loss.outsideLabel]
+        assertGradientsMatch([normal([5, 4], 7)]) {
+            Loss.crossEntropy(logits: $0[0], labels: withOutside, classWeights: Tensor([1, 2, 0.5, 1.5]), outsideWeight: 0.5)
+        }
         let probs = normal([5, 4], 3).softmax(axis: 1).detached()
         assertGradientsMatch([normal([5, 4], 4)]) {
             Loss.crossEntropy(logits: $0[0], probabilities: probs, classWeights: Tensor([1, 2, 0.5, 1.5]), labelSmoothing: 0.1)

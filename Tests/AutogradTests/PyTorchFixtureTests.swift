@@ -130,6 +130,10 @@ final class PyTorchFixtureTests: XCTestCase {
             Loss.crossEntropy(logits: $0[0], labels: self.labels("ce_weighted.labels"),
                               classWeights: self.fx["ce_weighted.weight"], labelSmoothing: 0.1)
         }
+        check("ce_outside", inputs: ["logits"]) {
+            Loss.crossEntropy(logits: $0[0], labels: self.labels("ce_outside.labels"),
+                              classWeights: self.fx["ce_outside.weight"], outsideWeight: 0.5)
+        }
         check("ce_probs", inputs: ["logits"]) {
             Loss.crossEntropy(logits: $0[0], probabilities: self.fx["ce_probs.probs"],
                               classWeights: self.fx["ce_probs.weight"], labelSmoothing: 0.05)

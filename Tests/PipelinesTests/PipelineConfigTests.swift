@@ -156,6 +156,17 @@ final class PipelineConfigTests: XCTestCase {
             "task: regress\nmodel:\n  architecture: {name: cnn, classes: 4}\n"
             + "  train: {save: m.safetensors, loss: {huber: {delta: 2}}, schedule: {step: {every_epochs: 3}}}\n", file: "t.yaml")
         XCTAssertEqual(config?.model.train?.loss, .huber(delta: 2))
+        for (loss, message) in [("{cross_entropy: {outside_weight: -0.5}}", "outside_weight must be a non-negative number, got -0.5"),
+                                ("{cross_entropy: {label_smoothing: 1.5}}", "label_smoothing must be in [0, 1), got 1.5"),
+                                ("{cross_entropy: {outside_wieght: 1}}", "Did you mean 'outside_weight'?")] {
+            XCTAssertThrowsError(try PipelineLoader.parse(
+                "task: classify\nmodel:\n  architecture: {name: cnn, classes: 4}\n  train: {save: m.safetensors, loss: \(loss)}\n",
+                file: "t.yaml"), loss) { XCTAssert($0.localizedDescription.contains(message), $0.localizedDescription) }
+        }
+        let exposure = try? PipelineLoader.parse("task: classify\nmodel:\n  architecture: {name: cnn, classes: 4}\n"
+                                                 + "  train: {save: m.safetensors, loss: {cross_entropy: {outside_weight: 0.5}}}\n",
+                                                 file: "t.yaml")
+        XCTAssertEqual(exposure?.model.train?.loss, .crossEntropy(labelSmoothing: 0, outsideWeight: 0.5))
         XCTAssertEqual(config?.model.train?.schedule, .step(everyEpochs: 3, gamma: 0.1))
     }
 }

@@ -36,6 +36,23 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(catalog.entries[0].name, "img_00.fits")
     }
 
+    /// `outside` (none of the classes) is read as `Loss.outsideLabel` only when the caller trains
+    /// with outlier exposure; otherwise the row is refused with what to do.
+    func testCatalogReadsOutsideRowsOnlyWhenAsked() throws {
+        let url = try writeCatalog("file,label\nimg_00.fits,spiral\nimg_01.fits,outside\n")
+        let classes = ["elliptical", "spiral"]
+        let catalog = try Catalog.csv(url, labelColumn: "label", classNames: classes, allowOutside: true)
+        XCTAssertEqual(catalog.entries.map(\.label), [1, -1])
+        XCTAssertThrowsError(try Catalog.csv(url, labelColumn: "label", classNames: classes)) {
+            XCTAssert($0.localizedDescription.contains("line 3: column 'label' holds 'outside'"), $0.localizedDescription)
+            XCTAssert($0.localizedDescription.contains("outside_weight"), $0.localizedDescription)
+        }
+        let numeric = try writeCatalog("file,label\nimg_00.fits,-1\n", name: "numeric.csv")
+        XCTAssertThrowsError(try Catalog.csv(numeric, labelColumn: "label", classNames: classes)) {
+            XCTAssert($0.localizedDescription.contains("expected a class index in 0..<2"), $0.localizedDescription)
+        }
+    }
+
     func testCatalogErrorsNameFileLineAndColumn() throws {
         let cases: [(String, [String], String)] = [
             ("file,lable\nimg_00.fits,1\n", [], "has no column 'label'. Did you mean 'lable'?"),

@@ -79,6 +79,34 @@ final class SurroundingsTests: XCTestCase {
     }
 
     /// Regression cutouts take them too; tasks with scenes of their own refuse them.
+    /// `outside`: galaxies of none of the five classes, labelled `outside` (LABEL -1), S0s and
+    /// clumpy spirals both drawn, their light the magnitude's; a probability above 1 is refused.
+    func testOutsideGalaxiesAreLabelledAndKeepTheirFlux() throws {
+        var all = ObservationSettings(), some = ObservationSettings()
+        all.outside = 1
+        some.outside = 0.3
+        var kinds = Set<String>()
+        for index in 0..<30 {
+            let image = Simulator(task: .morphology, seed: 6, settings: all).image(at: index, keepNoiseless: true)
+            XCTAssertEqual(image.label, -1)
+            XCTAssertEqual(image.catalogFields, ["outside"])
+            guard case .string(let kind)? = image.headerValue("OUTKIND"), case .string(let name)? = image.headerValue("CLASS"),
+                  let mag = float(image, "MAG"), let noiseless = image.noiseless, let bt = float(image, "BT")
+            else { return XCTFail("image \(index): OUTKIND, CLASS, MAG, BT or noiseless pixels missing") }
+            XCTAssertEqual(name, "outside")
+            kinds.insert(kind)
+            XCTAssertTrue(kind == "s0" ? (0.2...0.7).contains(bt) : (0...0.3).contains(bt), "\(kind) B/T \(bt)")
+            let fraction = noiseless.reduce(0, +) / ObservationSettings().flux(magnitude: mag)
+            XCTAssertTrue((0.85...1.0001).contains(fraction), "image \(index) (\(kind)): \(fraction) of the light in the cutout")
+        }
+        XCTAssertEqual(kinds, ["s0", "clumpy_spiral"])
+        let labels = (0..<200).map { Simulator(task: .morphology, seed: 7, settings: some).image(at: $0).label! }
+        XCTAssertTrue((40...80).contains(labels.filter { $0 == -1 }.count), "\(labels.filter { $0 == -1 }.count) of 200 outside at p 0.3")
+        XCTAssertTrue(labels.allSatisfy { (-1...4).contains($0) })
+        all.outside = 1.5
+        XCTAssertThrowsError(try all.validate()) { XCTAssert($0.localizedDescription.contains("1.5"), $0.localizedDescription) }
+    }
+
     func testRegressionTakesThemAndOtherTasksRefuse() throws {
         let a = Simulator(task: .regression, seed: 2, settings: settings(neighbours: 1, truncation: 1)).image(at: 0)
         let b = Simulator(task: .regression, seed: 2).image(at: 0)

@@ -49,6 +49,30 @@ final class FitTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(result["macro_f1"]!, 0.95)
     }
 
+    /// Outlier exposure: rows labelled `Loss.outsideLabel` (here the points of a fourth arm) train
+    /// towards equal probabilities, count in the loss and not in the accuracy; the three known
+    /// arms are still learned.
+    func testOutsideRowsLearnEqualProbabilitiesAndStayOutOfTheAccuracy() throws {
+        let (x, arms) = Self.spiral(arms: 4, seed: 2)
+        let labels = arms.map { $0 == 3 ? Loss.outsideLabel : $0 }
+        let model = Model(MLP.make(inputFeatures: 2, widths: [64, 64, 3], seed: 7))
+        model.compile(optimizer: .adam, learningRate: 0.01, loss: .sparseCategoricalCrossentropy(outsideWeight: 1),
+                      metrics: [.accuracy])
+        let history = try model.fit(x: x, y: .classes(labels), batchSize: 32, epochs: 200, seed: 1, verbose: false)
+        let probabilities = model.predict(x).softmax(axis: 1).scalars
+        let inside = labels.indices.filter { labels[$0] >= 0 }, outside = labels.indices.filter { labels[$0] < 0 }
+        let correct = inside.filter { i in (0..<3).max { probabilities[i * 3 + $0] < probabilities[i * 3 + $1] } == labels[i] }
+        XCTAssertGreaterThanOrEqual(Double(correct.count) / Double(inside.count), 0.9)
+        let topOutside = outside.map { i in (0..<3).map { probabilities[i * 3 + $0] }.max()! }.sorted()
+        XCTAssertLessThan(topOutside[topOutside.count / 2], 0.5, "median top probability of the outside arm")
+        // The epoch's accuracy is over the 300 known rows: a multiple of 1/300, not of 1/400.
+        let accuracy = try XCTUnwrap(history["accuracy"]?.last)
+        XCTAssertEqual(accuracy * 300, (accuracy * 300).rounded(), accuracy: 1e-6)
+        XCTAssertGreaterThanOrEqual(accuracy, 0.9)
+        let evaluated = try model.evaluate(x: x, y: .classes(labels))["accuracy"]!
+        XCTAssertEqual(evaluated, Double(correct.count) / Double(inside.count), accuracy: 1e-9)
+    }
+
     /// BENCH.md's cnn (at 16×16) tells a compact blob from a ring.
     func testBenchCNNLearnsASyntheticImageTask() throws {
         var rng = SeededGenerator(seed: 5)

@@ -147,5 +147,19 @@ for name, make in [
         opt.step()
     tensors[f"opt.{name}"] = p.detach().clone()
 
+# Outlier exposure (Loss.crossEntropy's outsideWeight): label -1 rows target the uniform
+# distribution with weight lam; the mean is weighted by the class weights and lam.
+def outlier_exposure(logits, labels, weight, lam=0.5):
+    inside = labels >= 0
+    log_p = F.log_softmax(logits, 1)
+    known = labels[inside].long()
+    total = F.nll_loss(log_p[inside], known, weight=weight, reduction="sum") - lam * log_p[~inside].mean(1).sum()
+    return total / (weight[known].sum() + lam * (~inside).sum())
+
+
+oe_labels = torch.tensor([2., -1., 0., 4., -1., 1.])
+case("ce_outside", dict(outside_weight=0.5), dict(logits=r(6, 5), labels=oe_labels, weight=cw),
+     outlier_exposure, ["logits"])
+
 save_file(tensors, "reference.safetensors", metadata=meta)
 print(f"wrote {len(tensors)} tensors, torch {torch.__version__}")
