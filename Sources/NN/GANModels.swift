@@ -214,3 +214,46 @@ public final class DCGANDiscriminator: Layer {
     public var children: [(key: String, layer: any Layer)] { [("net", net)] }
     public var layerDescription: String { "DCGANDiscriminator(\(inputChannels)×\(imageSize)×\(imageSize) → logit, widths \(widths))" }
 }
+
+/// Discriminators at several resolutions (pix2pixHD, Wang et al. 2018): scale `k` is a
+/// `DCGANDiscriminator` on the image average-pooled by `2^k` (2×2 means, repeated), with the last
+/// `k` of `widths` dropped so each ends at 4 × 4. Light spread too thinly to stand out of the
+/// per-pixel noise, such as a galaxy's faint wings, adds up in the coarser scales, where a
+/// discriminator can see it.
+///
+/// - `input`: `[N, inputChannels, size, size]`, `size = 4 · 2^widths.count`; returns logits
+///   `[N, scaleCount]` (scale `k` in column `k`), which the GAN losses average like a patch
+///   discriminator's.
+/// - Keys: `d0.net.0`, ..., `d1.net.0`, ... (each scale as a `DCGANDiscriminator`).
+public final class MultiScaleDiscriminator: Layer {
+    public let scales: [DCGANDiscriminator]
+    public var isTraining = true
+
+    public init(inputChannels: Int = 1, widths: [Int], scaleCount: Int = 2, spectralNorm: Bool = false,
+                minibatchStdDevGroup: Int = 0, seed: UInt64? = nil) {
+        precondition(scaleCount >= 1 && scaleCount <= widths.count,
+                     "MultiScaleDiscriminator: \(scaleCount) scales need 1 to \(widths.count) (the widths' count)")
+        var seeds = LayerSeeds(seed)
+        scales = (0..<scaleCount).map { k in
+            DCGANDiscriminator(inputChannels: inputChannels, widths: Array(widths.dropLast(k)), spectralNorm: spectralNorm,
+                               minibatchStdDevGroup: minibatchStdDevGroup, seed: seeds.next())
+        }
+    }
+
+    public var imageSize: Int { scales[0].imageSize }
+
+    public func forward(_ input: Tensor) -> Tensor {
+        var image = input
+        var logits: [Tensor] = []
+        for (k, scale) in scales.enumerated() {
+            if k > 0 { image = image.avgPool2d(kernelSize: Size2(2, 2)) }
+            logits.append(scale(image))
+        }
+        return logits.count == 1 ? logits[0] : Tensor.concatenate(logits, axis: 1)
+    }
+
+    public var children: [(key: String, layer: any Layer)] { scales.enumerated().map { ("d\($0.offset)", $0.element) } }
+    public var layerDescription: String {
+        "MultiScaleDiscriminator(\(scales[0].inputChannels)×\(imageSize)×\(imageSize) → \(scales.count) logits, widths \(scales[0].widths))"
+    }
+}

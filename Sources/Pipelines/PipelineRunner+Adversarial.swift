@@ -16,7 +16,8 @@ import Training
 ///     adversarial: {loss: non_saturating, label_smoothing: 0, ema_decay: 0.999, discriminator_width: 64,
 ///                   discriminator_learning_rate: 0.0002, spectral_norm: false, beta1: 0.5,
 ///                   l1_weight: 100,       # deblend only
-///                   sample_count: 64, observe_noise: false, minibatch_stddev: 0}     # generate only
+///                   sample_count: 64, observe_noise: false, minibatch_stddev: 0,
+///                   discriminator_scales: 1}     # generate only
 ///
 /// Both networks use Adam's or AdamW's β1 `beta1` (pix2pix's and DCGAN's 0.5); a deblender's
 /// follow `model.train.optimizer` and `schedule` per epoch, a generator's are Adam at a
@@ -37,6 +38,9 @@ public struct AdversarialConfig: Equatable, Sendable {
     /// A generator's discriminator gets a minibatch standard deviation channel before its last
     /// convolution over groups of this many images (`MinibatchStdDev`; ProGAN's 4); 0: none.
     public var minibatchStdDev: Int = 0
+    /// A generator's discriminator judges the images at this many resolutions, each half the
+    /// last (`MultiScaleDiscriminator`); 1: one `DCGANDiscriminator`.
+    public var discriminatorScales: Int = 1
     /// Adam's (or AdamW's) first-moment decay for both networks.
     public var beta1: Double = 0.5
     /// pix2pix's λ: the weight of the L1 term in a deblender's loss (nil: 100). A generator has none.
@@ -77,7 +81,7 @@ extension AdversarialConfig: Decodable {
         case l1Weight = "l1_weight", loss, labelSmoothing = "label_smoothing", emaDecay = "ema_decay"
         case discriminatorWidth = "discriminator_width", discriminatorLearningRate = "discriminator_learning_rate"
         case spectralNorm = "spectral_norm", beta1, sampleCount = "sample_count", monitor, observeNoise = "observe_noise"
-        case minibatchStdDev = "minibatch_stddev"
+        case minibatchStdDev = "minibatch_stddev", discriminatorScales = "discriminator_scales"
     }
 
     public init(from decoder: Decoder) throws {
@@ -96,6 +100,7 @@ extension AdversarialConfig: Decodable {
         monitor = try c.optional(.monitor)
         observeNoise = try c.optional(.observeNoise) ?? d.observeNoise
         minibatchStdDev = try c.optional(.minibatchStdDev) ?? d.minibatchStdDev
+        discriminatorScales = try c.optional(.discriminatorScales) ?? d.discriminatorScales
         guard l1Weight >= 0 else { throw c.invalid(.l1Weight, "l1_weight must be >= 0, got \(l1Weight).") }
         guard (0..<1).contains(labelSmoothing) else {
             throw c.invalid(.labelSmoothing, "label_smoothing must be in [0, 1), got \(labelSmoothing).")
@@ -112,6 +117,9 @@ extension AdversarialConfig: Decodable {
         guard (0..<1).contains(beta1) else { throw c.invalid(.beta1, "beta1 must be in [0, 1), got \(beta1).") }
         guard minibatchStdDev >= 0 else {
             throw c.invalid(.minibatchStdDev, "minibatch_stddev is a group size (ProGAN's 4), 0 for none; got \(minibatchStdDev).")
+        }
+        guard discriminatorScales >= 1 else {
+            throw c.invalid(.discriminatorScales, "discriminator_scales is a number of resolutions, 1 or more; got \(discriminatorScales).")
         }
         guard sampleCount >= 0 else { throw c.invalid(.sampleCount, "sample_count must be 0 or more, got \(sampleCount).") }
     }
@@ -147,6 +155,7 @@ extension PipelineRunner {
         if t.adversarial?.monitor != nil { unused.append("adversarial.monitor (a generator's)") }
         if t.adversarial?.observeNoise == true { unused.append("adversarial.observe_noise (a generator's)") }
         if (t.adversarial?.minibatchStdDev ?? 0) > 0 { unused.append("adversarial.minibatch_stddev (a generator's)") }
+        if (t.adversarial?.discriminatorScales ?? 1) > 1 { unused.append("adversarial.discriminator_scales (a generator's)") }
         if t.loss != .mae { unused.append("loss (the reconstruction term is L1: loss: mae)") }
         if t.gradientClip != nil { unused.append("gradient_clip") }
         if t.classWeights != nil { unused.append("class_weights") }

@@ -63,9 +63,18 @@ extension PipelineRunner {
         let upsampling = arch.upsample ?? .transposed
         let generator = DCGANGenerator(latentDimension: latent, outputChannels: channels, widths: widths, upsampling: upsampling,
                                        seed: seeds.next())
-        let discriminator = DCGANDiscriminator(inputChannels: channels, widths: discriminatorWidths,
-                                               spectralNorm: adversarial.spectralNorm, minibatchStdDevGroup: adversarial.minibatchStdDev,
-                                               seed: seeds.next())
+        guard adversarial.discriminatorScales <= widths.count else {
+            throw PipelineError.unsupported("\(pipelinePath): model.train.adversarial.discriminator_scales \(adversarial.discriminatorScales) "
+                                            + "needs images of at least \(4 << adversarial.discriminatorScales) pixels; these are \(size) "
+                                            + "(at most \(widths.count) scales).")
+        }
+        let discriminator: any Layer = adversarial.discriminatorScales > 1
+            ? MultiScaleDiscriminator(inputChannels: channels, widths: discriminatorWidths, scaleCount: adversarial.discriminatorScales,
+                                      spectralNorm: adversarial.spectralNorm, minibatchStdDevGroup: adversarial.minibatchStdDev,
+                                      seed: seeds.next())
+            : DCGANDiscriminator(inputChannels: channels, widths: discriminatorWidths,
+                                 spectralNorm: adversarial.spectralNorm, minibatchStdDevGroup: adversarial.minibatchStdDev,
+                                 seed: seeds.next())
         let gan = GAN(generator: generator, discriminator: discriminator, conditioning: .unconditional(latentDimension: latent))
         let adam = OptimizerKind.adam(beta1: Float(adversarial.beta1), beta2: 0.999)
         let gRate = t.learningRate, dRate = adversarial.discriminatorLearningRate ?? t.learningRate
@@ -127,6 +136,7 @@ extension PipelineRunner {
                              "adversarial": "\(adversarial.loss.rawValue), label smoothing \(adversarial.labelSmoothing), discriminator "
                                 + "widths \(discriminatorWidths)\(adversarial.spectralNorm ? " spectrally normalised" : "")"
                                 + (adversarial.minibatchStdDev > 0 ? ", minibatch standard deviation over groups of \(adversarial.minibatchStdDev)" : "")
+                                + (adversarial.discriminatorScales > 1 ? ", at \(adversarial.discriminatorScales) resolutions" : "")
                                 + (adversarial.observeNoise ? "; generated images observed with the observation's noise" : "")]
         var weights = gan.generatorWeights(averaged: true)
         if let selection, let best = selection.best {

@@ -55,6 +55,30 @@ final class PipelineCommandTests: XCTestCase {
         XCTAssertEqual(history.count, 3)
     }
 
+    /// Outlier exposure end to end: `simulate --outside` writes rows labelled `outside`; a plain
+    /// training run refuses them by file, line and what to set; with `outside_weight` it trains,
+    /// and its epoch accuracy counts only the labelled classes. Other tasks refuse `--outside`.
+    func testOutsideRowsTrainOnlyWithOutlierExposure() throws {
+        var r = try tool(["simulate", "--task", "morphology", "--count", "24", "--seed", "8", "--outside", "0.5", "--out", "oe"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let catalog = try read("oe/catalog.csv").split(separator: "\n").dropFirst()
+        let outside = catalog.filter { $0.hasSuffix(",outside") }.count
+        XCTAssertTrue((4...20).contains(outside), "\(outside) of 24 outside at p 0.5")
+        let arguments = ["train", "train.yaml", "--quiet", "--input", "oe/catalog.csv", "--set", "model.train.save=oe.safetensors"]
+        r = try tool(arguments)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("oe/catalog.csv") && r.stderr.contains("holds 'outside'")
+                      && r.stderr.contains("outside_weight"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent("oe.safetensors").path))
+        r = try tool(arguments + ["--set", "model.train.loss={cross_entropy: {outside_weight: 0.5}}"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let history = try read("oe.history.csv").split(separator: "\n")
+        XCTAssertEqual(history.count, 3)
+        r = try tool(["simulate", "--task", "lens", "--count", "2", "--outside", "0.5", "--out", "oe-lens"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--outside") && r.stderr.contains("--task morphology"), r.stderr)
+    }
+
     /// Ctrl-C during `astrolabe train`: the tool's SIGINT handler sets the cancellation flag,
     /// training finishes its batch, saves the checkpoint and stops; the same command resumes.
     func testCtrlCSavesACheckpointAndTheNextRunResumes() throws {

@@ -124,4 +124,32 @@ final class DCGANTests: XCTestCase {
         let mixed = Tensor.concatenate([same.sliced(axis: 0, 0..<1), Tensor.randomNormal([3, 1, 16, 16], seed: 7)], axis: 0)
         XCTAssertNotEqual(a, d(mixed).scalars[0], "the first image's logit depends on the rest of its group")
     }
+
+    /// Scale k of a multi-scale discriminator is a DCGAN discriminator (one width fewer per
+    /// scale) on the image's 2^k × 2^k means, computed here by loops; input gradients check.
+    func testMultiScaleDiscriminatorJudgesPooledImages() {
+        let d = MultiScaleDiscriminator(inputChannels: 1, widths: [4, 8, 16], scaleCount: 3, seed: 3)
+        d.eval()
+        XCTAssertEqual(d.scales.map(\.widths), [[4, 8, 16], [4, 8], [4]])
+        XCTAssertEqual(d.scales.map(\.imageSize), [32, 16, 8])
+        XCTAssertEqual(d.namedTensors().first?.key, "d0.net.0.weight")
+        let x = Tensor.randomNormal([2, 1, 32, 32], seed: 4)
+        let logits = d(x)
+        XCTAssertEqual(logits.shape, [2, 3])
+        let pixels = x.scalars
+        for k in 0..<3 {
+            let block = 1 << k, side = 32 / block
+            var pooled = [Float](repeating: 0, count: 2 * side * side)
+            for n in 0..<2 { for y in 0..<side { for xx in 0..<side {
+                var sum: Float = 0
+                for dy in 0..<block { for dx in 0..<block { sum += pixels[n * 1024 + (y * block + dy) * 32 + xx * block + dx] } }
+                pooled[(n * side + y) * side + xx] = sum / Float(block * block)
+            } } }
+            let alone = d.scales[k](Tensor(shape: [2, 1, side, side], data: pooled)).scalars
+            for n in 0..<2 { XCTAssertEqual(logits.scalars[n * 3 + k], alone[n], accuracy: 1e-4, "scale \(k), image \(n)") }
+        }
+        let small = MultiScaleDiscriminator(inputChannels: 1, widths: [2, 3], scaleCount: 2, seed: 5)
+        small.eval()
+        assertGradientsMatch([Tensor.randomNormal([2, 1, 16, 16], seed: 6)]) { small($0[0]) }
+    }
 }

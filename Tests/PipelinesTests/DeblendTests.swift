@@ -314,6 +314,9 @@ final class DeblendTests: XCTestCase {
         XCTAssertThrowsError(try trainingPipeline(root, data: data, adversarial: "{minibatch_stddev: 4}").train()) {
             XCTAssert($0.localizedDescription.contains("minibatch_stddev"), $0.localizedDescription)
         }
+        XCTAssertThrowsError(try trainingPipeline(root, data: data, adversarial: "{discriminator_scales: 2}").train()) {
+            XCTAssert($0.localizedDescription.contains("discriminator_scales"), $0.localizedDescription)
+        }
         XCTAssertThrowsError(try trainingPipeline(root, data: data, loss: "mse", adversarial: "{}").train()) {
             XCTAssert($0.localizedDescription.contains("loss: mae"), $0.localizedDescription)
         }

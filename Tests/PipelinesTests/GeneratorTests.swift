@@ -241,6 +241,25 @@ final class GeneratorTests: XCTestCase {
         }
     }
 
+    /// `discriminator_scales: 2`: a multi-scale discriminator judges the images and their 2×2
+    /// means; the provenance says so; 0 scales, or more than the image's size allows, are refused by name.
+    func testMultiScaleDiscriminator() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pipeline = try writeSet(folder, extra: ", discriminator_scales: 2")
+        _ = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()
+        let trained = try TrainedModel(contentsOf: folder.appendingPathComponent("out/generator.safetensors"))
+        XCTAssert(trained.recipe.provenance?["adversarial"]?.contains("at 2 resolutions") == true, "\(trained.recipe.provenance ?? [:])")
+        let zero = try writeSet(folder.appendingPathComponent("zero"), extra: ", discriminator_scales: 0")
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: zero.path, options: RunOptions(quiet: true, fresh: true))) {
+            XCTAssert("\($0)".contains("discriminator_scales") && "\($0)".contains("got 0"), "\($0)")
+        }
+        let many = try writeSet(folder.appendingPathComponent("many"), extra: ", discriminator_scales: 9")
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: many.path, options: RunOptions(quiet: true, fresh: true)).train()) {
+            XCTAssert("\($0)".contains("discriminator_scales 9") && "\($0)".contains("at most"), "\($0)")
+        }
+    }
+
     /// The shipped generator makes noiseless images observed with the sky noise it writes: the
     /// outer pixels of 16 images scatter by about SKYSIG (the simulator's 1.0; a generator that
     /// drew its own noise scattered by 6 SKYSIG), with the sources in the middle.
