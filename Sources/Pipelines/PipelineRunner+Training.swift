@@ -112,6 +112,19 @@ extension PipelineRunner {
         case .deblend: outputs = inputShape[0]
         case .generate: preconditionFailure("train: generators are trained by trainGenerator")
         }
+        if task == .classify || task == .lens {
+            // Catalogs without class names hold bare indices: each must be one of the model's classes.
+            for catalog in [training] + (validation.map { [$0] } ?? []) {
+                let misfit = catalog.entries.first { entry in
+                    entry.label.map { !(0..<outputs).contains($0) && !(outlierExposure && $0 == Loss.outsideLabel) } ?? false
+                }
+                if let misfit {
+                    throw PipelineError.unsupported("\(pipelinePath): \(catalog.source) labels \(misfit.name) as class \(misfit.label!); "
+                                                    + "the model has \(outputs) classes (labels 0 to \(outputs - 1)"
+                                                    + (outlierExposure ? ", or '\(Catalog.outsideName)')." : ")."))
+                }
+            }
+        }
         // A posterior model's header channels join its flow's context (PosteriorRegressor).
         let headerChannels = config.stages.filter(\.isHeaderChannel).count
         var flow = arch.flow

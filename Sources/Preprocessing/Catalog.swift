@@ -139,7 +139,8 @@ public struct Catalog: Equatable, Sendable {
                         expected: classNames.isEmpty ? "an integer class index"
                             : "a class index or one of \(classNames.joined(separator: ", "))")
                 }
-                if label != Loss.outsideLabel || !allowOutside, !classNames.isEmpty, !(0..<classNames.count).contains(label!) {
+                let outside = allowOutside && label == Loss.outsideLabel
+                if !outside, !classNames.isEmpty, !(0..<classNames.count).contains(label!) {
                     throw DatasetError.badValue(catalog: path, line: line, column: labelColumn, value: text,
                                                 expected: "a class index in 0..<\(classNames.count)")
                 }

@@ -74,6 +74,12 @@ final class PipelineCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let history = try read("oe.history.csv").split(separator: "\n")
         XCTAssertEqual(history.count, 3)
+        // Without class names the labels are bare indices: one beyond the model's classes is named.
+        try write("oe/nine.csv", "file,label\n\(catalog.first!.split(separator: ",")[0]),9\n")
+        r = try tool(["train", "train.yaml", "--quiet", "--input", "oe/nine.csv", "--set", "input.class_names=[]",
+                      "--set", "model.train.validation_split=0", "--set", "model.train.save=nine.safetensors"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("nine.csv labels morphology_") && r.stderr.contains("the model has 5 classes"), r.stderr)
         r = try tool(["simulate", "--task", "lens", "--count", "2", "--outside", "0.5", "--out", "oe-lens"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("--outside") && r.stderr.contains("--task morphology"), r.stderr)
