@@ -153,17 +153,19 @@ def record_interval_scales(flag, model, predictions, catalog, source):
 
 
 def record_views(views, model):
-    """Sets a posterior model's `views` (1, 4 or 8: its encoder's context averaged over the
-    image's 90° rotations, and with 8 their mirror images, at inference) in the architecture
-    metadata; the tensors are unchanged (the average needs no new weights). Fit the interval
-    factors afterwards: the averaged context moves the posteriors."""
+    """Sets a posterior model's or a ResNet class model's `views` (1, 4 or 8: the encoder's
+    context, or the class logits and pooled features, averaged over the image's 90° rotations,
+    and with 8 their mirror images, at inference) in the architecture metadata; the tensors are
+    unchanged (the average needs no new weights). Fit the interval factors of a posterior, or the
+    temperature and energy threshold of a class model (`astrolabe evaluate --calibrate`),
+    afterwards: the average moves them."""
     views = int(views)
     if views not in (1, 4, 8):
         raise SystemExit(f"views must be 1, 4 or 8; got {views}")
 
     def architecture(a):
-        if a.get("name") != "resnet18_flow":
-            raise SystemExit(f"{model}: views belong to resnet18_flow, not {a.get('name')}")
+        if a.get("name") not in ("resnet18_flow", "resnet18", "resnet34"):
+            raise SystemExit(f"{model}: views belong to resnet18_flow, resnet18 or resnet34, not {a.get('name')}")
         a["views"] = views
 
     def update(recipe):

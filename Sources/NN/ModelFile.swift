@@ -32,7 +32,8 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// encoder's `classes` outputs instead of entering the encoder (absent: 0).
     public var contextChannels: Int?
     /// `resnet18_flow`: the encoder's output averaged over the image's 90° rotations (4) and
-    /// their mirror images (8) (`PosteriorRegressor.views`; absent: 1).
+    /// their mirror images (8) (`PosteriorRegressor.views`); a `resnet18` / `resnet34` class or
+    /// regression model: its outputs and pooled features averaged so at inference (`Predictor`); absent: 1.
     public var views: Int?
     /// dcgan: the generator makes noiseless images, observed with the recorded observation's
     /// noise by `generate` (trained with `adversarial.observe_noise`; absent: false).
@@ -93,6 +94,9 @@ public struct Architecture: Codable, Equatable, Sendable {
                                       flow: .posterior(flow, contextFeatures: classes + planes, seed: flowSeed),
                                       contextChannels: planes, views: views ?? 1)
         case .resnet18, .resnet34:
+            guard PosteriorRegressor.viewIndices(views ?? 1) != nil else {
+                throw invalid("views \(views ?? 1) must be 1, 4 (the 90° rotations) or 8 (and their mirror images)")
+            }
             let w = widths ?? [64, 128, 256, 512]
             guard w.count == 4 else { throw invalid("widths \(w) must list the 4 stage widths") }
             let configuration = ResNet.Configuration(blocks: kind == .resnet18 ? [2, 2, 2, 2] : [3, 4, 6, 3],

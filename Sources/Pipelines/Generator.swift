@@ -270,11 +270,10 @@ public struct ObservationNoise {
 /// Features and classes of images from a ResNet classifier (the shipped morphology model), or
 /// the features of a regression's ResNet (a posterior model's encoder): each image is read and
 /// prepared the model's way (`Predictor.prepared`: observation matching, its stages), then
-/// `FeatureExtractor.featuresAndOutput` gives the pooled penultimate layer and the output,
-/// whose argmax is a classifier's class.
+/// `Predictor.outputAndFeatures` gives the pooled penultimate layer and the output (averaged
+/// over the model's `views`), whose argmax is a classifier's class.
 public struct ClassifierFeatures {
     public let predictor: Predictor
-    let extractor: any FeatureExtractor
     public var classNames: [String] { predictor.classNames }
 
     /// An image classifier's model file (task classify).
@@ -291,12 +290,11 @@ public struct ClassifierFeatures {
 
     /// The features of a predictor's network (a ResNet, or a posterior model with a ResNet encoder).
     public init(predictor: Predictor) throws {
-        guard let extractor = predictor.featureExtractor else {
+        guard predictor.featureExtractor != nil else {
             throw PipelineError.modelFile(path: predictor.path, reason: "its network (\(predictor.architecture.name.rawValue)) "
                                           + "has no pooled penultimate features (a ResNet has)")
         }
         self.predictor = predictor
-        self.extractor = extractor
     }
 
     /// Penultimate features (`[images][width]`) and predicted class indices of the FITS files of `catalog`.
@@ -322,8 +320,8 @@ public struct ClassifierFeatures {
         while start < count {
             let images = try prepared(start..<min(count, start + batchSize))
             let shape = [images.count] + images[0].shape
-            let (f, logits) = withNoGrad { extractor.featuresAndOutput(Tensor(shape: shape, data: images.flatMap(\.pixels))) }
-            features += Predictor.rows(f).map { $0.map(Double.init) }
+            let (logits, f) = predictor.outputAndFeatures(Tensor(shape: shape, data: images.flatMap(\.pixels)), features: true)
+            features += Predictor.rows(f!).map { $0.map(Double.init) }
             classes += Predictor.rows(logits).map { row in row.indices.max { row[$0] < row[$1] }! }
             start += batchSize
         }

@@ -214,11 +214,36 @@ public final class Predictor: @unchecked Sendable {
         return (0..<matrix.shape[0]).map { Array(values[($0 * d)..<(($0 + 1) * d)]) }
     }
 
+    /// The `dihedralView`s a ResNet's outputs are averaged over (`Architecture.views`: 1, the 4
+    /// rotations, or 8 with their mirror images); a posterior model averages inside itself.
+    var averagedViews: [Int] {
+        guard [.classify, .lens, .regress].contains(task), architecture.name != .resnet18Flow,
+              let views = architecture.views, let indices = PosteriorRegressor.viewIndices(views) else { return [0] }
+        return indices
+    }
+
+    /// The network's output `[N, K]` for a batch `[N, C, H, W]`, and with `features` its pooled
+    /// penultimate features `[N, D]` (nil without a `featureExtractor`). A ResNet class or
+    /// regression model with `views` runs the batch's rotations (and mirror images) as one batch
+    /// and averages both per image.
+    func outputAndFeatures(_ batch: Tensor, features: Bool) -> (output: Tensor, features: Tensor?) {
+        let views = averagedViews
+        let input = views.count > 1 ? Tensor.concatenate(views.map { batch.dihedralView($0) }, axis: 0) : batch
+        let perImage = { (rows: Tensor) in
+            views.count > 1 ? rows.reshaped(to: [views.count, batch.shape[0], rows.shape[1]]).mean(axes: [0]) : rows
+        }
+        return withNoGrad {
+            guard features, let extractor = featureExtractor else { return (perImage(network(input)), nil) }
+            let (f, output) = extractor.featuresAndOutput(input)
+            return (perImage(output), perImage(f))
+        }
+    }
+
     /// Runs a batch `[N, C, H, W]` and returns one result per image.
     public func predict(batch: Tensor) -> [Prediction] {
-        guard let (density, extractor) = featureDensity else { return results(network: withNoGrad { network(batch) }) }
-        let (features, output) = withNoGrad { extractor.featuresAndOutput(batch) }
-        return zip(results(network: output), Self.rows(features)).map { prediction, feature in
+        guard let (density, _) = featureDensity else { return results(network: outputAndFeatures(batch, features: false).output) }
+        let (output, features) = outputAndFeatures(batch, features: true)
+        return zip(results(network: output), Self.rows(features!)).map { prediction, feature in
             var prediction = prediction
             prediction.featureDistance = try? density.distance(feature)
             return prediction

@@ -27,6 +27,44 @@ final class PredictorTests: XCTestCase {
         }
     }
 
+    /// `views: 4` on a class model: the logits (so the probabilities and the energy) and the
+    /// pooled features are averaged over the image's four rotations, so a rotated image gets the
+    /// same row; the average is that of the single-view logits, and one view alone is not invariant.
+    func testClassModelViewsAverageTheRotations() throws {
+        let model = try TrainedModel(contentsOf: models.appendingPathComponent("morphology.safetensors"))
+        var architecture = model.architecture, one = model.architecture
+        architecture.views = 4
+        one.views = nil
+        let averaged = Predictor(network: model.network, architecture: architecture, recipe: model.recipe, path: model.path)
+        let single = Predictor(network: model.network, architecture: one, recipe: model.recipe, path: model.path)
+        var pixels = [Float](repeating: 0, count: 64 * 64)
+        var generator = SeededGenerator(seed: 12)
+        for y in 0..<64 { for x in 0..<64 {
+            let (dx, dy) = (Float(x) - 30, Float(y) - 35)
+            pixels[y * 64 + x] = 3 * Foundation.exp(-(dx * dx / 40 + dy * dy / 12 + dx * dy / 30)) + Float(generator.normal()) * 0.1
+        } }
+        let image = Tensor(shape: [1, 1, 64, 64], data: pixels)
+        let views = [0, 3, 5, 6].map { image.dihedralView($0) }
+        func classes(_ p: Prediction) throws -> ClassProbabilities {
+            guard case let .classes(c) = p else { throw XCTSkip("not a class result") }
+            return c
+        }
+        let rows = try views.map { try classes(averaged.predict(batch: $0)[0]) }
+        for row in rows.dropFirst() {
+            for (a, b) in zip(row.probabilities, rows[0].probabilities) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+            XCTAssertEqual(try XCTUnwrap(row.energy), try XCTUnwrap(rows[0].energy), accuracy: 1e-4)
+            XCTAssertEqual(try XCTUnwrap(row.featureDistance), try XCTUnwrap(rows[0].featureDistance), accuracy: 1e-3)
+        }
+        let logits = withNoGrad { views.map { single.network($0).scalars } }
+        let mean = (0..<5).map { k in logits.map { Double($0[k]) }.reduce(0, +) / 4 }
+        let expected = ClassProbabilities(logits: mean.map(Float.init), temperature: model.recipe.temperature ?? 1)
+        for (a, b) in zip(rows[0].probabilities, expected.probabilities) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        let alone = try views.map { try classes(single.predict(batch: $0)[0]).probabilities }
+        XCTAssertGreaterThan(zip(alone[0], alone[2]).map { abs($0 - $1) }.max()!, 1e-4, "one view alone depends on the orientation")
+        architecture.views = 3
+        XCTAssertThrowsError(try architecture.makeModel()) { XCTAssert("\($0)".contains("views 3"), "\($0)") }
+    }
+
     /// Regression results against the formula worked by hand from the raw network
     /// outputs: value = out · std + mean (then 10^value for log10 targets),
     /// σ = exp(logvar / 2) · std (times value · ln 10 for log10 targets).
