@@ -112,7 +112,7 @@ extension PipelineRunner {
         case .deblend: outputs = inputShape[0]
         case .generate: preconditionFailure("train: generators are trained by trainGenerator")
         }
-        if task == .classify || task == .lens {
+        if (task == .classify || task == .lens) && loss.usesClassLabels {
             // Catalogs without class names hold bare indices: each must be one of the model's classes.
             for catalog in [training] + (validation.map { [$0] } ?? []) {
                 let misfit = catalog.entries.first { entry in

@@ -225,9 +225,9 @@ public final class Predictor: @unchecked Sendable {
     /// The network's output `[N, K]` for a batch `[N, C, H, W]`, and with `features` its pooled
     /// penultimate features `[N, D]` (nil without a `featureExtractor`). A ResNet class or
     /// regression model with `views` runs the batch's rotations (and mirror images) as one batch
-    /// and averages both per image.
+    /// and averages both per image (square images: a rectangle has no quarter turns).
     func outputAndFeatures(_ batch: Tensor, features: Bool) -> (output: Tensor, features: Tensor?) {
-        let views = averagedViews
+        let views = batch.rank == 4 && batch.shape[2] == batch.shape[3] ? averagedViews : [0]
         let input = views.count > 1 ? Tensor.concatenate(views.map { batch.dihedralView($0) }, axis: 0) : batch
         let perImage = { (rows: Tensor) in
             views.count > 1 ? rows.reshaped(to: [views.count, batch.shape[0], rows.shape[1]]).mean(axes: [0]) : rows
