@@ -3,10 +3,6 @@
 
 /// Loss functions. Shapes: `prediction` and `target` the same shape unless stated.
 public enum Loss {
-    /// The class label of a sample that belongs to none of the classes (`crossEntropy`'s
-    /// `outsideWeight`).
-    public static let outsideLabel = -1
-
     /// `mean((p - t)^2)`.
     public static func meanSquaredError(_ prediction: Tensor, _ target: Tensor) -> Tensor {
         checkSameShape(prediction, target, "meanSquaredError")
@@ -34,7 +30,7 @@ public enum Loss {
     ///   `labels`: `N` (or `N*H*W`, row-major over `[N, H, W]`) values in `0..<C`.
     /// - `classWeights`: `[C]`; the mean is then weighted, `sum_i w_{y_i} l_i / sum_i w_{y_i}`.
     /// - `labelSmoothing` `eps`: the target becomes `(1 - eps) onehot + eps / C`.
-    /// - `outsideWeight` `λ` > 0 admits the label `outsideLabel` (-1), a sample of none of the
+    /// - `outsideWeight` `λ` > 0 admits the label `OutsideClass.label` (-1), a sample of none of the
     ///   classes: its target is the uniform distribution, weighted `λ` (outlier exposure,
     ///   Hendrycks et al. 2019), so the network learns to be unsure of such inputs.
     ///
@@ -50,7 +46,7 @@ public enum Loss {
         var denominator = 0.0
         for i in 0..<n { for s in 0..<inner {
             let y = labels[i * inner + s]
-            if y == outsideLabel && outsideWeight > 0 {
+            if y == OutsideClass.label && outsideWeight > 0 {
                 denominator += Double(outsideWeight)
                 for k in 0..<c { t[(i * c + k) * inner + s] = outsideWeight / Float(c) }
                 continue

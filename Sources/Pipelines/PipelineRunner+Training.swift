@@ -116,12 +116,12 @@ extension PipelineRunner {
             // Catalogs without class names hold bare indices: each must be one of the model's classes.
             for catalog in [training] + (validation.map { [$0] } ?? []) {
                 let misfit = catalog.entries.first { entry in
-                    entry.label.map { !(0..<outputs).contains($0) && !(outlierExposure && $0 == Loss.outsideLabel) } ?? false
+                    entry.label.map { !(0..<outputs).contains($0) && !(outlierExposure && $0 == OutsideClass.label) } ?? false
                 }
                 if let misfit {
                     throw PipelineError.unsupported("\(pipelinePath): \(catalog.source) labels \(misfit.name) as class \(misfit.label!); "
                                                     + "the model has \(outputs) classes (labels 0 to \(outputs - 1)"
-                                                    + (outlierExposure ? ", or '\(Catalog.outsideName)')." : ")."))
+                                                    + (outlierExposure ? ", or '\(OutsideClass.name)')." : ")."))
                 }
             }
         }

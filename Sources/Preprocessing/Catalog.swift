@@ -81,13 +81,9 @@ public struct Catalog: Equatable, Sendable {
 
     public var count: Int { entries.count }
 
-    /// The label of a row of none of the classes (outlier exposure, `allowOutside`), read as
-    /// `Loss.outsideLabel`.
-    public static let outsideName = "outside"
-
     /// Reads a catalog CSV with a header row. `file` names are relative to the
     /// catalog's folder. `labelColumn` may hold integers or names from
-    /// `classNames`, and with `allowOutside` the name `outside`; `targetColumns` must hold
+    /// `classNames`, and with `allowOutside` `OutsideClass.name`; `targetColumns` must hold
     /// numbers. Listed files must exist.
     public static func csv(_ url: URL, labelColumn: String? = nil, classNames: [String] = [],
                            targetColumns: [String] = [], fileColumn: String = "file",
@@ -127,19 +123,19 @@ public struct Catalog: Equatable, Sendable {
                     label = index
                 } else if let index = classNames.firstIndex(of: text) {
                     label = index
-                } else if text == outsideName {
+                } else if text == OutsideClass.name {
                     guard allowOutside else {
                         throw DatasetError.badValue(catalog: path, line: line, column: labelColumn, value: text,
-                            expected: "a class index or one of \(classNames.joined(separator: ", ")) ('\(outsideName)' rows, "
+                            expected: "a class index or one of \(classNames.joined(separator: ", ")) ('\(OutsideClass.name)' rows, "
                                 + "of none of the classes, train only with loss: {cross_entropy: {outside_weight: w}})")
                     }
-                    label = Loss.outsideLabel
+                    label = OutsideClass.label
                 } else {
                     throw DatasetError.badValue(catalog: path, line: line, column: labelColumn, value: text,
                         expected: classNames.isEmpty ? "an integer class index"
                             : "a class index or one of \(classNames.joined(separator: ", "))")
                 }
-                let outside = allowOutside && label == Loss.outsideLabel
+                let outside = allowOutside && label == OutsideClass.label
                 if !outside, !classNames.isEmpty, !(0..<classNames.count).contains(label!) {
                     throw DatasetError.badValue(catalog: path, line: line, column: labelColumn, value: text,
                                                 expected: "a class index in 0..<\(classNames.count)")

@@ -4,10 +4,8 @@ import FITS
 import Foundation
 
 /// Builds morphology cutouts: elliptical, spiral, edge-on, irregular, star; with
-/// `settings.outside` also galaxies of none of these classes (label `outside`).
+/// `settings.outside` also galaxies of none of these classes (`OutsideClass`).
 enum MorphologyScene {
-    /// Catalog label and `CLASS` of a galaxy of none of the five classes.
-    static let outsideName = "outside"
     /// Kinds of galaxies outside the five classes (`OUTKIND`).
     static let outsideKinds = ["s0", "clumpy_spiral"]
 
@@ -18,7 +16,7 @@ enum MorphologyScene {
         let observation = SingleBandObservation(settings, &random)
         // Drawn only when asked for, so TASKS.md data sets stay byte-identical.
         let outsideKind = settings.outside > 0 && random.uniform() < settings.outside ? random.integer(0...1) : nil
-        let chosen = outsideKind != nil ? -1 : forcedLabel ?? label
+        let chosen = outsideKind != nil ? OutsideClass.label : forcedLabel ?? label
         let cx = Double(size - 1) / 2 + random.uniform(-2, 2)
         let cy = Double(size - 1) / 2 + random.uniform(-2, 2)
         let magnitude = random.uniform(chosen == 4 ? settings.starMagnitudes ?? 16...21
@@ -29,7 +27,7 @@ enum MorphologyScene {
         var components: [SceneComponent] = []
 
         switch chosen {
-        case -1:
+        case OutsideClass.label:
             components = outside(kind: outsideKind!, cx: cx, cy: cy, flux: flux, settings: settings, random: &random, cards: &cards)
         case 0:  // elliptical
             let n = random.uniform(3, 5), re = random.uniform(0.5, 2.0), q = random.uniform(0.6, 1.0)
@@ -54,7 +52,7 @@ enum MorphologyScene {
         let surroundingCards = settings.surroundings.apply(to: &clean, cx: cx, cy: cy, observation: observation,
                                                            settings: settings, seed: seed, index: index, size: size)
         let pixels = NoiseModel.noisy(clean, skySigma: observation.skySigma, gain: settings.gain, random: &random)
-        let name = chosen < 0 ? outsideName : SimulationTask.morphology.classNames[chosen]
+        let name = chosen == OutsideClass.label ? OutsideClass.name : SimulationTask.morphology.classNames[chosen]
         let header = provenanceCards(task: .morphology, seed: seed, index: index)
             + settings.commonCards(psfFWHM: observation.fwhm, skySigma: observation.skySigma) + [
                 HeaderRecord("LABEL", .integer(chosen), comment: "0 elliptical 1 spiral 2 edge_on 3 irregular 4 star -1 outside"),
@@ -65,7 +63,7 @@ enum MorphologyScene {
             ] + cards + rendered.psfCards + surroundingCards
         return SimulatedImage(fileName: String(format: "morphology_%06d.fits", index), pixels: pixels,
                               shape: [size, size], header: header, truth: nil,
-                              catalogFields: [chosen < 0 ? outsideName : String(chosen)], label: chosen, caption: name,
+                              catalogFields: [chosen == OutsideClass.label ? OutsideClass.name : String(chosen)], label: chosen, caption: name,
                               noiseless: keepNoiseless ? clean : nil)
     }
 
@@ -132,7 +130,7 @@ enum MorphologyScene {
             let disk: SersicProfile
             (components, disk) = spiral(cx: cx, cy: cy, flux: flux - clumpFlux, settings: settings, random: &random, cards: &cards)
             let q = disk.geometry.q, angle = disk.geometry.angle
-            let scale = disk.halfLightRadius / 1.6783469900166605  // exponential scale length of the disk
+            let scale = disk.halfLightRadius / disk.b  // the disk's exponential scale length (n = 1: I ∝ e^{-b r / r_e})
             for fraction in clumpFractions {
                 // Radius drawn with the disk's light (r e^{-r/h}: the sum of two exponentials).
                 let r = -scale * (Foundation.log(1 - random.uniform()) + Foundation.log(1 - random.uniform()))

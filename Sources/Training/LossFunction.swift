@@ -19,7 +19,7 @@ public enum Targets {
 /// What training minimises, named as Keras names it.
 public enum LossFunction: Equatable, Sendable {
     /// Cross-entropy of logits `[N, C]` with integer labels; with `outsideWeight` > 0 the label
-    /// `Loss.outsideLabel` marks a sample of none of the classes, trained towards equal
+    /// `OutsideClass.label` marks a sample of none of the classes, trained towards equal
     /// probabilities (outlier exposure) with that weight.
     case sparseCategoricalCrossentropy(labelSmoothing: Float = 0, outsideWeight: Float = 0)
     /// Cross-entropy of logits `[N, C]` with target probabilities `[N, C]`.

@@ -69,7 +69,7 @@ struct MetricAccumulator {
             // Samples of none of the classes (outlier exposure) count in the loss only.
             classCount = output.shape.last ?? 1
             let probabilities = output.softmax(axis: -1).scalars
-            for (i, label) in classLabels.enumerated() where label != Loss.outsideLabel {
+            for (i, label) in classLabels.enumerated() where label != OutsideClass.label {
                 labels.append(label)
                 scores += probabilities[(i * classCount)..<((i + 1) * classCount)]
             }

@@ -356,7 +356,7 @@ final class LossGradientTests: XCTestCase {
         assertGradientsMatch([normal([5, 4], 2)]) {
             Loss.crossEntropy(logits: $0[0], labels: labels, classWeights: Tensor([1, 2, 0.5, 1.5]), labelSmoothing: 0.1)
         }
-        let withOutside = [0, Loss.outsideLabel, 1, 2, Loss.outsideLabel]
+        let withOutside = [0, OutsideClass.label, 1, 2, OutsideClass.label]
         assertGradientsMatch([normal([5, 4], 7)]) {
             Loss.crossEntropy(logits: $0[0], labels: withOutside, classWeights: Tensor([1, 2, 0.5, 1.5]), outsideWeight: 0.5)
         }

@@ -36,7 +36,7 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(catalog.entries[0].name, "img_00.fits")
     }
 
-    /// `outside` (none of the classes) is read as `Loss.outsideLabel` only when the caller trains
+    /// `outside` (none of the classes) is read as `OutsideClass.label` only when the caller trains
     /// with outlier exposure; otherwise the row is refused with what to do.
     func testCatalogReadsOutsideRowsOnlyWhenAsked() throws {
         let url = try writeCatalog("file,label\nimg_00.fits,spiral\nimg_01.fits,outside\n")

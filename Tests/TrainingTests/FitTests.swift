@@ -49,12 +49,12 @@ final class FitTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(result["macro_f1"]!, 0.95)
     }
 
-    /// Outlier exposure: rows labelled `Loss.outsideLabel` (here the points of a fourth arm) train
+    /// Outlier exposure: rows labelled `OutsideClass.label` (here the points of a fourth arm) train
     /// towards equal probabilities, count in the loss and not in the accuracy; the three known
     /// arms are still learned.
     func testOutsideRowsLearnEqualProbabilitiesAndStayOutOfTheAccuracy() throws {
         let (x, arms) = Self.spiral(arms: 4, seed: 2)
-        let labels = arms.map { $0 == 3 ? Loss.outsideLabel : $0 }
+        let labels = arms.map { $0 == 3 ? OutsideClass.label : $0 }
         let model = Model(MLP.make(inputFeatures: 2, widths: [64, 64, 3], seed: 7))
         model.compile(optimizer: .adam, learningRate: 0.01, loss: .sparseCategoricalCrossentropy(outsideWeight: 1),
                       metrics: [.accuracy])
