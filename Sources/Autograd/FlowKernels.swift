@@ -2,6 +2,7 @@
 // and the inverse elementwise maps of coupling layers computed straight from the
 // conditioner's raw outputs. No autograd, no allocation per value; `Flow`'s sampler
 // (NN/Flows+Sampling.swift) runs them on blocks of a few hundred draws that stay in cache.
+import CKernels
 import Foundation
 
 public enum FlowKernels {
@@ -57,12 +58,19 @@ public enum FlowKernels {
     /// them out and normalises them (widths and heights `minimum + (1 − minimum·K)·softmax`,
     /// knots on `[−tailBound, tailBound]` with exact end knots, derivatives `minimum +
     /// softplus`, 1 at the end knots). Values outside `[−tailBound, tailBound]` pass unchanged.
-    /// Only the bin that holds the value is built beyond the cumulative sums.
+    /// Only the bin that holds the value is built beyond the cumulative sums. Where
+    /// `AVX512Kernels.enabled` (and up to 32 bins), sixteen values at a time in C
+    /// (`Sources/CKernels/flow_kernels.c`; the same results to float rounding).
     public static func rationalQuadraticSplineInverse(_ values: UnsafeMutablePointer<Float>, count: Int,
                                                       parameters: UnsafePointer<Float>, parameterStride: Int,
                                                       bins k: Int, tailBound: Float, minimumWidth: Float,
                                                       minimumHeight: Float, minimumDerivative: Float) {
         precondition(k >= 1 && parameterStride >= 3 * k - 1, "rationalQuadraticSplineInverse: \(k) bins need \(3 * k - 1) parameters")
+        if AVX512Kernels.enabled && k <= Int(ASTRO_RQ_SPLINE_MAX_BINS) {
+            astro_rq_spline_inverse(values, count, parameters, parameterStride, k, tailBound, minimumWidth,
+                                    minimumHeight, minimumDerivative)
+            return
+        }
         let widthScale = (1 - minimumWidth * Float(k)) * 2 * tailBound
         let heightScale = (1 - minimumHeight * Float(k)) * 2 * tailBound
         let widthFloor = minimumWidth * 2 * tailBound, heightFloor = minimumHeight * 2 * tailBound

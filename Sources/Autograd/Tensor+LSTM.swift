@@ -3,14 +3,9 @@ import CKernels
 import Foundation
 
 /// Whether the fused LSTM and GRU ops run the AVX-512 kernels of `Sources/CKernels/lstm_kernels.c`
-/// (hidden size a multiple of 16, on a CPU with AVX-512F) or the portable Swift loops.
+/// (hidden size a multiple of 16, where `AVX512Kernels.enabled`) or the portable Swift loops.
 enum RecurrentKernels {
-    /// Off on CPUs without AVX-512; tests turn it off to compare both paths.
-    /// Process-wide on purpose (which kernel the CPU runs, not per-model state): set once at
-    /// start-up, and changed only by tests while no recurrent op runs, hence unsynchronised.
-    nonisolated(unsafe) static var enabled = astro_lstm_kernels_available() != 0
-
-    static func applies(hidden h: Int) -> Bool { enabled && h % 16 == 0 }
+    static func applies(hidden h: Int) -> Bool { AVX512Kernels.enabled && h % 16 == 0 }
 }
 
 extension Tensor {

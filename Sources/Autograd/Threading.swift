@@ -78,6 +78,18 @@ public enum Threading {
             if lo < hi { body(w, lo..<hi) }
         }
     }
+
+    /// `(0..<count).map(transform)` with the items split over the workers as in
+    /// `parallelChunks`; the results keep their order.
+    public static func parallelMap<T>(_ count: Int, costPerItem: Int = 1, _ transform: (Int) -> T) -> [T] {
+        var results = [T?](repeating: nil, count: count)
+        results.withUnsafeMutableBufferPointer { out in
+            parallelChunks(count, costPerItem: costPerItem) { _, range in
+                for i in range { out[i] = transform(i) }
+            }
+        }
+        return results.map { $0! }
+    }
 }
 
 /// A boolean per thread (a pthread key), false on every thread until set there.

@@ -9,44 +9,15 @@
 // and `dW_hh += da_tᵀ h_{t-1}` with register tiles of the same shape. The GRU's forward has
 // the same shape with 3 gates per block; its backward shares `product`.
 #include "lstm_kernels.h"
+#include "avx512_math.h"
 #include <stdlib.h>
 
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#include <immintrin.h>
+#ifdef ASTRO_AVX512_KERNELS
 
-#define KERNEL __attribute__((target("avx512f,fma")))
-#define INLINE static inline __attribute__((always_inline))
-
-int astro_lstm_kernels_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") ? 1 : 0;
-}
-
-/// `1 / d` for `d ≥ 1`: `vrcp14ps` and one Newton step (relative error ~1e-7 plus rounding).
-KERNEL INLINE __m512 reciprocal16(__m512 d) {
-    __m512 r = _mm512_rcp14_ps(d);
-    __m512 e = _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1));
-    return _mm512_fmadd_ps(r, e, r);
-}
-
-/// `σ(k x) = 1 / (1 + 2^u)`, `u = -k log2(e) x` for `k` = 1 or 2: `x` clamped to
-/// `|k x| ≤ 87` (`2^u` stays finite; σ is 0 or 1 to float precision there), `u = n + f` with
-/// `n` the nearest integer and `f` computed from `x` with `log2 e` in two parts (no rounding
-/// of `u` itself), `2^f` by a degree-5 minimax polynomial on [-1/2, 1/2] (relative error
-/// 8e-8), `2^n` by `vscalefps`. Relative error of `2^u` < 3e-7 (measured in float32).
+/// `σ(k x) = 1 / (1 + e^(−k x))` for `k` = 1 or 2 (`exp16` clamps `|k x|` to 87, where σ is 0
+/// or 1 to float precision).
 KERNEL INLINE __m512 sigmoid_k(__m512 x, const float k) {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(87.0f / k)), _mm512_set1_ps(-87.0f / k));
-    const __m512 a1 = _mm512_set1_ps(-k * 1.44269502162933349609375f);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, a1), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_fmsub_ps(x, a1, n);
-    f = _mm512_fmadd_ps(x, _mm512_set1_ps(-k * 1.925963033500011e-08f), f);
-    __m512 p = _mm512_set1_ps(0.0013276456156745553f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.009675540961325169f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.05550713464617729f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.24022120237350464f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6931469440460205f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0000001192092896f));
-    return reciprocal16(_mm512_add_ps(_mm512_set1_ps(1), _mm512_scalef_ps(p, n)));
+    return reciprocal16(_mm512_add_ps(_mm512_set1_ps(1), exp16(_mm512_mul_ps(x, _mm512_set1_ps(-k)))));
 }
 
 KERNEL INLINE __m512 sigmoid16(__m512 x) { return sigmoid_k(x, 1); }
@@ -446,7 +417,6 @@ KERNEL void astro_gru_backward(const float *gates, long gs, const float *states,
 
 #else
 
-int astro_lstm_kernels_available(void) { return 0; }
 void astro_lstm_pack_recurrent(const float *w, long h, float *packed) { (void)w; (void)h; (void)packed; }
 void astro_lstm_pack_input(const float *w, const float *biasIH, const float *biasHH, long h, long f,
                            float *packed, float *packedBias) {

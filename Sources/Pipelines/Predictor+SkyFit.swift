@@ -1,4 +1,5 @@
 import AstroBase
+import Autograd
 import Foundation
 import Preprocessing
 import SkySim
@@ -215,8 +216,10 @@ extension Predictor {
         guard let fitting = skyFitting else { return predictions.map { ($0, nil, false) } }
         var out = [(prediction: Prediction, plane: ResidualSky?, subtracted: Bool)]()
         var active = [(index: Int, sky: ResidualSky)]()
-        for (i, sample) in matched.enumerated() {
-            let sky = sample.flatMap { residualSky($0, predictions[i], fitting) }
+        let planes = Threading.parallelMap(matched.count, costPerItem: 1 << 16) { i in
+            matched[i].flatMap { residualSky($0, predictions[i], fitting) }
+        }
+        for (i, sky) in planes.enumerated() {
             out.append((predictions[i], sky, false))
             if let sky, sky.chiSquare > fitting.threshold { active.append((i, sky)) }
         }

@@ -284,7 +284,7 @@ public final class Predictor: @unchecked Sendable {
         let samples = withNoGrad { model.sample(context: context, count: draws, generator: &generator) }
         return withExtendedLifetime(samples) {
             let all = UnsafeBufferPointer(start: samples.storage.pointer, count: n * draws * k)
-            return (0..<n).map { i in
+            return Threading.parallelMap(n, costPerItem: draws * k * 16) { i in
                 .posterior(scaling.posterior(UnsafeBufferPointer(rebasing: all[(i * draws * k)..<((i + 1) * draws * k)]),
                                              keepSamples: keptPosteriorSamples))
             }

@@ -6,15 +6,15 @@ import XCTest
 
 final class GRUKernelTests: XCTestCase {
     private func requireKernels() throws {
-        try XCTSkipUnless(RecurrentKernels.enabled, "no AVX-512 recurrent kernels on this CPU")
+        try XCTSkipUnless(AVX512Kernels.enabled, "no AVX-512 recurrent kernels on this CPU")
     }
 
     /// Outputs (with and without gradient) and the gradients of the projected input, `W_hh` and
     /// `b_hh` (and `b_ih`, when the recurrence adds it), with the kernels on or off.
     private func run(kernels: Bool, n: Int, steps: Int, h: Int, inputBias: Bool = false) -> [Tensor] {
-        let saved = RecurrentKernels.enabled
-        defer { RecurrentKernels.enabled = saved }
-        RecurrentKernels.enabled = kernels
+        let saved = AVX512Kernels.enabled
+        defer { AVX512Kernels.enabled = saved }
+        AVX512Kernels.enabled = kernels
         let s = Float(1 / Double(h).squareRoot())
         let p = (Tensor.randomNormal([n, steps, 3 * h], seed: 91) * 0.8).copy()
         let w = (Tensor.randomNormal([3 * h, h], seed: 92) * s).copy()

@@ -6,14 +6,14 @@ import XCTest
 
 final class LSTMKernelTests: XCTestCase {
     private func requireKernels() throws {
-        try XCTSkipUnless(RecurrentKernels.enabled, "no AVX-512 LSTM kernels on this CPU")
+        try XCTSkipUnless(AVX512Kernels.enabled, "no AVX-512 LSTM kernels on this CPU")
     }
 
     /// Runs `body` with the kernels on or off, restoring the previous setting.
     private func with<T>(kernels: Bool, _ body: () -> T) -> T {
-        let saved = RecurrentKernels.enabled
-        defer { RecurrentKernels.enabled = saved }
-        RecurrentKernels.enabled = kernels
+        let saved = AVX512Kernels.enabled
+        defer { AVX512Kernels.enabled = saved }
+        AVX512Kernels.enabled = kernels
         return body()
     }
 

@@ -73,10 +73,10 @@ final class RecurrentTests: XCTestCase {
     /// the CPU has them (hidden sizes that are multiples of 16).
     func testOutputsStatesAndGradientsMatchPyTorch() throws {
         XCTAssertEqual(Self.cases.count, 11)
-        let saved = RecurrentKernels.enabled
-        defer { RecurrentKernels.enabled = saved }
+        let saved = AVX512Kernels.enabled
+        defer { AVX512Kernels.enabled = saved }
         for kernels in [false, true] where !kernels || saved {
-            RecurrentKernels.enabled = kernels
+            AVX512Kernels.enabled = kernels
             var worst: [String: Float] = [:]
             for c in Self.cases { worst[c["name"] as! String] = try check(c) }
             print("RecurrentTests: largest |ours - PyTorch| of outputs and final states (recurrent kernels \(kernels)):",

@@ -1,10 +1,8 @@
 // AVX-512 kernels for the fused LSTM and GRU recurrences (Sources/Autograd/Tensor+LSTM.swift,
 // Tensor+GRU.swift).
 //
-// Swift's SIMD types compile to SSE2 without a target CPU, so the recurrence's inner loops
-// live here, compiled per function for AVX-512F and chosen at run time: on other CPUs
-// (or other architectures) `astro_lstm_kernels_available` returns 0 and the Swift code
-// keeps its portable path. Shapes: hidden size `h` a multiple of 16; gates in PyTorch's
+// Run only where `astro_avx512_available()` (avx512.h) says so; elsewhere the Swift code keeps
+// its portable path. Shapes: hidden size `h` a multiple of 16; gates in PyTorch's
 // order (LSTM: i, f, g, o; GRU: r, z, n); every pointer is to row-major float32 and every stride is in floats.
 #ifndef ASTROLABE_LSTM_KERNELS_H
 #define ASTROLABE_LSTM_KERNELS_H
@@ -12,9 +10,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/// 1 if this CPU (and OS) runs the AVX-512 kernels below, else 0.
-int astro_lstm_kernels_available(void);
 
 /// Packs `W_hh` `[4h, h]` for `astro_lstm_forward`: for each block of 16 hidden units `b`
 /// and each `k < h`, the 64 weights `W[q h + 16 b + u, k]`, `q` the gate, `u < 16`.
