@@ -22,13 +22,61 @@ public enum PixelStatistics {
     /// default linear interpolation between closest ranks: index `p/100 · (n - 1)`.
     public static func percentile(sorted: [Double], _ p: Double) -> Double {
         precondition(!sorted.isEmpty, "percentile: no finite values")
-        let position = min(max(p, 0), 100) / 100 * Double(sorted.count - 1)
+        let (lower, upper, fraction) = ranks(p, count: sorted.count)
+        return interpolated(sorted[lower], sorted[upper], fraction)
+    }
+
+    /// The percentiles `ps` (0...100, as `percentile(sorted:)`) of `values`, which are
+    /// reordered: only the order statistics the percentiles need are found, by selection
+    /// (Hoare's quickselect with a median-of-three pivot, as numpy's `partition`), each in
+    /// what is left above the one before, instead of sorting them all. No NaNs.
+    public static func percentiles(selecting values: UnsafeMutableBufferPointer<Float>, _ ps: [Double]) -> [Double] {
+        precondition(!values.isEmpty, "percentiles: no values")
+        let needed = Set(ps.flatMap { p -> [Int] in let r = ranks(p, count: values.count); return [r.lower, r.upper] }).sorted()
+        var start = 0
+        for rank in needed {
+            select(values, rank: rank, from: start)
+            start = rank + 1
+        }
+        return ps.map { p in
+            let (lower, upper, fraction) = ranks(p, count: values.count)
+            return interpolated(Double(values[lower]), Double(values[upper]), fraction)
+        }
+    }
+
+    /// The ranks between which numpy's linear interpolation takes the `p`-th percentile of `count` values.
+    @inline(__always)
+    static func ranks(_ p: Double, count: Int) -> (lower: Int, upper: Int, fraction: Double) {
+        let position = min(max(p, 0), 100) / 100 * Double(count - 1)
         let lower = Int(position.rounded(.down))
-        let upper = min(lower + 1, sorted.count - 1)
-        let fraction = position - Double(lower)
-        // numpy's `_lerp`: a + (b - a)·t, switching form at t ≥ 0.5 for exactness at the ends.
-        let a = sorted[lower], b = sorted[upper]
-        return fraction >= 0.5 ? b - (b - a) * (1 - fraction) : a + (b - a) * fraction
+        return (lower, min(lower + 1, count - 1), position - Double(lower))
+    }
+
+    /// numpy's `_lerp`: a + (b - a)·t, switching form at t ≥ 0.5 for exactness at the ends.
+    @inline(__always)
+    static func interpolated(_ a: Double, _ b: Double, _ fraction: Double) -> Double {
+        fraction >= 0.5 ? b - (b - a) * (1 - fraction) : a + (b - a) * fraction
+    }
+
+    /// Reorders `v[start...]` so that `v[rank]` holds the value of that rank, with none larger
+    /// before it and none smaller after it.
+    static func select(_ v: UnsafeMutableBufferPointer<Float>, rank: Int, from start: Int) {
+        var lo = start, hi = v.count - 1
+        while hi > lo {
+            let mid = lo + (hi - lo) / 2
+            if v[mid] < v[lo] { v.swapAt(mid, lo) }
+            if v[hi] < v[lo] { v.swapAt(hi, lo) }
+            if v[hi] < v[mid] { v.swapAt(hi, mid) }
+            let pivot = v[mid]
+            var i = lo, j = hi
+            while i <= j {
+                while v[i] < pivot { i += 1 }
+                while v[j] > pivot { j -= 1 }
+                if i <= j { v.swapAt(i, j); i += 1; j -= 1 }
+            }
+            // v[lo...j] ≤ pivot ≤ v[i...hi], and anything between equals the pivot.
+            if rank <= j { hi = j } else if rank >= i { lo = i } else { return }
+        }
     }
 
     /// The median of already sorted values (mean of the middle two for even counts).

@@ -93,13 +93,13 @@ public struct TargetScaling: Equatable, Sendable {
     public func posterior(_ draws: UnsafeBufferPointer<Float>, keepSamples: Int = 0) -> PosteriorEstimate {
         let k = names.count, s = draws.count / k
         precondition(s > 0 && draws.count == s * k, "posterior: \(draws.count) values are not [S, \(k)]")
-        var column = [Double](repeating: 0, count: s)
+        var column = [Float](repeating: 0, count: s)
         var medians = [Double](), p16 = [Double](), p84 = [Double](), p025 = [Double](), p975 = [Double]()
         for t in 0..<k {
-            for i in 0..<s { column[i] = Double(draws[i * k + t]) }
-            column.sort()
-            func at(_ p: Double) -> Double { catalogValue(PixelStatistics.percentile(sorted: column, p), target: t) }
-            medians.append(at(50)); p16.append(at(16)); p84.append(at(84)); p025.append(at(2.5)); p975.append(at(97.5))
+            for i in 0..<s { column[i] = draws[i * k + t] }
+            let at = column.withUnsafeMutableBufferPointer { PixelStatistics.percentiles(selecting: $0, [50, 16, 84, 2.5, 97.5]) }
+                .map { catalogValue($0, target: t) }
+            medians.append(at[0]); p16.append(at[1]); p84.append(at[2]); p025.append(at[3]); p975.append(at[4])
         }
         var samples: [Double]?
         if keepSamples > 0 {
