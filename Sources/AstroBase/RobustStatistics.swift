@@ -58,9 +58,20 @@ public enum PixelStatistics {
         fraction >= 0.5 ? b - (b - a) * (1 - fraction) : a + (b - a) * fraction
     }
 
+    /// The median of `values` (mean of the middle two for even counts, as `median(sorted:)`),
+    /// which are reordered: the middle order statistics by selection, no sort. No NaNs.
+    public static func median(selecting values: UnsafeMutableBufferPointer<Double>) -> Double {
+        precondition(!values.isEmpty, "median: no values")
+        let n = values.count
+        select(values, rank: (n - 1) / 2, from: 0)
+        guard n % 2 == 0 else { return values[n / 2] }
+        select(values, rank: n / 2, from: n / 2)
+        return 0.5 * (values[n / 2 - 1] + values[n / 2])
+    }
+
     /// Reorders `v[start...]` so that `v[rank]` holds the value of that rank, with none larger
     /// before it and none smaller after it.
-    static func select(_ v: UnsafeMutableBufferPointer<Float>, rank: Int, from start: Int) {
+    static func select<T: BinaryFloatingPoint>(_ v: UnsafeMutableBufferPointer<T>, rank: Int, from start: Int) {
         var lo = start, hi = v.count - 1
         while hi > lo {
             let mid = lo + (hi - lo) / 2
@@ -100,7 +111,8 @@ public enum PixelStatistics {
     /// The median of `values` in any order (`np.median`); NaN when empty.
     public static func median(_ values: [Double]) -> Double {
         guard !values.isEmpty else { return .nan }
-        return median(sorted: values.sorted())
+        var work = values
+        return work.withUnsafeMutableBufferPointer { median(selecting: $0) }
     }
 
     /// The median absolute deviation `median(|x - median(x)|)` of `values` in any order;
@@ -144,23 +156,25 @@ extension PixelStatistics {
     ) -> SigmaClippedStatistics {
         var kept = finiteValues(values)
         guard !kept.isEmpty else { return .init(mean: .nan, median: .nan, std: .nan, count: 0) }
-        kept.sort()
+        // Medians by selection, survivors compacted in place: no sort (the values' order
+        // changes only the last bits of the sums).
         var iteration = 0
         while iteration < maxIterations {
             iteration += 1
-            let center = median(sorted: kept)
+            let center = kept.withUnsafeMutableBufferPointer { median(selecting: $0) }
             let std = meanAndStd(kept).std
             let low = center - std * sigma, high = center + std * sigma
-            // `kept` stays sorted, so the survivors are one contiguous run.
-            let first = kept.firstIndex { $0 >= low } ?? kept.count
-            let end = kept.lastIndex { $0 <= high }.map { $0 + 1 } ?? 0
-            let next = first < end ? Array(kept[first..<end]) : []
-            let changed = kept.count - next.count
-            kept = next
+            var survivors = 0
+            for i in kept.indices where kept[i] >= low && kept[i] <= high {
+                kept[survivors] = kept[i]
+                survivors += 1
+            }
+            let changed = kept.count - survivors
+            kept.removeLast(changed)
             if changed == 0 || kept.isEmpty { break }
         }
         guard !kept.isEmpty else { return .init(mean: .nan, median: .nan, std: .nan, count: 0) }
         let (mean, std) = meanAndStd(kept)
-        return .init(mean: mean, median: median(sorted: kept), std: std, count: kept.count)
+        return .init(mean: mean, median: kept.withUnsafeMutableBufferPointer { median(selecting: $0) }, std: std, count: kept.count)
     }
 }

@@ -36,7 +36,7 @@ final class RobustStatisticsTests: XCTestCase {
         }
     }
 
-    /// Percentiles by selection equal those of the sorted values, exactly, on values with
+    /// Percentiles and medians by selection equal those of the sorted values, exactly, on values with
     /// many ties, sorted and reversed inputs, and every size from 1 to 40 (all pivot paths).
     func testPercentilesBySelectionEqualSortedPercentiles() {
         var generator = SeededGenerator(seed: 5)
@@ -50,6 +50,9 @@ final class RobustStatisticsTests: XCTestCase {
             let selected = work.withUnsafeMutableBufferPointer { PixelStatistics.percentiles(selecting: $0, ps) }
             XCTAssertEqual(selected, ps.map { PixelStatistics.percentile(sorted: sorted, $0) }, "n = \(values.count)")
             XCTAssertEqual(work.sorted(), values.sorted(), "the values are only reordered")
+            var doubles = values.map(Double.init)
+            XCTAssertEqual(doubles.withUnsafeMutableBufferPointer { PixelStatistics.median(selecting: $0) },
+                           PixelStatistics.median(sorted: sorted), "median, n = \(values.count)")
         }
     }
 
