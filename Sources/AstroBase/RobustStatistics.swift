@@ -28,8 +28,8 @@ public enum PixelStatistics {
 
     /// The percentiles `ps` (0...100, as `percentile(sorted:)`) of `values`, which are
     /// reordered: only the order statistics the percentiles need are found, by selection
-    /// (Hoare's quickselect with a median-of-three pivot, as numpy's `partition`), each in
-    /// what is left above the one before, instead of sorting them all. No NaNs.
+    /// (Hoare's quickselect with a median-of-three pivot, as numpy's `partition` selects),
+    /// each in what is left above the one before, instead of sorting them all. No NaNs.
     public static func percentiles(selecting values: UnsafeMutableBufferPointer<Float>, _ ps: [Double]) -> [Double] {
         precondition(!values.isEmpty, "percentiles: no values")
         let needed = Set(ps.flatMap { p -> [Int] in let r = ranks(p, count: values.count); return [r.lower, r.upper] }).sorted()

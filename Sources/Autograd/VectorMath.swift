@@ -5,8 +5,8 @@ import CKernels
 import Foundation
 
 /// Whether the AVX-512 C kernels (`Sources/CKernels`: the LSTM and GRU recurrences, the flow
-/// sampler's spline inverse) run instead of their portable Swift loops: on where the CPU has
-/// AVX-512F and FMA. Process-wide on purpose (which kernels the CPU runs, not per-model state):
+/// sampler's spline inverse) run instead of their portable Swift loops: on by default wherever
+/// the CPU has AVX-512F and FMA. Process-wide on purpose (which kernels the CPU runs, not per-model state):
 /// set once at start-up, and changed only by tests, to compare both paths while no kernel
 /// runs, hence unsynchronised.
 public enum AVX512Kernels {
