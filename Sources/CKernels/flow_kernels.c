@@ -57,16 +57,12 @@ KERNEL void astro_rq_spline_inverse(float *values, long count, const float *para
         __mmask16 found = 0;
         for (long j = 0; j < k; j++) {
             const __m512 size = _mm512_fmadd_ps(e[j], hs, heightFloor);
-            __mmask16 take;
-            if (j == k - 1) {
-                take = (__mmask16)~found;
-            } else {
-                const __m512 next = _mm512_add_ps(running, size);
-                take = (__mmask16)~found & _mm512_cmp_ps_mask(_mm512_add_ps(lowB, next), y, _CMP_GT_OQ);
-                y0 = _mm512_mask_mov_ps(y0, take, _mm512_add_ps(lowB, running));
-                running = next;
-            }
-            if (j == k - 1) y0 = _mm512_mask_mov_ps(y0, take, _mm512_add_ps(lowB, running));
+            const __m512 next = _mm512_add_ps(running, size);
+            // The last bin takes every value no knot below it has taken.
+            __mmask16 take = (__mmask16)~found;
+            if (j < k - 1) take &= _mm512_cmp_ps_mask(_mm512_add_ps(lowB, next), y, _CMP_GT_OQ);
+            y0 = _mm512_mask_mov_ps(y0, take, _mm512_add_ps(lowB, running));
+            running = next;
             binHeight = _mm512_mask_mov_ps(binHeight, take, size);
             bin = _mm512_mask_mov_epi32(bin, take, _mm512_set1_epi32((int)j));
             found |= take;
