@@ -15,6 +15,7 @@ import Training
 ///
 ///     adversarial: {loss: non_saturating, label_smoothing: 0, ema_decay: 0.999, discriminator_width: 64,
 ///                   discriminator_learning_rate: 0.0002, spectral_norm: false, beta1: 0.5,
+///                   r1_weight: 0, r1_step: 0.05,
 ///                   l1_weight: 100,       # deblend only
 ///                   sample_count: 64, observe_noise: false, minibatch_stddev: 0,
 ///                   discriminator_scales: 1}     # generate only
@@ -41,6 +42,12 @@ public struct AdversarialConfig: Equatable, Sendable {
     /// A generator's discriminator judges the images at this many resolutions, each half the
     /// last (`MultiScaleDiscriminator`); 1: one `DCGANDiscriminator`.
     public var discriminatorScales: Int = 1
+    /// γ of the discriminator's R1 gradient penalty on real samples (`GAN.gradientPenalty`);
+    /// 0: none.
+    public var r1Weight: Double = 0
+    /// The finite-difference step σ of the R1 estimate, in the networks' input units (after
+    /// the stages).
+    public var r1Step: Double = 0.05
     /// Adam's (or AdamW's) first-moment decay for both networks.
     public var beta1: Double = 0.5
     /// pix2pix's λ: the weight of the L1 term in a deblender's loss (nil: 100). A generator has none.
@@ -64,6 +71,11 @@ public struct AdversarialConfig: Equatable, Sendable {
     public init() {}
 
     /// The generator's weight average: a DCGAN's 0.999 unless set, none for a deblender unless set.
+    /// The R1 penalty as `GAN.compile` takes it (nil: none).
+    public var gradientPenalty: (weight: Float, step: Float)? {
+        r1Weight > 0 ? (Float(r1Weight), Float(r1Step)) : nil
+    }
+
     public func emaDecay(for task: PipelineTask) -> Double? {
         let decay = emaDecaySetting ?? (task == .generate ? 0.999 : 0)
         return decay == 0 ? nil : decay
@@ -82,6 +94,7 @@ extension AdversarialConfig: Decodable {
         case discriminatorWidth = "discriminator_width", discriminatorLearningRate = "discriminator_learning_rate"
         case spectralNorm = "spectral_norm", beta1, sampleCount = "sample_count", monitor, observeNoise = "observe_noise"
         case minibatchStdDev = "minibatch_stddev", discriminatorScales = "discriminator_scales"
+        case r1Weight = "r1_weight", r1Step = "r1_step"
     }
 
     public init(from decoder: Decoder) throws {
@@ -101,6 +114,12 @@ extension AdversarialConfig: Decodable {
         observeNoise = try c.optional(.observeNoise) ?? d.observeNoise
         minibatchStdDev = try c.optional(.minibatchStdDev) ?? d.minibatchStdDev
         discriminatorScales = try c.optional(.discriminatorScales) ?? d.discriminatorScales
+        r1Weight = try c.optional(.r1Weight) ?? d.r1Weight
+        r1Step = try c.optional(.r1Step) ?? d.r1Step
+        guard r1Weight >= 0 else { throw c.invalid(.r1Weight, "r1_weight is the R1 penalty's γ, 0 for none; got \(r1Weight).") }
+        guard r1Step > 0 else {
+            throw c.invalid(.r1Step, "r1_step is the R1 estimate's finite-difference step (in the networks' input units), > 0; got \(r1Step).")
+        }
         guard l1Weight >= 0 else { throw c.invalid(.l1Weight, "l1_weight must be >= 0, got \(l1Weight).") }
         guard (0..<1).contains(labelSmoothing) else {
             throw c.invalid(.labelSmoothing, "label_smoothing must be in [0, 1), got \(labelSmoothing).")
@@ -205,7 +224,7 @@ extension PipelineRunner {
         let gRate = t.learningRate, dRate = a.discriminatorLearningRate ?? t.learningRate
         gan.compile(generatorOptimizer: kind, generatorLearningRate: Float(gRate), discriminatorOptimizer: kind,
                     discriminatorLearningRate: Float(dRate), loss: a.loss, labelSmoothing: Float(a.labelSmoothing),
-                    reconstructionWeight: Float(a.l1Weight), emaDecay: emaDecay.map(Float.init))
+                    reconstructionWeight: Float(a.l1Weight), emaDecay: emaDecay.map(Float.init), gradientPenalty: a.gradientPenalty)
 
         let (save, stem, checkpoint) = try trainingPaths(t) { try gan.resume(from: $0); return gan.completedEpochs }
         let setRates = scheduleRates(gan, t, generatorRate: gRate, discriminatorRate: dRate)
@@ -222,6 +241,7 @@ extension PipelineRunner {
         var recipe = recipe
         recipe.provenance?["adversarial"] = "pix2pix: PatchGAN width \(width), L1 weight \(a.l1Weight), "
             + "\(a.loss.rawValue)" + (emaDecay.map { ", EMA \($0)" } ?? "")
+            + (a.r1Weight > 0 ? ", R1 penalty γ \(a.r1Weight) (step \(a.r1Step))" : "")
         network.eval()
         try gan.withAveragedGenerator {
             try ModelFile(model: network, architecture: architecture, preprocessing: recipe.json).write(to: save)

@@ -80,7 +80,8 @@ extension PipelineRunner {
         let gRate = t.learningRate, dRate = adversarial.discriminatorLearningRate ?? t.learningRate
         gan.compile(generatorOptimizer: adam, generatorLearningRate: Float(gRate), discriminatorOptimizer: adam,
                     discriminatorLearningRate: Float(dRate), loss: adversarial.loss,
-                    labelSmoothing: Float(adversarial.labelSmoothing), emaDecay: emaDecay.map(Float.init))
+                    labelSmoothing: Float(adversarial.labelSmoothing), emaDecay: emaDecay.map(Float.init),
+                    gradientPenalty: adversarial.gradientPenalty)
 
         let (save, stem, checkpoint) = try trainingPaths(t) { try gan.resume(from: $0); return gan.completedEpochs }
         let setRates = scheduleRates(gan, t, generatorRate: gRate, discriminatorRate: dRate)
@@ -137,6 +138,7 @@ extension PipelineRunner {
                                 + "widths \(discriminatorWidths)\(adversarial.spectralNorm ? " spectrally normalised" : "")"
                                 + (adversarial.minibatchStdDev > 0 ? ", minibatch standard deviation over groups of \(adversarial.minibatchStdDev)" : "")
                                 + (adversarial.discriminatorScales > 1 ? ", at \(adversarial.discriminatorScales) resolutions" : "")
+                                + (adversarial.r1Weight > 0 ? ", R1 penalty γ \(adversarial.r1Weight) (step \(adversarial.r1Step))" : "")
                                 + (adversarial.observeNoise ? "; generated images observed with the observation's noise" : "")]
         var weights = gan.generatorWeights(averaged: true)
         if let selection, let best = selection.best {

@@ -29,7 +29,7 @@ extension GAN {
         while epoch < epochs && !stopTraining {
             let snapshot = GANCheckpoint(self, completedEpochs: epoch)
             let progress = verbose ? ProgressBar(total: data.sampleCount, label: "epoch \(epoch + 1)/\(epochs)", unit: "img") : nil
-            var sums = [Double](repeating: 0, count: 6)
+            var sums = [Double](repeating: 0, count: 7)
             var samples = 0, batchIndex = 0
             for result in try data.batches(epoch: epoch) {
                 let batch = try result.get()
@@ -40,7 +40,7 @@ extension GAN {
                     throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batchIndex + 1)
                 }
                 let values = [step.discriminatorLoss, step.generatorLoss, step.adversarialLoss, step.reconstructionLoss,
-                              step.realScore, step.fakeScore]
+                              step.realScore, step.fakeScore, step.gradientPenalty]
                 for k in 0..<values.count { sums[k] += Double(values[k]) * Double(n) }
                 samples += n
                 batchIndex += 1
@@ -55,6 +55,7 @@ extension GAN {
             var logs: [(String, Double)] = [("d_loss", mean[0]), ("g_loss", mean[1]), ("g_adv_loss", mean[2])]
             if conditioning == .conditional { logs.append(("l1_loss", mean[3])) }
             logs += [("d_real", mean[4]), ("d_fake", mean[5])]
+            if gradientPenalty != nil { logs.append(("d_penalty", mean[6])) }
             if let validation, conditioning == .conditional { logs.append(("val_l1_loss", try validationL1(validation))) }
             history.append(logs)
             completedEpochs = epoch + 1

@@ -241,6 +241,28 @@ final class GeneratorTests: XCTestCase {
         }
     }
 
+    /// `r1_weight`: the discriminator's R1 penalty is on (its value in the history as
+    /// `d_penalty`, its γ and step in the provenance); a negative γ or a zero step is refused by name.
+    func testR1PenaltyIsRecordedAndBadSettingsAreRefused() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pipeline = try writeSet(folder, extra: ", r1_weight: 1, r1_step: 0.1")
+        _ = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()
+        let trained = try TrainedModel(contentsOf: folder.appendingPathComponent("out/generator.safetensors"))
+        XCTAssert(trained.recipe.provenance?["adversarial"]?.contains("R1 penalty γ 1.0 (step 0.1)") == true,
+                  "\(trained.recipe.provenance ?? [:])")
+        let history = try String(contentsOf: folder.appendingPathComponent("out/generator.history.csv"), encoding: .utf8)
+        let rows = history.split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        let column = try XCTUnwrap(rows[0].firstIndex(of: "d_penalty"), rows[0].joined(separator: ","))
+        for row in rows.dropFirst() { XCTAssertGreaterThan(Double(row[column]) ?? 0, 0, "a penalty of a trained discriminator") }
+        for (k, (extra, words)) in [(", r1_weight: -1", ["r1_weight", "-1"]), (", r1_weight: 1, r1_step: 0", ["r1_step", "got 0"])].enumerated() {
+            let bad = try writeSet(folder.appendingPathComponent("bad\(k)"), extra: extra)
+            XCTAssertThrowsError(try PipelineRunner(pipelinePath: bad.path, options: RunOptions(quiet: true, fresh: true)), extra) {
+                for word in words { XCTAssert("\($0)".contains(word), "\($0)") }
+            }
+        }
+    }
+
     /// `discriminator_scales: 2`: a multi-scale discriminator judges the images and their 2×2
     /// means; the provenance says so; 0 scales, or more than the image's size allows, are refused by name.
     func testMultiScaleDiscriminator() throws {

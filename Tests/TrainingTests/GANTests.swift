@@ -58,6 +58,45 @@ final class GANTests: XCTestCase {
         XCTAssertEqual(gan.generator.stateDict()["weight"]!.scalars, w1)
     }
 
+    /// The R1 estimate on a linear discriminator `D(x) = w·x + b`: its value is exactly
+    /// `γ/2 · mean((w·ε)²)` for the step's directions ε, the update it adds to `w` is exactly
+    /// `-rate · γ · mean((w·ε) ε)`, which is close to `-rate · γ · w` (the gradient of
+    /// `γ/2 ‖∇ₓD‖²`), and it leaves `b` (on which `∇ₓD` does not depend) alone.
+    func testR1PenaltyOnALinearDiscriminatorIsTheGradientNorm() throws {
+        let n = 4096, features = 4, weight: Float = 2, step: Float = 0.05, rate: Float = 0.1, seed: UInt64 = 77
+        let real = Tensor.randomNormal([n, features], mean: 0.5, seed: 5)
+        func make(penalty: Bool) -> GAN {
+            let gan = GAN(generator: Dense(inputFeatures: 3, outputFeatures: features, seed: 1),
+                          discriminator: Dense(inputFeatures: features, outputFeatures: 1, seed: 2),
+                          conditioning: .unconditional(latentDimension: 3))
+            gan.compile(generatorOptimizer: .sgd(), generatorLearningRate: rate, discriminatorOptimizer: .sgd(),
+                        discriminatorLearningRate: rate, gradientPenalty: penalty ? (weight, step) : nil)
+            return gan
+        }
+        let with = make(penalty: true), without = make(penalty: false)
+        let w = (with.discriminator as! Dense).weight.scalars
+        let stepWith = try with.trainOnBatch(TrainingBatch(inputs: real, targets: .values(real)), seed: seed)
+        let stepWithout = try without.trainOnBatch(TrainingBatch(inputs: real, targets: .values(real)), seed: seed)
+        XCTAssertEqual(stepWithout.gradientPenalty, 0)
+        let eps = Tensor.randomNormal([n, features], seed: seed &+ 0x5231_5231).scalars
+        var value = 0.0, gradient = [Double](repeating: 0, count: features)
+        for i in 0..<n {
+            let projection = (0..<features).reduce(0.0) { $0 + Double(w[$1]) * Double(eps[i * features + $1]) }
+            value += projection * projection / Double(n)
+            for j in 0..<features { gradient[j] += projection * Double(eps[i * features + j]) / Double(n) }
+        }
+        XCTAssertEqual(Double(stepWith.gradientPenalty), Double(weight) / 2 * value, accuracy: 1e-3 * Double(weight) * value)
+        XCTAssertEqual(stepWith.discriminatorLoss - stepWithout.discriminatorLoss, stepWith.gradientPenalty, accuracy: 1e-4)
+        let dWith = with.discriminator as! Dense, dWithout = without.discriminator as! Dense
+        let difference = zip(dWith.weight.scalars, dWithout.weight.scalars).map { Double($0 - $1) }
+        let norm = sqrt(w.reduce(0.0) { $0 + Double($1) * Double($1) })
+        for j in 0..<features {
+            XCTAssertEqual(difference[j], -Double(rate * weight) * gradient[j], accuracy: 1e-3 * Double(rate * weight) * norm, "w[\(j)]")
+            XCTAssertEqual(difference[j], -Double(rate * weight) * Double(w[j]), accuracy: 0.1 * Double(rate * weight) * norm, "w[\(j)]")
+        }
+        XCTAssertEqual(dWith.bias!.scalars[0], dWithout.bias!.scalars[0], accuracy: 1e-6)
+    }
+
     /// Networks with batch norm (running statistics in the checkpoint) for both kinds of GAN.
     func makeGAN(conditional: Bool) -> GAN {
         if conditional {
