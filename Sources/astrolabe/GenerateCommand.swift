@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipelines
+import Preprocessing
 
 /// `astrolabe generate`: images from a trained generator, optionally compared with real ones.
 struct Generate: ParsableCommand {
@@ -49,13 +50,16 @@ struct Generate: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let generator = try ImageGenerator(contentsOf: URL(fileURLWithPath: weights))
+            // What the comparison needs is checked before any image is written.
+            let features = try compareTo.map { _ in try ClassifierFeatures(contentsOf: URL(fileURLWithPath: classifier)) }
+            for set in [compareTo, floor].compactMap({ $0 }) { _ = try Catalog.resolve(set) }
             let folder = URL(fileURLWithPath: output)
             let (files, assumptions) = try generator.write(count: count, seed: seed, to: folder, noiseless: noiseless)
             for assumption in assumptions { FileHandle.standardError.write(Data("note: \(assumption)\n".utf8)) }
             print("wrote \(files.count) images and contact-sheet.png to \(output)")
-            guard let compareTo else { return }
+            guard let compareTo, let features else { return }
             let comparison = try GeneratorComparison(generated: output, reference: compareTo, floorReference: floor,
-                                                     classifier: URL(fileURLWithPath: classifier))
+                                                     features: features, classifierName: URL(fileURLWithPath: classifier).lastPathComponent)
             try comparison.json().write(to: folder.appendingPathComponent("comparison.json"))
             for line in comparison.lines { print(line) }
         }

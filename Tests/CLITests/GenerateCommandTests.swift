@@ -33,6 +33,16 @@ final class GenerateCommandTests: XCTestCase {
                                     "--output", out.path, "--noiseless", "--compare-to", folder.path])
         XCTAssertNotEqual(compared.status, 0)
         XCTAssert(compared.stderr.contains("--noiseless"), compared.stderr)
+        // A missing classifier or reference set is named before any image is written.
+        for (extra, name) in [(["--compare-to", folder.path, "--classifier", "nowhere.safetensors"], "nowhere.safetensors"),
+                              (["--compare-to", folder.appendingPathComponent("no-set").path], "no-set"),
+                              (["--compare-to", clean.path, "--floor", folder.appendingPathComponent("no-floor").path], "no-floor")] {
+            let missing = try runTool(["generate", "--weights", "samples/models/generator.safetensors", "--count", "2",
+                                       "--output", out.path] + extra)
+            XCTAssertNotEqual(missing.status, 0, name)
+            XCTAssert(missing.stderr.contains(name), missing.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "no images written when \(name) is missing")
+        }
     }
 
     /// `compare-images` scores images already written: two generation seeds differ, a set
