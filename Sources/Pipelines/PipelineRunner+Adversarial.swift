@@ -70,12 +70,15 @@ public struct AdversarialConfig: Equatable, Sendable {
 
     public init() {}
 
-    /// The generator's weight average: a DCGAN's 0.999 unless set, none for a deblender unless set.
     /// The R1 penalty as `GAN.compile` takes it (nil: none).
     public var gradientPenalty: (weight: Float, step: Float)? {
         r1Weight > 0 ? (Float(r1Weight), Float(r1Step)) : nil
     }
 
+    /// The R1 penalty's words in a model file's provenance ("" without one).
+    var gradientPenaltyProvenance: String { r1Weight > 0 ? ", R1 penalty γ \(r1Weight) (step \(r1Step))" : "" }
+
+    /// The generator's weight average: a DCGAN's 0.999 unless set, none for a deblender unless set.
     public func emaDecay(for task: PipelineTask) -> Double? {
         let decay = emaDecaySetting ?? (task == .generate ? 0.999 : 0)
         return decay == 0 ? nil : decay
@@ -241,7 +244,7 @@ extension PipelineRunner {
         var recipe = recipe
         recipe.provenance?["adversarial"] = "pix2pix: PatchGAN width \(width), L1 weight \(a.l1Weight), "
             + "\(a.loss.rawValue)" + (emaDecay.map { ", EMA \($0)" } ?? "")
-            + (a.r1Weight > 0 ? ", R1 penalty γ \(a.r1Weight) (step \(a.r1Step))" : "")
+            + a.gradientPenaltyProvenance
         network.eval()
         try gan.withAveragedGenerator {
             try ModelFile(model: network, architecture: architecture, preprocessing: recipe.json).write(to: save)

@@ -138,7 +138,7 @@ extension PipelineRunner {
                                 + "widths \(discriminatorWidths)\(adversarial.spectralNorm ? " spectrally normalised" : "")"
                                 + (adversarial.minibatchStdDev > 0 ? ", minibatch standard deviation over groups of \(adversarial.minibatchStdDev)" : "")
                                 + (adversarial.discriminatorScales > 1 ? ", at \(adversarial.discriminatorScales) resolutions" : "")
-                                + (adversarial.r1Weight > 0 ? ", R1 penalty γ \(adversarial.r1Weight) (step \(adversarial.r1Step))" : "")
+                                + adversarial.gradientPenaltyProvenance
                                 + (adversarial.observeNoise ? "; generated images observed with the observation's noise" : "")]
         var weights = gan.generatorWeights(averaged: true)
         if let selection, let best = selection.best {
