@@ -87,7 +87,8 @@ extension Tensor {
     }
 
     /// Runs a convolution (or deconvolution) for inference on raw NCHW or nChw16c memory
-    /// (`inputBlocked` / `outputBlocked`), split over the workers by image; false when oneDNN
+    /// (`inputBlocked` / `outputBlocked`), split over the workers by image, or, for a single
+    /// image (a map segmented as one tile), by blocks of 16 output channels; false when oneDNN
     /// is not in use or declines the shape (nothing written then).
     static func inferenceConvolution(transposed: Bool, input x: UnsafeMutablePointer<Float>, inputShape: [Int],
                                      inputBlocked: Bool, weight: Tensor, bias: Tensor?, output o: UnsafeMutablePointer<Float>,
@@ -95,16 +96,27 @@ extension Tensor {
                                      padBefore: Size2, padAfter: Size2, residual r: UnsafeMutablePointer<Float>?,
                                      relu: Bool) -> Bool {
         guard ConvolutionBackend.current == .oneDNN, let dnnl = DNNL.shared, dnnl.postOps != nil else { return false }
-        let n = inputShape[0]
-        let workers = Swift.max(1, Swift.min(Threading.workerCount, n, 16))
-        let chunks = (0..<workers).map { (n * $0 / workers)..<(n * ($0 + 1) / workers) }
+        let (n, filters) = (inputShape[0], outputShape[1])
+        let plane = outputShape[2] * outputShape[3], filter = weight.count / weight.shape[0]
         let weightDims = transposed ? [weight.shape[1], weight.shape[0], weight.shape[2], weight.shape[3]] : weight.shape
+        // Each worker's images and output channels. Channels split only for one image, in
+        // blocks of 16: then a worker's channels are one contiguous run of the output (and of
+        // the residual) in NCHW and nChw16c alike, and of the OIHW weights.
+        let blocks = filters / 16
+        let channelWorkers = Swift.min(Threading.workerCount, blocks, 16)
+        let splitChannels = n == 1 && !transposed && filters % 16 == 0 && channelWorkers > 1
+            && plane * filters * filter >= minimumChannelSplitWork
+        let workers = splitChannels ? channelWorkers : Swift.max(1, Swift.min(Threading.workerCount, n, 16))
+        let parts: [(images: Range<Int>, channels: Range<Int>)] = (0..<workers).map { k in
+            splitChannels ? (0..<1, (16 * (blocks * k / workers))..<(16 * (blocks * (k + 1) / workers)))
+                          : ((n * k / workers)..<(n * (k + 1) / workers), 0..<filters)
+        }
         var convs: [DNNLInferenceConvolution] = []
-        for (worker, chunk) in chunks.enumerated() {
+        for (worker, part) in parts.enumerated() {
             var key = ConvKey(worker: worker, transposed: transposed,
-                              input: [chunk.count] + inputShape.dropFirst(),
-                              weights: weightDims,
-                              output: [chunk.count] + outputShape.dropFirst(),
+                              input: [part.images.count] + inputShape.dropFirst(),
+                              weights: splitChannels ? [part.channels.count] + weightDims.dropFirst() : weightDims,
+                              output: [part.images.count, part.channels.count] + outputShape.dropFirst(2),
                               stride: stride, dilation: dilation, padBefore: padBefore, padAfter: padAfter)
             key.hasBias = bias != nil
             key.accumulates = r != nil
@@ -114,16 +126,21 @@ extension Tensor {
             guard let conv = dnnl.inferenceConvolution(key) else { return false }
             convs.append(conv)
         }
-        let inStride = inputShape.dropFirst().reduce(1, *), outStride = outputShape.dropFirst().reduce(1, *)
+        let inStride = inputShape.dropFirst().reduce(1, *), outStride = filters * plane
         let b = bias?.storage.pointer
         func run(_ k: Int) {
-            let lo = chunks[k].lowerBound
-            convs[k].run(source: x + lo * inStride, weight: weight.storage, bias: b,
-                         residual: r.map { $0 + lo * outStride }, destination: o + lo * outStride)
+            let (image, channel) = (parts[k].images.lowerBound, parts[k].channels.lowerBound)
+            let outOffset = image * outStride + channel * plane
+            convs[k].run(source: x + image * inStride, weight: weight.storage, weightOffset: channel * filter,
+                         bias: b.map { $0 + channel }, residual: r.map { $0 + outOffset }, destination: o + outOffset)
         }
         if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
         return true
     }
+
+    /// Multiply-adds below which a single image's convolution stays on one worker: splitting
+    /// costs a dispatch and a second copy of the input's reorder.
+    public static var minimumChannelSplitWork = 1 << 22
 }
 
 /// A forward-inference convolution (or deconvolution) primitive for one shape, with its
@@ -197,8 +214,9 @@ final class DNNLInferenceConvolution {
         }
     }
 
-    /// Runs the primitive on one worker's chunk: `destination = relu?(conv(source) + bias + residual)`.
-    func run(source x: UnsafeMutablePointer<Float>, weight: TensorStorage, bias b: UnsafeMutablePointer<Float>?,
+    /// Runs the primitive on one worker's chunk: `destination = relu?(conv(source) + bias + residual)`,
+    /// with the filters that start `weightOffset` elements into `weight`.
+    func run(source x: UnsafeMutablePointer<Float>, weight: TensorStorage, weightOffset: Int, bias b: UnsafeMutablePointer<Float>?,
              residual: UnsafeMutablePointer<Float>?, destination o: UnsafeMutablePointer<Float>) {
         let stream = dnnl.streams[worker]
         var args: [DNNL.ExecArg] = []
@@ -213,9 +231,10 @@ final class DNNLInferenceConvolution {
             args.append(.init(arg: DNNL.argSrc, memory: source.user))
         }
         // Weights: a frozen tensor's blocked copy is made once; others are reordered per call.
-        _ = dnnl.memorySetDataHandle(weights.user, weight.pointer)
+        _ = dnnl.memorySetDataHandle(weights.user, weight.pointer + weightOffset)
         if let blocked = weights.blocked {
-            if weight.isFrozen, let layoutKey = weightLayoutKey {
+            if weight.isFrozen, var layoutKey = weightLayoutKey {
+                withUnsafeBytes(of: weightOffset) { layoutKey.append(contentsOf: $0) }   // each worker's filters apart
                 dnnl.lock.lock()
                 let packed = weight.derivedLayout(layoutKey, bytes: weights.bytes) { p in
                     _ = dnnl.memorySetDataHandle(blocked, p)

@@ -71,6 +71,41 @@ final class InferenceConvolutionTests: XCTestCase {
         assertClose(y5, x5.conv2d(weight: w, padding: 1), relativeTolerance: 1e-4, absoluteTolerance: 1e-4, "\(backend) batch 5")
     } }
 
+    func testSingleImageSplitByOutputChannelsMatchesRecordedOps() throws {
+        try XCTSkipUnless(ConvolutionBackend.isOneDNNAvailable, "oneDNN not installed")
+        let saved = (Threading.workerCount, ConvolutionBackend.current, Tensor.minimumChannelSplitWork)
+        defer { (Threading.workerCount, ConvolutionBackend.current, Tensor.minimumChannelSplitWork) = saved }
+        (Threading.workerCount, ConvolutionBackend.current, Tensor.minimumChannelSplitWork) = (2, .oneDNN, 0)
+        // 48 filters: three blocks of 16 split 16 / 32, so the two workers' shapes differ.
+        let x = Tensor.randomNormal([1, 16, 13, 11], seed: 50)
+        let w = Tensor.randomNormal([48, 16, 3, 3], seed: 51), b = Tensor.randomNormal([48], seed: 52)
+        let c = Case(input: x.shape, filters: 48, kernel: 3, stride: 1, padding: 1, dilation: 1)
+        let residual = Tensor.randomNormal([1, 48, 13, 11], seed: 53)
+        let expected = reference(x, w, b, c, residual: residual, relu: true)
+        // Frozen weights are packed per worker's filters: every call after the first reuses them.
+        let frozen = w.copy()
+        frozen.freeze()
+        for (name, weight) in [("plain", w), ("frozen", frozen), ("frozen again", frozen)] {
+            let y = withNoGrad { x.conv2d(weight: weight, bias: b, padding: 1, adding: residual, relu: true) }
+            assertClose(y, expected, relativeTolerance: 1e-4, absoluteTolerance: 1e-4, "\(name) weights")
+        }
+        // Channel-blocked input and output (a fused U-Net's activations), a stride of 2, and
+        // frozen weights split 16 / 16: both workers' packs have the same layout, not the same filters.
+        let w2 = Tensor.randomNormal([32, 48, 3, 3], seed: 54), frozen2 = w2.copy()
+        frozen2.freeze()
+        let chained = reference(reference(x, w, b, c, residual: nil, relu: true), w2, nil,
+                                Case(input: [1, 48, 13, 11], filters: 32, kernel: 3, stride: 2, padding: 1, dilation: 1),
+                                residual: nil, relu: false)
+        for repetition in 0..<2 {
+            let blocked = withNoGrad { () -> Tensor? in
+                BlockedFeatureMap.conv2d(x, weight: frozen, bias: b, padding: 1, relu: true)?
+                    .conv2d(weight: frozen2, stride: 2, padding: 1, relu: false)?.plain()
+            }
+            guard let blocked else { return XCTFail("oneDNN declined the blocked chain") }
+            assertClose(blocked, chained, relativeTolerance: 1e-4, absoluteTolerance: 1e-3, "blocked chain, call \(repetition)")
+        }
+    }
+
     func testUnfrozenWeightsChangingBetweenCallsAreSeen() { forEachConvolutionBackend { backend in
         // Weights updated in place (an optimiser step between two evaluations) must not be cached.
         let x = Tensor.randomNormal([4, 16, 6, 6], seed: 4)
