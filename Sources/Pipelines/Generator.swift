@@ -353,13 +353,12 @@ public struct GeneratorComparison: Codable, Equatable, Sendable {
     /// - `generated`, `reference`, `floorReference`: folders (or catalogs) of FITS images in counts.
     public init(generated: String, reference: String, floorReference: String?, classifier url: URL) throws {
         try self.init(generated: generated, reference: reference, floorReference: floorReference,
-                      features: try ClassifierFeatures(contentsOf: url), classifierName: url.lastPathComponent)
+                      features: try ClassifierFeatures(contentsOf: url))
     }
 
     /// The same with the classifier already loaded (`generate` loads it, and checks the
     /// reference sets, before it writes any image).
-    public init(generated: String, reference: String, floorReference: String?, features: ClassifierFeatures,
-                classifierName: String) throws {
+    public init(generated: String, reference: String, floorReference: String?, features: ClassifierFeatures) throws {
         let g = try features.features(try Catalog.resolve(generated))
         let r = try features.features(try Catalog.resolve(reference))
         frechetDistance = try FrechetDistance.distance(g.features, r.features)
@@ -379,7 +378,7 @@ public struct GeneratorComparison: Codable, Equatable, Sendable {
         referenceCount = r.features.count
         generatedClassMix = mix(g.classes)
         referenceClassMix = mix(r.classes)
-        classifier = classifierName
+        classifier = URL(fileURLWithPath: features.predictor.path).lastPathComponent
     }
 
     /// The numbers as pretty-printed JSON with sorted keys (`comparison.json`).

@@ -59,7 +59,7 @@ struct Generate: ParsableCommand {
             print("wrote \(files.count) images and contact-sheet.png to \(output)")
             guard let compareTo, let features else { return }
             let comparison = try GeneratorComparison(generated: output, reference: compareTo, floorReference: floor,
-                                                     features: features, classifierName: URL(fileURLWithPath: classifier).lastPathComponent)
+                                                     features: features)
             try comparison.json().write(to: folder.appendingPathComponent("comparison.json"))
             for line in comparison.lines { print(line) }
         }
