@@ -79,3 +79,17 @@ public struct ToolLauncherMissing: Error, CustomStringConvertible {
     public init(name: String) { self.name = name }
     public var description: String { "\(name) is not on PATH (scripts/setup.sh installs it)" }
 }
+
+/// Runs `executable` with `arguments`; returns its exit status and stdout + stderr.
+public func runProcess(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    do { try process.run() } catch { return (-1, "\(error)") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
