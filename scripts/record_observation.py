@@ -45,6 +45,8 @@ def provenance(name):
 
 def read_model(path):
     """A safetensors file's header (JSON, with `__metadata__`) and its tensor bytes."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path}: no such model file")
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         if n > os.path.getsize(path) - 8:

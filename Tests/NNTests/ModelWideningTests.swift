@@ -72,5 +72,8 @@ final class ModelWideningTests: XCTestCase {
         XCTAssertNotEqual(refused.status, 0)
         XCTAssert(refused.output.contains("not a ResNet model file"), refused.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: path.path + ".wide"))
+        let missing = runProcess("/usr/bin/env", ["python3", script, path.path + ".absent", path.path + ".wide", "--factor", "2"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssert(missing.output.contains("no such model file"), missing.output)
     }
 }
