@@ -67,12 +67,12 @@ def main():
     # One map per stage's residual stream; the stem writes stage 1's.
     stream = {l: channel_map(w, nw, rng) for l, w, nw in zip(stages, widths, new_widths)}
 
-    def widen_out(conv, bn, out_map, noisy=True):
+    def widen_out(conv, bn, out_map):
         """Output channels of convolution `conv` (and its batch norm `bn`) copied by `out_map`."""
         w = tensors[conv]
         copied = w[out_map].copy()
         old = w.shape[0]
-        if noisy and args.noise > 0 and len(out_map) > old:
+        if args.noise > 0 and len(out_map) > old:
             copied[old:] += rng.normal(0, args.noise * w.std(), copied[old:].shape)
         tensors[conv] = copied
         for p in BN:
