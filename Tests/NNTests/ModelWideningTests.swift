@@ -75,5 +75,15 @@ final class ModelWideningTests: XCTestCase {
         let missing = runProcess("/usr/bin/env", ["python3", script, path.path + ".absent", path.path + ".wide", "--factor", "2"])
         XCTAssertNotEqual(missing.status, 0)
         XCTAssert(missing.output.contains("no such model file"), missing.output)
+        let text = directory.appendingPathComponent("notes.safetensors")
+        try Data("not a model file, just text".utf8).write(to: text)
+        let garbage = runProcess("/usr/bin/env", ["python3", script, text.path, path.path + ".wide", "--factor", "2"])
+        XCTAssertNotEqual(garbage.status, 0)
+        XCTAssert(garbage.output.contains("not a safetensors model file"), garbage.output)
+        let original = directory.appendingPathComponent("resnet18.safetensors")
+        let narrowing = runProcess("/usr/bin/env", ["python3", script, original.path, path.path + ".wide", "--factor", "0.5"])
+        XCTAssertNotEqual(narrowing.status, 0)
+        XCTAssert(narrowing.output.contains("--factor must be above 1"), narrowing.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path.path + ".wide"))
     }
 }
