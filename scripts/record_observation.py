@@ -8,7 +8,8 @@ for byte. The observation is TASKS.md's common observation model, which
 Run from the repository root: python3 scripts/record_observation.py
 (or, for a posterior model's intervals on rows with an `outside_domain` flag such as
 `neighbours` or `sky`, --interval-scales FLAG MODEL PREDICTIONS.csv CATALOG.csv SOURCE; for a
-posterior model's inference views, --views N MODEL). A class model's temperature, energy
+posterior model's inference views, --views N MODEL; for the arithmetic of a model's
+convolutions at inference, --precision float32|bfloat16 MODEL). A class model's temperature, energy
 threshold and feature density come from `astrolabe evaluate --calibrate`.
 """
 import csv
@@ -177,6 +178,24 @@ def record_views(views, model):
     print(f"{model}: views {views}")
 
 
+def record_precision(precision, model):
+    """Sets the model's `inference_precision` (the architecture metadata; `float32` or
+    `bfloat16`, which runs where the CPU has bfloat16 instructions and float32 elsewhere).
+    The tensors are unchanged; measure the model's metrics with the precision it will run in,
+    and fit interval factors or a temperature afterwards."""
+    if precision not in ("float32", "bfloat16"):
+        raise SystemExit(f"precision must be float32 or bfloat16; got {precision}")
+
+    def architecture(a):
+        a["inference_precision"] = precision
+
+    def update(recipe):
+        recipe.setdefault("provenance", {})["inference_precision"] = (
+            f"{precision}, set after training by scripts/record_observation.py --precision (training ran in float32)")
+    rewrite(model, update, architecture)
+    print(f"{model}: inference_precision {precision}")
+
+
 if __name__ == "__main__":
     import sys
     if len(sys.argv) == 7 and sys.argv[1] == "--interval-scales":
@@ -185,6 +204,9 @@ if __name__ == "__main__":
     elif len(sys.argv) == 4 and sys.argv[1] == "--views":
         # python3 scripts/record_observation.py --views 4 MODEL
         record_views(*sys.argv[2:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "--precision":
+        # python3 scripts/record_observation.py --precision bfloat16 MODEL
+        record_precision(*sys.argv[2:])
     elif len(sys.argv) == 1:
         main()
     else:

@@ -52,6 +52,7 @@ final class DNNL {
     /// `sizeof(dnnl_memory_desc_t)` in oneDNN 2.x: the bytes compared when keying a layout.
     static let memoryDescriptorSize = 696
     static let forwardInference: Int32 = 96, argBias: Int32 = 41, nChw16c: Int32 = 69
+    static let bf16: Int32 = 2, queryImplementationName: Int32 = 8
 
     let engineCreate: @convention(c) (UnsafeMutablePointer<Handle?>, Int32, Int) -> Int32
     let streamCreate: @convention(c) (UnsafeMutablePointer<Handle?>, Handle?, UInt32) -> Int32
@@ -74,6 +75,8 @@ final class DNNL {
     let deconvForwardInit: ForwardInit, deconvBackwardDataInit: BackwardDataInit, deconvBackwardWeightsInit: BackwardWeightsInit
     let primitiveDescCreate: @convention(c) (UnsafeMutablePointer<Handle?>, UnsafeRawPointer, Handle?, Handle?, Handle?) -> Int32
     let primitiveDescQueryMD: @convention(c) (Handle?, Int32, Int32) -> UnsafeRawPointer?
+    /// `dnnl_primitive_desc_query` (nil if missing: no bfloat16 inference then).
+    let primitiveDescQuery: (@convention(c) (Handle?, Int32, Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Int32)?
     let reorderDescCreate: @convention(c) (UnsafeMutablePointer<Handle?>, UnsafeRawPointer, Handle?, UnsafeRawPointer, Handle?, Handle?) -> Int32
     let primitiveCreate: @convention(c) (UnsafeMutablePointer<Handle?>, Handle?) -> Int32
     let primitiveExecute: @convention(c) (Handle?, Handle?, Int32, UnsafeRawPointer) -> Int32
@@ -156,6 +159,8 @@ final class DNNL {
         convForwardInit = cf; convBackwardDataInit = cbd; convBackwardWeightsInit = cbw
         deconvForwardInit = df; deconvBackwardDataInit = dbd; deconvBackwardWeightsInit = dbw
         primitiveDescCreate = pdCreate; primitiveDescQueryMD = pdQuery; reorderDescCreate = reorder
+        primitiveDescQuery = sym("dnnl_primitive_desc_query",
+                                 (@convention(c) (Handle?, Int32, Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Int32).self)
         primitiveCreate = primCreate; primitiveExecute = primExec; memoryCreate = memCreate; memorySetDataHandle = memSet
         var e: Handle?
         guard engineCreate(&e, 1 /* dnnl_cpu */, 0) == 0, let e else { return nil }
@@ -178,12 +183,35 @@ final class DNNL {
     }
 
     /// The cached inference primitive for one shape and fusion, or nil if oneDNN declines it.
+    /// A bfloat16 key that oneDNN cannot run on bfloat16 instructions gets the float32 primitive.
     func inferenceConvolution(_ key: ConvKey) -> DNNLInferenceConvolution? {
         lock.lock(); defer { lock.unlock() }
         if let c = inferenceCache[key] { return c }
-        guard let c = DNNLInferenceConvolution(key, self) else { return nil }
+        var made = DNNLInferenceConvolution(key, self)
+        if made == nil && key.bf16 {
+            var float32 = key
+            float32.bf16 = false
+            made = DNNLInferenceConvolution(float32, self)
+        }
+        guard let c = made else { return nil }
         inferenceCache[key] = c
         return c
+    }
+
+    /// Whether oneDNN runs a bfloat16 convolution on bfloat16 instructions here (tried once).
+    static let nativeBFloat16: Bool = {
+        guard let dnnl = shared, dnnl.postOps != nil else { return false }
+        var key = ConvKey(worker: 0, transposed: false, input: [1, 16, 8, 8], weights: [16, 16, 3, 3], output: [1, 16, 8, 8],
+                          stride: 1, dilation: 1, padBefore: 1, padAfter: 1)
+        key.bf16 = true
+        return DNNLInferenceConvolution(key, dnnl) != nil
+    }()
+
+    /// The implementation oneDNN chose for a primitive descriptor (e.g. `jit_bf16:avx512_core_bf16`).
+    func implementation(of pd: Handle) -> String? {
+        var name: UnsafePointer<CChar>?
+        guard let query = primitiveDescQuery, query(pd, DNNL.queryImplementationName, 0, &name) == 0, let name else { return nil }
+        return String(cString: name)
     }
 }
 
@@ -198,6 +226,8 @@ struct ConvKey: Hashable {
     /// Inference primitives only: bias, accumulation into the destination (`sum` post-op)
     /// and ReLU (`eltwise` post-op) fused into the convolution.
     var hasBias = false, accumulates = false, relu = false
+    /// Inference primitives only: the source and weights in bfloat16 (`InferencePrecision.bfloat16`).
+    var bf16 = false
     /// Inference primitives only: the layouts of the source and destination memory we hand
     /// over (plain NCHW, or nChw16c for `BlockedFeatureMap`).
     var sourceTag = DNNL.nchw, destinationTag = DNNL.nchw
@@ -241,17 +271,17 @@ extension DNNL {
 
     /// A memory descriptor (kept for the primitive's lifetime) for `dims` in format `tag`, or
     /// with explicit element `strides` (a channel slice of a larger NCHW / OIHW tensor).
-    func memoryDescriptor(_ dims: [Int64], _ tag: Int32, strides: [Int64]? = nil) -> UnsafeMutableRawPointer? {
+    func memoryDescriptor(_ dims: [Int64], _ tag: Int32, strides: [Int64]? = nil, dataType: Int32 = DNNL.f32) -> UnsafeMutableRawPointer? {
         let p = UnsafeMutableRawPointer.allocate(byteCount: DNNL.memoryDescriptorBytes, alignment: 64)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: DNNL.memoryDescriptorBytes)
         if let strides {
             guard let byStrides = memoryDescInitByStrides else { return nil }
             return dims.withUnsafeBufferPointer { d in strides.withUnsafeBufferPointer { st in
-                byStrides(p, Int32(dims.count), d.baseAddress!, DNNL.f32, st.baseAddress!) == 0 ? p : nil
+                byStrides(p, Int32(dims.count), d.baseAddress!, dataType, st.baseAddress!) == 0 ? p : nil
             } }
         }
         return dims.withUnsafeBufferPointer {
-            memoryDescInitByTag(p, Int32(dims.count), $0.baseAddress!, DNNL.f32, tag) == 0 ? p : nil
+            memoryDescInitByTag(p, Int32(dims.count), $0.baseAddress!, dataType, tag) == 0 ? p : nil
         }
     }
 

@@ -31,6 +31,25 @@ extension TensorStorage {
     }
 }
 
+/// The arithmetic of an inference convolution (`Tensor.inferencePrecision` of its weights).
+///
+/// - `float32`: products and sums in float32 (the default; what training computes).
+/// - `bfloat16`: the input and the weights rounded to bfloat16 (8 bits of mantissa), products
+///   summed in float32, the bias, residual and output in float32: ~2x the throughput where the
+///   CPU has bfloat16 dot products (AVX512_BF16, AMX), at a relative error of ~0.4 % per
+///   rounded value. Used only where oneDNN runs it on such instructions; elsewhere (no oneDNN,
+///   no bfloat16 instructions, im2col backend) the convolution runs in float32.
+/// Either way each image's output does not depend on the others in its batch.
+public enum InferencePrecision: String, CaseIterable, Sendable {
+    case float32, bfloat16
+
+    /// Whether inference convolutions run in this precision on this machine: float32
+    /// always; bfloat16 with the oneDNN backend on a CPU with bfloat16 instructions.
+    public var runsHere: Bool {
+        self == .float32 || (ConvolutionBackend.current == .oneDNN && DNNL.nativeBFloat16)
+    }
+}
+
 extension Tensor {
     /// Marks this tensor's contents as never changing again, so kernels may cache derived
     /// layouts of it (oneDNN's blocked weights). `fusedForInference()` freezes the weights of
@@ -41,6 +60,16 @@ extension Tensor {
 
     /// Whether `freeze()` was called on this tensor (or on one sharing its storage).
     public var isFrozen: Bool { storage.isFrozen }
+
+    /// The arithmetic of the inference convolutions that use this frozen tensor as their
+    /// weights (`InferencePrecision`); float32 unless set. Setting it requires `freeze()` first.
+    public var inferencePrecision: InferencePrecision {
+        get { storage.inferencePrecision }
+        set {
+            precondition(isFrozen, "inferencePrecision: freeze() the weights first")
+            storage.inferencePrecision = newValue
+        }
+    }
 
     /// Inference convolution with fused epilogue: `relu?(conv2d(self) + bias + residual)`.
     ///
@@ -121,6 +150,7 @@ extension Tensor {
             key.hasBias = bias != nil
             key.accumulates = r != nil
             key.relu = relu
+            key.bf16 = weight.storage.inferencePrecision == .bfloat16
             key.sourceTag = inputBlocked ? DNNL.nChw16c : DNNL.nchw
             key.destinationTag = outputBlocked ? DNNL.nChw16c : DNNL.nchw
             guard let conv = dnnl.inferenceConvolution(key) else { return false }
@@ -169,8 +199,10 @@ final class DNNLInferenceConvolution {
         let md = { (dims: [Int64], tag: Int32) in dnnl.memoryDescriptor(dims, tag) }
         let weightTag = key.transposed ? DNNL.iohw : DNNL.oihw
         guard let srcUser = md(key.input, key.sourceTag), let wUser = md(key.weights, weightTag),
-              let dstUser = md(key.output, key.destinationTag), let srcAny = md(key.input, DNNL.any),
-              let wAny = md(key.weights, DNNL.any), let dstAny = md(key.output, DNNL.any) else { return nil }
+              let dstUser = md(key.output, key.destinationTag),
+              let srcAny = dnnl.memoryDescriptor(key.input, DNNL.any, dataType: key.bf16 ? DNNL.bf16 : DNNL.f32),
+              let wAny = dnnl.memoryDescriptor(key.weights, DNNL.any, dataType: key.bf16 ? DNNL.bf16 : DNNL.f32),
+              let dstAny = md(key.output, DNNL.any) else { return nil }
         let biasMD = key.hasBias ? md([key.weights[0]], 2 /* dnnl_a */) : nil
         if key.hasBias && biasMD == nil { return nil }
 
@@ -193,6 +225,9 @@ final class DNNLInferenceConvolution {
         guard initForward(opDesc, DNNL.forwardTraining, alg, srcAny, wAny, biasMD.map { UnsafeRawPointer($0) }, dstAny,
                           key.strides, key.dilations, key.padL, key.padR) == 0,
               dnnl.primitiveDescCreate(&pd, opDesc, attr, dnnl.engine, nil) == 0, let pd,
+              // bfloat16 only on bfloat16 instructions: oneDNN also offers reference and emulated
+              // kernels, slower than float32 (the destination stays float32 either way).
+              !key.bf16 || dnnl.implementation(of: pd).map({ $0.contains("avx512_core_bf16") || $0.contains("amx") }) == true,
               dnnl.primitiveCreate(&prim, pd) == 0, let prim, let pad = dnnl.scratchpad(of: pd),
               let src = dnnl.port(pd, DNNL.querySrc, arg: DNNL.argSrc, user: srcUser, isOutput: false),
               let w = dnnl.port(pd, DNNL.queryWeights, arg: DNNL.argWeights, user: wUser, isOutput: false),

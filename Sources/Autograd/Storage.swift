@@ -10,6 +10,8 @@ public final class TensorStorage {
     public let count: Int
     /// Set by `Tensor.freeze()`: the contents never change again, so derived layouts may be cached.
     public internal(set) var isFrozen = false
+    /// The arithmetic of inference convolutions with this storage as their weights (frozen only).
+    public internal(set) var inferencePrecision = InferencePrecision.float32
     /// Cached derived layouts of frozen contents (see `derivedLayout`), freed with the storage.
     var derived: [Data: UnsafeMutableRawPointer] = [:]
 

@@ -130,6 +130,8 @@ public final class FusedConvTranspose2D: Layer {
     /// For a 2×2 stride-2 up-convolution: the weights as a 1×1 convolution `[4 Cout, Cin, 1, 1]`
     /// (row `(2i + j) Cout + co` = `weight[:, co, i, j]`) and the bias repeated 4 times.
     private let pointwise: (weight: Tensor, bias: Tensor?)?
+    /// The frozen weights its convolutions run with (`weight`, and the 1×1 form's when it has one).
+    var weightsForInference: [Tensor] { [weight] + (pointwise.map { [$0.weight] } ?? []) }
 
     public init(_ layer: ConvTranspose2D) {
         inputChannels = layer.inputChannels; outputChannels = layer.outputChannels; kernelSize = layer.kernelSize

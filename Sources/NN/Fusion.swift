@@ -67,3 +67,25 @@ extension Sequential {
         return fused
     }
 }
+
+extension Layer {
+    /// Sets the arithmetic of every fused convolution in this (fused) model: their frozen
+    /// weights' `Tensor.inferencePrecision` (bfloat16 runs only where the CPU has bfloat16
+    /// instructions; see `InferencePrecision`). Layers that are not fused convolutions keep
+    /// float32. Returns the number of convolutions set.
+    @discardableResult
+    public func setInferencePrecision(_ precision: InferencePrecision) -> Int {
+        var count = 0
+        for (_, layer) in namedLayers() {
+            if let conv = layer as? FusedConv2D {
+                conv.weight.inferencePrecision = precision
+            } else if let conv = layer as? FusedConvTranspose2D {
+                conv.weightsForInference.forEach { $0.inferencePrecision = precision }
+            } else {
+                continue
+            }
+            count += 1
+        }
+        return count
+    }
+}

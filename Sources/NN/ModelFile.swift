@@ -42,11 +42,15 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// convolutions, DCGAN's) or `nearest` (nearest-neighbour ×2, then a 3×3 convolution: no
     /// checkerboard; Odena et al. 2016) (absent: transposed).
     public var upsample: String?
+    /// The arithmetic of the fused model's convolutions at inference: one of
+    /// `InferencePrecision`'s raw values, `float32` or `bfloat16` (absent: float32). Set after
+    /// training by `scripts/record_observation.py --precision`; training always runs in float32.
+    public var inferencePrecision: String?
 
     enum CodingKeys: String, CodingKey {
         case name, inChannels = "in_channels", classes, widths, smallImageStem = "small_image_stem",
              stemPool = "stem_pool", imageSize = "image_size", bottleneck, hidden, layers, activation, flow,
-             contextChannels = "context_channels", views, noiseless, upsample
+             contextChannels = "context_channels", views, noiseless, upsample, inferencePrecision = "inference_precision"
     }
 
     public init(name: ArchitectureName, inChannels: Int, classes: Int, widths: [Int]? = nil, smallImageStem: Bool? = nil,
@@ -71,6 +75,7 @@ public struct Architecture: Codable, Equatable, Sendable {
             throw invalid("in_channels \(inChannels) and classes \(classes) must be positive")
         }
         if let widths, widths.contains(where: { $0 <= 0 }) { throw invalid("widths \(widths) must be positive") }
+        _ = try precision()
         switch kind {
         case .resnet18Flow:
             guard let flow else { throw invalid("needs 'flow' (features, layers, hidden, transform)") }
@@ -132,6 +137,17 @@ public struct Architecture: Codable, Equatable, Sendable {
             let function = try ActivationName(decoding: activation ?? ActivationName.relu.rawValue).function
             return MLP.make(inputFeatures: inChannels, widths: (widths ?? []) + [classes], activation: function, seed: seed)
         }
+    }
+
+    /// `inference_precision` as an `InferencePrecision` (nil when absent); throws
+    /// `WeightsError.unknownChoice` naming any other text and listing the valid ones.
+    public func precision() throws -> InferencePrecision? {
+        guard let text = inferencePrecision else { return nil }
+        guard let value = InferencePrecision(rawValue: text) else {
+            throw WeightsError.unknownChoice(path: "", option: "inference_precision", value: text,
+                                             choices: InferencePrecision.allCases.map(\.rawValue))
+        }
+        return value
     }
 
     /// The JSON stored in the file.

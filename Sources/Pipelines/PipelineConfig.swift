@@ -1,3 +1,4 @@
+import Autograd
 import Explain
 import FITS
 import NN
@@ -96,6 +97,9 @@ public struct ModelConfig: Equatable, Sendable {
     public var weights: String?
     public var architecture: ArchitectureConfig?
     public var train: TrainConfig?
+    /// Inference: the arithmetic of the model's convolutions, replacing the model file's
+    /// `inference_precision` (nil: the file's, float32 when it records none).
+    public var inferencePrecision: InferencePrecision?
 }
 
 public struct ArchitectureConfig: Equatable, Sendable {
@@ -290,13 +294,15 @@ extension InputConfig: Decodable {
 }
 
 extension ModelConfig: Decodable {
-    enum Key: String, ConfigName { case weights, architecture, train }
+    enum Key: String, ConfigName { case weights, architecture, train, inference_precision }
 
     public init(from decoder: Decoder) throws {
         let c = try StrictKeyed<Key>(decoder, section: "model")
         weights = try c.optional(.weights)
         architecture = try c.optional(.architecture)
         train = try c.optional(.train)
+        inferencePrecision = try c.choice(.inference_precision,
+                                          Dictionary(uniqueKeysWithValues: InferencePrecision.allCases.map { ($0.rawValue, $0) }))
         if weights == nil && architecture == nil {
             throw c.invalid(.weights, "model needs 'weights' (a safetensors file) or an 'architecture' to train.")
         }

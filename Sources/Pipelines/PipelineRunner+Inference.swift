@@ -313,7 +313,13 @@ extension PipelineRunner {
                                   stages: config.stages.isEmpty ? nil : config.stages, input: input,
                                   classNames: config.input.classNames.isEmpty ? nil : config.input.classNames,
                                   matchObservation: config.input.matchObservation, headerValues: config.input.headerValues,
-                                  maskNeighbours: config.input.maskNeighbours)
+                                  maskNeighbours: config.input.maskNeighbours, precision: config.model.inferencePrecision)
+        if predictor.inferencePrecision != .float32 {
+            log("\(model.path): convolutions in \(predictor.inferencePrecision.rawValue) (model.inference_precision: float32 for exact float32)")
+        } else if predictor.requestedPrecision != .float32 {
+            log("\(model.path): convolutions in float32: \(predictor.requestedPrecision.rawValue) needs oneDNN and a CPU with "
+                + "\(predictor.requestedPrecision.rawValue) instructions")
+        }
         if config.input.fitSky { predictor.skyFitting = SkyFitting() }
         if config.input.fitProfiles { predictor.profileFitting = ProfileFitting() }
         return predictor

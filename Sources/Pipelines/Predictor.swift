@@ -33,6 +33,12 @@ public final class Predictor: @unchecked Sendable {
     /// Class names of a classifier or segmenter, in index order.
     public let classNames: [String]
 
+    /// The arithmetic the network's convolutions run in here: the pipeline's or the model
+    /// file's `inference_precision` where it runs on this machine (`InferencePrecision.runsHere`),
+    /// else float32.
+    public let inferencePrecision: InferencePrecision
+    /// The precision asked for (the pipeline's, the file's or float32), which this machine may not run.
+    public let requestedPrecision: InferencePrecision
     /// Header values that replace or complete each file's (the pipeline's `input.header_values`).
     public let headerValues: [String: Double]
     /// The observation-matching stages that run before the recipe's (empty when the
@@ -56,9 +62,14 @@ public final class Predictor: @unchecked Sendable {
     /// stage follows them (unless the model's own stages have one).
     public init(network: any Layer, architecture: Architecture, recipe: ModelRecipe?, path: String,
                 stages: [Stage]? = nil, input: FITSInput? = nil, classNames: [String]? = nil, raw: Bool = false,
-                matchObservation: Bool = true, headerValues: [String: Double] = [:], maskNeighbours: Bool = false) {
+                matchObservation: Bool = true, headerValues: [String: Double] = [:], maskNeighbours: Bool = false,
+                precision: InferencePrecision? = nil) {
         network.eval()
         self.network = withNoGrad { network.fusedForInference() }
+        let requested = precision ?? ((try? architecture.precision()) ?? nil) ?? .float32
+        inferencePrecision = requested.runsHere ? requested : .float32
+        if inferencePrecision != .float32 { self.network.setInferencePrecision(inferencePrecision) }
+        requestedPrecision = requested
         self.architecture = architecture
         self.recipe = recipe
         self.path = path

@@ -102,6 +102,70 @@ final class FusionTests: XCTestCase {
         }
     }
 
+    /// `t` with every element rounded to bfloat16 (nearest, ties to even), in float32.
+    func roundedToBFloat16(_ t: Tensor) -> Tensor {
+        Tensor(shape: t.shape, data: t.scalars.map { v in
+            let bits = v.bitPattern
+            return Float(bitPattern: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000)
+        })
+    }
+
+    /// A bfloat16 convolution is the float32 one on the input and weights rounded to bfloat16
+    /// (bias and sums in float32), and each image's output does not depend on its batch.
+    func testBFloat16ConvolutionRoundsInputAndWeightsOnly() throws {
+        try XCTSkipUnless(InferencePrecision.bfloat16.runsHere, "oneDNN has no bfloat16 instructions on this machine")
+        let conv = Conv2D(inputChannels: 16, outputChannels: 32, kernelSize: 3, padding: .same, seed: 20)
+        conv.bias?.assign(Tensor.randomUniform([32], lower: -0.5, upper: 0.5, seed: 21))
+        let x = Tensor.randomNormal([5, 16, 12, 12], seed: 22)
+        let fused = conv.fusedForInference()
+        let float32 = withNoGrad { fused(x) }
+        XCTAssertEqual(fused.setInferencePrecision(.bfloat16), 1)
+        let bfloat16 = withNoGrad { fused(x) }
+
+        let rounded = Conv2D(inputChannels: 16, outputChannels: 32, kernelSize: 3, padding: .same, seed: 20)
+        rounded.weight.assign(roundedToBFloat16(conv.weight))
+        rounded.bias?.assign(conv.bias!)
+        let roundedFused = rounded.fusedForInference(), roundedInput = roundedToBFloat16(x)
+        let reference = withNoGrad { roundedFused(roundedInput) }
+        assertMatches(bfloat16, reference, relative: 1e-5, scaleFloor: 1e-2, "bfloat16 = float32 on rounded operands")
+        let change = zip(bfloat16.scalars, float32.scalars).map { abs($0 - $1) }.max()!
+        let scale = float32.scalars.map(abs).max()!
+        XCTAssertGreaterThan(change, 1e-4 * scale, "the rounding shows (it ran in bfloat16)")
+        XCTAssertLessThan(change, 2e-2 * scale, "and stays at bfloat16's precision")
+        for i in [0, 3] {
+            let alone = withNoGrad { fused(x.sliced(axis: 0, i..<(i + 1))) }
+            XCTAssertEqual(alone.scalars, bfloat16.sliced(axis: 0, i..<(i + 1)).scalars, "image \(i) alone and in its batch of 5")
+        }
+        fused.setInferencePrecision(.float32)
+        XCTAssertEqual(withNoGrad { fused(x) }.scalars, float32.scalars, "float32 again")
+    }
+
+    /// A fused ResNet in bfloat16 (plain and channel-blocked stages): close to float32, batch
+    /// invariant; where bfloat16 cannot run (the im2col backend) it computes float32 exactly.
+    func testBFloat16ResNetIsCloseToFloat32AndFallsBackWhereItCannotRun() throws {
+        let model = ResNet.resnet18(inputChannels: 2, classCount: 6, widths: [24, 48, 32, 64], stemPool: false, seed: 23)
+        randomizeBatchNorms(model, seed: 400)
+        model.eval()
+        let x = Tensor.randomNormal([4, 2, 32, 32], seed: 24)
+        let saved = ConvolutionBackend.current
+        defer { ConvolutionBackend.current = saved }
+        ConvolutionBackend.current = .im2col
+        XCTAssertFalse(InferencePrecision.bfloat16.runsHere, "im2col has no bfloat16")
+        let fused = model.fusedForInference()
+        let exact = withNoGrad { fused(x) }
+        XCTAssertEqual(fused.setInferencePrecision(.bfloat16), 20, "every convolution of a ResNet-18")
+        XCTAssertEqual(withNoGrad { fused(x) }.scalars, exact.scalars, "im2col: float32 whatever the weights ask")
+        ConvolutionBackend.current = saved
+        try XCTSkipUnless(InferencePrecision.bfloat16.runsHere, "oneDNN has no bfloat16 instructions on this machine")
+        fused.setInferencePrecision(.float32)
+        let float32 = withNoGrad { fused(x) }
+        fused.setInferencePrecision(.bfloat16)
+        let bfloat16 = withNoGrad { fused(x) }
+        assertMatches(bfloat16, float32, relative: 5e-2, scaleFloor: 0.5, "bfloat16 ResNet near float32")
+        XCTAssertNotEqual(bfloat16.scalars, float32.scalars, "it ran in bfloat16")
+        XCTAssertEqual(withNoGrad { fused(x.sliced(axis: 0, 2..<3)) }.scalars, bfloat16.sliced(axis: 0, 2..<3).scalars, "batch invariant")
+    }
+
     /// The fused model copies its convolution weights: training the original afterwards (or
     /// loading other weights into it) leaves the fused outputs unchanged.
     func testFusedModelIsASnapshot() throws {

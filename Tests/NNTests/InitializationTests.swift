@@ -71,6 +71,10 @@ final class ArchitectureOptionTests: XCTestCase {
              .unknownChoice(path: "", option: "activation", value: "Relu", choices: activations)),
             ("architecture", { try ArchitectureName(decoding: "resnet50") },
              .unknownChoice(path: "", option: "architecture", value: "resnet50", choices: architectures)),
+            ("inference precision",
+             { var a = Architecture(name: .resnet18, inChannels: 1, classes: 3, widths: [8, 8, 8, 8]); a.inferencePrecision = "half"
+               return try a.makeModel() },
+             .unknownChoice(path: "", option: "inference_precision", value: "half", choices: ["float32", "bfloat16"])),
         ]
         for (name, body, expected) in cases {
             XCTAssertThrowsError(try body(), name) { error in

@@ -32,6 +32,9 @@ final class PipelineConfigTests: XCTestCase {
                                        .scaleByNoise(.header(keyword: "SKYSIG", bandKeywords: [])),
                                        .asinh(AsinhScaling(softening: 1))])
         XCTAssertEqual(config.model.weights, "../samples/models/morphology.safetensors")
+        XCTAssertNil(config.model.inferencePrecision, "the model file's precision unless the pipeline names one")
+        XCTAssertEqual(try PipelineLoader.parse(valid, file: "p.yaml", overrides: ["model.inference_precision=bfloat16"])
+                        .model.inferencePrecision, .bfloat16)
         XCTAssertEqual(config.run.batchSize, 32)
         XCTAssertEqual(config.outputs.csv, "predictions.csv")
         XCTAssertNil(config.tiling)
@@ -83,6 +86,9 @@ final class PipelineConfigTests: XCTestCase {
             ("  csv: predictions.csv", "  csv: [a, b]", "outputs.csv: expected a single value, found a list.", 14),
             ("  - fill_blanks: {fill: zero}", "  - fill_blanks: {fill: zero", "not valid YAML", 8),
             ("  - asinh: {softening: 1.0}", "  - asinh: {softening: 0}", "asinh: softening must be a positive number", 10),
+            ("  weights: ../samples/models/morphology.safetensors",
+             "  weights: ../samples/models/morphology.safetensors\n  inference_precision: float16",
+             "'float16' is not a valid inference_precision in model. Did you mean 'bfloat16'? Choose one of: bfloat16, float32.", 13),
         ]
         for c in cases {
             let text = valid.replacingOccurrences(of: c.from, with: c.to)
