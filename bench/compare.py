@@ -14,6 +14,10 @@ measures in PyTorch, each model and variant in its own subprocess (so peak RSS i
 - dcgan and dcgan_resize (PyTorch's DCGAN example for one band, not in reference_models.py; the
   second with resize-convolutions, nn.Upsample(2) + 3x3 convolution, in the generator): one
   adversarial step at batch 64 with the non-saturating loss, inference the generator from noise;
+- infer_bf16_img_per_s (cnn, resnet18, unet, where the CPU has bfloat16 instructions): the
+  same inference in bfloat16, PyTorch's network converted whole (`.to(torch.bfloat16)`,
+  channels-last) against Astrolabe's `inference_precision: bfloat16` (the convolutions' inputs
+  and weights rounded, everything else float32);
 - peak_rss_mb: ru_maxrss of the subprocess right after the training steps;
 in up to three PyTorch variants (`--variants`):
 - eager: the module as it is;
@@ -38,6 +42,7 @@ every figure and the ratios is printed, or one JSON object with `--json`.
                              [--reference ../shared/spec/reference_models.py] [--baseline BINARY]
 """
 import argparse
+import copy
 import functools
 import importlib.util
 import json
@@ -56,6 +61,8 @@ DEFAULT_BINARY = os.path.normpath(os.path.join(HERE, "..", ".build", "release", 
 MODELS = ["cnn", "resnet18", "unet", "lstm", "gru", "pix2pix", "dcgan", "dcgan_resize"]
 VARIANTS = ["eager", "frozen", "compiled"]
 THREADS = 2
+# Convolutional networks measured again with bfloat16 inference where the CPU has bfloat16 instructions.
+BF16_MODELS = ["cnn", "resnet18", "unet"]
 
 
 def load_reference(path):
@@ -244,6 +251,14 @@ def torch_model(reference, name, quick, variant):
 
     model.eval()
     result.update(measure_inference(model, torch.randn(infer_batch, *shape), variant, warmup, steps))
+    if name in BF16_MODELS and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        # The same network in bfloat16 throughout (weights and activations), channels-last as
+        # PyTorch's oneDNN convolutions prefer; Astrolabe's row rounds the convolutions' inputs
+        # and weights only (its `inference_precision: bfloat16`).
+        fast = copy.deepcopy(model).to(torch.bfloat16).to(memory_format=torch.channels_last)
+        x = torch.randn(infer_batch, *shape).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        bf16 = measure_inference(fast, x, variant, warmup, steps)
+        result.update(infer_bf16_img_per_s=bf16["infer_img_per_s"], infer_bf16_max_img_per_s=bf16["infer_max_img_per_s"])
     return result
 
 
@@ -397,7 +412,7 @@ def machine():
 
 # (metric, unit, higher is better, the key of the best run's figure)
 METRICS = [("train_step_ms", "ms", False, "train_step_min_ms"), ("infer_img_per_s", "img/s", True, "infer_max_img_per_s"),
-           ("peak_rss_mb", "MB", False, None)]
+           ("infer_bf16_img_per_s", "img/s", True, "infer_bf16_max_img_per_s"), ("peak_rss_mb", "MB", False, None)]
 
 
 def main():
@@ -438,7 +453,7 @@ def main():
         base = baseline_run(["--model", m], args)
         for metric, unit, higher, fastest in METRICS:
             best = best_variant(theirs, metric, higher)
-            if best is None:
+            if best is None or metric not in ours:
                 continue
             variant, t, result = best
             a = ours[metric]

@@ -87,6 +87,14 @@ public final class FusedConv2D: Layer {
         return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, relu: relu)
     }
 
+    /// Blocked in, blocked out: `relu?(conv(input) + bias + residual)` (a ResNet block's
+    /// second convolution and its shortcut); `residual` has the output's shape.
+    public func forward(blocked input: BlockedFeatureMap, adding residual: BlockedFeatureMap) -> BlockedFeatureMap? {
+        guard input.shape[1] == inputChannels else { return nil }
+        return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
+                            adding: residual, relu: relu)
+    }
+
     /// NCHW in, blocked out (the first layer of a blocked chain).
     public func blocked(_ input: Tensor) -> BlockedFeatureMap? {
         guard input.rank == 4, input.shape[1] == inputChannels else { return nil }

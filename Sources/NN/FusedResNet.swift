@@ -30,6 +30,19 @@ public final class FusedBasicBlock: Layer {
         return conv2.forward(conv1(input), adding: shortcut)
     }
 
+    /// Blocked in, blocked out; nil when the blocked path cannot run.
+    public func forward(blocked input: BlockedFeatureMap) -> BlockedFeatureMap? {
+        var shortcut = input
+        if let downsample {
+            guard let projection = downsample.layers.first as? FusedConv2D,
+                  downsample.layers.dropFirst().allSatisfy({ $0 is Identity }),
+                  let s = projection.forward(blocked: input) else { return nil }
+            shortcut = s
+        }
+        guard let h = conv1.forward(blocked: input) else { return nil }
+        return conv2.forward(blocked: h, adding: shortcut)
+    }
+
     public var children: [(key: String, layer: any Layer)] {
         [("conv1", conv1), ("conv2", conv2)] + (downsample.map { [("downsample", $0 as any Layer)] } ?? [])
     }
@@ -66,10 +79,14 @@ public final class FusedResNet: Layer, FeatureClassifier {
         set { precondition(!newValue, "\(layerDescription) is inference-only; train the model it was fused from") }
     }
 
+    /// Whether every stage's width blocks (a multiple of 16): the channel-blocked pass may run.
+    public var blockable: Bool { configuration.widths.allSatisfy(BlockedFeatureMap.supports(channels:)) }
+
     /// The pooled features `[N, widths[3]]` before `fc` (as `ResNet.features`).
     public func features(_ input: Tensor) -> Tensor {
         precondition(input.rank == 4 && input.shape[1] == configuration.inputChannels,
                      "FusedResNet: input \(input.shape) must be [N, \(configuration.inputChannels), H, W]")
+        if blockable, !GradMode.isEnabled, BlockedFeatureMap.isAvailable, let pooled = blockedFeatures(input) { return pooled }
         var x = conv1(input)
         if let maxpool { x = maxpool(x) }
         x = layer4(layer3(layer2(layer1(x))))
@@ -77,6 +94,20 @@ public final class FusedResNet: Layer, FeatureClassifier {
     }
 
     public func forward(_ input: Tensor) -> Tensor { fc(features(input)) }
+
+    /// The features on channel-blocked maps (nChw16c) from the stem to the pooling: no
+    /// reorders between layers; nil when oneDNN declines a layer.
+    private func blockedFeatures(_ input: Tensor) -> Tensor? {
+        guard var x = conv1.blocked(input) else { return nil }
+        if let maxpool { x = x.maxPool2d(kernelSize: maxpool.kernelSize, stride: maxpool.stride, padding: maxpool.padding) }
+        for stage in [layer1, layer2, layer3, layer4] {
+            for layer in stage.layers {
+                guard let block = layer as? FusedBasicBlock, let y = block.forward(blocked: x) else { return nil }
+                x = y
+            }
+        }
+        return x.globalAvgPool2d()
+    }
 
     public var children: [(key: String, layer: any Layer)] {
         var c: [(key: String, layer: any Layer)] = [("conv1", conv1)]

@@ -144,6 +144,18 @@ extension Bench {
                 if rep >= warmup { inferTimes.append(Double(t1 - t0) * 1e-9) }
             }
         }
+        // The convolutions again in bfloat16, where this CPU runs them (InferencePrecision).
+        var bfloat16Times: [Double] = []
+        if InferencePrecision.bfloat16.runsHere, !(fused is PosteriorRegressor), fused.setInferencePrecision(.bfloat16) > 0 {
+            withNoGrad {
+                for rep in 0..<(warmup + steps) {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    _ = fused(input)
+                    let t1 = DispatchTime.now().uptimeNanoseconds
+                    if rep >= warmup { bfloat16Times.append(Double(t1 - t0) * 1e-9) }
+                }
+            }
+        }
         var row: [String: Any] = [
             "model": model.rawValue,
             "train_step_ms": rounded(PixelStatistics.median(trainTimes) * 1e3, 1),
@@ -153,6 +165,10 @@ extension Bench {
             "peak_rss_mb": Int(peakMB.rounded()),
             "steps": steps, "threads": Threading.workerCount]
         if model == .posterior { row["draws_per_image"] = BenchModel.posteriorDraws }
+        if !bfloat16Times.isEmpty {
+            row["infer_bf16_img_per_s"] = rounded(Double(ib) / PixelStatistics.median(bfloat16Times), 1)
+            row["infer_bf16_max_img_per_s"] = rounded(Double(ib) / bfloat16Times.min()!, 1)
+        }
         print(benchJSON(row))
     }
 
