@@ -8,7 +8,9 @@
 // pooling, channel concatenation, global average pooling) directly on it.
 import Foundation
 
-/// An inference-only feature map `[N, C, H, W]` (`C` a multiple of 16) stored as nChw16c.
+/// An inference-only feature map `[N, C, H, W]` stored as nChw16c: `C` rounded up to whole
+/// blocks of 16 channels, the lanes past `C` zero (oneDNN's padded layout, which its
+/// convolutions read and write as such).
 /// Not a `Tensor`: nothing records gradients through it, and no NCHW kernel can misread it.
 public final class BlockedFeatureMap {
     /// Channels per block.
@@ -22,30 +24,45 @@ public final class BlockedFeatureMap {
         ConvolutionBackend.current == .oneDNN && DNNL.shared?.postOps != nil
     }
 
-    /// Whether a feature map with `channels` channels can be blocked.
+    /// Whether `channels` fill whole blocks (no padding lanes): what the layers that move
+    /// whole blocks (concatenation, pixel shuffles) need.
     public static func supports(channels: Int) -> Bool { channels > 0 && channels % block == 0 }
 
-    /// A map over `storage` (holding `shape` in nChw16c).
+    /// Channels stored per image: `channels` rounded up to whole blocks.
+    static func storedChannels(_ channels: Int) -> Int { (channels + block - 1) / block * block }
+
+    /// Elements stored for `shape` (the padding lanes included).
+    static func storedCount(_ shape: [Int]) -> Int { shape[0] * storedChannels(shape[1]) * shape[2] * shape[3] }
+
+    /// A map over `storage` (holding `shape` in nChw16c, padding lanes zero).
     init(shape: [Int], storage: TensorStorage) {
-        precondition(shape.count == 4 && BlockedFeatureMap.supports(channels: shape[1]) && storage.count == shape.reduce(1, *),
-                     "BlockedFeatureMap: shape \(shape) must be [N, C, H, W] with C a multiple of \(BlockedFeatureMap.block)")
+        precondition(shape.count == 4 && shape[1] > 0 && storage.count == BlockedFeatureMap.storedCount(shape),
+                     "BlockedFeatureMap: shape \(shape) must be [N, C, H, W] over \(BlockedFeatureMap.block)-channel blocks")
         self.shape = shape
         self.storage = storage
     }
 
     convenience init(uninitializedShape shape: [Int]) {
-        self.init(shape: shape, storage: TensorStorage(uninitializedCount: shape.reduce(1, *)))
+        self.init(shape: shape, storage: TensorStorage(uninitializedCount: BlockedFeatureMap.storedCount(shape)))
     }
 
-    /// The blocked copy of an NCHW tensor whose channels are a multiple of 16.
+    /// Blocks per image.
+    var blocks: Int { (shape[1] + BlockedFeatureMap.block - 1) / BlockedFeatureMap.block }
+
+    /// The blocked copy of an NCHW tensor `[N, C, H, W]`.
     public convenience init(_ tensor: Tensor) {
         self.init(uninitializedShape: tensor.shape)
-        let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3])
+        let (n, c, hw, blocks) = (shape[0], shape[1], shape[2] * shape[3], self.blocks)
         let x = tensor.storage.pointer, y = storage.pointer
-        Threading.parallelChunks(n * c / 16, costPerItem: 16 * hw) { _, range in
+        Threading.parallelChunks(n * blocks, costPerItem: 16 * hw) { _, range in
             for nb in range {   // (image, channel block)
-                let src = x + nb * 16 * hw, dst = y + nb * 16 * hw
-                for p in 0..<hw { for lane in 0..<16 { dst[p * 16 + lane] = src[lane * hw + p] } }
+                let (image, first) = (nb / blocks, 16 * (nb % blocks))
+                let lanes = Swift.min(16, c - first)
+                let src = x + (image * c + first) * hw, dst = y + nb * 16 * hw
+                for p in 0..<hw {
+                    for lane in 0..<lanes { dst[p * 16 + lane] = src[lane * hw + p] }
+                    for lane in lanes..<16 { dst[p * 16 + lane] = 0 }
+                }
             }
         }
     }
@@ -53,12 +70,13 @@ public final class BlockedFeatureMap {
     /// The NCHW tensor with the same values.
     public func plain() -> Tensor {
         let out = Tensor(uninitializedShape: shape)
-        let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3])
+        let (n, c, hw, blocks) = (shape[0], shape[1], shape[2] * shape[3], self.blocks)
         let x = storage.pointer, y = out.storage.pointer
-        Threading.parallelChunks(n * c / 16, costPerItem: 16 * hw) { _, range in
+        Threading.parallelChunks(n * blocks, costPerItem: 16 * hw) { _, range in
             for nb in range {
-                let src = x + nb * 16 * hw, dst = y + nb * 16 * hw
-                for lane in 0..<16 { for p in 0..<hw { dst[lane * hw + p] = src[p * 16 + lane] } }
+                let (image, first) = (nb / blocks, 16 * (nb % blocks))
+                let src = x + nb * 16 * hw, dst = y + (image * c + first) * hw
+                for lane in 0..<Swift.min(16, c - first) { for p in 0..<hw { dst[lane * hw + p] = src[p * 16 + lane] } }
             }
         }
         return out
@@ -106,8 +124,8 @@ public final class BlockedFeatureMap {
                              kernel: Size2(weight.shape[2], weight.shape[3]), stride: stride, padding: padding,
                              dilation: dilation, op: "conv2d")
         let outputShape = [inputShape[0], weight.shape[0], g.outH, g.outW]
-        guard plainOutput || supports(channels: outputShape[1]), residual.map({ $0.shape == outputShape }) ?? true else { return nil }
-        let out = TensorStorage(uninitializedCount: outputShape.reduce(1, *))
+        guard residual.map({ $0.shape == outputShape }) ?? true else { return nil }
+        let out = TensorStorage(uninitializedCount: plainOutput ? outputShape.reduce(1, *) : storedCount(outputShape))
         let done = withExtendedLifetime(residual) {
             Tensor.inferenceConvolution(transposed: false, input: input, inputShape: inputShape, inputBlocked: inputBlocked,
                                         weight: weight, bias: bias, output: out.pointer, outputShape: outputShape,
@@ -179,7 +197,7 @@ public final class BlockedFeatureMap {
         let ow = Tensor.pooledSize(w, kernelSize.width, s.width, padding.width, op: "maxPool2d")
         let out = BlockedFeatureMap(uninitializedShape: [shape[0], shape[1], oh, ow])
         let x = storage.pointer, y = out.storage.pointer
-        let planes = shape[0] * shape[1] / 16
+        let planes = shape[0] * blocks
         Threading.parallelChunks(planes, costPerItem: 16 * oh * ow * kernelSize.height * kernelSize.width) { _, range in
             for plane in range {
                 let src = UnsafeRawPointer(x + plane * 16 * h * w), dst = UnsafeMutableRawPointer(y + plane * 16 * oh * ow)
@@ -202,11 +220,13 @@ public final class BlockedFeatureMap {
         return out
     }
 
-    /// Concatenation along channels (`[self, other]`): with whole channel blocks this is, per
-    /// image, one copy of each map's image after the other.
+    /// Concatenation along channels (`[self, other]`): with whole channel blocks in `self` this
+    /// is, per image, one copy of each map's image after the other.
     public func concatenated(with other: BlockedFeatureMap) -> BlockedFeatureMap {
         precondition(other.shape[0] == shape[0] && other.shape[2] == shape[2] && other.shape[3] == shape[3],
                      "concatenated: shapes \(shape) and \(other.shape) differ outside the channel axis")
+        precondition(BlockedFeatureMap.supports(channels: shape[1]),
+                     "concatenated: the first map's \(shape[1]) channels must fill whole blocks of \(BlockedFeatureMap.block)")
         let out = BlockedFeatureMap(uninitializedShape: [shape[0], shape[1] + other.shape[1], shape[2], shape[3]])
         let a = count / shape[0], b = other.count / shape[0]
         let x = storage.pointer, z = other.storage.pointer, y = out.storage.pointer
@@ -221,19 +241,20 @@ public final class BlockedFeatureMap {
 
     /// Mean over H and W: `[N, C]` (NCHW-independent, so a plain tensor).
     public func globalAvgPool2d() -> Tensor {
-        let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3])
+        let (n, c, hw, blocks) = (shape[0], shape[1], shape[2] * shape[3], self.blocks)
         let out = Tensor(uninitializedShape: [n, c])
         let x = UnsafeRawPointer(storage.pointer), y = out.storage.pointer
         let scale = 1 / Float(hw)
-        for nb in 0..<(n * c / 16) {
+        for nb in 0..<(n * blocks) {
             var sum = SIMD16<Float>()
             for p in 0..<hw { sum += x.loadUnaligned(fromByteOffset: 64 * (nb * hw + p), as: SIMD16<Float>.self) }
             let v = sum * scale
-            for lane in 0..<16 { y[nb * 16 + lane] = v[lane] }
+            let (image, first) = (nb / blocks, 16 * (nb % blocks))
+            for lane in 0..<Swift.min(16, c - first) { y[image * c + first + lane] = v[lane] }
         }
         return out
     }
 
-    /// Elements (`N * C * H * W`).
+    /// Elements stored (`N * C' * H * W`, `C'` the channels rounded up to whole blocks).
     public var count: Int { storage.count }
 }

@@ -156,7 +156,9 @@ extension Tensor {
             guard let conv = dnnl.inferenceConvolution(key) else { return false }
             convs.append(conv)
         }
-        let inStride = inputShape.dropFirst().reduce(1, *), outStride = filters * plane
+        // Per image: a blocked map stores its channels rounded up to whole blocks (zero lanes).
+        let inStride = (inputBlocked ? BlockedFeatureMap.storedChannels(inputShape[1]) : inputShape[1]) * inputShape[2] * inputShape[3]
+        let outStride = (outputBlocked ? BlockedFeatureMap.storedChannels(filters) : filters) * plane
         let b = bias?.storage.pointer
         func run(_ k: Int) {
             let (image, channel) = (parts[k].images.lowerBound, parts[k].channels.lowerBound)
@@ -186,7 +188,7 @@ final class DNNLInferenceConvolution {
     let scratchpad: DNNL.Scratchpad?
     /// The blocked weight layout's descriptor bytes: the key of frozen weights' packed copy.
     let weightLayoutKey: Data?
-    /// Elements in this chunk's output.
+    /// Floats in this chunk's output as we hold it (with the zero lanes of a padded blocked layout).
     let outputCount: Int
     private unowned let dnnl: DNNL
     private let worker: Int
@@ -195,7 +197,6 @@ final class DNNLInferenceConvolution {
         guard let post = dnnl.postOps else { return nil }
         self.dnnl = dnnl
         worker = key.worker
-        outputCount = Int(key.output.reduce(1, *))
         let md = { (dims: [Int64], tag: Int32) in dnnl.memoryDescriptor(dims, tag) }
         let weightTag = key.transposed ? DNNL.iohw : DNNL.oihw
         guard let srcUser = md(key.input, key.sourceTag), let wUser = md(key.weights, weightTag),
@@ -233,6 +234,7 @@ final class DNNLInferenceConvolution {
               let w = dnnl.port(pd, DNNL.queryWeights, arg: DNNL.argWeights, user: wUser, isOutput: false),
               let dst = dnnl.port(pd, DNNL.queryDst, arg: DNNL.argDst, user: dstUser, isOutput: true) else { return nil }
         primitive = prim; scratchpad = pad; source = src; weights = w; destination = dst
+        outputCount = dnnl.memoryDescGetSize(dstUser) / MemoryLayout<Float>.size   // a padded blocked layout's lanes too
         weightLayoutKey = w.blockedDescriptor.map { Data(bytes: $0, count: DNNL.memoryDescriptorSize) }
         if let biasMD {
             var m: Handle?

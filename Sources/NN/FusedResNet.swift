@@ -79,14 +79,11 @@ public final class FusedResNet: Layer, FeatureClassifier {
         set { precondition(!newValue, "\(layerDescription) is inference-only; train the model it was fused from") }
     }
 
-    /// Whether every stage's width blocks (a multiple of 16): the channel-blocked pass may run.
-    public var blockable: Bool { configuration.widths.allSatisfy(BlockedFeatureMap.supports(channels:)) }
-
     /// The pooled features `[N, widths[3]]` before `fc` (as `ResNet.features`).
     public func features(_ input: Tensor) -> Tensor {
         precondition(input.rank == 4 && input.shape[1] == configuration.inputChannels,
                      "FusedResNet: input \(input.shape) must be [N, \(configuration.inputChannels), H, W]")
-        if blockable, !GradMode.isEnabled, BlockedFeatureMap.isAvailable, let pooled = blockedFeatures(input) { return pooled }
+        if !GradMode.isEnabled, BlockedFeatureMap.isAvailable, let pooled = blockedFeatures(input) { return pooled }
         var x = conv1(input)
         if let maxpool { x = maxpool(x) }
         x = layer4(layer3(layer2(layer1(x))))
@@ -95,8 +92,9 @@ public final class FusedResNet: Layer, FeatureClassifier {
 
     public func forward(_ input: Tensor) -> Tensor { fc(features(input)) }
 
-    /// The features on channel-blocked maps (nChw16c) from the stem to the pooling: no
-    /// reorders between layers; nil when oneDNN declines a layer.
+    /// The features on channel-blocked maps (nChw16c; widths that are not multiples of 16 in
+    /// oneDNN's zero-padded blocks) from the stem to the pooling: no reorders between layers;
+    /// nil when oneDNN declines a layer.
     private func blockedFeatures(_ input: Tensor) -> Tensor? {
         guard var x = conv1.blocked(input) else { return nil }
         if let maxpool { x = x.maxPool2d(kernelSize: maxpool.kernelSize, stride: maxpool.stride, padding: maxpool.padding) }

@@ -1,5 +1,5 @@
 // Channel-blocked inference (nChw16c): each operation against its NCHW tensor counterpart.
-import Autograd
+@testable import Autograd
 import TestSupport
 import XCTest
 
@@ -82,12 +82,71 @@ final class BlockedFeatureMapTests: XCTestCase {
     func testDeclinesShapesItCannotBlock() { forEachConvolutionBackend { backend in
         guard backend == .oneDNN else { return }
         let b = BlockedFeatureMap(Tensor.randomNormal([2, 16, 6, 6], seed: 15))
-        // Weights for 8 input channels on a 16-channel map; 3 output channels cannot stay blocked.
+        // Weights for 8 input channels on a 16-channel map.
         XCTAssertNil(b.conv2d(weight: Tensor.randomNormal([16, 8, 3, 3], seed: 16), padding: 1))
-        XCTAssertNil(b.conv2d(weight: Tensor.randomNormal([3, 16, 3, 3], seed: 17), padding: 1))
-        XCTAssertNotNil(b.conv2dToPlain(weight: Tensor.randomNormal([3, 16, 3, 3], seed: 17), padding: 1))
         // A bias of the wrong length, and a residual of the wrong shape.
         XCTAssertNil(b.conv2d(weight: Tensor.randomNormal([16, 16, 3, 3], seed: 18), bias: Tensor([1, 2]), padding: 1))
         XCTAssertNil(b.conv2d(weight: Tensor.randomNormal([16, 16, 3, 3], seed: 18), padding: 0, adding: b))
+    } }
+
+    /// The lanes past `C` in the last block of every pixel (all zero in a valid map).
+    func paddingLanes(_ map: BlockedFeatureMap) -> [Float] {
+        let (c, hw) = (map.shape[1], map.shape[2] * map.shape[3])
+        let blocks = BlockedFeatureMap.storedChannels(c) / 16
+        guard c % 16 != 0 else { return [] }
+        return (0..<(map.count / 16)).filter { ($0 / hw) % blocks == blocks - 1 }.flatMap { v in
+            (c % 16..<16).map { map.storage.pointer[16 * v + $0] }
+        }
+    }
+
+    /// Channel counts that are not multiples of 16 run in oneDNN's zero-padded blocks: every
+    /// operation matches its tensor counterpart and the padding lanes stay zero.
+    func testChannelsThatDoNotFillABlockArePadded() { forEachConvolutionBackend { backend in
+        let x24 = Tensor.randomNormal([3, 24, 5, 7], seed: 20)
+        let m24 = BlockedFeatureMap(x24)
+        XCTAssertEqual(m24.count, 3 * 32 * 5 * 7, "24 channels stored as two blocks")
+        XCTAssertEqual(m24.plain().scalars, x24.scalars)
+        XCTAssertEqual(Set(paddingLanes(m24)), [0], "padding lanes zero")
+        let x3 = Tensor.randomNormal([2, 3, 4, 4], seed: 21)
+        XCTAssertEqual(BlockedFeatureMap(x3).plain().scalars, x3.scalars, "3 channels in one block")
+        assertClose(m24.globalAvgPool2d(), x24.globalAvgPool2d(), "global average pool over a padded map")
+        XCTAssertEqual(m24.maxPool2d(kernelSize: 3, stride: 2, padding: 1).plain().scalars,
+                       withNoGrad { x24.maxPool2d(kernelSize: 3, stride: 2, padding: 1) }.scalars, "max pool")
+        guard backend == .oneDNN else { return }
+        // ResNet-like chains: 2 → c (stem), c → c with the residual, c → d at stride 2, d → 3.
+        // Few channels (8) make oneDNN read plain sources and reorder them from the blocks.
+        for (c, d) in [(24, 40), (8, 16)] {
+            let x = Tensor.randomNormal([3, 2, 16, 16], seed: 22)
+            let w1 = Tensor.randomNormal([c, 2, 3, 3], seed: 23), b1 = Tensor.randomNormal([c], seed: 24)
+            let w2 = Tensor.randomNormal([c, c, 3, 3], seed: 25), b2 = Tensor.randomNormal([c], seed: 26)
+            let w3 = Tensor.randomNormal([d, c, 3, 3], seed: 27), w4 = Tensor.randomNormal([3, d, 1, 1], seed: 28)
+            let expected = withNoGrad { () -> (Tensor, Tensor) in
+                let a = x.conv2d(weight: w1, bias: b1, padding: 1).relu()
+                let e = (a.conv2d(weight: w2, bias: b2, padding: 1) + a).relu()
+                let f = e.conv2d(weight: w3, stride: 2, padding: 1).relu()
+                return (f, f.conv2d(weight: w4))
+            }
+            let actual = withNoGrad { () -> (BlockedFeatureMap, Tensor)? in
+                guard let a = BlockedFeatureMap.conv2d(x, weight: w1, bias: b1, padding: 1, relu: true),
+                      let e = a.conv2d(weight: w2, bias: b2, padding: 1, adding: a, relu: true),
+                      let f = e.conv2d(weight: w3, stride: 2, padding: 1, relu: true),
+                      let g = f.conv2dToPlain(weight: w4) else { return nil }
+                XCTAssertEqual(Set(paddingLanes(a) + paddingLanes(e) + paddingLanes(f)), c % 16 == 0 && d % 16 == 0 ? [] : [0],
+                               "\(c) channels: convolutions leave the padding zero")
+                return (f, g)
+            }
+            guard let actual else { return XCTFail("oneDNN declined the padded chain of \(c) channels") }
+            XCTAssertEqual(actual.0.shape, [3, d, 8, 8])
+            assertClose(actual.0.plain(), expected.0, relativeTolerance: 1e-4, absoluteTolerance: 1e-3, "\(c) channels: chain")
+            assertClose(actual.0.globalAvgPool2d(), expected.0.globalAvgPool2d(), relativeTolerance: 1e-4, absoluteTolerance: 1e-4,
+                        "\(c) channels: pooled")
+            assertClose(actual.1, expected.1, relativeTolerance: 1e-4, absoluteTolerance: 1e-3, "\(c) channels: to a plain output")
+        }
+        let x = Tensor.randomNormal([3, 2, 16, 16], seed: 22), w3 = Tensor.randomNormal([40, 24, 3, 3], seed: 27)
+        // A single image gives the rows it has in its batch (40 filters: per-image split).
+        let one = withNoGrad { BlockedFeatureMap.conv2d(x.sliced(axis: 0, 1..<2), weight: w3.sliced(axis: 1, 0..<2), padding: 1) }
+        XCTAssertEqual(one?.plain().scalars,
+                       withNoGrad { BlockedFeatureMap.conv2d(x, weight: w3.sliced(axis: 1, 0..<2), padding: 1) }?.plain()
+                        .sliced(axis: 0, 1..<2).scalars, "one image alone and in its batch")
     } }
 }
