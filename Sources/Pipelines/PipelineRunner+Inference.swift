@@ -261,7 +261,7 @@ extension PipelineRunner {
         if let explain = config.outputs.explain {
             summary.outputs += try writeExplanations(results.map(\.entry), config: explain)
         }
-        try appendRunRecord(to: runsLogURL, start: start, summary: summary)
+        try appendRunRecord(to: runsLogURL, start: start, summary: summary, precision: predictor.inferencePrecision)
         for journal in journals { try journal.finish() }
         log("\(config.name.isEmpty ? "run" : config.name): \(summary.line)")
         return InferenceRun(summary: summary, results: results, predictor: predictor, output: outputURL)
@@ -352,21 +352,23 @@ extension PipelineRunner {
     }
 
     /// One JSON line per finished run beside the output (`<output stem>.runs.jsonl`): when it
-    /// started, its counts, its errors file and the assumptions it made, so every run's
-    /// record stays after the next one.
-    func appendRunRecord(to url: URL, start: Date, summary: RunSummary) throws {
+    /// started, its counts, its errors file, the assumptions it made and the arithmetic its
+    /// convolutions ran in (`inference_precision`), so every run's record stays after the next one.
+    func appendRunRecord(to url: URL, start: Date, summary: RunSummary, precision: InferencePrecision) throws {
         struct Record: Encodable {
             var started: String, pipeline: String, done: Int, failed: Int, resumed: Int
             var errorsFile: String?
             var assumptions: [String: [String]]
+            var inferencePrecision: String
             enum CodingKeys: String, CodingKey {
                 case started, pipeline, done, failed, resumed, errorsFile = "errors_file", assumptions
+                case inferencePrecision = "inference_precision"
             }
         }
         let formatter = ISO8601DateFormatter()
         let record = Record(started: formatter.string(from: start), pipeline: pipelinePath, done: summary.done,
                             failed: summary.failed, resumed: summary.resumed, errorsFile: summary.errorsFile,
-                            assumptions: assumptions.byFile)
+                            assumptions: assumptions.byFile, inferencePrecision: precision.rawValue)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var line = try encoder.encode(record)

@@ -1,3 +1,4 @@
+import Autograd
 import FITS
 import Foundation
 import TestSupport
@@ -217,6 +218,15 @@ final class PipelineCommandTests: XCTestCase {
         XCTAssertEqual(Set(recorded), Set(second))
         XCTAssertEqual(recorded.first, first[0])
         XCTAssertEqual(runs.map { $0["failed"] as? Int }, [4, 4, 0])
+        XCTAssertEqual(runs.map { $0["inference_precision"] as? String }, ["float32", "float32", "float32"])
+        // A run asking for bfloat16 convolutions gets them where this machine runs them, and says which.
+        let bfloat16 = try tool(["run", "infer.yaml", "--input", "mixed", "--output", "mixed.csv",
+                                 "--set", "model.inference_precision=bfloat16"])
+        let native = InferencePrecision.bfloat16.runsHere
+        XCTAssert(bfloat16.stderr.contains(native ? "convolutions in bfloat16" : "convolutions in float32: bfloat16 needs oneDNN"),
+                  bfloat16.stderr)
+        let last = try read("mixed.runs.jsonl").split(separator: "\n").map { try jsonObject(String($0)) }.last
+        XCTAssertEqual(last?["inference_precision"] as? String, native ? "bfloat16" : "float32")
     }
 
     /// A crash inside the reader of one file (cfitsio's SIGFPE, say): the restart
