@@ -128,10 +128,11 @@ final class InspectCommandTests: XCTestCase {
                   posterior.stdout)
         XCTAssert(posterior.stdout.contains("\"context_channels\":1"), posterior.stdout)
         XCTAssert(posterior.stdout.contains("\"views\":4"), "the context averaged over the four rotations: \(posterior.stdout)")
-        XCTAssert(posterior.stdout.contains("neighbours    intervals of rows flagged 'neighbours' widened sersic_n x2.36/x3.39"),
+        XCTAssert(posterior.stdout.contains("\"inference_precision\":\"bfloat16\""), "convolutions in bfloat16: \(posterior.stdout)")
+        XCTAssert(posterior.stdout.contains("neighbours    intervals of rows flagged 'neighbours' widened sersic_n x2.44/x3.61"),
                   posterior.stdout)
-        XCTAssert(posterior.stdout.contains("sky           intervals of rows flagged 'sky' widened sersic_n x1.44/x1.63"), posterior.stdout)
-        XCTAssert(posterior.stdout.contains("none          intervals of rows without those flags scaled sersic_n x1.00/x1.00"), posterior.stdout)
+        XCTAssert(posterior.stdout.contains("sky           intervals of rows flagged 'sky' widened sersic_n x1.43/x1.56"), posterior.stdout)
+        XCTAssert(posterior.stdout.contains("none          intervals of rows without those flags scaled sersic_n x0.99/x0.99"), posterior.stdout)
         let bad = try runTool(["inspect", "Package.swift.safetensors"], in: repositoryRoot)
         XCTAssertEqual(bad.status, 1)
         XCTAssert(bad.stderr.hasPrefix("astrolabe: Package.swift.safetensors: "), bad.stderr)
