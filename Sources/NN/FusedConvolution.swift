@@ -81,15 +81,9 @@ public final class FusedConv2D: Layer {
 
     // MARK: - Channel-blocked maps (nil when the blocked path cannot run; callers fall back to tensors)
 
-    /// Blocked in, blocked out.
-    public func forward(blocked input: BlockedFeatureMap) -> BlockedFeatureMap? {
-        guard input.shape[1] == inputChannels else { return nil }
-        return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, relu: relu)
-    }
-
-    /// Blocked in, blocked out: `relu?(conv(input) + bias + residual)` (a ResNet block's
-    /// second convolution and its shortcut); `residual` has the output's shape.
-    public func forward(blocked input: BlockedFeatureMap, adding residual: BlockedFeatureMap) -> BlockedFeatureMap? {
+    /// Blocked in, blocked out: `relu?(conv(input) + bias + residual)`; a `residual` (a ResNet
+    /// block's shortcut into its second convolution) has the output's shape.
+    public func forward(blocked input: BlockedFeatureMap, adding residual: BlockedFeatureMap? = nil) -> BlockedFeatureMap? {
         guard input.shape[1] == inputChannels else { return nil }
         return input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
                             adding: residual, relu: relu)
