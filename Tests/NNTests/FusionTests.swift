@@ -164,6 +164,18 @@ final class FusionTests: XCTestCase {
         assertMatches(bfloat16, float32, relative: 5e-2, scaleFloor: 0.5, "bfloat16 ResNet near float32")
         XCTAssertNotEqual(bfloat16.scalars, float32.scalars, "it ran in bfloat16")
         XCTAssertEqual(withNoGrad { fused(x.sliced(axis: 0, 2..<3)) }.scalars, bfloat16.sliced(axis: 0, 2..<3).scalars, "batch invariant")
+
+        // A channel-blocked U-Net: its convolutions, up-convolutions (as 1×1 convolutions) included.
+        let unet = UNet(inputChannels: 1, classCount: 3, widths: [16, 32], bottleneckWidth: 64, seed: 25)
+        randomizeBatchNorms(unet, seed: 500)
+        unet.eval()
+        let image = Tensor.randomNormal([2, 1, 32, 32], seed: 26)
+        let fusedUNet = unet.fusedForInference()
+        let unetFloat32 = withNoGrad { fusedUNet(image) }
+        XCTAssertEqual(fusedUNet.setInferencePrecision(.bfloat16), 13, "11 convolutions and 2 up-convolutions")
+        let unetBFloat16 = withNoGrad { fusedUNet(image) }
+        assertMatches(unetBFloat16, unetFloat32, relative: 5e-2, scaleFloor: 0.5, "bfloat16 U-Net near float32")
+        XCTAssertNotEqual(unetBFloat16.scalars, unetFloat32.scalars, "the U-Net ran in bfloat16")
     }
 
     /// The fused model copies its convolution weights: training the original afterwards (or
