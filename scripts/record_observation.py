@@ -166,16 +166,12 @@ def record_views(views, model):
     if views not in (1, 4, 8):
         raise SystemExit(f"views must be 1, 4 or 8; got {views}")
 
-    def architecture(a):
+    def check(a):
         if a.get("name") not in ("resnet18_flow", "resnet18", "resnet34"):
             raise SystemExit(f"{model}: views belong to resnet18_flow, resnet18 or resnet34, not {a.get('name')}")
-        a["views"] = views
-
-    def update(recipe):
-        recipe.setdefault("provenance", {})["views"] = (
-            f"{views}, set after training by scripts/record_observation.py --views (the tensors are the trained ones)")
-    rewrite(model, update, architecture)
-    print(f"{model}: views {views}")
+    set_architecture_key(model, "views", views,
+                         f"{views}, set after training by scripts/record_observation.py --views (the tensors are the trained ones)",
+                         check)
 
 
 def record_precision(precision, model):
@@ -186,14 +182,22 @@ def record_precision(precision, model):
     if precision not in ("float32", "bfloat16"):
         raise SystemExit(f"precision must be float32 or bfloat16; got {precision}")
 
+    set_architecture_key(model, "inference_precision", precision,
+                         f"{precision}, set after training by scripts/record_observation.py --precision (training ran in float32)")
+
+
+def set_architecture_key(model, key, value, note, check=None):
+    """Sets `key` of the model file's architecture metadata to `value` (after `check(architecture)`,
+    which may refuse it) and records `note` as that key's provenance; the tensors are unchanged."""
     def architecture(a):
-        a["inference_precision"] = precision
+        if check:
+            check(a)
+        a[key] = value
 
     def update(recipe):
-        recipe.setdefault("provenance", {})["inference_precision"] = (
-            f"{precision}, set after training by scripts/record_observation.py --precision (training ran in float32)")
+        recipe.setdefault("provenance", {})[key] = note
     rewrite(model, update, architecture)
-    print(f"{model}: inference_precision {precision}")
+    print(f"{model}: {key} {value}")
 
 
 if __name__ == "__main__":
