@@ -85,8 +85,8 @@ public final class BlockedFeatureMap {
     // MARK: - Convolutions
 
     /// A convolution of this map for inference: `relu?(conv2d(self) + bias + residual)`, the
-    /// output blocked (or NCHW with `plainOutput`, for a last layer whose channels do not
-    /// block). nil when oneDNN declines (the caller falls back to the NCHW path).
+    /// output blocked (`conv2dToPlain` for NCHW). nil when oneDNN declines (the caller falls
+    /// back to the NCHW path).
     public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: Size2 = 1, padding: Padding = .valid,
                        dilation: Size2 = 1, adding residual: BlockedFeatureMap? = nil, relu: Bool = false) -> BlockedFeatureMap? {
         BlockedFeatureMap.convolve(input: storage.pointer, inputShape: shape, inputBlocked: true, weight: weight, bias: bias,
@@ -94,7 +94,7 @@ public final class BlockedFeatureMap {
             .map { BlockedFeatureMap(shape: $0.shape, storage: $0.storage) }
     }
 
-    /// As `conv2d`, with the output in NCHW (any channel count; no residual).
+    /// As `conv2d`, with the output in NCHW (no residual).
     public func conv2dToPlain(weight: Tensor, bias: Tensor? = nil, stride: Size2 = 1, padding: Padding = .valid,
                               dilation: Size2 = 1, relu: Bool = false) -> Tensor? {
         BlockedFeatureMap.convolve(input: storage.pointer, inputShape: shape, inputBlocked: true, weight: weight, bias: bias,
@@ -103,8 +103,8 @@ public final class BlockedFeatureMap {
             .map { Tensor(shape: $0.shape, storage: $0.storage) }
     }
 
-    /// The first convolution of a blocked chain: an NCHW input (any channel count) to a
-    /// blocked output (filters a multiple of 16).
+    /// The first convolution of a blocked chain: an NCHW input to a blocked output (any
+    /// channel counts).
     public static func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Size2 = 1,
                               padding: Padding = .valid, dilation: Size2 = 1, relu: Bool = false) -> BlockedFeatureMap? {
         withExtendedLifetime(input) {
