@@ -317,8 +317,9 @@ extension PipelineRunner {
         if predictor.inferencePrecision != .float32 {
             log("\(model.path): convolutions in \(predictor.inferencePrecision.rawValue) (model.inference_precision: float32 for exact float32)")
         } else if predictor.requestedPrecision != .float32 {
-            log("\(model.path): convolutions in float32: \(predictor.requestedPrecision.rawValue) needs oneDNN and a CPU with "
-                + "\(predictor.requestedPrecision.rawValue) instructions")
+            let asked = predictor.requestedPrecision.rawValue
+            log("\(model.path): convolutions in float32: " + (ProcessInfo.processInfo.environment["ASTROLABE_BFLOAT16"] == "off"
+                ? "ASTROLABE_BFLOAT16=off is set" : "\(asked) needs oneDNN and a CPU with \(asked) instructions"))
         }
         if config.input.fitSky { predictor.skyFitting = SkyFitting() }
         if config.input.fitProfiles { predictor.profileFitting = ProfileFitting() }

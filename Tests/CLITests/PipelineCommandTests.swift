@@ -223,7 +223,7 @@ final class PipelineCommandTests: XCTestCase {
         let bfloat16 = try tool(["run", "infer.yaml", "--input", "mixed", "--output", "mixed.csv",
                                  "--set", "model.inference_precision=bfloat16"])
         let native = InferencePrecision.bfloat16.runsHere
-        XCTAssert(bfloat16.stderr.contains(native ? "convolutions in bfloat16" : "convolutions in float32: bfloat16 needs oneDNN"),
+        XCTAssert(bfloat16.stderr.contains(native ? "convolutions in bfloat16" : "convolutions in float32: "),
                   bfloat16.stderr)
         let last = try read("mixed.runs.jsonl").split(separator: "\n").map { try jsonObject(String($0)) }.last
         XCTAssertEqual(last?["inference_precision"] as? String, native ? "bfloat16" : "float32")
