@@ -1,5 +1,6 @@
 // `astrolabe inspect`: the HDUs, headers and pixel statistics of FITS files.
 import ArgumentParser
+import Autograd
 import FITS
 import Foundation
 import NN
@@ -76,6 +77,12 @@ extension Inspect {
         var lines = ["Model file: \(path)", "tensors       \(file.tensors.count), \(parameters) values"]
         if let architecture = file.metadata[ModelFile.architectureKey] {
             lines.append("architecture  \(architecture)")
+            let decoded = try? JSONDecoder().decode(Architecture.self, from: Data(architecture.utf8))
+            if let precision = (try? decoded?.precision()) ?? nil, precision != .float32 {
+                lines.append("precision     convolutions in \(precision.rawValue) at inference"
+                             + (precision.runsHere ? " (on this machine)"
+                                : "; float32 on this machine (no \(precision.rawValue) instructions, or ASTROLABE_BFLOAT16=off)"))
+            }
         } else {
             lines.append("architecture  not recorded: a plain state dict (predict --raw with --arch)")
         }

@@ -129,6 +129,10 @@ final class InspectCommandTests: XCTestCase {
         XCTAssert(posterior.stdout.contains("\"context_channels\":1"), posterior.stdout)
         XCTAssert(posterior.stdout.contains("\"views\":4"), "the context averaged over the four rotations: \(posterior.stdout)")
         XCTAssert(posterior.stdout.contains("\"inference_precision\":\"bfloat16\""), "convolutions in bfloat16: \(posterior.stdout)")
+        XCTAssert(posterior.stdout.contains("precision     convolutions in bfloat16 at inference"), posterior.stdout)
+        let forced = try runTool(["inspect", "samples/models/posterior.safetensors"], in: repositoryRoot,
+                                 environment: ["ASTROLABE_BFLOAT16": "off"])
+        XCTAssert(forced.stdout.contains("float32 on this machine"), forced.stdout)
         XCTAssert(posterior.stdout.contains("neighbours    intervals of rows flagged 'neighbours' widened sersic_n x2.44/x3.61"),
                   posterior.stdout)
         XCTAssert(posterior.stdout.contains("sky           intervals of rows flagged 'sky' widened sersic_n x1.43/x1.56"), posterior.stdout)
