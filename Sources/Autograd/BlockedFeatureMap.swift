@@ -47,7 +47,7 @@ public final class BlockedFeatureMap {
     }
 
     /// Blocks per image.
-    var blocks: Int { (shape[1] + BlockedFeatureMap.block - 1) / BlockedFeatureMap.block }
+    var blocks: Int { BlockedFeatureMap.storedChannels(shape[1]) / BlockedFeatureMap.block }
 
     /// The blocked copy of an NCHW tensor `[N, C, H, W]`.
     public convenience init(_ tensor: Tensor) {

@@ -198,11 +198,8 @@ final class DNNL {
         return c
     }
 
-    /// Whether oneDNN runs a bfloat16 convolution on bfloat16 instructions here (tried once);
-    /// the environment variable `ASTROLABE_BFLOAT16=off` says no (float32 everywhere, as on a
-    /// CPU without them).
+    /// Whether oneDNN runs a bfloat16 convolution on bfloat16 instructions here (tried once).
     static let nativeBFloat16: Bool = {
-        if ProcessInfo.processInfo.environment["ASTROLABE_BFLOAT16"] == "off" { return false }
         guard let dnnl = shared, dnnl.postOps != nil else { return false }
         var key = ConvKey(worker: 0, transposed: false, input: [1, 16, 8, 8], weights: [16, 16, 3, 3], output: [1, 16, 8, 8],
                           stride: 1, dilation: 1, padBefore: 1, padAfter: 1)

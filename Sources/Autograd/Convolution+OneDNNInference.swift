@@ -46,8 +46,12 @@ public enum InferencePrecision: String, CaseIterable, Sendable {
     /// Whether inference convolutions run in this precision on this machine: float32
     /// always; bfloat16 with the oneDNN backend on a CPU with bfloat16 instructions.
     public var runsHere: Bool {
-        self == .float32 || (ConvolutionBackend.current == .oneDNN && DNNL.nativeBFloat16)
+        self == .float32 || (ConvolutionBackend.current == .oneDNN && !Self.bfloat16SwitchedOff && DNNL.nativeBFloat16)
     }
+
+    /// The environment variable `ASTROLABE_BFLOAT16=off`: float32 everywhere, as on a CPU
+    /// without bfloat16 instructions.
+    public static let bfloat16SwitchedOff = ProcessInfo.processInfo.environment["ASTROLABE_BFLOAT16"] == "off"
 }
 
 extension Tensor {
@@ -150,7 +154,7 @@ extension Tensor {
             key.hasBias = bias != nil
             key.accumulates = r != nil
             key.relu = relu
-            key.bf16 = weight.storage.inferencePrecision == .bfloat16
+            key.bf16 = weight.storage.inferencePrecision == .bfloat16 && !InferencePrecision.bfloat16SwitchedOff
             key.sourceTag = inputBlocked ? DNNL.nChw16c : DNNL.nchw
             key.destinationTag = outputBlocked ? DNNL.nChw16c : DNNL.nchw
             guard let conv = dnnl.inferenceConvolution(key) else { return false }

@@ -318,7 +318,7 @@ extension PipelineRunner {
             log("\(model.path): convolutions in \(predictor.inferencePrecision.rawValue) (model.inference_precision: float32 for exact float32)")
         } else if predictor.requestedPrecision != .float32 {
             let asked = predictor.requestedPrecision.rawValue
-            log("\(model.path): convolutions in float32: " + (ProcessInfo.processInfo.environment["ASTROLABE_BFLOAT16"] == "off"
+            log("\(model.path): convolutions in float32: " + (InferencePrecision.bfloat16SwitchedOff
                 ? "ASTROLABE_BFLOAT16=off is set" : "\(asked) needs oneDNN and a CPU with \(asked) instructions"))
         }
         if config.input.fitSky { predictor.skyFitting = SkyFitting() }

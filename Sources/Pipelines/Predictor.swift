@@ -33,12 +33,11 @@ public final class Predictor: @unchecked Sendable {
     /// Class names of a classifier or segmenter, in index order.
     public let classNames: [String]
 
-    /// The arithmetic the network's convolutions run in here: the pipeline's or the model
-    /// file's `inference_precision` where it runs on this machine (`InferencePrecision.runsHere`),
-    /// else float32.
-    public let inferencePrecision: InferencePrecision
-    /// The precision asked for (the pipeline's, the file's or float32), which this machine may not run.
+    /// The precision asked for: the pipeline's or the model file's `inference_precision`, else float32.
     public let requestedPrecision: InferencePrecision
+    /// The arithmetic the network's convolutions run in here: the requested precision where it
+    /// runs on this machine (`InferencePrecision.runsHere`), else float32.
+    public var inferencePrecision: InferencePrecision { requestedPrecision.runsHere ? requestedPrecision : .float32 }
     /// Header values that replace or complete each file's (the pipeline's `input.header_values`).
     public let headerValues: [String: Double]
     /// The observation-matching stages that run before the recipe's (empty when the
@@ -66,10 +65,9 @@ public final class Predictor: @unchecked Sendable {
                 precision: InferencePrecision? = nil) {
         network.eval()
         self.network = withNoGrad { network.fusedForInference() }
-        let requested = precision ?? ((try? architecture.precision()) ?? nil) ?? .float32
-        inferencePrecision = requested.runsHere ? requested : .float32
-        if inferencePrecision != .float32 { self.network.setInferencePrecision(inferencePrecision) }
-        requestedPrecision = requested
+        requestedPrecision = precision ?? ((try? architecture.precision()) ?? nil) ?? .float32
+        // The kernels run float32 where the requested precision does not run.
+        if requestedPrecision != .float32 { self.network.setInferencePrecision(requestedPrecision) }
         self.architecture = architecture
         self.recipe = recipe
         self.path = path

@@ -118,43 +118,35 @@ extension Bench {
         let warmup = quick ? 1 : 3, steps = quick ? 3 : 10
         let (trainStep, net) = model == .pix2pix ? pix2pixStep()
             : model.isDCGAN ? dcganStep(model) : classifierStep(model)
-        var trainTimes: [Double] = []
-        for step in 0..<(warmup + steps) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            trainStep()
-            let t1 = DispatchTime.now().uptimeNanoseconds
-            if step >= warmup { trainTimes.append(Double(t1 - t0) * 1e-9) }
+        /// Seconds of each of `steps` calls of `body(repetition)` after `warmup` untimed ones.
+        func timed(_ body: (Int) -> Void) -> [Double] {
+            (0..<(warmup + steps)).compactMap { rep in
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                body(rep)
+                let t1 = DispatchTime.now().uptimeNanoseconds
+                return rep >= warmup ? Double(t1 - t0) * 1e-9 : nil
+            }
         }
+        let trainTimes = timed { _ in trainStep() }
         let peakMB = peakResidentMegabytes()
 
         net.eval()
         let fused = net.fusedForInference()
         let ib = model.inferenceBatch
         let input = Tensor.randomNormal([ib] + model.inputShape, seed: 2)
-        var inferTimes: [Double] = []
-        withNoGrad {
-            for rep in 0..<(warmup + steps) {
-                let t0 = DispatchTime.now().uptimeNanoseconds
+        let inferTimes = withNoGrad {
+            timed { rep in
                 let output = fused(input)
                 if let posterior = fused as? PosteriorRegressor {
                     var generator = SeededGenerator(seed: UInt64(rep))
                     _ = posterior.sample(context: output, count: BenchModel.posteriorDraws, generator: &generator)
                 }
-                let t1 = DispatchTime.now().uptimeNanoseconds
-                if rep >= warmup { inferTimes.append(Double(t1 - t0) * 1e-9) }
             }
         }
         // The convolutions again in bfloat16, where this CPU runs them (InferencePrecision).
         var bfloat16Times: [Double] = []
         if InferencePrecision.bfloat16.runsHere, !(fused is PosteriorRegressor), fused.setInferencePrecision(.bfloat16) > 0 {
-            withNoGrad {
-                for rep in 0..<(warmup + steps) {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    _ = fused(input)
-                    let t1 = DispatchTime.now().uptimeNanoseconds
-                    if rep >= warmup { bfloat16Times.append(Double(t1 - t0) * 1e-9) }
-                }
-            }
+            bfloat16Times = withNoGrad { timed { _ in _ = fused(input) } }
         }
         var row: [String: Any] = [
             "model": model.rawValue,
