@@ -13,8 +13,16 @@ galaxy's flux within the stamp, sum(TRUTH), whose gradient is the stamp sum of t
 derivative images. The same centrals observed alone (their parameters only) give the bound
 an ideal fit to the galaxy alone reaches. Drawing one Gaussian error per blend with the
 bound's sigma gives the NMAD an ideal unbiased estimator would score (in magnitudes,
-1.0857 sigma / flux); a Bayesian estimator with the right priors can do somewhat better, so
-this is a guide, not a strict limit (scripts/regression_fisher.py does the same for task 4).
+1.0857 sigma / flux); scripts/regression_fisher.py does the same for task 4.
+
+A Bayesian estimator that knows TASKS.md's priors can do better than an unbiased one, by what
+the priors add to the data. Two measures of that per blend: (1) the Gaussian prior of each
+bounded parameter's variance (range^2 / 12) added to the Fisher matrix, the error of the
+posterior mean were the model linear and the priors Gaussian; (2) the likelihood, Gaussian with
+the Fisher matrix's covariance about the true parameters, cut to TASKS.md's own ranges (n, r_e,
+q and each source's magnitude range, the central within +-2 px, each neighbour 1-5" from it),
+and the spread of the central's stamp flux over that posterior, by sampling: what the uniform
+priors themselves take off.
 
     pip install galsim numpy
     python3 scripts/deblend_fisher.py [--count 1000] [--seed 1] [--out bounds.csv] [--workers 2]
@@ -82,19 +90,71 @@ def draw_blend(rng):
     return central, neighbours, rng.uniform(0.6, 1.0), rng.uniform(5, 15)
 
 
+# TASKS.md's ranges per parameter (None: no bound used), in derivatives()' order.
+GALAXY_RANGES = [(0.5, 6.0), (0.3, 2.0), (0.3, 1.0), None, None, None, None]
+CENTRAL_MAGS, NEIGHBOUR_MAGS, STAR_MAGS = (18.0, 21.0), (17.5, 22.5), (16.0, 22.0)
+CENTRE_OFFSET, NEIGHBOUR_DISTANCE = 2.0, (1.0 / PIXEL, 5.0 / PIXEL)
+
+
+def prior_ranges(sources):
+    """The range of every parameter of the blend (None where no bound is used) and the index
+    of each neighbour's x0 in the parameter vector."""
+    ranges, positions = [], []
+    for k, source in enumerate(sources):
+        if source[0] == "galaxy":
+            block = list(GALAXY_RANGES)
+            block[3] = CENTRAL_MAGS if k == 0 else NEIGHBOUR_MAGS
+            if k == 0:
+                block[5] = block[6] = (-CENTRE_OFFSET, CENTRE_OFFSET)
+            else:
+                positions.append(len(ranges) + 5)
+        else:
+            block = [STAR_MAGS, None, None]
+            positions.append(len(ranges) + 1)
+        ranges += block
+    return ranges, positions
+
+
+def cut_to_priors_sigma(truth, covariance, g, ranges, positions, rng, draws=40000):
+    """The spread of g . theta over the Gaussian likelihood about the truth cut to the ranges
+    (nan when fewer than 400 of up to 10 x draws land inside them)."""
+    root = np.linalg.cholesky(covariance)
+    kept = []
+    for _ in range(10):
+        theta = truth + rng.standard_normal((draws, len(truth))) @ root.T
+        inside = np.ones(draws, bool)
+        for i, r in enumerate(ranges):
+            if r is not None:
+                inside &= (theta[:, i] >= r[0]) & (theta[:, i] <= r[1])
+        for i in positions:
+            distance = np.hypot(theta[:, i] - theta[:, 5], theta[:, i + 1] - theta[:, 6])
+            inside &= (distance >= NEIGHBOUR_DISTANCE[0]) & (distance <= NEIGHBOUR_DISTANCE[1])
+        kept.append(theta[inside] @ g)
+        if sum(len(k) for k in kept) >= 4000:
+            break
+    values = np.concatenate(kept)
+    return float(np.std(values)) if len(values) >= 400 else float("nan")
+
+
 def flux_bound(args):
-    """sigma_mag of the central's stamp flux, in the blend and alone (nan where the Fisher
-    matrix is singular)."""
-    central, neighbours, fwhm, sigma = args
-    images = [render(central, fwhm)] + [render(s, fwhm) for s in neighbours]
+    """sigma_mag of the central's stamp flux: unbiased in the blend, unbiased alone, with
+    Gaussian priors in the blend, and with the likelihood cut to the priors in the blend (nan
+    where the Fisher matrix is singular)."""
+    central, neighbours, fwhm, sigma, seed = args
+    sources = [central] + neighbours
+    images = [render(s, fwhm) for s in sources]
     variance = (sigma ** 2 + np.clip(sum(images), 0, None)).ravel()
     alone_variance = (sigma ** 2 + np.clip(images[0], 0, None)).ravel()
-    columns = [derivatives(central, fwhm)] + [derivatives(s, fwhm) for s in neighbours]
+    columns = [derivatives(s, fwhm) for s in sources]
     stamp = images[0].sum()
     central_gradient = np.array([d.sum() for d in columns[0]])
+    to_mag = 2.5 / math.log(10) / stamp
     result = []
+    blend_fisher = None
     for d, var in ((np.array([c for block in columns for c in block]), variance), (np.array(columns[0]), alone_variance)):
         fisher = (d / var) @ d.T
+        if blend_fisher is None:
+            blend_fisher = fisher
         g = np.zeros(len(d))
         g[:len(central_gradient)] = central_gradient
         try:
@@ -102,8 +162,21 @@ def flux_bound(args):
             sigma_flux = math.sqrt(quadratic) if quadratic > 0 else float("nan")
         except np.linalg.LinAlgError:
             sigma_flux = float("nan")
-        result.append(2.5 / math.log(10) * sigma_flux / stamp)
-    return central[4], len(neighbours), result[0], result[1]
+        result.append(to_mag * sigma_flux)
+    ranges, positions = prior_ranges(sources)
+    g = np.zeros(len(ranges))
+    g[:len(central_gradient)] = central_gradient
+    prior = np.diag([12.0 / (r[1] - r[0]) ** 2 if r is not None else 0.0 for r in ranges])
+    truth = np.array([v for s in sources for v in s[1:]], dtype=np.float64)
+    try:
+        result.append(to_mag * math.sqrt(float(g @ np.linalg.solve(blend_fisher + prior, g))))
+        covariance = np.linalg.inv(blend_fisher)
+        covariance = (covariance + covariance.T) / 2
+        result.append(to_mag * cut_to_priors_sigma(truth, covariance, g, ranges, positions,
+                                                   np.random.default_rng(seed)))
+    except (np.linalg.LinAlgError, ValueError):
+        result += [float("nan"), float("nan")]
+    return (central[4], len(neighbours), *result)
 
 
 def main():
@@ -111,10 +184,11 @@ def main():
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--out", help="CSV per blend: mag,neighbours,sigma_mag_blend,sigma_mag_alone")
+    ap.add_argument("--out", help="CSV per blend: mag,neighbours,sigma_mag_blend,sigma_mag_alone,"
+                    "sigma_mag_gaussian_prior,sigma_mag_cut_to_priors")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
-    blends = [draw_blend(rng) for _ in range(args.count)]
+    blends = [draw_blend(rng) + (args.seed * 1_000_003 + k,) for k in range(args.count)]
     if args.workers > 1:
         with multiprocessing.Pool(args.workers) as pool:
             rows = pool.map(flux_bound, blends, chunksize=8)
@@ -125,13 +199,15 @@ def main():
         print(f"{len(rows) - len(finite)} blends left out: their Fisher matrix is singular or not positive definite")
     rows = np.array(finite)
     if args.out:
-        np.savetxt(args.out, rows, delimiter=",", comments="", header="mag,neighbours,sigma_mag_blend,sigma_mag_alone")
-    print(f"{len(rows)} blends; Cramer-Rao NMAD of the central's stamp flux (mag) for an ideal unbiased estimator, "
-          "+- its spread [median sigma]:")
+        np.savetxt(args.out, rows, delimiter=",", comments="", header="mag,neighbours,sigma_mag_blend,sigma_mag_alone,"
+                   "sigma_mag_gaussian_prior,sigma_mag_cut_to_priors")
+    print(f"{len(rows)} blends; NMAD of the central's stamp flux (mag) from one Gaussian error per blend, "
+          "+- its spread [median sigma]: the Cramer-Rao bound of an unbiased estimator in the blend and alone, "
+          "and in the blend with Gaussian priors and with the likelihood cut to TASKS.md's ranges:")
     for label, sel in [("all", np.ones(len(rows), bool))] + [
             (f"mag {lo}-{lo + 1}", (rows[:, 0] >= lo) & (rows[:, 0] < lo + 1)) for lo in (18, 19, 20)]:
         cells = []
-        for k, name in ((2, "in the blend"), (3, "alone")):
+        for k, name in ((2, "in the blend"), (3, "alone"), (4, "Gaussian priors"), (5, "cut to priors")):
             value, spread = bound_nmad(rows[sel, k], rng)
             cells.append(f"{name} {value:.4f} +- {spread:.4f} [{np.median(rows[sel, k]):.4f}]")
         print(f"  {label:10s} ({sel.sum()} blends): " + "  ".join(cells))

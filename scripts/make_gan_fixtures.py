@@ -7,7 +7,8 @@
 - Tests/TrainingTests/Fixtures/gan_step.safetensors: one conditional adversarial step
   (discriminator update on real and generated pairs, then generator update with BCE + L1)
   with tiny convolutional networks, Adam(lr 1e-2, betas 0.5, 0.999), for the non-saturating
-  and the min-max generator loss, with label smoothing 0.1 on the real pairs.
+  and the min-max generator loss, with label smoothing 0.1 on the real pairs, and for the
+  hinge loss (no smoothing).
 
     python scripts/make_gan_fixtures.py
 """
@@ -61,7 +62,7 @@ g0 = nn.Conv2d(1, 1, 3, padding=1)
 d0 = nn.Conv2d(2, 1, 3, stride=2, padding=1)
 for k, v in g0.state_dict().items(): gan["g0." + k] = v.clone()
 for k, v in d0.state_dict().items(): gan["d0." + k] = v.clone()
-for variant in ["non_saturating", "minimax"]:
+for variant in ["non_saturating", "minimax", "hinge"]:
     g = nn.Conv2d(1, 1, 3, padding=1); g.load_state_dict(g0.state_dict())
     d = nn.Conv2d(2, 1, 3, stride=2, padding=1); d.load_state_dict(d0.state_dict())
     og = torch.optim.Adam(g.parameters(), lr=1e-2, betas=(0.5, 0.999))
@@ -70,15 +71,20 @@ for variant in ["non_saturating", "minimax"]:
     od.zero_grad()
     real_logits = d(torch.cat([x, y], 1))
     fake_logits = d(torch.cat([x, fake.detach()], 1))
-    d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, 0.9))
-                    + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    if variant == "hinge":
+        d_loss = 0.5 * (F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean())
+    else:
+        d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, 0.9))
+                        + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
     d_loss.backward(); od.step()
     og.zero_grad()
     logits = d(torch.cat([x, fake], 1))
     if variant == "non_saturating":
         adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-    else:
+    elif variant == "minimax":
         adv = -F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+    else:
+        adv = -logits.mean()
     g_loss = adv + 100 * F.l1_loss(fake, y)
     g_loss.backward(); og.step()
     for k, v in g.state_dict().items(): gan[f"{variant}.g1.{k}"] = v.clone()

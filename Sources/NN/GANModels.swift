@@ -172,7 +172,9 @@ public final class MinibatchStdDev: Layer {
 /// - `input`: `[N, inputChannels, size, size]` with `size = 4 · 2^widths.count`; returns logits `[N, 1]`.
 /// - Keys: `net.0` (convolution), `net.2`, `net.3` (convolution, batch norm), ... as PyTorch's
 ///   `nn.Sequential`; with `spectralNorm` every convolution is a `SpectralNorm` (PyTorch's
-///   parametrisation keys).
+///   parametrisation keys) and, as in SNGAN's discriminators (Miyato et al. 2018), the batch
+///   norms give way to biases (keys `net.0`, `net.2`, `net.4`, ...): a batch norm would
+///   rescale away the Lipschitz bound the normalisation sets.
 /// - `minibatchStdDevGroup`: above 0, a `MinibatchStdDev` layer over groups of that many images
 ///   before the last convolution, which then reads `widths.last + 1` channels (ProGAN's place).
 public final class DCGANDiscriminator: Layer {
@@ -198,7 +200,8 @@ public final class DCGANDiscriminator: Layer {
         let leaky = { Activation(.leakyReLU(negativeSlope: 0.2)) }
         var layers: [any Layer] = [conv(inputChannels, widths[0], stride: 2, padding: 1, bias: false), leaky()]
         for (cin, cout) in zip(widths, widths.dropFirst()) {
-            layers += [conv(cin, cout, stride: 2, padding: 1, bias: false), BatchNorm(features: cout), leaky()]
+            layers += spectralNorm ? [conv(cin, cout, stride: 2, padding: 1, bias: true), leaky()]
+                                   : [conv(cin, cout, stride: 2, padding: 1, bias: false), BatchNorm(features: cout), leaky()]
         }
         if minibatchStdDevGroup > 0 { layers.append(MinibatchStdDev(groupSize: minibatchStdDevGroup)) }
         layers += [conv(widths.last! + (minibatchStdDevGroup > 0 ? 1 : 0), 1, stride: 1, padding: 0, bias: false), Flatten()]

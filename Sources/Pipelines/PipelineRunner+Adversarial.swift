@@ -127,6 +127,9 @@ extension AdversarialConfig: Decodable {
         guard (0..<1).contains(labelSmoothing) else {
             throw c.invalid(.labelSmoothing, "label_smoothing must be in [0, 1), got \(labelSmoothing).")
         }
+        guard loss != .hinge || labelSmoothing == 0 else {
+            throw c.invalid(.labelSmoothing, "the hinge loss has no labels to smooth: leave label_smoothing out or 0, got \(labelSmoothing).")
+        }
         if let decay = emaDecaySetting, !(0..<1).contains(decay) {
             throw c.invalid(.emaDecay, "ema_decay must be in [0, 1) (0: the last weights), got \(decay).")
         }

@@ -12,6 +12,10 @@ public enum AdversarialLoss: String, CaseIterable, Sendable, Codable {
     /// Goodfellow et al.'s non-saturating form: the generator maximises `log D(G(z))`,
     /// i.e. minimises `BCE(D(G(z)), 1)`; same fixed point, strong gradients early.
     case nonSaturating = "non_saturating"
+    /// The hinge loss of SNGAN and BigGAN (Lim & Ye 2017; Miyato et al. 2018): the
+    /// discriminator minimises `½(E[max(0, 1 − D(x))] + E[max(0, 1 + D(G(z)))])`, the generator
+    /// `−E[D(G(z))]`. Usually with spectral normalisation in the discriminator; no label smoothing.
+    case hinge
 }
 
 /// What the generator receives.
@@ -28,7 +32,7 @@ public enum GANConditioning: Equatable, Sendable {
 /// The values of one adversarial step.
 public struct AdversarialStep: Equatable, Sendable {
     /// The discriminator's loss: the mean of its BCE on real (target `1 - labelSmoothing`)
-    /// and on generated samples (target 0).
+    /// and on generated samples (target 0), or of its two hinge terms.
     public var discriminatorLoss: Float
     /// The generator's total loss: adversarial plus `reconstructionWeight × L1`.
     public var generatorLoss: Float
@@ -103,6 +107,7 @@ public final class GAN {
                         labelSmoothing: Float = 0, reconstructionWeight: Float = 0, emaDecay: Float? = nil,
                         gradientPenalty: (weight: Float, step: Float)? = nil) {
         precondition((0..<1).contains(labelSmoothing), "GAN: labelSmoothing must be in [0, 1), got \(labelSmoothing)")
+        precondition(loss != .hinge || labelSmoothing == 0, "GAN: the hinge loss takes no label smoothing, got \(labelSmoothing)")
         precondition(gradientPenalty.map { $0.weight >= 0 && $0.step > 0 } ?? true,
                      "GAN: the gradient penalty's weight must be >= 0 and its step > 0, got \(gradientPenalty!)")
         precondition(emaDecay.map { (0..<1).contains($0) } ?? true, "GAN: emaDecay must be in [0, 1), got \(emaDecay!)")
@@ -160,9 +165,15 @@ public final class GAN {
         discriminatorOptimizer.zeroGrad()
         let realLogits = discriminator(discriminatorInput(condition: condition, sample: real))
         let fakeLogits = discriminator(discriminatorInput(condition: condition, sample: fake.detached()))
-        let realLoss = Loss.binaryCrossEntropy(logits: realLogits,
+        let realLoss: Tensor, fakeLoss: Tensor
+        if loss == .hinge {
+            realLoss = (1 - realLogits).relu().mean()
+            fakeLoss = (fakeLogits + 1).relu().mean()
+        } else {
+            realLoss = Loss.binaryCrossEntropy(logits: realLogits,
                                                targets: Tensor(repeating: 1 - labelSmoothing, shape: realLogits.shape))
-        let fakeLoss = Loss.binaryCrossEntropy(logits: fakeLogits, targets: Tensor.zeros(fakeLogits.shape))
+            fakeLoss = Loss.binaryCrossEntropy(logits: fakeLogits, targets: Tensor.zeros(fakeLogits.shape))
+        }
         var dLoss = (realLoss + fakeLoss) * 0.5
         var penaltyValue: Float = 0
         if let (weight, step) = gradientPenalty {
@@ -185,6 +196,7 @@ public final class GAN {
         switch loss {
         case .nonSaturating: adversarial = Loss.binaryCrossEntropy(logits: logits, targets: Tensor.ones(logits.shape))
         case .minimax: adversarial = -Loss.binaryCrossEntropy(logits: logits, targets: Tensor.zeros(logits.shape))
+        case .hinge: adversarial = -logits.mean()
         }
         var gLoss = adversarial
         var l1: Float = 0

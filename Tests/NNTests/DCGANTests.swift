@@ -34,6 +34,10 @@ final class DCGANTests: XCTestCase {
         XCTAssert(out.scalars.allSatisfy { abs($0) <= 1 }, "tanh output in [-1, 1]")
         let sn = DCGANDiscriminator(inputChannels: 1, widths: [4, 8], spectralNorm: true, seed: 1)
         XCTAssert(sn.stateDict().keys.contains("net.0.parametrizations.weight.original"))
+        // SNGAN's layout: no batch norm; the middle convolution at net.2 carries a bias.
+        XCTAssertFalse(sn.stateDict().keys.contains { $0.contains("running_mean") }, "\(sn.stateDict().keys.sorted())")
+        XCTAssertEqual(sn.stateDict()["net.2.bias"]?.shape, [8])
+        XCTAssertEqual(sn.parameterCount, 4 * 16 + 8 * 4 * 16 + 8 + 8 * 16)
         XCTAssertEqual(withNoGrad { sn(Tensor.zeros([3, 1, 16, 16])) }.shape, [3, 1])
     }
 
