@@ -263,6 +263,27 @@ final class GeneratorTests: XCTestCase {
         }
     }
 
+    /// `loss: hinge` with `spectral_norm: true` (SNGAN's recipe) trains and says so in the
+    /// provenance; the hinge loss with label smoothing is refused by name.
+    func testHingeLossWithSpectralNormTrainsAndRefusesLabelSmoothing() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pipeline = try writeSet(folder, extra: ", loss: hinge, spectral_norm: true",
+                                    edits: [("label_smoothing: 0.1, ", "")])
+        _ = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()
+        let trained = try TrainedModel(contentsOf: folder.appendingPathComponent("out/generator.safetensors"))
+        let words = trained.recipe.provenance?["adversarial"] ?? ""
+        XCTAssert(words.hasPrefix("hinge") && words.contains("spectrally normalised"), words)
+        let history = try String(contentsOf: folder.appendingPathComponent("out/generator.history.csv"), encoding: .utf8)
+        let rows = history.split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        let column = try XCTUnwrap(rows[0].firstIndex(of: "d_loss"), rows[0].joined(separator: ","))
+        for row in rows.dropFirst() { XCTAssert(Double(row[column])?.isFinite == true, row.joined(separator: ",")) }
+        let bad = try writeSet(folder.appendingPathComponent("bad"), extra: ", loss: hinge")
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: bad.path, options: RunOptions(quiet: true, fresh: true))) {
+            for word in ["label_smoothing", "hinge", "0.1"] { XCTAssert("\($0)".contains(word), "\($0)") }
+        }
+    }
+
     /// `discriminator_scales: 2`: a multi-scale discriminator judges the images and their 2×2
     /// means; the provenance says so; 0 scales, or more than the image's size allows, are refused by name.
     func testMultiScaleDiscriminator() throws {
