@@ -168,14 +168,15 @@ def flux_bound(args):
     g[:len(central_gradient)] = central_gradient
     prior = np.diag([12.0 / (r[1] - r[0]) ** 2 if r is not None else 0.0 for r in ranges])
     truth = np.array([v for s in sources for v in s[1:]], dtype=np.float64)
+    gaussian = cut = float("nan")
     try:
-        result.append(to_mag * math.sqrt(float(g @ np.linalg.solve(blend_fisher + prior, g))))
+        gaussian = to_mag * math.sqrt(float(g @ np.linalg.solve(blend_fisher + prior, g)))
         covariance = np.linalg.inv(blend_fisher)
-        covariance = (covariance + covariance.T) / 2
-        result.append(to_mag * cut_to_priors_sigma(truth, covariance, g, ranges, positions,
-                                                   np.random.default_rng(seed)))
+        cut = to_mag * cut_to_priors_sigma(truth, (covariance + covariance.T) / 2, g, ranges, positions,
+                                           np.random.default_rng(seed))
     except (np.linalg.LinAlgError, ValueError):
-        result += [float("nan"), float("nan")]
+        pass
+    result += [gaussian, cut]
     return (central[4], len(neighbours), *result)
 
 
@@ -194,10 +195,14 @@ def main():
             rows = pool.map(flux_bound, blends, chunksize=8)
     else:
         rows = [flux_bound(b) for b in blends]
-    finite = [r for r in rows if all(math.isfinite(v) for v in r)]
+    finite = [r for r in rows if all(math.isfinite(v) for v in r[:4])]
     if len(finite) < len(rows):
         print(f"{len(rows) - len(finite)} blends left out: their Fisher matrix is singular or not positive definite")
     rows = np.array(finite)
+    uncut = int((~np.isfinite(rows[:, 5])).sum())
+    if uncut:
+        print(f"{uncut} blends without a 'cut to priors' value (fewer than 400 of 400,000 draws inside the ranges): "
+              "that column is over the others")
     if args.out:
         np.savetxt(args.out, rows, delimiter=",", comments="", header="mag,neighbours,sigma_mag_blend,sigma_mag_alone,"
                    "sigma_mag_gaussian_prior,sigma_mag_cut_to_priors")
@@ -208,8 +213,9 @@ def main():
             (f"mag {lo}-{lo + 1}", (rows[:, 0] >= lo) & (rows[:, 0] < lo + 1)) for lo in (18, 19, 20)]:
         cells = []
         for k, name in ((2, "in the blend"), (3, "alone"), (4, "Gaussian priors"), (5, "cut to priors")):
-            value, spread = bound_nmad(rows[sel, k], rng)
-            cells.append(f"{name} {value:.4f} +- {spread:.4f} [{np.median(rows[sel, k]):.4f}]")
+            sigmas = rows[sel, k][np.isfinite(rows[sel, k])]
+            value, spread = bound_nmad(sigmas, rng)
+            cells.append(f"{name} {value:.4f} +- {spread:.4f} [{np.median(sigmas):.4f}]")
         print(f"  {label:10s} ({sel.sum()} blends): " + "  ".join(cells))
 
 
