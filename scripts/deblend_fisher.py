@@ -149,13 +149,11 @@ def flux_bound(args):
     stamp = images[0].sum()
     central_gradient = np.array([d.sum() for d in columns[0]])
     to_mag = 2.5 / math.log(10) / stamp
+    blend_d, alone_d = np.array([c for block in columns for c in block]), np.array(columns[0])
+    blend_fisher = (blend_d / variance) @ blend_d.T
     result = []
-    blend_fisher = None
-    for d, var in ((np.array([c for block in columns for c in block]), variance), (np.array(columns[0]), alone_variance)):
-        fisher = (d / var) @ d.T
-        if blend_fisher is None:
-            blend_fisher = fisher
-        g = np.zeros(len(d))
+    for fisher in (blend_fisher, (alone_d / alone_variance) @ alone_d.T):
+        g = np.zeros(len(fisher))
         g[:len(central_gradient)] = central_gradient
         try:
             quadratic = float(g @ np.linalg.solve(fisher, g))
