@@ -106,10 +106,9 @@ extension FITSFile {
     /// the first "=" anywhere: "XTENSION<bytes>= 'BINTABLE'" is a table to cfitsio).
     func checkTableCards(_ block: [UInt8], hdu: Int) throws {
         let first = block[0..<80]
-        let tables = ["BINTABLE", "TABLE", "A3DTABLE"]
-        let asWritten = Self.valueText(first.dropFirst(10)).uppercased()
-        let asRead = Self.valueCard(first).map { Self.valueText($0.value).uppercased() } ?? ""
-        guard Self.keyword(first) == "XTENSION", tables.contains(asWritten) || tables.contains(asRead) else { return }
+        let asWritten = Self.valueText(first.dropFirst(10))
+        let asRead = Self.valueCard(first).map { Self.valueText($0.value) }
+        guard Self.keyword(first) == "XTENSION", Self.tableType(asWritten) != nil || Self.tableType(asRead) != nil else { return }
         let required = ["XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "PCOUNT", "GCOUNT", "TFIELDS"]
         for (position, name) in required.enumerated() {
             let card = block[position * 80..<position * 80 + 80]
@@ -163,6 +162,21 @@ extension FITSFile {
                                        expected: "a quoted column name of at most 68 characters")
     }
 
+    /// The kind of table an XTENSION value makes an HDU to cfitsio 4.2 (`ffrhdu`): leading
+    /// blanks are ignored (`' BINTABLE'` is a binary table), "TABLE" is ASCII, and "BINTABLE",
+    /// "A3DTABLE" and "3DTABLE" are binary, so each of those may hold a tile-compressed image.
+    /// Compared without regard to case (cfitsio's comparison is exact), so that no spelling
+    /// cfitsio takes for a table escapes the checks. nil: not a table.
+    enum TableType { case ascii, binary }
+    static func tableType(_ xtension: String?) -> TableType? {
+        guard let xtension else { return nil }
+        switch xtension.drop(while: { $0 == " " }).uppercased() {
+        case "TABLE": return .ascii
+        case "BINTABLE", "A3DTABLE", "3DTABLE": return .binary
+        default: return nil
+        }
+    }
+
     /// A card's value as written: a string without its quotes (doubled quotes undone,
     /// trailing blanks dropped), anything else without its comment.
     static func valueText(_ bytes: ArraySlice<UInt8>) -> String {
@@ -192,10 +206,10 @@ extension FITSFile {
                                axes.isEmpty ? "\(parameters)" : "\(axes)",
                                expected: "a data size that fits in the file (\(diskSize) bytes)")
         }
-        if index > 0, ["BINTABLE", "TABLE", "A3DTABLE"].contains(keys.raw("XTENSION")?.uppercased() ?? "") {
+        if index > 0, let type = Self.tableType(keys.raw("XTENSION")) {
             try validateTable(keys, axes: axes, parameters: parameters, diskSize: diskSize)
             // cfitsio takes a logical value from its first character: "ZIMAGE  = TX EEND" is true.
-            if keys.raw("ZIMAGE")?.hasPrefix("T") == true, keys.raw("XTENSION")?.uppercased() == "BINTABLE" {
+            if keys.raw("ZIMAGE")?.hasPrefix("T") == true, type == .binary {
                 try validateCompressedImage(keys, rows: axes[1], diskSize: diskSize)
             }
         }

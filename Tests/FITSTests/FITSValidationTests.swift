@@ -203,6 +203,34 @@ final class FITSValidationTests: XCTestCase {
                 return hdu == 1 && found == keyword
             }
         }
+        // "XTENSION=' BINTABLE'": cfitsio ignores the leading blank, so a binary table and a
+        // compressed image whose ZTILE2 = 0 it divided by. The card itself breaks the standard's
+        // "= " and is refused first; written properly, and as 'A3DTABLE' and '3DTABLE' (binary
+        // tables to cfitsio too), the header is checked as a compressed image's.
+        let blank = folder.appendingPathComponent("table-xtension-leading-blank-ztile2-0-1214835ca94e.fits")
+        assertThrowsFITSError(try FITSFile(path: blank.path).hdus(), mentioning: blank.path) {
+            guard case let .invalidKeyword(_, hdu, keyword, _, _) = $0 else { return false }
+            return hdu == 1 && keyword == "XTENSION"
+        }
+        let bytes = try Data(contentsOf: blank)
+        let scratch = try makeTemporaryDirectory("xtension")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let card = 2880  // the table header's first card
+        XCTAssertEqual(String(decoding: bytes[card..<card + 20], as: UTF8.self), "XTENSION=' BINTABLE'")
+        for spelling in ["' BINTABLE'", "'A3DTABLE'", "'3DTABLE'"] {
+            let path = scratch.appendingPathComponent("blend.fits").path
+            var changed = bytes
+            let text = "XTENSION= \(spelling)".padding(toLength: 80, withPad: " ", startingAt: 0)
+            changed.replaceSubrange(card..<card + 80, with: Data(text.utf8))
+            try changed.write(to: URL(fileURLWithPath: path))
+            assertThrowsFITSError(try FITSFile(path: path).hdus(), mentioning: path) {
+                guard case let .invalidKeyword(_, hdu, keyword, value, _) = $0 else { return false }
+                return hdu == 1 && keyword == "ZTILE2" && value == "0"
+            }
+        }
+        XCTAssertEqual(FITSFile.tableType("  TABLE"), .ascii)
+        XCTAssertEqual(FITSFile.tableType(" bintable"), .binary)
+        XCTAssertNil(FITSFile.tableType("IMAGE"))
         let cards: [(String, String?, String?)] = [("ZIMAGE )=                    T", "ZIMAGE", "T"),
                                                    ("ZTILE1 X = 5", "ZTILE1", "5"), ("ZTILE1  =0   7", "ZTILE1", "0   7"),
                                                    ("HISTORY ZTILE1 = 4", nil, nil), ("        = 3", nil, nil),
