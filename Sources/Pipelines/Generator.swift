@@ -58,16 +58,17 @@ public struct ImageGenerator {
     /// The network's images for noise drawn with `seed`: `[count, C, H, W]` in [-1, 1]. Image
     /// `i` depends on `seed` and `i` alone (not on `count`). A generator of noiseless images
     /// gets the observation's noise (sky noise `skySigma(seed:index:)`) unless `noiseless`.
-    public func sample(count: Int, seed: UInt64, noiseless: Bool = false) -> Tensor {
+    /// `truncation` τ (at least 0.01): the truncation trick (Brock et al. 2019), every noise value beyond ±τ redrawn.
+    public func sample(count: Int, seed: UInt64, noiseless: Bool = false, truncation: Double? = nil) -> Tensor {
+        precondition(truncation.map { $0 >= 0.01 } ?? true, "ImageGenerator: truncation below 0.01 would redraw almost forever")
         network.eval()
-        let latent = network.latentDimension
         return withNoGrad {
             var outputs = [Tensor]()
             var start = 0
             while start < count {
                 let end = min(count, start + 64)
-                let noise = (start..<end).flatMap { Tensor.randomNormal([1, latent], seed: Self.noiseSeed(seed, index: $0)).scalars }
-                var images = network(Tensor(shape: [end - start, latent], data: noise))
+                let noise = (start..<end).flatMap { latent(seed: seed, index: $0, truncation: truncation) }
+                var images = network(Tensor(shape: [end - start, network.latentDimension], data: noise))
                 if let observationNoise, !noiseless {
                     let shape = [1] + images.shape.dropFirst()
                     let draws = (start..<end).flatMap {
@@ -81,6 +82,22 @@ public struct ImageGenerator {
             }
             return outputs.count == 1 ? outputs[0] : Tensor.concatenate(outputs, axis: 0)
         }
+    }
+
+    /// The noise vector of image `index`: standard normal, each value beyond ±`truncation` redrawn
+    /// from further streams of the same seed until it falls inside.
+    func latent(seed: UInt64, index: Int, truncation: Double?) -> [Float] {
+        let size = network.latentDimension
+        var z = Tensor.randomNormal([1, size], seed: Self.noiseSeed(seed, index: index)).scalars
+        guard let truncation else { return z }
+        let bound = Float(truncation)
+        var round: UInt64 = 0
+        while z.contains(where: { abs($0) > bound }) {
+            round += 1
+            let fresh = Tensor.randomNormal([1, size], seed: Self.noiseSeed(seed ^ (round &* 0xD1B5_4A32_D192_ED03), index: index)).scalars
+            for i in z.indices where abs(z[i]) > bound { z[i] = fresh[i] }
+        }
+        return z
     }
 
     static func noiseSeed(_ seed: UInt64, index: Int) -> UInt64 {
@@ -122,8 +139,8 @@ public struct ImageGenerator {
 
     /// `count` images for noise drawn with `seed`, in counts, each with the header value its
     /// recipe's `scale_by_noise` reads (the sky noise drawn from the observation's range).
-    public func countSamples(count: Int, seed: UInt64, noiseless: Bool = false) -> [Sample] {
-        let images = sample(count: count, seed: seed, noiseless: noiseless)
+    public func countSamples(count: Int, seed: UInt64, noiseless: Bool = false, truncation: Double? = nil) -> [Sample] {
+        let images = sample(count: count, seed: seed, noiseless: noiseless, truncation: truncation)
         let (c, h, w) = (images.shape[1], images.shape[2], images.shape[3])
         let all = images.scalars, plane = c * h * w
         return (0..<count).map { index in
@@ -146,9 +163,10 @@ public struct ImageGenerator {
     /// seed, index, the observation imitated, the sky sigma drawn, whether noise was added) and
     /// `DIR/contact-sheet.png` (the first 64). Returns the FITS files and the assumptions made
     /// (once per run). `noiseless`: a noiseless generator's images without the observation's noise
-    /// (refused, before anything is written, for a generator that draws its own noise).
+    /// (refused, before anything is written, for a generator that draws its own noise);
+    /// `truncation`: as in `sample` (recorded in GENTRUNC).
     public func write(count: Int, seed: UInt64, to directory: URL, columns: Int = 8,
-                      noiseless: Bool = false) throws -> (files: [URL], assumptions: [String]) {
+                      noiseless: Bool = false, truncation: Double? = nil) throws -> (files: [URL], assumptions: [String]) {
         if noiseless && observationNoise == nil {
             throw PipelineError.unsupported("\(path) makes its images with their noise (it was not trained with "
                                             + "observe_noise): there are no noiseless images to write; leave out --noiseless.")
@@ -158,7 +176,7 @@ public struct ImageGenerator {
         if noiseKeyword != nil && recipe.observation == nil {
             assumptions.append("the model records no observation: the images are in units of the sky noise (SKYSIG = 1)")
         }
-        let images = countSamples(count: count, seed: seed, noiseless: noiseless)
+        let images = countSamples(count: count, seed: seed, noiseless: noiseless, truncation: truncation)
         var sheet = ContactSheet(columns: columns, cellSize: 96, title: "ASTROLABE GENERATE: SEED \(seed)")
         var files = [URL]()
         let name = URL(fileURLWithPath: path).lastPathComponent
@@ -172,6 +190,7 @@ public struct ImageGenerator {
             header.set("GENARCH", .string(architecture.name.rawValue), comment: "generator architecture")
             header.set("GENSEED", .string(String(seed)), comment: "noise seed")
             header.set("GENINDEX", .integer(index), comment: "image index for the seed")
+            if let truncation { header.set("GENTRUNC", .float(truncation), comment: "noise values beyond +-GENTRUNC redrawn") }
             header.set("BUNIT", .string("count"), comment: "sky-subtracted counts (ADU)")
             if let observation = recipe.observation {
                 header.set("PIXSCALE", .float(observation.pixelScale), comment: "pixel scale imitated [arcsec/pixel]")

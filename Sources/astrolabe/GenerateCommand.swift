@@ -37,9 +37,14 @@ struct Generate: ParsableCommand {
     @Option(help: "The classifier whose penultimate features the Fréchet distance uses.")
     var classifier: String = "samples/models/morphology.safetensors"
     @Flag(help: "Write a noiseless generator's images without the observation's noise.") var noiseless = false
+    @Option(help: "The truncation trick: noise values beyond ±T are redrawn (fidelity for variety; T ≥ 0.01, e.g. 1.5).")
+    var truncation: Double?
 
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count must be positive, got \(count).") }
+        if let truncation, !(truncation >= 0.01 && truncation.isFinite) {
+            throw ValidationError("--truncation must be a number of at least 0.01 (noise values beyond ±T are redrawn), got \(truncation).")
+        }
         if floor != nil && compareTo == nil { throw ValidationError("--floor needs --compare-to (the reference set it is compared with).") }
         if compareTo != nil && count < 2 { throw ValidationError("--compare-to needs --count of at least 2 (a covariance).") }
         if noiseless && compareTo != nil {
@@ -54,7 +59,7 @@ struct Generate: ParsableCommand {
             let features = try compareTo.map { _ in try ClassifierFeatures(contentsOf: URL(fileURLWithPath: classifier)) }
             for set in [compareTo, floor].compactMap({ $0 }) { _ = try Catalog.resolve(set) }
             let folder = URL(fileURLWithPath: output)
-            let (files, assumptions) = try generator.write(count: count, seed: seed, to: folder, noiseless: noiseless)
+            let (files, assumptions) = try generator.write(count: count, seed: seed, to: folder, noiseless: noiseless, truncation: truncation)
             for assumption in assumptions { FileHandle.standardError.write(Data("note: \(assumption)\n".utf8)) }
             print("wrote \(files.count) images and contact-sheet.png to \(output)")
             guard let compareTo, let features else { return }

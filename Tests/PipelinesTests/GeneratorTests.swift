@@ -354,6 +354,33 @@ final class GeneratorTests: XCTestCase {
         XCTAssertEqual(try generator.write(count: 1, seed: 1, to: folder.appendingPathComponent("o")).assumptions.count, 1)
     }
 
+    /// The truncation trick redraws every noise value beyond ±τ: the noise stays inside, the
+    /// values already inside are kept (same seed, same image index), and the images repeat.
+    func testTruncationRedrawsNoiseBeyondTheBound() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = try PipelineLoader.parse("task: generate\nmodel: {weights: x.safetensors}", file: "g.yaml").input
+        let recipe = ModelRecipe(task: .generate, stages: [.clip(min: -1, max: 1)], input: input, inputShape: [1, 16, 16])
+        let url = folder.appendingPathComponent("g.safetensors")
+        try ModelFile(model: DCGANGenerator(latentDimension: 64, widths: [8, 4], seed: 1),
+                      architecture: Architecture(name: .dcgan, inChannels: 64, classes: 1, widths: [8, 4]), preprocessing: recipe.json).write(to: url)
+        let generator = try ImageGenerator(contentsOf: url)
+        var redrawn = 0
+        for index in 0..<20 {
+            let free = generator.latent(seed: 3, index: index, truncation: nil)
+            let cut = generator.latent(seed: 3, index: index, truncation: 0.5)
+            XCTAssert(cut.allSatisfy { abs($0) <= 0.5 }, "image \(index): \(cut.map { abs($0) }.max()!)")
+            for (a, b) in zip(free, cut) where abs(a) <= 0.5 { XCTAssertEqual(a, b) }
+            redrawn += zip(free, cut).filter { $0 != $1 }.count
+        }
+        XCTAssertGreaterThan(redrawn, 20 * 64 / 2, "about 62 % of standard-normal values lie beyond ±0.5")
+        let once = generator.sample(count: 3, seed: 3, truncation: 0.5).scalars
+        XCTAssertEqual(once, generator.sample(count: 3, seed: 3, truncation: 0.5).scalars)
+        XCTAssertNotEqual(once, generator.sample(count: 3, seed: 3).scalars)
+        let file = try generator.write(count: 1, seed: 3, to: folder.appendingPathComponent("o"), truncation: 0.5).files[0]
+        XCTAssertEqual(try FITSFile(path: file.path).header(0)["GENTRUNC"]?.doubleValue, 0.5)
+    }
+
     func testWrongKindOfModelFileIsAClearError() throws {
         let folder = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
