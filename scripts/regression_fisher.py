@@ -23,10 +23,20 @@ give about +-0.045 in n). The per-bin median sigma is printed too, but a model's
 be compared with the bound's NMAD, not with its median sigma (which is 15-20 % larger).
 
     pip install galsim numpy
+With `--priors` it also estimates what the posterior median under TASKS.md's uniform priors
+reaches, were the likelihood Gaussian with the Fisher covariance C: per galaxy and noise draw, a
+maximum-likelihood estimate theta_hat ~ N(truth, C), the posterior N(theta_hat, C) cut to the
+ranges (n, r_e, q, mag, and the centre within +-2 px), sampled, and its median's error. Where the
+data pin a parameter far from the ranges' edges this equals the unbiased bound; near an edge or
+for faint galaxies the prior pulls the median in, as a calibrated posterior's does. `--mags LO,HI`
+draws the magnitudes from a narrower range (the bright bins, say) with the rest unchanged.
+
     python3 scripts/regression_fisher.py [--count 1000] [--seed 1] [--out bounds.csv] [--unknown-psf]
+        [--priors] [--mags 17,19] [--workers 2]
 """
 import argparse
 import math
+import multiprocessing
 
 import galsim
 import numpy as np
@@ -49,6 +59,71 @@ def nmad(errors):
     return 1.4826 * np.median(np.abs(e - np.median(e)))
 
 
+RANGES = [(0.5, 6.0), (0.3, 3.0), (0.2, 1.0), (17.0, 22.0), None, (-2.0, 2.0), (-2.0, 2.0)]
+STEPS = np.array([0.01, 0.0, 0.005, 0.01, 0.5, 0.05, 0.05, 0.005])   # r_e step is relative (1%)
+
+
+def galaxy_bound(job):
+    """sigma of (n, log10 r_e, q, mag) for one galaxy, and with `priors` the errors of the cut
+    posterior's medians over `draws` noise draws (None where the Fisher matrix is singular)."""
+    p, sigma, unknown_psf, priors, draws, seed = job
+    n, re = p[0], p[1]
+    count = 8 if unknown_psf else 7
+    model = render(p)
+    variance = sigma ** 2 + np.clip(model, 0, None)
+    derivatives = []
+    for i in range(count):
+        h = STEPS[i] if i != 1 else 0.01 * re
+        lo, hi = p.copy(), p.copy()
+        lo[i] -= h; hi[i] += h
+        if i == 0:
+            lo[0], hi[0] = max(lo[0], 0.3), min(hi[0], 6.2)
+            h = (hi[0] - lo[0]) / 2
+        if i == 2:
+            hi[2] = min(hi[2], 1.0)
+            h = (hi[2] - lo[2]) / 2
+        derivatives.append(((render(hi) - render(lo)) / (2 * h)).ravel())
+    d = np.array(derivatives)
+    fisher = (d / variance.ravel()) @ d.T
+    if unknown_psf:
+        fisher[7, 7] += 1 / (0.4 / math.sqrt(12)) ** 2
+    try:
+        covariance = np.linalg.inv(fisher)
+        bound = np.sqrt(np.diag(covariance))
+        root = np.linalg.cholesky((covariance + covariance.T) / 2)
+    except np.linalg.LinAlgError:
+        return None
+    row = [p[0], p[1], p[2], p[3], bound[0], bound[1] / (re * math.log(10)), bound[2], bound[3]]
+    errors = cut_posterior_median_errors(p[:count], root, np.random.default_rng(seed), draws) if priors else None
+    return row, errors
+
+
+def cut_posterior_median_errors(truth, root, rng, draws, samples=4000):
+    """Per noise draw, the error of the posterior median of (n, log10 r_e, q, mag): theta_hat ~
+    N(truth, C), the posterior N(theta_hat, C) cut to RANGES (rejection; None when fewer than 200
+    of 10 x `samples` land inside for some draw). C = root root^T."""
+    size = len(truth)
+    errors = []
+    for _ in range(draws):
+        centre = truth + root @ rng.standard_normal(size)
+        kept = []
+        for _ in range(10):
+            theta = centre + rng.standard_normal((samples, size)) @ root.T
+            inside = np.ones(samples, bool)
+            for i, r in enumerate(RANGES[:size]):
+                if r is not None:
+                    inside &= (theta[:, i] >= r[0]) & (theta[:, i] <= r[1])
+            kept.append(theta[inside])
+            if sum(len(k) for k in kept) >= samples:
+                break
+        theta = np.concatenate(kept)
+        if len(theta) < 200:
+            return None
+        median = np.median(np.column_stack([theta[:, 0], np.log10(theta[:, 1]), theta[:, 2], theta[:, 3]]), axis=0)
+        errors.append(median - np.array([truth[0], math.log10(truth[1]), truth[2], truth[3]]))
+    return np.array(errors)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1000)
@@ -56,43 +131,31 @@ def main():
     ap.add_argument("--out", help="CSV of the per-galaxy bounds (n, r_e, q, mag, sigma_n, sigma_log10_r_e, sigma_q, sigma_mag)")
     ap.add_argument("--unknown-psf", action="store_true",
                     help="the PSF FWHM is not given: a nuisance parameter with the prior's width (see above)")
+    ap.add_argument("--priors", action="store_true", help="also the posterior median cut to TASKS.md's ranges (above)")
+    ap.add_argument("--draws", type=int, default=4, help="noise draws per galaxy for --priors")
+    ap.add_argument("--mags", default="17,22", help="magnitude range drawn (TASKS.md: 17,22)")
+    ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
+    low, high = (float(v) for v in args.mags.split(","))
     rng = np.random.default_rng(args.seed)
-    steps = np.array([0.01, 0.0, 0.005, 0.01, 0.5, 0.05, 0.05, 0.005])   # r_e step is relative (1%)
-    count = 8 if args.unknown_psf else 7
-    rows = []
-    for _ in range(args.count):
-        n, re, q, mag = rng.uniform(0.5, 6.0), rng.uniform(0.3, 3.0), rng.uniform(0.2, 1.0), rng.uniform(17, 22)
+    jobs = []
+    for k in range(args.count):
+        n, re, q, mag = rng.uniform(0.5, 6.0), rng.uniform(0.3, 3.0), rng.uniform(0.2, 1.0), rng.uniform(low, high)
         p = np.array([n, re, q, mag, rng.uniform(0, 180), rng.uniform(-2, 2), rng.uniform(-2, 2), rng.uniform(0.6, 1.0)])
-        sigma = rng.uniform(5, 15)
-        model = render(p)
-        variance = sigma ** 2 + np.clip(model, 0, None)
-        derivatives = []
-        for i in range(count):
-            h = steps[i] if i != 1 else 0.01 * re
-            lo, hi = p.copy(), p.copy()
-            lo[i] -= h; hi[i] += h
-            if i == 0:
-                lo[0], hi[0] = max(lo[0], 0.3), min(hi[0], 6.2)
-                h = (hi[0] - lo[0]) / 2
-            if i == 2:
-                hi[2] = min(hi[2], 1.0)
-                h = (hi[2] - lo[2]) / 2
-            derivatives.append(((render(hi) - render(lo)) / (2 * h)).ravel())
-        d = np.array(derivatives)
-        fisher = (d / variance.ravel()) @ d.T
-        if args.unknown_psf:
-            fisher[7, 7] += 1 / (0.4 / math.sqrt(12)) ** 2
-        try:
-            bound = np.sqrt(np.diag(np.linalg.inv(fisher)))
-        except np.linalg.LinAlgError:
-            continue
-        rows.append((n, re, q, mag, bound[0], bound[1] / (re * math.log(10)), bound[2], bound[3]))
-    rows = np.array(rows)
+        jobs.append((p, rng.uniform(5, 15), args.unknown_psf, args.priors, args.draws, args.seed * 1_000_003 + k))
+    if args.workers > 1:
+        with multiprocessing.Pool(args.workers) as pool:
+            results = pool.map(galaxy_bound, jobs, chunksize=4)
+    else:
+        results = [galaxy_bound(job) for job in jobs]
+    results = [r for r in results if r is not None]
+    rows = np.array([r[0] for r in results])
     if args.out:
         np.savetxt(args.out, rows, delimiter=",", comments="",
                    header="sersic_n,r_e,q,mag,sigma_n,sigma_log10_r_e,sigma_q,sigma_mag")
     report(rows, rng)
+    if args.priors:
+        report_cut(rows, [r[1] for r in results], rng)
 
 
 def bound_nmad(sigmas, rng, resamples=200):
@@ -112,11 +175,33 @@ def report(rows, rng):
     print("by true magnitude: NMAD of the bound +- spread [median sigma]:")
     for lo in range(17, 22):
         sel = (rows[:, 3] >= lo) & (rows[:, 3] < lo + 1)
+        if sel.sum() < 20:
+            continue
         cells = []
         for k, (name, _) in enumerate(names):
             value, spread = bound_nmad(rows[sel, 4 + k], rng)
             cells.append(f"{name} {value:.4f} +- {spread:.4f} [{np.median(rows[sel, 4 + k]):.4f}]")
         print(f"  mag {lo}-{lo + 1} ({sel.sum()} objects): " + "  ".join(cells))
+
+def report_cut(rows, errors, rng, resamples=200):
+    """NMAD of the cut posterior's median errors per magnitude bin, +- the spread over bootstrap
+    resamples of the galaxies (each galaxy's draws kept together)."""
+    names = ["n", "log10 r_e", "q", "mag"]
+    usable = [i for i, e in enumerate(errors) if e is not None]
+    print(f"posterior median cut to TASKS.md's ranges ({len(usable)} of {len(errors)} galaxies sampled), "
+          "NMAD of its errors +- spread:")
+    for lo in range(17, 22):
+        sel = [i for i in usable if lo <= rows[i, 3] < lo + 1]
+        if len(sel) < 20:
+            continue
+        cells = []
+        for k, name in enumerate(names):
+            value = nmad(np.concatenate([errors[i][:, k] for i in sel]))
+            spread = np.std([nmad(np.concatenate([errors[i][:, k] for i in rng.choice(sel, len(sel))]))
+                             for _ in range(resamples)])
+            cells.append(f"{name} {value:.4f} +- {spread:.4f}")
+        print(f"  mag {lo}-{lo + 1} ({len(sel)} objects): " + "  ".join(cells))
+
 
 if __name__ == "__main__":
     main()
