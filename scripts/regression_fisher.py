@@ -22,7 +22,6 @@ fresh draw of the errors (the population and the draws both scatter the NMAD: 30
 give about +-0.045 in n). The per-bin median sigma is printed too, but a model's NMAD must
 be compared with the bound's NMAD, not with its median sigma (which is 15-20 % larger).
 
-    pip install galsim numpy
 With `--priors` it also estimates what the posterior median under TASKS.md's uniform priors
 reaches, were the likelihood Gaussian with the Fisher covariance C: per galaxy and noise draw, a
 maximum-likelihood estimate theta_hat ~ N(truth, C), the posterior N(theta_hat, C) cut to the
@@ -31,6 +30,7 @@ data pin a parameter far from the ranges' edges this equals the unbiased bound; 
 for faint galaxies the prior pulls the median in, as a calibrated posterior's does. `--mags LO,HI`
 draws the magnitudes from a narrower range (the bright bins, say) with the rest unchanged.
 
+    pip install galsim numpy
     python3 scripts/regression_fisher.py [--count 1000] [--seed 1] [--out bounds.csv] [--unknown-psf]
         [--priors] [--mags 17,19] [--workers 2]
 """
@@ -89,12 +89,17 @@ def galaxy_bound(job):
         fisher[7, 7] += 1 / (0.4 / math.sqrt(12)) ** 2
     try:
         covariance = np.linalg.inv(fisher)
-        bound = np.sqrt(np.diag(covariance))
-        root = np.linalg.cholesky((covariance + covariance.T) / 2)
     except np.linalg.LinAlgError:
         return None
+    bound = np.sqrt(np.diag(covariance))
     row = [p[0], p[1], p[2], p[3], bound[0], bound[1] / (re * math.log(10)), bound[2], bound[3]]
-    errors = cut_posterior_median_errors(p[:count], root, np.random.default_rng(seed), draws) if priors else None
+    errors = None
+    if priors:
+        try:
+            root = np.linalg.cholesky((covariance + covariance.T) / 2)
+            errors = cut_posterior_median_errors(p[:count], root, np.random.default_rng(seed), draws)
+        except np.linalg.LinAlgError:
+            pass
     return row, errors
 
 
