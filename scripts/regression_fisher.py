@@ -104,9 +104,10 @@ def galaxy_bound(job):
 
 
 def cut_posterior_median_errors(truth, root, rng, draws, samples=4000):
-    """Per noise draw, the error of the posterior median of (n, log10 r_e, q, mag): theta_hat ~
-    N(truth, C), the posterior N(theta_hat, C) cut to RANGES (rejection; None when fewer than 200
-    of 10 x `samples` land inside for some draw). C = root root^T."""
+    """Per noise draw, the errors of (n, log10 r_e, q, mag) of the posterior median and then of
+    the unbiased estimate itself: theta_hat ~ N(truth, C), the posterior N(theta_hat, C) cut to
+    RANGES (rejection; None when fewer than 200 of 10 x `samples` land inside for some draw).
+    C = root root^T. Rows: draws; columns: 4 median errors, 4 estimate errors."""
     size = len(truth)
     errors = []
     for _ in range(draws):
@@ -125,7 +126,9 @@ def cut_posterior_median_errors(truth, root, rng, draws, samples=4000):
         if len(theta) < 200:
             return None
         median = np.median(np.column_stack([theta[:, 0], np.log10(theta[:, 1]), theta[:, 2], theta[:, 3]]), axis=0)
-        errors.append(median - np.array([truth[0], math.log10(truth[1]), truth[2], truth[3]]))
+        target = np.array([truth[0], math.log10(truth[1]), truth[2], truth[3]])
+        estimate = np.array([centre[0], math.log10(max(centre[1], 1e-3)), centre[2], centre[3]])
+        errors.append(np.concatenate([median - target, estimate - target]))
     return np.array(errors)
 
 
@@ -141,6 +144,8 @@ def main():
     ap.add_argument("--mags", default="17,22", help="magnitude range drawn (TASKS.md: 17,22)")
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
+    if args.priors and args.unknown_psf:
+        ap.error("--priors with --unknown-psf would count the PSF's prior twice (it is already in the Fisher matrix)")
     low, high = (float(v) for v in args.mags.split(","))
     rng = np.random.default_rng(args.seed)
     jobs = []
@@ -189,23 +194,29 @@ def report(rows, rng):
         print(f"  mag {lo}-{lo + 1} ({sel.sum()} objects): " + "  ".join(cells))
 
 def report_cut(rows, errors, rng, resamples=200):
-    """NMAD of the cut posterior's median errors per magnitude bin, +- the spread over bootstrap
-    resamples of the galaxies (each galaxy's draws kept together)."""
+    """Per magnitude bin, the NMAD of the cut posterior's median errors and of the unbiased
+    estimates of the same draws, and their ratio, each +- its spread over bootstrap resamples of
+    the galaxies (each galaxy's draws kept together)."""
     names = ["n", "log10 r_e", "q", "mag"]
     usable = [i for i, e in enumerate(errors) if e is not None]
-    print(f"posterior median cut to TASKS.md's ranges ({len(usable)} of {len(errors)} galaxies sampled), "
-          "NMAD of its errors +- spread:")
+    print(f"posterior median cut to TASKS.md's ranges ({len(usable)} of {len(errors)} galaxies sampled): NMAD of its "
+          "errors, of the unbiased estimates of the same noise draws, and cut / unbiased, each +- spread:")
+
+    def statistics(sel, k):
+        cut = nmad(np.concatenate([errors[i][:, k] for i in sel]))
+        unbiased = nmad(np.concatenate([errors[i][:, 4 + k] for i in sel]))
+        return cut, unbiased, cut / unbiased
+
     for lo in range(17, 22):
         sel = [i for i in usable if lo <= rows[i, 3] < lo + 1]
         if len(sel) < 20:
             continue
-        cells = []
+        print(f"  mag {lo}-{lo + 1} ({len(sel)} objects):")
         for k, name in enumerate(names):
-            value = nmad(np.concatenate([errors[i][:, k] for i in sel]))
-            spread = np.std([nmad(np.concatenate([errors[i][:, k] for i in rng.choice(sel, len(sel))]))
-                             for _ in range(resamples)])
-            cells.append(f"{name} {value:.4f} +- {spread:.4f}")
-        print(f"  mag {lo}-{lo + 1} ({len(sel)} objects): " + "  ".join(cells))
+            value = statistics(sel, k)
+            spread = np.std([statistics(rng.choice(sel, len(sel)), k) for _ in range(resamples)], axis=0)
+            print(f"    {name:10s} cut {value[0]:.4f} +- {spread[0]:.4f}  unbiased {value[1]:.4f} +- {spread[1]:.4f}"
+                  f"  ratio {value[2]:.3f} +- {spread[2]:.3f}")
 
 
 if __name__ == "__main__":
