@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # One home for the observation, a galaxy's image and the bound's NMAD.
-from regression_fisher import PIXEL, SIDE, ZERO, bound_nmad, render as render_galaxy  # noqa: E402
+from regression_fisher import PIXEL, SIDE, ZERO, bound_nmad, gaussian_inside, render as render_galaxy  # noqa: E402
 
 # Central differences: galaxy (n, r_e relative, q, mag, angle deg, x0 px, y0 px), star (mag, x0, y0).
 GALAXY_STEPS = [0.01, 0.01, 0.005, 0.01, 0.5, 0.05, 0.05]
@@ -118,21 +118,17 @@ def prior_ranges(sources):
 def cut_to_priors_sigma(truth, covariance, g, ranges, positions, rng, draws=40000):
     """The spread of g . theta over the Gaussian likelihood about the truth cut to the ranges
     (nan when fewer than 400 of up to 10 x draws land inside them)."""
-    root = np.linalg.cholesky(covariance)
-    kept = []
-    for _ in range(10):
-        theta = truth + rng.standard_normal((draws, len(truth))) @ root.T
-        inside = np.ones(draws, bool)
+    def inside(theta):
+        keep = np.ones(len(theta), bool)
         for i, r in enumerate(ranges):
             if r is not None:
-                inside &= (theta[:, i] >= r[0]) & (theta[:, i] <= r[1])
+                keep &= (theta[:, i] >= r[0]) & (theta[:, i] <= r[1])
         for i in positions:
             distance = np.hypot(theta[:, i] - theta[:, 5], theta[:, i + 1] - theta[:, 6])
-            inside &= (distance >= NEIGHBOUR_DISTANCE[0]) & (distance <= NEIGHBOUR_DISTANCE[1])
-        kept.append(theta[inside] @ g)
-        if sum(len(k) for k in kept) >= 4000:
-            break
-    values = np.concatenate(kept)
+            keep &= (distance >= NEIGHBOUR_DISTANCE[0]) & (distance <= NEIGHBOUR_DISTANCE[1])
+        return keep
+
+    values = gaussian_inside(truth, np.linalg.cholesky(covariance), inside, rng, per_round=draws, enough=4000) @ g
     return float(np.std(values)) if len(values) >= 400 else float("nan")
 
 

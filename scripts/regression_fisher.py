@@ -103,6 +103,18 @@ def galaxy_bound(job):
     return row, errors
 
 
+def gaussian_inside(centre, root, inside, rng, per_round, enough, rounds=10):
+    """Draws of N(centre, root root^T) for which `inside(draws)` (a boolean mask) holds: rounds of
+    `per_round` draws until `enough` are kept or `rounds` ran out."""
+    kept = []
+    for _ in range(rounds):
+        theta = centre + rng.standard_normal((per_round, len(centre))) @ root.T
+        kept.append(theta[inside(theta)])
+        if sum(len(k) for k in kept) >= enough:
+            break
+    return np.concatenate(kept)
+
+
 def cut_posterior_median_errors(truth, root, rng, draws, samples=4000):
     """Per noise draw, the errors of (n, log10 r_e, q, mag) of the posterior median and then of
     the unbiased estimate itself: theta_hat ~ N(truth, C), the posterior N(theta_hat, C) cut to
@@ -110,19 +122,17 @@ def cut_posterior_median_errors(truth, root, rng, draws, samples=4000):
     C = root root^T. Rows: draws; columns: 4 median errors, 4 estimate errors."""
     size = len(truth)
     errors = []
+
+    def inside(theta):
+        keep = np.ones(len(theta), bool)
+        for i, r in enumerate(RANGES[:size]):
+            if r is not None:
+                keep &= (theta[:, i] >= r[0]) & (theta[:, i] <= r[1])
+        return keep
+
     for _ in range(draws):
         centre = truth + root @ rng.standard_normal(size)
-        kept = []
-        for _ in range(10):
-            theta = centre + rng.standard_normal((samples, size)) @ root.T
-            inside = np.ones(samples, bool)
-            for i, r in enumerate(RANGES[:size]):
-                if r is not None:
-                    inside &= (theta[:, i] >= r[0]) & (theta[:, i] <= r[1])
-            kept.append(theta[inside])
-            if sum(len(k) for k in kept) >= samples:
-                break
-        theta = np.concatenate(kept)
+        theta = gaussian_inside(centre, root, inside, rng, per_round=samples, enough=samples)
         if len(theta) < 200:
             return None
         median = np.median(np.column_stack([theta[:, 0], np.log10(theta[:, 1]), theta[:, 2], theta[:, 3]]), axis=0)

@@ -166,8 +166,9 @@ public final class MinibatchStdDev: Layer {
 
 /// The DCGAN discriminator (Radford et al. 2016, as PyTorch's DCGAN example): convolutions
 /// 4×4/2 (padding 1, no bias) through `widths` with LeakyReLU 0.2 and batch norm after all but
-/// the first (with `spectralNorm`: biases instead of the batch norms, below), halving the size down to 4 × 4, then a 4×4 convolution to one logit per image
-/// (the example's sigmoid is left to the loss: BCE with logits).
+/// the first (with `spectralNorm`: biases instead of the batch norms, below), halving the size
+/// down to 4 × 4, then a 4×4 convolution to one logit per image (the example's sigmoid is left
+/// to the loss: BCE with logits).
 ///
 /// - `input`: `[N, inputChannels, size, size]` with `size = 4 · 2^widths.count`; returns logits `[N, 1]`.
 /// - Keys: `net.0` (convolution), `net.2`, `net.3` (convolution, batch norm), ... as PyTorch's

@@ -58,9 +58,11 @@ public struct ImageGenerator {
     /// The network's images for noise drawn with `seed`: `[count, C, H, W]` in [-1, 1]. Image
     /// `i` depends on `seed` and `i` alone (not on `count`). A generator of noiseless images
     /// gets the observation's noise (sky noise `skySigma(seed:index:)`) unless `noiseless`.
-    /// `truncation` τ (at least 0.01): the truncation trick (Brock et al. 2019), every noise value beyond ±τ redrawn.
+    /// `truncation` τ (at least `smallestTruncation`): the truncation trick (Brock et al. 2019),
+    /// every noise value beyond ±τ redrawn.
     public func sample(count: Int, seed: UInt64, noiseless: Bool = false, truncation: Double? = nil) -> Tensor {
-        precondition(truncation.map { $0 >= 0.01 } ?? true, "ImageGenerator: truncation below 0.01 would redraw almost forever")
+        precondition(truncation.map { $0 >= Self.smallestTruncation } ?? true,
+                     "ImageGenerator: truncation below \(Self.smallestTruncation) would redraw almost forever")
         network.eval()
         return withNoGrad {
             var outputs = [Tensor]()
@@ -83,6 +85,10 @@ public struct ImageGenerator {
             return outputs.count == 1 ? outputs[0] : Tensor.concatenate(outputs, axis: 0)
         }
     }
+
+    /// The smallest truncation accepted: 0.8 % of standard-normal values fall inside ±0.01, so a
+    /// value takes ~125 redraws there; much below, the redrawing would not end in practice.
+    public static let smallestTruncation = 0.01
 
     /// The noise vector of image `index`: standard normal, each value beyond ±`truncation` redrawn
     /// from further streams of the same seed until it falls inside.

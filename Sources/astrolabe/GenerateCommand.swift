@@ -42,8 +42,9 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count must be positive, got \(count).") }
-        if let truncation, !(truncation >= 0.01 && truncation.isFinite) {
-            throw ValidationError("--truncation must be a number of at least 0.01 (noise values beyond ±T are redrawn), got \(truncation).")
+        if let truncation, !(truncation >= ImageGenerator.smallestTruncation && truncation.isFinite) {
+            throw ValidationError("--truncation must be a number of at least \(ImageGenerator.smallestTruncation) "
+                                  + "(noise values beyond ±T are redrawn), got \(truncation).")
         }
         if floor != nil && compareTo == nil { throw ValidationError("--floor needs --compare-to (the reference set it is compared with).") }
         if compareTo != nil && count < 2 { throw ValidationError("--compare-to needs --count of at least 2 (a covariance).") }

@@ -33,6 +33,14 @@ final class GenerateCommandTests: XCTestCase {
                                     "--output", out.path, "--noiseless", "--compare-to", folder.path])
         XCTAssertNotEqual(compared.status, 0)
         XCTAssert(compared.stderr.contains("--noiseless"), compared.stderr)
+        // A truncation that is too small or not a number is refused by name, nothing written.
+        for value in ["--truncation=0.001", "--truncation=nan"] {
+            let bad = try runTool(["generate", "--weights", "samples/models/generator.safetensors", "--count", "2",
+                                   "--output", out.path, value])
+            XCTAssertNotEqual(bad.status, 0, value)
+            XCTAssert(bad.stderr.contains("--truncation must be a number of at least 0.01"), bad.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        }
         // A missing classifier or reference set is named before any image is written.
         for (extra, name) in [(["--compare-to", folder.path, "--classifier", "nowhere.safetensors"], "nowhere.safetensors"),
                               (["--compare-to", folder.appendingPathComponent("no-set").path], "no-set"),
