@@ -158,20 +158,23 @@ enum MorphologyScene {
         let angles = (0..<count).map { _ in random.positionAngle() }
         let meanRadius = radii.reduce(0, +) / Double(count)
         var positions = [(0.0, 0.0)]
+        let varied = settings.irregulars == .varied
         for _ in 1..<count {
             let distance = random.uniform(0.5, 2.5) * meanRadius, direction = random.uniform(0, 2 * Double.pi)
-            let previous = positions[positions.count - 1]
-            positions.append((previous.0 + distance * Foundation.cos(direction), previous.1 + distance * Foundation.sin(direction)))
+            let base = positions[varied ? random.integer(0...(positions.count - 1)) : positions.count - 1]
+            positions.append((base.0 + distance * Foundation.cos(direction), base.1 + distance * Foundation.sin(direction)))
         }
         let clumpCount = random.integer(0...5)
         let clumpFractions = (0..<clumpCount).map { _ in random.uniform(0.02, 0.08) }
-        let weights = (0..<count).map { _ in random.uniform(0.3, 1.0) }
+        // Varied: uniform over the simplex (Dirichlet(1)), so one component may hold nearly all the light.
+        let weights = (0..<count).map { _ in varied ? -Foundation.log(1 - random.uniform()) : random.uniform(0.3, 1.0) }
         let componentFlux = flux * (1 - clumpFractions.reduce(0, +))
         let fluxes = weights.map { componentFlux * $0 / weights.reduce(0, +) }
         var clumps: [(Double, Double, Double, Double)] = []  // x, y, sigma, flux
         for fraction in clumpFractions {
             let host = random.integer(0...(count - 1))
-            let r = random.uniform(0.2, 1.5) * radii[host], direction = random.uniform(0, 2 * Double.pi)
+            let r = (varied ? 1.5 * random.uniform().squareRoot() : random.uniform(0.2, 1.5)) * radii[host]
+            let direction = random.uniform(0, 2 * Double.pi)
             clumps.append((positions[host].0 + r * Foundation.cos(direction), positions[host].1 + r * Foundation.sin(direction),
                            settings.pixels(random.uniform(0.03, 0.12)), flux * fraction))
         }

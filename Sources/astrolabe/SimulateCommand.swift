@@ -5,6 +5,7 @@ import SkySim
 
 extension SimulationTask: ExpressibleByArgument {}
 extension PSFChoice: ExpressibleByArgument {}
+extension IrregularLayout: ExpressibleByArgument {}
 
 /// `astrolabe simulate`: labelled images or light curves for the tasks of TASKS.md.
 struct Simulate: ParsableCommand {
@@ -36,6 +37,8 @@ struct Simulate: ParsableCommand {
     var truncate: Double = 0
     @Option(help: "Morphology: probability per cutout of a galaxy of none of the five classes (an S0: bulge plus disk without arms; or a spiral with 3-8 star-forming clumps), labelled 'outside' in catalog.csv (LABEL -1, OUTKIND records the kind), for outlier exposure (loss: {cross_entropy: {outside_weight: w}}). 0: TASKS.md.")
     var outside: Double = 0
+    @Option(help: "Morphology irregulars where TASKS.md leaves the choice open: standard (component weights uniform in 0.3-1, centres chained, clumps 0.2-1.5 r_e from their host) or varied (light split uniformly over the simplex, each centre from a random earlier one, clumps anywhere within 1.5 r_e), for training data.")
+    var irregulars: IrregularLayout = .standard
     @Option(help: "Sky noise sigma range in counts, 'low,high'.") var skySigma: String = "5,15"
     @Option(help: "Photometric zero point.") var magZero: Double = 30
     @Option(help: "Galaxy magnitude range 'low,high' (default per task; lens: lens galaxy i band).") var galaxyMag: String?
@@ -63,6 +66,9 @@ struct Simulate: ParsableCommand {
         if outside != 0 && task != .morphology {
             throw ValidationError("--outside draws galaxies of none of the morphology classes; use --task morphology (got '\(task.rawValue)').")
         }
+        if irregulars != .standard && task != .morphology {
+            throw ValidationError("--irregulars shapes morphology irregulars; use --task morphology (got '\(task.rawValue)').")
+        }
         if arcs && task != .lens {
             throw ValidationError("--arcs writes the lensed source of lenses; use --task lens (got '\(task.rawValue)').")
         }
@@ -76,6 +82,7 @@ struct Simulate: ParsableCommand {
         settings.psf = psf
         settings.surroundings = CutoutSurroundings(neighbours: neighbours, truncation: truncate)
         settings.outside = outside
+        settings.irregulars = irregulars
         settings.magnitudeZeroPoint = magZero
         settings.galaxyMagnitudes = try galaxyMag.map { try Simulate.range($0, option: "--galaxy-mag") }
         settings.starMagnitudes = try starMag.map { try Simulate.range($0, option: "--star-mag") }

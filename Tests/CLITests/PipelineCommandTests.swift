@@ -84,6 +84,9 @@ final class PipelineCommandTests: XCTestCase {
         r = try tool(["simulate", "--task", "lens", "--count", "2", "--outside", "0.5", "--out", "oe-lens"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("--outside") && r.stderr.contains("--task morphology"), r.stderr)
+        r = try tool(["simulate", "--task", "regression", "--count", "2", "--irregulars", "varied", "--out", "oe-reg"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--irregulars") && r.stderr.contains("--task morphology"), r.stderr)
     }
 
     /// Ctrl-C during `astrolabe train`: the tool's SIGINT handler sets the cancellation flag,

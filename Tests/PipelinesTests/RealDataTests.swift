@@ -179,8 +179,12 @@ final class RealDataTests: XCTestCase {
         let typical = lines[1].split(separator: ",", omittingEmptySubsequences: false)
         let blurred = lines[2].split(separator: ",", omittingEmptySubsequences: false)
         XCTAssertEqual(typical[7...8], ["yes", ""])
-        // Its features are far from the training data's too (noise scaled by 40, not ~10).
-        XCTAssertEqual(blurred[7...8], ["no", "psf;depth;unfamiliar"])
+        // Its features are far from the training data's too (noise scaled by 40, not ~10); it is
+        // `atypical` exactly when its energy is above the recipe's threshold.
+        let threshold = try XCTUnwrap(run.predictor.recipe?.oodEnergyThreshold)
+        let atypical = Double(blurred[9])! > threshold
+        XCTAssertEqual(blurred[7...8], ["no", atypical ? "psf;depth;atypical;unfamiliar" : "psf;depth;unfamiliar"])
+        XCTAssertLessThanOrEqual(Double(typical[9])!, threshold)
         // The energy is −log Σ exp(logits): recomputed from the network's own outputs.
         let entry = CatalogEntry(url: inputs.appendingPathComponent("a_typical.fits"), name: "a_typical.fits")
         let logits = try Predictor(contentsOf: root.appendingPathComponent("samples/models/morphology.safetensors"), raw: true)

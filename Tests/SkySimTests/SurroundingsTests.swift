@@ -107,6 +107,53 @@ final class SurroundingsTests: XCTestCase {
         XCTAssertThrowsError(try all.validate()) { XCTAssert($0.localizedDescription.contains("1.5"), $0.localizedDescription) }
     }
 
+    /// `irregulars`: both layouts keep TASKS.md's irregular (2-3 components, each centre 0.5-2.5
+    /// mean r_e from an earlier one, clumps within 1.5 r_e of a component, the light the
+    /// magnitude's); `standard` never gives a component under 13 % of the light and chains the
+    /// centres, `varied` lets one component hold nearly all of it and branches.
+    func testIrregularLayouts() {
+        var varied = ObservationSettings()
+        varied.irregulars = .varied
+        var smallShares = [IrregularLayout: Int](), branched = [IrregularLayout: Int](), innerClumps = [IrregularLayout: Int]()
+        for (layout, settings) in [(IrregularLayout.standard, ObservationSettings()), (.varied, varied)] {
+            for draw in 0..<400 {
+                var random = SeededGenerator(seed: 5, stream: UInt64(draw))
+                var cards: [HeaderRecord] = []
+                let components = MorphologyScene.irregular(cx: 31.5, cy: 31.5, flux: 1000, settings: settings, random: &random, cards: &cards)
+                let discs = components.compactMap { c -> SersicProfile? in if case .sersic(let p) = c { return p } else { return nil } }
+                let clumps = components.compactMap { c -> GaussianBlob? in if case .gaussian(let g) = c { return g } else { return nil } }
+                XCTAssertTrue((2...3).contains(discs.count) && clumps.count <= 5 && discs.count + clumps.count == components.count)
+                XCTAssertEqual(discs.reduce(0) { $0 + $1.flux } + clumps.reduce(0) { $0 + $1.flux }, 1000, accuracy: 1e-9)
+                let discFlux = discs.reduce(0) { $0 + $1.flux }
+                let share = discs.map { $0.flux / discFlux }.min()!
+                if layout == .standard { XCTAssertGreaterThanOrEqual(share, 0.3 / 2.3 - 1e-12, "draw \(draw)") }
+                if share < 0.1 { smallShares[layout, default: 0] += 1 }
+                let meanRadius = discs.reduce(0) { $0 + $1.halfLightRadius } / Double(discs.count)
+                func distance(_ a: EllipseGeometry, _ b: EllipseGeometry) -> Double {
+                    ((a.centerX - b.centerX) * (a.centerX - b.centerX) + (a.centerY - b.centerY) * (a.centerY - b.centerY)).squareRoot()
+                }
+                for i in 1..<discs.count {
+                    let fromEarlier = (0..<i).map { distance(discs[i].geometry, discs[$0].geometry) / meanRadius }
+                    XCTAssertTrue(fromEarlier.contains { (0.5 - 1e-9)...(2.5 + 1e-9) ~= $0 }, "draw \(draw): \(fromEarlier)")
+                    if !((0.5 - 1e-9)...(2.5 + 1e-9) ~= fromEarlier[i - 1]) { branched[layout, default: 0] += 1 }
+                }
+                for clump in clumps {
+                    let host = discs.map { d -> Double in
+                        let dx = clump.centerX - d.geometry.centerX, dy = clump.centerY - d.geometry.centerY
+                        return (dx * dx + dy * dy).squareRoot() / d.halfLightRadius
+                    }
+                    XCTAssertLessThanOrEqual(host.min()!, 1.5 + 1e-9, "draw \(draw)")
+                    if host.min()! < 0.2 { innerClumps[layout, default: 0] += 1 }
+                }
+            }
+        }
+        XCTAssertEqual(smallShares[.standard, default: 0], 0)
+        XCTAssertEqual(branched[.standard, default: 0], 0)
+        XCTAssertGreaterThan(smallShares[.varied, default: 0], 40, "varied: \(smallShares) of 400 with a component under 10 %")
+        XCTAssertGreaterThan(branched[.varied, default: 0], 5)
+        XCTAssertGreaterThan(innerClumps[.varied, default: 0], innerClumps[.standard, default: 0])
+    }
+
     func testRegressionTakesThemAndOtherTasksRefuse() throws {
         let a = Simulator(task: .regression, seed: 2, settings: settings(neighbours: 1, truncation: 1)).image(at: 0)
         let b = Simulator(task: .regression, seed: 2).image(at: 0)
