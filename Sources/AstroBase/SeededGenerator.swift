@@ -113,6 +113,10 @@ public struct SeededGenerator: RandomNumberGenerator {
     @inlinable @inline(__always)
     public mutating func nextNormal() -> Float { Float(normal()) }
 
+    /// Exponential variate of mean 1, by inversion of one uniform.
+    @inlinable
+    public mutating func exponential() -> Double { -Foundation.log(1 - uniform()) }
+
     // MARK: - Poisson
 
     /// Poisson variate with mean `lambda` (0 for a mean ≤ 0 or NaN).

@@ -133,7 +133,7 @@ enum MorphologyScene {
             let scale = disk.halfLightRadius / disk.b  // the disk's exponential scale length (n = 1: I ∝ e^{-b r / r_e})
             for fraction in clumpFractions {
                 // Radius drawn with the disk's light (r e^{-r/h}: the sum of two exponentials).
-                let r = -scale * (Foundation.log(1 - random.uniform()) + Foundation.log(1 - random.uniform()))
+                let r = scale * (random.exponential() + random.exponential())
                 let direction = random.uniform(0, 2 * Double.pi)
                 // The radius is circularised: stretch it along the major axis, squeeze it along the minor.
                 let x = r * Foundation.cos(direction) / q.squareRoot(), y = r * Foundation.sin(direction) * q.squareRoot()
@@ -167,7 +167,7 @@ enum MorphologyScene {
         let clumpCount = random.integer(0...5)
         let clumpFractions = (0..<clumpCount).map { _ in random.uniform(0.02, 0.08) }
         // Varied: uniform over the simplex (Dirichlet(1)), so one component may hold nearly all the light.
-        let weights = (0..<count).map { _ in varied ? -Foundation.log(1 - random.uniform()) : random.uniform(0.3, 1.0) }
+        let weights = (0..<count).map { _ in varied ? random.exponential() : random.uniform(0.3, 1.0) }
         let componentFlux = flux * (1 - clumpFractions.reduce(0, +))
         let fluxes = weights.map { componentFlux * $0 / weights.reduce(0, +) }
         var clumps: [(Double, Double, Double, Double)] = []  // x, y, sigma, flux

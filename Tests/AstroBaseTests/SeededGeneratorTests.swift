@@ -72,6 +72,22 @@ final class SeededGeneratorTests: XCTestCase {
         XCTAssertEqual(c.nextNormal(), Float(d.normal()))
     }
 
+    /// Mean 1, variance 1, P(x > 1) = 1/e, one uniform per draw, never negative or infinite.
+    func testExponentialVariatesHaveUnitMeanAndVariance() {
+        var generator = SeededGenerator(seed: 11)
+        let n = 100_000
+        let values = (0..<n).map { _ in generator.exponential() }
+        let mean = values.reduce(0, +) / Double(n)
+        let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n)
+        XCTAssertEqual(mean, 1, accuracy: 0.015)
+        XCTAssertEqual(variance, 1, accuracy: 0.04)
+        XCTAssertEqual(Double(values.filter { $0 > 1 }.count) / Double(n), exp(-1), accuracy: 0.005)
+        XCTAssert(values.allSatisfy { $0 >= 0 && $0.isFinite })
+        var a = SeededGenerator(seed: 3), b = SeededGenerator(seed: 3)
+        XCTAssertEqual(a.exponential(), -log(1 - b.uniform()))
+        XCTAssertEqual(a.next(), b.next())
+    }
+
     func testPoissonVariatesHaveTheirMeanAndVarianceOnBothSidesOfTheSwitch() {
         var generator = SeededGenerator(seed: 42)
         for lambda in [0.3, 4.0, 9.5, 10.5, 80.0, 2500.0] {
