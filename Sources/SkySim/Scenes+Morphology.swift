@@ -3,6 +3,19 @@ import AstroBase
 import FITS
 import Foundation
 
+/// The choices TASKS.md leaves open for morphology irregulars (2-3 Sérsic components 0.5-2.5
+/// mean r_e apart, up to 5 clumps).
+public enum IrregularLayout: String, CaseIterable, Sendable {
+    /// Component weights uniform in [0.3, 1] before normalising (no component under 13 % of
+    /// the light), each centre placed from the previous one (a chain), clumps 0.2-1.5 r_e from
+    /// their host's centre.
+    case standard
+    /// Light split uniformly over the simplex (a component may hold nearly all of it), each
+    /// centre placed from a random earlier one, clumps uniform in area within 1.5 r_e of their
+    /// host: training data that covers other readings of TASKS.md.
+    case varied
+}
+
 /// Builds morphology cutouts: elliptical, spiral, edge-on, irregular, star; with
 /// `settings.outside` also galaxies of none of these classes (`OutsideClass`).
 enum MorphologyScene {
