@@ -70,10 +70,16 @@ public final class DCGANGenerator: Layer {
 
     public let net: Sequential
     public let latentDimension: Int
+    /// Classes of a class-conditional generator (0: unconditional): a one-hot code of the class
+    /// follows the noise in the input (Mirza & Osindero 2014).
+    public let classCount: Int
     public let outputChannels: Int
     public let widths: [Int]
     public let upsampling: Upsampling
     public var isTraining = true
+
+    /// The input's width: the noise, then the one-hot class code.
+    public var inputDimension: Int { latentDimension + classCount }
 
     /// The side of the images: 4 · 2^widths.count (64 for four widths).
     public var imageSize: Int { 4 << widths.count }
@@ -87,10 +93,12 @@ public final class DCGANGenerator: Layer {
     }
 
     public init(latentDimension: Int = 100, outputChannels: Int = 1, widths: [Int] = [512, 256, 128, 64],
-                upsampling: Upsampling = .transposed, seed: UInt64? = nil) {
-        precondition(latentDimension > 0 && outputChannels > 0 && !widths.isEmpty && widths.allSatisfy { $0 > 0 },
-                     "DCGANGenerator: latent \(latentDimension), channels \(outputChannels) and widths \(widths) must be positive")
+                upsampling: Upsampling = .transposed, classCount: Int = 0, seed: UInt64? = nil) {
+        precondition(latentDimension > 0 && outputChannels > 0 && !widths.isEmpty && widths.allSatisfy { $0 > 0 } && classCount >= 0,
+                     "DCGANGenerator: latent \(latentDimension), channels \(outputChannels) and widths \(widths) must be positive, "
+                     + "classes \(classCount) not negative")
         self.latentDimension = latentDimension
+        self.classCount = classCount
         self.outputChannels = outputChannels
         self.widths = widths
         self.upsampling = upsampling
@@ -106,7 +114,8 @@ public final class DCGANGenerator: Layer {
             }
         }
         var layers: [any Layer] = [
-            ConvTranspose2D(inputChannels: latentDimension, outputChannels: widths[0], kernelSize: 4, useBias: false, seed: seeds.next()),
+            ConvTranspose2D(inputChannels: latentDimension + classCount, outputChannels: widths[0], kernelSize: 4, useBias: false,
+                            seed: seeds.next()),
             BatchNorm(features: widths[0]), Activation.relu(),
         ]
         for (cin, cout) in zip(widths, widths.dropFirst()) {
@@ -117,14 +126,16 @@ public final class DCGANGenerator: Layer {
     }
 
     public func forward(_ input: Tensor) -> Tensor {
-        precondition(input.rank == 2 && input.shape[1] == latentDimension,
-                     "DCGANGenerator: input \(input.shape) must be noise [N, \(latentDimension)]")
-        return net(input.reshaped(to: [input.shape[0], latentDimension, 1, 1]))
+        precondition(input.rank == 2 && input.shape[1] == inputDimension,
+                     "DCGANGenerator: input \(input.shape) must be noise [N, \(latentDimension)]"
+                     + (classCount > 0 ? " followed by a one-hot class code [N, \(classCount)]" : ""))
+        return net(input.reshaped(to: [input.shape[0], inputDimension, 1, 1]))
     }
 
     public var children: [(key: String, layer: any Layer)] { [("net", net)] }
     public var layerDescription: String {
-        "DCGANGenerator(latent \(latentDimension) → \(outputChannels)×\(imageSize)×\(imageSize), widths \(widths)"
+        "DCGANGenerator(latent \(latentDimension)\(classCount > 0 ? " + \(classCount) classes" : "") → "
+            + "\(outputChannels)×\(imageSize)×\(imageSize), widths \(widths)"
             + (upsampling == .transposed ? ")" : ", \(upsampling.rawValue) up-sampling)")
     }
 }

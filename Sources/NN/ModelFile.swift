@@ -42,6 +42,9 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// convolutions, DCGAN's) or `nearest` (nearest-neighbour ×2, then a 3×3 convolution: no
     /// checkerboard; Odena et al. 2016) (absent: transposed).
     public var upsample: String?
+    /// dcgan: a class-conditional generator over this many classes (the recipe's class names),
+    /// a one-hot code after the noise (absent: unconditional).
+    public var labels: Int?
     /// The arithmetic of the fused model's convolutions at inference: one of
     /// `InferencePrecision`'s raw values, `float32` or `bfloat16` (absent: float32). Set after
     /// training by `scripts/record_observation.py --precision`; training always runs in float32.
@@ -50,15 +53,15 @@ public struct Architecture: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case name, inChannels = "in_channels", classes, widths, smallImageStem = "small_image_stem",
              stemPool = "stem_pool", imageSize = "image_size", bottleneck, hidden, layers, activation, flow,
-             contextChannels = "context_channels", views, noiseless, upsample, inferencePrecision = "inference_precision"
+             contextChannels = "context_channels", views, noiseless, upsample, labels, inferencePrecision = "inference_precision"
     }
 
     public init(name: ArchitectureName, inChannels: Int, classes: Int, widths: [Int]? = nil, smallImageStem: Bool? = nil,
                 stemPool: Bool? = nil, imageSize: Int? = nil, bottleneck: Int? = nil, hidden: Int? = nil,
                 activation: String? = nil, layers: Int? = nil, flow: FlowSettings? = nil, contextChannels: Int? = nil,
-                views: Int? = nil, noiseless: Bool? = nil, upsample: String? = nil) {
+                views: Int? = nil, noiseless: Bool? = nil, upsample: String? = nil, labels: Int? = nil) {
         self.flow = flow; self.contextChannels = contextChannels; self.views = views
-        self.noiseless = noiseless; self.upsample = upsample
+        self.noiseless = noiseless; self.upsample = upsample; self.labels = labels
         self.name = name; self.inChannels = inChannels; self.classes = classes; self.widths = widths
         self.smallImageStem = smallImageStem; self.stemPool = stemPool; self.imageSize = imageSize; self.bottleneck = bottleneck
         self.hidden = hidden; self.activation = activation; self.layers = layers
@@ -132,7 +135,9 @@ public struct Architecture: Codable, Equatable, Sendable {
                 throw invalid("upsample '\(upsample ?? "")' must be one of "
                               + DCGANGenerator.Upsampling.allCases.map(\.rawValue).joined(separator: ", "))
             }
-            return DCGANGenerator(latentDimension: inChannels, outputChannels: classes, widths: w, upsampling: upsampling, seed: seed)
+            guard (labels ?? 0) >= 0 else { throw invalid("labels \(labels!) must not be negative") }
+            return DCGANGenerator(latentDimension: inChannels, outputChannels: classes, widths: w, upsampling: upsampling,
+                                  classCount: labels ?? 0, seed: seed)
         case .mlp:
             let function = try ActivationName(decoding: activation ?? ActivationName.relu.rawValue).function
             return MLP.make(inputFeatures: inChannels, widths: (widths ?? []) + [classes], activation: function, seed: seed)

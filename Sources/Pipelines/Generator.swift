@@ -33,6 +33,10 @@ public struct ImageGenerator {
     /// A generator network with the recipe it is trained with (`path` names it in messages and headers).
     public init(network: DCGANGenerator, architecture: Architecture, recipe: ModelRecipe, path: String) throws {
         try Self.checkInvertible(recipe.stages, path: path)
+        guard network.classCount == 0 || recipe.classNames.count == network.classCount else {
+            throw PipelineError.modelFile(path: path, reason: "the generator is conditioned on \(network.classCount) classes but its "
+                                          + "recipe names \(recipe.classNames.count) (\(recipe.classNames.joined(separator: ", ")))")
+        }
         self.network = network
         self.architecture = architecture
         self.recipe = recipe
@@ -69,8 +73,14 @@ public struct ImageGenerator {
             var start = 0
             while start < count {
                 let end = min(count, start + 64)
-                let noise = (start..<end).flatMap { latent(seed: seed, index: $0, truncation: truncation) }
-                var images = network(Tensor(shape: [end - start, network.latentDimension], data: noise))
+                let noise = (start..<end).flatMap { index -> [Float] in
+                    var code = latent(seed: seed, index: index, truncation: truncation)
+                    if let label = classIndex(seed: seed, index: index) {
+                        code += (0..<network.classCount).map { $0 == label ? 1 : 0 }
+                    }
+                    return code
+                }
+                var images = network(Tensor(shape: [end - start, network.inputDimension], data: noise))
                 if let observationNoise, !noiseless {
                     let shape = [1] + images.shape.dropFirst()
                     let draws = (start..<end).flatMap {
@@ -109,6 +119,23 @@ public struct ImageGenerator {
     static func noiseSeed(_ seed: UInt64, index: Int) -> UInt64 {
         var mix = SplitMix64(seed: seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
         return mix.next()
+    }
+
+    /// The class of image `index` of a class-conditional generator, drawn with `seed` as often as
+    /// the recipe's `classFrequencies` say (equally often without them); nil for an
+    /// unconditional generator.
+    public func classIndex(seed: UInt64, index: Int) -> Int? {
+        let k = network.classCount
+        guard k > 0 else { return nil }
+        let weights = recipe.classFrequencies.flatMap { $0.count == k && $0.reduce(0, +) > 0 ? $0 : nil }
+            ?? [Double](repeating: 1, count: k)
+        var random = SeededGenerator(seed: seed ^ 0xC1A5_5C1A_55C1_A55C, stream: UInt64(index))
+        var u = random.uniform(0, weights.reduce(0, +))
+        for (label, weight) in weights.enumerated() {
+            if u < weight { return label }
+            u -= weight
+        }
+        return k - 1
     }
 
     /// The sky noise (counts) given to image `index`: drawn uniformly from the recorded
@@ -196,6 +223,10 @@ public struct ImageGenerator {
             header.set("GENARCH", .string(architecture.name.rawValue), comment: "generator architecture")
             header.set("GENSEED", .string(String(seed)), comment: "noise seed")
             header.set("GENINDEX", .integer(index), comment: "image index for the seed")
+            if let label = classIndex(seed: seed, index: index) {
+                header.set("GENCLASS", .string(recipe.classNames.indices.contains(label) ? recipe.classNames[label] : String(label)),
+                           comment: "class the generator was asked for")
+            }
             if let truncation { header.set("GENTRUNC", .float(truncation), comment: "noise values beyond +-GENTRUNC redrawn") }
             header.set("BUNIT", .string("count"), comment: "sky-subtracted counts (ADU)")
             if let observation = recipe.observation {

@@ -59,13 +59,16 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// (without it, such a row takes the larger factor per target); `none` for rows with none
     /// of them (held-out TASKS.md cutouts). Absent: not widened.
     public var intervalScales: [String: [[Double]]]?
+    /// Class-conditional generators: how often `generate` draws each class (the training data's
+    /// class frequencies, in `classNames`' order).
+    public var classFrequencies: [Double]?
     /// The `intervalScales` key of rows without a flag that widens intervals.
     public static let unflagged = "none"
 
     enum CodingKeys: String, CodingKey {
         case task, stages, hdu, bands, bandFiles, inputShape, classNames, targetNames, targetMean, targetStd,
              predictsUncertainty, logTargetNames = "logTargets", targetBounds, posteriorDraws, observation, provenance,
-             sequenceStages, temperature, oodEnergyThreshold, featureDensity, intervalScales
+             sequenceStages, temperature, oodEnergyThreshold, featureDensity, intervalScales, classFrequencies
     }
 
     public init(task: PipelineTask, stages: [Stage], input: InputConfig, inputShape: [Int], classNames: [String] = [],
@@ -166,14 +169,17 @@ extension ModelRecipe {
                         + (bands.isEmpty ? "" : ", bands \(bands.joined(separator: ", "))")
                         + (bandFiles.isEmpty ? "" : ", band files " + bandFiles.sorted { $0.key < $1.key }
                             .map { "\($0.key): \($0.value)" }.joined(separator: ", "))]
-        if !classNames.isEmpty {
+        if let classFrequencies, classFrequencies.count == classNames.count {
+            lines.append("classes       " + zip(classNames, classFrequencies).enumerated()
+                .map { String(format: "%d=%@ (drawn %.3f)", $0.offset, $0.element.0, $0.element.1) }.joined(separator: ", "))
+        } else if !classNames.isEmpty {
             lines.append("classes       " + classNames.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", "))
             lines.append("temperature   " + (temperature.map { String(format: "%.4f (fitted on held-out data)", $0) }
                                              ?? "1 (probabilities not recalibrated)"))
             lines.append("ood energy    " + (oodEnergyThreshold.map { String(format: "above %.3f: the row says 'atypical' "
                 + "(95th percentile on held-out simulated data)", $0) } ?? "no threshold recorded"))
         }
-        if !classNames.isEmpty || task == .regress {
+        if (!classNames.isEmpty && task != .generate) || task == .regress {
             lines.append("ood features  " + (featureDensity.map { density in
                 "Mahalanobis distance to the " + (density.means.count == 1 ? "mean" : "nearest class mean") + " of \(density.dimension) penultimate features (\(density.count) "
                 + "held-out images)" + (density.threshold.map { String(format: "; above %.1f the row says 'unfamiliar'", $0) } ?? "")

@@ -39,8 +39,16 @@ extension PipelineRunner {
         try ImageGenerator.checkInvertible(config.stages, path: pipelinePath)
         guard let dataPath = options.input.map({ resolveArgument($0).path }) ?? t.data.map({ resolve($0).path })
                 ?? config.input.path.map({ resolve($0).path }) else { throw PipelineError.noInput(pipeline: pipelinePath) }
-        let training = try Catalog.resolve(dataPath)
+        // input.label_column: a class-conditional generator over input.class_names.
+        let classNames = config.input.classNames
+        if config.input.labelColumn != nil && classNames.isEmpty {
+            throw PipelineError.unsupported("\(pipelinePath): a class-conditional generator (input.label_column) needs "
+                                            + "input.class_names, the classes in the order of their codes.")
+        }
+        let labelled = config.input.labelColumn != nil
+        let training = try Catalog.resolve(dataPath, labelColumn: config.input.labelColumn, classNames: classNames)
         guard training.count > 0 else { throw TrainingError.emptyData(what: dataPath) }
+        let classCount = labelled ? classNames.count : 0
         let input = FITSInput(hdu: config.input.hdu ?? 0, bands: config.input.bands, bandFiles: config.input.bandFiles)
         let load = sampleLoader(input, withTruth: false)
         let preparation = Preparation(config.stages, seed: t.seed)
@@ -62,20 +70,21 @@ extension PipelineRunner {
         var seeds = LayerSeeds(t.seed &+ 0x5EED)
         let upsampling = arch.upsample ?? .transposed
         let generator = DCGANGenerator(latentDimension: latent, outputChannels: channels, widths: widths, upsampling: upsampling,
-                                       seed: seeds.next())
+                                       classCount: classCount, seed: seeds.next())
         guard adversarial.discriminatorScales <= widths.count else {
             throw PipelineError.unsupported("\(pipelinePath): model.train.adversarial.discriminator_scales \(adversarial.discriminatorScales) "
                                             + "needs images of at least \(4 << adversarial.discriminatorScales) pixels; these are \(size) "
                                             + "(at most \(widths.count) scales).")
         }
         let discriminator: any Layer = adversarial.discriminatorScales > 1
-            ? MultiScaleDiscriminator(inputChannels: channels, widths: discriminatorWidths, scaleCount: adversarial.discriminatorScales,
+            ? MultiScaleDiscriminator(inputChannels: channels + classCount, widths: discriminatorWidths, scaleCount: adversarial.discriminatorScales,
                                       spectralNorm: adversarial.spectralNorm, minibatchStdDevGroup: adversarial.minibatchStdDev,
                                       seed: seeds.next())
-            : DCGANDiscriminator(inputChannels: channels, widths: discriminatorWidths,
+            : DCGANDiscriminator(inputChannels: channels + classCount, widths: discriminatorWidths,
                                  spectralNorm: adversarial.spectralNorm, minibatchStdDevGroup: adversarial.minibatchStdDev,
                                  seed: seeds.next())
-        let gan = GAN(generator: generator, discriminator: discriminator, conditioning: .unconditional(latentDimension: latent))
+        let gan = GAN(generator: generator, discriminator: discriminator,
+                      conditioning: labelled ? .labelled(latentDimension: latent, classCount: classCount) : .unconditional(latentDimension: latent))
         let adam = OptimizerKind.adam(beta1: Float(adversarial.beta1), beta2: 0.999)
         let gRate = t.learningRate, dRate = adversarial.discriminatorLearningRate ?? t.learningRate
         gan.compile(generatorOptimizer: adam, generatorLearningRate: Float(gRate), discriminatorOptimizer: adam,
@@ -86,15 +95,23 @@ extension PipelineRunner {
         let (save, stem, checkpoint) = try trainingPaths(t) { try gan.resume(from: $0); return gan.completedEpochs }
         let setRates = scheduleRates(gan, t, generatorRate: gRate, discriminatorRate: dRate)
         let source = CatalogBatchSource(catalog: training, batchSize: t.batchSize, preparation: preparation, training: true,
-                                        seed: t.seed, targets: .none, threads: config.run.threads, load: load)
+                                        seed: t.seed, targets: labelled ? .classes : .none, threads: config.run.threads, load: load)
         log("training dcgan (generator \(generator.parameterCount), discriminator \(discriminator.parameterCount) parameters) "
             + "on \(training.count) files, images \(inputShape), noise \(latent)")
         let samples = URL(fileURLWithPath: stem.path + "-samples.png")
         var recipe = ModelRecipe(task: .generate, stages: config.stages, input: config.input, inputShape: inputShape,
-                                 observation: config.observation)
+                                 classNames: labelled ? classNames : [], observation: config.observation)
+        if labelled {
+            var counts = [Int](repeating: 0, count: classCount)
+            for entry in training.entries { if let label = entry.label, (0..<classCount).contains(label) { counts[label] += 1 } }
+            recipe.classFrequencies = counts.map { Double($0) / Double(training.count) }
+            log("class-conditional: " + zip(classNames, counts).map { "\($0.0) \($0.1)" }.joined(separator: ", ")
+                + " training images; generate draws the classes as often")
+        }
         let architecture = Architecture(name: .dcgan, inChannels: latent, classes: channels, widths: widths,
                                         noiseless: adversarial.observeNoise ? true : nil,
-                                        upsample: upsampling == .transposed ? nil : upsampling.rawValue)
+                                        upsample: upsampling == .transposed ? nil : upsampling.rawValue,
+                                        labels: labelled ? classCount : nil)
         if adversarial.observeNoise {
             let noise = try ObservationNoise(recipe: recipe, path: pipelinePath)
             gan.measurement = { noise.measurement($0, seed: $1) }
@@ -103,7 +120,8 @@ extension PipelineRunner {
         }
         let selection = try adversarial.monitor.map {
             try GeneratorSelection($0, runner: self, copy: DCGANGenerator(latentDimension: latent, outputChannels: channels,
-                                                                          widths: widths, upsampling: upsampling, seed: 0),
+                                                                          widths: widths, upsampling: upsampling,
+                                                                          classCount: classCount, seed: 0),
                                    table: URL(fileURLWithPath: stem.path + "-frechet.csv"))
         }
         let history = try gan.fit(source, epochs: t.epochs, checkpoint: checkpoint,

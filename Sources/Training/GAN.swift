@@ -27,6 +27,31 @@ public enum GANConditioning: Equatable, Sendable {
     /// The generator maps Gaussian noise `[N, latentDimension]` to images; the discriminator
     /// judges images alone. The data's inputs are the real images (targets are ignored).
     case unconditional(latentDimension: Int)
+    /// A class-conditional generator (Mirza & Osindero 2014): the generator maps noise
+    /// `[N, latentDimension]` followed by a one-hot class code `[N, classCount]` to images; the
+    /// discriminator judges each image with its class as `classCount` constant one-hot planes
+    /// concatenated after it. The data's inputs are the real images and its `.classes` their
+    /// classes; the generated images of a step take the real batch's classes, so the classes
+    /// are drawn as often as the data holds them.
+    case labelled(latentDimension: Int, classCount: Int)
+
+    /// The one-hot codes `[N, classCount]` of `labels`.
+    public static func oneHot(_ labels: [Int], classCount: Int) -> Tensor {
+        var data = [Float](repeating: 0, count: labels.count * classCount)
+        for (i, label) in labels.enumerated() { data[i * classCount + label] = 1 }
+        return Tensor(shape: [labels.count, classCount], data: data)
+    }
+
+    /// The discriminator's class planes `[N, classCount, height, width]` of `labels`.
+    public static func classPlanes(_ labels: [Int], classCount: Int, height: Int, width: Int) -> Tensor {
+        let plane = height * width
+        var data = [Float](repeating: 0, count: labels.count * classCount * plane)
+        for (i, label) in labels.enumerated() {
+            let start = (i * classCount + label) * plane
+            for j in start..<(start + plane) { data[j] = 1 }
+        }
+        return Tensor(shape: [labels.count, classCount, height, width], data: data)
+    }
 }
 
 /// The values of one adversarial step.
@@ -144,6 +169,15 @@ public final class GAN {
         case let .unconditional(latent):
             let noise = Tensor.randomNormal([batch.inputs.shape[0], latent], seed: seed)
             return (noise, nil, batch.inputs)
+        case let .labelled(latent, classCount):
+            let n = batch.inputs.shape[0]
+            guard case let .classes(labels) = batch.targets, labels.count == n, labels.allSatisfy({ (0..<classCount).contains($0) }) else {
+                throw TrainingError.emptyData(what: "a class-conditional GAN batch without a class in 0..<\(classCount) for each of its \(n) images")
+            }
+            let noise = Tensor.randomNormal([n, latent], seed: seed)
+            let input = Tensor.concatenate([noise, GANConditioning.oneHot(labels, classCount: classCount)], axis: 1)
+            let planes = GANConditioning.classPlanes(labels, classCount: classCount, height: batch.inputs.shape[2], width: batch.inputs.shape[3])
+            return (input, planes, batch.inputs)
         }
     }
 
@@ -200,7 +234,7 @@ public final class GAN {
         }
         var gLoss = adversarial
         var l1: Float = 0
-        if condition != nil {
+        if conditioning == .conditional {
             let reconstruction = Loss.meanAbsoluteError(fake, real)
             l1 = reconstruction.scalars[0]
             if reconstructionWeight > 0 { gLoss = gLoss + reconstruction * reconstructionWeight }
@@ -272,12 +306,18 @@ public final class GAN {
         return averaged ? withAveragedGenerator(run) : run()
     }
 
-    /// `count` samples of an unconditional generator from noise drawn with `seed`.
+    /// `count` samples of an unconditional or class-conditional generator from noise drawn with
+    /// `seed`; a class-conditional one makes sample `i` of class `i % classCount`.
     public func generate(count: Int, seed: UInt64, averaged: Bool = true) -> Tensor {
-        guard case let .unconditional(latent) = conditioning else {
+        switch conditioning {
+        case .conditional:
             preconditionFailure("GAN.generate: a conditional GAN needs inputs: use predict(_:)")
+        case let .unconditional(latent):
+            return predict(Tensor.randomNormal([count, latent], seed: seed), averaged: averaged)
+        case let .labelled(latent, classCount):
+            let codes = GANConditioning.oneHot((0..<count).map { $0 % classCount }, classCount: classCount)
+            return predict(Tensor.concatenate([Tensor.randomNormal([count, latent], seed: seed), codes], axis: 1), averaged: averaged)
         }
-        return predict(Tensor.randomNormal([count, latent], seed: seed), averaged: averaged)
     }
 
     /// Mean absolute error of the (averaged) generator against the real outputs of `data`

@@ -97,6 +97,47 @@ final class GeneratorTests: XCTestCase {
         XCTAssert(FileManager.default.fileExists(atPath: a.appendingPathComponent("contact-sheet.png").path))
     }
 
+    /// `input.label_column` trains a class-conditional generator: the model file records the
+    /// classes and how often the training data hold them, `generate` draws the classes that often
+    /// and writes each image's class in GENCLASS, and the class code changes the image. Without
+    /// `input.class_names` the pipeline is refused by name.
+    func testLabelledGeneratorDrawsTheTrainingClassFrequencies() throws {
+        let folder = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let labelled = ("task: generate\n", "task: generate\ninput: {label_column: label, class_names: [round, other]}\n")
+        let pipeline = try writeSet(folder, edits: [labelled, ("data: data\n", "data: data/catalog.csv\n")])
+        let rows = (0..<8).map { String(format: "g%02d.fits,%d", $0, $0 % 4 == 3 ? 1 : 0) }
+        try (["file,label"] + rows).joined(separator: "\n").write(to: folder.appendingPathComponent("data/catalog.csv"),
+                                                                  atomically: true, encoding: .utf8)
+        _ = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()
+        let url = folder.appendingPathComponent("out/generator.safetensors")
+        let generator = try ImageGenerator(contentsOf: url)
+        XCTAssertEqual(generator.architecture.labels, 2)
+        XCTAssertEqual(generator.network.classCount, 2)
+        XCTAssertEqual(generator.recipe.classNames, ["round", "other"])
+        XCTAssertEqual(generator.recipe.classFrequencies, [0.75, 0.25])
+        XCTAssert(generator.recipe.descriptionLines.joined(separator: "\n").contains("1=other (drawn 0.250)"), "\(generator.recipe.descriptionLines)")
+        let drawn = (0..<4000).compactMap { generator.classIndex(seed: 5, index: $0) }
+        XCTAssertEqual(drawn.count, 4000)
+        XCTAssertEqual(Double(drawn.filter { $0 == 0 }.count) / 4000, 0.75, accuracy: 0.03)
+        XCTAssertEqual(generator.classIndex(seed: 5, index: 7), generator.classIndex(seed: 5, index: 7))
+        let files = try generator.write(count: 6, seed: 5, to: folder.appendingPathComponent("o")).files
+        for (index, file) in files.enumerated() {
+            XCTAssertEqual(try FITSFile(path: file.path).header(0)["GENCLASS"],
+                           .string(["round", "other"][generator.classIndex(seed: 5, index: index)!]))
+        }
+        let z = Tensor.randomNormal([1, 4], seed: 1)
+        generator.network.eval()
+        let round = generator.network(Tensor.concatenate([z, Tensor(shape: [1, 2], data: [1, 0])], axis: 1)).scalars
+        let other = generator.network(Tensor.concatenate([z, Tensor(shape: [1, 2], data: [0, 1])], axis: 1)).scalars
+        XCTAssertGreaterThan(zip(round, other).map { abs($0 - $1) }.max()!, 1e-4, "the class code changes the image")
+
+        let bad = try writeSet(folder.appendingPathComponent("bad"), edits: [("task: generate\n", "task: generate\ninput: {label_column: label}\n")])
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: bad.path, options: RunOptions(quiet: true, fresh: true)).train()) {
+            XCTAssert("\($0)".contains("input.class_names"), "\($0)")
+        }
+    }
+
     /// With `adversarial.monitor` each epoch's generator is scored against reference images in a
     /// classifier's features, and the saved generator is the best epoch's.
     func testMonitorKeepsTheEpochWithTheSmallestFrechetDistance() throws {

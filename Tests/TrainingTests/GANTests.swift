@@ -210,4 +210,36 @@ final class GANTests: XCTestCase {
         XCTAssertEqual(mean[1], -2, accuracy: 0.3)
         for s in spread { XCTAssert((0.2...1.0).contains(s), "spread \(spread) against the real 0.5") }
     }
+
+    /// A class-conditional GAN: the one-hot codes and class planes are what they say, a batch
+    /// without classes is refused by name, and the generator learns a different image per class
+    /// (class 0 dark, class 1 bright) from the classes alone.
+    func testLabelledGANLearnsEachClass() throws {
+        XCTAssertEqual(GANConditioning.oneHot([2, 0], classCount: 3).scalars, [0, 0, 1, 1, 0, 0])
+        let planes = GANConditioning.classPlanes([1], classCount: 2, height: 2, width: 2)
+        XCTAssertEqual(planes.shape, [1, 2, 2, 2])
+        XCTAssertEqual(planes.scalars, [0, 0, 0, 0, 1, 1, 1, 1])
+
+        let labels = (0..<64).map { $0 % 2 }
+        let noise = Tensor.randomNormal([64, 1, 8, 8], seed: 5) * 0.05
+        let level = Tensor(shape: [64, 1, 1, 1], data: labels.map { $0 == 0 ? -0.5 : 0.5 })
+        let real = noise + level
+        let gan = GAN(generator: DCGANGenerator(latentDimension: 2, outputChannels: 1, widths: [8], classCount: 2, seed: 1),
+                      discriminator: DCGANDiscriminator(inputChannels: 3, widths: [8], seed: 2),
+                      conditioning: .labelled(latentDimension: 2, classCount: 2))
+        gan.compile(generatorLearningRate: 2e-3, discriminatorLearningRate: 2e-3)
+        XCTAssertThrowsError(try gan.trainOnBatch(TrainingBatch(inputs: real, targets: .values(real)))) {
+            XCTAssert("\($0)".contains("class-conditional") && "\($0)".contains("0..<2"), "\($0)")
+        }
+        try gan.fit(ArrayBatchSource(inputs: real, targets: .classes(labels), batchSize: 16, shuffle: true, seed: 3), epochs: 40,
+                    seed: 1, verbose: false)
+        let images = gan.generate(count: 200, seed: 9)    // image i of class i % 2
+        var means = [0.0, 0.0]
+        let plane = 64
+        for i in 0..<200 {
+            means[i % 2] += images.scalars[(i * plane)..<((i + 1) * plane)].reduce(0.0) { $0 + Double($1) } / Double(plane * 100)
+        }
+        XCTAssertEqual(means[0], -0.5, accuracy: 0.2, "class 0's images: \(means)")
+        XCTAssertEqual(means[1], 0.5, accuracy: 0.2, "class 1's images: \(means)")
+    }
 }
