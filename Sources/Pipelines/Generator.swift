@@ -19,6 +19,8 @@ public struct ImageGenerator {
     public let path: String
     /// The noise `generate` adds to a generator of noiseless images (architecture `noiseless`); nil otherwise.
     public let observationNoise: ObservationNoise?
+    /// A class-conditional generator's class for every image (`only(className:)`); nil: drawn per image.
+    public private(set) var fixedClass: Int?
 
     public init(contentsOf url: URL) throws {
         let model = try TrainedModel(contentsOf: url)
@@ -127,6 +129,7 @@ public struct ImageGenerator {
     public func classIndex(seed: UInt64, index: Int) -> Int? {
         let k = network.classCount
         guard k > 0 else { return nil }
+        if let fixedClass { return fixedClass }
         let weights = recipe.classFrequencies.flatMap { $0.count == k && $0.reduce(0, +) > 0 ? $0 : nil }
             ?? [Double](repeating: 1, count: k)
         var random = SeededGenerator(seed: seed ^ 0xC1A5_5C1A_55C1_A55C, stream: UInt64(index))
@@ -136,6 +139,20 @@ public struct ImageGenerator {
             u -= weight
         }
         return k - 1
+    }
+
+    /// Makes every image of class `className` (a class-conditional generator's; refused by name
+    /// otherwise, listing the classes).
+    public mutating func only(className: String) throws {
+        guard network.classCount > 0 else {
+            throw PipelineError.unsupported("\(path) is not class-conditional (trained without input.label_column): "
+                                            + "it cannot be asked for class '\(className)'")
+        }
+        guard let index = recipe.classNames.firstIndex(of: className) else {
+            throw PipelineError.unsupported("\(path) has no class '\(className)'; its classes are "
+                                            + recipe.classNames.joined(separator: ", "))
+        }
+        fixedClass = index
     }
 
     /// The sky noise (counts) given to image `index`: drawn uniformly from the recorded

@@ -10,7 +10,9 @@ struct Generate: ParsableCommand {
         discussion: """
         Writes OUTPUT/generated_NNNNNN.fits (float32 counts; the header records the generator, \
         the seed, the image index and the observation imitated, with the sky noise drawn from its \
-        range) and OUTPUT/contact-sheet.png. The same seed gives the same images; image i depends \
+        range) and OUTPUT/contact-sheet.png. A class-conditional generator (trained with \
+        input.label_column) draws each image's class as often as its training data held it, or \
+        makes them all of --class, and writes the class in GENCLASS. The same seed gives the same images; image i depends \
         on the seed and i only. A generator of noiseless images (trained with observe_noise) \
         gets the observation's noise (the sky noise drawn and the sources' Poisson noise) unless \
         --noiseless asks for the images it makes.
@@ -37,6 +39,8 @@ struct Generate: ParsableCommand {
     @Option(help: "The classifier whose penultimate features the Fréchet distance uses.")
     var classifier: String = "samples/models/morphology.safetensors"
     @Flag(help: "Write a noiseless generator's images without the observation's noise.") var noiseless = false
+    @Option(name: .customLong("class"), help: "A class-conditional generator: make every image of this class (default: classes drawn as often as in its training data).")
+    var className: String?
     @Option(help: "The truncation trick: noise values beyond ±T are redrawn (fidelity for variety; T ≥ 0.01, e.g. 1.5).")
     var truncation: Double?
 
@@ -55,7 +59,8 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let generator = try ImageGenerator(contentsOf: URL(fileURLWithPath: weights))
+            var generator = try ImageGenerator(contentsOf: URL(fileURLWithPath: weights))
+            if let className { try generator.only(className: className) }
             // What the comparison needs is checked before any image is written.
             let features = try compareTo.map { _ in try ClassifierFeatures(contentsOf: URL(fileURLWithPath: classifier)) }
             for set in [compareTo, floor].compactMap({ $0 }) { _ = try Catalog.resolve(set) }

@@ -126,6 +126,10 @@ final class GeneratorTests: XCTestCase {
             XCTAssertEqual(try FITSFile(path: file.path).header(0)["GENCLASS"],
                            .string(["round", "other"][generator.classIndex(seed: 5, index: index)!]))
         }
+        var others = generator
+        try others.only(className: "other")
+        XCTAssert((0..<50).allSatisfy { others.classIndex(seed: 5, index: $0) == 1 })
+        XCTAssertThrowsError(try others.only(className: "spiral")) { XCTAssert("\($0)".contains("round, other"), "\($0)") }
         let z = Tensor.randomNormal([1, 4], seed: 1)
         generator.network.eval()
         let round = generator.network(Tensor.concatenate([z, Tensor(shape: [1, 2], data: [1, 0])], axis: 1)).scalars
@@ -392,6 +396,9 @@ final class GeneratorTests: XCTestCase {
         let restored = generator.counts(prepared, skySigma: 7)
         for (value, original) in zip(restored, counts) { XCTAssertEqual(value, original, accuracy: 1e-4 * max(1, abs(original))) }
         XCTAssertNil(generator.skySigma(seed: 1, index: 0), "no observation recorded: no sky noise to draw")
+        XCTAssertNil(generator.classIndex(seed: 1, index: 0), "an unconditional generator draws no class")
+        var unconditional = generator
+        XCTAssertThrowsError(try unconditional.only(className: "spiral")) { XCTAssert("\($0)".contains("not class-conditional"), "\($0)") }
         XCTAssertEqual(try generator.write(count: 1, seed: 1, to: folder.appendingPathComponent("o")).assumptions.count, 1)
     }
 
