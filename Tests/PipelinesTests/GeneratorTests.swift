@@ -349,16 +349,18 @@ final class GeneratorTests: XCTestCase {
     }
 
     /// The shipped generator makes noiseless images observed with the sky noise it writes: the
-    /// outer pixels of 16 images scatter by about SKYSIG (the simulator's 1.0; a generator that
-    /// drew its own noise scattered by 6 SKYSIG), with the sources in the middle.
+    /// outer pixels of 64 images scatter by about SKYSIG (the simulator's 1.0; a generator that
+    /// drew its own noise scattered by 6 SKYSIG), with the sources in the middle (the simulator's
+    /// 7 × 7 centre is above 3 SKYSIG in 84 % of its cutouts, the shipped generator's in 90 %).
     func testShippedGeneratorWritesImagesAtTheSkyNoise() throws {
         let folder = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
         let generator = try ImageGenerator(contentsOf: repositoryRoot.appendingPathComponent("samples/models/generator.safetensors"))
         XCTAssertNotNil(generator.observationNoise, "trained with observe_noise")
         XCTAssertEqual(generator.recipe.inputShape, [1, 64, 64])
+        XCTAssertEqual(generator.recipe.classNames, ["elliptical", "spiral", "edge_on", "irregular", "star"], "class-conditional")
         var spreads = [Double](), centreExcess = 0
-        for file in try generator.write(count: 16, seed: 5, to: folder).files {
+        for file in try generator.write(count: 64, seed: 5, to: folder).files {
             let image = try FITSFile(path: file.path).readImage(0, as: Float.self).pixels.map(Double.init)
             let sigma = try XCTUnwrap(try FITSFile(path: file.path).header(0)["SKYSIG"]?.doubleValue)
             var edge = [Double](), centre = [Double]()
@@ -375,7 +377,7 @@ final class GeneratorTests: XCTestCase {
         }
         let median = spreads.sorted()[spreads.count / 2]
         XCTAssert((0.9...1.8).contains(median), "edge scatter / SKYSIG: median \(median) of \(spreads)")
-        XCTAssertGreaterThan(centreExcess, 12, "a source in the middle of most images")
+        XCTAssertGreaterThan(centreExcess, 44, "a source in the middle of most images (over 70 %)")
     }
 
     func testCountsUndoTheStages() throws {
