@@ -74,6 +74,16 @@ public final class Tensor {
         Tensor(repeating: 1, shape: shape, requiresGrad: requiresGrad)
     }
 
+    /// The one-hot codes `[labels.count, classCount]` of `labels` (each in `0..<classCount`).
+    public static func oneHot(_ labels: [Int], classCount: Int) -> Tensor {
+        var values = [Float](repeating: 0, count: labels.count * classCount)
+        for (i, label) in labels.enumerated() {
+            precondition((0..<classCount).contains(label), "Tensor.oneHot: label \(label) outside 0..<\(classCount)")
+            values[i * classCount + label] = 1
+        }
+        return Tensor(shape: [labels.count, classCount], data: values)
+    }
+
     /// Normal samples with the given mean and standard deviation, reproducible from `seed`.
     public static func randomNormal(_ shape: [Int], mean: Float = 0, standardDeviation: Float = 1,
                                     seed: UInt64, requiresGrad: Bool = false) -> Tensor {

@@ -82,7 +82,7 @@ public final class Explainer {
     func gradients(_ input: Tensor, targets: [Int]) -> (gradients: Tensor, outputs: Tensor) {
         let x = Tensor(shape: input.shape, data: input.scalars, requiresGrad: true)
         let y = model(x)
-        let selected = (y * Self.oneHot(targets, classes: y.shape[1])).sum()
+        let selected = (y * Tensor.oneHot(targets, classCount: y.shape[1])).sum()
         selected.backward()
         return (x.grad ?? Tensor.zeros(input.shape), y.detached())
     }
@@ -352,7 +352,7 @@ public final class Explainer {
             guard let activations = tap.output, activations.rank == 4 else {
                 throw ExplainError.layerNotSpatial(layer: name, shape: tap.output?.shape ?? [])
             }
-            (y * Self.oneHot(Array(targets[range]), classes: y.shape[1])).sum().backward()
+            (y * Tensor.oneHot(Array(targets[range]), classCount: y.shape[1])).sum().backward()
             let a = activations.scalars
             let g = activations.grad?.scalars ?? [Float](repeating: 0, count: a.count)
             let (c, h, w) = (activations.shape[1], activations.shape[2], activations.shape[3])
@@ -469,12 +469,6 @@ public final class Explainer {
         if let bad = targets.first(where: { $0 < 0 || $0 >= classes }) {
             throw ExplainError.targetOutOfRange(target: bad, outputs: classes)
         }
-    }
-
-    static func oneHot(_ targets: [Int], classes: Int) -> Tensor {
-        var values = [Float](repeating: 0, count: targets.count * classes)
-        for (i, t) in targets.enumerated() { values[i * classes + t] = 1 }
-        return Tensor(shape: [targets.count, classes], data: values)
     }
 
     static func chunks(_ count: Int, _ size: Int) -> [Range<Int>] {

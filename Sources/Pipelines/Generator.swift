@@ -78,7 +78,7 @@ public struct ImageGenerator {
                 let noise = (start..<end).flatMap { index -> [Float] in
                     var code = latent(seed: seed, index: index, truncation: truncation)
                     if let label = classIndex(seed: seed, index: index) {
-                        code += (0..<network.classCount).map { $0 == label ? 1 : 0 }
+                        code += Tensor.oneHot([label], classCount: network.classCount).scalars
                     }
                     return code
                 }

@@ -30,27 +30,16 @@ public enum GANConditioning: Equatable, Sendable {
     /// A class-conditional generator (Mirza & Osindero 2014): the generator maps noise
     /// `[N, latentDimension]` followed by a one-hot class code `[N, classCount]` to images; the
     /// discriminator judges each image with its class as `classCount` constant one-hot planes
-    /// concatenated after it. The data's inputs are the real images and its `.classes` their
+    /// concatenated before it. The data's inputs are the real images and its `.classes` their
     /// classes; the generated images of a step take the real batch's classes, so the classes
     /// are drawn as often as the data holds them.
     case labelled(latentDimension: Int, classCount: Int)
 
-    /// The one-hot codes `[N, classCount]` of `labels`.
-    public static func oneHot(_ labels: [Int], classCount: Int) -> Tensor {
-        var data = [Float](repeating: 0, count: labels.count * classCount)
-        for (i, label) in labels.enumerated() { data[i * classCount + label] = 1 }
-        return Tensor(shape: [labels.count, classCount], data: data)
-    }
-
-    /// The discriminator's class planes `[N, classCount, height, width]` of `labels`.
+    /// The discriminator's class planes `[N, classCount, height, width]` of `labels`: each
+    /// image's one-hot code as constant planes.
     public static func classPlanes(_ labels: [Int], classCount: Int, height: Int, width: Int) -> Tensor {
-        let plane = height * width
-        var data = [Float](repeating: 0, count: labels.count * classCount * plane)
-        for (i, label) in labels.enumerated() {
-            let start = (i * classCount + label) * plane
-            for j in start..<(start + plane) { data[j] = 1 }
-        }
-        return Tensor(shape: [labels.count, classCount, height, width], data: data)
+        Tensor.oneHot(labels, classCount: classCount).reshaped(to: [labels.count, classCount, 1, 1])
+            .expanded(to: [labels.count, classCount, height, width])
     }
 }
 
@@ -175,7 +164,7 @@ public final class GAN {
                 throw TrainingError.emptyData(what: "a class-conditional GAN batch without a class in 0..<\(classCount) for each of its \(n) images")
             }
             let noise = Tensor.randomNormal([n, latent], seed: seed)
-            let input = Tensor.concatenate([noise, GANConditioning.oneHot(labels, classCount: classCount)], axis: 1)
+            let input = Tensor.concatenate([noise, Tensor.oneHot(labels, classCount: classCount)], axis: 1)
             let planes = GANConditioning.classPlanes(labels, classCount: classCount, height: batch.inputs.shape[2], width: batch.inputs.shape[3])
             return (input, planes, batch.inputs)
         }
@@ -315,7 +304,7 @@ public final class GAN {
         case let .unconditional(latent):
             return predict(Tensor.randomNormal([count, latent], seed: seed), averaged: averaged)
         case let .labelled(latent, classCount):
-            let codes = GANConditioning.oneHot((0..<count).map { $0 % classCount }, classCount: classCount)
+            let codes = Tensor.oneHot((0..<count).map { $0 % classCount }, classCount: classCount)
             return predict(Tensor.concatenate([Tensor.randomNormal([count, latent], seed: seed), codes], axis: 1), averaged: averaged)
         }
     }

@@ -215,7 +215,7 @@ final class GANTests: XCTestCase {
     /// without classes is refused by name, and the generator learns a different image per class
     /// (class 0 dark, class 1 bright) from the classes alone.
     func testLabelledGANLearnsEachClass() throws {
-        XCTAssertEqual(GANConditioning.oneHot([2, 0], classCount: 3).scalars, [0, 0, 1, 1, 0, 0])
+        XCTAssertEqual(Tensor.oneHot([2, 0], classCount: 3).scalars, [0, 0, 1, 1, 0, 0])
         let planes = GANConditioning.classPlanes([1], classCount: 2, height: 2, width: 2)
         XCTAssertEqual(planes.shape, [1, 2, 2, 2])
         XCTAssertEqual(planes.scalars, [0, 0, 0, 0, 1, 1, 1, 1])
