@@ -136,6 +136,15 @@ final class GeneratorTests: XCTestCase {
         let other = generator.network(Tensor.concatenate([z, Tensor(shape: [1, 2], data: [0, 1])], axis: 1)).scalars
         XCTAssertGreaterThan(zip(round, other).map { abs($0 - $1) }.max()!, 1e-4, "the class code changes the image")
 
+        try "file\ng00.fits\n".write(to: folder.appendingPathComponent("data/catalog.csv"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()) {
+            XCTAssert($0.localizedDescription.contains("no column 'label'"), "a catalog without the class column: \($0.localizedDescription)")
+        }
+        try "file,label\ng00.fits,galaxy\n".write(to: folder.appendingPathComponent("data/catalog.csv"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(quiet: true, fresh: true)).train()) {
+            XCTAssert($0.localizedDescription.contains("'galaxy'") && $0.localizedDescription.contains("round, other"),
+                      "a class outside class_names: \($0.localizedDescription)")
+        }
         let bad = try writeSet(folder.appendingPathComponent("bad"), edits: [("task: generate\n", "task: generate\ninput: {label_column: label}\n")])
         XCTAssertThrowsError(try PipelineRunner(pipelinePath: bad.path, options: RunOptions(quiet: true, fresh: true)).train()) {
             XCTAssert("\($0)".contains("input.class_names"), "\($0)")
