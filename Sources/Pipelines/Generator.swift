@@ -241,8 +241,7 @@ public struct ImageGenerator {
             header.set("GENSEED", .string(String(seed)), comment: "noise seed")
             header.set("GENINDEX", .integer(index), comment: "image index for the seed")
             if let label = classIndex(seed: seed, index: index) {
-                header.set("GENCLASS", .string(recipe.classNames.indices.contains(label) ? recipe.classNames[label] : String(label)),
-                           comment: "class the generator was asked for")
+                header.set("GENCLASS", .string(recipe.classNames[label]), comment: "class the generator was asked for")
             }
             if let truncation { header.set("GENTRUNC", .float(truncation), comment: "noise values beyond +-GENTRUNC redrawn") }
             header.set("BUNIT", .string("count"), comment: "sky-subtracted counts (ADU)")
