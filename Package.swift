@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
         // Seeded random numbers, robust statistics, special functions, display stretches,
         // intervals and Lupton composites: shared by every module above it.
-        .target(name: "AstroBase", swiftSettings: kernelSettings),
+        .target(name: "AstroBase", dependencies: ["CKernels", "CBLAS"], swiftSettings: kernelSettings),
         .target(name: "FITS", dependencies: ["CFITSIO", "CZlib"], swiftSettings: kernelSettings),
         .target(name: "Autograd", dependencies: ["AstroBase", "CBLAS", "CKernels"], swiftSettings: kernelSettings),
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: kernelSettings),
@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "Explain", dependencies: ["AstroBase", "Autograd", "NN", "Plotting"], swiftSettings: kernelSettings),
         .target(name: "Pipelines", dependencies: ["AstroBase", "FITS", "Preprocessing", "NN", "Training", "Plotting", "SkySim", "Cluster", "Explain", "Yams",
                                              .product(name: "CSV", package: "CSV.swift")]),
-        .target(name: "SkySim", dependencies: ["AstroBase", "FITS", "Plotting", "CBLAS"], swiftSettings: kernelSettings),
+        .target(name: "SkySim", dependencies: ["AstroBase", "FITS", "Plotting", "CBLAS", "CKernels"], swiftSettings: kernelSettings),
 
         // MARK: - Command-line tool
         .executableTarget(

@@ -99,12 +99,14 @@ def main():
 
 
 WIDENED_FLAGS = ("neighbours", "sky", "correlated_noise")
+PROFILE_FIT = "profile_fit"
 
 
 def record_interval_scales(flag, model, predictions, catalog, source):
     """Records in posterior `model` the factors `[s68, s95]` per target by which the intervals
     of rows flagged `flag` in `outside_domain` (`neighbours`, `sky`, `correlated_noise`, or
-    `neighbours+sky` for rows with both; `none`: rows with none of WIDENED_FLAGS) are widened (`intervalScales[flag]`): on a run of a copy of the model without any
+    `neighbours+sky` for rows with both; `none`: rows with none of WIDENED_FLAGS; `profile_fit`:
+    rows whose `posterior_from` says a profile fit gave them) are widened (`intervalScales[flag]`): on a run of a copy of the model without any
     intervalScales over held-out simulated cutouts (`predictions`, truths in `catalog`; the rows
     whose flags among WIDENED_FLAGS are exactly those of `flag`), each flagged row's error
     in the flow's standardised space, divided by its interval's half on the truth's side (84th
@@ -131,8 +133,11 @@ def record_interval_scales(flag, model, predictions, catalog, source):
         truth = {r["file"]: r for r in csv.DictReader(f)}
     with open(predictions) as f:
         # The rows whose widened flags are exactly those of `flag` (`neighbours+sky`: both).
-        wanted = set() if flag == "none" else set(flag.split("+"))
-        rows = [r for r in csv.DictReader(f) if set(r["outside_domain"].split(";")) & set(WIDENED_FLAGS) == wanted]
+        # `profile_fit`: the rows whose posterior a profile fit gave (`posterior_from`); the other flags
+        # are the network's posteriors only.
+        wanted = set() if flag in ("none", PROFILE_FIT) else set(flag.split("+"))
+        rows = [r for r in csv.DictReader(f) if set(r["outside_domain"].split(";")) & set(WIDENED_FLAGS) == wanted
+                and (r.get("posterior_from", "network") == PROFILE_FIT) == (flag == PROFILE_FIT)]
     scales = []
     for k, name in enumerate(names):
         t = standardized([float(truth[r["file"]][name]) for r in rows], k)

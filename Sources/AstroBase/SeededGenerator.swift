@@ -52,6 +52,20 @@ public struct SeededGenerator: RandomNumberGenerator {
         self.init(seed: mixer.next() ^ (stream &* 0xD1B5_4A32_D192_ED03) ^ 0x5851_F42D_4C95_7F2D)
     }
 
+    /// An independent generator for the file or object `name` of a run seeded with `seed`
+    /// (the stream is the name's FNV-1a hash), so a file draws the same numbers in every run
+    /// whatever the files around it.
+    public init(seed: UInt64, name: String) {
+        self.init(seed: seed, stream: Self.nameHash(name))
+    }
+
+    /// The FNV-1a hash of `name`'s UTF-8 bytes (stable across runs and machines, unlike `hashValue`).
+    public static func nameHash(_ name: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+
     @inlinable @inline(__always)
     public mutating func next() -> UInt64 {
         let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9

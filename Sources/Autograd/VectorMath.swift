@@ -1,17 +1,8 @@
 // Eight-lane float helpers shared by the portable recurrent-cell loops (Tensor+LSTM.swift,
 // Tensor+GRU.swift) and the flow kernels: unaligned loads and stores, exponential, sigmoid,
-// tanh; and the switch between them and the AVX-512 C kernels.
+// tanh (the switch between them and the AVX-512 C kernels is `AVX512Kernels`, AstroBase).
 import CKernels
 import Foundation
-
-/// Whether the AVX-512 C kernels (`Sources/CKernels`: the LSTM and GRU recurrences, the flow
-/// sampler's spline inverse) run instead of their portable Swift loops: on by default wherever
-/// the CPU has AVX-512F and FMA. Process-wide on purpose (which kernels the CPU runs, not per-model state):
-/// set once at start-up, and changed only by tests, to compare both paths while no kernel
-/// runs, hence unsynchronised.
-public enum AVX512Kernels {
-    nonisolated(unsafe) public static var enabled = astro_avx512_available() != 0
-}
 
 @inline(__always) func loadVector(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)

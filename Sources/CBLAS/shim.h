@@ -8,4 +8,6 @@ void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const i
 /* LAPACK's Cholesky solve of a symmetric positive-definite system (column-major a, nrhs columns of b). */
 void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *lda, double *b, const int *ldb,
             int *info);
+/* LAPACK's Cholesky factorisation a = L Lᵀ (uplo 'L') or Uᵀ U ('U'), in place, column-major. */
+void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 #endif

@@ -57,7 +57,9 @@ public struct ModelRecipe: Codable, Equatable, Sendable {
     /// widened about the median, in the flow's unbounded space, so they hold 68 % and 95 % of
     /// the truths on held-out simulated cutouts with it; `neighbours+sky` for rows with both
     /// (without it, such a row takes the larger factor per target); `none` for rows with none
-    /// of them (held-out TASKS.md cutouts). Absent: not widened.
+    /// of them (held-out TASKS.md cutouts); `profile_fit` for rows whose posterior a profile
+    /// fit gave (`ProfileRefinement`; the others apply to the network's posteriors only).
+    /// Absent: not widened.
     public var intervalScales: [String: [[Double]]]?
     /// Class-conditional generators: how often `generate` draws each class (the training data's
     /// class frequencies, in `classNames`' order).
@@ -187,7 +189,9 @@ extension ModelRecipe {
         }
         for (flag, scales) in (intervalScales ?? [:]).sorted(by: { $0.key < $1.key }) where scales.count == targetNames.count {
             lines.append(flag.padding(toLength: max(13, flag.count), withPad: " ", startingAt: 0)
-                + (flag == Self.unflagged ? " intervals of rows without those flags scaled " : " intervals of rows flagged '\(flag)' widened ")
+                + (flag == Self.unflagged ? " intervals of rows without those flags scaled "
+                    : flag == ProfileRefinement.source ? " intervals of rows whose posterior a profile fit gave scaled "
+                    : " intervals of rows flagged '\(flag)' widened ")
                 + zip(targetNames, scales).map { String(format: "%@ x%.2f/x%.2f", $0.0, $0.1.first ?? 1, $0.1.last ?? 1) }
                     .joined(separator: ", ") + " (68 % / 95 %)")
         }

@@ -304,10 +304,14 @@ extension PipelineRunner {
                                                     : " without \(missing.joined(separator: ", "))") : ""))
             }
         }
-        if config.input.fitProfiles && (recipe.task != .deblend || model.architecture.inChannels != 1) {
-            throw PipelineError.unsupported("\(pipelinePath): input.fit_profiles fits the central galaxy of a single-band blend "
-                                            + "from a deblender's image; \(model.path) is task \(recipe.task.rawValue) with "
-                                            + "\(model.architecture.inChannels) input band(s)")
+        let refines = recipe.task == .regress && model.network is PosteriorRegressor
+            && Set(recipe.targetNames) == Set(SkyFitting.targets) && recipe.observation != nil
+        if config.input.fitProfiles && (recipe.task == .deblend ? model.architecture.inChannels != 1 : !refines) {
+            throw PipelineError.unsupported("\(pipelinePath): input.fit_profiles fits Sérsic profiles to single-band images: the "
+                                            + "central galaxy of a blend from a deblender's image, or the galaxy of a regression "
+                                            + "posterior model (targets \(SkyFitting.targets.joined(separator: ", ")) and a recorded "
+                                            + "observation); \(model.path) is task \(recipe.task.rawValue) with "
+                                            + "\(model.architecture.inChannels) input channel(s)")
         }
         let predictor = Predictor(network: model.network, architecture: model.architecture, recipe: recipe, path: model.path,
                                   stages: config.stages.isEmpty ? nil : config.stages, input: input,
@@ -322,7 +326,9 @@ extension PipelineRunner {
                 ? "ASTROLABE_BFLOAT16=off is set" : "\(asked) needs oneDNN and a CPU with \(asked) instructions"))
         }
         if config.input.fitSky { predictor.skyFitting = SkyFitting() }
-        if config.input.fitProfiles { predictor.profileFitting = ProfileFitting() }
+        if config.input.fitProfiles {
+            if recipe.task == .deblend { predictor.profileFitting = ProfileFitting() } else { predictor.profileRefinement = ProfileRefinement() }
+        }
         return predictor
     }
 
@@ -400,14 +406,14 @@ extension PipelineRunner {
         let matchedImages = self.matchedImages
         return { entry in
             let sample: Sample, matched: Sample?
-            if predictor.skyFitting != nil {
+            if predictor.keepsMatchedImages {
                 (matched, sample) = try predictor.prepareInSteps(read(entry), file: entry.name)
             } else {
                 (matched, sample) = (nil, try predictor.prepare(read(entry), file: entry.name))
             }
             assumptions.record(sample, observation: predictor.matchingStages.isEmpty ? nil : predictor.recipe?.observation)
             try predictor.checkShape(sample.image.shape, file: entry.name)
-            // Kept for the sky fit only once the file is sure to reach the network (and be taken back).
+            // Kept for the sky and profile fits only once the file is sure to reach the network (and be taken back).
             if let matched { matchedImages.put(entry.name, matched) }
             return sample
         }
@@ -436,8 +442,7 @@ extension PipelineRunner {
                 progress?.advance()
                 continue
             }
-            let prediction = try fittingSky([entry.name], predictor.predict([sample.image]), predictor)[0]
-            try journal.record([journalEntry(entry.name, prediction, predictor)])
+            try journal.record(try entries([entry.name], predictor.predict([sample.image]), predictor))
             progress?.advance()
             if untilFirstResult { return Array(todo[(index + 1)...]) }
         }
@@ -447,9 +452,10 @@ extension PipelineRunner {
     /// `predictions` of `files` after the predictor's sky fit (`Predictor.fittingSky`), each
     /// subtracted plane said in the file's assumptions and its row flagged `sky`; a frame whose
     /// noise is correlated beyond `SkyFitting.correlationLimit` flags the row `correlated_noise`.
-    func fittingSky(_ files: [String], _ predictions: [Prediction], _ predictor: Predictor) throws -> [Prediction] {
+    func fittingSky(_ files: [String], _ predictions: [Prediction], _ predictor: Predictor, matched: [Sample?]) throws
+        -> [Prediction] {
         guard let fitting = predictor.skyFitting else { return predictions }
-        let fitted = try predictor.fittingSky(predictions, matched: files.map { matchedImages.take($0) })
+        let fitted = try predictor.fittingSky(predictions, matched: matched)
         for (file, result) in zip(files, fitted) {
             guard let sky = result.plane else { continue }
             if let correlation = sky.noiseCorrelation, correlation > fitting.correlationLimit {
@@ -468,6 +474,41 @@ extension PipelineRunner {
         return fitted.map(\.prediction)
     }
 
+    /// The journal entries of a batch's network results: the sky fit first (`fittingSky`),
+    /// then each file's domain and reported prediction (`journalEntry`), then the profile fit of
+    /// the bright unflagged rows (`refiningProfiles`).
+    func entries(_ files: [String], _ predictions: [Prediction], _ predictor: Predictor) throws -> [RunJournal.Entry] {
+        let matched = files.map { matchedImages.take($0) }
+        let fitted = try fittingSky(files, predictions, predictor, matched: matched)
+        return refiningProfiles(zip(files, fitted).map { journalEntry($0, $1, predictor) }, matched: matched, predictor)
+    }
+
+    /// `entries` with the posteriors of bright rows outside every domain flag replaced by a
+    /// profile fit's (`Predictor.refined`, in parallel), each said in its file's assumptions.
+    /// The recipe's interval factors, fitted to the network's posteriors, do not apply to them.
+    func refiningProfiles(_ entries: [RunJournal.Entry], matched: [Sample?], _ predictor: Predictor) -> [RunJournal.Entry] {
+        guard let refinement = predictor.profileRefinement else { return entries }
+        // The rows a fit may change, so the workers share only those.
+        let candidates = entries.indices.filter { i in
+            guard case let .posterior(estimate)? = entries[i].prediction, matched[i] != nil,
+                  entries[i].domain?.outside.isEmpty ?? true else { return false }
+            return refinement.accepts(estimate, names: predictor.recipe?.targetNames ?? [])
+        }
+        let refined = Threading.parallelMap(candidates.count, costPerItem: 1 << 20) { c -> (PosteriorEstimate, Assumption)? in
+            let i = candidates[c]
+            guard case let .posterior(estimate)? = entries[i].prediction else { return nil }
+            return predictor.refined(estimate, matched: matched[i]!, refinement: refinement,
+                                     seed: predictor.posteriorSeed ^ SeededGenerator.nameHash(entries[i].file))
+        }
+        var out = entries
+        for (c, result) in refined.enumerated() {
+            guard let (estimate, note) = result else { continue }
+            out[candidates[c]].prediction = .posterior(estimate)
+            assumptions.record(file: entries[candidates[c]].file, [note])
+        }
+        return out
+    }
+
     /// A file's result as the run records it: with the domain its preparation was judged to
     /// be in, and the prediction as reported for that domain (`Predictor.reported`).
     func journalEntry(_ file: String, _ prediction: Prediction, _ predictor: Predictor) -> RunJournal.Entry {
@@ -484,8 +525,7 @@ extension PipelineRunner {
         var reportedFailures = 0
         var batchesDone = 0
         while let batch = try loader.next() {
-            let predictions = try fittingSky(batch.names, predictor.predict(batch: Tensor(shape: batch.shape, data: batch.inputs)), predictor)
-            var entries = zip(batch.names, predictions).map { journalEntry($0, $1, predictor) }
+            var entries = try entries(batch.names, predictor.predict(batch: Tensor(shape: batch.shape, data: batch.inputs)), predictor)
             let failures = loader.failures
             for (file, error) in failures[reportedFailures...] {
                 entries.append(.init(file: file, error: error.localizedDescription))

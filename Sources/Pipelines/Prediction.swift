@@ -141,8 +141,11 @@ public struct PosteriorEstimate: Codable, Equatable, Sendable {
     public var samples: [Double]?
     /// As `ClassProbabilities.featureDistance`: nil when the model records no feature density.
     public var featureDistance: Double?
+    /// What the draws came from: nil for the network's flow, `ProfileRefinement.source` for a
+    /// profile fit's likelihood (the `posterior_from` column).
+    public var source: String?
 
-    enum CodingKeys: String, CodingKey { case medians, p16, p84, p025, p975, featureDistance }
+    enum CodingKeys: String, CodingKey { case medians, p16, p84, p025, p975, featureDistance, source }
 
     public init(medians: [Double], p16: [Double], p84: [Double], p025: [Double], p975: [Double], samples: [Double]? = nil,
                 featureDistance: Double? = nil) {

@@ -202,3 +202,121 @@ extension Predictor {
         return (image, cards, assumptions)
     }
 }
+
+/// The posterior of a bright single Sérsic galaxy from its likelihood (`input.fit_profiles` with
+/// a regression posterior model): where the data hold much information, a fit of the exact
+/// forward model gets closer to what they allow than the network (docs/results.md: the network's
+/// medians at mag 17–19 sit 1.1–1.2× the Bayesian reach, a profile fit at it).
+///
+/// For a row the network puts at most at `faintest` mag, with none of the domain flags
+/// (`neighbours`, `sky`, … : the fit assumes one galaxy on a clean sky), `SceneFit` fits a
+/// PSF-convolved Sérsic profile drawn as a Gaussian mixture (`SersicMixture`) to the matched
+/// image (counts, the header's PSF, sky noise and the Poisson noise at `GAIN`, 1 e-/count
+/// without it), started from the network's medians at the light's centroid and angle. The
+/// posterior is the Laplace approximation of that likelihood (a Gaussian in the fit's
+/// parameters, `SceneFit.laplaceDraws`) times a prior flat in each target over the model's
+/// ranges (TASKS.md draws them uniformly; the position angle uniform too): `proposals` draws
+/// weighted by the prior (truncated importance weights, Ionides 2008: at most √proposals times
+/// their mean), resampled to the model's draws. A fit that does not converge, whose reduced χ²
+/// exceeds `largestReducedChiSquare` (a galaxy the profile does not describe), or whose weights
+/// leave fewer than `smallestEffectiveDraws` keeps the network's posterior.
+public struct ProfileRefinement: Equatable, Sendable {
+    /// Rows whose network median magnitude is at most this are fitted.
+    public var faintest = 19.5
+    public var largestReducedChiSquare = 1.15
+    public var proposals = 1000
+    public var smallestEffectiveDraws = 100.0
+    /// The `Assumption` subject of a refined row.
+    public static let subject = "profile fit"
+    /// A refined row's `PosteriorEstimate.source` (`posterior_from`), and the key of its interval
+    /// factors in the recipe's `intervalScales` (fitted as the flow's, scripts/record_observation.py).
+    public static let source = "profile_fit"
+
+    /// Where χ² is probed along each principal axis for the split normal (`SceneFit.laplaceDraws`), standard deviations.
+    public var probe = 2.0
+
+    public init() {}
+
+    /// Whether a row with the network's `estimate` (targets `names`) is bright enough to fit.
+    func accepts(_ estimate: PosteriorEstimate, names: [String]) -> Bool {
+        guard let m = names.firstIndex(of: "mag"), m < estimate.medians.count else { return false }
+        return estimate.medians[m] <= faintest
+    }
+}
+
+extension Predictor {
+    /// `estimate` of `matched` (one band, counts after observation matching) refined by
+    /// `ProfileRefinement`, with the note that says so; nil where the row keeps the network's
+    /// posterior (too faint, no PSF or noise in the header, a fit that failed its checks).
+    func refined(_ estimate: PosteriorEstimate, matched: Sample, refinement: ProfileRefinement, seed: UInt64)
+        -> (estimate: PosteriorEstimate, note: Assumption)? {
+        guard let recipe, let observation = recipe.observation, matched.image.channels == 1 else { return nil }
+        let scaling = recipe.targetScaling, names = scaling.names
+        guard Set(names) == Set(SkyFitting.targets), names.count == SkyFitting.targets.count else { return nil }
+        let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        let (iN, iR, iQ, iM) = (index["sersic_n"]!, index["r_e"]!, index["q"]!, index["mag"]!)
+        guard refinement.accepts(estimate, names: names),
+              let fwhm = HeaderValues.psfFWHM(matched.header), fwhm > 0,
+              let sigma = matched.header[noiseKeyword] ?? matched.header["SKYSIG"], sigma > 0 else { return nil }
+        let scale = HeaderValues.pixelScale(matched.header) ?? observation.pixelScale
+        let gain = matched.header["GAIN"].flatMap { $0 > 0 ? $0 : nil } ?? 1
+        let (h, w) = (matched.image.height, matched.image.width)
+        let pixels = Array(matched.image.pixels.prefix(h * w))
+        guard let start = SkyFitting.galaxy(estimate.medians, names: names, image: matched.image, pixelScale: scale,
+                                            zeroPoint: observation.zeroPoint, border: 8) else { return nil }
+        var fitter = SceneFit(width: w, height: h, psfSigma: fwhm / scale / 2.3548200450309493, skySigma: sigma, gain: gain)
+        fitter.drawing = .gaussianMixture
+        fitter.sersicIndices = SersicMixture.indices
+        fitter.iterations = 40
+        let first = FitComponent.sersic(x: start.geometry.centerX, y: start.geometry.centerY, flux: start.flux,
+                                        halfLightRadius: start.halfLightRadius, n: min(max(start.n, SersicMixture.indices.lowerBound),
+                                                                                       SersicMixture.indices.upperBound),
+                                        q: start.geometry.q, angle: start.geometry.angle)
+        let fit = fitter.fit(pixels, from: [first])
+        guard fit.converged, fit.reducedChiSquare <= refinement.largestReducedChiSquare else { return nil }
+        var generator = SeededGenerator(seed: seed)
+        guard let draws = fitter.laplaceDraws(pixels, at: fit.components[0], fit: fit, count: refinement.proposals,
+                                              probe: refinement.probe, generator: &generator) else { return nil }
+        // Each draw in catalog units, and its prior weight (zero outside the model's ranges).
+        func range(_ k: Int) -> ClosedRange<Double> {
+            guard let r = scaling.learnedRange(k) else { return -Double.infinity...Double.infinity }
+            return scaling.isLogarithmic(k) ? Foundation.pow(10, r.lo)...Foundation.pow(10, r.hi) : r.lo...r.hi
+        }
+        let ranges = names.indices.map(range)
+        var values = [[Double]](), logWeights = [Double]()
+        for draw in draws {
+            var v = [Double](repeating: 0, count: names.count)
+            v[iN] = draw.galaxy.n; v[iR] = draw.galaxy.halfLightRadius * scale; v[iQ] = draw.galaxy.q
+            v[iM] = observation.zeroPoint - 2.5 * Foundation.log10(draw.galaxy.flux)
+            guard v.indices.allSatisfy({ ranges[$0].contains(v[$0]) }), draw.logVolume.isFinite else { continue }
+            values.append(v); logWeights.append(draw.logVolume)
+        }
+        guard let top = logWeights.max() else { return nil }
+        var weights = logWeights.map { Foundation.exp($0 - top) }
+        let cap = weights.reduce(0, +) / Double(refinement.proposals) * Double(refinement.proposals).squareRoot()
+        weights = weights.map { min($0, cap) }
+        let total = weights.reduce(0, +), squares = weights.reduce(0) { $0 + $1 * $1 }
+        guard total > 0, total * total / squares >= refinement.smallestEffectiveDraws else { return nil }
+        // Systematic resampling to the model's number of draws, standardised as the flow's draws are.
+        let count = posteriorDraws, k = names.count
+        var standardized = [Float](repeating: 0, count: count * k)
+        var cumulative = weights[0] / total, j = 0
+        let offset = generator.uniform()
+        for i in 0..<count {
+            let u = (Double(i) + offset) / Double(count)
+            while u > cumulative && j < weights.count - 1 { j += 1; cumulative += weights[j] / total }
+            for t in 0..<k { standardized[i * k + t] = Float(scaling.standardizedValue(values[j][t], target: t)) }
+        }
+        var refined = standardized.withUnsafeBufferPointer { scaling.posterior($0, keepSamples: keptPosteriorSamples) }
+        refined.featureDistance = estimate.featureDistance
+        refined.source = ProfileRefinement.source
+        if let scales = recipe.intervalScales?[ProfileRefinement.source], scales.count == names.count {
+            refined = scaling.widened(refined, by: scales)
+        }
+        let note = Assumption(subject: ProfileRefinement.subject, note: String(format:
+            "posterior from a Sérsic profile fit (Gaussian-mixture profile under the header's PSF and noise, reduced "
+            + "chi-square %.3f) and flat priors over the model's ranges, not the network's: the network put it at mag %.2f",
+            fit.reducedChiSquare, estimate.medians[iM]))
+        return (refined, note)
+    }
+}

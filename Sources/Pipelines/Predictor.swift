@@ -52,6 +52,10 @@ public final class Predictor: @unchecked Sendable {
     public var skyFitting: SkyFitting?
     /// Deblenders: the central galaxy fitted as a Sérsic profile from the network's image (`ProfileFitting`).
     public var profileFitting: ProfileFitting?
+    /// The profile fit of bright galaxies' posteriors (`input.fit_profiles` with a regression posterior model).
+    public var profileRefinement: ProfileRefinement?
+    /// Whether a run keeps each file's matched image (counts, before the recipe's stages) for a fit.
+    public var keepsMatchedImages: Bool { skyFitting != nil || profileRefinement != nil }
 
     /// A network with its recipe (nil: a plain state dict). `stages`, `input` and
     /// `classNames` replace the recipe's when given (a pipeline's own); `raw` reads

@@ -33,7 +33,8 @@ public struct ResultTable: Sendable {
     /// classifiers, `ood_energy` (the energy score of the network output); for a model with a
     /// feature density (class models and regressions) also `ood_features`
     /// (`Prediction.featureDistance`), and `unfamiliar` in `outside_domain` when it is above the
-    /// density's threshold.
+    /// density's threshold. A posterior's rows end with `posterior_from` in any case: `network`,
+    /// or `profile_fit` where a profile fit's likelihood gave it (`ProfileRefinement`).
     public var domains: [String: DomainCheck]?
     /// A posterior model's target scaling (its prior ranges), for the `<target>_range` flags.
     public var scaling: TargetScaling?
@@ -45,13 +46,26 @@ public struct ResultTable: Sendable {
     public init(_ layout: Layout) { self.layout = layout }
 
     var qualityHeader: [String] {
-        guard domains != nil else { return [] }
-        var header = ["in_domain", "outside_domain"]
-        if case .classes = layout { header.append("ood_energy") }
-        return header + (featureDensity == nil ? [] : ["ood_features"])
+        var header = [String]()
+        if domains != nil {
+            header = ["in_domain", "outside_domain"]
+            if case .classes = layout { header.append("ood_energy") }
+            if featureDensity != nil { header.append("ood_features") }
+        }
+        if case .posterior = layout { header.append("posterior_from") }
+        return header
     }
 
     func qualityText(file: String, _ prediction: Prediction) -> [String] {
+        var row = domainText(file: file, prediction)
+        // A posterior's source: the network's flow, or a profile fit (`ProfileRefinement`).
+        if case .posterior = layout {
+            if case let .posterior(p) = prediction { row.append(p.source ?? "network") } else { row.append("") }
+        }
+        return row
+    }
+
+    func domainText(file: String, _ prediction: Prediction) -> [String] {
         guard let domains else { return [] }
         let check = domains[file]
         var flags = [String]()

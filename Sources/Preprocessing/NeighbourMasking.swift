@@ -93,7 +93,7 @@ public struct NeighbourMasking: Equatable, Sendable {
             let value = image.pixels[base + m]
             return !found.masked[m] && value.isFinite ? value : nil
         }
-        var rng = SeededGenerator(seed: Self.seed(sample.name))
+        var rng = SeededGenerator(seed: SeededGenerator.nameHash(sample.name))
         var blanks = 0
         for c in 0..<channels {
             let base = c * plane
@@ -112,12 +112,6 @@ public struct NeighbourMasking: Equatable, Sendable {
     /// The header keyword that records how many blank pixels took their reflection's value.
     public static let blanksKeyword = "NB_BLANKS"
 
-    /// A seed from the sample's name (FNV-1a), so a file gets the same fill in every run.
-    static func seed(_ name: String) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return hash
-    }
 }
 
 extension SourceExtraction {

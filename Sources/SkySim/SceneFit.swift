@@ -53,7 +53,12 @@ public struct FitComponent: Sendable, Equatable {
 /// component's own image (the scene is a sum, so a step redraws one component; the flux
 /// derivative is the image itself); each component keeps one oversampling while its
 /// derivatives are taken. The damped normal equations are solved by LAPACK's `dposv`.
+///
+/// `drawing` chooses how a profile is drawn: on `Renderer`'s oversampled grid (`.grid`, as the
+/// simulator draws it), or as the closed-form Gaussian mixture of `SersicMixture` (`.gaussianMixture`:
+/// within ~1e-3 of the peak, some hundred times faster; n within `SersicMixture.indices`).
 public struct SceneFit: Sendable {
+    public enum Drawing: Sendable { case grid, gaussianMixture }
     public var width: Int
     public var height: Int
     /// PSF standard deviation, pixels.
@@ -71,6 +76,8 @@ public struct SceneFit: Sendable {
     public var radii: ClosedRange<Double> = 0.15...80
     /// The largest ellipticity e = (1 - q)/(1 + q) (0.9: q ≥ 0.053).
     public var largestEllipticity = 0.9
+    /// How profiles are drawn while fitting.
+    public var drawing = Drawing.grid
 
     public init(width: Int, height: Int, psfSigma: Double, skySigma: Double, gain: Double?) {
         precondition(width > 0 && height > 0 && psfSigma >= 0 && skySigma > 0,
@@ -88,6 +95,9 @@ public struct SceneFit: Sendable {
         public var iterations: Int
         /// Whether χ² stopped falling (relative change below 1e-6) before `iterations` ran out.
         public var converged: Bool
+        /// The Fisher matrix JᵀWJ (column-major, parameters × parameters) of the last iteration's
+        /// Jacobian, one step before `components` (nil: no iteration ran).
+        public var fisher: [Double]? = nil
         public var reducedChiSquare: Double { chiSquare / Double(max(pixels - parameters, 1)) }
     }
 
@@ -125,6 +135,7 @@ public struct SceneFit: Sendable {
             return Result(components: initial, chiSquare: chi, pixels: count, parameters: total, iterations: 0, converged: true)
         }
         let pixelCount = width * height
+        var lastFisher: [Double]?
         while done < iterations && !converged {
             done += 1
             // The images of the last accepted step, redrawn where a component's oversampling changed.
@@ -139,6 +150,7 @@ public struct SceneFit: Sendable {
             let jacobian = self.jacobian(theta, kinds: initial.map(\.kind), sampling: sampling, images: images)
             // Normal equations JᵀWJ δ = JᵀW r.
             let (normal, weighted) = Self.fisher(jacobian, w, parameters: total)
+            lastFisher = normal
             var gradient = [Double](repeating: 0, count: total)
             let residual = (0..<pixelCount).map { used[$0] ? data[$0] - model[$0] : 0 }
             cblas_dgemv(CblasColMajor, CblasTrans, Int32(pixelCount), Int32(total), 1, weighted, Int32(pixelCount),
@@ -173,11 +185,11 @@ public struct SceneFit: Sendable {
         let components = theta.indices.map { component(theta[$0], kind: initial[$0].kind) }
         let final = modelImage(components.indices.map { render(components[$0], oversampling(for: components[$0])) })
         return Result(components: components, chiSquare: chiSquare(final, weights(final, pixels: pixels)), pixels: count,
-                      parameters: total, iterations: done, converged: converged)
+                      parameters: total, iterations: done, converged: converged, fisher: lastFisher)
     }
 
     /// ∂ image / ∂ parameter, column-major (pixel, parameter), each component at its own
-    /// oversampling; the columns are independent renders, drawn in parallel.
+    /// oversampling; the columns are independent renders, drawn in parallel (`each`).
     func jacobian(_ theta: [[Double]], kinds: [FitComponent.Kind], sampling: [Int], images: [[Double]]) -> [Double] {
         let pixelCount = width * height
         var columns: [(component: Int, parameter: Int)] = []
@@ -185,7 +197,7 @@ public struct SceneFit: Sendable {
         var jacobian = [Double](repeating: 0, count: pixelCount * columns.count)
         jacobian.withUnsafeMutableBufferPointer { out in
             let base = out.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: columns.count) { column in
+            each(columns.count) { column in
                 let (k, j) = columns[column]
                 let target = base + column * pixelCount
                 if j == 2 {
@@ -202,26 +214,109 @@ public struct SceneFit: Sendable {
         return jacobian
     }
 
-    /// The standard error of each component's ln flux (≈ its magnitude's error / 1.0857) from
-    /// the Fisher matrix JᵀWJ of the scene at `components` (every parameter of every
-    /// component free), with the same noise model as the fit; nil when the matrix is singular.
-    public func fluxErrors(_ pixels: [Float], at components: [FitComponent]) -> [Double]? {
+    /// The covariance (column-major, parameters × parameters) of the fit's parameters at
+    /// `components` (per Sérsic x, y, ln flux, ln r_e, logit n, e1, e2; per point source x, y,
+    /// ln flux; every parameter of every component free): the inverse of the Fisher matrix
+    /// JᵀWJ with the fit's noise model; nil when the matrix is singular.
+    public func covariance(_ pixels: [Float], at components: [FitComponent]) -> [Double]? {
         let theta = components.map { parameters(of: clamped($0)) }
         let sampling = components.map { oversampling(for: clamped($0)) }
         let images = renderAll(theta.indices.map { component(theta[$0], kind: components[$0].kind) }, sampling)
         let total = theta.reduce(0) { $0 + $1.count }
         let jacobian = self.jacobian(theta, kinds: components.map(\.kind), sampling: sampling, images: images)
-        let fisher = Self.fisher(jacobian, weights(modelImage(images), pixels: pixels), parameters: total).matrix
+        return Self.inverse(Self.fisher(jacobian, weights(modelImage(images), pixels: pixels), parameters: total).matrix, total)
+    }
+
+    /// The inverse of the symmetric positive-definite `fisher` (`total` × `total`, column-major); nil when it is singular.
+    static func inverse(_ fisher: [Double], _ total: Int) -> [Double]? {
+        var covariance = [Double](repeating: 0, count: total * total)
+        for c in 0..<total {
+            var unit = [Double](repeating: 0, count: total)
+            unit[c] = 1
+            guard let column = Self.solve(fisher, unit, total), column[c] > 0 else { return nil }
+            for r in 0..<total { covariance[c * total + r] = column[r] }
+        }
+        return covariance
+    }
+
+    /// The standard error of each component's ln flux (≈ its magnitude's error / 1.0857) from
+    /// `covariance(_:at:)`; nil when the Fisher matrix is singular.
+    public func fluxErrors(_ pixels: [Float], at components: [FitComponent]) -> [Double]? {
+        guard let covariance = covariance(pixels, at: components) else { return nil }
+        let total = components.reduce(0) { $0 + parameters(of: clamped($1)).count }
         var errors: [Double] = []
         var offset = 0
-        for k in theta.indices {
-            var unit = [Double](repeating: 0, count: total)
-            unit[offset + 2] = 1
-            guard let column = Self.solve(fisher, unit, total), column[offset + 2] > 0 else { return nil }
-            errors.append(column[offset + 2].squareRoot())
-            offset += theta[k].count
+        for c in components {
+            errors.append(covariance[(offset + 2) * total + offset + 2].squareRoot())
+            offset += parameters(of: clamped(c)).count
         }
         return errors
+    }
+
+    /// `count` draws of one Sérsic `galaxy` (alone in `pixels`, at its maximum-likelihood fit)
+    /// from an approximation of its likelihood in the fit's parameters θ = (x, y, ln flux,
+    /// ln r_e, logit n, e1, e2): Laplace's Gaussian with `covariance(_:at:)`, made skew along
+    /// each principal axis of that covariance by a split normal (Gibbons & Mylroie 1973), whose
+    /// two widths come from χ² at ±`probe` standard deviations along the axis (σ± = probe σ /
+    /// √Δχ²±, within ½–2 σ): a faint galaxy's likelihood has a longer tail towards larger n, r_e
+    /// and flux (its wings are lost in the noise), which Laplace's Gaussian alone, centred on the
+    /// mode, misses. Draws come in antithetic pairs (opposite sides of every axis). Each draw comes with ln |∂(ln flux, r_e, n, q, angle) / ∂(ln flux, ln r_e,
+    /// logit n, e1, e2)| = ln(r_e (n - n₀)(n₁ - n) / (n₁ - n₀)) - ln(e (1 + e)²), n₀…n₁ the fit's
+    /// `sersicIndices`: the weight that turns a prior flat in θ into one flat in magnitude,
+    /// r_e, n, q and angle. nil when the Fisher matrix is singular.
+    /// A `fit` that ran (its `fisher`) lends its last Fisher matrix instead of a new one.
+    public func laplaceDraws(_ pixels: [Float], at galaxy: FitComponent, fit: Result? = nil, count: Int, probe: Double = 1.5,
+                             generator: inout SeededGenerator) -> [(galaxy: FitComponent, logVolume: Double)]? {
+        let lent = fit?.fisher.flatMap { $0.count == 49 ? Self.inverse($0, 7) : nil }
+        guard galaxy.kind == .sersic, let covariance = lent ?? covariance(pixels, at: [galaxy]),
+              case let .success((values, vectors)) = SymmetricEigen.decompose(covariance, 7), values[0] > 0 else { return nil }
+        let k = 7
+        let centre = parameters(of: clamped(galaxy))
+        let sampling = oversampling(for: clamped(galaxy))
+        let data = pixels.map(Double.init)
+        let modeImage = render(component(centre, kind: .sersic), sampling)
+        let w = weights(modeImage, pixels: pixels)
+        func chiSquare(_ theta: [Double]) -> Double {
+            let model = render(component(theta, kind: .sersic), sampling)
+            var sum = 0.0
+            for i in model.indices where w[i] > 0 { let r = data[i] - model[i]; sum += w[i] * r * r }
+            return sum
+        }
+        let atMode = chiSquare(centre)
+        // Per principal axis: its direction scaled to one standard deviation, and the widths below and above the mode.
+        let axes: [(step: [Double], below: Double, above: Double)] = (0..<k).map { a in
+            let step = (0..<k).map { vectors[a * k + $0] * values[a].squareRoot() }
+            func width(_ sign: Double) -> Double {
+                let rise = chiSquare(zip(centre, step).map { $0 + sign * probe * $1 }) - atMode
+                return rise > 0 ? min(max(probe / rise.squareRoot(), 0.5), 2) : 2
+            }
+            return (step, width(-1), width(1))
+        }
+        let (n0, n1) = (sersicIndices.lowerBound, sersicIndices.upperBound)
+        // Antithetic pairs: the second draw of a pair takes the other side of every axis (u → 1 - u)
+        // at the same distances, so the pair's mean sits on the mode when the axes are symmetric.
+        var offsets: [[Double]] = []
+        offsets.reserveCapacity(count)
+        while offsets.count < count {
+            let z = axes.map { _ in abs(generator.normal()) }, u = axes.map { _ in generator.uniform() }
+            for flip in [false, true] where offsets.count < count {
+                var offset = [Double](repeating: 0, count: k)
+                for (a, axis) in axes.enumerated() {
+                    let v = flip ? 1 - u[a] : u[a]
+                    let side = v * (axis.below + axis.above) < axis.below ? -axis.below : axis.above
+                    for j in 0..<k { offset[j] += side * z[a] * axis.step[j] }
+                }
+                offsets.append(offset)
+            }
+        }
+        return offsets.map { offset in
+            let theta = zip(centre, offset).map { $0 + $1 }
+            let e = (theta[5] * theta[5] + theta[6] * theta[6]).squareRoot()
+            let drawn = component(theta, kind: .sersic)
+            let logVolume = Foundation.log(drawn.halfLightRadius * max((drawn.n - n0) * (n1 - drawn.n), 1e-300) / (n1 - n0))
+                - Foundation.log(max(e, 1e-300) * (1 + e) * (1 + e))
+            return (drawn, logVolume)
+        }
     }
 
     /// The pixel-wise sum of component images (the scene's model image).
@@ -255,12 +350,18 @@ public struct SceneFit: Sendable {
         }
     }
 
-    /// Each component's image at its oversampling, drawn in parallel.
+    /// `body` for 0..<count: in parallel for the grid's renders; in this thread for the mixture's,
+    /// which take tens of microseconds (a run fits its galaxies in parallel already).
+    func each(_ count: Int, _ body: (Int) -> Void) {
+        if drawing == .grid { DispatchQueue.concurrentPerform(iterations: count, execute: body) } else { (0..<count).forEach(body) }
+    }
+
+    /// Each component's image at its oversampling, drawn in parallel (`each`).
     func renderAll(_ components: [FitComponent], _ sampling: [Int]) -> [[Double]] {
         var images = [[Double]](repeating: [], count: components.count)
         images.withUnsafeMutableBufferPointer { out in
             let base = out.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: components.count) { k in base[k] = render(components[k], sampling[k]) }
+            each(components.count) { k in base[k] = render(components[k], sampling[k]) }
         }
         return images
     }
@@ -270,6 +371,14 @@ public struct SceneFit: Sendable {
     }
 
     func render(_ c: FitComponent, _ oversampling: Int) -> [Double] {
+        if drawing == .gaussianMixture {
+            let gaussians = c.kind == .point
+                ? SersicMixture.point(flux: c.flux, x: c.x, y: c.y, psfSigma: psfSigma)
+                : SersicMixture.gaussians(n: c.n, halfLightRadius: c.halfLightRadius, flux: c.flux,
+                                          geometry: EllipseGeometry(centerX: c.x, centerY: c.y, q: c.q, angle: c.angle),
+                                          psfSigma: psfSigma)
+            return SersicMixture.image(gaussians, width: width, height: height, floor: 1e-4 * skySigma).map(Double.init)
+        }
         let scene = c.sceneComponent
         if case .gaussian = scene {
             return Renderer(width: width, height: height, psfSigma: psfSigma, oversampling: 1).render([scene])

@@ -1,3 +1,4 @@
+import AstroBase
 import CBLAS
 import Foundation
 
@@ -92,16 +93,9 @@ public enum FrechetDistance {
 
     /// Eigenvalues (ascending) and, when asked, eigenvectors (column-major) of a symmetric matrix.
     static func eigen(_ matrix: [Double], _ n: Int, vectors: Bool = true) throws -> (values: [Double], vectors: [Double]) {
-        var a = matrix, w = [Double](repeating: 0, count: n)
-        var jobz: CChar = vectors ? 86 : 78, uplo: CChar = 85   // 'V' / 'N', 'U'
-        var size = Int32(n), lda = Int32(n), info: Int32 = 0, query: Int32 = -1
-        var optimal = 0.0
-        dsyev_(&jobz, &uplo, &size, &a, &lda, &w, &optimal, &query, &info)
-        guard info == 0 else { throw FrechetError.lapack(info: Int(info)) }
-        var lwork = Int32(max(1, Int(optimal)))
-        var work = [Double](repeating: 0, count: Int(lwork))
-        dsyev_(&jobz, &uplo, &size, &a, &lda, &w, &work, &lwork, &info)
-        guard info == 0 else { throw FrechetError.lapack(info: Int(info)) }
-        return (w, a)
+        switch SymmetricEigen.decompose(matrix, n, vectors: vectors) {
+        case let .success(result): return result
+        case let .failure(failure): throw FrechetError.lapack(info: failure.info)
+        }
     }
 }

@@ -129,8 +129,11 @@ final class ShippedPipelineTests: XCTestCase {
         let table = try rows(out)
         let targets = ["sersic_n", "r_e", "q", "mag"]
         XCTAssertEqual(table[0], ["file"] + targets + targets.flatMap { t in ["_p16", "_p84", "_p025", "_p975"].map { t + $0 } }
-                                 + ["in_domain", "outside_domain", "ood_features"])
+                                 + ["in_domain", "outside_domain", "ood_features", "posterior_from"])
         XCTAssertEqual(table.count, 31)
+        // The bright half of the samples gets the profile fit's posterior (fit_profiles).
+        XCTAssert(table.dropFirst().allSatisfy { ["network", "profile_fit"].contains($0.last!) })
+        XCTAssertGreaterThanOrEqual(table.dropFirst().filter { $0.last == "profile_fit" }.count, 12)
         for row in table.dropFirst() {
             XCTAssertGreaterThan(Double(row[23])!, 0, "a squared distance")
             let v = row[1...20].map { Double($0)! }
@@ -155,10 +158,10 @@ final class ShippedPipelineTests: XCTestCase {
             .filter { $0.count == 2 }.map { ($0[0], Int($0[1])!) })
         var counts = [Int: (all: Int, unfamiliar: Int)]()
         let table = try rows(out)
-        XCTAssertEqual(table[0].last, "ood_features")
+        XCTAssertEqual(table[0].suffix(2), ["ood_features", "posterior_from"])
         for row in table.dropFirst() {
             let label = try XCTUnwrap(labels[row[0]], row[0])
-            let says = row[row.count - 2].split(separator: ";").contains("unfamiliar")
+            let says = row[row.count - 3].split(separator: ";").contains("unfamiliar")
             counts[label, default: (0, 0)].all += 1
             if says { counts[label]!.unfamiliar += 1 }
         }
@@ -185,10 +188,12 @@ final class ShippedPipelineTests: XCTestCase {
         let plain = try run(data.path, masked: false, "plain.csv"), masked = try run(data.path, masked: true, "masked.csv")
         let truth = try String(contentsOf: data.appendingPathComponent("catalog.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
             .map { Double($0.split(separator: ",")[4])! }
-        XCTAssertEqual(masked[0].suffix(2), ["outside_domain", "ood_features"])
-        let flagged = masked.dropFirst().filter { $0[$0.count - 2].split(separator: ";").contains("neighbours") }.count
+        XCTAssertEqual(masked[0].suffix(3), ["outside_domain", "ood_features", "posterior_from"])
+        let flagged = masked.dropFirst().filter { $0[$0.count - 3].split(separator: ";").contains("neighbours") }.count
         XCTAssertGreaterThanOrEqual(flagged, 8, "rows whose neighbours were masked say so")
-        XCTAssert(plain.dropFirst().allSatisfy { !$0[$0.count - 2].contains("neighbours") })
+        XCTAssert(plain.dropFirst().allSatisfy { !$0[$0.count - 3].contains("neighbours") })
+        // A flagged row keeps the network's posterior: the profile fit assumes a galaxy alone.
+        XCTAssert(masked.dropFirst().allSatisfy { !$0[$0.count - 3].contains("neighbours") || $0.last == "network" })
         func error(_ table: [[String]]) -> Double {
             zip(table.dropFirst(), truth).map { abs(Double($0.0[4])! - $0.1) }.sorted()[truth.count / 2]
         }
@@ -234,9 +239,9 @@ final class ShippedPipelineTests: XCTestCase {
         let plain = try run(pedestal, fit: false, "plain.csv"), fitted = try run(pedestal, fit: true, "fitted.csv")
         let truth = try String(contentsOf: clean.appendingPathComponent("catalog.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
             .map { Double($0.split(separator: ",")[4])! }
-        let flagged = fitted.dropFirst().filter { $0[$0.count - 2].split(separator: ";").contains("sky") }.count
+        let flagged = fitted.dropFirst().filter { $0[$0.count - 3].split(separator: ";").contains("sky") }.count
         XCTAssertGreaterThanOrEqual(flagged, 10, "rows whose sky was fitted say so")
-        XCTAssert(plain.dropFirst().allSatisfy { !$0[$0.count - 2].contains("sky") })
+        XCTAssert(plain.dropFirst().allSatisfy { !$0[$0.count - 3].contains("sky") })
         func error(_ table: [[String]]) -> Double {
             zip(table.dropFirst(), truth).map { abs(Double($0.0[4])! - $0.1) }.sorted()[truth.count / 2]
         }

@@ -58,9 +58,12 @@ final class PosteriorTests: XCTestCase {
         var table = ResultTable(.posterior(targets: scaling.names))
         table.domains = ["a.fits": DomainCheck(outside: [], unknown: []), "b.fits": DomainCheck(outside: ["depth"], unknown: [])]
         table.scaling = scaling
-        XCTAssertEqual(table.qualityText(file: "a.fits", .posterior(inside)), ["yes", ""])
-        XCTAssertEqual(table.qualityText(file: "a.fits", .posterior(pinned)), ["no", "r_e_range;mag_range"])
-        XCTAssertEqual(table.qualityText(file: "b.fits", .posterior(pinned)), ["no", "depth;r_e_range;mag_range"])
+        XCTAssertEqual(table.qualityText(file: "a.fits", .posterior(inside)), ["yes", "", "network"])
+        XCTAssertEqual(table.qualityText(file: "a.fits", .posterior(pinned)), ["no", "r_e_range;mag_range", "network"])
+        XCTAssertEqual(table.qualityText(file: "b.fits", .posterior(pinned)), ["no", "depth;r_e_range;mag_range", "network"])
+        var fitted = pinned
+        fitted.source = ProfileRefinement.source
+        XCTAssertEqual(table.qualityText(file: "a.fits", .posterior(fitted)).last, "profile_fit")
     }
 
     /// Intervals of rows with masked neighbours widened about the median in the flow's
@@ -314,13 +317,13 @@ final class PosteriorTests: XCTestCase {
         let csv = try CSVReader(string: try String(contentsOf: folder.appendingPathComponent("out2.csv"), encoding: .utf8),
                                 hasHeaderRow: true)
         let header = try XCTUnwrap(csv.headerRow)
-        XCTAssertEqual(header.suffix(3), ["in_domain", "outside_domain", "ood_features"])
+        XCTAssertEqual(header.suffix(4), ["in_domain", "outside_domain", "ood_features", "posterior_from"])
         var unfamiliar = 0
         while let row = csv.next() {
-            let distance = try XCTUnwrap(Double(row[header.count - 1]))
-            let says = row[header.count - 2].split(separator: ";").contains("unfamiliar")
+            let distance = try XCTUnwrap(Double(row[header.count - 2]))
+            let says = row[header.count - 3].split(separator: ";").contains("unfamiliar")
             XCTAssertEqual(says, distance > threshold, "\(row)")
-            if says { XCTAssertEqual(row[header.count - 3], "no"); unfamiliar += 1 }
+            if says { XCTAssertEqual(row[header.count - 4], "no"); unfamiliar += 1 }
         }
         XCTAssertEqual(unfamiliar, flagged)
         let again = try PipelineRunner(pipelinePath: pipeline.path, options: RunOptions(input: catalog, quiet: true, fresh: true))

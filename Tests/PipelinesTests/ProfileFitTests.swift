@@ -8,7 +8,8 @@ import TestSupport
 import XCTest
 @testable import Pipelines
 
-/// `input.fit_profiles`: the central galaxy of a blend fitted as a Sérsic profile from a deblender's image.
+/// `input.fit_profiles`: the central galaxy of a blend fitted as a Sérsic profile from a deblender's
+/// image, and the posterior of a bright galaxy from a profile fit's likelihood (regression).
 final class ProfileFitTests: XCTestCase {
     let psfSigma = 0.8 / 0.2 / 2.3548
 
@@ -112,6 +113,71 @@ final class ProfileFitTests: XCTestCase {
         XCTAssertThrowsError(try PipelineRunner(pipelinePath: other.path, options: RunOptions(input: data.path, output: root.appendingPathComponent("o2").path,
                                                                                            quiet: true)).predictAll()) {
             XCTAssert($0.localizedDescription.contains("fit_profiles"), $0.localizedDescription)
+        }
+    }
+
+    /// `regress-sersic.yaml` (the shipped posterior model, `fit_profiles: true`) on the 30 shipped
+    /// regression samples and a copy of the brightest without `PSF_FWHM`: the galaxies the
+    /// network puts at mag ≤ 19.5 get the fit's posterior (`posterior_from` profile_fit), with
+    /// ordered percentiles inside the prior ranges and the truth within 4 half-intervals of every
+    /// median; fainter ones and the copy without a PSF keep the network's. The same run with
+    /// `fit_profiles: false` has no profile_fit rows, and the Gaussian regressor is refused by name.
+    func testBrightGalaxiesGetTheProfileFitsPosterior() throws {
+        let root = try makeTemporaryDirectory("refine")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let samples = repositoryRoot.appendingPathComponent("samples/regression")
+        let data = root.appendingPathComponent("data")
+        try FileManager.default.copyItem(at: samples, to: data)
+        let truth = try Catalog.resolve(samples.appendingPathComponent("catalog.csv").path,
+                                        targetColumns: ["sersic_n", "r_e", "q", "mag"]).entries
+        let brightest = try XCTUnwrap(truth.min { $0.targets[3] < $1.targets[3] })
+        let source = try FITSFile(path: brightest.url.path)
+        var header = try source.header()
+        header.records.removeAll { $0.keyword == "PSF_FWHM" }
+        let writer = try FITSWriter(path: data.appendingPathComponent("nopsf.fits").path)
+        try writer.appendImage(try source.readImage(0, as: Float.self).pixels, shape: [64, 64],
+                               header: FITSHeader(header.derivedImageRecords))
+        try writer.commit()
+
+        let pipeline = repositoryRoot.appendingPathComponent("pipelines/regress-sersic.yaml").path
+        func run(_ name: String, _ settings: [String] = []) throws -> InferenceRun {
+            try PipelineRunner(pipelinePath: pipeline, options: RunOptions(input: data.path, output: root.appendingPathComponent(name).path,
+                                                                           overrides: settings, quiet: true)).predictAll()
+        }
+        let refined = try run("fit.csv")
+        let bounds: [ClosedRange<Double>] = [0.5...6, 0.3...3, 0.2...1, 17...22]
+        var fitted = 0
+        for (entry, prediction) in refined.results {
+            guard case let .posterior(p) = prediction else { return XCTFail("\(entry.name): \(prediction)") }
+            guard let row = truth.first(where: { $0.url.lastPathComponent == entry.url.lastPathComponent }) else {
+                XCTAssertEqual(entry.url.lastPathComponent, "nopsf.fits")
+                XCTAssertNil(p.source, "no PSF in the header: the network's posterior")
+                continue
+            }
+            guard p.source == ProfileRefinement.source else {
+                XCTAssertGreaterThan(p.medians[3], 19.5 - 0.5, "\(entry.name): a bright galaxy kept the network's posterior")
+                continue
+            }
+            fitted += 1
+            XCTAssertLessThan(row.targets[3], 20, entry.name)
+            for k in 0..<4 {
+                XCTAssert(p.p025[k] <= p.p16[k] && p.p16[k] <= p.medians[k] && p.medians[k] <= p.p84[k] && p.p84[k] <= p.p975[k],
+                          "\(entry.name) target \(k)")
+                XCTAssert(bounds[k].contains(p.p025[k]) && bounds[k].contains(p.p975[k]), "\(entry.name) target \(k)")
+                let half = (row.targets[k] < p.medians[k] ? p.medians[k] - p.p16[k] : p.p84[k] - p.medians[k])
+                XCTAssertLessThan(abs(row.targets[k] - p.medians[k]), 4 * half, "\(entry.name) target \(k): \(row.targets[k]) vs \(p)")
+            }
+        }
+        XCTAssertGreaterThanOrEqual(fitted, 12, "16 of the 30 samples are brighter than 19.5")
+        let csv = try String(contentsOf: root.appendingPathComponent("fit.csv"), encoding: .utf8).split(separator: "\n")
+        XCTAssert(csv[0].hasSuffix(",posterior_from"), String(csv[0]))
+        XCTAssertEqual(csv.dropFirst().filter { $0.hasSuffix(",profile_fit") }.count, fitted)
+
+        let plain = try run("plain.csv", ["input.fit_profiles=false"])
+        XCTAssert(plain.results.allSatisfy { if case let .posterior(p) = $0.1 { return p.source == nil } else { return false } })
+        XCTAssertThrowsError(try run("gauss.csv", ["model.weights=\(repositoryRoot.path)/samples/models/regression.safetensors"])) {
+            XCTAssert($0.localizedDescription.contains("fit_profiles") && $0.localizedDescription.contains("posterior"),
+                      $0.localizedDescription)
         }
     }
 }

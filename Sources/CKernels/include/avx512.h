@@ -1,4 +1,4 @@
-// Whether the AVX-512 kernels of this module (lstm_kernels.h, flow_kernels.h) can run here.
+// Whether the AVX-512 kernels of this module (lstm_kernels.h, flow_kernels.h, gaussian_mixture.h) can run here.
 //
 // Swift's SIMD types compile to SSE2 without a target CPU, so the hottest inner loops live in
 // C, compiled per function for AVX-512F and chosen at run time; on other CPUs (or other
