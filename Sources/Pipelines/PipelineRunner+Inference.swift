@@ -494,7 +494,7 @@ extension PipelineRunner {
                   entries[i].domain?.outside.isEmpty ?? true else { return false }
             return refinement.accepts(estimate, names: predictor.recipe?.targetNames ?? [])
         }
-        let refined = Threading.parallelMap(candidates.count, costPerItem: 1 << 20) { c -> (PosteriorEstimate, Assumption)? in
+        let refined = Threading.parallelMap(candidates.count, costPerItem: 1 << 20) { c -> (PosteriorEstimate, [Assumption])? in
             let i = candidates[c]
             guard case let .posterior(estimate)? = entries[i].prediction else { return nil }
             return predictor.refined(estimate, matched: matched[i]!, refinement: refinement,
@@ -502,9 +502,9 @@ extension PipelineRunner {
         }
         var out = entries
         for (c, result) in refined.enumerated() {
-            guard let (estimate, note) = result else { continue }
+            guard let (estimate, notes) = result else { continue }
             out[candidates[c]].prediction = .posterior(estimate)
-            assumptions.record(file: entries[candidates[c]].file, [note])
+            assumptions.record(file: entries[candidates[c]].file, notes)
         }
         return out
     }

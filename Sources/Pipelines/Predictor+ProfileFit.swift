@@ -246,10 +246,11 @@ public struct ProfileRefinement: Equatable, Sendable {
 
 extension Predictor {
     /// `estimate` of `matched` (one band, counts after observation matching) refined by
-    /// `ProfileRefinement`, with the note that says so; nil where the row keeps the network's
-    /// posterior (too faint, no PSF or noise in the header, a fit that failed its checks).
+    /// `ProfileRefinement`, with the notes that say so (and the gain it assumed); nil where the
+    /// row keeps the network's posterior (too faint, no PSF or noise in the header, a fit that
+    /// failed its checks).
     func refined(_ estimate: PosteriorEstimate, matched: Sample, refinement: ProfileRefinement, seed: UInt64)
-        -> (estimate: PosteriorEstimate, note: Assumption)? {
+        -> (estimate: PosteriorEstimate, notes: [Assumption])? {
         guard let recipe, let observation = recipe.observation, matched.image.channels == 1 else { return nil }
         let scaling = recipe.targetScaling, names = scaling.names
         guard Set(names) == Set(SkyFitting.targets), names.count == SkyFitting.targets.count else { return nil }
@@ -259,7 +260,8 @@ extension Predictor {
               let fwhm = HeaderValues.psfFWHM(matched.header), fwhm > 0,
               let sigma = matched.header[noiseKeyword] ?? matched.header["SKYSIG"], sigma > 0 else { return nil }
         let scale = HeaderValues.pixelScale(matched.header) ?? observation.pixelScale
-        let gain = matched.header["GAIN"].flatMap { $0 > 0 ? $0 : nil } ?? 1
+        let headerGain = matched.header["GAIN"].flatMap { $0 > 0 ? $0 : nil }
+        let gain = headerGain ?? 1
         let (h, w) = (matched.image.height, matched.image.width)
         let pixels = Array(matched.image.pixels.prefix(h * w))
         guard let start = SkyFitting.galaxy(estimate.medians, names: names, image: matched.image, pixelScale: scale,
@@ -317,6 +319,8 @@ extension Predictor {
             "posterior from a Sérsic profile fit (Gaussian-mixture profile under the header's PSF and noise, reduced "
             + "chi-square %.3f) and flat priors over the model's ranges, not the network's: the network put it at mag %.2f",
             fit.reducedChiSquare, estimate.medians[iM]))
-        return (refined, note)
+        let assumed = headerGain == nil
+            ? [Assumption(subject: "GAIN", note: "no GAIN: the profile fit takes 1 e-/count for the Poisson noise")] : []
+        return (refined, [note] + assumed)
     }
 }
