@@ -60,6 +60,9 @@ public enum SpecialFunctions {
         return 1 - Foundation.exp(logPrefactor) * h
     }
 
+    /// A Gaussian's full width at half maximum over its σ, 2 √(2 ln 2).
+    public static let fwhmPerSigma = 2 * (2 * Foundation.log(2.0)).squareRoot()
+
     /// The Sérsic b_n, solving P(2n, b_n) = 1/2 exactly (so r_e encloses half the light).
     ///
     /// The popular approximation b ≈ 2n - 1/3 + 4/(405 n) is off by ~1e-3 at n = 0.5,

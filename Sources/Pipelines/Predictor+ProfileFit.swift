@@ -165,7 +165,7 @@ extension Predictor {
             return value
         }
         let scale = try keyword("PIXSCALE")
-        let psfSigma = try keyword("PSF_FWHM") / scale / 2.3548200450309493
+        let psfSigma = try keyword("PSF_FWHM") / scale / SpecialFunctions.fwhmPerSigma
         let sigma = try sample.header[noiseKeyword].flatMap { $0 > 0 ? $0 : nil } ?? keyword("SKYSIG")
         var assumptions: [Assumption] = []
         let gain: Double
@@ -213,27 +213,27 @@ extension Predictor {
 /// PSF-convolved Sérsic profile drawn as a Gaussian mixture (`SersicMixture`) to the matched
 /// image (counts, the header's PSF, sky noise and the Poisson noise at `GAIN`, 1 e-/count
 /// without it), started from the network's medians at the light's centroid and angle. The
-/// posterior is the Laplace approximation of that likelihood (a Gaussian in the fit's
-/// parameters, `SceneFit.laplaceDraws`) times a prior flat in each target over the model's
-/// ranges (TASKS.md draws them uniformly; the position angle uniform too): `proposals` draws
-/// weighted by the prior (truncated importance weights, Ionides 2008: at most √proposals times
-/// their mean), resampled to the model's draws. A fit that does not converge, whose reduced χ²
-/// exceeds `largestReducedChiSquare` (a galaxy the profile does not describe), or whose weights
-/// leave fewer than `smallestEffectiveDraws` keeps the network's posterior.
+/// posterior is that likelihood's Laplace approximation, made a split normal along its principal
+/// axes by χ² probed `probe` standard deviations out (`SceneFit.laplaceDraws`), times a prior
+/// flat in each target over the model's ranges (TASKS.md draws them uniformly; the position
+/// angle uniform too): `proposals` draws weighted by the prior (truncated importance weights,
+/// Ionides 2008: at most √proposals times their mean), resampled to the model's draws, their
+/// intervals scaled by the recipe's `intervalScales[source]` where it records them. A fit that
+/// does not converge, whose reduced χ² exceeds `largestReducedChiSquare` (a galaxy the profile
+/// does not describe), or whose weights leave fewer than `smallestEffectiveDraws` keeps the
+/// network's posterior.
 public struct ProfileRefinement: Equatable, Sendable {
     /// Rows whose network median magnitude is at most this are fitted.
     public var faintest = 19.5
     public var largestReducedChiSquare = 1.15
     public var proposals = 1000
+    public var probe = 2.0
     public var smallestEffectiveDraws = 100.0
     /// The `Assumption` subject of a refined row.
     public static let subject = "profile fit"
     /// A refined row's `PosteriorEstimate.source` (`posterior_from`), and the key of its interval
     /// factors in the recipe's `intervalScales` (fitted as the flow's, scripts/record_observation.py).
     public static let source = "profile_fit"
-
-    /// Where χ² is probed along each principal axis for the split normal (`SceneFit.laplaceDraws`), standard deviations.
-    public var probe = 2.0
 
     public init() {}
 
@@ -266,7 +266,7 @@ extension Predictor {
         let pixels = Array(matched.image.pixels.prefix(h * w))
         guard let start = SkyFitting.galaxy(estimate.medians, names: names, image: matched.image, pixelScale: scale,
                                             zeroPoint: observation.zeroPoint, border: 8) else { return nil }
-        var fitter = SceneFit(width: w, height: h, psfSigma: fwhm / scale / 2.3548200450309493, skySigma: sigma, gain: gain)
+        var fitter = SceneFit(width: w, height: h, psfSigma: fwhm / scale / SpecialFunctions.fwhmPerSigma, skySigma: sigma, gain: gain)
         fitter.drawing = .gaussianMixture
         fitter.sersicIndices = SersicMixture.indices
         fitter.iterations = 40

@@ -1,3 +1,4 @@
+import AstroBase
 import Foundation
 
 extension PlanarImage {
@@ -7,7 +8,7 @@ extension PlanarImage {
     /// stays flat and no flux leaks in from outside.
     public func gaussianBlurred(fwhm: Double) -> PlanarImage {
         guard fwhm > 0 else { return self }
-        let sigma = fwhm / (2 * (2 * Foundation.log(2.0)).squareRoot())
+        let sigma = fwhm / SpecialFunctions.fwhmPerSigma
         let radius = Swift.max(1, Int(Foundation.ceil(4 * sigma)))
         let kernel: [Float] = (-radius...radius).map {
             Float(Foundation.exp(-0.5 * Double($0 * $0) / (sigma * sigma)))

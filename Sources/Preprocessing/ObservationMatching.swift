@@ -507,7 +507,7 @@ extension Stage {
             // Gaussians add in quadrature: the kernel that takes FWHM f to the model's smallest.
             let kernel = (range.lowerBound * range.lowerBound - fwhm * fwhm).squareRoot() / scale
             sample.image = sample.image.gaussianBlurred(fwhm: kernel)
-            let sigma = kernel / (2 * (2 * Foundation.log(2.0)).squareRoot())
+            let sigma = kernel / SpecialFunctions.fwhmPerSigma
             // White noise through a normalised Gaussian: sigma × 1 / (2 √π s) (continuous approximation, s ≥ 0.5 px).
             let noise = Swift.min(1, 1 / (2 * Double.pi.squareRoot() * Swift.max(sigma, 0.3)))
             for key in HeaderValues.noiseKeywords(sample.header) { sample.header[key]! *= noise }

@@ -304,7 +304,7 @@ struct Periodic {
         let fwhm = random.uniform(0.03, 0.10)
         return Periodic(period: period, phase: phase, meanMagnitude: LightCurveModel.offsets(gr: gr, ri: ri).map { meanR + $0 },
                         primaryDepth: primary, secondaryDepth: secondary,
-                        eclipseSigma: fwhm / (2 * (2 * Foundation.log(2.0)).squareRoot()), isBinary: true)
+                        eclipseSigma: fwhm / SpecialFunctions.fwhmPerSigma, isBinary: true)
     }
 
     /// Phase in [0, 1) at time t.

@@ -73,7 +73,7 @@ public struct ObservationSettings: Sendable, Equatable {
     public func pixels(_ arcsec: Double) -> Double { arcsec / pixelScale }
 
     /// Gaussian σ in pixels of a FWHM in arcsec.
-    public func psfSigma(fwhm: Double) -> Double { fwhm / (2 * (2 * Foundation.log(2.0)).squareRoot()) / pixelScale }
+    public func psfSigma(fwhm: Double) -> Double { fwhm / SpecialFunctions.fwhmPerSigma / pixelScale }
 
     /// Checks ranges once, at the CLI boundary.
     public func validate() throws {

@@ -126,7 +126,7 @@ public struct PSFShape: Sendable, Equatable {
     var afterPreBlur: PSFShape {
         let s0 = PSFShape.preBlurSigma
         var shape = self
-        let pre = s0 * 2 * (2 * Foundation.log(2.0)).squareRoot()
+        let pre = s0 * SpecialFunctions.fwhmPerSigma
         shape.fwhm = (fwhm * fwhm - pre * pre).squareRoot()
         if case .moffat = profile {
             for _ in 0..<6 { shape.fwhm *= fwhm / shape.fwhm(blurredBy: s0) }

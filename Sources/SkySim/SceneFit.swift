@@ -255,17 +255,17 @@ public struct SceneFit: Sendable {
 
     /// `count` draws of one Sérsic `galaxy` (alone in `pixels`, at its maximum-likelihood fit)
     /// from an approximation of its likelihood in the fit's parameters θ = (x, y, ln flux,
-    /// ln r_e, logit n, e1, e2): Laplace's Gaussian with `covariance(_:at:)`, made skew along
-    /// each principal axis of that covariance by a split normal (Gibbons & Mylroie 1973), whose
-    /// two widths come from χ² at ±`probe` standard deviations along the axis (σ± = probe σ /
-    /// √Δχ²±, within ½–2 σ): a faint galaxy's likelihood has a longer tail towards larger n, r_e
-    /// and flux (its wings are lost in the noise), which Laplace's Gaussian alone, centred on the
-    /// mode, misses. Draws come in antithetic pairs (opposite sides of every axis). Each draw comes with ln |∂(ln flux, r_e, n, q, angle) / ∂(ln flux, ln r_e,
-    /// logit n, e1, e2)| = ln(r_e (n - n₀)(n₁ - n) / (n₁ - n₀)) - ln(e (1 + e)²), n₀…n₁ the fit's
-    /// `sersicIndices`: the weight that turns a prior flat in θ into one flat in magnitude,
-    /// r_e, n, q and angle. nil when the Fisher matrix is singular.
-    /// A `fit` that ran (its `fisher`) lends its last Fisher matrix instead of a new one.
-    public func laplaceDraws(_ pixels: [Float], at galaxy: FitComponent, fit: Result? = nil, count: Int, probe: Double = 1.5,
+    /// ln r_e, logit n, e1, e2): Laplace's Gaussian with `covariance(_:at:)` (or the Fisher
+    /// matrix a `fit` lends: its last iteration's), made skew along each principal axis of that
+    /// covariance by a split normal (Gibbons & Mylroie 1973), whose two widths come from χ² at
+    /// ±`probe` standard deviations along the axis (σ± = probe σ / √Δχ²±, within ½–2 σ): a faint
+    /// galaxy's likelihood has a longer tail towards larger n, r_e and flux (its wings are lost
+    /// in the noise), which Laplace's Gaussian alone, centred on the mode, misses. Draws come in
+    /// antithetic pairs (opposite sides of every axis). Each comes with ln |∂(ln flux, r_e, n, q,
+    /// angle) / ∂(ln flux, ln r_e, logit n, e1, e2)| = ln(r_e (n - n₀)(n₁ - n) / (n₁ - n₀)) -
+    /// ln(e (1 + e)²), n₀…n₁ the fit's `sersicIndices`: the weight that turns a prior flat in θ
+    /// into one flat in magnitude, r_e, n, q and angle. nil when the Fisher matrix is singular.
+    public func laplaceDraws(_ pixels: [Float], at galaxy: FitComponent, fit: Result? = nil, count: Int, probe: Double = 2,
                              generator: inout SeededGenerator) -> [(galaxy: FitComponent, logVolume: Double)]? {
         let lent = fit?.fisher.flatMap { $0.count == 49 ? Self.inverse($0, 7) : nil }
         guard galaxy.kind == .sersic, let covariance = lent ?? covariance(pixels, at: [galaxy]),
