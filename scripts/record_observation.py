@@ -154,7 +154,8 @@ def record_interval_scales(flag, model, predictions, catalog, source):
     def update(recipe):
         recipe.setdefault("intervalScales", {})[flag] = scales
         recipe.setdefault("provenance", {})[f"interval_scales_{flag}"] = (
-            f"fitted on {len(rows)} rows flagged {flag}: {source} "
+            f"fitted on {len(rows)} rows " + ("whose posterior a profile fit gave" if flag == PROFILE_FIT else f"flagged {flag}")
+            + f": {source} "
             "(scripts/record_observation.py --interval-scales)")
     rewrite(model, update)
     print(f"{model}: intervalScales['{flag}'] {dict(zip(names, scales))} from {len(rows)} rows")
