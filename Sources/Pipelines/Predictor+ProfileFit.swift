@@ -266,9 +266,8 @@ extension Predictor {
         let pixels = Array(matched.image.pixels.prefix(h * w))
         guard let start = SkyFitting.galaxy(estimate.medians, names: names, image: matched.image, pixelScale: scale,
                                             zeroPoint: observation.zeroPoint, border: 8) else { return nil }
-        var fitter = SceneFit(width: w, height: h, psfSigma: fwhm / scale / SpecialFunctions.fwhmPerSigma, skySigma: sigma, gain: gain)
-        fitter.drawing = .gaussianMixture
-        fitter.sersicIndices = SersicMixture.indices
+        var fitter = SceneFit.drawingMixtures(width: w, height: h, psfSigma: fwhm / scale / SpecialFunctions.fwhmPerSigma,
+                                              skySigma: sigma, gain: gain)
         fitter.iterations = 40
         let first = FitComponent.sersic(x: start.geometry.centerX, y: start.geometry.centerY, flux: start.flux,
                                         halfLightRadius: start.halfLightRadius, n: min(max(start.n, SersicMixture.indices.lowerBound),

@@ -85,6 +85,15 @@ public struct SceneFit: Sendable {
         self.width = width; self.height = height; self.psfSigma = psfSigma; self.skySigma = skySigma; self.gain = gain
     }
 
+    /// A fit that draws its profiles as Gaussian mixtures (`Drawing.gaussianMixture`) over the
+    /// Sérsic indices the mixture covers (`SersicMixture.indices`).
+    public static func drawingMixtures(width: Int, height: Int, psfSigma: Double, skySigma: Double, gain: Double?) -> SceneFit {
+        var fit = SceneFit(width: width, height: height, psfSigma: psfSigma, skySigma: skySigma, gain: gain)
+        fit.drawing = .gaussianMixture
+        fit.sersicIndices = SersicMixture.indices
+        return fit
+    }
+
     public struct Result: Sendable {
         public var components: [FitComponent]
         /// Σ (data - model)² / variance over the fitted pixels.

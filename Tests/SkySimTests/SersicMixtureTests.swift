@@ -51,9 +51,7 @@ final class SersicMixtureTests: XCTestCase {
     /// every parameter within 4 of its Fisher errors; the Laplace draws scatter as the covariance says.
     func testMixtureFitRecoversABrightGalaxyAndItsErrors() throws {
         let psfSigma = 0.7 / 0.2 / 2.3548
-        var fit = SceneFit(width: 64, height: 64, psfSigma: psfSigma, skySigma: 8, gain: 1)
-        fit.drawing = .gaussianMixture
-        fit.sersicIndices = SersicMixture.indices
+        let fit = SceneFit.drawingMixtures(width: 64, height: 64, psfSigma: psfSigma, skySigma: 8, gain: 1)
         let truth = FitComponent.sersic(x: 32.4, y: 31.3, flux: 1e5, halfLightRadius: 4, n: 3.2, q: 0.55, angle: 1.1)
         var random = SeededGenerator(seed: 12)
         let noisy = NoiseModel.noisy(SceneFit(width: 64, height: 64, psfSigma: psfSigma, skySigma: 8, gain: 1).image([truth]),
@@ -90,9 +88,7 @@ final class SersicMixtureTests: XCTestCase {
     /// each draw set is as wide as Laplace's Gaussian within a factor 1.5.
     func testSplitNormalLeansTowardsTheFaintWings() throws {
         let psfSigma = 0.8 / 0.2 / 2.3548
-        var fit = SceneFit(width: 64, height: 64, psfSigma: psfSigma, skySigma: 10, gain: 1)
-        fit.drawing = .gaussianMixture
-        fit.sersicIndices = SersicMixture.indices
+        let fit = SceneFit.drawingMixtures(width: 64, height: 64, psfSigma: psfSigma, skySigma: 10, gain: 1)
         let truth = FitComponent.sersic(x: 32.2, y: 31.7, flux: 6_300, halfLightRadius: 6, n: 3, q: 0.7, angle: 0.4)
         let clean = SceneFit(width: 64, height: 64, psfSigma: psfSigma, skySigma: 10, gain: 1).image([truth])
         var random = SeededGenerator(seed: 21)
