@@ -474,37 +474,38 @@ extension PipelineRunner {
         return fitted.map(\.prediction)
     }
 
-    /// The journal entries of a batch's network results: the sky fit first (`fittingSky`),
-    /// then each file's domain and reported prediction (`journalEntry`), then the profile fit of
-    /// the bright unflagged rows (`refiningProfiles`).
+    /// The journal entries of a batch's network results: the sky fit first (`fittingSky`), then
+    /// the profile fit of the bright unflagged rows (`refiningProfiles`), then each file's domain
+    /// and reported prediction (`journalEntry`).
     func entries(_ files: [String], _ predictions: [Prediction], _ predictor: Predictor) throws -> [RunJournal.Entry] {
         let matched = files.map { matchedImages.take($0) }
         let fitted = try fittingSky(files, predictions, predictor, matched: matched)
-        return refiningProfiles(zip(files, fitted).map { journalEntry($0, $1, predictor) }, matched: matched, predictor)
+        let refined = refiningProfiles(files, fitted, matched: matched, predictor)
+        return zip(files, refined).map { journalEntry($0, $1, predictor) }
     }
 
-    /// `entries` with the posteriors of bright rows outside every domain flag replaced by a
-    /// profile fit's (`Predictor.refined`, in parallel), each said in its file's assumptions.
-    /// The recipe's interval factors, fitted to the network's posteriors, do not apply to them.
-    func refiningProfiles(_ entries: [RunJournal.Entry], matched: [Sample?], _ predictor: Predictor) -> [RunJournal.Entry] {
-        guard let refinement = predictor.profileRefinement else { return entries }
+    /// `predictions` of `files` with the posteriors of bright rows outside every domain flag
+    /// replaced by a profile fit's (`Predictor.refined`, in parallel over those rows), each said
+    /// in its file's assumptions.
+    func refiningProfiles(_ files: [String], _ predictions: [Prediction], matched: [Sample?], _ predictor: Predictor) -> [Prediction] {
+        guard let refinement = predictor.profileRefinement else { return predictions }
         // The rows a fit may change, so the workers share only those.
-        let candidates = entries.indices.filter { i in
-            guard case let .posterior(estimate)? = entries[i].prediction, matched[i] != nil,
-                  entries[i].domain?.outside.isEmpty ?? true else { return false }
+        let candidates = predictions.indices.filter { i in
+            guard case let .posterior(estimate) = predictions[i], matched[i] != nil,
+                  assumptions.domain(files[i])?.outside.isEmpty ?? true else { return false }
             return refinement.accepts(estimate, names: predictor.recipe?.targetNames ?? [])
         }
         let refined = Threading.parallelMap(candidates.count, costPerItem: 1 << 20) { c -> (PosteriorEstimate, [Assumption])? in
             let i = candidates[c]
-            guard case let .posterior(estimate)? = entries[i].prediction else { return nil }
+            guard case let .posterior(estimate) = predictions[i] else { return nil }
             return predictor.refined(estimate, matched: matched[i]!, refinement: refinement,
-                                     seed: predictor.posteriorSeed ^ SeededGenerator.nameHash(entries[i].file))
+                                     seed: predictor.posteriorSeed ^ SeededGenerator.nameHash(files[i]))
         }
-        var out = entries
+        var out = predictions
         for (c, result) in refined.enumerated() {
             guard let (estimate, notes) = result else { continue }
-            out[candidates[c]].prediction = .posterior(estimate)
-            assumptions.record(file: entries[candidates[c]].file, notes)
+            out[candidates[c]] = .posterior(estimate)
+            assumptions.record(file: files[candidates[c]], notes)
         }
         return out
     }

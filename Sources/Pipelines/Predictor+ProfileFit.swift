@@ -217,8 +217,8 @@ extension Predictor {
 /// axes by χ² probed `probe` standard deviations out (`SceneFit.laplaceDraws`), times a prior
 /// flat in each target over the model's ranges (TASKS.md draws them uniformly; the position
 /// angle uniform too): `proposals` draws weighted by the prior (truncated importance weights,
-/// Ionides 2008: at most √proposals times their mean), resampled to the model's draws, their
-/// intervals scaled by the recipe's `intervalScales[source]` where it records them. A fit that
+/// Ionides 2008: at most √proposals times their mean), resampled to the model's draws (the run
+/// reports them with the recipe's `intervalScales[source]`, `Predictor.reported`). A fit that
 /// does not converge, whose reduced χ² exceeds `largestReducedChiSquare` (a galaxy the profile
 /// does not describe), or whose weights leave fewer than `smallestEffectiveDraws` keeps the
 /// network's posterior.
@@ -311,9 +311,6 @@ extension Predictor {
         var refined = standardized.withUnsafeBufferPointer { scaling.posterior($0, keepSamples: keptPosteriorSamples) }
         refined.featureDistance = estimate.featureDistance
         refined.source = ProfileRefinement.source
-        if let scales = recipe.intervalScales?[ProfileRefinement.source], scales.count == names.count {
-            refined = scaling.widened(refined, by: scales)
-        }
         let note = Assumption(subject: ProfileRefinement.subject, note: String(format:
             "posterior from a Sérsic profile fit (Gaussian-mixture profile under the header's PSF and noise, reduced "
             + "chi-square %.3f) and flat priors over the model's ranges, not the network's: the network put it at mag %.2f",

@@ -272,12 +272,17 @@ public final class Predictor: @unchecked Sendable {
     /// `prediction` as the run reports it for a file judged `domain`: a posterior flagged
     /// `neighbours`, `sky` or `correlated_noise` gets the intervals the recipe's `intervalScales`
     /// widen; with two, the factors recorded for the pair (`neighbours+sky`), else the larger
-    /// factor per target; with none, the factors of `none` (the recalibration on clean data).
+    /// factor per target; with none, the factors of `none` (the recalibration on clean data). A
+    /// profile fit's posterior (`ProfileRefinement.source`) takes that key's factors instead.
     public func reported(_ prediction: Prediction, domain: DomainCheck?) -> Prediction {
-        guard case let .posterior(estimate) = prediction, let all = recipe?.intervalScales, let domain,
+        guard case let .posterior(estimate) = prediction, let all = recipe?.intervalScales,
               let scaling = recipe?.targetScaling else { return prediction }
-        let flags = domain.outside.filter { $0 != ModelRecipe.unflagged && all[$0] != nil }.sorted()
         let usable = { (scales: [[Double]]?) in scales.flatMap { $0.count == scaling.names.count ? $0 : nil } }
+        if estimate.source == ProfileRefinement.source {
+            return usable(all[ProfileRefinement.source]).map { .posterior(scaling.widened(estimate, by: $0)) } ?? prediction
+        }
+        guard let domain else { return prediction }
+        let flags = domain.outside.filter { $0 != ModelRecipe.unflagged && all[$0] != nil }.sorted()
         var chosen = usable(all[flags.isEmpty ? ModelRecipe.unflagged : flags.joined(separator: "+")])
         if chosen == nil {
             for flag in flags {

@@ -34,16 +34,11 @@ public enum SersicMixture {
         }
     }
 
-    /// The Gaussians of `profile` convolved with a circular PSF of standard deviation
-    /// `psfSigma` and the pixel box, six values each as `astro_gaussian_mixture_image` takes
-    /// them (amplitude, centre x, y, inverse covariance a, b, c).
-    public static func gaussians(_ profile: SersicProfile, psfSigma: Double) -> [Double] {
-        gaussians(n: profile.n, halfLightRadius: profile.halfLightRadius, flux: profile.flux, geometry: profile.geometry,
-                  psfSigma: psfSigma)
-    }
-
-    /// As `gaussians(_:psfSigma:)` for a profile given by its values (no `SersicProfile`, whose
-    /// normalisation a mixture does not need).
+    /// The Gaussians of a Sérsic profile (index `n`, circularised half-light radius in pixels,
+    /// total flux, ellipse) convolved with a circular PSF of standard deviation `psfSigma` and the
+    /// pixel box, six values each as `astro_gaussian_mixture_image` takes them (amplitude, centre
+    /// x, y, inverse covariance a, b, c). It takes values, not a `SersicProfile`, whose
+    /// normalisation a mixture does not need.
     public static func gaussians(n: Double, halfLightRadius: Double, flux: Double, geometry g: EllipseGeometry,
                                  psfSigma: Double) -> [Double] {
         let r2 = halfLightRadius * halfLightRadius

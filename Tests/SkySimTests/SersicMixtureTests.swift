@@ -17,7 +17,8 @@ final class SersicMixtureTests: XCTestCase {
                                             geometry: EllipseGeometry(centerX: 31.7, centerY: 32.2, q: c.q, angle: 0.6))
                 let grid = Renderer(width: 64, height: 64, psfSigma: psfSigma, components: [.sersic(profile)])
                     .render([.sersic(profile)])
-                let gaussians = SersicMixture.gaussians(profile, psfSigma: psfSigma)
+                let gaussians = SersicMixture.gaussians(n: c.n, halfLightRadius: c.re, flux: 1e5, geometry: profile.geometry,
+                                                        psfSigma: psfSigma)
                 let mixture = SersicMixture.image(gaussians, width: 64, height: 64).map(Double.init)
                 let peak = grid.max()!
                 let worst = zip(mixture, grid).map { abs($0 - $1) }.max()!
