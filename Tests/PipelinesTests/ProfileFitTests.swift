@@ -117,10 +117,11 @@ final class ProfileFitTests: XCTestCase {
     }
 
     /// `regress-sersic.yaml` (the shipped posterior model, `fit_profiles: true`) on the 30 shipped
-    /// regression samples and a copy of the brightest without `PSF_FWHM`: the galaxies the
-    /// network puts at mag ≤ 19.5 get the fit's posterior (`posterior_from` profile_fit), with
+    /// regression samples and copies of the brightest without `PSF_FWHM` and without `GAIN`: the
+    /// galaxies the network puts at mag ≤ 19.5 get the fit's posterior (`posterior_from` profile_fit), with
     /// ordered percentiles inside the prior ranges and the truth within 4 half-intervals of every
-    /// median; fainter ones and the copy without a PSF keep the network's. The same run with
+    /// median; fainter ones and the copy without a PSF keep the network's; the copy without a gain
+    /// is fitted at 1 e-/count and its record says so. The same run with
     /// `fit_profiles: false` has no profile_fit rows, and the Gaussian regressor is refused by name.
     func testBrightGalaxiesGetTheProfileFitsPosterior() throws {
         let root = try makeTemporaryDirectory("refine")
@@ -132,12 +133,14 @@ final class ProfileFitTests: XCTestCase {
                                         targetColumns: ["sersic_n", "r_e", "q", "mag"]).entries
         let brightest = try XCTUnwrap(truth.min { $0.targets[3] < $1.targets[3] })
         let source = try FITSFile(path: brightest.url.path)
-        var header = try source.header()
-        header.records.removeAll { $0.keyword == "PSF_FWHM" }
-        let writer = try FITSWriter(path: data.appendingPathComponent("nopsf.fits").path)
-        try writer.appendImage(try source.readImage(0, as: Float.self).pixels, shape: [64, 64],
-                               header: FITSHeader(header.derivedImageRecords))
-        try writer.commit()
+        for (keyword, name) in [("PSF_FWHM", "nopsf.fits"), ("GAIN", "nogain.fits")] {
+            var header = try source.header()
+            header.records.removeAll { $0.keyword == keyword }
+            let writer = try FITSWriter(path: data.appendingPathComponent(name).path)
+            try writer.appendImage(try source.readImage(0, as: Float.self).pixels, shape: [64, 64],
+                                   header: FITSHeader(header.derivedImageRecords))
+            try writer.commit()
+        }
 
         let pipeline = repositoryRoot.appendingPathComponent("pipelines/regress-sersic.yaml").path
         func run(_ name: String, _ settings: [String] = []) throws -> InferenceRun {
@@ -150,8 +153,12 @@ final class ProfileFitTests: XCTestCase {
         for (entry, prediction) in refined.results {
             guard case let .posterior(p) = prediction else { return XCTFail("\(entry.name): \(prediction)") }
             guard let row = truth.first(where: { $0.url.lastPathComponent == entry.url.lastPathComponent }) else {
-                XCTAssertEqual(entry.url.lastPathComponent, "nopsf.fits")
-                XCTAssertNil(p.source, "no PSF in the header: the network's posterior")
+                if entry.url.lastPathComponent == "nogain.fits" {
+                    XCTAssertEqual(p.source, ProfileRefinement.source, "without GAIN the fit assumes 1 e-/count")
+                } else {
+                    XCTAssertEqual(entry.url.lastPathComponent, "nopsf.fits")
+                    XCTAssertNil(p.source, "no PSF in the header: the network's posterior")
+                }
                 continue
             }
             guard p.source == ProfileRefinement.source else {
@@ -171,7 +178,15 @@ final class ProfileFitTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(fitted, 12, "16 of the 30 samples are brighter than 19.5")
         let csv = try String(contentsOf: root.appendingPathComponent("fit.csv"), encoding: .utf8).split(separator: "\n")
         XCTAssert(csv[0].hasSuffix(",posterior_from"), String(csv[0]))
-        XCTAssertEqual(csv.dropFirst().filter { $0.hasSuffix(",profile_fit") }.count, fitted)
+        XCTAssertEqual(csv.dropFirst().filter { $0.hasSuffix(",profile_fit") }.count, fitted + 1, "and nogain.fits")
+        // The run record says which files the fit gave, and the gain it assumed where GAIN is missing.
+        let record = try String(contentsOf: root.appendingPathComponent("fit.runs.jsonl"), encoding: .utf8)
+        let first = try XCTUnwrap(record.split(separator: "\n").first)
+        let notes = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any])["assumptions"]
+            as? [String: [String]]
+        let gainNotes = try XCTUnwrap(notes?.first { $0.key.hasSuffix("nogain.fits") }?.value)
+        XCTAssert(gainNotes.contains { $0.contains("no GAIN") } && gainNotes.contains { $0.contains("profile fit") }, "\(gainNotes)")
+        XCTAssertEqual(notes?.filter { $0.value.contains { $0.contains("no GAIN") } }.count, 1, "only the file without GAIN")
 
         let plain = try run("plain.csv", ["input.fit_profiles=false"])
         XCTAssert(plain.results.allSatisfy { if case let .posterior(p) = $0.1 { return p.source == nil } else { return false } })
